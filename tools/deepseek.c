@@ -1,0 +1,36 @@
+/* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
+#include "cli.h"
+
+static int ds_cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("deepseek.h %d.%d.%d\n", DS_VERSION_MAJOR, DS_VERSION_MINOR, DS_VERSION_PATCH);
+    return 0;
+}
+
+static const cli_command commands[] = {
+    {"version", ds_cmd_version, "print the library version"},
+};
+
+static void usage(FILE *f) {
+    size_t i;
+    fprintf(f, "usage: deepseek COMMAND [options]   ('deepseek COMMAND --help' for each)\n\ncommands:\n");
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    size_t i;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "deepseek: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
