@@ -205,6 +205,45 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 // >>api:tokenizer
 
 // >>api:model
+/* The model's shape, shared by inference, training and the GGUF metadata. Each layer names its
+   attention kind and feed-forward kind, so swapping one for another is a one-line change. */
+#define DS_MAX_LAYERS 256
+typedef enum ds_attn_kind { DS_ATTN_DENSE = 0, DS_ATTN_MLA = 1, DS_ATTN_SDA = 2 } ds_attn_kind;
+typedef enum ds_ffn_kind { DS_FFN_DENSE = 0, DS_FFN_MOE = 1 } ds_ffn_kind;
+typedef enum ds_gating { DS_GATING_SOFTMAX = 0, DS_GATING_SIGMOID = 1 } ds_gating;
+typedef struct ds_layer_config {
+    ds_attn_kind attn;
+    ds_ffn_kind ffn;
+} ds_layer_config;
+
+typedef struct ds_model_config {
+    char arch[32];        /* "llama", "qwen2", "deepseek2" */
+    int n_vocab;
+    int n_ctx;            /* context length the model was trained for */
+    int n_embd;           /* residual width */
+    int n_layer;
+    int n_head;
+    int n_head_kv;        /* < n_head: grouped-query attention */
+    int head_dim;         /* 0: n_embd / n_head */
+    int n_ff;             /* dense SwiGLU hidden width */
+    float norm_eps;       /* RMSNorm epsilon (0: 1e-5) */
+    float rope_base;      /* 0: 10000 */
+    int n_rot;            /* rotated dims per head (0: head_dim) */
+    int rope_neox;        /* 1: half-split pairs (qwen2), 0: adjacent pairs (llama GGUF) */
+    int tied_output;      /* output projection shares token_embd */
+    int qkv_bias;         /* qwen2: biases on Q, K, V */
+    /* MLA (DS_ATTN_MLA layers) */
+    int q_lora_rank;      /* 0: no query compression */
+    int kv_lora_rank;
+    int qk_nope_dim, qk_rope_dim, v_head_dim;
+    /* MoE (DS_FFN_MOE layers) */
+    int n_expert, n_expert_used, n_expert_shared, n_ff_expert;
+    int n_expert_groups, n_groups_used;   /* group-limited routing (0: off) */
+    ds_gating gating;
+    float routed_scale;   /* 0: 1 */
+    int norm_topk;        /* renormalise the chosen experts' weights */
+    ds_layer_config layers[DS_MAX_LAYERS];
+} ds_model_config;
 
 // >>api:infer
 
