@@ -1461,6 +1461,8 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
    -8 * its own 4 x values), so every lane holds an exact partial sum of the true terms and the
    float rounding stays relative to sum |w x|, as in the reference. */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+/* fully unrolled loops over the tile, so its accumulators live in registers */
+#define DS__UNROLL4 _Pragma("GCC unroll 4")
 
 #define DS__DEFINE_QTILES(ISA, TARGET, DOT_U8S8)                            \
     static inline __attribute__((always_inline, target(TARGET))) void ds__qtile_##ISA(                  \
@@ -1472,17 +1474,17 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
         __m256 acc[4][4];                                                                              \
         __m128 macc[4];                                                                                \
         int r, c, b;                                                                                   \
-        for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
-        for (c = 0; c < CT; c++) {                                                                     \
+        DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
+        DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                     \
             xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);           \
             macc[c] = _mm_setzero_ps();                                                                \
-            for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
         }                                                                                              \
         for (b = 0; b < nb; b++) {                                                                     \
             __m256i wq[4];                                                                             \
             __m256 dw[4];                                                                              \
             __m128 mw = _mm_setzero_ps();                                                              \
-            for (r = 0; r < 4; r++) {                                                                  \
+            DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
                 if (kind == DS__QK_Q8_0) {                                                             \
                     const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
                     wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
@@ -1501,12 +1503,12 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
                 const ds__block_q4_1 *b3 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[3]) + b;  \
                 mw = _mm_cvtph_ps(_mm_setr_epi16((short)b0->m, (short)b1->m, (short)b2->m, (short)b3->m, 0, 0, 0, 0)); \
             }                                                                                          \
-            for (c = 0; c < CT; c++) {                                                                 \
+            DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                 \
                 const __m256i xq = _mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)); \
                 const __m256 dx = _mm256_set1_ps(xr[c].d[b]);                                          \
                 const __m256i start = kind == DS__QK_Q4_0 ? _mm256_sub_epi32(_mm256_setzero_si256(), DOT_U8S8(_mm256_setzero_si256(), _mm256_set1_epi8(8), xq)) \
                                                           : _mm256_setzero_si256();                    \
-                for (r = 0; r < 4; r++) {                                                              \
+                DS__UNROLL4 for (r = 0; r < 4; r++) {                                                              \
                     __m256i p = kind == DS__QK_Q8_0 ? DOT_U8S8(start, _mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xq, wq[r])) \
                                                     : DOT_U8S8(start, wq[r], xq);                      \
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]); \
@@ -1514,10 +1516,10 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
                 if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);   \
             }                                                                                          \
         }                                                                                              \
-        for (c = 0; c < ct; c++) {                                                                     \
+        DS__UNROLL4 for (c = 0; c < ct; c++) {                                                                     \
             float mm[4];                                                                               \
             _mm_storeu_ps(mm, macc[c]);                                                                \
-            for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
+            DS__UNROLL4 for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
         }                                                                                              \
     }                                                                                                  \
     static inline __attribute__((always_inline, target(TARGET))) void ds__qgemm_##ISA(                  \
