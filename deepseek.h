@@ -1507,6 +1507,508 @@ DS_API ds_status ds_gguf_get_arr_str(const ds_gguf *g, const char *key, ds_str *
     return DS_OK;
 }
 
+/* ---- writer ---------------------------------------------------------------------------- */
+/* A KV holds its value already encoded as it goes after the type id in the file. */
+typedef struct ds__gguf_wkv {
+    char *key;
+    size_t key_len;
+    ds_gguf_type type;
+    uint8_t *val;
+    size_t len;
+} ds__gguf_wkv;
+typedef struct ds__gguf_wtensor {
+    char *name;
+    size_t name_len;
+    ds_type type;
+    int n_dims;
+    int64_t ne[4];
+    const void *data;
+    uint64_t nbytes, offset;
+} ds__gguf_wtensor;
+struct ds_gguf_writer {
+    ds__gguf_wkv *kv;
+    size_t n_kv, cap_kv;
+    ds__gguf_wtensor *t;
+    size_t n_t, cap_t;
+    ds__gguf_index kv_index, t_index;
+};
+#define DS__GGUF_MAX_NAME 63   /* longest tensor name llama.cpp accepts */
+
+static ds_str ds__gguf_wkv_key(const void *w, int64_t i) {
+    const ds__gguf_wkv *kv = &((const ds_gguf_writer *)w)->kv[i];
+    ds_str s;
+    s.ptr = kv->key;
+    s.len = kv->key_len;
+    return s;
+}
+static ds_str ds__gguf_wtensor_name(const void *w, int64_t i) {
+    const ds__gguf_wtensor *t = &((const ds_gguf_writer *)w)->t[i];
+    ds_str s;
+    s.ptr = t->name;
+    s.len = t->name_len;
+    return s;
+}
+
+/* p (n items of elem bytes, capacity *cap) with room for one more: p itself or a larger copy;
+   NULL when out of memory (p is then untouched) */
+static void *ds__gguf_grow(void *p, size_t *cap, size_t n, size_t elem) {
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *np;
+    if (n < *cap) return p;
+    np = ds__calloc(nc, elem);
+    if (!np) return NULL;
+    if (p) memcpy(np, p, n * elem);
+    ds_free(p);
+    *cap = nc;
+    return np;
+}
+
+/* makes room in a name index for one more of n items, rebuilding it larger when half full */
+static ds_status ds__gguf_index_reserve(ds__gguf_index *ix, size_t n, ds__gguf_key_fn key_at, const void *owner) {
+    ds__gguf_index nix;
+    size_t i;
+    ds_status s;
+    if (ix->slot && (uint64_t)(n + 1) * 2 <= ix->mask + 1) return DS_OK;
+    if ((s = ds__gguf_index_alloc(&nix, (uint64_t)(n + 1) * 2))) return s;
+    for (i = 0; i < n; i++) {
+        ds_str k = key_at(owner, (int64_t)i);
+        ds__gguf_index_put(&nix, k.ptr, k.len, (int64_t)i);
+    }
+    ds__gguf_index_free(ix);
+    *ix = nix;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_create(ds_gguf_writer **out) {
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL out");
+    *out = DS__CAST(ds_gguf_writer *, ds__calloc(1, sizeof **out));
+    return *out ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+}
+
+DS_API void ds_gguf_writer_free(ds_gguf_writer *w) {
+    size_t i;
+    if (!w) return;
+    for (i = 0; i < w->n_kv; i++) {
+        ds_free(w->kv[i].key);
+        ds_free(w->kv[i].val);
+    }
+    for (i = 0; i < w->n_t; i++) ds_free(w->t[i].name);
+    ds_free(w->kv);
+    ds_free(w->t);
+    ds__gguf_index_free(&w->kv_index);
+    ds__gguf_index_free(&w->t_index);
+    ds_free(w);
+}
+
+/* sets key (key_len bytes) to an encoded value of len bytes, copying both */
+static ds_status ds__gguf_writer_put(ds_gguf_writer *w, const char *key, size_t key_len, ds_gguf_type type, const uint8_t *val, size_t len) {
+    uint8_t *v;
+    int64_t i;
+    ds_status s;
+    v = DS__CAST(uint8_t *, ds_alloc(len));
+    if (!v) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%.*s' (%zu bytes)", (int)DS__MIN(key_len, 96), key, len);
+    if (len) memcpy(v, val, len);
+    i = ds__gguf_index_find(&w->kv_index, key, key_len, ds__gguf_wkv_key, w);
+    if (i >= 0) {   /* replace, keeping its place */
+        ds_free(w->kv[i].val);
+        w->kv[i].type = type;
+        w->kv[i].val = v;
+        w->kv[i].len = len;
+        return DS_OK;
+    }
+    if ((s = ds__gguf_index_reserve(&w->kv_index, w->n_kv, ds__gguf_wkv_key, w))) {
+        ds_free(v);
+        return s;
+    }
+    {
+        ds__gguf_wkv *kv = DS__CAST(ds__gguf_wkv *, ds__gguf_grow(w->kv, &w->cap_kv, w->n_kv, sizeof *w->kv));
+        if (!kv) {
+            ds_free(v);
+            return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+        }
+        w->kv = kv;
+        kv += w->n_kv;
+        kv->key = DS__CAST(char *, ds_alloc(key_len + 1));
+        if (!kv->key) {
+            ds_free(v);
+            return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+        }
+        memcpy(kv->key, key, key_len);
+        kv->key[key_len] = 0;
+        kv->key_len = key_len;
+        kv->type = type;
+        kv->val = v;
+        kv->len = len;
+    }
+    ds__gguf_index_put(&w->kv_index, key, key_len, (int64_t)w->n_kv);
+    w->n_kv++;
+    return DS_OK;
+}
+
+static void ds__gguf_enc32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static void ds__gguf_enc64(uint8_t *p, uint64_t v) {
+    ds__gguf_enc32(p, (uint32_t)v);
+    ds__gguf_enc32(p + 4, (uint32_t)(v >> 32));
+}
+
+static ds_status ds__gguf_writer_check(const ds_gguf_writer *w, const char *key) {
+    if (!w || !key) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, ds_gguf_type type, const void *value) {
+    size_t n = ds__gguf_scalar_size((uint32_t)type);
+    uint8_t v[8];
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!n || !value) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': %s is not a scalar type", key, ds_gguf_type_name(type));
+    memcpy(v, value, n);
+    if (type == DS_GGUF_BOOL) v[0] = v[0] != 0;
+    return ds__gguf_writer_put(w, key, strlen(key), type, v, n);
+}
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U32, b);
+}
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, (uint32_t)v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I32, b);
+}
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U64, b);
+}
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, (uint64_t)v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I64, b);
+}
+DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v) {
+    uint32_t u;
+    uint8_t b[4];
+    memcpy(&u, &v, 4);
+    ds__gguf_enc32(b, u);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F32, b);
+}
+DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v) {
+    uint64_t u;
+    uint8_t b[8];
+    memcpy(&u, &v, 8);
+    ds__gguf_enc64(b, u);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F64, b);
+}
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) {
+    uint8_t b = v != 0;
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_BOOL, &b);
+}
+
+DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v) {
+    size_t n;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!v) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL string", key);
+    n = strlen(v);
+    buf = DS__CAST(uint8_t *, ds_alloc(n + 8));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s'", key);
+    ds__gguf_enc64(buf, n);
+    memcpy(buf + 8, v, n);
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_STRING, buf, n + 8);
+    ds_free(buf);
+    return s;
+}
+
+DS_API ds_status ds_gguf_writer_set_arr(ds_gguf_writer *w, const char *key, ds_gguf_type elem, const void *data, uint64_t n) {
+    size_t esize = ds__gguf_scalar_size((uint32_t)elem), bytes, i;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!esize) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': %s arrays need ds_gguf_writer_set_arr_str or are not supported", key, ds_gguf_type_name(elem));
+    if (n && !data) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL data", key);
+    if (n > (SIZE_MAX - 12) / esize) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': %llu elements overflow a size", key, (unsigned long long)n);
+    bytes = (size_t)n * esize;
+    buf = DS__CAST(uint8_t *, ds_alloc(bytes + 12));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s' (%zu bytes)", key, bytes);
+    ds__gguf_enc32(buf, (uint32_t)elem);
+    ds__gguf_enc64(buf + 4, n);
+    if (bytes) memcpy(buf + 12, data, bytes);
+    if (elem == DS_GGUF_BOOL)
+        for (i = 0; i < bytes; i++) buf[12 + i] = buf[12 + i] != 0;
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_ARRAY, buf, bytes + 12);
+    ds_free(buf);
+    return s;
+}
+
+DS_API ds_status ds_gguf_writer_set_arr_str(ds_gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
+    size_t bytes = 12, i, at;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (n && !strs) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL strings", key);
+    if (n > SIZE_MAX / 8) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': %llu strings overflow a size", key, (unsigned long long)n);
+    for (i = 0; i < (size_t)n; i++) {
+        size_t len;
+        if (!strs[i]) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': string %zu is NULL", key, i);
+        len = strlen(strs[i]);
+        if (len > SIZE_MAX - 8 - bytes) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': strings overflow a size", key);
+        bytes += 8 + len;
+    }
+    buf = DS__CAST(uint8_t *, ds_alloc(bytes));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s' (%zu bytes)", key, bytes);
+    ds__gguf_enc32(buf, DS_GGUF_STRING);
+    ds__gguf_enc64(buf + 4, n);
+    for (at = 12, i = 0; i < (size_t)n; i++) {
+        size_t len = strlen(strs[i]);
+        ds__gguf_enc64(buf + at, len);
+        memcpy(buf + at + 8, strs[i], len);
+        at += 8 + len;
+    }
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_ARRAY, buf, bytes);
+    ds_free(buf);
+    return s;
+}
+
+/* where a read KV's encoded value starts (after its type id) and how many bytes it spans */
+static const uint8_t *ds__gguf_kv_encoded(const ds_gguf_kv *kv, size_t *len) {
+    if (kv->type == DS_GGUF_STRING) {
+        *len = 8 + ds__gguf_str_at(kv->data).len;
+        return kv->data;
+    }
+    if (kv->type != DS_GGUF_ARRAY) {
+        *len = ds__gguf_scalar_size(kv->type);
+        return kv->data;
+    }
+    if (kv->arr_type == DS_GGUF_STRING) {
+        const uint8_t *p = kv->data;
+        uint64_t i;
+        for (i = 0; i < kv->arr_len; i++) p += 8 + ds__gguf_str_at(p).len;
+        *len = (size_t)(p - kv->data) + 12;
+    } else {
+        *len = (size_t)kv->arr_len * ds__gguf_scalar_size(kv->arr_type) + 12;
+    }
+    return kv->data - 12;
+}
+
+DS_API ds_status ds_gguf_writer_copy_kv(ds_gguf_writer *w, const ds_gguf *g) {
+    int64_t i;
+    if (!w || !g) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    for (i = 0; i < g->n_kv; i++) {
+        const ds_gguf_kv *kv = &g->kv[i];
+        size_t len;
+        const uint8_t *val = ds__gguf_kv_encoded(kv, &len);
+        ds_status s = ds__gguf_writer_put(w, kv->key.ptr, kv->key.len, kv->type, val, len);
+        if (s) return s;
+    }
+    return DS_OK;
+}
+
+/* the element count of a shape, checked */
+static ds_status ds__gguf_shape_elems(const char *name, int n_dims, const int64_t *ne, int64_t *out) {
+    int d;
+    int64_t n = 1;
+    if (n_dims < 1 || n_dims > 4 || !ne) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': n_dims %d is not 1..4", name, n_dims);
+    for (d = 0; d < n_dims; d++) {
+        if (ne[d] < 0) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': dimension %d is negative", name, d);
+        if (ne[d] && n > INT64_MAX / ne[d]) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: tensor '%s': element count overflows", name);
+        n *= ne[d];
+    }
+    *out = n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, ds_type type, int n_dims, const int64_t *ne, const void *data) {
+    ds__gguf_wtensor *t;
+    int64_t n_elems = 0;
+    uint64_t nbytes = 0;
+    size_t len;
+    int d;
+    ds_status s;
+    if (!w || !name) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    len = strlen(name);
+    if (len > DS__GGUF_MAX_NAME) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%.64s...': name longer than %d bytes", name, DS__GGUF_MAX_NAME);
+    if ((unsigned)type >= DS_TYPE_COUNT_ || !ds_type_block_elems(type)) return ds__fail(DS_ERR_TYPE, "gguf writer: tensor '%s': unknown type id %d", name, (int)type);
+    if ((s = ds__gguf_shape_elems(name, n_dims, ne, &n_elems))) return s;
+    if (ne[0] % (int64_t)ds_type_block_elems(type))
+        return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': row of %lld elements is not whole %s blocks", name, (long long)ne[0], ds_type_name(type));
+    if ((s = ds_type_nbytes(type, n_elems, &nbytes))) return s;
+    if (nbytes && !data) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': NULL data", name);
+    if (ds__gguf_index_find(&w->t_index, name, len, ds__gguf_wtensor_name, w) >= 0) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s' added twice", name);
+    if ((s = ds__gguf_index_reserve(&w->t_index, w->n_t, ds__gguf_wtensor_name, w))) return s;
+    t = DS__CAST(ds__gguf_wtensor *, ds__gguf_grow(w->t, &w->cap_t, w->n_t, sizeof *w->t));
+    if (!t) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    w->t = t;
+    t += w->n_t;
+    memset(t, 0, sizeof *t);
+    if (!(t->name = ds__strdup(name))) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    t->name_len = len;
+    t->type = type;
+    t->n_dims = n_dims;
+    for (d = 0; d < 4; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    t->data = data;
+    t->nbytes = nbytes;
+    ds__gguf_index_put(&w->t_index, name, len, (int64_t)w->n_t);
+    w->n_t++;
+    return DS_OK;
+}
+
+/* ---- writing the file: a FILE with a sticky error flag ---- */
+typedef struct ds__gguf_out {
+    FILE *f;
+    uint64_t pos;
+    int failed;
+} ds__gguf_out;
+
+static void ds__gguf_emit(ds__gguf_out *o, const void *p, uint64_t n) {
+    const uint8_t *b = (const uint8_t *)p;
+    while (n && !o->failed) {   /* chunks, so sizes beyond size_t on 32-bit hosts still work */
+        size_t k = (size_t)DS__MIN(n, (uint64_t)1 << 30);
+        if (fwrite(b, 1, k, o->f) != k) o->failed = 1;
+        b += k;
+        n -= k;
+        o->pos += k;
+    }
+}
+static void ds__gguf_emit32(ds__gguf_out *o, uint32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, v);
+    ds__gguf_emit(o, b, 4);
+}
+static void ds__gguf_emit64(ds__gguf_out *o, uint64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, v);
+    ds__gguf_emit(o, b, 8);
+}
+static void ds__gguf_emit_str(ds__gguf_out *o, const char *s, size_t n) {
+    ds__gguf_emit64(o, n);
+    ds__gguf_emit(o, s, n);
+}
+static void ds__gguf_pad(ds__gguf_out *o, uint32_t align) {
+    static const uint8_t zeros[64] = {0};
+    while (o->pos % align) ds__gguf_emit(o, zeros, DS__MIN(align - o->pos % align, (uint64_t)sizeof zeros));
+}
+
+/* general.alignment as the writer will apply it */
+static ds_status ds__gguf_writer_alignment(const ds_gguf_writer *w, uint32_t *align) {
+    int64_t i = ds__gguf_index_find(&w->kv_index, "general.alignment", 17, ds__gguf_wkv_key, w);
+    *align = DS__GGUF_DEFAULT_ALIGN;
+    if (i < 0) return DS_OK;
+    if (w->kv[i].type != DS_GGUF_U32) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: general.alignment must be a u32, not %s", ds_gguf_type_name(w->kv[i].type));
+    *align = ds__gguf_u32(w->kv[i].val);
+    if (*align == 0 || (*align & (*align - 1))) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: general.alignment %u is not a power of two", *align);
+    return DS_OK;
+}
+
+static void ds__gguf_writer_emit(ds_gguf_writer *w, ds__gguf_out *o, uint32_t align) {
+    size_t i;
+    uint64_t off = 0;
+    int d;
+    ds__gguf_emit(o, "GGUF", 4);
+    ds__gguf_emit32(o, 3);
+    ds__gguf_emit64(o, w->n_t);
+    ds__gguf_emit64(o, w->n_kv);
+    for (i = 0; i < w->n_kv; i++) {
+        ds__gguf_emit_str(o, w->kv[i].key, w->kv[i].key_len);
+        ds__gguf_emit32(o, (uint32_t)w->kv[i].type);
+        ds__gguf_emit(o, w->kv[i].val, w->kv[i].len);
+    }
+    for (i = 0; i < w->n_t; i++) {
+        ds__gguf_wtensor *t = &w->t[i];
+        ds__gguf_emit_str(o, t->name, t->name_len);
+        ds__gguf_emit32(o, (uint32_t)t->n_dims);
+        for (d = 0; d < t->n_dims; d++) ds__gguf_emit64(o, (uint64_t)t->ne[d]);
+        ds__gguf_emit32(o, (uint32_t)t->type);
+        ds__gguf_emit64(o, off);
+        t->offset = off;
+        off += t->nbytes + (align - t->nbytes % align) % align;
+    }
+    ds__gguf_pad(o, align);
+    for (i = 0; i < w->n_t; i++) {
+        ds__gguf_emit(o, w->t[i].data, w->t[i].nbytes);
+        ds__gguf_pad(o, align);
+    }
+}
+
+/* makes a finished file durable: its bytes, then (after the rename) its folder entry */
+static int ds__gguf_sync_file(FILE *f) {
+    if (fflush(f) != 0) return 0;
+#if defined(_WIN32)
+    return 1;
+#else
+    return fsync(fileno(f)) == 0;
+#endif
+}
+static void ds__gguf_sync_dir(const char *path) {
+#if !defined(_WIN32)
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    int fd;
+    if (n >= sizeof dir) return;
+    if (slash) {
+        memcpy(dir, path, n ? n : 1);
+        dir[n ? n : 1] = 0;
+    } else {
+        strcpy(dir, ".");
+    }
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+#else
+    (void)path;
+#endif
+}
+static int ds__gguf_replace(const char *from, const char *to) {
+#if defined(_WIN32)
+    return MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+#else
+    return rename(from, to) == 0;
+#endif
+}
+
+DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
+    ds__gguf_out o;
+    uint32_t align;
+    size_t n;
+    char *tmp;
+    ds_status s;
+    int ok;
+    if (!w || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    if ((s = ds__gguf_writer_alignment(w, &align))) return s;
+    n = strlen(path);
+    tmp = DS__CAST(char *, ds_alloc(n + 5));
+    if (!tmp) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    memset(&o, 0, sizeof o);
+    o.f = fopen(tmp, "wb");
+    if (!o.f) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: cannot create '%s': %s", tmp, strerror(errno));
+        ds_free(tmp);
+        return s;
+    }
+    ds__gguf_writer_emit(w, &o, align);
+    ok = !o.failed && ds__gguf_sync_file(o.f);
+    ok = fclose(o.f) == 0 && ok;
+    if (!ok) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: writing '%s' failed at byte %llu: %s", tmp, (unsigned long long)o.pos, strerror(errno));
+        remove(tmp);
+    } else if (!ds__gguf_replace(tmp, path)) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        remove(tmp);
+    } else {
+        ds__gguf_sync_dir(path);
+    }
+    ds_free(tmp);
+    return s;
+}
+
 // >>tokenizer
 
 // >>model
