@@ -356,6 +356,9 @@ typedef struct ds_model_config {
 #if defined(DEEPSEEK_IMPLEMENTATION) && !defined(DEEPSEEK_IMPLEMENTATION_DONE_)
 #define DEEPSEEK_IMPLEMENTATION_DONE_
 
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,7 +400,11 @@ typedef struct ds_model_config {
 #define DS__TLS __thread
 #define DS__LIKELY(x) __builtin_expect(!!(x), 1)
 #define DS__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#if defined(__MINGW32__) /* its C99 printf (see __USE_MINGW_ANSI_STDIO above) knows %zu */
+#define DS__FMT(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
+#endif
 #define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
@@ -699,7 +706,7 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define DS__ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 
-static void ds__cpu_relax(void) {
+static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
@@ -728,7 +735,7 @@ struct ds_pool {
     int quit;
 };
 
-static void ds__pool_work(ds_pool *p) {
+static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p) {
     for (;;) {
         int i = DS__ATOMIC_ADD(&p->next, 1);
         if (i >= p->n) break;
