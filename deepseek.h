@@ -1482,21 +1482,15 @@ static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, flo
     DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
     DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
 }
-static DS__MAYBE_UNUSED void ds__quantize_qx_scalar(const float *x, uint8_t *row, int K) {
-    int b, j;
-    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
-        float amax = 0.0f, d, id;
-        int isum = 0;
-        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
-        d = amax / 127.0f;
-        id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (j = 0; j < DS__QK; j++) {
-            int q = ds__round_away(x[j] * id);
-            ((int8_t *)row)[b * DS__QK + j] = (int8_t)q;
-            isum += q;
-        }
-        ds__qx_block_scales(row, K, b, d, isum);
-    }
+/* an odd block count gets one zero block past the end (q = 0, d = s = 0; the parts' 64-byte
+   alignment leaves room), so kernels may read blocks in pairs */
+static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
+    int nb = K / DS__QK;
+    ds__qx v = ds__qx_view(row, K);
+    if (!(nb & 1)) return;
+    memset(row + K, 0, DS__QK);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[nb] = 0.0f;
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
 /* the integer-dot weight kinds of the SIMD matmul tiles */
@@ -1504,8 +1498,10 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
+#define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
 #else
 #define DS__UNROLL4
+#define DS__PREFETCH(p) ((void)0)
 #endif
 
 #if defined(DS__X86_SIMD)
@@ -1562,6 +1558,7 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
         _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
         ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
     }
+    ds__qx_pad(row, K);
 }
 
 /* ---- quantized matmul tiles -------------------------------------------------------------- */
@@ -1596,6 +1593,7 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             __m256 dw[4];                                                                              \
             __m128 mw = _mm_setzero_ps();                                                              \
             DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
                 if (kind == DS__QK_Q8_0) {                                                             \
                     const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
                     wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
@@ -1653,11 +1651,88 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
 
 /* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
 #define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
-#define DS__DOT_U8S8_VNNI512(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
 DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
 DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
-DS__DEFINE_QTILES(vnni512, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", DS__DOT_U8S8_VNNI512)
+
+/* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
+/* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
+   second half re-reads the last weight block against the activation row's zero padding
+   (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
+#define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
+    const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    __m512 acc[4][4];
+    int r, c, p;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (p = 0; p < nb; p += 2) {
+        const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
+        __m512i wq[4];
+        __m512 dw[4], mw[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
+            if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
+            /* the f16 scales of both blocks: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
+            __m128 dm = kind == DS__QK_Q4_1
+                            ? _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(*(const int32_t *)(const void *)b0), _mm_cvtsi32_si128(*(const int32_t *)(const void *)b1)))
+                            : _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(*(const uint16_t *)(const void *)b0), _mm_cvtsi32_si128(*(const uint16_t *)(const void *)b1)));
+            if (kind == DS__QK_Q8_0) {
+                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
+                dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm));
+            } else {
+                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
+                                                 _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
+                wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
+                dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
+            const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
+            __m512 sx = _mm512_setzero_ps();
+            __m512i start = _mm512_setzero_si512();
+            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
+            if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                __m512i pr;
+                if (kind == DS__QK_Q8_0) {
+                    /* |w| as the unsigned operand, w's sign moved onto x (no vpsignb on zmm) */
+                    __mmask64 neg = _mm512_movepi8_mask(wq[r]);
+                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[r]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
+                } else {
+                    pr = _mm512_dpbusd_epi32(start, wq[r], xq);
+                }
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
+                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
+            }
+        }
+    }
+    for (c = 0; c < ct; c++)
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 /* ---- element-wise kernels ------------------------------------------------------------------ */
 DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
@@ -1813,6 +1888,7 @@ static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
         vst1q_s8((int8_t *)row + b * DS__QK + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
         ds__qx_block_scales(row, K, b, d, vaddvq_s32(isum));
     }
+    ds__qx_pad(row, K);
 }
 
 /* sum of 32 int8 products into 4 int32 lanes: SDOT where the compiler targets it, otherwise
@@ -1846,6 +1922,7 @@ static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m
         int8x16_t w0[4], w1[4];
         float dw[4], mw[4] = {0, 0, 0, 0};
         DS__UNROLL4 for (r = 0; r < 4; r++) {
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
             if (kind == DS__QK_Q8_0) {
                 const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
                 w0[r] = vld1q_s8(bl->qs);
@@ -2029,9 +2106,9 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
 #if defined(DS__X86_SIMD)
     if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
         int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
-        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_vnni512};
-        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_vnni512};
-        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_vnni512};
+        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_zmm};
+        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
+        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
         m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
         m->quantize = ds__quantize_qx_avx2;
         return ds__qx_row_bytes(K);
