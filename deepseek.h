@@ -1734,6 +1734,169 @@ __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm 
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
+/* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
+/* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
+   or BF16 for BF16 weights (the activation type the reference uses). */
+enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
+DS__AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
+}
+static inline float ds__load1(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
+    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
+    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+}
+DS__AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    __m256 acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load8_avx2(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            __m256 xv = ds__load8_avx2(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_fmadd_ps(w[r], xv, acc[r][c]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = ds__hsum8_avx2(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+DS__AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+DS__AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
+   (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
+#define DS__BF16_512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16"
+__attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int K = m->K;
+    int n, t, k, r;
+    for (n = n0; n < n1; n += 4) {
+        const int nr = DS__MIN(4, n1 - n);
+        const uint16_t *wr[4];
+        for (r = 0; r < 4; r++) wr[r] = (const uint16_t *)(const void *)(m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row);
+        for (t = t0; t < t1; t++) {
+            const uint16_t *x = (const uint16_t *)(const void *)(m->xa + (size_t)t * m->xa_row);
+            __m512 acc[4];
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+            for (k = 0; k < K; k += 32) {
+                __mmask32 mk = K - k >= 32 ? 0xffffffffu : (1u << (K - k)) - 1u;
+                __m512i xv = _mm512_maskz_loadu_epi16(mk, x + k);
+                DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)_mm512_maskz_loadu_epi16(mk, wr[r] + k));
+            }
+            for (r = 0; r < nr; r++) m->y[(size_t)t * m->N + n + r] = _mm512_reduce_add_ps(acc[r]);
+        }
+    }
+}
+
+/* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
+/* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
+   once and its 256 values once, then reused per token. Within a super-block everything is
+   integer (the scales enter through madd's 16-bit multiplier), so each super-block's float
+   terms are the reference's bit for bit and only the order of nothing changes. */
+DS__AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
+    return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
+}
+
+DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                int mn[8];
+                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
+                for (j = 0; j < 8; j++) {
+                    int sc;
+                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
+                    sc16[j] = _mm256_set1_epi16((short)sc);
+                }
+                for (j = 0; j < 4; j++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
+                    q[2 * j] = _mm256_and_si256(v, lo4);
+                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        sq += ds__dot_scaled_avx2(q[j], x->qs + 32 * j, sc16[j]);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
+/* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
+   part comes off through Q8_K's block sums */
+DS__AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    int n, t, i, h, k, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                float d = ds__f16_avx2(w[i].d);
+                for (h = 0; h < 2; h++) {
+                    const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h));
+                    const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h + 32));
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qh + 32 * h));
+                    for (k = 0; k < 4; k++) {
+                        __m256i lo = k & 1 ? lb : la, hi2;
+                        const int8_t *sc = w[i].scales + 8 * h + 2 * k;
+                        lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
+                        hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
+                        q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+                        sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
+                    }
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, so = 0;
+                    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(q[k], x->qs + 32 * k, sc16[k]);
+                    for (k = 0; k < 16; k++) so += w[i].scales[k] * x->bsums[k];
+                    sum[c] += d * x->d * (float)(sq - 32 * so);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
 /* ---- element-wise kernels ------------------------------------------------------------------ */
 DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -2112,6 +2275,16 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
         m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
         m->quantize = ds__quantize_qx_avx2;
         return ds__qx_row_bytes(K);
+    }
+    if (DS__HAS(f, DS__F_AVX2)) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;
+        case DS_TYPE_BF16: m->gemm = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_avx2; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_avx2; break;
+        default: break;
+        }
     }
 #elif defined(DS__NEON)
     if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
