@@ -1666,20 +1666,28 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i m_idx = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
     const uint8_t *wr[4];
     ds__qx xr[4];
-    __m512 acc[4][4];
+    __m512 acc[4][4], macc[4];
     int r, c, p;
     DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
     DS__UNROLL4 for (c = 0; c < CT; c++) {
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
         DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
     }
+    DS__UNROLL4 for (r = 0; r < 4; r++) macc[r] = _mm512_setzero_ps();
     for (p = 0; p < nb; p += 2) {
         const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
         __m512i wq[4];
-        __m512 dw[4], mw[4];
+        __m512 dw[4], sx = _mm512_setzero_ps();
+        if (kind == DS__QK_Q4_1) { /* Q4_1's m * s terms of all CT tokens at once: lanes c, 8 + c */
+            __m128 s[4], lo, hi;
+            DS__UNROLL4 for (c = 0; c < 4; c++) s[c] = c < CT ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(xr[c].s + p))) : _mm_setzero_ps();
+            lo = _mm_unpacklo_ps(s[0], s[1]);
+            hi = _mm_unpacklo_ps(s[2], s[3]);
+            sx = _mm512_insertf32x4(_mm512_zextps128_ps512(_mm_movelh_ps(lo, hi)), _mm_movehl_ps(hi, lo), 2);
+        }
         DS__UNROLL4 for (r = 0; r < 4; r++) {
             const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
             if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
@@ -1696,15 +1704,13 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
                 wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
                 dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
-                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) macc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(m_idx, _mm512_castps128_ps512(dm)), sx, macc[r]);
             }
         }
         DS__UNROLL4 for (c = 0; c < CT; c++) {
             const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
             const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
-            __m512 sx = _mm512_setzero_ps();
             __m512i start = _mm512_setzero_si512();
-            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
             if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
             DS__UNROLL4 for (r = 0; r < 4; r++) {
                 __m512i pr;
@@ -1716,12 +1722,14 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                     pr = _mm512_dpbusd_epi32(start, wq[r], xq);
                 }
                 acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
-                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
             }
         }
     }
-    for (c = 0; c < ct; c++)
-        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (r = 0; r < nr; r++) {
+        float mm[16];
+        _mm512_storeu_ps(mm, macc[r]);
+        for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]) + (mm[c] + mm[8 + c]);
+    }
 }
 static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
     int n, t;
