@@ -1493,8 +1493,14 @@ static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
     DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
-/* the integer-dot weight kinds of the SIMD matmul tiles */
+/* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
+static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
+    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
+    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+}
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
@@ -1745,16 +1751,10 @@ __attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm 
 /* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
 /* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
    or BF16 for BF16 weights (the activation type the reference uses). */
-enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
 DS__AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
     if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
     if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
-}
-static inline float ds__load1(const uint8_t *p, int i, const int kind) {
-    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
-    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
-    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
 }
 DS__AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
     const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
@@ -2254,6 +2254,118 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, 
         }
     }
 }
+/* float-weight tile as on x86: 4 rows x CT tokens, 4 columns per step, scalar K % 4 tail */
+static inline float32x4_t ds__load4_neon(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return vld1q_f32((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)p + i)));
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)p + i), 16));
+}
+static inline __attribute__((always_inline)) void ds__ftile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    float32x4_t acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (k = 0; k + 4 <= K; k += 4) {
+        float32x4_t w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load4_neon(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            float32x4_t xv = ds__load4_neon(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vfmaq_f32(acc[r][c], w[r], xv);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = vaddvq_f32(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+static inline __attribute__((always_inline)) void ds__fgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_f32_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F32, t0, t1, n0, n1); }
+static void ds__gemm_f16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F16, t0, t1, n0, n1); }
+static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* K-quants as on x86: one row against up to 4 tokens, integer sums per super-block (weights as
+   signed int8: Q4_K's nibbles, Q6_K's q - 32), so each super-block's float terms are exact */
+static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
+    return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
+}
+static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                int sc[8], mn[8];
+                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
+                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
+                for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
+                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
+                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
+                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), q[2 * j], vld1q_s8(x->qs + 32 * j), q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
+                        sq += sc[j] * vaddvq_s32(p);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    int n, t, i, g, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                float d = ds__f16_to_f32(w[i].d);
+                for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
+                    const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
+                    uint8x16_t lo = vld1q_u8(w[i].ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w[i].qh + 32 * h + l);
+                    lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
+                    hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+                    q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0;
+                    for (g = 0; g < 16; g++) sq += w[i].scales[g] * ds__dot16_neon(q[g], x->qs + 16 * g);
+                    sum[c] += d * x->d * (float)sq;
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
 #endif /* DS__NEON */
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -2299,6 +2411,16 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
         m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
         m->quantize = ds__quantize_qx_neon;
         return ds__qx_row_bytes(K);
+    }
+    if (f & DS_CPU_NEON) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_neon; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_neon; break;
+        case DS_TYPE_BF16: m->gemm = ds__gemm_bf16_neon; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_neon; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_neon; break;
+        default: break;
+        }
     }
 #endif
     return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
