@@ -1,6 +1,8 @@
 /* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
 #include "cli.h"
 
+int ds_cmd_info(int argc, char **argv);
+
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -9,6 +11,7 @@ static int ds_cmd_version(int argc, char **argv) {
 }
 
 static const cli_command commands[] = {
+    {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
     {"version", ds_cmd_version, "print the library version"},
 };
 
