@@ -944,7 +944,6 @@ typedef struct ds__gguf_index {
     int64_t *slot;    /* item index + 1; 0 = empty */
     uint64_t mask;    /* capacity - 1 (capacity a power of two) */
     uint64_t seed;
-    int64_t count;
 } ds__gguf_index;
 
 static uint64_t ds__gguf_mix(uint64_t h) {   /* a 64-bit finalizer: every input bit moves every output bit */
@@ -998,7 +997,6 @@ static void ds__gguf_index_put(ds__gguf_index *ix, const char *s, size_t n, int6
     for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {}
     ix->hash[i] = h;
     ix->slot[i] = idx + 1;
-    ix->count++;
 }
 
 /* ---- reader ---------------------------------------------------------------------------- */
