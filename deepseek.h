@@ -904,7 +904,1020 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out) {
     return DS_OK;
 }
 
+/* ---- f16 / bf16 conversions -------------------------------------------------------------- */
+static DS__MAYBE_UNUSED uint32_t ds__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static DS__MAYBE_UNUSED float ds__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* IEEE binary16 -> binary32, exact for every pattern (subnormals normalised, NaN payload kept) */
+static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return ds__bits_f32(sign | 0x7f800000u | (m << 13));
+    if (e == 0) {
+        int ex = 1;
+        if (m == 0) return ds__bits_f32(sign);
+        while (!(m & 0x400u)) {
+            m <<= 1;
+            ex--;
+        }
+        return ds__bits_f32(sign | ((uint32_t)(ex + 112) << 23) | ((m & 0x3ffu) << 13));
+    }
+    return ds__bits_f32(sign | ((e + 112) << 23) | (m << 13));
+}
+
+/* binary32 -> binary16, round to nearest even; NaN stays NaN (quietened, top payload bits kept,
+   as the F16C instruction does) */
+static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
+    uint32_t u = ds__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    uint32_t e = a >> 23, m = a & 0x7fffffu, h, rem;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((m >> 13) & 0x3ffu));
+    if (a >= 0x47800000u) return (uint16_t)(sign | 0x7c00u); /* >= 2^16 (or inf): overflows */
+    if (a < 0x38800000u) { /* below 2^-14: a half subnormal (or zero) */
+        uint32_t shift = 126 - e, half;
+        if (shift > 24) return (uint16_t)sign;
+        m |= 0x800000u;
+        h = m >> shift;
+        rem = m & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    h = ((e - 112) << 10) | (m >> 13);
+    rem = m & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* a carry may reach inf: correct */
+    return (uint16_t)(sign | h);
+}
+
+static DS__MAYBE_UNUSED float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
+
+/* round to nearest even; NaN is quietened so that truncation cannot turn it into inf */
+static DS__MAYBE_UNUSED uint16_t ds__f32_to_bf16(float f) {
+    uint32_t u = ds__f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* ---- quant block layouts (ggml's, byte for byte) ----------------------------------------- */
+#define DS__QK 32    /* elements per Q4_0 / Q4_1 / Q8_0 / Q8_1 block */
+#define DS__QK_K 256 /* elements per K-quant super-block */
+typedef struct { uint16_t d; uint8_t qs[16]; } ds__block_q4_0;          /* x = d * (q - 8) */
+typedef struct { uint16_t d, m; uint8_t qs[16]; } ds__block_q4_1;       /* x = d * q + m */
+typedef struct { uint16_t d; int8_t qs[32]; } ds__block_q8_0;           /* x = d * q */
+typedef struct { uint16_t d, s; int8_t qs[32]; } ds__block_q8_1;        /* s = d * sum(q) */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__block_q4_k;
+typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ds__block_q6_k;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
+/* compile-time size checks: a negative array size fails the build */
+typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__block_q4_1) == 20 &&
+                                    sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
+                                    sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
+                                    sizeof(ds__block_q8_k) == 292) ? 1 : -1];
+
+/* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
+static DS__MAYBE_UNUSED int ds__round_away(float v) {
+    float t = (float)(int)v, r = v - t; /* exact: |v| < 2^23 here */
+    if (r >= 0.5f) t += 1.0f;
+    else if (r <= -0.5f) t -= 1.0f;
+    return (int)t;
+}
+/* nearest integer, halves to even (|v| < 2^22) */
+static DS__MAYBE_UNUSED int ds__round_even(float v) {
+    float s = v + 12582912.0f; /* 1.5 * 2^23: the sum's low mantissa bits are the rounded integer */
+    return (int)(ds__f32_bits(s) & 0x007fffffu) - 0x00400000;
+}
+
+/* ---- reference quantizers (ggml-compatible output) --------------------------------------- */
+static void ds__quantize_q8_0(const float *x, ds__block_q8_0 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        for (j = 0; j < DS__QK; j++) y[i].qs[j] = (int8_t)ds__round_away(x[j] * id);
+    }
+}
+
+static void ds__quantize_q8_1(const float *x, ds__block_q8_1 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        int sum = 0;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < DS__QK; j++) {
+            int q = ds__round_away(x[j] * id);
+            y[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[i].d = ds__f32_to_f16(d);
+        y[i].s = ds__f32_to_f16((float)sum * d);
+    }
+}
+
+static void ds__quantize_q4_0(const float *x, ds__block_q4_0 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, max = 0.0f, d, id;
+        for (j = 0; j < DS__QK; j++) { /* the signed value of largest magnitude (first one) */
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        d = max / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        for (j = 0; j < DS__QK / 2; j++) {
+            int q0 = DS__MIN(15, (int)(x[j] * id + 8.5f));
+            int q1 = DS__MIN(15, (int)(x[j + DS__QK / 2] * id + 8.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+static void ds__quantize_q4_1(const float *x, ds__block_q4_1 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float min = FLT_MAX, max = -FLT_MAX, d, id;
+        for (j = 0; j < DS__QK; j++) {
+            min = DS__MIN(min, x[j]);
+            max = DS__MAX(max, x[j]);
+        }
+        d = (max - min) / 15.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        y[i].m = ds__f32_to_f16(min);
+        for (j = 0; j < DS__QK / 2; j++) {
+            int q0 = DS__MIN(15, (int)((x[j] - min) * id + 0.5f));
+            int q1 = DS__MIN(15, (int)((x[j + DS__QK / 2] - min) * id + 0.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+/* Q8_K: the signed extreme maps to -127; block sums of 16 serve the K-quants' min terms */
+static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        float amax = 0.0f, max = 0.0f, iscale;
+        for (j = 0; j < DS__QK_K; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (amax == 0.0f) continue;
+        iscale = -127.0f / max;
+        for (j = 0; j < DS__QK_K; j++) {
+            int q = DS__MIN(127, ds__round_even(iscale * x[j]));
+            y[i].qs[j] = (int8_t)q;
+            y[i].bsums[j / 16] = (int16_t)(y[i].bsums[j / 16] + q);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- dequantizers ------------------------------------------------------------------------ */
+/* the 6-bit scale and min of sub-block j (0..7), packed in 12 bytes */
+static void ds__q4_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, b++) {
+        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
+        const uint8_t *q = b->qs;
+        for (j = 0; j < 8; j += 2, q += 32) { /* 64 values: low nibbles, then high nibbles */
+            int sc0, m0, sc1, m1;
+            float d0, d1, n0, n1;
+            ds__q4_k_scale_min(b->scales, j, &sc0, &m0);
+            ds__q4_k_scale_min(b->scales, j + 1, &sc1, &m1);
+            d0 = d * (float)sc0; n0 = dmin * (float)m0;
+            d1 = d * (float)sc1; n1 = dmin * (float)m1;
+            for (l = 0; l < 32; l++) *y++ = d0 * (float)(q[l] & 0xf) - n0;
+            for (l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] >> 4) - n1;
+        }
+    }
+}
+
+/* the 6-bit value (minus 32) of element l + 32 * k of a 128-element half (k = 0..3) */
+static DS__MAYBE_UNUSED int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
+    int lo = (k & 1) ? ql[l + 32] : ql[l];
+    lo = (k & 2) ? lo >> 4 : lo & 0xf;
+    return (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+}
+
+static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
+    int64_t i;
+    int h, l, k;
+    for (i = 0; i < nb; i++, b++) {
+        float d = ds__f16_to_f32(b->d);
+        for (h = 0; h < 2; h++) {
+            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+            const int8_t *sc = b->scales + 8 * h;
+            for (k = 0; k < 4; k++)
+                for (l = 0; l < 32; l++) y[128 * h + 32 * k + l] = d * (float)sc[l / 16 + 2 * k] * (float)ds__q6_k_value(ql, qh, l, k);
+        }
+        y += DS__QK_K;
+    }
+}
+
+/* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
+static DS__MAYBE_UNUSED size_t ds__row_bytes(ds_type t, int64_t n) {
+    ds__type_traits tr = ds__type_info(t);
+    return tr.block_elems ? (size_t)(n / tr.block_elems) * tr.block_bytes : 0;
+}
+
+/* dst (n) = src (n elements of type t); n is a whole number of t's blocks */
+static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
+    int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
+    int j;
+    switch (t) {
+    case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
+    case DS_TYPE_F16: {
+        const uint16_t *s = DS__CAST(const uint16_t *, src);
+        for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(s[i]);
+        break;
+    }
+    case DS_TYPE_BF16: {
+        const uint16_t *s = DS__CAST(const uint16_t *, src);
+        for (i = 0; i < n; i++) dst[i] = ds__bf16_to_f32(s[i]);
+        break;
+    }
+    case DS_TYPE_Q4_0: {
+        const ds__block_q4_0 *b = DS__CAST(const ds__block_q4_0 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)((b[i].qs[j] & 0xf) - 8);
+                dst[j + 16] = d * (float)((b[i].qs[j] >> 4) - 8);
+            }
+        }
+        break;
+    }
+    case DS_TYPE_Q4_1: {
+        const ds__block_q4_1 *b = DS__CAST(const ds__block_q4_1 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d), m = ds__f16_to_f32(b[i].m);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)(b[i].qs[j] & 0xf) + m;
+                dst[j + 16] = d * (float)(b[i].qs[j] >> 4) + m;
+            }
+        }
+        break;
+    }
+    case DS_TYPE_Q8_0: {
+        const ds__block_q8_0 *b = DS__CAST(const ds__block_q8_0 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case DS_TYPE_Q8_1: {
+        const ds__block_q8_1 *b = DS__CAST(const ds__block_q8_1 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case DS_TYPE_Q4_K: ds__dequantize_q4_k(DS__CAST(const ds__block_q4_k *, src), dst, nb); break;
+    case DS_TYPE_Q6_K: ds__dequantize_q6_k(DS__CAST(const ds__block_q6_k *, src), dst, nb); break;
+    case DS_TYPE_Q8_K: {
+        const ds__block_q8_k *b = DS__CAST(const ds__block_q8_k *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK_K)
+            for (j = 0; j < DS__QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
+        break;
+    }
+    case DS_TYPE_COUNT_: break;
+    }
+}
+
+/* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
+static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
+    int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
+    switch (t) {
+    case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
+    case DS_TYPE_F16:
+        for (i = 0; i < n; i++) DS__CAST(uint16_t *, dst)[i] = ds__f32_to_f16(src[i]);
+        break;
+    case DS_TYPE_BF16:
+        for (i = 0; i < n; i++) DS__CAST(uint16_t *, dst)[i] = ds__f32_to_bf16(src[i]);
+        break;
+    case DS_TYPE_Q4_0: ds__quantize_q4_0(src, DS__CAST(ds__block_q4_0 *, dst), nb); break;
+    case DS_TYPE_Q4_1: ds__quantize_q4_1(src, DS__CAST(ds__block_q4_1 *, dst), nb); break;
+    case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
+    case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
+    case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: case DS_TYPE_COUNT_: break;
+    }
+}
+
 // >>kernels
+
+/* ---- scalar reference dot products -------------------------------------------------------- */
+/* Each returns sum_k w[k] * x[k] over one row of K elements: w in the weight type, x in the
+   activation type the weight type pairs with (ds__act_type). Integer sums are exact; the float
+   rounding is per block, as llama.cpp does it, so logits agree closely. */
+static float ds__dot_q4_0_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_0 *w = DS__CAST(const ds__block_q4_0 *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < 16; j++) s += ((w[i].qs[j] & 0xf) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return sum;
+}
+
+static float ds__dot_q4_1_q8_1_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_1 *w = DS__CAST(const ds__block_q4_1 *, wv);
+    const ds__block_q8_1 *x = DS__CAST(const ds__block_q8_1 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < 16; j++) s += (w[i].qs[j] & 0xf) * x[i].qs[j] + (w[i].qs[j] >> 4) * x[i].qs[j + 16];
+        /* sum_j (d q_j + m) dx qx_j = d dx sum q qx + m (dx sum qx) */
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d)) + ds__f16_to_f32(w[i].m) * ds__f16_to_f32(x[i].s);
+    }
+    return sum;
+}
+
+static float ds__dot_q8_0_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q8_0 *w = DS__CAST(const ds__block_q8_0 *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < DS__QK; j++) s += w[i].qs[j] * x[i].qs[j];
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return sum;
+}
+
+static float ds__dot_q4_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_k *w = DS__CAST(const ds__block_q4_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    float sum = 0.0f;
+    int i, j, l;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        int sq = 0, sm = 0; /* sum scale * (q . qx), sum min * (sum of qx) over 8 sub-blocks */
+        for (j = 0; j < 8; j++) {
+            const uint8_t *q = w[i].qs + 32 * (j / 2);
+            const int8_t *a = x[i].qs + 32 * j;
+            int sc, mn, s = 0, shift = 4 * (j & 1);
+            ds__q4_k_scale_min(w[i].scales, j, &sc, &mn);
+            for (l = 0; l < 32; l++) s += ((q[l] >> shift) & 0xf) * a[l];
+            sq += sc * s;
+            sm += mn * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+        }
+        sum += x[i].d * (ds__f16_to_f32(w[i].d) * (float)sq - ds__f16_to_f32(w[i].dmin) * (float)sm);
+    }
+    return sum;
+}
+
+static float ds__dot_q6_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q6_k *w = DS__CAST(const ds__block_q6_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    float sum = 0.0f;
+    int i, h, k, l;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        int sq = 0;
+        for (h = 0; h < 2; h++) {
+            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
+            for (k = 0; k < 4; k++) {
+                for (l = 0; l < 32; l += 16) { /* one scale per 16 values */
+                    int s = 0, e;
+                    for (e = l; e < l + 16; e++) s += ds__q6_k_value(ql, qh, e, k) * x[i].qs[128 * h + 32 * k + e];
+                    sq += w[i].scales[8 * h + 2 * k + l / 16] * s;
+                }
+            }
+        }
+        sum += ds__f16_to_f32(w[i].d) * x[i].d * (float)sq;
+    }
+    return sum;
+}
+
+static float ds__dot_f32_ref(int K, const void *wv, const void *xv) {
+    const float *w = DS__CAST(const float *, wv), *x = DS__CAST(const float *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += w[k] * x[k];
+    return sum;
+}
+
+static float ds__dot_f16_f32_ref(int K, const void *wv, const void *xv) {
+    const uint16_t *w = DS__CAST(const uint16_t *, wv);
+    const float *x = DS__CAST(const float *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += ds__f16_to_f32(w[k]) * x[k];
+    return sum;
+}
+
+/* bf16 x bf16 products are exact in f32, so only the summation order separates the paths */
+static float ds__dot_bf16_bf16_ref(int K, const void *wv, const void *xv) {
+    const uint16_t *w = DS__CAST(const uint16_t *, wv), *x = DS__CAST(const uint16_t *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += ds__bf16_to_f32(w[k]) * ds__bf16_to_f32(x[k]);
+    return sum;
+}
+
+/* ---- matmul ------------------------------------------------------------------------------- */
+/* The activation type x is converted to before the dot products with weights of type wt
+   (F32: x is used as it is). */
+static ds_type ds__act_type(ds_type wt) {
+    switch (wt) {
+    case DS_TYPE_Q4_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
+    case DS_TYPE_Q4_1: return DS_TYPE_Q8_1;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
+    case DS_TYPE_BF16: return DS_TYPE_BF16;
+    default: return DS_TYPE_F32;
+    }
+}
+
+typedef float (*ds__dot_fn)(int K, const void *w, const void *x);
+static ds__dot_fn ds__dot_ref(ds_type wt) {
+    switch (wt) {
+    case DS_TYPE_Q4_0: return ds__dot_q4_0_q8_0_ref;
+    case DS_TYPE_Q4_1: return ds__dot_q4_1_q8_1_ref;
+    case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
+    case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
+    case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
+    case DS_TYPE_F16: return ds__dot_f16_f32_ref;
+    case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
+    default: return ds__dot_f32_ref;
+    }
+}
+
+/* One matmul call's operands. xa is x converted to the activation type (or x itself). */
+typedef struct ds__mm {
+    float *y;                 /* (T, N) */
+    const float *x;           /* (T, K) */
+    const uint8_t *w, *xa;    /* (N, K) in wt, (T, K) in the activation type */
+    size_t w_row, xa_row;     /* bytes per row */
+    int T, N, K;
+    ds_type wt;
+    int n_chunk, t_chunk, n_tiles; /* the task grid: tiles of t_chunk tokens x n_chunk rows */
+    void (*gemm)(const struct ds__mm *m, int t0, int t1, int n0, int n1);
+    void (*quantize)(ds_type at, const float *x, void *dst, int K);
+} ds__mm;
+
+/* y[t0:t1, n0:n1] */
+typedef void (*ds__gemm_fn)(const ds__mm *m, int t0, int t1, int n0, int n1);
+static void ds__gemm_ref(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    ds__dot_fn dot = ds__dot_ref(m->wt);
+    int t, n;
+    for (t = t0; t < t1; t++)
+        for (n = n0; n < n1; n++) m->y[(size_t)t * m->N + n] = dot(m->K, m->w + (size_t)n * m->w_row, m->xa + (size_t)t * m->xa_row);
+}
+
+/* ---- element-wise reference kernels ------------------------------------------------------ */
+static void ds__axpy_f32_scalar(float *y, float a, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void ds__rmsnorm_scalar(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    float scale;
+    int i;
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+static void ds__softmax_scalar(float *x, int n) {
+    float max = -INFINITY, sum = 0.0f, inv;
+    int i;
+    for (i = 0; i < n; i++) max = DS__MAX(max, x[i]);
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void ds__swiglu_scalar(float *y, const float *gate, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* rotate pairs (x[i*stride_a], x[i*stride_a + off]) by angle i, i < n_pairs, given cos/sin */
+static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (i = 0; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+/* ---- fast-path activation rows ------------------------------------------------------------ */
+/* The SIMD matmuls read x quantized to Q8_0 / Q8_1 values laid out for vector loads: int8 q[K]
+   | float d[nb] | float s[nb], each part 64-byte aligned (nb = K / 32). d and s hold the
+   reference's f16-rounded scale and block sum (s = f16(d * sum q)), so the integer dots and
+   the float scales are the reference's exactly. */
+typedef struct ds__qx {
+    const int8_t *q;
+    const float *d, *s;
+} ds__qx;
+#define DS__A64(n) (((size_t)(n) + 63) & ~(size_t)63)
+static DS__MAYBE_UNUSED size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
+static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
+    ds__qx v;
+    size_t a = DS__A64(4 * (size_t)(K / DS__QK));
+    v.q = DS__CAST(const int8_t *, (const void *)row);
+    v.d = DS__CAST(const float *, (const void *)(row + DS__A64(K)));
+    v.s = DS__CAST(const float *, (const void *)(row + DS__A64(K) + a));
+    return v;
+}
+/* the scales of one block from its max |x| and the sum of its quantized values */
+static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
+    ds__qx v = ds__qx_view(row, K);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
+}
+static DS__MAYBE_UNUSED void ds__quantize_qx_scalar(const float *x, uint8_t *row, int K) {
+    int b, j;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        int isum = 0;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < DS__QK; j++) {
+            int q = ds__round_away(x[j] * id);
+            ((int8_t *)row)[b * DS__QK + j] = (int8_t)q;
+            isum += q;
+        }
+        ds__qx_block_scales(row, K, b, d, isum);
+    }
+}
+
+#if defined(DS__X86_SIMD)
+/* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
+#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+/* roundf per lane (halves away from zero), as ds__round_away */
+DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+    return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
+}
+
+/* x (K) -> a fast-path activation row, the reference's values bit for bit */
+DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        __m256 v[4], amax = _mm256_setzero_ps(), id;
+        __m256i q[4], p;
+        float d, m;
+        for (j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+        }
+        m = ds__hmax8_avx2(amax);
+        d = m / 127.0f;
+        id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+        for (j = 0; j < 4; j++) q[j] = _mm256_cvttps_epi32(ds__round_away_avx2(_mm256_mul_ps(v[j], id)));
+        p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
+        ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
+    }
+}
+
+/* ---- quantized matmul tiles -------------------------------------------------------------- */
+/* A tile is up to 4 weight rows x CT tokens over the whole K: each weight block is unpacked once
+   per tile and each activation block loaded once, so prefill reuses both from registers. Per
+   block and (row, token): one integer dot of 32 pairs into 8 int32 lanes, a conversion, and a
+   multiply-add by d_w * d_x; the lanes are summed once at the end. The integer dot differs by
+   instruction set (AVX2 maddubs+madd, AVX-VNNI / AVX512-VNNI dpbusd), so the tile is stamped
+   out once per set by DS__DEFINE_QTILES. The u8 x s8 dots need unsigned weights: Q8_0's sign
+   moves onto x (|w| * sign(x, w)); Q4_0's offset 8 is folded in per lane (each lane starts at
+   -8 * its own 4 x values), so every lane holds an exact partial sum of the true terms and the
+   float rounding stays relative to sum |w x|, as in the reference. */
+enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+
+#define DS__DEFINE_QTILES(ISA, TARGET, DOT_U8S8)                            \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qtile_##ISA(                  \
+        const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {                 \
+        const int nb = m->K / DS__QK;                                                                  \
+        const __m256i lo4 = _mm256_set1_epi8(0x0f), shift = _mm256_setr_epi64x(0, 0, 4, 4);            \
+        const uint8_t *wr[4];                                                                          \
+        ds__qx xr[4];                                                                                  \
+        __m256 acc[4][4];                                                                              \
+        __m128 macc[4];                                                                                \
+        int r, c, b;                                                                                   \
+        for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
+        for (c = 0; c < CT; c++) {                                                                     \
+            xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);           \
+            macc[c] = _mm_setzero_ps();                                                                \
+            for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
+        }                                                                                              \
+        for (b = 0; b < nb; b++) {                                                                     \
+            __m256i wq[4];                                                                             \
+            __m256 dw[4];                                                                              \
+            __m128 mw = _mm_setzero_ps();                                                              \
+            for (r = 0; r < 4; r++) {                                                                  \
+                if (kind == DS__QK_Q8_0) {                                                             \
+                    const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(bl->d));                                          \
+                } else {                                                                               \
+                    const uint8_t *qs = wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : 18) + (kind == DS__QK_Q4_1 ? 4 : 2); \
+                    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs)); \
+                    wq[r] = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), lo4);                      \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - (kind == DS__QK_Q4_1 ? 4 : 2)))); \
+                }                                                                                      \
+            }                                                                                          \
+            if (kind == DS__QK_Q4_1) {                                                                 \
+                const ds__block_q4_1 *b0 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[0]) + b;  \
+                const ds__block_q4_1 *b1 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[1]) + b;  \
+                const ds__block_q4_1 *b2 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[2]) + b;  \
+                const ds__block_q4_1 *b3 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[3]) + b;  \
+                mw = _mm_cvtph_ps(_mm_setr_epi16((short)b0->m, (short)b1->m, (short)b2->m, (short)b3->m, 0, 0, 0, 0)); \
+            }                                                                                          \
+            for (c = 0; c < CT; c++) {                                                                 \
+                const __m256i xq = _mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)); \
+                const __m256 dx = _mm256_set1_ps(xr[c].d[b]);                                          \
+                const __m256i start = kind == DS__QK_Q4_0 ? _mm256_sub_epi32(_mm256_setzero_si256(), DOT_U8S8(_mm256_setzero_si256(), _mm256_set1_epi8(8), xq)) \
+                                                          : _mm256_setzero_si256();                    \
+                for (r = 0; r < 4; r++) {                                                              \
+                    __m256i p = kind == DS__QK_Q8_0 ? DOT_U8S8(start, _mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xq, wq[r])) \
+                                                    : DOT_U8S8(start, wq[r], xq);                      \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]); \
+                }                                                                                      \
+                if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);   \
+            }                                                                                          \
+        }                                                                                              \
+        for (c = 0; c < ct; c++) {                                                                     \
+            float mm[4];                                                                               \
+            _mm_storeu_ps(mm, macc[c]);                                                                \
+            for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
+        }                                                                                              \
+    }                                                                                                  \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qgemm_##ISA(                  \
+        const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {                             \
+        int n, t;                                                                                      \
+        for (n = n0; n < n1; n += 4) {                                                                 \
+            for (t = t0; t + 4 <= t1; t += 4) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4); \
+            for (; t < t1; t++) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);              \
+        }                                                                                              \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_0, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_1, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q8_0, t0, t1, n0, n1);                                               \
+    }
+
+/* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
+#define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define DS__DOT_U8S8_VNNI512(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
+DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
+DS__DEFINE_QTILES(vnni512, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", DS__DOT_U8S8_VNNI512)
+
+/* ---- element-wise kernels ------------------------------------------------------------------ */
+DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s = ds__hsum8_avx2(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+    __m256 s0 = _mm256_setzero_ps(), sc;
+    float ss, scale;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), s0);
+    ss = ds__hsum8_avx2(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    sc = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
+   exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
+   it is inf; NaN stays NaN. */
+DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
+    __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256i e;
+    x = _mm256_min_ps(x, hi);
+    x = _mm256_max_ps(x, lo);
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
+    p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_cvtps_epi32(k), 23);
+    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    p = _mm256_andnot_ps(small, p);
+    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
+}
+
+DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    max = ds__hmax8_avx2(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    sum = ds__hsum8_avx2(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    mv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), mv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = ds__exp_avx2(_mm256_xor_ps(g, neg));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        if (neox) {
+            for (; i + 8 <= half; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half), c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+                _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+                _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            }
+        } else {
+            for (; i + 4 <= half; i += 4) { /* 4 pairs (a, b) interleaved in 8 floats */
+                __m256 xv = _mm256_loadu_ps(v + 2 * i);
+                __m256 c = _mm256_castps128_ps256(_mm_loadu_ps(cs + i)), s = _mm256_castps128_ps256(_mm_loadu_ps(sn + i));
+                __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+                __m256 cc = _mm256_permutevar8x32_ps(c, dup), ss = _mm256_permutevar8x32_ps(s, dup);
+                __m256 sw = _mm256_permute_ps(xv, 0xb1);                     /* (b, a) */
+                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss))); /* (a c - b s, b c + a s) */
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+#endif /* DS__X86_SIMD */
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+/* Every call asks ds_cpu_features() (a load and a mask) and takes the best kernel the CPU and
+   the test mask allow; the scalar reference is always there. */
+#define DS__HAS(f, bits) (((f) & (bits)) == (bits))
+#define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
+#define DS__F_VNNI512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI)
+#define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
+
+static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) { ds__quantize_row(at, x, dst, K); }
+
+/* the matmul kernel for weight type wt: fills m->gemm, m->quantize; returns the activation
+   row bytes it needs */
+static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
+    unsigned f = ds_cpu_features();
+    ds_type at = ds__act_type(wt);
+    m->gemm = ds__gemm_ref;
+    m->quantize = ds__quantize_act_ref;
+    (void)f;
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
+        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_vnni512};
+        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_vnni512};
+        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_vnni512};
+        m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
+        m->quantize = ds__quantize_qx_avx2;
+        return ds__qx_row_bytes(K);
+    }
+#endif
+    return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
+}
+
+static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) {
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) return ds__dot_f32_avx2(a, b, n);
+#endif
+    return ds__dot_f32_ref(n, a, b);
+}
+static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) {
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
+        ds__axpy_f32_avx2(y, a, x, n);
+        return;
+    }
+#endif
+    ds__axpy_f32_scalar(y, a, x, n);
+}
+static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
+        ds__rmsnorm_avx2(y, x, w, n, eps);
+        return;
+    }
+#endif
+    ds__rmsnorm_scalar(y, x, w, n, eps);
+}
+static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) {
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
+        ds__softmax_avx2(x, n);
+        return;
+    }
+#endif
+    ds__softmax_scalar(x, n);
+}
+static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) {
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
+        ds__swiglu_avx2(y, gate, up, n);
+        return;
+    }
+#endif
+    ds__swiglu_scalar(y, gate, up, n);
+}
+
+/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
+static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
+    float cs[256], sn[256];
+    int i, half = DS__MIN(n_rot / 2, 256);
+    for (i = 0; i < half; i++) {
+        double theta = (double)pos * pow((double)base, -2.0 * i / n_rot);
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
+        ds__rope_apply_avx2(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+        return;
+    }
+#endif
+    ds__rope_apply_scalar(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+}
+
+/* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
+static DS__MAYBE_UNUSED void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
+    ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
+}
+
+/* the largest activation buffer any kernel level needs, so a caller's buffer fits them all */
+static DS__MAYBE_UNUSED size_t ds__matmul_wsize(ds_type wt, int T, int K) {
+    ds_type at = ds__act_type(wt);
+    size_t row;
+    if (at == DS_TYPE_F32) return 0;
+    row = DS__A64(ds__row_bytes(at, K));
+    if (at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) row = DS__MAX(row, ds__qx_row_bytes(K));
+    return (size_t)T * row;
+}
+
+static void ds__matmul_quantize_task(void *ctx, int t, int n) {
+    const ds__mm *m = DS__CAST(const ds__mm *, ctx);
+    (void)n;
+    m->quantize(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(uintptr_t)(m->xa + (size_t)t * m->xa_row), m->K);
+}
+
+static void ds__matmul_task(void *ctx, int i, int n) {
+    const ds__mm *m = DS__CAST(const ds__mm *, ctx);
+    int tt = i / m->n_tiles, nt = i % m->n_tiles;
+    int t0 = tt * m->t_chunk, n0 = nt * m->n_chunk;
+    (void)n;
+    m->gemm(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
+}
+
+/* y (T, N) = x (T, K) @ w^T with w (N, K) of type wt. wsbuf: ds__matmul_wsize bytes, 64-aligned.
+   Tasks are tiles of up to 64 tokens x n_chunk rows; n_chunk shrinks until there are several
+   tasks per thread (so two threads balance) but stays a multiple of 4 rows (the micro-tile). */
+static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
+    ds__mm m;
+    int n_threads = ds_pool_size(pool), t_tiles;
+    memset(&m, 0, sizeof m);
+    m.T = T; m.N = N; m.K = K; m.wt = wt;
+    m.x = x;
+    m.w = DS__CAST(const uint8_t *, w);
+    m.w_row = ds__row_bytes(wt, K);
+    m.xa_row = ds__mm_pick(&m, wt, K);
+    if (ds__act_type(wt) == DS_TYPE_F32) {
+        m.xa = DS__CAST(const uint8_t *, (const void *)x);
+    } else {
+        m.xa = DS__CAST(const uint8_t *, wsbuf);
+        if (T > 1) ds_pool_run(pool, ds__matmul_quantize_task, &m, T);
+        else ds__matmul_quantize_task(&m, 0, 1);
+    }
+    m.y = y;
+    m.t_chunk = DS__MIN(T, 64);
+    t_tiles = (T + m.t_chunk - 1) / m.t_chunk;
+    m.n_chunk = 256;
+    while (m.n_chunk > 4 && t_tiles * ((N + m.n_chunk - 1) / m.n_chunk) < 8 * n_threads) m.n_chunk /= 2;
+    m.n_tiles = (N + m.n_chunk - 1) / m.n_chunk;
+    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * t_tiles);
+}
 
 // >>gguf
 /* Layout (all little-endian): "GGUF", u32 version, u64 n_tensors, u64 n_kv; n_kv times
