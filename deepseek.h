@@ -2876,6 +2876,12 @@ typedef struct ds__span {
     size_t n;
 } ds__span;
 
+/* one cache line holds several: the pair, its rank and the token it makes */
+typedef struct ds__merge_slot {
+    uint64_t key;   /* left << 32 | right */
+    int32_t rank, res;
+} ds__merge_slot;
+
 struct ds_tokenizer {
     int model, pre;
     int32_t n_vocab;
@@ -2892,7 +2898,7 @@ struct ds_tokenizer {
     int64_t n_merges;
     uint64_t *merge_key;
     int32_t *merge_res;
-    uint32_t *merge_slot;  /* rank + 1 */
+    ds__merge_slot *merge_slot;  /* open addressing by pair; rank -1 = empty */
     uint32_t merge_mask;
     int32_t byte_tok[256]; /* byte-level: the token of each byte's symbol; SPM: <0xXX> */
     uint16_t byte_char[256];
@@ -2903,7 +2909,8 @@ struct ds_tokenizer {
     int32_t *eog;
     int n_eog;
     int32_t bos, eos, eot, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int32_t bpe_unk;       /* byte-level: what a byte without a symbol token becomes (-1: dropped) */
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
@@ -2927,13 +2934,16 @@ static int32_t ds__vocab_find(const ds_tokenizer *t, const char *s, size_t n) {
     return -1;
 }
 
-/* the rank of merging tokens (a, b); -1 when they do not merge */
-static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b) {
+/* the rank of merging tokens (a, b) and the token it makes; -1 when they do not merge */
+static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b, int32_t *res) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask, slot;
+    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
     if (!t->merge_slot) return -1;
-    while ((slot = t->merge_slot[h]) != 0) {
-        if (t->merge_key[slot - 1] == key) return (int64_t)slot - 1;
+    while (t->merge_slot[h].rank >= 0) {
+        if (t->merge_slot[h].key == key) {
+            *res = t->merge_slot[h].res;
+            return t->merge_slot[h].rank;
+        }
         h = (h + 1) & t->merge_mask;
     }
     return -1;
@@ -2960,6 +2970,12 @@ static ds__uch ds__uc_at(const ds_tokenizer *t, const unsigned char *s, size_t p
     if (s[p] < 0x80) {
         c.cp = s[p];
         c.len = 1;
+    } else if ((s[p] & 0xE0) == 0xC0 && p + 1 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x1F) << 6) | (s[p + 1] & 0x3F);
+        c.len = 2;
+    } else if ((s[p] & 0xF0) == 0xE0 && p + 2 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x0F) << 12) | ((uint32_t)(s[p + 1] & 0x3F) << 6) | (s[p + 2] & 0x3F);
+        c.len = 3;
     } else {
         int k = ds__utf8_decode(s + p, end - p, &c.cp);
         c.len = (size_t)(k < 0 ? -k : k);
@@ -3176,11 +3192,8 @@ static int64_t ds__pair_rank(const ds_tokenizer *t, const unsigned char *piece, 
         *res = id;
         return t->spm_rank[id];
     } else {
-        int64_t rank;
         if (a->id < 0 || b->id < 0) return -1;
-        rank = ds__merge_rank(t, a->id, b->id);
-        if (rank >= 0) *res = t->merge_res[rank];
-        return rank;
+        return ds__merge_rank(t, a->id, b->id, res);
     }
 }
 
@@ -3221,24 +3234,33 @@ static void ds__bpe_merge(ds__tok_run *r, const unsigned char *piece, int32_t n)
     }
 }
 
-/* the same merges by rescanning: faster than the heap for short pieces */
+#define DS__BPE_SMALL 32
+
+/* the same merges for short pieces: symbols kept contiguous, one rank per adjacent pair,
+   only the pairs next to a merge looked up again */
 static void ds__bpe_merge_small(ds__tok_run *r, const unsigned char *piece, int32_t n) {
     ds__sym *sym = r->sym;
-    for (;;) {
-        int64_t best = -1, rank;
-        int32_t at = -1, i, res, best_res = 0;
-        for (i = 0; i >= 0 && sym[i].next >= 0; i = sym[i].next) {
-            rank = ds__pair_rank(r->t, piece, &sym[i], &sym[sym[i].next], &res);
-            if (rank >= 0 && (best < 0 || rank < best)) {
-                best = rank;
-                best_res = res;
-                at = i;
-            }
-        }
-        if (at < 0) return;
-        ds__sym_join(sym, at, best_res);
+    int64_t rank[DS__BPE_SMALL];
+    int32_t res[DS__BPE_SMALL], i;
+    for (i = 0; i + 1 < n; i++) rank[i] = ds__pair_rank(r->t, piece, &sym[i], &sym[i + 1], &res[i]);
+    while (n > 1) {
+        int32_t at = -1;
+        for (i = 0; i + 1 < n; i++)
+            if (rank[i] >= 0 && (at < 0 || rank[i] < rank[at])) at = i;
+        if (at < 0) break;
+        sym[at].id = res[at];
+        sym[at].len += sym[at + 1].len;
+        memmove(&sym[at + 1], &sym[at + 2], (size_t)(n - at - 2) * sizeof *sym);
+        memmove(&rank[at + 1], &rank[at + 2], (size_t)(n - at - 2) * sizeof *rank);
+        memmove(&res[at + 1], &res[at + 2], (size_t)(n - at - 2) * sizeof *res);
+        n--;
+        if (at > 0) rank[at - 1] = ds__pair_rank(r->t, piece, &sym[at - 1], &sym[at], &res[at - 1]);
+        if (at + 1 < n) rank[at] = ds__pair_rank(r->t, piece, &sym[at], &sym[at + 1], &res[at]);
     }
-    (void)n;
+    for (i = 0; i < n; i++) {
+        sym[i].prev = i - 1;
+        sym[i].next = i + 1 < n ? i + 1 : -1;
+    }
 }
 
 /* the symbols one piece starts from: one per byte (byte-level) or per character */
@@ -3255,6 +3277,18 @@ static int32_t ds__bpe_init(ds__tok_run *r, const unsigned char *piece, size_t n
         size_t len = 1;
         if (t->model == DS__TOK_BPE) {
             s->id = t->byte_tok[piece[i]];
+            if (s->id < 0) {
+                /* a byte whose symbol is not in the vocabulary: unk (fused with a preceding
+                   unk when asked), or left out so that its neighbours may merge */
+                i++;
+                if (t->bpe_unk < 0) continue;
+                if (t->fuse_unk && k > 0 && r->sym[k - 1].id == t->bpe_unk) {
+                    r->sym[k - 1].len++;
+                    continue;
+                }
+                s->id = t->bpe_unk;
+                i--;
+            }
         } else {
             len = (size_t)ds__utf8_seq_len(piece[i]);
             if (len == 0 || len > n - i) len = 1;
@@ -3286,7 +3320,7 @@ static void ds__bpe_word(ds__tok_run *r, const unsigned char *piece, size_t n) {
     int32_t k, i;
     k = ds__bpe_init(r, piece, n);
     if (r->oom || !k) return;
-    if (k <= 24) ds__bpe_merge_small(r, piece, k);
+    if (k <= DS__BPE_SMALL) ds__bpe_merge_small(r, piece, k);
     else ds__bpe_merge(r, piece, k);
     for (i = 0; i >= 0; i = r->sym[i].next) {
         if (r->sym[i].id >= 0) ds__emit(r, r->sym[i].id);
@@ -3660,7 +3694,7 @@ typedef struct ds__tok_spec {
     const ds__span *merges;
     int64_t n_merges;
     int32_t bos, eos, eot, eom, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     const char *what;          /* names the source in messages */
 } ds__tok_spec;
 
@@ -3789,8 +3823,9 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
     t->merge_key = DS__CAST(uint64_t *, ds__calloc((size_t)sp->n_merges, sizeof(uint64_t)));
     t->merge_res = DS__CAST(int32_t *, ds__calloc((size_t)sp->n_merges, sizeof(int32_t)));
     t->merge_mask = ds__pow2_slots((uint64_t)sp->n_merges) - 1;
-    t->merge_slot = DS__CAST(uint32_t *, ds__calloc((size_t)t->merge_mask + 1, sizeof(uint32_t)));
+    t->merge_slot = DS__CAST(ds__merge_slot *, ds__calloc((size_t)t->merge_mask + 1, sizeof(ds__merge_slot)));
     if (!t->merge_key || !t->merge_res || !t->merge_slot) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    for (i = 0; i <= (int64_t)t->merge_mask; i++) t->merge_slot[i].rank = -1;
     for (i = 0; i < sp->n_merges; i++) {
         const ds__span *a = &sp->merges[2 * i], *b = &sp->merges[2 * i + 1];
         int32_t ia = ds__vocab_find(t, a->p, a->n), ib = ds__vocab_find(t, b->p, b->n), ic;
@@ -3815,8 +3850,10 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
         t->merge_res[i] = ic;
         /* a repeated pair takes its last rank, as a map filled in list order would */
         h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
-        while (t->merge_slot[h] && t->merge_key[t->merge_slot[h] - 1] != key) h = (h + 1) & t->merge_mask;
-        t->merge_slot[h] = (uint32_t)i + 1;
+        while (t->merge_slot[h].rank >= 0 && t->merge_slot[h].key != key) h = (h + 1) & t->merge_mask;
+        t->merge_slot[h].key = key;
+        t->merge_slot[h].rank = (int32_t)i;
+        t->merge_slot[h].res = ic;
     }
     ds__buf_free(&cat);
     return DS_OK;
@@ -3931,11 +3968,13 @@ static ds_status ds__tok_build(const ds__tok_spec *sp, ds_tokenizer **out) {
     t->add_space_prefix = sp->add_space_prefix;
     t->ignore_merges = sp->ignore_merges;
     t->byte_fallback = sp->byte_fallback;
+    t->fuse_unk = sp->fuse_unk;
 #define DS__TOK_ID(x) ((x) >= 0 && (x) < sp->n_vocab ? (x) : -1)
     t->bos = DS__TOK_ID(sp->bos);
     t->eos = DS__TOK_ID(sp->eos);
     t->eot = DS__TOK_ID(sp->eot);
     t->unk = DS__TOK_ID(sp->unk);
+    t->bpe_unk = -1;
     t->pad = DS__TOK_ID(sp->pad);
 #undef DS__TOK_ID
     ds__byte_map(t);
@@ -4285,13 +4324,14 @@ static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
     L->sp.merges = L->merges;
     L->sp.ignore_merges = ds__json_flag(d, model, "ignore_merges", 0);
     L->sp.byte_fallback = ds__json_flag(d, model, "byte_fallback", 0);
+    L->sp.fuse_unk = ds__json_flag(d, model, "fuse_unk", 0);
     L->sp.bos = L->sp.eos = L->sp.eot = L->sp.eom = L->sp.unk = L->sp.pad = -1;
     L->sp.what = DS__TJ;
     if ((s = ds__tok_build(&L->sp, out)) != DS_OK) return s;
     unk = ds__json_get(d, model, "unk_token");
     if (unk && d->nodes[unk].type == DS__JSON_STRING) {
         char *u = ds__json_dup(d, unk);
-        if (u) (*out)->unk = ds__vocab_find(*out, u, strlen(u));
+        if (u) (*out)->unk = (*out)->bpe_unk = ds__vocab_find(*out, u, strlen(u));
         ds_free(u);
     }
     ds__json_post(L, root, *out, &(*out)->bos, &(*out)->add_bos);
