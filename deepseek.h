@@ -201,6 +201,102 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 // >>api:kernels
 
 // >>api:gguf
+/* GGUF v2/v3 files (little-endian), read with full validation and written atomically.
+   ds_gguf_open() maps the file and checks everything before returning: magic, version,
+   counts against the bytes left, string and array lengths, value and tensor type ids, n_dims
+   <= 4, element counts and byte sizes without overflow, general.alignment (u32, power of two,
+   default 32), every tensor offset aligned and every tensor inside the file, no two tensors
+   overlapping, no duplicate keys or tensor names. Any violation returns a DS_ERR_* with a
+   message naming the key or tensor and the offsets. Everything returned points into the
+   file and lives until ds_gguf_close(). A ds_gguf is read-only: threads may share it.
+   Errors: DS_ERR_FORMAT (malformed or inconsistent, a fixed-size field cut off),
+   DS_ERR_BOUNDS (a length, count or offset reaches past the end of the file),
+   DS_ERR_OVERFLOW (a size computation overflows), DS_ERR_TYPE (unknown type id),
+   DS_ERR_UNSUPPORTED (version 1 or unknown, big-endian, nested arrays). */
+typedef enum ds_gguf_type {
+    DS_GGUF_U8 = 0, DS_GGUF_I8 = 1, DS_GGUF_U16 = 2, DS_GGUF_I16 = 3, DS_GGUF_U32 = 4,
+    DS_GGUF_I32 = 5, DS_GGUF_F32 = 6, DS_GGUF_BOOL = 7, DS_GGUF_STRING = 8, DS_GGUF_ARRAY = 9,
+    DS_GGUF_U64 = 10, DS_GGUF_I64 = 11, DS_GGUF_F64 = 12
+} ds_gguf_type;
+typedef struct ds_str { const char *ptr; size_t len; } ds_str;   /* not NUL-terminated; points into the file */
+typedef struct ds_gguf_kv {
+    ds_str key;
+    ds_gguf_type type;
+    ds_gguf_type arr_type;      /* for DS_GGUF_ARRAY: element type and count */
+    uint64_t arr_len;
+    /* the raw little-endian value bytes in the file (may be unaligned): a scalar itself; for a
+       string its u64 length then its bytes; for an array its first element */
+    const uint8_t *data;
+} ds_gguf_kv;
+typedef struct ds_gguf_tensor {
+    ds_str name;
+    ds_type type;
+    int n_dims;
+    int64_t ne[4];          /* ne[0] is the contiguous (row) dimension, unused dims 1 */
+    uint64_t offset;        /* from the start of the data section */
+    const void *data;       /* inside the mapped file */
+    uint64_t nbytes;
+} ds_gguf_tensor;
+typedef struct ds_gguf ds_gguf;
+
+DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out);            /* mmaps (ds_map_file) */
+DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out); /* data must outlive g */
+DS_API void ds_gguf_close(ds_gguf *g);
+DS_API uint32_t ds_gguf_version(const ds_gguf *g);
+DS_API uint32_t ds_gguf_alignment(const ds_gguf *g);
+DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g);    /* where the data section starts */
+DS_API uint64_t ds_gguf_file_size(const ds_gguf *g);
+DS_API const char *ds_gguf_type_name(ds_gguf_type t);     /* "u32", "string"; "?" if unknown */
+DS_API int64_t ds_gguf_n_kv(const ds_gguf *g);
+DS_API const ds_gguf_kv *ds_gguf_kv_at(const ds_gguf *g, int64_t i);     /* NULL out of range */
+DS_API const ds_gguf_kv *ds_gguf_find(const ds_gguf *g, const char *key);   /* NULL if absent; hashed */
+/* typed getters: DS_ERR_NOT_FOUND if absent, DS_ERR_TYPE if the stored type does not convert
+   (integers convert between widths when the value fits; f32 accepts f32/f64) */
+DS_API ds_status ds_gguf_get_u32(const ds_gguf *g, const char *key, uint32_t *out);
+DS_API ds_status ds_gguf_get_i32(const ds_gguf *g, const char *key, int32_t *out);
+DS_API ds_status ds_gguf_get_u64(const ds_gguf *g, const char *key, uint64_t *out);
+DS_API ds_status ds_gguf_get_i64(const ds_gguf *g, const char *key, int64_t *out);
+DS_API ds_status ds_gguf_get_f32(const ds_gguf *g, const char *key, float *out);
+DS_API ds_status ds_gguf_get_f64(const ds_gguf *g, const char *key, double *out);
+DS_API ds_status ds_gguf_get_bool(const ds_gguf *g, const char *key, int *out);
+DS_API ds_status ds_gguf_get_str(const ds_gguf *g, const char *key, ds_str *out);
+/* Array: element type, count and pointer to the packed little-endian elements (unaligned);
+   for a string array data is the first encoded string (read them with ds_gguf_get_arr_str).
+   Any of elem, n, data may be NULL. */
+DS_API ds_status ds_gguf_get_arr(const ds_gguf *g, const char *key, ds_gguf_type *elem, uint64_t *n, const void **data);
+/* String array: fills out[0..n); n must equal the array length (DS_ERR_INVALID_ARG otherwise). */
+DS_API ds_status ds_gguf_get_arr_str(const ds_gguf *g, const char *key, ds_str *out, uint64_t n);
+DS_API int64_t ds_gguf_n_tensors(const ds_gguf *g);
+DS_API const ds_gguf_tensor *ds_gguf_tensor_at(const ds_gguf *g, int64_t i);  /* file order */
+DS_API const ds_gguf_tensor *ds_gguf_find_tensor(const ds_gguf *g, const char *name);  /* hashed, O(1) */
+
+/* Writer: collects KVs (copied) and tensors (referenced), then writes a GGUF v3 file. Setting a
+   key twice replaces its value; KVs keep the order they were first set in. Tensors are laid
+   out in the order added, each at a multiple of general.alignment (set it as a u32 power of
+   two to change the default 32). Not thread-safe. */
+typedef struct ds_gguf_writer ds_gguf_writer;
+DS_API ds_status ds_gguf_writer_create(ds_gguf_writer **out);
+DS_API void ds_gguf_writer_free(ds_gguf_writer *w);
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v);
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v);
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v);
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v);
+DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v);
+DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v);
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v);
+DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v);
+/* any scalar value type by id (u8, i16, ...): value holds its little-endian bytes */
+DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, ds_gguf_type type, const void *value);
+/* numeric array of n elements of type elem, packed (bools: one byte each) */
+DS_API ds_status ds_gguf_writer_set_arr(ds_gguf_writer *w, const char *key, ds_gguf_type elem, const void *data, uint64_t n);
+DS_API ds_status ds_gguf_writer_set_arr_str(ds_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+/* Copies every KV of g (replacing keys already set): for converters and checkpoints. */
+DS_API ds_status ds_gguf_writer_copy_kv(ds_gguf_writer *w, const ds_gguf *g);
+/* ne[0] is the contiguous dimension and a whole number of blocks of type; n_dims in 1..4.
+   data is referenced, not copied: it must stay valid until ds_gguf_writer_write returns. */
+DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, ds_type type, int n_dims, const int64_t *ne, const void *data);
+/* atomic: writes PATH.tmp, fsyncs, renames over PATH (and fsyncs the folder) */
+DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path);
 
 // >>api:tokenizer
 
@@ -808,9 +904,1250 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out) {
     return DS_OK;
 }
 
+/* ---- f16 / bf16 conversions -------------------------------------------------------------- */
+static DS__MAYBE_UNUSED uint32_t ds__f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static DS__MAYBE_UNUSED float ds__bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* IEEE binary16 -> binary32, exact for every pattern (subnormals normalised, NaN payload kept) */
+static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return ds__bits_f32(sign | 0x7f800000u | (m << 13));
+    if (e == 0) {
+        int ex = 1;
+        if (m == 0) return ds__bits_f32(sign);
+        while (!(m & 0x400u)) {
+            m <<= 1;
+            ex--;
+        }
+        return ds__bits_f32(sign | ((uint32_t)(ex + 112) << 23) | ((m & 0x3ffu) << 13));
+    }
+    return ds__bits_f32(sign | ((e + 112) << 23) | (m << 13));
+}
+
+/* binary32 -> binary16, round to nearest even; NaN stays NaN (quietened, top payload bits kept,
+   as the F16C instruction does) */
+static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
+    uint32_t u = ds__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    uint32_t e = a >> 23, m = a & 0x7fffffu, h, rem;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((m >> 13) & 0x3ffu));
+    if (a >= 0x47800000u) return (uint16_t)(sign | 0x7c00u); /* >= 2^16 (or inf): overflows */
+    if (a < 0x38800000u) { /* below 2^-14: a half subnormal (or zero) */
+        uint32_t shift = 126 - e, half;
+        if (shift > 24) return (uint16_t)sign;
+        m |= 0x800000u;
+        h = m >> shift;
+        rem = m & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    h = ((e - 112) << 10) | (m >> 13);
+    rem = m & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* a carry may reach inf: correct */
+    return (uint16_t)(sign | h);
+}
+
+static DS__MAYBE_UNUSED float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
+
+/* round to nearest even; NaN is quietened so that truncation cannot turn it into inf */
+static DS__MAYBE_UNUSED uint16_t ds__f32_to_bf16(float f) {
+    uint32_t u = ds__f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* ---- quant block layouts (ggml's, byte for byte) ----------------------------------------- */
+#define DS__QK 32    /* elements per Q4_0 / Q4_1 / Q8_0 / Q8_1 block */
+#define DS__QK_K 256 /* elements per K-quant super-block */
+typedef struct { uint16_t d; uint8_t qs[16]; } ds__block_q4_0;          /* x = d * (q - 8) */
+typedef struct { uint16_t d, m; uint8_t qs[16]; } ds__block_q4_1;       /* x = d * q + m */
+typedef struct { uint16_t d; int8_t qs[32]; } ds__block_q8_0;           /* x = d * q */
+typedef struct { uint16_t d, s; int8_t qs[32]; } ds__block_q8_1;        /* s = d * sum(q) */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__block_q4_k;
+typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ds__block_q6_k;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
+/* compile-time size checks: a negative array size fails the build */
+typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__block_q4_1) == 20 &&
+                                    sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
+                                    sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
+                                    sizeof(ds__block_q8_k) == 292) ? 1 : -1];
+
+/* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
+static DS__MAYBE_UNUSED int ds__round_away(float v) {
+    float t = (float)(int)v, r = v - t; /* exact: |v| < 2^23 here */
+    if (r >= 0.5f) t += 1.0f;
+    else if (r <= -0.5f) t -= 1.0f;
+    return (int)t;
+}
+/* nearest integer, halves to even (|v| < 2^22) */
+static DS__MAYBE_UNUSED int ds__round_even(float v) {
+    float s = v + 12582912.0f; /* 1.5 * 2^23: the sum's low mantissa bits are the rounded integer */
+    return (int)(ds__f32_bits(s) & 0x007fffffu) - 0x00400000;
+}
+
+/* ---- reference quantizers (ggml-compatible output) --------------------------------------- */
+static void ds__quantize_q8_0(const float *x, ds__block_q8_0 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        for (j = 0; j < DS__QK; j++) y[i].qs[j] = (int8_t)ds__round_away(x[j] * id);
+    }
+}
+
+static void ds__quantize_q8_1(const float *x, ds__block_q8_1 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        int sum = 0;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < DS__QK; j++) {
+            int q = ds__round_away(x[j] * id);
+            y[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[i].d = ds__f32_to_f16(d);
+        y[i].s = ds__f32_to_f16((float)sum * d);
+    }
+}
+
+static void ds__quantize_q4_0(const float *x, ds__block_q4_0 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, max = 0.0f, d, id;
+        for (j = 0; j < DS__QK; j++) { /* the signed value of largest magnitude (first one) */
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        d = max / -8.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        for (j = 0; j < DS__QK / 2; j++) {
+            int q0 = DS__MIN(15, (int)(x[j] * id + 8.5f));
+            int q1 = DS__MIN(15, (int)(x[j + DS__QK / 2] * id + 8.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+static void ds__quantize_q4_1(const float *x, ds__block_q4_1 *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float min = FLT_MAX, max = -FLT_MAX, d, id;
+        for (j = 0; j < DS__QK; j++) {
+            min = DS__MIN(min, x[j]);
+            max = DS__MAX(max, x[j]);
+        }
+        d = (max - min) / 15.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        y[i].m = ds__f32_to_f16(min);
+        for (j = 0; j < DS__QK / 2; j++) {
+            int q0 = DS__MIN(15, (int)((x[j] - min) * id + 0.5f));
+            int q1 = DS__MIN(15, (int)((x[j + DS__QK / 2] - min) * id + 0.5f));
+            y[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+/* Q8_K: the signed extreme maps to -127; block sums of 16 serve the K-quants' min terms */
+static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        float amax = 0.0f, max = 0.0f, iscale;
+        for (j = 0; j < DS__QK_K; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (amax == 0.0f) continue;
+        iscale = -127.0f / max;
+        for (j = 0; j < DS__QK_K; j++) {
+            int q = DS__MIN(127, ds__round_even(iscale * x[j]));
+            y[i].qs[j] = (int8_t)q;
+            y[i].bsums[j / 16] = (int16_t)(y[i].bsums[j / 16] + q);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- dequantizers ------------------------------------------------------------------------ */
+/* the 6-bit scale and min of sub-block j (0..7), packed in 12 bytes */
+static void ds__q4_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, b++) {
+        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
+        const uint8_t *q = b->qs;
+        for (j = 0; j < 8; j += 2, q += 32) { /* 64 values: low nibbles, then high nibbles */
+            int sc0, m0, sc1, m1;
+            float d0, d1, n0, n1;
+            ds__q4_k_scale_min(b->scales, j, &sc0, &m0);
+            ds__q4_k_scale_min(b->scales, j + 1, &sc1, &m1);
+            d0 = d * (float)sc0; n0 = dmin * (float)m0;
+            d1 = d * (float)sc1; n1 = dmin * (float)m1;
+            for (l = 0; l < 32; l++) *y++ = d0 * (float)(q[l] & 0xf) - n0;
+            for (l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] >> 4) - n1;
+        }
+    }
+}
+
+/* the 6-bit value (minus 32) of element l + 32 * k of a 128-element half (k = 0..3) */
+static DS__MAYBE_UNUSED int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
+    int lo = (k & 1) ? ql[l + 32] : ql[l];
+    lo = (k & 2) ? lo >> 4 : lo & 0xf;
+    return (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+}
+
+static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
+    int64_t i;
+    int h, l, k;
+    for (i = 0; i < nb; i++, b++) {
+        float d = ds__f16_to_f32(b->d);
+        for (h = 0; h < 2; h++) {
+            const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+            const int8_t *sc = b->scales + 8 * h;
+            for (k = 0; k < 4; k++)
+                for (l = 0; l < 32; l++) y[128 * h + 32 * k + l] = d * (float)sc[l / 16 + 2 * k] * (float)ds__q6_k_value(ql, qh, l, k);
+        }
+        y += DS__QK_K;
+    }
+}
+
+/* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
+static DS__MAYBE_UNUSED size_t ds__row_bytes(ds_type t, int64_t n) {
+    ds__type_traits tr = ds__type_info(t);
+    return tr.block_elems ? (size_t)(n / tr.block_elems) * tr.block_bytes : 0;
+}
+
+/* dst (n) = src (n elements of type t); n is a whole number of t's blocks */
+static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
+    int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
+    int j;
+    switch (t) {
+    case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
+    case DS_TYPE_F16: {
+        const uint16_t *s = DS__CAST(const uint16_t *, src);
+        for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(s[i]);
+        break;
+    }
+    case DS_TYPE_BF16: {
+        const uint16_t *s = DS__CAST(const uint16_t *, src);
+        for (i = 0; i < n; i++) dst[i] = ds__bf16_to_f32(s[i]);
+        break;
+    }
+    case DS_TYPE_Q4_0: {
+        const ds__block_q4_0 *b = DS__CAST(const ds__block_q4_0 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)((b[i].qs[j] & 0xf) - 8);
+                dst[j + 16] = d * (float)((b[i].qs[j] >> 4) - 8);
+            }
+        }
+        break;
+    }
+    case DS_TYPE_Q4_1: {
+        const ds__block_q4_1 *b = DS__CAST(const ds__block_q4_1 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d), m = ds__f16_to_f32(b[i].m);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)(b[i].qs[j] & 0xf) + m;
+                dst[j + 16] = d * (float)(b[i].qs[j] >> 4) + m;
+            }
+        }
+        break;
+    }
+    case DS_TYPE_Q8_0: {
+        const ds__block_q8_0 *b = DS__CAST(const ds__block_q8_0 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case DS_TYPE_Q8_1: {
+        const ds__block_q8_1 *b = DS__CAST(const ds__block_q8_1 *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)b[i].qs[j];
+        }
+        break;
+    }
+    case DS_TYPE_Q4_K: ds__dequantize_q4_k(DS__CAST(const ds__block_q4_k *, src), dst, nb); break;
+    case DS_TYPE_Q6_K: ds__dequantize_q6_k(DS__CAST(const ds__block_q6_k *, src), dst, nb); break;
+    case DS_TYPE_Q8_K: {
+        const ds__block_q8_k *b = DS__CAST(const ds__block_q8_k *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK_K)
+            for (j = 0; j < DS__QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
+        break;
+    }
+    case DS_TYPE_COUNT_: break;
+    }
+}
+
+/* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
+static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
+    int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
+    switch (t) {
+    case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
+    case DS_TYPE_F16:
+        for (i = 0; i < n; i++) DS__CAST(uint16_t *, dst)[i] = ds__f32_to_f16(src[i]);
+        break;
+    case DS_TYPE_BF16:
+        for (i = 0; i < n; i++) DS__CAST(uint16_t *, dst)[i] = ds__f32_to_bf16(src[i]);
+        break;
+    case DS_TYPE_Q4_0: ds__quantize_q4_0(src, DS__CAST(ds__block_q4_0 *, dst), nb); break;
+    case DS_TYPE_Q4_1: ds__quantize_q4_1(src, DS__CAST(ds__block_q4_1 *, dst), nb); break;
+    case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
+    case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
+    case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: case DS_TYPE_COUNT_: break;
+    }
+}
+
 // >>kernels
 
+/* ---- scalar reference dot products -------------------------------------------------------- */
+/* Each returns sum_k w[k] * x[k] over one row of K elements: w in the weight type, x in the
+   activation type the weight type pairs with (ds__act_type). Integer sums are exact; the float
+   rounding is per block, as llama.cpp does it, so logits agree closely. */
+static float ds__dot_q4_0_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_0 *w = DS__CAST(const ds__block_q4_0 *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < 16; j++) s += ((w[i].qs[j] & 0xf) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return sum;
+}
+
+static float ds__dot_q4_1_q8_1_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_1 *w = DS__CAST(const ds__block_q4_1 *, wv);
+    const ds__block_q8_1 *x = DS__CAST(const ds__block_q8_1 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < 16; j++) s += (w[i].qs[j] & 0xf) * x[i].qs[j] + (w[i].qs[j] >> 4) * x[i].qs[j + 16];
+        /* sum_j (d q_j + m) dx qx_j = d dx sum q qx + m (dx sum qx) */
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d)) + ds__f16_to_f32(w[i].m) * ds__f16_to_f32(x[i].s);
+    }
+    return sum;
+}
+
+static float ds__dot_q8_0_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q8_0 *w = DS__CAST(const ds__block_q8_0 *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float sum = 0.0f;
+    int i, j;
+    for (i = 0; i < K / DS__QK; i++) {
+        int s = 0;
+        for (j = 0; j < DS__QK; j++) s += w[i].qs[j] * x[i].qs[j];
+        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return sum;
+}
+
+static float ds__dot_q4_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q4_k *w = DS__CAST(const ds__block_q4_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    float sum = 0.0f;
+    int i, j, l;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        int sq = 0, sm = 0; /* sum scale * (q . qx), sum min * (sum of qx) over 8 sub-blocks */
+        for (j = 0; j < 8; j++) {
+            const uint8_t *q = w[i].qs + 32 * (j / 2);
+            const int8_t *a = x[i].qs + 32 * j;
+            int sc, mn, s = 0, shift = 4 * (j & 1);
+            ds__q4_k_scale_min(w[i].scales, j, &sc, &mn);
+            for (l = 0; l < 32; l++) s += ((q[l] >> shift) & 0xf) * a[l];
+            sq += sc * s;
+            sm += mn * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+        }
+        sum += x[i].d * (ds__f16_to_f32(w[i].d) * (float)sq - ds__f16_to_f32(w[i].dmin) * (float)sm);
+    }
+    return sum;
+}
+
+static float ds__dot_q6_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q6_k *w = DS__CAST(const ds__block_q6_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    float sum = 0.0f;
+    int i, h, k, l;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        int sq = 0;
+        for (h = 0; h < 2; h++) {
+            const uint8_t *ql = w[i].ql + 64 * h, *qh = w[i].qh + 32 * h;
+            for (k = 0; k < 4; k++) {
+                for (l = 0; l < 32; l += 16) { /* one scale per 16 values */
+                    int s = 0, e;
+                    for (e = l; e < l + 16; e++) s += ds__q6_k_value(ql, qh, e, k) * x[i].qs[128 * h + 32 * k + e];
+                    sq += w[i].scales[8 * h + 2 * k + l / 16] * s;
+                }
+            }
+        }
+        sum += ds__f16_to_f32(w[i].d) * x[i].d * (float)sq;
+    }
+    return sum;
+}
+
+static float ds__dot_f32_ref(int K, const void *wv, const void *xv) {
+    const float *w = DS__CAST(const float *, wv), *x = DS__CAST(const float *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += w[k] * x[k];
+    return sum;
+}
+
+static float ds__dot_f16_f32_ref(int K, const void *wv, const void *xv) {
+    const uint16_t *w = DS__CAST(const uint16_t *, wv);
+    const float *x = DS__CAST(const float *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += ds__f16_to_f32(w[k]) * x[k];
+    return sum;
+}
+
+/* bf16 x bf16 products are exact in f32, so only the summation order separates the paths */
+static float ds__dot_bf16_bf16_ref(int K, const void *wv, const void *xv) {
+    const uint16_t *w = DS__CAST(const uint16_t *, wv), *x = DS__CAST(const uint16_t *, xv);
+    float sum = 0.0f;
+    int k;
+    for (k = 0; k < K; k++) sum += ds__bf16_to_f32(w[k]) * ds__bf16_to_f32(x[k]);
+    return sum;
+}
+
+/* ---- matmul ------------------------------------------------------------------------------- */
+/* The activation type x is converted to before the dot products with weights of type wt
+   (F32: x is used as it is). */
+static ds_type ds__act_type(ds_type wt) {
+    switch (wt) {
+    case DS_TYPE_Q4_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
+    case DS_TYPE_Q4_1: return DS_TYPE_Q8_1;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
+    case DS_TYPE_BF16: return DS_TYPE_BF16;
+    default: return DS_TYPE_F32;
+    }
+}
+
+typedef float (*ds__dot_fn)(int K, const void *w, const void *x);
+static ds__dot_fn ds__dot_ref(ds_type wt) {
+    switch (wt) {
+    case DS_TYPE_Q4_0: return ds__dot_q4_0_q8_0_ref;
+    case DS_TYPE_Q4_1: return ds__dot_q4_1_q8_1_ref;
+    case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
+    case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
+    case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
+    case DS_TYPE_F16: return ds__dot_f16_f32_ref;
+    case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
+    default: return ds__dot_f32_ref;
+    }
+}
+
+/* One matmul call's operands. xa is x converted to the activation type (or x itself). */
+typedef struct ds__mm {
+    float *y;                 /* (T, N) */
+    const float *x;           /* (T, K) */
+    const uint8_t *w, *xa;    /* (N, K) in wt, (T, K) in the activation type */
+    size_t w_row, xa_row;     /* bytes per row */
+    int T, N, K;
+    ds_type wt;
+    int n_chunk, t_chunk, n_tiles; /* the task grid: tiles of t_chunk tokens x n_chunk rows */
+    const struct ds__kernel_table *kt;
+} ds__mm;
+
+/* y[t0:t1, n0:n1] */
+typedef void (*ds__gemm_fn)(const ds__mm *m, int t0, int t1, int n0, int n1);
+static void ds__gemm_ref(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    ds__dot_fn dot = ds__dot_ref(m->wt);
+    int t, n;
+    for (t = t0; t < t1; t++)
+        for (n = n0; n < n1; n++) m->y[(size_t)t * m->N + n] = dot(m->K, m->w + (size_t)n * m->w_row, m->xa + (size_t)t * m->xa_row);
+}
+
+/* ---- element-wise reference kernels ------------------------------------------------------ */
+static float ds__dot_f32_scalar(const float *a, const float *b, int n) { return ds__dot_f32_ref(n, a, b); }
+
+static void ds__axpy_f32_scalar(float *y, float a, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void ds__rmsnorm_scalar(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    float scale;
+    int i;
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+static void ds__softmax_scalar(float *x, int n) {
+    float max = -INFINITY, sum = 0.0f, inv;
+    int i;
+    for (i = 0; i < n; i++) max = DS__MAX(max, x[i]);
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void ds__swiglu_scalar(float *y, const float *gate, const float *up, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* rotate pairs (x[i*stride_a], x[i*stride_a + off]) by angle i, i < n_pairs, given cos/sin */
+static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (i = 0; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+/* One table per instruction-set level; ds__kt() picks the best the CPU (and mask) allows. */
+typedef struct ds__kernel_table {
+    const char *name;
+    ds__gemm_fn gemm[DS_TYPE_COUNT_];            /* by weight type; NULL: the reference */
+    void (*quantize_act)(ds_type at, const float *x, void *dst, int64_t n);
+    float (*dot_f32)(const float *a, const float *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    void (*softmax)(float *x, int n);
+    void (*swiglu)(float *y, const float *gate, const float *up, int n);
+    void (*rope_apply)(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn);
+} ds__kernel_table;
+
+static const ds__kernel_table ds__kt_scalar = {
+    "scalar", {0}, ds__quantize_row, ds__dot_f32_scalar, ds__axpy_f32_scalar, ds__rmsnorm_scalar,
+    ds__softmax_scalar, ds__swiglu_scalar, ds__rope_apply_scalar};
+
+static const ds__kernel_table *ds__kt(void) {
+    return &ds__kt_scalar;
+}
+
+/* ---- the internal kernel API -------------------------------------------------------------- */
+static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return ds__kt()->dot_f32(a, b, n); }
+static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { ds__kt()->axpy_f32(y, a, x, n); }
+static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { ds__kt()->rmsnorm(y, x, w, n, eps); }
+static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { ds__kt()->softmax(x, n); }
+static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { ds__kt()->swiglu(y, gate, up, n); }
+
+/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
+static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
+    float cs[256], sn[256];
+    int i, half = n_rot / 2;
+    if (half > 256) half = 256;
+    for (i = 0; i < half; i++) {
+        double theta = (double)pos * pow((double)base, -2.0 * i / n_rot);
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+    ds__kt()->rope_apply(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+}
+
+/* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
+static DS__MAYBE_UNUSED void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
+    ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
+}
+
+static DS__MAYBE_UNUSED size_t ds__matmul_wsize(ds_type wt, int T, int K) {
+    ds_type at = ds__act_type(wt);
+    if (at == DS_TYPE_F32) return 0;
+    return (size_t)T * ((ds__row_bytes(at, K) + 63) & ~(size_t)63);
+}
+
+static void ds__matmul_quantize_task(void *ctx, int t, int n) {
+    const ds__mm *m = DS__CAST(const ds__mm *, ctx);
+    (void)n;
+    m->kt->quantize_act(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(m->xa + (size_t)t * m->xa_row), m->K);
+}
+
+static void ds__matmul_task(void *ctx, int i, int n) {
+    const ds__mm *m = DS__CAST(const ds__mm *, ctx);
+    int tt = i / m->n_tiles, nt = i % m->n_tiles;
+    int t0 = tt * m->t_chunk, n0 = nt * m->n_chunk;
+    ds__gemm_fn g = m->kt->gemm[m->wt] ? m->kt->gemm[m->wt] : ds__gemm_ref;
+    (void)n;
+    g(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
+}
+
+/* y (T, N) = x (T, K) @ w^T with w (N, K) of type wt. wsbuf: ds__matmul_wsize bytes, 64-aligned.
+   Row chunks are small enough that two or more threads balance, large enough that a task
+   streams a few KB of weights. */
+static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
+    ds__mm m;
+    ds_type at = ds__act_type(wt);
+    int n_threads = ds_pool_size(pool);
+    memset(&m, 0, sizeof m);
+    m.kt = ds__kt();
+    m.T = T; m.N = N; m.K = K; m.wt = wt;
+    m.w = DS__CAST(const uint8_t *, w);
+    m.w_row = ds__row_bytes(wt, K);
+    if (at == DS_TYPE_F32) {
+        m.xa = DS__CAST(const uint8_t *, (const void *)x);
+        m.xa_row = (size_t)K * sizeof(float);
+    } else {
+        m.xa = DS__CAST(const uint8_t *, wsbuf);
+        m.xa_row = (ds__row_bytes(at, K) + 63) & ~(size_t)63;
+        m.x = x;
+        if (T > 1) ds_pool_run(pool, ds__matmul_quantize_task, &m, T);
+        else ds__matmul_quantize_task(&m, 0, 1);
+    }
+    m.y = y;
+    m.x = x;
+    m.t_chunk = T >= 8 ? 8 : T;
+    m.n_chunk = 16;
+    while (m.n_chunk < 256 && (N + 2 * m.n_chunk - 1) / (2 * m.n_chunk) * ((T + m.t_chunk - 1) / m.t_chunk) >= 8 * n_threads) m.n_chunk *= 2;
+    m.n_tiles = (N + m.n_chunk - 1) / m.n_chunk;
+    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * ((T + m.t_chunk - 1) / m.t_chunk));
+}
+
 // >>gguf
+/* Layout (all little-endian): "GGUF", u32 version, u64 n_tensors, u64 n_kv; n_kv times
+   {string key, u32 type, value}; n_tensors times {string name, u32 n_dims, u64 ne[n_dims],
+   u32 type, u64 offset}; padding to the alignment; the data section. A string is a u64 byte
+   length and the bytes; an array is u32 element type, u64 count, the elements. */
+#define DS__GGUF_DEFAULT_ALIGN 32u
+#define DS__GGUF_NAME_SHOWN 96   /* longest key or tensor name quoted in a message */
+
+static uint32_t ds__gguf_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t ds__gguf_u64(const uint8_t *p) { return (uint64_t)ds__gguf_u32(p) | (uint64_t)ds__gguf_u32(p + 4) << 32; }
+
+/* bytes of one value of a fixed-size type; 0 for string, array and unknown ids */
+static size_t ds__gguf_scalar_size(uint32_t t) {
+    switch (t) {
+    case DS_GGUF_U8: case DS_GGUF_I8: case DS_GGUF_BOOL: return 1;
+    case DS_GGUF_U16: case DS_GGUF_I16: return 2;
+    case DS_GGUF_U32: case DS_GGUF_I32: case DS_GGUF_F32: return 4;
+    case DS_GGUF_U64: case DS_GGUF_I64: case DS_GGUF_F64: return 8;
+    default: return 0;
+    }
+}
+
+DS_API const char *ds_gguf_type_name(ds_gguf_type t) {
+    static const char *const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+/* ---- name index: open addressing over indices, shared by reader and writer ---------------- */
+typedef ds_str (*ds__gguf_key_fn)(const void *owner, int64_t i);
+typedef struct ds__gguf_index {
+    uint64_t *hash;   /* per slot */
+    int64_t *slot;    /* item index + 1; 0 = empty */
+    uint64_t mask;    /* capacity - 1 (capacity a power of two) */
+    int64_t count;
+} ds__gguf_index;
+
+static uint64_t ds__gguf_hash(const char *s, size_t n) {   /* FNV-1a */
+    uint64_t h = UINT64_C(1469598103934665603);
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * UINT64_C(1099511628211);
+    return h;
+}
+static void ds__gguf_index_free(ds__gguf_index *ix) {
+    ds_free(ix->hash);
+    ds_free(ix->slot);
+    memset(ix, 0, sizeof *ix);
+}
+static ds_status ds__gguf_index_alloc(ds__gguf_index *ix, uint64_t n_items) {
+    uint64_t cap = 16;
+    while (cap < 2 * n_items) cap *= 2;
+    memset(ix, 0, sizeof *ix);
+    ix->hash = DS__CAST(uint64_t *, ds__calloc((size_t)cap, sizeof(uint64_t)));
+    ix->slot = DS__CAST(int64_t *, ds__calloc((size_t)cap, sizeof(int64_t)));
+    if (!ix->hash || !ix->slot) {
+        ds__gguf_index_free(ix);
+        return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for a name index of %llu entries", (unsigned long long)n_items);
+    }
+    ix->mask = cap - 1;
+    return DS_OK;
+}
+/* index of the item named s[0..n), or -1 */
+static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size_t n, ds__gguf_key_fn key_at, const void *owner) {
+    uint64_t h = ds__gguf_hash(s, n), i;
+    if (!ix->slot) return -1;
+    for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {
+        if (ix->hash[i] == h) {
+            ds_str k = key_at(owner, ix->slot[i] - 1);
+            if (k.len == n && memcmp(k.ptr, s, n) == 0) return ix->slot[i] - 1;
+        }
+    }
+    return -1;
+}
+/* adds item idx named s[0..n) (known absent); the table must have room */
+static void ds__gguf_index_put(ds__gguf_index *ix, const char *s, size_t n, int64_t idx) {
+    uint64_t h = ds__gguf_hash(s, n), i;
+    for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {}
+    ix->hash[i] = h;
+    ix->slot[i] = idx + 1;
+    ix->count++;
+}
+
+/* ---- reader ---------------------------------------------------------------------------- */
+struct ds_gguf {
+    ds_mapped_file map;       /* owned when opened from a path */
+    const uint8_t *base;
+    uint64_t size;
+    uint32_t version, alignment;
+    uint64_t data_offset;
+    int64_t n_kv, n_tensors;
+    ds_gguf_kv *kv;
+    ds_gguf_tensor *tensors;
+    ds__gguf_index kv_index, tensor_index;
+};
+
+/* parse position plus a description of what is being read, for messages */
+typedef struct ds__gguf_cur {
+    const uint8_t *base;
+    uint64_t size, pos;
+    char what[DS__GGUF_NAME_SHOWN + 48];   /* "key 'general.name'", "tensor #3 'x'" */
+} ds__gguf_cur;
+
+static void ds__gguf_what(ds__gguf_cur *c, const char *kind, ds_str name) {
+    int n = name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)name.len;
+    snprintf(c->what, sizeof c->what, "%s '%.*s%s'", kind, n, name.ptr ? name.ptr : "", name.len > DS__GGUF_NAME_SHOWN ? "..." : "");
+}
+
+static ds_status ds__gguf_need(ds__gguf_cur *c, uint64_t n, const char *field) {
+    if (n <= c->size - c->pos) return DS_OK;
+    return ds__fail(DS_ERR_FORMAT, "gguf: %s: %s at offset %llu is cut off (needs %llu bytes, file has %llu)", c->what, field,
+                    (unsigned long long)c->pos, (unsigned long long)n, (unsigned long long)c->size);
+}
+static ds_status ds__gguf_read_u32(ds__gguf_cur *c, const char *field, uint32_t *v) {
+    ds_status s = ds__gguf_need(c, 4, field);
+    if (s) return s;
+    *v = ds__gguf_u32(c->base + c->pos);
+    c->pos += 4;
+    return DS_OK;
+}
+static ds_status ds__gguf_read_u64(ds__gguf_cur *c, const char *field, uint64_t *v) {
+    ds_status s = ds__gguf_need(c, 8, field);
+    if (s) return s;
+    *v = ds__gguf_u64(c->base + c->pos);
+    c->pos += 8;
+    return DS_OK;
+}
+static ds_status ds__gguf_read_str(ds__gguf_cur *c, const char *field, ds_str *out) {
+    uint64_t len, at = c->pos;
+    ds_status s = ds__gguf_read_u64(c, field, &len);
+    if (s) return s;
+    if (len > c->size - c->pos)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: %s: %s length %llu at offset %llu runs past the end of the file (%llu bytes)", c->what, field,
+                        (unsigned long long)len, (unsigned long long)at, (unsigned long long)c->size);
+    out->ptr = (const char *)(c->base + c->pos);
+    out->len = (size_t)len;
+    c->pos += len;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_check_bools(ds__gguf_cur *c, const uint8_t *p, uint64_t n) {
+    uint64_t i;
+    for (i = 0; i < n; i++)
+        if (p[i] > 1) return ds__fail(DS_ERR_FORMAT, "gguf: %s: bool value %u at offset %llu is not 0 or 1", c->what, p[i], (unsigned long long)(p + i - c->base));
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_array(ds__gguf_cur *c, ds_gguf_kv *kv) {
+    uint32_t et;
+    uint64_t n, i, esize, at;
+    ds_status s = ds__gguf_read_u32(c, "array element type", &et);
+    if (!s) s = ds__gguf_read_u64(c, "array length", &n);
+    if (s) return s;
+    at = c->pos - 8;
+    if (et == DS_GGUF_ARRAY) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: %s: nested arrays are not supported", c->what);
+    if (et != DS_GGUF_STRING && !ds__gguf_scalar_size(et)) return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown array element type %u at offset %llu", c->what, et, (unsigned long long)(at - 4));
+    kv->arr_type = (ds_gguf_type)et;
+    kv->arr_len = n;
+    kv->data = c->base + c->pos;
+    if (et == DS_GGUF_STRING) {   /* each string takes at least its 8-byte length */
+        if (n > (c->size - c->pos) / 8)
+            return ds__fail(DS_ERR_BOUNDS, "gguf: %s: %llu strings at offset %llu cannot fit in the %llu bytes left", c->what, (unsigned long long)n,
+                            (unsigned long long)at, (unsigned long long)(c->size - c->pos));
+        for (i = 0; i < n; i++) {
+            ds_str str;
+            s = ds__gguf_read_str(c, "array string", &str);
+            if (s) return s;
+        }
+        return DS_OK;
+    }
+    esize = ds__gguf_scalar_size(et);
+    if (n > UINT64_MAX / esize) return ds__fail(DS_ERR_OVERFLOW, "gguf: %s: array of %llu %s at offset %llu overflows a size", c->what, (unsigned long long)n, ds_gguf_type_name((ds_gguf_type)et), (unsigned long long)at);
+    if (n * esize > c->size - c->pos)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: %s: array of %llu %s at offset %llu runs past the end of the file (%llu bytes)", c->what, (unsigned long long)n,
+                        ds_gguf_type_name((ds_gguf_type)et), (unsigned long long)at, (unsigned long long)c->size);
+    if (et == DS_GGUF_BOOL && (s = ds__gguf_check_bools(c, c->base + c->pos, n))) return s;
+    c->pos += n * esize;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_value(ds__gguf_cur *c, ds_gguf_kv *kv) {
+    uint32_t t;
+    size_t sz;
+    ds_status s = ds__gguf_read_u32(c, "value type", &t);
+    if (s) return s;
+    sz = ds__gguf_scalar_size(t);
+    if (!sz && t != DS_GGUF_STRING && t != DS_GGUF_ARRAY)
+        return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown value type %u at offset %llu", c->what, t, (unsigned long long)(c->pos - 4));
+    kv->type = (ds_gguf_type)t;
+    if (t == DS_GGUF_ARRAY) return ds__gguf_read_array(c, kv);
+    kv->data = c->base + c->pos;
+    if (t == DS_GGUF_STRING) {
+        ds_str v;
+        return ds__gguf_read_str(c, "string value", &v);
+    }
+    if ((s = ds__gguf_need(c, sz, "value"))) return s;
+    if (t == DS_GGUF_BOOL && (s = ds__gguf_check_bools(c, kv->data, 1))) return s;
+    c->pos += sz;
+    return DS_OK;
+}
+
+static ds_str ds__gguf_kv_key(const void *g, int64_t i) { return ((const ds_gguf *)g)->kv[i].key; }
+static ds_str ds__gguf_tensor_name(const void *g, int64_t i) { return ((const ds_gguf *)g)->tensors[i].name; }
+
+static ds_status ds__gguf_read_kvs(ds_gguf *g, ds__gguf_cur *c) {
+    int64_t i;
+    ds_status s;
+    /* every pair takes at least 13 bytes: the key length, the type and a one-byte value */
+    if ((uint64_t)g->n_kv > (c->size - c->pos) / 13)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %lld key-value pairs, more than the %llu bytes after it can hold", (long long)g->n_kv, (unsigned long long)(c->size - c->pos));
+    g->kv = DS__CAST(ds_gguf_kv *, ds__calloc((size_t)g->n_kv + 1, sizeof(ds_gguf_kv)));
+    if (!g->kv) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for %lld key-value pairs", (long long)g->n_kv);
+    if ((s = ds__gguf_index_alloc(&g->kv_index, (uint64_t)g->n_kv))) return s;
+    for (i = 0; i < g->n_kv; i++) {
+        ds_gguf_kv *kv = &g->kv[i];
+        uint64_t at = c->pos;
+        int64_t dup;
+        snprintf(c->what, sizeof c->what, "key-value pair #%lld", (long long)i);
+        if ((s = ds__gguf_read_str(c, "key", &kv->key))) return s;
+        ds__gguf_what(c, "key", kv->key);
+        if ((s = ds__gguf_read_value(c, kv))) return s;
+        dup = ds__gguf_index_find(&g->kv_index, kv->key.ptr, kv->key.len, ds__gguf_kv_key, g);
+        if (dup >= 0)
+            return ds__fail(DS_ERR_FORMAT, "gguf: %s appears twice (pairs #%lld and #%lld, the second at offset %llu)", c->what, (long long)dup, (long long)i, (unsigned long long)at);
+        ds__gguf_index_put(&g->kv_index, kv->key.ptr, kv->key.len, i);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_alignment(ds_gguf *g) {
+    const ds_gguf_kv *kv = ds_gguf_find(g, "general.alignment");
+    uint32_t a;
+    g->alignment = DS__GGUF_DEFAULT_ALIGN;
+    if (!kv) return DS_OK;
+    if (kv->type != DS_GGUF_U32) return ds__fail(DS_ERR_TYPE, "gguf: key 'general.alignment' has type %s, expected u32", ds_gguf_type_name(kv->type));
+    a = ds__gguf_u32(kv->data);
+    if (a == 0 || (a & (a - 1))) return ds__fail(DS_ERR_FORMAT, "gguf: key 'general.alignment' is %u, not a power of two", a);
+    g->alignment = a;
+    return DS_OK;
+}
+
+/* n_dims, the shape and the byte size of one tensor */
+static ds_status ds__gguf_read_shape(ds__gguf_cur *c, ds_gguf_tensor *t) {
+    uint32_t n_dims, d, type;
+    int64_t n_elems = 1;
+    ds_status s = ds__gguf_read_u32(c, "n_dims", &n_dims);
+    if (s) return s;
+    if (n_dims > 4) return ds__fail(DS_ERR_FORMAT, "gguf: %s: n_dims %u at offset %llu is more than 4", c->what, n_dims, (unsigned long long)(c->pos - 4));
+    t->n_dims = (int)n_dims;
+    for (d = 0; d < 4; d++) t->ne[d] = 1;
+    for (d = 0; d < n_dims; d++) {
+        uint64_t ne;
+        if ((s = ds__gguf_read_u64(c, "dimension", &ne))) return s;
+        if (ne > (uint64_t)INT64_MAX) return ds__fail(DS_ERR_FORMAT, "gguf: %s: dimension %u is negative (%lld) at offset %llu", c->what, d, (long long)ne, (unsigned long long)(c->pos - 8));
+        t->ne[d] = (int64_t)ne;
+        if (ne && n_elems > INT64_MAX / (int64_t)ne) return ds__fail(DS_ERR_OVERFLOW, "gguf: %s: element count overflows (dimension %u is %llu)", c->what, d, (unsigned long long)ne);
+        n_elems *= (int64_t)ne;
+    }
+    if ((s = ds__gguf_read_u32(c, "type", &type))) return s;
+    if (type >= DS_TYPE_COUNT_ || !ds_type_block_elems((ds_type)type)) return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown tensor type id %u at offset %llu", c->what, type, (unsigned long long)(c->pos - 4));
+    t->type = (ds_type)type;
+    if (t->ne[0] % (int64_t)ds_type_block_elems(t->type))
+        return ds__fail(DS_ERR_FORMAT, "gguf: %s: row of %lld elements is not a whole number of %s blocks of %u", c->what, (long long)t->ne[0], ds_type_name(t->type), (unsigned)ds_type_block_elems(t->type));
+    if ((s = ds_type_nbytes(t->type, n_elems, &t->nbytes))) return ds__fail(s, "gguf: %s: %lld %s elements overflow a size", c->what, (long long)n_elems, ds_type_name(t->type));
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_tensor_infos(ds_gguf *g, ds__gguf_cur *c) {
+    int64_t i;
+    ds_status s;
+    /* every info takes at least 24 bytes: name length, n_dims, type, offset */
+    if ((uint64_t)g->n_tensors > (c->size - c->pos) / 24)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %lld tensors, more than the %llu bytes left at offset %llu can describe", (long long)g->n_tensors,
+                        (unsigned long long)(c->size - c->pos), (unsigned long long)c->pos);
+    g->tensors = DS__CAST(ds_gguf_tensor *, ds__calloc((size_t)g->n_tensors + 1, sizeof(ds_gguf_tensor)));
+    if (!g->tensors) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for %lld tensors", (long long)g->n_tensors);
+    if ((s = ds__gguf_index_alloc(&g->tensor_index, (uint64_t)g->n_tensors))) return s;
+    for (i = 0; i < g->n_tensors; i++) {
+        ds_gguf_tensor *t = &g->tensors[i];
+        int64_t dup;
+        snprintf(c->what, sizeof c->what, "tensor #%lld", (long long)i);
+        if ((s = ds__gguf_read_str(c, "name", &t->name))) return s;
+        ds__gguf_what(c, "tensor", t->name);
+        if ((s = ds__gguf_read_shape(c, t))) return s;
+        if ((s = ds__gguf_read_u64(c, "offset", &t->offset))) return s;
+        if (t->offset % g->alignment)
+            return ds__fail(DS_ERR_FORMAT, "gguf: %s: data offset %llu is not a multiple of the alignment %u", c->what, (unsigned long long)t->offset, g->alignment);
+        dup = ds__gguf_index_find(&g->tensor_index, t->name.ptr, t->name.len, ds__gguf_tensor_name, g);
+        if (dup >= 0) return ds__fail(DS_ERR_FORMAT, "gguf: %s appears twice (tensors #%lld and #%lld)", c->what, (long long)dup, (long long)i);
+        ds__gguf_index_put(&g->tensor_index, t->name.ptr, t->name.len, i);
+    }
+    return DS_OK;
+}
+
+/* every tensor's bytes inside the file */
+static ds_status ds__gguf_place_tensors(ds_gguf *g) {
+    int64_t i;
+    for (i = 0; i < g->n_tensors; i++) {
+        ds_gguf_tensor *t = &g->tensors[i];
+        uint64_t room = g->size > g->data_offset ? g->size - g->data_offset : 0;
+        if (t->offset > room || t->nbytes > room - t->offset) {
+            int n = t->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)t->name.len;
+            uint64_t end = g->data_offset + t->offset, e2 = end + t->nbytes;
+            if (end < t->offset || e2 < end)
+                return ds__fail(DS_ERR_BOUNDS, "gguf: tensor '%.*s': data offset %llu + %llu bytes overflows, file has %llu bytes", n, t->name.ptr,
+                                (unsigned long long)t->offset, (unsigned long long)t->nbytes, (unsigned long long)g->size);
+            return ds__fail(DS_ERR_BOUNDS, "gguf: tensor '%.*s': data ends at %llu, file has %llu bytes", n, t->name.ptr, (unsigned long long)e2, (unsigned long long)g->size);
+        }
+        t->data = g->base + g->data_offset + t->offset;
+    }
+    return DS_OK;
+}
+
+typedef struct ds__gguf_span { uint64_t begin, end; int64_t idx; } ds__gguf_span;
+static int ds__gguf_span_cmp(const void *a, const void *b) {
+    const ds__gguf_span *x = (const ds__gguf_span *)a, *y = (const ds__gguf_span *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* no two tensors share a byte: sort by offset and compare neighbours (empty tensors own none) */
+static ds_status ds__gguf_check_overlap(ds_gguf *g) {
+    ds__gguf_span *sp;
+    int64_t i, n = 0;
+    ds_status s = DS_OK;
+    if (g->n_tensors < 2) return DS_OK;
+    sp = DS__CAST(ds__gguf_span *, ds__calloc((size_t)g->n_tensors, sizeof *sp));
+    if (!sp) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory checking %lld tensors", (long long)g->n_tensors);
+    for (i = 0; i < g->n_tensors; i++) {
+        if (!g->tensors[i].nbytes) continue;
+        sp[n].begin = g->tensors[i].offset;
+        sp[n].end = g->tensors[i].offset + g->tensors[i].nbytes;
+        sp[n].idx = i;
+        n++;
+    }
+    qsort(sp, (size_t)n, sizeof *sp, ds__gguf_span_cmp);
+    for (i = 1; i < n && !s; i++) {
+        if (sp[i].begin < sp[i - 1].end) {
+            const ds_gguf_tensor *a = &g->tensors[sp[i - 1].idx], *b = &g->tensors[sp[i].idx];
+            int na = a->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)a->name.len;
+            int nb = b->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)b->name.len;
+            s = ds__fail(DS_ERR_FORMAT, "gguf: tensors '%.*s' [%llu, %llu) and '%.*s' [%llu, %llu) overlap", na, a->name.ptr, (unsigned long long)sp[i - 1].begin,
+                         (unsigned long long)sp[i - 1].end, nb, b->name.ptr, (unsigned long long)sp[i].begin, (unsigned long long)sp[i].end);
+        }
+    }
+    ds_free(sp);
+    return s;
+}
+
+static ds_status ds__gguf_read_header(ds_gguf *g, ds__gguf_cur *c) {
+    uint64_t nt, nk;
+    uint32_t v;
+    ds_status s;
+    snprintf(c->what, sizeof c->what, "header");
+    if ((s = ds__gguf_need(c, 4, "magic"))) return s;
+    if (memcmp(c->base, "GGUF", 4) != 0)
+        return ds__fail(DS_ERR_FORMAT, "gguf: bad magic %02x %02x %02x %02x (expected 'GGUF')", c->base[0], c->base[1], c->base[2], c->base[3]);
+    c->pos = 4;
+    if ((s = ds__gguf_read_u32(c, "version", &v))) return s;
+    if (v > 0xffff && (v & 0xffff) == 0) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: big-endian file (version reads as 0x%08x); only little-endian GGUF is supported", v);
+    if (v == 1) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: version 1 is not supported (only 2 and 3)");
+    if (v != 2 && v != 3) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: unknown version %u (only 2 and 3 are supported)", v);
+    if ((s = ds__gguf_read_u64(c, "tensor count", &nt)) || (s = ds__gguf_read_u64(c, "key-value count", &nk))) return s;
+    if (nt > (uint64_t)INT64_MAX || nk > (uint64_t)INT64_MAX)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %llu tensors and %llu key-value pairs in a file of %llu bytes", (unsigned long long)nt, (unsigned long long)nk, (unsigned long long)c->size);
+    g->version = v;
+    g->n_tensors = (int64_t)nt;
+    g->n_kv = (int64_t)nk;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_parse(ds_gguf *g) {
+    ds__gguf_cur c;
+    ds_status s;
+    memset(&c, 0, sizeof c);
+    c.base = g->base;
+    c.size = g->size;
+    if ((s = ds__gguf_read_header(g, &c))) return s;
+    if ((s = ds__gguf_read_kvs(g, &c))) return s;
+    if ((s = ds__gguf_read_alignment(g))) return s;
+    if ((s = ds__gguf_read_tensor_infos(g, &c))) return s;
+    g->data_offset = c.pos + (g->alignment - c.pos % g->alignment) % g->alignment;
+    if ((s = ds__gguf_place_tensors(g))) return s;
+    return ds__gguf_check_overlap(g);
+}
+
+DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out) {
+    ds_gguf *g;
+    ds_status s;
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL out");
+    *out = NULL;
+    if (!data && size) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL data");
+    g = DS__CAST(ds_gguf *, ds__calloc(1, sizeof *g));
+    if (!g) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory");
+    g->base = data ? (const uint8_t *)data : (const uint8_t *)"";
+    g->size = size;
+    s = ds__gguf_parse(g);
+    if (s) {
+        ds_gguf_close(g);
+        return s;
+    }
+    *out = g;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out) {
+    ds_mapped_file m;
+    ds_status s;
+    if (!out || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL argument");
+    *out = NULL;
+    if ((s = ds_map_file(path, &m))) return s;
+    if ((s = ds_gguf_open_memory(m.data, m.size, out))) {
+        ds_unmap_file(&m);
+        return s;
+    }
+    (*out)->map = m;
+    return DS_OK;
+}
+
+DS_API void ds_gguf_close(ds_gguf *g) {
+    if (!g) return;
+    ds__gguf_index_free(&g->kv_index);
+    ds__gguf_index_free(&g->tensor_index);
+    ds_free(g->kv);
+    ds_free(g->tensors);
+    ds_unmap_file(&g->map);
+    ds_free(g);
+}
+
+DS_API uint32_t ds_gguf_version(const ds_gguf *g) { return g->version; }
+DS_API uint32_t ds_gguf_alignment(const ds_gguf *g) { return g->alignment; }
+DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g) { return g->data_offset; }
+DS_API uint64_t ds_gguf_file_size(const ds_gguf *g) { return g->size; }
+DS_API int64_t ds_gguf_n_kv(const ds_gguf *g) { return g->n_kv; }
+DS_API const ds_gguf_kv *ds_gguf_kv_at(const ds_gguf *g, int64_t i) { return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL; }
+DS_API int64_t ds_gguf_n_tensors(const ds_gguf *g) { return g->n_tensors; }
+DS_API const ds_gguf_tensor *ds_gguf_tensor_at(const ds_gguf *g, int64_t i) { return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL; }
+
+DS_API const ds_gguf_kv *ds_gguf_find(const ds_gguf *g, const char *key) {
+    int64_t i;
+    if (!g || !key) return NULL;
+    i = ds__gguf_index_find(&g->kv_index, key, strlen(key), ds__gguf_kv_key, g);
+    return i < 0 ? NULL : &g->kv[i];
+}
+DS_API const ds_gguf_tensor *ds_gguf_find_tensor(const ds_gguf *g, const char *name) {
+    int64_t i;
+    if (!g || !name) return NULL;
+    i = ds__gguf_index_find(&g->tensor_index, name, strlen(name), ds__gguf_tensor_name, g);
+    return i < 0 ? NULL : &g->tensors[i];
+}
+
+/* the key's pair, or DS_ERR_NOT_FOUND */
+static ds_status ds__gguf_lookup(const ds_gguf *g, const char *key, const ds_gguf_kv **kv) {
+    if (!g || !key) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL argument");
+    *kv = ds_gguf_find(g, key);
+    if (!*kv) return ds__fail(DS_ERR_NOT_FOUND, "gguf: no key '%s'", key);
+    return DS_OK;
+}
+static ds_status ds__gguf_wrong_type(const char *key, const ds_gguf_kv *kv, const char *wanted) {
+    return ds__fail(DS_ERR_TYPE, "gguf: key '%s' holds %s, not %s", key, ds_gguf_type_name(kv->type), wanted);
+}
+
+/* an integer value as sign and magnitude (negative values: mag = -v as unsigned) */
+static int ds__gguf_int_value(const ds_gguf_kv *kv, int *neg, uint64_t *mag) {
+    int64_t sv;
+    const uint8_t *p = kv->data;
+    switch (kv->type) {
+    case DS_GGUF_U8: *neg = 0; *mag = p[0]; return 1;
+    case DS_GGUF_U16: *neg = 0; *mag = (uint64_t)p[0] | (uint64_t)p[1] << 8; return 1;
+    case DS_GGUF_U32: *neg = 0; *mag = ds__gguf_u32(p); return 1;
+    case DS_GGUF_U64: *neg = 0; *mag = ds__gguf_u64(p); return 1;
+    case DS_GGUF_I8: sv = (int8_t)p[0]; break;
+    case DS_GGUF_I16: sv = (int16_t)(uint16_t)(p[0] | p[1] << 8); break;
+    case DS_GGUF_I32: sv = (int32_t)ds__gguf_u32(p); break;
+    case DS_GGUF_I64: sv = (int64_t)ds__gguf_u64(p); break;
+    default: return 0;
+    }
+    *neg = sv < 0;
+    *mag = sv < 0 ? (uint64_t)0 - (uint64_t)sv : (uint64_t)sv;
+    return 1;
+}
+
+/* an integer key whose value lies in [-neg_max, pos_max] */
+static ds_status ds__gguf_get_int(const ds_gguf *g, const char *key, uint64_t neg_max, uint64_t pos_max, const char *wanted, int *neg, uint64_t *mag) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (!ds__gguf_int_value(kv, neg, mag)) return ds__gguf_wrong_type(key, kv, wanted);
+    if (*neg ? *mag > neg_max : *mag > pos_max)
+        return ds__fail(DS_ERR_TYPE, "gguf: key '%s': value %s%llu does not fit %s", key, *neg ? "-" : "", (unsigned long long)*mag, wanted);
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_u32(const ds_gguf *g, const char *key, uint32_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, 0, UINT32_MAX, "u32", &neg, &m);
+    if (!s && out) *out = (uint32_t)m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_i32(const ds_gguf *g, const char *key, int32_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, (uint64_t)INT32_MAX + 1, INT32_MAX, "i32", &neg, &m);
+    if (!s && out) *out = neg ? (int32_t)(-(int64_t)m) : (int32_t)m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_u64(const ds_gguf *g, const char *key, uint64_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, 0, UINT64_MAX, "u64", &neg, &m);
+    if (!s && out) *out = m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_i64(const ds_gguf *g, const char *key, int64_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, (uint64_t)INT64_MAX + 1, INT64_MAX, "i64", &neg, &m);
+    if (!s && out) *out = neg ? (int64_t)(0 - m) : (int64_t)m;
+    return s;
+}
+
+DS_API ds_status ds_gguf_get_f64(const ds_gguf *g, const char *key, double *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type == DS_GGUF_F32) {
+        uint32_t u = ds__gguf_u32(kv->data);
+        float f;
+        memcpy(&f, &u, 4);
+        if (out) *out = f;
+    } else if (kv->type == DS_GGUF_F64) {
+        uint64_t u = ds__gguf_u64(kv->data);
+        double d;
+        memcpy(&d, &u, 8);
+        if (out) *out = d;
+    } else {
+        return ds__gguf_wrong_type(key, kv, "f32 or f64");
+    }
+    return DS_OK;
+}
+DS_API ds_status ds_gguf_get_f32(const ds_gguf *g, const char *key, float *out) {
+    double d = 0;
+    ds_status s = ds_gguf_get_f64(g, key, &d);
+    if (!s && out) *out = (float)d;
+    return s;
+}
+
+DS_API ds_status ds_gguf_get_bool(const ds_gguf *g, const char *key, int *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_BOOL) return ds__gguf_wrong_type(key, kv, "bool");
+    if (out) *out = kv->data[0];
+    return DS_OK;
+}
+
+/* the string encoded at p (validated when the file was opened) */
+static ds_str ds__gguf_str_at(const uint8_t *p) {
+    ds_str r;
+    r.len = (size_t)ds__gguf_u64(p);
+    r.ptr = (const char *)(p + 8);
+    return r;
+}
+
+DS_API ds_status ds_gguf_get_str(const ds_gguf *g, const char *key, ds_str *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_STRING) return ds__gguf_wrong_type(key, kv, "string");
+    if (out) *out = ds__gguf_str_at(kv->data);
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_arr(const ds_gguf *g, const char *key, ds_gguf_type *elem, uint64_t *n, const void **data) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_ARRAY) return ds__gguf_wrong_type(key, kv, "array");
+    if (elem) *elem = kv->arr_type;
+    if (n) *n = kv->arr_len;
+    if (data) *data = kv->data;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_arr_str(const ds_gguf *g, const char *key, ds_str *out, uint64_t n) {
+    const ds_gguf_kv *kv;
+    const uint8_t *p;
+    uint64_t i;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_ARRAY || kv->arr_type != DS_GGUF_STRING) return ds__gguf_wrong_type(key, kv, "array of strings");
+    if (n != kv->arr_len || (n && !out))
+        return ds__fail(DS_ERR_INVALID_ARG, "gguf: key '%s' has %llu strings, caller asked for %llu", key, (unsigned long long)kv->arr_len, (unsigned long long)n);
+    for (p = kv->data, i = 0; i < n; i++) {
+        out[i] = ds__gguf_str_at(p);
+        p += 8 + out[i].len;
+    }
+    return DS_OK;
+}
 
 // >>tokenizer
 
