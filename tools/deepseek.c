@@ -8,8 +8,13 @@ static int ds_cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int ds_cmd_tokenize(int argc, char **argv);
+int ds_cmd_train_tokenizer(int argc, char **argv);
+
 static const cli_command commands[] = {
     {"version", ds_cmd_version, "print the library version"},
+    {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
+    {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
 };
 
 static void usage(FILE *f) {
