@@ -2327,18 +2327,27 @@ DS_API const char *ds_gguf_type_name(ds_gguf_type t) {
 
 /* ---- name index: open addressing over indices, shared by reader and writer ---------------- */
 typedef ds_str (*ds__gguf_key_fn)(const void *owner, int64_t i);
+/* The hash is seeded per table, so a hostile file cannot choose names that all land in one
+   probe run and make opening it quadratic. */
 typedef struct ds__gguf_index {
     uint64_t *hash;   /* per slot */
     int64_t *slot;    /* item index + 1; 0 = empty */
     uint64_t mask;    /* capacity - 1 (capacity a power of two) */
-    int64_t count;
+    uint64_t seed;
 } ds__gguf_index;
 
-static uint64_t ds__gguf_hash(const char *s, size_t n) {   /* FNV-1a */
-    uint64_t h = UINT64_C(1469598103934665603);
+static uint64_t ds__gguf_mix(uint64_t h) {   /* a 64-bit finalizer: every input bit moves every output bit */
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return h ^ (h >> 33);
+}
+static uint64_t ds__gguf_hash(uint64_t seed, const char *s, size_t n) {   /* seeded FNV-1a, mixed */
+    uint64_t h = UINT64_C(1469598103934665603) ^ seed;
     size_t i;
     for (i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * UINT64_C(1099511628211);
-    return h;
+    return ds__gguf_mix(h);
 }
 static void ds__gguf_index_free(ds__gguf_index *ix) {
     ds_free(ix->hash);
@@ -2356,12 +2365,14 @@ static ds_status ds__gguf_index_alloc(ds__gguf_index *ix, uint64_t n_items) {
         return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for a name index of %llu entries", (unsigned long long)n_items);
     }
     ix->mask = cap - 1;
+    ix->seed = ds__gguf_mix((uint64_t)(uintptr_t)ix ^ (uint64_t)(ds_time() * 1e9));
     return DS_OK;
 }
 /* index of the item named s[0..n), or -1 */
 static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size_t n, ds__gguf_key_fn key_at, const void *owner) {
-    uint64_t h = ds__gguf_hash(s, n), i;
+    uint64_t h, i;
     if (!ix->slot) return -1;
+    h = ds__gguf_hash(ix->seed, s, n);
     for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {
         if (ix->hash[i] == h) {
             ds_str k = key_at(owner, ix->slot[i] - 1);
@@ -2372,11 +2383,10 @@ static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size
 }
 /* adds item idx named s[0..n) (known absent); the table must have room */
 static void ds__gguf_index_put(ds__gguf_index *ix, const char *s, size_t n, int64_t idx) {
-    uint64_t h = ds__gguf_hash(s, n), i;
+    uint64_t h = ds__gguf_hash(ix->seed, s, n), i;
     for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {}
     ix->hash[i] = h;
     ix->slot[i] = idx + 1;
-    ix->count++;
 }
 
 /* ---- reader ---------------------------------------------------------------------------- */

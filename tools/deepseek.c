@@ -1,6 +1,8 @@
 /* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
 #include "cli.h"
 
+int ds_cmd_info(int argc, char **argv);
+
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -12,6 +14,7 @@ int ds_cmd_tokenize(int argc, char **argv);
 int ds_cmd_train_tokenizer(int argc, char **argv);
 
 static const cli_command commands[] = {
+    {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
     {"version", ds_cmd_version, "print the library version"},
     {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
