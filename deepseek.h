@@ -6054,14 +6054,16 @@ static ds_status ds__gen_prepare_prompt(ds_generator *g, const char *prompt) {
     ds_session *s = g->s;
     const ds_tokenizer *tok = s->m->tok;
     size_t len = strlen(prompt);
-    int flags = g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, n = 0, keep = 0;
+    int flags = g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, n, keep = 0;
+    size_t nt = 0;
     ds_status st;
-    if (!g->cfg.append) keep = 0;
-    else keep = s->pos;
+    if (g->cfg.append) keep = s->pos;
     if (keep == 0 && ds_tokenizer_add_bos(tok)) flags |= DS_TOKENIZE_ADD_BOS;
     g->prompt = DS__CAST(int32_t *, ds_alloc((len + 4) * sizeof(int32_t)));
     if (!g->prompt) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
-    if ((st = ds_tokenize(tok, prompt, len, flags, g->prompt, (int)(len + 4), &n)) != DS_OK) return st;
+    if ((st = ds_tokenize(tok, prompt, len, flags, g->prompt, len + 4, &nt)) != DS_OK) return st;
+    if (nt > INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
+    n = (int)nt;
     if (!g->cfg.append) { /* reuse the longest common start, but evaluate at least one token */
         while (keep < n - 1 && keep < s->pos && s->tokens[keep] == g->prompt[keep]) keep++;
         g->res.n_reused = keep;
