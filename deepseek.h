@@ -574,6 +574,9 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 #if defined(DEEPSEEK_IMPLEMENTATION) && !defined(DEEPSEEK_IMPLEMENTATION_DONE_)
 #define DEEPSEEK_IMPLEMENTATION_DONE_
 
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -615,7 +618,11 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 #define DS__TLS __thread
 #define DS__LIKELY(x) __builtin_expect(!!(x), 1)
 #define DS__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#if defined(__MINGW32__) /* its C99 printf (see __USE_MINGW_ANSI_STDIO above) knows %zu */
+#define DS__FMT(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
+#endif
 #define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
@@ -917,7 +924,7 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define DS__ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 
-static void ds__cpu_relax(void) {
+static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
@@ -946,7 +953,7 @@ struct ds_pool {
     int quit;
 };
 
-static void ds__pool_work(ds_pool *p) {
+static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p) {
     for (;;) {
         int i = DS__ATOMIC_ADD(&p->next, 1);
         if (i >= p->n) break;
@@ -2137,7 +2144,8 @@ typedef struct ds__mm {
     int T, N, K;
     ds_type wt;
     int n_chunk, t_chunk, n_tiles; /* the task grid: tiles of t_chunk tokens x n_chunk rows */
-    const struct ds__kernel_table *kt;
+    void (*gemm)(const struct ds__mm *m, int t0, int t1, int n0, int n1);
+    void (*quantize)(ds_type at, const float *x, void *dst, int K);
 } ds__mm;
 
 /* y[t0:t1, n0:n1] */
@@ -2197,46 +2205,696 @@ static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int n_rot
     }
 }
 
-/* ---- dispatch ----------------------------------------------------------------------------- */
-/* One table per instruction-set level; ds__kt() picks the best the CPU (and mask) allows. */
-typedef struct ds__kernel_table {
-    const char *name;
-    ds__gemm_fn gemm[DS_TYPE_COUNT_];            /* by weight type; NULL: the reference */
-    void (*quantize_act)(ds_type at, const float *x, void *dst, int64_t n);
-    float (*dot_f32)(const float *a, const float *b, int n);
-    void (*axpy_f32)(float *y, float a, const float *x, int n);
-    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
-    void (*softmax)(float *x, int n);
-    void (*swiglu)(float *y, const float *gate, const float *up, int n);
-    void (*rope_apply)(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn);
-} ds__kernel_table;
-
-static const ds__kernel_table ds__kt_scalar = {
-    "scalar", {0}, ds__quantize_row, ds__dot_f32_scalar, ds__axpy_f32_scalar, ds__rmsnorm_scalar,
-    ds__softmax_scalar, ds__swiglu_scalar, ds__rope_apply_scalar};
-
-static const ds__kernel_table *ds__kt(void) {
-    return &ds__kt_scalar;
+/* ---- fast-path activation rows ------------------------------------------------------------ */
+/* The SIMD matmuls read x quantized to Q8_0 / Q8_1 values laid out for vector loads: int8 q[K]
+   | float d[nb] | float s[nb], each part 64-byte aligned (nb = K / 32). d and s hold the
+   reference's f16-rounded scale and block sum (s = f16(d * sum q)), so the integer dots and
+   the float scales are the reference's exactly. */
+typedef struct ds__qx {
+    const int8_t *q;
+    const float *d, *s;
+} ds__qx;
+#define DS__A64(n) (((size_t)(n) + 63) & ~(size_t)63)
+static DS__MAYBE_UNUSED size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
+static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
+    ds__qx v;
+    size_t a = DS__A64(4 * (size_t)(K / DS__QK));
+    v.q = DS__CAST(const int8_t *, (const void *)row);
+    v.d = DS__CAST(const float *, (const void *)(row + DS__A64(K)));
+    v.s = DS__CAST(const float *, (const void *)(row + DS__A64(K) + a));
+    return v;
+}
+/* the scales of one block from its max |x| and the sum of its quantized values */
+static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
+    ds__qx v = ds__qx_view(row, K);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
+}
+/* an odd block count gets one zero block past the end (q = 0, d = s = 0; the parts' 64-byte
+   alignment leaves room), so kernels may read blocks in pairs */
+static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
+    int nb = K / DS__QK;
+    ds__qx v = ds__qx_view(row, K);
+    if (!(nb & 1)) return;
+    memset(row + K, 0, DS__QK);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[nb] = 0.0f;
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
-/* ---- the internal kernel API -------------------------------------------------------------- */
-static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return ds__kt()->dot_f32(a, b, n); }
-static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { ds__kt()->axpy_f32(y, a, x, n); }
-static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { ds__kt()->rmsnorm(y, x, w, n, eps); }
-static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { ds__kt()->softmax(x, n); }
-static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { ds__kt()->swiglu(y, gate, up, n); }
+/* the integer-dot weight kinds of the SIMD matmul tiles */
+enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+/* fully unrolled loops over a tile, so its accumulators live in registers */
+#if defined(__GNUC__) || defined(__clang__)
+#define DS__UNROLL4 _Pragma("GCC unroll 4")
+#define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#else
+#define DS__UNROLL4
+#define DS__PREFETCH(p) ((void)0)
+#endif
+
+#if defined(DS__X86_SIMD)
+/* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
+#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+/* roundf per lane (halves away from zero), as ds__round_away */
+DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+    return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
+}
+
+/* x (K) -> a fast-path activation row, the reference's values bit for bit */
+DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        __m256 v[4], amax = _mm256_setzero_ps(), id;
+        __m256i q[4], p;
+        float d, m;
+        for (j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+        }
+        m = ds__hmax8_avx2(amax);
+        d = m / 127.0f;
+        id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+        for (j = 0; j < 4; j++) q[j] = _mm256_cvttps_epi32(ds__round_away_avx2(_mm256_mul_ps(v[j], id)));
+        p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
+        ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
+    }
+    ds__qx_pad(row, K);
+}
+
+/* ---- quantized matmul tiles -------------------------------------------------------------- */
+/* A tile is up to 4 weight rows x CT tokens over the whole K: each weight block is unpacked once
+   per tile and each activation block loaded once, so prefill reuses both from registers. Per
+   block and (row, token): one integer dot of 32 pairs into 8 int32 lanes, a conversion, and a
+   multiply-add by d_w * d_x; the lanes are summed once at the end. The integer dot differs by
+   instruction set (AVX2 maddubs+madd, AVX-VNNI / AVX512-VNNI dpbusd), so the tile is stamped
+   out once per set by DS__DEFINE_QTILES. The u8 x s8 dots need unsigned weights: Q8_0's sign
+   moves onto x (|w| * sign(x, w)); Q4_0's offset 8 is folded in per lane (each lane starts at
+   -8 * its own 4 x values), so every lane holds an exact partial sum of the true terms and the
+   float rounding stays relative to sum |w x|, as in the reference. */
+
+#define DS__DEFINE_QTILES(ISA, TARGET, DOT_U8S8)                            \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qtile_##ISA(                  \
+        const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {                 \
+        const int nb = m->K / DS__QK;                                                                  \
+        const __m256i lo4 = _mm256_set1_epi8(0x0f), shift = _mm256_setr_epi64x(0, 0, 4, 4);            \
+        const uint8_t *wr[4];                                                                          \
+        ds__qx xr[4];                                                                                  \
+        __m256 acc[4][4];                                                                              \
+        __m128 macc[4];                                                                                \
+        int r, c, b;                                                                                   \
+        DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
+        DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                     \
+            xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);           \
+            macc[c] = _mm_setzero_ps();                                                                \
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
+        }                                                                                              \
+        for (b = 0; b < nb; b++) {                                                                     \
+            __m256i wq[4];                                                                             \
+            __m256 dw[4];                                                                              \
+            __m128 mw = _mm_setzero_ps();                                                              \
+            DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
+                if (kind == DS__QK_Q8_0) {                                                             \
+                    const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(bl->d));                                          \
+                } else {                                                                               \
+                    const uint8_t *qs = wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : 18) + (kind == DS__QK_Q4_1 ? 4 : 2); \
+                    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs)); \
+                    wq[r] = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), lo4);                      \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - (kind == DS__QK_Q4_1 ? 4 : 2)))); \
+                }                                                                                      \
+            }                                                                                          \
+            if (kind == DS__QK_Q4_1) {                                                                 \
+                const ds__block_q4_1 *b0 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[0]) + b;  \
+                const ds__block_q4_1 *b1 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[1]) + b;  \
+                const ds__block_q4_1 *b2 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[2]) + b;  \
+                const ds__block_q4_1 *b3 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[3]) + b;  \
+                mw = _mm_cvtph_ps(_mm_setr_epi16((short)b0->m, (short)b1->m, (short)b2->m, (short)b3->m, 0, 0, 0, 0)); \
+            }                                                                                          \
+            DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                 \
+                const __m256i xq = _mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)); \
+                const __m256 dx = _mm256_set1_ps(xr[c].d[b]);                                          \
+                const __m256i start = kind == DS__QK_Q4_0 ? _mm256_sub_epi32(_mm256_setzero_si256(), DOT_U8S8(_mm256_setzero_si256(), _mm256_set1_epi8(8), xq)) \
+                                                          : _mm256_setzero_si256();                    \
+                DS__UNROLL4 for (r = 0; r < 4; r++) {                                                              \
+                    __m256i p = kind == DS__QK_Q8_0 ? DOT_U8S8(start, _mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xq, wq[r])) \
+                                                    : DOT_U8S8(start, wq[r], xq);                      \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]); \
+                }                                                                                      \
+                if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);   \
+            }                                                                                          \
+        }                                                                                              \
+        DS__UNROLL4 for (c = 0; c < ct; c++) {                                                                     \
+            float mm[4];                                                                               \
+            _mm_storeu_ps(mm, macc[c]);                                                                \
+            DS__UNROLL4 for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
+        }                                                                                              \
+    }                                                                                                  \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qgemm_##ISA(                  \
+        const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {                             \
+        int n, t;                                                                                      \
+        for (n = n0; n < n1; n += 4) {                                                                 \
+            for (t = t0; t + 4 <= t1; t += 4) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4); \
+            for (; t < t1; t++) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);              \
+        }                                                                                              \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_0, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_1, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q8_0, t0, t1, n0, n1);                                               \
+    }
+
+/* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
+#define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
+DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
+
+/* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
+/* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
+   second half re-reads the last weight block against the activation row's zero padding
+   (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
+#define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
+    const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    __m512 acc[4][4];
+    int r, c, p;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (p = 0; p < nb; p += 2) {
+        const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
+        __m512i wq[4];
+        __m512 dw[4], mw[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
+            if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
+            /* the f16 scales of both blocks: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
+            __m128 dm = kind == DS__QK_Q4_1
+                            ? _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(*(const int32_t *)(const void *)b0), _mm_cvtsi32_si128(*(const int32_t *)(const void *)b1)))
+                            : _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(*(const uint16_t *)(const void *)b0), _mm_cvtsi32_si128(*(const uint16_t *)(const void *)b1)));
+            if (kind == DS__QK_Q8_0) {
+                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
+                dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm));
+            } else {
+                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
+                                                 _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
+                wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
+                dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
+            const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
+            __m512 sx = _mm512_setzero_ps();
+            __m512i start = _mm512_setzero_si512();
+            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
+            if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                __m512i pr;
+                if (kind == DS__QK_Q8_0) {
+                    /* |w| as the unsigned operand, w's sign moved onto x (no vpsignb on zmm) */
+                    __mmask64 neg = _mm512_movepi8_mask(wq[r]);
+                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[r]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
+                } else {
+                    pr = _mm512_dpbusd_epi32(start, wq[r], xq);
+                }
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
+                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
+            }
+        }
+    }
+    for (c = 0; c < ct; c++)
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+
+/* ---- element-wise kernels ------------------------------------------------------------------ */
+DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s = ds__hsum8_avx2(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+    __m256 s0 = _mm256_setzero_ps(), sc;
+    float ss, scale;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), s0);
+    ss = ds__hsum8_avx2(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    sc = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
+   exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
+   it is inf; NaN stays NaN. */
+DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
+    __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256i e;
+    x = _mm256_min_ps(x, hi);
+    x = _mm256_max_ps(x, lo);
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
+    p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_cvtps_epi32(k), 23);
+    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    p = _mm256_andnot_ps(small, p);
+    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
+}
+
+DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    max = ds__hmax8_avx2(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    sum = ds__hsum8_avx2(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    mv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), mv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = ds__exp_avx2(_mm256_xor_ps(g, neg));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        if (neox) {
+            for (; i + 8 <= half; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half), c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+                _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+                _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            }
+        } else {
+            for (; i + 4 <= half; i += 4) { /* 4 pairs (a, b) interleaved in 8 floats */
+                __m256 xv = _mm256_loadu_ps(v + 2 * i);
+                __m256 c = _mm256_castps128_ps256(_mm_loadu_ps(cs + i)), s = _mm256_castps128_ps256(_mm_loadu_ps(sn + i));
+                __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+                __m256 cc = _mm256_permutevar8x32_ps(c, dup), ss = _mm256_permutevar8x32_ps(s, dup);
+                __m256 sw = _mm256_permute_ps(xv, 0xb1);                     /* (b, a) */
+                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss))); /* (a c - b s, b c + a s) */
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+#endif /* DS__X86_SIMD */
+
+#if defined(DS__NEON)
+/* ===================================== arm64: NEON ====================================== */
+/* roundf per lane: FCVTAS rounds halves away from zero, like the reference */
+static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        float32x4_t v[8], amax = vdupq_n_f32(0.0f);
+        int32x4_t q[8], isum = vdupq_n_s32(0);
+        int16x8_t h[4];
+        float d, id;
+        for (j = 0; j < 8; j++) {
+            v[j] = vld1q_f32(x + 4 * j);
+            amax = vmaxq_f32(amax, vabsq_f32(v[j]));
+        }
+        d = vmaxvq_f32(amax) / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < 8; j++) {
+            q[j] = vcvtaq_s32_f32(vmulq_n_f32(v[j], id));
+            isum = vaddq_s32(isum, q[j]);
+        }
+        for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
+        vst1q_s8((int8_t *)row + b * DS__QK, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8((int8_t *)row + b * DS__QK + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        ds__qx_block_scales(row, K, b, d, vaddvq_s32(isum));
+    }
+    ds__qx_pad(row, K);
+}
+
+/* sum of 32 int8 products into 4 int32 lanes: SDOT where the compiler targets it, otherwise
+   widening multiplies (two products per int16 lane cannot overflow) */
+static inline int32x4_t ds__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t x0, int8x16_t w1, int8x16_t x1) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdotq_s32(acc, w0, x0), w1, x1);
+#else
+    int16x8_t p0 = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_high_s8(w0), vget_high_s8(x0));
+    int16x8_t p1 = vmlal_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpadalq_s16(acc, p0), p1);
+#endif
+}
+
+/* the x86 tile's shape (see there): up to 4 rows x CT tokens, weights as signed int8 (Q4_0's
+   offset subtracted, so every lane is an exact partial sum of true terms) */
+static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    float32x4_t acc[4][4], macc[4];
+    int r, c, b;
+    for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        macc[c] = vdupq_n_f32(0.0f);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (b = 0; b < nb; b++) {
+        int8x16_t w0[4], w1[4];
+        float dw[4], mw[4] = {0, 0, 0, 0};
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
+            if (kind == DS__QK_Q8_0) {
+                const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
+                w0[r] = vld1q_s8(bl->qs);
+                w1[r] = vld1q_s8(bl->qs + 16);
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else if (kind == DS__QK_Q4_0) {
+                const ds__block_q4_0 *bl = DS__CAST(const ds__block_q4_0 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, lo4)), vdupq_n_s8(8));
+                w1[r] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else {
+                const ds__block_q4_1 *bl = DS__CAST(const ds__block_q4_1 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vreinterpretq_s8_u8(vandq_u8(v, lo4));
+                w1[r] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+                dw[r] = ds__f16_to_f32(bl->d);
+                mw[r] = ds__f16_to_f32(bl->m);
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const int8x16_t x0 = vld1q_s8(xr[c].q + b * DS__QK), x1 = vld1q_s8(xr[c].q + b * DS__QK + 16);
+            const float dx = xr[c].d[b];
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), w0[r], x0, w1[r], x1);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
+            }
+            if (kind == DS__QK_Q4_1) macc[c] = vfmaq_n_f32(macc[c], vld1q_f32(mw), xr[c].s[b]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        float mm[4];
+        vst1q_f32(mm, macc[c]);
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = vaddvq_f32(acc[r][c]) + mm[r];
+    }
+}
+static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+
+static float ds__dot_f32_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void ds__axpy_f32_neon(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(vld1q_f32(x + i), a)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void ds__rmsnorm_neon(float *y, const float *x, const float *w, int n, float eps) {
+    float32x4_t s0 = vdupq_n_f32(0.0f);
+    float ss, scale;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(x + i));
+    ss = vaddvq_f32(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x as ds__exp_avx2 (same reduction and series) */
+static inline float32x4_t ds__exp_neon(float32x4_t x) {
+    const float32x4_t hi = vdupq_n_f32(88.7228394f), lo = vdupq_n_f32(-87.3365479f);
+    uint32x4_t big = vcgtq_f32(x, hi), small = vcltq_f32(x, lo);
+    float32x4_t k, r, p;
+    x = vmaxq_f32(vminq_f32(x, hi), lo);
+    k = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
+    r = vfmsq_f32(x, k, vdupq_n_f32(0.693145752f));
+    r = vfmsq_f32(r, k, vdupq_n_f32(1.42860677e-6f));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720), r, vdupq_n_f32(1.0f / 5040));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), r, p);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), vshlq_n_s32(vcvtq_s32_f32(k), 23)));
+    p = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(p), small));
+    return vbslq_f32(big, vdupq_n_f32(INFINITY), p);
+}
+
+static void ds__softmax_neon(float *x, int n) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY), s = vdupq_n_f32(0.0f), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(x + i));
+    max = vmaxvq_f32(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = vdupq_n_f32(max);
+    for (i = 0; i + 4 <= n; i += 4) {
+        float32x4_t e = ds__exp_neon(vsubq_f32(vld1q_f32(x + i), mv));
+        vst1q_f32(x + i, e);
+        s = vaddq_f32(s, e);
+    }
+    sum = vaddvq_f32(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+static void ds__swiglu_neon(float *y, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t g = vld1q_f32(gate + i), e = ds__exp_neon(vnegq_f32(g));
+        vst1q_f32(y + i, vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e)), vld1q_f32(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        for (; i + 4 <= half; i += 4) {
+            float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i), a, b;
+            if (neox) {
+                a = vld1q_f32(v + i);
+                b = vld1q_f32(v + i + half);
+                vst1q_f32(v + i, vfmsq_f32(vmulq_f32(a, c), b, s));
+                vst1q_f32(v + i + half, vfmaq_f32(vmulq_f32(a, s), b, c));
+            } else { /* de-interleave the pairs, rotate, interleave back */
+                float32x4x2_t p = vld2q_f32(v + 2 * i);
+                a = p.val[0];
+                b = p.val[1];
+                p.val[0] = vfmsq_f32(vmulq_f32(a, c), b, s);
+                p.val[1] = vfmaq_f32(vmulq_f32(a, s), b, c);
+                vst2q_f32(v + 2 * i, p);
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+#endif /* DS__NEON */
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+/* Every call asks ds_cpu_features() (a load and a mask) and takes the best kernel the CPU and
+   the test mask allow; the scalar reference is always there. */
+#define DS__HAS(f, bits) (((f) & (bits)) == (bits))
+#define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
+#define DS__F_VNNI512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI)
+#define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
+
+static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) { ds__quantize_row(at, x, dst, K); }
+
+/* the matmul kernel for weight type wt: fills m->gemm, m->quantize; returns the activation
+   row bytes it needs */
+static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
+    unsigned f = ds_cpu_features();
+    ds_type at = ds__act_type(wt);
+    m->gemm = ds__gemm_ref;
+    m->quantize = ds__quantize_act_ref;
+    (void)f;
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
+        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_zmm};
+        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
+        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
+        m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
+        m->quantize = ds__quantize_qx_avx2;
+        return ds__qx_row_bytes(K);
+    }
+#elif defined(DS__NEON)
+    if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
+        m->quantize = ds__quantize_qx_neon;
+        return ds__qx_row_bytes(K);
+    }
+#endif
+    return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
+}
+
+/* the element-wise kernel fn##_avx2 / fn##_neon where the CPU has it, else fn##_scalar */
+#if defined(DS__X86_SIMD)
+#define DS__EW(fn) (DS__HAS(ds_cpu_features(), DS__F_AVX2) ? fn##_avx2 : fn##_scalar)
+#elif defined(DS__NEON)
+#define DS__EW(fn) ((ds_cpu_features() & DS_CPU_NEON) ? fn##_neon : fn##_scalar)
+#else
+#define DS__EW(fn) fn##_scalar
+#endif
+static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return DS__EW(ds__dot_f32)(a, b, n); }
+static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { DS__EW(ds__axpy_f32)(y, a, x, n); }
+static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { DS__EW(ds__rmsnorm)(y, x, w, n, eps); }
+static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { DS__EW(ds__softmax)(x, n); }
+static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { DS__EW(ds__swiglu)(y, gate, up, n); }
 
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
 static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
     float cs[256], sn[256];
-    int i, half = n_rot / 2;
-    if (half > 256) half = 256;
+    int i, half = DS__MIN(n_rot / 2, 256);
     for (i = 0; i < half; i++) {
         double theta = (double)pos * pow((double)base, -2.0 * i / n_rot);
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
-    ds__kt()->rope_apply(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+    DS__EW(ds__rope_apply)(x, n_heads, head_dim, 2 * half, neox, cs, sn);
 }
 
 /* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
@@ -2244,56 +2902,56 @@ static DS__MAYBE_UNUSED void ds__get_row(ds_type t, const void *matrix, int64_t 
     ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
 }
 
+/* the largest activation buffer any kernel level needs, so a caller's buffer fits them all */
 static DS__MAYBE_UNUSED size_t ds__matmul_wsize(ds_type wt, int T, int K) {
     ds_type at = ds__act_type(wt);
+    size_t row;
     if (at == DS_TYPE_F32) return 0;
-    return (size_t)T * ((ds__row_bytes(at, K) + 63) & ~(size_t)63);
+    row = DS__A64(ds__row_bytes(at, K));
+    if (at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) row = DS__MAX(row, ds__qx_row_bytes(K));
+    return (size_t)T * row;
 }
 
 static void ds__matmul_quantize_task(void *ctx, int t, int n) {
     const ds__mm *m = DS__CAST(const ds__mm *, ctx);
     (void)n;
-    m->kt->quantize_act(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(m->xa + (size_t)t * m->xa_row), m->K);
+    m->quantize(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(uintptr_t)(m->xa + (size_t)t * m->xa_row), m->K);
 }
 
 static void ds__matmul_task(void *ctx, int i, int n) {
     const ds__mm *m = DS__CAST(const ds__mm *, ctx);
     int tt = i / m->n_tiles, nt = i % m->n_tiles;
     int t0 = tt * m->t_chunk, n0 = nt * m->n_chunk;
-    ds__gemm_fn g = m->kt->gemm[m->wt] ? m->kt->gemm[m->wt] : ds__gemm_ref;
     (void)n;
-    g(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
+    m->gemm(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
 }
 
 /* y (T, N) = x (T, K) @ w^T with w (N, K) of type wt. wsbuf: ds__matmul_wsize bytes, 64-aligned.
-   Row chunks are small enough that two or more threads balance, large enough that a task
-   streams a few KB of weights. */
+   Tasks are tiles of up to 64 tokens x n_chunk rows; n_chunk shrinks until there are several
+   tasks per thread (so two threads balance) but stays a multiple of 4 rows (the micro-tile). */
 static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
     ds__mm m;
-    ds_type at = ds__act_type(wt);
-    int n_threads = ds_pool_size(pool);
+    int n_threads = ds_pool_size(pool), t_tiles;
     memset(&m, 0, sizeof m);
-    m.kt = ds__kt();
     m.T = T; m.N = N; m.K = K; m.wt = wt;
+    m.x = x;
     m.w = DS__CAST(const uint8_t *, w);
     m.w_row = ds__row_bytes(wt, K);
-    if (at == DS_TYPE_F32) {
+    m.xa_row = ds__mm_pick(&m, wt, K);
+    if (ds__act_type(wt) == DS_TYPE_F32) {
         m.xa = DS__CAST(const uint8_t *, (const void *)x);
-        m.xa_row = (size_t)K * sizeof(float);
     } else {
         m.xa = DS__CAST(const uint8_t *, wsbuf);
-        m.xa_row = (ds__row_bytes(at, K) + 63) & ~(size_t)63;
-        m.x = x;
         if (T > 1) ds_pool_run(pool, ds__matmul_quantize_task, &m, T);
         else ds__matmul_quantize_task(&m, 0, 1);
     }
     m.y = y;
-    m.x = x;
-    m.t_chunk = T >= 8 ? 8 : T;
-    m.n_chunk = 16;
-    while (m.n_chunk < 256 && (N + 2 * m.n_chunk - 1) / (2 * m.n_chunk) * ((T + m.t_chunk - 1) / m.t_chunk) >= 8 * n_threads) m.n_chunk *= 2;
+    m.t_chunk = DS__MIN(T, 64);
+    t_tiles = (T + m.t_chunk - 1) / m.t_chunk;
+    m.n_chunk = 256;
+    while (m.n_chunk > 4 && t_tiles * ((N + m.n_chunk - 1) / m.n_chunk) < 8 * n_threads) m.n_chunk /= 2;
     m.n_tiles = (N + m.n_chunk - 1) / m.n_chunk;
-    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * ((T + m.t_chunk - 1) / m.t_chunk));
+    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * t_tiles);
 }
 
 // >>gguf
