@@ -1,6 +1,9 @@
 /* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
 #include "cli.h"
 
+int ds_cmd_bench(int argc, char **argv);
+int ds_cmd_perplexity(int argc, char **argv);
+
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -10,6 +13,8 @@ static int ds_cmd_version(int argc, char **argv) {
 
 static const cli_command commands[] = {
     {"version", ds_cmd_version, "print the library version"},
+    {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
+    {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
 };
 
 static void usage(FILE *f) {
