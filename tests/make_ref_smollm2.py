@@ -27,7 +27,7 @@ tf.bin     teacher-forced distributions. The first N_CHUNKS * CHUNK tokens of te
            outcomes can only lower a KL divergence: the data-processing inequality).
            tests/check_smollm2.py computes the exact full-vocabulary KL when llama_cpp is present.
 ppl.json   llama.cpp's perplexity of text.txt with the method of its `llama-perplexity` tool:
-           the whole file is tokenized at once (BOS only if the vocabulary asks for it; for this
+           the whole file, less one trailing newline (as its -f option reads it), is tokenized at once (BOS only if the vocabulary asks for it; for this
            model it does not), cut into floor(n_tokens / n_ctx) non-overlapping chunks of n_ctx
            tokens; each chunk is evaluated from an empty KV cache at positions 0..n_ctx-1 (with
            its first token replaced by BOS when the vocabulary adds BOS); the logits at positions
@@ -167,7 +167,8 @@ def main():
     write_tf(llm, tokens, os.path.join(OUT, "tf.bin"))
     del llm
     llm = load(model, PPL_CTX)
-    ppl_tokens = llm.tokenize(text, add_bos=add_bos, special=False)
+    ppl_text = text[:-1] if text.endswith(b"\n") else text   # llama.cpp's -f drops one trailing newline
+    ppl_tokens = llm.tokenize(ppl_text, add_bos=add_bos, special=False)
     ppl, n_chunks, scored = perplexity(llm, ppl_tokens, PPL_CTX, llm.token_bos() if add_bos else None)
     print(f"perplexity: {ppl:.6f} ({n_chunks} chunks of {PPL_CTX}, {scored} scored tokens)", file=sys.stderr)
     with open(os.path.join(OUT, "ppl.json"), "w") as f:

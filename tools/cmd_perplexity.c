@@ -1,7 +1,7 @@
 /* cmd_perplexity.c - `deepseek perplexity`: a model's perplexity on a text file, with the method
    of llama.cpp's perplexity tool so the two figures can be compared:
-     - the whole file is tokenized at once (BOS in front only if the model's vocabulary asks
-       for one), then cut into floor(n_tokens / c) non-overlapping chunks of c tokens;
+     - the whole file, less one trailing newline (as llama.cpp's -f reads it), is tokenized at
+       once (BOS in front only if the model's vocabulary asks for one), then cut into floor(n_tokens / c) non-overlapping chunks of c tokens;
      - each chunk is evaluated from an empty context at positions 0..c-1 (its first token
        replaced by BOS when the vocabulary adds BOS);
      - only the second half is scored: the logits at positions c/2 .. c-2 predict the next
@@ -92,6 +92,7 @@ static int run(const ppl_args *a, ds_model *m) {
         fprintf(stderr, "deepseek perplexity: cannot read %s\n", a->text);
         return 1;
     }
+    if (len && text[len - 1] == '\n') len--;
     tok = (int32_t *)malloc((len + 2) * sizeof *tok);   /* byte-level BPE: at most one token per byte, plus BOS */
     if (!tok) {
         free(text);
