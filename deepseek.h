@@ -415,7 +415,151 @@ typedef struct ds_model_config {
     ds_layer_config layers[DS_MAX_LAYERS];
 } ds_model_config;
 
+/* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
+   A ds_model holds the memory-mapped weights (kept in their stored type), the config and the
+   tokenizer. It is read-only after ds_model_load: any number of threads and sessions may use
+   one model at once. Tensors are checked on load (presence, shape, type); a mismatch fails
+   with DS_ERR_FORMAT naming the tensor. */
+typedef struct ds_model ds_model;
+typedef struct ds_session ds_session;
+typedef struct ds_model_params {
+    int reserved_;   /* zero-initialise; future options go here */
+} ds_model_params;
+
+/* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
+   DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
+DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
+DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
+/* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
+   tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
+DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
+
 // >>api:infer
+/* ---- sessions: KV cache and forward ---------------------------------------------------------
+   A session holds one sequence's KV cache (f16, like llama.cpp's default) and the scratch of
+   the forward, all allocated by ds_session_create: evaluation allocates nothing. A session is
+   used by one thread at a time; sessions of the same model may run on different threads. */
+typedef struct ds_session_params {
+    int n_ctx;        /* 0: min(model's context, 4096) */
+    int n_threads;    /* 0: online CPUs (ignored when pool is given) */
+    ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
+    int n_batch;      /* tokens per forward chunk in prefill (0: 256) */
+} ds_session_params;
+
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
+DS_API void ds_session_free(ds_session *s);
+/* Appends n tokens at the current position and writes the logits (n_vocab floats) of the
+   LAST token to logits when it is not NULL. Prompts longer than n_batch run in chunks.
+   Errors: DS_ERR_INVALID_ARG (a token id outside the vocabulary, n < 1), DS_ERR_STATE (the
+   tokens do not fit in n_ctx). On error the session is unchanged. */
+DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits);
+/* Same, but writes n * n_vocab logits, one row per token (perplexity, tests). */
+DS_API ds_status ds_session_eval_all(ds_session *s, const int32_t *tokens, int n, float *logits);
+DS_API int ds_session_pos(const ds_session *s);     /* tokens in the cache */
+DS_API int ds_session_n_ctx(const ds_session *s);
+/* The tokens in the cache (ds_session_pos() of them); valid until the next eval or rewind. */
+DS_API const int32_t *ds_session_tokens(const ds_session *s);
+DS_API const ds_model *ds_session_model(const ds_session *s);
+/* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
+DS_API ds_status ds_session_rewind(ds_session *s, int pos);
+
+/* ---- sampler ---------------------------------------------------------------------------------
+   Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
+   from what is left (probabilities renormalised). A zero-initialised config is greedy. */
+typedef struct ds_sampler_config {
+    float temperature;     /* <= 0: greedy (argmax after the repetition penalty) */
+    int top_k;             /* keep the k most likely tokens (0: off) */
+    float top_p;           /* keep the smallest most-likely set whose mass reaches p (0 or 1: off) */
+    float min_p;           /* keep tokens with p >= min_p * p(most likely) (0: off) */
+    float repeat_penalty;  /* CTRL-style: logit / r if > 0 else logit * r, for recent tokens (0 or 1: off) */
+    int repeat_last_n;     /* how many recent tokens the penalty looks at (0: 64) */
+    uint64_t seed;         /* same seed, same tokens (0: a fixed default seed) */
+} ds_sampler_config;
+typedef struct ds_sampler ds_sampler;
+
+DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out);
+DS_API void ds_sampler_free(ds_sampler *s);
+/* Picks a token from n_vocab logits (left unchanged). Allocation-free. */
+DS_API int32_t ds_sampler_sample(ds_sampler *s, const float *logits);
+/* Records a token for the repetition penalty (prompt and generated tokens alike). */
+DS_API void ds_sampler_accept(ds_sampler *s, int32_t token);
+DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed);   /* clears history, reseeds (0: default) */
+
+/* ---- generation ------------------------------------------------------------------------------
+   ds_generate() runs a whole completion; a ds_generator does the same work a few tokens or
+   milliseconds at a time, for frame loops. Text reaches the host through on_token as it is
+   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided. */
+/* Called with each new piece of completion text; return nonzero to cancel. */
+typedef int (*ds_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+typedef enum ds_gen_state {
+    DS_GEN_RUNNING = 0,      /* more to come */
+    DS_GEN_EOS = 1,          /* the model ended its text (an end-of-generation token) */
+    DS_GEN_STOP_STRING = 2,  /* a stop string appeared (it is not part of the text) */
+    DS_GEN_MAX_TOKENS = 3,   /* max_tokens reached */
+    DS_GEN_CONTEXT_FULL = 4, /* the session's n_ctx is full */
+    DS_GEN_CANCELLED = 5     /* on_token returned nonzero */
+} ds_gen_state;
+
+typedef struct ds_generate_config {
+    int max_tokens;                 /* 0: until the end of generation or a full context */
+    ds_sampler_config sampler;
+    const char *const *stop;        /* n_stop stop strings (may be NULL) */
+    int n_stop;
+    ds_token_fn on_token;           /* optional streaming callback */
+    void *user;                     /* passed to on_token */
+    int append;                     /* 0: the prompt is the whole context; tokens already in the
+                                       session that match its start are reused (chat turns);
+                                       1: the prompt continues what the session holds */
+    int plain_text;                 /* 1: special-token markup in the prompt is plain text */
+} ds_generate_config;
+
+typedef struct ds_generate_result {
+    ds_gen_state state;
+    int n_prompt;           /* prompt tokens evaluated (after reuse) */
+    int n_reused;           /* prompt tokens found already in the session */
+    int n_generated;        /* completion tokens sampled */
+    double prompt_seconds;  /* time in prompt evaluation */
+    double gen_seconds;     /* time in sampling and decoding */
+} ds_generate_result;
+
+typedef struct ds_generator ds_generator;
+/* Tokenizes the prompt and prepares a completion; no model work happens yet. The session and
+   the prompt's tokens stay the generator's until ds_generator_free. */
+DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out);
+/* Does work until max_tokens new tokens came out in this call (0: no limit) or the next piece
+   of work would overrun max_seconds (0: no limit), or the generation ends. The prompt is
+   evaluated in chunks sized to the time left. One piece of work always runs, so a call overruns
+   its budget by at most about one token's decode time. Returns an error status on failure; the
+   state says whether to call again. */
+DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds);
+DS_API ds_gen_state ds_generator_state(const ds_generator *g);
+/* The completion text so far (NUL-terminated, what on_token received). */
+DS_API const char *ds_generator_text(const ds_generator *g, size_t *len);
+DS_API const ds_generate_result *ds_generator_result(const ds_generator *g);
+DS_API void ds_generator_free(ds_generator *g);
+/* Whole completion in one call. result may be NULL. */
+DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result);
+
+/* ---- chat templates --------------------------------------------------------------------------- */
+typedef enum ds_chat_template {
+    DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
+    DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
+    DS_CHAT_LLAMA3 = 2   /* <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
+} ds_chat_template;
+typedef struct ds_chat_message {
+    const char *role;      /* "system", "user", "assistant" */
+    const char *content;
+} ds_chat_message;
+/* The template the model's metadata names; DS_ERR_UNSUPPORTED when it matches none we know. */
+DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out);
+/* Formats n messages (and, with add_assistant, the opening of the assistant's turn) into buf
+   as NUL-terminated text for a prompt with special-token markup. *len gets the length without
+   the NUL; DS_ERR_BOUNDS with *len set to it when cap is too small. m may be NULL unless
+   tmpl is DS_CHAT_AUTO. */
+DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
 
 // >>api:train
 
@@ -5821,8 +5965,1051 @@ DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out) {
 }
 
 // >>model
+/* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
+typedef struct ds__mat {
+    const void *data;
+    ds_type type;
+    int64_t rows, cols;
+} ds__mat;
+
+typedef struct ds__layer {
+    const float *attn_norm, *ffn_norm;              /* (C) */
+    ds__mat wq, wk, wv, wo;                          /* (H*D, C) (Hkv*D, C) (Hkv*D, C) (C, H*D) */
+    const float *bq, *bk, *bv;                       /* qwen2 only, else NULL */
+    ds__mat w_gate, w_up, w_down;                    /* (F, C) (F, C) (C, F) */
+} ds__layer;
+
+struct ds_model {
+    ds_gguf *gguf;
+    ds_tokenizer *tok;
+    ds_model_config cfg;
+    ds__mat tok_embd, output;                        /* (V, C) each; the same when tied */
+    const float *output_norm;
+    ds__layer *layers;
+    int chat;                                        /* a ds_chat_template, or -1 unknown */
+    uint64_t weight_bytes;
+};
+
+/* <arch>.<key> as a positive int; absent keys keep *out when optional */
+static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
+    char name[128];
+    uint32_t v;
+    ds_status s;
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    s = ds_gguf_get_u32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
+    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
+    if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const char *key, float *out) {
+    char name[128];
+    float v;
+    ds_status s;
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    s = ds_gguf_get_f32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND) return DS_OK;
+    if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
+    *out = v;
+    return DS_OK;
+}
+
+static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
+    ds_str arch;
+    ds_status s;
+    int key_len = 0, val_len = 0;
+    memset(c, 0, sizeof *c);
+    if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK) return ds__fail(DS_ERR_FORMAT, "model: general.architecture is missing");
+    if (!((arch.len == 5 && !memcmp(arch.ptr, "llama", 5)) || (arch.len == 5 && !memcmp(arch.ptr, "qwen2", 5))))
+        return ds__fail(DS_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, qwen2)", (int)DS__MIN(arch.len, 64), arch.ptr);
+    memcpy(c->arch, arch.ptr, arch.len);
+    c->norm_eps = 1e-5f;
+    c->rope_base = 10000.0f;
+    c->n_ctx = 2048;
+    if ((s = ds__model_int_key(g, c->arch, "context_length", 1, &c->n_ctx)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "embedding_length", 0, &c->n_embd)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "block_count", 0, &c->n_layer)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "feed_forward_length", 0, &c->n_ff)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.head_count", 0, &c->n_head)) != DS_OK) return s;
+    c->n_head_kv = c->n_head;
+    if ((s = ds__model_int_key(g, c->arch, "attention.head_count_kv", 1, &c->n_head_kv)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.key_length", 1, &key_len)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.value_length", 1, &val_len)) != DS_OK) return s;
+    if ((s = ds__model_float_key(g, c->arch, "attention.layer_norm_rms_epsilon", &c->norm_eps)) != DS_OK) return s;
+    if ((s = ds__model_float_key(g, c->arch, "rope.freq_base", &c->rope_base)) != DS_OK) return s;
+    if (c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "model: %d layers (at most %d)", c->n_layer, DS_MAX_LAYERS);
+    if (c->n_head % c->n_head_kv) return ds__fail(DS_ERR_FORMAT, "model: %d heads do not split into %d KV heads", c->n_head, c->n_head_kv);
+    if (!key_len && c->n_embd % c->n_head) return ds__fail(DS_ERR_FORMAT, "model: n_embd %d is not a multiple of %d heads", c->n_embd, c->n_head);
+    c->head_dim = key_len ? key_len : c->n_embd / c->n_head;
+    if (val_len && val_len != c->head_dim) return ds__fail(DS_ERR_UNSUPPORTED, "model: value length %d differs from key length %d", val_len, c->head_dim);
+    if (c->head_dim > 512 || c->head_dim % 2) return ds__fail(DS_ERR_UNSUPPORTED, "model: head size %d (even, at most 512)", c->head_dim);
+    c->n_rot = c->head_dim;
+    if ((s = ds__model_int_key(g, c->arch, "rope.dimension_count", 1, &c->n_rot)) != DS_OK) return s;
+    if (c->n_rot > c->head_dim || c->n_rot % 2) return ds__fail(DS_ERR_FORMAT, "model: rope.dimension_count %d (even, at most the head size %d)", c->n_rot, c->head_dim);
+    c->rope_neox = !strcmp(c->arch, "qwen2");
+    c->qkv_bias = c->rope_neox;
+    return DS_OK;
+}
+
+/* Types the matmul kernels take as weights. */
+static int ds__model_weight_type_ok(ds_type t) {
+    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
+           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+}
+
+/* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
+   tensors are an error unless optional (then data stays NULL). */
+static ds_status ds__model_tensor(ds_model *m, const char *name, int64_t rows, int64_t cols, int optional, ds__mat *out) {
+    const ds_gguf_tensor *t = ds_gguf_find_tensor(m->gguf, name);
+    memset(out, 0, sizeof *out);
+    if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: tensor '%s' is missing", name);
+    if (rows == 0) {
+        if (t->n_dims != 1 || t->ne[0] != cols)
+            return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld]", name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols);
+        if (t->type != DS_TYPE_F32) return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has type %s, expected F32", name, ds_type_name(t->type));
+    } else {
+        if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows)
+            return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
+        if (!ds__model_weight_type_ok(t->type)) return ds__fail(DS_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which the kernels do not take", name, ds_type_name(t->type));
+    }
+    out->data = t->data;
+    out->type = t->type;
+    out->rows = rows ? rows : 1;
+    out->cols = cols;
+    m->weight_bytes += t->nbytes;
+    return DS_OK;
+}
+
+static ds_status ds__model_vector(ds_model *m, const char *name, int64_t n, int optional, const float **out) {
+    ds__mat v;
+    ds_status s = ds__model_tensor(m, name, 0, n, optional, &v);
+    *out = DS__CAST(const float *, v.data);
+    return s;
+}
+
+static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
+    const ds_model_config *c = &m->cfg;
+    int64_t C = c->n_embd, QD = (int64_t)c->n_head * c->head_dim, KD = (int64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
+    char n[96];
+    ds_status s;
+#define DS__LAYER_T(field, suffix, rows, cols) \
+    snprintf(n, sizeof n, "blk.%d." suffix, il); \
+    if ((s = ds__model_tensor(m, n, rows, cols, 0, &L->field)) != DS_OK) return s
+#define DS__LAYER_V(field, suffix, len, optional) \
+    snprintf(n, sizeof n, "blk.%d." suffix, il); \
+    if ((s = ds__model_vector(m, n, len, optional, &L->field)) != DS_OK) return s
+    DS__LAYER_V(attn_norm, "attn_norm.weight", C, 0);
+    DS__LAYER_T(wq, "attn_q.weight", QD, C);
+    DS__LAYER_T(wk, "attn_k.weight", KD, C);
+    DS__LAYER_T(wv, "attn_v.weight", KD, C);
+    DS__LAYER_T(wo, "attn_output.weight", C, QD);
+    DS__LAYER_V(bq, "attn_q.bias", QD, !c->qkv_bias);
+    DS__LAYER_V(bk, "attn_k.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(bv, "attn_v.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(ffn_norm, "ffn_norm.weight", C, 0);
+    DS__LAYER_T(w_gate, "ffn_gate.weight", F, C);
+    DS__LAYER_T(w_up, "ffn_up.weight", F, C);
+    DS__LAYER_T(w_down, "ffn_down.weight", C, F);
+#undef DS__LAYER_T
+#undef DS__LAYER_V
+    return DS_OK;
+}
+
+static int ds__str_has(ds_str s, const char *needle) {
+    size_t n = strlen(needle), i;
+    for (i = 0; i + n <= s.len; i++)
+        if (!memcmp(s.ptr + i, needle, n)) return 1;
+    return 0;
+}
+
+/* The chat template from tokenizer.chat_template, else from the special tokens present. */
+static int ds__model_detect_chat(const ds_model *m) {
+    ds_str t;
+    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+        if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
+        if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
+        return -1;
+    }
+    if (ds_tokenizer_find(m->tok, "<|im_start|>", 12) >= 0) return DS_CHAT_CHATML;
+    if (ds_tokenizer_find(m->tok, "<|start_header_id|>", 19) >= 0) return DS_CHAT_LLAMA3;
+    return -1;
+}
+
+static ds_status ds__model_load_weights(ds_model *m) {
+    ds_model_config *c = &m->cfg;
+    const ds_gguf_tensor *emb = ds_gguf_find_tensor(m->gguf, "token_embd.weight");
+    ds_status s;
+    int il;
+    if (!emb || emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > INT_MAX)
+        return ds__fail(DS_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not a matrix");
+    c->n_vocab = (int)emb->ne[1];
+    if ((s = ds__model_tensor(m, "token_embd.weight", c->n_vocab, c->n_embd, 0, &m->tok_embd)) != DS_OK) return s;
+    m->weight_bytes -= emb->nbytes;   /* decoding reads one row of it */
+    if ((s = ds__model_vector(m, "output_norm.weight", c->n_embd, 0, &m->output_norm)) != DS_OK) return s;
+    if ((s = ds__model_tensor(m, "output.weight", c->n_vocab, c->n_embd, 1, &m->output)) != DS_OK) return s;
+    c->tied_output = m->output.data == NULL;
+    if (c->tied_output) {
+        m->output = m->tok_embd;
+        m->weight_bytes += emb->nbytes;
+    }
+    m->layers = DS__CAST(ds__layer *, ds__calloc((size_t)c->n_layer, sizeof *m->layers));
+    if (!m->layers) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+    for (il = 0; il < c->n_layer; il++) {
+        c->layers[il].attn = DS_ATTN_DENSE;
+        c->layers[il].ffn = DS_FFN_DENSE;
+        if ((s = ds__model_load_layer(m, il, &m->layers[il])) != DS_OK) return s;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+    ds_model *m;
+    ds_status s;
+    (void)p;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
+    *out = NULL;
+    m = DS__CAST(ds_model *, ds__calloc(1, sizeof *m));
+    if (!m) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+    if ((s = ds_gguf_open(path, &m->gguf)) == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK &&
+        (s = ds__model_load_weights(m)) == DS_OK && (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
+        if (ds_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
+            s = ds__fail(DS_ERR_FORMAT, "model: the tokenizer has %d tokens, the embedding %d rows", ds_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
+    }
+    if (s != DS_OK) {
+        ds_model_free(m);
+        return s;
+    }
+    m->chat = ds__model_detect_chat(m);
+    *out = m;
+    return DS_OK;
+}
+
+DS_API void ds_model_free(ds_model *m) {
+    if (!m) return;
+    ds_tokenizer_free(m->tok);
+    ds_gguf_close(m->gguf);
+    ds_free(m->layers);
+    ds_free(m);
+}
+
+DS_API const ds_model_config *ds_model_get_config(const ds_model *m) { return m ? &m->cfg : NULL; }
+DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m) { return m ? m->tok : NULL; }
+DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_bytes : 0; }
 
 // >>infer
+/* ---- session ------------------------------------------------------------------------------- */
+#define DS__ATTN_BLOCK 64    /* keys converted from f16 and scored at a time */
+#define DS__ATTN_TILE 16     /* query tokens sharing those converted keys */
+
+struct ds_session {
+    const ds_model *m;
+    ds_pool *pool;
+    int own_pool;
+    int n_ctx, n_batch, pos;
+    int32_t *tokens;              /* (n_ctx) what the cache holds */
+    uint16_t *k_cache, *v_cache;  /* (L, Hkv, n_ctx, D) f16 */
+    /* activations of one chunk of up to n_batch tokens */
+    float *x, *xn, *tmp;          /* (T, C) residual, normed, projection out */
+    float *q, *att;               /* (T, H*D) */
+    float *k, *v;                 /* (T, Hkv*D) */
+    float *gate, *up;             /* (T, F) */
+    void *ws;                     /* matmul workspace (activations quantized) */
+    float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
+    size_t attn_stride;
+    int n_attn_tasks;
+};
+
+static size_t ds__session_ws_size(const ds_model *m, int T) {
+    const ds_model_config *c = &m->cfg;
+    size_t w = ds__matmul_wsize(m->output.type, T, c->n_embd);
+    const ds__layer *L = m->layers;
+    int il;
+    for (il = 0; il < c->n_layer; il++, L++) {
+        w = DS__MAX(w, ds__matmul_wsize(L->wq.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wk.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wv.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wo.type, T, c->n_head * c->head_dim));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_gate.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_up.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_down.type, T, c->n_ff));
+    }
+    return w;
+}
+
+/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
+   of a tile its running max, sum and output accumulator */
+static size_t ds__attn_stride(const ds_model_config *c) {
+    size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
+    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+}
+
+static ds_status ds__session_alloc(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
+    size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
+    size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
+    s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
+    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
+    s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
+    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
+    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
+    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
+    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
+    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
+    s->n_attn_tasks = 4 * ds_pool_size(s->pool);
+    s->attn_stride = ds__attn_stride(c);
+    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
+        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
+    return DS_OK;
+}
+
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
+    ds_session_params sp;
+    ds_session *s;
+    ds_status st;
+    if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
+    *out = NULL;
+    memset(&sp, 0, sizeof sp);
+    if (p) sp = *p;
+    if (sp.n_ctx < 0 || sp.n_batch < 0 || sp.n_threads < 0) return ds__fail(DS_ERR_INVALID_ARG, "session: negative n_ctx, n_batch or n_threads");
+    s = DS__CAST(ds_session *, ds__calloc(1, sizeof *s));
+    if (!s) return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory");
+    s->m = m;
+    s->n_ctx = sp.n_ctx ? sp.n_ctx : DS__MIN(m->cfg.n_ctx, 4096);
+    s->n_batch = DS__MIN(sp.n_batch ? sp.n_batch : 512, s->n_ctx);
+    s->pool = sp.pool;
+    if (!s->pool) {
+        ds_pool_config pc;
+        memset(&pc, 0, sizeof pc);
+        pc.n_threads = sp.n_threads;
+        if ((st = ds_pool_create(&pc, &s->pool)) != DS_OK) {
+            ds_free(s);
+            return st;
+        }
+        s->own_pool = 1;
+    }
+    if ((st = ds__session_alloc(s)) != DS_OK) {
+        ds_session_free(s);
+        return st;
+    }
+    *out = s;
+    return DS_OK;
+}
+
+DS_API void ds_session_free(ds_session *s) {
+    if (!s) return;
+    if (s->own_pool) ds_pool_destroy(s->pool);
+    ds_free(s->tokens);
+    ds_free(s->k_cache);
+    ds_free(s->v_cache);
+    ds_free(s->x);
+    ds_free(s->xn);
+    ds_free(s->tmp);
+    ds_free(s->q);
+    ds_free(s->att);
+    ds_free(s->k);
+    ds_free(s->v);
+    ds_free(s->gate);
+    ds_free(s->up);
+    ds_free(s->ws);
+    ds_free(s->attn_scratch);
+    ds_free(s);
+}
+
+DS_API int ds_session_pos(const ds_session *s) { return s ? s->pos : 0; }
+DS_API int ds_session_n_ctx(const ds_session *s) { return s ? s->n_ctx : 0; }
+DS_API const int32_t *ds_session_tokens(const ds_session *s) { return s ? s->tokens : NULL; }
+DS_API const ds_model *ds_session_model(const ds_session *s) { return s ? s->m : NULL; }
+
+DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
+    if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
+    if (pos < 0 || pos > s->pos) return ds__fail(DS_ERR_INVALID_ARG, "session: cannot rewind to %d (the cache holds %d tokens)", pos, s->pos);
+    s->pos = pos;
+    return DS_OK;
+}
+
+/* ---- attention ------------------------------------------------------------------------------
+   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
+   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
+   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
+   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+typedef struct ds__attn_job {
+    ds_session *s;
+    int layer, T, pos0;
+} ds__attn_job;
+
+static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
+    int i;
+    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+
+/* online-softmax update of one query row with the scores sc[0..n) of a block */
+static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
+    float m_new = *mx, corr;
+    int j;
+    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
+    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
+    if (corr != 1.0f) {
+        for (j = 0; j < D; j++) acc[j] *= corr;
+        *sum *= corr;
+    }
+    for (j = 0; j < n; j++) {
+        float p = expf(sc[j] - m_new);
+        *sum += p;
+        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
+    }
+    *mx = m_new;
+}
+
+static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
+    const ds_session *s = job->s;
+    const ds_model_config *c = &s->m->cfg;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
+    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    float scale = 1.0f / sqrtf((float)D);
+    for (r = 0; r < rows; r++) {
+        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
+        mx[r] = -INFINITY;
+        sum[r] = 0;
+    }
+    for (j0 = 0; j0 < kend; j0 += B) {
+        int nb = DS__MIN(B, kend - j0);
+        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
+        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
+            if (nv <= 0) continue;
+            for (g = 0; g < G; g++) {
+                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                int j;
+                r = (t - t0) * G + g;
+                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
+                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
+            }
+        }
+    }
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
+            int d;
+            r = (t - t0) * G + g;
+            inv = 1.0f / sum[r];
+            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        }
+}
+
+/* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
+static void ds__attn_task(void *ctx, int i, int n) {
+    const ds__attn_job *job = DS__CAST(const ds__attn_job *, ctx);
+    const ds_session *s = job->s;
+    int n_tiles = (job->T + DS__ATTN_TILE - 1) / DS__ATTN_TILE, item;
+    float *scratch = s->attn_scratch + (size_t)i * s->attn_stride;
+    for (item = i; item < s->m->cfg.n_head_kv * n_tiles; item += n) {
+        int hk = item % s->m->cfg.n_head_kv, tile = item / s->m->cfg.n_head_kv;
+        int t0 = tile * DS__ATTN_TILE;
+        ds__attn_tile(job, hk, t0, DS__MIN(job->T, t0 + DS__ATTN_TILE), scratch);
+    }
+}
+
+static void ds__attention(ds_session *s, int layer, int T, int pos0) {
+    ds__attn_job job;
+    int items = s->m->cfg.n_head_kv * ((T + DS__ATTN_TILE - 1) / DS__ATTN_TILE);
+    job.s = s;
+    job.layer = layer;
+    job.T = T;
+    job.pos0 = pos0;
+    ds_pool_run(s->pool, ds__attn_task, &job, DS__MIN(items, s->n_attn_tasks));
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
+    for (h = 0; h < Hkv; h++) {
+        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
+        for (t = 0; t < T; t++) {
+            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
+            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
+            for (d = 0; d < D; d++) {
+                kd[d] = ds__f32_to_f16(ks[d]);
+                vd[d] = ds__f32_to_f16(vs[d]);
+            }
+        }
+    }
+}
+
+static void ds__add_bias(float *y, const float *b, int T, int n) {
+    int t;
+    if (!b) return;
+    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+}
+
+static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
+    ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
+}
+
+/* x (T, C) += attention block of layer il over tokens at pos0.. */
+static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
+    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    ds__matmul_w(s, s->q, s->xn, T, &L->wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->wv);
+    ds__add_bias(s->q, L->bq, T, QD);
+    ds__add_bias(s->k, L->bk, T, KD);
+    ds__add_bias(s->v, L->bv, T, KD);
+    for (t = 0; t < T; t++) {
+        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
+        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
+    }
+    ds__store_kv(s, il, T, pos0);
+    ds__attention(s, il, T, pos0);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
+    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
+}
+
+/* x (T, C) += SwiGLU feed-forward of layer L */
+static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
+    const ds_model_config *c = &s->m->cfg;
+    int C = c->n_embd, t;
+    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
+    ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
+    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
+    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
+}
+
+/* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
+   (all = 1) n_vocab logits, or nothing when NULL. */
+static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logits, int all) {
+    const ds_model *m = s->m;
+    const ds_model_config *c = &m->cfg;
+    int C = c->n_embd, t, il, first;
+    for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    for (il = 0; il < c->n_layer; il++) {
+        ds__attention_block(s, &m->layers[il], il, T, s->pos);
+        ds__ffn_block(s, &m->layers[il], T);
+    }
+    memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
+    s->pos += T;
+    if (!logits) return;
+    first = all ? 0 : T - 1;
+    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
+}
+
+static ds_status ds__session_check(const ds_session *s, const int32_t *tokens, int n) {
+    int i;
+    if (!s || !tokens || n < 1) return ds__fail(DS_ERR_INVALID_ARG, "session: eval needs a session and n >= 1 tokens");
+    if (n > s->n_ctx - s->pos) return ds__fail(DS_ERR_STATE, "session: %d tokens do not fit: the context holds %d of %d", n, s->pos, s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->m->cfg.n_vocab) return ds__fail(DS_ERR_INVALID_ARG, "session: token %d (at %d) is outside the vocabulary of %d", tokens[i], i, s->m->cfg.n_vocab);
+    return DS_OK;
+}
+
+static ds_status ds__session_eval(ds_session *s, const int32_t *tokens, int n, float *logits, int all) {
+    ds_status st = ds__session_check(s, tokens, n);
+    int i;
+    if (st != DS_OK) return st;
+    for (i = 0; i < n; i += s->n_batch) {
+        int T = DS__MIN(s->n_batch, n - i), last = i + T == n;
+        float *out = all ? logits + (size_t)i * s->m->cfg.n_vocab : (last ? logits : NULL);
+        ds__forward(s, tokens + i, T, logits ? out : NULL, all);
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits) {
+    return ds__session_eval(s, tokens, n, logits, 0);
+}
+DS_API ds_status ds_session_eval_all(ds_session *s, const int32_t *tokens, int n, float *logits) {
+    if (!logits) return ds__fail(DS_ERR_INVALID_ARG, "session: eval_all needs a logits buffer");
+    return ds__session_eval(s, tokens, n, logits, 1);
+}
+
+/* ---- sampler ------------------------------------------------------------------------------- */
+typedef struct ds__cand {
+    float p;    /* unnormalised probability exp(l - max) */
+    int32_t id;
+} ds__cand;
+
+struct ds_sampler {
+    ds_sampler_config cfg;
+    int n_vocab;
+    uint64_t rng;
+    int32_t *recent;     /* ring of the last repeat_last_n accepted tokens */
+    int n_recent, recent_head;
+    float *logits;       /* (V) penalised, tempered */
+    uint8_t *seen;       /* (V) marks during the penalty */
+    ds__cand *cand;      /* (V) the kept candidates */
+    int n_cand;
+};
+
+static uint64_t ds__splitmix64(uint64_t *state) {
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+static double ds__rand_unit(uint64_t *state) { return (double)(ds__splitmix64(state) >> 11) * (1.0 / 9007199254740992.0); }
+
+DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out) {
+    ds_sampler *s;
+    if (!out || n_vocab < 1) return ds__fail(DS_ERR_INVALID_ARG, "sampler: NULL out or n_vocab < 1");
+    *out = NULL;
+    s = DS__CAST(ds_sampler *, ds__calloc(1, sizeof *s));
+    if (!s) return ds__fail(DS_ERR_NO_MEMORY, "sampler: out of memory");
+    if (cfg) s->cfg = *cfg;
+    if (s->cfg.repeat_last_n <= 0) s->cfg.repeat_last_n = 64;
+    if (!(s->cfg.repeat_penalty > 0)) s->cfg.repeat_penalty = 1.0f;
+    if (!(s->cfg.top_p > 0) || s->cfg.top_p > 1) s->cfg.top_p = 1.0f;
+    s->n_vocab = n_vocab;
+    s->recent = DS__CAST(int32_t *, ds__calloc((size_t)s->cfg.repeat_last_n, sizeof(int32_t)));
+    s->logits = DS__CAST(float *, ds__calloc((size_t)n_vocab, sizeof(float)));
+    s->seen = DS__CAST(uint8_t *, ds__calloc((size_t)n_vocab, 1));
+    s->cand = DS__CAST(ds__cand *, ds__calloc((size_t)n_vocab, sizeof(ds__cand)));
+    if (!s->recent || !s->logits || !s->seen || !s->cand) {
+        ds_sampler_free(s);
+        return ds__fail(DS_ERR_NO_MEMORY, "sampler: out of memory");
+    }
+    ds_sampler_reset(s, s->cfg.seed);
+    *out = s;
+    return DS_OK;
+}
+
+DS_API void ds_sampler_free(ds_sampler *s) {
+    if (!s) return;
+    ds_free(s->recent);
+    ds_free(s->logits);
+    ds_free(s->seen);
+    ds_free(s->cand);
+    ds_free(s);
+}
+
+DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed) {
+    if (!s) return;
+    s->rng = seed ? seed : UINT64_C(0x5EED5EED5EED5EED);
+    s->n_recent = s->recent_head = 0;
+}
+
+DS_API void ds_sampler_accept(ds_sampler *s, int32_t token) {
+    if (!s) return;
+    s->recent[s->recent_head] = token;
+    s->recent_head = (s->recent_head + 1) % s->cfg.repeat_last_n;
+    if (s->n_recent < s->cfg.repeat_last_n) s->n_recent++;
+}
+
+/* each distinct recent token once: logit / r when positive, logit * r otherwise */
+static void ds__sampler_penalize(ds_sampler *s) {
+    float r = s->cfg.repeat_penalty;
+    int i;
+    if (r == 1.0f) return;
+    for (i = 0; i < s->n_recent; i++) {
+        int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab || s->seen[id]) continue;
+        s->seen[id] = 1;
+        s->logits[id] = s->logits[id] > 0 ? s->logits[id] / r : s->logits[id] * r;
+    }
+    for (i = 0; i < s->n_recent; i++)
+        if (s->recent[i] >= 0 && s->recent[i] < s->n_vocab) s->seen[s->recent[i]] = 0;
+}
+
+static int32_t ds__argmax(const float *x, int n) {
+    int32_t best = 0;
+    int i;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static int ds__cand_cmp(const void *a, const void *b) {
+    const ds__cand *x = DS__CAST(const ds__cand *, a), *y = DS__CAST(const ds__cand *, b);
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Candidates with p >= thr, sorted most likely first (ties: lower id first). */
+static int ds__sampler_gather(ds_sampler *s, float thr) {
+    int i, n = 0;
+    for (i = 0; i < s->n_vocab; i++) {
+        float p = s->logits[i];
+        if (p >= thr) {
+            s->cand[n].p = p;
+            s->cand[n].id = i;
+            n++;
+        }
+    }
+    qsort(s->cand, (size_t)n, sizeof *s->cand, ds__cand_cmp);
+    return n;
+}
+
+/* Top-k then top-p on probabilities p (in s->logits, max 1, total z). Sorting the whole
+   vocabulary per token is costly, so only tokens above a threshold are sorted; the threshold
+   drops until the kept set provably lies inside them (all of the top k, or a prefix whose mass
+   reaches top_p while every token left out is less likely than all in it). */
+static int ds__sampler_top(ds_sampler *s, double z) {
+    int k = s->cfg.top_k > 0 && s->cfg.top_k < s->n_vocab ? s->cfg.top_k : s->n_vocab;
+    double top_p = s->cfg.top_p;
+    float thr = 1e-3f;
+    for (;;) {
+        int n = ds__sampler_gather(s, thr), i, complete = thr == 0.0f;
+        double zk = z, cum = 0;
+        if (n >= k) {
+            n = k;
+            complete = 1;
+            for (zk = 0, i = 0; i < n; i++) zk += s->cand[i].p;
+        }
+        if (complete || k == s->n_vocab) { /* zk is the mass the nucleus is taken from */
+            for (i = 0; i < n && top_p < 1.0; i++) {
+                cum += s->cand[i].p;
+                if (cum >= top_p * zk) return i + 1;
+            }
+            if (complete) return n;
+        }
+        thr = thr > 1e-30f ? thr * 1e-6f : 0.0f;
+    }
+}
+
+/* Fills s->cand with the tokens the chain keeps (s->n_cand), from logits already penalised
+   and divided by the temperature in s->logits. */
+static void ds__sampler_candidates(ds_sampler *s) {
+    float mx = s->logits[ds__argmax(s->logits, s->n_vocab)];
+    double z = 0;
+    int i, n;
+    for (i = 0; i < s->n_vocab; i++) {
+        s->logits[i] = expf(s->logits[i] - mx);
+        z += s->logits[i];
+    }
+    if (s->cfg.top_k > 0 || s->cfg.top_p < 1.0f) {
+        n = ds__sampler_top(s, z);
+    } else {
+        for (n = i = 0; i < s->n_vocab; i++) {
+            s->cand[n].p = s->logits[i];
+            s->cand[n].id = i;
+            n++;
+        }
+    }
+    if (s->cfg.min_p > 0) { /* the most likely has p = 1 */
+        int kept = 0;
+        for (i = 0; i < n; i++)
+            if (s->cand[i].p >= s->cfg.min_p) s->cand[kept++] = s->cand[i];
+        n = kept;
+    }
+    s->n_cand = n;
+}
+
+DS_API int32_t ds_sampler_sample(ds_sampler *s, const float *logits) {
+    double total = 0, u;
+    int i;
+    if (!s || !logits) return -1;
+    memcpy(s->logits, logits, (size_t)s->n_vocab * sizeof(float));
+    ds__sampler_penalize(s);
+    if (!(s->cfg.temperature > 0)) return ds__argmax(s->logits, s->n_vocab);
+    for (i = 0; i < s->n_vocab; i++) s->logits[i] /= s->cfg.temperature;
+    ds__sampler_candidates(s);
+    for (i = 0; i < s->n_cand; i++) total += s->cand[i].p;
+    u = ds__rand_unit(&s->rng) * total;
+    for (i = 0; i < s->n_cand - 1; i++) {
+        u -= s->cand[i].p;
+        if (u < 0) break;
+    }
+    return s->cand[i].id;
+}
+
+/* ---- generation ---------------------------------------------------------------------------- */
+struct ds_generator {
+    ds_session *s;
+    ds_generate_config cfg;
+    ds_sampler *smp;
+    int32_t *prompt;           /* tokens still to evaluate: prompt[done..n_prompt) */
+    int n_prompt, done;
+    float *logits;             /* (V) of the last evaluated token */
+    char *text;                /* completion bytes; [0, emitted) went to on_token */
+    size_t len, cap, emitted;
+    ds_detok_stream detok;
+    ds_generate_result res;
+    double t_decode;           /* running estimate of one token's sample + decode, seconds */
+    double t_prefill_tok;      /* running estimate of prefill seconds per token */
+};
+
+/* the tokens to evaluate after reusing what the session already holds */
+static ds_status ds__gen_prepare_prompt(ds_generator *g, const char *prompt) {
+    ds_session *s = g->s;
+    const ds_tokenizer *tok = s->m->tok;
+    size_t len = strlen(prompt);
+    int flags = g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, n, keep = 0;
+    size_t nt = 0;
+    ds_status st;
+    if (g->cfg.append) keep = s->pos;
+    if (keep == 0 && ds_tokenizer_add_bos(tok)) flags |= DS_TOKENIZE_ADD_BOS;
+    g->prompt = DS__CAST(int32_t *, ds_alloc((len + 4) * sizeof(int32_t)));
+    if (!g->prompt) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    if ((st = ds_tokenize(tok, prompt, len, flags, g->prompt, len + 4, &nt)) != DS_OK) return st;
+    if (nt > INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
+    n = (int)nt;
+    if (!g->cfg.append) { /* reuse the longest common start, but evaluate at least one token */
+        while (keep < n - 1 && keep < s->pos && s->tokens[keep] == g->prompt[keep]) keep++;
+        g->res.n_reused = keep;
+        memmove(g->prompt, g->prompt + keep, (size_t)(n - keep) * sizeof(int32_t));
+        n -= keep;
+    } else if (n == 0 && s->pos > 0) { /* nothing new: re-run the last token for its logits */
+        g->prompt[0] = s->tokens[s->pos - 1];
+        keep = s->pos - 1;
+        n = 1;
+    }
+    if (n == 0) return ds__fail(DS_ERR_INVALID_ARG, "generate: empty prompt and empty session");
+    if (keep + n > s->n_ctx) return ds__fail(DS_ERR_STATE, "generate: the prompt needs %d tokens, the context has %d", keep + n, s->n_ctx);
+    ds_session_rewind(s, keep);
+    g->n_prompt = n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out) {
+    ds_generator *g;
+    ds_status st;
+    int i;
+    if (!s || !prompt || !out) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL argument");
+    *out = NULL;
+    g = DS__CAST(ds_generator *, ds__calloc(1, sizeof *g));
+    if (!g) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    g->s = s;
+    if (cfg) g->cfg = *cfg;
+    if (g->cfg.n_stop < 0 || (g->cfg.n_stop > 0 && !g->cfg.stop)) st = ds__fail(DS_ERR_INVALID_ARG, "generate: n_stop %d with stop %p", g->cfg.n_stop, (const void *)g->cfg.stop);
+    else if ((st = ds__gen_prepare_prompt(g, prompt)) == DS_OK && (st = ds_sampler_create(&g->cfg.sampler, s->m->cfg.n_vocab, &g->smp)) == DS_OK) {
+        g->cap = 256;
+        g->text = DS__CAST(char *, ds__calloc(g->cap, 1));
+        g->logits = DS__CAST(float *, ds__calloc((size_t)s->m->cfg.n_vocab, sizeof(float)));
+        if (!g->text || !g->logits) st = ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    }
+    if (st != DS_OK) {
+        ds_generator_free(g);
+        return st;
+    }
+    for (i = 0; i < s->pos; i++) ds_sampler_accept(g->smp, s->tokens[i]);
+    for (i = 0; i < g->n_prompt; i++) ds_sampler_accept(g->smp, g->prompt[i]);
+    *out = g;
+    return DS_OK;
+}
+
+DS_API void ds_generator_free(ds_generator *g) {
+    if (!g) return;
+    ds_sampler_free(g->smp);
+    ds_free(g->prompt);
+    ds_free(g->logits);
+    ds_free(g->text);
+    ds_free(g);
+}
+
+DS_API ds_gen_state ds_generator_state(const ds_generator *g) { return g ? g->res.state : DS_GEN_CANCELLED; }
+DS_API const ds_generate_result *ds_generator_result(const ds_generator *g) { return g ? &g->res : NULL; }
+DS_API const char *ds_generator_text(const ds_generator *g, size_t *len) {
+    if (len) *len = g ? g->emitted : 0;
+    return g ? g->text : "";
+}
+
+static ds_status ds__gen_append(ds_generator *g, const char *bytes, size_t n) {
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = DS__MAX(2 * g->cap, g->len + n + 1);
+        char *t = DS__CAST(char *, ds_alloc(cap));
+        if (!t) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+        memcpy(t, g->text, g->len + 1);
+        ds_free(g->text);
+        g->text = t;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, bytes, n);
+    g->len += n;
+    g->text[g->len] = 0;
+    return DS_OK;
+}
+
+/* Where the text may be emitted up to: the start of the first complete stop string (found:
+   1), else the start of the longest tail that could still grow into one. */
+static size_t ds__gen_stop_scan(const ds_generator *g, int *found) {
+    size_t i, hold = g->len;
+    int k;
+    *found = 0;
+    for (i = g->emitted; i < g->len; i++)
+        for (k = 0; k < g->cfg.n_stop; k++) {
+            const char *st = g->cfg.stop[k];
+            size_t sl = strlen(st), avail = g->len - i;
+            if (!sl) continue;
+            if (avail >= sl && !memcmp(g->text + i, st, sl)) {
+                *found = 1;
+                return i;
+            }
+            if (avail < sl && hold == g->len && !memcmp(g->text + i, st, avail)) hold = i;
+        }
+    return hold;
+}
+
+/* hands text[emitted, upto) to on_token; a nonzero return cancels */
+static void ds__gen_emit(ds_generator *g, int32_t token, size_t upto) {
+    int cancel = 0;
+    if (g->cfg.on_token) cancel = g->cfg.on_token(g->cfg.user, token, g->text + g->emitted, upto - g->emitted);
+    g->emitted = upto;
+    if (cancel && g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CANCELLED;
+}
+
+/* one prefill chunk of up to n tokens; the last chunk leaves the logits */
+static ds_status ds__gen_prefill(ds_generator *g, int n) {
+    double t0 = ds_time(), dt;
+    int last = g->done + n == g->n_prompt;
+    ds_status st = ds_session_eval(g->s, g->prompt + g->done, n, last ? g->logits : NULL);
+    if (st != DS_OK) return st;
+    dt = ds_time() - t0;
+    g->done += n;
+    g->res.n_prompt += n;
+    g->res.prompt_seconds += dt;
+    g->t_prefill_tok = dt / n;
+    return DS_OK;
+}
+
+/* samples one token, streams its text, and evaluates it unless the generation ended */
+static ds_status ds__gen_token(ds_generator *g) {
+    const ds_tokenizer *tok = g->s->m->tok;
+    double t0 = ds_time();
+    int32_t id = ds_sampler_sample(g->smp, g->logits);
+    char piece[512];
+    size_t n = 0, upto;
+    int found = 0;
+    ds_status st;
+    g->res.n_generated++;
+    if (ds_tokenizer_is_eog(tok, id)) {
+        g->res.state = DS_GEN_EOS;
+        if (g->emitted < g->len) ds__gen_emit(g, -1, g->len);
+        g->res.gen_seconds += ds_time() - t0;
+        return DS_OK;
+    }
+    ds_sampler_accept(g->smp, id);
+    if ((st = ds_detok_stream_push(tok, &g->detok, id, piece, sizeof piece, &n)) != DS_OK) return st;
+    if ((st = ds__gen_append(g, piece, n)) != DS_OK) return st;
+    upto = ds__gen_stop_scan(g, &found);
+    if (found) {
+        g->res.state = DS_GEN_STOP_STRING;
+        g->len = upto;
+        g->text[g->len] = 0;
+    } else if (g->cfg.max_tokens > 0 && g->res.n_generated >= g->cfg.max_tokens) {
+        g->res.state = DS_GEN_MAX_TOKENS;
+        upto = g->len;
+    }
+    ds__gen_emit(g, id, upto);
+    if (g->s->pos >= g->s->n_ctx) {
+        if (g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CONTEXT_FULL;
+        if (g->emitted < g->len) ds__gen_emit(g, -1, g->len);
+    } else if ((st = ds_session_eval(g->s, &id, 1, g->logits)) != DS_OK) {
+        return st;
+    }
+    g->res.gen_seconds += ds_time() - t0;
+    g->t_decode = g->t_decode > 0 ? 0.7 * g->t_decode + 0.3 * (ds_time() - t0) : ds_time() - t0;
+    return DS_OK;
+}
+
+DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds) {
+    double t0 = ds_time();
+    int units = 0, produced = 0;
+    if (!g) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL generator");
+    while (g->res.state == DS_GEN_RUNNING && !(max_tokens > 0 && produced >= max_tokens)) {
+        double left = max_seconds - (ds_time() - t0);
+        ds_status st;
+        if (g->done < g->n_prompt) {
+            int n = g->n_prompt - g->done;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+                if (units > 0 && fit < 1) break;
+                n = DS__MIN(n, DS__MAX(fit, 1));
+            }
+            st = ds__gen_prefill(g, n);
+        } else {
+            /* before the first decode, a one-token prefill chunk is the best guess */
+            double est = g->t_decode > 0 ? g->t_decode : g->t_prefill_tok;
+            if (max_seconds > 0 && units > 0 && left < est) break;
+            st = ds__gen_token(g);
+            produced++;
+        }
+        if (st != DS_OK) return st;
+        units++;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result) {
+    ds_generator *g;
+    ds_status st = ds_generator_create(s, prompt, cfg, &g);
+    if (st != DS_OK) return st;
+    st = ds_generator_step(g, 0, 0);
+    if (result) *result = g->res;
+    ds_generator_free(g);
+    return st;
+}
+
+/* ---- chat templates ------------------------------------------------------------------------ */
+DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out) {
+    if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "chat: NULL argument");
+    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3)");
+    *out = (ds_chat_template)m->chat;
+    return DS_OK;
+}
+
+/* appends n bytes if they fit (keeping room for the NUL); *pos counts them either way */
+static void ds__put(char *buf, size_t cap, size_t *pos, const char *s, size_t n) {
+    if (*pos + n < cap) memcpy(buf + *pos, s, n);
+    *pos += n;
+}
+static void ds__puts(char *buf, size_t cap, size_t *pos, const char *s) { ds__put(buf, cap, pos, s, strlen(s)); }
+
+/* Llama-3's template trims the content */
+static void ds__put_trimmed(char *buf, size_t cap, size_t *pos, const char *s) {
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[n - 1])) n--;
+    while (n && strchr(" \t\r\n", *s)) s++, n--;
+    ds__put(buf, cap, pos, s, n);
+}
+
+DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len) {
+    size_t pos = 0;
+    ds_status st;
+    int i;
+    if ((n > 0 && !msgs) || n < 0 || !len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    if (tmpl == DS_CHAT_AUTO && (st = ds_model_chat_template(m, &tmpl)) != DS_OK) return st;
+    if (tmpl != DS_CHAT_CHATML && tmpl != DS_CHAT_LLAMA3) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
+    for (i = 0; i < n; i++) {
+        if (!msgs[i].role || !msgs[i].content) return ds__fail(DS_ERR_INVALID_ARG, "chat: message %d has a NULL role or content", i);
+        if (tmpl == DS_CHAT_CHATML) {
+            ds__puts(buf, cap, &pos, "<|im_start|>");
+            ds__puts(buf, cap, &pos, msgs[i].role);
+            ds__puts(buf, cap, &pos, "\n");
+            ds__puts(buf, cap, &pos, msgs[i].content);
+            ds__puts(buf, cap, &pos, "<|im_end|>\n");
+        } else {
+            ds__puts(buf, cap, &pos, "<|start_header_id|>");
+            ds__puts(buf, cap, &pos, msgs[i].role);
+            ds__puts(buf, cap, &pos, "<|end_header_id|>\n\n");
+            ds__put_trimmed(buf, cap, &pos, msgs[i].content);
+            ds__puts(buf, cap, &pos, "<|eot_id|>");
+        }
+    }
+    if (add_assistant) ds__puts(buf, cap, &pos, tmpl == DS_CHAT_CHATML ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    *len = pos;
+    if (pos >= cap) return ds__fail(DS_ERR_BOUNDS, "chat: the text needs %zu bytes and a NUL, the buffer has %zu", pos, cap);
+    buf[pos] = 0;
+    return DS_OK;
+}
 
 // >>train
 
