@@ -201,6 +201,102 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 // >>api:kernels
 
 // >>api:gguf
+/* GGUF v2/v3 files (little-endian), read with full validation and written atomically.
+   ds_gguf_open() maps the file and checks everything before returning: magic, version,
+   counts against the bytes left, string and array lengths, value and tensor type ids, n_dims
+   <= 4, element counts and byte sizes without overflow, general.alignment (u32, power of two,
+   default 32), every tensor offset aligned and every tensor inside the file, no two tensors
+   overlapping, no duplicate keys or tensor names. Any violation returns a DS_ERR_* with a
+   message naming the key or tensor and the offsets. Everything returned points into the
+   file and lives until ds_gguf_close(). A ds_gguf is read-only: threads may share it.
+   Errors: DS_ERR_FORMAT (malformed or inconsistent, a fixed-size field cut off),
+   DS_ERR_BOUNDS (a length, count or offset reaches past the end of the file),
+   DS_ERR_OVERFLOW (a size computation overflows), DS_ERR_TYPE (unknown type id),
+   DS_ERR_UNSUPPORTED (version 1 or unknown, big-endian, nested arrays). */
+typedef enum ds_gguf_type {
+    DS_GGUF_U8 = 0, DS_GGUF_I8 = 1, DS_GGUF_U16 = 2, DS_GGUF_I16 = 3, DS_GGUF_U32 = 4,
+    DS_GGUF_I32 = 5, DS_GGUF_F32 = 6, DS_GGUF_BOOL = 7, DS_GGUF_STRING = 8, DS_GGUF_ARRAY = 9,
+    DS_GGUF_U64 = 10, DS_GGUF_I64 = 11, DS_GGUF_F64 = 12
+} ds_gguf_type;
+typedef struct ds_str { const char *ptr; size_t len; } ds_str;   /* not NUL-terminated; points into the file */
+typedef struct ds_gguf_kv {
+    ds_str key;
+    ds_gguf_type type;
+    ds_gguf_type arr_type;      /* for DS_GGUF_ARRAY: element type and count */
+    uint64_t arr_len;
+    /* the raw little-endian value bytes in the file (may be unaligned): a scalar itself; for a
+       string its u64 length then its bytes; for an array its first element */
+    const uint8_t *data;
+} ds_gguf_kv;
+typedef struct ds_gguf_tensor {
+    ds_str name;
+    ds_type type;
+    int n_dims;
+    int64_t ne[4];          /* ne[0] is the contiguous (row) dimension, unused dims 1 */
+    uint64_t offset;        /* from the start of the data section */
+    const void *data;       /* inside the mapped file */
+    uint64_t nbytes;
+} ds_gguf_tensor;
+typedef struct ds_gguf ds_gguf;
+
+DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out);            /* mmaps (ds_map_file) */
+DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out); /* data must outlive g */
+DS_API void ds_gguf_close(ds_gguf *g);
+DS_API uint32_t ds_gguf_version(const ds_gguf *g);
+DS_API uint32_t ds_gguf_alignment(const ds_gguf *g);
+DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g);    /* where the data section starts */
+DS_API uint64_t ds_gguf_file_size(const ds_gguf *g);
+DS_API const char *ds_gguf_type_name(ds_gguf_type t);     /* "u32", "string"; "?" if unknown */
+DS_API int64_t ds_gguf_n_kv(const ds_gguf *g);
+DS_API const ds_gguf_kv *ds_gguf_kv_at(const ds_gguf *g, int64_t i);     /* NULL out of range */
+DS_API const ds_gguf_kv *ds_gguf_find(const ds_gguf *g, const char *key);   /* NULL if absent; hashed */
+/* typed getters: DS_ERR_NOT_FOUND if absent, DS_ERR_TYPE if the stored type does not convert
+   (integers convert between widths when the value fits; f32 accepts f32/f64) */
+DS_API ds_status ds_gguf_get_u32(const ds_gguf *g, const char *key, uint32_t *out);
+DS_API ds_status ds_gguf_get_i32(const ds_gguf *g, const char *key, int32_t *out);
+DS_API ds_status ds_gguf_get_u64(const ds_gguf *g, const char *key, uint64_t *out);
+DS_API ds_status ds_gguf_get_i64(const ds_gguf *g, const char *key, int64_t *out);
+DS_API ds_status ds_gguf_get_f32(const ds_gguf *g, const char *key, float *out);
+DS_API ds_status ds_gguf_get_f64(const ds_gguf *g, const char *key, double *out);
+DS_API ds_status ds_gguf_get_bool(const ds_gguf *g, const char *key, int *out);
+DS_API ds_status ds_gguf_get_str(const ds_gguf *g, const char *key, ds_str *out);
+/* Array: element type, count and pointer to the packed little-endian elements (unaligned);
+   for a string array data is the first encoded string (read them with ds_gguf_get_arr_str).
+   Any of elem, n, data may be NULL. */
+DS_API ds_status ds_gguf_get_arr(const ds_gguf *g, const char *key, ds_gguf_type *elem, uint64_t *n, const void **data);
+/* String array: fills out[0..n); n must equal the array length (DS_ERR_INVALID_ARG otherwise). */
+DS_API ds_status ds_gguf_get_arr_str(const ds_gguf *g, const char *key, ds_str *out, uint64_t n);
+DS_API int64_t ds_gguf_n_tensors(const ds_gguf *g);
+DS_API const ds_gguf_tensor *ds_gguf_tensor_at(const ds_gguf *g, int64_t i);  /* file order */
+DS_API const ds_gguf_tensor *ds_gguf_find_tensor(const ds_gguf *g, const char *name);  /* hashed, O(1) */
+
+/* Writer: collects KVs (copied) and tensors (referenced), then writes a GGUF v3 file. Setting a
+   key twice replaces its value; KVs keep the order they were first set in. Tensors are laid
+   out in the order added, each at a multiple of general.alignment (set it as a u32 power of
+   two to change the default 32). Not thread-safe. */
+typedef struct ds_gguf_writer ds_gguf_writer;
+DS_API ds_status ds_gguf_writer_create(ds_gguf_writer **out);
+DS_API void ds_gguf_writer_free(ds_gguf_writer *w);
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v);
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v);
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v);
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v);
+DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v);
+DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v);
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v);
+DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v);
+/* any scalar value type by id (u8, i16, ...): value holds its little-endian bytes */
+DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, ds_gguf_type type, const void *value);
+/* numeric array of n elements of type elem, packed (bools: one byte each) */
+DS_API ds_status ds_gguf_writer_set_arr(ds_gguf_writer *w, const char *key, ds_gguf_type elem, const void *data, uint64_t n);
+DS_API ds_status ds_gguf_writer_set_arr_str(ds_gguf_writer *w, const char *key, const char *const *strs, uint64_t n);
+/* Copies every KV of g (replacing keys already set): for converters and checkpoints. */
+DS_API ds_status ds_gguf_writer_copy_kv(ds_gguf_writer *w, const ds_gguf *g);
+/* ne[0] is the contiguous dimension and a whole number of blocks of type; n_dims in 1..4.
+   data is referenced, not copied: it must stay valid until ds_gguf_writer_write returns. */
+DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, ds_type type, int n_dims, const int64_t *ne, const void *data);
+/* atomic: writes PATH.tmp, fsyncs, renames over PATH (and fsyncs the folder) */
+DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path);
 
 // >>api:tokenizer
 
@@ -935,6 +1031,1107 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out) {
 // >>kernels
 
 // >>gguf
+/* Layout (all little-endian): "GGUF", u32 version, u64 n_tensors, u64 n_kv; n_kv times
+   {string key, u32 type, value}; n_tensors times {string name, u32 n_dims, u64 ne[n_dims],
+   u32 type, u64 offset}; padding to the alignment; the data section. A string is a u64 byte
+   length and the bytes; an array is u32 element type, u64 count, the elements. */
+#define DS__GGUF_DEFAULT_ALIGN 32u
+#define DS__GGUF_NAME_SHOWN 96   /* longest key or tensor name quoted in a message */
+
+static uint32_t ds__gguf_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t ds__gguf_u64(const uint8_t *p) { return (uint64_t)ds__gguf_u32(p) | (uint64_t)ds__gguf_u32(p + 4) << 32; }
+
+/* bytes of one value of a fixed-size type; 0 for string, array and unknown ids */
+static size_t ds__gguf_scalar_size(uint32_t t) {
+    switch (t) {
+    case DS_GGUF_U8: case DS_GGUF_I8: case DS_GGUF_BOOL: return 1;
+    case DS_GGUF_U16: case DS_GGUF_I16: return 2;
+    case DS_GGUF_U32: case DS_GGUF_I32: case DS_GGUF_F32: return 4;
+    case DS_GGUF_U64: case DS_GGUF_I64: case DS_GGUF_F64: return 8;
+    default: return 0;
+    }
+}
+
+DS_API const char *ds_gguf_type_name(ds_gguf_type t) {
+    static const char *const names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+/* ---- name index: open addressing over indices, shared by reader and writer ---------------- */
+typedef ds_str (*ds__gguf_key_fn)(const void *owner, int64_t i);
+typedef struct ds__gguf_index {
+    uint64_t *hash;   /* per slot */
+    int64_t *slot;    /* item index + 1; 0 = empty */
+    uint64_t mask;    /* capacity - 1 (capacity a power of two) */
+    int64_t count;
+} ds__gguf_index;
+
+static uint64_t ds__gguf_hash(const char *s, size_t n) {   /* FNV-1a */
+    uint64_t h = UINT64_C(1469598103934665603);
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * UINT64_C(1099511628211);
+    return h;
+}
+static void ds__gguf_index_free(ds__gguf_index *ix) {
+    ds_free(ix->hash);
+    ds_free(ix->slot);
+    memset(ix, 0, sizeof *ix);
+}
+static ds_status ds__gguf_index_alloc(ds__gguf_index *ix, uint64_t n_items) {
+    uint64_t cap = 16;
+    while (cap < 2 * n_items) cap *= 2;
+    memset(ix, 0, sizeof *ix);
+    ix->hash = DS__CAST(uint64_t *, ds__calloc((size_t)cap, sizeof(uint64_t)));
+    ix->slot = DS__CAST(int64_t *, ds__calloc((size_t)cap, sizeof(int64_t)));
+    if (!ix->hash || !ix->slot) {
+        ds__gguf_index_free(ix);
+        return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for a name index of %llu entries", (unsigned long long)n_items);
+    }
+    ix->mask = cap - 1;
+    return DS_OK;
+}
+/* index of the item named s[0..n), or -1 */
+static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size_t n, ds__gguf_key_fn key_at, const void *owner) {
+    uint64_t h = ds__gguf_hash(s, n), i;
+    if (!ix->slot) return -1;
+    for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {
+        if (ix->hash[i] == h) {
+            ds_str k = key_at(owner, ix->slot[i] - 1);
+            if (k.len == n && memcmp(k.ptr, s, n) == 0) return ix->slot[i] - 1;
+        }
+    }
+    return -1;
+}
+/* adds item idx named s[0..n) (known absent); the table must have room */
+static void ds__gguf_index_put(ds__gguf_index *ix, const char *s, size_t n, int64_t idx) {
+    uint64_t h = ds__gguf_hash(s, n), i;
+    for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {}
+    ix->hash[i] = h;
+    ix->slot[i] = idx + 1;
+    ix->count++;
+}
+
+/* ---- reader ---------------------------------------------------------------------------- */
+struct ds_gguf {
+    ds_mapped_file map;       /* owned when opened from a path */
+    const uint8_t *base;
+    uint64_t size;
+    uint32_t version, alignment;
+    uint64_t data_offset;
+    int64_t n_kv, n_tensors;
+    ds_gguf_kv *kv;
+    ds_gguf_tensor *tensors;
+    ds__gguf_index kv_index, tensor_index;
+};
+
+/* parse position plus a description of what is being read, for messages */
+typedef struct ds__gguf_cur {
+    const uint8_t *base;
+    uint64_t size, pos;
+    char what[DS__GGUF_NAME_SHOWN + 48];   /* "key 'general.name'", "tensor #3 'x'" */
+} ds__gguf_cur;
+
+static void ds__gguf_what(ds__gguf_cur *c, const char *kind, ds_str name) {
+    int n = name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)name.len;
+    snprintf(c->what, sizeof c->what, "%s '%.*s%s'", kind, n, name.ptr ? name.ptr : "", name.len > DS__GGUF_NAME_SHOWN ? "..." : "");
+}
+
+static ds_status ds__gguf_need(ds__gguf_cur *c, uint64_t n, const char *field) {
+    if (n <= c->size - c->pos) return DS_OK;
+    return ds__fail(DS_ERR_FORMAT, "gguf: %s: %s at offset %llu is cut off (needs %llu bytes, file has %llu)", c->what, field,
+                    (unsigned long long)c->pos, (unsigned long long)n, (unsigned long long)c->size);
+}
+static ds_status ds__gguf_read_u32(ds__gguf_cur *c, const char *field, uint32_t *v) {
+    ds_status s = ds__gguf_need(c, 4, field);
+    if (s) return s;
+    *v = ds__gguf_u32(c->base + c->pos);
+    c->pos += 4;
+    return DS_OK;
+}
+static ds_status ds__gguf_read_u64(ds__gguf_cur *c, const char *field, uint64_t *v) {
+    ds_status s = ds__gguf_need(c, 8, field);
+    if (s) return s;
+    *v = ds__gguf_u64(c->base + c->pos);
+    c->pos += 8;
+    return DS_OK;
+}
+static ds_status ds__gguf_read_str(ds__gguf_cur *c, const char *field, ds_str *out) {
+    uint64_t len, at = c->pos;
+    ds_status s = ds__gguf_read_u64(c, field, &len);
+    if (s) return s;
+    if (len > c->size - c->pos)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: %s: %s length %llu at offset %llu runs past the end of the file (%llu bytes)", c->what, field,
+                        (unsigned long long)len, (unsigned long long)at, (unsigned long long)c->size);
+    out->ptr = (const char *)(c->base + c->pos);
+    out->len = (size_t)len;
+    c->pos += len;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_check_bools(ds__gguf_cur *c, const uint8_t *p, uint64_t n) {
+    uint64_t i;
+    for (i = 0; i < n; i++)
+        if (p[i] > 1) return ds__fail(DS_ERR_FORMAT, "gguf: %s: bool value %u at offset %llu is not 0 or 1", c->what, p[i], (unsigned long long)(p + i - c->base));
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_array(ds__gguf_cur *c, ds_gguf_kv *kv) {
+    uint32_t et;
+    uint64_t n, i, esize, at;
+    ds_status s = ds__gguf_read_u32(c, "array element type", &et);
+    if (!s) s = ds__gguf_read_u64(c, "array length", &n);
+    if (s) return s;
+    at = c->pos - 8;
+    if (et == DS_GGUF_ARRAY) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: %s: nested arrays are not supported", c->what);
+    if (et != DS_GGUF_STRING && !ds__gguf_scalar_size(et)) return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown array element type %u at offset %llu", c->what, et, (unsigned long long)(at - 4));
+    kv->arr_type = (ds_gguf_type)et;
+    kv->arr_len = n;
+    kv->data = c->base + c->pos;
+    if (et == DS_GGUF_STRING) {   /* each string takes at least its 8-byte length */
+        if (n > (c->size - c->pos) / 8)
+            return ds__fail(DS_ERR_BOUNDS, "gguf: %s: %llu strings at offset %llu cannot fit in the %llu bytes left", c->what, (unsigned long long)n,
+                            (unsigned long long)at, (unsigned long long)(c->size - c->pos));
+        for (i = 0; i < n; i++) {
+            ds_str str;
+            s = ds__gguf_read_str(c, "array string", &str);
+            if (s) return s;
+        }
+        return DS_OK;
+    }
+    esize = ds__gguf_scalar_size(et);
+    if (n > UINT64_MAX / esize) return ds__fail(DS_ERR_OVERFLOW, "gguf: %s: array of %llu %s at offset %llu overflows a size", c->what, (unsigned long long)n, ds_gguf_type_name((ds_gguf_type)et), (unsigned long long)at);
+    if (n * esize > c->size - c->pos)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: %s: array of %llu %s at offset %llu runs past the end of the file (%llu bytes)", c->what, (unsigned long long)n,
+                        ds_gguf_type_name((ds_gguf_type)et), (unsigned long long)at, (unsigned long long)c->size);
+    if (et == DS_GGUF_BOOL && (s = ds__gguf_check_bools(c, c->base + c->pos, n))) return s;
+    c->pos += n * esize;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_value(ds__gguf_cur *c, ds_gguf_kv *kv) {
+    uint32_t t;
+    size_t sz;
+    ds_status s = ds__gguf_read_u32(c, "value type", &t);
+    if (s) return s;
+    sz = ds__gguf_scalar_size(t);
+    if (!sz && t != DS_GGUF_STRING && t != DS_GGUF_ARRAY)
+        return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown value type %u at offset %llu", c->what, t, (unsigned long long)(c->pos - 4));
+    kv->type = (ds_gguf_type)t;
+    if (t == DS_GGUF_ARRAY) return ds__gguf_read_array(c, kv);
+    kv->data = c->base + c->pos;
+    if (t == DS_GGUF_STRING) {
+        ds_str v;
+        return ds__gguf_read_str(c, "string value", &v);
+    }
+    if ((s = ds__gguf_need(c, sz, "value"))) return s;
+    if (t == DS_GGUF_BOOL && (s = ds__gguf_check_bools(c, kv->data, 1))) return s;
+    c->pos += sz;
+    return DS_OK;
+}
+
+static ds_str ds__gguf_kv_key(const void *g, int64_t i) { return ((const ds_gguf *)g)->kv[i].key; }
+static ds_str ds__gguf_tensor_name(const void *g, int64_t i) { return ((const ds_gguf *)g)->tensors[i].name; }
+
+static ds_status ds__gguf_read_kvs(ds_gguf *g, ds__gguf_cur *c) {
+    int64_t i;
+    ds_status s;
+    /* every pair takes at least 13 bytes: the key length, the type and a one-byte value */
+    if ((uint64_t)g->n_kv > (c->size - c->pos) / 13)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %lld key-value pairs, more than the %llu bytes after it can hold", (long long)g->n_kv, (unsigned long long)(c->size - c->pos));
+    g->kv = DS__CAST(ds_gguf_kv *, ds__calloc((size_t)g->n_kv + 1, sizeof(ds_gguf_kv)));
+    if (!g->kv) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for %lld key-value pairs", (long long)g->n_kv);
+    if ((s = ds__gguf_index_alloc(&g->kv_index, (uint64_t)g->n_kv))) return s;
+    for (i = 0; i < g->n_kv; i++) {
+        ds_gguf_kv *kv = &g->kv[i];
+        uint64_t at = c->pos;
+        int64_t dup;
+        snprintf(c->what, sizeof c->what, "key-value pair #%lld", (long long)i);
+        if ((s = ds__gguf_read_str(c, "key", &kv->key))) return s;
+        ds__gguf_what(c, "key", kv->key);
+        if ((s = ds__gguf_read_value(c, kv))) return s;
+        dup = ds__gguf_index_find(&g->kv_index, kv->key.ptr, kv->key.len, ds__gguf_kv_key, g);
+        if (dup >= 0)
+            return ds__fail(DS_ERR_FORMAT, "gguf: %s appears twice (pairs #%lld and #%lld, the second at offset %llu)", c->what, (long long)dup, (long long)i, (unsigned long long)at);
+        ds__gguf_index_put(&g->kv_index, kv->key.ptr, kv->key.len, i);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_alignment(ds_gguf *g) {
+    const ds_gguf_kv *kv = ds_gguf_find(g, "general.alignment");
+    uint32_t a;
+    g->alignment = DS__GGUF_DEFAULT_ALIGN;
+    if (!kv) return DS_OK;
+    if (kv->type != DS_GGUF_U32) return ds__fail(DS_ERR_TYPE, "gguf: key 'general.alignment' has type %s, expected u32", ds_gguf_type_name(kv->type));
+    a = ds__gguf_u32(kv->data);
+    if (a == 0 || (a & (a - 1))) return ds__fail(DS_ERR_FORMAT, "gguf: key 'general.alignment' is %u, not a power of two", a);
+    g->alignment = a;
+    return DS_OK;
+}
+
+/* n_dims, the shape and the byte size of one tensor */
+static ds_status ds__gguf_read_shape(ds__gguf_cur *c, ds_gguf_tensor *t) {
+    uint32_t n_dims, d, type;
+    int64_t n_elems = 1;
+    ds_status s = ds__gguf_read_u32(c, "n_dims", &n_dims);
+    if (s) return s;
+    if (n_dims > 4) return ds__fail(DS_ERR_FORMAT, "gguf: %s: n_dims %u at offset %llu is more than 4", c->what, n_dims, (unsigned long long)(c->pos - 4));
+    t->n_dims = (int)n_dims;
+    for (d = 0; d < 4; d++) t->ne[d] = 1;
+    for (d = 0; d < n_dims; d++) {
+        uint64_t ne;
+        if ((s = ds__gguf_read_u64(c, "dimension", &ne))) return s;
+        if (ne > (uint64_t)INT64_MAX) return ds__fail(DS_ERR_FORMAT, "gguf: %s: dimension %u is negative (%lld) at offset %llu", c->what, d, (long long)ne, (unsigned long long)(c->pos - 8));
+        t->ne[d] = (int64_t)ne;
+        if (ne && n_elems > INT64_MAX / (int64_t)ne) return ds__fail(DS_ERR_OVERFLOW, "gguf: %s: element count overflows (dimension %u is %llu)", c->what, d, (unsigned long long)ne);
+        n_elems *= (int64_t)ne;
+    }
+    if ((s = ds__gguf_read_u32(c, "type", &type))) return s;
+    if (type >= DS_TYPE_COUNT_ || !ds_type_block_elems((ds_type)type)) return ds__fail(DS_ERR_TYPE, "gguf: %s: unknown tensor type id %u at offset %llu", c->what, type, (unsigned long long)(c->pos - 4));
+    t->type = (ds_type)type;
+    if (t->ne[0] % (int64_t)ds_type_block_elems(t->type))
+        return ds__fail(DS_ERR_FORMAT, "gguf: %s: row of %lld elements is not a whole number of %s blocks of %u", c->what, (long long)t->ne[0], ds_type_name(t->type), (unsigned)ds_type_block_elems(t->type));
+    if ((s = ds_type_nbytes(t->type, n_elems, &t->nbytes))) return ds__fail(s, "gguf: %s: %lld %s elements overflow a size", c->what, (long long)n_elems, ds_type_name(t->type));
+    return DS_OK;
+}
+
+static ds_status ds__gguf_read_tensor_infos(ds_gguf *g, ds__gguf_cur *c) {
+    int64_t i;
+    ds_status s;
+    /* every info takes at least 24 bytes: name length, n_dims, type, offset */
+    if ((uint64_t)g->n_tensors > (c->size - c->pos) / 24)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %lld tensors, more than the %llu bytes left at offset %llu can describe", (long long)g->n_tensors,
+                        (unsigned long long)(c->size - c->pos), (unsigned long long)c->pos);
+    g->tensors = DS__CAST(ds_gguf_tensor *, ds__calloc((size_t)g->n_tensors + 1, sizeof(ds_gguf_tensor)));
+    if (!g->tensors) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for %lld tensors", (long long)g->n_tensors);
+    if ((s = ds__gguf_index_alloc(&g->tensor_index, (uint64_t)g->n_tensors))) return s;
+    for (i = 0; i < g->n_tensors; i++) {
+        ds_gguf_tensor *t = &g->tensors[i];
+        int64_t dup;
+        snprintf(c->what, sizeof c->what, "tensor #%lld", (long long)i);
+        if ((s = ds__gguf_read_str(c, "name", &t->name))) return s;
+        ds__gguf_what(c, "tensor", t->name);
+        if ((s = ds__gguf_read_shape(c, t))) return s;
+        if ((s = ds__gguf_read_u64(c, "offset", &t->offset))) return s;
+        if (t->offset % g->alignment)
+            return ds__fail(DS_ERR_FORMAT, "gguf: %s: data offset %llu is not a multiple of the alignment %u", c->what, (unsigned long long)t->offset, g->alignment);
+        dup = ds__gguf_index_find(&g->tensor_index, t->name.ptr, t->name.len, ds__gguf_tensor_name, g);
+        if (dup >= 0) return ds__fail(DS_ERR_FORMAT, "gguf: %s appears twice (tensors #%lld and #%lld)", c->what, (long long)dup, (long long)i);
+        ds__gguf_index_put(&g->tensor_index, t->name.ptr, t->name.len, i);
+    }
+    return DS_OK;
+}
+
+/* every tensor's bytes inside the file */
+static ds_status ds__gguf_place_tensors(ds_gguf *g) {
+    int64_t i;
+    for (i = 0; i < g->n_tensors; i++) {
+        ds_gguf_tensor *t = &g->tensors[i];
+        uint64_t room = g->size > g->data_offset ? g->size - g->data_offset : 0;
+        if (t->offset > room || t->nbytes > room - t->offset) {
+            int n = t->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)t->name.len;
+            uint64_t end = g->data_offset + t->offset, e2 = end + t->nbytes;
+            if (end < t->offset || e2 < end)
+                return ds__fail(DS_ERR_BOUNDS, "gguf: tensor '%.*s': data offset %llu + %llu bytes overflows, file has %llu bytes", n, t->name.ptr,
+                                (unsigned long long)t->offset, (unsigned long long)t->nbytes, (unsigned long long)g->size);
+            return ds__fail(DS_ERR_BOUNDS, "gguf: tensor '%.*s': data ends at %llu, file has %llu bytes", n, t->name.ptr, (unsigned long long)e2, (unsigned long long)g->size);
+        }
+        t->data = g->base + g->data_offset + t->offset;
+    }
+    return DS_OK;
+}
+
+typedef struct ds__gguf_span { uint64_t begin, end; int64_t idx; } ds__gguf_span;
+static int ds__gguf_span_cmp(const void *a, const void *b) {
+    const ds__gguf_span *x = (const ds__gguf_span *)a, *y = (const ds__gguf_span *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* no two tensors share a byte: sort by offset and compare neighbours (empty tensors own none) */
+static ds_status ds__gguf_check_overlap(ds_gguf *g) {
+    ds__gguf_span *sp;
+    int64_t i, n = 0;
+    ds_status s = DS_OK;
+    if (g->n_tensors < 2) return DS_OK;
+    sp = DS__CAST(ds__gguf_span *, ds__calloc((size_t)g->n_tensors, sizeof *sp));
+    if (!sp) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory checking %lld tensors", (long long)g->n_tensors);
+    for (i = 0; i < g->n_tensors; i++) {
+        if (!g->tensors[i].nbytes) continue;
+        sp[n].begin = g->tensors[i].offset;
+        sp[n].end = g->tensors[i].offset + g->tensors[i].nbytes;
+        sp[n].idx = i;
+        n++;
+    }
+    qsort(sp, (size_t)n, sizeof *sp, ds__gguf_span_cmp);
+    for (i = 1; i < n && !s; i++) {
+        if (sp[i].begin < sp[i - 1].end) {
+            const ds_gguf_tensor *a = &g->tensors[sp[i - 1].idx], *b = &g->tensors[sp[i].idx];
+            int na = a->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)a->name.len;
+            int nb = b->name.len > DS__GGUF_NAME_SHOWN ? DS__GGUF_NAME_SHOWN : (int)b->name.len;
+            s = ds__fail(DS_ERR_FORMAT, "gguf: tensors '%.*s' [%llu, %llu) and '%.*s' [%llu, %llu) overlap", na, a->name.ptr, (unsigned long long)sp[i - 1].begin,
+                         (unsigned long long)sp[i - 1].end, nb, b->name.ptr, (unsigned long long)sp[i].begin, (unsigned long long)sp[i].end);
+        }
+    }
+    ds_free(sp);
+    return s;
+}
+
+static ds_status ds__gguf_read_header(ds_gguf *g, ds__gguf_cur *c) {
+    uint64_t nt, nk;
+    uint32_t v;
+    ds_status s;
+    snprintf(c->what, sizeof c->what, "header");
+    if ((s = ds__gguf_need(c, 4, "magic"))) return s;
+    if (memcmp(c->base, "GGUF", 4) != 0)
+        return ds__fail(DS_ERR_FORMAT, "gguf: bad magic %02x %02x %02x %02x (expected 'GGUF')", c->base[0], c->base[1], c->base[2], c->base[3]);
+    c->pos = 4;
+    if ((s = ds__gguf_read_u32(c, "version", &v))) return s;
+    if (v > 0xffff && (v & 0xffff) == 0) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: big-endian file (version reads as 0x%08x); only little-endian GGUF is supported", v);
+    if (v == 1) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: version 1 is not supported (only 2 and 3)");
+    if (v != 2 && v != 3) return ds__fail(DS_ERR_UNSUPPORTED, "gguf: unknown version %u (only 2 and 3 are supported)", v);
+    if ((s = ds__gguf_read_u64(c, "tensor count", &nt)) || (s = ds__gguf_read_u64(c, "key-value count", &nk))) return s;
+    if (nt > (uint64_t)INT64_MAX || nk > (uint64_t)INT64_MAX)
+        return ds__fail(DS_ERR_BOUNDS, "gguf: header claims %llu tensors and %llu key-value pairs in a file of %llu bytes", (unsigned long long)nt, (unsigned long long)nk, (unsigned long long)c->size);
+    g->version = v;
+    g->n_tensors = (int64_t)nt;
+    g->n_kv = (int64_t)nk;
+    return DS_OK;
+}
+
+static ds_status ds__gguf_parse(ds_gguf *g) {
+    ds__gguf_cur c;
+    ds_status s;
+    memset(&c, 0, sizeof c);
+    c.base = g->base;
+    c.size = g->size;
+    if ((s = ds__gguf_read_header(g, &c))) return s;
+    if ((s = ds__gguf_read_kvs(g, &c))) return s;
+    if ((s = ds__gguf_read_alignment(g))) return s;
+    if ((s = ds__gguf_read_tensor_infos(g, &c))) return s;
+    g->data_offset = c.pos + (g->alignment - c.pos % g->alignment) % g->alignment;
+    if ((s = ds__gguf_place_tensors(g))) return s;
+    return ds__gguf_check_overlap(g);
+}
+
+DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out) {
+    ds_gguf *g;
+    ds_status s;
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL out");
+    *out = NULL;
+    if (!data && size) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL data");
+    g = DS__CAST(ds_gguf *, ds__calloc(1, sizeof *g));
+    if (!g) return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory");
+    g->base = data ? (const uint8_t *)data : (const uint8_t *)"";
+    g->size = size;
+    s = ds__gguf_parse(g);
+    if (s) {
+        ds_gguf_close(g);
+        return s;
+    }
+    *out = g;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out) {
+    ds_mapped_file m;
+    ds_status s;
+    if (!out || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL argument");
+    *out = NULL;
+    if ((s = ds_map_file(path, &m))) return s;
+    if ((s = ds_gguf_open_memory(m.data, m.size, out))) {
+        ds_unmap_file(&m);
+        return s;
+    }
+    (*out)->map = m;
+    return DS_OK;
+}
+
+DS_API void ds_gguf_close(ds_gguf *g) {
+    if (!g) return;
+    ds__gguf_index_free(&g->kv_index);
+    ds__gguf_index_free(&g->tensor_index);
+    ds_free(g->kv);
+    ds_free(g->tensors);
+    ds_unmap_file(&g->map);
+    ds_free(g);
+}
+
+DS_API uint32_t ds_gguf_version(const ds_gguf *g) { return g->version; }
+DS_API uint32_t ds_gguf_alignment(const ds_gguf *g) { return g->alignment; }
+DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g) { return g->data_offset; }
+DS_API uint64_t ds_gguf_file_size(const ds_gguf *g) { return g->size; }
+DS_API int64_t ds_gguf_n_kv(const ds_gguf *g) { return g->n_kv; }
+DS_API const ds_gguf_kv *ds_gguf_kv_at(const ds_gguf *g, int64_t i) { return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL; }
+DS_API int64_t ds_gguf_n_tensors(const ds_gguf *g) { return g->n_tensors; }
+DS_API const ds_gguf_tensor *ds_gguf_tensor_at(const ds_gguf *g, int64_t i) { return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL; }
+
+DS_API const ds_gguf_kv *ds_gguf_find(const ds_gguf *g, const char *key) {
+    int64_t i;
+    if (!g || !key) return NULL;
+    i = ds__gguf_index_find(&g->kv_index, key, strlen(key), ds__gguf_kv_key, g);
+    return i < 0 ? NULL : &g->kv[i];
+}
+DS_API const ds_gguf_tensor *ds_gguf_find_tensor(const ds_gguf *g, const char *name) {
+    int64_t i;
+    if (!g || !name) return NULL;
+    i = ds__gguf_index_find(&g->tensor_index, name, strlen(name), ds__gguf_tensor_name, g);
+    return i < 0 ? NULL : &g->tensors[i];
+}
+
+/* the key's pair, or DS_ERR_NOT_FOUND */
+static ds_status ds__gguf_lookup(const ds_gguf *g, const char *key, const ds_gguf_kv **kv) {
+    if (!g || !key) return ds__fail(DS_ERR_INVALID_ARG, "gguf: NULL argument");
+    *kv = ds_gguf_find(g, key);
+    if (!*kv) return ds__fail(DS_ERR_NOT_FOUND, "gguf: no key '%s'", key);
+    return DS_OK;
+}
+static ds_status ds__gguf_wrong_type(const char *key, const ds_gguf_kv *kv, const char *wanted) {
+    return ds__fail(DS_ERR_TYPE, "gguf: key '%s' holds %s, not %s", key, ds_gguf_type_name(kv->type), wanted);
+}
+
+/* an integer value as sign and magnitude (negative values: mag = -v as unsigned) */
+static int ds__gguf_int_value(const ds_gguf_kv *kv, int *neg, uint64_t *mag) {
+    int64_t sv;
+    const uint8_t *p = kv->data;
+    switch (kv->type) {
+    case DS_GGUF_U8: *neg = 0; *mag = p[0]; return 1;
+    case DS_GGUF_U16: *neg = 0; *mag = (uint64_t)p[0] | (uint64_t)p[1] << 8; return 1;
+    case DS_GGUF_U32: *neg = 0; *mag = ds__gguf_u32(p); return 1;
+    case DS_GGUF_U64: *neg = 0; *mag = ds__gguf_u64(p); return 1;
+    case DS_GGUF_I8: sv = (int8_t)p[0]; break;
+    case DS_GGUF_I16: sv = (int16_t)(uint16_t)(p[0] | p[1] << 8); break;
+    case DS_GGUF_I32: sv = (int32_t)ds__gguf_u32(p); break;
+    case DS_GGUF_I64: sv = (int64_t)ds__gguf_u64(p); break;
+    default: return 0;
+    }
+    *neg = sv < 0;
+    *mag = sv < 0 ? (uint64_t)0 - (uint64_t)sv : (uint64_t)sv;
+    return 1;
+}
+
+/* an integer key whose value lies in [-neg_max, pos_max] */
+static ds_status ds__gguf_get_int(const ds_gguf *g, const char *key, uint64_t neg_max, uint64_t pos_max, const char *wanted, int *neg, uint64_t *mag) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (!ds__gguf_int_value(kv, neg, mag)) return ds__gguf_wrong_type(key, kv, wanted);
+    if (*neg ? *mag > neg_max : *mag > pos_max)
+        return ds__fail(DS_ERR_TYPE, "gguf: key '%s': value %s%llu does not fit %s", key, *neg ? "-" : "", (unsigned long long)*mag, wanted);
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_u32(const ds_gguf *g, const char *key, uint32_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, 0, UINT32_MAX, "u32", &neg, &m);
+    if (!s && out) *out = (uint32_t)m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_i32(const ds_gguf *g, const char *key, int32_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, (uint64_t)INT32_MAX + 1, INT32_MAX, "i32", &neg, &m);
+    if (!s && out) *out = neg ? (int32_t)(-(int64_t)m) : (int32_t)m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_u64(const ds_gguf *g, const char *key, uint64_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, 0, UINT64_MAX, "u64", &neg, &m);
+    if (!s && out) *out = m;
+    return s;
+}
+DS_API ds_status ds_gguf_get_i64(const ds_gguf *g, const char *key, int64_t *out) {
+    int neg;
+    uint64_t m;
+    ds_status s = ds__gguf_get_int(g, key, (uint64_t)INT64_MAX + 1, INT64_MAX, "i64", &neg, &m);
+    if (!s && out) *out = neg ? (int64_t)(0 - m) : (int64_t)m;
+    return s;
+}
+
+DS_API ds_status ds_gguf_get_f64(const ds_gguf *g, const char *key, double *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type == DS_GGUF_F32) {
+        uint32_t u = ds__gguf_u32(kv->data);
+        float f;
+        memcpy(&f, &u, 4);
+        if (out) *out = f;
+    } else if (kv->type == DS_GGUF_F64) {
+        uint64_t u = ds__gguf_u64(kv->data);
+        double d;
+        memcpy(&d, &u, 8);
+        if (out) *out = d;
+    } else {
+        return ds__gguf_wrong_type(key, kv, "f32 or f64");
+    }
+    return DS_OK;
+}
+DS_API ds_status ds_gguf_get_f32(const ds_gguf *g, const char *key, float *out) {
+    double d = 0;
+    ds_status s = ds_gguf_get_f64(g, key, &d);
+    if (!s && out) *out = (float)d;
+    return s;
+}
+
+DS_API ds_status ds_gguf_get_bool(const ds_gguf *g, const char *key, int *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_BOOL) return ds__gguf_wrong_type(key, kv, "bool");
+    if (out) *out = kv->data[0];
+    return DS_OK;
+}
+
+/* the string encoded at p (validated when the file was opened) */
+static ds_str ds__gguf_str_at(const uint8_t *p) {
+    ds_str r;
+    r.len = (size_t)ds__gguf_u64(p);
+    r.ptr = (const char *)(p + 8);
+    return r;
+}
+
+DS_API ds_status ds_gguf_get_str(const ds_gguf *g, const char *key, ds_str *out) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_STRING) return ds__gguf_wrong_type(key, kv, "string");
+    if (out) *out = ds__gguf_str_at(kv->data);
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_arr(const ds_gguf *g, const char *key, ds_gguf_type *elem, uint64_t *n, const void **data) {
+    const ds_gguf_kv *kv;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_ARRAY) return ds__gguf_wrong_type(key, kv, "array");
+    if (elem) *elem = kv->arr_type;
+    if (n) *n = kv->arr_len;
+    if (data) *data = kv->data;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_get_arr_str(const ds_gguf *g, const char *key, ds_str *out, uint64_t n) {
+    const ds_gguf_kv *kv;
+    const uint8_t *p;
+    uint64_t i;
+    ds_status s = ds__gguf_lookup(g, key, &kv);
+    if (s) return s;
+    if (kv->type != DS_GGUF_ARRAY || kv->arr_type != DS_GGUF_STRING) return ds__gguf_wrong_type(key, kv, "array of strings");
+    if (n != kv->arr_len || (n && !out))
+        return ds__fail(DS_ERR_INVALID_ARG, "gguf: key '%s' has %llu strings, caller asked for %llu", key, (unsigned long long)kv->arr_len, (unsigned long long)n);
+    for (p = kv->data, i = 0; i < n; i++) {
+        out[i] = ds__gguf_str_at(p);
+        p += 8 + out[i].len;
+    }
+    return DS_OK;
+}
+
+/* ---- writer ---------------------------------------------------------------------------- */
+/* A KV holds its value already encoded as it goes after the type id in the file. */
+typedef struct ds__gguf_wkv {
+    char *key;
+    size_t key_len;
+    ds_gguf_type type;
+    uint8_t *val;
+    size_t len;
+} ds__gguf_wkv;
+typedef struct ds__gguf_wtensor {
+    char *name;
+    size_t name_len;
+    ds_type type;
+    int n_dims;
+    int64_t ne[4];
+    const void *data;
+    uint64_t nbytes, offset;
+} ds__gguf_wtensor;
+struct ds_gguf_writer {
+    ds__gguf_wkv *kv;
+    size_t n_kv, cap_kv;
+    ds__gguf_wtensor *t;
+    size_t n_t, cap_t;
+    ds__gguf_index kv_index, t_index;
+};
+#define DS__GGUF_MAX_NAME 63   /* longest tensor name llama.cpp accepts */
+
+static ds_str ds__gguf_wkv_key(const void *w, int64_t i) {
+    const ds__gguf_wkv *kv = &((const ds_gguf_writer *)w)->kv[i];
+    ds_str s;
+    s.ptr = kv->key;
+    s.len = kv->key_len;
+    return s;
+}
+static ds_str ds__gguf_wtensor_name(const void *w, int64_t i) {
+    const ds__gguf_wtensor *t = &((const ds_gguf_writer *)w)->t[i];
+    ds_str s;
+    s.ptr = t->name;
+    s.len = t->name_len;
+    return s;
+}
+
+/* p (n items of elem bytes, capacity *cap) with room for one more: p itself or a larger copy;
+   NULL when out of memory (p is then untouched) */
+static void *ds__gguf_grow(void *p, size_t *cap, size_t n, size_t elem) {
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *np;
+    if (n < *cap) return p;
+    np = ds__calloc(nc, elem);
+    if (!np) return NULL;
+    if (p) memcpy(np, p, n * elem);
+    ds_free(p);
+    *cap = nc;
+    return np;
+}
+
+/* makes room in a name index for one more of n items, rebuilding it larger when half full */
+static ds_status ds__gguf_index_reserve(ds__gguf_index *ix, size_t n, ds__gguf_key_fn key_at, const void *owner) {
+    ds__gguf_index nix;
+    size_t i;
+    ds_status s;
+    if (ix->slot && (uint64_t)(n + 1) * 2 <= ix->mask + 1) return DS_OK;
+    if ((s = ds__gguf_index_alloc(&nix, (uint64_t)(n + 1) * 2))) return s;
+    for (i = 0; i < n; i++) {
+        ds_str k = key_at(owner, (int64_t)i);
+        ds__gguf_index_put(&nix, k.ptr, k.len, (int64_t)i);
+    }
+    ds__gguf_index_free(ix);
+    *ix = nix;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_create(ds_gguf_writer **out) {
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL out");
+    *out = DS__CAST(ds_gguf_writer *, ds__calloc(1, sizeof **out));
+    return *out ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+}
+
+DS_API void ds_gguf_writer_free(ds_gguf_writer *w) {
+    size_t i;
+    if (!w) return;
+    for (i = 0; i < w->n_kv; i++) {
+        ds_free(w->kv[i].key);
+        ds_free(w->kv[i].val);
+    }
+    for (i = 0; i < w->n_t; i++) ds_free(w->t[i].name);
+    ds_free(w->kv);
+    ds_free(w->t);
+    ds__gguf_index_free(&w->kv_index);
+    ds__gguf_index_free(&w->t_index);
+    ds_free(w);
+}
+
+/* sets key (key_len bytes) to an encoded value of len bytes, copying both */
+static ds_status ds__gguf_writer_put(ds_gguf_writer *w, const char *key, size_t key_len, ds_gguf_type type, const uint8_t *val, size_t len) {
+    uint8_t *v;
+    int64_t i;
+    ds_status s;
+    v = DS__CAST(uint8_t *, ds_alloc(len));
+    if (!v) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%.*s' (%zu bytes)", (int)DS__MIN(key_len, 96), key, len);
+    if (len) memcpy(v, val, len);
+    i = ds__gguf_index_find(&w->kv_index, key, key_len, ds__gguf_wkv_key, w);
+    if (i >= 0) {   /* replace, keeping its place */
+        ds_free(w->kv[i].val);
+        w->kv[i].type = type;
+        w->kv[i].val = v;
+        w->kv[i].len = len;
+        return DS_OK;
+    }
+    if ((s = ds__gguf_index_reserve(&w->kv_index, w->n_kv, ds__gguf_wkv_key, w))) {
+        ds_free(v);
+        return s;
+    }
+    {
+        ds__gguf_wkv *kv = DS__CAST(ds__gguf_wkv *, ds__gguf_grow(w->kv, &w->cap_kv, w->n_kv, sizeof *w->kv));
+        if (!kv) {
+            ds_free(v);
+            return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+        }
+        w->kv = kv;
+        kv += w->n_kv;
+        kv->key = DS__CAST(char *, ds_alloc(key_len + 1));
+        if (!kv->key) {
+            ds_free(v);
+            return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+        }
+        memcpy(kv->key, key, key_len);
+        kv->key[key_len] = 0;
+        kv->key_len = key_len;
+        kv->type = type;
+        kv->val = v;
+        kv->len = len;
+    }
+    ds__gguf_index_put(&w->kv_index, key, key_len, (int64_t)w->n_kv);
+    w->n_kv++;
+    return DS_OK;
+}
+
+static void ds__gguf_enc32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static void ds__gguf_enc64(uint8_t *p, uint64_t v) {
+    ds__gguf_enc32(p, (uint32_t)v);
+    ds__gguf_enc32(p + 4, (uint32_t)(v >> 32));
+}
+
+static ds_status ds__gguf_writer_check(const ds_gguf_writer *w, const char *key) {
+    if (!w || !key) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, ds_gguf_type type, const void *value) {
+    size_t n = ds__gguf_scalar_size((uint32_t)type);
+    uint8_t v[8];
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!n || !value) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': %s is not a scalar type", key, ds_gguf_type_name(type));
+    memcpy(v, value, n);
+    if (type == DS_GGUF_BOOL) v[0] = v[0] != 0;
+    return ds__gguf_writer_put(w, key, strlen(key), type, v, n);
+}
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U32, b);
+}
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, (uint32_t)v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I32, b);
+}
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U64, b);
+}
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, (uint64_t)v);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I64, b);
+}
+DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v) {
+    uint32_t u;
+    uint8_t b[4];
+    memcpy(&u, &v, 4);
+    ds__gguf_enc32(b, u);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F32, b);
+}
+DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v) {
+    uint64_t u;
+    uint8_t b[8];
+    memcpy(&u, &v, 8);
+    ds__gguf_enc64(b, u);
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F64, b);
+}
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) {
+    uint8_t b = v != 0;
+    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_BOOL, &b);
+}
+
+DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v) {
+    size_t n;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!v) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL string", key);
+    n = strlen(v);
+    buf = DS__CAST(uint8_t *, ds_alloc(n + 8));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s'", key);
+    ds__gguf_enc64(buf, n);
+    memcpy(buf + 8, v, n);
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_STRING, buf, n + 8);
+    ds_free(buf);
+    return s;
+}
+
+DS_API ds_status ds_gguf_writer_set_arr(ds_gguf_writer *w, const char *key, ds_gguf_type elem, const void *data, uint64_t n) {
+    size_t esize = ds__gguf_scalar_size((uint32_t)elem), bytes, i;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (!esize) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': %s arrays need ds_gguf_writer_set_arr_str or are not supported", key, ds_gguf_type_name(elem));
+    if (n && !data) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL data", key);
+    if (n > (SIZE_MAX - 12) / esize) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': %llu elements overflow a size", key, (unsigned long long)n);
+    bytes = (size_t)n * esize;
+    buf = DS__CAST(uint8_t *, ds_alloc(bytes + 12));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s' (%zu bytes)", key, bytes);
+    ds__gguf_enc32(buf, (uint32_t)elem);
+    ds__gguf_enc64(buf + 4, n);
+    if (bytes) memcpy(buf + 12, data, bytes);
+    if (elem == DS_GGUF_BOOL)
+        for (i = 0; i < bytes; i++) buf[12 + i] = buf[12 + i] != 0;
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_ARRAY, buf, bytes + 12);
+    ds_free(buf);
+    return s;
+}
+
+DS_API ds_status ds_gguf_writer_set_arr_str(ds_gguf_writer *w, const char *key, const char *const *strs, uint64_t n) {
+    size_t bytes = 12, i, at;
+    uint8_t *buf;
+    ds_status s = ds__gguf_writer_check(w, key);
+    if (s) return s;
+    if (n && !strs) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': NULL strings", key);
+    if (n > SIZE_MAX / 8) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': %llu strings overflow a size", key, (unsigned long long)n);
+    for (i = 0; i < (size_t)n; i++) {
+        size_t len;
+        if (!strs[i]) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: key '%s': string %zu is NULL", key, i);
+        len = strlen(strs[i]);
+        if (len > SIZE_MAX - 8 - bytes) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: key '%s': strings overflow a size", key);
+        bytes += 8 + len;
+    }
+    buf = DS__CAST(uint8_t *, ds_alloc(bytes));
+    if (!buf) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory for key '%s' (%zu bytes)", key, bytes);
+    ds__gguf_enc32(buf, DS_GGUF_STRING);
+    ds__gguf_enc64(buf + 4, n);
+    for (at = 12, i = 0; i < (size_t)n; i++) {
+        size_t len = strlen(strs[i]);
+        ds__gguf_enc64(buf + at, len);
+        memcpy(buf + at + 8, strs[i], len);
+        at += 8 + len;
+    }
+    s = ds__gguf_writer_put(w, key, strlen(key), DS_GGUF_ARRAY, buf, bytes);
+    ds_free(buf);
+    return s;
+}
+
+/* where a read KV's encoded value starts (after its type id) and how many bytes it spans */
+static const uint8_t *ds__gguf_kv_encoded(const ds_gguf_kv *kv, size_t *len) {
+    if (kv->type == DS_GGUF_STRING) {
+        *len = 8 + ds__gguf_str_at(kv->data).len;
+        return kv->data;
+    }
+    if (kv->type != DS_GGUF_ARRAY) {
+        *len = ds__gguf_scalar_size(kv->type);
+        return kv->data;
+    }
+    if (kv->arr_type == DS_GGUF_STRING) {
+        const uint8_t *p = kv->data;
+        uint64_t i;
+        for (i = 0; i < kv->arr_len; i++) p += 8 + ds__gguf_str_at(p).len;
+        *len = (size_t)(p - kv->data) + 12;
+    } else {
+        *len = (size_t)kv->arr_len * ds__gguf_scalar_size(kv->arr_type) + 12;
+    }
+    return kv->data - 12;
+}
+
+DS_API ds_status ds_gguf_writer_copy_kv(ds_gguf_writer *w, const ds_gguf *g) {
+    int64_t i;
+    if (!w || !g) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    for (i = 0; i < g->n_kv; i++) {
+        const ds_gguf_kv *kv = &g->kv[i];
+        size_t len;
+        const uint8_t *val = ds__gguf_kv_encoded(kv, &len);
+        ds_status s = ds__gguf_writer_put(w, kv->key.ptr, kv->key.len, kv->type, val, len);
+        if (s) return s;
+    }
+    return DS_OK;
+}
+
+/* the element count of a shape, checked */
+static ds_status ds__gguf_shape_elems(const char *name, int n_dims, const int64_t *ne, int64_t *out) {
+    int d;
+    int64_t n = 1;
+    if (n_dims < 1 || n_dims > 4 || !ne) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': n_dims %d is not 1..4", name, n_dims);
+    for (d = 0; d < n_dims; d++) {
+        if (ne[d] < 0) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': dimension %d is negative", name, d);
+        if (ne[d] && n > INT64_MAX / ne[d]) return ds__fail(DS_ERR_OVERFLOW, "gguf writer: tensor '%s': element count overflows", name);
+        n *= ne[d];
+    }
+    *out = n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, ds_type type, int n_dims, const int64_t *ne, const void *data) {
+    ds__gguf_wtensor *t;
+    int64_t n_elems = 0;
+    uint64_t nbytes = 0;
+    size_t len;
+    int d;
+    ds_status s;
+    if (!w || !name) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    len = strlen(name);
+    if (len > DS__GGUF_MAX_NAME) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%.64s...': name longer than %d bytes", name, DS__GGUF_MAX_NAME);
+    if ((unsigned)type >= DS_TYPE_COUNT_ || !ds_type_block_elems(type)) return ds__fail(DS_ERR_TYPE, "gguf writer: tensor '%s': unknown type id %d", name, (int)type);
+    if ((s = ds__gguf_shape_elems(name, n_dims, ne, &n_elems))) return s;
+    if (ne[0] % (int64_t)ds_type_block_elems(type))
+        return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': row of %lld elements is not whole %s blocks", name, (long long)ne[0], ds_type_name(type));
+    if ((s = ds_type_nbytes(type, n_elems, &nbytes))) return s;
+    if (nbytes && !data) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s': NULL data", name);
+    if (ds__gguf_index_find(&w->t_index, name, len, ds__gguf_wtensor_name, w) >= 0) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: tensor '%s' added twice", name);
+    if ((s = ds__gguf_index_reserve(&w->t_index, w->n_t, ds__gguf_wtensor_name, w))) return s;
+    t = DS__CAST(ds__gguf_wtensor *, ds__gguf_grow(w->t, &w->cap_t, w->n_t, sizeof *w->t));
+    if (!t) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    w->t = t;
+    t += w->n_t;
+    memset(t, 0, sizeof *t);
+    if (!(t->name = ds__strdup(name))) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    t->name_len = len;
+    t->type = type;
+    t->n_dims = n_dims;
+    for (d = 0; d < 4; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    t->data = data;
+    t->nbytes = nbytes;
+    ds__gguf_index_put(&w->t_index, name, len, (int64_t)w->n_t);
+    w->n_t++;
+    return DS_OK;
+}
+
+/* ---- writing the file: a FILE with a sticky error flag ---- */
+typedef struct ds__gguf_out {
+    FILE *f;
+    uint64_t pos;
+    int failed;
+} ds__gguf_out;
+
+static void ds__gguf_emit(ds__gguf_out *o, const void *p, uint64_t n) {
+    const uint8_t *b = (const uint8_t *)p;
+    while (n && !o->failed) {   /* chunks, so sizes beyond size_t on 32-bit hosts still work */
+        size_t k = (size_t)DS__MIN(n, (uint64_t)1 << 30);
+        if (fwrite(b, 1, k, o->f) != k) o->failed = 1;
+        b += k;
+        n -= k;
+        o->pos += k;
+    }
+}
+static void ds__gguf_emit32(ds__gguf_out *o, uint32_t v) {
+    uint8_t b[4];
+    ds__gguf_enc32(b, v);
+    ds__gguf_emit(o, b, 4);
+}
+static void ds__gguf_emit64(ds__gguf_out *o, uint64_t v) {
+    uint8_t b[8];
+    ds__gguf_enc64(b, v);
+    ds__gguf_emit(o, b, 8);
+}
+static void ds__gguf_emit_str(ds__gguf_out *o, const char *s, size_t n) {
+    ds__gguf_emit64(o, n);
+    ds__gguf_emit(o, s, n);
+}
+static void ds__gguf_pad(ds__gguf_out *o, uint32_t align) {
+    static const uint8_t zeros[64] = {0};
+    while (o->pos % align) ds__gguf_emit(o, zeros, DS__MIN(align - o->pos % align, (uint64_t)sizeof zeros));
+}
+
+/* general.alignment as the writer will apply it */
+static ds_status ds__gguf_writer_alignment(const ds_gguf_writer *w, uint32_t *align) {
+    int64_t i = ds__gguf_index_find(&w->kv_index, "general.alignment", 17, ds__gguf_wkv_key, w);
+    *align = DS__GGUF_DEFAULT_ALIGN;
+    if (i < 0) return DS_OK;
+    if (w->kv[i].type != DS_GGUF_U32) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: general.alignment must be a u32, not %s", ds_gguf_type_name(w->kv[i].type));
+    *align = ds__gguf_u32(w->kv[i].val);
+    if (*align == 0 || (*align & (*align - 1))) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: general.alignment %u is not a power of two", *align);
+    return DS_OK;
+}
+
+static void ds__gguf_writer_emit(ds_gguf_writer *w, ds__gguf_out *o, uint32_t align) {
+    size_t i;
+    uint64_t off = 0;
+    int d;
+    ds__gguf_emit(o, "GGUF", 4);
+    ds__gguf_emit32(o, 3);
+    ds__gguf_emit64(o, w->n_t);
+    ds__gguf_emit64(o, w->n_kv);
+    for (i = 0; i < w->n_kv; i++) {
+        ds__gguf_emit_str(o, w->kv[i].key, w->kv[i].key_len);
+        ds__gguf_emit32(o, (uint32_t)w->kv[i].type);
+        ds__gguf_emit(o, w->kv[i].val, w->kv[i].len);
+    }
+    for (i = 0; i < w->n_t; i++) {
+        ds__gguf_wtensor *t = &w->t[i];
+        ds__gguf_emit_str(o, t->name, t->name_len);
+        ds__gguf_emit32(o, (uint32_t)t->n_dims);
+        for (d = 0; d < t->n_dims; d++) ds__gguf_emit64(o, (uint64_t)t->ne[d]);
+        ds__gguf_emit32(o, (uint32_t)t->type);
+        ds__gguf_emit64(o, off);
+        t->offset = off;
+        off += t->nbytes + (align - t->nbytes % align) % align;
+    }
+    ds__gguf_pad(o, align);
+    for (i = 0; i < w->n_t; i++) {
+        ds__gguf_emit(o, w->t[i].data, w->t[i].nbytes);
+        ds__gguf_pad(o, align);
+    }
+}
+
+/* makes a finished file durable: its bytes, then (after the rename) its folder entry */
+static int ds__gguf_sync_file(FILE *f) {
+    if (fflush(f) != 0) return 0;
+#if defined(_WIN32)
+    return 1;
+#else
+    return fsync(fileno(f)) == 0;
+#endif
+}
+static void ds__gguf_sync_dir(const char *path) {
+#if !defined(_WIN32)
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    int fd;
+    if (n >= sizeof dir) return;
+    if (slash) {
+        memcpy(dir, path, n ? n : 1);
+        dir[n ? n : 1] = 0;
+    } else {
+        strcpy(dir, ".");
+    }
+    fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+#else
+    (void)path;
+#endif
+}
+static int ds__gguf_replace(const char *from, const char *to) {
+#if defined(_WIN32)
+    return MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH) != 0;
+#else
+    return rename(from, to) == 0;
+#endif
+}
+
+DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
+    ds__gguf_out o;
+    uint32_t align;
+    size_t n;
+    char *tmp;
+    ds_status s;
+    int ok;
+    if (!w || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    if ((s = ds__gguf_writer_alignment(w, &align))) return s;
+    n = strlen(path);
+    tmp = DS__CAST(char *, ds_alloc(n + 5));
+    if (!tmp) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    memset(&o, 0, sizeof o);
+    o.f = fopen(tmp, "wb");
+    if (!o.f) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: cannot create '%s': %s", tmp, strerror(errno));
+        ds_free(tmp);
+        return s;
+    }
+    ds__gguf_writer_emit(w, &o, align);
+    ok = !o.failed && ds__gguf_sync_file(o.f);
+    ok = fclose(o.f) == 0 && ok;
+    if (!ok) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: writing '%s' failed at byte %llu: %s", tmp, (unsigned long long)o.pos, strerror(errno));
+        remove(tmp);
+    } else if (!ds__gguf_replace(tmp, path)) {
+        s = ds__fail(DS_ERR_IO, "gguf writer: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        remove(tmp);
+    } else {
+        ds__gguf_sync_dir(path);
+    }
+    ds_free(tmp);
+    return s;
+}
 
 // >>tokenizer
 
