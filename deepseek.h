@@ -464,6 +464,11 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path);
 /* Read only the configs stored in a checkpoint (to create the trainer before loading). */
 DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc);
 
+/* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights,
+   tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
+   file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
+
 /* Measured f32 FMA peak of this machine (GFLOP/s) with n_threads threads: a register-only FMA
    loop of the widest vector unit the kernels use, run for about `seconds`. */
 DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds);
@@ -3685,6 +3690,264 @@ DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step
     if (!tr || !d) return ds__fail(DS_ERR_INVALID_ARG, "trainer_step: NULL argument");
     if ((st = ds__tr_fill_batches(tr, d)) != DS_OK) return st;
     return ds_trainer_step_tokens(tr, tr->tok, tr->tgt, info);
+}
+
+/* ---- checkpoints and model export ---------------------------------------------------------
+   Both are llama-architecture GGUF files with llama.cpp's key and tensor names. A checkpoint
+   adds the AdamW moments (tensors "opt.m.<name>", "opt.v.<name>"), the training state
+   (train.step, train.rng, train.cursor, loss-scaler state) and every ds_train_config field
+   under train.cfg.*, so a run resumes exactly where it stopped. */
+static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
+    ds_status st = DS_OK;
+#define DS__W(call) if (st == DS_OK) st = (call)
+    DS__W(ds_gguf_writer_set_str(w, "general.architecture", "llama"));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)mc->n_layer));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)mc->n_ctx));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)mc->n_embd));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)mc->n_ff));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)mc->n_head));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)mc->n_head_kv));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.rope.freq_base", mc->rope_base));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)mc->n_rot));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", mc->norm_eps));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)mc->n_vocab));
+#undef DS__W
+    return st;
+}
+
+static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, const float *buf, const char *prefix) {
+    int i;
+    ds_status st;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        char name[64];
+        int64_t ne[2];
+        ne[0] = t->cols;
+        ne[1] = t->rows;
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, t->rows == 1 ? 1 : 2, ne, buf + t->off)) != DS_OK) return st;
+    }
+    return DS_OK;
+}
+
+/* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
+static ds_status ds__tr_config_kv(ds_gguf_writer *w, const ds_train_config *tc) {
+    size_t i;
+    char key[64];
+    ds_status st = ds_gguf_writer_set_u32(w, "train.cfg.precision", (uint32_t)tc->precision);
+    for (i = 0; st == DS_OK && i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        const char *p = (const char *)tc + k->off;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) st = ds_gguf_writer_set_i32(w, key, *(const int32_t *)(const void *)p);
+        else if (k->type == DS__K_U64) st = ds_gguf_writer_set_u64(w, key, *(const uint64_t *)(const void *)p);
+        else st = ds_gguf_writer_set_f32(w, key, *(const float *)(const void *)p);
+    }
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_checkpoint: NULL argument");
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "checkpoint");
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.tied_output", (uint32_t)tr->mc.tied_output);
+    if (st == DS_OK) st = ds__tr_config_kv(w, &tr->tc);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.step", tr->step);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.adam_t", tr->adam_t);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.skipped_total", tr->skipped_total);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.clean_steps", tr->clean_steps);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.rng", tr->rng);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.cursor", tr->cursor);
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "train.loss_scale", tr->scale);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "train.amax_hist", DS_GGUF_F32, tr->amax_hist, DS__SCALE_HIST);
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->m, "opt.m.");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->v, "opt.v.");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+static ds_status ds__tr_get_u32(const ds_gguf *g, const char *key, int *out, const char *path) {
+    uint32_t v;
+    if (ds_gguf_get_u32(g, key, &v) != DS_OK || v > INT_MAX) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_status st = DS_OK;
+    uint32_t prec = 0;
+    size_t i;
+    memset(mc, 0, sizeof *mc);
+    strcpy(mc->arch, "llama");
+#define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
+    DS__R("llama.block_count", n_layer);
+    DS__R("llama.context_length", n_ctx);
+    DS__R("llama.embedding_length", n_embd);
+    DS__R("llama.feed_forward_length", n_ff);
+    DS__R("llama.attention.head_count", n_head);
+    DS__R("llama.attention.head_count_kv", n_head_kv);
+    DS__R("llama.attention.key_length", head_dim);
+    DS__R("llama.rope.dimension_count", n_rot);
+    DS__R("llama.vocab_size", n_vocab);
+    DS__R("llama.tied_output", tied_output);
+#undef DS__R
+    if (st != DS_OK) return st;
+    if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+    if (!tc) return DS_OK;
+    memset(tc, 0, sizeof *tc);
+    if (ds_gguf_get_u32(g, "train.cfg.precision", &prec) != DS_OK || prec > DS_PREC_FP8) return ds__fail(DS_ERR_FORMAT, "%s: not a training checkpoint (no train.cfg.precision)", path);
+    tc->precision = (ds_precision)prec;
+    for (i = 0; i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        char key[64];
+        char *p = (char *)tc + k->off;
+        int32_t iv;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) {
+            if ((st = ds_gguf_get_i32(g, key, &iv)) == DS_OK) memcpy(p, &iv, sizeof iv);
+        } else if (k->type == DS__K_U64) {
+            st = ds_gguf_get_u64(g, key, (uint64_t *)(void *)p);
+        } else {
+            st = ds_gguf_get_f32(g, key, (float *)(void *)p);
+        }
+        if (st != DS_OK) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_gguf *g;
+    ds_status st;
+    if (!path || !mc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_config: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, mc, tc);
+    ds_gguf_close(g);
+    return st;
+}
+
+static ds_status ds__tr_load_tensors(const ds_trainer *tr, const ds_gguf *g, float *buf, const char *prefix, const char *path) {
+    int i;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        const ds_gguf_tensor *gt;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        gt = ds_gguf_find_tensor(g, name);
+        if (!gt) return ds__fail(DS_ERR_NOT_FOUND, "%s: no tensor '%s'", path, name);
+        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
+            return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], expected F32 [%d, %d]", path, name, ds_type_name(gt->type), (long long)gt->ne[0], (long long)gt->ne[1], t->cols, t->rows);
+        memcpy(buf + t->off, gt->data, (size_t)gt->nbytes);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__tr_load_state(ds_trainer *tr, const ds_gguf *g, const char *path) {
+    ds_gguf_type et;
+    uint64_t n;
+    const void *data;
+    if (ds_gguf_get_i32(g, "train.step", &tr->step) != DS_OK || ds_gguf_get_i32(g, "train.adam_t", &tr->adam_t) != DS_OK ||
+        ds_gguf_get_i32(g, "train.skipped_total", &tr->skipped_total) != DS_OK || ds_gguf_get_i32(g, "train.clean_steps", &tr->clean_steps) != DS_OK ||
+        ds_gguf_get_u64(g, "train.rng", &tr->rng) != DS_OK || ds_gguf_get_u64(g, "train.cursor", &tr->cursor) != DS_OK ||
+        ds_gguf_get_f32(g, "train.loss_scale", &tr->scale) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: training state keys missing", path);
+    if (ds_gguf_get_arr(g, "train.amax_hist", &et, &n, &data) != DS_OK || et != DS_GGUF_F32 || n != DS__SCALE_HIST)
+        return ds__fail(DS_ERR_FORMAT, "%s: bad train.amax_hist", path);
+    memcpy(tr->amax_hist, data, sizeof tr->amax_hist);
+    if (tr->step < 0 || tr->adam_t < 0 || !(tr->scale > 0.0f)) return ds__fail(DS_ERR_FORMAT, "%s: impossible training state", path);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf *g;
+    ds_model_config mc;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "load_checkpoint: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, &mc, NULL);
+    if (st == DS_OK && (ds_model_config_check(&mc) != DS_OK || mc.n_layer != tr->mc.n_layer || mc.n_embd != tr->mc.n_embd ||
+                        mc.n_vocab != tr->mc.n_vocab || mc.n_head != tr->mc.n_head || mc.n_head_kv != tr->mc.n_head_kv ||
+                        mc.n_ff != tr->mc.n_ff || mc.head_dim != tr->mc.head_dim || mc.tied_output != tr->mc.tied_output))
+        st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
+    if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
+    ds_gguf_close(g);
+    return st;
+}
+
+/* GPT-2's byte-to-character map, so a byte vocabulary is a valid "gpt2" tokenizer: printable
+   Latin-1 bytes stand for themselves, the others for U+0100 onwards. Writes UTF-8. */
+static void ds__tr_byte_token(int b, char out[4]) {
+    int cp = b, n = 0, i;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
+        for (i = 0; i < b; i++)
+            if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        out[2] = 0;
+    }
+}
+
+static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
+    char (*names)[24] = DS__CAST(char (*)[24], ds__calloc((size_t)V, 24));
+    const char **ptrs = DS__CAST(const char **, ds__calloc((size_t)V, sizeof(char *)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc((size_t)V, sizeof(int32_t)));
+    ds_status st = DS_OK;
+    int i;
+    if (!names || !ptrs || !types) st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    for (i = 0; st == DS_OK && i < V; i++) {
+        if (i < 256) {
+            ds__tr_byte_token(i, names[i]);
+            types[i] = 1;   /* normal */
+        } else {
+            snprintf(names[i], 24, "<|extra_%d|>", i - 256);
+            types[i] = 3;   /* control */
+        }
+        ptrs[i] = names[i];
+    }
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
+    ds_free(names);
+    ds_free(ptrs);
+    ds_free(types);
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
+    if (!tokenizer && tr->V < 256) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    if (tokenizer) st = ds_gguf_writer_copy_kv(w, tokenizer);
+    else st = ds__tr_byte_vocab_kv(w, tr->V);
+    if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "model");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.name", "deepseek.h trained llama");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
 }
 
 /* ---- f32 FMA peak ------------------------------------------------------------------------- */

@@ -230,5 +230,103 @@ static void test_config_parse(ds_test_ctx *t) {
     DS_CHECK(t, st == DS_ERR_INVALID_ARG, "fp4 must fail");
 }
 
+
+/* a synthetic corpus with structure to learn: repeated phrases of a small vocabulary */
+static void write_corpus(const char *path, int V, int n) {
+    uint32_t *tok = (uint32_t *)malloc(sizeof(uint32_t) * n);
+    int i;
+    for (i = 0; i < n; i++) tok[i] = (uint32_t)((i * 7 + (i / 13) % 5) % V);
+    ds_token_shard_write(path, tok, (uint64_t)n, V);
+    free(tok);
+}
+
+static void tiny_configs(ds_model_config *mc, ds_train_config *tc) {
+    memset(mc, 0, sizeof *mc);
+    memset(tc, 0, sizeof *tc);
+    mc->n_vocab = 300; mc->n_embd = 32; mc->n_layer = 2; mc->n_head = 4; mc->n_head_kv = 2; mc->n_ff = 48; mc->n_ctx = 16;
+    tc->batch = 2; tc->seq_len = 16; tc->steps = 12; tc->lr = 3e-3f; tc->warmup = 2; tc->n_threads = 2; tc->grad_accum = 2;
+}
+
+/* stop after 5 steps, save, load into a fresh trainer: the next 7 losses are bit-identical */
+static void test_checkpoint_resume_exact(ds_test_ctx *t) {
+    const char *shard = "build/test_train_corpus.tok", *ck = "build/test_train_ckpt.gguf";
+    ds_model_config mc, mc2;
+    ds_train_config tc, tc2;
+    ds_trainer *a, *b;
+    ds_train_data *d;
+    ds_train_step_info ia, ib;
+    float first = 0;
+    int s, pass;
+    size_t n = 0;
+    for (pass = 0; pass < 2; pass++) {
+        tiny_configs(&mc, &tc);
+        tc.precision = pass ? DS_PREC_FP16 : DS_PREC_F32; /* fp16 also carries the scaler state */
+        write_corpus(shard, mc.n_vocab, 5000);
+        DS_REQUIRE(t, ds_train_data_open(shard, NULL, &d) == DS_OK, "open: %s", ds_last_error());
+        DS_REQUIRE(t, ds_trainer_create(&mc, &tc, &a) == DS_OK, "create: %s", ds_last_error());
+        for (s = 0; s < 5; s++) {
+            DS_REQUIRE(t, ds_trainer_step(a, d, &ia) == DS_OK, "step: %s", ds_last_error());
+            if (s == 0) first = ia.loss;
+        }
+        DS_REQUIRE(t, ds_trainer_save_checkpoint(a, ck) == DS_OK, "save: %s", ds_last_error());
+        DS_REQUIRE(t, ds_checkpoint_read_config(ck, &mc2, &tc2) == DS_OK, "read config: %s", ds_last_error());
+        DS_CHECK(t, tc2.precision == tc.precision && tc2.grad_accum == 2 && tc2.lr == tc.lr && mc2.n_head_kv == 2 && mc2.n_ff == 48, "configs round-trip");
+        DS_REQUIRE(t, ds_trainer_create(&mc2, &tc2, &b) == DS_OK, "create: %s", ds_last_error());
+        DS_REQUIRE(t, ds_trainer_load_checkpoint(b, ck) == DS_OK, "load: %s", ds_last_error());
+        DS_CHECK(t, ds_trainer_step_count(b) == 5, "step %d", ds_trainer_step_count(b));
+        for (s = 5; s < 12; s++) {
+            DS_REQUIRE(t, ds_trainer_step(a, d, &ia) == DS_OK && ds_trainer_step(b, d, &ib) == DS_OK, "step");
+            DS_CHECK(t, !memcmp(&ia.loss, &ib.loss, sizeof(float)) && ia.loss_scale == ib.loss_scale, "step %d: %.9g vs %.9g", s, ia.loss, ib.loss);
+        }
+        DS_CHECK(t, !memcmp(ds_trainer_params(a, &n), ds_trainer_params(b, &n), n * sizeof(float)), "weights differ");
+        DS_CHECK(t, ia.loss < first - 0.1f, "the loss did not fall: %g -> %g", first, ia.loss);
+        ds_trainer_free(a);
+        ds_trainer_free(b);
+        ds_train_data_free(d);
+    }
+    tiny_configs(&mc, &tc);
+    mc.n_embd = 64;
+    DS_REQUIRE(t, ds_trainer_create(&mc, &tc, &a) == DS_OK, "create");
+    DS_CHECK(t, ds_trainer_load_checkpoint(a, ck) == DS_ERR_INVALID_ARG, "a checkpoint of another shape must be refused");
+    ds_trainer_free(a);
+    remove(ck);
+}
+
+/* the exported model, plus our log-probabilities for one sequence, for check_train_export.py
+   to compare with llama.cpp */
+static void test_export_model(ds_test_ctx *t) {
+    const char *shard = "build/test_train_corpus.tok";
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_trainer *tr;
+    ds_train_data *d;
+    ds_train_step_info info;
+    int32_t tok[16], tgt[16];
+    float loss;
+    FILE *f;
+    int s;
+    tiny_configs(&mc, &tc);
+    mc.n_vocab = 256;
+    mc.tied_output = 1;
+    write_corpus(shard, mc.n_vocab, 5000);
+    DS_REQUIRE(t, ds_train_data_open(shard, NULL, &d) == DS_OK, "open: %s", ds_last_error());
+    DS_REQUIRE(t, ds_trainer_create(&mc, &tc, &tr) == DS_OK, "create: %s", ds_last_error());
+    for (s = 0; s < 4; s++) DS_REQUIRE(t, ds_trainer_step(tr, d, &info) == DS_OK, "step");
+    DS_REQUIRE(t, ds_trainer_save_model(tr, "build/test_train_export.gguf", NULL) == DS_OK, "save: %s", ds_last_error());
+    for (s = 0; s < 16; s++) {
+        tok[s] = (s * 37 + 11) % 256;
+        tgt[s] = (s * 53 + 5) % 256;
+    }
+    DS_REQUIRE(t, ds_trainer_loss(tr, tok, tgt, 1, 16, &loss) == DS_OK, "loss");
+    f = fopen("build/test_train_export.logits", "wb");
+    DS_REQUIRE(t, f != NULL, "cannot write the logits file");
+    fwrite(tok, 4, 16, f);
+    fwrite(tr->logits, 4, 16 * 256, f); /* probabilities after the forward */
+    fclose(f);
+    ds_trainer_free(tr);
+    ds_train_data_free(d);
+}
+
 DS_TEST_MAIN(DS_T(test_matches_numpy_reference), DS_T(test_whole_model_gradient), DS_T(test_deterministic),
-             DS_T(test_precisions_close), DS_T(test_loss_scaling_overflow), DS_T(test_config_parse))
+             DS_T(test_precisions_close), DS_T(test_loss_scaling_overflow), DS_T(test_config_parse),
+             DS_T(test_checkpoint_resume_exact), DS_T(test_export_model))
