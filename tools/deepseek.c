@@ -1,6 +1,9 @@
 /* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
 #include "cli.h"
 
+int ds_cmd_data(int argc, char **argv);
+int ds_cmd_train(int argc, char **argv);
+
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -10,6 +13,8 @@ static int ds_cmd_version(int argc, char **argv) {
 
 static const cli_command commands[] = {
     {"version", ds_cmd_version, "print the library version"},
+    {"data", ds_cmd_data, "turn text files into token shards for training"},
+    {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
 };
 
 static void usage(FILE *f) {
