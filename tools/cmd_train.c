@@ -100,6 +100,22 @@ static int list_checkpoints(const char *dir, int *steps, int cap) {
     return n;
 }
 
+/* a run killed while writing a checkpoint leaves DIR/ckpt-<step>.gguf.tmp: never a checkpoint */
+static void remove_partial_checkpoints(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[1024];
+    if (!d) return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (!strncmp(e->d_name, "ckpt-", 5) && n > 9 && !strcmp(e->d_name + n - 9, ".gguf.tmp")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove(p);
+        }
+    }
+    closedir(d);
+}
+
 static void ckpt_path(char *buf, size_t n, const char *dir, int step) { snprintf(buf, n, "%s/ckpt-%08d.gguf", dir, step); }
 
 /* keep the newest `keep` checkpoints */
@@ -227,6 +243,7 @@ static int run_training(const train_opts *o) {
     mkdir(o->out, 0777);
     snprintf(logp, sizeof logp, "%s/log.csv", o->out);
     snprintf(svgp, sizeof svgp, "%s/loss.svg", o->out);
+    remove_partial_checkpoints(o->out);
     if (o->resume) snprintf(resume_from, sizeof resume_from, "%s", o->resume);
     if (o->resume_latest) {
         int steps[4096], n = list_checkpoints(o->out, steps, 4096), i;
