@@ -2291,30 +2291,34 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
 /* ---- training GEMM ---------------------------------------------------------------------------
    C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
    product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
-   dW += dy^T @ x. C is cut into MC x NC tiles, one pool task each; a task packs its slices
-   of A (MR-row strips) and B (NR-column strips) for each KC step and runs an MR x NR
-   register-tile micro-kernel over them. The K order of every C element is fixed, so results
-   do not depend on the thread count. bf16 packs K in pairs for vdpbf16ps. */
+   dW += dy^T @ x. The GotoBLAS loop order: for each KC slice of K and NC block of columns, the
+   pool packs that B block once into NR-column strips (shared), then each task packs an MC-row
+   block of A into MR-row strips (its own slot) and runs the MR x NR register-tile
+   micro-kernel over every strip pair. Each C element is written by one task per K slice in a
+   fixed order, so results do not depend on the thread count. bf16 packs K in pairs for
+   vdpbf16ps (f32 accumulation). */
 #define DS__GEMM_MR 8
 #define DS__GEMM_NR 32
-#define DS__GEMM_MC 96
-#define DS__GEMM_NC 256
+#define DS__GEMM_MC 128
+#define DS__GEMM_NC 1024
 #define DS__GEMM_KC 256
 
 typedef struct ds__gemm_ws {
     ds_pool *pool;
     int n_slots;
-    float *pack;          /* n_slots * (MC + NC) * KC floats */
+    float *pack_a;        /* n_slots * MC * KC floats */
+    float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
     int *busy;            /* slot claimed by a running task (atomic) */
-    double seconds;       /* time spent in ds__gemm */
+    double seconds;       /* wall time spent in ds__gemm */
 } ds__gemm_ws;
 
+/* one K slice x N block of a product */
 typedef struct ds__gemm_args {
     ds__gemm_ws *ws;
-    int ta, tb, M, N, K, lda, ldb, ldc, acc, bf16;
+    int ta, tb, M, N, K, lda, ldb, ldc, bf16, first;
     const float *A, *B;
     float *C;
-    int tiles_m;
+    int k0, kc, n0, nc, m_tasks, n_split;
 } ds__gemm_args;
 
 /* round to bfloat16, nearest-even (NaN stays NaN) */
@@ -2342,90 +2346,91 @@ static int ds__slot_acquire(ds__gemm_ws *ws) {
     }
 }
 
-/* op(A) rows [i0, i0+MR) x k in [k0, k0+kc) -> out[k][r] (rows past M are zero) */
-static void ds__pack_a(float *out, const ds__gemm_args *g, int i0, int k0, int kc) {
-    int r, k;
-    for (r = 0; r < DS__GEMM_MR; r++) {
-        int i = i0 + r;
-        if (i >= g->M) {
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
-        } else if (!g->ta) {
-            const float *a = g->A + (size_t)i * g->lda + k0;
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
-        } else {
-            const float *a = g->A + (size_t)k0 * g->lda + i;
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[(size_t)k * g->lda];
+/* op(A) rows [i0, i0+MR) x the K slice -> out[k][r] (rows past M are zero) */
+static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
+    int r, k, kc = g->kc, mr = DS__MIN(DS__GEMM_MR, g->M - i0);
+    if (g->ta) {
+        for (k = 0; k < kc; k++) {
+            const float *a = g->A + (size_t)(g->k0 + k) * g->lda + i0;
+            float *o = out + k * DS__GEMM_MR;
+            for (r = 0; r < mr; r++) o[r] = a[r];
+            for (; r < DS__GEMM_MR; r++) o[r] = 0.0f;
         }
+        return;
+    }
+    for (r = 0; r < DS__GEMM_MR; r++) {
+        const float *a = g->A + (size_t)(i0 + r) * g->lda + g->k0;
+        if (r >= mr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
     }
 }
 
-/* op(B) k in [k0, k0+kc) x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
-static void ds__pack_b(float *out, const ds__gemm_args *g, int j0, int k0, int kc) {
-    int c, k, nc = DS__MIN(DS__GEMM_NR, g->N - j0);
+/* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
+static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
+    int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
     if (!g->tb) {
         for (k = 0; k < kc; k++) {
-            const float *b = g->B + (size_t)(k0 + k) * g->ldb + j0;
+            const float *b = g->B + (size_t)(g->k0 + k) * g->ldb + j0;
             float *o = out + k * DS__GEMM_NR;
-            for (c = 0; c < nc; c++) o[c] = b[c];
+            for (c = 0; c < nr; c++) o[c] = b[c];
             for (; c < DS__GEMM_NR; c++) o[c] = 0.0f;
         }
-    } else {
-        for (c = 0; c < DS__GEMM_NR; c++) {
-            if (c >= nc) {
-                for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
-            } else {
-                const float *b = g->B + (size_t)(j0 + c) * g->ldb + k0;
-                for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
-            }
-        }
+        return;
+    }
+    for (c = 0; c < DS__GEMM_NR; c++) {
+        const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        if (c >= nr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
     }
 }
 
-/* bf16 packing: K in pairs, out[p][r][2] for A and out[p][c][2] for B (kc rounded up) */
-static void ds__pack_a_bf16(uint16_t *out, const ds__gemm_args *g, int i0, int k0, int kc) {
-    int r, k, kp = (kc + 1) & ~1;
-    for (r = 0; r < DS__GEMM_MR; r++) {
-        int i = i0 + r;
-        for (k = 0; k < kp; k++) {
-            float v = 0.0f;
-            if (i < g->M && k < kc) v = g->ta ? g->A[(size_t)(k0 + k) * g->lda + i] : g->A[(size_t)i * g->lda + k0 + k];
-            out[((k >> 1) * DS__GEMM_MR + r) * 2 + (k & 1)] = ds__tr_bf16(v);
+/* f32 strip [k][w] -> bf16 pairs [k/2][w][2], in place (kc rounded up with a zero row) */
+static void ds__pack_to_bf16(float *strip, int kc, int w) {
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        uint16_t pair[2 * DS__GEMM_NR];
+        for (c = 0; c < w; c++) {
+            pair[2 * c] = ds__tr_bf16(r0[c]);
+            pair[2 * c + 1] = k + 1 < kc ? ds__tr_bf16(r1[c]) : 0;
         }
-    }
-}
-static void ds__pack_b_bf16(uint16_t *out, const ds__gemm_args *g, int j0, int k0, int kc) {
-    int c, k, kp = (kc + 1) & ~1;
-    for (k = 0; k < kp; k++) {
-        for (c = 0; c < DS__GEMM_NR; c++) {
-            int j = j0 + c;
-            float v = 0.0f;
-            if (j < g->N && k < kc) v = g->tb ? g->B[(size_t)j * g->ldb + k0 + k] : g->B[(size_t)(k0 + k) * g->ldb + j];
-            out[((k >> 1) * DS__GEMM_NR + c) * 2 + (k & 1)] = ds__tr_bf16(v);
-        }
+        memcpy(o + (size_t)k * w, pair, sizeof(uint16_t) * 2 * (size_t)w);
     }
 }
 
-/* acc (MR, NR) = Ap^T Bp over kc: the scalar reference micro-kernel */
-static void ds__gemm_micro_scalar(float *acc, const float *ap, const float *bp, int kc) {
-    int k, r, c;
-    memset(acc, 0, sizeof(float) * DS__GEMM_MR * DS__GEMM_NR);
+/* C tile (MR, NR) (+)= Ap^T Bp over kc: the scalar reference micro-kernel */
+static void ds__gemm_micro_scalar(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int k, r, j;
+    memset(acc, 0, sizeof acc);
     for (k = 0; k < kc; k++)
         for (r = 0; r < DS__GEMM_MR; r++) {
             float a = ap[k * DS__GEMM_MR + r];
-            for (c = 0; c < DS__GEMM_NR; c++) acc[r * DS__GEMM_NR + c] += a * bp[k * DS__GEMM_NR + c];
+            for (j = 0; j < DS__GEMM_NR; j++) acc[r * DS__GEMM_NR + j] += a * bp[k * DS__GEMM_NR + j];
         }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
 }
-static void ds__gemm_micro_bf16_scalar(float *acc, const uint16_t *ap, const uint16_t *bp, int kc) {
-    int p, r, c, np = (kc + 1) / 2;
-    memset(acc, 0, sizeof(float) * DS__GEMM_MR * DS__GEMM_NR);
+static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int p, r, j, np = (kc + 1) / 2;
+    memset(acc, 0, sizeof acc);
     for (p = 0; p < np; p++)
         for (r = 0; r < DS__GEMM_MR; r++) {
             float a0 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2]), a1 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2 + 1]);
-            for (c = 0; c < DS__GEMM_NR; c++) {
-                const uint16_t *b = bp + (p * DS__GEMM_NR + c) * 2;
-                acc[r * DS__GEMM_NR + c] += a0 * ds__tr_bf16_f32(b[0]) + a1 * ds__tr_bf16_f32(b[1]);
+            for (j = 0; j < DS__GEMM_NR; j++) {
+                const uint16_t *b = bp + (p * DS__GEMM_NR + j) * 2;
+                acc[r * DS__GEMM_NR + j] += a0 * ds__tr_bf16_f32(b[0]) + a1 * ds__tr_bf16_f32(b[1]);
             }
         }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
 }
 
 #if defined(DS__X86_SIMD)
@@ -2433,8 +2438,27 @@ static void ds__gemm_micro_bf16_scalar(float *acc, const uint16_t *ap, const uin
 #define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 #define DS__AVX2 __attribute__((target("avx2,fma")))
 
+/* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
+#define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
+    do {                                                                         \
+        float *row_ = (c) + (size_t)(r) * (ldc);                                 \
+        if (add) {                                                               \
+            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(row_));                       \
+            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(row_ + 16));                  \
+        }                                                                        \
+        _mm512_storeu_ps(row_, x0);                                              \
+        _mm512_storeu_ps(row_ + 16, x1);                                         \
+    } while (0)
+#define DS__ZMM_TILE_STORE(c, ldc, add)                                                                      \
+    do {                                                                                                     \
+        DS__ZMM_ROW_STORE(c, ldc, add, 0, c00, c01); DS__ZMM_ROW_STORE(c, ldc, add, 1, c10, c11);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 2, c20, c21); DS__ZMM_ROW_STORE(c, ldc, add, 3, c30, c31);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 4, c40, c41); DS__ZMM_ROW_STORE(c, ldc, add, 5, c50, c51);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 6, c60, c61); DS__ZMM_ROW_STORE(c, ldc, add, 7, c70, c71);           \
+    } while (0)
+
 /* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
-DS__AVX512 static void ds__gemm_micro_avx512(float *acc, const float *ap, const float *bp, int kc) {
+DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     int k;
@@ -2450,28 +2474,20 @@ DS__AVX512 static void ds__gemm_micro_avx512(float *acc, const float *ap, const 
         ap += DS__GEMM_MR;
         bp += DS__GEMM_NR;
     }
-    _mm512_storeu_ps(acc + 0, c00); _mm512_storeu_ps(acc + 16, c01);
-    _mm512_storeu_ps(acc + 32, c10); _mm512_storeu_ps(acc + 48, c11);
-    _mm512_storeu_ps(acc + 64, c20); _mm512_storeu_ps(acc + 80, c21);
-    _mm512_storeu_ps(acc + 96, c30); _mm512_storeu_ps(acc + 112, c31);
-    _mm512_storeu_ps(acc + 128, c40); _mm512_storeu_ps(acc + 144, c41);
-    _mm512_storeu_ps(acc + 160, c50); _mm512_storeu_ps(acc + 176, c51);
-    _mm512_storeu_ps(acc + 192, c60); _mm512_storeu_ps(acc + 208, c61);
-    _mm512_storeu_ps(acc + 224, c70); _mm512_storeu_ps(acc + 240, c71);
+    DS__ZMM_TILE_STORE(c, ldc, add);
 }
 
 /* the same tile with vdpbf16ps: each instruction adds two K steps */
-DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(float *acc, const uint16_t *ap, const uint16_t *bp, int kc) {
+DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     int p, np = (kc + 1) / 2;
     for (p = 0; p < np; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp), b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 32));
         __m512bh a;
-        uint32_t pair;
-#define DS__ROW(r, x0, x1)                               \
-    memcpy(&pair, ap + 2 * (r), 4);                      \
-    a = (__m512bh)_mm512_set1_epi32((int)pair);          \
+#define DS__ROW(r, x0, x1)                                                   \
+    a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(((const float *)(const void *)ap)[r])); \
     x0 = _mm512_dpbf16_ps(x0, a, b0);                    \
     x1 = _mm512_dpbf16_ps(x1, a, b1);
         DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
@@ -2480,18 +2496,11 @@ DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(float *acc, const uint16_t 
         ap += 2 * DS__GEMM_MR;
         bp += 2 * DS__GEMM_NR;
     }
-    _mm512_storeu_ps(acc + 0, c00); _mm512_storeu_ps(acc + 16, c01);
-    _mm512_storeu_ps(acc + 32, c10); _mm512_storeu_ps(acc + 48, c11);
-    _mm512_storeu_ps(acc + 64, c20); _mm512_storeu_ps(acc + 80, c21);
-    _mm512_storeu_ps(acc + 96, c30); _mm512_storeu_ps(acc + 112, c31);
-    _mm512_storeu_ps(acc + 128, c40); _mm512_storeu_ps(acc + 144, c41);
-    _mm512_storeu_ps(acc + 160, c50); _mm512_storeu_ps(acc + 176, c51);
-    _mm512_storeu_ps(acc + 192, c60); _mm512_storeu_ps(acc + 208, c61);
-    _mm512_storeu_ps(acc + 224, c70); _mm512_storeu_ps(acc + 240, c71);
+    DS__ZMM_TILE_STORE(c, ldc, add);
 }
 
 /* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
-DS__AVX2 static void ds__gemm_micro_avx2(float *acc, const float *ap, const float *bp, int kc) {
+DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     int q;
     for (q = 0; q < 4; q++) {
         int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
@@ -2509,68 +2518,98 @@ DS__AVX2 static void ds__gemm_micro_avx2(float *acc, const float *ap, const floa
             b += DS__GEMM_NR;
         }
         for (r = 0; r < 4; r++) {
-            _mm256_storeu_ps(acc + (r0 + r) * DS__GEMM_NR + c0, x[r][0]);
-            _mm256_storeu_ps(acc + (r0 + r) * DS__GEMM_NR + c0 + 8, x[r][1]);
+            float *row = c + (size_t)(r0 + r) * ldc + c0;
+            if (add) {
+                x[r][0] = _mm256_add_ps(x[r][0], _mm256_loadu_ps(row));
+                x[r][1] = _mm256_add_ps(x[r][1], _mm256_loadu_ps(row + 8));
+            }
+            _mm256_storeu_ps(row, x[r][0]);
+            _mm256_storeu_ps(row + 8, x[r][1]);
         }
+    }
+}
+
+/* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
+DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        __m512i out[4];
+        for (c = 0; c < w; c += 16) {
+            __m512 a = _mm512_loadu_ps(r0 + c), b = k + 1 < kc ? _mm512_loadu_ps(r1 + c) : _mm512_setzero_ps();
+            /* (a0 b0 a1 b1 ...) as bf16: one 512-bit register per 16 columns */
+            out[c / 16] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, hi, b), _mm512_permutex2var_ps(a, lo, b));
+        }
+        for (c = 0; c < w; c += 16) _mm512_storeu_si512((void *)(o + (size_t)k * w + 2 * c), out[c / 16]);
     }
 }
 #endif
 
-typedef void (*ds__micro_f32_fn)(float *acc, const float *ap, const float *bp, int kc);
-typedef void (*ds__micro_bf16_fn)(float *acc, const uint16_t *ap, const uint16_t *bp, int kc);
+typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
 
-static ds__micro_f32_fn ds__gemm_pick_f32(void) {
+static ds__micro_fn ds__gemm_pick(int bf16) {
 #if defined(DS__X86_SIMD)
     unsigned f = ds_cpu_features();
+    if (bf16) return (f & DS_CPU_AVX512BF16) ? ds__gemm_micro_avx512bf16 : ds__gemm_micro_bf16_scalar;
     if ((f & DS_CPU_AVX512F) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx512;
     if ((f & DS_CPU_AVX2) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx2;
 #endif
-    return ds__gemm_micro_scalar;
+    return bf16 ? ds__gemm_micro_bf16_scalar : ds__gemm_micro_scalar;
 }
-static ds__micro_bf16_fn ds__gemm_pick_bf16(void) {
+static void ds__gemm_to_bf16(float *strip, int kc, int w) {
 #if defined(DS__X86_SIMD)
-    if (ds_cpu_features() & DS_CPU_AVX512BF16) return ds__gemm_micro_avx512bf16;
-#endif
-    return ds__gemm_micro_bf16_scalar;
-}
-
-static void ds__gemm_store(const ds__gemm_args *g, const float *acc, int i0, int j0, int first) {
-    int r, c, mr = DS__MIN(DS__GEMM_MR, g->M - i0), nr = DS__MIN(DS__GEMM_NR, g->N - j0);
-    for (r = 0; r < mr; r++) {
-        float *cp = g->C + (size_t)(i0 + r) * g->ldc + j0;
-        const float *a = acc + r * DS__GEMM_NR;
-        if (first && !g->acc) for (c = 0; c < nr; c++) cp[c] = a[c];
-        else for (c = 0; c < nr; c++) cp[c] += a[c];
+    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && w % 16 == 0) {
+        ds__pack_to_bf16_avx512(strip, kc, w);
+        return;
     }
+#endif
+    ds__pack_to_bf16(strip, kc, w);
 }
 
-static void ds__gemm_tile(void *ctx, int t, int n) {
+/* the strip stride: room for kc rounded up to even (bf16 pairs) */
+#define DS__GEMM_KC_PAD (DS__GEMM_KC + 2)
+
+static void ds__gemm_pack_b_task(void *ctx, int t, int n) {
     const ds__gemm_args *g = (const ds__gemm_args *)ctx;
-    int slot = ds__slot_acquire(g->ws);
-    float *pa = g->ws->pack + (size_t)slot * (DS__GEMM_MC + DS__GEMM_NC) * DS__GEMM_KC;
-    float *pb = pa + (size_t)DS__GEMM_MC * DS__GEMM_KC;
-    float acc[DS__GEMM_MR * DS__GEMM_NR];
-    int m0 = (t % g->tiles_m) * DS__GEMM_MC, n0 = (t / g->tiles_m) * DS__GEMM_NC, k0;
-    int m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), n1 = DS__MIN(g->N, n0 + DS__GEMM_NC);
-    ds__micro_f32_fn mf = ds__gemm_pick_f32();
-    ds__micro_bf16_fn mb = ds__gemm_pick_bf16();
+    float *strip = g->ws->pack_b + (size_t)t * DS__GEMM_NR * DS__GEMM_KC_PAD;
     (void)n;
-    for (k0 = 0; k0 < g->K; k0 += DS__GEMM_KC) {
-        int kc = DS__MIN(DS__GEMM_KC, g->K - k0), i, j;
-        for (j = n0; j < n1; j += DS__GEMM_NR) {
-            size_t off = (size_t)(j - n0) * DS__GEMM_KC;
-            if (g->bf16) ds__pack_b_bf16((uint16_t *)(void *)(pb + off), g, j, k0, kc);
-            else ds__pack_b(pb + off, g, j, k0, kc);
-        }
+    ds__pack_b(strip, g, g->n0 + t * DS__GEMM_NR);
+    if (g->bf16) ds__gemm_to_bf16(strip, g->kc, DS__GEMM_NR);
+}
+
+static void ds__gemm_block_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    int slot = ds__slot_acquire(g->ws), mt = t % g->m_tasks, nt = t / g->m_tasks;
+    int strips = (g->nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+    int s0 = strips * nt / g->n_split, s1 = strips * (nt + 1) / g->n_split;
+    int m0 = mt * DS__GEMM_MC, m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), i, s;
+    float *pa = g->ws->pack_a + (size_t)slot * DS__GEMM_MC * DS__GEMM_KC_PAD;
+    ds__micro_fn micro = ds__gemm_pick(g->bf16);
+    int add = !g->first;
+    (void)n;
+    for (i = m0; i < m1; i += DS__GEMM_MR) {
+        float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+        ds__pack_a(a, g, i);
+        if (g->bf16) ds__gemm_to_bf16(a, g->kc, DS__GEMM_MR);
+    }
+    for (s = s0; s < s1; s++) {
+        const float *b = g->ws->pack_b + (size_t)s * DS__GEMM_NR * DS__GEMM_KC_PAD;
+        int j = g->n0 + s * DS__GEMM_NR, nr = DS__MIN(DS__GEMM_NR, g->N - j);
         for (i = m0; i < m1; i += DS__GEMM_MR) {
-            float *a = pa + (size_t)(i - m0) * DS__GEMM_KC;
-            if (g->bf16) ds__pack_a_bf16((uint16_t *)(void *)a, g, i, k0, kc);
-            else ds__pack_a(a, g, i, k0, kc);
-            for (j = n0; j < n1; j += DS__GEMM_NR) {
-                const float *b = pb + (size_t)(j - n0) * DS__GEMM_KC;
-                if (g->bf16) mb(acc, (const uint16_t *)(const void *)a, (const uint16_t *)(const void *)b, kc);
-                else mf(acc, a, b, kc);
-                ds__gemm_store(g, acc, i, j, k0 == 0);
+            const float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+            int mr = DS__MIN(DS__GEMM_MR, g->M - i);
+            float *c = g->C + (size_t)i * g->ldc + j;
+            if (mr == DS__GEMM_MR && nr == DS__GEMM_NR) {
+                micro(a, b, g->kc, c, g->ldc, add);
+            } else { /* edge tile: through a local tile */
+                float tile[DS__GEMM_MR * DS__GEMM_NR];
+                int r, q;
+                micro(a, b, g->kc, tile, DS__GEMM_NR, 0);
+                for (r = 0; r < mr; r++)
+                    for (q = 0; q < nr; q++) c[(size_t)r * g->ldc + q] = (add ? c[(size_t)r * g->ldc + q] : 0.0f) + tile[r * DS__GEMM_NR + q];
             }
         }
     }
@@ -2581,13 +2620,15 @@ static ds_status ds__gemm_ws_init(ds__gemm_ws *ws, ds_pool *pool) {
     memset(ws, 0, sizeof *ws);
     ws->pool = pool;
     ws->n_slots = ds_pool_size(pool);
-    ws->pack = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * (DS__GEMM_MC + DS__GEMM_NC) * DS__GEMM_KC, sizeof(float)));
+    ws->pack_a = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * DS__GEMM_MC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->pack_b = DS__CAST(float *, ds__calloc((size_t)DS__GEMM_NC * DS__GEMM_KC_PAD, sizeof(float)));
     ws->busy = DS__CAST(int *, ds__calloc((size_t)ws->n_slots, sizeof(int)));
-    if (!ws->pack || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
+    if (!ws->pack_a || !ws->pack_b || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
     return DS_OK;
 }
 static void ds__gemm_ws_free(ds__gemm_ws *ws) {
-    ds_free(ws->pack);
+    ds_free(ws->pack_a);
+    ds_free(ws->pack_b);
     ds_free(ws->busy);
     memset(ws, 0, sizeof *ws);
 }
@@ -2597,16 +2638,30 @@ static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, in
                      const float *B, int ldb, float *C, int ldc, int acc) {
     ds__gemm_args g;
     double t0 = ds_time();
+    int want = 4 * ds_pool_size(ws->pool);
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         int i;
         if (!acc) for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
         return;
     }
+    memset(&g, 0, sizeof g);
     g.ws = ws; g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.acc = acc; g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
-    g.tiles_m = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
-    ds_pool_run(ws->pool, ds__gemm_tile, &g, g.tiles_m * ((N + DS__GEMM_NC - 1) / DS__GEMM_NC));
+    g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
+    g.m_tasks = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
+    for (g.k0 = 0; g.k0 < K; g.k0 += DS__GEMM_KC) {
+        g.kc = DS__MIN(DS__GEMM_KC, K - g.k0);
+        g.first = g.k0 == 0 && !acc;
+        for (g.n0 = 0; g.n0 < N; g.n0 += DS__GEMM_NC) {
+            int strips;
+            g.nc = DS__MIN(DS__GEMM_NC, N - g.n0);
+            strips = (g.nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+            /* few row blocks: split the columns too, so every thread has work */
+            g.n_split = DS__MAX(1, DS__MIN(strips, (want + g.m_tasks - 1) / g.m_tasks));
+            ds_pool_run(ws->pool, ds__gemm_pack_b_task, &g, strips);
+            ds_pool_run(ws->pool, ds__gemm_block_task, &g, g.m_tasks * g.n_split);
+        }
+    }
     ws->seconds += ds_time() - t0;
 }
 
