@@ -413,6 +413,11 @@ typedef struct ds_model_config {
     float routed_scale;   /* 0: 1 */
     int norm_topk;        /* renormalise the chosen experts' weights */
     ds_layer_config layers[DS_MAX_LAYERS];
+    /* YaRN RoPE scaling of MLA layers (0: off) */
+    float rope_yarn_factor;
+    int rope_yarn_orig_ctx;
+    float rope_yarn_log_mul;
+    int mla_kv_b_split;   /* deepseek2 files: attn_k_b + attn_v_b instead of attn_kv_b */
 } ds_model_config;
 
 /* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
@@ -435,6 +440,26 @@ DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
 /* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
    tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
+
+// >>api:deepseek
+/* ---- DeepSeek architecture: Multi-head Latent Attention and DeepSeekMoE ----------------------
+   A layer whose config says DS_ATTN_MLA uses MLA: queries through an optional low-rank
+   bottleneck (q_lora_rank), keys and values compressed into one kv_lora_rank latent per token
+   plus one shared RoPE key of qk_rope_dim; only these two are cached (the latent, normed, and the
+   rotated key), and decoding attends in latent space with the key and value up-projections
+   absorbed into the query and the output. A layer with DS_FFN_MOE routes each token to
+   n_expert_used of n_expert SwiGLU experts (softmax or sigmoid gating, an optional selection
+   bias used only to choose, group-limited routing, renormalised weights, routed_scale) and
+   adds n_expert_shared always-on experts. Files use llama.cpp's deepseek2 layout. */
+
+/* Errors (DS_ERR_INVALID_ARG) name the first field the MLA or MoE layers cannot work with. */
+DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c);
+/* Writes the config's deepseek2 metadata (llama.cpp's key names) into w: every layer MLA,
+   dense FFN layers first, MoE layers after (DS_ERR_UNSUPPORTED otherwise). */
+DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w);
+/* KV-cache bytes one token takes over all layers with elem_size-byte elements: MLA layers
+   cache kv_lora_rank + qk_rope_dim values, dense layers 2 * n_head_kv * head_dim. */
+DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size);
 
 // >>api:infer
 /* ---- sessions: KV cache and forward ---------------------------------------------------------
@@ -6326,6 +6351,636 @@ DS_API void ds_model_free(ds_model *m) {
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m) { return m ? &m->cfg : NULL; }
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m) { return m ? m->tok : NULL; }
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_bytes : 0; }
+
+// >>deepseek
+/* ---- DeepSeek-V2/V3 layers: Multi-head Latent Attention and DeepSeekMoE ---------------------
+   Shapes: C model width, H heads, Dn / Dr the no-RoPE / RoPE parts of a query-key head
+   (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
+   K = n_expert_used, F = n_ff_expert, S shared experts. */
+
+/* A weight matrix of `rows` rows of `cols` elements (ggml's ne[1] x ne[0]); 3-D tensors are
+   seen as ne[2] * ne[1] rows. */
+typedef struct ds__wmat {
+    const void *data;
+    ds_type type;
+    int64_t rows, cols;
+} ds__wmat;
+
+typedef struct ds__mla_layer {
+    ds__wmat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__wmat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    const float *q_a_norm;        /* (Rq) */
+    ds__wmat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    const float *kv_a_norm;       /* (R) */
+    ds__wmat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__wmat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__wmat wo;                  /* (C, H*Dv) */
+} ds__mla_layer;
+
+typedef struct ds__moe_layer {
+    ds__wmat gate_inp;            /* (E, C) router */
+    const float *exp_bias;        /* (E) selection bias, or NULL */
+    ds__wmat gate_exps, up_exps;  /* (E*F, C) */
+    ds__wmat down_exps;           /* (E*C, F) */
+    ds__wmat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__wmat down_sh;             /* (C, S*F) */
+} ds__moe_layer;
+
+/* SwiGLU feed-forward weights (dense layers) */
+typedef struct ds__ffn_layer {
+    ds__wmat gate, up, down;      /* (F, C), (F, C), (C, F) */
+} ds__ffn_layer;
+
+static const void *ds__wmat_row(const ds__wmat *m, int64_t r) {
+    return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
+}
+
+/* y (T, n) = x (T, cols) @ rows [r0, r0 + n) of m, transposed */
+static void ds__wmat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__wmat *m, int64_t r0, int n, void *ws) {
+    ds__matmul(pool, y, x, T, ds__wmat_row(m, r0), m->type, n, (int)m->cols, ws);
+}
+
+/* y (cols) = rows [r0, r0 + n) of m, transposed, times x (n): sum_i x_i row_i. row: cols floats. */
+static void ds__wmat_mul_t(const ds__wmat *m, int64_t r0, int n, const float *x, float *y, float *row) {
+    int i, C = (int)m->cols;
+    memset(y, 0, (size_t)C * sizeof *y);
+    for (i = 0; i < n; i++) {
+        if (m->type == DS_TYPE_F32) {
+            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__wmat_row(m, r0 + i)), C);
+        } else {
+            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__wmat_row(m, r0 + i)), row, C);
+            ds__axpy_f32(y, x[i], row, C);
+        }
+    }
+}
+
+/* ---- shapes and cache ------------------------------------------------------------------------ */
+static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_rope_dim; }
+/* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
+static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
+
+/* softmax scale of MLA scores: YaRN's magnitude correction squared over sqrt(Dq) */
+static float ds__mla_scale(const ds_model_config *c) {
+    float ms = 1.0f;
+    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + 0.1f * c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
+    return ms * ms / sqrtf((float)ds__mla_dq(c));
+}
+
+DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size) {
+    size_t n = 0;
+    int i, hd;
+    if (!c) return 0;
+    hd = c->head_dim ? c->head_dim : (c->n_head ? c->n_embd / c->n_head : 0);
+    for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
+        if (c->layers[i].attn == DS_ATTN_MLA) n += (size_t)ds__mla_cache_row(c);
+        else n += 2 * (size_t)(c->n_head_kv ? c->n_head_kv : c->n_head) * (size_t)hd;
+    }
+    return n * elem_size;
+}
+
+/* ---- scratch --------------------------------------------------------------------------------- */
+/* Buffers of one forward call of up to T tokens over up to n_ctx cached positions. */
+typedef struct ds__dsk_scratch {
+    float *q;        /* (T, H*Dq) */
+    float *qa;       /* (T, max(Rq, R + Dr)) */
+    float *att;      /* (T, H*Dv) */
+    float *lat;      /* (n_ctx, R) latents gathered for the naive path */
+    float *kv;       /* (n_ctx, H*(Dn+Dv)) decompressed keys and values (naive path) */
+    float *p;        /* (n_ctx) scores */
+    float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
+    float *logits;   /* (T, E) router */
+    float *gw;       /* (T, K) routing weights */
+    int *gi;         /* (T, K) chosen experts */
+    int *order;      /* (T*K) token slots grouped by expert */
+    int *count;      /* (E + 1) */
+    float *xg;       /* (T, C) gathered rows */
+    float *h1, *h2;  /* (T, max(F*max(S,1), n_ff)) */
+    float *yg;       /* (T, C) */
+    void *ws;        /* matmul activation buffer */
+    void *mem;
+} ds__dsk_scratch;
+
+static size_t ds__dsk_ws_bytes(int T, int K) {
+    static const ds_type ts[] = {DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K};
+    size_t i, b = 0, k = ((size_t)K + 255) / 256 * 256;
+    for (i = 0; i < sizeof ts / sizeof ts[0]; i++) b = DS__MAX(b, ds__matmul_wsize(ts[i], T, (int)k));
+    return b;
+}
+
+static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, ds__dsk_scratch *s) {
+    int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
+    int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
+    int wide = DS__MAX(DS__MAX(DS__MAX(R, c->n_embd), DS__MAX(DS__MAX(Dq, Dv), F)), E + G);
+    int widest = DS__MAX(DS__MAX(wide, H * Dq), DS__MAX(H * Dv, R + Dr));
+    size_t nf[16], off = 0, total;
+    float *f;
+    int i;
+    memset(s, 0, sizeof *s);
+    nf[0] = (size_t)T * H * Dq;                                     /* q */
+    nf[1] = (size_t)T * DS__MAX(c->q_lora_rank, R + Dr);            /* qa */
+    nf[2] = (size_t)T * H * Dv;                                     /* att */
+    nf[3] = naive ? (size_t)n_ctx * R : 0;                          /* lat */
+    nf[4] = naive ? (size_t)n_ctx * H * (c->qk_nope_dim + Dv) : 0;  /* kv */
+    nf[5] = (size_t)n_ctx;                                          /* p */
+    nf[6] = 4 * (size_t)wide;                                       /* vec */
+    nf[7] = (size_t)T * E;                                          /* logits */
+    nf[8] = nf[9] = nf[10] = (size_t)T * K;                         /* gw, gi, order */
+    nf[11] = (size_t)E + 1;                                         /* count */
+    nf[12] = (size_t)T * c->n_embd;                                 /* xg */
+    nf[13] = nf[14] = (size_t)T * F;                                /* h1, h2 */
+    nf[15] = (size_t)T * c->n_embd;                                 /* yg */
+    for (i = 0; i < 16; i++) off += (nf[i] + 15) / 16 * 16;
+    total = off * sizeof(float) + ds__dsk_ws_bytes(T, widest) + 64;
+    s->mem = ds_alloc(total);
+    if (!s->mem) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for %zu bytes of scratch", total);
+    f = DS__CAST(float *, s->mem);
+    off = 0;
+#define DS__TAKE(ptr, T_, i) (ptr = DS__CAST(T_ *, (void *)(f + off)), off += (nf[i] + 15) / 16 * 16)
+    DS__TAKE(s->q, float, 0);
+    DS__TAKE(s->qa, float, 1);
+    DS__TAKE(s->att, float, 2);
+    DS__TAKE(s->lat, float, 3);
+    DS__TAKE(s->kv, float, 4);
+    DS__TAKE(s->p, float, 5);
+    DS__TAKE(s->vec, float, 6);
+    DS__TAKE(s->logits, float, 7);
+    DS__TAKE(s->gw, float, 8);
+    DS__TAKE(s->gi, int, 9);
+    DS__TAKE(s->order, int, 10);
+    DS__TAKE(s->count, int, 11);
+    DS__TAKE(s->xg, float, 12);
+    DS__TAKE(s->h1, float, 13);
+    DS__TAKE(s->h2, float, 14);
+    DS__TAKE(s->yg, float, 15);
+#undef DS__TAKE
+    s->ws = DS__CAST(void *, DS__CAST(uint8_t *, s->mem) + DS__A64(off * sizeof(float)));
+    return DS_OK;
+}
+
+static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
+    ds_free(s->mem);
+    s->mem = NULL;
+}
+
+/* ---- MLA ------------------------------------------------------------------------------------- */
+/* q (T, H*Dq) from the normed input: W_q x, or W_qb rmsnorm(W_qa x) */
+static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, ds__dsk_scratch *s) {
+    int t, HDq = c->n_head * ds__mla_dq(c), Rq = c->q_lora_rank;
+    if (!Rq) {
+        ds__wmat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
+        return;
+    }
+    ds__wmat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
+    for (t = 0; t < T; t++) ds__rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
+    ds__wmat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+}
+
+/* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
+static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
+    int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
+    ds__wmat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
+    for (t = 0; t < T; t++) {
+        float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
+        ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
+        memcpy(dst + R, src + R, (size_t)Dr * sizeof *dst);
+        ds__rope(dst + R, 1, Dr, Dr, pos0 + t, c->rope_base, 0);
+    }
+}
+
+/* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
+static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, ds__dsk_scratch *s) {
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
+    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__wmat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
+    else ds__wmat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
+}
+
+static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
+    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
+    else ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
+}
+
+/* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
+   latent space (q_lat = W_k^T q_nope), scores read the R + Dr cache floats of each position, and
+   the latent mix is expanded by W_v once. out (Dv). */
+static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+    int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, row = R + Dr;
+    float *q_lat = s->vec, *mix = s->vec + DS__MAX(R, Dn), scale = ds__mla_scale(c);
+    ds__mla_key_absorb(c, L, h, qh, q_lat, s);
+    for (j = 0; j < n; j++) {
+        const float *cj = cache + (size_t)j * row;
+        s->p[j] = scale * (ds__dot_f32(q_lat, cj, R) + ds__dot_f32(qh + Dn, cj + R, Dr));
+    }
+    ds__softmax(s->p, n);
+    memset(mix, 0, (size_t)R * sizeof *mix);
+    for (j = 0; j < n; j++) ds__axpy_f32(mix, s->p[j], cache + (size_t)j * row, R);
+    ds__mla_value_expand(c, L, h, mix, out, s->ws);
+}
+
+/* Naive path: decompress every cached position into per-head keys and values
+   (kv (n, H*(Dn+Dv)), head-major like wkv_b's rows), then attend as multi-head attention. */
+static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *cache, int n, ds__dsk_scratch *s) {
+    int j, h, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
+    for (j = 0; j < n; j++) memcpy(s->lat + (size_t)j * R, cache + (size_t)j * (R + Dr), (size_t)R * sizeof(float));
+    if (L->wkv_b.data) {
+        ds__wmat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
+        return;
+    }
+    for (j = 0; j < n; j++)
+        for (h = 0; h < H; h++) {
+            float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+            ds__wmat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
+            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->ws);
+        }
+}
+
+static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+    int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
+    float scale = ds__mla_scale(c);
+    for (j = 0; j < n; j++) {
+        const float *kj = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+        s->p[j] = scale * (ds__dot_f32(qh, kj, Dn) + ds__dot_f32(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
+    }
+    ds__softmax(s->p, n);
+    memset(out, 0, (size_t)Dv * sizeof *out);
+    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], s->kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+}
+
+/* out (T, C) = MLA of the normed input x (T, C) of tokens at positions pos0.. pos0+T-1.
+   cache (n_ctx, R + Dr) holds positions [0, pos0) and gets the new ones. naive: decompress
+   keys and values instead of absorbing W_k and W_v (same result, more memory). */
+static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, int naive, float *out, ds__dsk_scratch *s) {
+    int t, h, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    ds__mla_query(pool, c, L, x, T, s);
+    for (t = 0; t < T; t++) ds__rope(s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, c->qk_rope_dim, pos0 + t, c->rope_base, 0);
+    ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
+    if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *qh = s->q + ((size_t)t * H + h) * Dq;
+            float *oh = s->att + ((size_t)t * H + h) * Dv;
+            if (naive) ds__mla_attend_naive(c, h, qh, cache, pos0 + t + 1, oh, s);
+            else ds__mla_attend_absorbed(c, L, h, qh, cache, pos0 + t + 1, oh, s);
+        }
+    ds__wmat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
+}
+
+/* ---- feed-forward ---------------------------------------------------------------------------- */
+/* y (T, C) = W_down (silu(W_gate x) * W_up x) over hidden rows [r0, r0+F) of gate/up and the
+   down matrix rows [d0, d0+C). */
+static void ds__swiglu_ffn(ds_pool *pool, const ds__wmat *gate, const ds__wmat *up, const ds__wmat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
+    int t;
+    ds__wmat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
+    ds__wmat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
+    for (t = 0; t < T; t++) ds__swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
+    ds__matmul(pool, y, s->h1, T, ds__wmat_row(down, d0), down->type, C, F, s->ws);
+}
+
+/* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
+   sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
+   n_groups_used groups whose two best experts score highest; weights are the chosen probs,
+   optionally renormalised, times routed_scale. */
+static void ds__moe_route(const ds_model_config *c, const float *bias, float *logits, int *gi, float *gw, float *sel) {
+    int E = c->n_expert, K = c->n_expert_used, G = c->n_expert_groups, e, k, g;
+    float sum = 0.0f;
+    if (c->gating == DS_GATING_SIGMOID) for (e = 0; e < E; e++) logits[e] = 1.0f / (1.0f + expf(-logits[e]));
+    else ds__softmax(logits, E);
+    for (e = 0; e < E; e++) sel[e] = logits[e] + (bias ? bias[e] : 0.0f);
+    if (G > 1 && c->n_groups_used > 0 && c->n_groups_used < G) {
+        int per = E / G, used;
+        float *gs = sel + E;
+        for (g = 0; g < G; g++) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (e = g * per; e < (g + 1) * per; e++) {
+                if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
+                else if (sel[e] > b2) b2 = sel[e];
+            }
+            gs[g] = per > 1 ? b1 + b2 : b1;
+        }
+        for (used = 0; used < c->n_groups_used; used++) {
+            int best = -1;
+            for (g = 0; g < G; g++)
+                if (gs[g] > -INFINITY && gs[g] < INFINITY && (best < 0 || gs[g] > gs[best])) best = g;
+            gs[best] = INFINITY;   /* kept */
+        }
+        for (g = 0; g < G; g++)
+            if (gs[g] != INFINITY)
+                for (e = g * per; e < (g + 1) * per; e++) sel[e] = -INFINITY;
+    }
+    for (k = 0; k < K; k++) {
+        int best = -1;
+        for (e = 0; e < E; e++)
+            if (sel[e] > -INFINITY && (best < 0 || sel[e] > sel[best])) best = e;
+        if (best < 0) best = 0;
+        gi[k] = best;
+        gw[k] = logits[best];
+        sel[best] = -INFINITY;
+        sum += gw[k];
+    }
+    if (c->norm_topk) for (k = 0; k < K; k++) gw[k] /= DS__MAX(sum, 6.103515625e-5f);
+    for (k = 0; k < K; k++) gw[k] *= c->routed_scale > 0.0f ? c->routed_scale : 1.0f;
+}
+
+/* out (T, C) = shared experts + routed experts of x (T, C). Tokens are grouped by expert so
+   each chosen expert runs one matmul over all its tokens. */
+static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, t, k, e, i;
+    ds__wmat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
+    for (t = 0; t < T; t++) ds__moe_route(c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
+    if (L->gate_sh.data) ds__swiglu_ffn(pool, &L->gate_sh, &L->up_sh, &L->down_sh, 0, 0, F * c->n_expert_shared, C, x, T, out, s);
+    else memset(out, 0, (size_t)T * C * sizeof *out);
+    /* counting sort of the T*K (token, slot) pairs by expert */
+    memset(s->count, 0, (size_t)(E + 1) * sizeof *s->count);
+    for (i = 0; i < T * K; i++) s->count[s->gi[i] + 1]++;
+    for (e = 0; e < E; e++) s->count[e + 1] += s->count[e];
+    for (i = 0; i < T * K; i++) s->order[s->count[s->gi[i]]++] = i;
+    for (e = E; e > 0; e--) s->count[e] = s->count[e - 1];
+    s->count[0] = 0;
+    for (e = 0; e < E; e++) {
+        int n = s->count[e + 1] - s->count[e];
+        const int *slots = s->order + s->count[e];
+        if (!n) continue;
+        for (i = 0; i < n; i++) memcpy(s->xg + (size_t)i * C, x + (size_t)(slots[i] / K) * C, (size_t)C * sizeof(float));
+        ds__swiglu_ffn(pool, &L->gate_exps, &L->up_exps, &L->down_exps, (int64_t)e * F, (int64_t)e * C, F, C, s->xg, n, s->yg, s);
+        for (i = 0; i < n; i++) {
+            t = slots[i] / K;
+            k = slots[i] % K;
+            ds__axpy_f32(out + (size_t)t * C, s->gw[(size_t)t * K + k], s->yg + (size_t)i * C, C);
+        }
+    }
+}
+
+/* ---- deepseek2 GGUF metadata ----------------------------------------------------------------- */
+static ds_status ds__dsk_u32(const ds_gguf *g, const char *key, int required, int *out) {
+    char name[128];
+    uint32_t v;
+    ds_status s;
+    snprintf(name, sizeof name, "deepseek2.%s", key);
+    s = ds_gguf_get_u32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND && !required) return DS_OK;
+    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is missing", name);
+    if (s != DS_OK || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is not an integer in [0, 2^24]", name);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__dsk_f32(const ds_gguf *g, const char *key, float *out) {
+    char name[128];
+    float v;
+    ds_status s;
+    snprintf(name, sizeof name, "deepseek2.%s", key);
+    s = ds_gguf_get_f32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND) return DS_OK;
+    if (s != DS_OK || !(v >= 0.0f) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is not a float in [0, 1e12]", name);
+    *out = v;
+    return DS_OK;
+}
+
+/* Checks what the MLA and MoE layers need of a config; names the first impossible field. */
+DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c) {
+    int i, mla = 0, moe = 0;
+    if (!c) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: NULL config");
+    for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
+        mla |= c->layers[i].attn == DS_ATTN_MLA;
+        moe |= c->layers[i].ffn == DS_FFN_MOE;
+    }
+    if (mla) {
+        if (c->kv_lora_rank <= 0 || c->qk_rope_dim <= 0 || c->qk_nope_dim <= 0 || c->v_head_dim <= 0)
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: MLA layers need kv_lora_rank, qk_nope_dim, qk_rope_dim and v_head_dim > 0 (have %d, %d, %d, %d)", c->kv_lora_rank, c->qk_nope_dim, c->qk_rope_dim, c->v_head_dim);
+        if (c->qk_rope_dim % 2 || c->qk_rope_dim > 512) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: qk_rope_dim = %d must be even and at most 512", c->qk_rope_dim);
+        if (c->q_lora_rank < 0) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: q_lora_rank = %d is negative", c->q_lora_rank);
+    }
+    if (moe) {
+        if (c->n_expert <= 0 || c->n_expert_used <= 0 || c->n_expert_used > c->n_expert || c->n_ff_expert <= 0)
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: MoE layers need 0 < n_expert_used <= n_expert and n_ff_expert > 0 (have %d of %d, %d)", c->n_expert_used, c->n_expert, c->n_ff_expert);
+        if (c->n_expert_shared < 0) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: n_expert_shared = %d is negative", c->n_expert_shared);
+        if (c->n_expert_groups > 1 && (c->n_expert % c->n_expert_groups || c->n_groups_used <= 0 || c->n_groups_used > c->n_expert_groups ||
+                                       c->n_groups_used * (c->n_expert / c->n_expert_groups) < c->n_expert_used))
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: %d experts in %d groups, %d groups used cannot supply %d experts", c->n_expert, c->n_expert_groups, c->n_groups_used, c->n_expert_used);
+        if (c->gating != DS_GATING_SOFTMAX && c->gating != DS_GATING_SIGMOID) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: unknown gating %d", (int)c->gating);
+    }
+    return DS_OK;
+}
+
+/* The config of a deepseek2 file (llama.cpp's keys). Every layer is MLA; layers from
+   leading_dense_block_count on are MoE. The split attn_k_b / attn_v_b layout stores the MLA
+   head sizes in key_length_mla / value_length_mla. */
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
+    ds_status s;
+    int key_len = 0, val_len = 0, key_mla = 0, val_mla = 0, lead = 0, gating = 0, norm = 0, i;
+    ds_str st;
+    memset(c, 0, sizeof *c);
+    strcpy(c->arch, "deepseek2");
+    c->norm_eps = 1e-6f;
+    c->rope_base = 10000.0f;
+    c->n_ctx = 4096;
+    c->routed_scale = 1.0f;
+#define DS__U(key, req, dst) if ((s = ds__dsk_u32(g, key, req, dst)) != DS_OK) return s
+#define DS__F(key, dst) if ((s = ds__dsk_f32(g, key, dst)) != DS_OK) return s
+    DS__U("context_length", 0, &c->n_ctx);
+    DS__U("embedding_length", 1, &c->n_embd);
+    DS__U("block_count", 1, &c->n_layer);
+    DS__U("feed_forward_length", 0, &c->n_ff);
+    DS__U("attention.head_count", 1, &c->n_head);
+    DS__U("attention.key_length", 1, &key_len);
+    DS__U("attention.value_length", 1, &val_len);
+    DS__U("attention.key_length_mla", 0, &key_mla);
+    DS__U("attention.value_length_mla", 0, &val_mla);
+    DS__U("attention.q_lora_rank", 0, &c->q_lora_rank);
+    DS__U("attention.kv_lora_rank", 1, &c->kv_lora_rank);
+    DS__U("rope.dimension_count", 1, &c->qk_rope_dim);
+    DS__U("leading_dense_block_count", 0, &lead);
+    DS__U("expert_count", 0, &c->n_expert);
+    DS__U("expert_used_count", 0, &c->n_expert_used);
+    DS__U("expert_shared_count", 0, &c->n_expert_shared);
+    DS__U("expert_feed_forward_length", 0, &c->n_ff_expert);
+    DS__U("expert_gating_func", 0, &gating);
+    DS__U("expert_group_count", 0, &c->n_expert_groups);
+    DS__U("expert_group_used_count", 0, &c->n_groups_used);
+    DS__U("rope.scaling.original_context_length", 0, &c->rope_yarn_orig_ctx);
+    DS__F("attention.layer_norm_rms_epsilon", &c->norm_eps);
+    DS__F("rope.freq_base", &c->rope_base);
+    DS__F("expert_weights_scale", &c->routed_scale);
+    DS__F("rope.scaling.yarn_log_multiplier", &c->rope_yarn_log_mul);
+#undef DS__U
+#undef DS__F
+    if (ds_gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == DS_OK) c->norm_topk = norm != 0;
+    if (ds_gguf_get_str(g, "deepseek2.rope.scaling.type", &st) == DS_OK && st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {
+        if ((s = ds__dsk_f32(g, "rope.scaling.factor", &c->rope_yarn_factor)) != DS_OK) return s;
+    }
+    if (c->n_layer < 1 || c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: %d layers (1..%d)", c->n_layer, DS_MAX_LAYERS);
+    if (c->n_embd < 1 || c->n_head < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: embedding_length and head_count must be positive");
+    c->n_head_kv = c->n_head;
+    c->mla_kv_b_split = key_mla && val_mla;
+    c->v_head_dim = c->mla_kv_b_split ? val_mla : val_len;
+    c->qk_nope_dim = (c->mla_kv_b_split ? key_mla : key_len) - c->qk_rope_dim;
+    c->head_dim = c->qk_nope_dim + c->qk_rope_dim;
+    c->n_rot = c->qk_rope_dim;
+    if (c->mla_kv_b_split && (key_len != c->kv_lora_rank + c->qk_rope_dim || val_len != c->kv_lora_rank))
+        return ds__fail(DS_ERR_FORMAT, "deepseek2: key/value lengths %d/%d do not match the split MLA layout (%d/%d)", key_len, val_len, c->kv_lora_rank + c->qk_rope_dim, c->kv_lora_rank);
+    if (gating > 2) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: expert_gating_func %d (1 softmax, 2 sigmoid)", gating);
+    c->gating = gating == 2 ? DS_GATING_SIGMOID : DS_GATING_SOFTMAX;
+    if (lead > c->n_layer) return ds__fail(DS_ERR_FORMAT, "deepseek2: %d leading dense layers of %d", lead, c->n_layer);
+    if (c->n_expert == 0) lead = c->n_layer;
+    for (i = 0; i < c->n_layer; i++) {
+        c->layers[i].attn = DS_ATTN_MLA;
+        c->layers[i].ffn = i < lead ? DS_FFN_DENSE : DS_FFN_MOE;
+    }
+    if (lead > 0 && c->n_ff < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: dense layers need feed_forward_length");
+    return ds_model_config_check_deepseek(c);
+}
+
+/* The deepseek2 metadata of a config, as llama.cpp reads it. The layers must be MLA with a
+   run of dense FFN layers first and MoE layers after (llama.cpp's leading_dense_block_count). */
+DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w) {
+    ds_status s = DS_OK;
+    int i, lead = 0, split;
+    if (!c || !w) return ds__fail(DS_ERR_INVALID_ARG, "deepseek2: NULL argument");
+    if ((s = ds_model_config_check_deepseek(c)) != DS_OK) return s;
+    while (lead < c->n_layer && c->layers[lead].ffn == DS_FFN_DENSE) lead++;
+    for (i = 0; i < c->n_layer; i++) {
+        if (c->layers[i].attn != DS_ATTN_MLA) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: layer %d: a deepseek2 file has MLA attention in every layer", i);
+        if (i >= lead && c->layers[i].ffn != DS_FFN_MOE) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: layer %d: dense FFN layers must all come before the MoE layers", i);
+    }
+    split = c->mla_kv_b_split;
+#define DS__WU(key, v) if (s == DS_OK) s = ds_gguf_writer_set_u32(w, "deepseek2." key, (uint32_t)(v))
+#define DS__WF(key, v) if (s == DS_OK) s = ds_gguf_writer_set_f32(w, "deepseek2." key, (float)(v))
+    if (s == DS_OK) s = ds_gguf_writer_set_str(w, "general.architecture", "deepseek2");
+    DS__WU("context_length", c->n_ctx ? c->n_ctx : 4096);
+    DS__WU("embedding_length", c->n_embd);
+    DS__WU("block_count", c->n_layer);
+    DS__WU("feed_forward_length", c->n_ff);
+    DS__WU("attention.head_count", c->n_head);
+    DS__WU("attention.head_count_kv", split ? 1 : c->n_head);
+    DS__WU("attention.key_length", split ? c->kv_lora_rank + c->qk_rope_dim : ds__mla_dq(c));
+    DS__WU("attention.value_length", split ? c->kv_lora_rank : c->v_head_dim);
+    if (split) {
+        DS__WU("attention.key_length_mla", ds__mla_dq(c));
+        DS__WU("attention.value_length_mla", c->v_head_dim);
+    }
+    DS__WF("attention.layer_norm_rms_epsilon", c->norm_eps > 0.0f ? c->norm_eps : 1e-6f);
+    DS__WF("rope.freq_base", c->rope_base > 0.0f ? c->rope_base : 10000.0f);
+    DS__WU("rope.dimension_count", c->qk_rope_dim);
+    DS__WU("attention.q_lora_rank", c->q_lora_rank);   /* 0 written too: llama.cpp asks for it unless n_layer is 27 */
+    DS__WU("attention.kv_lora_rank", c->kv_lora_rank);
+    DS__WU("leading_dense_block_count", lead);
+    DS__WU("expert_count", c->n_expert);
+    DS__WU("expert_used_count", c->n_expert_used);
+    DS__WU("expert_shared_count", c->n_expert_shared);
+    DS__WU("expert_feed_forward_length", c->n_ff_expert);
+    DS__WF("expert_weights_scale", c->routed_scale > 0.0f ? c->routed_scale : 1.0f);
+    if (s == DS_OK) s = ds_gguf_writer_set_bool(w, "deepseek2.expert_weights_norm", c->norm_topk != 0);
+    DS__WU("expert_gating_func", c->gating == DS_GATING_SIGMOID ? 2 : 1);
+    if (c->n_expert_groups > 1) {
+        DS__WU("expert_group_count", c->n_expert_groups);
+        DS__WU("expert_group_used_count", c->n_groups_used);
+    }
+    if (c->rope_yarn_factor > 1.0f) {
+        if (s == DS_OK) s = ds_gguf_writer_set_str(w, "deepseek2.rope.scaling.type", "yarn");
+        DS__WF("rope.scaling.factor", c->rope_yarn_factor);
+        DS__WU("rope.scaling.original_context_length", c->rope_yarn_orig_ctx);
+        DS__WF("rope.scaling.yarn_log_multiplier", c->rope_yarn_log_mul);
+    }
+#undef DS__WU
+#undef DS__WF
+    return s;
+}
+
+/* ---- deepseek2 weights ----------------------------------------------------------------------- */
+static int ds__dsk_weight_type_ok(ds_type t) {
+    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
+           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+}
+
+/* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
+   (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */
+static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__wmat *out) {
+    const ds_gguf_tensor *t = ds_gguf_find_tensor(g, name);
+    memset(out, 0, sizeof *out);
+    if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' is missing", name);
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
+        return ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", name, (long long)t->ne[0],
+                        (long long)t->ne[1], (long long)t->ne[2], (long long)ne0, (long long)ne1, (long long)ne2);
+    if (ne1 == 1 && ne2 == 1 ? t->type != DS_TYPE_F32 : !ds__dsk_weight_type_ok(t->type))
+        return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: tensor '%s' has type %s, which is not supported here", name, ds_type_name(t->type));
+    out->data = t->data;
+    out->type = t->type;
+    out->rows = ne1 * ne2;
+    out->cols = ne0;
+    return DS_OK;
+}
+
+typedef struct ds__dsk_layer {
+    const float *attn_norm, *ffn_norm;   /* (C) */
+    ds__mla_layer mla;
+    ds__ffn_layer ffn;                   /* dense layers */
+    ds__moe_layer moe;                   /* MoE layers */
+} ds__dsk_layer;
+
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L) {
+    int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
+    ds__wmat v;
+    char n[96];
+    ds_status s;
+    memset(L, 0, sizeof *L);
+#define DS__T(dst, suffix, a, b, d, opt) \
+    snprintf(n, sizeof n, "blk.%d.%s", il, suffix); \
+    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst)) != DS_OK) return s
+#define DS__V(dst, suffix, len, opt) \
+    DS__T(&v, suffix, len, 1, 1, opt); \
+    dst = DS__CAST(const float *, v.data)
+    DS__V(L->attn_norm, "attn_norm.weight", C, 0);
+    DS__V(L->ffn_norm, "ffn_norm.weight", C, 0);
+    if (Rq) {
+        DS__T(&L->mla.wq_a, "attn_q_a.weight", C, Rq, 1, 0);
+        DS__V(L->mla.q_a_norm, "attn_q_a_norm.weight", Rq, 0);
+        DS__T(&L->mla.wq_b, "attn_q_b.weight", Rq, H * Dq, 1, 0);
+    } else {
+        DS__T(&L->mla.wq, "attn_q.weight", C, H * Dq, 1, 0);
+    }
+    DS__T(&L->mla.wkv_a, "attn_kv_a_mqa.weight", C, R + Dr, 1, 0);
+    DS__V(L->mla.kv_a_norm, "attn_kv_a_norm.weight", R, 0);
+    if (c->mla_kv_b_split) {
+        DS__T(&L->mla.wk_b, "attn_k_b.weight", Dn, R, H, 0);
+        DS__T(&L->mla.wv_b, "attn_v_b.weight", R, Dv, H, 0);
+    } else {
+        DS__T(&L->mla.wkv_b, "attn_kv_b.weight", R, H * (Dn + Dv), 1, 0);
+    }
+    DS__T(&L->mla.wo, "attn_output.weight", H * Dv, C, 1, 0);
+    if (c->layers[il].ffn == DS_FFN_DENSE) {
+        DS__T(&L->ffn.gate, "ffn_gate.weight", C, c->n_ff, 1, 0);
+        DS__T(&L->ffn.up, "ffn_up.weight", C, c->n_ff, 1, 0);
+        DS__T(&L->ffn.down, "ffn_down.weight", c->n_ff, C, 1, 0);
+        return DS_OK;
+    }
+    DS__T(&L->moe.gate_inp, "ffn_gate_inp.weight", C, E, 1, 0);
+    DS__V(L->moe.exp_bias, "exp_probs_b.bias", E, 1);
+    DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
+    DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
+    DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+    if (SF) {
+        DS__T(&L->moe.gate_sh, "ffn_gate_shexp.weight", C, SF, 1, 0);
+        DS__T(&L->moe.up_sh, "ffn_up_shexp.weight", C, SF, 1, 0);
+        DS__T(&L->moe.down_sh, "ffn_down_shexp.weight", SF, C, 1, 0);
+    }
+#undef DS__T
+#undef DS__V
+    return DS_OK;
+}
+
+/* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
+static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
+    int t, C = c->n_embd;
+    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
+    else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+}
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
