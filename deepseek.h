@@ -2345,13 +2345,14 @@ static void ds__swiglu_scalar(float *y, const float *gate, const float *up, int 
     for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* rotate pairs (x[i*stride_a], x[i*stride_a + off]) by angle i, i < n_pairs, given cos/sin */
-static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
-    int h, i, half = n_rot / 2;
+/* rotate pair i < count of each head by (cs[i], sn[i]): (x[i], x[i + off]) with neox, else
+   (x[2i], x[2i + 1]) */
+static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
+    int h, i;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
-        for (i = 0; i < half; i++) {
-            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        for (i = 0; i < count; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
             v[a] = x0 * cs[i] - x1 * sn[i];
             v[b] = x0 * sn[i] + x1 * cs[i];
@@ -2903,19 +2904,19 @@ DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const f
     for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
-    int h, i, half = n_rot / 2;
+DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
+    int h, i;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
         i = 0;
         if (neox) {
-            for (; i + 8 <= half; i += 8) {
-                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half), c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+            for (; i + 8 <= count; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + off), c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
                 _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
-                _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+                _mm256_storeu_ps(v + i + off, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
             }
         } else {
-            for (; i + 4 <= half; i += 4) { /* 4 pairs (a, b) interleaved in 8 floats */
+            for (; i + 4 <= count; i += 4) { /* 4 pairs (a, b) interleaved in 8 floats */
                 __m256 xv = _mm256_loadu_ps(v + 2 * i);
                 __m256 c = _mm256_castps128_ps256(_mm_loadu_ps(cs + i)), s = _mm256_castps128_ps256(_mm_loadu_ps(sn + i));
                 __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
@@ -2924,8 +2925,8 @@ DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_
                 _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss))); /* (a c - b s, b c + a s) */
             }
         }
-        for (; i < half; i++) {
-            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        for (; i < count; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
             v[a] = x0 * cs[i] - x1 * sn[i];
             v[b] = x0 * sn[i] + x1 * cs[i];
@@ -3127,18 +3128,18 @@ static void ds__swiglu_neon(float *y, const float *gate, const float *up, int n)
     for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
-    int h, i, half = n_rot / 2;
+static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
+    int h, i;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
         i = 0;
-        for (; i + 4 <= half; i += 4) {
+        for (; i + 4 <= count; i += 4) {
             float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i), a, b;
             if (neox) {
                 a = vld1q_f32(v + i);
-                b = vld1q_f32(v + i + half);
+                b = vld1q_f32(v + i + off);
                 vst1q_f32(v + i, vfmsq_f32(vmulq_f32(a, c), b, s));
-                vst1q_f32(v + i + half, vfmaq_f32(vmulq_f32(a, s), b, c));
+                vst1q_f32(v + i + off, vfmaq_f32(vmulq_f32(a, s), b, c));
             } else { /* de-interleave the pairs, rotate, interleave back */
                 float32x4x2_t p = vld2q_f32(v + 2 * i);
                 a = p.val[0];
@@ -3148,8 +3149,8 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, 
                 vst2q_f32(v + 2 * i, p);
             }
         }
-        for (; i < half; i++) {
-            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        for (; i < count; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
             v[a] = x0 * cs[i] - x1 * sn[i];
             v[b] = x0 * sn[i] + x1 * cs[i];
@@ -3342,16 +3343,20 @@ static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *
 static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { DS__EW(ds__softmax)(x, n); }
 static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { DS__EW(ds__swiglu)(y, gate, up, n); }
 
-/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
+/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
+   (in chunks of 128 pairs, so any n_rot works with a stack buffer) */
 static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
-    float cs[256], sn[256];
-    int i, half = DS__MIN(n_rot / 2, 256);
-    for (i = 0; i < half; i++) {
-        double theta = (double)pos * pow((double)base, -2.0 * i / n_rot);
-        cs[i] = (float)cos(theta);
-        sn[i] = (float)sin(theta);
+    float cs[128], sn[128];
+    int i0, i, half = n_rot / 2;
+    for (i0 = 0; i0 < half; i0 += 128) {
+        int count = DS__MIN(128, half - i0);
+        for (i = 0; i < count; i++) {
+            double theta = (double)pos * pow((double)base, -2.0 * (i0 + i) / n_rot);
+            cs[i] = (float)cos(theta);
+            sn[i] = (float)sin(theta);
+        }
+        DS__EW(ds__rope_apply)(x + (neox ? i0 : 2 * i0), n_heads, head_dim, count, half, neox, cs, sn);
     }
-    DS__EW(ds__rope_apply)(x, n_heads, head_dim, 2 * half, neox, cs, sn);
 }
 
 /* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */

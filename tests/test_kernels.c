@@ -148,23 +148,28 @@ static void test_elementwise_ref(ds_test_ctx *t) {
     for (i = 0; i < n; i++) DS_CHECK(t, y[i] == w[i] + 0.5f * x[i], "axpy %d", i);
 }
 
-/* both layouts against the rotation written out: pairs (2i, 2i+1) or (i, i + n_rot/2) */
+/* both layouts against the rotation written out: pairs (2i, 2i+1) or (i, i + n_rot/2); a
+   partial rotation, and one wider than the kernel's 128-pair chunks */
 static void test_rope_ref(ds_test_ctx *t) {
-    int neox, hd = 64, nh = 3, n_rot = 48, pos = 37, h, i;
-    float x[192], y[192];
+    static const int cfg[2][3] = {{64, 3, 48}, {640, 2, 600}}; /* head_dim, heads, n_rot */
+    static float x[1280], y[1280];
+    int neox, k, h, i, pos = 37;
     use_level(-1);
-    for (neox = 0; neox < 2; neox++) {
-        fill(x, nh * hd, 1.0f);
-        memcpy(y, x, sizeof x);
-        ds__rope(y, nh, hd, n_rot, pos, 10000.0f, neox);
-        for (h = 0; h < nh; h++) {
-            for (i = 0; i < n_rot / 2; i++) {
-                int a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + n_rot / 2 : 2 * i + 1);
-                double th = pos * pow(10000.0, -2.0 * i / n_rot);
-                DS_CHECK(t, fabs(y[a] - (x[a] * cos(th) - x[b] * sin(th))) < 1e-5, "neox=%d h=%d i=%d a", neox, h, i);
-                DS_CHECK(t, fabs(y[b] - (x[a] * sin(th) + x[b] * cos(th))) < 1e-5, "neox=%d h=%d i=%d b", neox, h, i);
+    for (k = 0; k < 2; k++) {
+        int hd = cfg[k][0], nh = cfg[k][1], n_rot = cfg[k][2];
+        for (neox = 0; neox < 2; neox++) {
+            fill(x, nh * hd, 1.0f);
+            memcpy(y, x, sizeof x);
+            ds__rope(y, nh, hd, n_rot, pos, 10000.0f, neox);
+            for (h = 0; h < nh; h++) {
+                for (i = 0; i < n_rot / 2; i++) {
+                    int a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + n_rot / 2 : 2 * i + 1);
+                    double th = pos * pow(10000.0, -2.0 * i / n_rot);
+                    DS_CHECK(t, fabs(y[a] - (x[a] * cos(th) - x[b] * sin(th))) < 1e-5, "hd=%d neox=%d h=%d i=%d a", hd, neox, h, i);
+                    DS_CHECK(t, fabs(y[b] - (x[a] * sin(th) + x[b] * cos(th))) < 1e-5, "hd=%d neox=%d h=%d i=%d b", hd, neox, h, i);
+                }
+                for (i = n_rot; i < hd; i++) DS_CHECK(t, y[h * hd + i] == x[h * hd + i], "unrotated dim %d changed", i);
             }
-            for (i = n_rot; i < hd; i++) DS_CHECK(t, y[h * hd + i] == x[h * hd + i], "unrotated dim %d changed", i);
         }
     }
 }
