@@ -2565,6 +2565,12 @@ DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
 DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
 
 /* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
+/* GCC 12 in C++ mode reports its own AVX-512 intrinsics' undefined pass-through operands as
+   "may be used uninitialized" once they are inlined (a compiler bug): silenced for this part */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 /* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
    second half re-reads the last weight block against the activation row's zero padding
    (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
@@ -2581,7 +2587,7 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
     __m512 acc[4][4], macc[4];
     int r, c, p;
     DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
-    DS__UNROLL4 for (c = 0; c < CT; c++) {
+    DS__UNROLL4 for (c = 0; c < 4; c++) { /* all 4 columns, so no compiler sees a partial array */
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
         DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
     }
@@ -2720,6 +2726,10 @@ __attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm
         }
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
 /* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
