@@ -2148,6 +2148,20 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
 }
 
 // >>kernels
+/* Kernels. Internal API (used by the model code):
+     ds__matmul(pool, y, x, T, w, wt, N, K, ws)   y (T, N) = x (T, K) @ w^T, w in any ds_type;
+                                                  ws holds ds__matmul_wsize(wt, T, K) bytes
+     ds__get_row, ds__rmsnorm, ds__rope (adjacent or half-split pairs), ds__softmax,
+     ds__swiglu, ds__dot_f32, ds__axpy_f32
+   Semantics are those of the scalar references below, which follow llama.cpp: x is quantized
+   on the fly to Q8_0 (for Q4_0 / Q8_0 weights), Q8_1 (Q4_1) or Q8_K (Q4_K, Q6_K), or to BF16
+   for BF16 weights; each block's integer dot is exact and scaled in f32. The SIMD kernels give
+   the same integers and scales, so they differ from the references only in the order of float
+   additions. Every call picks its kernel from ds_cpu_features(): AVX2+FMA+F16C (maddubs),
+   AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
+   (vdpbf16ps), NEON (SDOT where compiled for it); tiles of 4 weight rows x up to 4 tokens keep
+   unpacked weight blocks in registers across tokens for prefill, and decode prefetches the
+   weight stream. Threads share the work as tiles of tokens x rows through ds_pool_run. */
 
 /* ---- scalar reference dot products -------------------------------------------------------- */
 /* Each returns sum_k w[k] * x[k] over one row of K elements: w in the weight type, x in the
@@ -2818,6 +2832,58 @@ DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, 
     }
 }
 
+/* x -> BF16 activations, as ds__f32_to_bf16 (round to nearest even, NaN quietened) */
+DS__TARGET_AVX2 static void ds__quantize_bf16_avx2(const float *x, uint16_t *y, int K) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    int i = 0;
+    for (; i + 8 <= K; i += 8) {
+        __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(x + i));
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+        __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+        r = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_blendv_epi8(r, q, nan), _mm256_setzero_si256()), 0xd8);
+        _mm_storeu_si128((__m128i *)(void *)(y + i), _mm256_castsi256_si128(r));
+    }
+    for (; i < K; i++) y[i] = ds__f32_to_bf16(x[i]);
+}
+
+/* x -> Q8_K blocks, as ds__quantize_q8_k: the first value of largest magnitude maps to -127,
+   cvtps rounds halves to even like the reference's ds__round_even */
+DS__TARGET_AVX2 static void ds__quantize_q8_k_avx2(const float *x, ds__block_q8_k *y, int K) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    int b, j;
+    for (b = 0; b < K / DS__QK_K; b++, x += DS__QK_K) {
+        __m256 amax = _mm256_setzero_ps(), is;
+        float am, max = 0.0f;
+        for (j = 0; j < DS__QK_K; j += 8) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+        am = ds__hmax8_avx2(amax);
+        memset(&y[b], 0, sizeof y[b]);
+        if (am == 0.0f) continue;
+        for (j = 0; j < DS__QK_K; j++)
+            if (fabsf(x[j]) == am) {
+                max = x[j];
+                break;
+            }
+        is = _mm256_set1_ps(-127.0f / max);
+        for (j = 0; j < DS__QK_K; j += 16) {
+            __m256i q0 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j))), _mm256_set1_epi32(127));
+            __m256i q1 = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8))), _mm256_set1_epi32(127));
+            __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8); /* 16 int16 in order */
+            _mm_storeu_si128((__m128i *)(void *)(y[b].qs + j), _mm_packs_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+            y[b].bsums[j / 16] = (int16_t)ds__hsum8i_avx2(_mm256_add_epi32(q0, q1));
+        }
+        y[b].d = 1.0f / (-127.0f / max);
+    }
+}
+
+/* the activation quantizer of the AVX2 K-quant and BF16 kernels */
+DS__TARGET_AVX2 static void ds__quantize_act_avx2(ds_type at, const float *x, void *dst, int K) {
+    if (at == DS_TYPE_BF16) ds__quantize_bf16_avx2(x, DS__CAST(uint16_t *, dst), K);
+    else if (at == DS_TYPE_Q8_K) ds__quantize_q8_k_avx2(x, DS__CAST(ds__block_q8_k *, dst), K);
+    else ds__quantize_row(at, x, dst, K);
+}
+
 /* ---- element-wise kernels ------------------------------------------------------------------ */
 DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -3310,6 +3376,7 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
         return ds__qx_row_bytes(K);
     }
     if (DS__HAS(f, DS__F_AVX2)) {
+        m->quantize = ds__quantize_act_avx2;
         switch (wt) {
         case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
         case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;

@@ -291,16 +291,23 @@ static void check_quantizer(ds_test_ctx *t, int l, ds_type wt, float amp) {
     ds_type at = ds__act_type(wt);
     float x[K];
     ds__mm mm;
+    size_t rb;
     uint8_t *q0 = DS__CAST(uint8_t *, xmalloc(ds__row_bytes(at, K))), *q1 = DS__CAST(uint8_t *, xmalloc(ds__matmul_wsize(wt, 1, K)));
     int i, b;
     fill_edges(x, K, amp);
     for (i = 0; i < K; i += 29) x[i] = (float)(i % 9) * 0.5f - 2.0f; /* exact halves of steps */
+    x[300] = x[301] = -8.0f; /* a tie for the largest magnitude (Q8_K takes the first) */
+    x[302] = 8.0f;
+    if (at == DS_TYPE_BF16) { /* every class of float, ties included */
+        static const uint32_t bits[] = {0x7f800001u, 0xffc00000u, 0x7f800000u, 0x00000001u, 0x80008000u, 0x3f808000u, 0x3f818000u, 0x7f7fffffu};
+        for (i = 0; i < 8; i++) memcpy(&x[500 + i], &bits[i], 4);
+    }
     ds__quantize_row(at, x, q0, K);
     use_level(l);
-    ds__mm_pick(&mm, wt, K);
+    rb = ds__mm_pick(&mm, wt, K);
     mm.quantize(at, x, q1, K);
     use_level(-1);
-    if (mm.quantize != ds__quantize_act_ref) {
+    if ((at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) && rb == ds__qx_row_bytes(K)) { /* the SIMD layout */
         ds__qx v = ds__qx_view(q1, K);
         for (b = 0; b < K / 32 && !t->failed; b++) {
             const int8_t *qs = at == DS_TYPE_Q8_0 ? ((ds__block_q8_0 *)q0)[b].qs : ((ds__block_q8_1 *)q0)[b].qs;
@@ -388,7 +395,10 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             for (i = 0; i < nh * hd; i++) sc[i] = 4.0f;
             check_close(t, "rope", l, b, a, sc, nh * hd, 1e-6);
         }
-        for (n = 0; n < 6 && !t->failed; n++) check_quantizer(t, l, n & 1 ? DS_TYPE_Q4_1 : DS_TYPE_Q4_0, n < 4 ? 3.0f : 1e-3f);
+        for (n = 0; n < 12 && !t->failed; n++) {
+            static const ds_type wts[4] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q4_K, DS_TYPE_BF16};
+            check_quantizer(t, l, wts[n % 4], n < 8 ? 3.0f : 1e-3f);
+        }
     }
     use_level(-1);
     ds_free(a); ds_free(b); ds_free(w); ds_free(r); ds_free(s); ds_free(sc);
