@@ -796,6 +796,13 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds);
 #define DS__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define DS__CAST(T, x) ((T)(x))   /* a cast that C++ also accepts (void* conversions) */
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+   intrinsic headers as "may be used uninitialized" once they are inlined into C++ code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -8472,7 +8479,6 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
 #if defined(DS__X86_SIMD)
 #define DS__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
-#define DS__AVX2 __attribute__((target("avx2,fma")))
 
 /* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
 #define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
@@ -10135,6 +10141,9 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds) {
 
 #ifdef __cplusplus
 }
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
 #endif
 #endif /* DEEPSEEK_IMPLEMENTATION */
 
