@@ -2436,37 +2436,37 @@ static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind)
 
 #if defined(DS__X86_SIMD)
 /* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
-#define DS__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define DS__TARGET_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-DS__TARGET_AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__TARGET_AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+DS__AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__TARGET_AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
-DS__TARGET_AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
 /* roundf per lane (halves away from zero), as ds__round_away */
-DS__TARGET_AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
     __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
     t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
     return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
 }
 
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
-DS__TARGET_AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -2681,12 +2681,12 @@ __attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm 
 /* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
 /* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
    or BF16 for BF16 weights (the activation type the reference uses). */
-DS__TARGET_AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
+DS__AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
     if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
     if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
 }
-DS__TARGET_AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+DS__AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
     const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
     const uint8_t *wr[4], *xr[2];
     __m256 acc[4][2];
@@ -2713,16 +2713,16 @@ DS__TARGET_AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int 
         }
     }
 }
-DS__TARGET_AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+DS__AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
     int n, t;
     for (n = n0; n < n1; n += 4) {
         for (t = t0; t + 2 <= t1; t += 2) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
         for (; t < t1; t++) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-DS__TARGET_AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
-DS__TARGET_AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
-DS__TARGET_AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
 
 /* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
    (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
@@ -2757,11 +2757,11 @@ __attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm
    once and its 256 values once, then reused per token. Within a super-block everything is
    integer (the scales enter through madd's 16-bit multiplier), so each super-block's float
    terms are the reference's bit for bit and only the order of nothing changes. */
-DS__TARGET_AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
+DS__AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
     return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
 }
 
-DS__TARGET_AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
     const int nbk = m->K / DS__QK_K;
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
     int n, t, i, j, c;
@@ -2801,7 +2801,7 @@ DS__TARGET_AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, 
 
 /* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
    part comes off through Q8_K's block sums */
-DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+DS__AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
     const int nbk = m->K / DS__QK_K;
     const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
     int n, t, i, h, k, c;
@@ -2840,7 +2840,7 @@ DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, 
 }
 
 /* x -> BF16 activations, as ds__f32_to_bf16 (round to nearest even, NaN quietened) */
-DS__TARGET_AVX2 static void ds__quantize_bf16_avx2(const float *x, uint16_t *y, int K) {
+DS__AVX2 static void ds__quantize_bf16_avx2(const float *x, uint16_t *y, int K) {
     const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
     int i = 0;
     for (; i + 8 <= K; i += 8) {
@@ -2857,7 +2857,7 @@ DS__TARGET_AVX2 static void ds__quantize_bf16_avx2(const float *x, uint16_t *y, 
 
 /* x -> Q8_K blocks, as ds__quantize_q8_k: the first value of largest magnitude maps to -127,
    cvtps rounds halves to even like the reference's ds__round_even */
-DS__TARGET_AVX2 static void ds__quantize_q8_k_avx2(const float *x, ds__block_q8_k *y, int K) {
+DS__AVX2 static void ds__quantize_q8_k_avx2(const float *x, ds__block_q8_k *y, int K) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     int b, j;
     for (b = 0; b < K / DS__QK_K; b++, x += DS__QK_K) {
@@ -2885,14 +2885,14 @@ DS__TARGET_AVX2 static void ds__quantize_q8_k_avx2(const float *x, ds__block_q8_
 }
 
 /* the activation quantizer of the AVX2 K-quant and BF16 kernels */
-DS__TARGET_AVX2 static void ds__quantize_act_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__AVX2 static void ds__quantize_act_avx2(ds_type at, const float *x, void *dst, int K) {
     if (at == DS_TYPE_BF16) ds__quantize_bf16_avx2(x, DS__CAST(uint16_t *, dst), K);
     else if (at == DS_TYPE_Q8_K) ds__quantize_q8_k_avx2(x, DS__CAST(ds__block_q8_k *, dst), K);
     else ds__quantize_row(at, x, dst, K);
 }
 
 /* ---- element-wise kernels ------------------------------------------------------------------ */
-DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     float s;
     int i = 0;
@@ -2906,14 +2906,14 @@ DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, in
     return s;
 }
 
-DS__TARGET_AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-DS__TARGET_AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
     __m256 s0 = _mm256_setzero_ps(), sc;
     float ss, scale;
     int i = 0;
@@ -2929,7 +2929,7 @@ DS__TARGET_AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const flo
 /* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
    exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
    it is inf; NaN stays NaN. */
-DS__TARGET_AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
     __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     __m256i e;
@@ -2952,7 +2952,7 @@ DS__TARGET_AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
 }
 
-DS__TARGET_AVX2 static void ds__softmax_avx2(float *x, int n) {
+DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
     __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
     float max, sum, inv;
     int i = 0;
@@ -2976,7 +2976,7 @@ DS__TARGET_AVX2 static void ds__softmax_avx2(float *x, int n) {
     for (; i < n; i++) x[i] *= inv;
 }
 
-DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -2987,7 +2987,7 @@ DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const f
     for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
+DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
     int h, i;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
