@@ -209,6 +209,31 @@ def check_one(exe, tname, tpath, hf, files):
     return mism, first
 
 
+def byte_ends(text, pieces):
+    """HF pre-tokenizer offsets (characters) -> piece end offsets in UTF-8 bytes"""
+    pos, acc = [0], 0
+    for ch in text:
+        acc += len(ch.encode("utf-8", errors="surrogatepass"))
+        pos.append(acc)
+    return [pos[end] for _, (_, end) in pieces]
+
+
+def check_pieces(exe, tname, tpath, hf, files):
+    """(parts whose pieces differ, first difference), with added tokens not matched"""
+    mism, first = 0, ""
+    for name, p, data in files:
+        proc = start(exe, tpath, p, "--pieces", "--no-special")
+        text = data.decode("utf-8", errors="replace")
+        want = byte_ends(text, hf.pre_tokenizer.pre_tokenize_str(text))
+        got = [int(x) for x in finish(proc).split()]
+        if got != want:
+            mism += 1
+            i = next((k for k in range(min(len(got), len(want))) if got[k] != want[k]), min(len(got), len(want)))
+            clean = text.encode()
+            first = first or f"{name}: piece {i} ends at {got[i:i + 1]} for us, {want[i:i + 1]} for HF (text {clean[max(0, want[i] - 12):want[i] + 12]!r})"
+    return mism, first
+
+
 def main():
     try:
         import tokenizers  # noqa: F401
@@ -232,6 +257,10 @@ def main():
             open(p, "wb").write(data)
             files.append((name, p, data))
         for tname, (tpath, hf) in hf_tokenizers(tmp).items():
+            if tname != "smollm-gguf":
+                mism, first = check_pieces(exe, tname, tpath, hf, files)
+                print(f"FAIL tokenizer_pieces_{tname}: {mism} parts differ; {first}" if mism else f"PASS tokenizer_pieces_{tname} (pre-tokenizer pieces equal on {len(files)} parts)")
+                bad += mism > 0
             mine = [f for f in files if full or f[0] != "every-code-point" or tname in ("smollm-gguf", "llama3", "deepseek-v3")]
             total = sum(len(f[2]) for f in mine)
             mism, first = check_one(exe, tname, tpath, hf, mine)
