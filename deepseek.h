@@ -3318,7 +3318,10 @@ static void ds__emit_unknown(ds__tok_run *r, const unsigned char *piece, const d
     const ds_tokenizer *t = r->t;
     uint32_t b;
     if (t->model == DS__TOK_SPM && t->byte_fallback) {
-        for (b = 0; b < s->len; b++) ds__emit(r, t->byte_tok[piece[s->start + b]]);
+        for (b = 0; b < s->len; b++) {
+            int32_t id = t->byte_tok[piece[s->start + b]];
+            if (id >= 0 || t->unk >= 0) ds__emit(r, id >= 0 ? id : t->unk);
+        }
     } else if (t->unk >= 0) {
         ds__emit(r, t->unk);
     }
@@ -3481,8 +3484,9 @@ static void ds__dsv3_digits(ds__tok_run *r, const unsigned char *s, size_t p, si
     }
 }
 
-/* SentencePiece: spaces become U+2581, with one more in front when the model says so */
-static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
+/* SentencePiece: spaces become U+2581, with one more in front when the model says so (every
+   segment is at the start or after an added token, and gets it) */
+static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n) {
     ds__buf b;
     size_t i;
     if (r->on_piece) {
@@ -3490,7 +3494,7 @@ static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, in
         return;
     }
     memset(&b, 0, sizeof b);
-    if (first && r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
+    if (r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
     for (i = 0; i < n; i++) {
         if (s[i] == ' ') ds__buf_put(&b, "\xE2\x96\x81", 3);
         else ds__buf_putc(&b, (char)s[i]);
@@ -3500,12 +3504,12 @@ static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, in
     ds__buf_free(&b);
 }
 
-static void ds__tok_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
+static void ds__tok_segment(ds__tok_run *r, const unsigned char *s, size_t n) {
     switch (r->t->pre) {
     case DS__PRE_GPT2: case DS__PRE_LLAMA3: case DS__PRE_QWEN2: ds__pre_ascii_run(r, s, 0, n, r->t->pre); break;
     case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_R, ds__smollm_run); break;
     case DS__PRE_DSV3: ds__split_runs(r, s, 0, n, DS__UC_N, ds__dsv3_digits); break;
-    default: ds__spm_segment(r, s, n, first); break;
+    default: ds__spm_segment(r, s, n); break;
     }
 }
 
@@ -3573,7 +3577,6 @@ static ds_status ds__tokenize(const ds_tokenizer *t, const char *text, size_t le
     char *clean = NULL;
     const unsigned char *s;
     size_t i = 0, seg = 0;
-    int first = 1;
     if (n_out) *n_out = 0;
     if (!t || (!text && len) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
     if (ds__utf8_valid_prefix(text, len) < len) {
@@ -3605,14 +3608,13 @@ static ds_status ds__tokenize(const ds_tokenizer *t, const char *text, size_t le
             i++;
             continue;
         }
-        if (seg < i) ds__tok_segment(&r, s + seg, i - seg, first);
-        first = 0;
+        if (seg < i) ds__tok_segment(&r, s + seg, i - seg);
         if (split) ds__split_piece(&r, s + i, t->off[id + 1] - t->off[id]);
         else ds__emit(&r, id);
         i += t->off[id + 1] - t->off[id];
         seg = i;
     }
-    if (seg < len && !r.oom) ds__tok_segment(&r, s + seg, len - seg, first);
+    if (seg < len && !r.oom) ds__tok_segment(&r, s + seg, len - seg);
     ds__tok_run_free(&r);
     ds_free(clean);
     if (r.oom) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
@@ -5124,7 +5126,7 @@ static ds_status ds__tr_collect(ds__trainer *tr, const ds_bpe_train_config *cfg,
         while (at < len && !tr->oom) {
             const char *nl = DS__CAST(const char *, memchr(text + at, '\n', len - at));
             size_t end = nl ? (size_t)(nl - text) + 1 : len;
-            ds__tok_segment(&r, (const unsigned char *)text + at, end - at, 1);
+            ds__tok_segment(&r, (const unsigned char *)text + at, end - at);
             at = end;
             if (cfg->progress && ((at >> 20) != ((at - (end - at)) >> 20))) cfg->progress(cfg->user, "words", ((double)i + (double)at / (double)len) / n_texts);
         }
