@@ -27,14 +27,14 @@ static size_t tokenize_safe_cut(const char *s, size_t lo, size_t hi) {
 }
 
 /* can the input be cut at safe points? not for SentencePiece (one piece per segment) nor when
-   an added token contains a space */
+   a token (an added one, as byte-level tokens spell spaces otherwise) contains a space */
 static int tokenize_can_cut(const ds_tokenizer *t) {
     int i, n = ds_tokenizer_n_vocab(t);
     if (!strcmp(ds_tokenizer_pre_name(t), "spm")) return 0;
     for (i = 0; i < n; i++) {
         size_t len;
         const char *p = ds_tokenizer_token(t, i, &len);
-        if (len > 1 && p[0] == '<' && memchr(p, ' ', len)) return 0;
+        if (p && len && memchr(p, ' ', len)) return 0;
     }
     return 1;
 }
