@@ -365,7 +365,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    (highest pair count first; equal counts: the pair of smaller ids). Each line of each text,
    with its line ending, is pre-tokenized on its own, as that trainer reads files. Vocabulary:
    the special tokens (ids 0..), the 256 byte symbols in code point order, then one token per
-   merge. Deterministic. */
+   merge. Deterministic. Single-threaded. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
 typedef struct ds_bpe_train_config {
     int vocab_size;                     /* 0: 30000 */
@@ -2955,6 +2955,13 @@ static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b, int32
     return -1;
 }
 
+/* open-addressing table size: a power of two at least twice n (at least 16) */
+static uint32_t ds__pow2_slots(uint64_t n) {
+    uint32_t c = 16;
+    while (c < 2 * n && c < (1u << 31)) c <<= 1;
+    return c;
+}
+
 /* ---- pre-tokenizers ---------------------------------------------------------------------- */
 /* Hand-written scanners equivalent to the families' split patterns (Hugging Face `Split` with
    Isolated behaviour, leftmost-first alternatives, backtracking as the regex would). Each
@@ -3593,7 +3600,8 @@ static ds_status ds__tokenize(const ds_tokenizer *t, const char *text, size_t le
         r.on_piece = ds__split_piece;
         r.user = split;
     } else if (len >= 4096) {
-        r.cache_mask = (1u << 15) - 1;
+        /* the word cache grows with the text: about one slot per 8 bytes, at most 32768 */
+        r.cache_mask = ds__pow2_slots(DS__MIN(len / 16, (size_t)1 << 14)) - 1;
         r.cache_slot = DS__CAST(uint32_t *, ds__calloc((size_t)r.cache_mask + 1, sizeof(uint32_t)));
         r.cache_ent = DS__CAST(uint32_t *, ds__calloc(((size_t)r.cache_mask + 1) / 2 + 1, 4 * sizeof(uint32_t)));
         if (!r.cache_slot || !r.cache_ent) r.oom = 1;
@@ -3698,7 +3706,7 @@ static size_t ds__utf8_incomplete_tail(const unsigned char *s, size_t n) {
 }
 
 DS_API ds_status ds_detok_stream_push(const ds_tokenizer *t, ds_detok_stream *s, int32_t id, char *out, size_t cap, size_t *n_out) {
-    unsigned char tmp[8 + 64];
+    unsigned char tmp[4];
     const char *p;
     size_t len, total, hold, np;
     if (n_out) *n_out = 0;
@@ -3767,12 +3775,6 @@ DS_API void ds_tokenizer_free(ds_tokenizer *t) {
     ds_free(t->eog);
     ds_free(t->ucls);
     ds_free(t);
-}
-
-static uint32_t ds__pow2_slots(uint64_t n) {
-    uint32_t c = 16;
-    while (c < 2 * n && c < (1u << 31)) c <<= 1;
-    return c;
 }
 
 /* GPT-2's byte <-> printable code point map: printable Latin-1 bytes keep their code point,
