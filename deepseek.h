@@ -2917,6 +2917,8 @@ struct ds_tokenizer {
     int32_t bos, eos, eot, unk, pad;
     int32_t bpe_unk;       /* byte-level: what a byte without a symbol token becomes (-1: dropped) */
     int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
+    int spm_split;         /* SentencePiece text is cut into words before each "▁" */
+    int spm_metaspace;     /* HF Metaspace: no "▁" added in front of text that starts with a space */
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
@@ -3501,13 +3503,24 @@ static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n) {
         return;
     }
     memset(&b, 0, sizeof b);
-    if (r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
+    if (r->t->add_space_prefix && !(r->t->spm_metaspace && n && s[0] == ' ')) ds__buf_put(&b, "\xE2\x96\x81", 3);
     for (i = 0; i < n; i++) {
         if (s[i] == ' ') ds__buf_put(&b, "\xE2\x96\x81", 3);
         else ds__buf_putc(&b, (char)s[i]);
     }
-    if (b.oom) r->oom = 1;
-    else if (b.n) ds__bpe_word(r, (const unsigned char *)b.p, b.n);
+    if (b.oom) {
+        r->oom = 1;
+    } else if (r->t->spm_split) {
+        size_t at = 0, j;
+        for (j = 1; j + 3 <= b.n; j++) {
+            if (memcmp(b.p + j, "\xE2\x96\x81", 3) != 0) continue;
+            ds__bpe_word(r, (const unsigned char *)b.p + at, j - at);
+            at = j;
+        }
+        if (at < b.n) ds__bpe_word(r, (const unsigned char *)b.p + at, b.n - at);
+    } else if (b.n) {
+        ds__bpe_word(r, (const unsigned char *)b.p, b.n);
+    }
     ds__buf_free(&b);
 }
 
@@ -4151,7 +4164,9 @@ static const char *ds__pre_step(const ds__json *d, uint32_t p) {
         return ds__json_flag(d, p, "use_regex", 1) ? "bl-regex" : "bl";
     }
     if (ds__json_type_is(d, p, "Digits")) return ds__json_flag(d, p, "individual_digits", 0) ? "digits1" : NULL;
-    if (ds__json_type_is(d, p, "Metaspace")) return "metaspace";
+    /* SentencePiece's "▁" for spaces (and in front), split into words before each "▁" or not */
+    if (ds__json_type_is(d, p, "Metaspace") && ds__json_str_eq(d, ds__json_get(d, p, "replacement"), "\xE2\x96\x81"))
+        return ds__json_flag(d, p, "split", 1) ? "metaspace-split" : "metaspace";
     if (ds__json_type_is(d, p, "Split")) {
         if (ds__split_is(d, p, ds__pat_llama3)) return "split-llama3";
         if (ds__split_is(d, p, ds__pat_qwen2)) return "split-qwen2";
@@ -4167,7 +4182,7 @@ static ds_status ds__json_pre(const ds__json *d, uint32_t root, int *pre) {
         const char *steps;
         int pre;
     } known[] = {{"bl-regex,", DS__PRE_GPT2}, {"digits1,bl-regex,", DS__PRE_SMOLLM}, {"split-llama3,bl,", DS__PRE_LLAMA3},
-                 {"split-qwen2,bl,", DS__PRE_QWEN2}, {"split-n3,split-cjk,split-dsv3,bl,", DS__PRE_DSV3}, {"metaspace,", DS__PRE_NONE}, {"", DS__PRE_NONE}};
+                 {"split-qwen2,bl,", DS__PRE_QWEN2}, {"split-n3,split-cjk,split-dsv3,bl,", DS__PRE_DSV3}, {"metaspace,", DS__PRE_NONE}, {"metaspace-split,", DS__PRE_NONE}, {"", DS__PRE_NONE}};
     uint32_t p = ds__json_get(d, root, "pre_tokenizer"), step;
     char sig[160] = "";
     size_t i;
@@ -4250,6 +4265,7 @@ typedef struct ds__json_load {
     int32_t *types;
     char *strs;        /* unescaped strings, one arena */
     size_t strs_n;
+    int spm_split, spm_metaspace;
 } ds__json_load;
 
 /* unescaped copy of string node i inside the arena */
@@ -4364,6 +4380,15 @@ static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
     if ((s = ds__json_normalizer(d, root, &spm_prefix)) != DS_OK) return s;
     L->sp.model = L->sp.pre == DS__PRE_NONE ? DS__TOK_SPM : DS__TOK_BPE;
     L->sp.add_space_prefix = spm_prefix || L->sp.pre == DS__PRE_NONE;
+    {
+        uint32_t p = ds__json_get(d, root, "pre_tokenizer"), it, list = ds__json_get(d, p, "pretokenizers");
+        for (it = list ? d->nodes[list].first : p; it; it = list ? d->nodes[it].next : 0) {
+            if (!ds__json_type_is(d, it, "Metaspace")) continue;
+            L->spm_split = ds__json_flag(d, it, "split", 1);
+            L->spm_metaspace = 1;
+            if (ds__json_str_eq(d, ds__json_get(d, it, "prepend_scheme"), "never") || !ds__json_flag(d, it, "add_prefix_space", 1)) L->sp.add_space_prefix = spm_prefix;
+        }
+    }
     L->sp.n_vocab = n_vocab;
     L->sp.n_merges = merges ? d->nodes[merges].n : 0;
     L->tokens = DS__CAST(ds__span *, ds__calloc((size_t)n_vocab, sizeof(ds__span)));
@@ -4388,6 +4413,8 @@ static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
         if (u) (*out)->unk = (*out)->bpe_unk = ds__vocab_find(*out, u, strlen(u));
         ds_free(u);
     }
+    (*out)->spm_split = L->spm_split;
+    (*out)->spm_metaspace = L->spm_metaspace;
     ds__json_post(L, root, *out, &(*out)->bos, &(*out)->add_bos);
     ds__tok_guess_eos(*out);
     return DS_OK;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """SentencePiece-style BPE (the Llama-2 family: "▁" for spaces, score-ordered merges, <0xXX>
-byte fallback) read from GGUF, against llama.cpp (the llama_cpp package) on the same file.
+byte fallback) read from GGUF, against llama.cpp (the llama_cpp package) on the same file; and
+a tokenizer.json with the Metaspace pre-tokenizer (split into words or not) against `tokenizers`.
 
 The vocabulary: `tokenizers`' SentencePieceBPETokenizer trained here on English and mixed-script
 text (a small alphabet, so byte fallback happens), written as a vocab-only GGUF with the gguf
@@ -49,6 +50,31 @@ def build_gguf(path, train_file):
     w.close()
 
 
+def check_metaspace(exe, tmp, train, parts):
+    """HF SentencePieceBPETokenizer (its NFKC normalizer removed) as tokenizer.json, both ways"""
+    import json
+    from tokenizers import SentencePieceBPETokenizer, Tokenizer
+    sp = SentencePieceBPETokenizer()
+    sp.train([train], vocab_size=2000, show_progress=False, limit_alphabet=200)
+    sp._tokenizer.normalizer = None
+    base = os.path.join(tmp, "metaspace.json")
+    sp.save(base)
+    bad = []
+    for split in (True, False):
+        doc = json.load(open(base, encoding="utf-8"))
+        doc["pre_tokenizer"]["split"] = split
+        path = os.path.join(tmp, f"metaspace_{split}.json")
+        json.dump(doc, open(path, "w", encoding="utf-8"))
+        hf = Tokenizer.from_file(path)
+        for name in ["english", "code", "mixed", "chinese", "whitespace", "controls", "numbers"]:
+            text = parts[name].decode("utf-8", errors="replace")
+            p = os.path.join(tmp, name + ".ms.txt")
+            open(p, "wb").write(text.encode())
+            if [int(x) for x in ct.finish(ct.start(exe, path, p, "--ids")).split()] != hf.encode(text).ids:
+                bad.append(f"{name} (split={split})")
+    return bad
+
+
 def main():
     try:
         import gguf  # noqa: F401
@@ -89,11 +115,20 @@ def main():
             if back != text:
                 bad += 1
                 first = first or f"{name}: decode(encode(x)) != x"
+        rc = 0
         if bad:
             print(f"FAIL tokenizer_spm_llama_cpp: {bad} of {len(names)} parts differ; {first}")
-            return 1
-        print(f"PASS tokenizer_spm_llama_cpp ({total / 1e6:.1f} MB, {len(names)} parts, ids equal to llama.cpp, round trip exact)")
-    return 0
+            rc = 1
+        else:
+            print(f"PASS tokenizer_spm_llama_cpp ({total / 1e6:.1f} MB, {len(names)} parts, ids equal to llama.cpp, round trip exact)")
+        open(train, "wb").write(open(train, "rb").read().decode("utf-8", errors="replace").encode())
+        ms = check_metaspace(exe, tmp, train, parts)
+        if ms:
+            print(f"FAIL tokenizer_spm_metaspace_json: ids differ from tokenizers on {', '.join(ms)}")
+            rc = 1
+        else:
+            print("PASS tokenizer_spm_metaspace_json (Metaspace tokenizer.json, split and not, ids equal to tokenizers on 7 parts)")
+    return rc
 
 
 if __name__ == "__main__":
