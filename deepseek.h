@@ -5156,8 +5156,8 @@ static ds_status ds__tr_collect(ds__trainer *tr, const ds_bpe_train_config *cfg,
             const char *nl = DS__CAST(const char *, memchr(text + at, '\n', len - at));
             size_t end = nl ? (size_t)(nl - text) + 1 : len;
             ds__tok_segment(&r, (const unsigned char *)text + at, end - at);
+            if (cfg->progress && (at >> 20) != (end >> 20)) cfg->progress(cfg->user, "words", ((double)i + (double)end / (double)len) / n_texts);
             at = end;
-            if (cfg->progress && ((at >> 20) != ((at - (end - at)) >> 20))) cfg->progress(cfg->user, "words", ((double)i + (double)at / (double)len) / n_texts);
         }
         ds_free(clean);
     }
