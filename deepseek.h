@@ -339,7 +339,8 @@ enum { DS_TOKENIZE_ADD_BOS = 1, DS_TOKENIZE_PARSE_SPECIAL = 2 };
 DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out);
 /* Pre-tokenization alone: the end offset of every piece (added tokens are pieces too), for
    inspecting how text is split. Offsets refer to the text after ill-formed UTF-8 is replaced
-   by U+FFFD (the text itself when valid). Bounds as ds_tokenize. */
+   by U+FFFD (the text itself when valid). Bounds as ds_tokenize. DS_ERR_UNSUPPORTED for a
+   tokenizer with a normalizer (NFC). */
 DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out);
 /* The bytes one token decodes to (byte-level decoded / byte fallback rendered / "▁" as space).
    DS_ERR_BOUNDS (with *n_out = bytes needed) when cap is too small. */
@@ -4331,6 +4332,7 @@ DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len
 DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out) {
     ds__split_out o;
     if (!ends && cap) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_split: NULL ends");
+    if (t && t->nfc) return ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_split: the tokenizer normalizes text (NFC), so its pieces have no offsets in the input");
     memset(&o, 0, sizeof o);
     o.ends = ends;
     o.cap = cap;
@@ -4940,6 +4942,9 @@ static ds_status ds__json_vocab_size(const ds__json *d, uint32_t vocab, uint32_t
         max = DS__MAX(max, d->nodes[id].num);
     }
     if (max + 1 > (double)(INT32_MAX / 2)) return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": vocabulary of %.0f tokens is too large", max + 1);
+    /* ids are dense in every real vocabulary: a few huge ids would only cost memory and time */
+    if (max + 1 > 2.0 * ((double)d->nodes[vocab].n + (added ? (double)d->nodes[added].n : 0.0)) + 1024.0)
+        return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": token ids up to %.0f for %u tokens: sparse ids are not supported", max, (unsigned)(d->nodes[vocab].n + (added ? d->nodes[added].n : 0)));
     *n = (int32_t)(max + 1);
     return DS_OK;
 }
