@@ -6175,6 +6175,7 @@ struct ds_session {
     float *q, *att;               /* (T, H*D) */
     float *k, *v;                 /* (T, Hkv*D) */
     float *gate, *up;             /* (T, F) */
+    float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
@@ -6198,11 +6199,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     return w;
 }
 
-/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
-   of a tile its running max, sum and output accumulator */
-static size_t ds__attn_stride(const ds_model_config *c) {
+/* one attention task's scratch: a K or V block in f32, and for each query row of a tile its
+   f16-rounded query and its scores over the context */
+static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+    return DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -6223,12 +6224,14 @@ static ds_status ds__session_alloc(ds_session *s) {
     s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
     s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
     s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->rope_cs = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
+    s->rope_sn = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
     s->n_attn_tasks = 4 * ds_pool_size(s->pool);
-    s->attn_stride = ds__attn_stride(c);
+    s->attn_stride = ds__attn_stride(c, s->n_ctx);
     s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
-        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
     return DS_OK;
 }
@@ -6281,6 +6284,8 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->v);
     ds_free(s->gate);
     ds_free(s->up);
+    ds_free(s->rope_cs);
+    ds_free(s->rope_sn);
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s);
@@ -6299,10 +6304,12 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
 }
 
 /* ---- attention ------------------------------------------------------------------------------
-   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
-   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
-   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
-   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+   Causal, grouped-query attention over the f16 cache, with llama.cpp's roundings so logits
+   agree with it: queries rounded to f16 (its K.Q product runs in f16), softmax in f32, then
+   the probabilities rounded to f16 before they weigh V. That rounding needs each row's final
+   normaliser, so a row's scores are kept whole (O(n) per row, never O(n^2)) rather than folded
+   online. A work item is one KV head and a tile of query tokens: its G = H / Hkv query heads
+   and tile tokens share every K and V block converted from f16. */
 typedef struct ds__attn_job {
     ds_session *s;
     int layer, T, pos0;
@@ -6312,63 +6319,57 @@ static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
     int i;
     for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
 }
+static float ds__f16_round(float x) { return ds__f16_to_f32(ds__f32_to_f16(x)); }
 
-/* online-softmax update of one query row with the scores sc[0..n) of a block */
-static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
-    float m_new = *mx, corr;
+/* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
+static void ds__attn_softmax_f16(float *p, int n) {
+    float mx = -INFINITY, inv;
+    double sum = 0;
     int j;
-    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
-    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
-    if (corr != 1.0f) {
-        for (j = 0; j < D; j++) acc[j] *= corr;
-        *sum *= corr;
-    }
-    for (j = 0; j < n; j++) {
-        float p = expf(sc[j] - m_new);
-        *sum += p;
-        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
-    }
-    *mx = m_new;
+    for (j = 0; j < n; j++) mx = DS__MAX(mx, p[j]);
+    for (j = 0; j < n; j++) sum += (p[j] = expf(p[j] - mx));
+    inv = (float)(1.0 / sum);
+    for (j = 0; j < n; j++) p[j] = ds__f16_round(p[j] * inv);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
     int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
-    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    float *blk = scratch, *qh = blk + (size_t)B * D, *sc = qh + (size_t)rows * D;   /* (B, D) (rows, D) (rows, n_ctx) */
     float scale = 1.0f / sqrtf((float)D);
-    for (r = 0; r < rows; r++) {
-        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
-        mx[r] = -INFINITY;
-        sum[r] = 0;
-    }
-    for (j0 = 0; j0 < kend; j0 += B) {
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            r = (t - t0) * G + g;
+            for (d = 0; d < D; d++) qh[(size_t)r * D + d] = ds__f16_round(q[d]);
+            memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
+        }
+    for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
-        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        ds__attn_f16_block(blk, kc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
-            if (nv <= 0) continue;
-            for (g = 0; g < G; g++) {
-                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
-                int j;
-                r = (t - t0) * G + g;
-                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
-                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
-            }
+            for (g = 0; g < G; g++)
+                for (r = (t - t0) * G + g, j = 0; j < nv; j++) sc[r * nctx + j0 + j] = ds__dot_f32(qh + (size_t)r * D, blk + (size_t)j * D, D) * scale;
         }
     }
     for (t = t0; t < t1; t++)
-        for (g = 0; g < G; g++) {
-            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
-            int d;
-            r = (t - t0) * G + g;
-            inv = 1.0f / sum[r];
-            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
+    for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
+        int nb = DS__MIN(B, kend - j0);
+        ds__attn_f16_block(blk, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
+            for (g = 0; g < G; g++) {
+                float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                for (r = (t - t0) * G + g, j = 0; j < nv; j++) ds__axpy_f32(o, sc[r * nctx + j0 + j], blk + (size_t)j * D, D);
+            }
         }
+    }
 }
 
 /* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
@@ -6421,6 +6422,22 @@ static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const d
     ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 
+/* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
+   float recurrence (theta_{i+1} = theta_i * base^(-2/n_rot)) so the rotations agree with it to
+   the last bit; shared by every layer */
+static void ds__rope_tables(ds_session *s, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int half = c->n_rot / 2, t, i;
+    float step = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    for (t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (i = 0; i < half; i++, theta *= step) {
+            s->rope_cs[(size_t)t * half + i] = cosf(theta);
+            s->rope_sn[(size_t)t * half + i] = sinf(theta);
+        }
+    }
+}
+
 /* x (T, C) += attention block of layer il over tokens at pos0.. */
 static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
@@ -6433,8 +6450,9 @@ static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T
     ds__add_bias(s->k, L->bk, T, KD);
     ds__add_bias(s->v, L->bv, T, KD);
     for (t = 0; t < T; t++) {
-        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
+        const float *cs = s->rope_cs + (size_t)t * (c->n_rot / 2), *sn = s->rope_sn + (size_t)t * (c->n_rot / 2);
+        DS__EW(ds__rope_apply)(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, c->rope_neox, cs, sn);
+        DS__EW(ds__rope_apply)(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, c->rope_neox, cs, sn);
     }
     ds__store_kv(s, il, T, pos0);
     ds__attention(s, il, T, pos0);
@@ -6461,6 +6479,7 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    ds__rope_tables(s, T, s->pos);
     for (il = 0; il < c->n_layer; il++) {
         ds__attention_block(s, &m->layers[il], il, T, s->pos);
         ds__ffn_block(s, &m->layers[il], T);

@@ -168,8 +168,8 @@ static ds_status tiny_write(const tiny_model *m, const char *path) {
     return s;
 }
 
-/* ---- an independent reference forward (double precision, K and V rounded to f16 as the cache
-   stores them) ------------------------------------------------------------------------------- */
+/* ---- an independent reference forward: double precision, with llama.cpp's f16 roundings in
+   attention (K and V as its cache stores them, the query, and the softmax probabilities) ---- */
 static void ref_matvec(double *y, const float *w, const double *x, int rows, int cols) {
     int r, c;
     for (r = 0; r < rows; r++) {
@@ -216,6 +216,7 @@ static void ref_forward(const tiny_model *m, const int32_t *tok, int n, float *l
             ref_matvec(kc + t * KD, W("attn_k.weight"), h, KD, E);
             ref_matvec(vc + t * KD, W("attn_v.weight"), h, KD, E);
             ref_rope(q, TINY_HEAD, t);
+            for (i = 0; i < QD; i++) q[i] = ref_f16(q[i]);
             ref_rope(kc + t * KD, TINY_HEAD_KV, t);
             for (i = 0; i < KD; i++) {
                 kc[t * KD + i] = ref_f16(kc[t * KD + i]);
@@ -231,9 +232,10 @@ static void ref_forward(const tiny_model *m, const int32_t *tok, int n, float *l
                     if (sc[j] > mx) mx = sc[j];
                 }
                 for (j = 0; j <= t; j++) z += (sc[j] = exp(sc[j] - mx));
+                for (j = 0; j <= t; j++) sc[j] = ref_f16(sc[j] / z);
                 for (d = 0; d < D; d++) {
                     double a = 0;
-                    for (j = 0; j <= t; j++) a += sc[j] / z * vc[j * KD + kv * D + d];
+                    for (j = 0; j <= t; j++) a += sc[j] * vc[j * KD + kv * D + d];
                     o[hd * D + d] = a;
                 }
             }
