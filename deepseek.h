@@ -6315,11 +6315,45 @@ typedef struct ds__attn_job {
     int layer, T, pos0;
 } ds__attn_job;
 
-static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
-    int i;
-    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+/* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
+#if defined(DS__X86_SIMD)
+DS__AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
 }
-static float ds__f16_round(float x) { return ds__f16_to_f32(ds__f32_to_f16(x)); }
+DS__AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+DS__AVX2 static void ds__f16_round_f16c(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
+#define DS__HAS_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
+#else
+#define DS__HAS_F16C() 0
+#define ds__f16_to_f32_f16c(d, s, n) ((void)0)
+#define ds__f32_to_f16_f16c(d, s, n) ((void)0)
+#define ds__f16_round_f16c(x, n) ((void)0)
+#endif
+static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
+    int i;
+    if (DS__HAS_F16C()) ds__f16_to_f32_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
+    int i;
+    if (DS__HAS_F16C()) ds__f32_to_f16_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+static void ds__f16_round_row(float *x, int n) {
+    int i;
+    if (DS__HAS_F16C()) ds__f16_round_f16c(x, n);
+    else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
 
 /* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
 static void ds__attn_softmax_f16(float *p, int n) {
@@ -6329,14 +6363,15 @@ static void ds__attn_softmax_f16(float *p, int n) {
     for (j = 0; j < n; j++) mx = DS__MAX(mx, p[j]);
     for (j = 0; j < n; j++) sum += (p[j] = expf(p[j] - mx));
     inv = (float)(1.0 / sum);
-    for (j = 0; j < n; j++) p[j] = ds__f16_round(p[j] * inv);
+    for (j = 0; j < n; j++) p[j] *= inv;
+    ds__f16_round_row(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
     int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g;
     size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
     float *blk = scratch, *qh = blk + (size_t)B * D, *sc = qh + (size_t)rows * D;   /* (B, D) (rows, D) (rows, n_ctx) */
@@ -6345,12 +6380,13 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
         for (g = 0; g < G; g++) {
             const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
             r = (t - t0) * G + g;
-            for (d = 0; d < D; d++) qh[(size_t)r * D + d] = ds__f16_round(q[d]);
+            memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
+            ds__f16_round_row(qh + (size_t)r * D, D);
             memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
         }
     for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(blk, kc + (size_t)j0 * D, nb * D);
+        ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
             for (g = 0; g < G; g++)
@@ -6361,7 +6397,7 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
         for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
     for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(blk, vc + (size_t)j0 * D, nb * D);
+        ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
             for (g = 0; g < G; g++) {
@@ -6398,16 +6434,14 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
 /* ---- forward ------------------------------------------------------------------------------- */
 static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
+    int D = c->head_dim, Hkv = c->n_head_kv, t, h;
     for (h = 0; h < Hkv; h++) {
         size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
         for (t = 0; t < T; t++) {
             uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
             const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
-            for (d = 0; d < D; d++) {
-                kd[d] = ds__f32_to_f16(ks[d]);
-                vd[d] = ds__f32_to_f16(vs[d]);
-            }
+            ds__f32_row_to_f16(kd, ks, D);
+            ds__f32_row_to_f16(vd, vs, D);
         }
     }
 }

@@ -594,6 +594,33 @@ static void test_generate_context_full(ds_test_ctx *t) {
     ds_model_free(m);
 }
 
+/* the cache's f16 row conversions: the F16C path gives the scalar reference's bits */
+static void test_f16_rows(ds_test_ctx *t) {
+    enum { N = 1003 };
+    static float x[N], a[N], b[N];
+    static uint16_t ha[N], hb[N];
+    int i;
+    tiny_rng = 99;
+    for (i = 0; i < N; i++) x[i] = (float)(tiny_uniform() * pow(2.0, 40.0 * tiny_uniform()));   /* subnormal to overflow */
+    x[0] = 65520.0f;   /* rounds to inf */
+    x[1] = -0.0f;
+    x[2] = 2.98023224e-08f;   /* half the smallest subnormal: ties to even, 0 */
+    ds__f32_row_to_f16(ha, x, N);
+    memcpy(a, x, sizeof x);
+    ds__f16_round_row(a, N);
+    ds_cpu_set_mask(0);
+    ds__f32_row_to_f16(hb, x, N);
+    memcpy(b, x, sizeof x);
+    ds__f16_round_row(b, N);
+    ds_cpu_set_mask(~0u);
+    DS_CHECK(t, memcmp(ha, hb, sizeof ha) == 0 && memcmp(a, b, sizeof a) == 0, "f32 -> f16 differs from the scalar path");
+    ds__f16_row_to_f32(a, ha, N);
+    ds_cpu_set_mask(0);
+    ds__f16_row_to_f32(b, ha, N);
+    ds_cpu_set_mask(~0u);
+    DS_CHECK(t, memcmp(a, b, sizeof a) == 0, "f16 -> f32 differs from the scalar path");
+}
+
 /* ---- chat templates ------------------------------------------------------------------------------ */
 static void test_chat_templates(ds_test_ctx *t) {
     ds_chat_message msgs[3] = {{"system", "Be brief."}, {"user", " Hi!\n"}, {"assistant", "Hello."}};
@@ -648,4 +675,4 @@ DS_TEST_MAIN(DS_T(test_tiny_config), DS_T(test_bad_tensors), DS_T(test_forward_f
              DS_T(test_forward_q8_0_close_to_reference), DS_T(test_batched_equals_one_by_one_f32),
              DS_T(test_batched_equals_one_by_one_q8_0), DS_T(test_rewind), DS_T(test_bad_inputs),
              DS_T(test_generate_stop_string), DS_T(test_generate_cancel_and_budget), DS_T(test_generate_context_full),
-             DS_T(test_chat_templates), DS_T(test_real_model))
+             DS_T(test_f16_rows), DS_T(test_chat_templates), DS_T(test_real_model))
