@@ -6432,24 +6432,72 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
-static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+/* Per-token work between the matmuls, fused and split over the pool by tokens: a prefill
+   chunk of hundreds of tokens would otherwise run it on one thread. */
+typedef enum ds__tok_op {
+    DS__TOK_NORM,       /* x += tmp (when add), xn = rmsnorm(x) * w */
+    DS__TOK_QKV,        /* q, k, v biases; rope on q and k; k and v into the cache */
+    DS__TOK_SWIGLU      /* gate = silu(gate) * up */
+} ds__tok_op;
+typedef struct ds__tok_job {
+    ds_session *s;
+    const ds__layer *L;
+    ds__tok_op op;
+    const float *norm_w;
+    int add, il, T, pos0;
+} ds__tok_job;
+
+static void ds__tok_qkv(const ds__tok_job *j, int t) {
+    ds_session *s = j->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, Hkv = c->n_head_kv, t, h;
-    for (h = 0; h < Hkv; h++) {
-        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
-        for (t = 0; t < T; t++) {
-            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
-            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
-            ds__f32_row_to_f16(kd, ks, D);
-            ds__f32_row_to_f16(vd, vs, D);
+    int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
+    float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+    const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
+    if (j->L->bq) {
+        ds__axpy_f32(q, 1.0f, j->L->bq, QD);
+        ds__axpy_f32(k, 1.0f, j->L->bk, KD);
+        ds__axpy_f32(v, 1.0f, j->L->bv, KD);
+    }
+    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot, c->rope_neox, cs, sn);
+    for (h = 0; h < c->n_head_kv; h++) {
+        size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
+        ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
+        ds__f32_row_to_f16(s->v_cache + at, v + (size_t)h * D, D);
+    }
+}
+
+static void ds__tok_task(void *ctx, int i, int n) {
+    const ds__tok_job *j = DS__CAST(const ds__tok_job *, ctx);
+    ds_session *s = j->s;
+    const ds_model_config *c = &s->m->cfg;
+    int t, C = c->n_embd, F = c->n_ff;
+    for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
+        if (j->op == DS__TOK_NORM) {
+            float *x = s->x + (size_t)t * C;
+            if (j->add) ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+            ds__rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
+        } else if (j->op == DS__TOK_QKV) {
+            ds__tok_qkv(j, t);
+        } else {
+            ds__swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
         }
     }
 }
 
-static void ds__add_bias(float *y, const float *b, int T, int n) {
-    int t;
-    if (!b) return;
-    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int il, int T, int pos0, const float *norm_w, int add) {
+    ds__tok_job j;
+    int n = T < 8 ? 1 : DS__MIN(T / 4, 4 * ds_pool_size(s->pool));
+    j.s = s;
+    j.L = L;
+    j.op = op;
+    j.norm_w = norm_w;
+    j.add = add;
+    j.il = il;
+    j.T = T;
+    j.pos0 = pos0;
+    if (n == 1) ds__tok_task(&j, 0, 1);
+    else ds_pool_run(s->pool, ds__tok_task, &j, n);
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
@@ -6472,38 +6520,20 @@ static void ds__rope_tables(ds_session *s, int T, int pos0) {
     }
 }
 
-/* x (T, C) += attention block of layer il over tokens at pos0.. */
-static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
-    const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
+   forward output still to be added (the next norm adds it) */
+static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     ds__matmul_w(s, s->q, s->xn, T, &L->wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->wv);
-    ds__add_bias(s->q, L->bq, T, QD);
-    ds__add_bias(s->k, L->bk, T, KD);
-    ds__add_bias(s->v, L->bv, T, KD);
-    for (t = 0; t < T; t++) {
-        const float *cs = s->rope_cs + (size_t)t * (c->n_rot / 2), *sn = s->rope_sn + (size_t)t * (c->n_rot / 2);
-        DS__EW(ds__rope_apply)(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, c->rope_neox, cs, sn);
-        DS__EW(ds__rope_apply)(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, c->rope_neox, cs, sn);
-    }
-    ds__store_kv(s, il, T, pos0);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
     ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
-}
-
-/* x (T, C) += SwiGLU feed-forward of layer L */
-static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
-    const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
     ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
-    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -6514,15 +6544,20 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
+    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
     for (il = 0; il < c->n_layer; il++) {
-        ds__attention_block(s, &m->layers[il], il, T, s->pos);
-        ds__ffn_block(s, &m->layers[il], T);
+        ds__layer_forward(s, &m->layers[il], il, T, s->pos);
+        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
     if (!logits) return;
     first = all ? 0 : T - 1;
-    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    for (t = first; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+        ds__rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
+    }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
 }
 
