@@ -6199,11 +6199,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     return w;
 }
 
-/* one attention task's scratch: a K or V block in f32, and for each query row of a tile its
-   f16-rounded query and its scores over the context */
+/* one attention task's scratch: a K block transposed and a V block, in f32, and for each
+   query row of a tile its f16-rounded query and its scores over the context */
 static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
+    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -6355,26 +6355,72 @@ static void ds__f16_round_row(float *x, int n) {
     else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
+/* The two products of a tile, as small register-blocked GEMMs. Block scores: sc[j] =
+   scale * q . k_j for j < n, from kt, the block transposed (D rows of DS__ATTN_BLOCK keys), so
+   each query element multiplies a row of keys and no horizontal sums are needed. */
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    int j, d;
+    for (j = 0; j < n; j++) sc[j] = 0;
+    for (d = 0; d < D; d++)
+        for (j = 0; j < n; j++) sc[j] += q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j];
+    for (j = 0; j < n; j++) sc[j] *= scale;
+}
+/* o (D) += sum over j < n of p[j] * v_j, v the block's rows (DS__ATTN_BLOCK, D) */
+static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, int n) {
+    int j;
+    for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
+}
+#if defined(DS__X86_SIMD)
+DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
+    float all[DS__ATTN_BLOCK];
+    int i, d;
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_setzero_ps();
+    for (d = 0; d < D; d++) {
+        __m256 qd = _mm256_set1_ps(q[d]);
+        const float *row = kt + (size_t)d * DS__ATTN_BLOCK;
+        for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * i), acc[i]);
+    }
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) _mm256_storeu_ps(all + 8 * i, _mm256_mul_ps(acc[i], sv));
+    memcpy(sc, all, (size_t)n * sizeof(float));
+}
+/* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
+DS__AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
+    int d0, i, j;
+    for (d0 = 0; d0 < D; d0 += 64) {
+        int nv = DS__MIN(64, D - d0) / 8;
+        __m256 acc[8];
+        for (i = 0; i < nv; i++) acc[i] = _mm256_loadu_ps(o + d0 + 8 * i);
+        for (j = 0; j < n; j++) {
+            __m256 pj = _mm256_set1_ps(p[j]);
+            const float *v = vb + (size_t)j * D + d0;
+            for (i = 0; i < nv; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+        }
+        for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
+    }
+}
+#define DS__HAS_AVX2() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
+#else
+#define DS__HAS_AVX2() 0
+#define ds__attn_scores_avx2 ds__attn_scores_ref
+#define ds__attn_pv_avx2 ds__attn_pv_ref
+#endif
+
 /* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
 static void ds__attn_softmax_f16(float *p, int n) {
-    float mx = -INFINITY, inv;
-    double sum = 0;
-    int j;
-    for (j = 0; j < n; j++) mx = DS__MAX(mx, p[j]);
-    for (j = 0; j < n; j++) sum += (p[j] = expf(p[j] - mx));
-    inv = (float)(1.0 / sum);
-    for (j = 0; j < n; j++) p[j] *= inv;
+    ds__softmax(p, n);
     ds__f16_round_row(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__HAS_AVX2() && D % 8 == 0;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
     size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    float *blk = scratch, *qh = blk + (size_t)B * D, *sc = qh + (size_t)rows * D;   /* (B, D) (rows, D) (rows, n_ctx) */
+    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores */
+    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D;
     float scale = 1.0f / sqrtf((float)D);
     for (t = t0; t < t1; t++)
         for (g = 0; g < G; g++) {
@@ -6387,10 +6433,15 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
     for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
         ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
+        for (j = 0; j < nb; j++)
+            for (d = 0; d < D; d++) kt[(size_t)d * B + j] = blk[(size_t)j * D + d];
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
-            for (g = 0; g < G; g++)
-                for (r = (t - t0) * G + g, j = 0; j < nv; j++) sc[r * nctx + j0 + j] = ds__dot_f32(qh + (size_t)r * D, blk + (size_t)j * D, D) * scale;
+            for (g = 0; g < G && nv > 0; g++) {
+                r = (t - t0) * G + g;
+                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+            }
         }
     }
     for (t = t0; t < t1; t++)
@@ -6400,9 +6451,11 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
         ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
-            for (g = 0; g < G; g++) {
+            for (g = 0; g < G && nv > 0; g++) {
                 float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
-                for (r = (t - t0) * G + g, j = 0; j < nv; j++) ds__axpy_f32(o, sc[r * nctx + j0 + j], blk + (size_t)j * D, D);
+                r = (t - t0) * G + g;
+                if (simd) ds__attn_pv_avx2(o, sc + r * nctx + j0, blk, D, nv);
+                else ds__attn_pv_ref(o, sc + r * nctx + j0, blk, D, nv);
             }
         }
     }
