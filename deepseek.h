@@ -5956,9 +5956,8 @@ static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const cha
     uint32_t v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     s = ds_gguf_get_u32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
-    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
     *out = (int)v;
     return DS_OK;
@@ -5969,8 +5968,8 @@ static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const c
     float v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
     s = ds_gguf_get_f32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND) return DS_OK;
     if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
     *out = v;
     return DS_OK;
@@ -6087,7 +6086,7 @@ static int ds__str_has(ds_str s, const char *needle) {
 /* The chat template from tokenizer.chat_template, else from the special tokens present. */
 static int ds__model_detect_chat(const ds_model *m) {
     ds_str t;
-    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
         if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
         if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
         return -1;
@@ -6212,24 +6211,25 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
-    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
+       or the chunk never reach stay untouched, so an unused context costs no RAM. */
     s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
     s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
-    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
-    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->x = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->xn = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->tmp = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->q = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->att = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->k = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->v = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->gate = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->up = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
     s->rope_cs = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->rope_sn = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
     s->n_attn_tasks = 4 * ds_pool_size(s->pool);
     s->attn_stride = ds__attn_stride(c, s->n_ctx);
-    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    s->attn_scratch = DS__CAST(float *, ds_alloc((size_t)s->n_attn_tasks * s->attn_stride * sizeof(float)));
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
         !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
@@ -7030,8 +7030,8 @@ DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_s
         ds_status st;
         if (g->done < g->n_prompt) {
             int n = g->n_prompt - g->done;
-            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
-                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (1 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 1;
                 if (units > 0 && fit < 1) break;
                 n = DS__MIN(n, DS__MAX(fit, 1));
             }
