@@ -2395,8 +2395,14 @@ static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
     DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
-/* the integer-dot weight kinds of the SIMD matmul tiles */
+/* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
+static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
+    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
+    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+}
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
@@ -2408,37 +2414,37 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 
 #if defined(DS__X86_SIMD)
 /* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
-#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
-#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define DS__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__TARGET_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+DS__TARGET_AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
-DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+DS__TARGET_AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
 /* roundf per lane (halves away from zero), as ds__round_away */
-DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
     __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
     t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
     return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
 }
 
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
-DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__TARGET_AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -2568,20 +2574,28 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i m_idx = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
     const uint8_t *wr[4];
     ds__qx xr[4];
-    __m512 acc[4][4];
+    __m512 acc[4][4], macc[4];
     int r, c, p;
     DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
     DS__UNROLL4 for (c = 0; c < CT; c++) {
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
         DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
     }
+    DS__UNROLL4 for (r = 0; r < 4; r++) macc[r] = _mm512_setzero_ps();
     for (p = 0; p < nb; p += 2) {
         const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
         __m512i wq[4];
-        __m512 dw[4], mw[4];
+        __m512 dw[4], sx = _mm512_setzero_ps();
+        if (kind == DS__QK_Q4_1) { /* Q4_1's m * s terms of all CT tokens at once: lanes c, 8 + c */
+            __m128 s[4], lo, hi;
+            DS__UNROLL4 for (c = 0; c < 4; c++) s[c] = c < CT ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(xr[c].s + p))) : _mm_setzero_ps();
+            lo = _mm_unpacklo_ps(s[0], s[1]);
+            hi = _mm_unpacklo_ps(s[2], s[3]);
+            sx = _mm512_insertf32x4(_mm512_zextps128_ps512(_mm_movelh_ps(lo, hi)), _mm_movehl_ps(hi, lo), 2);
+        }
         DS__UNROLL4 for (r = 0; r < 4; r++) {
             const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
             if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
@@ -2598,15 +2612,13 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
                 wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
                 dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
-                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) macc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(m_idx, _mm512_castps128_ps512(dm)), sx, macc[r]);
             }
         }
         DS__UNROLL4 for (c = 0; c < CT; c++) {
             const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
             const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
-            __m512 sx = _mm512_setzero_ps();
             __m512i start = _mm512_setzero_si512();
-            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
             if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
             DS__UNROLL4 for (r = 0; r < 4; r++) {
                 __m512i pr;
@@ -2618,12 +2630,14 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                     pr = _mm512_dpbusd_epi32(start, wq[r], xq);
                 }
                 acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
-                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
             }
         }
     }
-    for (c = 0; c < ct; c++)
-        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (r = 0; r < nr; r++) {
+        float mm[16];
+        _mm512_storeu_ps(mm, macc[r]);
+        for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]) + (mm[c] + mm[8 + c]);
+    }
 }
 static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
     int n, t;
@@ -2636,8 +2650,165 @@ __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm 
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
+/* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
+/* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
+   or BF16 for BF16 weights (the activation type the reference uses). */
+DS__TARGET_AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
+}
+DS__TARGET_AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    __m256 acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load8_avx2(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            __m256 xv = ds__load8_avx2(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_fmadd_ps(w[r], xv, acc[r][c]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = ds__hsum8_avx2(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+DS__TARGET_AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+DS__TARGET_AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
+   (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
+#define DS__BF16_512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16"
+__attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int K = m->K;
+    int n, t, k, r;
+    for (n = n0; n < n1; n += 4) {
+        const int nr = DS__MIN(4, n1 - n);
+        const uint16_t *wr[4];
+        for (r = 0; r < 4; r++) wr[r] = (const uint16_t *)(const void *)(m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row);
+        for (t = t0; t < t1; t++) {
+            const uint16_t *x = (const uint16_t *)(const void *)(m->xa + (size_t)t * m->xa_row);
+            __m512 acc[4];
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+            for (k = 0; k < K; k += 32) {
+                __mmask32 mk = K - k >= 32 ? 0xffffffffu : (1u << (K - k)) - 1u;
+                __m512i xv = _mm512_maskz_loadu_epi16(mk, x + k);
+                DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)_mm512_maskz_loadu_epi16(mk, wr[r] + k));
+            }
+            for (r = 0; r < nr; r++) m->y[(size_t)t * m->N + n + r] = _mm512_reduce_add_ps(acc[r]);
+        }
+    }
+}
+
+/* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
+/* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
+   once and its 256 values once, then reused per token. Within a super-block everything is
+   integer (the scales enter through madd's 16-bit multiplier), so each super-block's float
+   terms are the reference's bit for bit and only the order of nothing changes. */
+DS__TARGET_AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
+    return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
+}
+
+DS__TARGET_AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                int mn[8];
+                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
+                for (j = 0; j < 8; j++) {
+                    int sc;
+                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
+                    sc16[j] = _mm256_set1_epi16((short)sc);
+                }
+                for (j = 0; j < 4; j++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
+                    q[2 * j] = _mm256_and_si256(v, lo4);
+                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        sq += ds__dot_scaled_avx2(q[j], x->qs + 32 * j, sc16[j]);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
+/* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
+   part comes off through Q8_K's block sums */
+DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    int n, t, i, h, k, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                float d = ds__f16_avx2(w[i].d);
+                for (h = 0; h < 2; h++) {
+                    const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h));
+                    const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h + 32));
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qh + 32 * h));
+                    for (k = 0; k < 4; k++) {
+                        __m256i lo = k & 1 ? lb : la, hi2;
+                        const int8_t *sc = w[i].scales + 8 * h + 2 * k;
+                        lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
+                        hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
+                        q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+                        sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
+                    }
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, so = 0;
+                    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(q[k], x->qs + 32 * k, sc16[k]);
+                    for (k = 0; k < 16; k++) so += w[i].scales[k] * x->bsums[k];
+                    sum[c] += d * x->d * (float)(sq - 32 * so);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
 /* ---- element-wise kernels ------------------------------------------------------------------ */
-DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     float s;
     int i = 0;
@@ -2651,14 +2822,14 @@ DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     return s;
 }
 
-DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+DS__TARGET_AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+DS__TARGET_AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
     __m256 s0 = _mm256_setzero_ps(), sc;
     float ss, scale;
     int i = 0;
@@ -2674,7 +2845,7 @@ DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, 
 /* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
    exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
    it is inf; NaN stays NaN. */
-DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+DS__TARGET_AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
     __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     __m256i e;
@@ -2697,7 +2868,7 @@ DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
 }
 
-DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
+DS__TARGET_AVX2 static void ds__softmax_avx2(float *x, int n) {
     __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
     float max, sum, inv;
     int i = 0;
@@ -2721,7 +2892,7 @@ DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
     for (; i < n; i++) x[i] *= inv;
 }
 
-DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -2732,7 +2903,7 @@ DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *u
     for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
     int h, i, half = n_rot / 2;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
@@ -2985,6 +3156,118 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, 
         }
     }
 }
+/* float-weight tile as on x86: 4 rows x CT tokens, 4 columns per step, scalar K % 4 tail */
+static inline float32x4_t ds__load4_neon(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return vld1q_f32((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)p + i)));
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)p + i), 16));
+}
+static inline __attribute__((always_inline)) void ds__ftile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    float32x4_t acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (k = 0; k + 4 <= K; k += 4) {
+        float32x4_t w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load4_neon(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            float32x4_t xv = ds__load4_neon(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vfmaq_f32(acc[r][c], w[r], xv);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = vaddvq_f32(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+static inline __attribute__((always_inline)) void ds__fgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_f32_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F32, t0, t1, n0, n1); }
+static void ds__gemm_f16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F16, t0, t1, n0, n1); }
+static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* K-quants as on x86: one row against up to 4 tokens, integer sums per super-block (weights as
+   signed int8: Q4_K's nibbles, Q6_K's q - 32), so each super-block's float terms are exact */
+static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
+    return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
+}
+static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                int sc[8], mn[8];
+                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
+                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
+                for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
+                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
+                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
+                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), q[2 * j], vld1q_s8(x->qs + 32 * j), q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
+                        sq += sc[j] * vaddvq_s32(p);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    int n, t, i, g, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                float d = ds__f16_to_f32(w[i].d);
+                for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
+                    const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
+                    uint8x16_t lo = vld1q_u8(w[i].ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w[i].qh + 32 * h + l);
+                    lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
+                    hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+                    q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0;
+                    for (g = 0; g < 16; g++) sq += w[i].scales[g] * ds__dot16_neon(q[g], x->qs + 16 * g);
+                    sum[c] += d * x->d * (float)sq;
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
 #endif /* DS__NEON */
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -3015,11 +3298,31 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
         m->quantize = ds__quantize_qx_avx2;
         return ds__qx_row_bytes(K);
     }
+    if (DS__HAS(f, DS__F_AVX2)) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;
+        case DS_TYPE_BF16: m->gemm = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_avx2; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_avx2; break;
+        default: break;
+        }
+    }
 #elif defined(DS__NEON)
     if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
         m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
         m->quantize = ds__quantize_qx_neon;
         return ds__qx_row_bytes(K);
+    }
+    if (f & DS_CPU_NEON) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_neon; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_neon; break;
+        case DS_TYPE_BF16: m->gemm = ds__gemm_bf16_neon; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_neon; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_neon; break;
+        default: break;
+        }
     }
 #endif
     return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
