@@ -446,6 +446,9 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
 /* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
    `scale`, the loss being the mean over this micro-batch). */
 DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Next-token probabilities (n_vocab floats) after tokens[0..T), T <= seq_len: the training
+   forward on one sequence, for sampling from a model while it trains. */
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
 /* Peak bytes of the activation arena (what recompute shrinks). */
@@ -3488,7 +3491,8 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
-        if (tr->tc.recompute) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        /* the shared activation set still holds the last layer from the forward */
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
     ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
@@ -3507,6 +3511,15 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
     if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
     if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
     *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs) {
+    ds_status st;
+    if (!tr || !probs) return ds__fail(DS_ERR_INVALID_ARG, "trainer_next_probs: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, tokens, 1, T)) != DS_OK) return st;
+    ds__tr_forward(tr, tokens, tokens, 1, T);
+    memcpy(probs, tr->logits + (size_t)(T - 1) * tr->V, sizeof(float) * (size_t)tr->V);
     return DS_OK;
 }
 
