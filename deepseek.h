@@ -364,7 +364,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    merge. Deterministic. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
 typedef struct ds_bpe_train_config {
-    int vocab_size;                     /* 0: 32000 */
+    int vocab_size;                     /* 0: 30000 */
     const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
     const char *const *special_tokens;  /* added first, in order */
     int n_special;
@@ -4746,6 +4746,8 @@ typedef struct ds__tok_run {
     uint32_t cache_mask, cache_used;
     ds__buf cache_keys, cache_ids;
     uint32_t *cache_ent;  /* 4 per entry: key offset, key length, ids offset, id count */
+    void (*on_piece)(struct ds__tok_run *r, const unsigned char *p, size_t n);  /* instead of BPE (training) */
+    void *user;
     int oom;
 } ds__tok_run;
 
@@ -4966,6 +4968,10 @@ static void ds__tok_piece(ds__tok_run *r, const unsigned char *piece, size_t n) 
     uint32_t h = 0, slot;
     size_t first = r->n;
     if (n == 0) return;
+    if (r->on_piece) {
+        r->on_piece(r, piece, n);
+        return;
+    }
     if (t->model == DS__TOK_BPE) {
         int32_t id;
         if (n == 1 && t->byte_tok[piece[0]] >= 0) {
@@ -6122,6 +6128,697 @@ DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out) {
     ds_free(L.scores);
     ds_free(L.merge_strs);
     ds_free(L.merges);
+    return s;
+}
+
+/* ---- saving ------------------------------------------------------------------------------ */
+static void ds__json_write_split(ds__buf *b, const char *pattern) {
+    ds__buf_puts(b, "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
+    ds__json_write_str(b, pattern, strlen(pattern));
+    ds__buf_puts(b, "},\"behavior\":\"Isolated\",\"invert\":false},");
+}
+
+static void ds__json_write_pre(ds__buf *b, int pre) {
+    const char *bl = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":";
+    switch (pre) {
+    case DS__PRE_GPT2: ds__buf_printf(b, "%strue}", bl); break;
+    case DS__PRE_SMOLLM: ds__buf_printf(b, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},%strue}]}", bl); break;
+    case DS__PRE_LLAMA3: case DS__PRE_QWEN2: case DS__PRE_DSV3:
+        ds__buf_puts(b, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+        if (pre == DS__PRE_DSV3) {
+            ds__json_write_split(b, ds__pat_dsv3_digits);
+            ds__json_write_split(b, ds__pat_dsv3_cjk);
+            ds__json_write_split(b, ds__pat_dsv3);
+        } else {
+            ds__json_write_split(b, pre == DS__PRE_LLAMA3 ? ds__pat_llama3 : ds__pat_qwen2);
+        }
+        ds__buf_printf(b, "%sfalse}]}", bl);
+        break;
+    default: ds__buf_puts(b, "null"); break;
+    }
+}
+
+DS_API ds_status ds_tokenizer_to_json(const ds_tokenizer *t, char **json, size_t *len) {
+    ds__buf b;
+    int32_t i;
+    int64_t m;
+    int first = 1;
+    if (!t || !json) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_json: NULL argument");
+    *json = NULL;
+    if (t->model != DS__TOK_BPE) return ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_json: only byte-level BPE vocabularies can be written as tokenizer.json");
+    memset(&b, 0, sizeof b);
+    ds__buf_puts(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (t->type[i] != DS__TT_CONTROL && t->type[i] != DS__TT_USER) continue;
+        ds__buf_printf(&b, "%s{\"id\":%d,\"content\":", first ? "" : ",", (int)i);
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":%s}", t->type[i] == DS__TT_CONTROL ? "true" : "false");
+        first = 0;
+    }
+    ds__buf_puts(&b, "],\"normalizer\":null,\"pre_tokenizer\":");
+    ds__json_write_pre(&b, t->pre);
+    ds__buf_puts(&b, ",\"post_processor\":");
+    if (t->add_bos && t->bos >= 0) {
+        size_t n;
+        const char *p = ds__tok_str(t, t->bos, &n);
+        ds__buf_puts(&b, "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],\"special_tokens\":{");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"ids\":[%d],\"tokens\":[", (int)t->bos);
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, "]}}}");
+    } else {
+        ds__buf_puts(&b, "null");
+    }
+    ds__buf_puts(&b, ",\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},");
+    ds__buf_printf(&b, "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
+                       "\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":%s,\"vocab\":{", t->ignore_merges ? "true" : "false");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (i) ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ":%d", (int)i);
+    }
+    ds__buf_puts(&b, "},\"merges\":[");
+    for (m = 0; m < t->n_merges; m++) {
+        size_t na, nb;
+        const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+        ds__buf_puts(&b, m ? ",[" : "[");
+        ds__json_write_str(&b, pa, na);
+        ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, pb, nb);
+        ds__buf_putc(&b, ']');
+    }
+    ds__buf_puts(&b, "]}}\n");
+    if (b.oom) {
+        ds__buf_free(&b);
+        return ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_json: out of memory");
+    }
+    *json = b.p;
+    if (len) *len = b.n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_save_json(const ds_tokenizer *t, const char *path) {
+    char *json;
+    size_t n;
+    FILE *f;
+    ds_status s;
+    if (!path) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_save_json: NULL path");
+    if ((s = ds_tokenizer_to_json(t, &json, &n)) != DS_OK) return s;
+    f = fopen(path, "wb");
+    if (!f) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    if (fwrite(json, 1, n, f) != n || fclose(f) != 0) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+    }
+    ds_free(json);
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w) {
+    static const char *const pre_gguf[DS__PRE_COUNT_] = {"gpt-2", "llama-bpe", "qwen2", "smollm", "deepseek-v3", "default"};
+    const char **strs = NULL;
+    char *merge_text = NULL;
+    int32_t *types = NULL, i;
+    int64_t m;
+    size_t total = 0;
+    ds_status s;
+    if (!t || !w) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_gguf: NULL argument");
+    strs = DS__CAST(const char **, ds__calloc((size_t)DS__MAX((int64_t)t->n_vocab, t->n_merges) + 1, sizeof(char *)));
+    types = DS__CAST(int32_t *, ds__calloc((size_t)t->n_vocab, sizeof(int32_t)));
+    for (m = 0; m < t->n_merges; m++) total += (t->off[(t->merge_key[m] >> 32) + 1] - t->off[t->merge_key[m] >> 32]) + (t->off[(t->merge_key[m] & 0xFFFFFFFFu) + 1] - t->off[t->merge_key[m] & 0xFFFFFFFFu]) + 2;
+    merge_text = DS__CAST(char *, ds_alloc(total + t->off[t->n_vocab] + (size_t)t->n_vocab + 1));  /* merges, then tokens */
+    if (!strs || !types || !merge_text) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_gguf: out of memory");
+        goto done;
+    }
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", t->model == DS__TOK_BPE ? "gpt2" : "llama")) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre_gguf[t->pre])) != DS_OK) goto done;
+    {   /* NUL-terminated copies of the tokens: the writer takes C strings */
+        char *p = merge_text + total;
+        for (i = 0; i < t->n_vocab; i++) {
+            size_t n;
+            const char *src = ds__tok_str(t, i, &n);
+            if (memchr(src, 0, n)) {
+                s = ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_gguf: token %d contains a NUL byte", (int)i);
+                goto done;
+            }
+            memcpy(p, src, n);
+            p[n] = 0;
+            strs[i] = p;
+            p += n + 1;
+            types[i] = t->type[i];
+        }
+    }
+    if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->score && (s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.scores", DS_GGUF_F32, t->score, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->n_merges) {
+        char *p = merge_text;
+        for (m = 0; m < t->n_merges; m++) {
+            size_t na, nb;
+            const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+            strs[m] = p;
+            memcpy(p, pa, na);
+            p[na] = ' ';
+            memcpy(p + na + 1, pb, nb);
+            p[na + 1 + nb] = 0;
+            p += na + nb + 2;
+        }
+        if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", strs, (uint64_t)t->n_merges)) != DS_OK) goto done;
+    }
+    if (t->bos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos)) != DS_OK) goto done;
+    if (t->eos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos)) != DS_OK) goto done;
+    if (t->eot >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)t->eot)) != DS_OK) goto done;
+    if (t->unk >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk)) != DS_OK) goto done;
+    if (t->pad >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos)) != DS_OK) goto done;
+    s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+done:
+    ds_free(strs);
+    ds_free(types);
+    ds_free(merge_text);
+    return s;
+}
+
+/* ---- BPE training ------------------------------------------------------------------------ */
+/* The algorithm of Hugging Face's BpeTrainer, reproduced so that the same words give the same
+   merges: pair counts over distinct words weighted by their counts; a max-heap of (count,
+   pair, words where it was formed) where equal counts put the smaller pair (left id, then
+   right id) first; a popped entry whose count went stale is pushed back with the current
+   count; merging a pair touches only the words its entry lists and updates the neighbouring
+   pairs' counts, each newly formed pair getting a fresh entry for the words it appeared in.
+   A pair merged twice (two merges can make the same string) keeps its last rank. */
+typedef struct ds__tw {
+    int32_t *sym;
+    int32_t n;
+    int64_t count;
+} ds__tw;
+
+typedef struct ds__th {
+    int64_t count;
+    uint64_t pair;
+    size_t pos, n_pos;   /* word indices in the trainer's pool */
+} ds__th;
+
+typedef struct ds__pc_slot {
+    uint64_t key;
+    int64_t count;
+    int used;
+} ds__pc_slot;
+
+typedef struct ds__tr_formed {
+    uint64_t pair;
+    uint32_t word;
+} ds__tr_formed;
+
+typedef struct ds__tr_merge {
+    uint64_t pair;
+    int32_t tok;
+} ds__tr_merge;
+
+typedef struct ds__trainer {
+    ds_tokenizer *pre;           /* scanners only */
+    /* distinct words: bytes -> count */
+    ds__buf word_bytes;
+    size_t *word_off;            /* n_words + 1 */
+    int64_t *word_count;
+    uint32_t *word_slot, word_mask;
+    size_t n_words, cap_words, cap_count;
+    /* training state */
+    ds__tw *w;
+    ds__pc_slot *pc;
+    uint32_t pc_mask;
+    size_t pc_used;
+    ds__th *heap;
+    size_t heap_n, heap_cap;
+    int32_t *pool;
+    size_t pool_n, pool_cap;
+    ds__tr_formed *chg;          /* pairs formed this round, with their word */
+    size_t chg_n, chg_cap;
+    /* vocabulary */
+    ds__buf text;
+    size_t *tok_off;
+    size_t n_tok, cap_tok;
+    uint32_t *tok_slot, tok_mask;
+    ds__tr_merge *merges;        /* in the order made */
+    size_t n_merges, cap_merges;
+    int oom;
+} ds__trainer;
+
+static int ds__tr_heap_before(const ds__th *a, const ds__th *b) {
+    if (a->count != b->count) return a->count > b->count;
+    return a->pair < b->pair;
+}
+
+static void ds__tr_push(ds__trainer *tr, ds__th e) {
+    size_t i;
+    if (!ds__grow(DS__CAST(void **, &tr->heap), &tr->heap_cap, tr->heap_n + 1, sizeof e)) {
+        tr->oom = 1;
+        return;
+    }
+    i = tr->heap_n++;
+    while (i > 0 && ds__tr_heap_before(&e, &tr->heap[(i - 1) / 2])) {
+        tr->heap[i] = tr->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    tr->heap[i] = e;
+}
+
+static ds__th ds__tr_pop(ds__trainer *tr) {
+    ds__th top = tr->heap[0], v = tr->heap[--tr->heap_n];
+    size_t i = 0, n = tr->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && ds__tr_heap_before(&tr->heap[c + 1], &tr->heap[c])) c++;
+        if (!ds__tr_heap_before(&tr->heap[c], &v)) break;
+        tr->heap[i] = tr->heap[c];
+        i = c;
+    }
+    if (n) tr->heap[i] = v;
+    return top;
+}
+
+/* pair count slot (created at 0 when absent) */
+static ds__pc_slot *ds__tr_pc(ds__trainer *tr, uint64_t key) {
+    uint32_t h;
+    if ((tr->pc_used + 1) * 2 > (size_t)tr->pc_mask + 1) {
+        uint32_t cap = (tr->pc_mask + 1) * 2, j;
+        ds__pc_slot *old = tr->pc, *nw = DS__CAST(ds__pc_slot *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return NULL;
+        }
+        for (j = 0; j <= tr->pc_mask; j++) {
+            if (!old[j].used) continue;
+            h = (uint32_t)ds__hash_u64(old[j].key) & (cap - 1);
+            while (nw[h].used) h = (h + 1) & (cap - 1);
+            nw[h] = old[j];
+        }
+        ds_free(old);
+        tr->pc = nw;
+        tr->pc_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_u64(key) & tr->pc_mask;
+    while (tr->pc[h].used && tr->pc[h].key != key) h = (h + 1) & tr->pc_mask;
+    if (!tr->pc[h].used) {
+        tr->pc[h].used = 1;
+        tr->pc[h].key = key;
+        tr->pc_used++;
+    }
+    return &tr->pc[h];
+}
+
+static int32_t ds__tr_find_tok(const ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask, slot;
+    while ((slot = tr->tok_slot[h]) != 0) {
+        size_t a = tr->tok_off[slot - 1], b = tr->tok_off[slot];
+        if (b - a == n && memcmp(tr->text.p + a, s, n) == 0) return (int32_t)(slot - 1);
+        h = (h + 1) & tr->tok_mask;
+    }
+    return -1;
+}
+
+/* appends a token (the table is sized for the final vocabulary up front) */
+static int32_t ds__tr_add_tok(ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask;
+    int32_t id = (int32_t)tr->n_tok;
+    if (!ds__grow(DS__CAST(void **, &tr->tok_off), &tr->cap_tok, tr->n_tok + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return -1;
+    }
+    ds__buf_put(&tr->text, s, n);
+    tr->tok_off[tr->n_tok + 1] = tr->text.n;
+    tr->n_tok++;
+    while (tr->tok_slot[h]) h = (h + 1) & tr->tok_mask;
+    tr->tok_slot[h] = (uint32_t)id + 1;
+    return id;
+}
+
+/* counts one pre-tokenized piece */
+static void ds__tr_word(ds__tok_run *r, const unsigned char *p, size_t n) {
+    ds__trainer *tr = DS__CAST(ds__trainer *, r->user);
+    uint32_t h, slot;
+    if (!n || tr->oom) return;
+    if ((tr->n_words + 1) * 2 > (size_t)tr->word_mask + 1) {
+        uint32_t cap = (tr->word_mask + 1) * 2, j;
+        uint32_t *nw = DS__CAST(uint32_t *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j <= tr->word_mask; j++) {
+            uint32_t s = tr->word_slot[j];
+            if (!s) continue;
+            h = (uint32_t)ds__hash_bytes(tr->word_bytes.p + tr->word_off[s - 1], tr->word_off[s] - tr->word_off[s - 1]) & (cap - 1);
+            while (nw[h]) h = (h + 1) & (cap - 1);
+            nw[h] = s;
+        }
+        ds_free(tr->word_slot);
+        tr->word_slot = nw;
+        tr->word_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_bytes(p, n) & tr->word_mask;
+    while ((slot = tr->word_slot[h]) != 0) {
+        size_t a = tr->word_off[slot - 1], b = tr->word_off[slot];
+        if (b - a == n && memcmp(tr->word_bytes.p + a, p, n) == 0) {
+            tr->word_count[slot - 1]++;
+            return;
+        }
+        h = (h + 1) & tr->word_mask;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_off), &tr->cap_words, tr->n_words + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_count), &tr->cap_count, tr->n_words + 1, sizeof(int64_t))) {
+        tr->oom = 1;
+        return;
+    }
+    ds__buf_put(&tr->word_bytes, p, n);
+    tr->word_off[tr->n_words + 1] = tr->word_bytes.n;
+    tr->word_count[tr->n_words] = 1;
+    tr->word_slot[h] = (uint32_t)++tr->n_words;
+}
+
+static int ds__tr_formed_cmp(const void *x, const void *y) {
+    const ds__tr_formed *a = (const ds__tr_formed *)x, *b = (const ds__tr_formed *)y;
+    if (a->pair != b->pair) return a->pair < b->pair ? -1 : 1;
+    return a->word < b->word ? -1 : a->word > b->word;
+}
+
+static void ds__tr_formed_add(ds__trainer *tr, uint64_t pair, uint32_t word) {
+    if (!ds__grow(DS__CAST(void **, &tr->chg), &tr->chg_cap, tr->chg_n + 1, sizeof *tr->chg)) {
+        tr->oom = 1;
+        return;
+    }
+    tr->chg[tr->chg_n].pair = pair;
+    tr->chg[tr->chg_n].word = word;
+    tr->chg_n++;
+}
+
+/* one heap entry per pair formed this round, listing the (distinct) words it formed in */
+static void ds__tr_push_formed(ds__trainer *tr) {
+    size_t i = 0;
+    qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);
+    while (i < tr->chg_n && !tr->oom) {
+        ds__th e;
+        size_t j = i;
+        ds__pc_slot *pc = ds__tr_pc(tr, tr->chg[i].pair);
+        if (!pc) return;
+        e.pair = tr->chg[i].pair;
+        e.count = pc->count;
+        e.pos = tr->pool_n;
+        for (; j < tr->chg_n && tr->chg[j].pair == e.pair; j++) {
+            if (j > i && tr->chg[j].word == tr->chg[j - 1].word) continue;
+            if (!ds__grow(DS__CAST(void **, &tr->pool), &tr->pool_cap, tr->pool_n + 1, sizeof(int32_t))) {
+                tr->oom = 1;
+                return;
+            }
+            tr->pool[tr->pool_n++] = (int32_t)tr->chg[j].word;
+        }
+        e.n_pos = tr->pool_n - e.pos;
+        if (e.count > 0) ds__tr_push(tr, e);
+        else tr->pool_n = e.pos;
+        i = j;
+    }
+    tr->chg_n = 0;
+}
+
+static uint64_t ds__pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+static void ds__tr_count(ds__trainer *tr, uint64_t pair, int64_t delta) {
+    ds__pc_slot *pc = ds__tr_pc(tr, pair);
+    if (pc) pc->count += delta;
+}
+
+/* merges (a, b) -> c throughout word wi, left to right without overlap, updating the
+   neighbouring pairs' counts */
+static void ds__tr_merge_word(ds__trainer *tr, uint32_t wi, int32_t a, int32_t b, int32_t c) {
+    ds__tw *w = &tr->w[wi];
+    int32_t i = 0, k;
+    while (i < w->n - 1) {
+        if (w->sym[i] != a || w->sym[i + 1] != b) {
+            i++;
+            continue;
+        }
+        if (i > 0) {
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], a), -w->count);
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], c), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(w->sym[i - 1], c), wi);
+        }
+        w->sym[i] = c;
+        for (k = i + 1; k < w->n - 1; k++) w->sym[k] = w->sym[k + 1];
+        w->n--;
+        if (i < w->n - 1) {
+            ds__tr_count(tr, ds__pair_key(b, w->sym[i + 1]), -w->count);
+            ds__tr_count(tr, ds__pair_key(c, w->sym[i + 1]), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(c, w->sym[i + 1]), wi);
+        }
+        i++;
+    }
+}
+
+/* the 256 byte symbols in code point order, after the special tokens */
+static ds_status ds__tr_alphabet(ds__trainer *tr, const ds_bpe_train_config *cfg, int32_t *byte_id) {
+    int i, cp;
+    for (i = 0; i < cfg->n_special; i++) {
+        const char *s = cfg->special_tokens[i];
+        if (!s || !*s) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: special token %d is empty", i);
+        if (ds__tr_find_tok(tr, s, strlen(s)) < 0) ds__tr_add_tok(tr, s, strlen(s));
+    }
+    for (cp = 0; cp < 324; cp++) {
+        char tmp[4];
+        int b = tr->pre->char_byte[cp];
+        if (b < 0) continue;
+        byte_id[b] = ds__tr_find_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+        if (byte_id[b] < 0) byte_id[b] = ds__tr_add_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+    }
+    return tr->oom || tr->text.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+/* words as byte symbols, and the first heap entries */
+static void ds__tr_words(ds__trainer *tr, const int32_t *byte_id) {
+    size_t i;
+    int32_t j;
+    tr->w = DS__CAST(ds__tw *, ds__calloc(tr->n_words + 1, sizeof(ds__tw)));
+    if (!tr->w) {
+        tr->oom = 1;
+        return;
+    }
+    for (i = 0; i < tr->n_words && !tr->oom; i++) {
+        const unsigned char *p = (const unsigned char *)tr->word_bytes.p + tr->word_off[i];
+        ds__tw *w = &tr->w[i];
+        w->n = (int32_t)(tr->word_off[i + 1] - tr->word_off[i]);
+        w->count = tr->word_count[i];
+        w->sym = DS__CAST(int32_t *, ds__calloc((size_t)w->n, sizeof(int32_t)));
+        if (!w->sym) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j < w->n; j++) w->sym[j] = byte_id[p[j]];
+        for (j = 0; j + 1 < w->n; j++) {
+            uint64_t key = ds__pair_key(w->sym[j], w->sym[j + 1]);
+            ds__tr_count(tr, key, w->count);
+            ds__tr_formed_add(tr, key, (uint32_t)i);
+        }
+    }
+    ds__tr_push_formed(tr);
+}
+
+static void ds__tr_merges(ds__trainer *tr, const ds_bpe_train_config *cfg, size_t vocab_size) {
+    ds__buf cat;
+    memset(&cat, 0, sizeof cat);
+    while (tr->n_tok < vocab_size && tr->heap_n && !tr->oom) {
+        ds__th top = ds__tr_pop(tr);
+        ds__pc_slot *pc = ds__tr_pc(tr, top.pair);
+        int32_t a = (int32_t)(top.pair >> 32), b = (int32_t)(top.pair & 0xFFFFFFFFu), c;
+        size_t k;
+        if (!pc) break;
+        if (top.count != pc->count) {
+            top.count = pc->count;
+            ds__tr_push(tr, top);
+            continue;
+        }
+        if (top.count < 1 || (int64_t)cfg->min_frequency > top.count) break;
+        cat.n = 0;
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[a], tr->tok_off[a + 1] - tr->tok_off[a]);
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[b], tr->tok_off[b + 1] - tr->tok_off[b]);
+        if (cat.oom) {
+            tr->oom = 1;
+            break;
+        }
+        if ((c = ds__tr_find_tok(tr, cat.p, cat.n)) < 0) c = ds__tr_add_tok(tr, cat.p, cat.n);
+        if (c < 0 || !ds__grow(DS__CAST(void **, &tr->merges), &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges)) {
+            tr->oom = 1;
+            break;
+        }
+        tr->merges[tr->n_merges].pair = top.pair;
+        tr->merges[tr->n_merges++].tok = c;
+        for (k = 0; k < top.n_pos; k++) ds__tr_merge_word(tr, (uint32_t)tr->pool[top.pos + k], a, b, c);
+        ds__tr_push_formed(tr);
+        if (cfg->progress && (tr->n_merges & 255) == 0) cfg->progress(cfg->user, "merges", (double)tr->n_tok / (double)vocab_size);
+    }
+    ds__buf_free(&cat);
+}
+
+static ds_status ds__tr_collect(ds__trainer *tr, const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts) {
+    ds__tok_run r;
+    int i;
+    memset(&r, 0, sizeof r);
+    r.t = tr->pre;
+    r.on_piece = ds__tr_word;
+    r.user = tr;
+    for (i = 0; i < n_texts && !tr->oom; i++) {
+        size_t len = lens ? lens[i] : strlen(texts[i]), at = 0, clean_len;
+        char *clean = NULL;
+        const char *text = texts[i];
+        if (ds__utf8_valid_prefix(text, len) < len) {
+            if (!(clean = ds__utf8_sanitize(text, len, &clean_len))) return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+            text = clean;
+            len = clean_len;
+        }
+        while (at < len && !tr->oom) {
+            const char *nl = DS__CAST(const char *, memchr(text + at, '\n', len - at));
+            size_t end = nl ? (size_t)(nl - text) + 1 : len;
+            ds__tok_segment(&r, (const unsigned char *)text + at, end - at, 1);
+            at = end;
+            if (cfg->progress && ((at >> 20) != ((at - (end - at)) >> 20))) cfg->progress(cfg->user, "words", ((double)i + (double)at / (double)len) / n_texts);
+        }
+        ds_free(clean);
+    }
+    ds__tok_run_free(&r);
+    return tr->oom || r.oom || tr->word_bytes.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+static void ds__tr_free(ds__trainer *tr) {
+    size_t i;
+    ds_tokenizer_free(tr->pre);
+    ds__buf_free(&tr->word_bytes);
+    ds_free(tr->word_off);
+    ds_free(tr->word_count);
+    ds_free(tr->word_slot);
+    for (i = 0; tr->w && i < tr->n_words; i++) ds_free(tr->w[i].sym);
+    ds_free(tr->w);
+    ds_free(tr->pc);
+    ds_free(tr->heap);
+    ds_free(tr->pool);
+    ds_free(tr->chg);
+    ds__buf_free(&tr->text);
+    ds_free(tr->tok_off);
+    ds_free(tr->tok_slot);
+    ds_free(tr->merges);
+}
+
+/* the trained vocabulary as a tokenizer: a pair merged twice keeps its last rank */
+static ds_status ds__tr_finish(ds__trainer *tr, const ds_bpe_train_config *cfg, ds_tokenizer **out) {
+    ds__tok_spec sp;
+    ds__span *tokens = DS__CAST(ds__span *, ds__calloc(tr->n_tok + 1, sizeof(ds__span)));
+    ds__span *merges = DS__CAST(ds__span *, ds__calloc(2 * tr->n_merges + 1, sizeof(ds__span)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc(tr->n_tok + 1, sizeof(int32_t)));
+    uint8_t *last = DS__CAST(uint8_t *, ds__calloc(tr->n_merges + 1, 1));
+    size_t i, j, nm = 0;
+    ds_status s;
+    if (!tokens || !merges || !types || !last) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+        goto done;
+    }
+    for (i = 0; i < tr->n_tok; i++) {
+        tokens[i].p = tr->text.p + tr->tok_off[i];
+        tokens[i].n = tr->tok_off[i + 1] - tr->tok_off[i];
+        types[i] = (int)i < cfg->n_special ? DS__TT_CONTROL : DS__TT_NORMAL;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        last[i] = 1;
+        for (j = i + 1; j < tr->n_merges && last[i]; j++)
+            if (tr->merges[j].pair == tr->merges[i].pair) last[i] = 0;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        int32_t a = (int32_t)(tr->merges[i].pair >> 32), b = (int32_t)(tr->merges[i].pair & 0xFFFFFFFFu);
+        if (!last[i]) continue;
+        merges[2 * nm] = tokens[a];
+        merges[2 * nm + 1] = tokens[b];
+        nm++;
+    }
+    memset(&sp, 0, sizeof sp);
+    sp.model = DS__TOK_BPE;
+    sp.pre = tr->pre->pre;
+    sp.n_vocab = (int32_t)tr->n_tok;
+    sp.tokens = tokens;
+    sp.types = types;
+    sp.merges = merges;
+    sp.n_merges = (int64_t)nm;
+    sp.bos = sp.eos = sp.eot = sp.eom = sp.unk = sp.pad = -1;
+    sp.what = "bpe_train";
+    if ((s = ds__tok_build(&sp, out)) == DS_OK) ds__tok_guess_eos(*out);
+done:
+    ds_free(tokens);
+    ds_free(merges);
+    ds_free(types);
+    ds_free(last);
+    return s;
+}
+
+static int ds__pre_by_name(const char *name) {
+    int i;
+    if (!name) return DS__PRE_GPT2;
+    for (i = 0; i < DS__PRE_NONE; i++)
+        if (!strcmp(name, ds__pre_names[i])) return i;
+    return -1;
+}
+
+DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out) {
+    ds__trainer tr;
+    int32_t byte_id[256];
+    size_t vocab_size;
+    int pre;
+    ds_status s;
+    if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
+        return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
+    *out = NULL;
+    if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
+    vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
+    if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);
+    memset(&tr, 0, sizeof tr);
+    tr.pre = DS__CAST(ds_tokenizer *, ds__calloc(1, sizeof *tr.pre));
+    tr.word_mask = 1023;
+    tr.word_slot = DS__CAST(uint32_t *, ds__calloc(1024, sizeof(uint32_t)));
+    tr.pc_mask = 1023;
+    tr.pc = DS__CAST(ds__pc_slot *, ds__calloc(1024, sizeof(ds__pc_slot)));
+    tr.tok_mask = ds__pow2_slots(vocab_size + (size_t)cfg->n_special + 256) - 1;
+    tr.tok_slot = DS__CAST(uint32_t *, ds__calloc((size_t)tr.tok_mask + 1, sizeof(uint32_t)));
+    if (!tr.pre || !tr.word_slot || !tr.pc || !tr.tok_slot) {
+        ds__tr_free(&tr);
+        return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    }
+    tr.pre->pre = pre;
+    tr.pre->model = DS__TOK_BPE;
+    ds__byte_map(tr.pre);
+    if ((s = ds__tok_unicode(tr.pre, "bpe_train")) != DS_OK || (s = ds__tr_collect(&tr, cfg, texts, lens, n_texts)) != DS_OK ||
+        (s = ds__tr_alphabet(&tr, cfg, byte_id)) != DS_OK) {
+        ds__tr_free(&tr);
+        return s;
+    }
+    ds__tr_words(&tr, byte_id);
+    ds__tr_merges(&tr, cfg, vocab_size);
+    if (tr.oom || tr.text.oom) s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    else s = ds__tr_finish(&tr, cfg, out);
+    if (cfg->progress) cfg->progress(cfg->user, "merges", 1.0);
+    ds__tr_free(&tr);
     return s;
 }
 
