@@ -693,14 +693,19 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
 /* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
    `scale`, the loss being the mean over this micro-batch). */
 DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Next-token probabilities (n_vocab floats) after tokens[0..T), T <= seq_len: the training
+   forward on one sequence, for sampling from a model while it trains. */
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
 /* Peak bytes of the activation arena (what recompute shrinks). */
 DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
 /* Matmul floating-point operations of one optimizer step (forward + backward). */
 DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
-/* Seconds spent in matmuls since creation (for the fraction-of-peak figure). */
+/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
+   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
 
 /* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
@@ -716,9 +721,11 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
    file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
 
-/* Measured f32 FMA peak of this machine (GFLOP/s) with n_threads threads: a register-only FMA
-   loop of the widest vector unit the kernels use, run for about `seconds`. */
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds);
+/* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
+   register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
+   per_core (may be NULL) receives the rate per second of thread CPU time: one core's peak,
+   which other programs sharing the machine do not distort. */
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core);
 
 
 #ifdef __cplusplus
@@ -9146,7 +9153,21 @@ typedef struct ds__gemm_ws {
     float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
     int *busy;            /* slot claimed by a running task (atomic) */
     double seconds;       /* wall time spent in ds__gemm */
+    double cpu_seconds;   /* process CPU time spent in ds__gemm */
 } ds__gemm_ws;
+
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
 
 /* one K slice x N block of a product */
 typedef struct ds__gemm_args {
@@ -9270,9 +9291,9 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
 }
 
 #if defined(DS__X86_SIMD)
-#define DS__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-#define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
-#define DS__AVX2 __attribute__((target("avx2,fma")))
+#define DS__TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DS__TR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define DS__TR_AVX2 __attribute__((target("avx2,fma")))
 
 /* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
 #define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
@@ -9294,7 +9315,7 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
     } while (0)
 
 /* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
-DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     int k;
@@ -9314,7 +9335,7 @@ DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, i
 }
 
 /* the same tile with vdpbf16ps: each instruction adds two K steps */
-DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
     const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -9336,7 +9357,7 @@ DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const flo
 }
 
 /* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
-DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     int q;
     for (q = 0; q < 4; q++) {
         int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
@@ -9366,11 +9387,20 @@ DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int k
 }
 
 /* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
-DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     uint16_t *o = (uint16_t *)(void *)strip;
     int k, c;
+    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
+        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+        for (k = 0; k < kc; k += 2) {
+            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
+        }
+        return;
+    }
     for (k = 0; k < kc; k += 2) {
         const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
         __m512i out[4];
@@ -9397,7 +9427,7 @@ static ds__micro_fn ds__gemm_pick(int bf16) {
 }
 static void ds__gemm_to_bf16(float *strip, int kc, int w) {
 #if defined(DS__X86_SIMD)
-    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && w % 16 == 0) {
+    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && (w % 16 == 0 || w == 8)) {
         ds__pack_to_bf16_avx512(strip, kc, w);
         return;
     }
@@ -9473,7 +9503,7 @@ static void ds__gemm_ws_free(ds__gemm_ws *ws) {
 static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
                      const float *B, int ldb, float *C, int ldc, int acc) {
     ds__gemm_args g;
-    double t0 = ds_time();
+    double t0 = ds_time(), c0 = ds__cpu_time(0);
     int want = 4 * ds_pool_size(ws->pool);
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -9499,6 +9529,7 @@ static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, in
         }
     }
     ws->seconds += ds_time() - t0;
+    ws->cpu_seconds += ds__cpu_time(0) - c0;
 }
 
 /* ---- reduced-precision emulation ---------------------------------------------------------- */
@@ -9657,13 +9688,7 @@ static void ds__rope_table(float *cs, int T, int n_rot, float base) {
         }
 }
 
-typedef struct ds__attn_args {
-    float *y, *probs, *dq, *dk, *dv;
-    const float *q, *k, *v, *dy, *yc, *pc;
-    int B, T, H, Hkv, hd;
-} ds__attn_args;
-
-static float ds__dot(const float *a, const float *b, int n) {
+static float ds__dot_scalar(const float *a, const float *b, int n) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     int i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -9675,10 +9700,55 @@ static float ds__dot(const float *a, const float *b, int n) {
     for (; i < n; i++) s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
 }
-static void ds__axpy(float *y, float a, const float *x, int n) {
+static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
+#if defined(DS__X86_SIMD)
+DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif
+/* the attention inner products: picked once per attention call */
+typedef struct ds__vec_fns {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);
+} ds__vec_fns;
+static ds__vec_fns ds__vec_pick(void) {
+    ds__vec_fns f;
+    f.dot = ds__dot_scalar;
+    f.axpy = ds__axpy_scalar;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) {
+        f.dot = ds__dot_avx512;
+        f.axpy = ds__axpy_avx512;
+    }
+#endif
+    return f;
+}
+
+typedef struct ds__attn_args {
+    float *y, *probs, *dq, *dk, *dv;
+    const float *q, *k, *v, *dy, *yc, *pc;
+    int B, T, H, Hkv, hd;
+    ds__vec_fns f;
+} ds__attn_args;
 
 /* one task per (batch, kv head): the query heads of its group, causal softmax(q k^T / sqrt(hd)) v.
    q, y: (N, H, hd); k, v: (N, Hkv, hd); probs: (B, H, T, T) (lower triangle) */
@@ -9694,14 +9764,14 @@ static void ds__attention_rows(void *ctx, int task, int n) {
             float *p = a->probs + (((size_t)b * a->H + h) * a->T + t) * a->T;
             float *y = a->y + ((size_t)b * a->T + t) * qs + h * a->hd, mx = -FLT_MAX, sum = 0.0f;
             for (j = 0; j <= t; j++) {
-                p[j] = scale * ds__dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                p[j] = scale * a->f.dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
                 mx = DS__MAX(mx, p[j]);
             }
             for (j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
             memset(y, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 p[j] /= sum;
-                ds__axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                a->f.axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
             }
         }
 }
@@ -9710,6 +9780,7 @@ static void ds__attention_forward(ds_pool *pool, float *y, float *probs, const f
     ds__attn_args a;
     memset(&a, 0, sizeof a);
     a.y = y; a.probs = probs; a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
     ds_pool_run(pool, ds__attention_rows, &a, B * Hkv);
 }
 /* dp_j = dy . v_j; ds_j = p_j (dp_j - dy . y) (since sum_j p_j v_j = y); dq += scale sum ds_j k_j,
@@ -9730,14 +9801,14 @@ static void ds__attention_back_rows(void *ctx, int task, int n) {
             size_t r = (size_t)b * a->T + t;
             const float *q = a->q + r * qs + h * a->hd, *dy = a->dy + r * qs + h * a->hd;
             const float *p = a->pc + (((size_t)b * a->H + h) * a->T + t) * a->T;
-            float *dq = a->dq + r * qs + h * a->hd, dyy = ds__dot(dy, a->yc + r * qs + h * a->hd, a->hd);
+            float *dq = a->dq + r * qs + h * a->hd, dyy = a->f.dot(dy, a->yc + r * qs + h * a->hd, a->hd);
             memset(dq, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 size_t rj = ((size_t)b * a->T + j) * ks + g * a->hd;
-                float ds = p[j] * (ds__dot(dy, a->v + rj, a->hd) - dyy) * scale;
-                ds__axpy(dq, ds, a->k + rj, a->hd);
-                ds__axpy(a->dk + rj, ds, q, a->hd);
-                ds__axpy(a->dv + rj, p[j], dy, a->hd);
+                float ds = p[j] * (a->f.dot(dy, a->v + rj, a->hd) - dyy) * scale;
+                a->f.axpy(dq, ds, a->k + rj, a->hd);
+                a->f.axpy(a->dk + rj, ds, q, a->hd);
+                a->f.axpy(a->dv + rj, p[j], dy, a->hd);
             }
         }
 }
@@ -9748,6 +9819,7 @@ static void ds__attention_backward(ds_pool *pool, float *dq, float *dk, float *d
     memset(&a, 0, sizeof a);
     a.dq = dq; a.dk = dk; a.dv = dv; a.dy = dy; a.yc = y; a.pc = probs;
     a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
     ds_pool_run(pool, ds__attention_back_rows, &a, B * Hkv);
 }
 
@@ -10139,6 +10211,7 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
 }
 DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
 DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
 DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
     double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
@@ -10254,7 +10327,8 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
-        if (tr->tc.recompute) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        /* the shared activation set still holds the last layer from the forward */
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
     ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
@@ -10273,6 +10347,15 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
     if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
     if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
     *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs) {
+    ds_status st;
+    if (!tr || !probs) return ds__fail(DS_ERR_INVALID_ARG, "trainer_next_probs: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, tokens, 1, T)) != DS_OK) return st;
+    ds__tr_forward(tr, tokens, tokens, 1, T);
+    memcpy(probs, tr->logits + (size_t)(T - 1) * tr->V, sizeof(float) * (size_t)tr->V);
     return DS_OK;
 }
 
@@ -10814,7 +10897,7 @@ static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
         ptrs[i] = names[i];
     }
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
@@ -10844,14 +10927,17 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
 /* ---- f32 FMA peak ------------------------------------------------------------------------- */
 typedef struct ds__peak_args {
     double seconds;
-    double *flops;
+    double *flops, *cpu;
 } ds__peak_args;
 
 #if defined(DS__X86_SIMD)
 /* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
-DS__AVX512 static double ds__peak_avx512(long iters) {
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+DS__TR_AVX512 static double ds__peak_avx512(long iters) {
+    /* distinct starting values: equal chains would be merged by the compiler */
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     long i;
     float out[16];
@@ -10866,8 +10952,10 @@ DS__AVX512 static double ds__peak_avx512(long iters) {
     _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
     return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
 }
-DS__AVX2 static double ds__peak_avx2(long iters) {
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0;
+DS__TR_AVX2 static double ds__peak_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     long i;
     float out[8];
@@ -10882,7 +10970,7 @@ DS__AVX2 static double ds__peak_avx2(long iters) {
 }
 #endif
 static double ds__peak_scalar(long iters) {
-    float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
     long i;
     int k;
     for (i = 0; i < iters; i++)
@@ -10892,7 +10980,7 @@ static double ds__peak_scalar(long iters) {
 
 static void ds__peak_task(void *ctx, int t, int n) {
     ds__peak_args *a = (ds__peak_args *)ctx;
-    double t0 = ds_time(), f = 0.0;
+    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
     unsigned feat = ds_cpu_features();
     (void)n;
     while (ds_time() - t0 < a->seconds) {
@@ -10905,28 +10993,34 @@ static void ds__peak_task(void *ctx, int t, int n) {
     }
     (void)feat;
     a->flops[t] = f;
+    a->cpu[t] = ds__cpu_time(1) - c0;
 }
 
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds) {
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) {
     ds_pool *pool = NULL;
     ds_pool_config pc;
     ds__peak_args a;
-    double t0, total = 0.0;
+    double t0, total = 0.0, cpu = 0.0;
     int i, n;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = n_threads;
     if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
     n = ds_pool_size(pool);
     a.seconds = seconds > 0.0 ? seconds : 0.5;
-    a.flops = DS__CAST(double *, ds__calloc((size_t)n, sizeof(double)));
+    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
     if (!a.flops) {
         ds_pool_destroy(pool);
         return 0.0;
     }
+    a.cpu = a.flops + n;
     t0 = ds_time();
     ds_pool_run(pool, ds__peak_task, &a, n);
     t0 = ds_time() - t0;
-    for (i = 0; i < n; i++) total += a.flops[i];
+    for (i = 0; i < n; i++) {
+        total += a.flops[i];
+        cpu += a.cpu[i];
+    }
+    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
     ds_free(a.flops);
     ds_pool_destroy(pool);
     return total / t0 * 1e-9;
