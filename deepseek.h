@@ -8192,41 +8192,42 @@ typedef struct ds__attn_job {
 
 /* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
 #if defined(DS__X86_SIMD)
-DS__AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
+#define DS__INFER_AVX2 __attribute__((target("avx2,fma,f16c")))
+DS__INFER_AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
     for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
 }
-DS__AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
+DS__INFER_AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
 }
-DS__AVX2 static void ds__f16_round_f16c(float *x, int n) {
+DS__INFER_AVX2 static void ds__f16_round_f16c(float *x, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
     for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
-#define DS__HAS_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
+#define DS__INFER_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
 #else
-#define DS__HAS_F16C() 0
+#define DS__INFER_F16C() 0
 #define ds__f16_to_f32_f16c(d, s, n) ((void)0)
 #define ds__f32_to_f16_f16c(d, s, n) ((void)0)
 #define ds__f16_round_f16c(x, n) ((void)0)
 #endif
 static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
     int i;
-    if (DS__HAS_F16C()) ds__f16_to_f32_f16c(dst, src, n);
+    if (DS__INFER_F16C()) ds__f16_to_f32_f16c(dst, src, n);
     else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
 }
 static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
     int i;
-    if (DS__HAS_F16C()) ds__f32_to_f16_f16c(dst, src, n);
+    if (DS__INFER_F16C()) ds__f32_to_f16_f16c(dst, src, n);
     else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
 }
 static void ds__f16_round_row(float *x, int n) {
     int i;
-    if (DS__HAS_F16C()) ds__f16_round_f16c(x, n);
+    if (DS__INFER_F16C()) ds__f16_round_f16c(x, n);
     else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
@@ -8246,7 +8247,7 @@ static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, in
     for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
 }
 #if defined(DS__X86_SIMD)
-DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
     __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
     float all[DS__ATTN_BLOCK];
     int i, d;
@@ -8260,7 +8261,7 @@ DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float
     memcpy(sc, all, (size_t)n * sizeof(float));
 }
 /* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
-DS__AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
+DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
     int d0, i, j;
     for (d0 = 0; d0 < D; d0 += 64) {
         int nv = DS__MIN(64, D - d0) / 8;
@@ -8274,9 +8275,9 @@ DS__AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb,
         for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
     }
 }
-#define DS__HAS_AVX2() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
+#define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
 #else
-#define DS__HAS_AVX2() 0
+#define DS__INFER_FMA() 0
 #define ds__attn_scores_avx2 ds__attn_scores_ref
 #define ds__attn_pv_avx2 ds__attn_pv_ref
 #endif
@@ -8290,7 +8291,7 @@ static void ds__attn_softmax_f16(float *p, int n) {
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__HAS_AVX2() && D % 8 == 0;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA() && D % 8 == 0;
     int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
     size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
