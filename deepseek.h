@@ -506,7 +506,7 @@ typedef struct ds_sampler_config {
     int repeat_last_n;     /* how many recent tokens the penalty looks at (0: 64) */
     uint64_t seed;         /* same seed, same tokens (0: a fixed default seed) */
 } ds_sampler_config;
-typedef struct ds_sampler ds_sampler;
+typedef struct ds_sampler ds_sampler;   /* one thread at a time */
 
 DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out);
 DS_API void ds_sampler_free(ds_sampler *s);
@@ -519,7 +519,8 @@ DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed);   /* clears history,
 /* ---- generation ------------------------------------------------------------------------------
    ds_generate() runs a whole completion; a ds_generator does the same work a few tokens or
    milliseconds at a time, for frame loops. Text reaches the host through on_token as it is
-   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided. */
+   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided.
+   A generator uses its session: both belong to one thread at a time. */
 /* Called with each new piece of completion text; return nonzero to cancel. */
 typedef int (*ds_token_fn)(void *user, int32_t token, const char *text, size_t len);
 
@@ -565,14 +566,16 @@ DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds
    state says whether to call again. */
 DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds);
 DS_API ds_gen_state ds_generator_state(const ds_generator *g);
-/* The completion text so far (NUL-terminated, what on_token received). */
+/* The completion so far: its first *len bytes are what on_token received (text that may still
+   turn into a stop string is held back). Once the generation ended it is NUL-terminated at
+   *len. Valid until the next step or ds_generator_free. */
 DS_API const char *ds_generator_text(const ds_generator *g, size_t *len);
 DS_API const ds_generate_result *ds_generator_result(const ds_generator *g);
 DS_API void ds_generator_free(ds_generator *g);
 /* Whole completion in one call. result may be NULL. */
 DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result);
 
-/* ---- chat templates --------------------------------------------------------------------------- */
+/* ---- chat templates (pure functions of their arguments: thread-safe) ------------------------ */
 typedef enum ds_chat_template {
     DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
     DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
@@ -8840,7 +8843,11 @@ static void ds__gen_emit(ds_generator *g, int32_t token, size_t upto) {
     int cancel = 0;
     if (g->cfg.on_token) cancel = g->cfg.on_token(g->cfg.user, token, g->text + g->emitted, upto - g->emitted);
     g->emitted = upto;
-    if (cancel && g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CANCELLED;
+    if (cancel && g->res.state == DS_GEN_RUNNING) {
+        g->res.state = DS_GEN_CANCELLED;
+        g->len = g->emitted;   /* what was held back is dropped */
+        g->text[g->len] = 0;
+    }
 }
 
 /* one prefill chunk of up to n tokens; the last chunk leaves the logits */
