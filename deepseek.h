@@ -438,6 +438,9 @@ typedef struct ds_model_params {
 /* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
    DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
 DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+/* The same from a GGUF image in memory (aligned to 32 bytes or more); data must outlive the
+   model. */
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out);
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
@@ -7371,16 +7374,17 @@ static ds_status ds__model_load_weights(ds_model *m) {
     return DS_OK;
 }
 
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+/* path, or else the image data[0, size) */
+static ds_status ds__model_load(const char *path, const void *data, size_t size, ds_model **out) {
     ds_model *m;
     ds_status s;
-    (void)p;
-    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
+    if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
     *out = NULL;
     m = DS__CAST(ds_model *, ds__calloc(1, sizeof *m));
     if (!m) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
-    if ((s = ds_gguf_open(path, &m->gguf)) == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK &&
-        (s = ds__model_load_weights(m)) == DS_OK && (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
+    s = path ? ds_gguf_open(path, &m->gguf) : ds_gguf_open_memory(data, size, &m->gguf);
+    if (s == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK && (s = ds__model_load_weights(m)) == DS_OK &&
+        (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
         if (ds_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
             s = ds__fail(DS_ERR_FORMAT, "model: the tokenizer has %d tokens, the embedding %d rows", ds_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
     }
@@ -7391,6 +7395,15 @@ DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_mo
     m->chat = ds__model_detect_chat(m);
     *out = m;
     return DS_OK;
+}
+
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+    (void)p;
+    return ds__model_load(path, NULL, 0, out);
+}
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) {
+    (void)p;
+    return ds__model_load(NULL, data, size, out);
 }
 
 DS_API void ds_model_free(ds_model *m) {
