@@ -477,7 +477,7 @@ typedef struct ds_session_params {
     int n_ctx;        /* 0: min(model's context, 4096) */
     int n_threads;    /* 0: online CPUs (ignored when pool is given) */
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
-    int n_batch;      /* tokens per forward chunk in prefill (0: 256) */
+    int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
 } ds_session_params;
 
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
