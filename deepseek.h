@@ -439,6 +439,9 @@ typedef struct ds_model_params {
 /* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
    DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
 DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+/* The same from a GGUF image in memory (aligned to 32 bytes or more); data must outlive the
+   model. */
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out);
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
@@ -475,7 +478,7 @@ typedef struct ds_session_params {
     int n_ctx;        /* 0: min(model's context, 4096) */
     int n_threads;    /* 0: online CPUs (ignored when pool is given) */
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
-    int n_batch;      /* tokens per forward chunk in prefill (0: 256) */
+    int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
 } ds_session_params;
 
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
@@ -507,7 +510,7 @@ typedef struct ds_sampler_config {
     int repeat_last_n;     /* how many recent tokens the penalty looks at (0: 64) */
     uint64_t seed;         /* same seed, same tokens (0: a fixed default seed) */
 } ds_sampler_config;
-typedef struct ds_sampler ds_sampler;
+typedef struct ds_sampler ds_sampler;   /* one thread at a time */
 
 DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out);
 DS_API void ds_sampler_free(ds_sampler *s);
@@ -520,7 +523,8 @@ DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed);   /* clears history,
 /* ---- generation ------------------------------------------------------------------------------
    ds_generate() runs a whole completion; a ds_generator does the same work a few tokens or
    milliseconds at a time, for frame loops. Text reaches the host through on_token as it is
-   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided. */
+   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided.
+   A generator uses its session: both belong to one thread at a time. */
 /* Called with each new piece of completion text; return nonzero to cancel. */
 typedef int (*ds_token_fn)(void *user, int32_t token, const char *text, size_t len);
 
@@ -566,14 +570,16 @@ DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds
    state says whether to call again. */
 DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds);
 DS_API ds_gen_state ds_generator_state(const ds_generator *g);
-/* The completion text so far (NUL-terminated, what on_token received). */
+/* The completion so far: its first *len bytes are what on_token received (text that may still
+   turn into a stop string is held back). Once the generation ended it is NUL-terminated at
+   *len. Valid until the next step or ds_generator_free. */
 DS_API const char *ds_generator_text(const ds_generator *g, size_t *len);
 DS_API const ds_generate_result *ds_generator_result(const ds_generator *g);
 DS_API void ds_generator_free(ds_generator *g);
 /* Whole completion in one call. result may be NULL. */
 DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result);
 
-/* ---- chat templates --------------------------------------------------------------------------- */
+/* ---- chat templates (pure functions of their arguments: thread-safe) ------------------------ */
 typedef enum ds_chat_template {
     DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
     DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
@@ -694,14 +700,19 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
 /* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
    `scale`, the loss being the mean over this micro-batch). */
 DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Next-token probabilities (n_vocab floats) after tokens[0..T), T <= seq_len: the training
+   forward on one sequence, for sampling from a model while it trains. */
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
 /* Peak bytes of the activation arena (what recompute shrinks). */
 DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
 /* Matmul floating-point operations of one optimizer step (forward + backward). */
 DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
-/* Seconds spent in matmuls since creation (for the fraction-of-peak figure). */
+/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
+   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
 
 /* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
@@ -717,9 +728,11 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
    file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
 
-/* Measured f32 FMA peak of this machine (GFLOP/s) with n_threads threads: a register-only FMA
-   loop of the widest vector unit the kernels use, run for about `seconds`. */
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds);
+/* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
+   register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
+   per_core (may be NULL) receives the rate per second of thread CPU time: one core's peak,
+   which other programs sharing the machine do not distort. */
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core);
 
 
 #ifdef __cplusplus
@@ -8006,9 +8019,8 @@ static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const cha
     uint32_t v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     s = ds_gguf_get_u32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
-    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
     *out = (int)v;
     return DS_OK;
@@ -8019,8 +8031,8 @@ static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const c
     float v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
     s = ds_gguf_get_f32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND) return DS_OK;
     if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
     *out = v;
     return DS_OK;
@@ -8137,7 +8149,7 @@ static int ds__str_has(ds_str s, const char *needle) {
 /* The chat template from tokenizer.chat_template, else from the special tokens present. */
 static int ds__model_detect_chat(const ds_model *m) {
     ds_str t;
-    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
         if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
         if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
         return -1;
@@ -8174,16 +8186,17 @@ static ds_status ds__model_load_weights(ds_model *m) {
     return DS_OK;
 }
 
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+/* path, or else the image data[0, size) */
+static ds_status ds__model_load(const char *path, const void *data, size_t size, ds_model **out) {
     ds_model *m;
     ds_status s;
-    (void)p;
-    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
+    if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
     *out = NULL;
     m = DS__CAST(ds_model *, ds__calloc(1, sizeof *m));
     if (!m) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
-    if ((s = ds_gguf_open(path, &m->gguf)) == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK &&
-        (s = ds__model_load_weights(m)) == DS_OK && (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
+    s = path ? ds_gguf_open(path, &m->gguf) : ds_gguf_open_memory(data, size, &m->gguf);
+    if (s == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK && (s = ds__model_load_weights(m)) == DS_OK &&
+        (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
         if (ds_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
             s = ds__fail(DS_ERR_FORMAT, "model: the tokenizer has %d tokens, the embedding %d rows", ds_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
     }
@@ -8194,6 +8207,15 @@ DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_mo
     m->chat = ds__model_detect_chat(m);
     *out = m;
     return DS_OK;
+}
+
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+    (void)p;
+    return ds__model_load(path, NULL, 0, out);
+}
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) {
+    (void)p;
+    return ds__model_load(NULL, data, size, out);
 }
 
 DS_API void ds_model_free(ds_model *m) {
@@ -8855,6 +8877,7 @@ struct ds_session {
     float *q, *att;               /* (T, H*D) */
     float *k, *v;                 /* (T, Hkv*D) */
     float *gate, *up;             /* (T, F) */
+    float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
@@ -8878,11 +8901,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     return w;
 }
 
-/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
-   of a tile its running max, sum and output accumulator */
-static size_t ds__attn_stride(const ds_model_config *c) {
+/* one attention task's scratch: a K block transposed and a V block, in f32, and for each
+   query row of a tile its f16-rounded query and its scores over the context */
+static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -8891,24 +8914,27 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
-    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
+       or the chunk never reach stay untouched, so an unused context costs no RAM. */
     s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
     s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
-    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
-    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->x = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->xn = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->tmp = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->q = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->att = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->k = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->v = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->gate = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->up = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->rope_cs = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
+    s->rope_sn = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
     s->n_attn_tasks = 4 * ds_pool_size(s->pool);
-    s->attn_stride = ds__attn_stride(c);
-    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    s->attn_stride = ds__attn_stride(c, s->n_ctx);
+    s->attn_scratch = DS__CAST(float *, ds_alloc((size_t)s->n_attn_tasks * s->attn_stride * sizeof(float)));
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
-        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
     return DS_OK;
 }
@@ -8961,6 +8987,8 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->v);
     ds_free(s->gate);
     ds_free(s->up);
+    ds_free(s->rope_cs);
+    ds_free(s->rope_sn);
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s);
@@ -8979,76 +9007,162 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
 }
 
 /* ---- attention ------------------------------------------------------------------------------
-   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
-   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
-   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
-   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+   Causal, grouped-query attention over the f16 cache, with llama.cpp's roundings so logits
+   agree with it: queries rounded to f16 (its K.Q product runs in f16), softmax in f32, then
+   the probabilities rounded to f16 before they weigh V. That rounding needs each row's final
+   normaliser, so a row's scores are kept whole (O(n) per row, never O(n^2)) rather than folded
+   online. A work item is one KV head and a tile of query tokens: its G = H / Hkv query heads
+   and tile tokens share every K and V block converted from f16. */
 typedef struct ds__attn_job {
     ds_session *s;
     int layer, T, pos0;
 } ds__attn_job;
 
-static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
+/* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
+#if defined(DS__X86_SIMD)
+#define DS__INFER_AVX2 __attribute__((target("avx2,fma,f16c")))
+DS__INFER_AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+DS__INFER_AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+DS__INFER_AVX2 static void ds__f16_round_f16c(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
+#define DS__INFER_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
+#else
+#define DS__INFER_F16C() 0
+#define ds__f16_to_f32_f16c(d, s, n) ((void)0)
+#define ds__f32_to_f16_f16c(d, s, n) ((void)0)
+#define ds__f16_round_f16c(x, n) ((void)0)
+#endif
+static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
     int i;
-    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+    if (DS__INFER_F16C()) ds__f16_to_f32_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f32_to_f16_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+static void ds__f16_round_row(float *x, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f16_round_f16c(x, n);
+    else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
-/* online-softmax update of one query row with the scores sc[0..n) of a block */
-static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
-    float m_new = *mx, corr;
+/* The two products of a tile, as small register-blocked GEMMs. Block scores: sc[j] =
+   scale * q . k_j for j < n, from kt, the block transposed (D rows of DS__ATTN_BLOCK keys), so
+   each query element multiplies a row of keys and no horizontal sums are needed. */
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    int j, d;
+    for (j = 0; j < n; j++) sc[j] = 0;
+    for (d = 0; d < D; d++)
+        for (j = 0; j < n; j++) sc[j] += q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j];
+    for (j = 0; j < n; j++) sc[j] *= scale;
+}
+/* o (D) += sum over j < n of p[j] * v_j, v the block's rows (DS__ATTN_BLOCK, D) */
+static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, int n) {
     int j;
-    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
-    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
-    if (corr != 1.0f) {
-        for (j = 0; j < D; j++) acc[j] *= corr;
-        *sum *= corr;
+    for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
+}
+#if defined(DS__X86_SIMD)
+DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
+    float all[DS__ATTN_BLOCK];
+    int i, d;
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_setzero_ps();
+    for (d = 0; d < D; d++) {
+        __m256 qd = _mm256_set1_ps(q[d]);
+        const float *row = kt + (size_t)d * DS__ATTN_BLOCK;
+        for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * i), acc[i]);
     }
-    for (j = 0; j < n; j++) {
-        float p = expf(sc[j] - m_new);
-        *sum += p;
-        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) _mm256_storeu_ps(all + 8 * i, _mm256_mul_ps(acc[i], sv));
+    memcpy(sc, all, (size_t)n * sizeof(float));
+}
+/* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
+DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
+    int d0, i, j;
+    for (d0 = 0; d0 < D; d0 += 64) {
+        int nv = DS__MIN(64, D - d0) / 8;
+        __m256 acc[8];
+        for (i = 0; i < nv; i++) acc[i] = _mm256_loadu_ps(o + d0 + 8 * i);
+        for (j = 0; j < n; j++) {
+            __m256 pj = _mm256_set1_ps(p[j]);
+            const float *v = vb + (size_t)j * D + d0;
+            for (i = 0; i < nv; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+        }
+        for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
     }
-    *mx = m_new;
+}
+#define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
+#else
+#define DS__INFER_FMA() 0
+#define ds__attn_scores_avx2 ds__attn_scores_ref
+#define ds__attn_pv_avx2 ds__attn_pv_ref
+#endif
+
+/* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
+static void ds__attn_softmax_f16(float *p, int n) {
+    ds__softmax(p, n);
+    ds__f16_round_row(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
-    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA() && D % 8 == 0;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores */
+    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D;
     float scale = 1.0f / sqrtf((float)D);
-    for (r = 0; r < rows; r++) {
-        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
-        mx[r] = -INFINITY;
-        sum[r] = 0;
-    }
-    for (j0 = 0; j0 < kend; j0 += B) {
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            r = (t - t0) * G + g;
+            memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
+            ds__f16_round_row(qh + (size_t)r * D, D);
+            memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
+        }
+    for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
-        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
+        for (j = 0; j < nb; j++)
+            for (d = 0; d < D; d++) kt[(size_t)d * B + j] = blk[(size_t)j * D + d];
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
-            if (nv <= 0) continue;
-            for (g = 0; g < G; g++) {
-                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
-                int j;
+            for (g = 0; g < G && nv > 0; g++) {
                 r = (t - t0) * G + g;
-                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
-                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
+                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
             }
         }
     }
     for (t = t0; t < t1; t++)
-        for (g = 0; g < G; g++) {
-            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
-            int d;
-            r = (t - t0) * G + g;
-            inv = 1.0f / sum[r];
-            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
+    for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
+        int nb = DS__MIN(B, kend - j0);
+        ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
+            for (g = 0; g < G && nv > 0; g++) {
+                float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                r = (t - t0) * G + g;
+                if (simd) ds__attn_pv_avx2(o, sc + r * nctx + j0, blk, D, nv);
+                else ds__attn_pv_ref(o, sc + r * nctx + j0, blk, D, nv);
+            }
         }
+    }
 }
 
 /* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
@@ -9075,63 +9189,108 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
-static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+/* Per-token work between the matmuls, fused and split over the pool by tokens: a prefill
+   chunk of hundreds of tokens would otherwise run it on one thread. */
+typedef enum ds__tok_op {
+    DS__TOK_NORM,       /* x += tmp (when add), xn = rmsnorm(x) * w */
+    DS__TOK_QKV,        /* q, k, v biases; rope on q and k; k and v into the cache */
+    DS__TOK_SWIGLU      /* gate = silu(gate) * up */
+} ds__tok_op;
+typedef struct ds__tok_job {
+    ds_session *s;
+    const ds__layer *L;
+    ds__tok_op op;
+    const float *norm_w;
+    int add, il, T, pos0;
+} ds__tok_job;
+
+static void ds__tok_qkv(const ds__tok_job *j, int t) {
+    ds_session *s = j->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
-    for (h = 0; h < Hkv; h++) {
-        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
-        for (t = 0; t < T; t++) {
-            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
-            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
-            for (d = 0; d < D; d++) {
-                kd[d] = ds__f32_to_f16(ks[d]);
-                vd[d] = ds__f32_to_f16(vs[d]);
-            }
+    int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
+    float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+    const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
+    if (j->L->bq) {
+        ds__axpy_f32(q, 1.0f, j->L->bq, QD);
+        ds__axpy_f32(k, 1.0f, j->L->bk, KD);
+        ds__axpy_f32(v, 1.0f, j->L->bv, KD);
+    }
+    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot, c->rope_neox, cs, sn);
+    for (h = 0; h < c->n_head_kv; h++) {
+        size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
+        ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
+        ds__f32_row_to_f16(s->v_cache + at, v + (size_t)h * D, D);
+    }
+}
+
+static void ds__tok_task(void *ctx, int i, int n) {
+    const ds__tok_job *j = DS__CAST(const ds__tok_job *, ctx);
+    ds_session *s = j->s;
+    const ds_model_config *c = &s->m->cfg;
+    int t, C = c->n_embd, F = c->n_ff;
+    for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
+        if (j->op == DS__TOK_NORM) {
+            float *x = s->x + (size_t)t * C;
+            if (j->add) ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+            ds__rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
+        } else if (j->op == DS__TOK_QKV) {
+            ds__tok_qkv(j, t);
+        } else {
+            ds__swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
         }
     }
 }
 
-static void ds__add_bias(float *y, const float *b, int T, int n) {
-    int t;
-    if (!b) return;
-    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int il, int T, int pos0, const float *norm_w, int add) {
+    ds__tok_job j;
+    int n = T < 8 ? 1 : DS__MIN(T / 4, 4 * ds_pool_size(s->pool));
+    j.s = s;
+    j.L = L;
+    j.op = op;
+    j.norm_w = norm_w;
+    j.add = add;
+    j.il = il;
+    j.T = T;
+    j.pos0 = pos0;
+    if (n == 1) ds__tok_task(&j, 0, 1);
+    else ds_pool_run(s->pool, ds__tok_task, &j, n);
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
     ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 
-/* x (T, C) += attention block of layer il over tokens at pos0.. */
-static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+/* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
+   float recurrence (theta_{i+1} = theta_i * base^(-2/n_rot)) so the rotations agree with it to
+   the last bit; shared by every layer */
+static void ds__rope_tables(ds_session *s, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    int half = c->n_rot / 2, t, i;
+    float step = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    for (t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (i = 0; i < half; i++, theta *= step) {
+            s->rope_cs[(size_t)t * half + i] = cosf(theta);
+            s->rope_sn[(size_t)t * half + i] = sinf(theta);
+        }
+    }
+}
+
+/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
+   forward output still to be added (the next norm adds it) */
+static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     ds__matmul_w(s, s->q, s->xn, T, &L->wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->wv);
-    ds__add_bias(s->q, L->bq, T, QD);
-    ds__add_bias(s->k, L->bk, T, KD);
-    ds__add_bias(s->v, L->bv, T, KD);
-    for (t = 0; t < T; t++) {
-        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-    }
-    ds__store_kv(s, il, T, pos0);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
     ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
-}
-
-/* x (T, C) += SwiGLU feed-forward of layer L */
-static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
-    const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
     ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
-    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -9141,15 +9300,21 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    ds__rope_tables(s, T, s->pos);
+    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
     for (il = 0; il < c->n_layer; il++) {
-        ds__attention_block(s, &m->layers[il], il, T, s->pos);
-        ds__ffn_block(s, &m->layers[il], T);
+        ds__layer_forward(s, &m->layers[il], il, T, s->pos);
+        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
     if (!logits) return;
     first = all ? 0 : T - 1;
-    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    for (t = first; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+        ds__rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
+    }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
 }
 
@@ -9503,7 +9668,11 @@ static void ds__gen_emit(ds_generator *g, int32_t token, size_t upto) {
     int cancel = 0;
     if (g->cfg.on_token) cancel = g->cfg.on_token(g->cfg.user, token, g->text + g->emitted, upto - g->emitted);
     g->emitted = upto;
-    if (cancel && g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CANCELLED;
+    if (cancel && g->res.state == DS_GEN_RUNNING) {
+        g->res.state = DS_GEN_CANCELLED;
+        g->len = g->emitted;   /* what was held back is dropped */
+        g->text[g->len] = 0;
+    }
 }
 
 /* one prefill chunk of up to n tokens; the last chunk leaves the logits */
@@ -9569,8 +9738,8 @@ DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_s
         ds_status st;
         if (g->done < g->n_prompt) {
             int n = g->n_prompt - g->done;
-            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
-                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (1 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 1;
                 if (units > 0 && fit < 1) break;
                 n = DS__MIN(n, DS__MAX(fit, 1));
             }
@@ -9817,7 +9986,21 @@ typedef struct ds__gemm_ws {
     float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
     int *busy;            /* slot claimed by a running task (atomic) */
     double seconds;       /* wall time spent in ds__gemm */
+    double cpu_seconds;   /* process CPU time spent in ds__gemm */
 } ds__gemm_ws;
+
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
 
 /* one K slice x N block of a product */
 typedef struct ds__gemm_args {
@@ -9941,8 +10124,9 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
 }
 
 #if defined(DS__X86_SIMD)
-#define DS__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-#define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define DS__TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DS__TR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define DS__TR_AVX2 __attribute__((target("avx2,fma")))
 
 /* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
 #define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
@@ -9964,7 +10148,7 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
     } while (0)
 
 /* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
-DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     int k;
@@ -9984,7 +10168,7 @@ DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, i
 }
 
 /* the same tile with vdpbf16ps: each instruction adds two K steps */
-DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
     const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -10006,7 +10190,7 @@ DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const flo
 }
 
 /* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
-DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     int q;
     for (q = 0; q < 4; q++) {
         int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
@@ -10036,11 +10220,20 @@ DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int k
 }
 
 /* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
-DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     uint16_t *o = (uint16_t *)(void *)strip;
     int k, c;
+    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
+        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+        for (k = 0; k < kc; k += 2) {
+            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
+        }
+        return;
+    }
     for (k = 0; k < kc; k += 2) {
         const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
         __m512i out[4];
@@ -10067,7 +10260,7 @@ static ds__micro_fn ds__gemm_pick(int bf16) {
 }
 static void ds__gemm_to_bf16(float *strip, int kc, int w) {
 #if defined(DS__X86_SIMD)
-    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && w % 16 == 0) {
+    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && (w % 16 == 0 || w == 8)) {
         ds__pack_to_bf16_avx512(strip, kc, w);
         return;
     }
@@ -10143,7 +10336,7 @@ static void ds__gemm_ws_free(ds__gemm_ws *ws) {
 static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
                      const float *B, int ldb, float *C, int ldc, int acc) {
     ds__gemm_args g;
-    double t0 = ds_time();
+    double t0 = ds_time(), c0 = ds__cpu_time(0);
     int want = 4 * ds_pool_size(ws->pool);
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -10169,6 +10362,7 @@ static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, in
         }
     }
     ws->seconds += ds_time() - t0;
+    ws->cpu_seconds += ds__cpu_time(0) - c0;
 }
 
 /* ---- reduced-precision emulation ---------------------------------------------------------- */
@@ -10327,13 +10521,7 @@ static void ds__rope_table(float *cs, int T, int n_rot, float base) {
         }
 }
 
-typedef struct ds__attn_args {
-    float *y, *probs, *dq, *dk, *dv;
-    const float *q, *k, *v, *dy, *yc, *pc;
-    int B, T, H, Hkv, hd;
-} ds__attn_args;
-
-static float ds__dot(const float *a, const float *b, int n) {
+static float ds__dot_scalar(const float *a, const float *b, int n) {
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     int i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -10345,10 +10533,55 @@ static float ds__dot(const float *a, const float *b, int n) {
     for (; i < n; i++) s0 += a[i] * b[i];
     return (s0 + s1) + (s2 + s3);
 }
-static void ds__axpy(float *y, float a, const float *x, int n) {
+static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
+#if defined(DS__X86_SIMD)
+DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif
+/* the attention inner products: picked once per attention call */
+typedef struct ds__vec_fns {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);
+} ds__vec_fns;
+static ds__vec_fns ds__vec_pick(void) {
+    ds__vec_fns f;
+    f.dot = ds__dot_scalar;
+    f.axpy = ds__axpy_scalar;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) {
+        f.dot = ds__dot_avx512;
+        f.axpy = ds__axpy_avx512;
+    }
+#endif
+    return f;
+}
+
+typedef struct ds__attn_args {
+    float *y, *probs, *dq, *dk, *dv;
+    const float *q, *k, *v, *dy, *yc, *pc;
+    int B, T, H, Hkv, hd;
+    ds__vec_fns f;
+} ds__attn_args;
 
 /* one task per (batch, kv head): the query heads of its group, causal softmax(q k^T / sqrt(hd)) v.
    q, y: (N, H, hd); k, v: (N, Hkv, hd); probs: (B, H, T, T) (lower triangle) */
@@ -10364,14 +10597,14 @@ static void ds__attention_rows(void *ctx, int task, int n) {
             float *p = a->probs + (((size_t)b * a->H + h) * a->T + t) * a->T;
             float *y = a->y + ((size_t)b * a->T + t) * qs + h * a->hd, mx = -FLT_MAX, sum = 0.0f;
             for (j = 0; j <= t; j++) {
-                p[j] = scale * ds__dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                p[j] = scale * a->f.dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
                 mx = DS__MAX(mx, p[j]);
             }
             for (j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
             memset(y, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 p[j] /= sum;
-                ds__axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                a->f.axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
             }
         }
 }
@@ -10380,6 +10613,7 @@ static void ds__attention_forward(ds_pool *pool, float *y, float *probs, const f
     ds__attn_args a;
     memset(&a, 0, sizeof a);
     a.y = y; a.probs = probs; a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
     ds_pool_run(pool, ds__attention_rows, &a, B * Hkv);
 }
 /* dp_j = dy . v_j; ds_j = p_j (dp_j - dy . y) (since sum_j p_j v_j = y); dq += scale sum ds_j k_j,
@@ -10400,14 +10634,14 @@ static void ds__attention_back_rows(void *ctx, int task, int n) {
             size_t r = (size_t)b * a->T + t;
             const float *q = a->q + r * qs + h * a->hd, *dy = a->dy + r * qs + h * a->hd;
             const float *p = a->pc + (((size_t)b * a->H + h) * a->T + t) * a->T;
-            float *dq = a->dq + r * qs + h * a->hd, dyy = ds__dot(dy, a->yc + r * qs + h * a->hd, a->hd);
+            float *dq = a->dq + r * qs + h * a->hd, dyy = a->f.dot(dy, a->yc + r * qs + h * a->hd, a->hd);
             memset(dq, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 size_t rj = ((size_t)b * a->T + j) * ks + g * a->hd;
-                float ds = p[j] * (ds__dot(dy, a->v + rj, a->hd) - dyy) * scale;
-                ds__axpy(dq, ds, a->k + rj, a->hd);
-                ds__axpy(a->dk + rj, ds, q, a->hd);
-                ds__axpy(a->dv + rj, p[j], dy, a->hd);
+                float ds = p[j] * (a->f.dot(dy, a->v + rj, a->hd) - dyy) * scale;
+                a->f.axpy(dq, ds, a->k + rj, a->hd);
+                a->f.axpy(a->dk + rj, ds, q, a->hd);
+                a->f.axpy(a->dv + rj, p[j], dy, a->hd);
             }
         }
 }
@@ -10418,6 +10652,7 @@ static void ds__attention_backward(ds_pool *pool, float *dq, float *dk, float *d
     memset(&a, 0, sizeof a);
     a.dq = dq; a.dk = dk; a.dv = dv; a.dy = dy; a.yc = y; a.pc = probs;
     a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
     ds_pool_run(pool, ds__attention_back_rows, &a, B * Hkv);
 }
 
@@ -10809,6 +11044,7 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
 }
 DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
 DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
 DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
     double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
@@ -10924,7 +11160,8 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
-        if (tr->tc.recompute) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        /* the shared activation set still holds the last layer from the forward */
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
     ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
@@ -10943,6 +11180,15 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
     if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
     if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
     *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs) {
+    ds_status st;
+    if (!tr || !probs) return ds__fail(DS_ERR_INVALID_ARG, "trainer_next_probs: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, tokens, 1, T)) != DS_OK) return st;
+    ds__tr_forward(tr, tokens, tokens, 1, T);
+    memcpy(probs, tr->logits + (size_t)(T - 1) * tr->V, sizeof(float) * (size_t)tr->V);
     return DS_OK;
 }
 
@@ -11484,7 +11730,7 @@ static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
         ptrs[i] = names[i];
     }
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
@@ -11514,14 +11760,17 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
 /* ---- f32 FMA peak ------------------------------------------------------------------------- */
 typedef struct ds__peak_args {
     double seconds;
-    double *flops;
+    double *flops, *cpu;
 } ds__peak_args;
 
 #if defined(DS__X86_SIMD)
 /* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
-DS__AVX512 static double ds__peak_avx512(long iters) {
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+DS__TR_AVX512 static double ds__peak_avx512(long iters) {
+    /* distinct starting values: equal chains would be merged by the compiler */
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
     __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
     long i;
     float out[16];
@@ -11536,8 +11785,10 @@ DS__AVX512 static double ds__peak_avx512(long iters) {
     _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
     return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
 }
-DS__AVX2 static double ds__peak_avx2(long iters) {
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0;
+DS__TR_AVX2 static double ds__peak_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
     __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     long i;
     float out[8];
@@ -11552,7 +11803,7 @@ DS__AVX2 static double ds__peak_avx2(long iters) {
 }
 #endif
 static double ds__peak_scalar(long iters) {
-    float a[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
     long i;
     int k;
     for (i = 0; i < iters; i++)
@@ -11562,7 +11813,7 @@ static double ds__peak_scalar(long iters) {
 
 static void ds__peak_task(void *ctx, int t, int n) {
     ds__peak_args *a = (ds__peak_args *)ctx;
-    double t0 = ds_time(), f = 0.0;
+    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
     unsigned feat = ds_cpu_features();
     (void)n;
     while (ds_time() - t0 < a->seconds) {
@@ -11575,28 +11826,34 @@ static void ds__peak_task(void *ctx, int t, int n) {
     }
     (void)feat;
     a->flops[t] = f;
+    a->cpu[t] = ds__cpu_time(1) - c0;
 }
 
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds) {
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) {
     ds_pool *pool = NULL;
     ds_pool_config pc;
     ds__peak_args a;
-    double t0, total = 0.0;
+    double t0, total = 0.0, cpu = 0.0;
     int i, n;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = n_threads;
     if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
     n = ds_pool_size(pool);
     a.seconds = seconds > 0.0 ? seconds : 0.5;
-    a.flops = DS__CAST(double *, ds__calloc((size_t)n, sizeof(double)));
+    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
     if (!a.flops) {
         ds_pool_destroy(pool);
         return 0.0;
     }
+    a.cpu = a.flops + n;
     t0 = ds_time();
     ds_pool_run(pool, ds__peak_task, &a, n);
     t0 = ds_time() - t0;
-    for (i = 0; i < n; i++) total += a.flops[i];
+    for (i = 0; i < n; i++) {
+        total += a.flops[i];
+        cpu += a.cpu[i];
+    }
+    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
     ds_free(a.flops);
     ds_pool_destroy(pool);
     return total / t0 * 1e-9;

@@ -4,7 +4,7 @@
 
 static const char *run_usage =
     "usage: deepseek run -m FILE (-p TEXT | -f FILE) [options]\n"
-    "Prints only the completion on stdout; speed figures go to stderr.\n"
+    "Prints only the completion (and a final newline) on stdout; speed figures go to stderr.\n"
     "  -p TEXT             the prompt\n"
     "  -f FILE             read the prompt from FILE\n"
     "  --stop TEXT         stop when TEXT appears (repeatable, up to 8)\n"
