@@ -337,6 +337,10 @@ enum { DS_TOKENIZE_ADD_BOS = 1, DS_TOKENIZE_PARSE_SPECIAL = 2 };
    match. ids has room for cap ids; *n_out = number of ids. DS_ERR_BOUNDS (with *n_out = the
    count needed) when cap is too small. */
 DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out);
+/* Pre-tokenization alone: the end offset of every piece (added tokens are pieces too), for
+   inspecting how text is split. Offsets refer to the text after ill-formed UTF-8 is replaced
+   by U+FFFD (the text itself when valid). Bounds as ds_tokenize. */
+DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out);
 /* The bytes one token decodes to (byte-level decoded / byte fallback rendered / "▁" as space).
    DS_ERR_BOUNDS (with *n_out = bytes needed) when cap is too small. */
 DS_API ds_status ds_token_to_bytes(const ds_tokenizer *t, int32_t id, char *buf, size_t cap, size_t *n_out);
@@ -364,7 +368,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    merge. Deterministic. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
 typedef struct ds_bpe_train_config {
-    int vocab_size;                     /* 0: 32000 */
+    int vocab_size;                     /* 0: 30000 */
     const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
     const char *const *special_tokens;  /* added first, in order */
     int n_special;
@@ -413,6 +417,11 @@ typedef struct ds_model_config {
     float routed_scale;   /* 0: 1 */
     int norm_topk;        /* renormalise the chosen experts' weights */
     ds_layer_config layers[DS_MAX_LAYERS];
+    /* YaRN RoPE scaling of MLA layers (0: off) */
+    float rope_yarn_factor;
+    int rope_yarn_orig_ctx;
+    float rope_yarn_log_mul;
+    int mla_kv_b_split;   /* deepseek2 files: attn_k_b + attn_v_b instead of attn_kv_b */
 } ds_model_config;
 
 /* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
@@ -435,6 +444,26 @@ DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
 /* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
    tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
+
+// >>api:deepseek
+/* ---- DeepSeek architecture: Multi-head Latent Attention and DeepSeekMoE ----------------------
+   A layer whose config says DS_ATTN_MLA uses MLA: queries through an optional low-rank
+   bottleneck (q_lora_rank), keys and values compressed into one kv_lora_rank latent per token
+   plus one shared RoPE key of qk_rope_dim; only these two are cached (the latent, normed, and the
+   rotated key), and decoding attends in latent space with the key and value up-projections
+   absorbed into the query and the output. A layer with DS_FFN_MOE routes each token to
+   n_expert_used of n_expert SwiGLU experts (softmax or sigmoid gating, an optional selection
+   bias used only to choose, group-limited routing, renormalised weights, routed_scale) and
+   adds n_expert_shared always-on experts. Files use llama.cpp's deepseek2 layout. */
+
+/* Errors (DS_ERR_INVALID_ARG) name the first field the MLA or MoE layers cannot work with. */
+DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c);
+/* Writes the config's deepseek2 metadata (llama.cpp's key names) into w: every layer MLA,
+   dense FFN layers first, MoE layers after (DS_ERR_UNSUPPORTED otherwise). */
+DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w);
+/* KV-cache bytes one token takes over all layers with elem_size-byte elements: MLA layers
+   cache kv_lora_rank + qk_rope_dim values, dense layers 2 * n_head_kv * head_dim. */
+DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size);
 
 // >>api:infer
 /* ---- sessions: KV cache and forward ---------------------------------------------------------
@@ -562,6 +591,142 @@ DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out
 DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
 
 // >>api:train
+/* ---- training ----------------------------------------------------------------------------
+   Build a Llama-family model from a ds_model_config, train it from scratch on token shards,
+   checkpoint and resume bit-exactly, export it as a llama GGUF:
+
+       ds_model_config mc; ds_train_config tc;
+       ds_model_config_parse(text, &mc, &tc, NULL);      (or fill the structs by hand)
+       ds_trainer *tr; ds_trainer_create(&mc, &tc, &tr);
+       ds_train_data *d; ds_train_data_open("train.tok", "val.tok", &d);
+       for (;;) { ds_trainer_step(tr, d, &info); ... }  (info: loss, lr, grad norm, scale)
+       ds_trainer_save_checkpoint(tr, "ckpt.gguf"); ds_trainer_free(tr);
+
+   Parameters, gradients and AdamW moments live in contiguous f32 buffers (master weights are
+   always f32); the matmuls run in the compute precision. A trainer belongs to one thread at a
+   time; it runs its loops on its own thread pool. */
+typedef enum ds_precision {
+    DS_PREC_F32 = 0,
+    DS_PREC_BF16 = 1,   /* AVX512_BF16 dot products where present, emulated otherwise */
+    DS_PREC_FP16 = 2,   /* emulated: operands rounded to IEEE half, f32 accumulation */
+    DS_PREC_FP8 = 3     /* emulated E4M3: 1x128 activation tiles, 128x128 weight blocks */
+} ds_precision;
+
+typedef struct ds_train_config {
+    ds_precision precision;
+    int batch;              /* sequences per micro-batch (0: 4) */
+    int seq_len;            /* tokens per sequence (0: 64) */
+    int grad_accum;         /* micro-batches per optimizer step (0: 1) */
+    int steps;              /* total optimizer steps (0: 1000) */
+    float lr;               /* peak learning rate (0: 3e-4) */
+    float min_lr;           /* end of the cosine decay, a fraction of lr (0: 0.1; < 0: 0) */
+    int warmup;             /* linear warm-up steps (0: none) */
+    float weight_decay;     /* AdamW decay on matrices only (0: 0.1; < 0: none) */
+    float beta1, beta2;     /* 0: 0.9, 0.95 */
+    float adam_eps;         /* 0: 1e-8 */
+    float grad_clip;        /* global-norm clip (0: 1.0; < 0: off) */
+    uint64_t seed;          /* weights, data order (0: 1234) */
+    float init_std;         /* weight init (0: 0.02) */
+    int recompute;          /* 1: activation checkpointing (recompute each layer in backward) */
+    int n_threads;          /* 0: all CPUs */
+    /* dynamic loss scaling (used when precision != f32, or when loss_scale > 0 is given) */
+    float loss_scale;       /* initial scale (0: 65536) */
+    int loss_scale_window;  /* clean steps before doubling (0: 2000) */
+    int no_loss_scaling;    /* 1: never scale */
+    /* the CLI's settings (the library keeps them in checkpoints) */
+    int checkpoint_every;   /* 0: 100 */
+    int keep_checkpoints;   /* 0: 3 */
+    int eval_every;         /* 0: 50 */
+    int eval_batches;       /* 0: 8 */
+} ds_train_config;
+
+/* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
+   n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, norm_eps, rope_base, tied_output,
+   arch, layers.attn = dense, layers.ffn = dense, layer.N.attn / layer.N.ffn) fill mc;
+   training keys (precision, batch, seq_len, grad_accum, steps, lr, min_lr, warmup,
+   weight_decay, beta1, beta2, adam_eps, grad_clip, seed, init_std, recompute, threads,
+   loss_scale, loss_scale_window, checkpoint_every, keep_checkpoints, eval_every,
+   eval_batches) fill tc (which may be NULL: training keys are then errors). Keys not
+   in `text` keep the values already in the structs, so flags can be applied on top by calling
+   again with "key = value". An unknown key, a bad value or an impossible shape is an error
+   naming the line. `where` names the text in messages (a file name; NULL: "config"). */
+DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where);
+/* Fill defaults (0 fields) and check that the shape is trainable. */
+DS_API ds_status ds_model_config_check(ds_model_config *mc);
+
+/* ---- token shards: magic "DSTK", version 1, bytes per token (2 or 4), count, tokens --------- */
+DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab);
+typedef struct ds_train_data ds_train_data;
+/* val_path may be NULL (no validation). */
+DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path, ds_train_data **out);
+DS_API void ds_train_data_free(ds_train_data *d);
+DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val);
+
+/* ---- the trainer --------------------------------------------------------------------------- */
+typedef struct ds_trainer ds_trainer;
+typedef struct ds_train_step_info {
+    int step;               /* the optimizer step just done (1-based) */
+    float loss;             /* mean training loss of the step (all micro-batches) */
+    float lr;
+    float grad_norm;        /* before clipping, unscaled */
+    float loss_scale;       /* scale used for this step (1 when scaling is off) */
+    int skipped;            /* 1: inf/NaN gradients, the update was skipped */
+    int skipped_total;      /* steps skipped so far */
+    double tokens;          /* tokens processed by the step */
+} ds_train_step_info;
+
+DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out);
+DS_API void ds_trainer_free(ds_trainer *tr);
+DS_API const ds_model_config *ds_trainer_model_config(const ds_trainer *tr);
+DS_API const ds_train_config *ds_trainer_train_config(const ds_trainer *tr);
+/* The parameter and gradient buffers (n floats each) for tests and custom optimizers. */
+DS_API float *ds_trainer_params(ds_trainer *tr, size_t *n);
+DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n);
+/* One optimizer step on the next grad_accum micro-batches of d (deterministic from the seed
+   and the step). */
+DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info);
+/* One optimizer step on caller-given tokens: tokens and targets are grad_accum * batch *
+   seq_len ids each. */
+DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info);
+/* Mean loss over (B, T) tokens / targets without touching gradients; B <= batch, T <= seq_len. */
+DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss);
+/* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
+   `scale`, the loss being the mean over this micro-batch). */
+DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Next-token probabilities (n_vocab floats) after tokens[0..T), T <= seq_len: the training
+   forward on one sequence, for sampling from a model while it trains. */
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
+/* Mean validation loss over eval_batches fixed windows of the validation shard. */
+DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
+/* Peak bytes of the activation arena (what recompute shrinks). */
+DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
+/* Matmul floating-point operations of one optimizer step (forward + backward). */
+DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
+/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
+   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
+DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
+DS_API int ds_trainer_step_count(const ds_trainer *tr);
+
+/* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
+   as a GGUF file written atomically (temp file, fsync, rename). Loading restores all of it;
+   training then continues bit-identically to an uninterrupted run. */
+DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path);
+DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path);
+/* Read only the configs stored in a checkpoint (to create the trainer before loading). */
+DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc);
+
+/* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights,
+   tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
+   file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
+
+/* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
+   register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
+   per_core (may be NULL) receives the rate per second of thread CPU time: one core's peak,
+   which other programs sharing the machine do not distort. */
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core);
+
 
 #ifdef __cplusplus
 }
@@ -574,6 +739,9 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 #if defined(DEEPSEEK_IMPLEMENTATION) && !defined(DEEPSEEK_IMPLEMENTATION_DONE_)
 #define DEEPSEEK_IMPLEMENTATION_DONE_
 
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -615,7 +783,11 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 #define DS__TLS __thread
 #define DS__LIKELY(x) __builtin_expect(!!(x), 1)
 #define DS__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#if defined(__MINGW32__) /* its C99 printf (see __USE_MINGW_ANSI_STDIO above) knows %zu */
+#define DS__FMT(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
+#endif
 #define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
@@ -917,7 +1089,7 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define DS__ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 
-static void ds__cpu_relax(void) {
+static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
@@ -946,7 +1118,7 @@ struct ds_pool {
     int quit;
 };
 
-static void ds__pool_work(ds_pool *p) {
+static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p) {
     for (;;) {
         int i = DS__ATOMIC_ADD(&p->next, 1);
         if (i >= p->n) break;
@@ -2137,7 +2309,8 @@ typedef struct ds__mm {
     int T, N, K;
     ds_type wt;
     int n_chunk, t_chunk, n_tiles; /* the task grid: tiles of t_chunk tokens x n_chunk rows */
-    const struct ds__kernel_table *kt;
+    void (*gemm)(const struct ds__mm *m, int t0, int t1, int n0, int n1);
+    void (*quantize)(ds_type at, const float *x, void *dst, int K);
 } ds__mm;
 
 /* y[t0:t1, n0:n1] */
@@ -2197,46 +2370,999 @@ static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int n_rot
     }
 }
 
-/* ---- dispatch ----------------------------------------------------------------------------- */
-/* One table per instruction-set level; ds__kt() picks the best the CPU (and mask) allows. */
-typedef struct ds__kernel_table {
-    const char *name;
-    ds__gemm_fn gemm[DS_TYPE_COUNT_];            /* by weight type; NULL: the reference */
-    void (*quantize_act)(ds_type at, const float *x, void *dst, int64_t n);
-    float (*dot_f32)(const float *a, const float *b, int n);
-    void (*axpy_f32)(float *y, float a, const float *x, int n);
-    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
-    void (*softmax)(float *x, int n);
-    void (*swiglu)(float *y, const float *gate, const float *up, int n);
-    void (*rope_apply)(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn);
-} ds__kernel_table;
-
-static const ds__kernel_table ds__kt_scalar = {
-    "scalar", {0}, ds__quantize_row, ds__dot_f32_scalar, ds__axpy_f32_scalar, ds__rmsnorm_scalar,
-    ds__softmax_scalar, ds__swiglu_scalar, ds__rope_apply_scalar};
-
-static const ds__kernel_table *ds__kt(void) {
-    return &ds__kt_scalar;
+/* ---- fast-path activation rows ------------------------------------------------------------ */
+/* The SIMD matmuls read x quantized to Q8_0 / Q8_1 values laid out for vector loads: int8 q[K]
+   | float d[nb] | float s[nb], each part 64-byte aligned (nb = K / 32). d and s hold the
+   reference's f16-rounded scale and block sum (s = f16(d * sum q)), so the integer dots and
+   the float scales are the reference's exactly. */
+typedef struct ds__qx {
+    const int8_t *q;
+    const float *d, *s;
+} ds__qx;
+#define DS__A64(n) (((size_t)(n) + 63) & ~(size_t)63)
+static DS__MAYBE_UNUSED size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
+static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
+    ds__qx v;
+    size_t a = DS__A64(4 * (size_t)(K / DS__QK));
+    v.q = DS__CAST(const int8_t *, (const void *)row);
+    v.d = DS__CAST(const float *, (const void *)(row + DS__A64(K)));
+    v.s = DS__CAST(const float *, (const void *)(row + DS__A64(K) + a));
+    return v;
+}
+/* the scales of one block from its max |x| and the sum of its quantized values */
+static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
+    ds__qx v = ds__qx_view(row, K);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
+}
+/* an odd block count gets one zero block past the end (q = 0, d = s = 0; the parts' 64-byte
+   alignment leaves room), so kernels may read blocks in pairs */
+static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
+    int nb = K / DS__QK;
+    ds__qx v = ds__qx_view(row, K);
+    if (!(nb & 1)) return;
+    memset(row + K, 0, DS__QK);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[nb] = 0.0f;
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
-/* ---- the internal kernel API -------------------------------------------------------------- */
-static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return ds__kt()->dot_f32(a, b, n); }
-static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { ds__kt()->axpy_f32(y, a, x, n); }
-static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { ds__kt()->rmsnorm(y, x, w, n, eps); }
-static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { ds__kt()->softmax(x, n); }
-static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { ds__kt()->swiglu(y, gate, up, n); }
+/* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
+enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
+static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
+    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
+    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+}
+/* fully unrolled loops over a tile, so its accumulators live in registers */
+#if defined(__GNUC__) || defined(__clang__)
+#define DS__UNROLL4 _Pragma("GCC unroll 4")
+#define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#else
+#define DS__UNROLL4
+#define DS__PREFETCH(p) ((void)0)
+#endif
+
+#if defined(DS__X86_SIMD)
+/* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
+#define DS__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__TARGET_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+
+DS__TARGET_AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__TARGET_AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+DS__TARGET_AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+DS__TARGET_AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+/* roundf per lane (halves away from zero), as ds__round_away */
+DS__TARGET_AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
+    return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
+}
+
+/* x (K) -> a fast-path activation row, the reference's values bit for bit */
+DS__TARGET_AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        __m256 v[4], amax = _mm256_setzero_ps(), id;
+        __m256i q[4], p;
+        float d, m;
+        for (j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + 8 * j);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+        }
+        m = ds__hmax8_avx2(amax);
+        d = m / 127.0f;
+        id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+        for (j = 0; j < 4; j++) q[j] = _mm256_cvttps_epi32(ds__round_away_avx2(_mm256_mul_ps(v[j], id)));
+        p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
+        ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
+    }
+    ds__qx_pad(row, K);
+}
+
+/* ---- quantized matmul tiles -------------------------------------------------------------- */
+/* A tile is up to 4 weight rows x CT tokens over the whole K: each weight block is unpacked once
+   per tile and each activation block loaded once, so prefill reuses both from registers. Per
+   block and (row, token): one integer dot of 32 pairs into 8 int32 lanes, a conversion, and a
+   multiply-add by d_w * d_x; the lanes are summed once at the end. The integer dot differs by
+   instruction set (AVX2 maddubs+madd, AVX-VNNI / AVX512-VNNI dpbusd), so the tile is stamped
+   out once per set by DS__DEFINE_QTILES. The u8 x s8 dots need unsigned weights: Q8_0's sign
+   moves onto x (|w| * sign(x, w)); Q4_0's offset 8 is folded in per lane (each lane starts at
+   -8 * its own 4 x values), so every lane holds an exact partial sum of the true terms and the
+   float rounding stays relative to sum |w x|, as in the reference. */
+
+#define DS__DEFINE_QTILES(ISA, TARGET, DOT_U8S8)                            \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qtile_##ISA(                  \
+        const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {                 \
+        const int nb = m->K / DS__QK;                                                                  \
+        const __m256i lo4 = _mm256_set1_epi8(0x0f), shift = _mm256_setr_epi64x(0, 0, 4, 4);            \
+        const uint8_t *wr[4];                                                                          \
+        ds__qx xr[4];                                                                                  \
+        __m256 acc[4][4];                                                                              \
+        __m128 macc[4];                                                                                \
+        int r, c, b;                                                                                   \
+        DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
+        DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                     \
+            xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);           \
+            macc[c] = _mm_setzero_ps();                                                                \
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
+        }                                                                                              \
+        for (b = 0; b < nb; b++) {                                                                     \
+            __m256i wq[4];                                                                             \
+            __m256 dw[4];                                                                              \
+            __m128 mw = _mm_setzero_ps();                                                              \
+            DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
+                if (kind == DS__QK_Q8_0) {                                                             \
+                    const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
+                    wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(bl->d));                                          \
+                } else {                                                                               \
+                    const uint8_t *qs = wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : 18) + (kind == DS__QK_Q4_1 ? 4 : 2); \
+                    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs)); \
+                    wq[r] = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), lo4);                      \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - (kind == DS__QK_Q4_1 ? 4 : 2)))); \
+                }                                                                                      \
+            }                                                                                          \
+            if (kind == DS__QK_Q4_1) {                                                                 \
+                const ds__block_q4_1 *b0 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[0]) + b;  \
+                const ds__block_q4_1 *b1 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[1]) + b;  \
+                const ds__block_q4_1 *b2 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[2]) + b;  \
+                const ds__block_q4_1 *b3 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[3]) + b;  \
+                mw = _mm_cvtph_ps(_mm_setr_epi16((short)b0->m, (short)b1->m, (short)b2->m, (short)b3->m, 0, 0, 0, 0)); \
+            }                                                                                          \
+            DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                 \
+                const __m256i xq = _mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)); \
+                const __m256 dx = _mm256_set1_ps(xr[c].d[b]);                                          \
+                const __m256i start = kind == DS__QK_Q4_0 ? _mm256_sub_epi32(_mm256_setzero_si256(), DOT_U8S8(_mm256_setzero_si256(), _mm256_set1_epi8(8), xq)) \
+                                                          : _mm256_setzero_si256();                    \
+                DS__UNROLL4 for (r = 0; r < 4; r++) {                                                              \
+                    __m256i p = kind == DS__QK_Q8_0 ? DOT_U8S8(start, _mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xq, wq[r])) \
+                                                    : DOT_U8S8(start, wq[r], xq);                      \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]); \
+                }                                                                                      \
+                if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);   \
+            }                                                                                          \
+        }                                                                                              \
+        DS__UNROLL4 for (c = 0; c < ct; c++) {                                                                     \
+            float mm[4];                                                                               \
+            _mm_storeu_ps(mm, macc[c]);                                                                \
+            DS__UNROLL4 for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
+        }                                                                                              \
+    }                                                                                                  \
+    static inline __attribute__((always_inline, target(TARGET))) void ds__qgemm_##ISA(                  \
+        const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {                             \
+        int n, t;                                                                                      \
+        for (n = n0; n < n1; n += 4) {                                                                 \
+            for (t = t0; t + 4 <= t1; t += 4) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4); \
+            for (; t < t1; t++) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);              \
+        }                                                                                              \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_0, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q4_1, t0, t1, n0, n1);                                               \
+    }                                                                                                  \
+    __attribute__((target(TARGET))) static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+        ds__qgemm_##ISA(m, DS__QK_Q8_0, t0, t1, n0, n1);                                               \
+    }
+
+/* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
+#define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
+DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
+
+/* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
+/* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
+   second half re-reads the last weight block against the activation row's zero padding
+   (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
+#define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
+    const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i m_idx = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    __m512 acc[4][4], macc[4];
+    int r, c, p;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
+    }
+    DS__UNROLL4 for (r = 0; r < 4; r++) macc[r] = _mm512_setzero_ps();
+    for (p = 0; p < nb; p += 2) {
+        const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
+        __m512i wq[4];
+        __m512 dw[4], sx = _mm512_setzero_ps();
+        if (kind == DS__QK_Q4_1) { /* Q4_1's m * s terms of all CT tokens at once: lanes c, 8 + c */
+            __m128 s[4], lo, hi;
+            DS__UNROLL4 for (c = 0; c < 4; c++) s[c] = c < CT ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(xr[c].s + p))) : _mm_setzero_ps();
+            lo = _mm_unpacklo_ps(s[0], s[1]);
+            hi = _mm_unpacklo_ps(s[2], s[3]);
+            sx = _mm512_insertf32x4(_mm512_zextps128_ps512(_mm_movelh_ps(lo, hi)), _mm_movehl_ps(hi, lo), 2);
+        }
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
+            if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
+            /* the f16 scales of both blocks: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
+            __m128 dm = kind == DS__QK_Q4_1
+                            ? _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(*(const int32_t *)(const void *)b0), _mm_cvtsi32_si128(*(const int32_t *)(const void *)b1)))
+                            : _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(*(const uint16_t *)(const void *)b0), _mm_cvtsi32_si128(*(const uint16_t *)(const void *)b1)));
+            if (kind == DS__QK_Q8_0) {
+                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
+                dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm));
+            } else {
+                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
+                                                 _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
+                wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
+                dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) macc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(m_idx, _mm512_castps128_ps512(dm)), sx, macc[r]);
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
+            const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
+            __m512i start = _mm512_setzero_si512();
+            if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                __m512i pr;
+                if (kind == DS__QK_Q8_0) {
+                    /* |w| as the unsigned operand, w's sign moved onto x (no vpsignb on zmm) */
+                    __mmask64 neg = _mm512_movepi8_mask(wq[r]);
+                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[r]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
+                } else {
+                    pr = _mm512_dpbusd_epi32(start, wq[r], xq);
+                }
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
+            }
+        }
+    }
+    for (r = 0; r < nr; r++) {
+        float mm[16];
+        _mm512_storeu_ps(mm, macc[r]);
+        for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]) + (mm[c] + mm[8 + c]);
+    }
+}
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+
+/* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
+/* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
+   or BF16 for BF16 weights (the activation type the reference uses). */
+DS__TARGET_AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
+}
+DS__TARGET_AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    __m256 acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load8_avx2(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            __m256 xv = ds__load8_avx2(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_fmadd_ps(w[r], xv, acc[r][c]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = ds__hsum8_avx2(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+DS__TARGET_AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+DS__TARGET_AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
+   (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
+#define DS__BF16_512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16"
+__attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int K = m->K;
+    int n, t, k, r;
+    for (n = n0; n < n1; n += 4) {
+        const int nr = DS__MIN(4, n1 - n);
+        const uint16_t *wr[4];
+        for (r = 0; r < 4; r++) wr[r] = (const uint16_t *)(const void *)(m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row);
+        for (t = t0; t < t1; t++) {
+            const uint16_t *x = (const uint16_t *)(const void *)(m->xa + (size_t)t * m->xa_row);
+            __m512 acc[4];
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+            for (k = 0; k < K; k += 32) {
+                __mmask32 mk = K - k >= 32 ? 0xffffffffu : (1u << (K - k)) - 1u;
+                __m512i xv = _mm512_maskz_loadu_epi16(mk, x + k);
+                DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)_mm512_maskz_loadu_epi16(mk, wr[r] + k));
+            }
+            for (r = 0; r < nr; r++) m->y[(size_t)t * m->N + n + r] = _mm512_reduce_add_ps(acc[r]);
+        }
+    }
+}
+
+/* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
+/* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
+   once and its 256 values once, then reused per token. Within a super-block everything is
+   integer (the scales enter through madd's 16-bit multiplier), so each super-block's float
+   terms are the reference's bit for bit and only the order of nothing changes. */
+DS__TARGET_AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
+    return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
+}
+
+DS__TARGET_AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                int mn[8];
+                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
+                for (j = 0; j < 8; j++) {
+                    int sc;
+                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
+                    sc16[j] = _mm256_set1_epi16((short)sc);
+                }
+                for (j = 0; j < 4; j++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
+                    q[2 * j] = _mm256_and_si256(v, lo4);
+                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        sq += ds__dot_scaled_avx2(q[j], x->qs + 32 * j, sc16[j]);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
+/* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
+   part comes off through Q8_K's block sums */
+DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    int n, t, i, h, k, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                float d = ds__f16_avx2(w[i].d);
+                for (h = 0; h < 2; h++) {
+                    const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h));
+                    const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h + 32));
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qh + 32 * h));
+                    for (k = 0; k < 4; k++) {
+                        __m256i lo = k & 1 ? lb : la, hi2;
+                        const int8_t *sc = w[i].scales + 8 * h + 2 * k;
+                        lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
+                        hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
+                        q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+                        sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
+                    }
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, so = 0;
+                    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(q[k], x->qs + 32 * k, sc16[k]);
+                    for (k = 0; k < 16; k++) so += w[i].scales[k] * x->bsums[k];
+                    sum[c] += d * x->d * (float)(sq - 32 * so);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
+/* ---- element-wise kernels ------------------------------------------------------------------ */
+DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    float s;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s = ds__hsum8_avx2(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+DS__TARGET_AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+DS__TARGET_AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+    __m256 s0 = _mm256_setzero_ps(), sc;
+    float ss, scale;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), s0);
+    ss = ds__hsum8_avx2(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    sc = _mm256_set1_ps(scale);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
+   exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
+   it is inf; NaN stays NaN. */
+DS__TARGET_AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
+    __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256i e;
+    x = _mm256_min_ps(x, hi);
+    x = _mm256_max_ps(x, lo);
+    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
+    p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    e = _mm256_slli_epi32(_mm256_cvtps_epi32(k), 23);
+    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    p = _mm256_andnot_ps(small, p);
+    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
+}
+
+DS__TARGET_AVX2 static void ds__softmax_avx2(float *x, int n) {
+    __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+    max = ds__hmax8_avx2(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = _mm256_set1_ps(max);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    sum = ds__hsum8_avx2(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    mv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), mv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 e = ds__exp_avx2(_mm256_xor_ps(g, neg));
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        if (neox) {
+            for (; i + 8 <= half; i += 8) {
+                __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half), c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+                _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+                _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            }
+        } else {
+            for (; i + 4 <= half; i += 4) { /* 4 pairs (a, b) interleaved in 8 floats */
+                __m256 xv = _mm256_loadu_ps(v + 2 * i);
+                __m256 c = _mm256_castps128_ps256(_mm_loadu_ps(cs + i)), s = _mm256_castps128_ps256(_mm_loadu_ps(sn + i));
+                __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+                __m256 cc = _mm256_permutevar8x32_ps(c, dup), ss = _mm256_permutevar8x32_ps(s, dup);
+                __m256 sw = _mm256_permute_ps(xv, 0xb1);                     /* (b, a) */
+                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss))); /* (a c - b s, b c + a s) */
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+#endif /* DS__X86_SIMD */
+
+#if defined(DS__NEON)
+/* ===================================== arm64: NEON ====================================== */
+/* roundf per lane: FCVTAS rounds halves away from zero, like the reference */
+static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        float32x4_t v[8], amax = vdupq_n_f32(0.0f);
+        int32x4_t q[8], isum = vdupq_n_s32(0);
+        int16x8_t h[4];
+        float d, id;
+        for (j = 0; j < 8; j++) {
+            v[j] = vld1q_f32(x + 4 * j);
+            amax = vmaxq_f32(amax, vabsq_f32(v[j]));
+        }
+        d = vmaxvq_f32(amax) / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < 8; j++) {
+            q[j] = vcvtaq_s32_f32(vmulq_n_f32(v[j], id));
+            isum = vaddq_s32(isum, q[j]);
+        }
+        for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
+        vst1q_s8((int8_t *)row + b * DS__QK, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8((int8_t *)row + b * DS__QK + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        ds__qx_block_scales(row, K, b, d, vaddvq_s32(isum));
+    }
+    ds__qx_pad(row, K);
+}
+
+/* sum of 32 int8 products into 4 int32 lanes: SDOT where the compiler targets it, otherwise
+   widening multiplies (two products per int16 lane cannot overflow) */
+static inline int32x4_t ds__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t x0, int8x16_t w1, int8x16_t x1) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdotq_s32(acc, w0, x0), w1, x1);
+#else
+    int16x8_t p0 = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_high_s8(w0), vget_high_s8(x0));
+    int16x8_t p1 = vmlal_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpadalq_s16(acc, p0), p1);
+#endif
+}
+
+/* the x86 tile's shape (see there): up to 4 rows x CT tokens, weights as signed int8 (Q4_0's
+   offset subtracted, so every lane is an exact partial sum of true terms) */
+static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    float32x4_t acc[4][4], macc[4];
+    int r, c, b;
+    for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        macc[c] = vdupq_n_f32(0.0f);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (b = 0; b < nb; b++) {
+        int8x16_t w0[4], w1[4];
+        float dw[4], mw[4] = {0, 0, 0, 0};
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
+            if (kind == DS__QK_Q8_0) {
+                const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
+                w0[r] = vld1q_s8(bl->qs);
+                w1[r] = vld1q_s8(bl->qs + 16);
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else if (kind == DS__QK_Q4_0) {
+                const ds__block_q4_0 *bl = DS__CAST(const ds__block_q4_0 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, lo4)), vdupq_n_s8(8));
+                w1[r] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else {
+                const ds__block_q4_1 *bl = DS__CAST(const ds__block_q4_1 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vreinterpretq_s8_u8(vandq_u8(v, lo4));
+                w1[r] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+                dw[r] = ds__f16_to_f32(bl->d);
+                mw[r] = ds__f16_to_f32(bl->m);
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const int8x16_t x0 = vld1q_s8(xr[c].q + b * DS__QK), x1 = vld1q_s8(xr[c].q + b * DS__QK + 16);
+            const float dx = xr[c].d[b];
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), w0[r], x0, w1[r], x1);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
+            }
+            if (kind == DS__QK_Q4_1) macc[c] = vfmaq_n_f32(macc[c], vld1q_f32(mw), xr[c].s[b]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        float mm[4];
+        vst1q_f32(mm, macc[c]);
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = vaddvq_f32(acc[r][c]) + mm[r];
+    }
+}
+static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+
+static float ds__dot_f32_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void ds__axpy_f32_neon(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(vld1q_f32(x + i), a)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void ds__rmsnorm_neon(float *y, const float *x, const float *w, int n, float eps) {
+    float32x4_t s0 = vdupq_n_f32(0.0f);
+    float ss, scale;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(x + i));
+    ss = vaddvq_f32(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x as ds__exp_avx2 (same reduction and series) */
+static inline float32x4_t ds__exp_neon(float32x4_t x) {
+    const float32x4_t hi = vdupq_n_f32(88.7228394f), lo = vdupq_n_f32(-87.3365479f);
+    uint32x4_t big = vcgtq_f32(x, hi), small = vcltq_f32(x, lo);
+    float32x4_t k, r, p;
+    x = vmaxq_f32(vminq_f32(x, hi), lo);
+    k = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
+    r = vfmsq_f32(x, k, vdupq_n_f32(0.693145752f));
+    r = vfmsq_f32(r, k, vdupq_n_f32(1.42860677e-6f));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720), r, vdupq_n_f32(1.0f / 5040));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), r, p);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), vshlq_n_s32(vcvtq_s32_f32(k), 23)));
+    p = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(p), small));
+    return vbslq_f32(big, vdupq_n_f32(INFINITY), p);
+}
+
+static void ds__softmax_neon(float *x, int n) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY), s = vdupq_n_f32(0.0f), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(x + i));
+    max = vmaxvq_f32(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = vdupq_n_f32(max);
+    for (i = 0; i + 4 <= n; i += 4) {
+        float32x4_t e = ds__exp_neon(vsubq_f32(vld1q_f32(x + i), mv));
+        vst1q_f32(x + i, e);
+        s = vaddq_f32(s, e);
+    }
+    sum = vaddvq_f32(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+static void ds__swiglu_neon(float *y, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t g = vld1q_f32(gate + i), e = ds__exp_neon(vnegq_f32(g));
+        vst1q_f32(y + i, vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e)), vld1q_f32(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        for (; i + 4 <= half; i += 4) {
+            float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i), a, b;
+            if (neox) {
+                a = vld1q_f32(v + i);
+                b = vld1q_f32(v + i + half);
+                vst1q_f32(v + i, vfmsq_f32(vmulq_f32(a, c), b, s));
+                vst1q_f32(v + i + half, vfmaq_f32(vmulq_f32(a, s), b, c));
+            } else { /* de-interleave the pairs, rotate, interleave back */
+                float32x4x2_t p = vld2q_f32(v + 2 * i);
+                a = p.val[0];
+                b = p.val[1];
+                p.val[0] = vfmsq_f32(vmulq_f32(a, c), b, s);
+                p.val[1] = vfmaq_f32(vmulq_f32(a, s), b, c);
+                vst2q_f32(v + 2 * i, p);
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+/* float-weight tile as on x86: 4 rows x CT tokens, 4 columns per step, scalar K % 4 tail */
+static inline float32x4_t ds__load4_neon(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return vld1q_f32((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)p + i)));
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)p + i), 16));
+}
+static inline __attribute__((always_inline)) void ds__ftile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    float32x4_t acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (k = 0; k + 4 <= K; k += 4) {
+        float32x4_t w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load4_neon(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            float32x4_t xv = ds__load4_neon(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vfmaq_f32(acc[r][c], w[r], xv);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = vaddvq_f32(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+static inline __attribute__((always_inline)) void ds__fgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_f32_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F32, t0, t1, n0, n1); }
+static void ds__gemm_f16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F16, t0, t1, n0, n1); }
+static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* K-quants as on x86: one row against up to 4 tokens, integer sums per super-block (weights as
+   signed int8: Q4_K's nibbles, Q6_K's q - 32), so each super-block's float terms are exact */
+static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
+    return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
+}
+static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                int sc[8], mn[8];
+                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
+                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
+                for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
+                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
+                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
+                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), q[2 * j], vld1q_s8(x->qs + 32 * j), q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
+                        sq += sc[j] * vaddvq_s32(p);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    int n, t, i, g, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                float d = ds__f16_to_f32(w[i].d);
+                for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
+                    const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
+                    uint8x16_t lo = vld1q_u8(w[i].ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w[i].qh + 32 * h + l);
+                    lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
+                    hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+                    q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0;
+                    for (g = 0; g < 16; g++) sq += w[i].scales[g] * ds__dot16_neon(q[g], x->qs + 16 * g);
+                    sum[c] += d * x->d * (float)sq;
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+#endif /* DS__NEON */
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+/* Every call asks ds_cpu_features() (a load and a mask) and takes the best kernel the CPU and
+   the test mask allow; the scalar reference is always there. */
+#define DS__HAS(f, bits) (((f) & (bits)) == (bits))
+#define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
+#define DS__F_VNNI512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI)
+#define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
+
+static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) { ds__quantize_row(at, x, dst, K); }
+
+/* the matmul kernel for weight type wt: fills m->gemm, m->quantize; returns the activation
+   row bytes it needs */
+static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
+    unsigned f = ds_cpu_features();
+    ds_type at = ds__act_type(wt);
+    m->gemm = ds__gemm_ref;
+    m->quantize = ds__quantize_act_ref;
+    (void)f;
+#if defined(DS__X86_SIMD)
+    if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
+        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_zmm};
+        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
+        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
+        m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
+        m->quantize = ds__quantize_qx_avx2;
+        return ds__qx_row_bytes(K);
+    }
+    if (DS__HAS(f, DS__F_AVX2)) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;
+        case DS_TYPE_BF16: m->gemm = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_avx2; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_avx2; break;
+        default: break;
+        }
+    }
+#elif defined(DS__NEON)
+    if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
+        m->quantize = ds__quantize_qx_neon;
+        return ds__qx_row_bytes(K);
+    }
+    if (f & DS_CPU_NEON) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_neon; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_neon; break;
+        case DS_TYPE_BF16: m->gemm = ds__gemm_bf16_neon; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_neon; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_neon; break;
+        default: break;
+        }
+    }
+#endif
+    return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
+}
+
+/* the element-wise kernel fn##_avx2 / fn##_neon where the CPU has it, else fn##_scalar */
+#if defined(DS__X86_SIMD)
+#define DS__EW(fn) (DS__HAS(ds_cpu_features(), DS__F_AVX2) ? fn##_avx2 : fn##_scalar)
+#elif defined(DS__NEON)
+#define DS__EW(fn) ((ds_cpu_features() & DS_CPU_NEON) ? fn##_neon : fn##_scalar)
+#else
+#define DS__EW(fn) fn##_scalar
+#endif
+static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return DS__EW(ds__dot_f32)(a, b, n); }
+static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { DS__EW(ds__axpy_f32)(y, a, x, n); }
+static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { DS__EW(ds__rmsnorm)(y, x, w, n, eps); }
+static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { DS__EW(ds__softmax)(x, n); }
+static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { DS__EW(ds__swiglu)(y, gate, up, n); }
 
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
 static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
     float cs[256], sn[256];
-    int i, half = n_rot / 2;
-    if (half > 256) half = 256;
+    int i, half = DS__MIN(n_rot / 2, 256);
     for (i = 0; i < half; i++) {
         double theta = (double)pos * pow((double)base, -2.0 * i / n_rot);
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
-    ds__kt()->rope_apply(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+    DS__EW(ds__rope_apply)(x, n_heads, head_dim, 2 * half, neox, cs, sn);
 }
 
 /* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
@@ -2244,56 +3370,56 @@ static DS__MAYBE_UNUSED void ds__get_row(ds_type t, const void *matrix, int64_t 
     ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
 }
 
+/* the largest activation buffer any kernel level needs, so a caller's buffer fits them all */
 static DS__MAYBE_UNUSED size_t ds__matmul_wsize(ds_type wt, int T, int K) {
     ds_type at = ds__act_type(wt);
+    size_t row;
     if (at == DS_TYPE_F32) return 0;
-    return (size_t)T * ((ds__row_bytes(at, K) + 63) & ~(size_t)63);
+    row = DS__A64(ds__row_bytes(at, K));
+    if (at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) row = DS__MAX(row, ds__qx_row_bytes(K));
+    return (size_t)T * row;
 }
 
 static void ds__matmul_quantize_task(void *ctx, int t, int n) {
     const ds__mm *m = DS__CAST(const ds__mm *, ctx);
     (void)n;
-    m->kt->quantize_act(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(m->xa + (size_t)t * m->xa_row), m->K);
+    m->quantize(ds__act_type(m->wt), m->x + (size_t)t * m->K, (void *)(uintptr_t)(m->xa + (size_t)t * m->xa_row), m->K);
 }
 
 static void ds__matmul_task(void *ctx, int i, int n) {
     const ds__mm *m = DS__CAST(const ds__mm *, ctx);
     int tt = i / m->n_tiles, nt = i % m->n_tiles;
     int t0 = tt * m->t_chunk, n0 = nt * m->n_chunk;
-    ds__gemm_fn g = m->kt->gemm[m->wt] ? m->kt->gemm[m->wt] : ds__gemm_ref;
     (void)n;
-    g(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
+    m->gemm(m, t0, DS__MIN(m->T, t0 + m->t_chunk), n0, DS__MIN(m->N, n0 + m->n_chunk));
 }
 
 /* y (T, N) = x (T, K) @ w^T with w (N, K) of type wt. wsbuf: ds__matmul_wsize bytes, 64-aligned.
-   Row chunks are small enough that two or more threads balance, large enough that a task
-   streams a few KB of weights. */
+   Tasks are tiles of up to 64 tokens x n_chunk rows; n_chunk shrinks until there are several
+   tasks per thread (so two threads balance) but stays a multiple of 4 rows (the micro-tile). */
 static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
     ds__mm m;
-    ds_type at = ds__act_type(wt);
-    int n_threads = ds_pool_size(pool);
+    int n_threads = ds_pool_size(pool), t_tiles;
     memset(&m, 0, sizeof m);
-    m.kt = ds__kt();
     m.T = T; m.N = N; m.K = K; m.wt = wt;
+    m.x = x;
     m.w = DS__CAST(const uint8_t *, w);
     m.w_row = ds__row_bytes(wt, K);
-    if (at == DS_TYPE_F32) {
+    m.xa_row = ds__mm_pick(&m, wt, K);
+    if (ds__act_type(wt) == DS_TYPE_F32) {
         m.xa = DS__CAST(const uint8_t *, (const void *)x);
-        m.xa_row = (size_t)K * sizeof(float);
     } else {
         m.xa = DS__CAST(const uint8_t *, wsbuf);
-        m.xa_row = (ds__row_bytes(at, K) + 63) & ~(size_t)63;
-        m.x = x;
         if (T > 1) ds_pool_run(pool, ds__matmul_quantize_task, &m, T);
         else ds__matmul_quantize_task(&m, 0, 1);
     }
     m.y = y;
-    m.x = x;
-    m.t_chunk = T >= 8 ? 8 : T;
-    m.n_chunk = 16;
-    while (m.n_chunk < 256 && (N + 2 * m.n_chunk - 1) / (2 * m.n_chunk) * ((T + m.t_chunk - 1) / m.t_chunk) >= 8 * n_threads) m.n_chunk *= 2;
+    m.t_chunk = DS__MIN(T, 64);
+    t_tiles = (T + m.t_chunk - 1) / m.t_chunk;
+    m.n_chunk = 256;
+    while (m.n_chunk > 4 && t_tiles * ((N + m.n_chunk - 1) / m.n_chunk) < 8 * n_threads) m.n_chunk /= 2;
     m.n_tiles = (N + m.n_chunk - 1) / m.n_chunk;
-    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * ((T + m.t_chunk - 1) / m.t_chunk));
+    ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * t_tiles);
 }
 
 // >>gguf
@@ -3412,160 +4538,162 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
 // >>tokenizer
 /* ---- Unicode classes --------------------------------------------------------------------- */
 /* The classes the pre-tokenizer patterns test: \p{L}, \p{N}, \p{M}, \p{P}, \p{S} (general
-   categories) and \s (the White_Space property). */
-enum { DS__UC_L = 1, DS__UC_N = 2, DS__UC_M = 4, DS__UC_P = 8, DS__UC_S = 16, DS__UC_W = 32 };
+   categories of Unicode 16.0, as the reference's regex engine has them), \s (the White_Space
+   property) and R, "numeric" for the Digits pre-tokenizer (category N of Unicode 17.0, as the
+   reference's Rust char::is_numeric has it). */
+enum { DS__UC_L = 1, DS__UC_N = 2, DS__UC_M = 4, DS__UC_P = 8, DS__UC_S = 16, DS__UC_W = 32, DS__UC_R = 64 };
 // unicode-table:begin
-/* generated by tools/gen_unicode_tables.py from the Unicode 16.0.0 Character Database:
-   runs of (first code point << 8) | class mask, see DS__UC_* */
+/* generated by tools/gen_unicode_tables.py from the Unicode 16.0.0 Character Database (and
+   17.0.0 for DS__UC_R): runs of (first code point << 8) | class mask, see DS__UC_* */
 #define DS__UC_VERSION "16.0.0"
-static const uint32_t ds__uc_runs[2324] = {
-0x0,0x920,0xe00,0x2020,0x2108,0x2410,0x2508,0x2b10,0x2c08,0x3002,0x3a08,0x3c10,0x3f08,0x4101,
+static const uint32_t ds__uc_runs[2328] = {
+0x0,0x920,0xe00,0x2020,0x2108,0x2410,0x2508,0x2b10,0x2c08,0x3042,0x3a08,0x3c10,0x3f08,0x4101,
 0x5b08,0x5e10,0x5f08,0x6010,0x6101,0x7b08,0x7c10,0x7d08,0x7e10,0x7f00,0x8520,0x8600,0xa020,0xa108,
-0xa210,0xa708,0xa810,0xaa01,0xab08,0xac10,0xad00,0xae10,0xb202,0xb410,0xb501,0xb608,0xb810,0xb902,
-0xba01,0xbb08,0xbc02,0xbf08,0xc001,0xd710,0xd801,0xf710,0xf801,0x2c210,0x2c601,0x2d210,0x2e001,
+0xa210,0xa708,0xa810,0xaa01,0xab08,0xac10,0xad00,0xae10,0xb242,0xb410,0xb501,0xb608,0xb810,0xb942,
+0xba01,0xbb08,0xbc42,0xbf08,0xc001,0xd710,0xd801,0xf710,0xf801,0x2c210,0x2c601,0x2d210,0x2e001,
 0x2e510,0x2ec01,0x2ed10,0x2ee01,0x2ef10,0x30004,0x37001,0x37510,0x37601,0x37800,0x37a01,0x37e08,
 0x37f01,0x38000,0x38410,0x38601,0x38708,0x38801,0x38b00,0x38c01,0x38d00,0x38e01,0x3a200,0x3a301,
 0x3f610,0x3f701,0x48210,0x48304,0x48a01,0x53000,0x53101,0x55700,0x55901,0x55a08,0x56001,0x58908,
 0x58b00,0x58d10,0x59000,0x59104,0x5be08,0x5bf04,0x5c008,0x5c104,0x5c308,0x5c404,0x5c608,0x5c704,
 0x5c800,0x5d001,0x5eb00,0x5ef01,0x5f308,0x5f500,0x60610,0x60908,0x60b10,0x60c08,0x60e10,0x61004,
-0x61b08,0x61c00,0x61d08,0x62001,0x64b04,0x66002,0x66a08,0x66e01,0x67004,0x67101,0x6d408,0x6d501,
-0x6d604,0x6dd00,0x6de10,0x6df04,0x6e501,0x6e704,0x6e910,0x6ea04,0x6ee01,0x6f002,0x6fa01,0x6fd10,
+0x61b08,0x61c00,0x61d08,0x62001,0x64b04,0x66042,0x66a08,0x66e01,0x67004,0x67101,0x6d408,0x6d501,
+0x6d604,0x6dd00,0x6de10,0x6df04,0x6e501,0x6e704,0x6e910,0x6ea04,0x6ee01,0x6f042,0x6fa01,0x6fd10,
 0x6ff01,0x70008,0x70e00,0x71001,0x71104,0x71201,0x73004,0x74b00,0x74d01,0x7a604,0x7b101,0x7b200,
-0x7c002,0x7ca01,0x7eb04,0x7f401,0x7f610,0x7f708,0x7fa01,0x7fb00,0x7fd04,0x7fe10,0x80001,0x81604,
+0x7c042,0x7ca01,0x7eb04,0x7f401,0x7f610,0x7f708,0x7fa01,0x7fb00,0x7fd04,0x7fe10,0x80001,0x81604,
 0x81a01,0x81b04,0x82401,0x82504,0x82801,0x82904,0x82e00,0x83008,0x83f00,0x84001,0x85904,0x85c00,
 0x85e08,0x85f00,0x86001,0x86b00,0x87001,0x88810,0x88901,0x88f00,0x89704,0x8a001,0x8ca04,0x8e200,
-0x8e304,0x90401,0x93a04,0x93d01,0x93e04,0x95001,0x95104,0x95801,0x96204,0x96408,0x96602,0x97008,
+0x8e304,0x90401,0x93a04,0x93d01,0x93e04,0x95001,0x95104,0x95801,0x96204,0x96408,0x96642,0x97008,
 0x97101,0x98104,0x98400,0x98501,0x98d00,0x98f01,0x99100,0x99301,0x9a900,0x9aa01,0x9b100,0x9b201,
 0x9b300,0x9b601,0x9ba00,0x9bc04,0x9bd01,0x9be04,0x9c500,0x9c704,0x9c900,0x9cb04,0x9ce01,0x9cf00,
-0x9d704,0x9d800,0x9dc01,0x9de00,0x9df01,0x9e204,0x9e400,0x9e602,0x9f001,0x9f210,0x9f402,0x9fa10,
+0x9d704,0x9d800,0x9dc01,0x9de00,0x9df01,0x9e204,0x9e400,0x9e642,0x9f001,0x9f210,0x9f442,0x9fa10,
 0x9fc01,0x9fd08,0x9fe04,0x9ff00,0xa0104,0xa0400,0xa0501,0xa0b00,0xa0f01,0xa1100,0xa1301,0xa2900,
 0xa2a01,0xa3100,0xa3201,0xa3400,0xa3501,0xa3700,0xa3801,0xa3a00,0xa3c04,0xa3d00,0xa3e04,0xa4300,
-0xa4704,0xa4900,0xa4b04,0xa4e00,0xa5104,0xa5200,0xa5901,0xa5d00,0xa5e01,0xa5f00,0xa6602,0xa7004,
+0xa4704,0xa4900,0xa4b04,0xa4e00,0xa5104,0xa5200,0xa5901,0xa5d00,0xa5e01,0xa5f00,0xa6642,0xa7004,
 0xa7201,0xa7504,0xa7608,0xa7700,0xa8104,0xa8400,0xa8501,0xa8e00,0xa8f01,0xa9200,0xa9301,0xaa900,
 0xaaa01,0xab100,0xab201,0xab400,0xab501,0xaba00,0xabc04,0xabd01,0xabe04,0xac600,0xac704,0xaca00,
-0xacb04,0xace00,0xad001,0xad100,0xae001,0xae204,0xae400,0xae602,0xaf008,0xaf110,0xaf200,0xaf901,
+0xacb04,0xace00,0xad001,0xad100,0xae001,0xae204,0xae400,0xae642,0xaf008,0xaf110,0xaf200,0xaf901,
 0xafa04,0xb0000,0xb0104,0xb0400,0xb0501,0xb0d00,0xb0f01,0xb1100,0xb1301,0xb2900,0xb2a01,0xb3100,
 0xb3201,0xb3400,0xb3501,0xb3a00,0xb3c04,0xb3d01,0xb3e04,0xb4500,0xb4704,0xb4900,0xb4b04,0xb4e00,
-0xb5504,0xb5800,0xb5c01,0xb5e00,0xb5f01,0xb6204,0xb6400,0xb6602,0xb7010,0xb7101,0xb7202,0xb7800,
+0xb5504,0xb5800,0xb5c01,0xb5e00,0xb5f01,0xb6204,0xb6400,0xb6642,0xb7010,0xb7101,0xb7242,0xb7800,
 0xb8204,0xb8301,0xb8400,0xb8501,0xb8b00,0xb8e01,0xb9100,0xb9201,0xb9600,0xb9901,0xb9b00,0xb9c01,
 0xb9d00,0xb9e01,0xba000,0xba301,0xba500,0xba801,0xbab00,0xbae01,0xbba00,0xbbe04,0xbc300,0xbc604,
-0xbc900,0xbca04,0xbce00,0xbd001,0xbd100,0xbd704,0xbd800,0xbe602,0xbf310,0xbfb00,0xc0004,0xc0501,
+0xbc900,0xbca04,0xbce00,0xbd001,0xbd100,0xbd704,0xbd800,0xbe642,0xbf310,0xbfb00,0xc0004,0xc0501,
 0xc0d00,0xc0e01,0xc1100,0xc1201,0xc2900,0xc2a01,0xc3a00,0xc3c04,0xc3d01,0xc3e04,0xc4500,0xc4604,
 0xc4900,0xc4a04,0xc4e00,0xc5504,0xc5700,0xc5801,0xc5b00,0xc5d01,0xc5e00,0xc6001,0xc6204,0xc6400,
-0xc6602,0xc7000,0xc7708,0xc7802,0xc7f10,0xc8001,0xc8104,0xc8408,0xc8501,0xc8d00,0xc8e01,0xc9100,
+0xc6642,0xc7000,0xc7708,0xc7842,0xc7f10,0xc8001,0xc8104,0xc8408,0xc8501,0xc8d00,0xc8e01,0xc9100,
 0xc9201,0xca900,0xcaa01,0xcb400,0xcb501,0xcba00,0xcbc04,0xcbd01,0xcbe04,0xcc500,0xcc604,0xcc900,
-0xcca04,0xcce00,0xcd504,0xcd700,0xcdd01,0xcdf00,0xce001,0xce204,0xce400,0xce602,0xcf000,0xcf101,
+0xcca04,0xcce00,0xcd504,0xcd700,0xcdd01,0xcdf00,0xce001,0xce204,0xce400,0xce642,0xcf000,0xcf101,
 0xcf304,0xcf400,0xd0004,0xd0401,0xd0d00,0xd0e01,0xd1100,0xd1201,0xd3b04,0xd3d01,0xd3e04,0xd4500,
-0xd4604,0xd4900,0xd4a04,0xd4e01,0xd4f10,0xd5000,0xd5401,0xd5704,0xd5802,0xd5f01,0xd6204,0xd6400,
-0xd6602,0xd7910,0xd7a01,0xd8000,0xd8104,0xd8400,0xd8501,0xd9700,0xd9a01,0xdb200,0xdb301,0xdbc00,
+0xd4604,0xd4900,0xd4a04,0xd4e01,0xd4f10,0xd5000,0xd5401,0xd5704,0xd5842,0xd5f01,0xd6204,0xd6400,
+0xd6642,0xd7910,0xd7a01,0xd8000,0xd8104,0xd8400,0xd8501,0xd9700,0xd9a01,0xdb200,0xdb301,0xdbc00,
 0xdbd01,0xdbe00,0xdc001,0xdc700,0xdca04,0xdcb00,0xdcf04,0xdd500,0xdd604,0xdd700,0xdd804,0xde000,
-0xde602,0xdf000,0xdf204,0xdf408,0xdf500,0xe0101,0xe3104,0xe3201,0xe3404,0xe3b00,0xe3f10,0xe4001,
-0xe4704,0xe4f08,0xe5002,0xe5a08,0xe5c00,0xe8101,0xe8300,0xe8401,0xe8500,0xe8601,0xe8b00,0xe8c01,
+0xde642,0xdf000,0xdf204,0xdf408,0xdf500,0xe0101,0xe3104,0xe3201,0xe3404,0xe3b00,0xe3f10,0xe4001,
+0xe4704,0xe4f08,0xe5042,0xe5a08,0xe5c00,0xe8101,0xe8300,0xe8401,0xe8500,0xe8601,0xe8b00,0xe8c01,
 0xea400,0xea501,0xea600,0xea701,0xeb104,0xeb201,0xeb404,0xebd01,0xebe00,0xec001,0xec500,0xec601,
-0xec700,0xec804,0xecf00,0xed002,0xeda00,0xedc01,0xee000,0xf0001,0xf0110,0xf0408,0xf1310,0xf1408,
-0xf1510,0xf1804,0xf1a10,0xf2002,0xf3410,0xf3504,0xf3610,0xf3704,0xf3810,0xf3904,0xf3a08,0xf3e04,
+0xec700,0xec804,0xecf00,0xed042,0xeda00,0xedc01,0xee000,0xf0001,0xf0110,0xf0408,0xf1310,0xf1408,
+0xf1510,0xf1804,0xf1a10,0xf2042,0xf3410,0xf3504,0xf3610,0xf3704,0xf3810,0xf3904,0xf3a08,0xf3e04,
 0xf4001,0xf4800,0xf4901,0xf6d00,0xf7104,0xf8508,0xf8604,0xf8801,0xf8d04,0xf9800,0xf9904,0xfbd00,
 0xfbe10,0xfc604,0xfc710,0xfcd00,0xfce10,0xfd008,0xfd510,0xfd908,0xfdb00,0x100001,0x102b04,0x103f01,
-0x104002,0x104a08,0x105001,0x105604,0x105a01,0x105e04,0x106101,0x106204,0x106501,0x106704,0x106e01,
-0x107104,0x107501,0x108204,0x108e01,0x108f04,0x109002,0x109a04,0x109e10,0x10a001,0x10c600,0x10c701,
+0x104042,0x104a08,0x105001,0x105604,0x105a01,0x105e04,0x106101,0x106204,0x106501,0x106704,0x106e01,
+0x107104,0x107501,0x108204,0x108e01,0x108f04,0x109042,0x109a04,0x109e10,0x10a001,0x10c600,0x10c701,
 0x10c800,0x10cd01,0x10ce00,0x10d001,0x10fb08,0x10fc01,0x124900,0x124a01,0x124e00,0x125001,0x125700,
 0x125801,0x125900,0x125a01,0x125e00,0x126001,0x128900,0x128a01,0x128e00,0x129001,0x12b100,0x12b201,
 0x12b600,0x12b801,0x12bf00,0x12c001,0x12c100,0x12c201,0x12c600,0x12c801,0x12d700,0x12d801,0x131100,
-0x131201,0x131600,0x131801,0x135b00,0x135d04,0x136008,0x136902,0x137d00,0x138001,0x139010,0x139a00,
+0x131201,0x131600,0x131801,0x135b00,0x135d04,0x136008,0x136942,0x137d00,0x138001,0x139010,0x139a00,
 0x13a001,0x13f600,0x13f801,0x13fe00,0x140008,0x140101,0x166d10,0x166e08,0x166f01,0x168020,0x168101,
-0x169b08,0x169d00,0x16a001,0x16eb08,0x16ee02,0x16f101,0x16f900,0x170001,0x171204,0x171600,0x171f01,
+0x169b08,0x169d00,0x16a001,0x16eb08,0x16ee42,0x16f101,0x16f900,0x170001,0x171204,0x171600,0x171f01,
 0x173204,0x173508,0x173700,0x174001,0x175204,0x175400,0x176001,0x176d00,0x176e01,0x177100,0x177204,
-0x177400,0x178001,0x17b404,0x17d408,0x17d701,0x17d808,0x17db10,0x17dc01,0x17dd04,0x17de00,0x17e002,
-0x17ea00,0x17f002,0x17fa00,0x180008,0x180b04,0x180e00,0x180f04,0x181002,0x181a00,0x182001,0x187900,
+0x177400,0x178001,0x17b404,0x17d408,0x17d701,0x17d808,0x17db10,0x17dc01,0x17dd04,0x17de00,0x17e042,
+0x17ea00,0x17f042,0x17fa00,0x180008,0x180b04,0x180e00,0x180f04,0x181042,0x181a00,0x182001,0x187900,
 0x188001,0x188504,0x188701,0x18a904,0x18aa01,0x18ab00,0x18b001,0x18f600,0x190001,0x191f00,0x192004,
-0x192c00,0x193004,0x193c00,0x194010,0x194100,0x194408,0x194602,0x195001,0x196e00,0x197001,0x197500,
-0x198001,0x19ac00,0x19b001,0x19ca00,0x19d002,0x19db00,0x19de10,0x1a0001,0x1a1704,0x1a1c00,0x1a1e08,
-0x1a2001,0x1a5504,0x1a5f00,0x1a6004,0x1a7d00,0x1a7f04,0x1a8002,0x1a8a00,0x1a9002,0x1a9a00,0x1aa008,
+0x192c00,0x193004,0x193c00,0x194010,0x194100,0x194408,0x194642,0x195001,0x196e00,0x197001,0x197500,
+0x198001,0x19ac00,0x19b001,0x19ca00,0x19d042,0x19db00,0x19de10,0x1a0001,0x1a1704,0x1a1c00,0x1a1e08,
+0x1a2001,0x1a5504,0x1a5f00,0x1a6004,0x1a7d00,0x1a7f04,0x1a8042,0x1a8a00,0x1a9042,0x1a9a00,0x1aa008,
 0x1aa701,0x1aa808,0x1aae00,0x1ab004,0x1acf00,0x1b0004,0x1b0501,0x1b3404,0x1b4501,0x1b4d00,0x1b4e08,
-0x1b5002,0x1b5a08,0x1b6110,0x1b6b04,0x1b7410,0x1b7d08,0x1b8004,0x1b8301,0x1ba104,0x1bae01,0x1bb002,
-0x1bba01,0x1be604,0x1bf400,0x1bfc08,0x1c0001,0x1c2404,0x1c3800,0x1c3b08,0x1c4002,0x1c4a00,0x1c4d01,
-0x1c5002,0x1c5a01,0x1c7e08,0x1c8001,0x1c8b00,0x1c9001,0x1cbb00,0x1cbd01,0x1cc008,0x1cc800,0x1cd004,
+0x1b5042,0x1b5a08,0x1b6110,0x1b6b04,0x1b7410,0x1b7d08,0x1b8004,0x1b8301,0x1ba104,0x1bae01,0x1bb042,
+0x1bba01,0x1be604,0x1bf400,0x1bfc08,0x1c0001,0x1c2404,0x1c3800,0x1c3b08,0x1c4042,0x1c4a00,0x1c4d01,
+0x1c5042,0x1c5a01,0x1c7e08,0x1c8001,0x1c8b00,0x1c9001,0x1cbb00,0x1cbd01,0x1cc008,0x1cc800,0x1cd004,
 0x1cd308,0x1cd404,0x1ce901,0x1ced04,0x1cee01,0x1cf404,0x1cf501,0x1cf704,0x1cfa01,0x1cfb00,0x1d0001,
 0x1dc004,0x1e0001,0x1f1600,0x1f1801,0x1f1e00,0x1f2001,0x1f4600,0x1f4801,0x1f4e00,0x1f5001,0x1f5800,
 0x1f5901,0x1f5a00,0x1f5b01,0x1f5c00,0x1f5d01,0x1f5e00,0x1f5f01,0x1f7e00,0x1f8001,0x1fb500,0x1fb601,
 0x1fbd10,0x1fbe01,0x1fbf10,0x1fc201,0x1fc500,0x1fc601,0x1fcd10,0x1fd001,0x1fd400,0x1fd601,0x1fdc00,
 0x1fdd10,0x1fe001,0x1fed10,0x1ff000,0x1ff201,0x1ff500,0x1ff601,0x1ffd10,0x1fff00,0x200020,0x200b00,
 0x201008,0x202820,0x202a00,0x202f20,0x203008,0x204410,0x204508,0x205210,0x205308,0x205f20,0x206000,
-0x207002,0x207101,0x207200,0x207402,0x207a10,0x207d08,0x207f01,0x208002,0x208a10,0x208d08,0x208f00,
+0x207042,0x207101,0x207200,0x207442,0x207a10,0x207d08,0x207f01,0x208042,0x208a10,0x208d08,0x208f00,
 0x209001,0x209d00,0x20a010,0x20c100,0x20d004,0x20f100,0x210010,0x210201,0x210310,0x210701,0x210810,
 0x210a01,0x211410,0x211501,0x211610,0x211901,0x211e10,0x212401,0x212510,0x212601,0x212710,0x212801,
 0x212910,0x212a01,0x212e10,0x212f01,0x213a10,0x213c01,0x214010,0x214501,0x214a10,0x214e01,0x214f10,
-0x215002,0x218301,0x218502,0x218a10,0x218c00,0x219010,0x230808,0x230c10,0x232908,0x232b10,0x242a00,
-0x244010,0x244b00,0x246002,0x249c10,0x24ea02,0x250010,0x276808,0x277602,0x279410,0x27c508,0x27c710,
+0x215042,0x218301,0x218542,0x218a10,0x218c00,0x219010,0x230808,0x230c10,0x232908,0x232b10,0x242a00,
+0x244010,0x244b00,0x246042,0x249c10,0x24ea42,0x250010,0x276808,0x277642,0x279410,0x27c508,0x27c710,
 0x27e608,0x27f010,0x298308,0x299910,0x29d808,0x29dc10,0x29fc08,0x29fe10,0x2b7400,0x2b7610,0x2b9600,
-0x2b9710,0x2c0001,0x2ce510,0x2ceb01,0x2cef04,0x2cf201,0x2cf400,0x2cf908,0x2cfd02,0x2cfe08,0x2d0001,
+0x2b9710,0x2c0001,0x2ce510,0x2ceb01,0x2cef04,0x2cf201,0x2cf400,0x2cf908,0x2cfd42,0x2cfe08,0x2d0001,
 0x2d2600,0x2d2701,0x2d2800,0x2d2d01,0x2d2e00,0x2d3001,0x2d6800,0x2d6f01,0x2d7008,0x2d7100,0x2d7f04,
 0x2d8001,0x2d9700,0x2da001,0x2da700,0x2da801,0x2daf00,0x2db001,0x2db700,0x2db801,0x2dbf00,0x2dc001,
 0x2dc700,0x2dc801,0x2dcf00,0x2dd001,0x2dd700,0x2dd801,0x2ddf00,0x2de004,0x2e0008,0x2e2f01,0x2e3008,
 0x2e5010,0x2e5208,0x2e5e00,0x2e8010,0x2e9a00,0x2e9b10,0x2ef400,0x2f0010,0x2fd600,0x2ff010,0x300020,
-0x300108,0x300410,0x300501,0x300702,0x300808,0x301210,0x301408,0x302010,0x302102,0x302a04,0x303008,
-0x303101,0x303610,0x303802,0x303b01,0x303d08,0x303e10,0x304000,0x304101,0x309700,0x309904,0x309b10,
+0x300108,0x300410,0x300501,0x300742,0x300808,0x301210,0x301408,0x302010,0x302142,0x302a04,0x303008,
+0x303101,0x303610,0x303842,0x303b01,0x303d08,0x303e10,0x304000,0x304101,0x309700,0x309904,0x309b10,
 0x309d01,0x30a008,0x30a101,0x30fb08,0x30fc01,0x310000,0x310501,0x313000,0x313101,0x318f00,0x319010,
-0x319202,0x319610,0x31a001,0x31c010,0x31e600,0x31ef10,0x31f001,0x320010,0x321f00,0x322002,0x322a10,
-0x324802,0x325010,0x325102,0x326010,0x328002,0x328a10,0x32b102,0x32c010,0x340001,0x4dc010,0x4e0001,
-0xa48d00,0xa49010,0xa4c700,0xa4d001,0xa4fe08,0xa50001,0xa60d08,0xa61001,0xa62002,0xa62a01,0xa62c00,
-0xa64001,0xa66f04,0xa67308,0xa67404,0xa67e08,0xa67f01,0xa69e04,0xa6a001,0xa6e602,0xa6f004,0xa6f208,
+0x319242,0x319610,0x31a001,0x31c010,0x31e600,0x31ef10,0x31f001,0x320010,0x321f00,0x322042,0x322a10,
+0x324842,0x325010,0x325142,0x326010,0x328042,0x328a10,0x32b142,0x32c010,0x340001,0x4dc010,0x4e0001,
+0xa48d00,0xa49010,0xa4c700,0xa4d001,0xa4fe08,0xa50001,0xa60d08,0xa61001,0xa62042,0xa62a01,0xa62c00,
+0xa64001,0xa66f04,0xa67308,0xa67404,0xa67e08,0xa67f01,0xa69e04,0xa6a001,0xa6e642,0xa6f004,0xa6f208,
 0xa6f800,0xa70010,0xa71701,0xa72010,0xa72201,0xa78910,0xa78b01,0xa7ce00,0xa7d001,0xa7d200,0xa7d301,
 0xa7d400,0xa7d501,0xa7dd00,0xa7f201,0xa80204,0xa80301,0xa80604,0xa80701,0xa80b04,0xa80c01,0xa82304,
-0xa82810,0xa82c04,0xa82d00,0xa83002,0xa83610,0xa83a00,0xa84001,0xa87408,0xa87800,0xa88004,0xa88201,
-0xa8b404,0xa8c600,0xa8ce08,0xa8d002,0xa8da00,0xa8e004,0xa8f201,0xa8f808,0xa8fb01,0xa8fc08,0xa8fd01,
-0xa8ff04,0xa90002,0xa90a01,0xa92604,0xa92e08,0xa93001,0xa94704,0xa95400,0xa95f08,0xa96001,0xa97d00,
-0xa98004,0xa98401,0xa9b304,0xa9c108,0xa9ce00,0xa9cf01,0xa9d002,0xa9da00,0xa9de08,0xa9e001,0xa9e504,
-0xa9e601,0xa9f002,0xa9fa01,0xa9ff00,0xaa0001,0xaa2904,0xaa3700,0xaa4001,0xaa4304,0xaa4401,0xaa4c04,
-0xaa4e00,0xaa5002,0xaa5a00,0xaa5c08,0xaa6001,0xaa7710,0xaa7a01,0xaa7b04,0xaa7e01,0xaab004,0xaab101,
+0xa82810,0xa82c04,0xa82d00,0xa83042,0xa83610,0xa83a00,0xa84001,0xa87408,0xa87800,0xa88004,0xa88201,
+0xa8b404,0xa8c600,0xa8ce08,0xa8d042,0xa8da00,0xa8e004,0xa8f201,0xa8f808,0xa8fb01,0xa8fc08,0xa8fd01,
+0xa8ff04,0xa90042,0xa90a01,0xa92604,0xa92e08,0xa93001,0xa94704,0xa95400,0xa95f08,0xa96001,0xa97d00,
+0xa98004,0xa98401,0xa9b304,0xa9c108,0xa9ce00,0xa9cf01,0xa9d042,0xa9da00,0xa9de08,0xa9e001,0xa9e504,
+0xa9e601,0xa9f042,0xa9fa01,0xa9ff00,0xaa0001,0xaa2904,0xaa3700,0xaa4001,0xaa4304,0xaa4401,0xaa4c04,
+0xaa4e00,0xaa5042,0xaa5a00,0xaa5c08,0xaa6001,0xaa7710,0xaa7a01,0xaa7b04,0xaa7e01,0xaab004,0xaab101,
 0xaab204,0xaab501,0xaab704,0xaab901,0xaabe04,0xaac001,0xaac104,0xaac201,0xaac300,0xaadb01,0xaade08,
 0xaae001,0xaaeb04,0xaaf008,0xaaf201,0xaaf504,0xaaf700,0xab0101,0xab0700,0xab0901,0xab0f00,0xab1101,
 0xab1700,0xab2001,0xab2700,0xab2801,0xab2f00,0xab3001,0xab5b10,0xab5c01,0xab6a10,0xab6c00,0xab7001,
-0xabe304,0xabeb08,0xabec04,0xabee00,0xabf002,0xabfa00,0xac0001,0xd7a400,0xd7b001,0xd7c700,0xd7cb01,
+0xabe304,0xabeb08,0xabec04,0xabee00,0xabf042,0xabfa00,0xac0001,0xd7a400,0xd7b001,0xd7c700,0xd7cb01,
 0xd7fc00,0xf90001,0xfa6e00,0xfa7001,0xfada00,0xfb0001,0xfb0700,0xfb1301,0xfb1800,0xfb1d01,0xfb1e04,
 0xfb1f01,0xfb2910,0xfb2a01,0xfb3700,0xfb3801,0xfb3d00,0xfb3e01,0xfb3f00,0xfb4001,0xfb4200,0xfb4301,
 0xfb4500,0xfb4601,0xfbb210,0xfbc300,0xfbd301,0xfd3e08,0xfd4010,0xfd5001,0xfd9000,0xfd9201,0xfdc800,
 0xfdcf10,0xfdd000,0xfdf001,0xfdfc10,0xfe0004,0xfe1008,0xfe1a00,0xfe2004,0xfe3008,0xfe5300,0xfe5408,
 0xfe6210,0xfe6308,0xfe6410,0xfe6700,0xfe6808,0xfe6910,0xfe6a08,0xfe6c00,0xfe7001,0xfe7500,0xfe7601,
-0xfefd00,0xff0108,0xff0410,0xff0508,0xff0b10,0xff0c08,0xff1002,0xff1a08,0xff1c10,0xff1f08,0xff2101,
+0xfefd00,0xff0108,0xff0410,0xff0508,0xff0b10,0xff0c08,0xff1042,0xff1a08,0xff1c10,0xff1f08,0xff2101,
 0xff3b08,0xff3e10,0xff3f08,0xff4010,0xff4101,0xff5b08,0xff5c10,0xff5d08,0xff5e10,0xff5f08,0xff6601,
 0xffbf00,0xffc201,0xffc800,0xffca01,0xffd000,0xffd201,0xffd800,0xffda01,0xffdd00,0xffe010,0xffe700,
 0xffe810,0xffef00,0xfffc10,0xfffe00,0x1000001,0x1000c00,0x1000d01,0x1002700,0x1002801,0x1003b00,
 0x1003c01,0x1003e00,0x1003f01,0x1004e00,0x1005001,0x1005e00,0x1008001,0x100fb00,0x1010008,
-0x1010300,0x1010702,0x1013400,0x1013710,0x1014002,0x1017910,0x1018a02,0x1018c10,0x1018f00,
+0x1010300,0x1010742,0x1013400,0x1013710,0x1014042,0x1017910,0x1018a42,0x1018c10,0x1018f00,
 0x1019010,0x1019d00,0x101a010,0x101a100,0x101d010,0x101fd04,0x101fe00,0x1028001,0x1029d00,
-0x102a001,0x102d100,0x102e004,0x102e102,0x102fc00,0x1030001,0x1032002,0x1032400,0x1032d01,
-0x1034102,0x1034201,0x1034a02,0x1034b00,0x1035001,0x1037604,0x1037b00,0x1038001,0x1039e00,
-0x1039f08,0x103a001,0x103c400,0x103c801,0x103d008,0x103d102,0x103d600,0x1040001,0x1049e00,
-0x104a002,0x104aa00,0x104b001,0x104d400,0x104d801,0x104fc00,0x1050001,0x1052800,0x1053001,
+0x102a001,0x102d100,0x102e004,0x102e142,0x102fc00,0x1030001,0x1032042,0x1032400,0x1032d01,
+0x1034142,0x1034201,0x1034a42,0x1034b00,0x1035001,0x1037604,0x1037b00,0x1038001,0x1039e00,
+0x1039f08,0x103a001,0x103c400,0x103c801,0x103d008,0x103d142,0x103d600,0x1040001,0x1049e00,
+0x104a042,0x104aa00,0x104b001,0x104d400,0x104d801,0x104fc00,0x1050001,0x1052800,0x1053001,
 0x1056400,0x1056f08,0x1057001,0x1057b00,0x1057c01,0x1058b00,0x1058c01,0x1059300,0x1059401,
 0x1059600,0x1059701,0x105a200,0x105a301,0x105b200,0x105b301,0x105ba00,0x105bb01,0x105bd00,
 0x105c001,0x105f400,0x1060001,0x1073700,0x1074001,0x1075600,0x1076001,0x1076800,0x1078001,
 0x1078600,0x1078701,0x107b100,0x107b201,0x107bb00,0x1080001,0x1080600,0x1080801,0x1080900,
 0x1080a01,0x1083600,0x1083701,0x1083900,0x1083c01,0x1083d00,0x1083f01,0x1085600,0x1085708,
-0x1085802,0x1086001,0x1087710,0x1087902,0x1088001,0x1089f00,0x108a702,0x108b000,0x108e001,
-0x108f300,0x108f401,0x108f600,0x108fb02,0x1090001,0x1091602,0x1091c00,0x1091f08,0x1092001,
-0x1093a00,0x1093f08,0x1094000,0x1098001,0x109b800,0x109bc02,0x109be01,0x109c002,0x109d000,
-0x109d202,0x10a0001,0x10a0104,0x10a0400,0x10a0504,0x10a0700,0x10a0c04,0x10a1001,0x10a1400,
-0x10a1501,0x10a1800,0x10a1901,0x10a3600,0x10a3804,0x10a3b00,0x10a3f04,0x10a4002,0x10a4900,
-0x10a5008,0x10a5900,0x10a6001,0x10a7d02,0x10a7f08,0x10a8001,0x10a9d02,0x10aa000,0x10ac001,
-0x10ac810,0x10ac901,0x10ae504,0x10ae700,0x10aeb02,0x10af008,0x10af700,0x10b0001,0x10b3600,
-0x10b3908,0x10b4001,0x10b5600,0x10b5802,0x10b6001,0x10b7300,0x10b7802,0x10b8001,0x10b9200,
-0x10b9908,0x10b9d00,0x10ba902,0x10bb000,0x10c0001,0x10c4900,0x10c8001,0x10cb300,0x10cc001,
-0x10cf300,0x10cfa02,0x10d0001,0x10d2404,0x10d2800,0x10d3002,0x10d3a00,0x10d4002,0x10d4a01,
-0x10d6600,0x10d6904,0x10d6e08,0x10d6f01,0x10d8600,0x10d8e10,0x10d9000,0x10e6002,0x10e7f00,
+0x1085842,0x1086001,0x1087710,0x1087942,0x1088001,0x1089f00,0x108a742,0x108b000,0x108e001,
+0x108f300,0x108f401,0x108f600,0x108fb42,0x1090001,0x1091642,0x1091c00,0x1091f08,0x1092001,
+0x1093a00,0x1093f08,0x1094000,0x1098001,0x109b800,0x109bc42,0x109be01,0x109c042,0x109d000,
+0x109d242,0x10a0001,0x10a0104,0x10a0400,0x10a0504,0x10a0700,0x10a0c04,0x10a1001,0x10a1400,
+0x10a1501,0x10a1800,0x10a1901,0x10a3600,0x10a3804,0x10a3b00,0x10a3f04,0x10a4042,0x10a4900,
+0x10a5008,0x10a5900,0x10a6001,0x10a7d42,0x10a7f08,0x10a8001,0x10a9d42,0x10aa000,0x10ac001,
+0x10ac810,0x10ac901,0x10ae504,0x10ae700,0x10aeb42,0x10af008,0x10af700,0x10b0001,0x10b3600,
+0x10b3908,0x10b4001,0x10b5600,0x10b5842,0x10b6001,0x10b7300,0x10b7842,0x10b8001,0x10b9200,
+0x10b9908,0x10b9d00,0x10ba942,0x10bb000,0x10c0001,0x10c4900,0x10c8001,0x10cb300,0x10cc001,
+0x10cf300,0x10cfa42,0x10d0001,0x10d2404,0x10d2800,0x10d3042,0x10d3a00,0x10d4042,0x10d4a01,
+0x10d6600,0x10d6904,0x10d6e08,0x10d6f01,0x10d8600,0x10d8e10,0x10d9000,0x10e6042,0x10e7f00,
 0x10e8001,0x10eaa00,0x10eab04,0x10ead08,0x10eae00,0x10eb001,0x10eb200,0x10ec201,0x10ec500,
-0x10efc04,0x10f0001,0x10f1d02,0x10f2701,0x10f2800,0x10f3001,0x10f4604,0x10f5102,0x10f5508,
-0x10f5a00,0x10f7001,0x10f8204,0x10f8608,0x10f8a00,0x10fb001,0x10fc502,0x10fcc00,0x10fe001,
-0x10ff700,0x1100004,0x1100301,0x1103804,0x1104708,0x1104e00,0x1105202,0x1107004,0x1107101,
+0x10efc04,0x10f0001,0x10f1d42,0x10f2701,0x10f2800,0x10f3001,0x10f4604,0x10f5142,0x10f5508,
+0x10f5a00,0x10f7001,0x10f8204,0x10f8608,0x10f8a00,0x10fb001,0x10fc542,0x10fcc00,0x10fe001,
+0x10ff700,0x1100004,0x1100301,0x1103804,0x1104708,0x1104e00,0x1105242,0x1107004,0x1107101,
 0x1107304,0x1107501,0x1107600,0x1107f04,0x1108301,0x110b004,0x110bb08,0x110bd00,0x110be08,
-0x110c204,0x110c300,0x110d001,0x110e900,0x110f002,0x110fa00,0x1110004,0x1110301,0x1112704,
-0x1113500,0x1113602,0x1114008,0x1114401,0x1114504,0x1114701,0x1114800,0x1115001,0x1117304,
+0x110c204,0x110c300,0x110d001,0x110e900,0x110f042,0x110fa00,0x1110004,0x1110301,0x1112704,
+0x1113500,0x1113642,0x1114008,0x1114401,0x1114504,0x1114701,0x1114800,0x1115001,0x1117304,
 0x1117408,0x1117601,0x1117700,0x1118004,0x1118301,0x111b304,0x111c101,0x111c508,0x111c904,
-0x111cd08,0x111ce04,0x111d002,0x111da01,0x111db08,0x111dc01,0x111dd08,0x111e000,0x111e102,
+0x111cd08,0x111ce04,0x111d042,0x111da01,0x111db08,0x111dc01,0x111dd08,0x111e000,0x111e142,
 0x111f500,0x1120001,0x1121200,0x1121301,0x1122c04,0x1123808,0x1123e04,0x1123f01,0x1124104,
 0x1124200,0x1128001,0x1128700,0x1128801,0x1128900,0x1128a01,0x1128e00,0x1128f01,0x1129e00,
-0x1129f01,0x112a908,0x112aa00,0x112b001,0x112df04,0x112eb00,0x112f002,0x112fa00,0x1130004,
+0x1129f01,0x112a908,0x112aa00,0x112b001,0x112df04,0x112eb00,0x112f042,0x112fa00,0x1130004,
 0x1130400,0x1130501,0x1130d00,0x1130f01,0x1131100,0x1131301,0x1132900,0x1132a01,0x1133100,
 0x1133201,0x1133400,0x1133501,0x1133a00,0x1133b04,0x1133d01,0x1133e04,0x1134500,0x1134704,
 0x1134900,0x1134b04,0x1134e00,0x1135001,0x1135100,0x1135704,0x1135800,0x1135d01,0x1136204,
@@ -3573,80 +4701,80 @@ static const uint32_t ds__uc_runs[2324] = {
 0x1138e01,0x1138f00,0x1139001,0x113b600,0x113b701,0x113b804,0x113c100,0x113c204,0x113c300,
 0x113c504,0x113c600,0x113c704,0x113cb00,0x113cc04,0x113d101,0x113d204,0x113d301,0x113d408,
 0x113d600,0x113d708,0x113d900,0x113e104,0x113e300,0x1140001,0x1143504,0x1144701,0x1144b08,
-0x1145002,0x1145a08,0x1145c00,0x1145d08,0x1145e04,0x1145f01,0x1146200,0x1148001,0x114b004,
-0x114c401,0x114c608,0x114c701,0x114c800,0x114d002,0x114da00,0x1158001,0x115af04,0x115b600,
+0x1145042,0x1145a08,0x1145c00,0x1145d08,0x1145e04,0x1145f01,0x1146200,0x1148001,0x114b004,
+0x114c401,0x114c608,0x114c701,0x114c800,0x114d042,0x114da00,0x1158001,0x115af04,0x115b600,
 0x115b804,0x115c108,0x115d801,0x115dc04,0x115de00,0x1160001,0x1163004,0x1164108,0x1164401,
-0x1164500,0x1165002,0x1165a00,0x1166008,0x1166d00,0x1168001,0x116ab04,0x116b801,0x116b908,
-0x116ba00,0x116c002,0x116ca00,0x116d002,0x116e400,0x1170001,0x1171b00,0x1171d04,0x1172c00,
-0x1173002,0x1173c08,0x1173f10,0x1174001,0x1174700,0x1180001,0x1182c04,0x1183b08,0x1183c00,
-0x118a001,0x118e002,0x118f300,0x118ff01,0x1190700,0x1190901,0x1190a00,0x1190c01,0x1191400,
+0x1164500,0x1165042,0x1165a00,0x1166008,0x1166d00,0x1168001,0x116ab04,0x116b801,0x116b908,
+0x116ba00,0x116c042,0x116ca00,0x116d042,0x116e400,0x1170001,0x1171b00,0x1171d04,0x1172c00,
+0x1173042,0x1173c08,0x1173f10,0x1174001,0x1174700,0x1180001,0x1182c04,0x1183b08,0x1183c00,
+0x118a001,0x118e042,0x118f300,0x118ff01,0x1190700,0x1190901,0x1190a00,0x1190c01,0x1191400,
 0x1191501,0x1191700,0x1191801,0x1193004,0x1193600,0x1193704,0x1193900,0x1193b04,0x1193f01,
-0x1194004,0x1194101,0x1194204,0x1194408,0x1194700,0x1195002,0x1195a00,0x119a001,0x119a800,
+0x1194004,0x1194101,0x1194204,0x1194408,0x1194700,0x1195042,0x1195a00,0x119a001,0x119a800,
 0x119aa01,0x119d104,0x119d800,0x119da04,0x119e101,0x119e208,0x119e301,0x119e404,0x119e500,
 0x11a0001,0x11a0104,0x11a0b01,0x11a3304,0x11a3a01,0x11a3b04,0x11a3f08,0x11a4704,0x11a4800,
 0x11a5001,0x11a5104,0x11a5c01,0x11a8a04,0x11a9a08,0x11a9d01,0x11a9e08,0x11aa300,0x11ab001,
-0x11af900,0x11b0008,0x11b0a00,0x11bc001,0x11be108,0x11be200,0x11bf002,0x11bfa00,0x11c0001,
-0x11c0900,0x11c0a01,0x11c2f04,0x11c3700,0x11c3804,0x11c4001,0x11c4108,0x11c4600,0x11c5002,
+0x11af900,0x11b0008,0x11b0a00,0x11bc001,0x11be108,0x11be200,0x11bf042,0x11bfa00,0x11c0001,
+0x11c0900,0x11c0a01,0x11c2f04,0x11c3700,0x11c3804,0x11c4001,0x11c4108,0x11c4600,0x11c5042,
 0x11c6d00,0x11c7008,0x11c7201,0x11c9000,0x11c9204,0x11ca800,0x11ca904,0x11cb700,0x11d0001,
 0x11d0700,0x11d0801,0x11d0a00,0x11d0b01,0x11d3104,0x11d3700,0x11d3a04,0x11d3b00,0x11d3c04,
-0x11d3e00,0x11d3f04,0x11d4601,0x11d4704,0x11d4800,0x11d5002,0x11d5a00,0x11d6001,0x11d6600,
+0x11d3e00,0x11d3f04,0x11d4601,0x11d4704,0x11d4800,0x11d5042,0x11d5a00,0x11d6001,0x11d6600,
 0x11d6701,0x11d6900,0x11d6a01,0x11d8a04,0x11d8f00,0x11d9004,0x11d9200,0x11d9304,0x11d9801,
-0x11d9900,0x11da002,0x11daa00,0x11ee001,0x11ef304,0x11ef708,0x11ef900,0x11f0004,0x11f0201,
-0x11f0304,0x11f0401,0x11f1100,0x11f1201,0x11f3404,0x11f3b00,0x11f3e04,0x11f4308,0x11f5002,
-0x11f5a04,0x11f5b00,0x11fb001,0x11fb100,0x11fc002,0x11fd510,0x11ff200,0x11fff08,0x1200001,
-0x1239a00,0x1240002,0x1246f00,0x1247008,0x1247500,0x1248001,0x1254400,0x12f9001,0x12ff108,
-0x12ff300,0x1300001,0x1343000,0x1344004,0x1344101,0x1344704,0x1345600,0x1346001,0x143fb00,
-0x1440001,0x1464700,0x1610001,0x1611e04,0x1613002,0x1613a00,0x1680001,0x16a3900,0x16a4001,
-0x16a5f00,0x16a6002,0x16a6a00,0x16a6e08,0x16a7001,0x16abf00,0x16ac002,0x16aca00,0x16ad001,
-0x16aee00,0x16af004,0x16af508,0x16af600,0x16b0001,0x16b3004,0x16b3708,0x16b3c10,0x16b4001,
-0x16b4408,0x16b4510,0x16b4600,0x16b5002,0x16b5a00,0x16b5b02,0x16b6200,0x16b6301,0x16b7800,
-0x16b7d01,0x16b9000,0x16d4001,0x16d6d08,0x16d7002,0x16d7a00,0x16e4001,0x16e8002,0x16e9708,
-0x16e9b00,0x16f0001,0x16f4b00,0x16f4f04,0x16f5001,0x16f5104,0x16f8800,0x16f8f04,0x16f9301,
-0x16fa000,0x16fe001,0x16fe208,0x16fe301,0x16fe404,0x16fe500,0x16ff004,0x16ff200,0x1700001,
-0x187f800,0x1880001,0x18cd600,0x18cff01,0x18d0900,0x1aff001,0x1aff400,0x1aff501,0x1affc00,
-0x1affd01,0x1afff00,0x1b00001,0x1b12300,0x1b13201,0x1b13300,0x1b15001,0x1b15300,0x1b15501,
-0x1b15600,0x1b16401,0x1b16800,0x1b17001,0x1b2fc00,0x1bc0001,0x1bc6b00,0x1bc7001,0x1bc7d00,
-0x1bc8001,0x1bc8900,0x1bc9001,0x1bc9a00,0x1bc9c10,0x1bc9d04,0x1bc9f08,0x1bca000,0x1cc0010,
-0x1ccf002,0x1ccfa00,0x1cd0010,0x1ceb400,0x1cf0004,0x1cf2e00,0x1cf3004,0x1cf4700,0x1cf5010,
-0x1cfc400,0x1d00010,0x1d0f600,0x1d10010,0x1d12700,0x1d12910,0x1d16504,0x1d16a10,0x1d16d04,
-0x1d17300,0x1d17b04,0x1d18310,0x1d18504,0x1d18c10,0x1d1aa04,0x1d1ae10,0x1d1eb00,0x1d20010,
-0x1d24204,0x1d24510,0x1d24600,0x1d2c002,0x1d2d400,0x1d2e002,0x1d2f400,0x1d30010,0x1d35700,
-0x1d36002,0x1d37900,0x1d40001,0x1d45500,0x1d45601,0x1d49d00,0x1d49e01,0x1d4a000,0x1d4a201,
-0x1d4a300,0x1d4a501,0x1d4a700,0x1d4a901,0x1d4ad00,0x1d4ae01,0x1d4ba00,0x1d4bb01,0x1d4bc00,
-0x1d4bd01,0x1d4c400,0x1d4c501,0x1d50600,0x1d50701,0x1d50b00,0x1d50d01,0x1d51500,0x1d51601,
-0x1d51d00,0x1d51e01,0x1d53a00,0x1d53b01,0x1d53f00,0x1d54001,0x1d54500,0x1d54601,0x1d54700,
-0x1d54a01,0x1d55100,0x1d55201,0x1d6a600,0x1d6a801,0x1d6c110,0x1d6c201,0x1d6db10,0x1d6dc01,
-0x1d6fb10,0x1d6fc01,0x1d71510,0x1d71601,0x1d73510,0x1d73601,0x1d74f10,0x1d75001,0x1d76f10,
-0x1d77001,0x1d78910,0x1d78a01,0x1d7a910,0x1d7aa01,0x1d7c310,0x1d7c401,0x1d7cc00,0x1d7ce02,
-0x1d80010,0x1da0004,0x1da3710,0x1da3b04,0x1da6d10,0x1da7504,0x1da7610,0x1da8404,0x1da8510,
-0x1da8708,0x1da8c00,0x1da9b04,0x1daa000,0x1daa104,0x1dab000,0x1df0001,0x1df1f00,0x1df2501,
-0x1df2b00,0x1e00004,0x1e00700,0x1e00804,0x1e01900,0x1e01b04,0x1e02200,0x1e02304,0x1e02500,
-0x1e02604,0x1e02b00,0x1e03001,0x1e06e00,0x1e08f04,0x1e09000,0x1e10001,0x1e12d00,0x1e13004,
-0x1e13701,0x1e13e00,0x1e14002,0x1e14a00,0x1e14e01,0x1e14f10,0x1e15000,0x1e29001,0x1e2ae04,
-0x1e2af00,0x1e2c001,0x1e2ec04,0x1e2f002,0x1e2fa00,0x1e2ff10,0x1e30000,0x1e4d001,0x1e4ec04,
-0x1e4f002,0x1e4fa00,0x1e5d001,0x1e5ee04,0x1e5f001,0x1e5f102,0x1e5fb00,0x1e5ff08,0x1e60000,
-0x1e7e001,0x1e7e700,0x1e7e801,0x1e7ec00,0x1e7ed01,0x1e7ef00,0x1e7f001,0x1e7ff00,0x1e80001,
-0x1e8c500,0x1e8c702,0x1e8d004,0x1e8d700,0x1e90001,0x1e94404,0x1e94b01,0x1e94c00,0x1e95002,
-0x1e95a00,0x1e95e08,0x1e96000,0x1ec7102,0x1ecac10,0x1ecad02,0x1ecb010,0x1ecb102,0x1ecb500,
-0x1ed0102,0x1ed2e10,0x1ed2f02,0x1ed3e00,0x1ee0001,0x1ee0400,0x1ee0501,0x1ee2000,0x1ee2101,
-0x1ee2300,0x1ee2401,0x1ee2500,0x1ee2701,0x1ee2800,0x1ee2901,0x1ee3300,0x1ee3401,0x1ee3800,
-0x1ee3901,0x1ee3a00,0x1ee3b01,0x1ee3c00,0x1ee4201,0x1ee4300,0x1ee4701,0x1ee4800,0x1ee4901,
-0x1ee4a00,0x1ee4b01,0x1ee4c00,0x1ee4d01,0x1ee5000,0x1ee5101,0x1ee5300,0x1ee5401,0x1ee5500,
-0x1ee5701,0x1ee5800,0x1ee5901,0x1ee5a00,0x1ee5b01,0x1ee5c00,0x1ee5d01,0x1ee5e00,0x1ee5f01,
-0x1ee6000,0x1ee6101,0x1ee6300,0x1ee6401,0x1ee6500,0x1ee6701,0x1ee6b00,0x1ee6c01,0x1ee7300,
-0x1ee7401,0x1ee7800,0x1ee7901,0x1ee7d00,0x1ee7e01,0x1ee7f00,0x1ee8001,0x1ee8a00,0x1ee8b01,
-0x1ee9c00,0x1eea101,0x1eea400,0x1eea501,0x1eeaa00,0x1eeab01,0x1eebc00,0x1eef010,0x1eef200,
-0x1f00010,0x1f02c00,0x1f03010,0x1f09400,0x1f0a010,0x1f0af00,0x1f0b110,0x1f0c000,0x1f0c110,
-0x1f0d000,0x1f0d110,0x1f0f600,0x1f10002,0x1f10d10,0x1f1ae00,0x1f1e610,0x1f20300,0x1f21010,
-0x1f23c00,0x1f24010,0x1f24900,0x1f25010,0x1f25200,0x1f26010,0x1f26600,0x1f30010,0x1f6d800,
-0x1f6dc10,0x1f6ed00,0x1f6f010,0x1f6fd00,0x1f70010,0x1f77700,0x1f77b10,0x1f7da00,0x1f7e010,
-0x1f7ec00,0x1f7f010,0x1f7f100,0x1f80010,0x1f80c00,0x1f81010,0x1f84800,0x1f85010,0x1f85a00,
-0x1f86010,0x1f88800,0x1f89010,0x1f8ae00,0x1f8b010,0x1f8bc00,0x1f8c010,0x1f8c200,0x1f90010,
-0x1fa5400,0x1fa6010,0x1fa6e00,0x1fa7010,0x1fa7d00,0x1fa8010,0x1fa8a00,0x1fa8f10,0x1fac700,
-0x1face10,0x1fadd00,0x1fadf10,0x1faea00,0x1faf010,0x1faf900,0x1fb0010,0x1fb9300,0x1fb9410,
-0x1fbf002,0x1fbfa00,0x2000001,0x2a6e000,0x2a70001,0x2b73a00,0x2b74001,0x2b81e00,0x2b82001,
-0x2cea200,0x2ceb001,0x2ebe100,0x2ebf001,0x2ee5e00,0x2f80001,0x2fa1e00,0x3000001,0x3134b00,
-0x3135001,0x323b000,0xe010004,0xe01f000,
+0x11d9900,0x11da042,0x11daa00,0x11de040,0x11dea00,0x11ee001,0x11ef304,0x11ef708,0x11ef900,
+0x11f0004,0x11f0201,0x11f0304,0x11f0401,0x11f1100,0x11f1201,0x11f3404,0x11f3b00,0x11f3e04,
+0x11f4308,0x11f5042,0x11f5a04,0x11f5b00,0x11fb001,0x11fb100,0x11fc042,0x11fd510,0x11ff200,
+0x11fff08,0x1200001,0x1239a00,0x1240042,0x1246f00,0x1247008,0x1247500,0x1248001,0x1254400,
+0x12f9001,0x12ff108,0x12ff300,0x1300001,0x1343000,0x1344004,0x1344101,0x1344704,0x1345600,
+0x1346001,0x143fb00,0x1440001,0x1464700,0x1610001,0x1611e04,0x1613042,0x1613a00,0x1680001,
+0x16a3900,0x16a4001,0x16a5f00,0x16a6042,0x16a6a00,0x16a6e08,0x16a7001,0x16abf00,0x16ac042,
+0x16aca00,0x16ad001,0x16aee00,0x16af004,0x16af508,0x16af600,0x16b0001,0x16b3004,0x16b3708,
+0x16b3c10,0x16b4001,0x16b4408,0x16b4510,0x16b4600,0x16b5042,0x16b5a00,0x16b5b42,0x16b6200,
+0x16b6301,0x16b7800,0x16b7d01,0x16b9000,0x16d4001,0x16d6d08,0x16d7042,0x16d7a00,0x16e4001,
+0x16e8042,0x16e9708,0x16e9b00,0x16f0001,0x16f4b00,0x16f4f04,0x16f5001,0x16f5104,0x16f8800,
+0x16f8f04,0x16f9301,0x16fa000,0x16fe001,0x16fe208,0x16fe301,0x16fe404,0x16fe500,0x16ff004,
+0x16ff200,0x16ff440,0x16ff700,0x1700001,0x187f800,0x1880001,0x18cd600,0x18cff01,0x18d0900,
+0x1aff001,0x1aff400,0x1aff501,0x1affc00,0x1affd01,0x1afff00,0x1b00001,0x1b12300,0x1b13201,
+0x1b13300,0x1b15001,0x1b15300,0x1b15501,0x1b15600,0x1b16401,0x1b16800,0x1b17001,0x1b2fc00,
+0x1bc0001,0x1bc6b00,0x1bc7001,0x1bc7d00,0x1bc8001,0x1bc8900,0x1bc9001,0x1bc9a00,0x1bc9c10,
+0x1bc9d04,0x1bc9f08,0x1bca000,0x1cc0010,0x1ccf042,0x1ccfa00,0x1cd0010,0x1ceb400,0x1cf0004,
+0x1cf2e00,0x1cf3004,0x1cf4700,0x1cf5010,0x1cfc400,0x1d00010,0x1d0f600,0x1d10010,0x1d12700,
+0x1d12910,0x1d16504,0x1d16a10,0x1d16d04,0x1d17300,0x1d17b04,0x1d18310,0x1d18504,0x1d18c10,
+0x1d1aa04,0x1d1ae10,0x1d1eb00,0x1d20010,0x1d24204,0x1d24510,0x1d24600,0x1d2c042,0x1d2d400,
+0x1d2e042,0x1d2f400,0x1d30010,0x1d35700,0x1d36042,0x1d37900,0x1d40001,0x1d45500,0x1d45601,
+0x1d49d00,0x1d49e01,0x1d4a000,0x1d4a201,0x1d4a300,0x1d4a501,0x1d4a700,0x1d4a901,0x1d4ad00,
+0x1d4ae01,0x1d4ba00,0x1d4bb01,0x1d4bc00,0x1d4bd01,0x1d4c400,0x1d4c501,0x1d50600,0x1d50701,
+0x1d50b00,0x1d50d01,0x1d51500,0x1d51601,0x1d51d00,0x1d51e01,0x1d53a00,0x1d53b01,0x1d53f00,
+0x1d54001,0x1d54500,0x1d54601,0x1d54700,0x1d54a01,0x1d55100,0x1d55201,0x1d6a600,0x1d6a801,
+0x1d6c110,0x1d6c201,0x1d6db10,0x1d6dc01,0x1d6fb10,0x1d6fc01,0x1d71510,0x1d71601,0x1d73510,
+0x1d73601,0x1d74f10,0x1d75001,0x1d76f10,0x1d77001,0x1d78910,0x1d78a01,0x1d7a910,0x1d7aa01,
+0x1d7c310,0x1d7c401,0x1d7cc00,0x1d7ce42,0x1d80010,0x1da0004,0x1da3710,0x1da3b04,0x1da6d10,
+0x1da7504,0x1da7610,0x1da8404,0x1da8510,0x1da8708,0x1da8c00,0x1da9b04,0x1daa000,0x1daa104,
+0x1dab000,0x1df0001,0x1df1f00,0x1df2501,0x1df2b00,0x1e00004,0x1e00700,0x1e00804,0x1e01900,
+0x1e01b04,0x1e02200,0x1e02304,0x1e02500,0x1e02604,0x1e02b00,0x1e03001,0x1e06e00,0x1e08f04,
+0x1e09000,0x1e10001,0x1e12d00,0x1e13004,0x1e13701,0x1e13e00,0x1e14042,0x1e14a00,0x1e14e01,
+0x1e14f10,0x1e15000,0x1e29001,0x1e2ae04,0x1e2af00,0x1e2c001,0x1e2ec04,0x1e2f042,0x1e2fa00,
+0x1e2ff10,0x1e30000,0x1e4d001,0x1e4ec04,0x1e4f042,0x1e4fa00,0x1e5d001,0x1e5ee04,0x1e5f001,
+0x1e5f142,0x1e5fb00,0x1e5ff08,0x1e60000,0x1e7e001,0x1e7e700,0x1e7e801,0x1e7ec00,0x1e7ed01,
+0x1e7ef00,0x1e7f001,0x1e7ff00,0x1e80001,0x1e8c500,0x1e8c742,0x1e8d004,0x1e8d700,0x1e90001,
+0x1e94404,0x1e94b01,0x1e94c00,0x1e95042,0x1e95a00,0x1e95e08,0x1e96000,0x1ec7142,0x1ecac10,
+0x1ecad42,0x1ecb010,0x1ecb142,0x1ecb500,0x1ed0142,0x1ed2e10,0x1ed2f42,0x1ed3e00,0x1ee0001,
+0x1ee0400,0x1ee0501,0x1ee2000,0x1ee2101,0x1ee2300,0x1ee2401,0x1ee2500,0x1ee2701,0x1ee2800,
+0x1ee2901,0x1ee3300,0x1ee3401,0x1ee3800,0x1ee3901,0x1ee3a00,0x1ee3b01,0x1ee3c00,0x1ee4201,
+0x1ee4300,0x1ee4701,0x1ee4800,0x1ee4901,0x1ee4a00,0x1ee4b01,0x1ee4c00,0x1ee4d01,0x1ee5000,
+0x1ee5101,0x1ee5300,0x1ee5401,0x1ee5500,0x1ee5701,0x1ee5800,0x1ee5901,0x1ee5a00,0x1ee5b01,
+0x1ee5c00,0x1ee5d01,0x1ee5e00,0x1ee5f01,0x1ee6000,0x1ee6101,0x1ee6300,0x1ee6401,0x1ee6500,
+0x1ee6701,0x1ee6b00,0x1ee6c01,0x1ee7300,0x1ee7401,0x1ee7800,0x1ee7901,0x1ee7d00,0x1ee7e01,
+0x1ee7f00,0x1ee8001,0x1ee8a00,0x1ee8b01,0x1ee9c00,0x1eea101,0x1eea400,0x1eea501,0x1eeaa00,
+0x1eeab01,0x1eebc00,0x1eef010,0x1eef200,0x1f00010,0x1f02c00,0x1f03010,0x1f09400,0x1f0a010,
+0x1f0af00,0x1f0b110,0x1f0c000,0x1f0c110,0x1f0d000,0x1f0d110,0x1f0f600,0x1f10042,0x1f10d10,
+0x1f1ae00,0x1f1e610,0x1f20300,0x1f21010,0x1f23c00,0x1f24010,0x1f24900,0x1f25010,0x1f25200,
+0x1f26010,0x1f26600,0x1f30010,0x1f6d800,0x1f6dc10,0x1f6ed00,0x1f6f010,0x1f6fd00,0x1f70010,
+0x1f77700,0x1f77b10,0x1f7da00,0x1f7e010,0x1f7ec00,0x1f7f010,0x1f7f100,0x1f80010,0x1f80c00,
+0x1f81010,0x1f84800,0x1f85010,0x1f85a00,0x1f86010,0x1f88800,0x1f89010,0x1f8ae00,0x1f8b010,
+0x1f8bc00,0x1f8c010,0x1f8c200,0x1f90010,0x1fa5400,0x1fa6010,0x1fa6e00,0x1fa7010,0x1fa7d00,
+0x1fa8010,0x1fa8a00,0x1fa8f10,0x1fac700,0x1face10,0x1fadd00,0x1fadf10,0x1faea00,0x1faf010,
+0x1faf900,0x1fb0010,0x1fb9300,0x1fb9410,0x1fbf042,0x1fbfa00,0x2000001,0x2a6e000,0x2a70001,
+0x2b73a00,0x2b74001,0x2b81e00,0x2b82001,0x2cea200,0x2ceb001,0x2ebe100,0x2ebf001,0x2ee5e00,
+0x2f80001,0x2fa1e00,0x3000001,0x3134b00,0x3135001,0x323b000,0xe010004,0xe01f000,
 };
 // unicode-table:end
 
@@ -3672,6 +4800,12 @@ typedef struct ds__span {
     size_t n;
 } ds__span;
 
+/* one cache line holds several: the pair, its rank and the token it makes */
+typedef struct ds__merge_slot {
+    uint64_t key;   /* left << 32 | right */
+    int32_t rank, res;
+} ds__merge_slot;
+
 struct ds_tokenizer {
     int model, pre;
     int32_t n_vocab;
@@ -3688,7 +4822,7 @@ struct ds_tokenizer {
     int64_t n_merges;
     uint64_t *merge_key;
     int32_t *merge_res;
-    uint32_t *merge_slot;  /* rank + 1 */
+    ds__merge_slot *merge_slot;  /* open addressing by pair; rank -1 = empty */
     uint32_t merge_mask;
     int32_t byte_tok[256]; /* byte-level: the token of each byte's symbol; SPM: <0xXX> */
     uint16_t byte_char[256];
@@ -3699,7 +4833,8 @@ struct ds_tokenizer {
     int32_t *eog;
     int n_eog;
     int32_t bos, eos, eot, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int32_t bpe_unk;       /* byte-level: what a byte without a symbol token becomes (-1: dropped) */
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
@@ -3723,13 +4858,16 @@ static int32_t ds__vocab_find(const ds_tokenizer *t, const char *s, size_t n) {
     return -1;
 }
 
-/* the rank of merging tokens (a, b); -1 when they do not merge */
-static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b) {
+/* the rank of merging tokens (a, b) and the token it makes; -1 when they do not merge */
+static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b, int32_t *res) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask, slot;
+    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
     if (!t->merge_slot) return -1;
-    while ((slot = t->merge_slot[h]) != 0) {
-        if (t->merge_key[slot - 1] == key) return (int64_t)slot - 1;
+    while (t->merge_slot[h].rank >= 0) {
+        if (t->merge_slot[h].key == key) {
+            *res = t->merge_slot[h].res;
+            return t->merge_slot[h].rank;
+        }
         h = (h + 1) & t->merge_mask;
     }
     return -1;
@@ -3756,6 +4894,12 @@ static ds__uch ds__uc_at(const ds_tokenizer *t, const unsigned char *s, size_t p
     if (s[p] < 0x80) {
         c.cp = s[p];
         c.len = 1;
+    } else if ((s[p] & 0xE0) == 0xC0 && p + 1 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x1F) << 6) | (s[p + 1] & 0x3F);
+        c.len = 2;
+    } else if ((s[p] & 0xF0) == 0xE0 && p + 2 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x0F) << 12) | ((uint32_t)(s[p + 1] & 0x3F) << 6) | (s[p + 2] & 0x3F);
+        c.len = 3;
     } else {
         int k = ds__utf8_decode(s + p, end - p, &c.cp);
         c.len = (size_t)(k < 0 ? -k : k);
@@ -3911,6 +5055,8 @@ typedef struct ds__tok_run {
     uint32_t cache_mask, cache_used;
     ds__buf cache_keys, cache_ids;
     uint32_t *cache_ent;  /* 4 per entry: key offset, key length, ids offset, id count */
+    void (*on_piece)(struct ds__tok_run *r, const unsigned char *p, size_t n);  /* instead of BPE (training) */
+    void *user;
     int oom;
 } ds__tok_run;
 
@@ -3972,11 +5118,8 @@ static int64_t ds__pair_rank(const ds_tokenizer *t, const unsigned char *piece, 
         *res = id;
         return t->spm_rank[id];
     } else {
-        int64_t rank;
         if (a->id < 0 || b->id < 0) return -1;
-        rank = ds__merge_rank(t, a->id, b->id);
-        if (rank >= 0) *res = t->merge_res[rank];
-        return rank;
+        return ds__merge_rank(t, a->id, b->id, res);
     }
 }
 
@@ -4017,24 +5160,33 @@ static void ds__bpe_merge(ds__tok_run *r, const unsigned char *piece, int32_t n)
     }
 }
 
-/* the same merges by rescanning: faster than the heap for short pieces */
+#define DS__BPE_SMALL 32
+
+/* the same merges for short pieces: symbols kept contiguous, one rank per adjacent pair,
+   only the pairs next to a merge looked up again */
 static void ds__bpe_merge_small(ds__tok_run *r, const unsigned char *piece, int32_t n) {
     ds__sym *sym = r->sym;
-    for (;;) {
-        int64_t best = -1, rank;
-        int32_t at = -1, i, res, best_res = 0;
-        for (i = 0; i >= 0 && sym[i].next >= 0; i = sym[i].next) {
-            rank = ds__pair_rank(r->t, piece, &sym[i], &sym[sym[i].next], &res);
-            if (rank >= 0 && (best < 0 || rank < best)) {
-                best = rank;
-                best_res = res;
-                at = i;
-            }
-        }
-        if (at < 0) return;
-        ds__sym_join(sym, at, best_res);
+    int64_t rank[DS__BPE_SMALL];
+    int32_t res[DS__BPE_SMALL], i;
+    for (i = 0; i + 1 < n; i++) rank[i] = ds__pair_rank(r->t, piece, &sym[i], &sym[i + 1], &res[i]);
+    while (n > 1) {
+        int32_t at = -1;
+        for (i = 0; i + 1 < n; i++)
+            if (rank[i] >= 0 && (at < 0 || rank[i] < rank[at])) at = i;
+        if (at < 0) break;
+        sym[at].id = res[at];
+        sym[at].len += sym[at + 1].len;
+        memmove(&sym[at + 1], &sym[at + 2], (size_t)(n - at - 2) * sizeof *sym);
+        memmove(&rank[at + 1], &rank[at + 2], (size_t)(n - at - 2) * sizeof *rank);
+        memmove(&res[at + 1], &res[at + 2], (size_t)(n - at - 2) * sizeof *res);
+        n--;
+        if (at > 0) rank[at - 1] = ds__pair_rank(r->t, piece, &sym[at - 1], &sym[at], &res[at - 1]);
+        if (at + 1 < n) rank[at] = ds__pair_rank(r->t, piece, &sym[at], &sym[at + 1], &res[at]);
     }
-    (void)n;
+    for (i = 0; i < n; i++) {
+        sym[i].prev = i - 1;
+        sym[i].next = i + 1 < n ? i + 1 : -1;
+    }
 }
 
 /* the symbols one piece starts from: one per byte (byte-level) or per character */
@@ -4051,6 +5203,18 @@ static int32_t ds__bpe_init(ds__tok_run *r, const unsigned char *piece, size_t n
         size_t len = 1;
         if (t->model == DS__TOK_BPE) {
             s->id = t->byte_tok[piece[i]];
+            if (s->id < 0) {
+                /* a byte whose symbol is not in the vocabulary: unk (fused with a preceding
+                   unk when asked), or left out so that its neighbours may merge */
+                i++;
+                if (t->bpe_unk < 0) continue;
+                if (t->fuse_unk && k > 0 && r->sym[k - 1].id == t->bpe_unk) {
+                    r->sym[k - 1].len++;
+                    continue;
+                }
+                s->id = t->bpe_unk;
+                i--;
+            }
         } else {
             len = (size_t)ds__utf8_seq_len(piece[i]);
             if (len == 0 || len > n - i) len = 1;
@@ -4082,7 +5246,7 @@ static void ds__bpe_word(ds__tok_run *r, const unsigned char *piece, size_t n) {
     int32_t k, i;
     k = ds__bpe_init(r, piece, n);
     if (r->oom || !k) return;
-    if (k <= 24) ds__bpe_merge_small(r, piece, k);
+    if (k <= DS__BPE_SMALL) ds__bpe_merge_small(r, piece, k);
     else ds__bpe_merge(r, piece, k);
     for (i = 0; i >= 0; i = r->sym[i].next) {
         if (r->sym[i].id >= 0) ds__emit(r, r->sym[i].id);
@@ -4113,6 +5277,10 @@ static void ds__tok_piece(ds__tok_run *r, const unsigned char *piece, size_t n) 
     uint32_t h = 0, slot;
     size_t first = r->n;
     if (n == 0) return;
+    if (r->on_piece) {
+        r->on_piece(r, piece, n);
+        return;
+    }
     if (t->model == DS__TOK_BPE) {
         int32_t id;
         if (n == 1 && t->byte_tok[piece[0]] >= 0) {
@@ -4198,13 +5366,11 @@ static void ds__smollm_run(ds__tok_run *r, const unsigned char *s, size_t p, siz
     }
 }
 
-/* DeepSeek-V3 step 3 over a piece: matches and the gaps between them are pieces */
+/* DeepSeek-V3 step 3 over a piece of step 2 (a CJK run or the text between): matches and
+   the gaps between them are pieces */
 static void ds__dsv3_words(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int cjk) {
     size_t gap = p;
-    if (cjk) {
-        ds__tok_piece(r, s + p, end - p);
-        return;
-    }
+    (void)cjk;
     while (p < end) {
         size_t q = ds__pre_dsv3_word(r->t, s, p, end);
         if (q == p) {
@@ -4237,6 +5403,10 @@ static void ds__dsv3_digits(ds__tok_run *r, const unsigned char *s, size_t p, si
 static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
     ds__buf b;
     size_t i;
+    if (r->on_piece) {
+        r->on_piece(r, s, n);
+        return;
+    }
     memset(&b, 0, sizeof b);
     if (first && r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
     for (i = 0; i < n; i++) {
@@ -4251,7 +5421,7 @@ static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, in
 static void ds__tok_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
     switch (r->t->pre) {
     case DS__PRE_GPT2: case DS__PRE_LLAMA3: case DS__PRE_QWEN2: ds__pre_ascii_run(r, s, 0, n, r->t->pre); break;
-    case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_N, ds__smollm_run); break;
+    case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_R, ds__smollm_run); break;
     case DS__PRE_DSV3: ds__split_runs(r, s, 0, n, DS__UC_N, ds__dsv3_digits); break;
     default: ds__spm_segment(r, s, n, first); break;
     }
@@ -4302,14 +5472,28 @@ static void ds__tok_run_free(ds__tok_run *r) {
     ds__buf_free(&r->cache_ids);
 }
 
-DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+/* records piece ends instead of encoding (ds_tokenizer_split) */
+typedef struct ds__split_out {
+    const unsigned char *base;
+    size_t *ends;
+    size_t cap, n;
+} ds__split_out;
+static void ds__split_piece(ds__tok_run *r, const unsigned char *p, size_t n) {
+    ds__split_out *o = DS__CAST(ds__split_out *, r->user);
+    if (o->n < o->cap) o->ends[o->n] = (size_t)(p + n - o->base);
+    o->n++;
+}
+
+/* the common path of ds_tokenize and ds_tokenizer_split: sanitize, split at added tokens,
+   pre-tokenize and encode (or report) each segment */
+static ds_status ds__tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, ds__split_out *split, size_t *n_out) {
     ds__tok_run r;
     char *clean = NULL;
     const unsigned char *s;
     size_t i = 0, seg = 0;
     int first = 1;
     if (n_out) *n_out = 0;
-    if (!t || (!text && len) || (!ids && cap) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
+    if (!t || (!text && len) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
     if (ds__utf8_valid_prefix(text, len) < len) {
         if (!(clean = ds__utf8_sanitize(text, len, &len))) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
         text = clean;
@@ -4319,23 +5503,30 @@ DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len
     r.t = t;
     r.ids = ids;
     r.cap = cap;
-    if (len >= 4096) {
+    if (split) {
+        split->base = s;
+        r.on_piece = ds__split_piece;
+        r.user = split;
+    } else if (len >= 4096) {
         r.cache_mask = (1u << 15) - 1;
         r.cache_slot = DS__CAST(uint32_t *, ds__calloc((size_t)r.cache_mask + 1, sizeof(uint32_t)));
         r.cache_ent = DS__CAST(uint32_t *, ds__calloc(((size_t)r.cache_mask + 1) / 2 + 1, 4 * sizeof(uint32_t)));
         if (!r.cache_slot || !r.cache_ent) r.oom = 1;
     }
-    if ((flags & DS_TOKENIZE_ADD_BOS) && t->bos >= 0) ds__emit(&r, t->bos);
+    if ((flags & DS_TOKENIZE_ADD_BOS) && t->bos >= 0 && !split) ds__emit(&r, t->bos);
     while (i < len && !r.oom) {
         int32_t id = -1;
-        if (t->n_special && t->special_start[s[i]] < t->special_start[s[i] + 1]) id = ds__special_at(t, s + i, len - i, flags & DS_TOKENIZE_PARSE_SPECIAL);
+        /* added tokens start on a character boundary */
+        if (t->n_special && (s[i] & 0xC0) != 0x80 && t->special_start[s[i]] < t->special_start[s[i] + 1])
+            id = ds__special_at(t, s + i, len - i, flags & DS_TOKENIZE_PARSE_SPECIAL);
         if (id < 0) {
             i++;
             continue;
         }
         if (seg < i) ds__tok_segment(&r, s + seg, i - seg, first);
         first = 0;
-        ds__emit(&r, id);
+        if (split) ds__split_piece(&r, s + i, t->off[id + 1] - t->off[id]);
+        else ds__emit(&r, id);
         i += t->off[id + 1] - t->off[id];
         seg = i;
     }
@@ -4343,9 +5534,24 @@ DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len
     ds__tok_run_free(&r);
     ds_free(clean);
     if (r.oom) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
-    *n_out = r.n;
-    if (r.n > cap) return ds__fail(DS_ERR_BOUNDS, "tokenize: %zu ids do not fit in %zu", r.n, cap);
+    *n_out = split ? split->n : r.n;
+    if (split) cap = split->cap;
+    if (*n_out > cap) return ds__fail(DS_ERR_BOUNDS, "tokenize: %zu results do not fit in %zu", *n_out, cap);
     return DS_OK;
+}
+
+DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+    if (!ids && cap) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL ids");
+    return ds__tokenize(t, text, len, flags, ids, cap, NULL, n_out);
+}
+
+DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out) {
+    ds__split_out o;
+    if (!ends && cap) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_split: NULL ends");
+    memset(&o, 0, sizeof o);
+    o.ends = ends;
+    o.cap = cap;
+    return ds__tokenize(t, text, len, flags, NULL, 0, &o, n_out);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -4456,7 +5662,7 @@ typedef struct ds__tok_spec {
     const ds__span *merges;
     int64_t n_merges;
     int32_t bos, eos, eot, eom, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     const char *what;          /* names the source in messages */
 } ds__tok_spec;
 
@@ -4585,8 +5791,9 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
     t->merge_key = DS__CAST(uint64_t *, ds__calloc((size_t)sp->n_merges, sizeof(uint64_t)));
     t->merge_res = DS__CAST(int32_t *, ds__calloc((size_t)sp->n_merges, sizeof(int32_t)));
     t->merge_mask = ds__pow2_slots((uint64_t)sp->n_merges) - 1;
-    t->merge_slot = DS__CAST(uint32_t *, ds__calloc((size_t)t->merge_mask + 1, sizeof(uint32_t)));
+    t->merge_slot = DS__CAST(ds__merge_slot *, ds__calloc((size_t)t->merge_mask + 1, sizeof(ds__merge_slot)));
     if (!t->merge_key || !t->merge_res || !t->merge_slot) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    for (i = 0; i <= (int64_t)t->merge_mask; i++) t->merge_slot[i].rank = -1;
     for (i = 0; i < sp->n_merges; i++) {
         const ds__span *a = &sp->merges[2 * i], *b = &sp->merges[2 * i + 1];
         int32_t ia = ds__vocab_find(t, a->p, a->n), ib = ds__vocab_find(t, b->p, b->n), ic;
@@ -4611,8 +5818,10 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
         t->merge_res[i] = ic;
         /* a repeated pair takes its last rank, as a map filled in list order would */
         h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
-        while (t->merge_slot[h] && t->merge_key[t->merge_slot[h] - 1] != key) h = (h + 1) & t->merge_mask;
-        t->merge_slot[h] = (uint32_t)i + 1;
+        while (t->merge_slot[h].rank >= 0 && t->merge_slot[h].key != key) h = (h + 1) & t->merge_mask;
+        t->merge_slot[h].key = key;
+        t->merge_slot[h].rank = (int32_t)i;
+        t->merge_slot[h].res = ic;
     }
     ds__buf_free(&cat);
     return DS_OK;
@@ -4727,11 +5936,13 @@ static ds_status ds__tok_build(const ds__tok_spec *sp, ds_tokenizer **out) {
     t->add_space_prefix = sp->add_space_prefix;
     t->ignore_merges = sp->ignore_merges;
     t->byte_fallback = sp->byte_fallback;
+    t->fuse_unk = sp->fuse_unk;
 #define DS__TOK_ID(x) ((x) >= 0 && (x) < sp->n_vocab ? (x) : -1)
     t->bos = DS__TOK_ID(sp->bos);
     t->eos = DS__TOK_ID(sp->eos);
     t->eot = DS__TOK_ID(sp->eot);
     t->unk = DS__TOK_ID(sp->unk);
+    t->bpe_unk = -1;
     t->pad = DS__TOK_ID(sp->pad);
 #undef DS__TOK_ID
     ds__byte_map(t);
@@ -5081,13 +6292,14 @@ static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
     L->sp.merges = L->merges;
     L->sp.ignore_merges = ds__json_flag(d, model, "ignore_merges", 0);
     L->sp.byte_fallback = ds__json_flag(d, model, "byte_fallback", 0);
+    L->sp.fuse_unk = ds__json_flag(d, model, "fuse_unk", 0);
     L->sp.bos = L->sp.eos = L->sp.eot = L->sp.eom = L->sp.unk = L->sp.pad = -1;
     L->sp.what = DS__TJ;
     if ((s = ds__tok_build(&L->sp, out)) != DS_OK) return s;
     unk = ds__json_get(d, model, "unk_token");
     if (unk && d->nodes[unk].type == DS__JSON_STRING) {
         char *u = ds__json_dup(d, unk);
-        if (u) (*out)->unk = ds__vocab_find(*out, u, strlen(u));
+        if (u) (*out)->unk = (*out)->bpe_unk = ds__vocab_find(*out, u, strlen(u));
         ds_free(u);
     }
     ds__json_post(L, root, *out, &(*out)->bos, &(*out)->add_bos);
@@ -5266,6 +6478,697 @@ DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out) {
     return s;
 }
 
+/* ---- saving ------------------------------------------------------------------------------ */
+static void ds__json_write_split(ds__buf *b, const char *pattern) {
+    ds__buf_puts(b, "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
+    ds__json_write_str(b, pattern, strlen(pattern));
+    ds__buf_puts(b, "},\"behavior\":\"Isolated\",\"invert\":false},");
+}
+
+static void ds__json_write_pre(ds__buf *b, int pre) {
+    const char *bl = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":";
+    switch (pre) {
+    case DS__PRE_GPT2: ds__buf_printf(b, "%strue}", bl); break;
+    case DS__PRE_SMOLLM: ds__buf_printf(b, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},%strue}]}", bl); break;
+    case DS__PRE_LLAMA3: case DS__PRE_QWEN2: case DS__PRE_DSV3:
+        ds__buf_puts(b, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+        if (pre == DS__PRE_DSV3) {
+            ds__json_write_split(b, ds__pat_dsv3_digits);
+            ds__json_write_split(b, ds__pat_dsv3_cjk);
+            ds__json_write_split(b, ds__pat_dsv3);
+        } else {
+            ds__json_write_split(b, pre == DS__PRE_LLAMA3 ? ds__pat_llama3 : ds__pat_qwen2);
+        }
+        ds__buf_printf(b, "%sfalse}]}", bl);
+        break;
+    default: ds__buf_puts(b, "null"); break;
+    }
+}
+
+DS_API ds_status ds_tokenizer_to_json(const ds_tokenizer *t, char **json, size_t *len) {
+    ds__buf b;
+    int32_t i;
+    int64_t m;
+    int first = 1;
+    if (!t || !json) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_json: NULL argument");
+    *json = NULL;
+    if (t->model != DS__TOK_BPE) return ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_json: only byte-level BPE vocabularies can be written as tokenizer.json");
+    memset(&b, 0, sizeof b);
+    ds__buf_puts(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (t->type[i] != DS__TT_CONTROL && t->type[i] != DS__TT_USER) continue;
+        ds__buf_printf(&b, "%s{\"id\":%d,\"content\":", first ? "" : ",", (int)i);
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":%s}", t->type[i] == DS__TT_CONTROL ? "true" : "false");
+        first = 0;
+    }
+    ds__buf_puts(&b, "],\"normalizer\":null,\"pre_tokenizer\":");
+    ds__json_write_pre(&b, t->pre);
+    ds__buf_puts(&b, ",\"post_processor\":");
+    if (t->add_bos && t->bos >= 0) {
+        size_t n;
+        const char *p = ds__tok_str(t, t->bos, &n);
+        ds__buf_puts(&b, "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],\"special_tokens\":{");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"ids\":[%d],\"tokens\":[", (int)t->bos);
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, "]}}}");
+    } else {
+        ds__buf_puts(&b, "null");
+    }
+    ds__buf_puts(&b, ",\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},");
+    ds__buf_printf(&b, "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
+                       "\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":%s,\"vocab\":{", t->ignore_merges ? "true" : "false");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (i) ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ":%d", (int)i);
+    }
+    ds__buf_puts(&b, "},\"merges\":[");
+    for (m = 0; m < t->n_merges; m++) {
+        size_t na, nb;
+        const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+        ds__buf_puts(&b, m ? ",[" : "[");
+        ds__json_write_str(&b, pa, na);
+        ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, pb, nb);
+        ds__buf_putc(&b, ']');
+    }
+    ds__buf_puts(&b, "]}}\n");
+    if (b.oom) {
+        ds__buf_free(&b);
+        return ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_json: out of memory");
+    }
+    *json = b.p;
+    if (len) *len = b.n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_save_json(const ds_tokenizer *t, const char *path) {
+    char *json;
+    size_t n;
+    FILE *f;
+    ds_status s;
+    if (!path) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_save_json: NULL path");
+    if ((s = ds_tokenizer_to_json(t, &json, &n)) != DS_OK) return s;
+    f = fopen(path, "wb");
+    if (!f) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    if (fwrite(json, 1, n, f) != n || fclose(f) != 0) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+    }
+    ds_free(json);
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w) {
+    static const char *const pre_gguf[DS__PRE_COUNT_] = {"gpt-2", "llama-bpe", "qwen2", "smollm", "deepseek-v3", "default"};
+    const char **strs = NULL;
+    char *merge_text = NULL;
+    int32_t *types = NULL, i;
+    int64_t m;
+    size_t total = 0;
+    ds_status s;
+    if (!t || !w) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_gguf: NULL argument");
+    strs = DS__CAST(const char **, ds__calloc((size_t)DS__MAX((int64_t)t->n_vocab, t->n_merges) + 1, sizeof(char *)));
+    types = DS__CAST(int32_t *, ds__calloc((size_t)t->n_vocab, sizeof(int32_t)));
+    for (m = 0; m < t->n_merges; m++) total += (t->off[(t->merge_key[m] >> 32) + 1] - t->off[t->merge_key[m] >> 32]) + (t->off[(t->merge_key[m] & 0xFFFFFFFFu) + 1] - t->off[t->merge_key[m] & 0xFFFFFFFFu]) + 2;
+    merge_text = DS__CAST(char *, ds_alloc(total + t->off[t->n_vocab] + (size_t)t->n_vocab + 1));  /* merges, then tokens */
+    if (!strs || !types || !merge_text) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_gguf: out of memory");
+        goto done;
+    }
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", t->model == DS__TOK_BPE ? "gpt2" : "llama")) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre_gguf[t->pre])) != DS_OK) goto done;
+    {   /* NUL-terminated copies of the tokens: the writer takes C strings */
+        char *p = merge_text + total;
+        for (i = 0; i < t->n_vocab; i++) {
+            size_t n;
+            const char *src = ds__tok_str(t, i, &n);
+            if (memchr(src, 0, n)) {
+                s = ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_gguf: token %d contains a NUL byte", (int)i);
+                goto done;
+            }
+            memcpy(p, src, n);
+            p[n] = 0;
+            strs[i] = p;
+            p += n + 1;
+            types[i] = t->type[i];
+        }
+    }
+    if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->score && (s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.scores", DS_GGUF_F32, t->score, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->n_merges) {
+        char *p = merge_text;
+        for (m = 0; m < t->n_merges; m++) {
+            size_t na, nb;
+            const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+            strs[m] = p;
+            memcpy(p, pa, na);
+            p[na] = ' ';
+            memcpy(p + na + 1, pb, nb);
+            p[na + 1 + nb] = 0;
+            p += na + nb + 2;
+        }
+        if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", strs, (uint64_t)t->n_merges)) != DS_OK) goto done;
+    }
+    if (t->bos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos)) != DS_OK) goto done;
+    if (t->eos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos)) != DS_OK) goto done;
+    if (t->eot >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)t->eot)) != DS_OK) goto done;
+    if (t->unk >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk)) != DS_OK) goto done;
+    if (t->pad >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos)) != DS_OK) goto done;
+    s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+done:
+    ds_free(strs);
+    ds_free(types);
+    ds_free(merge_text);
+    return s;
+}
+
+/* ---- BPE training ------------------------------------------------------------------------ */
+/* The algorithm of Hugging Face's BpeTrainer, reproduced so that the same words give the same
+   merges: pair counts over distinct words weighted by their counts; a max-heap of (count,
+   pair, words where it was formed) where equal counts put the smaller pair (left id, then
+   right id) first; a popped entry whose count went stale is pushed back with the current
+   count; merging a pair touches only the words its entry lists and updates the neighbouring
+   pairs' counts, each newly formed pair getting a fresh entry for the words it appeared in.
+   A pair merged twice (two merges can make the same string) keeps its last rank. */
+typedef struct ds__tw {
+    int32_t *sym;
+    int32_t n;
+    int64_t count;
+} ds__tw;
+
+typedef struct ds__th {
+    int64_t count;
+    uint64_t pair;
+    size_t pos, n_pos;   /* word indices in the trainer's pool */
+} ds__th;
+
+typedef struct ds__pc_slot {
+    uint64_t key;
+    int64_t count;
+    int used;
+} ds__pc_slot;
+
+typedef struct ds__tr_formed {
+    uint64_t pair;
+    uint32_t word;
+} ds__tr_formed;
+
+typedef struct ds__tr_merge {
+    uint64_t pair;
+    int32_t tok;
+} ds__tr_merge;
+
+typedef struct ds__trainer {
+    ds_tokenizer *pre;           /* scanners only */
+    /* distinct words: bytes -> count */
+    ds__buf word_bytes;
+    size_t *word_off;            /* n_words + 1 */
+    int64_t *word_count;
+    uint32_t *word_slot, word_mask;
+    size_t n_words, cap_words, cap_count;
+    /* training state */
+    ds__tw *w;
+    ds__pc_slot *pc;
+    uint32_t pc_mask;
+    size_t pc_used;
+    ds__th *heap;
+    size_t heap_n, heap_cap;
+    int32_t *pool;
+    size_t pool_n, pool_cap;
+    ds__tr_formed *chg;          /* pairs formed this round, with their word */
+    size_t chg_n, chg_cap;
+    /* vocabulary */
+    ds__buf text;
+    size_t *tok_off;
+    size_t n_tok, cap_tok;
+    uint32_t *tok_slot, tok_mask;
+    ds__tr_merge *merges;        /* in the order made */
+    size_t n_merges, cap_merges;
+    int oom;
+} ds__trainer;
+
+static int ds__tr_heap_before(const ds__th *a, const ds__th *b) {
+    if (a->count != b->count) return a->count > b->count;
+    return a->pair < b->pair;
+}
+
+static void ds__tr_push(ds__trainer *tr, ds__th e) {
+    size_t i;
+    if (!ds__grow(DS__CAST(void **, &tr->heap), &tr->heap_cap, tr->heap_n + 1, sizeof e)) {
+        tr->oom = 1;
+        return;
+    }
+    i = tr->heap_n++;
+    while (i > 0 && ds__tr_heap_before(&e, &tr->heap[(i - 1) / 2])) {
+        tr->heap[i] = tr->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    tr->heap[i] = e;
+}
+
+static ds__th ds__tr_pop(ds__trainer *tr) {
+    ds__th top = tr->heap[0], v = tr->heap[--tr->heap_n];
+    size_t i = 0, n = tr->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && ds__tr_heap_before(&tr->heap[c + 1], &tr->heap[c])) c++;
+        if (!ds__tr_heap_before(&tr->heap[c], &v)) break;
+        tr->heap[i] = tr->heap[c];
+        i = c;
+    }
+    if (n) tr->heap[i] = v;
+    return top;
+}
+
+/* pair count slot (created at 0 when absent) */
+static ds__pc_slot *ds__tr_pc(ds__trainer *tr, uint64_t key) {
+    uint32_t h;
+    if ((tr->pc_used + 1) * 2 > (size_t)tr->pc_mask + 1) {
+        uint32_t cap = (tr->pc_mask + 1) * 2, j;
+        ds__pc_slot *old = tr->pc, *nw = DS__CAST(ds__pc_slot *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return NULL;
+        }
+        for (j = 0; j <= tr->pc_mask; j++) {
+            if (!old[j].used) continue;
+            h = (uint32_t)ds__hash_u64(old[j].key) & (cap - 1);
+            while (nw[h].used) h = (h + 1) & (cap - 1);
+            nw[h] = old[j];
+        }
+        ds_free(old);
+        tr->pc = nw;
+        tr->pc_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_u64(key) & tr->pc_mask;
+    while (tr->pc[h].used && tr->pc[h].key != key) h = (h + 1) & tr->pc_mask;
+    if (!tr->pc[h].used) {
+        tr->pc[h].used = 1;
+        tr->pc[h].key = key;
+        tr->pc_used++;
+    }
+    return &tr->pc[h];
+}
+
+static int32_t ds__tr_find_tok(const ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask, slot;
+    while ((slot = tr->tok_slot[h]) != 0) {
+        size_t a = tr->tok_off[slot - 1], b = tr->tok_off[slot];
+        if (b - a == n && memcmp(tr->text.p + a, s, n) == 0) return (int32_t)(slot - 1);
+        h = (h + 1) & tr->tok_mask;
+    }
+    return -1;
+}
+
+/* appends a token (the table is sized for the final vocabulary up front) */
+static int32_t ds__tr_add_tok(ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask;
+    int32_t id = (int32_t)tr->n_tok;
+    if (!ds__grow(DS__CAST(void **, &tr->tok_off), &tr->cap_tok, tr->n_tok + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return -1;
+    }
+    ds__buf_put(&tr->text, s, n);
+    tr->tok_off[tr->n_tok + 1] = tr->text.n;
+    tr->n_tok++;
+    while (tr->tok_slot[h]) h = (h + 1) & tr->tok_mask;
+    tr->tok_slot[h] = (uint32_t)id + 1;
+    return id;
+}
+
+/* counts one pre-tokenized piece */
+static void ds__tr_word(ds__tok_run *r, const unsigned char *p, size_t n) {
+    ds__trainer *tr = DS__CAST(ds__trainer *, r->user);
+    uint32_t h, slot;
+    if (!n || tr->oom) return;
+    if ((tr->n_words + 1) * 2 > (size_t)tr->word_mask + 1) {
+        uint32_t cap = (tr->word_mask + 1) * 2, j;
+        uint32_t *nw = DS__CAST(uint32_t *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j <= tr->word_mask; j++) {
+            uint32_t s = tr->word_slot[j];
+            if (!s) continue;
+            h = (uint32_t)ds__hash_bytes(tr->word_bytes.p + tr->word_off[s - 1], tr->word_off[s] - tr->word_off[s - 1]) & (cap - 1);
+            while (nw[h]) h = (h + 1) & (cap - 1);
+            nw[h] = s;
+        }
+        ds_free(tr->word_slot);
+        tr->word_slot = nw;
+        tr->word_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_bytes(p, n) & tr->word_mask;
+    while ((slot = tr->word_slot[h]) != 0) {
+        size_t a = tr->word_off[slot - 1], b = tr->word_off[slot];
+        if (b - a == n && memcmp(tr->word_bytes.p + a, p, n) == 0) {
+            tr->word_count[slot - 1]++;
+            return;
+        }
+        h = (h + 1) & tr->word_mask;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_off), &tr->cap_words, tr->n_words + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_count), &tr->cap_count, tr->n_words + 1, sizeof(int64_t))) {
+        tr->oom = 1;
+        return;
+    }
+    ds__buf_put(&tr->word_bytes, p, n);
+    tr->word_off[tr->n_words + 1] = tr->word_bytes.n;
+    tr->word_count[tr->n_words] = 1;
+    tr->word_slot[h] = (uint32_t)++tr->n_words;
+}
+
+static int ds__tr_formed_cmp(const void *x, const void *y) {
+    const ds__tr_formed *a = (const ds__tr_formed *)x, *b = (const ds__tr_formed *)y;
+    if (a->pair != b->pair) return a->pair < b->pair ? -1 : 1;
+    return a->word < b->word ? -1 : a->word > b->word;
+}
+
+static void ds__tr_formed_add(ds__trainer *tr, uint64_t pair, uint32_t word) {
+    if (!ds__grow(DS__CAST(void **, &tr->chg), &tr->chg_cap, tr->chg_n + 1, sizeof *tr->chg)) {
+        tr->oom = 1;
+        return;
+    }
+    tr->chg[tr->chg_n].pair = pair;
+    tr->chg[tr->chg_n].word = word;
+    tr->chg_n++;
+}
+
+/* one heap entry per pair formed this round, listing the (distinct) words it formed in */
+static void ds__tr_push_formed(ds__trainer *tr) {
+    size_t i = 0;
+    qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);
+    while (i < tr->chg_n && !tr->oom) {
+        ds__th e;
+        size_t j = i;
+        ds__pc_slot *pc = ds__tr_pc(tr, tr->chg[i].pair);
+        if (!pc) return;
+        e.pair = tr->chg[i].pair;
+        e.count = pc->count;
+        e.pos = tr->pool_n;
+        for (; j < tr->chg_n && tr->chg[j].pair == e.pair; j++) {
+            if (j > i && tr->chg[j].word == tr->chg[j - 1].word) continue;
+            if (!ds__grow(DS__CAST(void **, &tr->pool), &tr->pool_cap, tr->pool_n + 1, sizeof(int32_t))) {
+                tr->oom = 1;
+                return;
+            }
+            tr->pool[tr->pool_n++] = (int32_t)tr->chg[j].word;
+        }
+        e.n_pos = tr->pool_n - e.pos;
+        if (e.count > 0) ds__tr_push(tr, e);
+        else tr->pool_n = e.pos;
+        i = j;
+    }
+    tr->chg_n = 0;
+}
+
+static uint64_t ds__pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+static void ds__tr_count(ds__trainer *tr, uint64_t pair, int64_t delta) {
+    ds__pc_slot *pc = ds__tr_pc(tr, pair);
+    if (pc) pc->count += delta;
+}
+
+/* merges (a, b) -> c throughout word wi, left to right without overlap, updating the
+   neighbouring pairs' counts */
+static void ds__tr_merge_word(ds__trainer *tr, uint32_t wi, int32_t a, int32_t b, int32_t c) {
+    ds__tw *w = &tr->w[wi];
+    int32_t i = 0, k;
+    while (i < w->n - 1) {
+        if (w->sym[i] != a || w->sym[i + 1] != b) {
+            i++;
+            continue;
+        }
+        if (i > 0) {
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], a), -w->count);
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], c), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(w->sym[i - 1], c), wi);
+        }
+        w->sym[i] = c;
+        for (k = i + 1; k < w->n - 1; k++) w->sym[k] = w->sym[k + 1];
+        w->n--;
+        if (i < w->n - 1) {
+            ds__tr_count(tr, ds__pair_key(b, w->sym[i + 1]), -w->count);
+            ds__tr_count(tr, ds__pair_key(c, w->sym[i + 1]), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(c, w->sym[i + 1]), wi);
+        }
+        i++;
+    }
+}
+
+/* the 256 byte symbols in code point order, after the special tokens */
+static ds_status ds__tr_alphabet(ds__trainer *tr, const ds_bpe_train_config *cfg, int32_t *byte_id) {
+    int i, cp;
+    for (i = 0; i < cfg->n_special; i++) {
+        const char *s = cfg->special_tokens[i];
+        if (!s || !*s) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: special token %d is empty", i);
+        if (ds__tr_find_tok(tr, s, strlen(s)) < 0) ds__tr_add_tok(tr, s, strlen(s));
+    }
+    for (cp = 0; cp < 324; cp++) {
+        char tmp[4];
+        int b = tr->pre->char_byte[cp];
+        if (b < 0) continue;
+        byte_id[b] = ds__tr_find_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+        if (byte_id[b] < 0) byte_id[b] = ds__tr_add_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+    }
+    return tr->oom || tr->text.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+/* words as byte symbols, and the first heap entries */
+static void ds__tr_words(ds__trainer *tr, const int32_t *byte_id) {
+    size_t i;
+    int32_t j;
+    tr->w = DS__CAST(ds__tw *, ds__calloc(tr->n_words + 1, sizeof(ds__tw)));
+    if (!tr->w) {
+        tr->oom = 1;
+        return;
+    }
+    for (i = 0; i < tr->n_words && !tr->oom; i++) {
+        const unsigned char *p = (const unsigned char *)tr->word_bytes.p + tr->word_off[i];
+        ds__tw *w = &tr->w[i];
+        w->n = (int32_t)(tr->word_off[i + 1] - tr->word_off[i]);
+        w->count = tr->word_count[i];
+        w->sym = DS__CAST(int32_t *, ds__calloc((size_t)w->n, sizeof(int32_t)));
+        if (!w->sym) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j < w->n; j++) w->sym[j] = byte_id[p[j]];
+        for (j = 0; j + 1 < w->n; j++) {
+            uint64_t key = ds__pair_key(w->sym[j], w->sym[j + 1]);
+            ds__tr_count(tr, key, w->count);
+            ds__tr_formed_add(tr, key, (uint32_t)i);
+        }
+    }
+    ds__tr_push_formed(tr);
+}
+
+static void ds__tr_merges(ds__trainer *tr, const ds_bpe_train_config *cfg, size_t vocab_size) {
+    ds__buf cat;
+    memset(&cat, 0, sizeof cat);
+    while (tr->n_tok < vocab_size && tr->heap_n && !tr->oom) {
+        ds__th top = ds__tr_pop(tr);
+        ds__pc_slot *pc = ds__tr_pc(tr, top.pair);
+        int32_t a = (int32_t)(top.pair >> 32), b = (int32_t)(top.pair & 0xFFFFFFFFu), c;
+        size_t k;
+        if (!pc) break;
+        if (top.count != pc->count) {
+            top.count = pc->count;
+            ds__tr_push(tr, top);
+            continue;
+        }
+        if (top.count < 1 || (int64_t)cfg->min_frequency > top.count) break;
+        cat.n = 0;
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[a], tr->tok_off[a + 1] - tr->tok_off[a]);
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[b], tr->tok_off[b + 1] - tr->tok_off[b]);
+        if (cat.oom) {
+            tr->oom = 1;
+            break;
+        }
+        if ((c = ds__tr_find_tok(tr, cat.p, cat.n)) < 0) c = ds__tr_add_tok(tr, cat.p, cat.n);
+        if (c < 0 || !ds__grow(DS__CAST(void **, &tr->merges), &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges)) {
+            tr->oom = 1;
+            break;
+        }
+        tr->merges[tr->n_merges].pair = top.pair;
+        tr->merges[tr->n_merges++].tok = c;
+        for (k = 0; k < top.n_pos; k++) ds__tr_merge_word(tr, (uint32_t)tr->pool[top.pos + k], a, b, c);
+        ds__tr_push_formed(tr);
+        if (cfg->progress && (tr->n_merges & 255) == 0) cfg->progress(cfg->user, "merges", (double)tr->n_tok / (double)vocab_size);
+    }
+    ds__buf_free(&cat);
+}
+
+static ds_status ds__tr_collect(ds__trainer *tr, const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts) {
+    ds__tok_run r;
+    int i;
+    memset(&r, 0, sizeof r);
+    r.t = tr->pre;
+    r.on_piece = ds__tr_word;
+    r.user = tr;
+    for (i = 0; i < n_texts && !tr->oom; i++) {
+        size_t len = lens ? lens[i] : strlen(texts[i]), at = 0, clean_len;
+        char *clean = NULL;
+        const char *text = texts[i];
+        if (ds__utf8_valid_prefix(text, len) < len) {
+            if (!(clean = ds__utf8_sanitize(text, len, &clean_len))) return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+            text = clean;
+            len = clean_len;
+        }
+        while (at < len && !tr->oom) {
+            const char *nl = DS__CAST(const char *, memchr(text + at, '\n', len - at));
+            size_t end = nl ? (size_t)(nl - text) + 1 : len;
+            ds__tok_segment(&r, (const unsigned char *)text + at, end - at, 1);
+            at = end;
+            if (cfg->progress && ((at >> 20) != ((at - (end - at)) >> 20))) cfg->progress(cfg->user, "words", ((double)i + (double)at / (double)len) / n_texts);
+        }
+        ds_free(clean);
+    }
+    ds__tok_run_free(&r);
+    return tr->oom || r.oom || tr->word_bytes.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+static void ds__tr_free(ds__trainer *tr) {
+    size_t i;
+    ds_tokenizer_free(tr->pre);
+    ds__buf_free(&tr->word_bytes);
+    ds_free(tr->word_off);
+    ds_free(tr->word_count);
+    ds_free(tr->word_slot);
+    for (i = 0; tr->w && i < tr->n_words; i++) ds_free(tr->w[i].sym);
+    ds_free(tr->w);
+    ds_free(tr->pc);
+    ds_free(tr->heap);
+    ds_free(tr->pool);
+    ds_free(tr->chg);
+    ds__buf_free(&tr->text);
+    ds_free(tr->tok_off);
+    ds_free(tr->tok_slot);
+    ds_free(tr->merges);
+}
+
+/* the trained vocabulary as a tokenizer: a pair merged twice keeps its last rank */
+static ds_status ds__tr_finish(ds__trainer *tr, const ds_bpe_train_config *cfg, ds_tokenizer **out) {
+    ds__tok_spec sp;
+    ds__span *tokens = DS__CAST(ds__span *, ds__calloc(tr->n_tok + 1, sizeof(ds__span)));
+    ds__span *merges = DS__CAST(ds__span *, ds__calloc(2 * tr->n_merges + 1, sizeof(ds__span)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc(tr->n_tok + 1, sizeof(int32_t)));
+    uint8_t *last = DS__CAST(uint8_t *, ds__calloc(tr->n_merges + 1, 1));
+    size_t i, j, nm = 0;
+    ds_status s;
+    if (!tokens || !merges || !types || !last) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+        goto done;
+    }
+    for (i = 0; i < tr->n_tok; i++) {
+        tokens[i].p = tr->text.p + tr->tok_off[i];
+        tokens[i].n = tr->tok_off[i + 1] - tr->tok_off[i];
+        types[i] = (int)i < cfg->n_special ? DS__TT_CONTROL : DS__TT_NORMAL;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        last[i] = 1;
+        for (j = i + 1; j < tr->n_merges && last[i]; j++)
+            if (tr->merges[j].pair == tr->merges[i].pair) last[i] = 0;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        int32_t a = (int32_t)(tr->merges[i].pair >> 32), b = (int32_t)(tr->merges[i].pair & 0xFFFFFFFFu);
+        if (!last[i]) continue;
+        merges[2 * nm] = tokens[a];
+        merges[2 * nm + 1] = tokens[b];
+        nm++;
+    }
+    memset(&sp, 0, sizeof sp);
+    sp.model = DS__TOK_BPE;
+    sp.pre = tr->pre->pre;
+    sp.n_vocab = (int32_t)tr->n_tok;
+    sp.tokens = tokens;
+    sp.types = types;
+    sp.merges = merges;
+    sp.n_merges = (int64_t)nm;
+    sp.bos = sp.eos = sp.eot = sp.eom = sp.unk = sp.pad = -1;
+    sp.what = "bpe_train";
+    if ((s = ds__tok_build(&sp, out)) == DS_OK) ds__tok_guess_eos(*out);
+done:
+    ds_free(tokens);
+    ds_free(merges);
+    ds_free(types);
+    ds_free(last);
+    return s;
+}
+
+static int ds__pre_by_name(const char *name) {
+    int i;
+    if (!name) return DS__PRE_GPT2;
+    for (i = 0; i < DS__PRE_NONE; i++)
+        if (!strcmp(name, ds__pre_names[i])) return i;
+    return -1;
+}
+
+DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out) {
+    ds__trainer tr;
+    int32_t byte_id[256];
+    size_t vocab_size;
+    int pre;
+    ds_status s;
+    if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
+        return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
+    *out = NULL;
+    if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
+    vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
+    if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);
+    memset(&tr, 0, sizeof tr);
+    tr.pre = DS__CAST(ds_tokenizer *, ds__calloc(1, sizeof *tr.pre));
+    tr.word_mask = 1023;
+    tr.word_slot = DS__CAST(uint32_t *, ds__calloc(1024, sizeof(uint32_t)));
+    tr.pc_mask = 1023;
+    tr.pc = DS__CAST(ds__pc_slot *, ds__calloc(1024, sizeof(ds__pc_slot)));
+    tr.tok_mask = ds__pow2_slots(vocab_size + (size_t)cfg->n_special + 256) - 1;
+    tr.tok_slot = DS__CAST(uint32_t *, ds__calloc((size_t)tr.tok_mask + 1, sizeof(uint32_t)));
+    if (!tr.pre || !tr.word_slot || !tr.pc || !tr.tok_slot) {
+        ds__tr_free(&tr);
+        return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    }
+    tr.pre->pre = pre;
+    tr.pre->model = DS__TOK_BPE;
+    ds__byte_map(tr.pre);
+    if ((s = ds__tok_unicode(tr.pre, "bpe_train")) != DS_OK || (s = ds__tr_collect(&tr, cfg, texts, lens, n_texts)) != DS_OK ||
+        (s = ds__tr_alphabet(&tr, cfg, byte_id)) != DS_OK) {
+        ds__tr_free(&tr);
+        return s;
+    }
+    ds__tr_words(&tr, byte_id);
+    ds__tr_merges(&tr, cfg, vocab_size);
+    if (tr.oom || tr.text.oom) s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    else s = ds__tr_finish(&tr, cfg, out);
+    if (cfg->progress) cfg->progress(cfg->user, "merges", 1.0);
+    ds__tr_free(&tr);
+    return s;
+}
+
 // >>model
 /* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
 typedef struct ds__mat {
@@ -5298,9 +7201,8 @@ static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const cha
     uint32_t v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     s = ds_gguf_get_u32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
-    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
     *out = (int)v;
     return DS_OK;
@@ -5311,8 +7213,8 @@ static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const c
     float v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
     s = ds_gguf_get_f32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND) return DS_OK;
     if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
     *out = v;
     return DS_OK;
@@ -5429,7 +7331,7 @@ static int ds__str_has(ds_str s, const char *needle) {
 /* The chat template from tokenizer.chat_template, else from the special tokens present. */
 static int ds__model_detect_chat(const ds_model *m) {
     ds_str t;
-    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
         if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
         if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
         return -1;
@@ -5500,6 +7402,636 @@ DS_API const ds_model_config *ds_model_get_config(const ds_model *m) { return m 
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m) { return m ? m->tok : NULL; }
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_bytes : 0; }
 
+// >>deepseek
+/* ---- DeepSeek-V2/V3 layers: Multi-head Latent Attention and DeepSeekMoE ---------------------
+   Shapes: C model width, H heads, Dn / Dr the no-RoPE / RoPE parts of a query-key head
+   (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
+   K = n_expert_used, F = n_ff_expert, S shared experts. */
+
+/* A weight matrix of `rows` rows of `cols` elements (ggml's ne[1] x ne[0]); 3-D tensors are
+   seen as ne[2] * ne[1] rows. */
+typedef struct ds__wmat {
+    const void *data;
+    ds_type type;
+    int64_t rows, cols;
+} ds__wmat;
+
+typedef struct ds__mla_layer {
+    ds__wmat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__wmat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    const float *q_a_norm;        /* (Rq) */
+    ds__wmat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    const float *kv_a_norm;       /* (R) */
+    ds__wmat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__wmat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__wmat wo;                  /* (C, H*Dv) */
+} ds__mla_layer;
+
+typedef struct ds__moe_layer {
+    ds__wmat gate_inp;            /* (E, C) router */
+    const float *exp_bias;        /* (E) selection bias, or NULL */
+    ds__wmat gate_exps, up_exps;  /* (E*F, C) */
+    ds__wmat down_exps;           /* (E*C, F) */
+    ds__wmat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__wmat down_sh;             /* (C, S*F) */
+} ds__moe_layer;
+
+/* SwiGLU feed-forward weights (dense layers) */
+typedef struct ds__ffn_layer {
+    ds__wmat gate, up, down;      /* (F, C), (F, C), (C, F) */
+} ds__ffn_layer;
+
+static const void *ds__wmat_row(const ds__wmat *m, int64_t r) {
+    return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
+}
+
+/* y (T, n) = x (T, cols) @ rows [r0, r0 + n) of m, transposed */
+static void ds__wmat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__wmat *m, int64_t r0, int n, void *ws) {
+    ds__matmul(pool, y, x, T, ds__wmat_row(m, r0), m->type, n, (int)m->cols, ws);
+}
+
+/* y (cols) = rows [r0, r0 + n) of m, transposed, times x (n): sum_i x_i row_i. row: cols floats. */
+static void ds__wmat_mul_t(const ds__wmat *m, int64_t r0, int n, const float *x, float *y, float *row) {
+    int i, C = (int)m->cols;
+    memset(y, 0, (size_t)C * sizeof *y);
+    for (i = 0; i < n; i++) {
+        if (m->type == DS_TYPE_F32) {
+            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__wmat_row(m, r0 + i)), C);
+        } else {
+            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__wmat_row(m, r0 + i)), row, C);
+            ds__axpy_f32(y, x[i], row, C);
+        }
+    }
+}
+
+/* ---- shapes and cache ------------------------------------------------------------------------ */
+static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_rope_dim; }
+/* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
+static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
+
+/* softmax scale of MLA scores: YaRN's magnitude correction squared over sqrt(Dq) */
+static float ds__mla_scale(const ds_model_config *c) {
+    float ms = 1.0f;
+    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + 0.1f * c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
+    return ms * ms / sqrtf((float)ds__mla_dq(c));
+}
+
+DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size) {
+    size_t n = 0;
+    int i, hd;
+    if (!c) return 0;
+    hd = c->head_dim ? c->head_dim : (c->n_head ? c->n_embd / c->n_head : 0);
+    for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
+        if (c->layers[i].attn == DS_ATTN_MLA) n += (size_t)ds__mla_cache_row(c);
+        else n += 2 * (size_t)(c->n_head_kv ? c->n_head_kv : c->n_head) * (size_t)hd;
+    }
+    return n * elem_size;
+}
+
+/* ---- scratch --------------------------------------------------------------------------------- */
+/* Buffers of one forward call of up to T tokens over up to n_ctx cached positions. */
+typedef struct ds__dsk_scratch {
+    float *q;        /* (T, H*Dq) */
+    float *qa;       /* (T, max(Rq, R + Dr)) */
+    float *att;      /* (T, H*Dv) */
+    float *lat;      /* (n_ctx, R) latents gathered for the naive path */
+    float *kv;       /* (n_ctx, H*(Dn+Dv)) decompressed keys and values (naive path) */
+    float *p;        /* (n_ctx) scores */
+    float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
+    float *logits;   /* (T, E) router */
+    float *gw;       /* (T, K) routing weights */
+    int *gi;         /* (T, K) chosen experts */
+    int *order;      /* (T*K) token slots grouped by expert */
+    int *count;      /* (E + 1) */
+    float *xg;       /* (T, C) gathered rows */
+    float *h1, *h2;  /* (T, max(F*max(S,1), n_ff)) */
+    float *yg;       /* (T, C) */
+    void *ws;        /* matmul activation buffer */
+    void *mem;
+} ds__dsk_scratch;
+
+static size_t ds__dsk_ws_bytes(int T, int K) {
+    static const ds_type ts[] = {DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K};
+    size_t i, b = 0, k = ((size_t)K + 255) / 256 * 256;
+    for (i = 0; i < sizeof ts / sizeof ts[0]; i++) b = DS__MAX(b, ds__matmul_wsize(ts[i], T, (int)k));
+    return b;
+}
+
+static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, ds__dsk_scratch *s) {
+    int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
+    int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
+    int wide = DS__MAX(DS__MAX(DS__MAX(R, c->n_embd), DS__MAX(DS__MAX(Dq, Dv), F)), E + G);
+    int widest = DS__MAX(DS__MAX(wide, H * Dq), DS__MAX(H * Dv, R + Dr));
+    size_t nf[16], off = 0, total;
+    float *f;
+    int i;
+    memset(s, 0, sizeof *s);
+    nf[0] = (size_t)T * H * Dq;                                     /* q */
+    nf[1] = (size_t)T * DS__MAX(c->q_lora_rank, R + Dr);            /* qa */
+    nf[2] = (size_t)T * H * Dv;                                     /* att */
+    nf[3] = naive ? (size_t)n_ctx * R : 0;                          /* lat */
+    nf[4] = naive ? (size_t)n_ctx * H * (c->qk_nope_dim + Dv) : 0;  /* kv */
+    nf[5] = (size_t)n_ctx;                                          /* p */
+    nf[6] = 4 * (size_t)wide;                                       /* vec */
+    nf[7] = (size_t)T * E;                                          /* logits */
+    nf[8] = nf[9] = nf[10] = (size_t)T * K;                         /* gw, gi, order */
+    nf[11] = (size_t)E + 1;                                         /* count */
+    nf[12] = (size_t)T * c->n_embd;                                 /* xg */
+    nf[13] = nf[14] = (size_t)T * F;                                /* h1, h2 */
+    nf[15] = (size_t)T * c->n_embd;                                 /* yg */
+    for (i = 0; i < 16; i++) off += (nf[i] + 15) / 16 * 16;
+    total = off * sizeof(float) + ds__dsk_ws_bytes(T, widest) + 64;
+    s->mem = ds_alloc(total);
+    if (!s->mem) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for %zu bytes of scratch", total);
+    f = DS__CAST(float *, s->mem);
+    off = 0;
+#define DS__TAKE(ptr, T_, i) (ptr = DS__CAST(T_ *, (void *)(f + off)), off += (nf[i] + 15) / 16 * 16)
+    DS__TAKE(s->q, float, 0);
+    DS__TAKE(s->qa, float, 1);
+    DS__TAKE(s->att, float, 2);
+    DS__TAKE(s->lat, float, 3);
+    DS__TAKE(s->kv, float, 4);
+    DS__TAKE(s->p, float, 5);
+    DS__TAKE(s->vec, float, 6);
+    DS__TAKE(s->logits, float, 7);
+    DS__TAKE(s->gw, float, 8);
+    DS__TAKE(s->gi, int, 9);
+    DS__TAKE(s->order, int, 10);
+    DS__TAKE(s->count, int, 11);
+    DS__TAKE(s->xg, float, 12);
+    DS__TAKE(s->h1, float, 13);
+    DS__TAKE(s->h2, float, 14);
+    DS__TAKE(s->yg, float, 15);
+#undef DS__TAKE
+    s->ws = DS__CAST(void *, DS__CAST(uint8_t *, s->mem) + DS__A64(off * sizeof(float)));
+    return DS_OK;
+}
+
+static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
+    ds_free(s->mem);
+    s->mem = NULL;
+}
+
+/* ---- MLA ------------------------------------------------------------------------------------- */
+/* q (T, H*Dq) from the normed input: W_q x, or W_qb rmsnorm(W_qa x) */
+static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, ds__dsk_scratch *s) {
+    int t, HDq = c->n_head * ds__mla_dq(c), Rq = c->q_lora_rank;
+    if (!Rq) {
+        ds__wmat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
+        return;
+    }
+    ds__wmat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
+    for (t = 0; t < T; t++) ds__rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
+    ds__wmat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+}
+
+/* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
+static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
+    int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
+    ds__wmat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
+    for (t = 0; t < T; t++) {
+        float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
+        ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
+        memcpy(dst + R, src + R, (size_t)Dr * sizeof *dst);
+        ds__rope(dst + R, 1, Dr, Dr, pos0 + t, c->rope_base, 0);
+    }
+}
+
+/* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
+static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, ds__dsk_scratch *s) {
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
+    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__wmat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
+    else ds__wmat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
+}
+
+static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
+    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
+    else ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
+}
+
+/* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
+   latent space (q_lat = W_k^T q_nope), scores read the R + Dr cache floats of each position, and
+   the latent mix is expanded by W_v once. out (Dv). */
+static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+    int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, row = R + Dr;
+    float *q_lat = s->vec, *mix = s->vec + DS__MAX(R, Dn), scale = ds__mla_scale(c);
+    ds__mla_key_absorb(c, L, h, qh, q_lat, s);
+    for (j = 0; j < n; j++) {
+        const float *cj = cache + (size_t)j * row;
+        s->p[j] = scale * (ds__dot_f32(q_lat, cj, R) + ds__dot_f32(qh + Dn, cj + R, Dr));
+    }
+    ds__softmax(s->p, n);
+    memset(mix, 0, (size_t)R * sizeof *mix);
+    for (j = 0; j < n; j++) ds__axpy_f32(mix, s->p[j], cache + (size_t)j * row, R);
+    ds__mla_value_expand(c, L, h, mix, out, s->ws);
+}
+
+/* Naive path: decompress every cached position into per-head keys and values
+   (kv (n, H*(Dn+Dv)), head-major like wkv_b's rows), then attend as multi-head attention. */
+static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *cache, int n, ds__dsk_scratch *s) {
+    int j, h, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
+    for (j = 0; j < n; j++) memcpy(s->lat + (size_t)j * R, cache + (size_t)j * (R + Dr), (size_t)R * sizeof(float));
+    if (L->wkv_b.data) {
+        ds__wmat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
+        return;
+    }
+    for (j = 0; j < n; j++)
+        for (h = 0; h < H; h++) {
+            float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+            ds__wmat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
+            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->ws);
+        }
+}
+
+static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+    int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
+    float scale = ds__mla_scale(c);
+    for (j = 0; j < n; j++) {
+        const float *kj = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+        s->p[j] = scale * (ds__dot_f32(qh, kj, Dn) + ds__dot_f32(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
+    }
+    ds__softmax(s->p, n);
+    memset(out, 0, (size_t)Dv * sizeof *out);
+    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], s->kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+}
+
+/* out (T, C) = MLA of the normed input x (T, C) of tokens at positions pos0.. pos0+T-1.
+   cache (n_ctx, R + Dr) holds positions [0, pos0) and gets the new ones. naive: decompress
+   keys and values instead of absorbing W_k and W_v (same result, more memory). */
+static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, int naive, float *out, ds__dsk_scratch *s) {
+    int t, h, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    ds__mla_query(pool, c, L, x, T, s);
+    for (t = 0; t < T; t++) ds__rope(s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, c->qk_rope_dim, pos0 + t, c->rope_base, 0);
+    ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
+    if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
+    for (t = 0; t < T; t++)
+        for (h = 0; h < H; h++) {
+            const float *qh = s->q + ((size_t)t * H + h) * Dq;
+            float *oh = s->att + ((size_t)t * H + h) * Dv;
+            if (naive) ds__mla_attend_naive(c, h, qh, cache, pos0 + t + 1, oh, s);
+            else ds__mla_attend_absorbed(c, L, h, qh, cache, pos0 + t + 1, oh, s);
+        }
+    ds__wmat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
+}
+
+/* ---- feed-forward ---------------------------------------------------------------------------- */
+/* y (T, C) = W_down (silu(W_gate x) * W_up x) over hidden rows [r0, r0+F) of gate/up and the
+   down matrix rows [d0, d0+C). */
+static void ds__swiglu_ffn(ds_pool *pool, const ds__wmat *gate, const ds__wmat *up, const ds__wmat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
+    int t;
+    ds__wmat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
+    ds__wmat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
+    for (t = 0; t < T; t++) ds__swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
+    ds__matmul(pool, y, s->h1, T, ds__wmat_row(down, d0), down->type, C, F, s->ws);
+}
+
+/* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
+   sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
+   n_groups_used groups whose two best experts score highest; weights are the chosen probs,
+   optionally renormalised, times routed_scale. */
+static void ds__moe_route(const ds_model_config *c, const float *bias, float *logits, int *gi, float *gw, float *sel) {
+    int E = c->n_expert, K = c->n_expert_used, G = c->n_expert_groups, e, k, g;
+    float sum = 0.0f;
+    if (c->gating == DS_GATING_SIGMOID) for (e = 0; e < E; e++) logits[e] = 1.0f / (1.0f + expf(-logits[e]));
+    else ds__softmax(logits, E);
+    for (e = 0; e < E; e++) sel[e] = logits[e] + (bias ? bias[e] : 0.0f);
+    if (G > 1 && c->n_groups_used > 0 && c->n_groups_used < G) {
+        int per = E / G, used;
+        float *gs = sel + E;
+        for (g = 0; g < G; g++) {
+            float b1 = -INFINITY, b2 = -INFINITY;
+            for (e = g * per; e < (g + 1) * per; e++) {
+                if (sel[e] > b1) { b2 = b1; b1 = sel[e]; }
+                else if (sel[e] > b2) b2 = sel[e];
+            }
+            gs[g] = per > 1 ? b1 + b2 : b1;
+        }
+        for (used = 0; used < c->n_groups_used; used++) {
+            int best = -1;
+            for (g = 0; g < G; g++)
+                if (gs[g] > -INFINITY && gs[g] < INFINITY && (best < 0 || gs[g] > gs[best])) best = g;
+            gs[best] = INFINITY;   /* kept */
+        }
+        for (g = 0; g < G; g++)
+            if (gs[g] != INFINITY)
+                for (e = g * per; e < (g + 1) * per; e++) sel[e] = -INFINITY;
+    }
+    for (k = 0; k < K; k++) {
+        int best = -1;
+        for (e = 0; e < E; e++)
+            if (sel[e] > -INFINITY && (best < 0 || sel[e] > sel[best])) best = e;
+        if (best < 0) best = 0;
+        gi[k] = best;
+        gw[k] = logits[best];
+        sel[best] = -INFINITY;
+        sum += gw[k];
+    }
+    if (c->norm_topk) for (k = 0; k < K; k++) gw[k] /= DS__MAX(sum, 6.103515625e-5f);
+    for (k = 0; k < K; k++) gw[k] *= c->routed_scale > 0.0f ? c->routed_scale : 1.0f;
+}
+
+/* out (T, C) = shared experts + routed experts of x (T, C). Tokens are grouped by expert so
+   each chosen expert runs one matmul over all its tokens. */
+static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, t, k, e, i;
+    ds__wmat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
+    for (t = 0; t < T; t++) ds__moe_route(c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
+    if (L->gate_sh.data) ds__swiglu_ffn(pool, &L->gate_sh, &L->up_sh, &L->down_sh, 0, 0, F * c->n_expert_shared, C, x, T, out, s);
+    else memset(out, 0, (size_t)T * C * sizeof *out);
+    /* counting sort of the T*K (token, slot) pairs by expert */
+    memset(s->count, 0, (size_t)(E + 1) * sizeof *s->count);
+    for (i = 0; i < T * K; i++) s->count[s->gi[i] + 1]++;
+    for (e = 0; e < E; e++) s->count[e + 1] += s->count[e];
+    for (i = 0; i < T * K; i++) s->order[s->count[s->gi[i]]++] = i;
+    for (e = E; e > 0; e--) s->count[e] = s->count[e - 1];
+    s->count[0] = 0;
+    for (e = 0; e < E; e++) {
+        int n = s->count[e + 1] - s->count[e];
+        const int *slots = s->order + s->count[e];
+        if (!n) continue;
+        for (i = 0; i < n; i++) memcpy(s->xg + (size_t)i * C, x + (size_t)(slots[i] / K) * C, (size_t)C * sizeof(float));
+        ds__swiglu_ffn(pool, &L->gate_exps, &L->up_exps, &L->down_exps, (int64_t)e * F, (int64_t)e * C, F, C, s->xg, n, s->yg, s);
+        for (i = 0; i < n; i++) {
+            t = slots[i] / K;
+            k = slots[i] % K;
+            ds__axpy_f32(out + (size_t)t * C, s->gw[(size_t)t * K + k], s->yg + (size_t)i * C, C);
+        }
+    }
+}
+
+/* ---- deepseek2 GGUF metadata ----------------------------------------------------------------- */
+static ds_status ds__dsk_u32(const ds_gguf *g, const char *key, int required, int *out) {
+    char name[128];
+    uint32_t v;
+    ds_status s;
+    snprintf(name, sizeof name, "deepseek2.%s", key);
+    s = ds_gguf_get_u32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND && !required) return DS_OK;
+    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is missing", name);
+    if (s != DS_OK || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is not an integer in [0, 2^24]", name);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__dsk_f32(const ds_gguf *g, const char *key, float *out) {
+    char name[128];
+    float v;
+    ds_status s;
+    snprintf(name, sizeof name, "deepseek2.%s", key);
+    s = ds_gguf_get_f32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND) return DS_OK;
+    if (s != DS_OK || !(v >= 0.0f) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "deepseek2: key '%s' is not a float in [0, 1e12]", name);
+    *out = v;
+    return DS_OK;
+}
+
+/* Checks what the MLA and MoE layers need of a config; names the first impossible field. */
+DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c) {
+    int i, mla = 0, moe = 0;
+    if (!c) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: NULL config");
+    for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
+        mla |= c->layers[i].attn == DS_ATTN_MLA;
+        moe |= c->layers[i].ffn == DS_FFN_MOE;
+    }
+    if (mla) {
+        if (c->kv_lora_rank <= 0 || c->qk_rope_dim <= 0 || c->qk_nope_dim <= 0 || c->v_head_dim <= 0)
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: MLA layers need kv_lora_rank, qk_nope_dim, qk_rope_dim and v_head_dim > 0 (have %d, %d, %d, %d)", c->kv_lora_rank, c->qk_nope_dim, c->qk_rope_dim, c->v_head_dim);
+        if (c->qk_rope_dim % 2 || c->qk_rope_dim > 512) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: qk_rope_dim = %d must be even and at most 512", c->qk_rope_dim);
+        if (c->q_lora_rank < 0) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: q_lora_rank = %d is negative", c->q_lora_rank);
+    }
+    if (moe) {
+        if (c->n_expert <= 0 || c->n_expert_used <= 0 || c->n_expert_used > c->n_expert || c->n_ff_expert <= 0)
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: MoE layers need 0 < n_expert_used <= n_expert and n_ff_expert > 0 (have %d of %d, %d)", c->n_expert_used, c->n_expert, c->n_ff_expert);
+        if (c->n_expert_shared < 0) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: n_expert_shared = %d is negative", c->n_expert_shared);
+        if (c->n_expert_groups > 1 && (c->n_expert % c->n_expert_groups || c->n_groups_used <= 0 || c->n_groups_used > c->n_expert_groups ||
+                                       c->n_groups_used * (c->n_expert / c->n_expert_groups) < c->n_expert_used))
+            return ds__fail(DS_ERR_INVALID_ARG, "deepseek: %d experts in %d groups, %d groups used cannot supply %d experts", c->n_expert, c->n_expert_groups, c->n_groups_used, c->n_expert_used);
+        if (c->gating != DS_GATING_SOFTMAX && c->gating != DS_GATING_SIGMOID) return ds__fail(DS_ERR_INVALID_ARG, "deepseek: unknown gating %d", (int)c->gating);
+    }
+    return DS_OK;
+}
+
+/* The config of a deepseek2 file (llama.cpp's keys). Every layer is MLA; layers from
+   leading_dense_block_count on are MoE. The split attn_k_b / attn_v_b layout stores the MLA
+   head sizes in key_length_mla / value_length_mla. */
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
+    ds_status s;
+    int key_len = 0, val_len = 0, key_mla = 0, val_mla = 0, lead = 0, gating = 0, norm = 0, i;
+    ds_str st;
+    memset(c, 0, sizeof *c);
+    strcpy(c->arch, "deepseek2");
+    c->norm_eps = 1e-6f;
+    c->rope_base = 10000.0f;
+    c->n_ctx = 4096;
+    c->routed_scale = 1.0f;
+#define DS__U(key, req, dst) if ((s = ds__dsk_u32(g, key, req, dst)) != DS_OK) return s
+#define DS__F(key, dst) if ((s = ds__dsk_f32(g, key, dst)) != DS_OK) return s
+    DS__U("context_length", 0, &c->n_ctx);
+    DS__U("embedding_length", 1, &c->n_embd);
+    DS__U("block_count", 1, &c->n_layer);
+    DS__U("feed_forward_length", 0, &c->n_ff);
+    DS__U("attention.head_count", 1, &c->n_head);
+    DS__U("attention.key_length", 1, &key_len);
+    DS__U("attention.value_length", 1, &val_len);
+    DS__U("attention.key_length_mla", 0, &key_mla);
+    DS__U("attention.value_length_mla", 0, &val_mla);
+    DS__U("attention.q_lora_rank", 0, &c->q_lora_rank);
+    DS__U("attention.kv_lora_rank", 1, &c->kv_lora_rank);
+    DS__U("rope.dimension_count", 1, &c->qk_rope_dim);
+    DS__U("leading_dense_block_count", 0, &lead);
+    DS__U("expert_count", 0, &c->n_expert);
+    DS__U("expert_used_count", 0, &c->n_expert_used);
+    DS__U("expert_shared_count", 0, &c->n_expert_shared);
+    DS__U("expert_feed_forward_length", 0, &c->n_ff_expert);
+    DS__U("expert_gating_func", 0, &gating);
+    DS__U("expert_group_count", 0, &c->n_expert_groups);
+    DS__U("expert_group_used_count", 0, &c->n_groups_used);
+    DS__U("rope.scaling.original_context_length", 0, &c->rope_yarn_orig_ctx);
+    DS__F("attention.layer_norm_rms_epsilon", &c->norm_eps);
+    DS__F("rope.freq_base", &c->rope_base);
+    DS__F("expert_weights_scale", &c->routed_scale);
+    DS__F("rope.scaling.yarn_log_multiplier", &c->rope_yarn_log_mul);
+#undef DS__U
+#undef DS__F
+    if (ds_gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == DS_OK) c->norm_topk = norm != 0;
+    if (ds_gguf_get_str(g, "deepseek2.rope.scaling.type", &st) == DS_OK && st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {
+        if ((s = ds__dsk_f32(g, "rope.scaling.factor", &c->rope_yarn_factor)) != DS_OK) return s;
+    }
+    if (c->n_layer < 1 || c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: %d layers (1..%d)", c->n_layer, DS_MAX_LAYERS);
+    if (c->n_embd < 1 || c->n_head < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: embedding_length and head_count must be positive");
+    c->n_head_kv = c->n_head;
+    c->mla_kv_b_split = key_mla && val_mla;
+    c->v_head_dim = c->mla_kv_b_split ? val_mla : val_len;
+    c->qk_nope_dim = (c->mla_kv_b_split ? key_mla : key_len) - c->qk_rope_dim;
+    c->head_dim = c->qk_nope_dim + c->qk_rope_dim;
+    c->n_rot = c->qk_rope_dim;
+    if (c->mla_kv_b_split && (key_len != c->kv_lora_rank + c->qk_rope_dim || val_len != c->kv_lora_rank))
+        return ds__fail(DS_ERR_FORMAT, "deepseek2: key/value lengths %d/%d do not match the split MLA layout (%d/%d)", key_len, val_len, c->kv_lora_rank + c->qk_rope_dim, c->kv_lora_rank);
+    if (gating > 2) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: expert_gating_func %d (1 softmax, 2 sigmoid)", gating);
+    c->gating = gating == 2 ? DS_GATING_SIGMOID : DS_GATING_SOFTMAX;
+    if (lead > c->n_layer) return ds__fail(DS_ERR_FORMAT, "deepseek2: %d leading dense layers of %d", lead, c->n_layer);
+    if (c->n_expert == 0) lead = c->n_layer;
+    for (i = 0; i < c->n_layer; i++) {
+        c->layers[i].attn = DS_ATTN_MLA;
+        c->layers[i].ffn = i < lead ? DS_FFN_DENSE : DS_FFN_MOE;
+    }
+    if (lead > 0 && c->n_ff < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: dense layers need feed_forward_length");
+    return ds_model_config_check_deepseek(c);
+}
+
+/* The deepseek2 metadata of a config, as llama.cpp reads it. The layers must be MLA with a
+   run of dense FFN layers first and MoE layers after (llama.cpp's leading_dense_block_count). */
+DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w) {
+    ds_status s = DS_OK;
+    int i, lead = 0, split;
+    if (!c || !w) return ds__fail(DS_ERR_INVALID_ARG, "deepseek2: NULL argument");
+    if ((s = ds_model_config_check_deepseek(c)) != DS_OK) return s;
+    while (lead < c->n_layer && c->layers[lead].ffn == DS_FFN_DENSE) lead++;
+    for (i = 0; i < c->n_layer; i++) {
+        if (c->layers[i].attn != DS_ATTN_MLA) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: layer %d: a deepseek2 file has MLA attention in every layer", i);
+        if (i >= lead && c->layers[i].ffn != DS_FFN_MOE) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: layer %d: dense FFN layers must all come before the MoE layers", i);
+    }
+    split = c->mla_kv_b_split;
+#define DS__WU(key, v) if (s == DS_OK) s = ds_gguf_writer_set_u32(w, "deepseek2." key, (uint32_t)(v))
+#define DS__WF(key, v) if (s == DS_OK) s = ds_gguf_writer_set_f32(w, "deepseek2." key, (float)(v))
+    if (s == DS_OK) s = ds_gguf_writer_set_str(w, "general.architecture", "deepseek2");
+    DS__WU("context_length", c->n_ctx ? c->n_ctx : 4096);
+    DS__WU("embedding_length", c->n_embd);
+    DS__WU("block_count", c->n_layer);
+    DS__WU("feed_forward_length", c->n_ff);
+    DS__WU("attention.head_count", c->n_head);
+    DS__WU("attention.head_count_kv", split ? 1 : c->n_head);
+    DS__WU("attention.key_length", split ? c->kv_lora_rank + c->qk_rope_dim : ds__mla_dq(c));
+    DS__WU("attention.value_length", split ? c->kv_lora_rank : c->v_head_dim);
+    if (split) {
+        DS__WU("attention.key_length_mla", ds__mla_dq(c));
+        DS__WU("attention.value_length_mla", c->v_head_dim);
+    }
+    DS__WF("attention.layer_norm_rms_epsilon", c->norm_eps > 0.0f ? c->norm_eps : 1e-6f);
+    DS__WF("rope.freq_base", c->rope_base > 0.0f ? c->rope_base : 10000.0f);
+    DS__WU("rope.dimension_count", c->qk_rope_dim);
+    DS__WU("attention.q_lora_rank", c->q_lora_rank);   /* 0 written too: llama.cpp asks for it unless n_layer is 27 */
+    DS__WU("attention.kv_lora_rank", c->kv_lora_rank);
+    DS__WU("leading_dense_block_count", lead);
+    DS__WU("expert_count", c->n_expert);
+    DS__WU("expert_used_count", c->n_expert_used);
+    DS__WU("expert_shared_count", c->n_expert_shared);
+    DS__WU("expert_feed_forward_length", c->n_ff_expert);
+    DS__WF("expert_weights_scale", c->routed_scale > 0.0f ? c->routed_scale : 1.0f);
+    if (s == DS_OK) s = ds_gguf_writer_set_bool(w, "deepseek2.expert_weights_norm", c->norm_topk != 0);
+    DS__WU("expert_gating_func", c->gating == DS_GATING_SIGMOID ? 2 : 1);
+    if (c->n_expert_groups > 1) {
+        DS__WU("expert_group_count", c->n_expert_groups);
+        DS__WU("expert_group_used_count", c->n_groups_used);
+    }
+    if (c->rope_yarn_factor > 1.0f) {
+        if (s == DS_OK) s = ds_gguf_writer_set_str(w, "deepseek2.rope.scaling.type", "yarn");
+        DS__WF("rope.scaling.factor", c->rope_yarn_factor);
+        DS__WU("rope.scaling.original_context_length", c->rope_yarn_orig_ctx);
+        DS__WF("rope.scaling.yarn_log_multiplier", c->rope_yarn_log_mul);
+    }
+#undef DS__WU
+#undef DS__WF
+    return s;
+}
+
+/* ---- deepseek2 weights ----------------------------------------------------------------------- */
+static int ds__dsk_weight_type_ok(ds_type t) {
+    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
+           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+}
+
+/* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
+   (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */
+static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__wmat *out) {
+    const ds_gguf_tensor *t = ds_gguf_find_tensor(g, name);
+    memset(out, 0, sizeof *out);
+    if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' is missing", name);
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
+        return ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", name, (long long)t->ne[0],
+                        (long long)t->ne[1], (long long)t->ne[2], (long long)ne0, (long long)ne1, (long long)ne2);
+    if (ne1 == 1 && ne2 == 1 ? t->type != DS_TYPE_F32 : !ds__dsk_weight_type_ok(t->type))
+        return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: tensor '%s' has type %s, which is not supported here", name, ds_type_name(t->type));
+    out->data = t->data;
+    out->type = t->type;
+    out->rows = ne1 * ne2;
+    out->cols = ne0;
+    return DS_OK;
+}
+
+typedef struct ds__dsk_layer {
+    const float *attn_norm, *ffn_norm;   /* (C) */
+    ds__mla_layer mla;
+    ds__ffn_layer ffn;                   /* dense layers */
+    ds__moe_layer moe;                   /* MoE layers */
+} ds__dsk_layer;
+
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L) {
+    int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
+    ds__wmat v;
+    char n[96];
+    ds_status s;
+    memset(L, 0, sizeof *L);
+#define DS__T(dst, suffix, a, b, d, opt) \
+    snprintf(n, sizeof n, "blk.%d.%s", il, suffix); \
+    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst)) != DS_OK) return s
+#define DS__V(dst, suffix, len, opt) \
+    DS__T(&v, suffix, len, 1, 1, opt); \
+    dst = DS__CAST(const float *, v.data)
+    DS__V(L->attn_norm, "attn_norm.weight", C, 0);
+    DS__V(L->ffn_norm, "ffn_norm.weight", C, 0);
+    if (Rq) {
+        DS__T(&L->mla.wq_a, "attn_q_a.weight", C, Rq, 1, 0);
+        DS__V(L->mla.q_a_norm, "attn_q_a_norm.weight", Rq, 0);
+        DS__T(&L->mla.wq_b, "attn_q_b.weight", Rq, H * Dq, 1, 0);
+    } else {
+        DS__T(&L->mla.wq, "attn_q.weight", C, H * Dq, 1, 0);
+    }
+    DS__T(&L->mla.wkv_a, "attn_kv_a_mqa.weight", C, R + Dr, 1, 0);
+    DS__V(L->mla.kv_a_norm, "attn_kv_a_norm.weight", R, 0);
+    if (c->mla_kv_b_split) {
+        DS__T(&L->mla.wk_b, "attn_k_b.weight", Dn, R, H, 0);
+        DS__T(&L->mla.wv_b, "attn_v_b.weight", R, Dv, H, 0);
+    } else {
+        DS__T(&L->mla.wkv_b, "attn_kv_b.weight", R, H * (Dn + Dv), 1, 0);
+    }
+    DS__T(&L->mla.wo, "attn_output.weight", H * Dv, C, 1, 0);
+    if (c->layers[il].ffn == DS_FFN_DENSE) {
+        DS__T(&L->ffn.gate, "ffn_gate.weight", C, c->n_ff, 1, 0);
+        DS__T(&L->ffn.up, "ffn_up.weight", C, c->n_ff, 1, 0);
+        DS__T(&L->ffn.down, "ffn_down.weight", c->n_ff, C, 1, 0);
+        return DS_OK;
+    }
+    DS__T(&L->moe.gate_inp, "ffn_gate_inp.weight", C, E, 1, 0);
+    DS__V(L->moe.exp_bias, "exp_probs_b.bias", E, 1);
+    DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
+    DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
+    DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+    if (SF) {
+        DS__T(&L->moe.gate_sh, "ffn_gate_shexp.weight", C, SF, 1, 0);
+        DS__T(&L->moe.up_sh, "ffn_up_shexp.weight", C, SF, 1, 0);
+        DS__T(&L->moe.down_sh, "ffn_down_shexp.weight", SF, C, 1, 0);
+    }
+#undef DS__T
+#undef DS__V
+    return DS_OK;
+}
+
+/* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
+static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
+    int t, C = c->n_embd;
+    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
+    else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+}
+
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
 #define DS__ATTN_BLOCK 64    /* keys converted from f16 and scored at a time */
@@ -5517,6 +8049,7 @@ struct ds_session {
     float *q, *att;               /* (T, H*D) */
     float *k, *v;                 /* (T, Hkv*D) */
     float *gate, *up;             /* (T, F) */
+    float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
@@ -5540,11 +8073,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     return w;
 }
 
-/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
-   of a tile its running max, sum and output accumulator */
-static size_t ds__attn_stride(const ds_model_config *c) {
+/* one attention task's scratch: a K block transposed and a V block, in f32, and for each
+   query row of a tile its f16-rounded query and its scores over the context */
+static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -5553,24 +8086,27 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
-    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
+       or the chunk never reach stay untouched, so an unused context costs no RAM. */
     s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
     s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
-    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
-    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->x = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->xn = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->tmp = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->q = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->att = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->k = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->v = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->gate = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->up = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->rope_cs = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
+    s->rope_sn = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
     s->n_attn_tasks = 4 * ds_pool_size(s->pool);
-    s->attn_stride = ds__attn_stride(c);
-    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    s->attn_stride = ds__attn_stride(c, s->n_ctx);
+    s->attn_scratch = DS__CAST(float *, ds_alloc((size_t)s->n_attn_tasks * s->attn_stride * sizeof(float)));
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
-        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
     return DS_OK;
 }
@@ -5623,6 +8159,8 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->v);
     ds_free(s->gate);
     ds_free(s->up);
+    ds_free(s->rope_cs);
+    ds_free(s->rope_sn);
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s);
@@ -5641,76 +8179,162 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
 }
 
 /* ---- attention ------------------------------------------------------------------------------
-   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
-   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
-   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
-   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+   Causal, grouped-query attention over the f16 cache, with llama.cpp's roundings so logits
+   agree with it: queries rounded to f16 (its K.Q product runs in f16), softmax in f32, then
+   the probabilities rounded to f16 before they weigh V. That rounding needs each row's final
+   normaliser, so a row's scores are kept whole (O(n) per row, never O(n^2)) rather than folded
+   online. A work item is one KV head and a tile of query tokens: its G = H / Hkv query heads
+   and tile tokens share every K and V block converted from f16. */
 typedef struct ds__attn_job {
     ds_session *s;
     int layer, T, pos0;
 } ds__attn_job;
 
-static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
+/* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
+#if defined(DS__X86_SIMD)
+#define DS__INFER_AVX2 __attribute__((target("avx2,fma,f16c")))
+DS__INFER_AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+DS__INFER_AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+DS__INFER_AVX2 static void ds__f16_round_f16c(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
+#define DS__INFER_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
+#else
+#define DS__INFER_F16C() 0
+#define ds__f16_to_f32_f16c(d, s, n) ((void)0)
+#define ds__f32_to_f16_f16c(d, s, n) ((void)0)
+#define ds__f16_round_f16c(x, n) ((void)0)
+#endif
+static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
     int i;
-    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+    if (DS__INFER_F16C()) ds__f16_to_f32_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f32_to_f16_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+static void ds__f16_round_row(float *x, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f16_round_f16c(x, n);
+    else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
-/* online-softmax update of one query row with the scores sc[0..n) of a block */
-static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
-    float m_new = *mx, corr;
+/* The two products of a tile, as small register-blocked GEMMs. Block scores: sc[j] =
+   scale * q . k_j for j < n, from kt, the block transposed (D rows of DS__ATTN_BLOCK keys), so
+   each query element multiplies a row of keys and no horizontal sums are needed. */
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    int j, d;
+    for (j = 0; j < n; j++) sc[j] = 0;
+    for (d = 0; d < D; d++)
+        for (j = 0; j < n; j++) sc[j] += q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j];
+    for (j = 0; j < n; j++) sc[j] *= scale;
+}
+/* o (D) += sum over j < n of p[j] * v_j, v the block's rows (DS__ATTN_BLOCK, D) */
+static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, int n) {
     int j;
-    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
-    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
-    if (corr != 1.0f) {
-        for (j = 0; j < D; j++) acc[j] *= corr;
-        *sum *= corr;
+    for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
+}
+#if defined(DS__X86_SIMD)
+DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
+    float all[DS__ATTN_BLOCK];
+    int i, d;
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_setzero_ps();
+    for (d = 0; d < D; d++) {
+        __m256 qd = _mm256_set1_ps(q[d]);
+        const float *row = kt + (size_t)d * DS__ATTN_BLOCK;
+        for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * i), acc[i]);
     }
-    for (j = 0; j < n; j++) {
-        float p = expf(sc[j] - m_new);
-        *sum += p;
-        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) _mm256_storeu_ps(all + 8 * i, _mm256_mul_ps(acc[i], sv));
+    memcpy(sc, all, (size_t)n * sizeof(float));
+}
+/* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
+DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
+    int d0, i, j;
+    for (d0 = 0; d0 < D; d0 += 64) {
+        int nv = DS__MIN(64, D - d0) / 8;
+        __m256 acc[8];
+        for (i = 0; i < nv; i++) acc[i] = _mm256_loadu_ps(o + d0 + 8 * i);
+        for (j = 0; j < n; j++) {
+            __m256 pj = _mm256_set1_ps(p[j]);
+            const float *v = vb + (size_t)j * D + d0;
+            for (i = 0; i < nv; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+        }
+        for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
     }
-    *mx = m_new;
+}
+#define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
+#else
+#define DS__INFER_FMA() 0
+#define ds__attn_scores_avx2 ds__attn_scores_ref
+#define ds__attn_pv_avx2 ds__attn_pv_ref
+#endif
+
+/* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
+static void ds__attn_softmax_f16(float *p, int n) {
+    ds__softmax(p, n);
+    ds__f16_round_row(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
-    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA() && D % 8 == 0;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores */
+    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D;
     float scale = 1.0f / sqrtf((float)D);
-    for (r = 0; r < rows; r++) {
-        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
-        mx[r] = -INFINITY;
-        sum[r] = 0;
-    }
-    for (j0 = 0; j0 < kend; j0 += B) {
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            r = (t - t0) * G + g;
+            memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
+            ds__f16_round_row(qh + (size_t)r * D, D);
+            memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
+        }
+    for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
-        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
+        for (j = 0; j < nb; j++)
+            for (d = 0; d < D; d++) kt[(size_t)d * B + j] = blk[(size_t)j * D + d];
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
-            if (nv <= 0) continue;
-            for (g = 0; g < G; g++) {
-                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
-                int j;
+            for (g = 0; g < G && nv > 0; g++) {
                 r = (t - t0) * G + g;
-                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
-                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
+                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
             }
         }
     }
     for (t = t0; t < t1; t++)
-        for (g = 0; g < G; g++) {
-            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
-            int d;
-            r = (t - t0) * G + g;
-            inv = 1.0f / sum[r];
-            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
+    for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
+        int nb = DS__MIN(B, kend - j0);
+        ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
+            for (g = 0; g < G && nv > 0; g++) {
+                float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                r = (t - t0) * G + g;
+                if (simd) ds__attn_pv_avx2(o, sc + r * nctx + j0, blk, D, nv);
+                else ds__attn_pv_ref(o, sc + r * nctx + j0, blk, D, nv);
+            }
         }
+    }
 }
 
 /* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
@@ -5737,63 +8361,108 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
-static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+/* Per-token work between the matmuls, fused and split over the pool by tokens: a prefill
+   chunk of hundreds of tokens would otherwise run it on one thread. */
+typedef enum ds__tok_op {
+    DS__TOK_NORM,       /* x += tmp (when add), xn = rmsnorm(x) * w */
+    DS__TOK_QKV,        /* q, k, v biases; rope on q and k; k and v into the cache */
+    DS__TOK_SWIGLU      /* gate = silu(gate) * up */
+} ds__tok_op;
+typedef struct ds__tok_job {
+    ds_session *s;
+    const ds__layer *L;
+    ds__tok_op op;
+    const float *norm_w;
+    int add, il, T, pos0;
+} ds__tok_job;
+
+static void ds__tok_qkv(const ds__tok_job *j, int t) {
+    ds_session *s = j->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
-    for (h = 0; h < Hkv; h++) {
-        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
-        for (t = 0; t < T; t++) {
-            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
-            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
-            for (d = 0; d < D; d++) {
-                kd[d] = ds__f32_to_f16(ks[d]);
-                vd[d] = ds__f32_to_f16(vs[d]);
-            }
+    int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
+    float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+    const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
+    if (j->L->bq) {
+        ds__axpy_f32(q, 1.0f, j->L->bq, QD);
+        ds__axpy_f32(k, 1.0f, j->L->bk, KD);
+        ds__axpy_f32(v, 1.0f, j->L->bv, KD);
+    }
+    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot, c->rope_neox, cs, sn);
+    for (h = 0; h < c->n_head_kv; h++) {
+        size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
+        ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
+        ds__f32_row_to_f16(s->v_cache + at, v + (size_t)h * D, D);
+    }
+}
+
+static void ds__tok_task(void *ctx, int i, int n) {
+    const ds__tok_job *j = DS__CAST(const ds__tok_job *, ctx);
+    ds_session *s = j->s;
+    const ds_model_config *c = &s->m->cfg;
+    int t, C = c->n_embd, F = c->n_ff;
+    for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
+        if (j->op == DS__TOK_NORM) {
+            float *x = s->x + (size_t)t * C;
+            if (j->add) ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+            ds__rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
+        } else if (j->op == DS__TOK_QKV) {
+            ds__tok_qkv(j, t);
+        } else {
+            ds__swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
         }
     }
 }
 
-static void ds__add_bias(float *y, const float *b, int T, int n) {
-    int t;
-    if (!b) return;
-    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int il, int T, int pos0, const float *norm_w, int add) {
+    ds__tok_job j;
+    int n = T < 8 ? 1 : DS__MIN(T / 4, 4 * ds_pool_size(s->pool));
+    j.s = s;
+    j.L = L;
+    j.op = op;
+    j.norm_w = norm_w;
+    j.add = add;
+    j.il = il;
+    j.T = T;
+    j.pos0 = pos0;
+    if (n == 1) ds__tok_task(&j, 0, 1);
+    else ds_pool_run(s->pool, ds__tok_task, &j, n);
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
     ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 
-/* x (T, C) += attention block of layer il over tokens at pos0.. */
-static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+/* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
+   float recurrence (theta_{i+1} = theta_i * base^(-2/n_rot)) so the rotations agree with it to
+   the last bit; shared by every layer */
+static void ds__rope_tables(ds_session *s, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    int half = c->n_rot / 2, t, i;
+    float step = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    for (t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (i = 0; i < half; i++, theta *= step) {
+            s->rope_cs[(size_t)t * half + i] = cosf(theta);
+            s->rope_sn[(size_t)t * half + i] = sinf(theta);
+        }
+    }
+}
+
+/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
+   forward output still to be added (the next norm adds it) */
+static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     ds__matmul_w(s, s->q, s->xn, T, &L->wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->wv);
-    ds__add_bias(s->q, L->bq, T, QD);
-    ds__add_bias(s->k, L->bk, T, KD);
-    ds__add_bias(s->v, L->bv, T, KD);
-    for (t = 0; t < T; t++) {
-        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-    }
-    ds__store_kv(s, il, T, pos0);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
     ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
-}
-
-/* x (T, C) += SwiGLU feed-forward of layer L */
-static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
-    const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
     ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
-    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -5803,15 +8472,21 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    ds__rope_tables(s, T, s->pos);
+    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
     for (il = 0; il < c->n_layer; il++) {
-        ds__attention_block(s, &m->layers[il], il, T, s->pos);
-        ds__ffn_block(s, &m->layers[il], T);
+        ds__layer_forward(s, &m->layers[il], il, T, s->pos);
+        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
     if (!logits) return;
     first = all ? 0 : T - 1;
-    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    for (t = first; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+        ds__rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
+    }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
 }
 
@@ -6231,8 +8906,8 @@ DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_s
         ds_status st;
         if (g->done < g->n_prompt) {
             int n = g->n_prompt - g->done;
-            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
-                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (1 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 1;
                 if (units > 0 && fit < 1) break;
                 n = DS__MIN(n, DS__MAX(fit, 1));
             }
@@ -6314,6 +8989,2044 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 }
 
 // >>train
+/* ---- config files ------------------------------------------------------------------------- */
+typedef enum { DS__K_INT, DS__K_FLOAT, DS__K_U64 } ds__key_type;
+typedef struct ds__cfg_key {
+    const char *name;
+    int train;            /* 1: a ds_train_config field */
+    ds__key_type type;
+    size_t off;
+    double lo, hi;
+} ds__cfg_key;
+
+#define DS__MK(n, f, t, lo, hi) {n, 0, t, offsetof(ds_model_config, f), lo, hi}
+#define DS__TK(n, f, t, lo, hi) {n, 1, t, offsetof(ds_train_config, f), lo, hi}
+static const ds__cfg_key ds__cfg_keys[] = {
+    DS__MK("n_vocab", n_vocab, DS__K_INT, 2, 1 << 24), DS__MK("n_ctx", n_ctx, DS__K_INT, 1, 1 << 24),
+    DS__MK("n_embd", n_embd, DS__K_INT, 1, 1 << 16), DS__MK("n_layer", n_layer, DS__K_INT, 1, DS_MAX_LAYERS),
+    DS__MK("n_head", n_head, DS__K_INT, 1, 1024), DS__MK("n_head_kv", n_head_kv, DS__K_INT, 1, 1024),
+    DS__MK("head_dim", head_dim, DS__K_INT, 2, 4096), DS__MK("n_ff", n_ff, DS__K_INT, 1, 1 << 20),
+    DS__MK("n_rot", n_rot, DS__K_INT, 2, 4096), DS__MK("norm_eps", norm_eps, DS__K_FLOAT, 1e-12, 1),
+    DS__MK("rope_base", rope_base, DS__K_FLOAT, 1, 1e9), DS__MK("tied_output", tied_output, DS__K_INT, 0, 1),
+    DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
+    DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
+    DS__TK("lr", lr, DS__K_FLOAT, 1e-12, 10), DS__TK("min_lr", min_lr, DS__K_FLOAT, -1, 1),
+    DS__TK("warmup", warmup, DS__K_INT, 0, 1e9), DS__TK("weight_decay", weight_decay, DS__K_FLOAT, -1, 10),
+    DS__TK("beta1", beta1, DS__K_FLOAT, 0, 0.999999), DS__TK("beta2", beta2, DS__K_FLOAT, 0, 0.9999999),
+    DS__TK("adam_eps", adam_eps, DS__K_FLOAT, 1e-30, 1), DS__TK("grad_clip", grad_clip, DS__K_FLOAT, -1, 1e9),
+    DS__TK("seed", seed, DS__K_U64, 0, 1.8e19), DS__TK("init_std", init_std, DS__K_FLOAT, 1e-9, 10),
+    DS__TK("recompute", recompute, DS__K_INT, 0, 1), DS__TK("threads", n_threads, DS__K_INT, 0, 512),
+    DS__TK("loss_scale", loss_scale, DS__K_FLOAT, 0, 1e38), DS__TK("loss_scale_window", loss_scale_window, DS__K_INT, 1, 1e9),
+    DS__TK("no_loss_scaling", no_loss_scaling, DS__K_INT, 0, 1),
+    DS__TK("checkpoint_every", checkpoint_every, DS__K_INT, 1, 1e9), DS__TK("keep_checkpoints", keep_checkpoints, DS__K_INT, 1, 1e6),
+    DS__TK("eval_every", eval_every, DS__K_INT, 1, 1e9), DS__TK("eval_batches", eval_batches, DS__K_INT, 1, 1e6),
+};
+#undef DS__MK
+#undef DS__TK
+
+static const char *const ds__attn_names[] = {"dense", "mla", "sda"};
+static const char *const ds__ffn_names[] = {"dense", "moe"};
+static const char *const ds__prec_names[] = {"f32", "bf16", "fp16", "fp8"};
+
+static int ds__name_index(const char *v, const char *const *names, int n) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+static ds_status ds__cfg_number(const ds__cfg_key *k, const char *v, void *base, const char *where, int line) {
+    char *end;
+    double d;
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= k->lo && d <= k->hi) || (k->type != DS__K_FLOAT && d != floor(d)))
+        return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need %s in [%g, %g]", where, line, k->name, v, k->type == DS__K_FLOAT ? "a number" : "an integer", k->lo, k->hi);
+    if (k->type == DS__K_INT) *(int *)(void *)((char *)base + k->off) = (int)d;
+    else if (k->type == DS__K_U64) *(uint64_t *)(void *)((char *)base + k->off) = (uint64_t)strtoull(v, NULL, 10);
+    else *(float *)(void *)((char *)base + k->off) = (float)d;
+    return DS_OK;
+}
+
+/* layers.attn / layers.ffn / layer.N.attn / layer.N.ffn */
+static ds_status ds__cfg_layer_key(const char *key, const char *v, ds_model_config *mc, const char *where, int line) {
+    int lo = 0, hi = DS_MAX_LAYERS, i, idx;
+    const char *field;
+    if (!strncmp(key, "layers.", 7)) {
+        field = key + 7;
+    } else {
+        char *end;
+        long n = strtol(key + 6, &end, 10);
+        if (end == key + 6 || *end != '.' || n < 0 || n >= DS_MAX_LAYERS) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s': need layer.N.attn or layer.N.ffn with N < %d", where, line, key, DS_MAX_LAYERS);
+        if (mc->n_layer > 0 && n >= mc->n_layer) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s': the model has %d layers", where, line, key, mc->n_layer);
+        lo = (int)n;
+        hi = lo + 1;
+        field = end + 1;
+    }
+    if (!strcmp(field, "attn")) {
+        if ((idx = ds__name_index(v, ds__attn_names, 3)) < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need dense, mla or sda", where, line, key, v);
+        for (i = lo; i < hi; i++) mc->layers[i].attn = (ds_attn_kind)idx;
+    } else if (!strcmp(field, "ffn")) {
+        if ((idx = ds__name_index(v, ds__ffn_names, 2)) < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need dense or moe", where, line, key, v);
+        for (i = lo; i < hi; i++) mc->layers[i].ffn = (ds_ffn_kind)idx;
+    } else {
+        return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: unknown key '%s'", where, line, key);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__cfg_line(char *s, ds_model_config *mc, ds_train_config *tc, const char *where, int line) {
+    char *eq = strchr(s, '='), *key = s, *v, *e;
+    size_t i;
+    if (!eq) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: expected 'key = value'", where, line);
+    *eq = 0;
+    v = eq + 1;
+    while (*key == ' ' || *key == '\t') key++;
+    for (e = eq; e > key && (e[-1] == ' ' || e[-1] == '\t');) *--e = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');) *--e = 0;
+    if (!*key || !*v) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: empty key or value", where, line);
+    if (!strncmp(key, "layers.", 7) || !strncmp(key, "layer.", 6)) return ds__cfg_layer_key(key, v, mc, where, line);
+    if (!strcmp(key, "arch")) {
+        if (strlen(v) >= sizeof mc->arch) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: arch '%s' is too long", where, line, v);
+        strcpy(mc->arch, v);
+        return DS_OK;
+    }
+    if (!strcmp(key, "precision")) {
+        int p = ds__name_index(v, ds__prec_names, 4);
+        if (!tc) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s' is a training key", where, line, key);
+        if (p < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: precision = '%s': need f32, bf16, fp16 or fp8", where, line, v);
+        tc->precision = (ds_precision)p;
+        return DS_OK;
+    }
+    for (i = 0; i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        if (strcmp(key, k->name)) continue;
+        if (k->train && !tc) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s' is a training key", where, line, key);
+        return ds__cfg_number(k, v, k->train ? (void *)tc : (void *)mc, where, line);
+    }
+    return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: unknown key '%s'", where, line, key);
+}
+
+DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where) {
+    char buf[512];
+    int line = 0;
+    ds_status st;
+    if (!text || !mc) return ds__fail(DS_ERR_INVALID_ARG, "config: NULL argument");
+    if (!where) where = "config";
+    while (*text) {
+        const char *nl = strchr(text, '\n'), *hash;
+        size_t n = nl ? (size_t)(nl - text) : strlen(text), k;
+        line++;
+        if (n >= sizeof buf) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: line too long", where, line);
+        memcpy(buf, text, n);
+        buf[n] = 0;
+        text += n + (nl ? 1 : 0);
+        if ((hash = strchr(buf, '#')) != NULL) buf[hash - buf] = 0;
+        for (k = 0; buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\r'; k++) {}
+        if (!buf[k]) continue;
+        if ((st = ds__cfg_line(buf, mc, tc, where, line)) != DS_OK) return st;
+    }
+    if (mc->n_head_kv && mc->n_head && mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_head = %d is not a multiple of n_head_kv = %d", where, mc->n_head, mc->n_head_kv);
+    if (mc->n_embd && mc->n_head && !mc->head_dim && mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_embd = %d is not a multiple of n_head = %d (set head_dim)", where, mc->n_embd, mc->n_head);
+    return DS_OK;
+}
+
+/* ---- training GEMM ---------------------------------------------------------------------------
+   C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
+   product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
+   dW += dy^T @ x. The GotoBLAS loop order: for each KC slice of K and NC block of columns, the
+   pool packs that B block once into NR-column strips (shared), then each task packs an MC-row
+   block of A into MR-row strips (its own slot) and runs the MR x NR register-tile
+   micro-kernel over every strip pair. Each C element is written by one task per K slice in a
+   fixed order, so results do not depend on the thread count. bf16 packs K in pairs for
+   vdpbf16ps (f32 accumulation). */
+#define DS__GEMM_MR 8
+#define DS__GEMM_NR 32
+#define DS__GEMM_MC 128
+#define DS__GEMM_NC 1024
+#define DS__GEMM_KC 256
+
+typedef struct ds__gemm_ws {
+    ds_pool *pool;
+    int n_slots;
+    float *pack_a;        /* n_slots * MC * KC floats */
+    float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
+    int *busy;            /* slot claimed by a running task (atomic) */
+    double seconds;       /* wall time spent in ds__gemm */
+    double cpu_seconds;   /* process CPU time spent in ds__gemm */
+} ds__gemm_ws;
+
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+/* one K slice x N block of a product */
+typedef struct ds__gemm_args {
+    ds__gemm_ws *ws;
+    int ta, tb, M, N, K, lda, ldb, ldc, bf16, first;
+    const float *A, *B;
+    float *C;
+    int k0, kc, n0, nc, m_tasks, n_split;
+} ds__gemm_args;
+
+/* round to bfloat16, nearest-even (NaN stays NaN) */
+static uint16_t ds__tr_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+static float ds__tr_bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int ds__slot_acquire(ds__gemm_ws *ws) {
+    for (;;) {
+        int s;
+        for (s = 0; s < ws->n_slots; s++) {
+            int expect = 0;
+            if (__atomic_compare_exchange_n(&ws->busy[s], &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return s;
+        }
+        ds__cpu_relax();
+    }
+}
+
+/* op(A) rows [i0, i0+MR) x the K slice -> out[k][r] (rows past M are zero) */
+static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
+    int r, k, kc = g->kc, mr = DS__MIN(DS__GEMM_MR, g->M - i0);
+    if (g->ta) {
+        for (k = 0; k < kc; k++) {
+            const float *a = g->A + (size_t)(g->k0 + k) * g->lda + i0;
+            float *o = out + k * DS__GEMM_MR;
+            for (r = 0; r < mr; r++) o[r] = a[r];
+            for (; r < DS__GEMM_MR; r++) o[r] = 0.0f;
+        }
+        return;
+    }
+    for (r = 0; r < DS__GEMM_MR; r++) {
+        const float *a = g->A + (size_t)(i0 + r) * g->lda + g->k0;
+        if (r >= mr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
+    }
+}
+
+/* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
+static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
+    int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
+    if (!g->tb) {
+        for (k = 0; k < kc; k++) {
+            const float *b = g->B + (size_t)(g->k0 + k) * g->ldb + j0;
+            float *o = out + k * DS__GEMM_NR;
+            for (c = 0; c < nr; c++) o[c] = b[c];
+            for (; c < DS__GEMM_NR; c++) o[c] = 0.0f;
+        }
+        return;
+    }
+    for (c = 0; c < DS__GEMM_NR; c++) {
+        const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        if (c >= nr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
+    }
+}
+
+/* f32 strip [k][w] -> bf16 pairs [k/2][w][2], in place (kc rounded up with a zero row) */
+static void ds__pack_to_bf16(float *strip, int kc, int w) {
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        uint16_t pair[2 * DS__GEMM_NR];
+        for (c = 0; c < w; c++) {
+            pair[2 * c] = ds__tr_bf16(r0[c]);
+            pair[2 * c + 1] = k + 1 < kc ? ds__tr_bf16(r1[c]) : 0;
+        }
+        memcpy(o + (size_t)k * w, pair, sizeof(uint16_t) * 2 * (size_t)w);
+    }
+}
+
+/* C tile (MR, NR) (+)= Ap^T Bp over kc: the scalar reference micro-kernel */
+static void ds__gemm_micro_scalar(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int k, r, j;
+    memset(acc, 0, sizeof acc);
+    for (k = 0; k < kc; k++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a = ap[k * DS__GEMM_MR + r];
+            for (j = 0; j < DS__GEMM_NR; j++) acc[r * DS__GEMM_NR + j] += a * bp[k * DS__GEMM_NR + j];
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int p, r, j, np = (kc + 1) / 2;
+    memset(acc, 0, sizeof acc);
+    for (p = 0; p < np; p++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a0 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2]), a1 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2 + 1]);
+            for (j = 0; j < DS__GEMM_NR; j++) {
+                const uint16_t *b = bp + (p * DS__GEMM_NR + j) * 2;
+                acc[r * DS__GEMM_NR + j] += a0 * ds__tr_bf16_f32(b[0]) + a1 * ds__tr_bf16_f32(b[1]);
+            }
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+
+#if defined(DS__X86_SIMD)
+#define DS__TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DS__TR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define DS__TR_AVX2 __attribute__((target("avx2,fma")))
+
+/* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
+#define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
+    do {                                                                         \
+        float *row_ = (c) + (size_t)(r) * (ldc);                                 \
+        if (add) {                                                               \
+            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(row_));                       \
+            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(row_ + 16));                  \
+        }                                                                        \
+        _mm512_storeu_ps(row_, x0);                                              \
+        _mm512_storeu_ps(row_ + 16, x1);                                         \
+    } while (0)
+#define DS__ZMM_TILE_STORE(c, ldc, add)                                                                      \
+    do {                                                                                                     \
+        DS__ZMM_ROW_STORE(c, ldc, add, 0, c00, c01); DS__ZMM_ROW_STORE(c, ldc, add, 1, c10, c11);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 2, c20, c21); DS__ZMM_ROW_STORE(c, ldc, add, 3, c30, c31);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 4, c40, c41); DS__ZMM_ROW_STORE(c, ldc, add, 5, c50, c51);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 6, c60, c61); DS__ZMM_ROW_STORE(c, ldc, add, 7, c70, c71);           \
+    } while (0)
+
+/* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
+DS__TR_AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+#define DS__ROW(r, x0, x1)                 \
+    a = _mm512_set1_ps(ap[r]);             \
+    x0 = _mm512_fmadd_ps(a, b0, x0);       \
+    x1 = _mm512_fmadd_ps(a, b1, x1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += DS__GEMM_MR;
+        bp += DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* the same tile with vdpbf16ps: each instruction adds two K steps */
+DS__TR_AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int p, np = (kc + 1) / 2;
+    for (p = 0; p < np; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp), b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 32));
+        __m512bh a;
+#define DS__ROW(r, x0, x1)                                                   \
+    a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(((const float *)(const void *)ap)[r])); \
+    x0 = _mm512_dpbf16_ps(x0, a, b0);                    \
+    x1 = _mm512_dpbf16_ps(x1, a, b1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += 2 * DS__GEMM_MR;
+        bp += 2 * DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
+DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    int q;
+    for (q = 0; q < 4; q++) {
+        int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
+        __m256 x[4][2];
+        const float *a = ap + r0, *b = bp + c0;
+        for (r = 0; r < 4; r++) x[r][0] = x[r][1] = _mm256_setzero_ps();
+        for (k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            for (r = 0; r < 4; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r);
+                x[r][0] = _mm256_fmadd_ps(av, b0, x[r][0]);
+                x[r][1] = _mm256_fmadd_ps(av, b1, x[r][1]);
+            }
+            a += DS__GEMM_MR;
+            b += DS__GEMM_NR;
+        }
+        for (r = 0; r < 4; r++) {
+            float *row = c + (size_t)(r0 + r) * ldc + c0;
+            if (add) {
+                x[r][0] = _mm256_add_ps(x[r][0], _mm256_loadu_ps(row));
+                x[r][1] = _mm256_add_ps(x[r][1], _mm256_loadu_ps(row + 8));
+            }
+            _mm256_storeu_ps(row, x[r][0]);
+            _mm256_storeu_ps(row + 8, x[r][1]);
+        }
+    }
+}
+
+/* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
+DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
+        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+        for (k = 0; k < kc; k += 2) {
+            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
+        }
+        return;
+    }
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        __m512i out[4];
+        for (c = 0; c < w; c += 16) {
+            __m512 a = _mm512_loadu_ps(r0 + c), b = k + 1 < kc ? _mm512_loadu_ps(r1 + c) : _mm512_setzero_ps();
+            /* (a0 b0 a1 b1 ...) as bf16: one 512-bit register per 16 columns */
+            out[c / 16] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, hi, b), _mm512_permutex2var_ps(a, lo, b));
+        }
+        for (c = 0; c < w; c += 16) _mm512_storeu_si512((void *)(o + (size_t)k * w + 2 * c), out[c / 16]);
+    }
+}
+#endif
+
+typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
+
+static ds__micro_fn ds__gemm_pick(int bf16) {
+#if defined(DS__X86_SIMD)
+    unsigned f = ds_cpu_features();
+    if (bf16) return (f & DS_CPU_AVX512BF16) ? ds__gemm_micro_avx512bf16 : ds__gemm_micro_bf16_scalar;
+    if ((f & DS_CPU_AVX512F) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx512;
+    if ((f & DS_CPU_AVX2) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx2;
+#endif
+    return bf16 ? ds__gemm_micro_bf16_scalar : ds__gemm_micro_scalar;
+}
+static void ds__gemm_to_bf16(float *strip, int kc, int w) {
+#if defined(DS__X86_SIMD)
+    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && (w % 16 == 0 || w == 8)) {
+        ds__pack_to_bf16_avx512(strip, kc, w);
+        return;
+    }
+#endif
+    ds__pack_to_bf16(strip, kc, w);
+}
+
+/* the strip stride: room for kc rounded up to even (bf16 pairs) */
+#define DS__GEMM_KC_PAD (DS__GEMM_KC + 2)
+
+static void ds__gemm_pack_b_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    float *strip = g->ws->pack_b + (size_t)t * DS__GEMM_NR * DS__GEMM_KC_PAD;
+    (void)n;
+    ds__pack_b(strip, g, g->n0 + t * DS__GEMM_NR);
+    if (g->bf16) ds__gemm_to_bf16(strip, g->kc, DS__GEMM_NR);
+}
+
+static void ds__gemm_block_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    int slot = ds__slot_acquire(g->ws), mt = t % g->m_tasks, nt = t / g->m_tasks;
+    int strips = (g->nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+    int s0 = strips * nt / g->n_split, s1 = strips * (nt + 1) / g->n_split;
+    int m0 = mt * DS__GEMM_MC, m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), i, s;
+    float *pa = g->ws->pack_a + (size_t)slot * DS__GEMM_MC * DS__GEMM_KC_PAD;
+    ds__micro_fn micro = ds__gemm_pick(g->bf16);
+    int add = !g->first;
+    (void)n;
+    for (i = m0; i < m1; i += DS__GEMM_MR) {
+        float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+        ds__pack_a(a, g, i);
+        if (g->bf16) ds__gemm_to_bf16(a, g->kc, DS__GEMM_MR);
+    }
+    for (s = s0; s < s1; s++) {
+        const float *b = g->ws->pack_b + (size_t)s * DS__GEMM_NR * DS__GEMM_KC_PAD;
+        int j = g->n0 + s * DS__GEMM_NR, nr = DS__MIN(DS__GEMM_NR, g->N - j);
+        for (i = m0; i < m1; i += DS__GEMM_MR) {
+            const float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+            int mr = DS__MIN(DS__GEMM_MR, g->M - i);
+            float *c = g->C + (size_t)i * g->ldc + j;
+            if (mr == DS__GEMM_MR && nr == DS__GEMM_NR) {
+                micro(a, b, g->kc, c, g->ldc, add);
+            } else { /* edge tile: through a local tile */
+                float tile[DS__GEMM_MR * DS__GEMM_NR];
+                int r, q;
+                micro(a, b, g->kc, tile, DS__GEMM_NR, 0);
+                for (r = 0; r < mr; r++)
+                    for (q = 0; q < nr; q++) c[(size_t)r * g->ldc + q] = (add ? c[(size_t)r * g->ldc + q] : 0.0f) + tile[r * DS__GEMM_NR + q];
+            }
+        }
+    }
+    DS__ATOMIC_STORE(&g->ws->busy[slot], 0);
+}
+
+static ds_status ds__gemm_ws_init(ds__gemm_ws *ws, ds_pool *pool) {
+    memset(ws, 0, sizeof *ws);
+    ws->pool = pool;
+    ws->n_slots = ds_pool_size(pool);
+    ws->pack_a = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * DS__GEMM_MC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->pack_b = DS__CAST(float *, ds__calloc((size_t)DS__GEMM_NC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->busy = DS__CAST(int *, ds__calloc((size_t)ws->n_slots, sizeof(int)));
+    if (!ws->pack_a || !ws->pack_b || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
+    return DS_OK;
+}
+static void ds__gemm_ws_free(ds__gemm_ws *ws) {
+    ds_free(ws->pack_a);
+    ds_free(ws->pack_b);
+    ds_free(ws->busy);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* C (M, N) (+)= op(A) @ op(B). ta: A is stored (K, M); tb: B is stored (N, K). */
+static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int acc) {
+    ds__gemm_args g;
+    double t0 = ds_time(), c0 = ds__cpu_time(0);
+    int want = 4 * ds_pool_size(ws->pool);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i;
+        if (!acc) for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    memset(&g, 0, sizeof g);
+    g.ws = ws; g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
+    g.m_tasks = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
+    for (g.k0 = 0; g.k0 < K; g.k0 += DS__GEMM_KC) {
+        g.kc = DS__MIN(DS__GEMM_KC, K - g.k0);
+        g.first = g.k0 == 0 && !acc;
+        for (g.n0 = 0; g.n0 < N; g.n0 += DS__GEMM_NC) {
+            int strips;
+            g.nc = DS__MIN(DS__GEMM_NC, N - g.n0);
+            strips = (g.nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+            /* few row blocks: split the columns too, so every thread has work */
+            g.n_split = DS__MAX(1, DS__MIN(strips, (want + g.m_tasks - 1) / g.m_tasks));
+            ds_pool_run(ws->pool, ds__gemm_pack_b_task, &g, strips);
+            ds_pool_run(ws->pool, ds__gemm_block_task, &g, g.m_tasks * g.n_split);
+        }
+    }
+    ws->seconds += ds_time() - t0;
+    ws->cpu_seconds += ds__cpu_time(0) - c0;
+}
+
+/* ---- reduced-precision emulation ---------------------------------------------------------- */
+/* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
+   a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
+static float ds__tr_round_mant(float x, int mant, int emin) {
+    int e;
+    float a = fabsf(x);
+    if (a == 0.0f || !(a < FLT_MAX)) return x;
+    frexpf(a, &e);            /* a in [2^(e-1), 2^e) */
+    if (e - 1 < emin) e = emin + 1;
+    return ldexpf(rintf(ldexpf(x, mant - e + 1)), e - 1 - mant);
+}
+static float ds__tr_round_f16(float x) {
+    float r = ds__tr_round_mant(x, 10, -14);
+    return fabsf(r) > 65504.0f ? (x > 0 ? INFINITY : -INFINITY) : r;
+}
+static float ds__tr_round_e4m3(float x) {
+    float r = ds__tr_round_mant(x, 3, -6);
+    return r > 448.0f ? 448.0f : r < -448.0f ? -448.0f : r;
+}
+
+/* dst = src rounded as the compute precision would store it. FP8 scales each (br, bc) block
+   by 448 / amax first (DeepSeek-V3's fine-grained scaling) and divides again after the
+   rounding; FP16 rounds as is, so values past 65504 become inf (what loss scaling guards). */
+static void ds__tr_quantize(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc) {
+    int r0, c0, r, c;
+    if (p == DS_PREC_FP16) {
+        for (r = 0; r < rows; r++)
+            for (c = 0; c < cols; c++) dst[(size_t)r * ld + c] = ds__tr_round_f16(src[(size_t)r * ld + c]);
+        return;
+    }
+    for (r0 = 0; r0 < rows; r0 += br)
+        for (c0 = 0; c0 < cols; c0 += bc) {
+            int r1 = DS__MIN(rows, r0 + br), c1 = DS__MIN(cols, c0 + bc);
+            float amax = 0.0f, s;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) amax = DS__MAX(amax, fabsf(src[(size_t)r * ld + c]));
+            if (!(amax < FLT_MAX)) { /* inf / NaN pass through for the loss scaler to see */
+                for (r = r0; r < r1; r++)
+                    for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * INFINITY;
+                continue;
+            }
+            s = amax > 0.0f ? 448.0f / amax : 1.0f;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = ds__tr_round_e4m3(src[(size_t)r * ld + c] * s) / s;
+        }
+}
+
+/* ---- forward / backward pairs -------------------------------------------------------------
+   N = B * T rows; every buffer is contiguous row-major. A backward ADDS into parameter
+   gradients, and into input gradients where the name says so (residual streams). Row loops
+   run on the pool in fixed chunks; parameter-gradient reductions run over columns, so results
+   never depend on the number of threads. */
+#define DS__ROWS_PER_TASK 16
+
+static void ds__embedding_forward(float *out, const int32_t *tok, const float *wte, int N, int C) {
+    int i;
+    for (i = 0; i < N; i++) memcpy(out + (size_t)i * C, wte + (size_t)tok[i] * C, sizeof(float) * (size_t)C);
+}
+/* dwte (V, C) += dout rows scattered by token */
+static void ds__embedding_backward(float *dwte, const float *dout, const int32_t *tok, int N, int C) {
+    int i, c;
+    for (i = 0; i < N; i++) {
+        float *d = dwte + (size_t)tok[i] * C;
+        const float *g = dout + (size_t)i * C;
+        for (c = 0; c < C; c++) d[c] += g[c];
+    }
+}
+
+typedef struct ds__norm_args {
+    float *out, *dx, *dw, *rstd;
+    const float *x, *w, *dout, *rs;
+    int N, C;
+    float eps;
+} ds__norm_args;
+
+/* out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) */
+static void ds__rmsnorm_rows(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        const float *x = a->x + (size_t)i * a->C;
+        float *o = a->out + (size_t)i * a->C, r;
+        double ss = 0.0;
+        for (c = 0; c < a->C; c++) ss += (double)x[c] * x[c];
+        r = (float)(1.0 / sqrt(ss / a->C + a->eps));
+        a->rstd[i] = r;
+        for (c = 0; c < a->C; c++) o[c] = x[c] * r * a->w[c];
+    }
+}
+static void ds__rmsnorm_forward(ds_pool *pool, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+    ds__norm_args a;
+    memset(&a, 0, sizeof a);
+    a.out = out; a.rstd = rstd; a.x = x; a.w = w; a.N = N; a.C = C; a.eps = eps;
+    ds_pool_run(pool, ds__rmsnorm_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+/* dx += rstd * (g - x * rstd^2 * mean(g * x)), g = dout * w */
+static void ds__rmsnorm_dx_rows(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        const float *x = a->x + (size_t)i * a->C, *d = a->dout + (size_t)i * a->C;
+        float *dx = a->dx + (size_t)i * a->C, r = a->rs[i], k;
+        double dot = 0.0;
+        for (c = 0; c < a->C; c++) dot += (double)d[c] * a->w[c] * x[c];
+        k = (float)(dot / a->C) * r * r;
+        for (c = 0; c < a->C; c++) dx[c] += r * (d[c] * a->w[c] - x[c] * k);
+    }
+}
+/* dw[c] += sum_i dout[i][c] * x[i][c] * rstd[i], a column block per task */
+static void ds__rmsnorm_dw_cols(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, c0 = (int)((int64_t)a->C * t / n), c1 = (int)((int64_t)a->C * (t + 1) / n);
+    for (i = 0; i < a->N; i++) {
+        const float *x = a->x + (size_t)i * a->C, *d = a->dout + (size_t)i * a->C;
+        float r = a->rs[i];
+        for (c = c0; c < c1; c++) a->dw[c] += d[c] * x[c] * r;
+    }
+}
+static void ds__rmsnorm_backward(ds_pool *pool, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                                 const float *rstd, int N, int C) {
+    ds__norm_args a;
+    memset(&a, 0, sizeof a);
+    a.dx = dx; a.dw = dw; a.dout = dout; a.x = x; a.w = w; a.rs = rstd; a.N = N; a.C = C;
+    ds_pool_run(pool, ds__rmsnorm_dx_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+    ds_pool_run(pool, ds__rmsnorm_dw_cols, &a, DS__MAX(1, DS__MIN(16, C / 16)));
+}
+
+/* RoPE on adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head, by angle
+   pos * base^(-2i / n_rot), pos = row % T. cs holds (T, n_rot / 2) cos/sin pairs. sign = -1
+   rotates back, which is the backward of the rotation. x: (N, nh, hd) */
+static void ds__rope_apply(float *x, const float *cs, int N, int T, int nh, int hd, int n_rot, float sign) {
+    int i, h, p;
+    for (i = 0; i < N; i++) {
+        const float *row = cs + (size_t)(i % T) * n_rot;
+        for (h = 0; h < nh; h++) {
+            float *v = x + ((size_t)i * nh + h) * hd;
+            for (p = 0; p < n_rot / 2; p++) {
+                float c = row[2 * p], s = sign * row[2 * p + 1], a = v[2 * p], b = v[2 * p + 1];
+                v[2 * p] = a * c - b * s;
+                v[2 * p + 1] = a * s + b * c;
+            }
+        }
+    }
+}
+static void ds__rope_table(float *cs, int T, int n_rot, float base) {
+    int t, p;
+    for (t = 0; t < T; t++)
+        for (p = 0; p < n_rot / 2; p++) {
+            double ang = t * pow((double)base, -2.0 * p / n_rot);
+            cs[(size_t)t * n_rot + 2 * p] = (float)cos(ang);
+            cs[(size_t)t * n_rot + 2 * p + 1] = (float)sin(ang);
+        }
+}
+
+static float ds__dot_scalar(const float *a, const float *b, int n) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+#if defined(DS__X86_SIMD)
+DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif
+/* the attention inner products: picked once per attention call */
+typedef struct ds__vec_fns {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);
+} ds__vec_fns;
+static ds__vec_fns ds__vec_pick(void) {
+    ds__vec_fns f;
+    f.dot = ds__dot_scalar;
+    f.axpy = ds__axpy_scalar;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) {
+        f.dot = ds__dot_avx512;
+        f.axpy = ds__axpy_avx512;
+    }
+#endif
+    return f;
+}
+
+typedef struct ds__attn_args {
+    float *y, *probs, *dq, *dk, *dv;
+    const float *q, *k, *v, *dy, *yc, *pc;
+    int B, T, H, Hkv, hd;
+    ds__vec_fns f;
+} ds__attn_args;
+
+/* one task per (batch, kv head): the query heads of its group, causal softmax(q k^T / sqrt(hd)) v.
+   q, y: (N, H, hd); k, v: (N, Hkv, hd); probs: (B, H, T, T) (lower triangle) */
+static void ds__attention_rows(void *ctx, int task, int n) {
+    const ds__attn_args *a = (const ds__attn_args *)ctx;
+    int b = task / a->Hkv, g = task % a->Hkv, G = a->H / a->Hkv, h, t, j;
+    int qs = a->H * a->hd, ks = a->Hkv * a->hd;
+    float scale = 1.0f / sqrtf((float)a->hd);
+    (void)n;
+    for (h = g * G; h < (g + 1) * G; h++)
+        for (t = 0; t < a->T; t++) {
+            const float *q = a->q + ((size_t)b * a->T + t) * qs + h * a->hd;
+            float *p = a->probs + (((size_t)b * a->H + h) * a->T + t) * a->T;
+            float *y = a->y + ((size_t)b * a->T + t) * qs + h * a->hd, mx = -FLT_MAX, sum = 0.0f;
+            for (j = 0; j <= t; j++) {
+                p[j] = scale * a->f.dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                mx = DS__MAX(mx, p[j]);
+            }
+            for (j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
+            memset(y, 0, sizeof(float) * (size_t)a->hd);
+            for (j = 0; j <= t; j++) {
+                p[j] /= sum;
+                a->f.axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+            }
+        }
+}
+static void ds__attention_forward(ds_pool *pool, float *y, float *probs, const float *q, const float *k, const float *v,
+                                  int B, int T, int H, int Hkv, int hd) {
+    ds__attn_args a;
+    memset(&a, 0, sizeof a);
+    a.y = y; a.probs = probs; a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
+    ds_pool_run(pool, ds__attention_rows, &a, B * Hkv);
+}
+/* dp_j = dy . v_j; ds_j = p_j (dp_j - dy . y) (since sum_j p_j v_j = y); dq += scale sum ds_j k_j,
+   dk_j += scale ds_j q, dv_j += p_j dy. dq, dk, dv are overwritten (zeroed per task first). */
+static void ds__attention_back_rows(void *ctx, int task, int n) {
+    const ds__attn_args *a = (const ds__attn_args *)ctx;
+    int b = task / a->Hkv, g = task % a->Hkv, G = a->H / a->Hkv, h, t, j;
+    int qs = a->H * a->hd, ks = a->Hkv * a->hd;
+    float scale = 1.0f / sqrtf((float)a->hd);
+    (void)n;
+    for (t = 0; t < a->T; t++) {
+        size_t r = (size_t)b * a->T + t;
+        memset(a->dk + r * ks + g * a->hd, 0, sizeof(float) * (size_t)a->hd);
+        memset(a->dv + r * ks + g * a->hd, 0, sizeof(float) * (size_t)a->hd);
+    }
+    for (h = g * G; h < (g + 1) * G; h++)
+        for (t = 0; t < a->T; t++) {
+            size_t r = (size_t)b * a->T + t;
+            const float *q = a->q + r * qs + h * a->hd, *dy = a->dy + r * qs + h * a->hd;
+            const float *p = a->pc + (((size_t)b * a->H + h) * a->T + t) * a->T;
+            float *dq = a->dq + r * qs + h * a->hd, dyy = a->f.dot(dy, a->yc + r * qs + h * a->hd, a->hd);
+            memset(dq, 0, sizeof(float) * (size_t)a->hd);
+            for (j = 0; j <= t; j++) {
+                size_t rj = ((size_t)b * a->T + j) * ks + g * a->hd;
+                float ds = p[j] * (a->f.dot(dy, a->v + rj, a->hd) - dyy) * scale;
+                a->f.axpy(dq, ds, a->k + rj, a->hd);
+                a->f.axpy(a->dk + rj, ds, q, a->hd);
+                a->f.axpy(a->dv + rj, p[j], dy, a->hd);
+            }
+        }
+}
+static void ds__attention_backward(ds_pool *pool, float *dq, float *dk, float *dv, const float *dy, const float *y,
+                                   const float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
+                                   int Hkv, int hd) {
+    ds__attn_args a;
+    memset(&a, 0, sizeof a);
+    a.dq = dq; a.dk = dk; a.dv = dv; a.dy = dy; a.yc = y; a.pc = probs;
+    a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
+    ds_pool_run(pool, ds__attention_back_rows, &a, B * Hkv);
+}
+
+typedef struct ds__swiglu_args {
+    float *h, *dg, *du;
+    const float *g, *u, *dh;
+    size_t n;
+} ds__swiglu_args;
+#define DS__ELEMS_PER_TASK 8192
+/* h = silu(g) * u */
+static void ds__swiglu_chunk(void *ctx, int t, int n) {
+    const ds__swiglu_args *a = (const ds__swiglu_args *)ctx;
+    size_t i, i1 = DS__MIN(a->n, (size_t)(t + 1) * DS__ELEMS_PER_TASK);
+    (void)n;
+    for (i = (size_t)t * DS__ELEMS_PER_TASK; i < i1; i++) a->h[i] = a->g[i] / (1.0f + expf(-a->g[i])) * a->u[i];
+}
+/* dg = dh * u * s (1 + g (1 - s)), du = dh * silu(g), s = sigmoid(g); overwrites dg, du */
+static void ds__swiglu_back_chunk(void *ctx, int t, int n) {
+    const ds__swiglu_args *a = (const ds__swiglu_args *)ctx;
+    size_t i, i1 = DS__MIN(a->n, (size_t)(t + 1) * DS__ELEMS_PER_TASK);
+    (void)n;
+    for (i = (size_t)t * DS__ELEMS_PER_TASK; i < i1; i++) {
+        float g = a->g[i], s = 1.0f / (1.0f + expf(-g));
+        a->dg[i] = a->dh[i] * a->u[i] * s * (1.0f + g * (1.0f - s));
+        a->du[i] = a->dh[i] * g * s;
+    }
+}
+static void ds__swiglu_forward(ds_pool *pool, float *h, const float *g, const float *u, size_t n) {
+    ds__swiglu_args a;
+    memset(&a, 0, sizeof a);
+    a.h = h; a.g = g; a.u = u; a.n = n;
+    ds_pool_run(pool, ds__swiglu_chunk, &a, (int)((n + DS__ELEMS_PER_TASK - 1) / DS__ELEMS_PER_TASK));
+}
+static void ds__swiglu_backward(ds_pool *pool, float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    ds__swiglu_args a;
+    memset(&a, 0, sizeof a);
+    a.dg = dg; a.du = du; a.dh = dh; a.g = g; a.u = u; a.n = n;
+    ds_pool_run(pool, ds__swiglu_back_chunk, &a, (int)((n + DS__ELEMS_PER_TASK - 1) / DS__ELEMS_PER_TASK));
+}
+
+typedef struct ds__ce_args {
+    float *logits, *losses;
+    const int32_t *targets;
+    int N, V;
+    float dscale;
+} ds__ce_args;
+/* logits (N, V) become probabilities; losses[i] = -log p[target] */
+static void ds__ce_rows(void *ctx, int t, int n) {
+    const ds__ce_args *a = (const ds__ce_args *)ctx;
+    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        float *l = a->logits + (size_t)i * a->V, mx = -FLT_MAX;
+        double sum = 0.0;
+        for (j = 0; j < a->V; j++) mx = DS__MAX(mx, l[j]);
+        for (j = 0; j < a->V; j++) sum += (l[j] = expf(l[j] - mx));
+        a->losses[i] = (float)(log(sum) - (double)logf(l[a->targets[i]]));
+        for (j = 0; j < a->V; j++) l[j] = (float)(l[j] / sum);
+    }
+}
+static void ds__crossentropy_forward(ds_pool *pool, float *logits, float *losses, const int32_t *targets, int N, int V) {
+    ds__ce_args a;
+    memset(&a, 0, sizeof a);
+    a.logits = logits; a.losses = losses; a.targets = targets; a.N = N; a.V = V;
+    ds_pool_run(pool, ds__ce_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+/* probs (N, V) become dlogits = (p - onehot(target)) * dscale, in place */
+static void ds__ce_back_rows(void *ctx, int t, int n) {
+    const ds__ce_args *a = (const ds__ce_args *)ctx;
+    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        float *l = a->logits + (size_t)i * a->V;
+        l[a->targets[i]] -= 1.0f;
+        for (j = 0; j < a->V; j++) l[j] *= a->dscale;
+    }
+}
+static void ds__crossentropy_backward(ds_pool *pool, float *probs, const int32_t *targets, int N, int V, float dscale) {
+    ds__ce_args a;
+    memset(&a, 0, sizeof a);
+    a.logits = probs; a.targets = targets; a.N = N; a.V = V; a.dscale = dscale;
+    ds_pool_run(pool, ds__ce_back_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+
+/* ---- the trainer -------------------------------------------------------------------------- */
+/* offsets of one dense layer's tensors in the parameter buffer */
+typedef struct ds__tlayer {
+    size_t attn_norm, wq, wk, wv, wo, ffn_norm, wg, wu, wd;
+} ds__tlayer;
+
+/* one tensor of the parameter buffer: (rows, cols) = GGUF ne (cols, rows) */
+typedef struct ds__ttensor {
+    char name[40];
+    size_t off;
+    int rows, cols;
+} ds__ttensor;
+
+/* what one dense layer's backward needs from its forward */
+typedef struct ds__tacts {
+    float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *g, *u, *h;
+} ds__tacts;
+
+#define DS__SCALE_HIST 16
+
+struct ds_trainer {
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_pool *pool;
+    ds__gemm_ws ws;
+    int C, H, Hkv, hd, qd, kvd, F, V, L, B, T, n_rot;
+    size_t n_params;
+    float *params, *grads, *m, *v;
+    ds__ttensor *tensors;
+    int n_tensors;
+    size_t off_embd, off_norm, off_out;
+    ds__tlayer *lp;
+    /* activations: the residual stream at every layer input, then per-layer saved values
+       (one set shared by all layers with recompute) */
+    float *arena;
+    size_t arena_floats;
+    float **x;           /* L + 1 of (N, C) */
+    ds__tacts *la;       /* L, or 1 with recompute */
+    float *lnf, *rstdf, *logits, *losses, *cs;
+    float *dres, *dln, *dq, *dk, *dv, *datt, *dg, *du, *dh;
+    float *qa, *qb;      /* rounded operand copies for emulated fp16 / fp8 */
+    size_t q_floats;
+    int32_t *tok, *tgt;  /* grad_accum * B * T each */
+    /* state that checkpoints carry */
+    int step, adam_t, skipped_total, clean_steps;
+    uint64_t rng, cursor;
+    float scale;
+    float amax_hist[DS__SCALE_HIST];
+    float amax;          /* largest |value| rounded in this step's backward (scaled) */
+    int scaling;
+};
+
+/* splitmix64: the trainer's one random source (init, data order) */
+static uint64_t ds__tr_next(uint64_t *s) {
+    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+static double ds__tr_uniform(uint64_t *s) { return ((double)(ds__tr_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static float ds__tr_normal(uint64_t *s) {
+    double u1 = ds__tr_uniform(s), u2 = ds__tr_uniform(s);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+DS_API ds_status ds_model_config_check(ds_model_config *mc) {
+    int i;
+    if (!mc) return ds__fail(DS_ERR_INVALID_ARG, "model config: NULL");
+    if (!mc->arch[0]) strcpy(mc->arch, "llama");
+    if (mc->n_layer <= 0 || mc->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_layer = %d, need 1..%d", mc->n_layer, DS_MAX_LAYERS);
+    if (mc->n_embd <= 0 || mc->n_vocab <= 1 || mc->n_head <= 0) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_embd, n_vocab and n_head must be set");
+    if (!mc->n_head_kv) mc->n_head_kv = mc->n_head;
+    if (mc->n_head_kv < 0 || mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_head = %d is not a multiple of n_head_kv = %d", mc->n_head, mc->n_head_kv);
+    if (!mc->head_dim) {
+        if (mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_embd = %d is not a multiple of n_head = %d", mc->n_embd, mc->n_head);
+        mc->head_dim = mc->n_embd / mc->n_head;
+    }
+    if (!mc->n_rot) mc->n_rot = mc->head_dim;
+    if (mc->head_dim <= 0 || mc->n_rot <= 0 || mc->n_rot > mc->head_dim || (mc->n_rot & 1)) return ds__fail(DS_ERR_INVALID_ARG, "model config: head_dim = %d / n_rot = %d: need an even n_rot <= head_dim", mc->head_dim, mc->n_rot);
+    if (!mc->n_ff) mc->n_ff = 4 * mc->n_embd;
+    if (!mc->n_ctx) mc->n_ctx = 256;
+    if (mc->norm_eps == 0.0f) mc->norm_eps = 1e-5f;
+    if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
+    if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
+    for (i = 0; i < mc->n_layer; i++)
+        if (mc->layers[i].attn != DS_ATTN_DENSE || mc->layers[i].ffn != DS_FFN_DENSE) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: only dense attention and dense FFN layers can be trained so far", i);
+    if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
+    return DS_OK;
+}
+
+static void ds__train_defaults(ds_train_config *tc) {
+    if (tc->batch <= 0) tc->batch = 4;
+    if (tc->seq_len <= 0) tc->seq_len = 64;
+    if (tc->grad_accum <= 0) tc->grad_accum = 1;
+    if (tc->steps <= 0) tc->steps = 1000;
+    if (tc->lr == 0.0f) tc->lr = 3e-4f;
+    if (tc->min_lr == 0.0f) tc->min_lr = 0.1f;
+    if (tc->weight_decay == 0.0f) tc->weight_decay = 0.1f;
+    if (tc->beta1 == 0.0f) tc->beta1 = 0.9f;
+    if (tc->beta2 == 0.0f) tc->beta2 = 0.95f;
+    if (tc->adam_eps == 0.0f) tc->adam_eps = 1e-8f;
+    if (tc->grad_clip == 0.0f) tc->grad_clip = 1.0f;
+    if (tc->seed == 0) tc->seed = 1234;
+    if (tc->init_std == 0.0f) tc->init_std = 0.02f;
+    if (tc->loss_scale_window <= 0) tc->loss_scale_window = 2000;
+    if (tc->checkpoint_every <= 0) tc->checkpoint_every = 100;
+    if (tc->keep_checkpoints <= 0) tc->keep_checkpoints = 3;
+    if (tc->eval_every <= 0) tc->eval_every = 50;
+    if (tc->eval_batches <= 0) tc->eval_batches = 8;
+}
+
+static void ds__tr_add_tensor(ds_trainer *tr, const char *name, int rows, int cols, size_t *off) {
+    ds__ttensor *t = &tr->tensors[tr->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->off = tr->n_params;
+    t->rows = rows;
+    t->cols = cols;
+    *off = tr->n_params;
+    tr->n_params += (size_t)rows * cols;
+}
+
+/* the parameter buffer in GGUF order: token_embd, blk.N.*, output_norm, [output] */
+static void ds__tr_layout(ds_trainer *tr) {
+    int l;
+    char nm[40];
+    ds__tr_add_tensor(tr, "token_embd.weight", tr->V, tr->C, &tr->off_embd);
+    for (l = 0; l < tr->L; l++) {
+        ds__tlayer *p = &tr->lp[l];
+#define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
+        DS__T(attn_norm, "attn_norm", 1, tr->C)
+        DS__T(wq, "attn_q", tr->qd, tr->C)
+        DS__T(wk, "attn_k", tr->kvd, tr->C)
+        DS__T(wv, "attn_v", tr->kvd, tr->C)
+        DS__T(wo, "attn_output", tr->C, tr->qd)
+        DS__T(ffn_norm, "ffn_norm", 1, tr->C)
+        DS__T(wg, "ffn_gate", tr->F, tr->C)
+        DS__T(wu, "ffn_up", tr->F, tr->C)
+        DS__T(wd, "ffn_down", tr->C, tr->F)
+#undef DS__T
+    }
+    ds__tr_add_tensor(tr, "output_norm.weight", 1, tr->C, &tr->off_norm);
+    if (!tr->mc.tied_output) ds__tr_add_tensor(tr, "output.weight", tr->V, tr->C, &tr->off_out);
+    else tr->off_out = tr->off_embd;
+}
+
+/* norms start at 1, matrices at N(0, init_std) */
+static void ds__tr_init_weights(ds_trainer *tr) {
+    uint64_t s = tr->tc.seed ^ UINT64_C(0x5eed);
+    int i;
+    size_t j;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        float *w = tr->params + t->off;
+        for (j = 0; j < (size_t)t->rows * t->cols; j++) w[j] = t->rows == 1 ? 1.0f : tr->tc.init_std * ds__tr_normal(&s);
+    }
+}
+
+static float *ds__tr_take(float **p, size_t n) {
+    float *r = *p;
+    *p += (n + 15) & ~(size_t)15;
+    return r;
+}
+static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static size_t ds__tr_layer_floats(const ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T;
+    return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F);
+}
+
+static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T;
+    a->ln1 = ds__tr_take(p, N * tr->C);
+    a->rstd1 = ds__tr_take(p, N);
+    a->q = ds__tr_take(p, N * tr->qd);
+    a->k = ds__tr_take(p, N * tr->kvd);
+    a->v = ds__tr_take(p, N * tr->kvd);
+    a->probs = ds__tr_take(p, (size_t)tr->B * tr->H * tr->T * tr->T);
+    a->att = ds__tr_take(p, N * tr->qd);
+    a->xmid = ds__tr_take(p, N * tr->C);
+    a->ln2 = ds__tr_take(p, N * tr->C);
+    a->rstd2 = ds__tr_take(p, N);
+    a->g = ds__tr_take(p, N * tr->F);
+    a->u = ds__tr_take(p, N * tr->F);
+    a->h = ds__tr_take(p, N * tr->F);
+}
+
+static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T, nl = tr->tc.recompute ? 1 : (size_t)tr->L, total, grads_f;
+    int l;
+    float *p;
+    total = (size_t)(tr->L + 1) * ds__tr_round16(N * tr->C) + nl * ds__tr_layer_floats(tr) +
+            ds__tr_round16(N * tr->C) + ds__tr_round16(N) + ds__tr_round16(N * tr->V) + ds__tr_round16(N);
+    grads_f = 2 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N * tr->qd) + 2 * ds__tr_round16(N * tr->kvd) +
+              3 * ds__tr_round16(N * tr->F) + ds__tr_round16((size_t)tr->T * tr->n_rot);
+    tr->arena_floats = total;
+    tr->arena = DS__CAST(float *, ds__calloc(total + grads_f, sizeof(float)));
+    tr->x = DS__CAST(float **, ds__calloc((size_t)tr->L + 1, sizeof(float *)));
+    tr->la = DS__CAST(ds__tacts *, ds__calloc(nl, sizeof(ds__tacts)));
+    if (!tr->arena || !tr->x || !tr->la) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for %zu activation floats", total + grads_f);
+    p = tr->arena;
+    for (l = 0; l <= tr->L; l++) tr->x[l] = ds__tr_take(&p, N * tr->C);
+    for (l = 0; l < (int)nl; l++) ds__tr_carve_layer(&tr->la[l], &p, tr);
+    tr->lnf = ds__tr_take(&p, N * tr->C);
+    tr->rstdf = ds__tr_take(&p, N);
+    tr->logits = ds__tr_take(&p, N * tr->V);
+    tr->losses = ds__tr_take(&p, N);
+    tr->dres = ds__tr_take(&p, N * tr->C);
+    tr->dln = ds__tr_take(&p, N * tr->C);
+    tr->dq = ds__tr_take(&p, N * tr->qd);
+    tr->datt = ds__tr_take(&p, N * tr->qd);
+    tr->dk = ds__tr_take(&p, N * tr->kvd);
+    tr->dv = ds__tr_take(&p, N * tr->kvd);
+    tr->dg = ds__tr_take(&p, N * tr->F);
+    tr->du = ds__tr_take(&p, N * tr->F);
+    tr->dh = ds__tr_take(&p, N * tr->F);
+    tr->cs = ds__tr_take(&p, (size_t)tr->T * tr->n_rot);
+    ds__rope_table(tr->cs, tr->T, tr->n_rot, tr->mc.rope_base);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out) {
+    ds_trainer *tr;
+    ds_pool_config pc;
+    ds_status st;
+    size_t N, biggest;
+    if (!mc || !out) return ds__fail(DS_ERR_INVALID_ARG, "trainer_create: NULL argument");
+    *out = NULL;
+    tr = DS__CAST(ds_trainer *, ds__calloc(1, sizeof *tr));
+    if (!tr) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    tr->mc = *mc;
+    if (tc) tr->tc = *tc;
+    ds__train_defaults(&tr->tc);
+    if ((st = ds_model_config_check(&tr->mc)) != DS_OK) goto fail;
+    if ((unsigned)tr->tc.precision > DS_PREC_FP8) {
+        st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown precision %d", (int)tr->tc.precision);
+        goto fail;
+    }
+    tr->C = tr->mc.n_embd; tr->H = tr->mc.n_head; tr->Hkv = tr->mc.n_head_kv; tr->hd = tr->mc.head_dim;
+    tr->qd = tr->H * tr->hd; tr->kvd = tr->Hkv * tr->hd; tr->F = tr->mc.n_ff; tr->V = tr->mc.n_vocab;
+    tr->L = tr->mc.n_layer; tr->B = tr->tc.batch; tr->T = tr->tc.seq_len; tr->n_rot = tr->mc.n_rot;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = tr->tc.n_threads;
+    if ((st = ds_pool_create(&pc, &tr->pool)) != DS_OK) goto fail;
+    if ((st = ds__gemm_ws_init(&tr->ws, tr->pool)) != DS_OK) goto fail;
+    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 9 + 3, sizeof(ds__ttensor)));
+    tr->lp = DS__CAST(ds__tlayer *, ds__calloc((size_t)tr->L, sizeof(ds__tlayer)));
+    if (!tr->tensors || !tr->lp) {
+        st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+        goto fail;
+    }
+    ds__tr_layout(tr);
+    tr->params = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->grads = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->m = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->v = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    N = (size_t)tr->B * tr->T;
+    tr->tok = DS__CAST(int32_t *, ds__calloc(N * tr->tc.grad_accum, sizeof(int32_t)));
+    tr->tgt = DS__CAST(int32_t *, ds__calloc(N * tr->tc.grad_accum, sizeof(int32_t)));
+    if (!tr->params || !tr->grads || !tr->m || !tr->v || !tr->tok || !tr->tgt) {
+        st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for %zu parameters", tr->n_params);
+        goto fail;
+    }
+    if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+    if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
+        biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
+        biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
+        tr->q_floats = biggest;
+        tr->qa = DS__CAST(float *, ds__calloc(biggest, sizeof(float)));
+        tr->qb = DS__CAST(float *, ds__calloc(biggest, sizeof(float)));
+        if (!tr->qa || !tr->qb) {
+            st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for precision buffers");
+            goto fail;
+        }
+    }
+    ds__tr_init_weights(tr);
+    tr->rng = tr->tc.seed;
+    tr->scaling = !tr->tc.no_loss_scaling && (tr->tc.precision != DS_PREC_F32 || tr->tc.loss_scale > 0.0f);
+    tr->scale = tr->scaling ? (tr->tc.loss_scale > 0.0f ? tr->tc.loss_scale : 65536.0f) : 1.0f;
+    *out = tr;
+    return DS_OK;
+fail:
+    ds_trainer_free(tr);
+    return st;
+}
+
+DS_API void ds_trainer_free(ds_trainer *tr) {
+    if (!tr) return;
+    ds__gemm_ws_free(&tr->ws);
+    ds_pool_destroy(tr->pool);
+    ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
+    ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
+    ds_free(tr);
+}
+
+DS_API const ds_model_config *ds_trainer_model_config(const ds_trainer *tr) { return &tr->mc; }
+DS_API const ds_train_config *ds_trainer_train_config(const ds_trainer *tr) { return &tr->tc; }
+DS_API float *ds_trainer_params(ds_trainer *tr, size_t *n) {
+    if (n) *n = tr->n_params;
+    return tr->params;
+}
+DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
+    if (n) *n = tr->n_params;
+    return tr->grads;
+}
+DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
+DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
+DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
+DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
+    double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
+    double per_layer = C * (tr->qd + 2.0 * tr->kvd) + (double)tr->qd * C + 3.0 * C * tr->F;
+    return 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+}
+
+/* ---- linear layers in the compute precision ---- */
+static float ds__tr_amax(const float *x, size_t n) {
+    float m = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= m)) m = a; /* NaN sticks */
+    }
+    return m;
+}
+
+/* C = op(A) @ op(B) as the compute precision rounds it. kind_a / kind_b: 0 an activation
+   (1 x 128 tiles along K), 1 a weight (128 x 128 blocks); `grad_a`: A is a scaled gradient
+   whose largest value the loss scaler watches. */
+static void ds__tr_matmul(ds_trainer *tr, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, float *C, int acc, int wa, int wb, int grad_a) {
+    ds_precision p = tr->tc.precision;
+    int arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
+    if (grad_a && tr->scaling && p == DS_PREC_FP16) tr->amax = DS__MAX(tr->amax, ds__tr_amax(A, (size_t)arows * acols));
+    if (p == DS_PREC_F32 || p == DS_PREC_BF16) {
+        ds__gemm(&tr->ws, p == DS_PREC_BF16, ta, tb, M, N, K, A, lda, B, ldb, C, N, acc);
+        return;
+    }
+    /* K runs along columns when the operand is not transposed: tiles 1 x 128 there, else 128 x 1 */
+    ds__tr_quantize(tr->qa, A, arows, acols, lda, p, wa ? 128 : (ta ? 128 : 1), wa ? 128 : (ta ? 1 : 128));
+    ds__tr_quantize(tr->qb, B, brows, bcols, ldb, p, wb ? 128 : (tb ? 1 : 128), wb ? 128 : (tb ? 128 : 1));
+    ds__gemm(&tr->ws, 0, ta, tb, M, N, K, tr->qa, lda, tr->qb, ldb, C, N, acc);
+}
+
+/* y (N, O) (+)= x (N, I) @ w (O, I)^T */
+static void ds__linear_forward(ds_trainer *tr, float *y, const float *x, const float *w, int N, int O, int I, int acc) {
+    ds__tr_matmul(tr, 0, 1, N, O, I, x, I, w, I, y, acc, 0, 1, 0);
+}
+/* dx (N, I) (+)= dy (N, O) @ w (O, I); dw (O, I) += dy^T @ x */
+static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw, const float *dy, const float *x,
+                                const float *w, int N, int O, int I) {
+    ds__tr_matmul(tr, 0, 0, N, I, O, dy, O, w, I, dx, dx_acc, 0, 1, 1);
+    ds__tr_matmul(tr, 1, 0, O, I, N, dy, O, x, I, dw, 1, 0, 0, 1);
+}
+
+/* ---- the model ---- */
+static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    int N = B * T;
+    float *x = tr->x[l], *xo = tr->x[l + 1];
+    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+    ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
+    ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
+    ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
+    memcpy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
+}
+
+/* tr->dres holds d(layer output) on entry and d(layer input) on return */
+static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T;
+    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
+    ds__attention_backward(tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
+    ds__rope_apply(tr->dk, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, -1.0f);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wk, tr->dk, a->ln1, W + p->wk, N, tr->kvd, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wv, tr->dv, a->ln1, W + p->wv, N, tr->kvd, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
+}
+
+static ds__tacts *ds__tr_acts(ds_trainer *tr, int l) { return tr->tc.recompute ? &tr->la[0] : &tr->la[l]; }
+
+/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss. */
+static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
+    int l, N = B * T, i;
+    double sum = 0.0;
+    const float *W = tr->params;
+    ds__embedding_forward(tr->x[0], tok, W + tr->off_embd, N, tr->C);
+    for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T);
+    ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], W + tr->off_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, tr->logits, tr->lnf, W + tr->off_out, N, tr->V, tr->C, 0);
+    ds__crossentropy_forward(tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
+    for (i = 0; i < N; i++) sum += tr->losses[i];
+    return (float)(sum / N);
+}
+
+static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
+    int l, N = B * T;
+    float *G = tr->grads;
+    ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
+    ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
+    memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
+    for (l = tr->L - 1; l >= 0; l--) {
+        /* the shared activation set still holds the last layer from the forward */
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
+    }
+    ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
+}
+
+static ds_status ds__tr_check_batch(const ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
+    int i;
+    if (!tok || !tgt || B <= 0 || T <= 0 || B > tr->B || T > tr->T) return ds__fail(DS_ERR_INVALID_ARG, "train: batch %d x %d does not fit the trainer's %d x %d", B, T, tr->B, tr->T);
+    for (i = 0; i < B * T; i++)
+        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < 0 || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss) {
+    ds_status st;
+    if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
+    *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs) {
+    ds_status st;
+    if (!tr || !probs) return ds__fail(DS_ERR_INVALID_ARG, "trainer_next_probs: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, tokens, 1, T)) != DS_OK) return st;
+    ds__tr_forward(tr, tokens, tokens, 1, T);
+    memcpy(probs, tr->logits + (size_t)(T - 1) * tr->V, sizeof(float) * (size_t)tr->V);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss) {
+    ds_status st;
+    float l;
+    if (!tr) return ds__fail(DS_ERR_INVALID_ARG, "trainer_grad: NULL trainer");
+    if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
+    l = ds__tr_forward(tr, tokens, targets, B, T);
+    ds__tr_backward(tr, tokens, targets, B, T, scale);
+    if (loss) *loss = l;
+    return DS_OK;
+}
+
+/* ---- token shards and batches ------------------------------------------------------------- */
+#define DS__SHARD_MAGIC 0x4b545344u /* "DSTK" little-endian */
+#define DS__SHARD_HEADER 32
+
+static void ds__put_u32(uint8_t *p, uint32_t v) {
+    int i;
+    for (i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t ds__get_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* header: magic, version 1, bytes per token, n_vocab (u32 each), count (u64), 8 zero bytes */
+DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab) {
+    uint8_t hdr[DS__SHARD_HEADER], buf[4096];
+    uint32_t width = n_vocab > 65536 ? 4 : 2;
+    uint64_t i;
+    size_t fill = 0;
+    FILE *f;
+    if (!path || (!tokens && n) || n_vocab <= 0) return ds__fail(DS_ERR_INVALID_ARG, "token shard: bad arguments");
+    memset(hdr, 0, sizeof hdr);
+    ds__put_u32(hdr, DS__SHARD_MAGIC);
+    ds__put_u32(hdr + 4, 1);
+    ds__put_u32(hdr + 8, width);
+    ds__put_u32(hdr + 12, (uint32_t)n_vocab);
+    ds__put_u32(hdr + 16, (uint32_t)n);
+    ds__put_u32(hdr + 20, (uint32_t)(n >> 32));
+    f = fopen(path, "wb");
+    if (!f) return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    fwrite(hdr, 1, sizeof hdr, f);
+    for (i = 0; i < n; i++) {
+        if (tokens[i] >= (uint32_t)n_vocab) {
+            fclose(f);
+            return ds__fail(DS_ERR_BOUNDS, "%s: token %u at %llu is outside the vocabulary of %d", path, tokens[i], (unsigned long long)i, n_vocab);
+        }
+        ds__put_u32(buf + fill, tokens[i]);
+        fill += width;
+        if (fill + 4 > sizeof buf || i + 1 == n) {
+            fwrite(buf, 1, fill, f);
+            fill = 0;
+        }
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        fclose(f);
+        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+    }
+    fclose(f);
+    return DS_OK;
+}
+
+typedef struct ds__shard {
+    ds_mapped_file file;
+    const uint8_t *tok;
+    uint64_t n;
+    int width, n_vocab;
+} ds__shard;
+
+struct ds_train_data {
+    ds__shard split[2];   /* train, validation */
+};
+
+static ds_status ds__shard_open(ds__shard *s, const char *path) {
+    ds_status st = ds_map_file(path, &s->file);
+    const uint8_t *p = s->file.data;
+    if (st != DS_OK) return st;
+    if (s->file.size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+    if (ds__get_u32(p + 4) != 1) return ds__fail(DS_ERR_UNSUPPORTED, "%s: token shard version %u", path, ds__get_u32(p + 4));
+    s->width = (int)ds__get_u32(p + 8);
+    s->n_vocab = (int)ds__get_u32(p + 12);
+    s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
+    if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
+    if (s->n > (s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width));
+    s->tok = p + DS__SHARD_HEADER;
+    return DS_OK;
+}
+static uint32_t ds__shard_token(const ds__shard *s, uint64_t i) {
+    const uint8_t *p = s->tok + i * (uint64_t)s->width;
+    return s->width == 2 ? (uint32_t)(p[0] | p[1] << 8) : ds__get_u32(p);
+}
+
+DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path, ds_train_data **out) {
+    ds_train_data *d;
+    ds_status st;
+    if (!train_path || !out) return ds__fail(DS_ERR_INVALID_ARG, "train_data_open: NULL argument");
+    *out = NULL;
+    d = DS__CAST(ds_train_data *, ds__calloc(1, sizeof *d));
+    if (!d) return ds__fail(DS_ERR_NO_MEMORY, "train data: out of memory");
+    if ((st = ds__shard_open(&d->split[0], train_path)) != DS_OK || (val_path && (st = ds__shard_open(&d->split[1], val_path)) != DS_OK)) {
+        ds_train_data_free(d);
+        return st;
+    }
+    *out = d;
+    return DS_OK;
+}
+DS_API void ds_train_data_free(ds_train_data *d) {
+    if (!d) return;
+    ds_unmap_file(&d->split[0].file);
+    ds_unmap_file(&d->split[1].file);
+    ds_free(d);
+}
+DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val) { return d ? d->split[val ? 1 : 0].n : 0; }
+
+/* one window of T + 1 tokens starting at `start` -> tokens / targets */
+static ds_status ds__tr_window(const ds_trainer *tr, const ds__shard *s, uint64_t start, int32_t *tok, int32_t *tgt) {
+    int t;
+    for (t = 0; t <= tr->T; t++) {
+        uint32_t v = ds__shard_token(s, start + (uint64_t)t);
+        if (v >= (uint32_t)tr->V) return ds__fail(DS_ERR_BOUNDS, "train data: token %u is outside the model's vocabulary of %d", v, tr->V);
+        if (t < tr->T) tok[t] = (int32_t)v;
+        if (t > 0) tgt[t - 1] = (int32_t)v;
+    }
+    return DS_OK;
+}
+
+/* grad_accum * B random windows of the training split; the order follows the trainer's RNG */
+static ds_status ds__tr_fill_batches(ds_trainer *tr, ds_train_data *d) {
+    const ds__shard *s = &d->split[0];
+    int i, n = tr->tc.grad_accum * tr->B;
+    ds_status st;
+    if (s->n < (uint64_t)tr->T + 2) return ds__fail(DS_ERR_INVALID_ARG, "train data: %llu tokens, a sequence needs %d", (unsigned long long)s->n, tr->T + 1);
+    for (i = 0; i < n; i++) {
+        uint64_t start = ds__tr_next(&tr->rng) % (s->n - (uint64_t)tr->T);
+        if ((st = ds__tr_window(tr, s, start, tr->tok + (size_t)i * tr->T, tr->tgt + (size_t)i * tr->T)) != DS_OK) return st;
+        tr->cursor++;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss) {
+    const ds__shard *s;
+    int b, i, nb;
+    double sum = 0.0;
+    ds_status st;
+    if (!tr || !d || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_eval: NULL argument");
+    s = &d->split[1];
+    if (s->n < (uint64_t)tr->T + 2) return ds__fail(DS_ERR_STATE, "train: no validation split (or shorter than a sequence)");
+    nb = tr->tc.eval_batches;
+    /* evenly spaced windows: the same ones every time */
+    for (b = 0; b < nb; b++) {
+        for (i = 0; i < tr->B; i++) {
+            uint64_t k = (uint64_t)b * tr->B + i, span = s->n - (uint64_t)tr->T - 1;
+            if ((st = ds__tr_window(tr, s, span * k / ((uint64_t)nb * tr->B), tr->tok + (size_t)i * tr->T, tr->tgt + (size_t)i * tr->T)) != DS_OK) return st;
+        }
+        sum += ds__tr_forward(tr, tr->tok, tr->tgt, tr->B, tr->T);
+    }
+    *loss = (float)(sum / nb);
+    return DS_OK;
+}
+
+/* ---- the optimizer step ------------------------------------------------------------------- */
+/* linear warm-up to lr, then cosine down to min_lr * lr at the last step */
+static float ds__tr_lr(const ds_train_config *tc, int step) {
+    float lo = tc->min_lr < 0.0f ? 0.0f : tc->min_lr * tc->lr;
+    double prog;
+    if (step < tc->warmup) return tc->lr * (float)(step + 1) / (float)tc->warmup;
+    if (tc->steps <= tc->warmup) return tc->lr;
+    prog = (double)(step - tc->warmup) / (double)(tc->steps - tc->warmup);
+    if (prog > 1.0) prog = 1.0;
+    return lo + (float)(0.5 * (1.0 + cos(3.141592653589793 * prog))) * (tc->lr - lo);
+}
+
+typedef struct ds__adam_args {
+    ds_trainer *tr;
+    float lr, gscale, bc1, bc2;
+    double *partial;
+} ds__adam_args;
+#define DS__ADAM_CHUNK 16384
+
+static void ds__tr_sumsq_chunk(void *ctx, int t, int n) {
+    ds__adam_args *a = (ds__adam_args *)ctx;
+    size_t i, i0 = (size_t)t * DS__ADAM_CHUNK, i1 = DS__MIN(a->tr->n_params, i0 + DS__ADAM_CHUNK);
+    double s = 0.0;
+    (void)n;
+    for (i = i0; i < i1; i++) s += (double)a->tr->grads[i] * a->tr->grads[i];
+    a->partial[t] = s;
+}
+
+/* AdamW as PyTorch does it: p *= 1 - lr wd (matrices only), p -= lr mhat / (sqrt(vhat) + eps) */
+static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, size_t i1, const ds__adam_args *a) {
+    const ds_train_config *tc = &tr->tc;
+    float decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
+    size_t i;
+    for (i = i0; i < i1; i++) {
+        float g = tr->grads[i] * a->gscale, mh, vh;
+        tr->m[i] = tc->beta1 * tr->m[i] + (1.0f - tc->beta1) * g;
+        tr->v[i] = tc->beta2 * tr->v[i] + (1.0f - tc->beta2) * g * g;
+        mh = tr->m[i] / a->bc1;
+        vh = tr->v[i] / a->bc2;
+        tr->params[i] = tr->params[i] * decay - a->lr * mh / (sqrtf(vh) + tc->adam_eps);
+    }
+}
+static void ds__tr_adam_chunk(void *ctx, int t, int n) {
+    ds__adam_args *a = (ds__adam_args *)ctx;
+    ds_trainer *tr = a->tr;
+    size_t i0 = (size_t)t * DS__ADAM_CHUNK, i1 = DS__MIN(tr->n_params, i0 + DS__ADAM_CHUNK);
+    int k;
+    (void)n;
+    for (k = 0; k < tr->n_tensors; k++) {
+        const ds__ttensor *ts = &tr->tensors[k];
+        size_t a0 = DS__MAX(i0, ts->off), a1 = DS__MIN(i1, ts->off + (size_t)ts->rows * ts->cols);
+        if (a0 < a1) ds__tr_adam_tensor(tr, ts, a0, a1, a);
+    }
+}
+
+/* the loss scaler: skip and halve on inf/NaN; double after a window of clean steps; halve
+   early when the largest rounded gradient value of recent steps, times 2 for headroom,
+   would come near the format's largest finite value at the current scale */
+static float ds__tr_prec_max(ds_precision p) { return p == DS_PREC_FP16 ? 65504.0f : FLT_MAX; }
+
+static void ds__tr_scaler_update(ds_trainer *tr, int overflow) {
+    float hist = 0.0f, lim = ds__tr_prec_max(tr->tc.precision) * 0.5f;
+    int i;
+    if (!tr->scaling) return;
+    if (overflow) {
+        tr->scale = DS__MAX(tr->scale * 0.5f, 1.0f / 65536.0f);
+        tr->clean_steps = 0;
+        return;
+    }
+    memmove(tr->amax_hist + 1, tr->amax_hist, sizeof(float) * (DS__SCALE_HIST - 1));
+    tr->amax_hist[0] = tr->amax / tr->scale;  /* unscaled */
+    for (i = 0; i < DS__SCALE_HIST; i++) hist = DS__MAX(hist, tr->amax_hist[i]);
+    if (hist * tr->scale * 2.0f > lim && tr->scale > 1.0f) {
+        tr->scale *= 0.5f;
+        tr->clean_steps = 0;
+        return;
+    }
+    if (++tr->clean_steps >= tr->tc.loss_scale_window) {
+        tr->clean_steps = 0;
+        if (hist * tr->scale * 4.0f <= lim) tr->scale *= 2.0f;
+    }
+}
+
+static ds_status ds__tr_apply(ds_trainer *tr, float loss, ds_train_step_info *info) {
+    ds__adam_args a;
+    int n_chunks = (int)((tr->n_params + DS__ADAM_CHUNK - 1) / DS__ADAM_CHUNK), i, overflow;
+    double ss = 0.0, norm;
+    float clip = 1.0f;
+    memset(&a, 0, sizeof a);
+    a.tr = tr;
+    a.partial = DS__CAST(double *, ds__calloc((size_t)n_chunks, sizeof(double)));
+    if (!a.partial) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    ds_pool_run(tr->pool, ds__tr_sumsq_chunk, &a, n_chunks);
+    for (i = 0; i < n_chunks; i++) ss += a.partial[i];
+    norm = sqrt(ss) / tr->scale;
+    overflow = !(norm < 1e300) || !(tr->amax < FLT_MAX) || tr->amax != tr->amax;
+    a.lr = ds__tr_lr(&tr->tc, tr->step);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->loss = loss;
+        info->lr = a.lr;
+        info->grad_norm = (float)norm;
+        info->loss_scale = tr->scale;
+        info->skipped = overflow;
+        info->tokens = (double)tr->tc.grad_accum * tr->B * tr->T;
+    }
+    if (!overflow) {
+        if (tr->tc.grad_clip > 0.0f && norm > tr->tc.grad_clip) clip = (float)(tr->tc.grad_clip / norm);
+        tr->adam_t++;
+        a.gscale = clip / tr->scale;
+        a.bc1 = 1.0f - (float)pow(tr->tc.beta1, tr->adam_t);
+        a.bc2 = 1.0f - (float)pow(tr->tc.beta2, tr->adam_t);
+        ds_pool_run(tr->pool, ds__tr_adam_chunk, &a, n_chunks);
+    } else {
+        tr->skipped_total++;
+    }
+    ds__tr_scaler_update(tr, overflow);
+    tr->step++;
+    if (info) {
+        info->step = tr->step;
+        info->skipped_total = tr->skipped_total;
+    }
+    ds_free(a.partial);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info) {
+    int k, n = tr ? tr->B * tr->T : 0;
+    double sum = 0.0;
+    ds_status st;
+    if (!tr || !tokens || !targets) return ds__fail(DS_ERR_INVALID_ARG, "trainer_step: NULL argument");
+    memset(tr->grads, 0, sizeof(float) * tr->n_params);
+    tr->amax = 0.0f;
+    for (k = 0; k < tr->tc.grad_accum; k++) {
+        float l;
+        st = ds_trainer_grad(tr, tokens + (size_t)k * n, targets + (size_t)k * n, tr->B, tr->T, tr->scale / (float)tr->tc.grad_accum, &l);
+        if (st != DS_OK) return st;
+        sum += l;
+    }
+    return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
+}
+
+DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info) {
+    ds_status st;
+    if (!tr || !d) return ds__fail(DS_ERR_INVALID_ARG, "trainer_step: NULL argument");
+    if ((st = ds__tr_fill_batches(tr, d)) != DS_OK) return st;
+    return ds_trainer_step_tokens(tr, tr->tok, tr->tgt, info);
+}
+
+/* ---- checkpoints and model export ---------------------------------------------------------
+   Both are llama-architecture GGUF files with llama.cpp's key and tensor names. A checkpoint
+   adds the AdamW moments (tensors "opt.m.<name>", "opt.v.<name>"), the training state
+   (train.step, train.rng, train.cursor, loss-scaler state) and every ds_train_config field
+   under train.cfg.*, so a run resumes exactly where it stopped. */
+static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
+    ds_status st = DS_OK;
+#define DS__W(call) if (st == DS_OK) st = (call)
+    DS__W(ds_gguf_writer_set_str(w, "general.architecture", "llama"));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)mc->n_layer));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)mc->n_ctx));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)mc->n_embd));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)mc->n_ff));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)mc->n_head));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)mc->n_head_kv));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.rope.freq_base", mc->rope_base));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)mc->n_rot));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", mc->norm_eps));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)mc->n_vocab));
+#undef DS__W
+    return st;
+}
+
+static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, const float *buf, const char *prefix) {
+    int i;
+    ds_status st;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        char name[64];
+        int64_t ne[2];
+        ne[0] = t->cols;
+        ne[1] = t->rows;
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, t->rows == 1 ? 1 : 2, ne, buf + t->off)) != DS_OK) return st;
+    }
+    return DS_OK;
+}
+
+/* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
+static ds_status ds__tr_config_kv(ds_gguf_writer *w, const ds_train_config *tc) {
+    size_t i;
+    char key[64];
+    ds_status st = ds_gguf_writer_set_u32(w, "train.cfg.precision", (uint32_t)tc->precision);
+    for (i = 0; st == DS_OK && i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        const char *p = (const char *)tc + k->off;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) st = ds_gguf_writer_set_i32(w, key, *(const int32_t *)(const void *)p);
+        else if (k->type == DS__K_U64) st = ds_gguf_writer_set_u64(w, key, *(const uint64_t *)(const void *)p);
+        else st = ds_gguf_writer_set_f32(w, key, *(const float *)(const void *)p);
+    }
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_checkpoint: NULL argument");
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "checkpoint");
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.tied_output", (uint32_t)tr->mc.tied_output);
+    if (st == DS_OK) st = ds__tr_config_kv(w, &tr->tc);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.step", tr->step);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.adam_t", tr->adam_t);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.skipped_total", tr->skipped_total);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.clean_steps", tr->clean_steps);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.rng", tr->rng);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.cursor", tr->cursor);
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "train.loss_scale", tr->scale);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "train.amax_hist", DS_GGUF_F32, tr->amax_hist, DS__SCALE_HIST);
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->m, "opt.m.");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->v, "opt.v.");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+static ds_status ds__tr_get_u32(const ds_gguf *g, const char *key, int *out, const char *path) {
+    uint32_t v;
+    if (ds_gguf_get_u32(g, key, &v) != DS_OK || v > INT_MAX) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_status st = DS_OK;
+    uint32_t prec = 0;
+    size_t i;
+    memset(mc, 0, sizeof *mc);
+    strcpy(mc->arch, "llama");
+#define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
+    DS__R("llama.block_count", n_layer);
+    DS__R("llama.context_length", n_ctx);
+    DS__R("llama.embedding_length", n_embd);
+    DS__R("llama.feed_forward_length", n_ff);
+    DS__R("llama.attention.head_count", n_head);
+    DS__R("llama.attention.head_count_kv", n_head_kv);
+    DS__R("llama.attention.key_length", head_dim);
+    DS__R("llama.rope.dimension_count", n_rot);
+    DS__R("llama.vocab_size", n_vocab);
+    DS__R("llama.tied_output", tied_output);
+#undef DS__R
+    if (st != DS_OK) return st;
+    if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+    if (!tc) return DS_OK;
+    memset(tc, 0, sizeof *tc);
+    if (ds_gguf_get_u32(g, "train.cfg.precision", &prec) != DS_OK || prec > DS_PREC_FP8) return ds__fail(DS_ERR_FORMAT, "%s: not a training checkpoint (no train.cfg.precision)", path);
+    tc->precision = (ds_precision)prec;
+    for (i = 0; i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        char key[64];
+        char *p = (char *)tc + k->off;
+        int32_t iv;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) {
+            if ((st = ds_gguf_get_i32(g, key, &iv)) == DS_OK) memcpy(p, &iv, sizeof iv);
+        } else if (k->type == DS__K_U64) {
+            st = ds_gguf_get_u64(g, key, (uint64_t *)(void *)p);
+        } else {
+            st = ds_gguf_get_f32(g, key, (float *)(void *)p);
+        }
+        if (st != DS_OK) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_gguf *g;
+    ds_status st;
+    if (!path || !mc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_config: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, mc, tc);
+    ds_gguf_close(g);
+    return st;
+}
+
+static ds_status ds__tr_load_tensors(const ds_trainer *tr, const ds_gguf *g, float *buf, const char *prefix, const char *path) {
+    int i;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        const ds_gguf_tensor *gt;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        gt = ds_gguf_find_tensor(g, name);
+        if (!gt) return ds__fail(DS_ERR_NOT_FOUND, "%s: no tensor '%s'", path, name);
+        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
+            return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], expected F32 [%d, %d]", path, name, ds_type_name(gt->type), (long long)gt->ne[0], (long long)gt->ne[1], t->cols, t->rows);
+        memcpy(buf + t->off, gt->data, (size_t)gt->nbytes);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__tr_load_state(ds_trainer *tr, const ds_gguf *g, const char *path) {
+    ds_gguf_type et;
+    uint64_t n;
+    const void *data;
+    if (ds_gguf_get_i32(g, "train.step", &tr->step) != DS_OK || ds_gguf_get_i32(g, "train.adam_t", &tr->adam_t) != DS_OK ||
+        ds_gguf_get_i32(g, "train.skipped_total", &tr->skipped_total) != DS_OK || ds_gguf_get_i32(g, "train.clean_steps", &tr->clean_steps) != DS_OK ||
+        ds_gguf_get_u64(g, "train.rng", &tr->rng) != DS_OK || ds_gguf_get_u64(g, "train.cursor", &tr->cursor) != DS_OK ||
+        ds_gguf_get_f32(g, "train.loss_scale", &tr->scale) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: training state keys missing", path);
+    if (ds_gguf_get_arr(g, "train.amax_hist", &et, &n, &data) != DS_OK || et != DS_GGUF_F32 || n != DS__SCALE_HIST)
+        return ds__fail(DS_ERR_FORMAT, "%s: bad train.amax_hist", path);
+    memcpy(tr->amax_hist, data, sizeof tr->amax_hist);
+    if (tr->step < 0 || tr->adam_t < 0 || !(tr->scale > 0.0f)) return ds__fail(DS_ERR_FORMAT, "%s: impossible training state", path);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf *g;
+    ds_model_config mc;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "load_checkpoint: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, &mc, NULL);
+    if (st == DS_OK && (ds_model_config_check(&mc) != DS_OK || mc.n_layer != tr->mc.n_layer || mc.n_embd != tr->mc.n_embd ||
+                        mc.n_vocab != tr->mc.n_vocab || mc.n_head != tr->mc.n_head || mc.n_head_kv != tr->mc.n_head_kv ||
+                        mc.n_ff != tr->mc.n_ff || mc.head_dim != tr->mc.head_dim || mc.tied_output != tr->mc.tied_output))
+        st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
+    if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
+    ds_gguf_close(g);
+    return st;
+}
+
+/* GPT-2's byte-to-character map, so a byte vocabulary is a valid "gpt2" tokenizer: printable
+   Latin-1 bytes stand for themselves, the others for U+0100 onwards. Writes UTF-8. */
+static void ds__tr_byte_token(int b, char out[4]) {
+    int cp = b, n = 0, i;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
+        for (i = 0; i < b; i++)
+            if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        out[2] = 0;
+    }
+}
+
+static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
+    char (*names)[24] = DS__CAST(char (*)[24], ds__calloc((size_t)V, 24));
+    const char **ptrs = DS__CAST(const char **, ds__calloc((size_t)V, sizeof(char *)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc((size_t)V, sizeof(int32_t)));
+    ds_status st = DS_OK;
+    int i;
+    if (!names || !ptrs || !types) st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    for (i = 0; st == DS_OK && i < V; i++) {
+        if (i < 256) {
+            ds__tr_byte_token(i, names[i]);
+            types[i] = 1;   /* normal */
+        } else {
+            snprintf(names[i], 24, "<|extra_%d|>", i - 256);
+            types[i] = 3;   /* control */
+        }
+        ptrs[i] = names[i];
+    }
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
+    ds_free(names);
+    ds_free(ptrs);
+    ds_free(types);
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
+    if (!tokenizer && tr->V < 256) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    if (tokenizer) st = ds_gguf_writer_copy_kv(w, tokenizer);
+    else st = ds__tr_byte_vocab_kv(w, tr->V);
+    if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "model");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.name", "deepseek.h trained llama");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+/* ---- f32 FMA peak ------------------------------------------------------------------------- */
+typedef struct ds__peak_args {
+    double seconds;
+    double *flops, *cpu;
+} ds__peak_args;
+
+#if defined(DS__X86_SIMD)
+/* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
+DS__TR_AVX512 static double ds__peak_avx512(long iters) {
+    /* distinct starting values: equal chains would be merged by the compiler */
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    long i;
+    float out[16];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c); a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+        a12 = _mm512_fmadd_ps(a12, m, c); a13 = _mm512_fmadd_ps(a13, m, c); a14 = _mm512_fmadd_ps(a14, m, c); a15 = _mm512_fmadd_ps(a15, m, c);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
+    return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+DS__TR_AVX2 static double ds__peak_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    long i;
+    float out[8];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c); a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    _mm256_storeu_ps(out, _mm256_add_ps(a0, _mm256_add_ps(a8, a9)));
+    return (double)iters * 10 * 8 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+#endif
+static double ds__peak_scalar(long iters) {
+    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
+    long i;
+    int k;
+    for (i = 0; i < iters; i++)
+        for (k = 0; k < 8; k++) a[k] = a[k] * 0.999999f + 1e-7f;
+    return (double)iters * 16 + (a[0] > 1e30f ? 1.0 : 0.0);
+}
+
+static void ds__peak_task(void *ctx, int t, int n) {
+    ds__peak_args *a = (ds__peak_args *)ctx;
+    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
+    unsigned feat = ds_cpu_features();
+    (void)n;
+    while (ds_time() - t0 < a->seconds) {
+#if defined(DS__X86_SIMD)
+        if ((feat & DS_CPU_AVX512F) && (feat & DS_CPU_FMA)) f += ds__peak_avx512(200000);
+        else if ((feat & DS_CPU_AVX2) && (feat & DS_CPU_FMA)) f += ds__peak_avx2(200000);
+        else
+#endif
+            f += ds__peak_scalar(200000);
+    }
+    (void)feat;
+    a->flops[t] = f;
+    a->cpu[t] = ds__cpu_time(1) - c0;
+}
+
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) {
+    ds_pool *pool = NULL;
+    ds_pool_config pc;
+    ds__peak_args a;
+    double t0, total = 0.0, cpu = 0.0;
+    int i, n;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = n_threads;
+    if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
+    n = ds_pool_size(pool);
+    a.seconds = seconds > 0.0 ? seconds : 0.5;
+    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
+    if (!a.flops) {
+        ds_pool_destroy(pool);
+        return 0.0;
+    }
+    a.cpu = a.flops + n;
+    t0 = ds_time();
+    ds_pool_run(pool, ds__peak_task, &a, n);
+    t0 = ds_time() - t0;
+    for (i = 0; i < n; i++) {
+        total += a.flops[i];
+        cpu += a.cpu[i];
+    }
+    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
+    ds_free(a.flops);
+    ds_pool_destroy(pool);
+    return total / t0 * 1e-9;
+}
+
 
 #ifdef __cplusplus
 }

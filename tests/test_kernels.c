@@ -33,7 +33,7 @@ static const level levels[] = {
     {"avx2+avxvnni", DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVXVNNI},
     {"avx512", DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL},
     {"avx512vnni", DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI},
-    {"avx512all", ~0u & ~(unsigned)(DS_CPU_NEON | DS_CPU_NEON_DOTPROD)},
+    {"avx512all", DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI | DS_CPU_AVX512BF16 | DS_CPU_AVXVNNI},
     {"neon", DS_CPU_NEON},
     {"neon+dotprod", DS_CPU_NEON | DS_CPU_NEON_DOTPROD},
 };
@@ -279,6 +279,38 @@ static void fill_edges(float *x, int n, float amp) {
     if (n > 20) x[20] = -0.0f;
 }
 
+/* a fast activation quantizer must give the reference's values: its row layout (ds__qx) holds
+   the same int8s, f16-rounded scales and sums as the reference's Q8_0 / Q8_1 blocks */
+static void check_quantizer(ds_test_ctx *t, int l, ds_type wt, float amp) {
+    enum { K = 1024 };
+    ds_type at = ds__act_type(wt);
+    float x[K];
+    ds__mm mm;
+    uint8_t *q0 = DS__CAST(uint8_t *, xmalloc(ds__row_bytes(at, K))), *q1 = DS__CAST(uint8_t *, xmalloc(ds__matmul_wsize(wt, 1, K)));
+    int i, b;
+    fill_edges(x, K, amp);
+    for (i = 0; i < K; i += 29) x[i] = (float)(i % 9) * 0.5f - 2.0f; /* exact halves of steps */
+    ds__quantize_row(at, x, q0, K);
+    use_level(l);
+    ds__mm_pick(&mm, wt, K);
+    mm.quantize(at, x, q1, K);
+    use_level(-1);
+    if (mm.quantize != ds__quantize_act_ref) {
+        ds__qx v = ds__qx_view(q1, K);
+        for (b = 0; b < K / 32 && !t->failed; b++) {
+            const int8_t *qs = at == DS_TYPE_Q8_0 ? ((ds__block_q8_0 *)q0)[b].qs : ((ds__block_q8_1 *)q0)[b].qs;
+            uint16_t d = at == DS_TYPE_Q8_0 ? ((ds__block_q8_0 *)q0)[b].d : ((ds__block_q8_1 *)q0)[b].d;
+            DS_CHECK(t, memcmp(qs, v.q + 32 * b, 32) == 0, "quantize %s [%s] block %d: values differ", ds_type_name(at), levels[l].name, b);
+            DS_CHECK(t, v.d[b] == ds__f16_to_f32(d), "quantize %s [%s] block %d: scale", ds_type_name(at), levels[l].name, b);
+            if (at == DS_TYPE_Q8_1) DS_CHECK(t, v.s[b] == ds__f16_to_f32(((ds__block_q8_1 *)q0)[b].s), "quantize Q8_1 [%s] block %d: s", levels[l].name, b);
+        }
+    } else {
+        DS_CHECK(t, memcmp(q0, q1, ds__row_bytes(at, K)) == 0, "quantize %s [%s] differs", ds_type_name(at), levels[l].name);
+    }
+    ds_free(q0);
+    ds_free(q1);
+}
+
 static void test_elementwise_levels(ds_test_ctx *t) {
     int l, n, i;
     float *a = DS__CAST(float *, xmalloc(4 * 1100)), *b = DS__CAST(float *, xmalloc(4 * 1100)), *w = DS__CAST(float *, xmalloc(4 * 1100));
@@ -351,22 +383,7 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             for (i = 0; i < nh * hd; i++) sc[i] = 4.0f;
             check_close(t, "rope", l, b, a, sc, nh * hd, 1e-6);
         }
-        /* activation quantizers: the fast ones must give the reference's bytes */
-        for (n = 0; n < 6 && !t->failed; n++) {
-            static const ds_type ats[] = {DS_TYPE_Q8_0, DS_TYPE_Q8_1, DS_TYPE_Q8_K, DS_TYPE_BF16};
-            ds_type at = ats[n % 4];
-            int K = 1024;
-            uint8_t *q0 = DS__CAST(uint8_t *, xmalloc(ds__row_bytes(at, K))), *q1 = DS__CAST(uint8_t *, xmalloc(ds__row_bytes(at, K)));
-            fill_edges(a, K, n < 4 ? 3.0f : 1e-3f);
-            for (i = 0; i < K; i += 29) a[i] = (float)(i % 9) * 0.5f - 2.0f; /* exact halves of steps */
-            use_level(-1);
-            ds__kt()->quantize_act(at, a, q0, K);
-            use_level(l);
-            ds__kt()->quantize_act(at, a, q1, K);
-            DS_CHECK(t, memcmp(q0, q1, ds__row_bytes(at, K)) == 0, "quantize %s [%s] differs", ds_type_name(at), levels[l].name);
-            ds_free(q0);
-            ds_free(q1);
-        }
+        for (n = 0; n < 6 && !t->failed; n++) check_quantizer(t, l, n & 1 ? DS_TYPE_Q4_1 : DS_TYPE_Q4_0, n < 4 ? 3.0f : 1e-3f);
     }
     use_level(-1);
     ds_free(a); ds_free(b); ds_free(w); ds_free(r); ds_free(s); ds_free(sc);

@@ -4,6 +4,8 @@
 int ds_cmd_info(int argc, char **argv);
 int ds_cmd_bench(int argc, char **argv);
 int ds_cmd_perplexity(int argc, char **argv);
+int ds_cmd_data(int argc, char **argv);
+int ds_cmd_train(int argc, char **argv);
 
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
@@ -26,6 +28,8 @@ static const cli_command commands[] = {
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
     {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
     {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
+    {"data", ds_cmd_data, "turn text files into token shards for training"},
+    {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
 };
 
 static void usage(FILE *f) {
