@@ -331,7 +331,7 @@ static void greedy(ds_test_ctx *t) {
     ds_session *s;
     float *logits;
     uint32_t n_prompts, n_gen, p;
-    int n_vocab, same = 0, ties = 0, light = getenv("DS_TEST_SANITIZED") != NULL;
+    int n_vocab, same = 0, ties = 0, diverged = 0, first_bad = -1, light = getenv("DS_TEST_SANITIZED") != NULL;
     NEED_MODEL(t, m);
     DS_REQUIRE(t, blob_load(&b, FIXTURES "gen.bin"), "cannot read " FIXTURES "gen.bin (run from the repository root)");
     if (!blob_magic(&b, "DSGEN001")) {
@@ -367,11 +367,13 @@ static void greedy(ds_test_ctx *t) {
         if (o == GEN_TIE || o == GEN_DIVERGED)
             fprintf(stderr, "smollm2 greedy: prompt %u diverges at step %d (llama.cpp's top-2 gap there %.5f)%s\n", p, at, gap[at], o == GEN_TIE ? ": a tie" : "");
         DS_CHECK(t, o != GEN_ERROR, "prompt %u: eval failed: %s", p, ds_last_error());
-        DS_CHECK(t, o != GEN_DIVERGED, "prompt %u: our greedy token differs from llama.cpp's at step %d where its top-2 gap is %.5f (>= %g)", p, at, gap[at], TIE_GAP);
+        if (o == GEN_DIVERGED && diverged++ == 0) first_bad = (int)p;
         free(buf);
         free(gap);
     }
     fprintf(stderr, "smollm2 greedy: %d/%u generations of %u tokens identical to llama.cpp, %d ties\n", same, n_prompts, light ? 4 : n_gen, ties);
+    DS_CHECK(t, !diverged, "%d of %u greedy generations differ from llama.cpp's at a step where its top-2 gap is >= %g (first: prompt %d; "
+             "llama.cpp's own flash-attention on/off runs differ likewise, see tests/fixtures/smollm2/meta.json)", diverged, n_prompts, TIE_GAP, first_bad);
     ds_session_free(s);
     free(logits);
     free(b.data);
