@@ -10,6 +10,7 @@ Our logits come from deepseek.h itself, compiled here into a small shared librar
 figures): top-1 agreement >= 99.5%, mean KL <= 0.005.
 """
 import ctypes
+import json
 import os
 import struct
 import subprocess
@@ -69,6 +70,15 @@ def read_tf(path):
     return tokens, n_vocab
 
 
+def self_consistency():
+    """llama.cpp's agreement with itself recorded by make_ref_smollm2.py, or None."""
+    try:
+        with open(os.path.join(FIX, "meta.json")) as f:
+            return json.load(f)["llama_cpp_self_consistency"]["teacher_forced"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def log_softmax(x):
     x = x.astype(np.float64)
     m = x.max(axis=1, keepdims=True)
@@ -117,6 +127,10 @@ def main():
     kl = np.concatenate(kls)
     print(f"smollm2 (live llama.cpp): {n} positions, top-1 agreement {100 * agree / n:.2f}%, "
           f"exact KL(llama.cpp || ours): mean {kl.mean():.6f}, max {kl.max():.6f}", file=sys.stderr)
+    floor = self_consistency()
+    if floor:
+        print(f"  for scale, llama.cpp vs itself (flash attention on vs off): top-1 agreement {100 * floor['top1_agreement']:.2f}%, "
+              f"mean KL {floor['mean_kl']:.6f}", file=sys.stderr)
     bad = []
     if agree / n < MIN_AGREE:
         bad.append(f"top-1 agreement {100 * agree / n:.2f}% < {100 * MIN_AGREE:.1f}%")

