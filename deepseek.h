@@ -9941,19 +9941,23 @@ struct ds_train_data {
     ds__shard split[2];   /* train, validation */
 };
 
-static ds_status ds__shard_open(ds__shard *s, const char *path) {
-    ds_status st = ds_map_file(path, &s->file);
-    const uint8_t *p = s->file.data;
-    if (st != DS_OK) return st;
-    if (s->file.size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+/* the header of a shard held in memory (data, size); `path` names it in messages */
+static ds_status ds__shard_parse(ds__shard *s, const uint8_t *p, size_t size, const char *path) {
+    if (size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
     if (ds__get_u32(p + 4) != 1) return ds__fail(DS_ERR_UNSUPPORTED, "%s: token shard version %u", path, ds__get_u32(p + 4));
     s->width = (int)ds__get_u32(p + 8);
     s->n_vocab = (int)ds__get_u32(p + 12);
     s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
     if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
-    if (s->n > (s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width));
+    if (s->n_vocab <= 0) return ds__fail(DS_ERR_FORMAT, "%s: vocabulary size %d", path, s->n_vocab);
+    if (s->n > (size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((size - DS__SHARD_HEADER) / (uint64_t)s->width));
     s->tok = p + DS__SHARD_HEADER;
     return DS_OK;
+}
+static ds_status ds__shard_open(ds__shard *s, const char *path) {
+    ds_status st = ds_map_file(path, &s->file);
+    if (st != DS_OK) return st;
+    return ds__shard_parse(s, s->file.data, s->file.size, path);
 }
 static uint32_t ds__shard_token(const ds__shard *s, uint64_t i) {
     const uint8_t *p = s->tok + i * (uint64_t)s->width;

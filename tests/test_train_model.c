@@ -95,6 +95,7 @@ static void test_matches_numpy_reference(ds_test_ctx *t) {
     DS_REQUIRE(t, fx.steps <= 64, "fixture too long");
     DS_REQUIRE(t, run_fixture(&fx, NULL, losses, NULL) == DS_OK, "run: %s", ds_last_error());
     for (s = 0; s < fx.steps; s++) worst = fmax(worst, fabs(losses[s] - fx.losses[s]) / fx.losses[s]);
+    if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  loss vs numpy over %d steps: worst relative error %.2e\n", fx.steps, worst);
     DS_CHECK(t, worst <= 1e-4, "loss relative error %g (step 10: %.7f vs %.7f)", worst, losses[fx.steps - 1], fx.losses[fx.steps - 1]);
     free_fixture(&fx);
 }
@@ -114,6 +115,7 @@ static void test_whole_model_gradient(ds_test_ctx *t) {
         d += (double)(g[i] - fx.grads[i]) * (g[i] - fx.grads[i]);
         s += (double)fx.grads[i] * fx.grads[i];
     }
+    if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  whole-model gradient vs numpy: relative error %.2e\n", sqrt(d / s));
     DS_CHECK(t, sqrt(d / s) <= 1e-3, "gradient relative error %g", sqrt(d / s));
     ds_trainer_free(tr);
     free_fixture(&fx);
@@ -153,6 +155,7 @@ static void test_precisions_close(ds_test_ctx *t) {
         tc.n_threads = 2;
         DS_REQUIRE(t, run_fixture(&fx, &tc, l, NULL) == DS_OK, "run %d", p);
         for (s = 0; s < fx.steps; s++) worst = fmax(worst, fabs(l[s] - ref[s]) / ref[s]);
+        if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  precision %d: worst relative loss difference to f32 %.2e\n", p, worst);
         DS_CHECK(t, worst < tol[p] && worst > 0, "precision %d: worst relative loss difference %g", p, worst);
     }
     free_fixture(&fx);
