@@ -306,7 +306,7 @@ static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc)
         ds__gemm(&ws, bf16, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, acc);
         for (i = 0; i < M; i++)
             for (j = 0; j < N; j++) {
-                double s = acc ? C0[i * N + j] : 0, scale = 0;
+                double s = acc ? C0[i * N + j] : 0, scale = fabs(s);
                 for (k = 0; k < K; k++) {
                     double a = ta ? A[k * M + i] : A[i * K + k], b = tb ? B[j * K + k] : B[k * N + j];
                     if (bf16) {
