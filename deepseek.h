@@ -8736,6 +8736,9 @@ static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
     }
 }
 
+#if defined(DS__X86_SIMD)
+static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16);
+#endif
 /* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
 static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
     int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
@@ -8748,12 +8751,20 @@ static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
         }
         return;
     }
+    k = 0;
+#if defined(DS__X86_SIMD)
+    if (nr == DS__GEMM_NR && (ds_cpu_features() & DS_CPU_AVX512F)) {
+        k = kc & ~15;
+        ds__pack_bt_avx512(out, g->B + (size_t)j0 * g->ldb + g->k0, g->ldb, k);
+    }
+#endif
     for (c = 0; c < DS__GEMM_NR; c++) {
         const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        int kk;
         if (c >= nr)
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = 0.0f;
         else
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = b[kk];
     }
 }
 
@@ -8896,6 +8907,35 @@ DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, in
             _mm256_storeu_ps(row + 8, x[r][1]);
         }
     }
+}
+
+/* out[k][16 * half + c] = B row (j0 + c), k in [0, kc16): 16 x 16 blocks transposed in registers */
+DS__TR_AVX512 static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16) {
+    int half, k0, i;
+    for (half = 0; half < 2; half++)
+        for (k0 = 0; k0 < kc16; k0 += 16) {
+            __m512 r[16], t[16], u[16];
+            for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (size_t)(16 * half + i) * ldb + k0);
+            for (i = 0; i < 16; i += 2) { /* (r0[0] r1[0] r0[1] r1[1]) per 128-bit lane */
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (i = 0; i < 16; i += 4) { /* u[i + j]: rows i..i+3 at column 4 L + j of lane L */
+                u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+                u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            }
+            for (i = 0; i < 4; i++) { /* gather lane L of the four row groups into output row 4 L + i */
+                __m512 v0 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x44), w0 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xee);
+                __m512 v1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x44), w1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xee);
+                float *o = out + (size_t)(k0 + i) * DS__GEMM_NR + 16 * half;
+                _mm512_storeu_ps(o, _mm512_shuffle_f32x4(v0, v1, 0x88));
+                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_shuffle_f32x4(v0, v1, 0xdd));
+                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_shuffle_f32x4(w0, w1, 0x88));
+                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_shuffle_f32x4(w0, w1, 0xdd));
+            }
+        }
 }
 
 /* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
