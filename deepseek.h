@@ -10482,7 +10482,7 @@ static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
         ptrs[i] = names[i];
     }
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2");
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
