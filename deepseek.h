@@ -8927,13 +8927,13 @@ DS__TR_AVX512 static void ds__pack_bt_avx512(float *out, const float *b, int ldb
                 u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
             }
             for (i = 0; i < 4; i++) { /* gather lane L of the four row groups into output row 4 L + i */
-                __m512 v0 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x44), w0 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xee);
-                __m512 v1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x44), w1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xee);
+                __m512 v0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0x44), w0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0xee);
+                __m512 v1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0x44), w1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0xee);
                 float *o = out + (size_t)(k0 + i) * DS__GEMM_NR + 16 * half;
-                _mm512_storeu_ps(o, _mm512_shuffle_f32x4(v0, v1, 0x88));
-                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_shuffle_f32x4(v0, v1, 0xdd));
-                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_shuffle_f32x4(w0, w1, 0x88));
-                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_shuffle_f32x4(w0, w1, 0xdd));
+                _mm512_storeu_ps(o, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0x88));
+                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0xdd));
+                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0x88));
+                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0xdd));
             }
         }
 }
@@ -8948,7 +8948,7 @@ DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int 
         const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
         for (k = 0; k < kc; k += 2) {
             __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
-            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_maskz_permutexvar_ps((__mmask16)0xffff, il, x));
             _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
         }
         return;
@@ -9265,7 +9265,13 @@ DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n)
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
     }
-    return _mm512_reduce_add_ps(s);
+    {
+        float lanes[16], r = 0.0f;
+        int k;
+        _mm512_storeu_ps(lanes, s);
+        for (k = 0; k < 16; k++) r += lanes[k];
+        return r;
+    }
 }
 DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
     __m512 av = _mm512_set1_ps(a);
