@@ -803,6 +803,13 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
 #define DS__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define DS__CAST(T, x) ((T)(x))   /* a cast that C++ also accepts (void* conversions) */
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12 reports the deliberately undefined pass-through operands inside its own AVX-512
+   intrinsic headers as "may be used uninitialized" once they are inlined into C++ code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -10620,6 +10627,9 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
 
 #ifdef __cplusplus
 }
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
 #endif
 #endif /* DEEPSEEK_IMPLEMENTATION */
 

@@ -81,7 +81,7 @@ static int blob_magic(blob *b, const char *magic) {
 /* ---- the model, loaded once for every case ------------------------------------------------- */
 static ds_model *g_model;
 static int g_model_tried;
-static char g_skip[256];
+static char g_skip[1024];
 
 static void free_model(void) { ds_model_free(g_model); }
 
