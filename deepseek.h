@@ -10057,6 +10057,9 @@ static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
     }
 }
 
+#if defined(DS__X86_SIMD)
+static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16);
+#endif
 /* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
 static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
     int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
@@ -10069,12 +10072,20 @@ static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
         }
         return;
     }
+    k = 0;
+#if defined(DS__X86_SIMD)
+    if (nr == DS__GEMM_NR && (ds_cpu_features() & DS_CPU_AVX512F)) {
+        k = kc & ~15;
+        ds__pack_bt_avx512(out, g->B + (size_t)j0 * g->ldb + g->k0, g->ldb, k);
+    }
+#endif
     for (c = 0; c < DS__GEMM_NR; c++) {
         const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        int kk;
         if (c >= nr)
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = 0.0f;
         else
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = b[kk];
     }
 }
 
@@ -10219,6 +10230,35 @@ DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, in
     }
 }
 
+/* out[k][16 * half + c] = B row (j0 + c), k in [0, kc16): 16 x 16 blocks transposed in registers */
+DS__TR_AVX512 static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16) {
+    int half, k0, i;
+    for (half = 0; half < 2; half++)
+        for (k0 = 0; k0 < kc16; k0 += 16) {
+            __m512 r[16], t[16], u[16];
+            for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (size_t)(16 * half + i) * ldb + k0);
+            for (i = 0; i < 16; i += 2) { /* (r0[0] r1[0] r0[1] r1[1]) per 128-bit lane */
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (i = 0; i < 16; i += 4) { /* u[i + j]: rows i..i+3 at column 4 L + j of lane L */
+                u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+                u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            }
+            for (i = 0; i < 4; i++) { /* gather lane L of the four row groups into output row 4 L + i */
+                __m512 v0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0x44), w0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0xee);
+                __m512 v1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0x44), w1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0xee);
+                float *o = out + (size_t)(k0 + i) * DS__GEMM_NR + 16 * half;
+                _mm512_storeu_ps(o, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0x88));
+                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0xdd));
+                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0x88));
+                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0xdd));
+            }
+        }
+}
+
 /* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
 DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
@@ -10229,7 +10269,7 @@ DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int 
         const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
         for (k = 0; k < kc; k += 2) {
             __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
-            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_maskz_permutexvar_ps((__mmask16)0xffff, il, x));
             _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
         }
         return;
@@ -10546,7 +10586,13 @@ DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n)
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
     }
-    return _mm512_reduce_add_ps(s);
+    {
+        float lanes[16], r = 0.0f;
+        int k;
+        _mm512_storeu_ps(lanes, s);
+        for (k = 0; k < 16; k++) r += lanes[k];
+        return r;
+    }
 }
 DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
     __m512 av = _mm512_set1_ps(a);
@@ -11262,19 +11308,23 @@ struct ds_train_data {
     ds__shard split[2];   /* train, validation */
 };
 
-static ds_status ds__shard_open(ds__shard *s, const char *path) {
-    ds_status st = ds_map_file(path, &s->file);
-    const uint8_t *p = s->file.data;
-    if (st != DS_OK) return st;
-    if (s->file.size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+/* the header of a shard held in memory (data, size); `path` names it in messages */
+static ds_status ds__shard_parse(ds__shard *s, const uint8_t *p, size_t size, const char *path) {
+    if (size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
     if (ds__get_u32(p + 4) != 1) return ds__fail(DS_ERR_UNSUPPORTED, "%s: token shard version %u", path, ds__get_u32(p + 4));
     s->width = (int)ds__get_u32(p + 8);
     s->n_vocab = (int)ds__get_u32(p + 12);
     s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
     if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
-    if (s->n > (s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width));
+    if (s->n_vocab <= 0) return ds__fail(DS_ERR_FORMAT, "%s: vocabulary size %d", path, s->n_vocab);
+    if (s->n > (size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((size - DS__SHARD_HEADER) / (uint64_t)s->width));
     s->tok = p + DS__SHARD_HEADER;
     return DS_OK;
+}
+static ds_status ds__shard_open(ds__shard *s, const char *path) {
+    ds_status st = ds_map_file(path, &s->file);
+    if (st != DS_OK) return st;
+    return ds__shard_parse(s, s->file.data, s->file.size, path);
 }
 static uint32_t ds__shard_token(const ds__shard *s, uint64_t i) {
     const uint8_t *p = s->tok + i * (uint64_t)s->width;
@@ -11378,12 +11428,18 @@ static void ds__tr_sumsq_chunk(void *ctx, int t, int n) {
     a->partial[t] = s;
 }
 
+#if defined(DS__X86_SIMD)
+static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a);
+#endif
 /* AdamW as PyTorch does it: p *= 1 - lr wd (matrices only), p -= lr mhat / (sqrt(vhat) + eps) */
 static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, size_t i1, const ds__adam_args *a) {
     const ds_train_config *tc = &tr->tc;
     float decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
-    size_t i;
-    for (i = i0; i < i1; i++) {
+    size_t i = i0;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) i = ds__tr_adam_avx512(tr, i0, i1, decay, a);
+#endif
+    for (; i < i1; i++) {
         float g = tr->grads[i] * a->gscale, mh, vh;
         tr->m[i] = tc->beta1 * tr->m[i] + (1.0f - tc->beta1) * g;
         tr->v[i] = tc->beta2 * tr->v[i] + (1.0f - tc->beta2) * g * g;
@@ -11392,6 +11448,29 @@ static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, 
         tr->params[i] = tr->params[i] * decay - a->lr * mh / (sqrtf(vh) + tc->adam_eps);
     }
 }
+#if defined(DS__X86_SIMD)
+/* the same arithmetic as ds__tr_adam_tensor, operation for operation (so bit-identical) */
+DS__TR_AVX512 static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a) {
+    const ds_train_config *tc = &tr->tc;
+    __m512 b1 = _mm512_set1_ps(tc->beta1), b2 = _mm512_set1_ps(tc->beta2), c1 = _mm512_set1_ps(1.0f - tc->beta1);
+    __m512 c2 = _mm512_set1_ps(1.0f - tc->beta2), gs = _mm512_set1_ps(a->gscale), bc1 = _mm512_set1_ps(a->bc1);
+    __m512 bc2 = _mm512_set1_ps(a->bc2), dec = _mm512_set1_ps(decay), lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(tc->adam_eps);
+    size_t i;
+    for (i = i0; i + 16 <= i1; i += 16) {
+        __m512 g = _mm512_mul_ps(_mm512_loadu_ps(tr->grads + i), gs);
+        __m512 m = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(tr->m + i)), _mm512_mul_ps(c1, g));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(tr->v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, g), g));
+        __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(tr->params + i), dec);
+        p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(lr, mh), _mm512_add_ps(_mm512_sqrt_ps(vh), eps)));
+        _mm512_storeu_ps(tr->m + i, m);
+        _mm512_storeu_ps(tr->v + i, v);
+        _mm512_storeu_ps(tr->params + i, p);
+    }
+    return i;
+}
+#endif
+
 static void ds__tr_adam_chunk(void *ctx, int t, int n) {
     ds__adam_args *a = (ds__adam_args *)ctx;
     ds_trainer *tr = a->tr;
@@ -11730,7 +11809,7 @@ static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
         ptrs[i] = names[i];
     }
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2");
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
