@@ -299,6 +299,80 @@ DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, 
 DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path);
 
 // >>api:tokenizer
+/* Tokenizers: byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM, DeepSeek-V3 pre-tokenizers) and
+   SentencePiece-style BPE (Llama-2: "▁" for spaces, score-ordered merges, <0xXX> byte
+   fallback), loaded from GGUF metadata (tokenizer.ggml.*) or a Hugging Face tokenizer.json,
+   saved to both, and trained from text. Token ids equal those of Hugging Face `tokenizers` for
+   the same vocabulary; invalid UTF-8 in the input is read as U+FFFD per maximal subpart, as a
+   lossy UTF-8 decode would. A ds_tokenizer is read-only after loading: threads may share it
+   (every call keeps its scratch state on its own). */
+typedef struct ds_tokenizer ds_tokenizer;
+
+/* Copies what it needs; g may be closed afterwards. */
+DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out);
+/* A Hugging Face tokenizer.json held in memory (not NUL-terminated). Unsupported components
+   (a normalizer, pre-tokenizer or model type we do not implement) give DS_ERR_UNSUPPORTED
+   naming the component; a malformed file gives DS_ERR_FORMAT naming what is wrong. */
+DS_API ds_status ds_tokenizer_from_json(const char *json, size_t len, ds_tokenizer **out);
+/* tokenizer.json or .gguf, told apart by content. */
+DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out);
+DS_API void ds_tokenizer_free(ds_tokenizer *t);
+
+DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t);
+DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t);   /* -1 if none */
+DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t);   /* -1 if none */
+DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t);   /* the metadata says to prepend BOS */
+/* end of generation: eos, eot and the chat end markers (<|im_end|>, <|eot_id|>, ...) */
+DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id);
+/* exact vocabulary string (as stored, e.g. "Ġthe") -> id, or -1 */
+DS_API int32_t ds_tokenizer_find(const ds_tokenizer *t, const char *piece, size_t len);
+/* the vocabulary string of id (not NUL-terminated), NULL when out of range */
+DS_API const char *ds_tokenizer_token(const ds_tokenizer *t, int32_t id, size_t *len);
+/* "gpt2", "llama3", "qwen2", "smollm", "deepseek-v3" or "spm" */
+DS_API const char *ds_tokenizer_pre_name(const ds_tokenizer *t);
+
+enum { DS_TOKENIZE_ADD_BOS = 1, DS_TOKENIZE_PARSE_SPECIAL = 2 };
+/* Text -> ids. ADD_BOS prepends BOS (when the vocabulary has one); PARSE_SPECIAL matches
+   control tokens (<|im_start|> ...) written in the text; user-defined added tokens always
+   match. ids has room for cap ids; *n_out = number of ids. DS_ERR_BOUNDS (with *n_out = the
+   count needed) when cap is too small. */
+DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out);
+/* The bytes one token decodes to (byte-level decoded / byte fallback rendered / "▁" as space).
+   DS_ERR_BOUNDS (with *n_out = bytes needed) when cap is too small. */
+DS_API ds_status ds_token_to_bytes(const ds_tokenizer *t, int32_t id, char *buf, size_t cap, size_t *n_out);
+/* ids -> text (the tokens' bytes concatenated; SentencePiece vocabularies drop the leading
+   space their encoder added). DS_ERR_BOUNDS (with *n_out = bytes needed) when cap is short. */
+DS_API ds_status ds_detokenize(const ds_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap, size_t *n_out);
+/* Streaming decode: holds back an incomplete UTF-8 sequence until the tokens that complete it
+   arrive. Zero-initialise the stream. On DS_ERR_BOUNDS nothing is consumed. */
+typedef struct ds_detok_stream {
+    unsigned char pending[8];
+    int n_pending;
+} ds_detok_stream;
+DS_API ds_status ds_detok_stream_push(const ds_tokenizer *t, ds_detok_stream *s, int32_t id, char *out, size_t cap, size_t *n_out);
+
+/* Saving: a Hugging Face tokenizer.json (malloc'd through ds_alloc; free with ds_free), or
+   tokenizer.ggml.* keys added to a GGUF writer. */
+DS_API ds_status ds_tokenizer_to_json(const ds_tokenizer *t, char **json, size_t *len);
+DS_API ds_status ds_tokenizer_save_json(const ds_tokenizer *t, const char *path);
+DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
+
+/* Byte-level BPE training, with the merge order and tie-breaking of Hugging Face's BpeTrainer
+   (highest pair count first; equal counts: the pair of smaller ids). Each line of each text,
+   with its line ending, is pre-tokenized on its own, as that trainer reads files. Vocabulary:
+   the special tokens (ids 0..), the 256 byte symbols in code point order, then one token per
+   merge. Deterministic. */
+typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
+typedef struct ds_bpe_train_config {
+    int vocab_size;                     /* 0: 32000 */
+    const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
+    const char *const *special_tokens;  /* added first, in order */
+    int n_special;
+    int min_frequency;                  /* stop when the best pair occurs fewer times (0: 0) */
+    ds_progress_fn progress;            /* optional */
+    void *user;
+} ds_bpe_train_config;
+DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out);
 
 // >>api:model
 /* The model's shape, shared by inference, training and the GGUF metadata. Each layer names its
@@ -346,6 +420,27 @@ typedef struct ds_model_config {
     int mla_kv_b_split;   /* deepseek2 files: attn_k_b + attn_v_b instead of attn_kv_b */
 } ds_model_config;
 
+/* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
+   A ds_model holds the memory-mapped weights (kept in their stored type), the config and the
+   tokenizer. It is read-only after ds_model_load: any number of threads and sessions may use
+   one model at once. Tensors are checked on load (presence, shape, type); a mismatch fails
+   with DS_ERR_FORMAT naming the tensor. */
+typedef struct ds_model ds_model;
+typedef struct ds_session ds_session;
+typedef struct ds_model_params {
+    int reserved_;   /* zero-initialise; future options go here */
+} ds_model_params;
+
+/* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
+   DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
+DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
+DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
+/* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
+   tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
+DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
+
 // >>api:deepseek
 /* ---- DeepSeek architecture: Multi-head Latent Attention and DeepSeekMoE ----------------------
    A layer whose config says DS_ATTN_MLA uses MLA: queries through an optional low-rank
@@ -367,6 +462,129 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
 DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size);
 
 // >>api:infer
+/* ---- sessions: KV cache and forward ---------------------------------------------------------
+   A session holds one sequence's KV cache (f16, like llama.cpp's default) and the scratch of
+   the forward, all allocated by ds_session_create: evaluation allocates nothing. A session is
+   used by one thread at a time; sessions of the same model may run on different threads. */
+typedef struct ds_session_params {
+    int n_ctx;        /* 0: min(model's context, 4096) */
+    int n_threads;    /* 0: online CPUs (ignored when pool is given) */
+    ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
+    int n_batch;      /* tokens per forward chunk in prefill (0: 256) */
+} ds_session_params;
+
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
+DS_API void ds_session_free(ds_session *s);
+/* Appends n tokens at the current position and writes the logits (n_vocab floats) of the
+   LAST token to logits when it is not NULL. Prompts longer than n_batch run in chunks.
+   Errors: DS_ERR_INVALID_ARG (a token id outside the vocabulary, n < 1), DS_ERR_STATE (the
+   tokens do not fit in n_ctx). On error the session is unchanged. */
+DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits);
+/* Same, but writes n * n_vocab logits, one row per token (perplexity, tests). */
+DS_API ds_status ds_session_eval_all(ds_session *s, const int32_t *tokens, int n, float *logits);
+DS_API int ds_session_pos(const ds_session *s);     /* tokens in the cache */
+DS_API int ds_session_n_ctx(const ds_session *s);
+/* The tokens in the cache (ds_session_pos() of them); valid until the next eval or rewind. */
+DS_API const int32_t *ds_session_tokens(const ds_session *s);
+DS_API const ds_model *ds_session_model(const ds_session *s);
+/* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
+DS_API ds_status ds_session_rewind(ds_session *s, int pos);
+
+/* ---- sampler ---------------------------------------------------------------------------------
+   Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
+   from what is left (probabilities renormalised). A zero-initialised config is greedy. */
+typedef struct ds_sampler_config {
+    float temperature;     /* <= 0: greedy (argmax after the repetition penalty) */
+    int top_k;             /* keep the k most likely tokens (0: off) */
+    float top_p;           /* keep the smallest most-likely set whose mass reaches p (0 or 1: off) */
+    float min_p;           /* keep tokens with p >= min_p * p(most likely) (0: off) */
+    float repeat_penalty;  /* CTRL-style: logit / r if > 0 else logit * r, for recent tokens (0 or 1: off) */
+    int repeat_last_n;     /* how many recent tokens the penalty looks at (0: 64) */
+    uint64_t seed;         /* same seed, same tokens (0: a fixed default seed) */
+} ds_sampler_config;
+typedef struct ds_sampler ds_sampler;
+
+DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out);
+DS_API void ds_sampler_free(ds_sampler *s);
+/* Picks a token from n_vocab logits (left unchanged). Allocation-free. */
+DS_API int32_t ds_sampler_sample(ds_sampler *s, const float *logits);
+/* Records a token for the repetition penalty (prompt and generated tokens alike). */
+DS_API void ds_sampler_accept(ds_sampler *s, int32_t token);
+DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed);   /* clears history, reseeds (0: default) */
+
+/* ---- generation ------------------------------------------------------------------------------
+   ds_generate() runs a whole completion; a ds_generator does the same work a few tokens or
+   milliseconds at a time, for frame loops. Text reaches the host through on_token as it is
+   produced: complete UTF-8 only, never a stop string nor a prefix of one still undecided. */
+/* Called with each new piece of completion text; return nonzero to cancel. */
+typedef int (*ds_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+typedef enum ds_gen_state {
+    DS_GEN_RUNNING = 0,      /* more to come */
+    DS_GEN_EOS = 1,          /* the model ended its text (an end-of-generation token) */
+    DS_GEN_STOP_STRING = 2,  /* a stop string appeared (it is not part of the text) */
+    DS_GEN_MAX_TOKENS = 3,   /* max_tokens reached */
+    DS_GEN_CONTEXT_FULL = 4, /* the session's n_ctx is full */
+    DS_GEN_CANCELLED = 5     /* on_token returned nonzero */
+} ds_gen_state;
+
+typedef struct ds_generate_config {
+    int max_tokens;                 /* 0: until the end of generation or a full context */
+    ds_sampler_config sampler;
+    const char *const *stop;        /* n_stop stop strings (may be NULL) */
+    int n_stop;
+    ds_token_fn on_token;           /* optional streaming callback */
+    void *user;                     /* passed to on_token */
+    int append;                     /* 0: the prompt is the whole context; tokens already in the
+                                       session that match its start are reused (chat turns);
+                                       1: the prompt continues what the session holds */
+    int plain_text;                 /* 1: special-token markup in the prompt is plain text */
+} ds_generate_config;
+
+typedef struct ds_generate_result {
+    ds_gen_state state;
+    int n_prompt;           /* prompt tokens evaluated (after reuse) */
+    int n_reused;           /* prompt tokens found already in the session */
+    int n_generated;        /* completion tokens sampled */
+    double prompt_seconds;  /* time in prompt evaluation */
+    double gen_seconds;     /* time in sampling and decoding */
+} ds_generate_result;
+
+typedef struct ds_generator ds_generator;
+/* Tokenizes the prompt and prepares a completion; no model work happens yet. The session and
+   the prompt's tokens stay the generator's until ds_generator_free. */
+DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out);
+/* Does work until max_tokens new tokens came out in this call (0: no limit) or the next piece
+   of work would overrun max_seconds (0: no limit), or the generation ends. The prompt is
+   evaluated in chunks sized to the time left. One piece of work always runs, so a call overruns
+   its budget by at most about one token's decode time. Returns an error status on failure; the
+   state says whether to call again. */
+DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds);
+DS_API ds_gen_state ds_generator_state(const ds_generator *g);
+/* The completion text so far (NUL-terminated, what on_token received). */
+DS_API const char *ds_generator_text(const ds_generator *g, size_t *len);
+DS_API const ds_generate_result *ds_generator_result(const ds_generator *g);
+DS_API void ds_generator_free(ds_generator *g);
+/* Whole completion in one call. result may be NULL. */
+DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result);
+
+/* ---- chat templates --------------------------------------------------------------------------- */
+typedef enum ds_chat_template {
+    DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
+    DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
+    DS_CHAT_LLAMA3 = 2   /* <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
+} ds_chat_template;
+typedef struct ds_chat_message {
+    const char *role;      /* "system", "user", "assistant" */
+    const char *content;
+} ds_chat_message;
+/* The template the model's metadata names; DS_ERR_UNSUPPORTED when it matches none we know. */
+DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out);
+/* Formats n messages (and, with add_assistant, the opening of the assistant's turn) into buf
+   as NUL-terminated text for a prompt with special-token markup. *len gets the length without
+   the NUL; DS_ERR_BOUNDS with *len set to it when cap is too small. m may be NULL unless
+   tmpl is DS_CHAT_AUTO. */
+DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
 
 // >>api:train
 
@@ -888,6 +1106,536 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n) {
 }
 
 // >>util
+/* ---- growable byte buffer ---------------------------------------------------------------- */
+/* A byte buffer that doubles as it grows; `oom` latches the first failed allocation, so a
+   writer may append freely and check once at the end. */
+typedef struct ds__buf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} ds__buf;
+
+static int ds__buf_reserve(ds__buf *b, size_t extra) {
+    char *np;
+    size_t cap;
+    if (b->oom) return 0;
+    if (extra <= b->cap - b->n) return 1;
+    if (extra > SIZE_MAX / 2 - b->n) {
+        b->oom = 1;
+        return 0;
+    }
+    cap = DS__MAX(b->cap * 2, b->n + extra + 64);
+    np = DS__CAST(char *, ds_alloc(cap));
+    if (!np) {
+        b->oom = 1;
+        return 0;
+    }
+    if (b->n) memcpy(np, b->p, b->n);
+    ds_free(b->p);
+    b->p = np;
+    b->cap = cap;
+    return 1;
+}
+static DS__MAYBE_UNUSED void ds__buf_put(ds__buf *b, const void *s, size_t n) {
+    if (!n || !ds__buf_reserve(b, n)) return;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+static DS__MAYBE_UNUSED void ds__buf_putc(ds__buf *b, char c) { ds__buf_put(b, &c, 1); }
+static DS__MAYBE_UNUSED void ds__buf_puts(ds__buf *b, const char *s) { ds__buf_put(b, s, strlen(s)); }
+static DS__MAYBE_UNUSED void ds__buf_printf(ds__buf *b, const char *fmt, ...) DS__FMT(2, 3);
+static void ds__buf_printf(ds__buf *b, const char *fmt, ...) {
+    char tmp[256];
+    int k;
+    va_list ap;
+    va_start(ap, fmt);
+    k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if ((size_t)k < sizeof tmp) {
+        ds__buf_put(b, tmp, (size_t)k);
+        return;
+    }
+    if (!ds__buf_reserve(b, (size_t)k + 1)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+static DS__MAYBE_UNUSED void ds__buf_free(ds__buf *b) {
+    ds_free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* 64-bit hash of a byte string (FNV-1a steps folded through a final mix). */
+static DS__MAYBE_UNUSED uint64_t ds__hash_bytes(const void *data, size_t n) {
+    const unsigned char *s = DS__CAST(const unsigned char *, data);
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ s[i]) * UINT64_C(0x100000001b3);
+    h ^= h >> 32;
+    h *= UINT64_C(0xd6e8feb86659fd93);
+    return h ^ (h >> 32);
+}
+static DS__MAYBE_UNUSED uint64_t ds__hash_u64(uint64_t x) {
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return x ^ (x >> 33);
+}
+
+/* ---- UTF-8 ------------------------------------------------------------------------------- */
+/* Decodes the code point at s[0..n) (n >= 1). Returns its length (1..4) when well formed
+   (shortest form, no surrogate, <= U+10FFFF). Otherwise sets *cp = U+FFFD and returns minus
+   the length of the "maximal subpart" that one U+FFFD replaces, as Unicode's recommended
+   practice counts it (and Python's and Rust's lossy decoders do). */
+static DS__MAYBE_UNUSED int ds__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned b = s[0], lo = 0x80, hi = 0xBF;
+    int len, i;
+    uint32_t c;
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    }
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2;
+        c = b & 0x1F;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        c = b & 0x0F;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        c = b & 0x07;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        *cp = 0xFFFD;
+        return -1;
+    }
+    for (i = 1; i < len; i++) {
+        unsigned x;
+        if ((size_t)i >= n) break;
+        x = s[i];
+        if (x < lo || x > hi) break;
+        lo = 0x80;
+        hi = 0xBF;
+        c = (c << 6) | (x & 0x3F);
+    }
+    if (i < len) {
+        *cp = 0xFFFD;
+        return -i;
+    }
+    *cp = c;
+    return len;
+}
+
+/* Writes cp (<= U+10FFFF) as UTF-8; returns the byte count (1..4). */
+static DS__MAYBE_UNUSED int ds__utf8_encode(uint32_t cp, char *out) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* Length of the longest well-formed prefix of s[0..n). */
+static DS__MAYBE_UNUSED size_t ds__utf8_valid_prefix(const char *s, size_t n) {
+    const unsigned char *u = DS__CAST(const unsigned char *, s);
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k;
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        k = ds__utf8_decode(u + i, n - i, &cp);
+        if (k < 0) return i;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+/* The length of the sequence a lead byte starts (1..4), 0 for a byte no sequence starts with. */
+static DS__MAYBE_UNUSED int ds__utf8_seq_len(unsigned char b) {
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return 2;
+    if (b >= 0xE0 && b <= 0xEF) return 3;
+    if (b >= 0xF0 && b <= 0xF4) return 4;
+    return 0;
+}
+
+/* ---- JSON reader ------------------------------------------------------------------------- */
+/* ds__json_parse validates a whole RFC 8259 document (UTF-8, no duplicate check) into a flat
+   node array: node 0 is the root; containers link their children through `next`; an object's
+   children alternate key, value. Strings stay in the source and are unescaped on demand. */
+typedef enum ds__json_type {
+    DS__JSON_NULL, DS__JSON_FALSE, DS__JSON_TRUE, DS__JSON_NUMBER, DS__JSON_STRING,
+    DS__JSON_ARRAY, DS__JSON_OBJECT
+} ds__json_type;
+
+typedef struct ds__json_node {
+    uint8_t type;     /* ds__json_type */
+    uint8_t escaped;  /* string holds backslash escapes */
+    uint32_t next;    /* next sibling, 0 = none (the root is nobody's sibling) */
+    uint32_t n;       /* arrays: elements; objects: members; strings: raw byte length */
+    uint32_t first;   /* containers: first child (0 = empty); strings: source offset */
+    double num;
+} ds__json_node;
+
+typedef struct ds__json {
+    const char *src;
+    size_t len;
+    ds__json_node *nodes;
+    uint32_t n_nodes, cap;
+    const char *what;   /* names the document in messages */
+} ds__json;
+
+#define DS__JSON_MAX_DEPTH 512
+
+static ds_status ds__json_error(const ds__json *d, size_t at, const char *msg) {
+    size_t i, line = 1, col = 1;
+    for (i = 0; i < at && i < d->len; i++) {
+        if (d->src[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    return ds__fail(DS_ERR_FORMAT, "%s: JSON error at line %zu column %zu: %s", d->what, line, col, msg);
+}
+
+/* appends a node; 0 when out of memory */
+static int ds__json_new(ds__json *d, ds__json_type type, uint32_t *id) {
+    ds__json_node *n;
+    if (d->n_nodes == d->cap) {
+        uint32_t cap = d->cap ? d->cap * 2 : 256;
+        ds__json_node *nn;
+        if (d->cap >= UINT32_MAX / 2) return 0;
+        nn = DS__CAST(ds__json_node *, ds__calloc(cap, sizeof *nn));
+        if (!nn) return 0;
+        if (d->n_nodes) memcpy(nn, d->nodes, d->n_nodes * sizeof *nn);
+        ds_free(d->nodes);
+        d->nodes = nn;
+        d->cap = cap;
+    }
+    n = &d->nodes[d->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->type = (uint8_t)type;
+    *id = d->n_nodes++;
+    return 1;
+}
+static ds_status ds__json_oom(const ds__json *d) { return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", d->what); }
+
+static size_t ds__json_ws(const ds__json *d, size_t i) {
+    while (i < d->len && (d->src[i] == ' ' || d->src[i] == '\t' || d->src[i] == '\n' || d->src[i] == '\r')) i++;
+    return i;
+}
+
+static int ds__json_hex4(const char *s, uint32_t *out) {
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Reads the \u escape(s) at s[i] (s[i] == 'u'), joining a surrogate pair. Returns the bytes
+   consumed after the backslash, 0 when malformed. */
+static size_t ds__json_uescape(const char *s, size_t i, size_t len, uint32_t *cp) {
+    uint32_t hi, lo;
+    if (i + 5 > len || !ds__json_hex4(s + i + 1, &hi)) return 0;
+    if (hi >= 0xDC00 && hi <= 0xDFFF) return 0;
+    if (hi < 0xD800 || hi > 0xDBFF) {
+        *cp = hi;
+        return 5;
+    }
+    if (i + 11 > len || s[i + 5] != '\\' || s[i + 6] != 'u' || !ds__json_hex4(s + i + 7, &lo)) return 0;
+    if (lo < 0xDC00 || lo > 0xDFFF) return 0;
+    *cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+    return 11;
+}
+
+static ds_status ds__json_string(ds__json *d, size_t *pos, uint32_t *out) {
+    size_t i = *pos + 1;
+    int escaped = 0;
+    uint32_t id;
+    while (i < d->len && d->src[i] != '"') {
+        unsigned char c = (unsigned char)d->src[i];
+        if (c < 0x20) return ds__json_error(d, i, "control character in a string");
+        if (c == '\\') {
+            uint32_t cp;
+            size_t k;
+            escaped = 1;
+            if (i + 1 >= d->len) break;
+            switch (d->src[i + 1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                i += 2;
+                continue;
+            case 'u':
+                k = ds__json_uescape(d->src, i + 1, d->len, &cp);
+                if (!k) return ds__json_error(d, i, "bad \\u escape (or a lone surrogate)");
+                i += 1 + k;
+                continue;
+            default:
+                return ds__json_error(d, i, "unknown escape in a string");
+            }
+        }
+        i++;
+    }
+    if (i >= d->len) return ds__json_error(d, *pos, "unterminated string");
+    if (i - *pos - 1 > UINT32_MAX) return ds__json_error(d, *pos, "string too long");
+    if (!ds__json_new(d, DS__JSON_STRING, &id)) return ds__json_oom(d);
+    d->nodes[id].first = (uint32_t)(*pos + 1);
+    d->nodes[id].n = (uint32_t)(i - *pos - 1);
+    d->nodes[id].escaped = (uint8_t)escaped;
+    *pos = i + 1;
+    *out = id;
+    return DS_OK;
+}
+
+static ds_status ds__json_number(ds__json *d, size_t *pos, uint32_t *out) {
+    size_t i = *pos, start = *pos;
+    char tmp[64];
+    uint32_t id;
+    if (i < d->len && d->src[i] == '-') i++;
+    if (i < d->len && d->src[i] == '0') i++;
+    else if (i < d->len && d->src[i] >= '1' && d->src[i] <= '9') while (i < d->len && d->src[i] >= '0' && d->src[i] <= '9') i++;
+    else return ds__json_error(d, start, "expected a value");
+    if (i < d->len && d->src[i] == '.') {
+        i++;
+        if (i >= d->len || d->src[i] < '0' || d->src[i] > '9') return ds__json_error(d, i, "expected a digit after '.'");
+        while (i < d->len && d->src[i] >= '0' && d->src[i] <= '9') i++;
+    }
+    if (i < d->len && (d->src[i] == 'e' || d->src[i] == 'E')) {
+        i++;
+        if (i < d->len && (d->src[i] == '+' || d->src[i] == '-')) i++;
+        if (i >= d->len || d->src[i] < '0' || d->src[i] > '9') return ds__json_error(d, i, "expected a digit in the exponent");
+        while (i < d->len && d->src[i] >= '0' && d->src[i] <= '9') i++;
+    }
+    if (!ds__json_new(d, DS__JSON_NUMBER, &id)) return ds__json_oom(d);
+    if (i - start < sizeof tmp) {
+        memcpy(tmp, d->src + start, i - start);
+        tmp[i - start] = 0;
+        d->nodes[id].num = strtod(tmp, NULL);
+    } else {
+        d->nodes[id].num = d->src[start] == '-' ? -HUGE_VAL : HUGE_VAL;
+    }
+    d->nodes[id].first = (uint32_t)start;
+    d->nodes[id].n = (uint32_t)(i - start);
+    *pos = i;
+    *out = id;
+    return DS_OK;
+}
+
+static ds_status ds__json_value(ds__json *d, size_t *pos, int depth, uint32_t *out);
+
+/* an array or object: children are linked in order through `next` */
+static ds_status ds__json_container(ds__json *d, size_t *pos, int depth, uint32_t *out) {
+    int is_obj = d->src[*pos] == '{';
+    char close = is_obj ? '}' : ']';
+    size_t i = *pos + 1;
+    uint32_t id, last = 0, count = 0;
+    ds_status s;
+    if (depth > DS__JSON_MAX_DEPTH) return ds__json_error(d, *pos, "nesting too deep");
+    if (!ds__json_new(d, is_obj ? DS__JSON_OBJECT : DS__JSON_ARRAY, &id)) return ds__json_oom(d);
+    i = ds__json_ws(d, i);
+    if (i < d->len && d->src[i] == close) {
+        *pos = i + 1;
+        *out = id;
+        return DS_OK;
+    }
+    for (;;) {
+        uint32_t child;
+        i = ds__json_ws(d, i);
+        if (is_obj) {
+            uint32_t key;
+            if (i >= d->len || d->src[i] != '"') return ds__json_error(d, i, "expected a string key");
+            if ((s = ds__json_string(d, &i, &key)) != DS_OK) return s;
+            if (last) d->nodes[last].next = key;
+            else d->nodes[id].first = key;
+            last = key;
+            i = ds__json_ws(d, i);
+            if (i >= d->len || d->src[i] != ':') return ds__json_error(d, i, "expected ':'");
+            i = ds__json_ws(d, i + 1);
+        }
+        if ((s = ds__json_value(d, &i, depth + 1, &child)) != DS_OK) return s;
+        if (last) d->nodes[last].next = child;
+        else d->nodes[id].first = child;
+        last = child;
+        count++;
+        i = ds__json_ws(d, i);
+        if (i < d->len && d->src[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < d->len && d->src[i] == close) break;
+        return ds__json_error(d, i, is_obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+    d->nodes[id].n = count;
+    *pos = i + 1;
+    *out = id;
+    return DS_OK;
+}
+
+static ds_status ds__json_literal(ds__json *d, size_t *pos, const char *word, ds__json_type type, uint32_t *out) {
+    size_t k = strlen(word);
+    if (d->len - *pos < k || memcmp(d->src + *pos, word, k) != 0) return ds__json_error(d, *pos, "expected a value");
+    if (!ds__json_new(d, type, out)) return ds__json_oom(d);
+    *pos += k;
+    return DS_OK;
+}
+
+static ds_status ds__json_value(ds__json *d, size_t *pos, int depth, uint32_t *out) {
+    size_t i = ds__json_ws(d, *pos);
+    ds_status s;
+    *pos = i;
+    if (i >= d->len) return ds__json_error(d, i, "unexpected end of input");
+    switch (d->src[i]) {
+    case '{': case '[': s = ds__json_container(d, pos, depth, out); break;
+    case '"': s = ds__json_string(d, pos, out); break;
+    case 't': s = ds__json_literal(d, pos, "true", DS__JSON_TRUE, out); break;
+    case 'f': s = ds__json_literal(d, pos, "false", DS__JSON_FALSE, out); break;
+    case 'n': s = ds__json_literal(d, pos, "null", DS__JSON_NULL, out); break;
+    default: s = ds__json_number(d, pos, out); break;
+    }
+    return s;
+}
+
+static DS__MAYBE_UNUSED void ds__json_free(ds__json *d) {
+    ds_free(d->nodes);
+    memset(d, 0, sizeof *d);
+}
+
+/* Parses src[0..len) (not NUL-terminated) into d; `what` names the document in messages. */
+static DS__MAYBE_UNUSED ds_status ds__json_parse(const char *src, size_t len, const char *what, ds__json *d) {
+    size_t pos = 0, bad;
+    uint32_t root;
+    ds_status s;
+    memset(d, 0, sizeof *d);
+    d->src = src;
+    d->len = len;
+    d->what = what ? what : "json";
+    if (len >= UINT32_MAX) return ds__fail(DS_ERR_UNSUPPORTED, "%s: JSON documents over 4 GiB are not supported", d->what);
+    bad = ds__utf8_valid_prefix(src, len);
+    if (bad < len) {
+        s = ds__json_error(d, bad, "invalid UTF-8");
+        return s;
+    }
+    if (len >= 3 && memcmp(src, "\xEF\xBB\xBF", 3) == 0) pos = 3;
+    s = ds__json_value(d, &pos, 0, &root);
+    if (s == DS_OK && ds__json_ws(d, pos) != len) s = ds__json_error(d, ds__json_ws(d, pos), "trailing characters after the document");
+    if (s != DS_OK) ds__json_free(d);
+    return s;
+}
+
+static DS__MAYBE_UNUSED const ds__json_node *ds__json_at(const ds__json *d, uint32_t i) { return &d->nodes[i]; }
+
+/* Unescapes string node i into out (which needs the node's raw length n bytes); returns the
+   length. Escapes were validated by the parser. */
+static DS__MAYBE_UNUSED size_t ds__json_str(const ds__json *d, uint32_t i, char *out) {
+    const ds__json_node *nd = &d->nodes[i];
+    const char *s = d->src + nd->first;
+    size_t k = 0, j = 0;
+    if (!nd->escaped) {
+        memcpy(out, s, nd->n);
+        return nd->n;
+    }
+    while (j < nd->n) {
+        char c = s[j];
+        uint32_t cp;
+        if (c != '\\') {
+            out[k++] = c;
+            j++;
+            continue;
+        }
+        switch (s[j + 1]) {
+        case 'b': out[k++] = '\b'; break;
+        case 'f': out[k++] = '\f'; break;
+        case 'n': out[k++] = '\n'; break;
+        case 'r': out[k++] = '\r'; break;
+        case 't': out[k++] = '\t'; break;
+        case 'u':
+            j += 1 + ds__json_uescape(s, j + 1, nd->n, &cp);
+            k += (size_t)ds__utf8_encode(cp, out + k);
+            continue;
+        default: out[k++] = s[j + 1]; break;
+        }
+        j += 2;
+    }
+    return k;
+}
+
+/* 1 when string node i equals the NUL-terminated key */
+static DS__MAYBE_UNUSED int ds__json_str_eq(const ds__json *d, uint32_t i, const char *key) {
+    const ds__json_node *nd = &d->nodes[i];
+    char tmp[256];
+    size_t k = strlen(key), n;
+    if (nd->type != DS__JSON_STRING) return 0;
+    if (!nd->escaped) return nd->n == k && memcmp(d->src + nd->first, key, k) == 0;
+    if (nd->n > sizeof tmp) return 0;
+    n = ds__json_str(d, i, tmp);
+    return n == k && memcmp(tmp, key, k) == 0;
+}
+
+/* The value of member `key` of object node obj; 0 when obj is not an object or lacks it. */
+static DS__MAYBE_UNUSED uint32_t ds__json_get(const ds__json *d, uint32_t obj, const char *key) {
+    uint32_t k;
+    if (d->nodes[obj].type != DS__JSON_OBJECT) return 0;
+    for (k = d->nodes[obj].first; k; k = d->nodes[d->nodes[k].next].next)
+        if (ds__json_str_eq(d, k, key)) return d->nodes[k].next;
+    return 0;
+}
+
+/* ---- JSON writer ------------------------------------------------------------------------- */
+/* Appends s[0..n) as a quoted JSON string: escapes quotes, backslashes and control
+   characters; other bytes (UTF-8) pass through. */
+static DS__MAYBE_UNUSED void ds__json_write_str(ds__buf *b, const char *s, size_t n) {
+    size_t i, run = 0;
+    ds__buf_putc(b, '"');
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        ds__buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': ds__buf_puts(b, "\\\""); break;
+        case '\\': ds__buf_puts(b, "\\\\"); break;
+        case '\n': ds__buf_puts(b, "\\n"); break;
+        case '\r': ds__buf_puts(b, "\\r"); break;
+        case '\t': ds__buf_puts(b, "\\t"); break;
+        default: ds__buf_printf(b, "\\u%04x", c); break;
+        }
+    }
+    ds__buf_put(b, s + run, n - run);
+    ds__buf_putc(b, '"');
+}
 
 // >>dtype
 typedef struct ds__type_traits {
@@ -1975,18 +2723,27 @@ DS_API const char *ds_gguf_type_name(ds_gguf_type t) {
 
 /* ---- name index: open addressing over indices, shared by reader and writer ---------------- */
 typedef ds_str (*ds__gguf_key_fn)(const void *owner, int64_t i);
+/* The hash is seeded per table, so a hostile file cannot choose names that all land in one
+   probe run and make opening it quadratic. */
 typedef struct ds__gguf_index {
     uint64_t *hash;   /* per slot */
     int64_t *slot;    /* item index + 1; 0 = empty */
     uint64_t mask;    /* capacity - 1 (capacity a power of two) */
-    int64_t count;
+    uint64_t seed;
 } ds__gguf_index;
 
-static uint64_t ds__gguf_hash(const char *s, size_t n) {   /* FNV-1a */
-    uint64_t h = UINT64_C(1469598103934665603);
+static uint64_t ds__gguf_mix(uint64_t h) {   /* a 64-bit finalizer: every input bit moves every output bit */
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return h ^ (h >> 33);
+}
+static uint64_t ds__gguf_hash(uint64_t seed, const char *s, size_t n) {   /* seeded FNV-1a, mixed */
+    uint64_t h = UINT64_C(1469598103934665603) ^ seed;
     size_t i;
     for (i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * UINT64_C(1099511628211);
-    return h;
+    return ds__gguf_mix(h);
 }
 static void ds__gguf_index_free(ds__gguf_index *ix) {
     ds_free(ix->hash);
@@ -2004,12 +2761,14 @@ static ds_status ds__gguf_index_alloc(ds__gguf_index *ix, uint64_t n_items) {
         return ds__fail(DS_ERR_NO_MEMORY, "gguf: out of memory for a name index of %llu entries", (unsigned long long)n_items);
     }
     ix->mask = cap - 1;
+    ix->seed = ds__gguf_mix((uint64_t)(uintptr_t)ix ^ (uint64_t)(ds_time() * 1e9));
     return DS_OK;
 }
 /* index of the item named s[0..n), or -1 */
 static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size_t n, ds__gguf_key_fn key_at, const void *owner) {
-    uint64_t h = ds__gguf_hash(s, n), i;
+    uint64_t h, i;
     if (!ix->slot) return -1;
+    h = ds__gguf_hash(ix->seed, s, n);
     for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {
         if (ix->hash[i] == h) {
             ds_str k = key_at(owner, ix->slot[i] - 1);
@@ -2020,11 +2779,10 @@ static int64_t ds__gguf_index_find(const ds__gguf_index *ix, const char *s, size
 }
 /* adds item idx named s[0..n) (known absent); the table must have room */
 static void ds__gguf_index_put(ds__gguf_index *ix, const char *s, size_t n, int64_t idx) {
-    uint64_t h = ds__gguf_hash(s, n), i;
+    uint64_t h = ds__gguf_hash(ix->seed, s, n), i;
     for (i = h & ix->mask; ix->slot[i]; i = (i + 1) & ix->mask) {}
     ix->hash[i] = h;
     ix->slot[i] = idx + 1;
-    ix->count++;
 }
 
 /* ---- reader ---------------------------------------------------------------------------- */
@@ -3048,8 +3806,2103 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
 }
 
 // >>tokenizer
+/* ---- Unicode classes --------------------------------------------------------------------- */
+/* The classes the pre-tokenizer patterns test: \p{L}, \p{N}, \p{M}, \p{P}, \p{S} (general
+   categories) and \s (the White_Space property). */
+enum { DS__UC_L = 1, DS__UC_N = 2, DS__UC_M = 4, DS__UC_P = 8, DS__UC_S = 16, DS__UC_W = 32 };
+// unicode-table:begin
+/* generated by tools/gen_unicode_tables.py from the Unicode 16.0.0 Character Database:
+   runs of (first code point << 8) | class mask, see DS__UC_* */
+#define DS__UC_VERSION "16.0.0"
+static const uint32_t ds__uc_runs[2324] = {
+0x0,0x920,0xe00,0x2020,0x2108,0x2410,0x2508,0x2b10,0x2c08,0x3002,0x3a08,0x3c10,0x3f08,0x4101,
+0x5b08,0x5e10,0x5f08,0x6010,0x6101,0x7b08,0x7c10,0x7d08,0x7e10,0x7f00,0x8520,0x8600,0xa020,0xa108,
+0xa210,0xa708,0xa810,0xaa01,0xab08,0xac10,0xad00,0xae10,0xb202,0xb410,0xb501,0xb608,0xb810,0xb902,
+0xba01,0xbb08,0xbc02,0xbf08,0xc001,0xd710,0xd801,0xf710,0xf801,0x2c210,0x2c601,0x2d210,0x2e001,
+0x2e510,0x2ec01,0x2ed10,0x2ee01,0x2ef10,0x30004,0x37001,0x37510,0x37601,0x37800,0x37a01,0x37e08,
+0x37f01,0x38000,0x38410,0x38601,0x38708,0x38801,0x38b00,0x38c01,0x38d00,0x38e01,0x3a200,0x3a301,
+0x3f610,0x3f701,0x48210,0x48304,0x48a01,0x53000,0x53101,0x55700,0x55901,0x55a08,0x56001,0x58908,
+0x58b00,0x58d10,0x59000,0x59104,0x5be08,0x5bf04,0x5c008,0x5c104,0x5c308,0x5c404,0x5c608,0x5c704,
+0x5c800,0x5d001,0x5eb00,0x5ef01,0x5f308,0x5f500,0x60610,0x60908,0x60b10,0x60c08,0x60e10,0x61004,
+0x61b08,0x61c00,0x61d08,0x62001,0x64b04,0x66002,0x66a08,0x66e01,0x67004,0x67101,0x6d408,0x6d501,
+0x6d604,0x6dd00,0x6de10,0x6df04,0x6e501,0x6e704,0x6e910,0x6ea04,0x6ee01,0x6f002,0x6fa01,0x6fd10,
+0x6ff01,0x70008,0x70e00,0x71001,0x71104,0x71201,0x73004,0x74b00,0x74d01,0x7a604,0x7b101,0x7b200,
+0x7c002,0x7ca01,0x7eb04,0x7f401,0x7f610,0x7f708,0x7fa01,0x7fb00,0x7fd04,0x7fe10,0x80001,0x81604,
+0x81a01,0x81b04,0x82401,0x82504,0x82801,0x82904,0x82e00,0x83008,0x83f00,0x84001,0x85904,0x85c00,
+0x85e08,0x85f00,0x86001,0x86b00,0x87001,0x88810,0x88901,0x88f00,0x89704,0x8a001,0x8ca04,0x8e200,
+0x8e304,0x90401,0x93a04,0x93d01,0x93e04,0x95001,0x95104,0x95801,0x96204,0x96408,0x96602,0x97008,
+0x97101,0x98104,0x98400,0x98501,0x98d00,0x98f01,0x99100,0x99301,0x9a900,0x9aa01,0x9b100,0x9b201,
+0x9b300,0x9b601,0x9ba00,0x9bc04,0x9bd01,0x9be04,0x9c500,0x9c704,0x9c900,0x9cb04,0x9ce01,0x9cf00,
+0x9d704,0x9d800,0x9dc01,0x9de00,0x9df01,0x9e204,0x9e400,0x9e602,0x9f001,0x9f210,0x9f402,0x9fa10,
+0x9fc01,0x9fd08,0x9fe04,0x9ff00,0xa0104,0xa0400,0xa0501,0xa0b00,0xa0f01,0xa1100,0xa1301,0xa2900,
+0xa2a01,0xa3100,0xa3201,0xa3400,0xa3501,0xa3700,0xa3801,0xa3a00,0xa3c04,0xa3d00,0xa3e04,0xa4300,
+0xa4704,0xa4900,0xa4b04,0xa4e00,0xa5104,0xa5200,0xa5901,0xa5d00,0xa5e01,0xa5f00,0xa6602,0xa7004,
+0xa7201,0xa7504,0xa7608,0xa7700,0xa8104,0xa8400,0xa8501,0xa8e00,0xa8f01,0xa9200,0xa9301,0xaa900,
+0xaaa01,0xab100,0xab201,0xab400,0xab501,0xaba00,0xabc04,0xabd01,0xabe04,0xac600,0xac704,0xaca00,
+0xacb04,0xace00,0xad001,0xad100,0xae001,0xae204,0xae400,0xae602,0xaf008,0xaf110,0xaf200,0xaf901,
+0xafa04,0xb0000,0xb0104,0xb0400,0xb0501,0xb0d00,0xb0f01,0xb1100,0xb1301,0xb2900,0xb2a01,0xb3100,
+0xb3201,0xb3400,0xb3501,0xb3a00,0xb3c04,0xb3d01,0xb3e04,0xb4500,0xb4704,0xb4900,0xb4b04,0xb4e00,
+0xb5504,0xb5800,0xb5c01,0xb5e00,0xb5f01,0xb6204,0xb6400,0xb6602,0xb7010,0xb7101,0xb7202,0xb7800,
+0xb8204,0xb8301,0xb8400,0xb8501,0xb8b00,0xb8e01,0xb9100,0xb9201,0xb9600,0xb9901,0xb9b00,0xb9c01,
+0xb9d00,0xb9e01,0xba000,0xba301,0xba500,0xba801,0xbab00,0xbae01,0xbba00,0xbbe04,0xbc300,0xbc604,
+0xbc900,0xbca04,0xbce00,0xbd001,0xbd100,0xbd704,0xbd800,0xbe602,0xbf310,0xbfb00,0xc0004,0xc0501,
+0xc0d00,0xc0e01,0xc1100,0xc1201,0xc2900,0xc2a01,0xc3a00,0xc3c04,0xc3d01,0xc3e04,0xc4500,0xc4604,
+0xc4900,0xc4a04,0xc4e00,0xc5504,0xc5700,0xc5801,0xc5b00,0xc5d01,0xc5e00,0xc6001,0xc6204,0xc6400,
+0xc6602,0xc7000,0xc7708,0xc7802,0xc7f10,0xc8001,0xc8104,0xc8408,0xc8501,0xc8d00,0xc8e01,0xc9100,
+0xc9201,0xca900,0xcaa01,0xcb400,0xcb501,0xcba00,0xcbc04,0xcbd01,0xcbe04,0xcc500,0xcc604,0xcc900,
+0xcca04,0xcce00,0xcd504,0xcd700,0xcdd01,0xcdf00,0xce001,0xce204,0xce400,0xce602,0xcf000,0xcf101,
+0xcf304,0xcf400,0xd0004,0xd0401,0xd0d00,0xd0e01,0xd1100,0xd1201,0xd3b04,0xd3d01,0xd3e04,0xd4500,
+0xd4604,0xd4900,0xd4a04,0xd4e01,0xd4f10,0xd5000,0xd5401,0xd5704,0xd5802,0xd5f01,0xd6204,0xd6400,
+0xd6602,0xd7910,0xd7a01,0xd8000,0xd8104,0xd8400,0xd8501,0xd9700,0xd9a01,0xdb200,0xdb301,0xdbc00,
+0xdbd01,0xdbe00,0xdc001,0xdc700,0xdca04,0xdcb00,0xdcf04,0xdd500,0xdd604,0xdd700,0xdd804,0xde000,
+0xde602,0xdf000,0xdf204,0xdf408,0xdf500,0xe0101,0xe3104,0xe3201,0xe3404,0xe3b00,0xe3f10,0xe4001,
+0xe4704,0xe4f08,0xe5002,0xe5a08,0xe5c00,0xe8101,0xe8300,0xe8401,0xe8500,0xe8601,0xe8b00,0xe8c01,
+0xea400,0xea501,0xea600,0xea701,0xeb104,0xeb201,0xeb404,0xebd01,0xebe00,0xec001,0xec500,0xec601,
+0xec700,0xec804,0xecf00,0xed002,0xeda00,0xedc01,0xee000,0xf0001,0xf0110,0xf0408,0xf1310,0xf1408,
+0xf1510,0xf1804,0xf1a10,0xf2002,0xf3410,0xf3504,0xf3610,0xf3704,0xf3810,0xf3904,0xf3a08,0xf3e04,
+0xf4001,0xf4800,0xf4901,0xf6d00,0xf7104,0xf8508,0xf8604,0xf8801,0xf8d04,0xf9800,0xf9904,0xfbd00,
+0xfbe10,0xfc604,0xfc710,0xfcd00,0xfce10,0xfd008,0xfd510,0xfd908,0xfdb00,0x100001,0x102b04,0x103f01,
+0x104002,0x104a08,0x105001,0x105604,0x105a01,0x105e04,0x106101,0x106204,0x106501,0x106704,0x106e01,
+0x107104,0x107501,0x108204,0x108e01,0x108f04,0x109002,0x109a04,0x109e10,0x10a001,0x10c600,0x10c701,
+0x10c800,0x10cd01,0x10ce00,0x10d001,0x10fb08,0x10fc01,0x124900,0x124a01,0x124e00,0x125001,0x125700,
+0x125801,0x125900,0x125a01,0x125e00,0x126001,0x128900,0x128a01,0x128e00,0x129001,0x12b100,0x12b201,
+0x12b600,0x12b801,0x12bf00,0x12c001,0x12c100,0x12c201,0x12c600,0x12c801,0x12d700,0x12d801,0x131100,
+0x131201,0x131600,0x131801,0x135b00,0x135d04,0x136008,0x136902,0x137d00,0x138001,0x139010,0x139a00,
+0x13a001,0x13f600,0x13f801,0x13fe00,0x140008,0x140101,0x166d10,0x166e08,0x166f01,0x168020,0x168101,
+0x169b08,0x169d00,0x16a001,0x16eb08,0x16ee02,0x16f101,0x16f900,0x170001,0x171204,0x171600,0x171f01,
+0x173204,0x173508,0x173700,0x174001,0x175204,0x175400,0x176001,0x176d00,0x176e01,0x177100,0x177204,
+0x177400,0x178001,0x17b404,0x17d408,0x17d701,0x17d808,0x17db10,0x17dc01,0x17dd04,0x17de00,0x17e002,
+0x17ea00,0x17f002,0x17fa00,0x180008,0x180b04,0x180e00,0x180f04,0x181002,0x181a00,0x182001,0x187900,
+0x188001,0x188504,0x188701,0x18a904,0x18aa01,0x18ab00,0x18b001,0x18f600,0x190001,0x191f00,0x192004,
+0x192c00,0x193004,0x193c00,0x194010,0x194100,0x194408,0x194602,0x195001,0x196e00,0x197001,0x197500,
+0x198001,0x19ac00,0x19b001,0x19ca00,0x19d002,0x19db00,0x19de10,0x1a0001,0x1a1704,0x1a1c00,0x1a1e08,
+0x1a2001,0x1a5504,0x1a5f00,0x1a6004,0x1a7d00,0x1a7f04,0x1a8002,0x1a8a00,0x1a9002,0x1a9a00,0x1aa008,
+0x1aa701,0x1aa808,0x1aae00,0x1ab004,0x1acf00,0x1b0004,0x1b0501,0x1b3404,0x1b4501,0x1b4d00,0x1b4e08,
+0x1b5002,0x1b5a08,0x1b6110,0x1b6b04,0x1b7410,0x1b7d08,0x1b8004,0x1b8301,0x1ba104,0x1bae01,0x1bb002,
+0x1bba01,0x1be604,0x1bf400,0x1bfc08,0x1c0001,0x1c2404,0x1c3800,0x1c3b08,0x1c4002,0x1c4a00,0x1c4d01,
+0x1c5002,0x1c5a01,0x1c7e08,0x1c8001,0x1c8b00,0x1c9001,0x1cbb00,0x1cbd01,0x1cc008,0x1cc800,0x1cd004,
+0x1cd308,0x1cd404,0x1ce901,0x1ced04,0x1cee01,0x1cf404,0x1cf501,0x1cf704,0x1cfa01,0x1cfb00,0x1d0001,
+0x1dc004,0x1e0001,0x1f1600,0x1f1801,0x1f1e00,0x1f2001,0x1f4600,0x1f4801,0x1f4e00,0x1f5001,0x1f5800,
+0x1f5901,0x1f5a00,0x1f5b01,0x1f5c00,0x1f5d01,0x1f5e00,0x1f5f01,0x1f7e00,0x1f8001,0x1fb500,0x1fb601,
+0x1fbd10,0x1fbe01,0x1fbf10,0x1fc201,0x1fc500,0x1fc601,0x1fcd10,0x1fd001,0x1fd400,0x1fd601,0x1fdc00,
+0x1fdd10,0x1fe001,0x1fed10,0x1ff000,0x1ff201,0x1ff500,0x1ff601,0x1ffd10,0x1fff00,0x200020,0x200b00,
+0x201008,0x202820,0x202a00,0x202f20,0x203008,0x204410,0x204508,0x205210,0x205308,0x205f20,0x206000,
+0x207002,0x207101,0x207200,0x207402,0x207a10,0x207d08,0x207f01,0x208002,0x208a10,0x208d08,0x208f00,
+0x209001,0x209d00,0x20a010,0x20c100,0x20d004,0x20f100,0x210010,0x210201,0x210310,0x210701,0x210810,
+0x210a01,0x211410,0x211501,0x211610,0x211901,0x211e10,0x212401,0x212510,0x212601,0x212710,0x212801,
+0x212910,0x212a01,0x212e10,0x212f01,0x213a10,0x213c01,0x214010,0x214501,0x214a10,0x214e01,0x214f10,
+0x215002,0x218301,0x218502,0x218a10,0x218c00,0x219010,0x230808,0x230c10,0x232908,0x232b10,0x242a00,
+0x244010,0x244b00,0x246002,0x249c10,0x24ea02,0x250010,0x276808,0x277602,0x279410,0x27c508,0x27c710,
+0x27e608,0x27f010,0x298308,0x299910,0x29d808,0x29dc10,0x29fc08,0x29fe10,0x2b7400,0x2b7610,0x2b9600,
+0x2b9710,0x2c0001,0x2ce510,0x2ceb01,0x2cef04,0x2cf201,0x2cf400,0x2cf908,0x2cfd02,0x2cfe08,0x2d0001,
+0x2d2600,0x2d2701,0x2d2800,0x2d2d01,0x2d2e00,0x2d3001,0x2d6800,0x2d6f01,0x2d7008,0x2d7100,0x2d7f04,
+0x2d8001,0x2d9700,0x2da001,0x2da700,0x2da801,0x2daf00,0x2db001,0x2db700,0x2db801,0x2dbf00,0x2dc001,
+0x2dc700,0x2dc801,0x2dcf00,0x2dd001,0x2dd700,0x2dd801,0x2ddf00,0x2de004,0x2e0008,0x2e2f01,0x2e3008,
+0x2e5010,0x2e5208,0x2e5e00,0x2e8010,0x2e9a00,0x2e9b10,0x2ef400,0x2f0010,0x2fd600,0x2ff010,0x300020,
+0x300108,0x300410,0x300501,0x300702,0x300808,0x301210,0x301408,0x302010,0x302102,0x302a04,0x303008,
+0x303101,0x303610,0x303802,0x303b01,0x303d08,0x303e10,0x304000,0x304101,0x309700,0x309904,0x309b10,
+0x309d01,0x30a008,0x30a101,0x30fb08,0x30fc01,0x310000,0x310501,0x313000,0x313101,0x318f00,0x319010,
+0x319202,0x319610,0x31a001,0x31c010,0x31e600,0x31ef10,0x31f001,0x320010,0x321f00,0x322002,0x322a10,
+0x324802,0x325010,0x325102,0x326010,0x328002,0x328a10,0x32b102,0x32c010,0x340001,0x4dc010,0x4e0001,
+0xa48d00,0xa49010,0xa4c700,0xa4d001,0xa4fe08,0xa50001,0xa60d08,0xa61001,0xa62002,0xa62a01,0xa62c00,
+0xa64001,0xa66f04,0xa67308,0xa67404,0xa67e08,0xa67f01,0xa69e04,0xa6a001,0xa6e602,0xa6f004,0xa6f208,
+0xa6f800,0xa70010,0xa71701,0xa72010,0xa72201,0xa78910,0xa78b01,0xa7ce00,0xa7d001,0xa7d200,0xa7d301,
+0xa7d400,0xa7d501,0xa7dd00,0xa7f201,0xa80204,0xa80301,0xa80604,0xa80701,0xa80b04,0xa80c01,0xa82304,
+0xa82810,0xa82c04,0xa82d00,0xa83002,0xa83610,0xa83a00,0xa84001,0xa87408,0xa87800,0xa88004,0xa88201,
+0xa8b404,0xa8c600,0xa8ce08,0xa8d002,0xa8da00,0xa8e004,0xa8f201,0xa8f808,0xa8fb01,0xa8fc08,0xa8fd01,
+0xa8ff04,0xa90002,0xa90a01,0xa92604,0xa92e08,0xa93001,0xa94704,0xa95400,0xa95f08,0xa96001,0xa97d00,
+0xa98004,0xa98401,0xa9b304,0xa9c108,0xa9ce00,0xa9cf01,0xa9d002,0xa9da00,0xa9de08,0xa9e001,0xa9e504,
+0xa9e601,0xa9f002,0xa9fa01,0xa9ff00,0xaa0001,0xaa2904,0xaa3700,0xaa4001,0xaa4304,0xaa4401,0xaa4c04,
+0xaa4e00,0xaa5002,0xaa5a00,0xaa5c08,0xaa6001,0xaa7710,0xaa7a01,0xaa7b04,0xaa7e01,0xaab004,0xaab101,
+0xaab204,0xaab501,0xaab704,0xaab901,0xaabe04,0xaac001,0xaac104,0xaac201,0xaac300,0xaadb01,0xaade08,
+0xaae001,0xaaeb04,0xaaf008,0xaaf201,0xaaf504,0xaaf700,0xab0101,0xab0700,0xab0901,0xab0f00,0xab1101,
+0xab1700,0xab2001,0xab2700,0xab2801,0xab2f00,0xab3001,0xab5b10,0xab5c01,0xab6a10,0xab6c00,0xab7001,
+0xabe304,0xabeb08,0xabec04,0xabee00,0xabf002,0xabfa00,0xac0001,0xd7a400,0xd7b001,0xd7c700,0xd7cb01,
+0xd7fc00,0xf90001,0xfa6e00,0xfa7001,0xfada00,0xfb0001,0xfb0700,0xfb1301,0xfb1800,0xfb1d01,0xfb1e04,
+0xfb1f01,0xfb2910,0xfb2a01,0xfb3700,0xfb3801,0xfb3d00,0xfb3e01,0xfb3f00,0xfb4001,0xfb4200,0xfb4301,
+0xfb4500,0xfb4601,0xfbb210,0xfbc300,0xfbd301,0xfd3e08,0xfd4010,0xfd5001,0xfd9000,0xfd9201,0xfdc800,
+0xfdcf10,0xfdd000,0xfdf001,0xfdfc10,0xfe0004,0xfe1008,0xfe1a00,0xfe2004,0xfe3008,0xfe5300,0xfe5408,
+0xfe6210,0xfe6308,0xfe6410,0xfe6700,0xfe6808,0xfe6910,0xfe6a08,0xfe6c00,0xfe7001,0xfe7500,0xfe7601,
+0xfefd00,0xff0108,0xff0410,0xff0508,0xff0b10,0xff0c08,0xff1002,0xff1a08,0xff1c10,0xff1f08,0xff2101,
+0xff3b08,0xff3e10,0xff3f08,0xff4010,0xff4101,0xff5b08,0xff5c10,0xff5d08,0xff5e10,0xff5f08,0xff6601,
+0xffbf00,0xffc201,0xffc800,0xffca01,0xffd000,0xffd201,0xffd800,0xffda01,0xffdd00,0xffe010,0xffe700,
+0xffe810,0xffef00,0xfffc10,0xfffe00,0x1000001,0x1000c00,0x1000d01,0x1002700,0x1002801,0x1003b00,
+0x1003c01,0x1003e00,0x1003f01,0x1004e00,0x1005001,0x1005e00,0x1008001,0x100fb00,0x1010008,
+0x1010300,0x1010702,0x1013400,0x1013710,0x1014002,0x1017910,0x1018a02,0x1018c10,0x1018f00,
+0x1019010,0x1019d00,0x101a010,0x101a100,0x101d010,0x101fd04,0x101fe00,0x1028001,0x1029d00,
+0x102a001,0x102d100,0x102e004,0x102e102,0x102fc00,0x1030001,0x1032002,0x1032400,0x1032d01,
+0x1034102,0x1034201,0x1034a02,0x1034b00,0x1035001,0x1037604,0x1037b00,0x1038001,0x1039e00,
+0x1039f08,0x103a001,0x103c400,0x103c801,0x103d008,0x103d102,0x103d600,0x1040001,0x1049e00,
+0x104a002,0x104aa00,0x104b001,0x104d400,0x104d801,0x104fc00,0x1050001,0x1052800,0x1053001,
+0x1056400,0x1056f08,0x1057001,0x1057b00,0x1057c01,0x1058b00,0x1058c01,0x1059300,0x1059401,
+0x1059600,0x1059701,0x105a200,0x105a301,0x105b200,0x105b301,0x105ba00,0x105bb01,0x105bd00,
+0x105c001,0x105f400,0x1060001,0x1073700,0x1074001,0x1075600,0x1076001,0x1076800,0x1078001,
+0x1078600,0x1078701,0x107b100,0x107b201,0x107bb00,0x1080001,0x1080600,0x1080801,0x1080900,
+0x1080a01,0x1083600,0x1083701,0x1083900,0x1083c01,0x1083d00,0x1083f01,0x1085600,0x1085708,
+0x1085802,0x1086001,0x1087710,0x1087902,0x1088001,0x1089f00,0x108a702,0x108b000,0x108e001,
+0x108f300,0x108f401,0x108f600,0x108fb02,0x1090001,0x1091602,0x1091c00,0x1091f08,0x1092001,
+0x1093a00,0x1093f08,0x1094000,0x1098001,0x109b800,0x109bc02,0x109be01,0x109c002,0x109d000,
+0x109d202,0x10a0001,0x10a0104,0x10a0400,0x10a0504,0x10a0700,0x10a0c04,0x10a1001,0x10a1400,
+0x10a1501,0x10a1800,0x10a1901,0x10a3600,0x10a3804,0x10a3b00,0x10a3f04,0x10a4002,0x10a4900,
+0x10a5008,0x10a5900,0x10a6001,0x10a7d02,0x10a7f08,0x10a8001,0x10a9d02,0x10aa000,0x10ac001,
+0x10ac810,0x10ac901,0x10ae504,0x10ae700,0x10aeb02,0x10af008,0x10af700,0x10b0001,0x10b3600,
+0x10b3908,0x10b4001,0x10b5600,0x10b5802,0x10b6001,0x10b7300,0x10b7802,0x10b8001,0x10b9200,
+0x10b9908,0x10b9d00,0x10ba902,0x10bb000,0x10c0001,0x10c4900,0x10c8001,0x10cb300,0x10cc001,
+0x10cf300,0x10cfa02,0x10d0001,0x10d2404,0x10d2800,0x10d3002,0x10d3a00,0x10d4002,0x10d4a01,
+0x10d6600,0x10d6904,0x10d6e08,0x10d6f01,0x10d8600,0x10d8e10,0x10d9000,0x10e6002,0x10e7f00,
+0x10e8001,0x10eaa00,0x10eab04,0x10ead08,0x10eae00,0x10eb001,0x10eb200,0x10ec201,0x10ec500,
+0x10efc04,0x10f0001,0x10f1d02,0x10f2701,0x10f2800,0x10f3001,0x10f4604,0x10f5102,0x10f5508,
+0x10f5a00,0x10f7001,0x10f8204,0x10f8608,0x10f8a00,0x10fb001,0x10fc502,0x10fcc00,0x10fe001,
+0x10ff700,0x1100004,0x1100301,0x1103804,0x1104708,0x1104e00,0x1105202,0x1107004,0x1107101,
+0x1107304,0x1107501,0x1107600,0x1107f04,0x1108301,0x110b004,0x110bb08,0x110bd00,0x110be08,
+0x110c204,0x110c300,0x110d001,0x110e900,0x110f002,0x110fa00,0x1110004,0x1110301,0x1112704,
+0x1113500,0x1113602,0x1114008,0x1114401,0x1114504,0x1114701,0x1114800,0x1115001,0x1117304,
+0x1117408,0x1117601,0x1117700,0x1118004,0x1118301,0x111b304,0x111c101,0x111c508,0x111c904,
+0x111cd08,0x111ce04,0x111d002,0x111da01,0x111db08,0x111dc01,0x111dd08,0x111e000,0x111e102,
+0x111f500,0x1120001,0x1121200,0x1121301,0x1122c04,0x1123808,0x1123e04,0x1123f01,0x1124104,
+0x1124200,0x1128001,0x1128700,0x1128801,0x1128900,0x1128a01,0x1128e00,0x1128f01,0x1129e00,
+0x1129f01,0x112a908,0x112aa00,0x112b001,0x112df04,0x112eb00,0x112f002,0x112fa00,0x1130004,
+0x1130400,0x1130501,0x1130d00,0x1130f01,0x1131100,0x1131301,0x1132900,0x1132a01,0x1133100,
+0x1133201,0x1133400,0x1133501,0x1133a00,0x1133b04,0x1133d01,0x1133e04,0x1134500,0x1134704,
+0x1134900,0x1134b04,0x1134e00,0x1135001,0x1135100,0x1135704,0x1135800,0x1135d01,0x1136204,
+0x1136400,0x1136604,0x1136d00,0x1137004,0x1137500,0x1138001,0x1138a00,0x1138b01,0x1138c00,
+0x1138e01,0x1138f00,0x1139001,0x113b600,0x113b701,0x113b804,0x113c100,0x113c204,0x113c300,
+0x113c504,0x113c600,0x113c704,0x113cb00,0x113cc04,0x113d101,0x113d204,0x113d301,0x113d408,
+0x113d600,0x113d708,0x113d900,0x113e104,0x113e300,0x1140001,0x1143504,0x1144701,0x1144b08,
+0x1145002,0x1145a08,0x1145c00,0x1145d08,0x1145e04,0x1145f01,0x1146200,0x1148001,0x114b004,
+0x114c401,0x114c608,0x114c701,0x114c800,0x114d002,0x114da00,0x1158001,0x115af04,0x115b600,
+0x115b804,0x115c108,0x115d801,0x115dc04,0x115de00,0x1160001,0x1163004,0x1164108,0x1164401,
+0x1164500,0x1165002,0x1165a00,0x1166008,0x1166d00,0x1168001,0x116ab04,0x116b801,0x116b908,
+0x116ba00,0x116c002,0x116ca00,0x116d002,0x116e400,0x1170001,0x1171b00,0x1171d04,0x1172c00,
+0x1173002,0x1173c08,0x1173f10,0x1174001,0x1174700,0x1180001,0x1182c04,0x1183b08,0x1183c00,
+0x118a001,0x118e002,0x118f300,0x118ff01,0x1190700,0x1190901,0x1190a00,0x1190c01,0x1191400,
+0x1191501,0x1191700,0x1191801,0x1193004,0x1193600,0x1193704,0x1193900,0x1193b04,0x1193f01,
+0x1194004,0x1194101,0x1194204,0x1194408,0x1194700,0x1195002,0x1195a00,0x119a001,0x119a800,
+0x119aa01,0x119d104,0x119d800,0x119da04,0x119e101,0x119e208,0x119e301,0x119e404,0x119e500,
+0x11a0001,0x11a0104,0x11a0b01,0x11a3304,0x11a3a01,0x11a3b04,0x11a3f08,0x11a4704,0x11a4800,
+0x11a5001,0x11a5104,0x11a5c01,0x11a8a04,0x11a9a08,0x11a9d01,0x11a9e08,0x11aa300,0x11ab001,
+0x11af900,0x11b0008,0x11b0a00,0x11bc001,0x11be108,0x11be200,0x11bf002,0x11bfa00,0x11c0001,
+0x11c0900,0x11c0a01,0x11c2f04,0x11c3700,0x11c3804,0x11c4001,0x11c4108,0x11c4600,0x11c5002,
+0x11c6d00,0x11c7008,0x11c7201,0x11c9000,0x11c9204,0x11ca800,0x11ca904,0x11cb700,0x11d0001,
+0x11d0700,0x11d0801,0x11d0a00,0x11d0b01,0x11d3104,0x11d3700,0x11d3a04,0x11d3b00,0x11d3c04,
+0x11d3e00,0x11d3f04,0x11d4601,0x11d4704,0x11d4800,0x11d5002,0x11d5a00,0x11d6001,0x11d6600,
+0x11d6701,0x11d6900,0x11d6a01,0x11d8a04,0x11d8f00,0x11d9004,0x11d9200,0x11d9304,0x11d9801,
+0x11d9900,0x11da002,0x11daa00,0x11ee001,0x11ef304,0x11ef708,0x11ef900,0x11f0004,0x11f0201,
+0x11f0304,0x11f0401,0x11f1100,0x11f1201,0x11f3404,0x11f3b00,0x11f3e04,0x11f4308,0x11f5002,
+0x11f5a04,0x11f5b00,0x11fb001,0x11fb100,0x11fc002,0x11fd510,0x11ff200,0x11fff08,0x1200001,
+0x1239a00,0x1240002,0x1246f00,0x1247008,0x1247500,0x1248001,0x1254400,0x12f9001,0x12ff108,
+0x12ff300,0x1300001,0x1343000,0x1344004,0x1344101,0x1344704,0x1345600,0x1346001,0x143fb00,
+0x1440001,0x1464700,0x1610001,0x1611e04,0x1613002,0x1613a00,0x1680001,0x16a3900,0x16a4001,
+0x16a5f00,0x16a6002,0x16a6a00,0x16a6e08,0x16a7001,0x16abf00,0x16ac002,0x16aca00,0x16ad001,
+0x16aee00,0x16af004,0x16af508,0x16af600,0x16b0001,0x16b3004,0x16b3708,0x16b3c10,0x16b4001,
+0x16b4408,0x16b4510,0x16b4600,0x16b5002,0x16b5a00,0x16b5b02,0x16b6200,0x16b6301,0x16b7800,
+0x16b7d01,0x16b9000,0x16d4001,0x16d6d08,0x16d7002,0x16d7a00,0x16e4001,0x16e8002,0x16e9708,
+0x16e9b00,0x16f0001,0x16f4b00,0x16f4f04,0x16f5001,0x16f5104,0x16f8800,0x16f8f04,0x16f9301,
+0x16fa000,0x16fe001,0x16fe208,0x16fe301,0x16fe404,0x16fe500,0x16ff004,0x16ff200,0x1700001,
+0x187f800,0x1880001,0x18cd600,0x18cff01,0x18d0900,0x1aff001,0x1aff400,0x1aff501,0x1affc00,
+0x1affd01,0x1afff00,0x1b00001,0x1b12300,0x1b13201,0x1b13300,0x1b15001,0x1b15300,0x1b15501,
+0x1b15600,0x1b16401,0x1b16800,0x1b17001,0x1b2fc00,0x1bc0001,0x1bc6b00,0x1bc7001,0x1bc7d00,
+0x1bc8001,0x1bc8900,0x1bc9001,0x1bc9a00,0x1bc9c10,0x1bc9d04,0x1bc9f08,0x1bca000,0x1cc0010,
+0x1ccf002,0x1ccfa00,0x1cd0010,0x1ceb400,0x1cf0004,0x1cf2e00,0x1cf3004,0x1cf4700,0x1cf5010,
+0x1cfc400,0x1d00010,0x1d0f600,0x1d10010,0x1d12700,0x1d12910,0x1d16504,0x1d16a10,0x1d16d04,
+0x1d17300,0x1d17b04,0x1d18310,0x1d18504,0x1d18c10,0x1d1aa04,0x1d1ae10,0x1d1eb00,0x1d20010,
+0x1d24204,0x1d24510,0x1d24600,0x1d2c002,0x1d2d400,0x1d2e002,0x1d2f400,0x1d30010,0x1d35700,
+0x1d36002,0x1d37900,0x1d40001,0x1d45500,0x1d45601,0x1d49d00,0x1d49e01,0x1d4a000,0x1d4a201,
+0x1d4a300,0x1d4a501,0x1d4a700,0x1d4a901,0x1d4ad00,0x1d4ae01,0x1d4ba00,0x1d4bb01,0x1d4bc00,
+0x1d4bd01,0x1d4c400,0x1d4c501,0x1d50600,0x1d50701,0x1d50b00,0x1d50d01,0x1d51500,0x1d51601,
+0x1d51d00,0x1d51e01,0x1d53a00,0x1d53b01,0x1d53f00,0x1d54001,0x1d54500,0x1d54601,0x1d54700,
+0x1d54a01,0x1d55100,0x1d55201,0x1d6a600,0x1d6a801,0x1d6c110,0x1d6c201,0x1d6db10,0x1d6dc01,
+0x1d6fb10,0x1d6fc01,0x1d71510,0x1d71601,0x1d73510,0x1d73601,0x1d74f10,0x1d75001,0x1d76f10,
+0x1d77001,0x1d78910,0x1d78a01,0x1d7a910,0x1d7aa01,0x1d7c310,0x1d7c401,0x1d7cc00,0x1d7ce02,
+0x1d80010,0x1da0004,0x1da3710,0x1da3b04,0x1da6d10,0x1da7504,0x1da7610,0x1da8404,0x1da8510,
+0x1da8708,0x1da8c00,0x1da9b04,0x1daa000,0x1daa104,0x1dab000,0x1df0001,0x1df1f00,0x1df2501,
+0x1df2b00,0x1e00004,0x1e00700,0x1e00804,0x1e01900,0x1e01b04,0x1e02200,0x1e02304,0x1e02500,
+0x1e02604,0x1e02b00,0x1e03001,0x1e06e00,0x1e08f04,0x1e09000,0x1e10001,0x1e12d00,0x1e13004,
+0x1e13701,0x1e13e00,0x1e14002,0x1e14a00,0x1e14e01,0x1e14f10,0x1e15000,0x1e29001,0x1e2ae04,
+0x1e2af00,0x1e2c001,0x1e2ec04,0x1e2f002,0x1e2fa00,0x1e2ff10,0x1e30000,0x1e4d001,0x1e4ec04,
+0x1e4f002,0x1e4fa00,0x1e5d001,0x1e5ee04,0x1e5f001,0x1e5f102,0x1e5fb00,0x1e5ff08,0x1e60000,
+0x1e7e001,0x1e7e700,0x1e7e801,0x1e7ec00,0x1e7ed01,0x1e7ef00,0x1e7f001,0x1e7ff00,0x1e80001,
+0x1e8c500,0x1e8c702,0x1e8d004,0x1e8d700,0x1e90001,0x1e94404,0x1e94b01,0x1e94c00,0x1e95002,
+0x1e95a00,0x1e95e08,0x1e96000,0x1ec7102,0x1ecac10,0x1ecad02,0x1ecb010,0x1ecb102,0x1ecb500,
+0x1ed0102,0x1ed2e10,0x1ed2f02,0x1ed3e00,0x1ee0001,0x1ee0400,0x1ee0501,0x1ee2000,0x1ee2101,
+0x1ee2300,0x1ee2401,0x1ee2500,0x1ee2701,0x1ee2800,0x1ee2901,0x1ee3300,0x1ee3401,0x1ee3800,
+0x1ee3901,0x1ee3a00,0x1ee3b01,0x1ee3c00,0x1ee4201,0x1ee4300,0x1ee4701,0x1ee4800,0x1ee4901,
+0x1ee4a00,0x1ee4b01,0x1ee4c00,0x1ee4d01,0x1ee5000,0x1ee5101,0x1ee5300,0x1ee5401,0x1ee5500,
+0x1ee5701,0x1ee5800,0x1ee5901,0x1ee5a00,0x1ee5b01,0x1ee5c00,0x1ee5d01,0x1ee5e00,0x1ee5f01,
+0x1ee6000,0x1ee6101,0x1ee6300,0x1ee6401,0x1ee6500,0x1ee6701,0x1ee6b00,0x1ee6c01,0x1ee7300,
+0x1ee7401,0x1ee7800,0x1ee7901,0x1ee7d00,0x1ee7e01,0x1ee7f00,0x1ee8001,0x1ee8a00,0x1ee8b01,
+0x1ee9c00,0x1eea101,0x1eea400,0x1eea501,0x1eeaa00,0x1eeab01,0x1eebc00,0x1eef010,0x1eef200,
+0x1f00010,0x1f02c00,0x1f03010,0x1f09400,0x1f0a010,0x1f0af00,0x1f0b110,0x1f0c000,0x1f0c110,
+0x1f0d000,0x1f0d110,0x1f0f600,0x1f10002,0x1f10d10,0x1f1ae00,0x1f1e610,0x1f20300,0x1f21010,
+0x1f23c00,0x1f24010,0x1f24900,0x1f25010,0x1f25200,0x1f26010,0x1f26600,0x1f30010,0x1f6d800,
+0x1f6dc10,0x1f6ed00,0x1f6f010,0x1f6fd00,0x1f70010,0x1f77700,0x1f77b10,0x1f7da00,0x1f7e010,
+0x1f7ec00,0x1f7f010,0x1f7f100,0x1f80010,0x1f80c00,0x1f81010,0x1f84800,0x1f85010,0x1f85a00,
+0x1f86010,0x1f88800,0x1f89010,0x1f8ae00,0x1f8b010,0x1f8bc00,0x1f8c010,0x1f8c200,0x1f90010,
+0x1fa5400,0x1fa6010,0x1fa6e00,0x1fa7010,0x1fa7d00,0x1fa8010,0x1fa8a00,0x1fa8f10,0x1fac700,
+0x1face10,0x1fadd00,0x1fadf10,0x1faea00,0x1faf010,0x1faf900,0x1fb0010,0x1fb9300,0x1fb9410,
+0x1fbf002,0x1fbfa00,0x2000001,0x2a6e000,0x2a70001,0x2b73a00,0x2b74001,0x2b81e00,0x2b82001,
+0x2cea200,0x2ceb001,0x2ebe100,0x2ebf001,0x2ee5e00,0x2f80001,0x2fa1e00,0x3000001,0x3134b00,
+0x3135001,0x323b000,0xe010004,0xe01f000,
+};
+// unicode-table:end
+
+static unsigned ds__uc_class_search(uint32_t cp) {
+    size_t lo = 0, hi = sizeof ds__uc_runs / sizeof ds__uc_runs[0];
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((ds__uc_runs[mid] >> 8) <= cp) lo = mid;
+        else hi = mid;
+    }
+    return ds__uc_runs[lo] & 0xFF;
+}
+
+/* ---- tokenizer state --------------------------------------------------------------------- */
+enum { DS__TOK_BPE = 0, DS__TOK_SPM = 1 };   /* byte-level BPE; SentencePiece-style BPE */
+enum { DS__PRE_GPT2, DS__PRE_LLAMA3, DS__PRE_QWEN2, DS__PRE_SMOLLM, DS__PRE_DSV3, DS__PRE_NONE, DS__PRE_COUNT_ };
+static const char *const ds__pre_names[DS__PRE_COUNT_] = {"gpt2", "llama3", "qwen2", "smollm", "deepseek-v3", "spm"};
+/* GGUF token types */
+enum { DS__TT_NORMAL = 1, DS__TT_UNKNOWN = 2, DS__TT_CONTROL = 3, DS__TT_USER = 4, DS__TT_UNUSED = 5, DS__TT_BYTE = 6 };
+
+typedef struct ds__span {
+    const char *p;
+    size_t n;
+} ds__span;
+
+struct ds_tokenizer {
+    int model, pre;
+    int32_t n_vocab;
+    char *text;            /* vocabulary strings: token i is text[off[i] .. off[i + 1]) */
+    uint32_t *off;
+    char *bytes;           /* what each token decodes to: bytes[boff[i] .. boff[i + 1]) */
+    uint32_t *boff;
+    uint8_t *type;         /* DS__TT_* */
+    float *score;          /* SentencePiece scores (NULL when none) */
+    uint32_t *spm_rank;    /* SPM: dense rank of each token's score, best first */
+    uint32_t *vocab_slot;  /* open addressing: id + 1, 0 = empty */
+    uint32_t vocab_mask;
+    /* merges in rank order: (left << 32 | right) and the merged token */
+    int64_t n_merges;
+    uint64_t *merge_key;
+    int32_t *merge_res;
+    uint32_t *merge_slot;  /* rank + 1 */
+    uint32_t merge_mask;
+    int32_t byte_tok[256]; /* byte-level: the token of each byte's symbol; SPM: <0xXX> */
+    uint16_t byte_char[256];
+    int16_t char_byte[324];/* inverse of byte_char; -1 elsewhere */
+    int32_t *special;      /* added tokens matched in text, by first byte then longest first */
+    uint32_t special_start[257];
+    int32_t n_special;
+    int32_t *eog;
+    int n_eog;
+    int32_t bos, eos, eot, unk, pad;
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    uint8_t *ucls;         /* class of every code point below U+10000 */
+};
+
+static DS__MAYBE_UNUSED unsigned ds__uc_class(const ds_tokenizer *t, uint32_t cp) {
+    return cp < 0x10000 ? t->ucls[cp] : ds__uc_class_search(cp);
+}
+
+static const char *ds__tok_str(const ds_tokenizer *t, int32_t id, size_t *n) {
+    *n = t->off[id + 1] - t->off[id];
+    return t->text + t->off[id];
+}
+
+static int32_t ds__vocab_find(const ds_tokenizer *t, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & t->vocab_mask, slot;
+    while ((slot = t->vocab_slot[h]) != 0) {
+        size_t k;
+        const char *p = ds__tok_str(t, (int32_t)(slot - 1), &k);
+        if (k == n && memcmp(p, s, n) == 0) return (int32_t)(slot - 1);
+        h = (h + 1) & t->vocab_mask;
+    }
+    return -1;
+}
+
+/* the rank of merging tokens (a, b); -1 when they do not merge */
+static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask, slot;
+    if (!t->merge_slot) return -1;
+    while ((slot = t->merge_slot[h]) != 0) {
+        if (t->merge_key[slot - 1] == key) return (int64_t)slot - 1;
+        h = (h + 1) & t->merge_mask;
+    }
+    return -1;
+}
+
+/* ---- pre-tokenizers ---------------------------------------------------------------------- */
+/* Hand-written scanners equivalent to the families' split patterns (Hugging Face `Split` with
+   Isolated behaviour, leftmost-first alternatives, backtracking as the regex would). Each
+   returns where the piece starting at p ends; the input is valid UTF-8 by then. */
+typedef struct ds__uch {
+    uint32_t cp;
+    unsigned cls;
+    size_t len;   /* 0 at the end of the span */
+} ds__uch;
+
+static ds__uch ds__uc_at(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end) {
+    ds__uch c;
+    if (p >= end) {
+        c.cp = 0;
+        c.cls = 0;
+        c.len = 0;
+        return c;
+    }
+    if (s[p] < 0x80) {
+        c.cp = s[p];
+        c.len = 1;
+    } else {
+        int k = ds__utf8_decode(s + p, end - p, &c.cp);
+        c.len = (size_t)(k < 0 ? -k : k);
+    }
+    c.cls = ds__uc_class(t, c.cp);
+    return c;
+}
+
+/* end of the run of code points whose class meets `any` (or misses `none`, when any == 0) */
+static size_t ds__uc_run(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end, unsigned any, unsigned none) {
+    while (p < end) {
+        ds__uch c = ds__uc_at(t, s, p, end);
+        if (any ? !(c.cls & any) : (c.cls & none) != 0) break;
+        p += c.len;
+    }
+    return p;
+}
+
+static size_t ds__crlf_run(const unsigned char *s, size_t p, size_t end) {
+    while (p < end && (s[p] == '\r' || s[p] == '\n')) p++;
+    return p;
+}
+
+/* \s*[\r\n]+ | \s+(?!\S) | \s+ at a whitespace code point (crlf: try the first alternative) */
+static size_t ds__pre_space(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end, int crlf) {
+    size_t q = p, last = p, nl = 0, k = 0;
+    while (q < end) {
+        ds__uch c = ds__uc_at(t, s, q, end);
+        if (!(c.cls & DS__UC_W)) break;
+        if (c.cp == '\r' || c.cp == '\n') nl = q + 1;
+        last = q;
+        q += c.len;
+        k++;
+    }
+    if (crlf && nl) return nl;
+    if (q == end || k == 1) return q;
+    return last;
+}
+
+/* 's 't 're 've 'm 'll 'd after the apostrophe at p (case-insensitive: Llama-3, Qwen2) */
+static size_t ds__pre_contraction(const unsigned char *s, size_t p, size_t end, int icase) {
+    unsigned char a = p + 1 < end ? s[p + 1] : 0, b = p + 2 < end ? s[p + 2] : 0;
+    if (icase) {
+        if (a == 0xC5 && b == 0xBF) return p + 3;   /* U+017F LATIN SMALL LETTER LONG S folds to s */
+        if (a >= 'A' && a <= 'Z') a = (unsigned char)(a + 32);
+        if (b >= 'A' && b <= 'Z') b = (unsigned char)(b + 32);
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return p + 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return p + 3;
+    return p;
+}
+
+/* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t ds__pre_gpt2(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end) {
+    const unsigned LNW = DS__UC_L | DS__UC_N | DS__UC_W;
+    ds__uch c = ds__uc_at(t, s, p, end);
+    size_t q = p;
+    if (c.cp == '\'' && (q = ds__pre_contraction(s, p, end, 0)) > p) return q;
+    if (c.cp == ' ') {
+        ds__uch d = ds__uc_at(t, s, p + 1, end);
+        if (d.cls & DS__UC_L) return ds__uc_run(t, s, p + 1, end, DS__UC_L, 0);
+        if (d.cls & DS__UC_N) return ds__uc_run(t, s, p + 1, end, DS__UC_N, 0);
+        if (d.len && !(d.cls & LNW)) return ds__uc_run(t, s, p + 1, end, 0, LNW);
+    }
+    if (c.cls & DS__UC_L) return ds__uc_run(t, s, p, end, DS__UC_L, 0);
+    if (c.cls & DS__UC_N) return ds__uc_run(t, s, p, end, DS__UC_N, 0);
+    if (!(c.cls & DS__UC_W)) return ds__uc_run(t, s, p, end, 0, LNW);
+    return ds__pre_space(t, s, p, end, 0);
+}
+
+/* Llama-3 (max_digits 3) and Qwen2 (1):
+   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+   \s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t ds__pre_llama3(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end, int max_digits) {
+    const unsigned LNW = DS__UC_L | DS__UC_N | DS__UC_W;
+    ds__uch c = ds__uc_at(t, s, p, end);
+    size_t q = p;
+    int k;
+    if (c.cp == '\'' && (q = ds__pre_contraction(s, p, end, 1)) > p) return q;
+    if (c.cls & DS__UC_L) return ds__uc_run(t, s, p, end, DS__UC_L, 0);
+    if (!(c.cls & (DS__UC_L | DS__UC_N)) && c.cp != '\r' && c.cp != '\n') {
+        ds__uch d = ds__uc_at(t, s, p + c.len, end);
+        if (d.cls & DS__UC_L) return ds__uc_run(t, s, p + c.len, end, DS__UC_L, 0);
+    }
+    if (c.cls & DS__UC_N) {
+        for (q = p, k = 0; k < max_digits; k++) {
+            ds__uch d = ds__uc_at(t, s, q, end);
+            if (!(d.cls & DS__UC_N)) break;
+            q += d.len;
+        }
+        return q;
+    }
+    if (c.cp == ' ') {
+        ds__uch d = ds__uc_at(t, s, p + 1, end);
+        if (d.len && !(d.cls & LNW)) return ds__crlf_run(s, ds__uc_run(t, s, p + 1, end, 0, LNW), end);
+    }
+    if (!(c.cls & DS__UC_W)) return ds__crlf_run(s, ds__uc_run(t, s, p, end, 0, LNW), end);
+    return ds__pre_space(t, s, p, end, 1);
+}
+
+static int ds__ascii_punct(uint32_t c) {
+    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
+}
+static int ds__ascii_alpha(unsigned c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }
+
+/* DeepSeek-V3's third split; p itself when no alternative matches (the text stays a gap):
+   [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
+    ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t ds__pre_dsv3_word(const ds_tokenizer *t, const unsigned char *s, size_t p, size_t end) {
+    const unsigned LM = DS__UC_L | DS__UC_M, PS = DS__UC_P | DS__UC_S;
+    ds__uch c = ds__uc_at(t, s, p, end);
+    if (ds__ascii_punct(c.cp) && p + 1 < end && ds__ascii_alpha(s[p + 1])) {
+        size_t q = p + 1;
+        while (q < end && ds__ascii_alpha(s[q])) q++;
+        return q;
+    }
+    if (c.cls & LM) return ds__uc_run(t, s, p, end, LM, 0);
+    if (!(c.cls & (DS__UC_L | PS)) && c.cp != '\r' && c.cp != '\n') {
+        ds__uch d = ds__uc_at(t, s, p + c.len, end);
+        if (d.cls & LM) return ds__uc_run(t, s, p + c.len, end, LM, 0);
+    }
+    if (c.cp == ' ') {
+        ds__uch d = ds__uc_at(t, s, p + 1, end);
+        if (d.cls & PS) return ds__crlf_run(s, ds__uc_run(t, s, p + 1, end, PS, 0), end);
+    }
+    if (c.cls & PS) return ds__crlf_run(s, ds__uc_run(t, s, p, end, PS, 0), end);
+    if (c.cls & DS__UC_W) return ds__pre_space(t, s, p, end, 1);
+    return p;
+}
+
+static int ds__dsv3_cjk(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF);
+}
+
+/* ---- BPE --------------------------------------------------------------------------------- */
+typedef struct ds__sym {
+    int32_t id;
+    int32_t prev, next;   /* alive neighbours, -1 at the ends */
+    uint32_t start, len;  /* bytes of the piece it covers */
+} ds__sym;
+
+/* What one ds_tokenize call owns: the output and the scratch (so a tokenizer can be shared). */
+typedef struct ds__tok_run {
+    const ds_tokenizer *t;
+    int32_t *ids;
+    size_t cap, n;
+    ds__sym *sym;
+    size_t sym_cap;
+    uint64_t *heap;       /* (rank << 32 | position) min-heap */
+    size_t heap_n, heap_cap;
+    /* word cache: piece bytes -> ids, cleared when half full */
+    uint32_t *cache_slot; /* entry + 1 */
+    uint32_t cache_mask, cache_used;
+    ds__buf cache_keys, cache_ids;
+    uint32_t *cache_ent;  /* 4 per entry: key offset, key length, ids offset, id count */
+    int oom;
+} ds__tok_run;
+
+static void ds__emit(ds__tok_run *r, int32_t id) {
+    if (r->n < r->cap) r->ids[r->n] = id;
+    r->n++;
+}
+
+static int ds__grow(void **p, size_t *cap, size_t need, size_t elem) {
+    void *np;
+    size_t c;
+    if (need <= *cap) return 1;
+    c = DS__MAX(need, *cap * 2);
+    c = DS__MAX(c, 64);
+    np = ds__calloc(c, elem);
+    if (!np) return 0;
+    if (*cap) memcpy(np, *p, *cap * elem);
+    ds_free(*p);
+    *p = np;
+    *cap = c;
+    return 1;
+}
+
+static void ds__heap_push(ds__tok_run *r, uint64_t v) {
+    size_t i;
+    if (!ds__grow(DS__CAST(void **, &r->heap), &r->heap_cap, r->heap_n + 1, sizeof(uint64_t))) {
+        r->oom = 1;
+        return;
+    }
+    i = r->heap_n++;
+    while (i > 0 && r->heap[(i - 1) / 2] > v) {
+        r->heap[i] = r->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    r->heap[i] = v;
+}
+
+static uint64_t ds__heap_pop(ds__tok_run *r) {
+    uint64_t top = r->heap[0], v = r->heap[--r->heap_n];
+    size_t i = 0, n = r->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && r->heap[c + 1] < r->heap[c]) c++;
+        if (r->heap[c] >= v) break;
+        r->heap[i] = r->heap[c];
+        i = c;
+    }
+    if (n) r->heap[i] = v;
+    return top;
+}
+
+/* rank of merging symbols a and b (lower merges first), -1 when they do not merge: the merge
+   list's order, or for SentencePiece vocabularies the score of the joined text's token */
+static int64_t ds__pair_rank(const ds_tokenizer *t, const unsigned char *piece, const ds__sym *a, const ds__sym *b, int32_t *res) {
+    if (t->spm_rank) {
+        int32_t id = ds__vocab_find(t, (const char *)piece + a->start, a->len + b->len);
+        if (id < 0) return -1;
+        *res = id;
+        return t->spm_rank[id];
+    } else {
+        int64_t rank;
+        if (a->id < 0 || b->id < 0) return -1;
+        rank = ds__merge_rank(t, a->id, b->id);
+        if (rank >= 0) *res = t->merge_res[rank];
+        return rank;
+    }
+}
+
+static void ds__sym_join(ds__sym *sym, int32_t i, int32_t res) {
+    int32_t j = sym[i].next;
+    sym[i].id = res;
+    sym[i].len += sym[j].len;
+    sym[i].next = sym[j].next;
+    if (sym[j].next >= 0) sym[sym[j].next].prev = i;
+    sym[j].len = 0;
+}
+
+/* Merges adjacent symbols, lowest rank first (leftmost among equals), until no pair merges.
+   A heap of (rank, left position) with stale entries skipped: O(n log n). */
+static void ds__bpe_merge(ds__tok_run *r, const unsigned char *piece, int32_t n) {
+    ds__sym *sym = r->sym;
+    const ds_tokenizer *t = r->t;
+    int32_t i, res;
+    int64_t rank;
+    r->heap_n = 0;
+    for (i = 0; i + 1 < n; i++)
+        if ((rank = ds__pair_rank(t, piece, &sym[i], &sym[i + 1], &res)) >= 0) ds__heap_push(r, ((uint64_t)rank << 32) | (uint32_t)i);
+    while (r->heap_n && !r->oom) {
+        uint64_t top = ds__heap_pop(r);
+        int32_t pos = (int32_t)(top & 0xFFFFFFFFu), j;
+        int64_t want = (int64_t)(top >> 32), got;
+        int32_t want_res = t->spm_rank ? -1 : t->merge_res[want];
+        if (sym[pos].len == 0 || (j = sym[pos].next) < 0) continue;
+        got = ds__pair_rank(t, piece, &sym[pos], &sym[j], &res);
+        /* the pair at pos may have changed since it was pushed: it must still give the same
+           token (for merge lists) or the same rank (for scores) */
+        if (got < 0 || (t->spm_rank ? got != want : res != want_res)) continue;
+        ds__sym_join(sym, pos, res);
+        if (sym[pos].prev >= 0 && (rank = ds__pair_rank(t, piece, &sym[sym[pos].prev], &sym[pos], &res)) >= 0)
+            ds__heap_push(r, ((uint64_t)rank << 32) | (uint32_t)sym[pos].prev);
+        if (sym[pos].next >= 0 && (rank = ds__pair_rank(t, piece, &sym[pos], &sym[sym[pos].next], &res)) >= 0)
+            ds__heap_push(r, ((uint64_t)rank << 32) | (uint32_t)pos);
+    }
+}
+
+/* the same merges by rescanning: faster than the heap for short pieces */
+static void ds__bpe_merge_small(ds__tok_run *r, const unsigned char *piece, int32_t n) {
+    ds__sym *sym = r->sym;
+    for (;;) {
+        int64_t best = -1, rank;
+        int32_t at = -1, i, res, best_res = 0;
+        for (i = 0; i >= 0 && sym[i].next >= 0; i = sym[i].next) {
+            rank = ds__pair_rank(r->t, piece, &sym[i], &sym[sym[i].next], &res);
+            if (rank >= 0 && (best < 0 || rank < best)) {
+                best = rank;
+                best_res = res;
+                at = i;
+            }
+        }
+        if (at < 0) return;
+        ds__sym_join(sym, at, best_res);
+    }
+    (void)n;
+}
+
+/* the symbols one piece starts from: one per byte (byte-level) or per character */
+static int32_t ds__bpe_init(ds__tok_run *r, const unsigned char *piece, size_t n) {
+    const ds_tokenizer *t = r->t;
+    int32_t k = 0;
+    size_t i = 0;
+    if (!ds__grow(DS__CAST(void **, &r->sym), &r->sym_cap, n + 1, sizeof(ds__sym))) {
+        r->oom = 1;
+        return 0;
+    }
+    while (i < n) {
+        ds__sym *s = &r->sym[k];
+        size_t len = 1;
+        if (t->model == DS__TOK_BPE) {
+            s->id = t->byte_tok[piece[i]];
+        } else {
+            len = (size_t)ds__utf8_seq_len(piece[i]);
+            if (len == 0 || len > n - i) len = 1;
+            s->id = ds__vocab_find(t, (const char *)piece + i, len);
+        }
+        s->start = (uint32_t)i;
+        s->len = (uint32_t)len;
+        s->prev = k - 1;
+        s->next = k + 1;
+        i += len;
+        k++;
+    }
+    if (k) r->sym[k - 1].next = -1;
+    return k;
+}
+
+/* a symbol no token covers: its bytes as <0xXX> tokens (byte fallback), else unk */
+static void ds__emit_unknown(ds__tok_run *r, const unsigned char *piece, const ds__sym *s) {
+    const ds_tokenizer *t = r->t;
+    uint32_t b;
+    if (t->model == DS__TOK_SPM && t->byte_fallback) {
+        for (b = 0; b < s->len; b++) ds__emit(r, t->byte_tok[piece[s->start + b]]);
+    } else if (t->unk >= 0) {
+        ds__emit(r, t->unk);
+    }
+}
+
+static void ds__bpe_word(ds__tok_run *r, const unsigned char *piece, size_t n) {
+    int32_t k, i;
+    k = ds__bpe_init(r, piece, n);
+    if (r->oom || !k) return;
+    if (k <= 24) ds__bpe_merge_small(r, piece, k);
+    else ds__bpe_merge(r, piece, k);
+    for (i = 0; i >= 0; i = r->sym[i].next) {
+        if (r->sym[i].id >= 0) ds__emit(r, r->sym[i].id);
+        else ds__emit_unknown(r, piece, &r->sym[i]);
+    }
+}
+
+/* byte-level: the whole piece's symbol string, when it is one token (ignore_merges) */
+static int32_t ds__whole_piece(const ds_tokenizer *t, const unsigned char *piece, size_t n) {
+    char tmp[256];
+    size_t i, k = 0;
+    if (n > sizeof tmp / 2) return -1;
+    for (i = 0; i < n; i++) k += (size_t)ds__utf8_encode(t->byte_char[piece[i]], tmp + k);
+    return ds__vocab_find(t, tmp, k);
+}
+
+#define DS__CACHE_MAX_PIECE 64
+
+static void ds__cache_clear(ds__tok_run *r) {
+    memset(r->cache_slot, 0, ((size_t)r->cache_mask + 1) * sizeof *r->cache_slot);
+    r->cache_used = 0;
+    r->cache_keys.n = 0;
+    r->cache_ids.n = 0;
+}
+
+static void ds__tok_piece(ds__tok_run *r, const unsigned char *piece, size_t n) {
+    const ds_tokenizer *t = r->t;
+    uint32_t h = 0, slot;
+    size_t first = r->n;
+    if (n == 0) return;
+    if (t->model == DS__TOK_BPE) {
+        int32_t id;
+        if (n == 1 && t->byte_tok[piece[0]] >= 0) {
+            ds__emit(r, t->byte_tok[piece[0]]);
+            return;
+        }
+        if (t->ignore_merges && (id = ds__whole_piece(t, piece, n)) >= 0) {
+            ds__emit(r, id);
+            return;
+        }
+    }
+    if (r->cache_slot && n <= DS__CACHE_MAX_PIECE) {
+        h = (uint32_t)ds__hash_bytes(piece, n) & r->cache_mask;
+        while ((slot = r->cache_slot[h]) != 0) {
+            const uint32_t *e = r->cache_ent + 4 * (slot - 1);
+            if (e[1] == n && memcmp(r->cache_keys.p + e[0], piece, n) == 0) {
+                const int32_t *ids = (const int32_t *)(const void *)(r->cache_ids.p + e[2]);
+                uint32_t i;
+                for (i = 0; i < e[3]; i++) ds__emit(r, ids[i]);
+                return;
+            }
+            h = (h + 1) & r->cache_mask;
+        }
+    }
+    ds__bpe_word(r, piece, n);
+    if (r->cache_slot && n <= DS__CACHE_MAX_PIECE && r->n <= r->cap) {
+        uint32_t *e;
+        if (r->cache_used * 2 >= r->cache_mask) {
+            ds__cache_clear(r);
+            h = (uint32_t)ds__hash_bytes(piece, n) & r->cache_mask;
+            while (r->cache_slot[h]) h = (h + 1) & r->cache_mask;
+        }
+        e = r->cache_ent + 4 * r->cache_used;
+        e[0] = (uint32_t)r->cache_keys.n;
+        e[1] = (uint32_t)n;
+        e[2] = (uint32_t)r->cache_ids.n;
+        e[3] = (uint32_t)(r->n - first);
+        ds__buf_put(&r->cache_keys, piece, n);
+        ds__buf_put(&r->cache_ids, r->ids + first, (r->n - first) * sizeof(int32_t));
+        if (r->cache_keys.oom || r->cache_ids.oom) r->oom = 1;
+        else r->cache_slot[h] = ++r->cache_used;
+    }
+}
+
+/* ---- segments: pre-tokenization of text between added tokens ---------------------------- */
+static void ds__pre_ascii_run(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int pre) {
+    while (p < end) {
+        size_t q = pre == DS__PRE_GPT2 ? ds__pre_gpt2(r->t, s, p, end) : ds__pre_llama3(r->t, s, p, end, pre == DS__PRE_QWEN2 ? 1 : 3);
+        ds__tok_piece(r, s + p, q - p);
+        p = q;
+    }
+}
+
+/* splits [p, end) into runs of code points that are / are not in class `cls` (or CJK when
+   cls == 0), calling fn on each with its flag */
+typedef void (*ds__run_fn)(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int in);
+static void ds__split_runs(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, unsigned cls, ds__run_fn fn) {
+    while (p < end) {
+        size_t q = p;
+        int in = -1;
+        while (q < end) {
+            ds__uch c = ds__uc_at(r->t, s, q, end);
+            int is = cls ? (c.cls & cls) != 0 : ds__dsv3_cjk(c.cp);
+            if (in >= 0 && is != in) break;
+            in = is;
+            q += c.len;
+        }
+        fn(r, s, p, q, in);
+        p = q;
+    }
+}
+
+/* SmolLM: every digit alone (Digits(individual_digits)), the GPT-2 pattern between */
+static void ds__smollm_run(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int digits) {
+    if (!digits) {
+        ds__pre_ascii_run(r, s, p, end, DS__PRE_GPT2);
+        return;
+    }
+    while (p < end) {
+        ds__uch c = ds__uc_at(r->t, s, p, end);
+        ds__tok_piece(r, s + p, c.len);
+        p += c.len;
+    }
+}
+
+/* DeepSeek-V3 step 3 over a piece: matches and the gaps between them are pieces */
+static void ds__dsv3_words(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int cjk) {
+    size_t gap = p;
+    if (cjk) {
+        ds__tok_piece(r, s + p, end - p);
+        return;
+    }
+    while (p < end) {
+        size_t q = ds__pre_dsv3_word(r->t, s, p, end);
+        if (q == p) {
+            p += ds__uc_at(r->t, s, p, end).len;
+            continue;
+        }
+        if (gap < p) ds__tok_piece(r, s + gap, p - gap);
+        ds__tok_piece(r, s + p, q - p);
+        p = gap = q;
+    }
+    if (gap < end) ds__tok_piece(r, s + gap, end - gap);
+}
+
+/* DeepSeek-V3 steps 1 and 2: digit runs cut in threes, then CJK runs */
+static void ds__dsv3_digits(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int digits) {
+    if (!digits) {
+        ds__split_runs(r, s, p, end, 0, ds__dsv3_words);
+        return;
+    }
+    while (p < end) {
+        size_t q = p;
+        int k;
+        for (k = 0; k < 3 && q < end; k++) q += ds__uc_at(r->t, s, q, end).len;
+        ds__tok_piece(r, s + p, q - p);
+        p = q;
+    }
+}
+
+/* SentencePiece: spaces become U+2581, with one more in front when the model says so */
+static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
+    ds__buf b;
+    size_t i;
+    memset(&b, 0, sizeof b);
+    if (first && r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
+    for (i = 0; i < n; i++) {
+        if (s[i] == ' ') ds__buf_put(&b, "\xE2\x96\x81", 3);
+        else ds__buf_putc(&b, (char)s[i]);
+    }
+    if (b.oom) r->oom = 1;
+    else if (b.n) ds__bpe_word(r, (const unsigned char *)b.p, b.n);
+    ds__buf_free(&b);
+}
+
+static void ds__tok_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
+    switch (r->t->pre) {
+    case DS__PRE_GPT2: case DS__PRE_LLAMA3: case DS__PRE_QWEN2: ds__pre_ascii_run(r, s, 0, n, r->t->pre); break;
+    case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_N, ds__smollm_run); break;
+    case DS__PRE_DSV3: ds__split_runs(r, s, 0, n, DS__UC_N, ds__dsv3_digits); break;
+    default: ds__spm_segment(r, s, n, first); break;
+    }
+}
+
+/* the longest added token that starts at s[0..n), or -1 */
+static int32_t ds__special_at(const ds_tokenizer *t, const unsigned char *s, size_t n, int parse_special) {
+    uint32_t i;
+    for (i = t->special_start[s[0]]; i < t->special_start[s[0] + 1]; i++) {
+        int32_t id = t->special[i];
+        size_t k;
+        const char *p = ds__tok_str(t, id, &k);
+        if (k <= n && memcmp(p, s, k) == 0 && (parse_special || t->type[id] == DS__TT_USER)) return id;
+    }
+    return -1;
+}
+
+/* Replaces each ill-formed UTF-8 subpart with U+FFFD (as a lossy decode does) */
+static char *ds__utf8_sanitize(const char *text, size_t len, size_t *out_len) {
+    ds__buf b;
+    size_t i = 0;
+    memset(&b, 0, sizeof b);
+    while (i < len) {
+        size_t ok = ds__utf8_valid_prefix(text + i, len - i);
+        uint32_t cp;
+        ds__buf_put(&b, text + i, ok);
+        i += ok;
+        if (i < len) {
+            int k = ds__utf8_decode((const unsigned char *)text + i, len - i, &cp);
+            ds__buf_put(&b, "\xEF\xBF\xBD", 3);
+            i += (size_t)(k < 0 ? -k : k);
+        }
+    }
+    if (b.oom) {
+        ds__buf_free(&b);
+        return NULL;
+    }
+    *out_len = b.n;
+    return b.p ? b.p : DS__CAST(char *, ds_alloc(1));
+}
+
+static void ds__tok_run_free(ds__tok_run *r) {
+    ds_free(r->sym);
+    ds_free(r->heap);
+    ds_free(r->cache_slot);
+    ds_free(r->cache_ent);
+    ds__buf_free(&r->cache_keys);
+    ds__buf_free(&r->cache_ids);
+}
+
+DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+    ds__tok_run r;
+    char *clean = NULL;
+    const unsigned char *s;
+    size_t i = 0, seg = 0;
+    int first = 1;
+    if (n_out) *n_out = 0;
+    if (!t || (!text && len) || (!ids && cap) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
+    if (ds__utf8_valid_prefix(text, len) < len) {
+        if (!(clean = ds__utf8_sanitize(text, len, &len))) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
+        text = clean;
+    }
+    s = (const unsigned char *)text;
+    memset(&r, 0, sizeof r);
+    r.t = t;
+    r.ids = ids;
+    r.cap = cap;
+    if (len >= 4096) {
+        r.cache_mask = (1u << 15) - 1;
+        r.cache_slot = DS__CAST(uint32_t *, ds__calloc((size_t)r.cache_mask + 1, sizeof(uint32_t)));
+        r.cache_ent = DS__CAST(uint32_t *, ds__calloc(((size_t)r.cache_mask + 1) / 2 + 1, 4 * sizeof(uint32_t)));
+        if (!r.cache_slot || !r.cache_ent) r.oom = 1;
+    }
+    if ((flags & DS_TOKENIZE_ADD_BOS) && t->bos >= 0) ds__emit(&r, t->bos);
+    while (i < len && !r.oom) {
+        int32_t id = -1;
+        if (t->n_special && t->special_start[s[i]] < t->special_start[s[i] + 1]) id = ds__special_at(t, s + i, len - i, flags & DS_TOKENIZE_PARSE_SPECIAL);
+        if (id < 0) {
+            i++;
+            continue;
+        }
+        if (seg < i) ds__tok_segment(&r, s + seg, i - seg, first);
+        first = 0;
+        ds__emit(&r, id);
+        i += t->off[id + 1] - t->off[id];
+        seg = i;
+    }
+    if (seg < len && !r.oom) ds__tok_segment(&r, s + seg, len - seg, first);
+    ds__tok_run_free(&r);
+    ds_free(clean);
+    if (r.oom) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
+    *n_out = r.n;
+    if (r.n > cap) return ds__fail(DS_ERR_BOUNDS, "tokenize: %zu ids do not fit in %zu", r.n, cap);
+    return DS_OK;
+}
+
+/* ---- decoding ---------------------------------------------------------------------------- */
+static ds_status ds__put_bytes(char *out, size_t cap, size_t *n, const char *p, size_t k) {
+    if (*n <= cap && k <= cap - *n) memcpy(out + *n, p, k);
+    *n += k;
+    return DS_OK;
+}
+
+DS_API ds_status ds_token_to_bytes(const ds_tokenizer *t, int32_t id, char *buf, size_t cap, size_t *n_out) {
+    size_t k;
+    if (n_out) *n_out = 0;
+    if (!t || !n_out || (!buf && cap)) return ds__fail(DS_ERR_INVALID_ARG, "token_to_bytes: NULL argument");
+    if (id < 0 || id >= t->n_vocab) return ds__fail(DS_ERR_INVALID_ARG, "token_to_bytes: id %d outside the vocabulary of %d", (int)id, (int)t->n_vocab);
+    k = t->boff[id + 1] - t->boff[id];
+    *n_out = k;
+    if (k > cap) return ds__fail(DS_ERR_BOUNDS, "token_to_bytes: token %d needs %zu bytes, buffer has %zu", (int)id, k, cap);
+    memcpy(buf, t->bytes + t->boff[id], k);
+    return DS_OK;
+}
+
+DS_API ds_status ds_detokenize(const ds_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap, size_t *n_out) {
+    size_t i, k = 0;
+    if (n_out) *n_out = 0;
+    if (!t || !n_out || (!ids && n) || (!out && cap)) return ds__fail(DS_ERR_INVALID_ARG, "detokenize: NULL argument");
+    for (i = 0; i < n; i++) {
+        const char *p;
+        size_t len;
+        if (ids[i] < 0 || ids[i] >= t->n_vocab) return ds__fail(DS_ERR_INVALID_ARG, "detokenize: id %d at %zu outside the vocabulary of %d", (int)ids[i], i, (int)t->n_vocab);
+        p = t->bytes + t->boff[ids[i]];
+        len = t->boff[ids[i] + 1] - t->boff[ids[i]];
+        if (i == 0 && t->model == DS__TOK_SPM && t->add_space_prefix && len && p[0] == ' ') {
+            p++;
+            len--;
+        }
+        ds__put_bytes(out, cap, &k, p, len);
+    }
+    *n_out = k;
+    if (k > cap) return ds__fail(DS_ERR_BOUNDS, "detokenize: %zu bytes do not fit in %zu", k, cap);
+    return DS_OK;
+}
+
+/* bytes at the end of s[0..n) that start a UTF-8 sequence still waiting for its rest */
+static size_t ds__utf8_incomplete_tail(const unsigned char *s, size_t n) {
+    size_t back;
+    for (back = 1; back <= 3 && back <= n; back++) {
+        unsigned char b = s[n - back];
+        int need;
+        if ((b & 0xC0) == 0x80) continue;
+        need = ds__utf8_seq_len(b);
+        if (need > (int)back) {
+            uint32_t cp;
+            int k = ds__utf8_decode(s + n - back, back, &cp);
+            /* a valid prefix of a longer sequence decodes as "cut short", never as bad bytes */
+            return (k < 0 && (size_t)-k == back) ? back : 0;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+DS_API ds_status ds_detok_stream_push(const ds_tokenizer *t, ds_detok_stream *s, int32_t id, char *out, size_t cap, size_t *n_out) {
+    unsigned char tmp[8 + 64];
+    const char *p;
+    size_t len, total, hold, np;
+    if (n_out) *n_out = 0;
+    if (!t || !s || !n_out || (!out && cap)) return ds__fail(DS_ERR_INVALID_ARG, "detok_stream_push: NULL argument");
+    if (id < 0 || id >= t->n_vocab) return ds__fail(DS_ERR_INVALID_ARG, "detok_stream_push: id %d outside the vocabulary of %d", (int)id, (int)t->n_vocab);
+    if (s->n_pending < 0 || s->n_pending > 3) s->n_pending = 0;
+    np = (size_t)s->n_pending;
+    p = t->bytes + t->boff[id];
+    len = t->boff[id + 1] - t->boff[id];
+    total = np + len;
+    /* only the last few bytes decide what to hold back */
+    {
+        size_t tail = DS__MIN(total, (size_t)4), i;
+        for (i = 0; i < tail; i++) {
+            size_t at = total - tail + i;
+            tmp[i] = at < np ? s->pending[at] : (unsigned char)p[at - np];
+        }
+        hold = ds__utf8_incomplete_tail(tmp, tail);
+    }
+    *n_out = total - hold;
+    if (total - hold > cap) return ds__fail(DS_ERR_BOUNDS, "detok_stream_push: %zu bytes do not fit in %zu", total - hold, cap);
+    {
+        size_t i, k = 0;
+        unsigned char keep[4];
+        for (i = 0; i < total; i++) {
+            unsigned char b = i < np ? s->pending[i] : (unsigned char)p[i - np];
+            if (i < total - hold) out[k++] = (char)b;
+            else keep[i - (total - hold)] = b;
+        }
+        memcpy(s->pending, keep, hold);
+        s->n_pending = (int)hold;
+    }
+    return DS_OK;
+}
+
+/* ---- building a tokenizer ---------------------------------------------------------------- */
+/* What every loader (GGUF, tokenizer.json, the trainer) hands the builder. Merges are given as
+   2 * n_merges strings: left, right. */
+typedef struct ds__tok_spec {
+    int model, pre;
+    int32_t n_vocab;
+    const ds__span *tokens;
+    const int32_t *types;      /* NULL: all normal */
+    const float *scores;       /* NULL: none */
+    const ds__span *merges;
+    int64_t n_merges;
+    int32_t bos, eos, eot, eom, unk, pad;
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    const char *what;          /* names the source in messages */
+} ds__tok_spec;
+
+DS_API void ds_tokenizer_free(ds_tokenizer *t) {
+    if (!t) return;
+    ds_free(t->text);
+    ds_free(t->off);
+    ds_free(t->bytes);
+    ds_free(t->boff);
+    ds_free(t->type);
+    ds_free(t->score);
+    ds_free(t->spm_rank);
+    ds_free(t->vocab_slot);
+    ds_free(t->merge_key);
+    ds_free(t->merge_res);
+    ds_free(t->merge_slot);
+    ds_free(t->special);
+    ds_free(t->eog);
+    ds_free(t->ucls);
+    ds_free(t);
+}
+
+static uint32_t ds__pow2_slots(uint64_t n) {
+    uint32_t c = 16;
+    while (c < 2 * n && c < (1u << 31)) c <<= 1;
+    return c;
+}
+
+/* GPT-2's byte <-> printable code point map: printable Latin-1 bytes keep their code point,
+   the other 68 take U+0100.. in byte order */
+static void ds__byte_map(ds_tokenizer *t) {
+    int b, n = 0;
+    for (b = 0; b < 324; b++) t->char_byte[b] = -1;
+    for (b = 0; b < 256; b++) {
+        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        t->byte_char[b] = (uint16_t)(keep ? b : 256 + n++);
+        t->char_byte[t->byte_char[b]] = (int16_t)b;
+    }
+}
+
+static ds_status ds__tok_copy_vocab(ds_tokenizer *t, const ds__tok_spec *sp) {
+    uint64_t total = 0;
+    int32_t i;
+    for (i = 0; i < sp->n_vocab; i++) total += sp->tokens[i].n;
+    if (total >= UINT32_MAX) return ds__fail(DS_ERR_UNSUPPORTED, "%s: vocabulary strings exceed 4 GiB", sp->what);
+    t->text = DS__CAST(char *, ds_alloc((size_t)total + 1));
+    t->off = DS__CAST(uint32_t *, ds__calloc((size_t)sp->n_vocab + 1, sizeof(uint32_t)));
+    t->type = DS__CAST(uint8_t *, ds__calloc((size_t)sp->n_vocab, 1));
+    t->vocab_mask = ds__pow2_slots((uint64_t)sp->n_vocab) - 1;
+    t->vocab_slot = DS__CAST(uint32_t *, ds__calloc((size_t)t->vocab_mask + 1, sizeof(uint32_t)));
+    if (!t->text || !t->off || !t->type || !t->vocab_slot) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    for (i = 0; i < sp->n_vocab; i++) {
+        uint32_t h;
+        if (sp->tokens[i].n) memcpy(t->text + t->off[i], sp->tokens[i].p, sp->tokens[i].n);
+        t->off[i + 1] = t->off[i] + (uint32_t)sp->tokens[i].n;
+        t->type[i] = (uint8_t)(sp->types ? sp->types[i] : DS__TT_NORMAL);
+        if (t->type[i] == DS__TT_UNUSED && !sp->tokens[i].n) continue;
+        /* a later duplicate wins, as a map built in id order would have it */
+        h = (uint32_t)ds__hash_bytes(sp->tokens[i].p, sp->tokens[i].n) & t->vocab_mask;
+        while (t->vocab_slot[h]) {
+            size_t k;
+            const char *p = ds__tok_str(t, (int32_t)(t->vocab_slot[h] - 1), &k);
+            if (k == sp->tokens[i].n && memcmp(p, sp->tokens[i].p, k) == 0) break;
+            h = (h + 1) & t->vocab_mask;
+        }
+        t->vocab_slot[h] = (uint32_t)i + 1;
+    }
+    return DS_OK;
+}
+
+static int ds__hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+/* "<0xAB>" -> 0xAB, else -1 */
+static int ds__byte_token(const char *p, size_t n) {
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>' || ds__hexval(p[3]) < 0 || ds__hexval(p[4]) < 0) return -1;
+    return ds__hexval(p[3]) * 16 + ds__hexval(p[4]);
+}
+
+/* what each token decodes to: byte-level symbols mapped back to bytes (other characters kept
+   as they are), or SentencePiece's "▁" as a space and <0xXX> as the byte */
+static ds_status ds__tok_decode_table(ds_tokenizer *t, const char *what) {
+    ds__buf b;
+    int32_t i;
+    memset(&b, 0, sizeof b);
+    t->boff = DS__CAST(uint32_t *, ds__calloc((size_t)t->n_vocab + 1, sizeof(uint32_t)));
+    if (!t->boff) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n, j = 0;
+        const char *p = ds__tok_str(t, i, &n);
+        int byte = t->model == DS__TOK_SPM ? ds__byte_token(p, n) : -1;
+        if (byte >= 0 && t->type[i] != DS__TT_CONTROL) {
+            ds__buf_putc(&b, (char)byte);
+        } else {
+            while (j < n) {
+                uint32_t cp;
+                int k = ds__utf8_decode((const unsigned char *)p + j, n - j, &cp);
+                size_t len = (size_t)(k < 0 ? -k : k);
+                if (t->model == DS__TOK_BPE && k > 0 && cp < 324 && t->char_byte[cp] >= 0) ds__buf_putc(&b, (char)t->char_byte[cp]);
+                else if (t->model == DS__TOK_SPM && k == 3 && cp == 0x2581) ds__buf_putc(&b, ' ');
+                else ds__buf_put(&b, p + j, len);
+                j += len;
+            }
+        }
+        if (b.n >= UINT32_MAX) b.oom = 1;
+        t->boff[i + 1] = (uint32_t)b.n;
+    }
+    if (b.oom) {
+        ds__buf_free(&b);
+        return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+    }
+    t->bytes = b.p ? b.p : DS__CAST(char *, ds_alloc(1));
+    return t->bytes ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+}
+
+static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
+    int64_t i;
+    ds__buf cat;
+    if (!sp->n_merges) return DS_OK;
+    if (sp->n_merges >= INT32_MAX) return ds__fail(DS_ERR_UNSUPPORTED, "%s: %lld merges are too many", sp->what, (long long)sp->n_merges);
+    memset(&cat, 0, sizeof cat);
+    t->n_merges = sp->n_merges;
+    t->merge_key = DS__CAST(uint64_t *, ds__calloc((size_t)sp->n_merges, sizeof(uint64_t)));
+    t->merge_res = DS__CAST(int32_t *, ds__calloc((size_t)sp->n_merges, sizeof(int32_t)));
+    t->merge_mask = ds__pow2_slots((uint64_t)sp->n_merges) - 1;
+    t->merge_slot = DS__CAST(uint32_t *, ds__calloc((size_t)t->merge_mask + 1, sizeof(uint32_t)));
+    if (!t->merge_key || !t->merge_res || !t->merge_slot) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    for (i = 0; i < sp->n_merges; i++) {
+        const ds__span *a = &sp->merges[2 * i], *b = &sp->merges[2 * i + 1];
+        int32_t ia = ds__vocab_find(t, a->p, a->n), ib = ds__vocab_find(t, b->p, b->n), ic;
+        uint64_t key;
+        uint32_t h;
+        cat.n = 0;
+        ds__buf_put(&cat, a->p, a->n);
+        ds__buf_put(&cat, b->p, b->n);
+        if (cat.oom) {
+            ds__buf_free(&cat);
+            return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+        }
+        ic = ds__vocab_find(t, cat.p, cat.n);
+        if (ia < 0 || ib < 0 || ic < 0) {
+            ds_status s = ds__fail(DS_ERR_FORMAT, "%s: merge %lld ('%.*s' '%.*s'): %s is not in the vocabulary", sp->what, (long long)i,
+                                   (int)DS__MIN(a->n, 64), a->p, (int)DS__MIN(b->n, 64), b->p, ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged token");
+            ds__buf_free(&cat);
+            return s;
+        }
+        key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
+        t->merge_key[i] = key;
+        t->merge_res[i] = ic;
+        /* a repeated pair takes its last rank, as a map filled in list order would */
+        h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
+        while (t->merge_slot[h] && t->merge_key[t->merge_slot[h] - 1] != key) h = (h + 1) & t->merge_mask;
+        t->merge_slot[h] = (uint32_t)i + 1;
+    }
+    ds__buf_free(&cat);
+    return DS_OK;
+}
+
+/* added tokens matched in text are ordered by first byte, then longest first */
+static int ds__special_before(const ds_tokenizer *t, int32_t a, int32_t b) {
+    size_t na, nb;
+    const unsigned char *pa = (const unsigned char *)ds__tok_str(t, a, &na), *pb = (const unsigned char *)ds__tok_str(t, b, &nb);
+    if (pa[0] != pb[0]) return pa[0] < pb[0];
+    if (na != nb) return na > nb;
+    return a < b;
+}
+
+/* stable bottom-up merge sort of v[0..n) by ds__special_before, tmp has room for n */
+static void ds__special_sort(const ds_tokenizer *t, int32_t *v, int32_t *tmp, int32_t n) {
+    int32_t w, i;
+    for (w = 1; w < n; w *= 2) {
+        for (i = 0; i < n; i += 2 * w) {
+            int32_t a = i, am = DS__MIN(i + w, n), b = am, bm = DS__MIN(i + 2 * w, n), k = i;
+            while (a < am || b < bm) tmp[k++] = (b >= bm || (a < am && !ds__special_before(t, v[b], v[a]))) ? v[a++] : v[b++];
+        }
+        memcpy(v, tmp, (size_t)n * sizeof *v);
+    }
+}
+
+typedef struct ds__score_id {
+    float score;
+    int32_t id;
+} ds__score_id;
+static int ds__score_cmp(const void *x, const void *y) {
+    const ds__score_id *a = (const ds__score_id *)x, *b = (const ds__score_id *)y;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* SentencePiece merges the pair whose joined token scores highest: rank = dense rank of the
+   score, best first (equal scores share a rank, so the leftmost pair wins among them) */
+static ds_status ds__tok_spm_ranks(ds_tokenizer *t, const char *what) {
+    ds__score_id *v = DS__CAST(ds__score_id *, ds__calloc((size_t)t->n_vocab, sizeof *v));
+    int32_t i;
+    uint32_t rank = 0;
+    t->spm_rank = DS__CAST(uint32_t *, ds__calloc((size_t)t->n_vocab, sizeof(uint32_t)));
+    if (!v || !t->spm_rank) {
+        ds_free(v);
+        return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+    }
+    for (i = 0; i < t->n_vocab; i++) {
+        v[i].score = t->score ? t->score[i] : 0.0f;
+        v[i].id = i;
+    }
+    qsort(v, (size_t)t->n_vocab, sizeof *v, ds__score_cmp);
+    for (i = 0; i < t->n_vocab; i++) {
+        if (i > 0 && v[i].score != v[i - 1].score) rank++;
+        t->spm_rank[v[i].id] = rank;
+    }
+    ds_free(v);
+    return DS_OK;
+}
+
+static ds_status ds__tok_specials(ds_tokenizer *t, const char *what) {
+    static const char *const eog_names[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+                                            "<EOT>", "<|end_of_text|>", "</s>", "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>"};
+    int32_t i, *tmp;
+    size_t e;
+    t->special = DS__CAST(int32_t *, ds__calloc((size_t)t->n_vocab, sizeof(int32_t)));
+    t->eog = DS__CAST(int32_t *, ds__calloc(sizeof eog_names / sizeof eog_names[0] + 3, sizeof(int32_t)));
+    tmp = DS__CAST(int32_t *, ds__calloc((size_t)t->n_vocab, sizeof(int32_t)));
+    if (!t->special || !t->eog || !tmp) {
+        ds_free(tmp);
+        return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+    }
+    for (i = 0; i < t->n_vocab; i++)
+        if ((t->type[i] == DS__TT_CONTROL || t->type[i] == DS__TT_USER) && t->off[i + 1] > t->off[i]) t->special[t->n_special++] = i;
+    ds__special_sort(t, t->special, tmp, t->n_special);
+    ds_free(tmp);
+    for (i = 0; i < t->n_special; i++) t->special_start[(unsigned char)t->text[t->off[t->special[i]]] + 1] = (uint32_t)i + 1;
+    for (i = 1; i <= 256; i++) t->special_start[i] = DS__MAX(t->special_start[i], t->special_start[i - 1]);
+    if (t->eos >= 0) t->eog[t->n_eog++] = t->eos;
+    if (t->eot >= 0) t->eog[t->n_eog++] = t->eot;
+    for (e = 0; e < sizeof eog_names / sizeof eog_names[0]; e++) {
+        int32_t id = ds__vocab_find(t, eog_names[e], strlen(eog_names[e]));
+        if (id >= 0 && (t->type[id] == DS__TT_CONTROL || t->type[id] == DS__TT_USER) && !ds_tokenizer_is_eog(t, id)) t->eog[t->n_eog++] = id;
+    }
+    return DS_OK;
+}
+
+static ds_status ds__tok_unicode(ds_tokenizer *t, const char *what) {
+    size_t r, n = sizeof ds__uc_runs / sizeof ds__uc_runs[0];
+    t->ucls = DS__CAST(uint8_t *, ds_alloc(0x10000));
+    if (!t->ucls) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
+    for (r = 0; r < n && (ds__uc_runs[r] >> 8) < 0x10000; r++) {
+        uint32_t a = ds__uc_runs[r] >> 8, b = r + 1 < n ? DS__MIN(ds__uc_runs[r + 1] >> 8, 0x10000u) : 0x10000u;
+        memset(t->ucls + a, (int)(ds__uc_runs[r] & 0xFF), b - a);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__tok_build(const ds__tok_spec *sp, ds_tokenizer **out) {
+    ds_tokenizer *t;
+    ds_status s;
+    int b;
+    *out = NULL;
+    if (sp->n_vocab <= 0) return ds__fail(DS_ERR_FORMAT, "%s: the vocabulary is empty", sp->what);
+    t = DS__CAST(ds_tokenizer *, ds__calloc(1, sizeof *t));
+    if (!t) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    t->model = sp->model;
+    t->pre = sp->pre;
+    t->n_vocab = sp->n_vocab;
+    t->add_bos = sp->add_bos;
+    t->add_eos = sp->add_eos;
+    t->add_space_prefix = sp->add_space_prefix;
+    t->ignore_merges = sp->ignore_merges;
+    t->byte_fallback = sp->byte_fallback;
+#define DS__TOK_ID(x) ((x) >= 0 && (x) < sp->n_vocab ? (x) : -1)
+    t->bos = DS__TOK_ID(sp->bos);
+    t->eos = DS__TOK_ID(sp->eos);
+    t->eot = DS__TOK_ID(sp->eot);
+    t->unk = DS__TOK_ID(sp->unk);
+    t->pad = DS__TOK_ID(sp->pad);
+#undef DS__TOK_ID
+    ds__byte_map(t);
+    if ((s = ds__tok_copy_vocab(t, sp)) != DS_OK) goto fail;
+    for (b = 0; b < 256; b++) {
+        char tmp[8];
+        int k = t->model == DS__TOK_BPE ? ds__utf8_encode(t->byte_char[b], tmp) : snprintf(tmp, sizeof tmp, "<0x%02X>", b);
+        t->byte_tok[b] = ds__vocab_find(t, tmp, (size_t)k);
+    }
+    if (sp->scores) {
+        t->score = DS__CAST(float *, ds__calloc((size_t)sp->n_vocab, sizeof(float)));
+        if (!t->score) {
+            s = ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+            goto fail;
+        }
+        memcpy(t->score, sp->scores, (size_t)sp->n_vocab * sizeof(float));
+    }
+    if (t->model == DS__TOK_SPM && !sp->n_merges && (s = ds__tok_spm_ranks(t, sp->what)) != DS_OK) goto fail;
+    if ((s = ds__tok_merges(t, sp)) != DS_OK) goto fail;
+    if ((s = ds__tok_decode_table(t, sp->what)) != DS_OK) goto fail;
+    if ((s = ds__tok_specials(t, sp->what)) != DS_OK) goto fail;
+    if ((s = ds__tok_unicode(t, sp->what)) != DS_OK) goto fail;
+    *out = t;
+    return DS_OK;
+fail:
+    ds_tokenizer_free(t);
+    return s;
+}
+
+/* tokenizer.json carries no EOS id: take the first end-of-generation marker it has */
+static void ds__tok_guess_eos(ds_tokenizer *t) {
+    if (t->eos < 0 && t->n_eog > 0) t->eos = t->eog[0];
+}
+
+DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t) { return t ? t->n_vocab : 0; }
+DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t) { return t ? t->bos : -1; }
+DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t) { return t ? t->eos : -1; }
+DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t) { return t ? t->add_bos : 0; }
+DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id) {
+    int i;
+    if (!t) return 0;
+    for (i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return 1;
+    return 0;
+}
+DS_API int32_t ds_tokenizer_find(const ds_tokenizer *t, const char *piece, size_t len) {
+    if (!t || (!piece && len)) return -1;
+    return ds__vocab_find(t, piece ? piece : "", len);
+}
+DS_API const char *ds_tokenizer_token(const ds_tokenizer *t, int32_t id, size_t *len) {
+    size_t n;
+    const char *p;
+    if (!t || id < 0 || id >= t->n_vocab) return NULL;
+    p = ds__tok_str(t, id, &n);
+    if (len) *len = n;
+    return p;
+}
+DS_API const char *ds_tokenizer_pre_name(const ds_tokenizer *t) { return t ? ds__pre_names[t->pre] : "?"; }
+
+/* ---- tokenizer.json ---------------------------------------------------------------------- */
+#define DS__TJ "tokenizer.json"
+
+/* a string member as a freshly allocated NUL-terminated copy; NULL when absent or not a string */
+static char *ds__json_dup(const ds__json *d, uint32_t node) {
+    char *s;
+    size_t n;
+    if (!node || d->nodes[node].type != DS__JSON_STRING) return NULL;
+    s = DS__CAST(char *, ds_alloc((size_t)d->nodes[node].n + 1));
+    if (!s) return NULL;
+    n = ds__json_str(d, node, s);
+    s[n] = 0;
+    return s;
+}
+
+static int ds__json_flag(const ds__json *d, uint32_t obj, const char *key, int dflt) {
+    uint32_t v = ds__json_get(d, obj, key);
+    if (!v) return dflt;
+    if (d->nodes[v].type == DS__JSON_TRUE) return 1;
+    if (d->nodes[v].type == DS__JSON_FALSE) return 0;
+    return dflt;
+}
+
+static int ds__json_type_is(const ds__json *d, uint32_t obj, const char *type) {
+    uint32_t v = ds__json_get(d, obj, "type");
+    return v && ds__json_str_eq(d, v, type);
+}
+
+/* the split patterns we implement, as tokenizer.json spells them (CR and LF written \r \n) */
+static const char *const ds__pat_llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *const ds__pat_qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *const ds__pat_dsv3_digits = "\\p{N}{1,3}";
+static const char *const ds__pat_dsv3_cjk = "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+";
+static const char *const ds__pat_dsv3 = "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* a Split's regex with literal CR/LF rewritten as \r \n, compared with want */
+static int ds__split_is(const ds__json *d, uint32_t split, const char *want) {
+    uint32_t pat = ds__json_get(d, ds__json_get(d, split, "pattern"), "Regex");
+    char *s = ds__json_dup(d, pat);
+    ds__buf b;
+    size_t i;
+    int eq;
+    if (!s) return 0;
+    memset(&b, 0, sizeof b);
+    for (i = 0; s[i]; i++) {
+        if (s[i] == '\r') ds__buf_puts(&b, "\\r");
+        else if (s[i] == '\n') ds__buf_puts(&b, "\\n");
+        else ds__buf_putc(&b, s[i]);
+    }
+    eq = !b.oom && b.n == strlen(want) && memcmp(b.p, want, b.n) == 0 && ds__json_flag(d, split, "invert", 0) == 0 &&
+         ds__json_str_eq(d, ds__json_get(d, split, "behavior"), "Isolated");
+    ds_free(s);
+    ds__buf_free(&b);
+    return eq;
+}
+
+/* names one pre-tokenizer step: "bl-regex", "bl", "digits1", "split-llama3", ... or NULL */
+static const char *ds__pre_step(const ds__json *d, uint32_t p) {
+    if (ds__json_type_is(d, p, "ByteLevel")) {
+        if (ds__json_flag(d, p, "add_prefix_space", 1)) return NULL;
+        return ds__json_flag(d, p, "use_regex", 1) ? "bl-regex" : "bl";
+    }
+    if (ds__json_type_is(d, p, "Digits")) return ds__json_flag(d, p, "individual_digits", 0) ? "digits1" : NULL;
+    if (ds__json_type_is(d, p, "Metaspace")) return "metaspace";
+    if (ds__json_type_is(d, p, "Split")) {
+        if (ds__split_is(d, p, ds__pat_llama3)) return "split-llama3";
+        if (ds__split_is(d, p, ds__pat_qwen2)) return "split-qwen2";
+        if (ds__split_is(d, p, ds__pat_dsv3_digits)) return "split-n3";
+        if (ds__split_is(d, p, ds__pat_dsv3_cjk)) return "split-cjk";
+        if (ds__split_is(d, p, ds__pat_dsv3)) return "split-dsv3";
+    }
+    return NULL;
+}
+
+static ds_status ds__json_pre(const ds__json *d, uint32_t root, int *pre) {
+    static const struct {
+        const char *steps;
+        int pre;
+    } known[] = {{"bl-regex,", DS__PRE_GPT2}, {"digits1,bl-regex,", DS__PRE_SMOLLM}, {"split-llama3,bl,", DS__PRE_LLAMA3},
+                 {"split-qwen2,bl,", DS__PRE_QWEN2}, {"split-n3,split-cjk,split-dsv3,bl,", DS__PRE_DSV3}, {"metaspace,", DS__PRE_NONE}, {"", DS__PRE_NONE}};
+    uint32_t p = ds__json_get(d, root, "pre_tokenizer"), step;
+    char sig[160] = "";
+    size_t i;
+    if (p && d->nodes[p].type == DS__JSON_OBJECT && ds__json_type_is(d, p, "Sequence")) {
+        uint32_t list = ds__json_get(d, p, "pretokenizers");
+        if (!list || d->nodes[list].type != DS__JSON_ARRAY) return ds__fail(DS_ERR_FORMAT, DS__TJ ": pre_tokenizer Sequence without a 'pretokenizers' array");
+        step = d->nodes[list].first;
+    } else if (p && d->nodes[p].type == DS__JSON_OBJECT) {
+        step = p;
+    } else {
+        step = 0;
+    }
+    for (; step; step = (p && step == p) ? 0 : d->nodes[step].next) {
+        const char *name = ds__pre_step(d, step);
+        char *type = ds__json_dup(d, ds__json_get(d, step, "type"));
+        if (!name || strlen(sig) + strlen(name) + 2 > sizeof sig) {
+            ds_status s = ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": pre_tokenizer step '%s' (with these settings) is not supported; supported: the GPT-2, SmolLM, Llama-3, Qwen2 and DeepSeek-V3 pre-tokenizers and Metaspace", type ? type : "?");
+            ds_free(type);
+            return s;
+        }
+        ds_free(type);
+        strcat(sig, name);
+        strcat(sig, ",");
+    }
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(sig, known[i].steps)) {
+            *pre = known[i].pre;
+            return DS_OK;
+        }
+    return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": pre_tokenizer sequence '%s' is not one we support", sig);
+}
+
+/* accepts no normalizer, an empty Sequence, or SentencePiece's Prepend("▁") + Replace(" ", "▁") */
+static ds_status ds__json_normalizer(const ds__json *d, uint32_t root, int *spm_prefix) {
+    uint32_t n = ds__json_get(d, root, "normalizer"), it;
+    *spm_prefix = 0;
+    if (!n || d->nodes[n].type == DS__JSON_NULL) return DS_OK;
+    if (ds__json_type_is(d, n, "Sequence")) {
+        uint32_t list = ds__json_get(d, n, "normalizers");
+        for (it = list ? d->nodes[list].first : 0; it; it = d->nodes[it].next) {
+            if (ds__json_type_is(d, it, "Prepend") && ds__json_str_eq(d, ds__json_get(d, it, "prepend"), "\xE2\x96\x81")) *spm_prefix = 1;
+            else if (ds__json_type_is(d, it, "Replace") && ds__json_str_eq(d, ds__json_get(d, ds__json_get(d, it, "pattern"), "String"), " ") &&
+                     ds__json_str_eq(d, ds__json_get(d, it, "content"), "\xE2\x96\x81")) continue;
+            else break;
+        }
+        if (!it) return DS_OK;
+        n = it;
+    }
+    {
+        char *type = ds__json_dup(d, ds__json_get(d, n, "type"));
+        ds_status s = ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": normalizer '%s' is not supported", type ? type : "?");
+        ds_free(type);
+        return s;
+    }
+}
+
+/* Vocabulary size: one past the largest id of model.vocab and added_tokens. */
+static ds_status ds__json_vocab_size(const ds__json *d, uint32_t vocab, uint32_t added, int32_t *n) {
+    uint32_t k;
+    double max = -1;
+    for (k = d->nodes[vocab].first; k; k = d->nodes[d->nodes[k].next].next) {
+        const ds__json_node *v = &d->nodes[d->nodes[k].next];
+        if (v->type != DS__JSON_NUMBER || v->num < 0 || v->num != floor(v->num) || v->num >= (double)INT32_MAX) return ds__fail(DS_ERR_FORMAT, DS__TJ ": model.vocab: id of token '%.*s' is not a non-negative integer", (int)DS__MIN(d->nodes[k].n, 64), d->src + d->nodes[k].first);
+        max = DS__MAX(max, v->num);
+    }
+    for (k = added ? d->nodes[added].first : 0; k; k = d->nodes[k].next) {
+        uint32_t id = ds__json_get(d, k, "id");
+        if (!id || d->nodes[id].type != DS__JSON_NUMBER || d->nodes[id].num < 0 || d->nodes[id].num >= (double)INT32_MAX || d->nodes[id].num != floor(d->nodes[id].num)) return ds__fail(DS_ERR_FORMAT, DS__TJ ": added_tokens: an entry lacks a valid 'id'");
+        max = DS__MAX(max, d->nodes[id].num);
+    }
+    if (max + 1 > (double)(INT32_MAX / 2)) return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": vocabulary of %.0f tokens is too large", max + 1);
+    *n = (int32_t)(max + 1);
+    return DS_OK;
+}
+
+typedef struct ds__json_load {
+    ds__json d;
+    ds__tok_spec sp;
+    ds__span *tokens, *merges;
+    int32_t *types;
+    char *strs;        /* unescaped strings, one arena */
+    size_t strs_n;
+} ds__json_load;
+
+/* unescaped copy of string node i inside the arena */
+static ds__span ds__json_span(ds__json_load *L, uint32_t i) {
+    ds__span s;
+    s.p = L->strs + L->strs_n;
+    s.n = ds__json_str(&L->d, i, L->strs + L->strs_n);
+    L->strs_n += s.n;
+    return s;
+}
+
+static ds_status ds__json_model_vocab(ds__json_load *L, uint32_t vocab) {
+    const ds__json *d = &L->d;
+    uint32_t k;
+    for (k = d->nodes[vocab].first; k; k = d->nodes[d->nodes[k].next].next) {
+        int32_t id = (int32_t)d->nodes[d->nodes[k].next].num;
+        L->tokens[id] = ds__json_span(L, k);
+        L->types[id] = DS__TT_NORMAL;
+    }
+    return DS_OK;
+}
+
+static ds_status ds__json_added(ds__json_load *L, uint32_t added) {
+    const ds__json *d = &L->d;
+    uint32_t k;
+    for (k = added ? d->nodes[added].first : 0; k; k = d->nodes[k].next) {
+        int32_t id = (int32_t)d->nodes[ds__json_get(d, k, "id")].num;
+        uint32_t content = ds__json_get(d, k, "content");
+        if (!content || d->nodes[content].type != DS__JSON_STRING) return ds__fail(DS_ERR_FORMAT, DS__TJ ": added token %d lacks a string 'content'", (int)id);
+        if (ds__json_flag(d, k, "lstrip", 0) || ds__json_flag(d, k, "rstrip", 0) || ds__json_flag(d, k, "single_word", 0))
+            return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": added token %d: lstrip, rstrip and single_word are not supported", (int)id);
+        L->tokens[id] = ds__json_span(L, content);
+        L->types[id] = ds__json_flag(d, k, "special", 0) ? DS__TT_CONTROL : DS__TT_USER;
+    }
+    return DS_OK;
+}
+
+/* merges: "left right" strings or [left, right] pairs */
+static ds_status ds__json_merges(ds__json_load *L, uint32_t merges) {
+    const ds__json *d = &L->d;
+    uint32_t k;
+    int64_t i = 0;
+    for (k = merges ? d->nodes[merges].first : 0; k; k = d->nodes[k].next, i++) {
+        const ds__json_node *m = &d->nodes[k];
+        if (m->type == DS__JSON_STRING) {
+            ds__span s = ds__json_span(L, k);
+            const char *sp = s.n > 1 ? DS__CAST(const char *, memchr(s.p + 1, ' ', s.n - 1)) : NULL;
+            if (!sp || memchr(sp + 1, ' ', s.n - (size_t)(sp + 1 - s.p))) return ds__fail(DS_ERR_FORMAT, DS__TJ ": model.merges[%lld] is not two tokens separated by one space", (long long)i);
+            L->merges[2 * i].p = s.p;
+            L->merges[2 * i].n = (size_t)(sp - s.p);
+            L->merges[2 * i + 1].p = sp + 1;
+            L->merges[2 * i + 1].n = s.n - (size_t)(sp + 1 - s.p);
+        } else if (m->type == DS__JSON_ARRAY && m->n == 2 && d->nodes[m->first].type == DS__JSON_STRING && d->nodes[d->nodes[m->first].next].type == DS__JSON_STRING) {
+            L->merges[2 * i] = ds__json_span(L, m->first);
+            L->merges[2 * i + 1] = ds__json_span(L, d->nodes[m->first].next);
+        } else {
+            return ds__fail(DS_ERR_FORMAT, DS__TJ ": model.merges[%lld] is neither a string nor a pair of strings", (long long)i);
+        }
+    }
+    return DS_OK;
+}
+
+/* BOS from a TemplateProcessing post-processor that starts with a special token */
+static void ds__json_post(const ds__json_load *L, uint32_t root, const ds_tokenizer *t, int32_t *bos, int *add_bos) {
+    const ds__json *d = &L->d;
+    uint32_t post = ds__json_get(d, root, "post_processor"), single, first, name;
+    char *s;
+    if (!post) return;
+    if (ds__json_type_is(d, post, "Sequence")) {
+        uint32_t it, list = ds__json_get(d, post, "processors");
+        for (it = list ? d->nodes[list].first : 0; it; it = d->nodes[it].next)
+            if (ds__json_type_is(d, it, "TemplateProcessing")) post = it;
+    }
+    if (!ds__json_type_is(d, post, "TemplateProcessing")) return;
+    single = ds__json_get(d, post, "single");
+    first = single && d->nodes[single].type == DS__JSON_ARRAY ? d->nodes[single].first : 0;
+    name = ds__json_get(d, ds__json_get(d, first, "SpecialToken"), "id");
+    if (!(s = ds__json_dup(d, name))) return;
+    *bos = ds__vocab_find(t, s, strlen(s));
+    *add_bos = *bos >= 0;
+    ds_free(s);
+}
+
+static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
+    ds__json *d = &L->d;
+    uint32_t root = 0, model, vocab, merges, added, unk;
+    int spm_prefix = 0;
+    int32_t i, n_vocab = 0;
+    ds_status s;
+    if (d->nodes[root].type != DS__JSON_OBJECT) return ds__fail(DS_ERR_FORMAT, DS__TJ ": the document is not an object");
+    model = ds__json_get(d, root, "model");
+    if (!model || d->nodes[model].type != DS__JSON_OBJECT) return ds__fail(DS_ERR_FORMAT, DS__TJ ": no 'model' object");
+    if (ds__json_get(d, model, "type") && !ds__json_type_is(d, model, "BPE")) {
+        char *type = ds__json_dup(d, ds__json_get(d, model, "type"));
+        s = ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": model type '%s' is not supported (only BPE)", type ? type : "?");
+        ds_free(type);
+        return s;
+    }
+    vocab = ds__json_get(d, model, "vocab");
+    merges = ds__json_get(d, model, "merges");
+    added = ds__json_get(d, root, "added_tokens");
+    if (!vocab || d->nodes[vocab].type != DS__JSON_OBJECT) return ds__fail(DS_ERR_FORMAT, DS__TJ ": model.vocab is missing or not an object");
+    if (merges && d->nodes[merges].type != DS__JSON_ARRAY) return ds__fail(DS_ERR_FORMAT, DS__TJ ": model.merges is not an array");
+    if (added && d->nodes[added].type != DS__JSON_ARRAY) added = 0;
+    {
+        uint32_t cs = ds__json_get(d, model, "continuing_subword_prefix"), ew = ds__json_get(d, model, "end_of_word_suffix"), dr = ds__json_get(d, model, "dropout");
+        if ((cs && d->nodes[cs].type == DS__JSON_STRING && d->nodes[cs].n) || (ew && d->nodes[ew].type == DS__JSON_STRING && d->nodes[ew].n) || (dr && d->nodes[dr].type == DS__JSON_NUMBER))
+            return ds__fail(DS_ERR_UNSUPPORTED, DS__TJ ": BPE continuing_subword_prefix, end_of_word_suffix and dropout are not supported");
+    }
+    if ((s = ds__json_vocab_size(d, vocab, added, &n_vocab)) != DS_OK) return s;
+    if ((s = ds__json_pre(d, root, &L->sp.pre)) != DS_OK) return s;
+    if ((s = ds__json_normalizer(d, root, &spm_prefix)) != DS_OK) return s;
+    L->sp.model = L->sp.pre == DS__PRE_NONE ? DS__TOK_SPM : DS__TOK_BPE;
+    L->sp.add_space_prefix = spm_prefix || L->sp.pre == DS__PRE_NONE;
+    L->sp.n_vocab = n_vocab;
+    L->sp.n_merges = merges ? d->nodes[merges].n : 0;
+    L->tokens = DS__CAST(ds__span *, ds__calloc((size_t)n_vocab, sizeof(ds__span)));
+    L->types = DS__CAST(int32_t *, ds__calloc((size_t)n_vocab, sizeof(int32_t)));
+    L->merges = DS__CAST(ds__span *, ds__calloc((size_t)L->sp.n_merges * 2 + 1, sizeof(ds__span)));
+    L->strs = DS__CAST(char *, ds_alloc(d->len + 1));
+    if (!L->tokens || !L->types || !L->merges || !L->strs) return ds__fail(DS_ERR_NO_MEMORY, DS__TJ ": out of memory");
+    for (i = 0; i < n_vocab; i++) L->types[i] = DS__TT_UNUSED;
+    if ((s = ds__json_model_vocab(L, vocab)) != DS_OK || (s = ds__json_added(L, added)) != DS_OK || (s = ds__json_merges(L, merges)) != DS_OK) return s;
+    L->sp.tokens = L->tokens;
+    L->sp.types = L->types;
+    L->sp.merges = L->merges;
+    L->sp.ignore_merges = ds__json_flag(d, model, "ignore_merges", 0);
+    L->sp.byte_fallback = ds__json_flag(d, model, "byte_fallback", 0);
+    L->sp.bos = L->sp.eos = L->sp.eot = L->sp.eom = L->sp.unk = L->sp.pad = -1;
+    L->sp.what = DS__TJ;
+    if ((s = ds__tok_build(&L->sp, out)) != DS_OK) return s;
+    unk = ds__json_get(d, model, "unk_token");
+    if (unk && d->nodes[unk].type == DS__JSON_STRING) {
+        char *u = ds__json_dup(d, unk);
+        if (u) (*out)->unk = ds__vocab_find(*out, u, strlen(u));
+        ds_free(u);
+    }
+    ds__json_post(L, root, *out, &(*out)->bos, &(*out)->add_bos);
+    ds__tok_guess_eos(*out);
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_from_json(const char *json, size_t len, ds_tokenizer **out) {
+    ds__json_load L;
+    ds_status s;
+    if (!out || (!json && len)) return ds__fail(DS_ERR_INVALID_ARG, DS__TJ ": NULL argument");
+    *out = NULL;
+    memset(&L, 0, sizeof L);
+    if ((s = ds__json_parse(json ? json : "", len, DS__TJ, &L.d)) != DS_OK) return s;
+    s = ds__json_load_model(&L, out);
+    ds__json_free(&L.d);
+    ds_free(L.tokens);
+    ds_free(L.merges);
+    ds_free(L.types);
+    ds_free(L.strs);
+    return s;
+}
+
+DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out) {
+    ds_mapped_file f;
+    ds_status s;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_load: NULL argument");
+    *out = NULL;
+    if ((s = ds_map_file(path, &f)) != DS_OK) return s;
+    if (f.size >= 4 && memcmp(f.data, "GGUF", 4) == 0) {
+        ds_gguf *g;
+        ds_unmap_file(&f);
+        if ((s = ds_gguf_open(path, &g)) != DS_OK) return s;
+        s = ds_tokenizer_from_gguf(g, out);
+        ds_gguf_close(g);
+        return s;
+    }
+    s = ds_tokenizer_from_json((const char *)f.data, f.size, out);
+    ds_unmap_file(&f);
+    return s;
+}
+
+/* ---- GGUF -------------------------------------------------------------------------------- */
+#define DS__TG "gguf tokenizer"
+
+static int32_t ds__gguf_id(const ds_gguf *g, const char *key) {
+    uint32_t v;
+    return ds_gguf_get_u32(g, key, &v) == DS_OK && v < (uint32_t)INT32_MAX ? (int32_t)v : -1;
+}
+static int ds__gguf_flag(const ds_gguf *g, const char *key, int dflt) {
+    int v;
+    return ds_gguf_get_bool(g, key, &v) == DS_OK ? v : dflt;
+}
+
+static ds_status ds__gguf_pre(const ds_gguf *g, int model, int *pre) {
+    static const struct {
+        const char *name;
+        int pre;
+    } names[] = {{"gpt2", DS__PRE_GPT2}, {"gpt-2", DS__PRE_GPT2}, {"llama3", DS__PRE_LLAMA3}, {"llama-bpe", DS__PRE_LLAMA3},
+                 {"smaug-bpe", DS__PRE_LLAMA3}, {"qwen2", DS__PRE_QWEN2}, {"smollm", DS__PRE_SMOLLM}, {"deepseek-v3", DS__PRE_DSV3}};
+    ds_str s;
+    size_t i;
+    if (model == DS__TOK_SPM) {
+        *pre = DS__PRE_NONE;
+        return DS_OK;
+    }
+    if (ds_gguf_get_str(g, "tokenizer.ggml.pre", &s) != DS_OK) {
+        *pre = DS__PRE_GPT2;
+        return DS_OK;
+    }
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (s.len == strlen(names[i].name) && memcmp(s.ptr, names[i].name, s.len) == 0) {
+            *pre = names[i].pre;
+            return DS_OK;
+        }
+    return ds__fail(DS_ERR_UNSUPPORTED, DS__TG ": tokenizer.ggml.pre '%.*s' is not supported (gpt2, llama-bpe, qwen2, smollm, deepseek-v3)", (int)DS__MIN(s.len, 64), s.ptr);
+}
+
+/* a numeric array of n elements of the given type, copied out (unaligned in the file) */
+static ds_status ds__gguf_arr_copy(const ds_gguf *g, const char *key, ds_gguf_type want, uint64_t n, void *out, size_t elem) {
+    ds_gguf_type et = DS_GGUF_U8;
+    uint64_t k = 0;
+    const void *data = NULL;
+    ds_status s = ds_gguf_get_arr(g, key, &et, &k, &data);
+    if (s != DS_OK) return s;
+    if (et != want || k != n) return ds__fail(DS_ERR_FORMAT, DS__TG ": %s has %llu elements of type %s, want %llu of %s", key, (unsigned long long)k, ds_gguf_type_name(et), (unsigned long long)n, ds_gguf_type_name(want));
+    memcpy(out, data, (size_t)n * elem);
+    return DS_OK;
+}
+
+typedef struct ds__gguf_load {
+    ds__tok_spec sp;
+    ds_str *tokens, *merge_strs;
+    ds__span *spans, *merges;
+    int32_t *types;
+    float *scores;
+} ds__gguf_load;
+
+static ds_status ds__gguf_load_spec(const ds_gguf *g, ds__gguf_load *L) {
+    ds_str model;
+    ds_gguf_type et = DS_GGUF_U8;
+    uint64_t n = 0, nm = 0, i;
+    ds_status s;
+    if (ds_gguf_get_str(g, "tokenizer.ggml.model", &model) != DS_OK) return ds__fail(DS_ERR_NOT_FOUND, DS__TG ": no tokenizer.ggml.model key");
+    if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) L->sp.model = DS__TOK_BPE;
+    else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) L->sp.model = DS__TOK_SPM;
+    else return ds__fail(DS_ERR_UNSUPPORTED, DS__TG ": tokenizer.ggml.model '%.*s' is not supported (gpt2, llama)", (int)DS__MIN(model.len, 64), model.ptr);
+    if ((s = ds__gguf_pre(g, L->sp.model, &L->sp.pre)) != DS_OK) return s;
+    if (ds_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, NULL) != DS_OK || et != DS_GGUF_STRING) return ds__fail(DS_ERR_FORMAT, DS__TG ": tokenizer.ggml.tokens is missing or not a string array");
+    if (n == 0 || n >= (uint64_t)INT32_MAX / 2) return ds__fail(DS_ERR_FORMAT, DS__TG ": %llu tokens", (unsigned long long)n);
+    if (ds_gguf_find(g, "tokenizer.ggml.merges")) {
+        if (ds_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &nm, NULL) != DS_OK || et != DS_GGUF_STRING) return ds__fail(DS_ERR_FORMAT, DS__TG ": tokenizer.ggml.merges is not a string array");
+    }
+    L->tokens = DS__CAST(ds_str *, ds__calloc((size_t)n, sizeof(ds_str)));
+    L->spans = DS__CAST(ds__span *, ds__calloc((size_t)n, sizeof(ds__span)));
+    L->types = DS__CAST(int32_t *, ds__calloc((size_t)n, sizeof(int32_t)));
+    L->merge_strs = DS__CAST(ds_str *, ds__calloc((size_t)nm + 1, sizeof(ds_str)));
+    L->merges = DS__CAST(ds__span *, ds__calloc((size_t)nm * 2 + 1, sizeof(ds__span)));
+    if (!L->tokens || !L->spans || !L->types || !L->merge_strs || !L->merges) return ds__fail(DS_ERR_NO_MEMORY, DS__TG ": out of memory");
+    if ((s = ds_gguf_get_arr_str(g, "tokenizer.ggml.tokens", L->tokens, n)) != DS_OK) return s;
+    for (i = 0; i < n; i++) {
+        L->spans[i].p = L->tokens[i].ptr;
+        L->spans[i].n = L->tokens[i].len;
+        L->types[i] = DS__TT_NORMAL;
+    }
+    if (ds_gguf_find(g, "tokenizer.ggml.token_type") && (s = ds__gguf_arr_copy(g, "tokenizer.ggml.token_type", DS_GGUF_I32, n, L->types, sizeof(int32_t))) != DS_OK) return s;
+    if (ds_gguf_find(g, "tokenizer.ggml.scores")) {
+        if (!(L->scores = DS__CAST(float *, ds__calloc((size_t)n, sizeof(float))))) return ds__fail(DS_ERR_NO_MEMORY, DS__TG ": out of memory");
+        if ((s = ds__gguf_arr_copy(g, "tokenizer.ggml.scores", DS_GGUF_F32, n, L->scores, sizeof(float))) != DS_OK) return s;
+    }
+    if (nm && (s = ds_gguf_get_arr_str(g, "tokenizer.ggml.merges", L->merge_strs, nm)) != DS_OK) return s;
+    for (i = 0; i < nm; i++) {
+        const ds_str *m = &L->merge_strs[i];
+        const char *sp = m->len > 1 ? DS__CAST(const char *, memchr(m->ptr + 1, ' ', m->len - 1)) : NULL;
+        if (!sp) return ds__fail(DS_ERR_FORMAT, DS__TG ": merge %llu has no space", (unsigned long long)i);
+        L->merges[2 * i].p = m->ptr;
+        L->merges[2 * i].n = (size_t)(sp - m->ptr);
+        L->merges[2 * i + 1].p = sp + 1;
+        L->merges[2 * i + 1].n = m->len - (size_t)(sp + 1 - m->ptr);
+    }
+    L->sp.n_vocab = (int32_t)n;
+    L->sp.tokens = L->spans;
+    L->sp.types = L->types;
+    L->sp.scores = L->scores;
+    L->sp.merges = L->merges;
+    L->sp.n_merges = (int64_t)nm;
+    L->sp.bos = ds__gguf_id(g, "tokenizer.ggml.bos_token_id");
+    L->sp.eos = ds__gguf_id(g, "tokenizer.ggml.eos_token_id");
+    L->sp.eot = ds__gguf_id(g, "tokenizer.ggml.eot_token_id");
+    L->sp.eom = ds__gguf_id(g, "tokenizer.ggml.eom_token_id");
+    L->sp.unk = ds__gguf_id(g, "tokenizer.ggml.unknown_token_id");
+    L->sp.pad = ds__gguf_id(g, "tokenizer.ggml.padding_token_id");
+    L->sp.add_bos = ds__gguf_flag(g, "tokenizer.ggml.add_bos_token", L->sp.model == DS__TOK_SPM);
+    L->sp.add_eos = ds__gguf_flag(g, "tokenizer.ggml.add_eos_token", 0);
+    L->sp.add_space_prefix = ds__gguf_flag(g, "tokenizer.ggml.add_space_prefix", L->sp.model == DS__TOK_SPM);
+    L->sp.ignore_merges = L->sp.pre == DS__PRE_LLAMA3;
+    L->sp.byte_fallback = L->sp.model == DS__TOK_SPM;
+    L->sp.what = DS__TG;
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out) {
+    ds__gguf_load L;
+    ds_status s;
+    if (!g || !out) return ds__fail(DS_ERR_INVALID_ARG, DS__TG ": NULL argument");
+    *out = NULL;
+    memset(&L, 0, sizeof L);
+    s = ds__gguf_load_spec(g, &L);
+    if (s == DS_OK) s = ds__tok_build(&L.sp, out);
+    ds_free(L.tokens);
+    ds_free(L.spans);
+    ds_free(L.types);
+    ds_free(L.scores);
+    ds_free(L.merge_strs);
+    ds_free(L.merges);
+    return s;
+}
 
 // >>model
+/* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
+typedef struct ds__mat {
+    const void *data;
+    ds_type type;
+    int64_t rows, cols;
+} ds__mat;
+
+typedef struct ds__layer {
+    const float *attn_norm, *ffn_norm;              /* (C) */
+    ds__mat wq, wk, wv, wo;                          /* (H*D, C) (Hkv*D, C) (Hkv*D, C) (C, H*D) */
+    const float *bq, *bk, *bv;                       /* qwen2 only, else NULL */
+    ds__mat w_gate, w_up, w_down;                    /* (F, C) (F, C) (C, F) */
+} ds__layer;
+
+struct ds_model {
+    ds_gguf *gguf;
+    ds_tokenizer *tok;
+    ds_model_config cfg;
+    ds__mat tok_embd, output;                        /* (V, C) each; the same when tied */
+    const float *output_norm;
+    ds__layer *layers;
+    int chat;                                        /* a ds_chat_template, or -1 unknown */
+    uint64_t weight_bytes;
+    struct ds__dsk_layer *dsk;                       /* deepseek2: MLA / MoE layers (>>deepseek), else NULL */
+};
+
+/* deepseek2 (>>deepseek) */
+static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c);
+static ds_status ds__deepseek2_load_layers(ds_model *m);
+
+/* <arch>.<key> as a positive int; absent keys keep *out when optional */
+static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
+    char name[128];
+    uint32_t v;
+    ds_status s;
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    s = ds_gguf_get_u32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
+    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
+    if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const char *key, float *out) {
+    char name[128];
+    float v;
+    ds_status s;
+    snprintf(name, sizeof name, "%s.%s", arch, key);
+    s = ds_gguf_get_f32(g, name, &v);
+    if (s == DS_ERR_NOT_FOUND) return DS_OK;
+    if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
+    *out = v;
+    return DS_OK;
+}
+
+static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
+    ds_str arch;
+    ds_status s;
+    int key_len = 0, val_len = 0;
+    memset(c, 0, sizeof *c);
+    if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK) return ds__fail(DS_ERR_FORMAT, "model: general.architecture is missing");
+    if (arch.len == 9 && !memcmp(arch.ptr, "deepseek2", 9)) return ds__deepseek2_read_config(g, c);
+    if (!((arch.len == 5 && !memcmp(arch.ptr, "llama", 5)) || (arch.len == 5 && !memcmp(arch.ptr, "qwen2", 5))))
+        return ds__fail(DS_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, qwen2, deepseek2)", (int)DS__MIN(arch.len, 64), arch.ptr);
+    memcpy(c->arch, arch.ptr, arch.len);
+    c->norm_eps = 1e-5f;
+    c->rope_base = 10000.0f;
+    c->n_ctx = 2048;
+    if ((s = ds__model_int_key(g, c->arch, "context_length", 1, &c->n_ctx)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "embedding_length", 0, &c->n_embd)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "block_count", 0, &c->n_layer)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "feed_forward_length", 0, &c->n_ff)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.head_count", 0, &c->n_head)) != DS_OK) return s;
+    c->n_head_kv = c->n_head;
+    if ((s = ds__model_int_key(g, c->arch, "attention.head_count_kv", 1, &c->n_head_kv)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.key_length", 1, &key_len)) != DS_OK) return s;
+    if ((s = ds__model_int_key(g, c->arch, "attention.value_length", 1, &val_len)) != DS_OK) return s;
+    if ((s = ds__model_float_key(g, c->arch, "attention.layer_norm_rms_epsilon", &c->norm_eps)) != DS_OK) return s;
+    if ((s = ds__model_float_key(g, c->arch, "rope.freq_base", &c->rope_base)) != DS_OK) return s;
+    if (c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "model: %d layers (at most %d)", c->n_layer, DS_MAX_LAYERS);
+    if (c->n_head % c->n_head_kv) return ds__fail(DS_ERR_FORMAT, "model: %d heads do not split into %d KV heads", c->n_head, c->n_head_kv);
+    if (!key_len && c->n_embd % c->n_head) return ds__fail(DS_ERR_FORMAT, "model: n_embd %d is not a multiple of %d heads", c->n_embd, c->n_head);
+    c->head_dim = key_len ? key_len : c->n_embd / c->n_head;
+    if (val_len && val_len != c->head_dim) return ds__fail(DS_ERR_UNSUPPORTED, "model: value length %d differs from key length %d", val_len, c->head_dim);
+    if (c->head_dim > 512 || c->head_dim % 2) return ds__fail(DS_ERR_UNSUPPORTED, "model: head size %d (even, at most 512)", c->head_dim);
+    c->n_rot = c->head_dim;
+    if ((s = ds__model_int_key(g, c->arch, "rope.dimension_count", 1, &c->n_rot)) != DS_OK) return s;
+    if (c->n_rot > c->head_dim || c->n_rot % 2) return ds__fail(DS_ERR_FORMAT, "model: rope.dimension_count %d (even, at most the head size %d)", c->n_rot, c->head_dim);
+    c->rope_neox = !strcmp(c->arch, "qwen2");
+    c->qkv_bias = c->rope_neox;
+    return DS_OK;
+}
+
+/* Types the matmul kernels take as weights. */
+static int ds__model_weight_type_ok(ds_type t) {
+    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
+           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+}
+
+/* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
+   tensors are an error unless optional (then data stays NULL). */
+static ds_status ds__model_tensor(ds_model *m, const char *name, int64_t rows, int64_t cols, int optional, ds__mat *out) {
+    const ds_gguf_tensor *t = ds_gguf_find_tensor(m->gguf, name);
+    memset(out, 0, sizeof *out);
+    if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: tensor '%s' is missing", name);
+    if (rows == 0) {
+        if (t->n_dims != 1 || t->ne[0] != cols)
+            return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld]", name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols);
+        if (t->type != DS_TYPE_F32) return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has type %s, expected F32", name, ds_type_name(t->type));
+    } else {
+        if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows)
+            return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
+        if (!ds__model_weight_type_ok(t->type)) return ds__fail(DS_ERR_UNSUPPORTED, "model: tensor '%s' has type %s, which the kernels do not take", name, ds_type_name(t->type));
+    }
+    out->data = t->data;
+    out->type = t->type;
+    out->rows = rows ? rows : 1;
+    out->cols = cols;
+    m->weight_bytes += t->nbytes;
+    return DS_OK;
+}
+
+static ds_status ds__model_vector(ds_model *m, const char *name, int64_t n, int optional, const float **out) {
+    ds__mat v;
+    ds_status s = ds__model_tensor(m, name, 0, n, optional, &v);
+    *out = DS__CAST(const float *, v.data);
+    return s;
+}
+
+static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
+    const ds_model_config *c = &m->cfg;
+    int64_t C = c->n_embd, QD = (int64_t)c->n_head * c->head_dim, KD = (int64_t)c->n_head_kv * c->head_dim, F = c->n_ff;
+    char n[96];
+    ds_status s;
+#define DS__LAYER_T(field, suffix, rows, cols) \
+    snprintf(n, sizeof n, "blk.%d." suffix, il); \
+    if ((s = ds__model_tensor(m, n, rows, cols, 0, &L->field)) != DS_OK) return s
+#define DS__LAYER_V(field, suffix, len, optional) \
+    snprintf(n, sizeof n, "blk.%d." suffix, il); \
+    if ((s = ds__model_vector(m, n, len, optional, &L->field)) != DS_OK) return s
+    DS__LAYER_V(attn_norm, "attn_norm.weight", C, 0);
+    DS__LAYER_T(wq, "attn_q.weight", QD, C);
+    DS__LAYER_T(wk, "attn_k.weight", KD, C);
+    DS__LAYER_T(wv, "attn_v.weight", KD, C);
+    DS__LAYER_T(wo, "attn_output.weight", C, QD);
+    DS__LAYER_V(bq, "attn_q.bias", QD, !c->qkv_bias);
+    DS__LAYER_V(bk, "attn_k.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(bv, "attn_v.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(ffn_norm, "ffn_norm.weight", C, 0);
+    DS__LAYER_T(w_gate, "ffn_gate.weight", F, C);
+    DS__LAYER_T(w_up, "ffn_up.weight", F, C);
+    DS__LAYER_T(w_down, "ffn_down.weight", C, F);
+#undef DS__LAYER_T
+#undef DS__LAYER_V
+    return DS_OK;
+}
+
+static int ds__str_has(ds_str s, const char *needle) {
+    size_t n = strlen(needle), i;
+    for (i = 0; i + n <= s.len; i++)
+        if (!memcmp(s.ptr + i, needle, n)) return 1;
+    return 0;
+}
+
+/* The chat template from tokenizer.chat_template, else from the special tokens present. */
+static int ds__model_detect_chat(const ds_model *m) {
+    ds_str t;
+    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+        if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
+        if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
+        return -1;
+    }
+    if (ds_tokenizer_find(m->tok, "<|im_start|>", 12) >= 0) return DS_CHAT_CHATML;
+    if (ds_tokenizer_find(m->tok, "<|start_header_id|>", 19) >= 0) return DS_CHAT_LLAMA3;
+    return -1;
+}
+
+static ds_status ds__model_load_weights(ds_model *m) {
+    ds_model_config *c = &m->cfg;
+    const ds_gguf_tensor *emb = ds_gguf_find_tensor(m->gguf, "token_embd.weight");
+    ds_status s;
+    int il;
+    if (!emb || emb->n_dims != 2 || emb->ne[1] < 1 || emb->ne[1] > INT_MAX)
+        return ds__fail(DS_ERR_FORMAT, "model: tensor 'token_embd.weight' is missing or not a matrix");
+    c->n_vocab = (int)emb->ne[1];
+    if ((s = ds__model_tensor(m, "token_embd.weight", c->n_vocab, c->n_embd, 0, &m->tok_embd)) != DS_OK) return s;
+    m->weight_bytes -= emb->nbytes;   /* decoding reads one row of it */
+    if ((s = ds__model_vector(m, "output_norm.weight", c->n_embd, 0, &m->output_norm)) != DS_OK) return s;
+    if ((s = ds__model_tensor(m, "output.weight", c->n_vocab, c->n_embd, 1, &m->output)) != DS_OK) return s;
+    c->tied_output = m->output.data == NULL;
+    if (c->tied_output) {
+        m->output = m->tok_embd;
+        m->weight_bytes += emb->nbytes;
+    }
+    m->layers = DS__CAST(ds__layer *, ds__calloc((size_t)c->n_layer, sizeof *m->layers));
+    if (!m->layers) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+    if (!strcmp(c->arch, "deepseek2")) return ds__deepseek2_load_layers(m);
+    for (il = 0; il < c->n_layer; il++) {
+        c->layers[il].attn = DS_ATTN_DENSE;
+        c->layers[il].ffn = DS_FFN_DENSE;
+        if ((s = ds__model_load_layer(m, il, &m->layers[il])) != DS_OK) return s;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
+    ds_model *m;
+    ds_status s;
+    (void)p;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
+    *out = NULL;
+    m = DS__CAST(ds_model *, ds__calloc(1, sizeof *m));
+    if (!m) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+    if ((s = ds_gguf_open(path, &m->gguf)) == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK &&
+        (s = ds__model_load_weights(m)) == DS_OK && (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
+        if (ds_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
+            s = ds__fail(DS_ERR_FORMAT, "model: the tokenizer has %d tokens, the embedding %d rows", ds_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
+    }
+    if (s != DS_OK) {
+        ds_model_free(m);
+        return s;
+    }
+    m->chat = ds__model_detect_chat(m);
+    *out = m;
+    return DS_OK;
+}
+
+DS_API void ds_model_free(ds_model *m) {
+    if (!m) return;
+    ds_tokenizer_free(m->tok);
+    ds_gguf_close(m->gguf);
+    ds_free(m->layers);
+    ds_free(m->dsk);
+    ds_free(m);
+}
+
+DS_API const ds_model_config *ds_model_get_config(const ds_model *m) { return m ? &m->cfg : NULL; }
+DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m) { return m ? m->tok : NULL; }
+DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_bytes : 0; }
 
 // >>deepseek
 /* ---- DeepSeek-V2/V3 layers: Multi-head Latent Attention and DeepSeekMoE ---------------------
@@ -3057,57 +5910,49 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
    (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
    K = n_expert_used, F = n_ff_expert, S shared experts. */
 
-/* A weight matrix of `rows` rows of `cols` elements (ggml's ne[1] x ne[0]); 3-D tensors are
-   seen as ne[2] * ne[1] rows. */
-typedef struct ds__wmat {
-    const void *data;
-    ds_type type;
-    int64_t rows, cols;
-} ds__wmat;
-
 typedef struct ds__mla_layer {
-    ds__wmat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
-    ds__wmat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
     const float *q_a_norm;        /* (Rq) */
-    ds__wmat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
     const float *kv_a_norm;       /* (R) */
-    ds__wmat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
-    ds__wmat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
-    ds__wmat wo;                  /* (C, H*Dv) */
+    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__mat wo;                  /* (C, H*Dv) */
 } ds__mla_layer;
 
 typedef struct ds__moe_layer {
-    ds__wmat gate_inp;            /* (E, C) router */
+    ds__mat gate_inp;            /* (E, C) router */
     const float *exp_bias;        /* (E) selection bias, or NULL */
-    ds__wmat gate_exps, up_exps;  /* (E*F, C) */
-    ds__wmat down_exps;           /* (E*C, F) */
-    ds__wmat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
-    ds__wmat down_sh;             /* (C, S*F) */
+    ds__mat gate_exps, up_exps;  /* (E*F, C) */
+    ds__mat down_exps;           /* (E*C, F) */
+    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__mat down_sh;             /* (C, S*F) */
 } ds__moe_layer;
 
 /* SwiGLU feed-forward weights (dense layers) */
 typedef struct ds__ffn_layer {
-    ds__wmat gate, up, down;      /* (F, C), (F, C), (C, F) */
+    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
 } ds__ffn_layer;
 
-static const void *ds__wmat_row(const ds__wmat *m, int64_t r) {
+static const void *ds__mat_row(const ds__mat *m, int64_t r) {
     return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
 }
 
 /* y (T, n) = x (T, cols) @ rows [r0, r0 + n) of m, transposed */
-static void ds__wmat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__wmat *m, int64_t r0, int n, void *ws) {
-    ds__matmul(pool, y, x, T, ds__wmat_row(m, r0), m->type, n, (int)m->cols, ws);
+static void ds__mat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__mat *m, int64_t r0, int n, void *ws) {
+    ds__matmul(pool, y, x, T, ds__mat_row(m, r0), m->type, n, (int)m->cols, ws);
 }
 
 /* y (cols) = rows [r0, r0 + n) of m, transposed, times x (n): sum_i x_i row_i. row: cols floats. */
-static void ds__wmat_mul_t(const ds__wmat *m, int64_t r0, int n, const float *x, float *y, float *row) {
+static void ds__mat_mul_t(const ds__mat *m, int64_t r0, int n, const float *x, float *y, float *row) {
     int i, C = (int)m->cols;
     memset(y, 0, (size_t)C * sizeof *y);
     for (i = 0; i < n; i++) {
         if (m->type == DS_TYPE_F32) {
-            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__wmat_row(m, r0 + i)), C);
+            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__mat_row(m, r0 + i)), C);
         } else {
-            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__wmat_row(m, r0 + i)), row, C);
+            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__mat_row(m, r0 + i)), row, C);
             ds__axpy_f32(y, x[i], row, C);
         }
     }
@@ -3227,18 +6072,18 @@ static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
 static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, ds__dsk_scratch *s) {
     int t, HDq = c->n_head * ds__mla_dq(c), Rq = c->q_lora_rank;
     if (!Rq) {
-        ds__wmat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
+        ds__mat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
         return;
     }
-    ds__wmat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
+    ds__mat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
     for (t = 0; t < T; t++) ds__rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
-    ds__wmat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+    ds__mat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
 }
 
 /* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
 static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
     int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
-    ds__wmat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
+    ds__mat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
     for (t = 0; t < T; t++) {
         float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
         ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
@@ -3250,14 +6095,14 @@ static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__
 /* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
 static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, ds__dsk_scratch *s) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__wmat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
-    else ds__wmat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
+    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__mat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
+    else ds__mat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
 }
 
 static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
-    else ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
+    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
+    else ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
 }
 
 /* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
@@ -3283,13 +6128,13 @@ static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds
     int j, h, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     for (j = 0; j < n; j++) memcpy(s->lat + (size_t)j * R, cache + (size_t)j * (R + Dr), (size_t)R * sizeof(float));
     if (L->wkv_b.data) {
-        ds__wmat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
+        ds__mat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
         return;
     }
     for (j = 0; j < n; j++)
         for (h = 0; h < H; h++) {
             float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
-            ds__wmat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
+            ds__mat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
             ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->ws);
         }
 }
@@ -3322,18 +6167,18 @@ static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__m
             if (naive) ds__mla_attend_naive(c, h, qh, cache, pos0 + t + 1, oh, s);
             else ds__mla_attend_absorbed(c, L, h, qh, cache, pos0 + t + 1, oh, s);
         }
-    ds__wmat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
+    ds__mat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
 }
 
 /* ---- feed-forward ---------------------------------------------------------------------------- */
 /* y (T, C) = W_down (silu(W_gate x) * W_up x) over hidden rows [r0, r0+F) of gate/up and the
    down matrix rows [d0, d0+C). */
-static void ds__swiglu_ffn(ds_pool *pool, const ds__wmat *gate, const ds__wmat *up, const ds__wmat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
+static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up, const ds__mat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
     int t;
-    ds__wmat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
-    ds__wmat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
+    ds__mat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
+    ds__mat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
     for (t = 0; t < T; t++) ds__swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
-    ds__matmul(pool, y, s->h1, T, ds__wmat_row(down, d0), down->type, C, F, s->ws);
+    ds__matmul(pool, y, s->h1, T, ds__mat_row(down, d0), down->type, C, F, s->ws);
 }
 
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
@@ -3385,7 +6230,7 @@ static void ds__moe_route(const ds_model_config *c, const float *bias, float *lo
    each chosen expert runs one matmul over all its tokens. */
 static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, t, k, e, i;
-    ds__wmat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
+    ds__mat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
     for (t = 0; t < T; t++) ds__moe_route(c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
     if (L->gate_sh.data) ds__swiglu_ffn(pool, &L->gate_sh, &L->up_sh, &L->down_sh, 0, 0, F * c->n_expert_shared, C, x, T, out, s);
     else memset(out, 0, (size_t)T * C * sizeof *out);
@@ -3594,7 +6439,7 @@ static int ds__dsk_weight_type_ok(ds_type t) {
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
    (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */
-static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__wmat *out) {
+static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__mat *out, uint64_t *bytes) {
     const ds_gguf_tensor *t = ds_gguf_find_tensor(g, name);
     memset(out, 0, sizeof *out);
     if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' is missing", name);
@@ -3605,8 +6450,9 @@ static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0,
         return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: tensor '%s' has type %s, which is not supported here", name, ds_type_name(t->type));
     out->data = t->data;
     out->type = t->type;
-    out->rows = ne1 * ne2;
+    out->rows = ne1 * ne2;   /* a 3-D tensor is ne[2] stacked matrices */
     out->cols = ne0;
+    *bytes += t->nbytes;
     return DS_OK;
 }
 
@@ -3617,16 +6463,17 @@ typedef struct ds__dsk_layer {
     ds__moe_layer moe;                   /* MoE layers */
 } ds__dsk_layer;
 
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L) {
+/* bytes: adds the bytes of the weights one token reads (every routed expert counted) */
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
-    ds__wmat v;
+    ds__mat v;
     char n[96];
     ds_status s;
     memset(L, 0, sizeof *L);
 #define DS__T(dst, suffix, a, b, d, opt) \
     snprintf(n, sizeof n, "blk.%d.%s", il, suffix); \
-    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst)) != DS_OK) return s
+    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst, bytes)) != DS_OK) return s
 #define DS__V(dst, suffix, len, opt) \
     DS__T(&v, suffix, len, 1, 1, opt); \
     dst = DS__CAST(const float *, v.data)
@@ -3669,6 +6516,24 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, con
     return DS_OK;
 }
 
+static ds_status ds__deepseek2_load_layers(ds_model *m) {
+    int il;
+    ds_status s;
+    m->dsk = DS__CAST(ds__dsk_layer *, ds__calloc((size_t)m->cfg.n_layer, sizeof *m->dsk));
+    if (!m->dsk) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+    for (il = 0; il < m->cfg.n_layer; il++)
+        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->dsk[il], &m->weight_bytes)) != DS_OK) return s;
+    return DS_OK;
+}
+
+/* A session's compressed cache (L, n_ctx, R + Dr) and the scratch of T-token chunks. */
+static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, int n_ctx, float **cache, ds__dsk_scratch *s) {
+    size_t n = (size_t)c->n_layer * n_ctx * ds__mla_cache_row(c);
+    *cache = DS__CAST(float *, ds_alloc(n * sizeof(float)));
+    if (!*cache) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for a %zu-float MLA cache", n);
+    return ds__dsk_scratch_alloc(c, T, n_ctx, 0, s);
+}
+
 /* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
 static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
     int t, C = c->n_embd;
@@ -3682,6 +6547,830 @@ static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_c
 }
 
 // >>infer
+/* ---- session ------------------------------------------------------------------------------- */
+#define DS__ATTN_BLOCK 64    /* keys converted from f16 and scored at a time */
+#define DS__ATTN_TILE 16     /* query tokens sharing those converted keys */
+
+struct ds_session {
+    const ds_model *m;
+    ds_pool *pool;
+    int own_pool;
+    int n_ctx, n_batch, pos;
+    int32_t *tokens;              /* (n_ctx) what the cache holds */
+    uint16_t *k_cache, *v_cache;  /* (L, Hkv, n_ctx, D) f16 */
+    /* activations of one chunk of up to n_batch tokens */
+    float *x, *xn, *tmp;          /* (T, C) residual, normed, projection out */
+    float *q, *att;               /* (T, H*D) */
+    float *k, *v;                 /* (T, Hkv*D) */
+    float *gate, *up;             /* (T, F) */
+    void *ws;                     /* matmul workspace (activations quantized) */
+    float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
+    size_t attn_stride;
+    int n_attn_tasks;
+    float *mla_cache;             /* deepseek2: (L, n_ctx, R + Dr) compressed cache (>>deepseek) */
+    ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
+};
+
+static size_t ds__session_ws_size(const ds_model *m, int T) {
+    const ds_model_config *c = &m->cfg;
+    size_t w = ds__matmul_wsize(m->output.type, T, c->n_embd);
+    const ds__layer *L = m->layers;
+    int il;
+    for (il = 0; il < c->n_layer; il++, L++) {
+        w = DS__MAX(w, ds__matmul_wsize(L->wq.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wk.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wv.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->wo.type, T, c->n_head * c->head_dim));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_gate.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_up.type, T, c->n_embd));
+        w = DS__MAX(w, ds__matmul_wsize(L->w_down.type, T, c->n_ff));
+    }
+    return w;
+}
+
+/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
+   of a tile its running max, sum and output accumulator */
+static size_t ds__attn_stride(const ds_model_config *c) {
+    size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
+    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+}
+
+static ds_status ds__session_alloc(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
+    size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
+    size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
+    ds_status st;
+    if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+        cache = 1;
+        if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, &s->mla_cache, &s->dsk)) != DS_OK) return st;
+    }
+    s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
+    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
+    s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
+    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
+    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
+    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
+    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
+    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
+    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
+    s->n_attn_tasks = 4 * ds_pool_size(s->pool);
+    s->attn_stride = ds__attn_stride(c);
+    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
+        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
+    return DS_OK;
+}
+
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
+    ds_session_params sp;
+    ds_session *s;
+    ds_status st;
+    if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
+    *out = NULL;
+    memset(&sp, 0, sizeof sp);
+    if (p) sp = *p;
+    if (sp.n_ctx < 0 || sp.n_batch < 0 || sp.n_threads < 0) return ds__fail(DS_ERR_INVALID_ARG, "session: negative n_ctx, n_batch or n_threads");
+    s = DS__CAST(ds_session *, ds__calloc(1, sizeof *s));
+    if (!s) return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory");
+    s->m = m;
+    s->n_ctx = sp.n_ctx ? sp.n_ctx : DS__MIN(m->cfg.n_ctx, 4096);
+    s->n_batch = DS__MIN(sp.n_batch ? sp.n_batch : 512, s->n_ctx);
+    s->pool = sp.pool;
+    if (!s->pool) {
+        ds_pool_config pc;
+        memset(&pc, 0, sizeof pc);
+        pc.n_threads = sp.n_threads;
+        if ((st = ds_pool_create(&pc, &s->pool)) != DS_OK) {
+            ds_free(s);
+            return st;
+        }
+        s->own_pool = 1;
+    }
+    if ((st = ds__session_alloc(s)) != DS_OK) {
+        ds_session_free(s);
+        return st;
+    }
+    *out = s;
+    return DS_OK;
+}
+
+DS_API void ds_session_free(ds_session *s) {
+    if (!s) return;
+    if (s->own_pool) ds_pool_destroy(s->pool);
+    ds_free(s->tokens);
+    ds_free(s->k_cache);
+    ds_free(s->v_cache);
+    ds_free(s->x);
+    ds_free(s->xn);
+    ds_free(s->tmp);
+    ds_free(s->q);
+    ds_free(s->att);
+    ds_free(s->k);
+    ds_free(s->v);
+    ds_free(s->gate);
+    ds_free(s->up);
+    ds_free(s->ws);
+    ds_free(s->attn_scratch);
+    ds_free(s->mla_cache);
+    ds__dsk_scratch_free(&s->dsk);
+    ds_free(s);
+}
+
+DS_API int ds_session_pos(const ds_session *s) { return s ? s->pos : 0; }
+DS_API int ds_session_n_ctx(const ds_session *s) { return s ? s->n_ctx : 0; }
+DS_API const int32_t *ds_session_tokens(const ds_session *s) { return s ? s->tokens : NULL; }
+DS_API const ds_model *ds_session_model(const ds_session *s) { return s ? s->m : NULL; }
+
+DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
+    if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
+    if (pos < 0 || pos > s->pos) return ds__fail(DS_ERR_INVALID_ARG, "session: cannot rewind to %d (the cache holds %d tokens)", pos, s->pos);
+    s->pos = pos;
+    return DS_OK;
+}
+
+/* ---- attention ------------------------------------------------------------------------------
+   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
+   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
+   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
+   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+typedef struct ds__attn_job {
+    ds_session *s;
+    int layer, T, pos0;
+} ds__attn_job;
+
+static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
+    int i;
+    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+
+/* online-softmax update of one query row with the scores sc[0..n) of a block */
+static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
+    float m_new = *mx, corr;
+    int j;
+    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
+    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
+    if (corr != 1.0f) {
+        for (j = 0; j < D; j++) acc[j] *= corr;
+        *sum *= corr;
+    }
+    for (j = 0; j < n; j++) {
+        float p = expf(sc[j] - m_new);
+        *sum += p;
+        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
+    }
+    *mx = m_new;
+}
+
+static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
+    const ds_session *s = job->s;
+    const ds_model_config *c = &s->m->cfg;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
+    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    float scale = 1.0f / sqrtf((float)D);
+    for (r = 0; r < rows; r++) {
+        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
+        mx[r] = -INFINITY;
+        sum[r] = 0;
+    }
+    for (j0 = 0; j0 < kend; j0 += B) {
+        int nb = DS__MIN(B, kend - j0);
+        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
+        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
+            if (nv <= 0) continue;
+            for (g = 0; g < G; g++) {
+                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                int j;
+                r = (t - t0) * G + g;
+                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
+                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
+            }
+        }
+    }
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
+            int d;
+            r = (t - t0) * G + g;
+            inv = 1.0f / sum[r];
+            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        }
+}
+
+/* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
+static void ds__attn_task(void *ctx, int i, int n) {
+    const ds__attn_job *job = DS__CAST(const ds__attn_job *, ctx);
+    const ds_session *s = job->s;
+    int n_tiles = (job->T + DS__ATTN_TILE - 1) / DS__ATTN_TILE, item;
+    float *scratch = s->attn_scratch + (size_t)i * s->attn_stride;
+    for (item = i; item < s->m->cfg.n_head_kv * n_tiles; item += n) {
+        int hk = item % s->m->cfg.n_head_kv, tile = item / s->m->cfg.n_head_kv;
+        int t0 = tile * DS__ATTN_TILE;
+        ds__attn_tile(job, hk, t0, DS__MIN(job->T, t0 + DS__ATTN_TILE), scratch);
+    }
+}
+
+static void ds__attention(ds_session *s, int layer, int T, int pos0) {
+    ds__attn_job job;
+    int items = s->m->cfg.n_head_kv * ((T + DS__ATTN_TILE - 1) / DS__ATTN_TILE);
+    job.s = s;
+    job.layer = layer;
+    job.T = T;
+    job.pos0 = pos0;
+    ds_pool_run(s->pool, ds__attn_task, &job, DS__MIN(items, s->n_attn_tasks));
+}
+
+/* ---- forward ------------------------------------------------------------------------------- */
+static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
+    for (h = 0; h < Hkv; h++) {
+        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
+        for (t = 0; t < T; t++) {
+            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
+            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
+            for (d = 0; d < D; d++) {
+                kd[d] = ds__f32_to_f16(ks[d]);
+                vd[d] = ds__f32_to_f16(vs[d]);
+            }
+        }
+    }
+}
+
+static void ds__add_bias(float *y, const float *b, int T, int n) {
+    int t;
+    if (!b) return;
+    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+}
+
+static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
+    ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
+}
+
+/* x (T, C) += attention block of layer il over tokens at pos0.. */
+static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
+    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    ds__matmul_w(s, s->q, s->xn, T, &L->wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->wv);
+    ds__add_bias(s->q, L->bq, T, QD);
+    ds__add_bias(s->k, L->bk, T, KD);
+    ds__add_bias(s->v, L->bv, T, KD);
+    for (t = 0; t < T; t++) {
+        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
+        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
+    }
+    ds__store_kv(s, il, T, pos0);
+    ds__attention(s, il, T, pos0);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
+    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
+}
+
+/* x (T, C) += SwiGLU feed-forward of layer L */
+static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
+    const ds_model_config *c = &s->m->cfg;
+    int C = c->n_embd, t;
+    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
+    ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
+    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
+    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
+}
+
+/* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
+   (all = 1) n_vocab logits, or nothing when NULL. */
+static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logits, int all) {
+    const ds_model *m = s->m;
+    const ds_model_config *c = &m->cfg;
+    int C = c->n_embd, t, il, first;
+    for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    for (il = 0; il < c->n_layer; il++) {
+        if (m->dsk) {
+            ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
+            continue;
+        }
+        ds__attention_block(s, &m->layers[il], il, T, s->pos);
+        ds__ffn_block(s, &m->layers[il], T);
+    }
+    memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
+    s->pos += T;
+    if (!logits) return;
+    first = all ? 0 : T - 1;
+    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
+}
+
+static ds_status ds__session_check(const ds_session *s, const int32_t *tokens, int n) {
+    int i;
+    if (!s || !tokens || n < 1) return ds__fail(DS_ERR_INVALID_ARG, "session: eval needs a session and n >= 1 tokens");
+    if (n > s->n_ctx - s->pos) return ds__fail(DS_ERR_STATE, "session: %d tokens do not fit: the context holds %d of %d", n, s->pos, s->n_ctx);
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->m->cfg.n_vocab) return ds__fail(DS_ERR_INVALID_ARG, "session: token %d (at %d) is outside the vocabulary of %d", tokens[i], i, s->m->cfg.n_vocab);
+    return DS_OK;
+}
+
+static ds_status ds__session_eval(ds_session *s, const int32_t *tokens, int n, float *logits, int all) {
+    ds_status st = ds__session_check(s, tokens, n);
+    int i;
+    if (st != DS_OK) return st;
+    for (i = 0; i < n; i += s->n_batch) {
+        int T = DS__MIN(s->n_batch, n - i), last = i + T == n;
+        float *out = all ? logits + (size_t)i * s->m->cfg.n_vocab : (last ? logits : NULL);
+        ds__forward(s, tokens + i, T, logits ? out : NULL, all);
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits) {
+    return ds__session_eval(s, tokens, n, logits, 0);
+}
+DS_API ds_status ds_session_eval_all(ds_session *s, const int32_t *tokens, int n, float *logits) {
+    if (!logits) return ds__fail(DS_ERR_INVALID_ARG, "session: eval_all needs a logits buffer");
+    return ds__session_eval(s, tokens, n, logits, 1);
+}
+
+/* ---- sampler ------------------------------------------------------------------------------- */
+typedef struct ds__cand {
+    float p;    /* unnormalised probability exp(l - max) */
+    int32_t id;
+} ds__cand;
+
+struct ds_sampler {
+    ds_sampler_config cfg;
+    int n_vocab;
+    uint64_t rng;
+    int32_t *recent;     /* ring of the last repeat_last_n accepted tokens */
+    int n_recent, recent_head;
+    float *logits;       /* (V) penalised, tempered */
+    uint8_t *seen;       /* (V) marks during the penalty */
+    ds__cand *cand;      /* (V) the kept candidates */
+    int n_cand;
+};
+
+static uint64_t ds__splitmix64(uint64_t *state) {
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+static double ds__rand_unit(uint64_t *state) { return (double)(ds__splitmix64(state) >> 11) * (1.0 / 9007199254740992.0); }
+
+DS_API ds_status ds_sampler_create(const ds_sampler_config *cfg, int n_vocab, ds_sampler **out) {
+    ds_sampler *s;
+    if (!out || n_vocab < 1) return ds__fail(DS_ERR_INVALID_ARG, "sampler: NULL out or n_vocab < 1");
+    *out = NULL;
+    s = DS__CAST(ds_sampler *, ds__calloc(1, sizeof *s));
+    if (!s) return ds__fail(DS_ERR_NO_MEMORY, "sampler: out of memory");
+    if (cfg) s->cfg = *cfg;
+    if (s->cfg.repeat_last_n <= 0) s->cfg.repeat_last_n = 64;
+    if (!(s->cfg.repeat_penalty > 0)) s->cfg.repeat_penalty = 1.0f;
+    if (!(s->cfg.top_p > 0) || s->cfg.top_p > 1) s->cfg.top_p = 1.0f;
+    s->n_vocab = n_vocab;
+    s->recent = DS__CAST(int32_t *, ds__calloc((size_t)s->cfg.repeat_last_n, sizeof(int32_t)));
+    s->logits = DS__CAST(float *, ds__calloc((size_t)n_vocab, sizeof(float)));
+    s->seen = DS__CAST(uint8_t *, ds__calloc((size_t)n_vocab, 1));
+    s->cand = DS__CAST(ds__cand *, ds__calloc((size_t)n_vocab, sizeof(ds__cand)));
+    if (!s->recent || !s->logits || !s->seen || !s->cand) {
+        ds_sampler_free(s);
+        return ds__fail(DS_ERR_NO_MEMORY, "sampler: out of memory");
+    }
+    ds_sampler_reset(s, s->cfg.seed);
+    *out = s;
+    return DS_OK;
+}
+
+DS_API void ds_sampler_free(ds_sampler *s) {
+    if (!s) return;
+    ds_free(s->recent);
+    ds_free(s->logits);
+    ds_free(s->seen);
+    ds_free(s->cand);
+    ds_free(s);
+}
+
+DS_API void ds_sampler_reset(ds_sampler *s, uint64_t seed) {
+    if (!s) return;
+    s->rng = seed ? seed : UINT64_C(0x5EED5EED5EED5EED);
+    s->n_recent = s->recent_head = 0;
+}
+
+DS_API void ds_sampler_accept(ds_sampler *s, int32_t token) {
+    if (!s) return;
+    s->recent[s->recent_head] = token;
+    s->recent_head = (s->recent_head + 1) % s->cfg.repeat_last_n;
+    if (s->n_recent < s->cfg.repeat_last_n) s->n_recent++;
+}
+
+/* each distinct recent token once: logit / r when positive, logit * r otherwise */
+static void ds__sampler_penalize(ds_sampler *s) {
+    float r = s->cfg.repeat_penalty;
+    int i;
+    if (r == 1.0f) return;
+    for (i = 0; i < s->n_recent; i++) {
+        int32_t id = s->recent[i];
+        if (id < 0 || id >= s->n_vocab || s->seen[id]) continue;
+        s->seen[id] = 1;
+        s->logits[id] = s->logits[id] > 0 ? s->logits[id] / r : s->logits[id] * r;
+    }
+    for (i = 0; i < s->n_recent; i++)
+        if (s->recent[i] >= 0 && s->recent[i] < s->n_vocab) s->seen[s->recent[i]] = 0;
+}
+
+static int32_t ds__argmax(const float *x, int n) {
+    int32_t best = 0;
+    int i;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static int ds__cand_cmp(const void *a, const void *b) {
+    const ds__cand *x = DS__CAST(const ds__cand *, a), *y = DS__CAST(const ds__cand *, b);
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Candidates with p >= thr, sorted most likely first (ties: lower id first). */
+static int ds__sampler_gather(ds_sampler *s, float thr) {
+    int i, n = 0;
+    for (i = 0; i < s->n_vocab; i++) {
+        float p = s->logits[i];
+        if (p >= thr) {
+            s->cand[n].p = p;
+            s->cand[n].id = i;
+            n++;
+        }
+    }
+    qsort(s->cand, (size_t)n, sizeof *s->cand, ds__cand_cmp);
+    return n;
+}
+
+/* Top-k then top-p on probabilities p (in s->logits, max 1, total z). Sorting the whole
+   vocabulary per token is costly, so only tokens above a threshold are sorted; the threshold
+   drops until the kept set provably lies inside them (all of the top k, or a prefix whose mass
+   reaches top_p while every token left out is less likely than all in it). */
+static int ds__sampler_top(ds_sampler *s, double z) {
+    int k = s->cfg.top_k > 0 && s->cfg.top_k < s->n_vocab ? s->cfg.top_k : s->n_vocab;
+    double top_p = s->cfg.top_p;
+    float thr = 1e-3f;
+    for (;;) {
+        int n = ds__sampler_gather(s, thr), i, complete = thr == 0.0f;
+        double zk = z, cum = 0;
+        if (n >= k) {
+            n = k;
+            complete = 1;
+            for (zk = 0, i = 0; i < n; i++) zk += s->cand[i].p;
+        }
+        if (complete || k == s->n_vocab) { /* zk is the mass the nucleus is taken from */
+            for (i = 0; i < n && top_p < 1.0; i++) {
+                cum += s->cand[i].p;
+                if (cum >= top_p * zk) return i + 1;
+            }
+            if (complete) return n;
+        }
+        thr = thr > 1e-30f ? thr * 1e-6f : 0.0f;
+    }
+}
+
+/* Fills s->cand with the tokens the chain keeps (s->n_cand), from logits already penalised
+   and divided by the temperature in s->logits. */
+static void ds__sampler_candidates(ds_sampler *s) {
+    float mx = s->logits[ds__argmax(s->logits, s->n_vocab)];
+    double z = 0;
+    int i, n;
+    for (i = 0; i < s->n_vocab; i++) {
+        s->logits[i] = expf(s->logits[i] - mx);
+        z += s->logits[i];
+    }
+    if (s->cfg.top_k > 0 || s->cfg.top_p < 1.0f) {
+        n = ds__sampler_top(s, z);
+    } else {
+        for (n = i = 0; i < s->n_vocab; i++) {
+            s->cand[n].p = s->logits[i];
+            s->cand[n].id = i;
+            n++;
+        }
+    }
+    if (s->cfg.min_p > 0) { /* the most likely has p = 1 */
+        int kept = 0;
+        for (i = 0; i < n; i++)
+            if (s->cand[i].p >= s->cfg.min_p) s->cand[kept++] = s->cand[i];
+        n = kept;
+    }
+    s->n_cand = n;
+}
+
+DS_API int32_t ds_sampler_sample(ds_sampler *s, const float *logits) {
+    double total = 0, u;
+    int i;
+    if (!s || !logits) return -1;
+    memcpy(s->logits, logits, (size_t)s->n_vocab * sizeof(float));
+    ds__sampler_penalize(s);
+    if (!(s->cfg.temperature > 0)) return ds__argmax(s->logits, s->n_vocab);
+    for (i = 0; i < s->n_vocab; i++) s->logits[i] /= s->cfg.temperature;
+    ds__sampler_candidates(s);
+    for (i = 0; i < s->n_cand; i++) total += s->cand[i].p;
+    u = ds__rand_unit(&s->rng) * total;
+    for (i = 0; i < s->n_cand - 1; i++) {
+        u -= s->cand[i].p;
+        if (u < 0) break;
+    }
+    return s->cand[i].id;
+}
+
+/* ---- generation ---------------------------------------------------------------------------- */
+struct ds_generator {
+    ds_session *s;
+    ds_generate_config cfg;
+    ds_sampler *smp;
+    int32_t *prompt;           /* tokens still to evaluate: prompt[done..n_prompt) */
+    int n_prompt, done;
+    float *logits;             /* (V) of the last evaluated token */
+    char *text;                /* completion bytes; [0, emitted) went to on_token */
+    size_t len, cap, emitted;
+    ds_detok_stream detok;
+    ds_generate_result res;
+    double t_decode;           /* running estimate of one token's sample + decode, seconds */
+    double t_prefill_tok;      /* running estimate of prefill seconds per token */
+};
+
+/* the tokens to evaluate after reusing what the session already holds */
+static ds_status ds__gen_prepare_prompt(ds_generator *g, const char *prompt) {
+    ds_session *s = g->s;
+    const ds_tokenizer *tok = s->m->tok;
+    size_t len = strlen(prompt);
+    int flags = g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, n, keep = 0;
+    size_t nt = 0;
+    ds_status st;
+    if (g->cfg.append) keep = s->pos;
+    if (keep == 0 && ds_tokenizer_add_bos(tok)) flags |= DS_TOKENIZE_ADD_BOS;
+    g->prompt = DS__CAST(int32_t *, ds_alloc((len + 4) * sizeof(int32_t)));
+    if (!g->prompt) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    if ((st = ds_tokenize(tok, prompt, len, flags, g->prompt, len + 4, &nt)) != DS_OK) return st;
+    if (nt > INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
+    n = (int)nt;
+    if (!g->cfg.append) { /* reuse the longest common start, but evaluate at least one token */
+        while (keep < n - 1 && keep < s->pos && s->tokens[keep] == g->prompt[keep]) keep++;
+        g->res.n_reused = keep;
+        memmove(g->prompt, g->prompt + keep, (size_t)(n - keep) * sizeof(int32_t));
+        n -= keep;
+    } else if (n == 0 && s->pos > 0) { /* nothing new: re-run the last token for its logits */
+        g->prompt[0] = s->tokens[s->pos - 1];
+        keep = s->pos - 1;
+        n = 1;
+    }
+    if (n == 0) return ds__fail(DS_ERR_INVALID_ARG, "generate: empty prompt and empty session");
+    if (keep + n > s->n_ctx) return ds__fail(DS_ERR_STATE, "generate: the prompt needs %d tokens, the context has %d", keep + n, s->n_ctx);
+    ds_session_rewind(s, keep);
+    g->n_prompt = n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out) {
+    ds_generator *g;
+    ds_status st;
+    int i;
+    if (!s || !prompt || !out) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL argument");
+    *out = NULL;
+    g = DS__CAST(ds_generator *, ds__calloc(1, sizeof *g));
+    if (!g) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    g->s = s;
+    if (cfg) g->cfg = *cfg;
+    if (g->cfg.n_stop < 0 || (g->cfg.n_stop > 0 && !g->cfg.stop)) st = ds__fail(DS_ERR_INVALID_ARG, "generate: n_stop %d with stop %p", g->cfg.n_stop, (const void *)g->cfg.stop);
+    else if ((st = ds__gen_prepare_prompt(g, prompt)) == DS_OK && (st = ds_sampler_create(&g->cfg.sampler, s->m->cfg.n_vocab, &g->smp)) == DS_OK) {
+        g->cap = 256;
+        g->text = DS__CAST(char *, ds__calloc(g->cap, 1));
+        g->logits = DS__CAST(float *, ds__calloc((size_t)s->m->cfg.n_vocab, sizeof(float)));
+        if (!g->text || !g->logits) st = ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    }
+    if (st != DS_OK) {
+        ds_generator_free(g);
+        return st;
+    }
+    for (i = 0; i < s->pos; i++) ds_sampler_accept(g->smp, s->tokens[i]);
+    for (i = 0; i < g->n_prompt; i++) ds_sampler_accept(g->smp, g->prompt[i]);
+    *out = g;
+    return DS_OK;
+}
+
+DS_API void ds_generator_free(ds_generator *g) {
+    if (!g) return;
+    ds_sampler_free(g->smp);
+    ds_free(g->prompt);
+    ds_free(g->logits);
+    ds_free(g->text);
+    ds_free(g);
+}
+
+DS_API ds_gen_state ds_generator_state(const ds_generator *g) { return g ? g->res.state : DS_GEN_CANCELLED; }
+DS_API const ds_generate_result *ds_generator_result(const ds_generator *g) { return g ? &g->res : NULL; }
+DS_API const char *ds_generator_text(const ds_generator *g, size_t *len) {
+    if (len) *len = g ? g->emitted : 0;
+    return g ? g->text : "";
+}
+
+static ds_status ds__gen_append(ds_generator *g, const char *bytes, size_t n) {
+    if (g->len + n + 1 > g->cap) {
+        size_t cap = DS__MAX(2 * g->cap, g->len + n + 1);
+        char *t = DS__CAST(char *, ds_alloc(cap));
+        if (!t) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+        memcpy(t, g->text, g->len + 1);
+        ds_free(g->text);
+        g->text = t;
+        g->cap = cap;
+    }
+    memcpy(g->text + g->len, bytes, n);
+    g->len += n;
+    g->text[g->len] = 0;
+    return DS_OK;
+}
+
+/* Where the text may be emitted up to: the start of the first complete stop string (found:
+   1), else the start of the longest tail that could still grow into one. */
+static size_t ds__gen_stop_scan(const ds_generator *g, int *found) {
+    size_t i, hold = g->len;
+    int k;
+    *found = 0;
+    for (i = g->emitted; i < g->len; i++)
+        for (k = 0; k < g->cfg.n_stop; k++) {
+            const char *st = g->cfg.stop[k];
+            size_t sl = strlen(st), avail = g->len - i;
+            if (!sl) continue;
+            if (avail >= sl && !memcmp(g->text + i, st, sl)) {
+                *found = 1;
+                return i;
+            }
+            if (avail < sl && hold == g->len && !memcmp(g->text + i, st, avail)) hold = i;
+        }
+    return hold;
+}
+
+/* hands text[emitted, upto) to on_token; a nonzero return cancels */
+static void ds__gen_emit(ds_generator *g, int32_t token, size_t upto) {
+    int cancel = 0;
+    if (g->cfg.on_token) cancel = g->cfg.on_token(g->cfg.user, token, g->text + g->emitted, upto - g->emitted);
+    g->emitted = upto;
+    if (cancel && g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CANCELLED;
+}
+
+/* one prefill chunk of up to n tokens; the last chunk leaves the logits */
+static ds_status ds__gen_prefill(ds_generator *g, int n) {
+    double t0 = ds_time(), dt;
+    int last = g->done + n == g->n_prompt;
+    ds_status st = ds_session_eval(g->s, g->prompt + g->done, n, last ? g->logits : NULL);
+    if (st != DS_OK) return st;
+    dt = ds_time() - t0;
+    g->done += n;
+    g->res.n_prompt += n;
+    g->res.prompt_seconds += dt;
+    g->t_prefill_tok = dt / n;
+    return DS_OK;
+}
+
+/* samples one token, streams its text, and evaluates it unless the generation ended */
+static ds_status ds__gen_token(ds_generator *g) {
+    const ds_tokenizer *tok = g->s->m->tok;
+    double t0 = ds_time();
+    int32_t id = ds_sampler_sample(g->smp, g->logits);
+    char piece[512];
+    size_t n = 0, upto;
+    int found = 0;
+    ds_status st;
+    g->res.n_generated++;
+    if (ds_tokenizer_is_eog(tok, id)) {
+        g->res.state = DS_GEN_EOS;
+        if (g->emitted < g->len) ds__gen_emit(g, -1, g->len);
+        g->res.gen_seconds += ds_time() - t0;
+        return DS_OK;
+    }
+    ds_sampler_accept(g->smp, id);
+    if ((st = ds_detok_stream_push(tok, &g->detok, id, piece, sizeof piece, &n)) != DS_OK) return st;
+    if ((st = ds__gen_append(g, piece, n)) != DS_OK) return st;
+    upto = ds__gen_stop_scan(g, &found);
+    if (found) {
+        g->res.state = DS_GEN_STOP_STRING;
+        g->len = upto;
+        g->text[g->len] = 0;
+    } else if (g->cfg.max_tokens > 0 && g->res.n_generated >= g->cfg.max_tokens) {
+        g->res.state = DS_GEN_MAX_TOKENS;
+        upto = g->len;
+    }
+    ds__gen_emit(g, id, upto);
+    if (g->s->pos >= g->s->n_ctx) {
+        if (g->res.state == DS_GEN_RUNNING) g->res.state = DS_GEN_CONTEXT_FULL;
+        if (g->emitted < g->len) ds__gen_emit(g, -1, g->len);
+    } else if ((st = ds_session_eval(g->s, &id, 1, g->logits)) != DS_OK) {
+        return st;
+    }
+    g->res.gen_seconds += ds_time() - t0;
+    g->t_decode = g->t_decode > 0 ? 0.7 * g->t_decode + 0.3 * (ds_time() - t0) : ds_time() - t0;
+    return DS_OK;
+}
+
+DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_seconds) {
+    double t0 = ds_time();
+    int units = 0, produced = 0;
+    if (!g) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL generator");
+    while (g->res.state == DS_GEN_RUNNING && !(max_tokens > 0 && produced >= max_tokens)) {
+        double left = max_seconds - (ds_time() - t0);
+        ds_status st;
+        if (g->done < g->n_prompt) {
+            int n = g->n_prompt - g->done;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+                if (units > 0 && fit < 1) break;
+                n = DS__MIN(n, DS__MAX(fit, 1));
+            }
+            st = ds__gen_prefill(g, n);
+        } else {
+            /* before the first decode, a one-token prefill chunk is the best guess */
+            double est = g->t_decode > 0 ? g->t_decode : g->t_prefill_tok;
+            if (max_seconds > 0 && units > 0 && left < est) break;
+            st = ds__gen_token(g);
+            produced++;
+        }
+        if (st != DS_OK) return st;
+        units++;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result) {
+    ds_generator *g;
+    ds_status st = ds_generator_create(s, prompt, cfg, &g);
+    if (st != DS_OK) return st;
+    st = ds_generator_step(g, 0, 0);
+    if (result) *result = g->res;
+    ds_generator_free(g);
+    return st;
+}
+
+/* ---- chat templates ------------------------------------------------------------------------ */
+DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out) {
+    if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "chat: NULL argument");
+    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3)");
+    *out = (ds_chat_template)m->chat;
+    return DS_OK;
+}
+
+/* appends n bytes if they fit (keeping room for the NUL); *pos counts them either way */
+static void ds__put(char *buf, size_t cap, size_t *pos, const char *s, size_t n) {
+    if (*pos + n < cap) memcpy(buf + *pos, s, n);
+    *pos += n;
+}
+static void ds__puts(char *buf, size_t cap, size_t *pos, const char *s) { ds__put(buf, cap, pos, s, strlen(s)); }
+
+/* Llama-3's template trims the content */
+static void ds__put_trimmed(char *buf, size_t cap, size_t *pos, const char *s) {
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[n - 1])) n--;
+    while (n && strchr(" \t\r\n", *s)) s++, n--;
+    ds__put(buf, cap, pos, s, n);
+}
+
+DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len) {
+    size_t pos = 0;
+    ds_status st;
+    int i;
+    if ((n > 0 && !msgs) || n < 0 || !len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    if (tmpl == DS_CHAT_AUTO && (st = ds_model_chat_template(m, &tmpl)) != DS_OK) return st;
+    if (tmpl != DS_CHAT_CHATML && tmpl != DS_CHAT_LLAMA3) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
+    for (i = 0; i < n; i++) {
+        if (!msgs[i].role || !msgs[i].content) return ds__fail(DS_ERR_INVALID_ARG, "chat: message %d has a NULL role or content", i);
+        if (tmpl == DS_CHAT_CHATML) {
+            ds__puts(buf, cap, &pos, "<|im_start|>");
+            ds__puts(buf, cap, &pos, msgs[i].role);
+            ds__puts(buf, cap, &pos, "\n");
+            ds__puts(buf, cap, &pos, msgs[i].content);
+            ds__puts(buf, cap, &pos, "<|im_end|>\n");
+        } else {
+            ds__puts(buf, cap, &pos, "<|start_header_id|>");
+            ds__puts(buf, cap, &pos, msgs[i].role);
+            ds__puts(buf, cap, &pos, "<|end_header_id|>\n\n");
+            ds__put_trimmed(buf, cap, &pos, msgs[i].content);
+            ds__puts(buf, cap, &pos, "<|eot_id|>");
+        }
+    }
+    if (add_assistant) ds__puts(buf, cap, &pos, tmpl == DS_CHAT_CHATML ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    *len = pos;
+    if (pos >= cap) return ds__fail(DS_ERR_BOUNDS, "chat: the text needs %zu bytes and a NUL, the buffer has %zu", pos, cap);
+    buf[pos] = 0;
+    return DS_OK;
+}
 
 // >>train
 

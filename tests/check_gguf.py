@@ -244,6 +244,51 @@ def check_package_writer(tmp):
         if got != want or t["offset"] % 128:
             errors.append(f"{name}: {got} (offset {t['offset']}) vs {want}")
     report("gguf_package_writer_read_by_ours", errors)
+    check_info(path, [kv for kv in want_kvs], tensors)
+
+
+# ---- 4. `deepseek info` on the package's file and on a broken one ---------------------------
+def check_info(path, want_kvs, tensors):
+    exe = "./deepseek"
+    if not os.path.exists(exe) and subprocess.run(["make", "--no-print-directory", "deepseek"], capture_output=True).returncode != 0:
+        print("SKIP gguf_deepseek_info: ./deepseek is not built and 'make deepseek' failed")
+        return
+    errors = []
+    r = subprocess.run([exe, "info", "-m", path], capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    if r.returncode != 0:
+        errors.append(f"exit {r.returncode}: {r.stderr.strip()}")
+    for want in ["architecture  qwen2", "alignment 128", f"metadata ({len(want_kvs)} keys):"]:
+        if not any(want in l for l in lines):
+            errors.append(f"no line with {want!r}")
+    for key, vt, et, v in want_kvs:
+        line = next((l.split() for l in lines if l.split()[:1] == [key]), None)
+        if et is not None and len(v) > 4:
+            names = {VT.UINT8: "u8", VT.INT8: "i8", VT.UINT16: "u16", VT.INT16: "i16", VT.UINT32: "u32", VT.INT32: "i32",
+                     VT.FLOAT32: "f32", VT.BOOL: "bool", VT.STRING: "strings", VT.UINT64: "u64", VT.INT64: "i64", VT.FLOAT64: "f64"}
+            ok = line is not None and " ".join(line[2:]) == f"[{len(v)} {names[et]}]"
+        elif vt in (VT.UINT8, VT.INT8, VT.UINT16, VT.INT16, VT.UINT32, VT.INT32, VT.UINT64, VT.INT64):
+            ok = line is not None and line[2] == str(v)
+        else:
+            ok = line is not None
+        if not ok:
+            errors.append(f"{key}: line {line}")
+    by_type = {}
+    for _, qt, _, raw in tensors:
+        n, b = by_type.get(qt.name, (0, 0))
+        by_type[qt.name] = (n + 1, b + len(raw))
+    for name, (n, b) in by_type.items():
+        if not any(l.split()[:4] == [name, str(n), str(b), "bytes"] for l in lines):
+            errors.append(f"type row {name} {n} {b}")
+    if not any(l.split()[:4] == ["total", str(len(tensors)), str(sum(len(t[3]) for t in tensors)), "bytes"] for l in lines):
+        errors.append("total row")
+    broken = path + ".cut"
+    with open(path, "rb") as f, open(broken, "wb") as g:
+        g.write(f.read()[:100])
+    r = subprocess.run([exe, "info", "-m", broken], capture_output=True, text=True)
+    if r.returncode != 1 or r.stdout or len(r.stderr.splitlines()) != 1 or not r.stderr.startswith("deepseek info: ") or "DS_ERR_" not in r.stderr:
+        errors.append(f"broken file: exit {r.returncode}, stderr {r.stderr!r}")
+    report("gguf_deepseek_info", errors)
 
 
 # ---- 3. the real model: our reader's view equals GGUFReader's -----------------------------

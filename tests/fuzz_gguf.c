@@ -1,6 +1,7 @@
 /* libFuzzer harness for the GGUF reader: open the input, then touch everything the reader hands
    out (every key through the typed getters, every string of every string array, the first and
-   last byte of every tensor), so ASan sees any pointer that escapes the input.
+   last byte of every tensor, a copy of every KV into a writer), so ASan sees any pointer that
+   escapes the input.
    clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz_gguf.c -lm -lpthread */
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
@@ -72,6 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         touch(t->data, t->nbytes);
         if (name && ds_gguf_find_tensor(g, name) != t) abort();
         free(name);
+    }
+    {   /* copying every KV into a writer re-walks each encoded value */
+        ds_gguf_writer *w = NULL;
+        if (ds_gguf_writer_create(&w) != DS_OK || ds_gguf_writer_copy_kv(w, g) != DS_OK) abort();
+        ds_gguf_writer_free(w);
     }
     ds_gguf_close(g);
     free(copy);

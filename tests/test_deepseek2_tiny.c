@@ -240,8 +240,28 @@ static ds_status write_gguf(const tiny_model *m, const ds_model_config *c, const
     return s;
 }
 
-/* ---- our forward: embeddings, deepseek2 blocks, output ------------------------------------- */
-/* logits (n, N_VOCAB) of the first n tokens fed `step` at a time (n: one batch). */
+/* ---- our forward ------------------------------------------------------------------------------ */
+/* The library's path: ds_model_load, a session, every position's logits in one batch. */
+static ds_status run_session(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
+    ds_model *model = NULL;
+    ds_session *s = NULL;
+    ds_session_params sp;
+    ds_status e = ds_model_load(path, NULL, &model);
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = N_POS;
+    sp.n_threads = 2;
+    if (e == DS_OK) {
+        *cfg = *ds_model_get_config(model);
+        e = ds_session_create(model, &sp, &s);
+    }
+    if (e == DS_OK) e = ds_session_eval_all(s, tokens, N_POS, logits);
+    ds_session_free(s);
+    ds_model_free(model);
+    return e;
+}
+
+/* The same blocks driven directly, to choose the MLA path: logits (n, N_VOCAB) of the first n
+   tokens fed `step` at a time (n: one batch), naive or absorbed. */
 static ds_status run_ours(const char *path, const int32_t *tokens, int n, int step, int naive, float *logits, ds_model_config *cfg) {
     ds_gguf *g = NULL;
     ds__dsk_layer layers[8];
@@ -251,13 +271,14 @@ static ds_status run_ours(const char *path, const int32_t *tokens, int n, int st
     const ds_gguf_tensor *emb, *out, *onorm;
     float *x = NULL, *xn = NULL, *y = NULL, *cache = NULL;
     int il, t, pos, C, row;
+    uint64_t bytes = 0;
     ds_status s = ds_gguf_open(path, &g);
     memset(&sc, 0, sizeof sc);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = 2;
     if (s == DS_OK) s = ds__deepseek2_read_config(g, cfg);
     if (s == DS_OK && cfg->n_layer > 8) s = DS_ERR_UNSUPPORTED;
-    for (il = 0; s == DS_OK && il < cfg->n_layer; il++) s = ds__deepseek2_load_layer(g, cfg, il, &layers[il]);
+    for (il = 0; s == DS_OK && il < cfg->n_layer; il++) s = ds__deepseek2_load_layer(g, cfg, il, &layers[il], &bytes);
     if (s == DS_OK) s = ds_pool_create(&pc, &pool);
     if (s == DS_OK) s = ds__dsk_scratch_alloc(cfg, step, N_POS, naive, &sc);
     if (s != DS_OK) goto done;
@@ -401,7 +422,7 @@ static void check_variant(ds_test_ctx *t, const variant *v) {
     why = make_variant(v, &c, tokens, &hash, gguf_path, sizeof gguf_path);
     DS_CHECK(t, !*why, "%s: %s", why, ds_last_error());
     if (!t->failed) {
-        e = run_ours(gguf_path, tokens, N_POS, N_POS, 0, ours, &got);
+        e = run_session(gguf_path, tokens, ours, &got);
         DS_CHECK(t, e == DS_OK, "running %s: %s", gguf_path, ds_last_error());
     }
     if (!t->failed) {

@@ -326,6 +326,18 @@ static void test_real_model(ds_test_ctx *t) {
     DS_CHECK(t, !memcmp(emb->data, "\x32\x19\xd6\x0d", 4), "embd bytes");
     DS_CHECK(t, on->type == DS_TYPE_F32 && on->ne[0] == 576 && ds_gguf_data_offset(g) + on->offset == 98360128, "output_norm");
     DS_CHECK(t, ds_gguf_find_tensor(g, "blk.0.ffn_norm.weight") == ds_gguf_tensor_at(g, 5), "hash lookup");
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {   /* every name finds its own tensor */
+        const ds_gguf_tensor *x = ds_gguf_tensor_at(g, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)x->name.len, x->name.ptr);
+        DS_CHECK(t, ds_gguf_find_tensor(g, name) == x, "find_tensor(%s)", name);
+    }
+    for (i = 0; i < ds_gguf_n_kv(g); i++) {
+        const ds_gguf_kv *kv = ds_gguf_kv_at(g, i);
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
+        DS_CHECK(t, ds_gguf_find(g, key) == kv, "find(%s)", key);
+    }
     ds_gguf_close(g);
 }
 

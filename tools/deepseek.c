@@ -1,6 +1,8 @@
 /* deepseek.c - the `deepseek` command-line program: dispatches to tools/cmd_*.c. */
 #include "cli.h"
 
+int ds_cmd_info(int argc, char **argv);
+
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -8,8 +10,18 @@ static int ds_cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int ds_cmd_tokenize(int argc, char **argv);
+int ds_cmd_run(int argc, char **argv);
+int ds_cmd_chat(int argc, char **argv);
+int ds_cmd_train_tokenizer(int argc, char **argv);
+
 static const cli_command commands[] = {
+    {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
     {"version", ds_cmd_version, "print the library version"},
+    {"run", ds_cmd_run, "complete a prompt with a model, streaming the text"},
+    {"chat", ds_cmd_chat, "talk with a model through its chat template"},
+    {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
+    {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
 };
 
 static void usage(FILE *f) {
