@@ -587,6 +587,139 @@ DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out
 DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
 
 // >>api:train
+/* ---- training ----------------------------------------------------------------------------
+   Build a Llama-family model from a ds_model_config, train it from scratch on token shards,
+   checkpoint and resume bit-exactly, export it as a llama GGUF:
+
+       ds_model_config mc; ds_train_config tc;
+       ds_model_config_parse(text, &mc, &tc, NULL);      (or fill the structs by hand)
+       ds_trainer *tr; ds_trainer_create(&mc, &tc, &tr);
+       ds_train_data *d; ds_train_data_open("train.tok", "val.tok", &d);
+       for (;;) { ds_trainer_step(tr, d, &info); ... }  (info: loss, lr, grad norm, scale)
+       ds_trainer_save_checkpoint(tr, "ckpt.gguf"); ds_trainer_free(tr);
+
+   Parameters, gradients and AdamW moments live in contiguous f32 buffers (master weights are
+   always f32); the matmuls run in the compute precision. A trainer belongs to one thread at a
+   time; it runs its loops on its own thread pool. */
+typedef enum ds_precision {
+    DS_PREC_F32 = 0,
+    DS_PREC_BF16 = 1,   /* AVX512_BF16 dot products where present, emulated otherwise */
+    DS_PREC_FP16 = 2,   /* emulated: operands rounded to IEEE half, f32 accumulation */
+    DS_PREC_FP8 = 3     /* emulated E4M3: 1x128 activation tiles, 128x128 weight blocks */
+} ds_precision;
+
+typedef struct ds_train_config {
+    ds_precision precision;
+    int batch;              /* sequences per micro-batch (0: 4) */
+    int seq_len;            /* tokens per sequence (0: 64) */
+    int grad_accum;         /* micro-batches per optimizer step (0: 1) */
+    int steps;              /* total optimizer steps (0: 1000) */
+    float lr;               /* peak learning rate (0: 3e-4) */
+    float min_lr;           /* end of the cosine decay, a fraction of lr (0: 0.1; < 0: 0) */
+    int warmup;             /* linear warm-up steps (0: none) */
+    float weight_decay;     /* AdamW decay on matrices only (0: 0.1; < 0: none) */
+    float beta1, beta2;     /* 0: 0.9, 0.95 */
+    float adam_eps;         /* 0: 1e-8 */
+    float grad_clip;        /* global-norm clip (0: 1.0; < 0: off) */
+    uint64_t seed;          /* weights, data order (0: 1234) */
+    float init_std;         /* weight init (0: 0.02) */
+    int recompute;          /* 1: activation checkpointing (recompute each layer in backward) */
+    int n_threads;          /* 0: all CPUs */
+    /* dynamic loss scaling (used when precision != f32, or when loss_scale > 0 is given) */
+    float loss_scale;       /* initial scale (0: 65536) */
+    int loss_scale_window;  /* clean steps before doubling (0: 2000) */
+    int no_loss_scaling;    /* 1: never scale */
+    /* the CLI's settings (the library keeps them in checkpoints) */
+    int checkpoint_every;   /* 0: 100 */
+    int keep_checkpoints;   /* 0: 3 */
+    int eval_every;         /* 0: 50 */
+    int eval_batches;       /* 0: 8 */
+} ds_train_config;
+
+/* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
+   n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, norm_eps, rope_base, tied_output,
+   arch, layers.attn = dense, layers.ffn = dense, layer.N.attn / layer.N.ffn) fill mc;
+   training keys (precision, batch, seq_len, grad_accum, steps, lr, min_lr, warmup,
+   weight_decay, beta1, beta2, adam_eps, grad_clip, seed, init_std, recompute, threads,
+   loss_scale, loss_scale_window, checkpoint_every, keep_checkpoints, eval_every,
+   eval_batches) fill tc (which may be NULL: training keys are then errors). Keys not
+   in `text` keep the values already in the structs, so flags can be applied on top by calling
+   again with "key = value". An unknown key, a bad value or an impossible shape is an error
+   naming the line. `where` names the text in messages (a file name; NULL: "config"). */
+DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where);
+/* Fill defaults (0 fields) and check that the shape is trainable. */
+DS_API ds_status ds_model_config_check(ds_model_config *mc);
+
+/* ---- token shards: magic "DSTK", version 1, bytes per token (2 or 4), count, tokens --------- */
+DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab);
+typedef struct ds_train_data ds_train_data;
+/* val_path may be NULL (no validation). */
+DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path, ds_train_data **out);
+DS_API void ds_train_data_free(ds_train_data *d);
+DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val);
+
+/* ---- the trainer --------------------------------------------------------------------------- */
+typedef struct ds_trainer ds_trainer;
+typedef struct ds_train_step_info {
+    int step;               /* the optimizer step just done (1-based) */
+    float loss;             /* mean training loss of the step (all micro-batches) */
+    float lr;
+    float grad_norm;        /* before clipping, unscaled */
+    float loss_scale;       /* scale used for this step (1 when scaling is off) */
+    int skipped;            /* 1: inf/NaN gradients, the update was skipped */
+    int skipped_total;      /* steps skipped so far */
+    double tokens;          /* tokens processed by the step */
+} ds_train_step_info;
+
+DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out);
+DS_API void ds_trainer_free(ds_trainer *tr);
+DS_API const ds_model_config *ds_trainer_model_config(const ds_trainer *tr);
+DS_API const ds_train_config *ds_trainer_train_config(const ds_trainer *tr);
+/* The parameter and gradient buffers (n floats each) for tests and custom optimizers. */
+DS_API float *ds_trainer_params(ds_trainer *tr, size_t *n);
+DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n);
+/* One optimizer step on the next grad_accum micro-batches of d (deterministic from the seed
+   and the step). */
+DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info);
+/* One optimizer step on caller-given tokens: tokens and targets are grad_accum * batch *
+   seq_len ids each. */
+DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info);
+/* Mean loss over (B, T) tokens / targets without touching gradients; B <= batch, T <= seq_len. */
+DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss);
+/* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
+   `scale`, the loss being the mean over this micro-batch). */
+DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Mean validation loss over eval_batches fixed windows of the validation shard. */
+DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
+/* Peak bytes of the activation arena (what recompute shrinks). */
+DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
+/* Matmul floating-point operations of one optimizer step (forward + backward). */
+DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
+/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
+   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
+DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
+DS_API int ds_trainer_step_count(const ds_trainer *tr);
+
+/* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
+   as a GGUF file written atomically (temp file, fsync, rename). Loading restores all of it;
+   training then continues bit-identically to an uninterrupted run. */
+DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path);
+DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path);
+/* Read only the configs stored in a checkpoint (to create the trainer before loading). */
+DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc);
+
+/* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights,
+   tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
+   file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
+
+/* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
+   register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
+   per_core (may be NULL) receives the rate per second of thread CPU time: one core's peak,
+   which other programs sharing the machine do not distort. */
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core);
+
 
 #ifdef __cplusplus
 }
@@ -7373,6 +7506,2036 @@ DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const d
 }
 
 // >>train
+/* ---- config files ------------------------------------------------------------------------- */
+typedef enum { DS__K_INT, DS__K_FLOAT, DS__K_U64 } ds__key_type;
+typedef struct ds__cfg_key {
+    const char *name;
+    int train;            /* 1: a ds_train_config field */
+    ds__key_type type;
+    size_t off;
+    double lo, hi;
+} ds__cfg_key;
+
+#define DS__MK(n, f, t, lo, hi) {n, 0, t, offsetof(ds_model_config, f), lo, hi}
+#define DS__TK(n, f, t, lo, hi) {n, 1, t, offsetof(ds_train_config, f), lo, hi}
+static const ds__cfg_key ds__cfg_keys[] = {
+    DS__MK("n_vocab", n_vocab, DS__K_INT, 2, 1 << 24), DS__MK("n_ctx", n_ctx, DS__K_INT, 1, 1 << 24),
+    DS__MK("n_embd", n_embd, DS__K_INT, 1, 1 << 16), DS__MK("n_layer", n_layer, DS__K_INT, 1, DS_MAX_LAYERS),
+    DS__MK("n_head", n_head, DS__K_INT, 1, 1024), DS__MK("n_head_kv", n_head_kv, DS__K_INT, 1, 1024),
+    DS__MK("head_dim", head_dim, DS__K_INT, 2, 4096), DS__MK("n_ff", n_ff, DS__K_INT, 1, 1 << 20),
+    DS__MK("n_rot", n_rot, DS__K_INT, 2, 4096), DS__MK("norm_eps", norm_eps, DS__K_FLOAT, 1e-12, 1),
+    DS__MK("rope_base", rope_base, DS__K_FLOAT, 1, 1e9), DS__MK("tied_output", tied_output, DS__K_INT, 0, 1),
+    DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
+    DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
+    DS__TK("lr", lr, DS__K_FLOAT, 1e-12, 10), DS__TK("min_lr", min_lr, DS__K_FLOAT, -1, 1),
+    DS__TK("warmup", warmup, DS__K_INT, 0, 1e9), DS__TK("weight_decay", weight_decay, DS__K_FLOAT, -1, 10),
+    DS__TK("beta1", beta1, DS__K_FLOAT, 0, 0.999999), DS__TK("beta2", beta2, DS__K_FLOAT, 0, 0.9999999),
+    DS__TK("adam_eps", adam_eps, DS__K_FLOAT, 1e-30, 1), DS__TK("grad_clip", grad_clip, DS__K_FLOAT, -1, 1e9),
+    DS__TK("seed", seed, DS__K_U64, 0, 1.8e19), DS__TK("init_std", init_std, DS__K_FLOAT, 1e-9, 10),
+    DS__TK("recompute", recompute, DS__K_INT, 0, 1), DS__TK("threads", n_threads, DS__K_INT, 0, 512),
+    DS__TK("loss_scale", loss_scale, DS__K_FLOAT, 0, 1e38), DS__TK("loss_scale_window", loss_scale_window, DS__K_INT, 1, 1e9),
+    DS__TK("no_loss_scaling", no_loss_scaling, DS__K_INT, 0, 1),
+    DS__TK("checkpoint_every", checkpoint_every, DS__K_INT, 1, 1e9), DS__TK("keep_checkpoints", keep_checkpoints, DS__K_INT, 1, 1e6),
+    DS__TK("eval_every", eval_every, DS__K_INT, 1, 1e9), DS__TK("eval_batches", eval_batches, DS__K_INT, 1, 1e6),
+};
+#undef DS__MK
+#undef DS__TK
+
+static const char *const ds__attn_names[] = {"dense", "mla", "sda"};
+static const char *const ds__ffn_names[] = {"dense", "moe"};
+static const char *const ds__prec_names[] = {"f32", "bf16", "fp16", "fp8"};
+
+static int ds__name_index(const char *v, const char *const *names, int n) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    return -1;
+}
+
+static ds_status ds__cfg_number(const ds__cfg_key *k, const char *v, void *base, const char *where, int line) {
+    char *end;
+    double d;
+    errno = 0;
+    d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= k->lo && d <= k->hi) || (k->type != DS__K_FLOAT && d != floor(d)))
+        return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need %s in [%g, %g]", where, line, k->name, v, k->type == DS__K_FLOAT ? "a number" : "an integer", k->lo, k->hi);
+    if (k->type == DS__K_INT) *(int *)(void *)((char *)base + k->off) = (int)d;
+    else if (k->type == DS__K_U64) *(uint64_t *)(void *)((char *)base + k->off) = (uint64_t)strtoull(v, NULL, 10);
+    else *(float *)(void *)((char *)base + k->off) = (float)d;
+    return DS_OK;
+}
+
+/* layers.attn / layers.ffn / layer.N.attn / layer.N.ffn */
+static ds_status ds__cfg_layer_key(const char *key, const char *v, ds_model_config *mc, const char *where, int line) {
+    int lo = 0, hi = DS_MAX_LAYERS, i, idx;
+    const char *field;
+    if (!strncmp(key, "layers.", 7)) {
+        field = key + 7;
+    } else {
+        char *end;
+        long n = strtol(key + 6, &end, 10);
+        if (end == key + 6 || *end != '.' || n < 0 || n >= DS_MAX_LAYERS) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s': need layer.N.attn or layer.N.ffn with N < %d", where, line, key, DS_MAX_LAYERS);
+        if (mc->n_layer > 0 && n >= mc->n_layer) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s': the model has %d layers", where, line, key, mc->n_layer);
+        lo = (int)n;
+        hi = lo + 1;
+        field = end + 1;
+    }
+    if (!strcmp(field, "attn")) {
+        if ((idx = ds__name_index(v, ds__attn_names, 3)) < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need dense, mla or sda", where, line, key, v);
+        for (i = lo; i < hi; i++) mc->layers[i].attn = (ds_attn_kind)idx;
+    } else if (!strcmp(field, "ffn")) {
+        if ((idx = ds__name_index(v, ds__ffn_names, 2)) < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: %s = '%s': need dense or moe", where, line, key, v);
+        for (i = lo; i < hi; i++) mc->layers[i].ffn = (ds_ffn_kind)idx;
+    } else {
+        return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: unknown key '%s'", where, line, key);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__cfg_line(char *s, ds_model_config *mc, ds_train_config *tc, const char *where, int line) {
+    char *eq = strchr(s, '='), *key = s, *v, *e;
+    size_t i;
+    if (!eq) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: expected 'key = value'", where, line);
+    *eq = 0;
+    v = eq + 1;
+    while (*key == ' ' || *key == '\t') key++;
+    for (e = eq; e > key && (e[-1] == ' ' || e[-1] == '\t');) *--e = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');) *--e = 0;
+    if (!*key || !*v) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: empty key or value", where, line);
+    if (!strncmp(key, "layers.", 7) || !strncmp(key, "layer.", 6)) return ds__cfg_layer_key(key, v, mc, where, line);
+    if (!strcmp(key, "arch")) {
+        if (strlen(v) >= sizeof mc->arch) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: arch '%s' is too long", where, line, v);
+        strcpy(mc->arch, v);
+        return DS_OK;
+    }
+    if (!strcmp(key, "precision")) {
+        int p = ds__name_index(v, ds__prec_names, 4);
+        if (!tc) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s' is a training key", where, line, key);
+        if (p < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: precision = '%s': need f32, bf16, fp16 or fp8", where, line, v);
+        tc->precision = (ds_precision)p;
+        return DS_OK;
+    }
+    for (i = 0; i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        if (strcmp(key, k->name)) continue;
+        if (k->train && !tc) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: '%s' is a training key", where, line, key);
+        return ds__cfg_number(k, v, k->train ? (void *)tc : (void *)mc, where, line);
+    }
+    return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: unknown key '%s'", where, line, key);
+}
+
+DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where) {
+    char buf[512];
+    int line = 0;
+    ds_status st;
+    if (!text || !mc) return ds__fail(DS_ERR_INVALID_ARG, "config: NULL argument");
+    if (!where) where = "config";
+    while (*text) {
+        const char *nl = strchr(text, '\n'), *hash;
+        size_t n = nl ? (size_t)(nl - text) : strlen(text), k;
+        line++;
+        if (n >= sizeof buf) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: line too long", where, line);
+        memcpy(buf, text, n);
+        buf[n] = 0;
+        text += n + (nl ? 1 : 0);
+        if ((hash = strchr(buf, '#')) != NULL) buf[hash - buf] = 0;
+        for (k = 0; buf[k] == ' ' || buf[k] == '\t' || buf[k] == '\r'; k++) {}
+        if (!buf[k]) continue;
+        if ((st = ds__cfg_line(buf, mc, tc, where, line)) != DS_OK) return st;
+    }
+    if (mc->n_head_kv && mc->n_head && mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_head = %d is not a multiple of n_head_kv = %d", where, mc->n_head, mc->n_head_kv);
+    if (mc->n_embd && mc->n_head && !mc->head_dim && mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_embd = %d is not a multiple of n_head = %d (set head_dim)", where, mc->n_embd, mc->n_head);
+    return DS_OK;
+}
+
+/* ---- training GEMM ---------------------------------------------------------------------------
+   C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
+   product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
+   dW += dy^T @ x. The GotoBLAS loop order: for each KC slice of K and NC block of columns, the
+   pool packs that B block once into NR-column strips (shared), then each task packs an MC-row
+   block of A into MR-row strips (its own slot) and runs the MR x NR register-tile
+   micro-kernel over every strip pair. Each C element is written by one task per K slice in a
+   fixed order, so results do not depend on the thread count. bf16 packs K in pairs for
+   vdpbf16ps (f32 accumulation). */
+#define DS__GEMM_MR 8
+#define DS__GEMM_NR 32
+#define DS__GEMM_MC 128
+#define DS__GEMM_NC 1024
+#define DS__GEMM_KC 256
+
+typedef struct ds__gemm_ws {
+    ds_pool *pool;
+    int n_slots;
+    float *pack_a;        /* n_slots * MC * KC floats */
+    float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
+    int *busy;            /* slot claimed by a running task (atomic) */
+    double seconds;       /* wall time spent in ds__gemm */
+    double cpu_seconds;   /* process CPU time spent in ds__gemm */
+} ds__gemm_ws;
+
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+/* one K slice x N block of a product */
+typedef struct ds__gemm_args {
+    ds__gemm_ws *ws;
+    int ta, tb, M, N, K, lda, ldb, ldc, bf16, first;
+    const float *A, *B;
+    float *C;
+    int k0, kc, n0, nc, m_tasks, n_split;
+} ds__gemm_args;
+
+/* round to bfloat16, nearest-even (NaN stays NaN) */
+static uint16_t ds__tr_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+static float ds__tr_bf16_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int ds__slot_acquire(ds__gemm_ws *ws) {
+    for (;;) {
+        int s;
+        for (s = 0; s < ws->n_slots; s++) {
+            int expect = 0;
+            if (__atomic_compare_exchange_n(&ws->busy[s], &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return s;
+        }
+        ds__cpu_relax();
+    }
+}
+
+/* op(A) rows [i0, i0+MR) x the K slice -> out[k][r] (rows past M are zero) */
+static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
+    int r, k, kc = g->kc, mr = DS__MIN(DS__GEMM_MR, g->M - i0);
+    if (g->ta) {
+        for (k = 0; k < kc; k++) {
+            const float *a = g->A + (size_t)(g->k0 + k) * g->lda + i0;
+            float *o = out + k * DS__GEMM_MR;
+            for (r = 0; r < mr; r++) o[r] = a[r];
+            for (; r < DS__GEMM_MR; r++) o[r] = 0.0f;
+        }
+        return;
+    }
+    for (r = 0; r < DS__GEMM_MR; r++) {
+        const float *a = g->A + (size_t)(i0 + r) * g->lda + g->k0;
+        if (r >= mr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
+    }
+}
+
+/* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
+static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
+    int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
+    if (!g->tb) {
+        for (k = 0; k < kc; k++) {
+            const float *b = g->B + (size_t)(g->k0 + k) * g->ldb + j0;
+            float *o = out + k * DS__GEMM_NR;
+            for (c = 0; c < nr; c++) o[c] = b[c];
+            for (; c < DS__GEMM_NR; c++) o[c] = 0.0f;
+        }
+        return;
+    }
+    for (c = 0; c < DS__GEMM_NR; c++) {
+        const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        if (c >= nr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_NR + c] = b[k];
+    }
+}
+
+/* f32 strip [k][w] -> bf16 pairs [k/2][w][2], in place (kc rounded up with a zero row) */
+static void ds__pack_to_bf16(float *strip, int kc, int w) {
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        uint16_t pair[2 * DS__GEMM_NR];
+        for (c = 0; c < w; c++) {
+            pair[2 * c] = ds__tr_bf16(r0[c]);
+            pair[2 * c + 1] = k + 1 < kc ? ds__tr_bf16(r1[c]) : 0;
+        }
+        memcpy(o + (size_t)k * w, pair, sizeof(uint16_t) * 2 * (size_t)w);
+    }
+}
+
+/* C tile (MR, NR) (+)= Ap^T Bp over kc: the scalar reference micro-kernel */
+static void ds__gemm_micro_scalar(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int k, r, j;
+    memset(acc, 0, sizeof acc);
+    for (k = 0; k < kc; k++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a = ap[k * DS__GEMM_MR + r];
+            for (j = 0; j < DS__GEMM_NR; j++) acc[r * DS__GEMM_NR + j] += a * bp[k * DS__GEMM_NR + j];
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int p, r, j, np = (kc + 1) / 2;
+    memset(acc, 0, sizeof acc);
+    for (p = 0; p < np; p++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a0 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2]), a1 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2 + 1]);
+            for (j = 0; j < DS__GEMM_NR; j++) {
+                const uint16_t *b = bp + (p * DS__GEMM_NR + j) * 2;
+                acc[r * DS__GEMM_NR + j] += a0 * ds__tr_bf16_f32(b[0]) + a1 * ds__tr_bf16_f32(b[1]);
+            }
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+
+#if defined(DS__X86_SIMD)
+#define DS__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#ifndef DS__AVX2   /* the kernels' definition (a superset) when both are present */
+#define DS__AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+/* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
+#define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
+    do {                                                                         \
+        float *row_ = (c) + (size_t)(r) * (ldc);                                 \
+        if (add) {                                                               \
+            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(row_));                       \
+            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(row_ + 16));                  \
+        }                                                                        \
+        _mm512_storeu_ps(row_, x0);                                              \
+        _mm512_storeu_ps(row_ + 16, x1);                                         \
+    } while (0)
+#define DS__ZMM_TILE_STORE(c, ldc, add)                                                                      \
+    do {                                                                                                     \
+        DS__ZMM_ROW_STORE(c, ldc, add, 0, c00, c01); DS__ZMM_ROW_STORE(c, ldc, add, 1, c10, c11);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 2, c20, c21); DS__ZMM_ROW_STORE(c, ldc, add, 3, c30, c31);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 4, c40, c41); DS__ZMM_ROW_STORE(c, ldc, add, 5, c50, c51);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 6, c60, c61); DS__ZMM_ROW_STORE(c, ldc, add, 7, c70, c71);           \
+    } while (0)
+
+/* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
+DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+#define DS__ROW(r, x0, x1)                 \
+    a = _mm512_set1_ps(ap[r]);             \
+    x0 = _mm512_fmadd_ps(a, b0, x0);       \
+    x1 = _mm512_fmadd_ps(a, b1, x1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += DS__GEMM_MR;
+        bp += DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* the same tile with vdpbf16ps: each instruction adds two K steps */
+DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int p, np = (kc + 1) / 2;
+    for (p = 0; p < np; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp), b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 32));
+        __m512bh a;
+#define DS__ROW(r, x0, x1)                                                   \
+    a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(((const float *)(const void *)ap)[r])); \
+    x0 = _mm512_dpbf16_ps(x0, a, b0);                    \
+    x1 = _mm512_dpbf16_ps(x1, a, b1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += 2 * DS__GEMM_MR;
+        bp += 2 * DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
+DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    int q;
+    for (q = 0; q < 4; q++) {
+        int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
+        __m256 x[4][2];
+        const float *a = ap + r0, *b = bp + c0;
+        for (r = 0; r < 4; r++) x[r][0] = x[r][1] = _mm256_setzero_ps();
+        for (k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            for (r = 0; r < 4; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r);
+                x[r][0] = _mm256_fmadd_ps(av, b0, x[r][0]);
+                x[r][1] = _mm256_fmadd_ps(av, b1, x[r][1]);
+            }
+            a += DS__GEMM_MR;
+            b += DS__GEMM_NR;
+        }
+        for (r = 0; r < 4; r++) {
+            float *row = c + (size_t)(r0 + r) * ldc + c0;
+            if (add) {
+                x[r][0] = _mm256_add_ps(x[r][0], _mm256_loadu_ps(row));
+                x[r][1] = _mm256_add_ps(x[r][1], _mm256_loadu_ps(row + 8));
+            }
+            _mm256_storeu_ps(row, x[r][0]);
+            _mm256_storeu_ps(row + 8, x[r][1]);
+        }
+    }
+}
+
+/* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
+DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
+        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+        for (k = 0; k < kc; k += 2) {
+            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_permutexvar_ps(il, x));
+            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
+        }
+        return;
+    }
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        __m512i out[4];
+        for (c = 0; c < w; c += 16) {
+            __m512 a = _mm512_loadu_ps(r0 + c), b = k + 1 < kc ? _mm512_loadu_ps(r1 + c) : _mm512_setzero_ps();
+            /* (a0 b0 a1 b1 ...) as bf16: one 512-bit register per 16 columns */
+            out[c / 16] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, hi, b), _mm512_permutex2var_ps(a, lo, b));
+        }
+        for (c = 0; c < w; c += 16) _mm512_storeu_si512((void *)(o + (size_t)k * w + 2 * c), out[c / 16]);
+    }
+}
+#endif
+
+typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
+
+static ds__micro_fn ds__gemm_pick(int bf16) {
+#if defined(DS__X86_SIMD)
+    unsigned f = ds_cpu_features();
+    if (bf16) return (f & DS_CPU_AVX512BF16) ? ds__gemm_micro_avx512bf16 : ds__gemm_micro_bf16_scalar;
+    if ((f & DS_CPU_AVX512F) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx512;
+    if ((f & DS_CPU_AVX2) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx2;
+#endif
+    return bf16 ? ds__gemm_micro_bf16_scalar : ds__gemm_micro_scalar;
+}
+static void ds__gemm_to_bf16(float *strip, int kc, int w) {
+#if defined(DS__X86_SIMD)
+    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && (w % 16 == 0 || w == 8)) {
+        ds__pack_to_bf16_avx512(strip, kc, w);
+        return;
+    }
+#endif
+    ds__pack_to_bf16(strip, kc, w);
+}
+
+/* the strip stride: room for kc rounded up to even (bf16 pairs) */
+#define DS__GEMM_KC_PAD (DS__GEMM_KC + 2)
+
+static void ds__gemm_pack_b_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    float *strip = g->ws->pack_b + (size_t)t * DS__GEMM_NR * DS__GEMM_KC_PAD;
+    (void)n;
+    ds__pack_b(strip, g, g->n0 + t * DS__GEMM_NR);
+    if (g->bf16) ds__gemm_to_bf16(strip, g->kc, DS__GEMM_NR);
+}
+
+static void ds__gemm_block_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    int slot = ds__slot_acquire(g->ws), mt = t % g->m_tasks, nt = t / g->m_tasks;
+    int strips = (g->nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+    int s0 = strips * nt / g->n_split, s1 = strips * (nt + 1) / g->n_split;
+    int m0 = mt * DS__GEMM_MC, m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), i, s;
+    float *pa = g->ws->pack_a + (size_t)slot * DS__GEMM_MC * DS__GEMM_KC_PAD;
+    ds__micro_fn micro = ds__gemm_pick(g->bf16);
+    int add = !g->first;
+    (void)n;
+    for (i = m0; i < m1; i += DS__GEMM_MR) {
+        float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+        ds__pack_a(a, g, i);
+        if (g->bf16) ds__gemm_to_bf16(a, g->kc, DS__GEMM_MR);
+    }
+    for (s = s0; s < s1; s++) {
+        const float *b = g->ws->pack_b + (size_t)s * DS__GEMM_NR * DS__GEMM_KC_PAD;
+        int j = g->n0 + s * DS__GEMM_NR, nr = DS__MIN(DS__GEMM_NR, g->N - j);
+        for (i = m0; i < m1; i += DS__GEMM_MR) {
+            const float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+            int mr = DS__MIN(DS__GEMM_MR, g->M - i);
+            float *c = g->C + (size_t)i * g->ldc + j;
+            if (mr == DS__GEMM_MR && nr == DS__GEMM_NR) {
+                micro(a, b, g->kc, c, g->ldc, add);
+            } else { /* edge tile: through a local tile */
+                float tile[DS__GEMM_MR * DS__GEMM_NR];
+                int r, q;
+                micro(a, b, g->kc, tile, DS__GEMM_NR, 0);
+                for (r = 0; r < mr; r++)
+                    for (q = 0; q < nr; q++) c[(size_t)r * g->ldc + q] = (add ? c[(size_t)r * g->ldc + q] : 0.0f) + tile[r * DS__GEMM_NR + q];
+            }
+        }
+    }
+    DS__ATOMIC_STORE(&g->ws->busy[slot], 0);
+}
+
+static ds_status ds__gemm_ws_init(ds__gemm_ws *ws, ds_pool *pool) {
+    memset(ws, 0, sizeof *ws);
+    ws->pool = pool;
+    ws->n_slots = ds_pool_size(pool);
+    ws->pack_a = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * DS__GEMM_MC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->pack_b = DS__CAST(float *, ds__calloc((size_t)DS__GEMM_NC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->busy = DS__CAST(int *, ds__calloc((size_t)ws->n_slots, sizeof(int)));
+    if (!ws->pack_a || !ws->pack_b || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
+    return DS_OK;
+}
+static void ds__gemm_ws_free(ds__gemm_ws *ws) {
+    ds_free(ws->pack_a);
+    ds_free(ws->pack_b);
+    ds_free(ws->busy);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* C (M, N) (+)= op(A) @ op(B). ta: A is stored (K, M); tb: B is stored (N, K). */
+static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int acc) {
+    ds__gemm_args g;
+    double t0 = ds_time(), c0 = ds__cpu_time(0);
+    int want = 4 * ds_pool_size(ws->pool);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i;
+        if (!acc) for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    memset(&g, 0, sizeof g);
+    g.ws = ws; g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
+    g.m_tasks = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
+    for (g.k0 = 0; g.k0 < K; g.k0 += DS__GEMM_KC) {
+        g.kc = DS__MIN(DS__GEMM_KC, K - g.k0);
+        g.first = g.k0 == 0 && !acc;
+        for (g.n0 = 0; g.n0 < N; g.n0 += DS__GEMM_NC) {
+            int strips;
+            g.nc = DS__MIN(DS__GEMM_NC, N - g.n0);
+            strips = (g.nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+            /* few row blocks: split the columns too, so every thread has work */
+            g.n_split = DS__MAX(1, DS__MIN(strips, (want + g.m_tasks - 1) / g.m_tasks));
+            ds_pool_run(ws->pool, ds__gemm_pack_b_task, &g, strips);
+            ds_pool_run(ws->pool, ds__gemm_block_task, &g, g.m_tasks * g.n_split);
+        }
+    }
+    ws->seconds += ds_time() - t0;
+    ws->cpu_seconds += ds__cpu_time(0) - c0;
+}
+
+/* ---- reduced-precision emulation ---------------------------------------------------------- */
+/* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
+   a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
+static float ds__tr_round_mant(float x, int mant, int emin) {
+    int e;
+    float a = fabsf(x);
+    if (a == 0.0f || !(a < FLT_MAX)) return x;
+    frexpf(a, &e);            /* a in [2^(e-1), 2^e) */
+    if (e - 1 < emin) e = emin + 1;
+    return ldexpf(rintf(ldexpf(x, mant - e + 1)), e - 1 - mant);
+}
+static float ds__tr_round_f16(float x) {
+    float r = ds__tr_round_mant(x, 10, -14);
+    return fabsf(r) > 65504.0f ? (x > 0 ? INFINITY : -INFINITY) : r;
+}
+static float ds__tr_round_e4m3(float x) {
+    float r = ds__tr_round_mant(x, 3, -6);
+    return r > 448.0f ? 448.0f : r < -448.0f ? -448.0f : r;
+}
+
+/* dst = src rounded as the compute precision would store it. FP8 scales each (br, bc) block
+   by 448 / amax first (DeepSeek-V3's fine-grained scaling) and divides again after the
+   rounding; FP16 rounds as is, so values past 65504 become inf (what loss scaling guards). */
+static void ds__tr_quantize(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc) {
+    int r0, c0, r, c;
+    if (p == DS_PREC_FP16) {
+        for (r = 0; r < rows; r++)
+            for (c = 0; c < cols; c++) dst[(size_t)r * ld + c] = ds__tr_round_f16(src[(size_t)r * ld + c]);
+        return;
+    }
+    for (r0 = 0; r0 < rows; r0 += br)
+        for (c0 = 0; c0 < cols; c0 += bc) {
+            int r1 = DS__MIN(rows, r0 + br), c1 = DS__MIN(cols, c0 + bc);
+            float amax = 0.0f, s;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) amax = DS__MAX(amax, fabsf(src[(size_t)r * ld + c]));
+            if (!(amax < FLT_MAX)) { /* inf / NaN pass through for the loss scaler to see */
+                for (r = r0; r < r1; r++)
+                    for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * INFINITY;
+                continue;
+            }
+            s = amax > 0.0f ? 448.0f / amax : 1.0f;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = ds__tr_round_e4m3(src[(size_t)r * ld + c] * s) / s;
+        }
+}
+
+/* ---- forward / backward pairs -------------------------------------------------------------
+   N = B * T rows; every buffer is contiguous row-major. A backward ADDS into parameter
+   gradients, and into input gradients where the name says so (residual streams). Row loops
+   run on the pool in fixed chunks; parameter-gradient reductions run over columns, so results
+   never depend on the number of threads. */
+#define DS__ROWS_PER_TASK 16
+
+static void ds__embedding_forward(float *out, const int32_t *tok, const float *wte, int N, int C) {
+    int i;
+    for (i = 0; i < N; i++) memcpy(out + (size_t)i * C, wte + (size_t)tok[i] * C, sizeof(float) * (size_t)C);
+}
+/* dwte (V, C) += dout rows scattered by token */
+static void ds__embedding_backward(float *dwte, const float *dout, const int32_t *tok, int N, int C) {
+    int i, c;
+    for (i = 0; i < N; i++) {
+        float *d = dwte + (size_t)tok[i] * C;
+        const float *g = dout + (size_t)i * C;
+        for (c = 0; c < C; c++) d[c] += g[c];
+    }
+}
+
+typedef struct ds__norm_args {
+    float *out, *dx, *dw, *rstd;
+    const float *x, *w, *dout, *rs;
+    int N, C;
+    float eps;
+} ds__norm_args;
+
+/* out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) */
+static void ds__rmsnorm_rows(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        const float *x = a->x + (size_t)i * a->C;
+        float *o = a->out + (size_t)i * a->C, r;
+        double ss = 0.0;
+        for (c = 0; c < a->C; c++) ss += (double)x[c] * x[c];
+        r = (float)(1.0 / sqrt(ss / a->C + a->eps));
+        a->rstd[i] = r;
+        for (c = 0; c < a->C; c++) o[c] = x[c] * r * a->w[c];
+    }
+}
+static void ds__rmsnorm_forward(ds_pool *pool, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps) {
+    ds__norm_args a;
+    memset(&a, 0, sizeof a);
+    a.out = out; a.rstd = rstd; a.x = x; a.w = w; a.N = N; a.C = C; a.eps = eps;
+    ds_pool_run(pool, ds__rmsnorm_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+/* dx += rstd * (g - x * rstd^2 * mean(g * x)), g = dout * w */
+static void ds__rmsnorm_dx_rows(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        const float *x = a->x + (size_t)i * a->C, *d = a->dout + (size_t)i * a->C;
+        float *dx = a->dx + (size_t)i * a->C, r = a->rs[i], k;
+        double dot = 0.0;
+        for (c = 0; c < a->C; c++) dot += (double)d[c] * a->w[c] * x[c];
+        k = (float)(dot / a->C) * r * r;
+        for (c = 0; c < a->C; c++) dx[c] += r * (d[c] * a->w[c] - x[c] * k);
+    }
+}
+/* dw[c] += sum_i dout[i][c] * x[i][c] * rstd[i], a column block per task */
+static void ds__rmsnorm_dw_cols(void *ctx, int t, int n) {
+    const ds__norm_args *a = (const ds__norm_args *)ctx;
+    int i, c, c0 = (int)((int64_t)a->C * t / n), c1 = (int)((int64_t)a->C * (t + 1) / n);
+    for (i = 0; i < a->N; i++) {
+        const float *x = a->x + (size_t)i * a->C, *d = a->dout + (size_t)i * a->C;
+        float r = a->rs[i];
+        for (c = c0; c < c1; c++) a->dw[c] += d[c] * x[c] * r;
+    }
+}
+static void ds__rmsnorm_backward(ds_pool *pool, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                                 const float *rstd, int N, int C) {
+    ds__norm_args a;
+    memset(&a, 0, sizeof a);
+    a.dx = dx; a.dw = dw; a.dout = dout; a.x = x; a.w = w; a.rs = rstd; a.N = N; a.C = C;
+    ds_pool_run(pool, ds__rmsnorm_dx_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+    ds_pool_run(pool, ds__rmsnorm_dw_cols, &a, DS__MAX(1, DS__MIN(16, C / 16)));
+}
+
+/* RoPE on adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head, by angle
+   pos * base^(-2i / n_rot), pos = row % T. cs holds (T, n_rot / 2) cos/sin pairs. sign = -1
+   rotates back, which is the backward of the rotation. x: (N, nh, hd) */
+static void ds__rope_apply(float *x, const float *cs, int N, int T, int nh, int hd, int n_rot, float sign) {
+    int i, h, p;
+    for (i = 0; i < N; i++) {
+        const float *row = cs + (size_t)(i % T) * n_rot;
+        for (h = 0; h < nh; h++) {
+            float *v = x + ((size_t)i * nh + h) * hd;
+            for (p = 0; p < n_rot / 2; p++) {
+                float c = row[2 * p], s = sign * row[2 * p + 1], a = v[2 * p], b = v[2 * p + 1];
+                v[2 * p] = a * c - b * s;
+                v[2 * p + 1] = a * s + b * c;
+            }
+        }
+    }
+}
+static void ds__rope_table(float *cs, int T, int n_rot, float base) {
+    int t, p;
+    for (t = 0; t < T; t++)
+        for (p = 0; p < n_rot / 2; p++) {
+            double ang = t * pow((double)base, -2.0 * p / n_rot);
+            cs[(size_t)t * n_rot + 2 * p] = (float)cos(ang);
+            cs[(size_t)t * n_rot + 2 * p + 1] = (float)sin(ang);
+        }
+}
+
+static float ds__dot_scalar(const float *a, const float *b, int n) {
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) y[i] += a * x[i];
+}
+#if defined(DS__X86_SIMD)
+DS__AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
+    __m512 s = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+DS__AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+#endif
+/* the attention inner products: picked once per attention call */
+typedef struct ds__vec_fns {
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);
+} ds__vec_fns;
+static ds__vec_fns ds__vec_pick(void) {
+    ds__vec_fns f;
+    f.dot = ds__dot_scalar;
+    f.axpy = ds__axpy_scalar;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) {
+        f.dot = ds__dot_avx512;
+        f.axpy = ds__axpy_avx512;
+    }
+#endif
+    return f;
+}
+
+typedef struct ds__attn_args {
+    float *y, *probs, *dq, *dk, *dv;
+    const float *q, *k, *v, *dy, *yc, *pc;
+    int B, T, H, Hkv, hd;
+    ds__vec_fns f;
+} ds__attn_args;
+
+/* one task per (batch, kv head): the query heads of its group, causal softmax(q k^T / sqrt(hd)) v.
+   q, y: (N, H, hd); k, v: (N, Hkv, hd); probs: (B, H, T, T) (lower triangle) */
+static void ds__attention_rows(void *ctx, int task, int n) {
+    const ds__attn_args *a = (const ds__attn_args *)ctx;
+    int b = task / a->Hkv, g = task % a->Hkv, G = a->H / a->Hkv, h, t, j;
+    int qs = a->H * a->hd, ks = a->Hkv * a->hd;
+    float scale = 1.0f / sqrtf((float)a->hd);
+    (void)n;
+    for (h = g * G; h < (g + 1) * G; h++)
+        for (t = 0; t < a->T; t++) {
+            const float *q = a->q + ((size_t)b * a->T + t) * qs + h * a->hd;
+            float *p = a->probs + (((size_t)b * a->H + h) * a->T + t) * a->T;
+            float *y = a->y + ((size_t)b * a->T + t) * qs + h * a->hd, mx = -FLT_MAX, sum = 0.0f;
+            for (j = 0; j <= t; j++) {
+                p[j] = scale * a->f.dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                mx = DS__MAX(mx, p[j]);
+            }
+            for (j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
+            memset(y, 0, sizeof(float) * (size_t)a->hd);
+            for (j = 0; j <= t; j++) {
+                p[j] /= sum;
+                a->f.axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+            }
+        }
+}
+static void ds__attention_forward(ds_pool *pool, float *y, float *probs, const float *q, const float *k, const float *v,
+                                  int B, int T, int H, int Hkv, int hd) {
+    ds__attn_args a;
+    memset(&a, 0, sizeof a);
+    a.y = y; a.probs = probs; a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
+    ds_pool_run(pool, ds__attention_rows, &a, B * Hkv);
+}
+/* dp_j = dy . v_j; ds_j = p_j (dp_j - dy . y) (since sum_j p_j v_j = y); dq += scale sum ds_j k_j,
+   dk_j += scale ds_j q, dv_j += p_j dy. dq, dk, dv are overwritten (zeroed per task first). */
+static void ds__attention_back_rows(void *ctx, int task, int n) {
+    const ds__attn_args *a = (const ds__attn_args *)ctx;
+    int b = task / a->Hkv, g = task % a->Hkv, G = a->H / a->Hkv, h, t, j;
+    int qs = a->H * a->hd, ks = a->Hkv * a->hd;
+    float scale = 1.0f / sqrtf((float)a->hd);
+    (void)n;
+    for (t = 0; t < a->T; t++) {
+        size_t r = (size_t)b * a->T + t;
+        memset(a->dk + r * ks + g * a->hd, 0, sizeof(float) * (size_t)a->hd);
+        memset(a->dv + r * ks + g * a->hd, 0, sizeof(float) * (size_t)a->hd);
+    }
+    for (h = g * G; h < (g + 1) * G; h++)
+        for (t = 0; t < a->T; t++) {
+            size_t r = (size_t)b * a->T + t;
+            const float *q = a->q + r * qs + h * a->hd, *dy = a->dy + r * qs + h * a->hd;
+            const float *p = a->pc + (((size_t)b * a->H + h) * a->T + t) * a->T;
+            float *dq = a->dq + r * qs + h * a->hd, dyy = a->f.dot(dy, a->yc + r * qs + h * a->hd, a->hd);
+            memset(dq, 0, sizeof(float) * (size_t)a->hd);
+            for (j = 0; j <= t; j++) {
+                size_t rj = ((size_t)b * a->T + j) * ks + g * a->hd;
+                float ds = p[j] * (a->f.dot(dy, a->v + rj, a->hd) - dyy) * scale;
+                a->f.axpy(dq, ds, a->k + rj, a->hd);
+                a->f.axpy(a->dk + rj, ds, q, a->hd);
+                a->f.axpy(a->dv + rj, p[j], dy, a->hd);
+            }
+        }
+}
+static void ds__attention_backward(ds_pool *pool, float *dq, float *dk, float *dv, const float *dy, const float *y,
+                                   const float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
+                                   int Hkv, int hd) {
+    ds__attn_args a;
+    memset(&a, 0, sizeof a);
+    a.dq = dq; a.dk = dk; a.dv = dv; a.dy = dy; a.yc = y; a.pc = probs;
+    a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
+    a.f = ds__vec_pick();
+    ds_pool_run(pool, ds__attention_back_rows, &a, B * Hkv);
+}
+
+typedef struct ds__swiglu_args {
+    float *h, *dg, *du;
+    const float *g, *u, *dh;
+    size_t n;
+} ds__swiglu_args;
+#define DS__ELEMS_PER_TASK 8192
+/* h = silu(g) * u */
+static void ds__swiglu_chunk(void *ctx, int t, int n) {
+    const ds__swiglu_args *a = (const ds__swiglu_args *)ctx;
+    size_t i, i1 = DS__MIN(a->n, (size_t)(t + 1) * DS__ELEMS_PER_TASK);
+    (void)n;
+    for (i = (size_t)t * DS__ELEMS_PER_TASK; i < i1; i++) a->h[i] = a->g[i] / (1.0f + expf(-a->g[i])) * a->u[i];
+}
+/* dg = dh * u * s (1 + g (1 - s)), du = dh * silu(g), s = sigmoid(g); overwrites dg, du */
+static void ds__swiglu_back_chunk(void *ctx, int t, int n) {
+    const ds__swiglu_args *a = (const ds__swiglu_args *)ctx;
+    size_t i, i1 = DS__MIN(a->n, (size_t)(t + 1) * DS__ELEMS_PER_TASK);
+    (void)n;
+    for (i = (size_t)t * DS__ELEMS_PER_TASK; i < i1; i++) {
+        float g = a->g[i], s = 1.0f / (1.0f + expf(-g));
+        a->dg[i] = a->dh[i] * a->u[i] * s * (1.0f + g * (1.0f - s));
+        a->du[i] = a->dh[i] * g * s;
+    }
+}
+static void ds__swiglu_forward(ds_pool *pool, float *h, const float *g, const float *u, size_t n) {
+    ds__swiglu_args a;
+    memset(&a, 0, sizeof a);
+    a.h = h; a.g = g; a.u = u; a.n = n;
+    ds_pool_run(pool, ds__swiglu_chunk, &a, (int)((n + DS__ELEMS_PER_TASK - 1) / DS__ELEMS_PER_TASK));
+}
+static void ds__swiglu_backward(ds_pool *pool, float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
+    ds__swiglu_args a;
+    memset(&a, 0, sizeof a);
+    a.dg = dg; a.du = du; a.dh = dh; a.g = g; a.u = u; a.n = n;
+    ds_pool_run(pool, ds__swiglu_back_chunk, &a, (int)((n + DS__ELEMS_PER_TASK - 1) / DS__ELEMS_PER_TASK));
+}
+
+typedef struct ds__ce_args {
+    float *logits, *losses;
+    const int32_t *targets;
+    int N, V;
+    float dscale;
+} ds__ce_args;
+/* logits (N, V) become probabilities; losses[i] = -log p[target] */
+static void ds__ce_rows(void *ctx, int t, int n) {
+    const ds__ce_args *a = (const ds__ce_args *)ctx;
+    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        float *l = a->logits + (size_t)i * a->V, mx = -FLT_MAX;
+        double sum = 0.0;
+        for (j = 0; j < a->V; j++) mx = DS__MAX(mx, l[j]);
+        for (j = 0; j < a->V; j++) sum += (l[j] = expf(l[j] - mx));
+        a->losses[i] = (float)(log(sum) - (double)logf(l[a->targets[i]]));
+        for (j = 0; j < a->V; j++) l[j] = (float)(l[j] / sum);
+    }
+}
+static void ds__crossentropy_forward(ds_pool *pool, float *logits, float *losses, const int32_t *targets, int N, int V) {
+    ds__ce_args a;
+    memset(&a, 0, sizeof a);
+    a.logits = logits; a.losses = losses; a.targets = targets; a.N = N; a.V = V;
+    ds_pool_run(pool, ds__ce_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+/* probs (N, V) become dlogits = (p - onehot(target)) * dscale, in place */
+static void ds__ce_back_rows(void *ctx, int t, int n) {
+    const ds__ce_args *a = (const ds__ce_args *)ctx;
+    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
+        float *l = a->logits + (size_t)i * a->V;
+        l[a->targets[i]] -= 1.0f;
+        for (j = 0; j < a->V; j++) l[j] *= a->dscale;
+    }
+}
+static void ds__crossentropy_backward(ds_pool *pool, float *probs, const int32_t *targets, int N, int V, float dscale) {
+    ds__ce_args a;
+    memset(&a, 0, sizeof a);
+    a.logits = probs; a.targets = targets; a.N = N; a.V = V; a.dscale = dscale;
+    ds_pool_run(pool, ds__ce_back_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+}
+
+/* ---- the trainer -------------------------------------------------------------------------- */
+/* offsets of one dense layer's tensors in the parameter buffer */
+typedef struct ds__tlayer {
+    size_t attn_norm, wq, wk, wv, wo, ffn_norm, wg, wu, wd;
+} ds__tlayer;
+
+/* one tensor of the parameter buffer: (rows, cols) = GGUF ne (cols, rows) */
+typedef struct ds__ttensor {
+    char name[40];
+    size_t off;
+    int rows, cols;
+} ds__ttensor;
+
+/* what one dense layer's backward needs from its forward */
+typedef struct ds__tacts {
+    float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *g, *u, *h;
+} ds__tacts;
+
+#define DS__SCALE_HIST 16
+
+struct ds_trainer {
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_pool *pool;
+    ds__gemm_ws ws;
+    int C, H, Hkv, hd, qd, kvd, F, V, L, B, T, n_rot;
+    size_t n_params;
+    float *params, *grads, *m, *v;
+    ds__ttensor *tensors;
+    int n_tensors;
+    size_t off_embd, off_norm, off_out;
+    ds__tlayer *lp;
+    /* activations: the residual stream at every layer input, then per-layer saved values
+       (one set shared by all layers with recompute) */
+    float *arena;
+    size_t arena_floats;
+    float **x;           /* L + 1 of (N, C) */
+    ds__tacts *la;       /* L, or 1 with recompute */
+    float *lnf, *rstdf, *logits, *losses, *cs;
+    float *dres, *dln, *dq, *dk, *dv, *datt, *dg, *du, *dh;
+    float *qa, *qb;      /* rounded operand copies for emulated fp16 / fp8 */
+    size_t q_floats;
+    int32_t *tok, *tgt;  /* grad_accum * B * T each */
+    /* state that checkpoints carry */
+    int step, adam_t, skipped_total, clean_steps;
+    uint64_t rng, cursor;
+    float scale;
+    float amax_hist[DS__SCALE_HIST];
+    float amax;          /* largest |value| rounded in this step's backward (scaled) */
+    int scaling;
+};
+
+/* splitmix64: the trainer's one random source (init, data order) */
+static uint64_t ds__tr_next(uint64_t *s) {
+    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+static double ds__tr_uniform(uint64_t *s) { return ((double)(ds__tr_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static float ds__tr_normal(uint64_t *s) {
+    double u1 = ds__tr_uniform(s), u2 = ds__tr_uniform(s);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+DS_API ds_status ds_model_config_check(ds_model_config *mc) {
+    int i;
+    if (!mc) return ds__fail(DS_ERR_INVALID_ARG, "model config: NULL");
+    if (!mc->arch[0]) strcpy(mc->arch, "llama");
+    if (mc->n_layer <= 0 || mc->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_layer = %d, need 1..%d", mc->n_layer, DS_MAX_LAYERS);
+    if (mc->n_embd <= 0 || mc->n_vocab <= 1 || mc->n_head <= 0) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_embd, n_vocab and n_head must be set");
+    if (!mc->n_head_kv) mc->n_head_kv = mc->n_head;
+    if (mc->n_head_kv < 0 || mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_head = %d is not a multiple of n_head_kv = %d", mc->n_head, mc->n_head_kv);
+    if (!mc->head_dim) {
+        if (mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_embd = %d is not a multiple of n_head = %d", mc->n_embd, mc->n_head);
+        mc->head_dim = mc->n_embd / mc->n_head;
+    }
+    if (!mc->n_rot) mc->n_rot = mc->head_dim;
+    if (mc->head_dim <= 0 || mc->n_rot <= 0 || mc->n_rot > mc->head_dim || (mc->n_rot & 1)) return ds__fail(DS_ERR_INVALID_ARG, "model config: head_dim = %d / n_rot = %d: need an even n_rot <= head_dim", mc->head_dim, mc->n_rot);
+    if (!mc->n_ff) mc->n_ff = 4 * mc->n_embd;
+    if (!mc->n_ctx) mc->n_ctx = 256;
+    if (mc->norm_eps == 0.0f) mc->norm_eps = 1e-5f;
+    if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
+    if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
+    for (i = 0; i < mc->n_layer; i++)
+        if (mc->layers[i].attn != DS_ATTN_DENSE || mc->layers[i].ffn != DS_FFN_DENSE) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: only dense attention and dense FFN layers can be trained so far", i);
+    if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
+    return DS_OK;
+}
+
+static void ds__train_defaults(ds_train_config *tc) {
+    if (tc->batch <= 0) tc->batch = 4;
+    if (tc->seq_len <= 0) tc->seq_len = 64;
+    if (tc->grad_accum <= 0) tc->grad_accum = 1;
+    if (tc->steps <= 0) tc->steps = 1000;
+    if (tc->lr == 0.0f) tc->lr = 3e-4f;
+    if (tc->min_lr == 0.0f) tc->min_lr = 0.1f;
+    if (tc->weight_decay == 0.0f) tc->weight_decay = 0.1f;
+    if (tc->beta1 == 0.0f) tc->beta1 = 0.9f;
+    if (tc->beta2 == 0.0f) tc->beta2 = 0.95f;
+    if (tc->adam_eps == 0.0f) tc->adam_eps = 1e-8f;
+    if (tc->grad_clip == 0.0f) tc->grad_clip = 1.0f;
+    if (tc->seed == 0) tc->seed = 1234;
+    if (tc->init_std == 0.0f) tc->init_std = 0.02f;
+    if (tc->loss_scale_window <= 0) tc->loss_scale_window = 2000;
+    if (tc->checkpoint_every <= 0) tc->checkpoint_every = 100;
+    if (tc->keep_checkpoints <= 0) tc->keep_checkpoints = 3;
+    if (tc->eval_every <= 0) tc->eval_every = 50;
+    if (tc->eval_batches <= 0) tc->eval_batches = 8;
+}
+
+static void ds__tr_add_tensor(ds_trainer *tr, const char *name, int rows, int cols, size_t *off) {
+    ds__ttensor *t = &tr->tensors[tr->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->off = tr->n_params;
+    t->rows = rows;
+    t->cols = cols;
+    *off = tr->n_params;
+    tr->n_params += (size_t)rows * cols;
+}
+
+/* the parameter buffer in GGUF order: token_embd, blk.N.*, output_norm, [output] */
+static void ds__tr_layout(ds_trainer *tr) {
+    int l;
+    char nm[40];
+    ds__tr_add_tensor(tr, "token_embd.weight", tr->V, tr->C, &tr->off_embd);
+    for (l = 0; l < tr->L; l++) {
+        ds__tlayer *p = &tr->lp[l];
+#define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
+        DS__T(attn_norm, "attn_norm", 1, tr->C)
+        DS__T(wq, "attn_q", tr->qd, tr->C)
+        DS__T(wk, "attn_k", tr->kvd, tr->C)
+        DS__T(wv, "attn_v", tr->kvd, tr->C)
+        DS__T(wo, "attn_output", tr->C, tr->qd)
+        DS__T(ffn_norm, "ffn_norm", 1, tr->C)
+        DS__T(wg, "ffn_gate", tr->F, tr->C)
+        DS__T(wu, "ffn_up", tr->F, tr->C)
+        DS__T(wd, "ffn_down", tr->C, tr->F)
+#undef DS__T
+    }
+    ds__tr_add_tensor(tr, "output_norm.weight", 1, tr->C, &tr->off_norm);
+    if (!tr->mc.tied_output) ds__tr_add_tensor(tr, "output.weight", tr->V, tr->C, &tr->off_out);
+    else tr->off_out = tr->off_embd;
+}
+
+/* norms start at 1, matrices at N(0, init_std) */
+static void ds__tr_init_weights(ds_trainer *tr) {
+    uint64_t s = tr->tc.seed ^ UINT64_C(0x5eed);
+    int i;
+    size_t j;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        float *w = tr->params + t->off;
+        for (j = 0; j < (size_t)t->rows * t->cols; j++) w[j] = t->rows == 1 ? 1.0f : tr->tc.init_std * ds__tr_normal(&s);
+    }
+}
+
+static float *ds__tr_take(float **p, size_t n) {
+    float *r = *p;
+    *p += (n + 15) & ~(size_t)15;
+    return r;
+}
+static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static size_t ds__tr_layer_floats(const ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T;
+    return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F);
+}
+
+static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T;
+    a->ln1 = ds__tr_take(p, N * tr->C);
+    a->rstd1 = ds__tr_take(p, N);
+    a->q = ds__tr_take(p, N * tr->qd);
+    a->k = ds__tr_take(p, N * tr->kvd);
+    a->v = ds__tr_take(p, N * tr->kvd);
+    a->probs = ds__tr_take(p, (size_t)tr->B * tr->H * tr->T * tr->T);
+    a->att = ds__tr_take(p, N * tr->qd);
+    a->xmid = ds__tr_take(p, N * tr->C);
+    a->ln2 = ds__tr_take(p, N * tr->C);
+    a->rstd2 = ds__tr_take(p, N);
+    a->g = ds__tr_take(p, N * tr->F);
+    a->u = ds__tr_take(p, N * tr->F);
+    a->h = ds__tr_take(p, N * tr->F);
+}
+
+static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T, nl = tr->tc.recompute ? 1 : (size_t)tr->L, total, grads_f;
+    int l;
+    float *p;
+    total = (size_t)(tr->L + 1) * ds__tr_round16(N * tr->C) + nl * ds__tr_layer_floats(tr) +
+            ds__tr_round16(N * tr->C) + ds__tr_round16(N) + ds__tr_round16(N * tr->V) + ds__tr_round16(N);
+    grads_f = 2 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N * tr->qd) + 2 * ds__tr_round16(N * tr->kvd) +
+              3 * ds__tr_round16(N * tr->F) + ds__tr_round16((size_t)tr->T * tr->n_rot);
+    tr->arena_floats = total;
+    tr->arena = DS__CAST(float *, ds__calloc(total + grads_f, sizeof(float)));
+    tr->x = DS__CAST(float **, ds__calloc((size_t)tr->L + 1, sizeof(float *)));
+    tr->la = DS__CAST(ds__tacts *, ds__calloc(nl, sizeof(ds__tacts)));
+    if (!tr->arena || !tr->x || !tr->la) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for %zu activation floats", total + grads_f);
+    p = tr->arena;
+    for (l = 0; l <= tr->L; l++) tr->x[l] = ds__tr_take(&p, N * tr->C);
+    for (l = 0; l < (int)nl; l++) ds__tr_carve_layer(&tr->la[l], &p, tr);
+    tr->lnf = ds__tr_take(&p, N * tr->C);
+    tr->rstdf = ds__tr_take(&p, N);
+    tr->logits = ds__tr_take(&p, N * tr->V);
+    tr->losses = ds__tr_take(&p, N);
+    tr->dres = ds__tr_take(&p, N * tr->C);
+    tr->dln = ds__tr_take(&p, N * tr->C);
+    tr->dq = ds__tr_take(&p, N * tr->qd);
+    tr->datt = ds__tr_take(&p, N * tr->qd);
+    tr->dk = ds__tr_take(&p, N * tr->kvd);
+    tr->dv = ds__tr_take(&p, N * tr->kvd);
+    tr->dg = ds__tr_take(&p, N * tr->F);
+    tr->du = ds__tr_take(&p, N * tr->F);
+    tr->dh = ds__tr_take(&p, N * tr->F);
+    tr->cs = ds__tr_take(&p, (size_t)tr->T * tr->n_rot);
+    ds__rope_table(tr->cs, tr->T, tr->n_rot, tr->mc.rope_base);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out) {
+    ds_trainer *tr;
+    ds_pool_config pc;
+    ds_status st;
+    size_t N, biggest;
+    if (!mc || !out) return ds__fail(DS_ERR_INVALID_ARG, "trainer_create: NULL argument");
+    *out = NULL;
+    tr = DS__CAST(ds_trainer *, ds__calloc(1, sizeof *tr));
+    if (!tr) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    tr->mc = *mc;
+    if (tc) tr->tc = *tc;
+    ds__train_defaults(&tr->tc);
+    if ((st = ds_model_config_check(&tr->mc)) != DS_OK) goto fail;
+    if ((unsigned)tr->tc.precision > DS_PREC_FP8) {
+        st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown precision %d", (int)tr->tc.precision);
+        goto fail;
+    }
+    tr->C = tr->mc.n_embd; tr->H = tr->mc.n_head; tr->Hkv = tr->mc.n_head_kv; tr->hd = tr->mc.head_dim;
+    tr->qd = tr->H * tr->hd; tr->kvd = tr->Hkv * tr->hd; tr->F = tr->mc.n_ff; tr->V = tr->mc.n_vocab;
+    tr->L = tr->mc.n_layer; tr->B = tr->tc.batch; tr->T = tr->tc.seq_len; tr->n_rot = tr->mc.n_rot;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = tr->tc.n_threads;
+    if ((st = ds_pool_create(&pc, &tr->pool)) != DS_OK) goto fail;
+    if ((st = ds__gemm_ws_init(&tr->ws, tr->pool)) != DS_OK) goto fail;
+    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 9 + 3, sizeof(ds__ttensor)));
+    tr->lp = DS__CAST(ds__tlayer *, ds__calloc((size_t)tr->L, sizeof(ds__tlayer)));
+    if (!tr->tensors || !tr->lp) {
+        st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+        goto fail;
+    }
+    ds__tr_layout(tr);
+    tr->params = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->grads = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->m = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    tr->v = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
+    N = (size_t)tr->B * tr->T;
+    tr->tok = DS__CAST(int32_t *, ds__calloc(N * tr->tc.grad_accum, sizeof(int32_t)));
+    tr->tgt = DS__CAST(int32_t *, ds__calloc(N * tr->tc.grad_accum, sizeof(int32_t)));
+    if (!tr->params || !tr->grads || !tr->m || !tr->v || !tr->tok || !tr->tgt) {
+        st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for %zu parameters", tr->n_params);
+        goto fail;
+    }
+    if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+    if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
+        biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
+        biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
+        tr->q_floats = biggest;
+        tr->qa = DS__CAST(float *, ds__calloc(biggest, sizeof(float)));
+        tr->qb = DS__CAST(float *, ds__calloc(biggest, sizeof(float)));
+        if (!tr->qa || !tr->qb) {
+            st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for precision buffers");
+            goto fail;
+        }
+    }
+    ds__tr_init_weights(tr);
+    tr->rng = tr->tc.seed;
+    tr->scaling = !tr->tc.no_loss_scaling && (tr->tc.precision != DS_PREC_F32 || tr->tc.loss_scale > 0.0f);
+    tr->scale = tr->scaling ? (tr->tc.loss_scale > 0.0f ? tr->tc.loss_scale : 65536.0f) : 1.0f;
+    *out = tr;
+    return DS_OK;
+fail:
+    ds_trainer_free(tr);
+    return st;
+}
+
+DS_API void ds_trainer_free(ds_trainer *tr) {
+    if (!tr) return;
+    ds__gemm_ws_free(&tr->ws);
+    ds_pool_destroy(tr->pool);
+    ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
+    ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
+    ds_free(tr);
+}
+
+DS_API const ds_model_config *ds_trainer_model_config(const ds_trainer *tr) { return &tr->mc; }
+DS_API const ds_train_config *ds_trainer_train_config(const ds_trainer *tr) { return &tr->tc; }
+DS_API float *ds_trainer_params(ds_trainer *tr, size_t *n) {
+    if (n) *n = tr->n_params;
+    return tr->params;
+}
+DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
+    if (n) *n = tr->n_params;
+    return tr->grads;
+}
+DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
+DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
+DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
+DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
+DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
+    double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
+    double per_layer = C * (tr->qd + 2.0 * tr->kvd) + (double)tr->qd * C + 3.0 * C * tr->F;
+    return 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+}
+
+/* ---- linear layers in the compute precision ---- */
+static float ds__tr_amax(const float *x, size_t n) {
+    float m = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= m)) m = a; /* NaN sticks */
+    }
+    return m;
+}
+
+/* C = op(A) @ op(B) as the compute precision rounds it. kind_a / kind_b: 0 an activation
+   (1 x 128 tiles along K), 1 a weight (128 x 128 blocks); `grad_a`: A is a scaled gradient
+   whose largest value the loss scaler watches. */
+static void ds__tr_matmul(ds_trainer *tr, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, float *C, int acc, int wa, int wb, int grad_a) {
+    ds_precision p = tr->tc.precision;
+    int arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
+    if (grad_a && tr->scaling && p == DS_PREC_FP16) tr->amax = DS__MAX(tr->amax, ds__tr_amax(A, (size_t)arows * acols));
+    if (p == DS_PREC_F32 || p == DS_PREC_BF16) {
+        ds__gemm(&tr->ws, p == DS_PREC_BF16, ta, tb, M, N, K, A, lda, B, ldb, C, N, acc);
+        return;
+    }
+    /* K runs along columns when the operand is not transposed: tiles 1 x 128 there, else 128 x 1 */
+    ds__tr_quantize(tr->qa, A, arows, acols, lda, p, wa ? 128 : (ta ? 128 : 1), wa ? 128 : (ta ? 1 : 128));
+    ds__tr_quantize(tr->qb, B, brows, bcols, ldb, p, wb ? 128 : (tb ? 1 : 128), wb ? 128 : (tb ? 128 : 1));
+    ds__gemm(&tr->ws, 0, ta, tb, M, N, K, tr->qa, lda, tr->qb, ldb, C, N, acc);
+}
+
+/* y (N, O) (+)= x (N, I) @ w (O, I)^T */
+static void ds__linear_forward(ds_trainer *tr, float *y, const float *x, const float *w, int N, int O, int I, int acc) {
+    ds__tr_matmul(tr, 0, 1, N, O, I, x, I, w, I, y, acc, 0, 1, 0);
+}
+/* dx (N, I) (+)= dy (N, O) @ w (O, I); dw (O, I) += dy^T @ x */
+static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw, const float *dy, const float *x,
+                                const float *w, int N, int O, int I) {
+    ds__tr_matmul(tr, 0, 0, N, I, O, dy, O, w, I, dx, dx_acc, 0, 1, 1);
+    ds__tr_matmul(tr, 1, 0, O, I, N, dy, O, x, I, dw, 1, 0, 0, 1);
+}
+
+/* ---- the model ---- */
+static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    int N = B * T;
+    float *x = tr->x[l], *xo = tr->x[l + 1];
+    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+    ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
+    ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
+    ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
+    memcpy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
+}
+
+/* tr->dres holds d(layer output) on entry and d(layer input) on return */
+static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T;
+    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
+    ds__attention_backward(tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
+    ds__rope_apply(tr->dk, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, -1.0f);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wk, tr->dk, a->ln1, W + p->wk, N, tr->kvd, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wv, tr->dv, a->ln1, W + p->wv, N, tr->kvd, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
+}
+
+static ds__tacts *ds__tr_acts(ds_trainer *tr, int l) { return tr->tc.recompute ? &tr->la[0] : &tr->la[l]; }
+
+/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss. */
+static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
+    int l, N = B * T, i;
+    double sum = 0.0;
+    const float *W = tr->params;
+    ds__embedding_forward(tr->x[0], tok, W + tr->off_embd, N, tr->C);
+    for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T);
+    ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], W + tr->off_norm, N, tr->C, tr->mc.norm_eps);
+    ds__linear_forward(tr, tr->logits, tr->lnf, W + tr->off_out, N, tr->V, tr->C, 0);
+    ds__crossentropy_forward(tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
+    for (i = 0; i < N; i++) sum += tr->losses[i];
+    return (float)(sum / N);
+}
+
+static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
+    int l, N = B * T;
+    float *G = tr->grads;
+    ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
+    ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
+    memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
+    for (l = tr->L - 1; l >= 0; l--) {
+        if (tr->tc.recompute) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
+    }
+    ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
+}
+
+static ds_status ds__tr_check_batch(const ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
+    int i;
+    if (!tok || !tgt || B <= 0 || T <= 0 || B > tr->B || T > tr->T) return ds__fail(DS_ERR_INVALID_ARG, "train: batch %d x %d does not fit the trainer's %d x %d", B, T, tr->B, tr->T);
+    for (i = 0; i < B * T; i++)
+        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < 0 || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss) {
+    ds_status st;
+    if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
+    *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss) {
+    ds_status st;
+    float l;
+    if (!tr) return ds__fail(DS_ERR_INVALID_ARG, "trainer_grad: NULL trainer");
+    if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
+    l = ds__tr_forward(tr, tokens, targets, B, T);
+    ds__tr_backward(tr, tokens, targets, B, T, scale);
+    if (loss) *loss = l;
+    return DS_OK;
+}
+
+/* ---- token shards and batches ------------------------------------------------------------- */
+#define DS__SHARD_MAGIC 0x4b545344u /* "DSTK" little-endian */
+#define DS__SHARD_HEADER 32
+
+static void ds__put_u32(uint8_t *p, uint32_t v) {
+    int i;
+    for (i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t ds__get_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* header: magic, version 1, bytes per token, n_vocab (u32 each), count (u64), 8 zero bytes */
+DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab) {
+    uint8_t hdr[DS__SHARD_HEADER], buf[4096];
+    uint32_t width = n_vocab > 65536 ? 4 : 2;
+    uint64_t i;
+    size_t fill = 0;
+    FILE *f;
+    if (!path || (!tokens && n) || n_vocab <= 0) return ds__fail(DS_ERR_INVALID_ARG, "token shard: bad arguments");
+    memset(hdr, 0, sizeof hdr);
+    ds__put_u32(hdr, DS__SHARD_MAGIC);
+    ds__put_u32(hdr + 4, 1);
+    ds__put_u32(hdr + 8, width);
+    ds__put_u32(hdr + 12, (uint32_t)n_vocab);
+    ds__put_u32(hdr + 16, (uint32_t)n);
+    ds__put_u32(hdr + 20, (uint32_t)(n >> 32));
+    f = fopen(path, "wb");
+    if (!f) return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    fwrite(hdr, 1, sizeof hdr, f);
+    for (i = 0; i < n; i++) {
+        if (tokens[i] >= (uint32_t)n_vocab) {
+            fclose(f);
+            return ds__fail(DS_ERR_BOUNDS, "%s: token %u at %llu is outside the vocabulary of %d", path, tokens[i], (unsigned long long)i, n_vocab);
+        }
+        ds__put_u32(buf + fill, tokens[i]);
+        fill += width;
+        if (fill + 4 > sizeof buf || i + 1 == n) {
+            fwrite(buf, 1, fill, f);
+            fill = 0;
+        }
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        fclose(f);
+        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+    }
+    fclose(f);
+    return DS_OK;
+}
+
+typedef struct ds__shard {
+    ds_mapped_file file;
+    const uint8_t *tok;
+    uint64_t n;
+    int width, n_vocab;
+} ds__shard;
+
+struct ds_train_data {
+    ds__shard split[2];   /* train, validation */
+};
+
+static ds_status ds__shard_open(ds__shard *s, const char *path) {
+    ds_status st = ds_map_file(path, &s->file);
+    const uint8_t *p = s->file.data;
+    if (st != DS_OK) return st;
+    if (s->file.size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+    if (ds__get_u32(p + 4) != 1) return ds__fail(DS_ERR_UNSUPPORTED, "%s: token shard version %u", path, ds__get_u32(p + 4));
+    s->width = (int)ds__get_u32(p + 8);
+    s->n_vocab = (int)ds__get_u32(p + 12);
+    s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
+    if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
+    if (s->n > (s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width));
+    s->tok = p + DS__SHARD_HEADER;
+    return DS_OK;
+}
+static uint32_t ds__shard_token(const ds__shard *s, uint64_t i) {
+    const uint8_t *p = s->tok + i * (uint64_t)s->width;
+    return s->width == 2 ? (uint32_t)(p[0] | p[1] << 8) : ds__get_u32(p);
+}
+
+DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path, ds_train_data **out) {
+    ds_train_data *d;
+    ds_status st;
+    if (!train_path || !out) return ds__fail(DS_ERR_INVALID_ARG, "train_data_open: NULL argument");
+    *out = NULL;
+    d = DS__CAST(ds_train_data *, ds__calloc(1, sizeof *d));
+    if (!d) return ds__fail(DS_ERR_NO_MEMORY, "train data: out of memory");
+    if ((st = ds__shard_open(&d->split[0], train_path)) != DS_OK || (val_path && (st = ds__shard_open(&d->split[1], val_path)) != DS_OK)) {
+        ds_train_data_free(d);
+        return st;
+    }
+    *out = d;
+    return DS_OK;
+}
+DS_API void ds_train_data_free(ds_train_data *d) {
+    if (!d) return;
+    ds_unmap_file(&d->split[0].file);
+    ds_unmap_file(&d->split[1].file);
+    ds_free(d);
+}
+DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val) { return d ? d->split[val ? 1 : 0].n : 0; }
+
+/* one window of T + 1 tokens starting at `start` -> tokens / targets */
+static ds_status ds__tr_window(const ds_trainer *tr, const ds__shard *s, uint64_t start, int32_t *tok, int32_t *tgt) {
+    int t;
+    for (t = 0; t <= tr->T; t++) {
+        uint32_t v = ds__shard_token(s, start + (uint64_t)t);
+        if (v >= (uint32_t)tr->V) return ds__fail(DS_ERR_BOUNDS, "train data: token %u is outside the model's vocabulary of %d", v, tr->V);
+        if (t < tr->T) tok[t] = (int32_t)v;
+        if (t > 0) tgt[t - 1] = (int32_t)v;
+    }
+    return DS_OK;
+}
+
+/* grad_accum * B random windows of the training split; the order follows the trainer's RNG */
+static ds_status ds__tr_fill_batches(ds_trainer *tr, ds_train_data *d) {
+    const ds__shard *s = &d->split[0];
+    int i, n = tr->tc.grad_accum * tr->B;
+    ds_status st;
+    if (s->n < (uint64_t)tr->T + 2) return ds__fail(DS_ERR_INVALID_ARG, "train data: %llu tokens, a sequence needs %d", (unsigned long long)s->n, tr->T + 1);
+    for (i = 0; i < n; i++) {
+        uint64_t start = ds__tr_next(&tr->rng) % (s->n - (uint64_t)tr->T);
+        if ((st = ds__tr_window(tr, s, start, tr->tok + (size_t)i * tr->T, tr->tgt + (size_t)i * tr->T)) != DS_OK) return st;
+        tr->cursor++;
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss) {
+    const ds__shard *s;
+    int b, i, nb;
+    double sum = 0.0;
+    ds_status st;
+    if (!tr || !d || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_eval: NULL argument");
+    s = &d->split[1];
+    if (s->n < (uint64_t)tr->T + 2) return ds__fail(DS_ERR_STATE, "train: no validation split (or shorter than a sequence)");
+    nb = tr->tc.eval_batches;
+    /* evenly spaced windows: the same ones every time */
+    for (b = 0; b < nb; b++) {
+        for (i = 0; i < tr->B; i++) {
+            uint64_t k = (uint64_t)b * tr->B + i, span = s->n - (uint64_t)tr->T - 1;
+            if ((st = ds__tr_window(tr, s, span * k / ((uint64_t)nb * tr->B), tr->tok + (size_t)i * tr->T, tr->tgt + (size_t)i * tr->T)) != DS_OK) return st;
+        }
+        sum += ds__tr_forward(tr, tr->tok, tr->tgt, tr->B, tr->T);
+    }
+    *loss = (float)(sum / nb);
+    return DS_OK;
+}
+
+/* ---- the optimizer step ------------------------------------------------------------------- */
+/* linear warm-up to lr, then cosine down to min_lr * lr at the last step */
+static float ds__tr_lr(const ds_train_config *tc, int step) {
+    float lo = tc->min_lr < 0.0f ? 0.0f : tc->min_lr * tc->lr;
+    double prog;
+    if (step < tc->warmup) return tc->lr * (float)(step + 1) / (float)tc->warmup;
+    if (tc->steps <= tc->warmup) return tc->lr;
+    prog = (double)(step - tc->warmup) / (double)(tc->steps - tc->warmup);
+    if (prog > 1.0) prog = 1.0;
+    return lo + (float)(0.5 * (1.0 + cos(3.141592653589793 * prog))) * (tc->lr - lo);
+}
+
+typedef struct ds__adam_args {
+    ds_trainer *tr;
+    float lr, gscale, bc1, bc2;
+    double *partial;
+} ds__adam_args;
+#define DS__ADAM_CHUNK 16384
+
+static void ds__tr_sumsq_chunk(void *ctx, int t, int n) {
+    ds__adam_args *a = (ds__adam_args *)ctx;
+    size_t i, i0 = (size_t)t * DS__ADAM_CHUNK, i1 = DS__MIN(a->tr->n_params, i0 + DS__ADAM_CHUNK);
+    double s = 0.0;
+    (void)n;
+    for (i = i0; i < i1; i++) s += (double)a->tr->grads[i] * a->tr->grads[i];
+    a->partial[t] = s;
+}
+
+/* AdamW as PyTorch does it: p *= 1 - lr wd (matrices only), p -= lr mhat / (sqrt(vhat) + eps) */
+static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, size_t i1, const ds__adam_args *a) {
+    const ds_train_config *tc = &tr->tc;
+    float decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
+    size_t i;
+    for (i = i0; i < i1; i++) {
+        float g = tr->grads[i] * a->gscale, mh, vh;
+        tr->m[i] = tc->beta1 * tr->m[i] + (1.0f - tc->beta1) * g;
+        tr->v[i] = tc->beta2 * tr->v[i] + (1.0f - tc->beta2) * g * g;
+        mh = tr->m[i] / a->bc1;
+        vh = tr->v[i] / a->bc2;
+        tr->params[i] = tr->params[i] * decay - a->lr * mh / (sqrtf(vh) + tc->adam_eps);
+    }
+}
+static void ds__tr_adam_chunk(void *ctx, int t, int n) {
+    ds__adam_args *a = (ds__adam_args *)ctx;
+    ds_trainer *tr = a->tr;
+    size_t i0 = (size_t)t * DS__ADAM_CHUNK, i1 = DS__MIN(tr->n_params, i0 + DS__ADAM_CHUNK);
+    int k;
+    (void)n;
+    for (k = 0; k < tr->n_tensors; k++) {
+        const ds__ttensor *ts = &tr->tensors[k];
+        size_t a0 = DS__MAX(i0, ts->off), a1 = DS__MIN(i1, ts->off + (size_t)ts->rows * ts->cols);
+        if (a0 < a1) ds__tr_adam_tensor(tr, ts, a0, a1, a);
+    }
+}
+
+/* the loss scaler: skip and halve on inf/NaN; double after a window of clean steps; halve
+   early when the largest rounded gradient value of recent steps, times 2 for headroom,
+   would come near the format's largest finite value at the current scale */
+static float ds__tr_prec_max(ds_precision p) { return p == DS_PREC_FP16 ? 65504.0f : FLT_MAX; }
+
+static void ds__tr_scaler_update(ds_trainer *tr, int overflow) {
+    float hist = 0.0f, lim = ds__tr_prec_max(tr->tc.precision) * 0.5f;
+    int i;
+    if (!tr->scaling) return;
+    if (overflow) {
+        tr->scale = DS__MAX(tr->scale * 0.5f, 1.0f / 65536.0f);
+        tr->clean_steps = 0;
+        return;
+    }
+    memmove(tr->amax_hist + 1, tr->amax_hist, sizeof(float) * (DS__SCALE_HIST - 1));
+    tr->amax_hist[0] = tr->amax / tr->scale;  /* unscaled */
+    for (i = 0; i < DS__SCALE_HIST; i++) hist = DS__MAX(hist, tr->amax_hist[i]);
+    if (hist * tr->scale * 2.0f > lim && tr->scale > 1.0f) {
+        tr->scale *= 0.5f;
+        tr->clean_steps = 0;
+        return;
+    }
+    if (++tr->clean_steps >= tr->tc.loss_scale_window) {
+        tr->clean_steps = 0;
+        if (hist * tr->scale * 4.0f <= lim) tr->scale *= 2.0f;
+    }
+}
+
+static ds_status ds__tr_apply(ds_trainer *tr, float loss, ds_train_step_info *info) {
+    ds__adam_args a;
+    int n_chunks = (int)((tr->n_params + DS__ADAM_CHUNK - 1) / DS__ADAM_CHUNK), i, overflow;
+    double ss = 0.0, norm;
+    float clip = 1.0f;
+    memset(&a, 0, sizeof a);
+    a.tr = tr;
+    a.partial = DS__CAST(double *, ds__calloc((size_t)n_chunks, sizeof(double)));
+    if (!a.partial) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    ds_pool_run(tr->pool, ds__tr_sumsq_chunk, &a, n_chunks);
+    for (i = 0; i < n_chunks; i++) ss += a.partial[i];
+    norm = sqrt(ss) / tr->scale;
+    overflow = !(norm < 1e300) || !(tr->amax < FLT_MAX) || tr->amax != tr->amax;
+    a.lr = ds__tr_lr(&tr->tc, tr->step);
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->loss = loss;
+        info->lr = a.lr;
+        info->grad_norm = (float)norm;
+        info->loss_scale = tr->scale;
+        info->skipped = overflow;
+        info->tokens = (double)tr->tc.grad_accum * tr->B * tr->T;
+    }
+    if (!overflow) {
+        if (tr->tc.grad_clip > 0.0f && norm > tr->tc.grad_clip) clip = (float)(tr->tc.grad_clip / norm);
+        tr->adam_t++;
+        a.gscale = clip / tr->scale;
+        a.bc1 = 1.0f - (float)pow(tr->tc.beta1, tr->adam_t);
+        a.bc2 = 1.0f - (float)pow(tr->tc.beta2, tr->adam_t);
+        ds_pool_run(tr->pool, ds__tr_adam_chunk, &a, n_chunks);
+    } else {
+        tr->skipped_total++;
+    }
+    ds__tr_scaler_update(tr, overflow);
+    tr->step++;
+    if (info) {
+        info->step = tr->step;
+        info->skipped_total = tr->skipped_total;
+    }
+    ds_free(a.partial);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info) {
+    int k, n = tr ? tr->B * tr->T : 0;
+    double sum = 0.0;
+    ds_status st;
+    if (!tr || !tokens || !targets) return ds__fail(DS_ERR_INVALID_ARG, "trainer_step: NULL argument");
+    memset(tr->grads, 0, sizeof(float) * tr->n_params);
+    tr->amax = 0.0f;
+    for (k = 0; k < tr->tc.grad_accum; k++) {
+        float l;
+        st = ds_trainer_grad(tr, tokens + (size_t)k * n, targets + (size_t)k * n, tr->B, tr->T, tr->scale / (float)tr->tc.grad_accum, &l);
+        if (st != DS_OK) return st;
+        sum += l;
+    }
+    return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
+}
+
+DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info) {
+    ds_status st;
+    if (!tr || !d) return ds__fail(DS_ERR_INVALID_ARG, "trainer_step: NULL argument");
+    if ((st = ds__tr_fill_batches(tr, d)) != DS_OK) return st;
+    return ds_trainer_step_tokens(tr, tr->tok, tr->tgt, info);
+}
+
+/* ---- checkpoints and model export ---------------------------------------------------------
+   Both are llama-architecture GGUF files with llama.cpp's key and tensor names. A checkpoint
+   adds the AdamW moments (tensors "opt.m.<name>", "opt.v.<name>"), the training state
+   (train.step, train.rng, train.cursor, loss-scaler state) and every ds_train_config field
+   under train.cfg.*, so a run resumes exactly where it stopped. */
+static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
+    ds_status st = DS_OK;
+#define DS__W(call) if (st == DS_OK) st = (call)
+    DS__W(ds_gguf_writer_set_str(w, "general.architecture", "llama"));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)mc->n_layer));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)mc->n_ctx));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)mc->n_embd));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)mc->n_ff));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)mc->n_head));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)mc->n_head_kv));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)mc->head_dim));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.rope.freq_base", mc->rope_base));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)mc->n_rot));
+    DS__W(ds_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", mc->norm_eps));
+    DS__W(ds_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)mc->n_vocab));
+#undef DS__W
+    return st;
+}
+
+static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, const float *buf, const char *prefix) {
+    int i;
+    ds_status st;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        char name[64];
+        int64_t ne[2];
+        ne[0] = t->cols;
+        ne[1] = t->rows;
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, t->rows == 1 ? 1 : 2, ne, buf + t->off)) != DS_OK) return st;
+    }
+    return DS_OK;
+}
+
+/* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
+static ds_status ds__tr_config_kv(ds_gguf_writer *w, const ds_train_config *tc) {
+    size_t i;
+    char key[64];
+    ds_status st = ds_gguf_writer_set_u32(w, "train.cfg.precision", (uint32_t)tc->precision);
+    for (i = 0; st == DS_OK && i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        const char *p = (const char *)tc + k->off;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) st = ds_gguf_writer_set_i32(w, key, *(const int32_t *)(const void *)p);
+        else if (k->type == DS__K_U64) st = ds_gguf_writer_set_u64(w, key, *(const uint64_t *)(const void *)p);
+        else st = ds_gguf_writer_set_f32(w, key, *(const float *)(const void *)p);
+    }
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_checkpoint: NULL argument");
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "checkpoint");
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.tied_output", (uint32_t)tr->mc.tied_output);
+    if (st == DS_OK) st = ds__tr_config_kv(w, &tr->tc);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.step", tr->step);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.adam_t", tr->adam_t);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.skipped_total", tr->skipped_total);
+    if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.clean_steps", tr->clean_steps);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.rng", tr->rng);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "train.cursor", tr->cursor);
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "train.loss_scale", tr->scale);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "train.amax_hist", DS_GGUF_F32, tr->amax_hist, DS__SCALE_HIST);
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->m, "opt.m.");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->v, "opt.v.");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+static ds_status ds__tr_get_u32(const ds_gguf *g, const char *key, int *out, const char *path) {
+    uint32_t v;
+    if (ds_gguf_get_u32(g, key, &v) != DS_OK || v > INT_MAX) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_status st = DS_OK;
+    uint32_t prec = 0;
+    size_t i;
+    memset(mc, 0, sizeof *mc);
+    strcpy(mc->arch, "llama");
+#define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
+    DS__R("llama.block_count", n_layer);
+    DS__R("llama.context_length", n_ctx);
+    DS__R("llama.embedding_length", n_embd);
+    DS__R("llama.feed_forward_length", n_ff);
+    DS__R("llama.attention.head_count", n_head);
+    DS__R("llama.attention.head_count_kv", n_head_kv);
+    DS__R("llama.attention.key_length", head_dim);
+    DS__R("llama.rope.dimension_count", n_rot);
+    DS__R("llama.vocab_size", n_vocab);
+    DS__R("llama.tied_output", tied_output);
+#undef DS__R
+    if (st != DS_OK) return st;
+    if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+    if (!tc) return DS_OK;
+    memset(tc, 0, sizeof *tc);
+    if (ds_gguf_get_u32(g, "train.cfg.precision", &prec) != DS_OK || prec > DS_PREC_FP8) return ds__fail(DS_ERR_FORMAT, "%s: not a training checkpoint (no train.cfg.precision)", path);
+    tc->precision = (ds_precision)prec;
+    for (i = 0; i < sizeof ds__cfg_keys / sizeof ds__cfg_keys[0]; i++) {
+        const ds__cfg_key *k = &ds__cfg_keys[i];
+        char key[64];
+        char *p = (char *)tc + k->off;
+        int32_t iv;
+        if (!k->train) continue;
+        snprintf(key, sizeof key, "train.cfg.%s", k->name);
+        if (k->type == DS__K_INT) {
+            if ((st = ds_gguf_get_i32(g, key, &iv)) == DS_OK) memcpy(p, &iv, sizeof iv);
+        } else if (k->type == DS__K_U64) {
+            st = ds_gguf_get_u64(g, key, (uint64_t *)(void *)p);
+        } else {
+            st = ds_gguf_get_f32(g, key, (float *)(void *)p);
+        }
+        if (st != DS_OK) return ds__fail(DS_ERR_FORMAT, "%s: missing or bad '%s'", path, key);
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc) {
+    ds_gguf *g;
+    ds_status st;
+    if (!path || !mc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_config: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, mc, tc);
+    ds_gguf_close(g);
+    return st;
+}
+
+static ds_status ds__tr_load_tensors(const ds_trainer *tr, const ds_gguf *g, float *buf, const char *prefix, const char *path) {
+    int i;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        const ds_gguf_tensor *gt;
+        char name[64];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        gt = ds_gguf_find_tensor(g, name);
+        if (!gt) return ds__fail(DS_ERR_NOT_FOUND, "%s: no tensor '%s'", path, name);
+        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
+            return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], expected F32 [%d, %d]", path, name, ds_type_name(gt->type), (long long)gt->ne[0], (long long)gt->ne[1], t->cols, t->rows);
+        memcpy(buf + t->off, gt->data, (size_t)gt->nbytes);
+    }
+    return DS_OK;
+}
+
+static ds_status ds__tr_load_state(ds_trainer *tr, const ds_gguf *g, const char *path) {
+    ds_gguf_type et;
+    uint64_t n;
+    const void *data;
+    if (ds_gguf_get_i32(g, "train.step", &tr->step) != DS_OK || ds_gguf_get_i32(g, "train.adam_t", &tr->adam_t) != DS_OK ||
+        ds_gguf_get_i32(g, "train.skipped_total", &tr->skipped_total) != DS_OK || ds_gguf_get_i32(g, "train.clean_steps", &tr->clean_steps) != DS_OK ||
+        ds_gguf_get_u64(g, "train.rng", &tr->rng) != DS_OK || ds_gguf_get_u64(g, "train.cursor", &tr->cursor) != DS_OK ||
+        ds_gguf_get_f32(g, "train.loss_scale", &tr->scale) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: training state keys missing", path);
+    if (ds_gguf_get_arr(g, "train.amax_hist", &et, &n, &data) != DS_OK || et != DS_GGUF_F32 || n != DS__SCALE_HIST)
+        return ds__fail(DS_ERR_FORMAT, "%s: bad train.amax_hist", path);
+    memcpy(tr->amax_hist, data, sizeof tr->amax_hist);
+    if (tr->step < 0 || tr->adam_t < 0 || !(tr->scale > 0.0f)) return ds__fail(DS_ERR_FORMAT, "%s: impossible training state", path);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
+    ds_gguf *g;
+    ds_model_config mc;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "load_checkpoint: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__tr_read_configs(g, path, &mc, NULL);
+    if (st == DS_OK && (ds_model_config_check(&mc) != DS_OK || mc.n_layer != tr->mc.n_layer || mc.n_embd != tr->mc.n_embd ||
+                        mc.n_vocab != tr->mc.n_vocab || mc.n_head != tr->mc.n_head || mc.n_head_kv != tr->mc.n_head_kv ||
+                        mc.n_ff != tr->mc.n_ff || mc.head_dim != tr->mc.head_dim || mc.tied_output != tr->mc.tied_output))
+        st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
+    if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
+    if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
+    ds_gguf_close(g);
+    return st;
+}
+
+/* GPT-2's byte-to-character map, so a byte vocabulary is a valid "gpt2" tokenizer: printable
+   Latin-1 bytes stand for themselves, the others for U+0100 onwards. Writes UTF-8. */
+static void ds__tr_byte_token(int b, char out[4]) {
+    int cp = b, n = 0, i;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
+        for (i = 0; i < b; i++)
+            if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        out[2] = 0;
+    }
+}
+
+static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
+    char (*names)[24] = DS__CAST(char (*)[24], ds__calloc((size_t)V, 24));
+    const char **ptrs = DS__CAST(const char **, ds__calloc((size_t)V, sizeof(char *)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc((size_t)V, sizeof(int32_t)));
+    ds_status st = DS_OK;
+    int i;
+    if (!names || !ptrs || !types) st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
+    for (i = 0; st == DS_OK && i < V; i++) {
+        if (i < 256) {
+            ds__tr_byte_token(i, names[i]);
+            types[i] = 1;   /* normal */
+        } else {
+            snprintf(names[i], 24, "<|extra_%d|>", i - 256);
+            types[i] = 3;   /* control */
+        }
+        ptrs[i] = names[i];
+    }
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
+    if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
+    ds_free(names);
+    ds_free(ptrs);
+    ds_free(types);
+    return st;
+}
+
+DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer) {
+    ds_gguf_writer *w;
+    ds_status st;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
+    if (!tokenizer && tr->V < 256) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    if (tokenizer) st = ds_gguf_writer_copy_kv(w, tokenizer);
+    else st = ds__tr_byte_vocab_kv(w, tr->V);
+    if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "model");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.name", "deepseek.h trained llama");
+    if (st == DS_OK) st = ds__tr_add_tensors(w, tr, tr->params, "");
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+/* ---- f32 FMA peak ------------------------------------------------------------------------- */
+typedef struct ds__peak_args {
+    double seconds;
+    double *flops, *cpu;
+} ds__peak_args;
+
+#if defined(DS__X86_SIMD)
+/* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
+DS__AVX512 static double ds__peak_avx512(long iters) {
+    /* distinct starting values: equal chains would be merged by the compiler */
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    long i;
+    float out[16];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c); a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+        a12 = _mm512_fmadd_ps(a12, m, c); a13 = _mm512_fmadd_ps(a13, m, c); a14 = _mm512_fmadd_ps(a14, m, c); a15 = _mm512_fmadd_ps(a15, m, c);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
+    return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+DS__AVX2 static double ds__peak_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    long i;
+    float out[8];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c); a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    _mm256_storeu_ps(out, _mm256_add_ps(a0, _mm256_add_ps(a8, a9)));
+    return (double)iters * 10 * 8 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+#endif
+static double ds__peak_scalar(long iters) {
+    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
+    long i;
+    int k;
+    for (i = 0; i < iters; i++)
+        for (k = 0; k < 8; k++) a[k] = a[k] * 0.999999f + 1e-7f;
+    return (double)iters * 16 + (a[0] > 1e30f ? 1.0 : 0.0);
+}
+
+static void ds__peak_task(void *ctx, int t, int n) {
+    ds__peak_args *a = (ds__peak_args *)ctx;
+    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
+    unsigned feat = ds_cpu_features();
+    (void)n;
+    while (ds_time() - t0 < a->seconds) {
+#if defined(DS__X86_SIMD)
+        if ((feat & DS_CPU_AVX512F) && (feat & DS_CPU_FMA)) f += ds__peak_avx512(200000);
+        else if ((feat & DS_CPU_AVX2) && (feat & DS_CPU_FMA)) f += ds__peak_avx2(200000);
+        else
+#endif
+            f += ds__peak_scalar(200000);
+    }
+    (void)feat;
+    a->flops[t] = f;
+    a->cpu[t] = ds__cpu_time(1) - c0;
+}
+
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) {
+    ds_pool *pool = NULL;
+    ds_pool_config pc;
+    ds__peak_args a;
+    double t0, total = 0.0, cpu = 0.0;
+    int i, n;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = n_threads;
+    if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
+    n = ds_pool_size(pool);
+    a.seconds = seconds > 0.0 ? seconds : 0.5;
+    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
+    if (!a.flops) {
+        ds_pool_destroy(pool);
+        return 0.0;
+    }
+    a.cpu = a.flops + n;
+    t0 = ds_time();
+    ds_pool_run(pool, ds__peak_task, &a, n);
+    t0 = ds_time() - t0;
+    for (i = 0; i < n; i++) {
+        total += a.flops[i];
+        cpu += a.cpu[i];
+    }
+    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
+    ds_free(a.flops);
+    ds_pool_destroy(pool);
+    return total / t0 * 1e-9;
+}
+
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
 #include "cli.h"
 
 int ds_cmd_info(int argc, char **argv);
+int ds_cmd_data(int argc, char **argv);
+int ds_cmd_train(int argc, char **argv);
 
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
@@ -22,6 +24,8 @@ static const cli_command commands[] = {
     {"chat", ds_cmd_chat, "talk with a model through its chat template"},
     {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
+    {"data", ds_cmd_data, "turn text files into token shards for training"},
+    {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
 };
 
 static void usage(FILE *f) {

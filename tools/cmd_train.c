@@ -1,0 +1,449 @@
+/* deepseek train: train a Llama-family model from scratch on token shards, with checkpoints
+   that resume bit-exactly, a CSV log, an SVG loss plot and a GGUF model at the end.
+   deepseek train --bench: tokens/s and the fraction of the f32 FMA peak reached in the matmuls. */
+#define _POSIX_C_SOURCE 200809L /* strtok_r, opendir, mkdir */
+#include "cli.h"
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static void train_usage(FILE *f) {
+    fprintf(f, "usage: deepseek train -c CONFIG --data PREFIX [options]\n"
+               "       deepseek train --bench [--KEY VALUE ...]\n"
+               "Trains a model from scratch on PREFIX.train.tok (and PREFIX.val.tok when present; make them\n"
+               "with 'deepseek data'). Every checkpoint_every steps a checkpoint goes to DIR; the run ends\n"
+               "with DIR/model.gguf, DIR/log.csv and DIR/loss.svg.\n"
+               "  -c, --config F     key = value lines (see ds_model_config_parse in deepseek.h)\n"
+               "  --data PREFIX      token shards\n"
+               "  -o, --out DIR      output folder (default train-out)\n"
+               "  --resume [CKPT]    continue from CKPT, or from the latest checkpoint in DIR\n"
+               "  --tokenizer F      GGUF whose tokenizer.* keys go into the model (default: bytes)\n"
+               "  --model PATH       where the final model goes (default DIR/model.gguf)\n"
+               "  --KEY VALUE        any config key, overriding the file (--steps 500 --precision bf16)\n"
+               "  --quiet            no progress line\n"
+               "  --bench            benchmark (default 12 layers x 768, sequence 256; f32, bf16, recompute)\n");
+}
+
+typedef struct train_opts {
+    const char *config, *data, *out, *resume, *tokenizer, *model;
+    int resume_latest, quiet, bench;
+    char overrides[8192];
+} train_opts;
+
+static int parse_opts(int argc, char **argv, train_opts *o) {
+    int i;
+    size_t used = 0;
+    memset(o, 0, sizeof *o);
+    o->out = "train-out";
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            train_usage(stdout);
+            return 1;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            if (!(o->config = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "--data")) {
+            if (!(o->data = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
+            if (!(o->out = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(o->tokenizer = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "--model")) {
+            if (!(o->model = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "--resume")) {
+            if (i + 1 < argc && argv[i + 1][0] != '-') o->resume = argv[++i];
+            else o->resume_latest = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "--bench")) {
+            o->bench = 1;
+        } else if (!strncmp(a, "--", 2) && a[2]) {
+            const char *v = cli_value(argc, argv, &i, "train");
+            char key[64];
+            size_t k;
+            int w;
+            if (!v) return 2;
+            snprintf(key, sizeof key, "%s", a + 2);
+            for (k = 0; key[k]; k++)
+                if (key[k] == '-') key[k] = '_';
+            w = snprintf(o->overrides + used, sizeof o->overrides - used, "%s = %s\n", key, v);
+            if (w < 0 || (size_t)w >= sizeof o->overrides - used) {
+                cli_usage_error("train", "too many options");
+                return 2;
+            }
+            used += (size_t)w;
+        } else {
+            cli_usage_error("train", "unknown argument %s", a);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* checkpoint files are DIR/ckpt-<step>.gguf; returns the steps found, newest first */
+static int list_checkpoints(const char *dir, int *steps, int cap) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0, i, j;
+    if (!d) return 0;
+    while ((e = readdir(d)) != NULL && n < cap) {
+        int s;
+        char tail[8];
+        if (sscanf(e->d_name, "ckpt-%d.gg%7s", &s, tail) == 2 && !strcmp(tail, "uf") && s >= 0) steps[n++] = s;
+    }
+    closedir(d);
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
+            int t = steps[j];
+            steps[j] = steps[j - 1];
+            steps[j - 1] = t;
+        }
+    return n;
+}
+
+/* a run killed while writing a checkpoint leaves DIR/ckpt-<step>.gguf.tmp: never a checkpoint */
+static void remove_partial_checkpoints(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[1024];
+    if (!d) return;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (!strncmp(e->d_name, "ckpt-", 5) && n > 9 && !strcmp(e->d_name + n - 9, ".gguf.tmp")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove(p);
+        }
+    }
+    closedir(d);
+}
+
+static void ckpt_path(char *buf, size_t n, const char *dir, int step) { snprintf(buf, n, "%s/ckpt-%08d.gguf", dir, step); }
+
+/* keep the newest `keep` checkpoints */
+static void prune_checkpoints(const char *dir, int keep) {
+    int steps[4096], n = list_checkpoints(dir, steps, 4096), i;
+    char p[1024];
+    for (i = keep; i < n; i++) {
+        ckpt_path(p, sizeof p, dir, steps[i]);
+        remove(p);
+    }
+}
+
+/* log.csv keeps the rows up to `step` (a resumed run rewrites what follows) */
+static int truncate_log(const char *path, int step) {
+    size_t len;
+    char *text = cli_read_file(path, &len), *line, *save = NULL;
+    FILE *f;
+    if (!text) return 1;
+    f = fopen(path, "wb");
+    if (!f) {
+        free(text);
+        return 0;
+    }
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int s;
+        if (sscanf(line, "%d,", &s) == 1 && s > step) continue;
+        fprintf(f, "%s\n", line);
+    }
+    fclose(f);
+    free(text);
+    return 1;
+}
+
+/* loss.svg: training loss (line) and validation loss (dots) against the step */
+static void write_svg(const char *csv, const char *svg) {
+    size_t len;
+    char *text = cli_read_file(csv, &len), *line, *save = NULL;
+    double *st = NULL, *lo = NULL, *vl = NULL, lmin = 1e30, lmax = -1e30, smax = 1;
+    int n = 0, cap = 0, i;
+    FILE *f;
+    if (!text) return;
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int s;
+        double l, v = -1;
+        char vb[64] = "";
+        if (sscanf(line, "%d,%lf,%63[^,]", &s, &l, vb) < 2) continue;
+        if (vb[0]) v = atof(vb);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            st = (double *)realloc(st, cap * sizeof *st);
+            lo = (double *)realloc(lo, cap * sizeof *lo);
+            vl = (double *)realloc(vl, cap * sizeof *vl);
+            if (!st || !lo || !vl) break;
+        }
+        st[n] = s;
+        lo[n] = l;
+        vl[n] = v;
+        if (l == l && l < 1e30) {
+            lmin = l < lmin ? l : lmin;
+            lmax = l > lmax ? l : lmax;
+        }
+        if (v > 0) lmin = v < lmin ? v : lmin;
+        smax = s > smax ? s : smax;
+        n++;
+    }
+    free(text);
+    f = fopen(svg, "wb");
+    if (f && n > 0 && st && lo && vl) {
+        double W = 800, H = 400, m = 50, span = lmax > lmin ? lmax - lmin : 1;
+#define X(s) (m + (s) / smax * (W - 2 * m))
+#define Y(l) (H - m - ((l) - lmin) / span * (H - 2 * m))
+        fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+        fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<path d=\"M%g %g V%g H%g\" stroke=\"black\" fill=\"none\"/>\n", m, m, H - m, W - m);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">%.3f</text><text x=\"5\" y=\"%g\">%.3f</text>\n", 5.0, m, lmax, H - m, lmin);
+        fprintf(f, "<text x=\"%g\" y=\"%g\">step %g</text>\n", W - m - 60, H - m + 20, smax);
+        fprintf(f, "<text x=\"%g\" y=\"20\" fill=\"steelblue\">training loss</text><text x=\"%g\" y=\"20\" fill=\"darkred\">validation loss</text>\n", m, m + 120);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"steelblue\" points=\"");
+        for (i = 0; i < n; i++)
+            if (lo[i] == lo[i]) fprintf(f, "%.1f,%.1f ", X(st[i]), Y(lo[i]));
+        fprintf(f, "\"/>\n");
+        for (i = 0; i < n; i++)
+            if (vl[i] > 0) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"darkred\"/>\n", X(st[i]), Y(vl[i]));
+        fprintf(f, "</svg>\n");
+#undef X
+#undef Y
+    }
+    if (f) fclose(f);
+    free(st);
+    free(lo);
+    free(vl);
+}
+
+static void fmt_eta(char *buf, size_t n, double s) {
+    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
+    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+/* the tokenizer.* keys of a GGUF (tokenizer or model file) */
+static ds_status open_tokenizer(const char *path, ds_gguf **g) {
+    ds_status st = ds_gguf_open(path, g);
+    if (st == DS_OK && !ds_gguf_find(*g, "tokenizer.ggml.tokens")) {
+        ds_gguf_close(*g);
+        *g = NULL;
+        fprintf(stderr, "deepseek train: %s has no tokenizer.ggml.tokens\n", path);
+        return DS_ERR_NOT_FOUND;
+    }
+    return st;
+}
+
+static int run_training(const train_opts *o) {
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_trainer *tr = NULL;
+    ds_train_data *data = NULL;
+    ds_gguf *tok = NULL;
+    ds_status st;
+    char path[1024], val[1024], logp[1024], svgp[1024], resume_from[1024] = "";
+    FILE *log;
+    double t_start, tokens_done = 0;
+    int first_step, rc = 1;
+    memset(&mc, 0, sizeof mc);
+    memset(&tc, 0, sizeof tc);
+    if (!o->data) return cli_usage_error("train", "need --data PREFIX (make shards with 'deepseek data')");
+    mkdir(o->out, 0777);
+    snprintf(logp, sizeof logp, "%s/log.csv", o->out);
+    snprintf(svgp, sizeof svgp, "%s/loss.svg", o->out);
+    remove_partial_checkpoints(o->out);
+    if (o->resume) snprintf(resume_from, sizeof resume_from, "%s", o->resume);
+    if (o->resume_latest) {
+        int steps[4096], n = list_checkpoints(o->out, steps, 4096), i;
+        for (i = 0; i < n && !resume_from[0]; i++) {
+            ckpt_path(path, sizeof path, o->out, steps[i]);
+            if (ds_checkpoint_read_config(path, &mc, &tc) == DS_OK) snprintf(resume_from, sizeof resume_from, "%s", path);
+            else fprintf(stderr, "deepseek train: skipping %s: %s\n", path, ds_last_error());
+        }
+        if (!resume_from[0]) fprintf(stderr, "deepseek train: no checkpoint in %s, starting fresh\n", o->out);
+    }
+    if (resume_from[0]) {
+        if ((st = ds_checkpoint_read_config(resume_from, &mc, &tc)) != DS_OK) return cli_fail("train", "reading the checkpoint", st);
+    } else {
+        size_t len;
+        char *text;
+        if (!o->config) return cli_usage_error("train", "need -c CONFIG");
+        if (!(text = cli_read_file(o->config, &len))) {
+            fprintf(stderr, "deepseek train: cannot read %s\n", o->config);
+            return 1;
+        }
+        st = ds_model_config_parse(text, &mc, &tc, o->config);
+        free(text);
+        if (st != DS_OK) return cli_fail("train", "config", st);
+    }
+    if ((st = ds_model_config_parse(o->overrides, &mc, &tc, "command line")) != DS_OK) return cli_fail("train", "options", st);
+    snprintf(path, sizeof path, "%s.train.tok", o->data);
+    snprintf(val, sizeof val, "%s.val.tok", o->data);
+    {
+        FILE *vf = fopen(val, "rb");
+        if (vf) fclose(vf);
+        if ((st = ds_train_data_open(path, vf ? val : NULL, &data)) != DS_OK) return cli_fail("train", "data", st);
+    }
+    if (o->tokenizer && open_tokenizer(o->tokenizer, &tok) != DS_OK) goto done;
+    if ((st = ds_trainer_create(&mc, &tc, &tr)) != DS_OK) {
+        cli_fail("train", "creating the trainer", st);
+        goto done;
+    }
+    tc = *ds_trainer_train_config(tr);
+    mc = *ds_trainer_model_config(tr);
+    if (resume_from[0]) {
+        if ((st = ds_trainer_load_checkpoint(tr, resume_from)) != DS_OK) {
+            cli_fail("train", "loading the checkpoint", st);
+            goto done;
+        }
+        truncate_log(logp, ds_trainer_step_count(tr));
+        fprintf(stderr, "deepseek train: resumed from %s at step %d\n", resume_from, ds_trainer_step_count(tr));
+    } else {
+        remove(logp);
+    }
+    log = fopen(logp, "ab");
+    if (!log) {
+        fprintf(stderr, "deepseek train: cannot write %s\n", logp);
+        goto done;
+    }
+    if (ftell(log) == 0) fprintf(log, "step,loss,val_loss,lr,grad_norm,loss_scale,skipped,tokens_per_s\n");
+    {
+        size_t np;
+        ds_trainer_params(tr, &np);
+        fprintf(stderr, "deepseek train: %zu parameters, %d layers x %d, precision %s, %d x %d tokens x %d accum, %d steps\n", np, mc.n_layer, mc.n_embd,
+                tc.precision == DS_PREC_F32 ? "f32" : tc.precision == DS_PREC_BF16 ? "bf16" : tc.precision == DS_PREC_FP16 ? "fp16" : "fp8",
+                tc.batch, tc.seq_len, tc.grad_accum, tc.steps);
+    }
+    first_step = ds_trainer_step_count(tr);
+    t_start = ds_time();
+    while (ds_trainer_step_count(tr) < tc.steps) {
+        ds_train_step_info info;
+        double t0 = ds_time(), dt, rate;
+        float vloss = -1;
+        int s;
+        char eta[32];
+        if ((st = ds_trainer_step(tr, data, &info)) != DS_OK) {
+            cli_fail("train", "step", st);
+            fclose(log);
+            goto done;
+        }
+        dt = ds_time() - t0;
+        s = info.step;
+        tokens_done += info.tokens;
+        rate = tokens_done / (ds_time() - t_start);
+        if ((s % tc.eval_every == 0 || s == tc.steps) && ds_train_data_count(data, 1) > (uint64_t)tc.seq_len + 1) ds_trainer_eval(tr, data, &vloss);
+        fprintf(log, "%d,%.9g,", s, info.loss);
+        if (vloss >= 0) fprintf(log, "%.9g", vloss);
+        fprintf(log, ",%.6g,%.6g,%g,%d,%.1f\n", info.lr, info.grad_norm, info.loss_scale, info.skipped, info.tokens / dt);
+        fflush(log);
+        fmt_eta(eta, sizeof eta, (tc.steps - s) * (ds_time() - t_start) / (s - first_step));
+        if (!o->quiet) {
+            fprintf(stderr, "\rstep %d/%d | loss %.4f", s, tc.steps, info.loss);
+            if (vloss >= 0) fprintf(stderr, " | val %.4f", vloss);
+            fprintf(stderr, " | lr %.2e | %.0f tok/s | ETA %s | scale %g | skipped %d   ", info.lr, rate, eta, info.loss_scale, info.skipped_total);
+            if (vloss >= 0 || s == tc.steps) fprintf(stderr, "\n");
+        }
+        if (s % tc.checkpoint_every == 0 || s == tc.steps) {
+            ckpt_path(path, sizeof path, o->out, s);
+            if ((st = ds_trainer_save_checkpoint(tr, path)) != DS_OK) {
+                cli_fail("train", "checkpoint", st);
+                fclose(log);
+                goto done;
+            }
+            prune_checkpoints(o->out, tc.keep_checkpoints);
+            write_svg(logp, svgp);
+        }
+    }
+    fclose(log);
+    write_svg(logp, svgp);
+    if (o->model) snprintf(path, sizeof path, "%s", o->model);
+    else snprintf(path, sizeof path, "%s/model.gguf", o->out);
+    if ((st = ds_trainer_save_model(tr, path, tok)) != DS_OK) {
+        cli_fail("train", "saving the model", st);
+        goto done;
+    }
+    fprintf(stderr, "deepseek train: model -> %s, log -> %s, plot -> %s\n", path, logp, svgp);
+    rc = 0;
+done:
+    ds_trainer_free(tr);
+    ds_train_data_free(data);
+    if (tok) ds_gguf_close(tok);
+    return rc;
+}
+
+/* ---- benchmark ---- */
+typedef struct bench_result {
+    double step_s, tok_s, mm_gflops, mm_cpu_gflops, cpu_s;
+    size_t act_bytes;
+} bench_result;
+
+static double process_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_one(const ds_model_config *mc, ds_train_config tc, int steps, bench_result *r) {
+    ds_trainer *tr;
+    int32_t *tok, *tgt;
+    size_t n = (size_t)tc.batch * tc.seq_len, i;
+    ds_train_step_info info;
+    double t0, mm0, mc0, c0, t;
+    int s;
+    if (ds_trainer_create(mc, &tc, &tr) != DS_OK) return cli_fail("train", "bench", DS_ERR_NO_MEMORY);
+    tok = (int32_t *)malloc(n * sizeof *tok);
+    tgt = (int32_t *)malloc(n * sizeof *tgt);
+    for (i = 0; i < n; i++) {
+        tok[i] = (int32_t)((i * 7919) % (size_t)mc->n_vocab);
+        tgt[i] = (int32_t)((i * 104729 + 1) % (size_t)mc->n_vocab);
+    }
+    ds_trainer_step_tokens(tr, tok, tgt, &info); /* warm-up: page in every buffer */
+    t0 = ds_time();
+    c0 = process_cpu();
+    mm0 = ds_trainer_matmul_seconds(tr);
+    mc0 = ds_trainer_matmul_cpu_seconds(tr);
+    for (s = 0; s < steps; s++) ds_trainer_step_tokens(tr, tok, tgt, &info);
+    t = ds_time() - t0;
+    r->cpu_s = (process_cpu() - c0) / steps;
+    r->mm_cpu_gflops = ds_trainer_matmul_flops(tr) * steps / (ds_trainer_matmul_cpu_seconds(tr) - mc0) * 1e-9;
+    r->step_s = t / steps;
+    r->tok_s = n * steps / t;
+    r->mm_gflops = ds_trainer_matmul_flops(tr) * steps / (ds_trainer_matmul_seconds(tr) - mm0) * 1e-9;
+    r->act_bytes = ds_trainer_activation_bytes(tr);
+    free(tok);
+    free(tgt);
+    ds_trainer_free(tr);
+    return 0;
+}
+
+static int run_bench(const train_opts *o) {
+    ds_model_config mc;
+    ds_train_config tc;
+    bench_result f32, bf16, rec;
+    double peak, core;
+    ds_status st;
+    int steps = 3;
+    memset(&mc, 0, sizeof mc);
+    memset(&tc, 0, sizeof tc);
+    st = ds_model_config_parse("n_vocab = 8192\nn_embd = 768\nn_layer = 12\nn_head = 12\nn_ff = 2048\ntied_output = 1\n"
+                               "batch = 2\nseq_len = 256\n", &mc, &tc, "bench");
+    if (st == DS_OK) st = ds_model_config_parse(o->overrides, &mc, &tc, "command line");
+    if (st != DS_OK) return cli_fail("train", "bench config", st);
+    peak = ds_cpu_f32_peak_gflops(tc.n_threads, 1.0, &core);
+    printf("f32 FMA peak (register-only loop, %d threads): %.1f GFLOP/s wall-clock; %.1f GFLOP/s per CPU-second (one core)\n", tc.n_threads, peak, core);
+    printf("model: %d layers x %d, %d heads, ffn %d, vocab %d; batch %d x sequence %d\n", mc.n_layer, mc.n_embd, mc.n_head, mc.n_ff, mc.n_vocab, tc.batch, tc.seq_len);
+    tc.precision = DS_PREC_F32;
+    if (bench_one(&mc, tc, steps, &f32)) return 1;
+    printf("f32 : %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of peak; per CPU-second %.1f GFLOP/s = %.0f%% of one core's peak; activations %.0f MB\n",
+           f32.tok_s, f32.step_s, f32.cpu_s, f32.mm_gflops, 100 * f32.mm_gflops / peak, f32.mm_cpu_gflops, 100 * f32.mm_cpu_gflops / core, f32.act_bytes / 1e6);
+    tc.precision = DS_PREC_BF16;
+    if (bench_one(&mc, tc, steps, &bf16)) return 1;
+    printf("bf16: %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of f32 peak; per CPU-second %.1f GFLOP/s; %.2fx f32 (wall), %.2fx (CPU time)\n",
+           bf16.tok_s, bf16.step_s, bf16.cpu_s, bf16.mm_gflops, 100 * bf16.mm_gflops / peak, bf16.mm_cpu_gflops, bf16.tok_s / f32.tok_s, f32.cpu_s / bf16.cpu_s);
+    tc.precision = DS_PREC_F32;
+    tc.recompute = 1;
+    if (bench_one(&mc, tc, steps, &rec)) return 1;
+    printf("f32 + activation checkpointing: activations %.0f MB (%.0f%% less), step time %+.0f%% wall, %+.0f%% CPU time\n", rec.act_bytes / 1e6,
+           100.0 * (1.0 - (double)rec.act_bytes / f32.act_bytes), 100.0 * (rec.step_s / f32.step_s - 1.0), 100.0 * (rec.cpu_s / f32.cpu_s - 1.0));
+    return 0;
+}
+
+int ds_cmd_train(int argc, char **argv) {
+    train_opts o;
+    int r = parse_opts(argc, argv, &o);
+    if (r) return r == 1 ? 0 : r;
+    return o.bench ? run_bench(&o) : run_training(&o);
+}
