@@ -9537,6 +9537,349 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
 }
 
 
+// >>train:deepseek
+/* ---- MLA and MoE layers for training ---------------------------------------------------------
+   Training runs MLA in its naive form: the latent is decompressed into per-head keys and values
+   and attended as multi-head attention, which is the form the gradients flow through (the
+   absorbed form is an inference rewrite of the same function). Shapes as in >>deepseek; N = B*T
+   rows, parameters are offsets into the trainer's parameter and gradient buffers. */
+typedef struct ds__mla_tparams {
+    size_t wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wkv_b, wo;   /* wq when q_lora_rank == 0 */
+} ds__mla_tparams;
+
+/* saved forward values; the same layout holds their gradients in the backward */
+typedef struct ds__mla_tacts {
+    float *qa, *qan, *rstd_q;   /* (N, Rq) before and after its RMSNorm, (N) */
+    float *q;                   /* (N, H*Dq), RoPE applied to each head's last Dr */
+    float *kva;                 /* (N, R + Dr): the raw latent, then the roped shared key */
+    float *lat;                 /* (N, R) the raw latent, contiguous */
+    float *c, *rstd_c;          /* (N, R) normed latent, (N) */
+    float *kv;                  /* (N, H*(Dn+Dv)) decompressed keys and values */
+    float *probs;               /* (B, H, T, T) */
+    float *att;                 /* (N, H*Dv) */
+} ds__mla_tacts;
+
+static DS__MAYBE_UNUSED size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
+    return 2 * ds__tr_round16(N * c->q_lora_rank) + 2 * ds__tr_round16(N) + ds__tr_round16(N * H * ds__mla_dq(c)) +
+           ds__tr_round16(N * (R + c->qk_rope_dim)) + 2 * ds__tr_round16(N * R) + ds__tr_round16(N * H * (c->qk_nope_dim + c->v_head_dim)) +
+           ds__tr_round16((size_t)B * H * T * T) + ds__tr_round16(N * H * c->v_head_dim);
+}
+
+static DS__MAYBE_UNUSED void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
+    a->qa = ds__tr_take(p, N * c->q_lora_rank);
+    a->qan = ds__tr_take(p, N * c->q_lora_rank);
+    a->rstd_q = ds__tr_take(p, N);
+    a->q = ds__tr_take(p, N * H * ds__mla_dq(c));
+    a->kva = ds__tr_take(p, N * (R + c->qk_rope_dim));
+    a->lat = ds__tr_take(p, N * R);
+    a->c = ds__tr_take(p, N * R);
+    a->rstd_c = ds__tr_take(p, N);
+    a->kv = ds__tr_take(p, N * H * (c->qk_nope_dim + c->v_head_dim));
+    a->probs = ds__tr_take(p, (size_t)B * H * T * T);
+    a->att = ds__tr_take(p, N * H * c->v_head_dim);
+}
+
+typedef struct ds__mla_attn_args {
+    const ds_model_config *c;
+    const ds__mla_tacts *a;
+    ds__mla_tacts *d;   /* backward: gradients (q, kva, kv, att) */
+    int T;
+} ds__mla_attn_args;
+
+/* scores of one causal row: p[j] = softmax_j(scale * (q_nope . k_nope_j + q_pe . k_pe_j)), j <= i */
+static void ds__mla_attn_fwd_seq(void *ctx, int b, int n) {
+    const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
+    const ds_model_config *c = g->c;
+    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
+    int h, i, j, KV = Dn + Dv;
+    float scale = 1.0f / sqrtf((float)Dq);
+    (void)n;
+    for (h = 0; h < H; h++)
+        for (i = 0; i < T; i++) {
+            size_t ri = (size_t)b * T + i;
+            const float *q = g->a->q + (ri * H + h) * Dq;
+            float *p = g->a->probs + (((size_t)b * H + h) * T + i) * T, *o = g->a->att + (ri * H + h) * Dv;
+            for (j = 0; j <= i; j++) {
+                size_t rj = (size_t)b * T + j;
+                p[j] = scale * (ds__dot_f32(q, g->a->kv + (rj * H + h) * KV, Dn) + ds__dot_f32(q + Dn, g->a->kva + rj * (R + Dr) + R, Dr));
+            }
+            ds__softmax(p, i + 1);
+            memset(o, 0, (size_t)Dv * sizeof *o);
+            for (j = 0; j <= i; j++) ds__axpy_f32(o, p[j], g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+        }
+}
+
+/* d scores = p * (dp - sum p dp); gradients flow to q, k_nope, v and the shared k_pe */
+static void ds__mla_attn_bwd_seq(void *ctx, int b, int n) {
+    const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
+    const ds_model_config *c = g->c;
+    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
+    int h, i, j, KV = Dn + Dv;
+    float scale = 1.0f / sqrtf((float)Dq);
+    (void)n;
+    for (h = 0; h < H; h++)
+        for (i = 0; i < T; i++) {
+            size_t ri = (size_t)b * T + i;
+            const float *q = g->a->q + (ri * H + h) * Dq, *p = g->a->probs + (((size_t)b * H + h) * T + i) * T;
+            const float *dout = g->d->att + (ri * H + h) * Dv;
+            float *dq = g->d->q + (ri * H + h) * Dq, dot = 0.0f;
+            for (j = 0; j <= i; j++) dot += p[j] * ds__dot_f32(dout, g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+            for (j = 0; j <= i; j++) {
+                size_t rj = (size_t)b * T + j;
+                const float *kj = g->a->kv + (rj * H + h) * KV;
+                float *dkj = g->d->kv + (rj * H + h) * KV;
+                float ds = p[j] * (ds__dot_f32(dout, kj + Dn, Dv) - dot) * scale;
+                ds__axpy_f32(dkj + Dn, p[j], dout, Dv);
+                ds__axpy_f32(dq, ds, kj, Dn);
+                ds__axpy_f32(dq + Dn, ds, g->a->kva + rj * (R + Dr) + R, Dr);
+                ds__axpy_f32(dkj, ds, q, Dn);
+                ds__axpy_f32(g->d->kva + rj * (R + Dr) + R, ds, q + Dn, Dr);
+            }
+        }
+}
+
+/* y (N, C) (+= when acc) = MLA of the normed input x (N, C); cs: RoPE table (T, Dr) */
+static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
+    const float *W = tr->params;
+    int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
+    ds__mla_attn_args g;
+    if (Rq) {
+        ds__linear_forward(tr, a->qa, x, W + P->wq_a, N, Rq, C, 0);
+        ds__rmsnorm_forward(tr->pool, a->qan, a->rstd_q, a->qa, W + P->q_a_norm, N, Rq, c->norm_eps);
+        ds__linear_forward(tr, a->q, a->qan, W + P->wq_b, N, H * Dq, Rq, 0);
+    } else {
+        ds__linear_forward(tr, a->q, x, W + P->wq, N, H * Dq, C, 0);
+    }
+    ds__rope_apply(a->q + Dn, cs, N, T, H, Dq, Dr, 1.0f);
+    ds__linear_forward(tr, a->kva, x, W + P->wkv_a, N, R + Dr, C, 0);
+    ds__rope_apply(a->kva + R, cs, N, T, 1, R + Dr, Dr, 1.0f);
+    for (i = 0; i < N; i++) memcpy(a->lat + (size_t)i * R, a->kva + (size_t)i * (R + Dr), (size_t)R * sizeof(float));
+    ds__rmsnorm_forward(tr->pool, a->c, a->rstd_c, a->lat, W + P->kv_a_norm, N, R, c->norm_eps);
+    ds__linear_forward(tr, a->kv, a->c, W + P->wkv_b, N, H * (Dn + Dv), R, 0);
+    g.c = c;
+    g.a = a;
+    g.d = NULL;
+    g.T = T;
+    ds_pool_run(tr->pool, ds__mla_attn_fwd_seq, &g, B);
+    ds__linear_forward(tr, y, a->att, W + P->wo, N, C, H * Dv, acc);
+}
+
+/* dx (N, C) += gradient of the input from dy (N, C); parameter gradients are added to tr->grads.
+   d: scratch of the saved values' shape (its contents are overwritten). */
+static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
+    ds__mla_attn_args g;
+    ds__linear_backward(tr, d->att, 0, G + P->wo, dy, a->att, W + P->wo, N, C, H * Dv);
+    memset(d->q, 0, sizeof(float) * (size_t)N * H * Dq);
+    memset(d->kv, 0, sizeof(float) * (size_t)N * H * (Dn + Dv));
+    memset(d->kva, 0, sizeof(float) * (size_t)N * (R + Dr));
+    g.c = c;
+    g.a = a;
+    g.d = d;
+    g.T = T;
+    ds_pool_run(tr->pool, ds__mla_attn_bwd_seq, &g, B);
+    ds__linear_backward(tr, d->c, 0, G + P->wkv_b, d->kv, a->c, W + P->wkv_b, N, H * (Dn + Dv), R);
+    memset(d->lat, 0, sizeof(float) * (size_t)N * R);
+    ds__rmsnorm_backward(tr->pool, d->lat, G + P->kv_a_norm, d->c, a->lat, W + P->kv_a_norm, a->rstd_c, N, R);
+    for (i = 0; i < N; i++) memcpy(d->kva + (size_t)i * (R + Dr), d->lat + (size_t)i * R, (size_t)R * sizeof(float));
+    ds__rope_apply(d->kva + R, cs, N, T, 1, R + Dr, Dr, -1.0f);
+    ds__linear_backward(tr, dx, 1, G + P->wkv_a, d->kva, x, W + P->wkv_a, N, R + Dr, C);
+    ds__rope_apply(d->q + Dn, cs, N, T, H, Dq, Dr, -1.0f);
+    if (Rq) {
+        ds__linear_backward(tr, d->qan, 0, G + P->wq_b, d->q, a->qan, W + P->wq_b, N, H * Dq, Rq);
+        memset(d->qa, 0, sizeof(float) * (size_t)N * Rq);
+        ds__rmsnorm_backward(tr->pool, d->qa, G + P->q_a_norm, d->qan, a->qa, W + P->q_a_norm, a->rstd_q, N, Rq);
+        ds__linear_backward(tr, dx, 1, G + P->wq_a, d->qa, x, W + P->wq_a, N, Rq, C);
+    } else {
+        ds__linear_backward(tr, dx, 1, G + P->wq, d->q, x, W + P->wq, N, H * Dq, C);
+    }
+}
+
+/* ---- MoE for training ------------------------------------------------------------------------
+   Routing as in inference (ds__moe_route); the chosen experts' weights are differentiable
+   functions of the router probabilities, so the router learns through them. The selection
+   bias is not a parameter: ds__moe_bias_update moves it against each expert's load after a
+   step (auxiliary-loss-free balancing). An optional sequence-level balance loss
+   alpha * sum_e f_e * P_e (f_e: the expert's share of a sequence's choices times E / K, P_e: its
+   mean normalised affinity) adds its gradient to the router. */
+typedef struct ds__moe_tparams {
+    size_t gate_inp, gate_exps, up_exps, down_exps, gate_sh, up_sh, down_sh;
+} ds__moe_tparams;
+
+typedef struct ds__moe_tacts {
+    float *probs;      /* (N, E) gate probabilities */
+    float *w;          /* (N, K) routing weights */
+    int *gi;           /* (N, K) chosen experts */
+    int *order;        /* (N*K) (token, slot) pairs sorted by expert */
+    int *count;        /* (E + 1) start of each expert's run in order */
+    float *xg;         /* (N*K, C) inputs in expert order */
+    float *g, *u, *h;  /* (N*K, F) */
+    float *y;          /* (N*K, C) expert outputs, unweighted */
+    float *sg, *su, *sh;   /* (N, S*F) shared experts */
+    float *sel;            /* (2E + 2) routing scratch */
+} ds__moe_tacts;
+
+static DS__MAYBE_UNUSED size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
+    return ds__tr_round16(N * E) + 3 * ds__tr_round16(N * K) + ds__tr_round16(E + 1) + 2 * ds__tr_round16(N * K * c->n_embd) +
+           3 * ds__tr_round16(N * K * F) + 3 * ds__tr_round16(N * SF) + ds__tr_round16(2 * E + 2);
+}
+
+static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
+    a->probs = ds__tr_take(p, N * E);
+    a->w = ds__tr_take(p, N * K);
+    a->gi = DS__CAST(int *, (void *)ds__tr_take(p, N * K));
+    a->order = DS__CAST(int *, (void *)ds__tr_take(p, N * K));
+    a->count = DS__CAST(int *, (void *)ds__tr_take(p, E + 1));
+    a->xg = ds__tr_take(p, N * K * c->n_embd);
+    a->y = ds__tr_take(p, N * K * c->n_embd);
+    a->g = ds__tr_take(p, N * K * F);
+    a->u = ds__tr_take(p, N * K * F);
+    a->h = ds__tr_take(p, N * K * F);
+    a->sg = ds__tr_take(p, N * SF);
+    a->su = ds__tr_take(p, N * SF);
+    a->sh = ds__tr_take(p, N * SF);
+    a->sel = ds__tr_take(p, 2 * E + 2);
+}
+
+/* y (N, C) (+= when acc) = routed + shared experts of x (N, C); bias: the selection bias or NULL */
+static DS__MAYBE_UNUSED void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
+    const float *W = tr->params;
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e;
+    ds__linear_forward(tr, a->probs, x, W + P->gate_inp, N, E, C, 0);
+    for (i = 0; i < N; i++) ds__moe_route(c, bias, a->probs + (size_t)i * E, a->gi + (size_t)i * K, a->w + (size_t)i * K, a->sel);
+    memset(a->count, 0, (size_t)(E + 1) * sizeof *a->count);
+    for (i = 0; i < N * K; i++) a->count[a->gi[i] + 1]++;
+    for (e = 0; e < E; e++) a->count[e + 1] += a->count[e];
+    for (i = 0; i < N * K; i++) a->order[a->count[a->gi[i]]++] = i;
+    for (e = E; e > 0; e--) a->count[e] = a->count[e - 1];
+    a->count[0] = 0;
+    for (i = 0; i < N * K; i++) memcpy(a->xg + (size_t)i * C, x + (size_t)(a->order[i] / K) * C, (size_t)C * sizeof(float));
+    for (e = 0; e < E; e++) {
+        int r0 = a->count[e], n = a->count[e + 1] - r0;
+        if (!n) continue;
+        ds__linear_forward(tr, a->g + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->gate_exps + (size_t)e * F * C, n, F, C, 0);
+        ds__linear_forward(tr, a->u + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->up_exps + (size_t)e * F * C, n, F, C, 0);
+        ds__swiglu_forward(tr->pool, a->h + (size_t)r0 * F, a->g + (size_t)r0 * F, a->u + (size_t)r0 * F, (size_t)n * F);
+        ds__linear_forward(tr, a->y + (size_t)r0 * C, a->h + (size_t)r0 * F, W + P->down_exps + (size_t)e * C * F, n, C, F, 0);
+    }
+    if (SF) {
+        ds__linear_forward(tr, a->sg, x, W + P->gate_sh, N, SF, C, 0);
+        ds__linear_forward(tr, a->su, x, W + P->up_sh, N, SF, C, 0);
+        ds__swiglu_forward(tr->pool, a->sh, a->sg, a->su, (size_t)N * SF);
+        ds__linear_forward(tr, y, a->sh, W + P->down_sh, N, C, SF, acc);
+    } else if (!acc) {
+        memset(y, 0, sizeof(float) * (size_t)N * C);
+    }
+    for (i = 0; i < N * K; i++) {
+        int slot = a->order[i];
+        ds__axpy_f32(y + (size_t)(slot / K) * C, a->w[slot], a->y + (size_t)i * C, C);
+    }
+}
+
+/* dp (E) += gradient of the sequence balance loss for one token's probabilities p (E), given
+   the sequence's f (E) and T; softmax probabilities are already normalised, sigmoid ones are
+   normalised over the experts first. Returns the token's share of the loss. */
+static float ds__moe_balance_grad(const ds_model_config *c, const float *p, const float *f, int T, float alpha, float *dp) {
+    int E = c->n_expert, e;
+    float sum = 0.0f, loss = 0.0f, dot = 0.0f;
+    for (e = 0; e < E; e++) sum += p[e];
+    if (c->gating != DS_GATING_SIGMOID) sum = 1.0f;
+    for (e = 0; e < E; e++) {
+        loss += alpha * f[e] * p[e] / sum / (float)T;
+        dot += alpha * f[e] / (float)T * p[e] / sum;
+    }
+    for (e = 0; e < E; e++) dp[e] += c->gating == DS_GATING_SIGMOID ? (alpha * f[e] / (float)T - dot) / sum : alpha * f[e] / (float)T;
+    return loss;
+}
+
+/* dx (N, C) += input gradient from dy (N, C); parameter gradients added to tr->grads.
+   d: scratch of the saved values' shape. alpha > 0 adds the sequence balance loss over
+   sequences of T tokens; returns that loss (mean over sequences). */
+static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
+    const float *W = tr->params;
+    float *G = tr->grads, scale = c->routed_scale > 0.0f ? c->routed_scale : 1.0f, bal = 0.0f;
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e, k;
+    float *f = d->sel;
+    /* d->y: gradient of each expert output row (weighted); d->w: of the routing weights */
+    for (i = 0; i < N * K; i++) {
+        int slot = a->order[i];
+        const float *g = dy + (size_t)(slot / K) * C;
+        d->w[slot] = ds__dot_f32(g, a->y + (size_t)i * C, C);
+        memset(d->y + (size_t)i * C, 0, (size_t)C * sizeof(float));
+        ds__axpy_f32(d->y + (size_t)i * C, a->w[slot], g, C);
+    }
+    memset(d->xg, 0, sizeof(float) * (size_t)N * K * C);
+    for (e = 0; e < E; e++) {
+        int r0 = a->count[e], n = a->count[e + 1] - r0;
+        if (!n) continue;
+        ds__linear_backward(tr, d->h + (size_t)r0 * F, 0, G + P->down_exps + (size_t)e * C * F, d->y + (size_t)r0 * C, a->h + (size_t)r0 * F, W + P->down_exps + (size_t)e * C * F, n, C, F);
+        ds__swiglu_backward(tr->pool, d->g + (size_t)r0 * F, d->u + (size_t)r0 * F, d->h + (size_t)r0 * F, a->g + (size_t)r0 * F, a->u + (size_t)r0 * F, (size_t)n * F);
+        ds__linear_backward(tr, d->xg + (size_t)r0 * C, 0, G + P->gate_exps + (size_t)e * F * C, d->g + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->gate_exps + (size_t)e * F * C, n, F, C);
+        ds__linear_backward(tr, d->xg + (size_t)r0 * C, 1, G + P->up_exps + (size_t)e * F * C, d->u + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->up_exps + (size_t)e * F * C, n, F, C);
+    }
+    for (i = 0; i < N * K; i++) ds__axpy_f32(dx + (size_t)(a->order[i] / K) * C, 1.0f, d->xg + (size_t)i * C, C);
+    if (SF) {
+        ds__linear_backward(tr, d->sh, 0, G + P->down_sh, dy, a->sh, W + P->down_sh, N, C, SF);
+        ds__swiglu_backward(tr->pool, d->sg, d->su, d->sh, a->sg, a->su, (size_t)N * SF);
+        ds__linear_backward(tr, dx, 1, G + P->gate_sh, d->sg, x, W + P->gate_sh, N, SF, C);
+        ds__linear_backward(tr, dx, 1, G + P->up_sh, d->su, x, W + P->up_sh, N, SF, C);
+    }
+    /* routing weights w_k = scale * p_k (/ S, S = sum of the chosen p) -> probabilities -> logits */
+    memset(d->probs, 0, sizeof(float) * (size_t)N * E);
+    for (i = 0; i < N; i++) {
+        const float *p = a->probs + (size_t)i * E, *dw = d->w + (size_t)i * K;
+        const int *gi = a->gi + (size_t)i * K;
+        float *dp = d->probs + (size_t)i * E, S = 0.0f, dot = 0.0f;
+        for (k = 0; k < K; k++) S += p[gi[k]];
+        for (k = 0; k < K; k++) dot += dw[k] * p[gi[k]];
+        for (k = 0; k < K; k++) dp[gi[k]] += c->norm_topk ? scale * (dw[k] / S - dot / (S * S)) : scale * dw[k];
+    }
+    if (alpha > 0.0f) {
+        int b, nb = N / T;
+        for (b = 0; b < nb; b++) {
+            memset(f, 0, (size_t)E * sizeof *f);
+            for (i = b * T; i < (b + 1) * T; i++)
+                for (k = 0; k < K; k++) f[a->gi[(size_t)i * K + k]] += (float)E / ((float)K * T);
+            /* the mean over sequences: each sequence's loss weighs 1 / nb */
+            for (i = b * T; i < (b + 1) * T; i++) bal += ds__moe_balance_grad(c, a->probs + (size_t)i * E, f, T, alpha / (float)nb, d->probs + (size_t)i * E);
+        }
+    }
+    for (i = 0; i < N; i++) {
+        const float *p = a->probs + (size_t)i * E;
+        float *dl = d->probs + (size_t)i * E, dot = 0.0f;
+        if (c->gating == DS_GATING_SIGMOID) {
+            for (e = 0; e < E; e++) dl[e] *= p[e] * (1.0f - p[e]);
+            continue;
+        }
+        for (e = 0; e < E; e++) dot += p[e] * dl[e];
+        for (e = 0; e < E; e++) dl[e] = p[e] * (dl[e] - dot);
+    }
+    ds__linear_backward(tr, dx, 1, G + P->gate_inp, d->probs, x, W + P->gate_inp, N, E, C);
+    return bal;
+}
+
+/* Auxiliary-loss-free balancing: after a step, each expert's selection bias moves by rate
+   toward balance: up when it took fewer than the mean share of the N*K choices, down when more.
+   load (E) gets the counts. */
+static DS__MAYBE_UNUSED void ds__moe_bias_update(const ds_model_config *c, const ds__moe_tacts *a, float *bias, float rate, int *load) {
+    int e, E = c->n_expert;
+    float mean = 0.0f;
+    for (e = 0; e < E; e++) {
+        load[e] = a->count[e + 1] - a->count[e];
+        mean += (float)load[e] / (float)E;
+    }
+    for (e = 0; e < E; e++) bias[e] += (float)load[e] < mean ? rate : (float)load[e] > mean ? -rate : 0.0f;
+}
+
+
 #ifdef __cplusplus
 }
 #endif
