@@ -634,6 +634,9 @@ typedef struct ds_train_config {
     int keep_checkpoints;   /* 0: 3 */
     int eval_every;         /* 0: 50 */
     int eval_batches;       /* 0: 8 */
+    /* MoE layers */
+    float moe_bias_rate;    /* auxiliary-loss-free balancing: selection-bias step per optimizer step (0: 1e-3; < 0: off) */
+    float moe_balance_alpha;/* weight of the sequence-level balance loss (0: off) */
 } ds_train_config;
 
 /* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
@@ -700,6 +703,10 @@ DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
 DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
+/* MoE layer `layer`: each expert's share of the routed choices made in forward passes since
+   the last call (share: n_expert doubles summing to 1), then starts counting anew. Returns
+   n_expert, or 0 when the layer is not MoE. */
+DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share);
 
 /* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
    as a GGUF file written atomically (temp file, fsync, rename). Loading restores all of it;
@@ -6485,6 +6492,7 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds
     if (ds_gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == DS_OK) c->norm_topk = norm != 0;
     if (ds_gguf_get_str(g, "deepseek2.rope.scaling.type", &st) == DS_OK && st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {
         if ((s = ds__dsk_f32(g, "rope.scaling.factor", &c->rope_yarn_factor)) != DS_OK) return s;
+        if (c->rope_yarn_factor > 1.0f) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: YaRN RoPE scaling (factor %g) is not implemented yet", c->rope_yarn_factor);
     }
     if (c->n_layer < 1 || c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: %d layers (1..%d)", c->n_layer, DS_MAX_LAYERS);
     if (c->n_embd < 1 || c->n_head < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: embedding_length and head_count must be positive");
@@ -6678,6 +6686,64 @@ static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_c
     else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
     for (t = 0; t < T * C; t++) x[t] += y[t];
 }
+
+/* ---- training state of these layers (functions in >>train:deepseek) ---------------------------
+   Parameters are offsets into the trainer's parameter and gradient buffers; N = B*T rows. */
+typedef struct ds__mla_tparams {
+    size_t wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wkv_b, wo;   /* wq when q_lora_rank == 0 */
+} ds__mla_tparams;
+
+/* saved forward values; the same layout holds their gradients in the backward */
+typedef struct ds__mla_tacts {
+    float *qa, *qan, *rstd_q;   /* (N, Rq) before and after its RMSNorm, (N) */
+    float *q;                   /* (N, H*Dq), RoPE applied to each head's last Dr */
+    float *kva;                 /* (N, R + Dr): the raw latent, then the roped shared key */
+    float *lat;                 /* (N, R) the raw latent, contiguous */
+    float *c, *rstd_c;          /* (N, R) normed latent, (N) */
+    float *kv;                  /* (N, H*(Dn+Dv)) decompressed keys and values */
+    float *probs;               /* (B, H, T, T) */
+    float *att;                 /* (N, H*Dv) */
+} ds__mla_tacts;
+
+typedef struct ds__moe_tparams {
+    size_t gate_inp, gate_exps, up_exps, down_exps, gate_sh, up_sh, down_sh;
+} ds__moe_tparams;
+
+typedef struct ds__moe_tacts {
+    float *probs;      /* (N, E) gate probabilities */
+    float *w;          /* (N, K) routing weights */
+    int *gi;           /* (N, K) chosen experts */
+    int *order;        /* (N*K) (token, slot) pairs sorted by expert */
+    int *count;        /* (E + 1) start of each expert's run in order */
+    float *xg;         /* (N*K, C) inputs in expert order */
+    float *g, *u, *h;  /* (N*K, F) */
+    float *y;          /* (N*K, C) expert outputs, unweighted */
+    float *sg, *su, *sh;   /* (N, S*F) shared experts */
+    float *sel;            /* (2E + 2) routing scratch */
+} ds__moe_tacts;
+
+/* what the trainer keeps for its MLA and MoE layers */
+typedef struct ds__dsk_train {
+    ds__mla_tacts dmla;   /* gradient scratch, shared by the layers */
+    ds__moe_tacts dmoe;
+    float *cs;            /* (T, Dr) RoPE table of the MLA keys */
+    float *bias;          /* (L, E) selection biases (not trained by gradients) */
+    double *load;         /* (L, E) routed choices per expert in backward passes since the last bias update */
+    double *seen;         /* (L, E) routed choices in forward passes since ds_trainer_expert_share */
+    float dscale;         /* the loss gradient's scale in this backward (loss scaling, accumulation) */
+    void *mem;
+} ds__dsk_train;
+
+struct ds__tacts;
+static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr);
+static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr);
+static ds_status ds__dsk_tr_alloc(ds_trainer *tr);
+static void ds__dsk_tr_layout(ds_trainer *tr, int l, int ffn);
+static void ds__dsk_tr_attn_forward(ds_trainer *tr, int l, struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, float *xo, int B, int T);
+static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_after_step(ds_trainer *tr);
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
@@ -7525,6 +7591,14 @@ static const ds__cfg_key ds__cfg_keys[] = {
     DS__MK("head_dim", head_dim, DS__K_INT, 2, 4096), DS__MK("n_ff", n_ff, DS__K_INT, 1, 1 << 20),
     DS__MK("n_rot", n_rot, DS__K_INT, 2, 4096), DS__MK("norm_eps", norm_eps, DS__K_FLOAT, 1e-12, 1),
     DS__MK("rope_base", rope_base, DS__K_FLOAT, 1, 1e9), DS__MK("tied_output", tied_output, DS__K_INT, 0, 1),
+    DS__MK("q_lora_rank", q_lora_rank, DS__K_INT, 0, 1 << 16), DS__MK("kv_lora_rank", kv_lora_rank, DS__K_INT, 1, 1 << 16),
+    DS__MK("qk_nope_dim", qk_nope_dim, DS__K_INT, 1, 4096), DS__MK("qk_rope_dim", qk_rope_dim, DS__K_INT, 2, 512),
+    DS__MK("v_head_dim", v_head_dim, DS__K_INT, 1, 4096), DS__MK("n_expert", n_expert, DS__K_INT, 1, 4096),
+    DS__MK("n_expert_used", n_expert_used, DS__K_INT, 1, 4096), DS__MK("n_expert_shared", n_expert_shared, DS__K_INT, 0, 64),
+    DS__MK("n_ff_expert", n_ff_expert, DS__K_INT, 1, 1 << 20), DS__MK("n_expert_groups", n_expert_groups, DS__K_INT, 0, 4096),
+    DS__MK("n_groups_used", n_groups_used, DS__K_INT, 0, 4096), DS__MK("routed_scale", routed_scale, DS__K_FLOAT, 1e-6, 1e6),
+    DS__MK("norm_topk", norm_topk, DS__K_INT, 0, 1),
+    DS__TK("moe_bias_rate", moe_bias_rate, DS__K_FLOAT, -1, 1), DS__TK("moe_balance_alpha", moe_balance_alpha, DS__K_FLOAT, 0, 100),
     DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
     DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
     DS__TK("lr", lr, DS__K_FLOAT, 1e-12, 10), DS__TK("min_lr", min_lr, DS__K_FLOAT, -1, 1),
@@ -7544,6 +7618,7 @@ static const ds__cfg_key ds__cfg_keys[] = {
 static const char *const ds__attn_names[] = {"dense", "mla", "sda"};
 static const char *const ds__ffn_names[] = {"dense", "moe"};
 static const char *const ds__prec_names[] = {"f32", "bf16", "fp16", "fp8"};
+static const char *const ds__gating_names[] = {"softmax", "sigmoid"};
 
 static int ds__name_index(const char *v, const char *const *names, int n) {
     int i;
@@ -7607,6 +7682,12 @@ static ds_status ds__cfg_line(char *s, ds_model_config *mc, ds_train_config *tc,
     if (!strcmp(key, "arch")) {
         if (strlen(v) >= sizeof mc->arch) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: arch '%s' is too long", where, line, v);
         strcpy(mc->arch, v);
+        return DS_OK;
+    }
+    if (!strcmp(key, "gating")) {
+        int g = ds__name_index(v, ds__gating_names, 2);
+        if (g < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: gating = '%s': need softmax or sigmoid", where, line, v);
+        mc->gating = (ds_gating)g;
         return DS_OK;
     }
     if (!strcmp(key, "precision")) {
@@ -8428,6 +8509,8 @@ static void ds__crossentropy_backward(ds_pool *pool, float *probs, const int32_t
 /* offsets of one dense layer's tensors in the parameter buffer */
 typedef struct ds__tlayer {
     size_t attn_norm, wq, wk, wv, wo, ffn_norm, wg, wu, wd;
+    ds__mla_tparams mla;   /* MLA layers (>>train:deepseek) */
+    ds__moe_tparams moe;   /* MoE layers */
 } ds__tlayer;
 
 /* one tensor of the parameter buffer: (rows, cols) = GGUF ne (cols, rows) */
@@ -8440,6 +8523,8 @@ typedef struct ds__ttensor {
 /* what one dense layer's backward needs from its forward */
 typedef struct ds__tacts {
     float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *g, *u, *h;
+    ds__mla_tacts mla;     /* MLA layers (>>train:deepseek) */
+    ds__moe_tacts moe;     /* MoE layers */
 } ds__tacts;
 
 #define DS__SCALE_HIST 16
@@ -8474,6 +8559,7 @@ struct ds_trainer {
     float amax_hist[DS__SCALE_HIST];
     float amax;          /* largest |value| rounded in this step's backward (scaled) */
     int scaling;
+    ds__dsk_train dsk;   /* MLA / MoE layers (>>train:deepseek) */
 };
 
 /* splitmix64: the trainer's one random source (init, data order) */
@@ -8509,7 +8595,8 @@ DS_API ds_status ds_model_config_check(ds_model_config *mc) {
     if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
     if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
     for (i = 0; i < mc->n_layer; i++)
-        if (mc->layers[i].attn != DS_ATTN_DENSE || mc->layers[i].ffn != DS_FFN_DENSE) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: only dense attention and dense FFN layers can be trained so far", i);
+        if (mc->layers[i].attn == DS_ATTN_SDA) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: SDA layers cannot be trained yet", i);
+    if (ds_model_config_check_deepseek(mc) != DS_OK) return DS_ERR_INVALID_ARG;
     if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
     return DS_OK;
 }
@@ -8554,14 +8641,22 @@ static void ds__tr_layout(ds_trainer *tr) {
         ds__tlayer *p = &tr->lp[l];
 #define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
         DS__T(attn_norm, "attn_norm", 1, tr->C)
-        DS__T(wq, "attn_q", tr->qd, tr->C)
-        DS__T(wk, "attn_k", tr->kvd, tr->C)
-        DS__T(wv, "attn_v", tr->kvd, tr->C)
-        DS__T(wo, "attn_output", tr->C, tr->qd)
+        if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+            ds__dsk_tr_layout(tr, l, 0);
+        } else {
+            DS__T(wq, "attn_q", tr->qd, tr->C)
+            DS__T(wk, "attn_k", tr->kvd, tr->C)
+            DS__T(wv, "attn_v", tr->kvd, tr->C)
+            DS__T(wo, "attn_output", tr->C, tr->qd)
+        }
         DS__T(ffn_norm, "ffn_norm", 1, tr->C)
-        DS__T(wg, "ffn_gate", tr->F, tr->C)
-        DS__T(wu, "ffn_up", tr->F, tr->C)
-        DS__T(wd, "ffn_down", tr->C, tr->F)
+        if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+            ds__dsk_tr_layout(tr, l, 1);
+        } else {
+            DS__T(wg, "ffn_gate", tr->F, tr->C)
+            DS__T(wu, "ffn_up", tr->F, tr->C)
+            DS__T(wd, "ffn_down", tr->C, tr->F)
+        }
 #undef DS__T
     }
     ds__tr_add_tensor(tr, "output_norm.weight", 1, tr->C, &tr->off_norm);
@@ -8591,7 +8686,8 @@ static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t ds__tr_layer_floats(const ds_trainer *tr) {
     size_t N = (size_t)tr->B * tr->T;
     return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
-           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F);
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F) +
+           ds__dsk_tr_layer_floats(tr);
 }
 
 static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
@@ -8609,6 +8705,7 @@ static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
     a->g = ds__tr_take(p, N * tr->F);
     a->u = ds__tr_take(p, N * tr->F);
     a->h = ds__tr_take(p, N * tr->F);
+    ds__dsk_tr_carve(a, p, tr);
 }
 
 static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
@@ -8669,7 +8766,7 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
     pc.n_threads = tr->tc.n_threads;
     if ((st = ds_pool_create(&pc, &tr->pool)) != DS_OK) goto fail;
     if ((st = ds__gemm_ws_init(&tr->ws, tr->pool)) != DS_OK) goto fail;
-    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 9 + 3, sizeof(ds__ttensor)));
+    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 16 + 3, sizeof(ds__ttensor)));
     tr->lp = DS__CAST(ds__tlayer *, ds__calloc((size_t)tr->L, sizeof(ds__tlayer)));
     if (!tr->tensors || !tr->lp) {
         st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
@@ -8688,6 +8785,7 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         goto fail;
     }
     if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+    if ((st = ds__dsk_tr_alloc(tr)) != DS_OK) goto fail;
     if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
         biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
         biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
@@ -8716,6 +8814,7 @@ DS_API void ds_trainer_free(ds_trainer *tr) {
     ds_pool_destroy(tr->pool);
     ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
     ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
+    ds_free(tr->dsk.mem);
     ds_free(tr);
 }
 
@@ -8786,15 +8885,23 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
     int N = B * T;
     float *x = tr->x[l], *xo = tr->x[l + 1];
     ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
-    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
-    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
-    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
-    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
-    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
-    ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
-    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
-    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        ds__dsk_tr_attn_forward(tr, l, a, B, T);
+    } else {
+        ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+        ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+        ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+        ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+        ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+        ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+        memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+        ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    }
     ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
+        return;
+    }
     ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
@@ -8808,11 +8915,20 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T;
-    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
-    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
-    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
-    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
+    } else {
+        ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+        ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+        ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+        ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    }
     ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        ds__dsk_tr_attn_backward(tr, l, a, B, T);
+        ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
+        return;
+    }
     ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
     ds__attention_backward(tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
@@ -8842,6 +8958,7 @@ static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *t
 static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
     int l, N = B * T;
     float *G = tr->grads;
+    tr->dsk.dscale = dscale;
     ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
     ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
@@ -9166,6 +9283,7 @@ DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, c
         if (st != DS_OK) return st;
         sum += l;
     }
+    ds__dsk_tr_after_step(tr);
     return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
 }
 
@@ -9543,21 +9661,7 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
    and attended as multi-head attention, which is the form the gradients flow through (the
    absorbed form is an inference rewrite of the same function). Shapes as in >>deepseek; N = B*T
    rows, parameters are offsets into the trainer's parameter and gradient buffers. */
-typedef struct ds__mla_tparams {
-    size_t wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wkv_b, wo;   /* wq when q_lora_rank == 0 */
-} ds__mla_tparams;
 
-/* saved forward values; the same layout holds their gradients in the backward */
-typedef struct ds__mla_tacts {
-    float *qa, *qan, *rstd_q;   /* (N, Rq) before and after its RMSNorm, (N) */
-    float *q;                   /* (N, H*Dq), RoPE applied to each head's last Dr */
-    float *kva;                 /* (N, R + Dr): the raw latent, then the roped shared key */
-    float *lat;                 /* (N, R) the raw latent, contiguous */
-    float *c, *rstd_c;          /* (N, R) normed latent, (N) */
-    float *kv;                  /* (N, H*(Dn+Dv)) decompressed keys and values */
-    float *probs;               /* (B, H, T, T) */
-    float *att;                 /* (N, H*Dv) */
-} ds__mla_tacts;
 
 static DS__MAYBE_UNUSED size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
@@ -9708,22 +9812,7 @@ static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_mod
    step (auxiliary-loss-free balancing). An optional sequence-level balance loss
    alpha * sum_e f_e * P_e (f_e: the expert's share of a sequence's choices times E / K, P_e: its
    mean normalised affinity) adds its gradient to the router. */
-typedef struct ds__moe_tparams {
-    size_t gate_inp, gate_exps, up_exps, down_exps, gate_sh, up_sh, down_sh;
-} ds__moe_tparams;
 
-typedef struct ds__moe_tacts {
-    float *probs;      /* (N, E) gate probabilities */
-    float *w;          /* (N, K) routing weights */
-    int *gi;           /* (N, K) chosen experts */
-    int *order;        /* (N*K) (token, slot) pairs sorted by expert */
-    int *count;        /* (E + 1) start of each expert's run in order */
-    float *xg;         /* (N*K, C) inputs in expert order */
-    float *g, *u, *h;  /* (N*K, F) */
-    float *y;          /* (N*K, C) expert outputs, unweighted */
-    float *sg, *su, *sh;   /* (N, S*F) shared experts */
-    float *sel;            /* (2E + 2) routing scratch */
-} ds__moe_tacts;
 
 static DS__MAYBE_UNUSED size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
@@ -9867,18 +9956,141 @@ static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_mo
 }
 
 /* Auxiliary-loss-free balancing: after a step, each expert's selection bias moves by rate
-   toward balance: up when it took fewer than the mean share of the N*K choices, down when more.
-   load (E) gets the counts. */
-static DS__MAYBE_UNUSED void ds__moe_bias_update(const ds_model_config *c, const ds__moe_tacts *a, float *bias, float rate, int *load) {
-    int e, E = c->n_expert;
-    float mean = 0.0f;
-    for (e = 0; e < E; e++) {
-        load[e] = a->count[e + 1] - a->count[e];
-        mean += (float)load[e] / (float)E;
-    }
-    for (e = 0; e < E; e++) bias[e] += (float)load[e] < mean ? rate : (float)load[e] > mean ? -rate : 0.0f;
+   toward balance: up when it took fewer than the mean of the choices (load, E counts), down
+   when more. */
+static void ds__moe_bias_update(const double *load, float *bias, int E, float rate) {
+    int e;
+    double mean = 0.0;
+    for (e = 0; e < E; e++) mean += load[e] / E;
+    for (e = 0; e < E; e++) bias[e] += load[e] < mean ? rate : load[e] > mean ? -rate : 0.0f;
 }
 
+/* ---- the trainer's MLA and MoE layers --------------------------------------------------------- */
+static int ds__dsk_tr_has(const ds_trainer *tr, int moe) {
+    int l;
+    for (l = 0; l < tr->L; l++)
+        if (moe ? tr->mc.layers[l].ffn == DS_FFN_MOE : tr->mc.layers[l].attn == DS_ATTN_MLA) return 1;
+    return 0;
+}
+
+static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr) {
+    return (ds__dsk_tr_has(tr, 0) ? ds__mla_tacts_floats(&tr->mc, tr->B, tr->T) : 0) + (ds__dsk_tr_has(tr, 1) ? ds__moe_tacts_floats(&tr->mc, tr->B, tr->T) : 0);
+}
+
+static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr) {
+    if (ds__dsk_tr_has(tr, 0)) ds__mla_tacts_carve(&a->mla, p, &tr->mc, tr->B, tr->T);
+    if (ds__dsk_tr_has(tr, 1)) ds__moe_tacts_carve(&a->moe, p, &tr->mc, tr->B, tr->T);
+}
+
+/* gradient scratch, the MLA RoPE table, selection biases and load counters */
+static ds_status ds__dsk_tr_alloc(ds_trainer *tr) {
+    ds__dsk_train *d = &tr->dsk;
+    const ds_model_config *c = &tr->mc;
+    size_t E = (size_t)DS__MAX(c->n_expert, 1), L = (size_t)tr->L, n = ds__dsk_tr_layer_floats(tr) + ds__tr_round16((size_t)tr->T * c->qk_rope_dim) + ds__tr_round16(L * E) + 4 * L * E + 16;
+    float *p;
+    if (!ds__dsk_tr_has(tr, 0) && !ds__dsk_tr_has(tr, 1)) return DS_OK;
+    if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) return ds__fail(DS_ERR_UNSUPPORTED, "train: MLA and MoE layers train in f32 or bf16");
+    d->mem = ds__calloc(n, sizeof(float));
+    if (!d->mem) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for the MLA / MoE buffers");
+    p = DS__CAST(float *, d->mem);
+    if (ds__dsk_tr_has(tr, 0)) ds__mla_tacts_carve(&d->dmla, &p, c, tr->B, tr->T);
+    if (ds__dsk_tr_has(tr, 1)) ds__moe_tacts_carve(&d->dmoe, &p, c, tr->B, tr->T);
+    d->cs = ds__tr_take(&p, (size_t)tr->T * c->qk_rope_dim);
+    d->bias = ds__tr_take(&p, L * E);
+    d->load = DS__CAST(double *, (void *)p);
+    d->seen = d->load + L * E;
+    if (ds__dsk_tr_has(tr, 0)) ds__rope_table(d->cs, tr->T, c->qk_rope_dim, c->rope_base);
+    return DS_OK;
+}
+
+/* parameters of layer l's MLA block (ffn = 0) or MoE block (ffn = 1), deepseek2 tensor names */
+static void ds__dsk_tr_layout(ds_trainer *tr, int l, int ffn) {
+    const ds_model_config *c = &tr->mc;
+    ds__tlayer *p = &tr->lp[l];
+    int C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), R = c->kv_lora_rank, Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert;
+    int SF = F * c->n_expert_shared;
+    char nm[40];
+#define DS__T(off, suffix, r, cl) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), ds__tr_add_tensor(tr, nm, r, cl, &off))
+    if (!ffn) {
+        if (Rq) {
+            DS__T(p->mla.wq_a, "attn_q_a.weight", Rq, C);
+            DS__T(p->mla.q_a_norm, "attn_q_a_norm.weight", 1, Rq);
+            DS__T(p->mla.wq_b, "attn_q_b.weight", H * Dq, Rq);
+        } else {
+            DS__T(p->mla.wq, "attn_q.weight", H * Dq, C);
+        }
+        DS__T(p->mla.wkv_a, "attn_kv_a_mqa.weight", R + c->qk_rope_dim, C);
+        DS__T(p->mla.kv_a_norm, "attn_kv_a_norm.weight", 1, R);
+        DS__T(p->mla.wkv_b, "attn_kv_b.weight", H * (c->qk_nope_dim + c->v_head_dim), R);
+        DS__T(p->mla.wo, "attn_output.weight", C, H * c->v_head_dim);
+        return;
+    }
+    DS__T(p->moe.gate_inp, "ffn_gate_inp.weight", E, C);
+    DS__T(p->moe.gate_exps, "ffn_gate_exps.weight", E * F, C);
+    DS__T(p->moe.up_exps, "ffn_up_exps.weight", E * F, C);
+    DS__T(p->moe.down_exps, "ffn_down_exps.weight", E * C, F);
+    if (SF) {
+        DS__T(p->moe.gate_sh, "ffn_gate_shexp.weight", SF, C);
+        DS__T(p->moe.up_sh, "ffn_up_shexp.weight", SF, C);
+        DS__T(p->moe.down_sh, "ffn_down_shexp.weight", C, SF);
+    }
+#undef DS__T
+}
+
+/* a->xmid = x + MLA(ln1) */
+static void ds__dsk_tr_attn_forward(ds_trainer *tr, int l, struct ds__tacts *a, int B, int T) {
+    memcpy(a->xmid, tr->x[l], sizeof(float) * (size_t)B * T * tr->C);
+    ds__mla_train_forward(tr, &tr->mc, &tr->lp[l].mla, &a->mla, a->ln1, a->xmid, 1, tr->dsk.cs, B, T);
+}
+
+/* xo = xmid + MoE(ln2); counts the choices */
+static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, float *xo, int B, int T) {
+    int e, E = tr->mc.n_expert;
+    memcpy(xo, a->xmid, sizeof(float) * (size_t)B * T * tr->C);
+    ds__moe_train_forward(tr, &tr->mc, &tr->lp[l].moe, tr->dsk.bias + (size_t)l * E, &a->moe, a->ln2, xo, 1, B * T);
+    for (e = 0; e < E; e++) tr->dsk.seen[(size_t)l * E + e] += a->moe.count[e + 1] - a->moe.count[e];
+}
+
+/* tr->dln = d ln1 from tr->dres */
+static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T) {
+    memset(tr->dln, 0, sizeof(float) * (size_t)B * T * tr->C);
+    ds__mla_train_backward(tr, &tr->mc, &tr->lp[l].mla, &a->mla, &tr->dsk.dmla, a->ln1, tr->dres, tr->dln, tr->dsk.cs, B, T);
+}
+
+/* tr->dln = d ln2 from tr->dres; the balance loss's gradient is scaled like the main loss's */
+static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T) {
+    int e, E = tr->mc.n_expert;
+    memset(tr->dln, 0, sizeof(float) * (size_t)B * T * tr->C);
+    ds__moe_train_backward(tr, &tr->mc, &tr->lp[l].moe, &a->moe, &tr->dsk.dmoe, a->ln2, tr->dres, tr->dln, B * T, T, tr->tc.moe_balance_alpha * tr->dsk.dscale);
+    for (e = 0; e < E; e++) tr->dsk.load[(size_t)l * E + e] += a->moe.count[e + 1] - a->moe.count[e];
+}
+
+/* after the gradients of a step: each MoE layer's biases move against its experts' loads */
+static void ds__dsk_tr_after_step(ds_trainer *tr) {
+    int l, e, E = tr->mc.n_expert;
+    float rate = tr->tc.moe_bias_rate == 0.0f ? 1e-3f : tr->tc.moe_bias_rate;
+    if (!tr->dsk.mem || !ds__dsk_tr_has(tr, 1)) return;
+    for (l = 0; l < tr->L; l++) {
+        double *load = tr->dsk.load + (size_t)l * E;
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        if (rate > 0.0f) ds__moe_bias_update(load, tr->dsk.bias + (size_t)l * E, E, rate);
+        for (e = 0; e < E; e++) load[e] = 0.0;
+    }
+}
+
+DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
+    int e, E;
+    double sum = 0.0, *seen;
+    if (!tr || layer < 0 || layer >= tr->L || tr->mc.layers[layer].ffn != DS_FFN_MOE || !tr->dsk.mem) return 0;
+    E = tr->mc.n_expert;
+    seen = tr->dsk.seen + (size_t)layer * E;
+    for (e = 0; e < E; e++) sum += seen[e];
+    for (e = 0; e < E; e++) {
+        if (share) share[e] = sum > 0.0 ? seen[e] / sum : 0.0;
+        seen[e] = 0.0;
+    }
+    return E;
+}
 
 #ifdef __cplusplus
 }
