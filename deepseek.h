@@ -739,6 +739,9 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
 #if defined(DEEPSEEK_IMPLEMENTATION) && !defined(DEEPSEEK_IMPLEMENTATION_DONE_)
 #define DEEPSEEK_IMPLEMENTATION_DONE_
 
+#if defined(__MINGW32__) && !defined(__USE_MINGW_ANSI_STDIO)
+#define __USE_MINGW_ANSI_STDIO 1
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -780,7 +783,11 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
 #define DS__TLS __thread
 #define DS__LIKELY(x) __builtin_expect(!!(x), 1)
 #define DS__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#if defined(__MINGW32__) /* its C99 printf (see __USE_MINGW_ANSI_STDIO above) knows %zu */
+#define DS__FMT(a, b) __attribute__((format(gnu_printf, a, b)))
+#else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
+#endif
 #define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
@@ -1082,7 +1089,7 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define DS__ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 
-static void ds__cpu_relax(void) {
+static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
@@ -1111,7 +1118,7 @@ struct ds_pool {
     int quit;
 };
 
-static void ds__pool_work(ds_pool *p) {
+static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p) {
     for (;;) {
         int i = DS__ATOMIC_ADD(&p->next, 1);
         if (i >= p->n) break;
@@ -2316,6 +2323,8 @@ static void ds__gemm_ref(const ds__mm *m, int t0, int t1, int n0, int n1) {
 }
 
 /* ---- element-wise reference kernels ------------------------------------------------------ */
+static float ds__dot_f32_scalar(const float *a, const float *b, int n) { return ds__dot_f32_ref(n, a, b); }
+
 static void ds__axpy_f32_scalar(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
@@ -2386,22 +2395,27 @@ static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, flo
     DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
     DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
 }
-static DS__MAYBE_UNUSED void ds__quantize_qx_scalar(const float *x, uint8_t *row, int K) {
-    int b, j;
-    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
-        float amax = 0.0f, d, id;
-        int isum = 0;
-        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
-        d = amax / 127.0f;
-        id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (j = 0; j < DS__QK; j++) {
-            int q = ds__round_away(x[j] * id);
-            ((int8_t *)row)[b * DS__QK + j] = (int8_t)q;
-            isum += q;
-        }
-        ds__qx_block_scales(row, K, b, d, isum);
-    }
+/* an odd block count gets one zero block past the end (q = 0, d = s = 0; the parts' 64-byte
+   alignment leaves room), so kernels may read blocks in pairs */
+static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
+    int nb = K / DS__QK;
+    ds__qx v = ds__qx_view(row, K);
+    if (!(nb & 1)) return;
+    memset(row + K, 0, DS__QK);
+    DS__CAST(float *, (void *)(uintptr_t)v.d)[nb] = 0.0f;
+    DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
+
+/* the integer-dot weight kinds of the SIMD matmul tiles */
+enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+/* fully unrolled loops over a tile, so its accumulators live in registers */
+#if defined(__GNUC__) || defined(__clang__)
+#define DS__UNROLL4 _Pragma("GCC unroll 4")
+#define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#else
+#define DS__UNROLL4
+#define DS__PREFETCH(p) ((void)0)
+#endif
 
 #if defined(DS__X86_SIMD)
 /* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
@@ -2457,6 +2471,7 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
         _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
         ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
     }
+    ds__qx_pad(row, K);
 }
 
 /* ---- quantized matmul tiles -------------------------------------------------------------- */
@@ -2469,7 +2484,6 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
    moves onto x (|w| * sign(x, w)); Q4_0's offset 8 is folded in per lane (each lane starts at
    -8 * its own 4 x values), so every lane holds an exact partial sum of the true terms and the
    float rounding stays relative to sum |w x|, as in the reference. */
-enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 
 #define DS__DEFINE_QTILES(ISA, TARGET, DOT_U8S8)                            \
     static inline __attribute__((always_inline, target(TARGET))) void ds__qtile_##ISA(                  \
@@ -2481,17 +2495,18 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
         __m256 acc[4][4];                                                                              \
         __m128 macc[4];                                                                                \
         int r, c, b;                                                                                   \
-        for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
-        for (c = 0; c < CT; c++) {                                                                     \
+        DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;            \
+        DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                     \
             xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);           \
             macc[c] = _mm_setzero_ps();                                                                \
-            for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();                                   \
         }                                                                                              \
         for (b = 0; b < nb; b++) {                                                                     \
             __m256i wq[4];                                                                             \
             __m256 dw[4];                                                                              \
             __m128 mw = _mm_setzero_ps();                                                              \
-            for (r = 0; r < 4; r++) {                                                                  \
+            DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
                 if (kind == DS__QK_Q8_0) {                                                             \
                     const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
                     wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
@@ -2510,12 +2525,12 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
                 const ds__block_q4_1 *b3 = DS__CAST(const ds__block_q4_1 *, (const void *)wr[3]) + b;  \
                 mw = _mm_cvtph_ps(_mm_setr_epi16((short)b0->m, (short)b1->m, (short)b2->m, (short)b3->m, 0, 0, 0, 0)); \
             }                                                                                          \
-            for (c = 0; c < CT; c++) {                                                                 \
+            DS__UNROLL4 for (c = 0; c < CT; c++) {                                                                 \
                 const __m256i xq = _mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)); \
                 const __m256 dx = _mm256_set1_ps(xr[c].d[b]);                                          \
                 const __m256i start = kind == DS__QK_Q4_0 ? _mm256_sub_epi32(_mm256_setzero_si256(), DOT_U8S8(_mm256_setzero_si256(), _mm256_set1_epi8(8), xq)) \
                                                           : _mm256_setzero_si256();                    \
-                for (r = 0; r < 4; r++) {                                                              \
+                DS__UNROLL4 for (r = 0; r < 4; r++) {                                                              \
                     __m256i p = kind == DS__QK_Q8_0 ? DOT_U8S8(start, _mm256_sign_epi8(wq[r], wq[r]), _mm256_sign_epi8(xq, wq[r])) \
                                                     : DOT_U8S8(start, wq[r], xq);                      \
                     acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][c]); \
@@ -2523,10 +2538,10 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
                 if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);   \
             }                                                                                          \
         }                                                                                              \
-        for (c = 0; c < ct; c++) {                                                                     \
+        DS__UNROLL4 for (c = 0; c < ct; c++) {                                                                     \
             float mm[4];                                                                               \
             _mm_storeu_ps(mm, macc[c]);                                                                \
-            for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
+            DS__UNROLL4 for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(acc[r][c]) + mm[r]; \
         }                                                                                              \
     }                                                                                                  \
     static inline __attribute__((always_inline, target(TARGET))) void ds__qgemm_##ISA(                  \
@@ -2549,11 +2564,88 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 
 /* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
 #define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
-#define DS__DOT_U8S8_VNNI512(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
 DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
 DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
-DS__DEFINE_QTILES(vnni512, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", DS__DOT_U8S8_VNNI512)
+
+/* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
+/* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
+   second half re-reads the last weight block against the activation row's zero padding
+   (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
+#define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
+    const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    __m512 acc[4][4];
+    int r, c, p;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
+    }
+    for (p = 0; p < nb; p += 2) {
+        const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
+        __m512i wq[4];
+        __m512 dw[4], mw[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
+            if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
+            /* the f16 scales of both blocks: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
+            __m128 dm = kind == DS__QK_Q4_1
+                            ? _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(*(const int32_t *)(const void *)b0), _mm_cvtsi32_si128(*(const int32_t *)(const void *)b1)))
+                            : _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(*(const uint16_t *)(const void *)b0), _mm_cvtsi32_si128(*(const uint16_t *)(const void *)b1)));
+            if (kind == DS__QK_Q8_0) {
+                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
+                dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm));
+            } else {
+                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
+                                                 _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
+                wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
+                dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
+            const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
+            __m512 sx = _mm512_setzero_ps();
+            __m512i start = _mm512_setzero_si512();
+            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
+            if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                __m512i pr;
+                if (kind == DS__QK_Q8_0) {
+                    /* |w| as the unsigned operand, w's sign moved onto x (no vpsignb on zmm) */
+                    __mmask64 neg = _mm512_movepi8_mask(wq[r]);
+                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[r]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
+                } else {
+                    pr = _mm512_dpbusd_epi32(start, wq[r], xq);
+                }
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
+                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
+            }
+        }
+    }
+    for (c = 0; c < ct; c++)
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 /* ---- element-wise kernels ------------------------------------------------------------------ */
 DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
@@ -2682,6 +2774,230 @@ DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, in
 }
 #endif /* DS__X86_SIMD */
 
+#if defined(DS__NEON)
+/* ===================================== arm64: NEON ====================================== */
+/* roundf per lane: FCVTAS rounds halves away from zero, like the reference */
+static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
+    uint8_t *row = DS__CAST(uint8_t *, dst);
+    int b, j;
+    (void)at;
+    for (b = 0; b < K / DS__QK; b++, x += DS__QK) {
+        float32x4_t v[8], amax = vdupq_n_f32(0.0f);
+        int32x4_t q[8], isum = vdupq_n_s32(0);
+        int16x8_t h[4];
+        float d, id;
+        for (j = 0; j < 8; j++) {
+            v[j] = vld1q_f32(x + 4 * j);
+            amax = vmaxq_f32(amax, vabsq_f32(v[j]));
+        }
+        d = vmaxvq_f32(amax) / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < 8; j++) {
+            q[j] = vcvtaq_s32_f32(vmulq_n_f32(v[j], id));
+            isum = vaddq_s32(isum, q[j]);
+        }
+        for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
+        vst1q_s8((int8_t *)row + b * DS__QK, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));
+        vst1q_s8((int8_t *)row + b * DS__QK + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
+        ds__qx_block_scales(row, K, b, d, vaddvq_s32(isum));
+    }
+    ds__qx_pad(row, K);
+}
+
+/* sum of 32 int8 products into 4 int32 lanes: SDOT where the compiler targets it, otherwise
+   widening multiplies (two products per int16 lane cannot overflow) */
+static inline int32x4_t ds__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t x0, int8x16_t w1, int8x16_t x1) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdotq_s32(acc, w0, x0), w1, x1);
+#else
+    int16x8_t p0 = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_high_s8(w0), vget_high_s8(x0));
+    int16x8_t p1 = vmlal_s8(vmull_s8(vget_low_s8(w1), vget_low_s8(x1)), vget_high_s8(w1), vget_high_s8(x1));
+    return vpadalq_s16(vpadalq_s16(acc, p0), p1);
+#endif
+}
+
+/* the x86 tile's shape (see there): up to 4 rows x CT tokens, weights as signed int8 (Q4_0's
+   offset subtracted, so every lane is an exact partial sum of true terms) */
+static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int nb = m->K / DS__QK;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    const uint8_t *wr[4];
+    ds__qx xr[4];
+    float32x4_t acc[4][4], macc[4];
+    int r, c, b;
+    for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
+        macc[c] = vdupq_n_f32(0.0f);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (b = 0; b < nb; b++) {
+        int8x16_t w0[4], w1[4];
+        float dw[4], mw[4] = {0, 0, 0, 0};
+        DS__UNROLL4 for (r = 0; r < 4; r++) {
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
+            if (kind == DS__QK_Q8_0) {
+                const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
+                w0[r] = vld1q_s8(bl->qs);
+                w1[r] = vld1q_s8(bl->qs + 16);
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else if (kind == DS__QK_Q4_0) {
+                const ds__block_q4_0 *bl = DS__CAST(const ds__block_q4_0 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, lo4)), vdupq_n_s8(8));
+                w1[r] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));
+                dw[r] = ds__f16_to_f32(bl->d);
+            } else {
+                const ds__block_q4_1 *bl = DS__CAST(const ds__block_q4_1 *, (const void *)wr[r]) + b;
+                uint8x16_t v = vld1q_u8(bl->qs);
+                w0[r] = vreinterpretq_s8_u8(vandq_u8(v, lo4));
+                w1[r] = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+                dw[r] = ds__f16_to_f32(bl->d);
+                mw[r] = ds__f16_to_f32(bl->m);
+            }
+        }
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            const int8x16_t x0 = vld1q_s8(xr[c].q + b * DS__QK), x1 = vld1q_s8(xr[c].q + b * DS__QK + 16);
+            const float dx = xr[c].d[b];
+            DS__UNROLL4 for (r = 0; r < 4; r++) {
+                int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), w0[r], x0, w1[r], x1);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
+            }
+            if (kind == DS__QK_Q4_1) macc[c] = vfmaq_n_f32(macc[c], vld1q_f32(mw), xr[c].s[b]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        float mm[4];
+        vst1q_f32(mm, macc[c]);
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = vaddvq_f32(acc[r][c]) + mm[r];
+    }
+}
+static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 4 <= t1; t += 4) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
+        for (; t < t1; t++) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+
+static float ds__dot_f32_neon(const float *a, const float *b, int n) {
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
+    float s;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+    }
+    s = vaddvq_f32(vaddq_f32(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void ds__axpy_f32_neon(float *y, float a, const float *x, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_n_f32(vld1q_f32(x + i), a)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void ds__rmsnorm_neon(float *y, const float *x, const float *w, int n, float eps) {
+    float32x4_t s0 = vdupq_n_f32(0.0f);
+    float ss, scale;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(x + i));
+    ss = vaddvq_f32(s0);
+    for (; i < n; i++) ss += x[i] * x[i];
+    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
+    for (; i < n; i++) y[i] = x[i] * scale * w[i];
+}
+
+/* e^x as ds__exp_avx2 (same reduction and series) */
+static inline float32x4_t ds__exp_neon(float32x4_t x) {
+    const float32x4_t hi = vdupq_n_f32(88.7228394f), lo = vdupq_n_f32(-87.3365479f);
+    uint32x4_t big = vcgtq_f32(x, hi), small = vcltq_f32(x, lo);
+    float32x4_t k, r, p;
+    x = vmaxq_f32(vminq_f32(x, hi), lo);
+    k = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
+    r = vfmsq_f32(x, k, vdupq_n_f32(0.693145752f));
+    r = vfmsq_f32(r, k, vdupq_n_f32(1.42860677e-6f));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 720), r, vdupq_n_f32(1.0f / 5040));
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), r, p);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
+    p = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), vshlq_n_s32(vcvtq_s32_f32(k), 23)));
+    p = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(p), small));
+    return vbslq_f32(big, vdupq_n_f32(INFINITY), p);
+}
+
+static void ds__softmax_neon(float *x, int n) {
+    float32x4_t mx = vdupq_n_f32(-INFINITY), s = vdupq_n_f32(0.0f), mv;
+    float max, sum, inv;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(x + i));
+    max = vmaxvq_f32(mx);
+    for (; i < n; i++) max = DS__MAX(max, x[i]);
+    mv = vdupq_n_f32(max);
+    for (i = 0; i + 4 <= n; i += 4) {
+        float32x4_t e = ds__exp_neon(vsubq_f32(vld1q_f32(x + i), mv));
+        vst1q_f32(x + i, e);
+        s = vaddq_f32(s, e);
+    }
+    sum = vaddvq_f32(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+static void ds__swiglu_neon(float *y, const float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t g = vld1q_f32(gate + i), e = ds__exp_neon(vnegq_f32(g));
+        vst1q_f32(y + i, vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e)), vld1q_f32(up + i)));
+    }
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+    int h, i, half = n_rot / 2;
+    for (h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        i = 0;
+        for (; i + 4 <= half; i += 4) {
+            float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i), a, b;
+            if (neox) {
+                a = vld1q_f32(v + i);
+                b = vld1q_f32(v + i + half);
+                vst1q_f32(v + i, vfmsq_f32(vmulq_f32(a, c), b, s));
+                vst1q_f32(v + i + half, vfmaq_f32(vmulq_f32(a, s), b, c));
+            } else { /* de-interleave the pairs, rotate, interleave back */
+                float32x4x2_t p = vld2q_f32(v + 2 * i);
+                a = p.val[0];
+                b = p.val[1];
+                p.val[0] = vfmsq_f32(vmulq_f32(a, c), b, s);
+                p.val[1] = vfmaq_f32(vmulq_f32(a, s), b, c);
+                vst2q_f32(v + 2 * i, p);
+            }
+        }
+        for (; i < half; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * cs[i] - x1 * sn[i];
+            v[b] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+#endif /* DS__NEON */
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 /* Every call asks ds_cpu_features() (a load and a mask) and takes the best kernel the CPU and
    the test mask allow; the scalar reference is always there. */
@@ -2703,59 +3019,36 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
 #if defined(DS__X86_SIMD)
     if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
         int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
-        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_vnni512};
-        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_vnni512};
-        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_vnni512};
+        static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_zmm};
+        static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
+        static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
         m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
         m->quantize = ds__quantize_qx_avx2;
+        return ds__qx_row_bytes(K);
+    }
+#elif defined(DS__NEON)
+    if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+        m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
+        m->quantize = ds__quantize_qx_neon;
         return ds__qx_row_bytes(K);
     }
 #endif
     return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
 }
 
-static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) {
+/* the element-wise kernel fn##_avx2 / fn##_neon where the CPU has it, else fn##_scalar */
 #if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) return ds__dot_f32_avx2(a, b, n);
+#define DS__EW(fn) (DS__HAS(ds_cpu_features(), DS__F_AVX2) ? fn##_avx2 : fn##_scalar)
+#elif defined(DS__NEON)
+#define DS__EW(fn) ((ds_cpu_features() & DS_CPU_NEON) ? fn##_neon : fn##_scalar)
+#else
+#define DS__EW(fn) fn##_scalar
 #endif
-    return ds__dot_f32_ref(n, a, b);
-}
-static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) {
-#if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
-        ds__axpy_f32_avx2(y, a, x, n);
-        return;
-    }
-#endif
-    ds__axpy_f32_scalar(y, a, x, n);
-}
-static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
-#if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
-        ds__rmsnorm_avx2(y, x, w, n, eps);
-        return;
-    }
-#endif
-    ds__rmsnorm_scalar(y, x, w, n, eps);
-}
-static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) {
-#if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
-        ds__softmax_avx2(x, n);
-        return;
-    }
-#endif
-    ds__softmax_scalar(x, n);
-}
-static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) {
-#if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
-        ds__swiglu_avx2(y, gate, up, n);
-        return;
-    }
-#endif
-    ds__swiglu_scalar(y, gate, up, n);
-}
+static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return DS__EW(ds__dot_f32)(a, b, n); }
+static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { DS__EW(ds__axpy_f32)(y, a, x, n); }
+static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { DS__EW(ds__rmsnorm)(y, x, w, n, eps); }
+static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { DS__EW(ds__softmax)(x, n); }
+static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { DS__EW(ds__swiglu)(y, gate, up, n); }
 
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads */
 static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
@@ -2766,13 +3059,7 @@ static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
-#if defined(DS__X86_SIMD)
-    if (DS__HAS(ds_cpu_features(), DS__F_AVX2)) {
-        ds__rope_apply_avx2(x, n_heads, head_dim, 2 * half, neox, cs, sn);
-        return;
-    }
-#endif
-    ds__rope_apply_scalar(x, n_heads, head_dim, 2 * half, neox, cs, sn);
+    DS__EW(ds__rope_apply)(x, n_heads, head_dim, 2 * half, neox, cs, sn);
 }
 
 /* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
@@ -4208,6 +4495,12 @@ typedef struct ds__span {
     size_t n;
 } ds__span;
 
+/* one cache line holds several: the pair, its rank and the token it makes */
+typedef struct ds__merge_slot {
+    uint64_t key;   /* left << 32 | right */
+    int32_t rank, res;
+} ds__merge_slot;
+
 struct ds_tokenizer {
     int model, pre;
     int32_t n_vocab;
@@ -4224,7 +4517,7 @@ struct ds_tokenizer {
     int64_t n_merges;
     uint64_t *merge_key;
     int32_t *merge_res;
-    uint32_t *merge_slot;  /* rank + 1 */
+    ds__merge_slot *merge_slot;  /* open addressing by pair; rank -1 = empty */
     uint32_t merge_mask;
     int32_t byte_tok[256]; /* byte-level: the token of each byte's symbol; SPM: <0xXX> */
     uint16_t byte_char[256];
@@ -4235,7 +4528,8 @@ struct ds_tokenizer {
     int32_t *eog;
     int n_eog;
     int32_t bos, eos, eot, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int32_t bpe_unk;       /* byte-level: what a byte without a symbol token becomes (-1: dropped) */
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
@@ -4259,13 +4553,16 @@ static int32_t ds__vocab_find(const ds_tokenizer *t, const char *s, size_t n) {
     return -1;
 }
 
-/* the rank of merging tokens (a, b); -1 when they do not merge */
-static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b) {
+/* the rank of merging tokens (a, b) and the token it makes; -1 when they do not merge */
+static int64_t ds__merge_rank(const ds_tokenizer *t, int32_t a, int32_t b, int32_t *res) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask, slot;
+    uint32_t h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
     if (!t->merge_slot) return -1;
-    while ((slot = t->merge_slot[h]) != 0) {
-        if (t->merge_key[slot - 1] == key) return (int64_t)slot - 1;
+    while (t->merge_slot[h].rank >= 0) {
+        if (t->merge_slot[h].key == key) {
+            *res = t->merge_slot[h].res;
+            return t->merge_slot[h].rank;
+        }
         h = (h + 1) & t->merge_mask;
     }
     return -1;
@@ -4292,6 +4589,12 @@ static ds__uch ds__uc_at(const ds_tokenizer *t, const unsigned char *s, size_t p
     if (s[p] < 0x80) {
         c.cp = s[p];
         c.len = 1;
+    } else if ((s[p] & 0xE0) == 0xC0 && p + 1 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x1F) << 6) | (s[p + 1] & 0x3F);
+        c.len = 2;
+    } else if ((s[p] & 0xF0) == 0xE0 && p + 2 < end) {
+        c.cp = ((uint32_t)(s[p] & 0x0F) << 12) | ((uint32_t)(s[p + 1] & 0x3F) << 6) | (s[p + 2] & 0x3F);
+        c.len = 3;
     } else {
         int k = ds__utf8_decode(s + p, end - p, &c.cp);
         c.len = (size_t)(k < 0 ? -k : k);
@@ -4508,11 +4811,8 @@ static int64_t ds__pair_rank(const ds_tokenizer *t, const unsigned char *piece, 
         *res = id;
         return t->spm_rank[id];
     } else {
-        int64_t rank;
         if (a->id < 0 || b->id < 0) return -1;
-        rank = ds__merge_rank(t, a->id, b->id);
-        if (rank >= 0) *res = t->merge_res[rank];
-        return rank;
+        return ds__merge_rank(t, a->id, b->id, res);
     }
 }
 
@@ -4553,24 +4853,33 @@ static void ds__bpe_merge(ds__tok_run *r, const unsigned char *piece, int32_t n)
     }
 }
 
-/* the same merges by rescanning: faster than the heap for short pieces */
+#define DS__BPE_SMALL 32
+
+/* the same merges for short pieces: symbols kept contiguous, one rank per adjacent pair,
+   only the pairs next to a merge looked up again */
 static void ds__bpe_merge_small(ds__tok_run *r, const unsigned char *piece, int32_t n) {
     ds__sym *sym = r->sym;
-    for (;;) {
-        int64_t best = -1, rank;
-        int32_t at = -1, i, res, best_res = 0;
-        for (i = 0; i >= 0 && sym[i].next >= 0; i = sym[i].next) {
-            rank = ds__pair_rank(r->t, piece, &sym[i], &sym[sym[i].next], &res);
-            if (rank >= 0 && (best < 0 || rank < best)) {
-                best = rank;
-                best_res = res;
-                at = i;
-            }
-        }
-        if (at < 0) return;
-        ds__sym_join(sym, at, best_res);
+    int64_t rank[DS__BPE_SMALL];
+    int32_t res[DS__BPE_SMALL], i;
+    for (i = 0; i + 1 < n; i++) rank[i] = ds__pair_rank(r->t, piece, &sym[i], &sym[i + 1], &res[i]);
+    while (n > 1) {
+        int32_t at = -1;
+        for (i = 0; i + 1 < n; i++)
+            if (rank[i] >= 0 && (at < 0 || rank[i] < rank[at])) at = i;
+        if (at < 0) break;
+        sym[at].id = res[at];
+        sym[at].len += sym[at + 1].len;
+        memmove(&sym[at + 1], &sym[at + 2], (size_t)(n - at - 2) * sizeof *sym);
+        memmove(&rank[at + 1], &rank[at + 2], (size_t)(n - at - 2) * sizeof *rank);
+        memmove(&res[at + 1], &res[at + 2], (size_t)(n - at - 2) * sizeof *res);
+        n--;
+        if (at > 0) rank[at - 1] = ds__pair_rank(r->t, piece, &sym[at - 1], &sym[at], &res[at - 1]);
+        if (at + 1 < n) rank[at] = ds__pair_rank(r->t, piece, &sym[at], &sym[at + 1], &res[at]);
     }
-    (void)n;
+    for (i = 0; i < n; i++) {
+        sym[i].prev = i - 1;
+        sym[i].next = i + 1 < n ? i + 1 : -1;
+    }
 }
 
 /* the symbols one piece starts from: one per byte (byte-level) or per character */
@@ -4587,6 +4896,18 @@ static int32_t ds__bpe_init(ds__tok_run *r, const unsigned char *piece, size_t n
         size_t len = 1;
         if (t->model == DS__TOK_BPE) {
             s->id = t->byte_tok[piece[i]];
+            if (s->id < 0) {
+                /* a byte whose symbol is not in the vocabulary: unk (fused with a preceding
+                   unk when asked), or left out so that its neighbours may merge */
+                i++;
+                if (t->bpe_unk < 0) continue;
+                if (t->fuse_unk && k > 0 && r->sym[k - 1].id == t->bpe_unk) {
+                    r->sym[k - 1].len++;
+                    continue;
+                }
+                s->id = t->bpe_unk;
+                i--;
+            }
         } else {
             len = (size_t)ds__utf8_seq_len(piece[i]);
             if (len == 0 || len > n - i) len = 1;
@@ -4618,7 +4939,7 @@ static void ds__bpe_word(ds__tok_run *r, const unsigned char *piece, size_t n) {
     int32_t k, i;
     k = ds__bpe_init(r, piece, n);
     if (r->oom || !k) return;
-    if (k <= 24) ds__bpe_merge_small(r, piece, k);
+    if (k <= DS__BPE_SMALL) ds__bpe_merge_small(r, piece, k);
     else ds__bpe_merge(r, piece, k);
     for (i = 0; i >= 0; i = r->sym[i].next) {
         if (r->sym[i].id >= 0) ds__emit(r, r->sym[i].id);
@@ -4992,7 +5313,7 @@ typedef struct ds__tok_spec {
     const ds__span *merges;
     int64_t n_merges;
     int32_t bos, eos, eot, eom, unk, pad;
-    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback;
+    int add_bos, add_eos, add_space_prefix, ignore_merges, byte_fallback, fuse_unk;
     const char *what;          /* names the source in messages */
 } ds__tok_spec;
 
@@ -5121,8 +5442,9 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
     t->merge_key = DS__CAST(uint64_t *, ds__calloc((size_t)sp->n_merges, sizeof(uint64_t)));
     t->merge_res = DS__CAST(int32_t *, ds__calloc((size_t)sp->n_merges, sizeof(int32_t)));
     t->merge_mask = ds__pow2_slots((uint64_t)sp->n_merges) - 1;
-    t->merge_slot = DS__CAST(uint32_t *, ds__calloc((size_t)t->merge_mask + 1, sizeof(uint32_t)));
+    t->merge_slot = DS__CAST(ds__merge_slot *, ds__calloc((size_t)t->merge_mask + 1, sizeof(ds__merge_slot)));
     if (!t->merge_key || !t->merge_res || !t->merge_slot) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", sp->what);
+    for (i = 0; i <= (int64_t)t->merge_mask; i++) t->merge_slot[i].rank = -1;
     for (i = 0; i < sp->n_merges; i++) {
         const ds__span *a = &sp->merges[2 * i], *b = &sp->merges[2 * i + 1];
         int32_t ia = ds__vocab_find(t, a->p, a->n), ib = ds__vocab_find(t, b->p, b->n), ic;
@@ -5147,8 +5469,10 @@ static ds_status ds__tok_merges(ds_tokenizer *t, const ds__tok_spec *sp) {
         t->merge_res[i] = ic;
         /* a repeated pair takes its last rank, as a map filled in list order would */
         h = (uint32_t)ds__hash_u64(key) & t->merge_mask;
-        while (t->merge_slot[h] && t->merge_key[t->merge_slot[h] - 1] != key) h = (h + 1) & t->merge_mask;
-        t->merge_slot[h] = (uint32_t)i + 1;
+        while (t->merge_slot[h].rank >= 0 && t->merge_slot[h].key != key) h = (h + 1) & t->merge_mask;
+        t->merge_slot[h].key = key;
+        t->merge_slot[h].rank = (int32_t)i;
+        t->merge_slot[h].res = ic;
     }
     ds__buf_free(&cat);
     return DS_OK;
@@ -5263,11 +5587,13 @@ static ds_status ds__tok_build(const ds__tok_spec *sp, ds_tokenizer **out) {
     t->add_space_prefix = sp->add_space_prefix;
     t->ignore_merges = sp->ignore_merges;
     t->byte_fallback = sp->byte_fallback;
+    t->fuse_unk = sp->fuse_unk;
 #define DS__TOK_ID(x) ((x) >= 0 && (x) < sp->n_vocab ? (x) : -1)
     t->bos = DS__TOK_ID(sp->bos);
     t->eos = DS__TOK_ID(sp->eos);
     t->eot = DS__TOK_ID(sp->eot);
     t->unk = DS__TOK_ID(sp->unk);
+    t->bpe_unk = -1;
     t->pad = DS__TOK_ID(sp->pad);
 #undef DS__TOK_ID
     ds__byte_map(t);
@@ -5617,13 +5943,14 @@ static ds_status ds__json_load_model(ds__json_load *L, ds_tokenizer **out) {
     L->sp.merges = L->merges;
     L->sp.ignore_merges = ds__json_flag(d, model, "ignore_merges", 0);
     L->sp.byte_fallback = ds__json_flag(d, model, "byte_fallback", 0);
+    L->sp.fuse_unk = ds__json_flag(d, model, "fuse_unk", 0);
     L->sp.bos = L->sp.eos = L->sp.eot = L->sp.eom = L->sp.unk = L->sp.pad = -1;
     L->sp.what = DS__TJ;
     if ((s = ds__tok_build(&L->sp, out)) != DS_OK) return s;
     unk = ds__json_get(d, model, "unk_token");
     if (unk && d->nodes[unk].type == DS__JSON_STRING) {
         char *u = ds__json_dup(d, unk);
-        if (u) (*out)->unk = ds__vocab_find(*out, u, strlen(u));
+        if (u) (*out)->unk = (*out)->bpe_unk = ds__vocab_find(*out, u, strlen(u));
         ds_free(u);
     }
     ds__json_post(L, root, *out, &(*out)->bos, &(*out)->add_bos);

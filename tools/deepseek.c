@@ -2,6 +2,8 @@
 #include "cli.h"
 
 int ds_cmd_info(int argc, char **argv);
+int ds_cmd_bench(int argc, char **argv);
+int ds_cmd_perplexity(int argc, char **argv);
 int ds_cmd_data(int argc, char **argv);
 int ds_cmd_train(int argc, char **argv);
 
@@ -24,6 +26,8 @@ static const cli_command commands[] = {
     {"chat", ds_cmd_chat, "talk with a model through its chat template"},
     {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
+    {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
+    {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
     {"data", ds_cmd_data, "turn text files into token shards for training"},
     {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
 };

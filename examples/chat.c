@@ -1,0 +1,60 @@
+/* chat.c - a chat loop: each line you type is a user message; the model answers through its
+   own chat template. The whole conversation is sent each turn: the session recognises the
+   tokens it already holds and evaluates only the new ones.
+
+       cc -O2 -I. examples/chat.c -o chat -lm -lpthread
+       ./chat models/SmolLM2-135M-Instruct.Q4_1.gguf */
+#define DEEPSEEK_IMPLEMENTATION
+#include "deepseek.h"
+#include <stdio.h>
+#include <string.h>
+
+static int print_piece(void *user, int32_t token, const char *text, size_t len) {
+    (void)user;
+    (void)token;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static char lines[64][1024], replies[64][4096], prompt[1 << 17];
+    ds_chat_message msgs[128] = {{"system", "You are a helpful assistant."}};
+    int n = 1, turn;
+    ds_model *model;
+    ds_session *session;
+    ds_generate_config cfg = {0};
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        return 2;
+    }
+    if (ds_model_load(argv[1], NULL, &model) != DS_OK || ds_session_create(model, NULL, &session) != DS_OK) {
+        fprintf(stderr, "error: %s\n", ds_last_error());
+        return 1;
+    }
+    cfg.max_tokens = 256;
+    cfg.sampler.temperature = 0.7f;
+    cfg.sampler.top_p = 0.9f;
+    cfg.on_token = print_piece;
+    for (turn = 0; turn < 64 && (printf("> "), fgets(lines[turn], sizeof lines[turn], stdin)); turn++) {
+        ds_generator *g;
+        size_t len;
+        lines[turn][strcspn(lines[turn], "\n")] = 0;
+        msgs[n].role = "user";
+        msgs[n++].content = lines[turn];
+        /* the conversation as the model's template writes it, ending with the assistant's cue */
+        if (ds_chat_apply(model, DS_CHAT_AUTO, msgs, n, 1, prompt, sizeof prompt, &len) != DS_OK ||
+            ds_generator_create(session, prompt, &cfg, &g) != DS_OK || ds_generator_step(g, 0, 0) != DS_OK) {
+            fprintf(stderr, "error: %s\n", ds_last_error());
+            break;
+        }
+        snprintf(replies[turn], sizeof replies[turn], "%s", ds_generator_text(g, NULL));
+        msgs[n].role = "assistant";
+        msgs[n++].content = replies[turn];
+        ds_generator_free(g);
+        printf("\n");
+    }
+    ds_session_free(session);
+    ds_model_free(model);
+    return 0;
+}
