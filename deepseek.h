@@ -6931,7 +6931,7 @@ typedef struct ds__dsk_layer {
     ds__moe_layer moe;                   /* MoE layers */
 } ds__dsk_layer;
 
-/* bytes: adds the bytes of the weights one token reads (every routed expert counted) */
+/* bytes: adds the bytes of the weights one token reads */
 static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
@@ -6971,9 +6971,15 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, con
     }
     DS__T(&L->moe.gate_inp, "ffn_gate_inp.weight", C, E, 1, 0);
     DS__V(L->moe.exp_bias, "exp_probs_b.bias", E, 1);
-    DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
-    DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
-    DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+    {   /* a token reads n_expert_used of the routed experts */
+        uint64_t *all = bytes, routed = 0;
+        bytes = &routed;
+        DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
+        DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
+        DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+        bytes = all;
+        *bytes += routed / (uint64_t)E * (uint64_t)c->n_expert_used;
+    }
     if (SF) {
         DS__T(&L->moe.gate_sh, "ffn_gate_shexp.weight", C, SF, 1, 0);
         DS__T(&L->moe.up_sh, "ffn_up_shexp.weight", C, SF, 1, 0);
