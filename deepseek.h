@@ -6430,10 +6430,11 @@ static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_
 /* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
 static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
 
-/* softmax scale of MLA scores: YaRN's magnitude correction squared over sqrt(Dq) */
+/* softmax scale of MLA scores: YaRN's magnitude correction m = 1 + log_mul * ln(factor),
+   squared, over sqrt(Dq) (log_mul as deepseek2 files store it: 0.1 * mscale_all_dim) */
 static float ds__mla_scale(const ds_model_config *c) {
     float ms = 1.0f;
-    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + 0.1f * c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
+    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
     return ms * ms / sqrtf((float)ds__mla_dq(c));
 }
 
@@ -6547,6 +6548,34 @@ static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla
     ds__mat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
 }
 
+/* RoPE of MLA queries and keys (n_heads heads, stride floats apart, the first Dr rotated):
+   plain, or YaRN when rope_yarn_factor > 1: each pair's angle blends the interpolated angle
+   (pos / factor) with the original one by a ramp over the pair index, from the pairs that turn
+   more than beta_fast = 32 times over the original context (kept) to those that turn less than
+   beta_slow = 1 time (interpolated). The magnitude correction goes into the softmax scale. */
+static void ds__mla_rope(const ds_model_config *c, float *x, int n_heads, int stride, int pos) {
+    float cs[256], sn[256];
+    int i, Dr = c->qk_rope_dim, half = DS__MIN(Dr / 2, 256);
+    double lo, hi, base = c->rope_base, pi2 = 6.283185307179586;
+    if (!(c->rope_yarn_factor > 1.0f)) {
+        ds__rope(x, n_heads, stride, Dr, pos, c->rope_base, 0);
+        return;
+    }
+    /* the pair dimension whose wavelength turns n_turns times over the original context */
+    lo = floor(Dr * log(c->rope_yarn_orig_ctx / (32.0 * pi2)) / (2.0 * log(base)));
+    hi = ceil(Dr * log(c->rope_yarn_orig_ctx / (1.0 * pi2)) / (2.0 * log(base)));
+    lo = DS__MAX(0.0, lo);
+    hi = DS__MIN(Dr - 1.0, hi);
+    for (i = 0; i < half; i++) {
+        double extrap = pos * pow(base, -2.0 * i / Dr), interp = extrap / c->rope_yarn_factor;
+        double keep = 1.0 - DS__MIN(1.0, DS__MAX(0.0, (i - lo) / DS__MAX(0.001, hi - lo)));
+        double theta = interp * (1.0 - keep) + extrap * keep;
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+    ds__rope_apply_scalar(x, n_heads, stride, 2 * half, 0, cs, sn);
+}
+
 /* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
 static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
     int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
@@ -6555,7 +6584,7 @@ static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__
         float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
         ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
         memcpy(dst + R, src + R, (size_t)Dr * sizeof *dst);
-        ds__rope(dst + R, 1, Dr, Dr, pos0 + t, c->rope_base, 0);
+        ds__mla_rope(c, dst + R, 1, Dr, pos0 + t);
     }
 }
 
@@ -6624,7 +6653,7 @@ static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *q
 static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, int naive, float *out, ds__dsk_scratch *s) {
     int t, h, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
     ds__mla_query(pool, c, L, x, T, s);
-    for (t = 0; t < T; t++) ds__rope(s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, c->qk_rope_dim, pos0 + t, c->rope_base, 0);
+    for (t = 0; t < T; t++) ds__mla_rope(c, s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, pos0 + t);
     ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
     if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
     for (t = 0; t < T; t++)
@@ -6819,7 +6848,7 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds
     if (ds_gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == DS_OK) c->norm_topk = norm != 0;
     if (ds_gguf_get_str(g, "deepseek2.rope.scaling.type", &st) == DS_OK && st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {
         if ((s = ds__dsk_f32(g, "rope.scaling.factor", &c->rope_yarn_factor)) != DS_OK) return s;
-        if (c->rope_yarn_factor > 1.0f) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: YaRN RoPE scaling (factor %g) is not implemented yet", c->rope_yarn_factor);
+        if (c->rope_yarn_factor > 1.0f && c->rope_yarn_orig_ctx < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: YaRN scaling needs rope.scaling.original_context_length");
     }
     if (c->n_layer < 1 || c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: %d layers (1..%d)", c->n_layer, DS_MAX_LAYERS);
     if (c->n_embd < 1 || c->n_head < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: embedding_length and head_count must be positive");

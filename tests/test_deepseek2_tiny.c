@@ -36,13 +36,15 @@ typedef struct variant {
     int q_lora, split, gating, bias, groups, groups_used, norm, shared, lead;
     float scale;
     uint64_t seed;
+    float yarn;   /* YaRN factor (0: none), over an original context of 64 */
 } variant;
 
 /* 3 layers, width 64, 4 heads (Dn 16, Dr 8, Dv 16), latent 32; 8 experts of width 32, 2 used */
 static const variant VARIANTS[] = {
-    {"v2_softmax", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 0, 1, 1, 1.0f, 11},
-    {"lite_sigmoid_split", 0, 1, DS_GATING_SIGMOID, 1, 4, 2, 1, 2, 1, 2.5f, 12},
-    {"v3_sigmoid", 48, 0, DS_GATING_SIGMOID, 1, 0, 0, 1, 1, 0, 1.5f, 13},
+    {"v2_softmax", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 0, 1, 1, 1.0f, 11, 0.0f},
+    {"lite_sigmoid_split", 0, 1, DS_GATING_SIGMOID, 1, 4, 2, 1, 2, 1, 2.5f, 12, 0.0f},
+    {"v3_sigmoid", 48, 0, DS_GATING_SIGMOID, 1, 0, 0, 1, 1, 0, 1.5f, 13, 0.0f},
+    {"v2_yarn", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 1, 1, 1, 1.0f, 14, 4.0f},
 };
 
 static void make_config(const variant *v, ds_model_config *c) {
@@ -73,6 +75,9 @@ static void make_config(const variant *v, ds_model_config *c) {
     c->routed_scale = v->scale;
     c->norm_topk = v->norm;
     c->mla_kv_b_split = v->split;
+    c->rope_yarn_factor = v->yarn;
+    c->rope_yarn_orig_ctx = v->yarn > 0 ? 64 : 0;
+    c->rope_yarn_log_mul = v->yarn > 0 ? 0.707f : 0.0f;
     for (i = 0; i < c->n_layer; i++) {
         c->layers[i].attn = DS_ATTN_MLA;
         c->layers[i].ffn = i < v->lead ? DS_FFN_DENSE : DS_FFN_MOE;
@@ -468,6 +473,7 @@ static void check_variant(ds_test_ctx *t, const variant *v) {
 static void deepseek2_v2_softmax_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[0]); }
 static void deepseek2_lite_sigmoid_split_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[1]); }
 static void deepseek2_v3_sigmoid_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[2]); }
+static void deepseek2_v2_yarn_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[3]); }
 
 static double rel_diff(const float *a, const float *b, size_t n) {
     double d = 0, m = 0;
@@ -544,4 +550,5 @@ static void config_check_names_impossible_fields(ds_test_ctx *t) {
 }
 
 DS_TEST_MAIN(DS_T(deepseek2_v2_softmax_matches_llama_cpp), DS_T(deepseek2_lite_sigmoid_split_matches_llama_cpp), DS_T(deepseek2_v3_sigmoid_matches_llama_cpp),
+             DS_T(deepseek2_v2_yarn_matches_llama_cpp),
              DS_T(mla_absorbed_equals_naive), DS_T(kv_bytes_per_token_formula), DS_T(config_check_names_impossible_fields))
