@@ -7106,6 +7106,7 @@ static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, f
 static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
 static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
 static void ds__dsk_tr_after_step(ds_trainer *tr);
+static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
@@ -9663,6 +9664,9 @@ DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step
    under train.cfg.*, so a run resumes exactly where it stopped. */
 static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
     ds_status st = DS_OK;
+    int l;
+    for (l = 0; l < mc->n_layer; l++)   /* MLA / MoE models are deepseek2 files */
+        if (mc->layers[l].attn == DS_ATTN_MLA || mc->layers[l].ffn == DS_FFN_MOE) return ds_model_config_write_deepseek2(mc, w);
 #define DS__W(call) if (st == DS_OK) st = (call)
     DS__W(ds_gguf_writer_set_str(w, "general.architecture", "llama"));
     DS__W(ds_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)mc->n_layer));
@@ -9687,13 +9691,19 @@ static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, con
     for (i = 0; i < tr->n_tensors; i++) {
         const ds__ttensor *t = &tr->tensors[i];
         char name[64];
-        int64_t ne[2];
+        int64_t ne[3];
+        int nd = t->rows == 1 ? 1 : 2;
         ne[0] = t->cols;
         ne[1] = t->rows;
+        if (strstr(t->name, "_exps.")) {   /* MoE experts: (E, rows / E, cols) */
+            ne[1] = t->rows / tr->mc.n_expert;
+            ne[2] = tr->mc.n_expert;
+            nd = 3;
+        }
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, t->rows == 1 ? 1 : 2, ne, buf + t->off)) != DS_OK) return st;
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, nd, ne, buf + t->off)) != DS_OK) return st;
     }
-    return DS_OK;
+    return ds__dsk_tr_add_bias(w, tr, prefix);
 }
 
 /* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
@@ -10438,6 +10448,22 @@ static void ds__dsk_tr_after_step(ds_trainer *tr) {
         if (rate > 0.0f) ds__moe_bias_update(load, tr->dsk.bias + (size_t)l * E, E, rate);
         for (e = 0; e < E; e++) load[e] = 0.0;
     }
+}
+
+/* the MoE layers' selection biases, as deepseek2's exp_probs_b tensors */
+static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix) {
+    int l;
+    int64_t ne[1];
+    ds_status st;
+    ne[0] = tr->mc.n_expert;
+    if (*prefix) return DS_OK;   /* AdamW moments: the biases have none */
+    for (l = 0; l < tr->L && tr->dsk.mem; l++) {
+        char name[64];
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        snprintf(name, sizeof name, "%sblk.%d.exp_probs_b.bias", prefix, l);
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 1, ne, tr->dsk.bias + (size_t)l * tr->mc.n_expert)) != DS_OK) return st;
+    }
+    return DS_OK;
 }
 
 DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {

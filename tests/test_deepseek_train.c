@@ -404,6 +404,61 @@ static void moe_bias_update_moves_toward_balance(ds_test_ctx *t) {
     DS_CHECK(t, bias[0] == -0.01f && bias[1] == 0.01f && bias[2] == 0.0f && bias[3] == 0.0f, "bias %g %g %g %g", bias[0], bias[1], bias[2], bias[3]);
 }
 
+/* the trained model saved as a deepseek2 file runs in a session with the trainer's loss */
+static void check_export(ds_test_ctx *t, ds_trainer *tr, const int32_t *tok, const int32_t *tgt) {
+    const char *path = "build/deepseek_train_export.gguf";
+    ds_model *m = NULL;
+    ds_session *s = NULL;
+    ds_session_params sp;
+    float *logits = (float *)malloc(16 * 32 * sizeof(float)), loss = 0;
+    double ce = 0;
+    int i, j;
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = 16;
+    sp.n_threads = 1;
+    DS_REQUIRE(t, logits != NULL, "out of memory");
+    DS_CHECK(t, ds_trainer_save_model(tr, path, NULL) == DS_ERR_INVALID_ARG, "a 32-token model saved without a tokenizer");
+    DS_CHECK(t, ds_trainer_loss(tr, tok, tgt, 1, 16, &loss) == DS_OK, "loss: %s", ds_last_error());
+    {   /* the model's own tokenizer keys: a byte vocabulary cut to 32 tokens is not one, so
+           write the file with tensors only and read it as the session does */
+        ds_gguf_writer *w = NULL;
+        static const char *vocab[32];
+        static char names[32][4];
+        int32_t types[32];
+        for (i = 0; i < 32; i++) {
+            snprintf(names[i], sizeof names[i], "%c", 'A' + i);
+            vocab[i] = names[i];
+            types[i] = 1;
+        }
+        DS_CHECK(t, ds_gguf_writer_create(&w) == DS_OK, "writer");
+        DS_CHECK(t, ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2") == DS_OK && ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", vocab, 32) == DS_OK &&
+                        ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, 32) == DS_OK && ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", vocab, 0) == DS_OK,
+                 "tokenizer keys");
+        DS_CHECK(t, ds_gguf_writer_write(w, "build/deepseek_train_tok.gguf") == DS_OK, "write tokenizer: %s", ds_last_error());
+        ds_gguf_writer_free(w);
+    }
+    if (!t->failed) {
+        ds_gguf *tk = NULL;
+        DS_CHECK(t, ds_gguf_open("build/deepseek_train_tok.gguf", &tk) == DS_OK, "open tokenizer: %s", ds_last_error());
+        DS_CHECK(t, !tk || ds_trainer_save_model(tr, path, tk) == DS_OK, "save: %s", ds_last_error());
+        ds_gguf_close(tk);
+    }
+    DS_CHECK(t, t->failed || ds_model_load(path, NULL, &m) == DS_OK, "load the exported model: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_session_create(m, &sp, &s) == DS_OK, "session: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_session_eval_all(s, tok, 16, logits) == DS_OK, "eval: %s", ds_last_error());
+    for (i = 0; i < 16 && !t->failed; i++) {
+        double mx = -1e30, z = 0;
+        for (j = 0; j < 32; j++) mx = fmax(mx, logits[i * 32 + j]);
+        for (j = 0; j < 32; j++) z += exp(logits[i * 32 + j] - mx);
+        ce += (log(z) + mx - logits[i * 32 + tgt[i]]) / 16;
+    }
+    if (!t->failed) fprintf(stderr, "exported deepseek2 model in a session: loss %.6f, the trainer's %.6f\n", ce, loss);
+    DS_CHECK(t, t->failed || fabs(ce - loss) < 1e-3 * (1 + loss), "session loss %g, trainer loss %g", ce, loss);
+    ds_session_free(s);
+    ds_model_free(m);
+    free(logits);
+}
+
 /* a whole trainer with MLA and MoE layers learns a repeating sequence, its biases move, and
    the expert shares add up */
 static void trainer_with_mla_and_moe_learns(ds_test_ctx *t) {
@@ -432,6 +487,7 @@ static void trainer_with_mla_and_moe_learns(ds_test_ctx *t) {
     for (i = 0; i < 40; i++) {
         DS_CHECK(t, ds_trainer_step_tokens(tr, tok, tgt, &info) == DS_OK, "step: %s", ds_last_error());
         if (i == 0) first = info.loss;
+        if (i == 4) check_export(t, tr, tok, tgt);   /* while the loss is far from 0 */
     }
     for (e = 0; e < 4; e++) bias_moved += fabsf(tr->dsk.bias[4 + e]);
     DS_CHECK(t, ds_trainer_expert_share(tr, 1, share) == 4 && ds_trainer_expert_share(tr, 0, NULL) == 0, "expert shares of the MoE layer only");
