@@ -6451,6 +6451,13 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
 }
 
 /* ---- scratch --------------------------------------------------------------------------------- */
+/* what one attention task needs to itself */
+typedef struct ds__mla_slot {
+    float *p;        /* (n_ctx) scores */
+    float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
+    void *ws;        /* matmul activation buffer for one row */
+} ds__mla_slot;
+
 /* Buffers of one forward call of up to T tokens over up to n_ctx cached positions. */
 typedef struct ds__dsk_scratch {
     float *q;        /* (T, H*Dq) */
@@ -6458,7 +6465,6 @@ typedef struct ds__dsk_scratch {
     float *att;      /* (T, H*Dv) */
     float *lat;      /* (n_ctx, R) latents gathered for the naive path */
     float *kv;       /* (n_ctx, H*(Dn+Dv)) decompressed keys and values (naive path) */
-    float *p;        /* (n_ctx) scores */
     float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
     float *logits;   /* (T, E) router */
     float *gw;       /* (T, K) routing weights */
@@ -6469,7 +6475,9 @@ typedef struct ds__dsk_scratch {
     float *h1, *h2;  /* (T, max(F*max(S,1), n_ff)) */
     float *yg;       /* (T, C) */
     void *ws;        /* matmul activation buffer */
-    void *mem;
+    ds__mla_slot *slots;   /* (n_slots) per attention task */
+    int n_slots;
+    void *mem, *slot_mem;
 } ds__dsk_scratch;
 
 static size_t ds__dsk_ws_bytes(int T, int K) {
@@ -6479,7 +6487,7 @@ static size_t ds__dsk_ws_bytes(int T, int K) {
     return b;
 }
 
-static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, ds__dsk_scratch *s) {
+static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
     int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
     int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
@@ -6494,7 +6502,7 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     nf[2] = (size_t)T * H * Dv;                                     /* att */
     nf[3] = naive ? (size_t)n_ctx * R : 0;                          /* lat */
     nf[4] = naive ? (size_t)n_ctx * H * (c->qk_nope_dim + Dv) : 0;  /* kv */
-    nf[5] = (size_t)n_ctx;                                          /* p */
+    nf[5] = 0;                                                      /* (scores: in the slots) */
     nf[6] = 4 * (size_t)wide;                                       /* vec */
     nf[7] = (size_t)T * E;                                          /* logits */
     nf[8] = nf[9] = nf[10] = (size_t)T * K;                         /* gw, gi, order */
@@ -6514,7 +6522,6 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     DS__TAKE(s->att, float, 2);
     DS__TAKE(s->lat, float, 3);
     DS__TAKE(s->kv, float, 4);
-    DS__TAKE(s->p, float, 5);
     DS__TAKE(s->vec, float, 6);
     DS__TAKE(s->logits, float, 7);
     DS__TAKE(s->gw, float, 8);
@@ -6527,12 +6534,27 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     DS__TAKE(s->yg, float, 15);
 #undef DS__TAKE
     s->ws = DS__CAST(void *, DS__CAST(uint8_t *, s->mem) + DS__A64(off * sizeof(float)));
+    {   /* slots: scores, vectors and a one-row matmul buffer each */
+        size_t fl = ((size_t)n_ctx + 15) / 16 * 16 + (nf[6] + 15) / 16 * 16, each = DS__A64(fl * sizeof(float)) + DS__A64(ds__dsk_ws_bytes(1, widest));
+        uint8_t *b;
+        s->n_slots = DS__MAX(n_slots, 1);
+        s->slot_mem = ds_alloc((size_t)s->n_slots * (each + sizeof(ds__mla_slot)));
+        if (!s->slot_mem) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for attention scratch");
+        b = DS__CAST(uint8_t *, s->slot_mem);
+        s->slots = DS__CAST(ds__mla_slot *, (void *)(b + (size_t)s->n_slots * each));
+        for (i = 0; i < s->n_slots; i++) {
+            s->slots[i].p = DS__CAST(float *, (void *)(b + (size_t)i * each));
+            s->slots[i].vec = s->slots[i].p + ((size_t)n_ctx + 15) / 16 * 16;
+            s->slots[i].ws = b + (size_t)i * each + DS__A64(fl * sizeof(float));
+        }
+    }
     return DS_OK;
 }
 
 static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
     ds_free(s->mem);
-    s->mem = NULL;
+    ds_free(s->slot_mem);
+    s->mem = s->slot_mem = NULL;
 }
 
 /* ---- MLA ------------------------------------------------------------------------------------- */
@@ -6589,7 +6611,7 @@ static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__
 }
 
 /* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
-static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, ds__dsk_scratch *s) {
+static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, const ds__mla_slot *s) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
     if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__mat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
     else ds__mat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
@@ -6604,7 +6626,7 @@ static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *
 /* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
    latent space (q_lat = W_k^T q_nope), scores read the R + Dr cache floats of each position, and
    the latent mix is expanded by W_v once. out (Dv). */
-static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, row = R + Dr;
     float *q_lat = s->vec, *mix = s->vec + DS__MAX(R, Dn), scale = ds__mla_scale(c);
     ds__mla_key_absorb(c, L, h, qh, q_lat, s);
@@ -6630,39 +6652,64 @@ static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds
     for (j = 0; j < n; j++)
         for (h = 0; h < H; h++) {
             float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
-            ds__mat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
-            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->ws);
+            ds__mat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->slots[0].vec);
+            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->slots[0].ws);
         }
 }
 
-static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, const float *kv, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     float scale = ds__mla_scale(c);
     for (j = 0; j < n; j++) {
-        const float *kj = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+        const float *kj = kv + ((size_t)j * H + h) * (Dn + Dv);
         s->p[j] = scale * (ds__dot_f32(qh, kj, Dn) + ds__dot_f32(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
     }
     ds__softmax(s->p, n);
     memset(out, 0, (size_t)Dv * sizeof *out);
-    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], s->kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+}
+
+/* one attention task: (token, head) items i, i + n, ... of the chunk */
+typedef struct ds__mla_job {
+    const ds_model_config *c;
+    const ds__mla_layer *L;
+    const float *cache;
+    int T, pos0, naive;
+    ds__dsk_scratch *s;
+} ds__mla_job;
+
+static void ds__mla_attend_task(void *ctx, int i, int n) {
+    const ds__mla_job *job = DS__CAST(const ds__mla_job *, ctx);
+    const ds_model_config *c = job->c;
+    const ds__mla_slot *slot = &job->s->slots[i];
+    int item, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    for (item = i; item < job->T * H; item += n) {
+        int t = item / H, h = item % H;
+        const float *qh = job->s->q + ((size_t)t * H + h) * Dq;
+        float *oh = job->s->att + ((size_t)t * H + h) * Dv;
+        if (job->naive) ds__mla_attend_naive(c, h, qh, job->cache, job->pos0 + t + 1, oh, job->s->kv, slot);
+        else ds__mla_attend_absorbed(c, job->L, h, qh, job->cache, job->pos0 + t + 1, oh, slot);
+    }
 }
 
 /* out (T, C) = MLA of the normed input x (T, C) of tokens at positions pos0.. pos0+T-1.
    cache (n_ctx, R + Dr) holds positions [0, pos0) and gets the new ones. naive: decompress
    keys and values instead of absorbing W_k and W_v (same result, more memory). */
 static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, int naive, float *out, ds__dsk_scratch *s) {
-    int t, h, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    int t, H = c->n_head, Dq = ds__mla_dq(c);
+    ds__mla_job job;
     ds__mla_query(pool, c, L, x, T, s);
     for (t = 0; t < T; t++) ds__mla_rope(c, s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, pos0 + t);
     ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
     if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++) {
-            const float *qh = s->q + ((size_t)t * H + h) * Dq;
-            float *oh = s->att + ((size_t)t * H + h) * Dv;
-            if (naive) ds__mla_attend_naive(c, h, qh, cache, pos0 + t + 1, oh, s);
-            else ds__mla_attend_absorbed(c, L, h, qh, cache, pos0 + t + 1, oh, s);
-        }
+    job.c = c;
+    job.L = L;
+    job.cache = cache;
+    job.T = T;
+    job.pos0 = pos0;
+    job.naive = naive;
+    job.s = s;
+    ds_pool_run(pool, ds__mla_attend_task, &job, DS__MIN(T * H, s->n_slots));
     ds__mat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
 }
 
@@ -7030,11 +7077,11 @@ static ds_status ds__deepseek2_load_layers(ds_model *m) {
 }
 
 /* A session's compressed cache (L, n_ctx, R + Dr) and the scratch of T-token chunks. */
-static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, int n_ctx, float **cache, ds__dsk_scratch *s) {
+static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, int n_ctx, int n_slots, float **cache, ds__dsk_scratch *s) {
     size_t n = (size_t)c->n_layer * n_ctx * ds__mla_cache_row(c);
     *cache = DS__CAST(float *, ds_alloc(n * sizeof(float)));
     if (!*cache) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for a %zu-float MLA cache", n);
-    return ds__dsk_scratch_alloc(c, T, n_ctx, 0, s);
+    return ds__dsk_scratch_alloc(c, T, n_ctx, 0, n_slots, s);
 }
 
 /* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
@@ -7165,7 +7212,7 @@ static ds_status ds__session_alloc(ds_session *s) {
     ds_status st;
     if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
         cache = 1;
-        if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, &s->mla_cache, &s->dsk)) != DS_OK) return st;
+        if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
     }
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
     /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */

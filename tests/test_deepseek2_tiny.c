@@ -285,7 +285,7 @@ static ds_status run_ours(const char *path, const int32_t *tokens, int n, int st
     if (s == DS_OK && cfg->n_layer > 8) s = DS_ERR_UNSUPPORTED;
     for (il = 0; s == DS_OK && il < cfg->n_layer; il++) s = ds__deepseek2_load_layer(g, cfg, il, &layers[il], &bytes);
     if (s == DS_OK) s = ds_pool_create(&pc, &pool);
-    if (s == DS_OK) s = ds__dsk_scratch_alloc(cfg, step, N_POS, naive, &sc);
+    if (s == DS_OK) s = ds__dsk_scratch_alloc(cfg, step, N_POS, naive, 8, &sc);
     if (s != DS_OK) goto done;
     C = cfg->n_embd;
     row = ds__mla_cache_row(cfg);
