@@ -26,8 +26,10 @@
        >>gguf         GGUF v3 read (validating) and write
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
+       >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward, sampler, generate, chat templates
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
+       >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
 
    ============================================================================================
    2. CONFIGURATION MACROS       (define before including the implementation)
