@@ -339,6 +339,10 @@ enum { DS_TOKENIZE_ADD_BOS = 1, DS_TOKENIZE_PARSE_SPECIAL = 2 };
    match. ids has room for cap ids; *n_out = number of ids. DS_ERR_BOUNDS (with *n_out = the
    count needed) when cap is too small. */
 DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out);
+/* Pre-tokenization alone: the end offset of every piece (added tokens are pieces too), for
+   inspecting how text is split. Offsets refer to the text after ill-formed UTF-8 is replaced
+   by U+FFFD (the text itself when valid). Bounds as ds_tokenize. */
+DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out);
 /* The bytes one token decodes to (byte-level decoded / byte fallback rendered / "▁" as space).
    DS_ERR_BOUNDS (with *n_out = bytes needed) when cap is too small. */
 DS_API ds_status ds_token_to_bytes(const ds_tokenizer *t, int32_t id, char *buf, size_t cap, size_t *n_out);
@@ -366,7 +370,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    merge. Deterministic. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
 typedef struct ds_bpe_train_config {
-    int vocab_size;                     /* 0: 32000 */
+    int vocab_size;                     /* 0: 30000 */
     const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
     const char *const *special_tokens;  /* added first, in order */
     int n_special;
@@ -694,6 +698,9 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
 /* Forward + backward on one micro-batch: gradients are ADDED to the gradient buffer (scaled by
    `scale`, the loss being the mean over this micro-batch). */
 DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float scale, float *loss);
+/* Next-token probabilities (n_vocab floats) after tokens[0..T), T <= seq_len: the training
+   forward on one sequence, for sampling from a model while it trains. */
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
 /* Peak bytes of the activation arena (what recompute shrinks). */
@@ -2408,8 +2415,14 @@ static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
     DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
 }
 
-/* the integer-dot weight kinds of the SIMD matmul tiles */
+/* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
+static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
+    if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
+    return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+}
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
@@ -2421,37 +2434,37 @@ enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 
 #if defined(DS__X86_SIMD)
 /* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
-#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
-#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define DS__TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define DS__TARGET_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE float ds__hmax8_avx2(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
+DS__TARGET_AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
-DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
+DS__TARGET_AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
 /* roundf per lane (halves away from zero), as ds__round_away */
-DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
+DS__TARGET_AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
     __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
     t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
     return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
 }
 
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
-DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__TARGET_AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -2581,20 +2594,28 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i m_idx = _mm512_setr_epi32(1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i m_idx = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
     const uint8_t *wr[4];
     ds__qx xr[4];
-    __m512 acc[4][4];
+    __m512 acc[4][4], macc[4];
     int r, c, p;
     DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
     DS__UNROLL4 for (c = 0; c < CT; c++) {
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
         DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
     }
+    DS__UNROLL4 for (r = 0; r < 4; r++) macc[r] = _mm512_setzero_ps();
     for (p = 0; p < nb; p += 2) {
         const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
         __m512i wq[4];
-        __m512 dw[4], mw[4];
+        __m512 dw[4], sx = _mm512_setzero_ps();
+        if (kind == DS__QK_Q4_1) { /* Q4_1's m * s terms of all CT tokens at once: lanes c, 8 + c */
+            __m128 s[4], lo, hi;
+            DS__UNROLL4 for (c = 0; c < 4; c++) s[c] = c < CT ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(xr[c].s + p))) : _mm_setzero_ps();
+            lo = _mm_unpacklo_ps(s[0], s[1]);
+            hi = _mm_unpacklo_ps(s[2], s[3]);
+            sx = _mm512_insertf32x4(_mm512_zextps128_ps512(_mm_movelh_ps(lo, hi)), _mm_movehl_ps(hi, lo), 2);
+        }
         DS__UNROLL4 for (r = 0; r < 4; r++) {
             const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
             if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
@@ -2611,15 +2632,13 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
                 wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
                 dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
-                if (kind == DS__QK_Q4_1) mw[r] = _mm512_maskz_permutexvar_ps(0x0101, m_idx, _mm512_castps128_ps512(dm));
+                if (kind == DS__QK_Q4_1) macc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(m_idx, _mm512_castps128_ps512(dm)), sx, macc[r]);
             }
         }
         DS__UNROLL4 for (c = 0; c < CT; c++) {
             const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
             const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
-            __m512 sx = _mm512_setzero_ps();
             __m512i start = _mm512_setzero_si512();
-            if (kind == DS__QK_Q4_1) sx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].s + p)))));
             if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
             DS__UNROLL4 for (r = 0; r < 4; r++) {
                 __m512i pr;
@@ -2631,12 +2650,14 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                     pr = _mm512_dpbusd_epi32(start, wq[r], xq);
                 }
                 acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
-                if (kind == DS__QK_Q4_1) acc[r][c] = _mm512_fmadd_ps(mw[r], sx, acc[r][c]);
             }
         }
     }
-    for (c = 0; c < ct; c++)
-        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (r = 0; r < nr; r++) {
+        float mm[16];
+        _mm512_storeu_ps(mm, macc[r]);
+        for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]) + (mm[c] + mm[8 + c]);
+    }
 }
 static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
     int n, t;
@@ -2649,8 +2670,165 @@ __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm 
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
 __attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
+/* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
+/* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
+   or BF16 for BF16 weights (the activation type the reference uses). */
+DS__TARGET_AVX2_INLINE __m256 ds__load8_avx2(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return _mm256_loadu_ps((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)(const void *)p + i))), 16));
+}
+DS__TARGET_AVX2_INLINE void ds__ftile_avx2(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    __m256 acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_setzero_ps();
+    }
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load8_avx2(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            __m256 xv = ds__load8_avx2(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm256_fmadd_ps(w[r], xv, acc[r][c]);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = ds__hsum8_avx2(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+DS__TARGET_AVX2_INLINE void ds__fgemm_avx2(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_avx2(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+DS__TARGET_AVX2 static void ds__gemm_f32_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F32, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_f16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_F16, t0, t1, n0, n1); }
+DS__TARGET_AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_avx2(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
+   (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
+#define DS__BF16_512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16"
+__attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int K = m->K;
+    int n, t, k, r;
+    for (n = n0; n < n1; n += 4) {
+        const int nr = DS__MIN(4, n1 - n);
+        const uint16_t *wr[4];
+        for (r = 0; r < 4; r++) wr[r] = (const uint16_t *)(const void *)(m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row);
+        for (t = t0; t < t1; t++) {
+            const uint16_t *x = (const uint16_t *)(const void *)(m->xa + (size_t)t * m->xa_row);
+            __m512 acc[4];
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+            for (k = 0; k < K; k += 32) {
+                __mmask32 mk = K - k >= 32 ? 0xffffffffu : (1u << (K - k)) - 1u;
+                __m512i xv = _mm512_maskz_loadu_epi16(mk, x + k);
+                DS__UNROLL4 for (r = 0; r < 4; r++) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)xv, (__m512bh)_mm512_maskz_loadu_epi16(mk, wr[r] + k));
+            }
+            for (r = 0; r < nr; r++) m->y[(size_t)t * m->N + n + r] = _mm512_reduce_add_ps(acc[r]);
+        }
+    }
+}
+
+/* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
+/* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
+   once and its 256 values once, then reused per token. Within a super-block everything is
+   integer (the scales enter through madd's 16-bit multiplier), so each super-block's float
+   terms are the reference's bit for bit and only the order of nothing changes. */
+DS__TARGET_AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scales16) {
+    return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
+}
+
+DS__TARGET_AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                int mn[8];
+                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
+                for (j = 0; j < 8; j++) {
+                    int sc;
+                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
+                    sc16[j] = _mm256_set1_epi16((short)sc);
+                }
+                for (j = 0; j < 4; j++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
+                    q[2 * j] = _mm256_and_si256(v, lo4);
+                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        sq += ds__dot_scaled_avx2(q[j], x->qs + 32 * j, sc16[j]);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
+/* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
+   part comes off through Q8_K's block sums */
+DS__TARGET_AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    int n, t, i, h, k, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                __m256i q[8], sc16[8];
+                float d = ds__f16_avx2(w[i].d);
+                for (h = 0; h < 2; h++) {
+                    const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h));
+                    const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h + 32));
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qh + 32 * h));
+                    for (k = 0; k < 4; k++) {
+                        __m256i lo = k & 1 ? lb : la, hi2;
+                        const int8_t *sc = w[i].scales + 8 * h + 2 * k;
+                        lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
+                        hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
+                        q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+                        sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
+                    }
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, so = 0;
+                    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(q[k], x->qs + 32 * k, sc16[k]);
+                    for (k = 0; k < 16; k++) so += w[i].scales[k] * x->bsums[k];
+                    sum[c] += d * x->d * (float)(sq - 32 * so);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+
 /* ---- element-wise kernels ------------------------------------------------------------------ */
-DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
+DS__TARGET_AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     float s;
     int i = 0;
@@ -2664,14 +2842,14 @@ DS__AVX2 static float ds__dot_f32_avx2(const float *a, const float *b, int n) {
     return s;
 }
 
-DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
+DS__TARGET_AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n) {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
+DS__TARGET_AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
     __m256 s0 = _mm256_setzero_ps(), sc;
     float ss, scale;
     int i = 0;
@@ -2687,7 +2865,7 @@ DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, 
 /* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
    exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
    it is inf; NaN stays NaN. */
-DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
+DS__TARGET_AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
     __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     __m256i e;
@@ -2710,7 +2888,7 @@ DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
     return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
 }
 
-DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
+DS__TARGET_AVX2 static void ds__softmax_avx2(float *x, int n) {
     __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
     float max, sum, inv;
     int i = 0;
@@ -2734,7 +2912,7 @@ DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
     for (; i < n; i++) x[i] *= inv;
 }
 
-DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
+DS__TARGET_AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -2745,7 +2923,7 @@ DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *u
     for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
+DS__TARGET_AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int n_rot, int neox, const float *cs, const float *sn) {
     int h, i, half = n_rot / 2;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
@@ -2998,6 +3176,118 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int n_rot, 
         }
     }
 }
+/* float-weight tile as on x86: 4 rows x CT tokens, 4 columns per step, scalar K % 4 tail */
+static inline float32x4_t ds__load4_neon(const uint8_t *p, int i, const int kind) {
+    if (kind == DS__FK_F32) return vld1q_f32((const float *)(const void *)p + i);
+    if (kind == DS__FK_F16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)p + i)));
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)p + i), 16));
+}
+static inline __attribute__((always_inline)) void ds__ftile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
+    const int xkind = kind == DS__FK_BF16 ? DS__FK_BF16 : DS__FK_F32, K = m->K;
+    const uint8_t *wr[4], *xr[2];
+    float32x4_t acc[4][2];
+    int r, c, k;
+    DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
+    DS__UNROLL4 for (c = 0; c < CT; c++) {
+        xr[c] = m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row;
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+    }
+    for (k = 0; k + 4 <= K; k += 4) {
+        float32x4_t w[4];
+        DS__UNROLL4 for (r = 0; r < 4; r++) w[r] = ds__load4_neon(wr[r], k, kind);
+        DS__UNROLL4 for (c = 0; c < CT; c++) {
+            float32x4_t xv = ds__load4_neon(xr[c], k, xkind);
+            DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vfmaq_f32(acc[r][c], w[r], xv);
+        }
+    }
+    for (c = 0; c < ct; c++) {
+        for (r = 0; r < nr; r++) {
+            float s = vaddvq_f32(acc[r][c]);
+            int i;
+            for (i = k; i < K; i++) s += ds__load1(wr[r], i, kind) * ds__load1(xr[c], i, xkind);
+            m->y[(size_t)(t + c) * m->N + n + r] = s;
+        }
+    }
+}
+static inline __attribute__((always_inline)) void ds__fgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+    int n, t;
+    for (n = n0; n < n1; n += 4) {
+        for (t = t0; t + 2 <= t1; t += 2) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 2, 2);
+        for (; t < t1; t++) ds__ftile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
+    }
+}
+static void ds__gemm_f32_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F32, t0, t1, n0, n1); }
+static void ds__gemm_f16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_F16, t0, t1, n0, n1); }
+static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__fgemm_neon(m, DS__FK_BF16, t0, t1, n0, n1); }
+
+/* K-quants as on x86: one row against up to 4 tokens, integer sums per super-block (weights as
+   signed int8: Q4_K's nibbles, Q6_K's q - 32), so each super-block's float terms are exact */
+static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
+    return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
+}
+static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    int n, t, i, j, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                int sc[8], mn[8];
+                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
+                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
+                for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
+                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
+                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
+                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0, sm = 0;
+                    for (j = 0; j < 8; j++) {
+                        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), q[2 * j], vld1q_s8(x->qs + 32 * j), q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
+                        sq += sc[j] * vaddvq_s32(p);
+                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+                    }
+                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
+static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+    const int nbk = m->K / DS__QK_K;
+    int n, t, i, g, c;
+    for (n = n0; n < n1; n++) {
+        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            float sum[4] = {0, 0, 0, 0};
+            for (i = 0; i < nbk; i++) {
+                int8x16_t q[16];
+                float d = ds__f16_to_f32(w[i].d);
+                for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
+                    const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
+                    uint8x16_t lo = vld1q_u8(w[i].ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w[i].qh + 32 * h + l);
+                    lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
+                    hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+                    q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
+                }
+                for (c = 0; c < ct; c++) {
+                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
+                    int sq = 0;
+                    for (g = 0; g < 16; g++) sq += w[i].scales[g] * ds__dot16_neon(q[g], x->qs + 16 * g);
+                    sum[c] += d * x->d * (float)sq;
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+        }
+    }
+}
 #endif /* DS__NEON */
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -3028,11 +3318,31 @@ static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
         m->quantize = ds__quantize_qx_avx2;
         return ds__qx_row_bytes(K);
     }
+    if (DS__HAS(f, DS__F_AVX2)) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;
+        case DS_TYPE_BF16: m->gemm = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_avx2; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_avx2; break;
+        default: break;
+        }
+    }
 #elif defined(DS__NEON)
     if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
         m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
         m->quantize = ds__quantize_qx_neon;
         return ds__qx_row_bytes(K);
+    }
+    if (f & DS_CPU_NEON) {
+        switch (wt) {
+        case DS_TYPE_F32: m->gemm = ds__gemm_f32_neon; break;
+        case DS_TYPE_F16: m->gemm = ds__gemm_f16_neon; break;
+        case DS_TYPE_BF16: m->gemm = ds__gemm_bf16_neon; break;
+        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_neon; break;
+        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_neon; break;
+        default: break;
+        }
     }
 #endif
     return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
@@ -4237,160 +4547,162 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
 // >>tokenizer
 /* ---- Unicode classes --------------------------------------------------------------------- */
 /* The classes the pre-tokenizer patterns test: \p{L}, \p{N}, \p{M}, \p{P}, \p{S} (general
-   categories) and \s (the White_Space property). */
-enum { DS__UC_L = 1, DS__UC_N = 2, DS__UC_M = 4, DS__UC_P = 8, DS__UC_S = 16, DS__UC_W = 32 };
+   categories of Unicode 16.0, as the reference's regex engine has them), \s (the White_Space
+   property) and R, "numeric" for the Digits pre-tokenizer (category N of Unicode 17.0, as the
+   reference's Rust char::is_numeric has it). */
+enum { DS__UC_L = 1, DS__UC_N = 2, DS__UC_M = 4, DS__UC_P = 8, DS__UC_S = 16, DS__UC_W = 32, DS__UC_R = 64 };
 // unicode-table:begin
-/* generated by tools/gen_unicode_tables.py from the Unicode 16.0.0 Character Database:
-   runs of (first code point << 8) | class mask, see DS__UC_* */
+/* generated by tools/gen_unicode_tables.py from the Unicode 16.0.0 Character Database (and
+   17.0.0 for DS__UC_R): runs of (first code point << 8) | class mask, see DS__UC_* */
 #define DS__UC_VERSION "16.0.0"
-static const uint32_t ds__uc_runs[2324] = {
-0x0,0x920,0xe00,0x2020,0x2108,0x2410,0x2508,0x2b10,0x2c08,0x3002,0x3a08,0x3c10,0x3f08,0x4101,
+static const uint32_t ds__uc_runs[2328] = {
+0x0,0x920,0xe00,0x2020,0x2108,0x2410,0x2508,0x2b10,0x2c08,0x3042,0x3a08,0x3c10,0x3f08,0x4101,
 0x5b08,0x5e10,0x5f08,0x6010,0x6101,0x7b08,0x7c10,0x7d08,0x7e10,0x7f00,0x8520,0x8600,0xa020,0xa108,
-0xa210,0xa708,0xa810,0xaa01,0xab08,0xac10,0xad00,0xae10,0xb202,0xb410,0xb501,0xb608,0xb810,0xb902,
-0xba01,0xbb08,0xbc02,0xbf08,0xc001,0xd710,0xd801,0xf710,0xf801,0x2c210,0x2c601,0x2d210,0x2e001,
+0xa210,0xa708,0xa810,0xaa01,0xab08,0xac10,0xad00,0xae10,0xb242,0xb410,0xb501,0xb608,0xb810,0xb942,
+0xba01,0xbb08,0xbc42,0xbf08,0xc001,0xd710,0xd801,0xf710,0xf801,0x2c210,0x2c601,0x2d210,0x2e001,
 0x2e510,0x2ec01,0x2ed10,0x2ee01,0x2ef10,0x30004,0x37001,0x37510,0x37601,0x37800,0x37a01,0x37e08,
 0x37f01,0x38000,0x38410,0x38601,0x38708,0x38801,0x38b00,0x38c01,0x38d00,0x38e01,0x3a200,0x3a301,
 0x3f610,0x3f701,0x48210,0x48304,0x48a01,0x53000,0x53101,0x55700,0x55901,0x55a08,0x56001,0x58908,
 0x58b00,0x58d10,0x59000,0x59104,0x5be08,0x5bf04,0x5c008,0x5c104,0x5c308,0x5c404,0x5c608,0x5c704,
 0x5c800,0x5d001,0x5eb00,0x5ef01,0x5f308,0x5f500,0x60610,0x60908,0x60b10,0x60c08,0x60e10,0x61004,
-0x61b08,0x61c00,0x61d08,0x62001,0x64b04,0x66002,0x66a08,0x66e01,0x67004,0x67101,0x6d408,0x6d501,
-0x6d604,0x6dd00,0x6de10,0x6df04,0x6e501,0x6e704,0x6e910,0x6ea04,0x6ee01,0x6f002,0x6fa01,0x6fd10,
+0x61b08,0x61c00,0x61d08,0x62001,0x64b04,0x66042,0x66a08,0x66e01,0x67004,0x67101,0x6d408,0x6d501,
+0x6d604,0x6dd00,0x6de10,0x6df04,0x6e501,0x6e704,0x6e910,0x6ea04,0x6ee01,0x6f042,0x6fa01,0x6fd10,
 0x6ff01,0x70008,0x70e00,0x71001,0x71104,0x71201,0x73004,0x74b00,0x74d01,0x7a604,0x7b101,0x7b200,
-0x7c002,0x7ca01,0x7eb04,0x7f401,0x7f610,0x7f708,0x7fa01,0x7fb00,0x7fd04,0x7fe10,0x80001,0x81604,
+0x7c042,0x7ca01,0x7eb04,0x7f401,0x7f610,0x7f708,0x7fa01,0x7fb00,0x7fd04,0x7fe10,0x80001,0x81604,
 0x81a01,0x81b04,0x82401,0x82504,0x82801,0x82904,0x82e00,0x83008,0x83f00,0x84001,0x85904,0x85c00,
 0x85e08,0x85f00,0x86001,0x86b00,0x87001,0x88810,0x88901,0x88f00,0x89704,0x8a001,0x8ca04,0x8e200,
-0x8e304,0x90401,0x93a04,0x93d01,0x93e04,0x95001,0x95104,0x95801,0x96204,0x96408,0x96602,0x97008,
+0x8e304,0x90401,0x93a04,0x93d01,0x93e04,0x95001,0x95104,0x95801,0x96204,0x96408,0x96642,0x97008,
 0x97101,0x98104,0x98400,0x98501,0x98d00,0x98f01,0x99100,0x99301,0x9a900,0x9aa01,0x9b100,0x9b201,
 0x9b300,0x9b601,0x9ba00,0x9bc04,0x9bd01,0x9be04,0x9c500,0x9c704,0x9c900,0x9cb04,0x9ce01,0x9cf00,
-0x9d704,0x9d800,0x9dc01,0x9de00,0x9df01,0x9e204,0x9e400,0x9e602,0x9f001,0x9f210,0x9f402,0x9fa10,
+0x9d704,0x9d800,0x9dc01,0x9de00,0x9df01,0x9e204,0x9e400,0x9e642,0x9f001,0x9f210,0x9f442,0x9fa10,
 0x9fc01,0x9fd08,0x9fe04,0x9ff00,0xa0104,0xa0400,0xa0501,0xa0b00,0xa0f01,0xa1100,0xa1301,0xa2900,
 0xa2a01,0xa3100,0xa3201,0xa3400,0xa3501,0xa3700,0xa3801,0xa3a00,0xa3c04,0xa3d00,0xa3e04,0xa4300,
-0xa4704,0xa4900,0xa4b04,0xa4e00,0xa5104,0xa5200,0xa5901,0xa5d00,0xa5e01,0xa5f00,0xa6602,0xa7004,
+0xa4704,0xa4900,0xa4b04,0xa4e00,0xa5104,0xa5200,0xa5901,0xa5d00,0xa5e01,0xa5f00,0xa6642,0xa7004,
 0xa7201,0xa7504,0xa7608,0xa7700,0xa8104,0xa8400,0xa8501,0xa8e00,0xa8f01,0xa9200,0xa9301,0xaa900,
 0xaaa01,0xab100,0xab201,0xab400,0xab501,0xaba00,0xabc04,0xabd01,0xabe04,0xac600,0xac704,0xaca00,
-0xacb04,0xace00,0xad001,0xad100,0xae001,0xae204,0xae400,0xae602,0xaf008,0xaf110,0xaf200,0xaf901,
+0xacb04,0xace00,0xad001,0xad100,0xae001,0xae204,0xae400,0xae642,0xaf008,0xaf110,0xaf200,0xaf901,
 0xafa04,0xb0000,0xb0104,0xb0400,0xb0501,0xb0d00,0xb0f01,0xb1100,0xb1301,0xb2900,0xb2a01,0xb3100,
 0xb3201,0xb3400,0xb3501,0xb3a00,0xb3c04,0xb3d01,0xb3e04,0xb4500,0xb4704,0xb4900,0xb4b04,0xb4e00,
-0xb5504,0xb5800,0xb5c01,0xb5e00,0xb5f01,0xb6204,0xb6400,0xb6602,0xb7010,0xb7101,0xb7202,0xb7800,
+0xb5504,0xb5800,0xb5c01,0xb5e00,0xb5f01,0xb6204,0xb6400,0xb6642,0xb7010,0xb7101,0xb7242,0xb7800,
 0xb8204,0xb8301,0xb8400,0xb8501,0xb8b00,0xb8e01,0xb9100,0xb9201,0xb9600,0xb9901,0xb9b00,0xb9c01,
 0xb9d00,0xb9e01,0xba000,0xba301,0xba500,0xba801,0xbab00,0xbae01,0xbba00,0xbbe04,0xbc300,0xbc604,
-0xbc900,0xbca04,0xbce00,0xbd001,0xbd100,0xbd704,0xbd800,0xbe602,0xbf310,0xbfb00,0xc0004,0xc0501,
+0xbc900,0xbca04,0xbce00,0xbd001,0xbd100,0xbd704,0xbd800,0xbe642,0xbf310,0xbfb00,0xc0004,0xc0501,
 0xc0d00,0xc0e01,0xc1100,0xc1201,0xc2900,0xc2a01,0xc3a00,0xc3c04,0xc3d01,0xc3e04,0xc4500,0xc4604,
 0xc4900,0xc4a04,0xc4e00,0xc5504,0xc5700,0xc5801,0xc5b00,0xc5d01,0xc5e00,0xc6001,0xc6204,0xc6400,
-0xc6602,0xc7000,0xc7708,0xc7802,0xc7f10,0xc8001,0xc8104,0xc8408,0xc8501,0xc8d00,0xc8e01,0xc9100,
+0xc6642,0xc7000,0xc7708,0xc7842,0xc7f10,0xc8001,0xc8104,0xc8408,0xc8501,0xc8d00,0xc8e01,0xc9100,
 0xc9201,0xca900,0xcaa01,0xcb400,0xcb501,0xcba00,0xcbc04,0xcbd01,0xcbe04,0xcc500,0xcc604,0xcc900,
-0xcca04,0xcce00,0xcd504,0xcd700,0xcdd01,0xcdf00,0xce001,0xce204,0xce400,0xce602,0xcf000,0xcf101,
+0xcca04,0xcce00,0xcd504,0xcd700,0xcdd01,0xcdf00,0xce001,0xce204,0xce400,0xce642,0xcf000,0xcf101,
 0xcf304,0xcf400,0xd0004,0xd0401,0xd0d00,0xd0e01,0xd1100,0xd1201,0xd3b04,0xd3d01,0xd3e04,0xd4500,
-0xd4604,0xd4900,0xd4a04,0xd4e01,0xd4f10,0xd5000,0xd5401,0xd5704,0xd5802,0xd5f01,0xd6204,0xd6400,
-0xd6602,0xd7910,0xd7a01,0xd8000,0xd8104,0xd8400,0xd8501,0xd9700,0xd9a01,0xdb200,0xdb301,0xdbc00,
+0xd4604,0xd4900,0xd4a04,0xd4e01,0xd4f10,0xd5000,0xd5401,0xd5704,0xd5842,0xd5f01,0xd6204,0xd6400,
+0xd6642,0xd7910,0xd7a01,0xd8000,0xd8104,0xd8400,0xd8501,0xd9700,0xd9a01,0xdb200,0xdb301,0xdbc00,
 0xdbd01,0xdbe00,0xdc001,0xdc700,0xdca04,0xdcb00,0xdcf04,0xdd500,0xdd604,0xdd700,0xdd804,0xde000,
-0xde602,0xdf000,0xdf204,0xdf408,0xdf500,0xe0101,0xe3104,0xe3201,0xe3404,0xe3b00,0xe3f10,0xe4001,
-0xe4704,0xe4f08,0xe5002,0xe5a08,0xe5c00,0xe8101,0xe8300,0xe8401,0xe8500,0xe8601,0xe8b00,0xe8c01,
+0xde642,0xdf000,0xdf204,0xdf408,0xdf500,0xe0101,0xe3104,0xe3201,0xe3404,0xe3b00,0xe3f10,0xe4001,
+0xe4704,0xe4f08,0xe5042,0xe5a08,0xe5c00,0xe8101,0xe8300,0xe8401,0xe8500,0xe8601,0xe8b00,0xe8c01,
 0xea400,0xea501,0xea600,0xea701,0xeb104,0xeb201,0xeb404,0xebd01,0xebe00,0xec001,0xec500,0xec601,
-0xec700,0xec804,0xecf00,0xed002,0xeda00,0xedc01,0xee000,0xf0001,0xf0110,0xf0408,0xf1310,0xf1408,
-0xf1510,0xf1804,0xf1a10,0xf2002,0xf3410,0xf3504,0xf3610,0xf3704,0xf3810,0xf3904,0xf3a08,0xf3e04,
+0xec700,0xec804,0xecf00,0xed042,0xeda00,0xedc01,0xee000,0xf0001,0xf0110,0xf0408,0xf1310,0xf1408,
+0xf1510,0xf1804,0xf1a10,0xf2042,0xf3410,0xf3504,0xf3610,0xf3704,0xf3810,0xf3904,0xf3a08,0xf3e04,
 0xf4001,0xf4800,0xf4901,0xf6d00,0xf7104,0xf8508,0xf8604,0xf8801,0xf8d04,0xf9800,0xf9904,0xfbd00,
 0xfbe10,0xfc604,0xfc710,0xfcd00,0xfce10,0xfd008,0xfd510,0xfd908,0xfdb00,0x100001,0x102b04,0x103f01,
-0x104002,0x104a08,0x105001,0x105604,0x105a01,0x105e04,0x106101,0x106204,0x106501,0x106704,0x106e01,
-0x107104,0x107501,0x108204,0x108e01,0x108f04,0x109002,0x109a04,0x109e10,0x10a001,0x10c600,0x10c701,
+0x104042,0x104a08,0x105001,0x105604,0x105a01,0x105e04,0x106101,0x106204,0x106501,0x106704,0x106e01,
+0x107104,0x107501,0x108204,0x108e01,0x108f04,0x109042,0x109a04,0x109e10,0x10a001,0x10c600,0x10c701,
 0x10c800,0x10cd01,0x10ce00,0x10d001,0x10fb08,0x10fc01,0x124900,0x124a01,0x124e00,0x125001,0x125700,
 0x125801,0x125900,0x125a01,0x125e00,0x126001,0x128900,0x128a01,0x128e00,0x129001,0x12b100,0x12b201,
 0x12b600,0x12b801,0x12bf00,0x12c001,0x12c100,0x12c201,0x12c600,0x12c801,0x12d700,0x12d801,0x131100,
-0x131201,0x131600,0x131801,0x135b00,0x135d04,0x136008,0x136902,0x137d00,0x138001,0x139010,0x139a00,
+0x131201,0x131600,0x131801,0x135b00,0x135d04,0x136008,0x136942,0x137d00,0x138001,0x139010,0x139a00,
 0x13a001,0x13f600,0x13f801,0x13fe00,0x140008,0x140101,0x166d10,0x166e08,0x166f01,0x168020,0x168101,
-0x169b08,0x169d00,0x16a001,0x16eb08,0x16ee02,0x16f101,0x16f900,0x170001,0x171204,0x171600,0x171f01,
+0x169b08,0x169d00,0x16a001,0x16eb08,0x16ee42,0x16f101,0x16f900,0x170001,0x171204,0x171600,0x171f01,
 0x173204,0x173508,0x173700,0x174001,0x175204,0x175400,0x176001,0x176d00,0x176e01,0x177100,0x177204,
-0x177400,0x178001,0x17b404,0x17d408,0x17d701,0x17d808,0x17db10,0x17dc01,0x17dd04,0x17de00,0x17e002,
-0x17ea00,0x17f002,0x17fa00,0x180008,0x180b04,0x180e00,0x180f04,0x181002,0x181a00,0x182001,0x187900,
+0x177400,0x178001,0x17b404,0x17d408,0x17d701,0x17d808,0x17db10,0x17dc01,0x17dd04,0x17de00,0x17e042,
+0x17ea00,0x17f042,0x17fa00,0x180008,0x180b04,0x180e00,0x180f04,0x181042,0x181a00,0x182001,0x187900,
 0x188001,0x188504,0x188701,0x18a904,0x18aa01,0x18ab00,0x18b001,0x18f600,0x190001,0x191f00,0x192004,
-0x192c00,0x193004,0x193c00,0x194010,0x194100,0x194408,0x194602,0x195001,0x196e00,0x197001,0x197500,
-0x198001,0x19ac00,0x19b001,0x19ca00,0x19d002,0x19db00,0x19de10,0x1a0001,0x1a1704,0x1a1c00,0x1a1e08,
-0x1a2001,0x1a5504,0x1a5f00,0x1a6004,0x1a7d00,0x1a7f04,0x1a8002,0x1a8a00,0x1a9002,0x1a9a00,0x1aa008,
+0x192c00,0x193004,0x193c00,0x194010,0x194100,0x194408,0x194642,0x195001,0x196e00,0x197001,0x197500,
+0x198001,0x19ac00,0x19b001,0x19ca00,0x19d042,0x19db00,0x19de10,0x1a0001,0x1a1704,0x1a1c00,0x1a1e08,
+0x1a2001,0x1a5504,0x1a5f00,0x1a6004,0x1a7d00,0x1a7f04,0x1a8042,0x1a8a00,0x1a9042,0x1a9a00,0x1aa008,
 0x1aa701,0x1aa808,0x1aae00,0x1ab004,0x1acf00,0x1b0004,0x1b0501,0x1b3404,0x1b4501,0x1b4d00,0x1b4e08,
-0x1b5002,0x1b5a08,0x1b6110,0x1b6b04,0x1b7410,0x1b7d08,0x1b8004,0x1b8301,0x1ba104,0x1bae01,0x1bb002,
-0x1bba01,0x1be604,0x1bf400,0x1bfc08,0x1c0001,0x1c2404,0x1c3800,0x1c3b08,0x1c4002,0x1c4a00,0x1c4d01,
-0x1c5002,0x1c5a01,0x1c7e08,0x1c8001,0x1c8b00,0x1c9001,0x1cbb00,0x1cbd01,0x1cc008,0x1cc800,0x1cd004,
+0x1b5042,0x1b5a08,0x1b6110,0x1b6b04,0x1b7410,0x1b7d08,0x1b8004,0x1b8301,0x1ba104,0x1bae01,0x1bb042,
+0x1bba01,0x1be604,0x1bf400,0x1bfc08,0x1c0001,0x1c2404,0x1c3800,0x1c3b08,0x1c4042,0x1c4a00,0x1c4d01,
+0x1c5042,0x1c5a01,0x1c7e08,0x1c8001,0x1c8b00,0x1c9001,0x1cbb00,0x1cbd01,0x1cc008,0x1cc800,0x1cd004,
 0x1cd308,0x1cd404,0x1ce901,0x1ced04,0x1cee01,0x1cf404,0x1cf501,0x1cf704,0x1cfa01,0x1cfb00,0x1d0001,
 0x1dc004,0x1e0001,0x1f1600,0x1f1801,0x1f1e00,0x1f2001,0x1f4600,0x1f4801,0x1f4e00,0x1f5001,0x1f5800,
 0x1f5901,0x1f5a00,0x1f5b01,0x1f5c00,0x1f5d01,0x1f5e00,0x1f5f01,0x1f7e00,0x1f8001,0x1fb500,0x1fb601,
 0x1fbd10,0x1fbe01,0x1fbf10,0x1fc201,0x1fc500,0x1fc601,0x1fcd10,0x1fd001,0x1fd400,0x1fd601,0x1fdc00,
 0x1fdd10,0x1fe001,0x1fed10,0x1ff000,0x1ff201,0x1ff500,0x1ff601,0x1ffd10,0x1fff00,0x200020,0x200b00,
 0x201008,0x202820,0x202a00,0x202f20,0x203008,0x204410,0x204508,0x205210,0x205308,0x205f20,0x206000,
-0x207002,0x207101,0x207200,0x207402,0x207a10,0x207d08,0x207f01,0x208002,0x208a10,0x208d08,0x208f00,
+0x207042,0x207101,0x207200,0x207442,0x207a10,0x207d08,0x207f01,0x208042,0x208a10,0x208d08,0x208f00,
 0x209001,0x209d00,0x20a010,0x20c100,0x20d004,0x20f100,0x210010,0x210201,0x210310,0x210701,0x210810,
 0x210a01,0x211410,0x211501,0x211610,0x211901,0x211e10,0x212401,0x212510,0x212601,0x212710,0x212801,
 0x212910,0x212a01,0x212e10,0x212f01,0x213a10,0x213c01,0x214010,0x214501,0x214a10,0x214e01,0x214f10,
-0x215002,0x218301,0x218502,0x218a10,0x218c00,0x219010,0x230808,0x230c10,0x232908,0x232b10,0x242a00,
-0x244010,0x244b00,0x246002,0x249c10,0x24ea02,0x250010,0x276808,0x277602,0x279410,0x27c508,0x27c710,
+0x215042,0x218301,0x218542,0x218a10,0x218c00,0x219010,0x230808,0x230c10,0x232908,0x232b10,0x242a00,
+0x244010,0x244b00,0x246042,0x249c10,0x24ea42,0x250010,0x276808,0x277642,0x279410,0x27c508,0x27c710,
 0x27e608,0x27f010,0x298308,0x299910,0x29d808,0x29dc10,0x29fc08,0x29fe10,0x2b7400,0x2b7610,0x2b9600,
-0x2b9710,0x2c0001,0x2ce510,0x2ceb01,0x2cef04,0x2cf201,0x2cf400,0x2cf908,0x2cfd02,0x2cfe08,0x2d0001,
+0x2b9710,0x2c0001,0x2ce510,0x2ceb01,0x2cef04,0x2cf201,0x2cf400,0x2cf908,0x2cfd42,0x2cfe08,0x2d0001,
 0x2d2600,0x2d2701,0x2d2800,0x2d2d01,0x2d2e00,0x2d3001,0x2d6800,0x2d6f01,0x2d7008,0x2d7100,0x2d7f04,
 0x2d8001,0x2d9700,0x2da001,0x2da700,0x2da801,0x2daf00,0x2db001,0x2db700,0x2db801,0x2dbf00,0x2dc001,
 0x2dc700,0x2dc801,0x2dcf00,0x2dd001,0x2dd700,0x2dd801,0x2ddf00,0x2de004,0x2e0008,0x2e2f01,0x2e3008,
 0x2e5010,0x2e5208,0x2e5e00,0x2e8010,0x2e9a00,0x2e9b10,0x2ef400,0x2f0010,0x2fd600,0x2ff010,0x300020,
-0x300108,0x300410,0x300501,0x300702,0x300808,0x301210,0x301408,0x302010,0x302102,0x302a04,0x303008,
-0x303101,0x303610,0x303802,0x303b01,0x303d08,0x303e10,0x304000,0x304101,0x309700,0x309904,0x309b10,
+0x300108,0x300410,0x300501,0x300742,0x300808,0x301210,0x301408,0x302010,0x302142,0x302a04,0x303008,
+0x303101,0x303610,0x303842,0x303b01,0x303d08,0x303e10,0x304000,0x304101,0x309700,0x309904,0x309b10,
 0x309d01,0x30a008,0x30a101,0x30fb08,0x30fc01,0x310000,0x310501,0x313000,0x313101,0x318f00,0x319010,
-0x319202,0x319610,0x31a001,0x31c010,0x31e600,0x31ef10,0x31f001,0x320010,0x321f00,0x322002,0x322a10,
-0x324802,0x325010,0x325102,0x326010,0x328002,0x328a10,0x32b102,0x32c010,0x340001,0x4dc010,0x4e0001,
-0xa48d00,0xa49010,0xa4c700,0xa4d001,0xa4fe08,0xa50001,0xa60d08,0xa61001,0xa62002,0xa62a01,0xa62c00,
-0xa64001,0xa66f04,0xa67308,0xa67404,0xa67e08,0xa67f01,0xa69e04,0xa6a001,0xa6e602,0xa6f004,0xa6f208,
+0x319242,0x319610,0x31a001,0x31c010,0x31e600,0x31ef10,0x31f001,0x320010,0x321f00,0x322042,0x322a10,
+0x324842,0x325010,0x325142,0x326010,0x328042,0x328a10,0x32b142,0x32c010,0x340001,0x4dc010,0x4e0001,
+0xa48d00,0xa49010,0xa4c700,0xa4d001,0xa4fe08,0xa50001,0xa60d08,0xa61001,0xa62042,0xa62a01,0xa62c00,
+0xa64001,0xa66f04,0xa67308,0xa67404,0xa67e08,0xa67f01,0xa69e04,0xa6a001,0xa6e642,0xa6f004,0xa6f208,
 0xa6f800,0xa70010,0xa71701,0xa72010,0xa72201,0xa78910,0xa78b01,0xa7ce00,0xa7d001,0xa7d200,0xa7d301,
 0xa7d400,0xa7d501,0xa7dd00,0xa7f201,0xa80204,0xa80301,0xa80604,0xa80701,0xa80b04,0xa80c01,0xa82304,
-0xa82810,0xa82c04,0xa82d00,0xa83002,0xa83610,0xa83a00,0xa84001,0xa87408,0xa87800,0xa88004,0xa88201,
-0xa8b404,0xa8c600,0xa8ce08,0xa8d002,0xa8da00,0xa8e004,0xa8f201,0xa8f808,0xa8fb01,0xa8fc08,0xa8fd01,
-0xa8ff04,0xa90002,0xa90a01,0xa92604,0xa92e08,0xa93001,0xa94704,0xa95400,0xa95f08,0xa96001,0xa97d00,
-0xa98004,0xa98401,0xa9b304,0xa9c108,0xa9ce00,0xa9cf01,0xa9d002,0xa9da00,0xa9de08,0xa9e001,0xa9e504,
-0xa9e601,0xa9f002,0xa9fa01,0xa9ff00,0xaa0001,0xaa2904,0xaa3700,0xaa4001,0xaa4304,0xaa4401,0xaa4c04,
-0xaa4e00,0xaa5002,0xaa5a00,0xaa5c08,0xaa6001,0xaa7710,0xaa7a01,0xaa7b04,0xaa7e01,0xaab004,0xaab101,
+0xa82810,0xa82c04,0xa82d00,0xa83042,0xa83610,0xa83a00,0xa84001,0xa87408,0xa87800,0xa88004,0xa88201,
+0xa8b404,0xa8c600,0xa8ce08,0xa8d042,0xa8da00,0xa8e004,0xa8f201,0xa8f808,0xa8fb01,0xa8fc08,0xa8fd01,
+0xa8ff04,0xa90042,0xa90a01,0xa92604,0xa92e08,0xa93001,0xa94704,0xa95400,0xa95f08,0xa96001,0xa97d00,
+0xa98004,0xa98401,0xa9b304,0xa9c108,0xa9ce00,0xa9cf01,0xa9d042,0xa9da00,0xa9de08,0xa9e001,0xa9e504,
+0xa9e601,0xa9f042,0xa9fa01,0xa9ff00,0xaa0001,0xaa2904,0xaa3700,0xaa4001,0xaa4304,0xaa4401,0xaa4c04,
+0xaa4e00,0xaa5042,0xaa5a00,0xaa5c08,0xaa6001,0xaa7710,0xaa7a01,0xaa7b04,0xaa7e01,0xaab004,0xaab101,
 0xaab204,0xaab501,0xaab704,0xaab901,0xaabe04,0xaac001,0xaac104,0xaac201,0xaac300,0xaadb01,0xaade08,
 0xaae001,0xaaeb04,0xaaf008,0xaaf201,0xaaf504,0xaaf700,0xab0101,0xab0700,0xab0901,0xab0f00,0xab1101,
 0xab1700,0xab2001,0xab2700,0xab2801,0xab2f00,0xab3001,0xab5b10,0xab5c01,0xab6a10,0xab6c00,0xab7001,
-0xabe304,0xabeb08,0xabec04,0xabee00,0xabf002,0xabfa00,0xac0001,0xd7a400,0xd7b001,0xd7c700,0xd7cb01,
+0xabe304,0xabeb08,0xabec04,0xabee00,0xabf042,0xabfa00,0xac0001,0xd7a400,0xd7b001,0xd7c700,0xd7cb01,
 0xd7fc00,0xf90001,0xfa6e00,0xfa7001,0xfada00,0xfb0001,0xfb0700,0xfb1301,0xfb1800,0xfb1d01,0xfb1e04,
 0xfb1f01,0xfb2910,0xfb2a01,0xfb3700,0xfb3801,0xfb3d00,0xfb3e01,0xfb3f00,0xfb4001,0xfb4200,0xfb4301,
 0xfb4500,0xfb4601,0xfbb210,0xfbc300,0xfbd301,0xfd3e08,0xfd4010,0xfd5001,0xfd9000,0xfd9201,0xfdc800,
 0xfdcf10,0xfdd000,0xfdf001,0xfdfc10,0xfe0004,0xfe1008,0xfe1a00,0xfe2004,0xfe3008,0xfe5300,0xfe5408,
 0xfe6210,0xfe6308,0xfe6410,0xfe6700,0xfe6808,0xfe6910,0xfe6a08,0xfe6c00,0xfe7001,0xfe7500,0xfe7601,
-0xfefd00,0xff0108,0xff0410,0xff0508,0xff0b10,0xff0c08,0xff1002,0xff1a08,0xff1c10,0xff1f08,0xff2101,
+0xfefd00,0xff0108,0xff0410,0xff0508,0xff0b10,0xff0c08,0xff1042,0xff1a08,0xff1c10,0xff1f08,0xff2101,
 0xff3b08,0xff3e10,0xff3f08,0xff4010,0xff4101,0xff5b08,0xff5c10,0xff5d08,0xff5e10,0xff5f08,0xff6601,
 0xffbf00,0xffc201,0xffc800,0xffca01,0xffd000,0xffd201,0xffd800,0xffda01,0xffdd00,0xffe010,0xffe700,
 0xffe810,0xffef00,0xfffc10,0xfffe00,0x1000001,0x1000c00,0x1000d01,0x1002700,0x1002801,0x1003b00,
 0x1003c01,0x1003e00,0x1003f01,0x1004e00,0x1005001,0x1005e00,0x1008001,0x100fb00,0x1010008,
-0x1010300,0x1010702,0x1013400,0x1013710,0x1014002,0x1017910,0x1018a02,0x1018c10,0x1018f00,
+0x1010300,0x1010742,0x1013400,0x1013710,0x1014042,0x1017910,0x1018a42,0x1018c10,0x1018f00,
 0x1019010,0x1019d00,0x101a010,0x101a100,0x101d010,0x101fd04,0x101fe00,0x1028001,0x1029d00,
-0x102a001,0x102d100,0x102e004,0x102e102,0x102fc00,0x1030001,0x1032002,0x1032400,0x1032d01,
-0x1034102,0x1034201,0x1034a02,0x1034b00,0x1035001,0x1037604,0x1037b00,0x1038001,0x1039e00,
-0x1039f08,0x103a001,0x103c400,0x103c801,0x103d008,0x103d102,0x103d600,0x1040001,0x1049e00,
-0x104a002,0x104aa00,0x104b001,0x104d400,0x104d801,0x104fc00,0x1050001,0x1052800,0x1053001,
+0x102a001,0x102d100,0x102e004,0x102e142,0x102fc00,0x1030001,0x1032042,0x1032400,0x1032d01,
+0x1034142,0x1034201,0x1034a42,0x1034b00,0x1035001,0x1037604,0x1037b00,0x1038001,0x1039e00,
+0x1039f08,0x103a001,0x103c400,0x103c801,0x103d008,0x103d142,0x103d600,0x1040001,0x1049e00,
+0x104a042,0x104aa00,0x104b001,0x104d400,0x104d801,0x104fc00,0x1050001,0x1052800,0x1053001,
 0x1056400,0x1056f08,0x1057001,0x1057b00,0x1057c01,0x1058b00,0x1058c01,0x1059300,0x1059401,
 0x1059600,0x1059701,0x105a200,0x105a301,0x105b200,0x105b301,0x105ba00,0x105bb01,0x105bd00,
 0x105c001,0x105f400,0x1060001,0x1073700,0x1074001,0x1075600,0x1076001,0x1076800,0x1078001,
 0x1078600,0x1078701,0x107b100,0x107b201,0x107bb00,0x1080001,0x1080600,0x1080801,0x1080900,
 0x1080a01,0x1083600,0x1083701,0x1083900,0x1083c01,0x1083d00,0x1083f01,0x1085600,0x1085708,
-0x1085802,0x1086001,0x1087710,0x1087902,0x1088001,0x1089f00,0x108a702,0x108b000,0x108e001,
-0x108f300,0x108f401,0x108f600,0x108fb02,0x1090001,0x1091602,0x1091c00,0x1091f08,0x1092001,
-0x1093a00,0x1093f08,0x1094000,0x1098001,0x109b800,0x109bc02,0x109be01,0x109c002,0x109d000,
-0x109d202,0x10a0001,0x10a0104,0x10a0400,0x10a0504,0x10a0700,0x10a0c04,0x10a1001,0x10a1400,
-0x10a1501,0x10a1800,0x10a1901,0x10a3600,0x10a3804,0x10a3b00,0x10a3f04,0x10a4002,0x10a4900,
-0x10a5008,0x10a5900,0x10a6001,0x10a7d02,0x10a7f08,0x10a8001,0x10a9d02,0x10aa000,0x10ac001,
-0x10ac810,0x10ac901,0x10ae504,0x10ae700,0x10aeb02,0x10af008,0x10af700,0x10b0001,0x10b3600,
-0x10b3908,0x10b4001,0x10b5600,0x10b5802,0x10b6001,0x10b7300,0x10b7802,0x10b8001,0x10b9200,
-0x10b9908,0x10b9d00,0x10ba902,0x10bb000,0x10c0001,0x10c4900,0x10c8001,0x10cb300,0x10cc001,
-0x10cf300,0x10cfa02,0x10d0001,0x10d2404,0x10d2800,0x10d3002,0x10d3a00,0x10d4002,0x10d4a01,
-0x10d6600,0x10d6904,0x10d6e08,0x10d6f01,0x10d8600,0x10d8e10,0x10d9000,0x10e6002,0x10e7f00,
+0x1085842,0x1086001,0x1087710,0x1087942,0x1088001,0x1089f00,0x108a742,0x108b000,0x108e001,
+0x108f300,0x108f401,0x108f600,0x108fb42,0x1090001,0x1091642,0x1091c00,0x1091f08,0x1092001,
+0x1093a00,0x1093f08,0x1094000,0x1098001,0x109b800,0x109bc42,0x109be01,0x109c042,0x109d000,
+0x109d242,0x10a0001,0x10a0104,0x10a0400,0x10a0504,0x10a0700,0x10a0c04,0x10a1001,0x10a1400,
+0x10a1501,0x10a1800,0x10a1901,0x10a3600,0x10a3804,0x10a3b00,0x10a3f04,0x10a4042,0x10a4900,
+0x10a5008,0x10a5900,0x10a6001,0x10a7d42,0x10a7f08,0x10a8001,0x10a9d42,0x10aa000,0x10ac001,
+0x10ac810,0x10ac901,0x10ae504,0x10ae700,0x10aeb42,0x10af008,0x10af700,0x10b0001,0x10b3600,
+0x10b3908,0x10b4001,0x10b5600,0x10b5842,0x10b6001,0x10b7300,0x10b7842,0x10b8001,0x10b9200,
+0x10b9908,0x10b9d00,0x10ba942,0x10bb000,0x10c0001,0x10c4900,0x10c8001,0x10cb300,0x10cc001,
+0x10cf300,0x10cfa42,0x10d0001,0x10d2404,0x10d2800,0x10d3042,0x10d3a00,0x10d4042,0x10d4a01,
+0x10d6600,0x10d6904,0x10d6e08,0x10d6f01,0x10d8600,0x10d8e10,0x10d9000,0x10e6042,0x10e7f00,
 0x10e8001,0x10eaa00,0x10eab04,0x10ead08,0x10eae00,0x10eb001,0x10eb200,0x10ec201,0x10ec500,
-0x10efc04,0x10f0001,0x10f1d02,0x10f2701,0x10f2800,0x10f3001,0x10f4604,0x10f5102,0x10f5508,
-0x10f5a00,0x10f7001,0x10f8204,0x10f8608,0x10f8a00,0x10fb001,0x10fc502,0x10fcc00,0x10fe001,
-0x10ff700,0x1100004,0x1100301,0x1103804,0x1104708,0x1104e00,0x1105202,0x1107004,0x1107101,
+0x10efc04,0x10f0001,0x10f1d42,0x10f2701,0x10f2800,0x10f3001,0x10f4604,0x10f5142,0x10f5508,
+0x10f5a00,0x10f7001,0x10f8204,0x10f8608,0x10f8a00,0x10fb001,0x10fc542,0x10fcc00,0x10fe001,
+0x10ff700,0x1100004,0x1100301,0x1103804,0x1104708,0x1104e00,0x1105242,0x1107004,0x1107101,
 0x1107304,0x1107501,0x1107600,0x1107f04,0x1108301,0x110b004,0x110bb08,0x110bd00,0x110be08,
-0x110c204,0x110c300,0x110d001,0x110e900,0x110f002,0x110fa00,0x1110004,0x1110301,0x1112704,
-0x1113500,0x1113602,0x1114008,0x1114401,0x1114504,0x1114701,0x1114800,0x1115001,0x1117304,
+0x110c204,0x110c300,0x110d001,0x110e900,0x110f042,0x110fa00,0x1110004,0x1110301,0x1112704,
+0x1113500,0x1113642,0x1114008,0x1114401,0x1114504,0x1114701,0x1114800,0x1115001,0x1117304,
 0x1117408,0x1117601,0x1117700,0x1118004,0x1118301,0x111b304,0x111c101,0x111c508,0x111c904,
-0x111cd08,0x111ce04,0x111d002,0x111da01,0x111db08,0x111dc01,0x111dd08,0x111e000,0x111e102,
+0x111cd08,0x111ce04,0x111d042,0x111da01,0x111db08,0x111dc01,0x111dd08,0x111e000,0x111e142,
 0x111f500,0x1120001,0x1121200,0x1121301,0x1122c04,0x1123808,0x1123e04,0x1123f01,0x1124104,
 0x1124200,0x1128001,0x1128700,0x1128801,0x1128900,0x1128a01,0x1128e00,0x1128f01,0x1129e00,
-0x1129f01,0x112a908,0x112aa00,0x112b001,0x112df04,0x112eb00,0x112f002,0x112fa00,0x1130004,
+0x1129f01,0x112a908,0x112aa00,0x112b001,0x112df04,0x112eb00,0x112f042,0x112fa00,0x1130004,
 0x1130400,0x1130501,0x1130d00,0x1130f01,0x1131100,0x1131301,0x1132900,0x1132a01,0x1133100,
 0x1133201,0x1133400,0x1133501,0x1133a00,0x1133b04,0x1133d01,0x1133e04,0x1134500,0x1134704,
 0x1134900,0x1134b04,0x1134e00,0x1135001,0x1135100,0x1135704,0x1135800,0x1135d01,0x1136204,
@@ -4398,80 +4710,80 @@ static const uint32_t ds__uc_runs[2324] = {
 0x1138e01,0x1138f00,0x1139001,0x113b600,0x113b701,0x113b804,0x113c100,0x113c204,0x113c300,
 0x113c504,0x113c600,0x113c704,0x113cb00,0x113cc04,0x113d101,0x113d204,0x113d301,0x113d408,
 0x113d600,0x113d708,0x113d900,0x113e104,0x113e300,0x1140001,0x1143504,0x1144701,0x1144b08,
-0x1145002,0x1145a08,0x1145c00,0x1145d08,0x1145e04,0x1145f01,0x1146200,0x1148001,0x114b004,
-0x114c401,0x114c608,0x114c701,0x114c800,0x114d002,0x114da00,0x1158001,0x115af04,0x115b600,
+0x1145042,0x1145a08,0x1145c00,0x1145d08,0x1145e04,0x1145f01,0x1146200,0x1148001,0x114b004,
+0x114c401,0x114c608,0x114c701,0x114c800,0x114d042,0x114da00,0x1158001,0x115af04,0x115b600,
 0x115b804,0x115c108,0x115d801,0x115dc04,0x115de00,0x1160001,0x1163004,0x1164108,0x1164401,
-0x1164500,0x1165002,0x1165a00,0x1166008,0x1166d00,0x1168001,0x116ab04,0x116b801,0x116b908,
-0x116ba00,0x116c002,0x116ca00,0x116d002,0x116e400,0x1170001,0x1171b00,0x1171d04,0x1172c00,
-0x1173002,0x1173c08,0x1173f10,0x1174001,0x1174700,0x1180001,0x1182c04,0x1183b08,0x1183c00,
-0x118a001,0x118e002,0x118f300,0x118ff01,0x1190700,0x1190901,0x1190a00,0x1190c01,0x1191400,
+0x1164500,0x1165042,0x1165a00,0x1166008,0x1166d00,0x1168001,0x116ab04,0x116b801,0x116b908,
+0x116ba00,0x116c042,0x116ca00,0x116d042,0x116e400,0x1170001,0x1171b00,0x1171d04,0x1172c00,
+0x1173042,0x1173c08,0x1173f10,0x1174001,0x1174700,0x1180001,0x1182c04,0x1183b08,0x1183c00,
+0x118a001,0x118e042,0x118f300,0x118ff01,0x1190700,0x1190901,0x1190a00,0x1190c01,0x1191400,
 0x1191501,0x1191700,0x1191801,0x1193004,0x1193600,0x1193704,0x1193900,0x1193b04,0x1193f01,
-0x1194004,0x1194101,0x1194204,0x1194408,0x1194700,0x1195002,0x1195a00,0x119a001,0x119a800,
+0x1194004,0x1194101,0x1194204,0x1194408,0x1194700,0x1195042,0x1195a00,0x119a001,0x119a800,
 0x119aa01,0x119d104,0x119d800,0x119da04,0x119e101,0x119e208,0x119e301,0x119e404,0x119e500,
 0x11a0001,0x11a0104,0x11a0b01,0x11a3304,0x11a3a01,0x11a3b04,0x11a3f08,0x11a4704,0x11a4800,
 0x11a5001,0x11a5104,0x11a5c01,0x11a8a04,0x11a9a08,0x11a9d01,0x11a9e08,0x11aa300,0x11ab001,
-0x11af900,0x11b0008,0x11b0a00,0x11bc001,0x11be108,0x11be200,0x11bf002,0x11bfa00,0x11c0001,
-0x11c0900,0x11c0a01,0x11c2f04,0x11c3700,0x11c3804,0x11c4001,0x11c4108,0x11c4600,0x11c5002,
+0x11af900,0x11b0008,0x11b0a00,0x11bc001,0x11be108,0x11be200,0x11bf042,0x11bfa00,0x11c0001,
+0x11c0900,0x11c0a01,0x11c2f04,0x11c3700,0x11c3804,0x11c4001,0x11c4108,0x11c4600,0x11c5042,
 0x11c6d00,0x11c7008,0x11c7201,0x11c9000,0x11c9204,0x11ca800,0x11ca904,0x11cb700,0x11d0001,
 0x11d0700,0x11d0801,0x11d0a00,0x11d0b01,0x11d3104,0x11d3700,0x11d3a04,0x11d3b00,0x11d3c04,
-0x11d3e00,0x11d3f04,0x11d4601,0x11d4704,0x11d4800,0x11d5002,0x11d5a00,0x11d6001,0x11d6600,
+0x11d3e00,0x11d3f04,0x11d4601,0x11d4704,0x11d4800,0x11d5042,0x11d5a00,0x11d6001,0x11d6600,
 0x11d6701,0x11d6900,0x11d6a01,0x11d8a04,0x11d8f00,0x11d9004,0x11d9200,0x11d9304,0x11d9801,
-0x11d9900,0x11da002,0x11daa00,0x11ee001,0x11ef304,0x11ef708,0x11ef900,0x11f0004,0x11f0201,
-0x11f0304,0x11f0401,0x11f1100,0x11f1201,0x11f3404,0x11f3b00,0x11f3e04,0x11f4308,0x11f5002,
-0x11f5a04,0x11f5b00,0x11fb001,0x11fb100,0x11fc002,0x11fd510,0x11ff200,0x11fff08,0x1200001,
-0x1239a00,0x1240002,0x1246f00,0x1247008,0x1247500,0x1248001,0x1254400,0x12f9001,0x12ff108,
-0x12ff300,0x1300001,0x1343000,0x1344004,0x1344101,0x1344704,0x1345600,0x1346001,0x143fb00,
-0x1440001,0x1464700,0x1610001,0x1611e04,0x1613002,0x1613a00,0x1680001,0x16a3900,0x16a4001,
-0x16a5f00,0x16a6002,0x16a6a00,0x16a6e08,0x16a7001,0x16abf00,0x16ac002,0x16aca00,0x16ad001,
-0x16aee00,0x16af004,0x16af508,0x16af600,0x16b0001,0x16b3004,0x16b3708,0x16b3c10,0x16b4001,
-0x16b4408,0x16b4510,0x16b4600,0x16b5002,0x16b5a00,0x16b5b02,0x16b6200,0x16b6301,0x16b7800,
-0x16b7d01,0x16b9000,0x16d4001,0x16d6d08,0x16d7002,0x16d7a00,0x16e4001,0x16e8002,0x16e9708,
-0x16e9b00,0x16f0001,0x16f4b00,0x16f4f04,0x16f5001,0x16f5104,0x16f8800,0x16f8f04,0x16f9301,
-0x16fa000,0x16fe001,0x16fe208,0x16fe301,0x16fe404,0x16fe500,0x16ff004,0x16ff200,0x1700001,
-0x187f800,0x1880001,0x18cd600,0x18cff01,0x18d0900,0x1aff001,0x1aff400,0x1aff501,0x1affc00,
-0x1affd01,0x1afff00,0x1b00001,0x1b12300,0x1b13201,0x1b13300,0x1b15001,0x1b15300,0x1b15501,
-0x1b15600,0x1b16401,0x1b16800,0x1b17001,0x1b2fc00,0x1bc0001,0x1bc6b00,0x1bc7001,0x1bc7d00,
-0x1bc8001,0x1bc8900,0x1bc9001,0x1bc9a00,0x1bc9c10,0x1bc9d04,0x1bc9f08,0x1bca000,0x1cc0010,
-0x1ccf002,0x1ccfa00,0x1cd0010,0x1ceb400,0x1cf0004,0x1cf2e00,0x1cf3004,0x1cf4700,0x1cf5010,
-0x1cfc400,0x1d00010,0x1d0f600,0x1d10010,0x1d12700,0x1d12910,0x1d16504,0x1d16a10,0x1d16d04,
-0x1d17300,0x1d17b04,0x1d18310,0x1d18504,0x1d18c10,0x1d1aa04,0x1d1ae10,0x1d1eb00,0x1d20010,
-0x1d24204,0x1d24510,0x1d24600,0x1d2c002,0x1d2d400,0x1d2e002,0x1d2f400,0x1d30010,0x1d35700,
-0x1d36002,0x1d37900,0x1d40001,0x1d45500,0x1d45601,0x1d49d00,0x1d49e01,0x1d4a000,0x1d4a201,
-0x1d4a300,0x1d4a501,0x1d4a700,0x1d4a901,0x1d4ad00,0x1d4ae01,0x1d4ba00,0x1d4bb01,0x1d4bc00,
-0x1d4bd01,0x1d4c400,0x1d4c501,0x1d50600,0x1d50701,0x1d50b00,0x1d50d01,0x1d51500,0x1d51601,
-0x1d51d00,0x1d51e01,0x1d53a00,0x1d53b01,0x1d53f00,0x1d54001,0x1d54500,0x1d54601,0x1d54700,
-0x1d54a01,0x1d55100,0x1d55201,0x1d6a600,0x1d6a801,0x1d6c110,0x1d6c201,0x1d6db10,0x1d6dc01,
-0x1d6fb10,0x1d6fc01,0x1d71510,0x1d71601,0x1d73510,0x1d73601,0x1d74f10,0x1d75001,0x1d76f10,
-0x1d77001,0x1d78910,0x1d78a01,0x1d7a910,0x1d7aa01,0x1d7c310,0x1d7c401,0x1d7cc00,0x1d7ce02,
-0x1d80010,0x1da0004,0x1da3710,0x1da3b04,0x1da6d10,0x1da7504,0x1da7610,0x1da8404,0x1da8510,
-0x1da8708,0x1da8c00,0x1da9b04,0x1daa000,0x1daa104,0x1dab000,0x1df0001,0x1df1f00,0x1df2501,
-0x1df2b00,0x1e00004,0x1e00700,0x1e00804,0x1e01900,0x1e01b04,0x1e02200,0x1e02304,0x1e02500,
-0x1e02604,0x1e02b00,0x1e03001,0x1e06e00,0x1e08f04,0x1e09000,0x1e10001,0x1e12d00,0x1e13004,
-0x1e13701,0x1e13e00,0x1e14002,0x1e14a00,0x1e14e01,0x1e14f10,0x1e15000,0x1e29001,0x1e2ae04,
-0x1e2af00,0x1e2c001,0x1e2ec04,0x1e2f002,0x1e2fa00,0x1e2ff10,0x1e30000,0x1e4d001,0x1e4ec04,
-0x1e4f002,0x1e4fa00,0x1e5d001,0x1e5ee04,0x1e5f001,0x1e5f102,0x1e5fb00,0x1e5ff08,0x1e60000,
-0x1e7e001,0x1e7e700,0x1e7e801,0x1e7ec00,0x1e7ed01,0x1e7ef00,0x1e7f001,0x1e7ff00,0x1e80001,
-0x1e8c500,0x1e8c702,0x1e8d004,0x1e8d700,0x1e90001,0x1e94404,0x1e94b01,0x1e94c00,0x1e95002,
-0x1e95a00,0x1e95e08,0x1e96000,0x1ec7102,0x1ecac10,0x1ecad02,0x1ecb010,0x1ecb102,0x1ecb500,
-0x1ed0102,0x1ed2e10,0x1ed2f02,0x1ed3e00,0x1ee0001,0x1ee0400,0x1ee0501,0x1ee2000,0x1ee2101,
-0x1ee2300,0x1ee2401,0x1ee2500,0x1ee2701,0x1ee2800,0x1ee2901,0x1ee3300,0x1ee3401,0x1ee3800,
-0x1ee3901,0x1ee3a00,0x1ee3b01,0x1ee3c00,0x1ee4201,0x1ee4300,0x1ee4701,0x1ee4800,0x1ee4901,
-0x1ee4a00,0x1ee4b01,0x1ee4c00,0x1ee4d01,0x1ee5000,0x1ee5101,0x1ee5300,0x1ee5401,0x1ee5500,
-0x1ee5701,0x1ee5800,0x1ee5901,0x1ee5a00,0x1ee5b01,0x1ee5c00,0x1ee5d01,0x1ee5e00,0x1ee5f01,
-0x1ee6000,0x1ee6101,0x1ee6300,0x1ee6401,0x1ee6500,0x1ee6701,0x1ee6b00,0x1ee6c01,0x1ee7300,
-0x1ee7401,0x1ee7800,0x1ee7901,0x1ee7d00,0x1ee7e01,0x1ee7f00,0x1ee8001,0x1ee8a00,0x1ee8b01,
-0x1ee9c00,0x1eea101,0x1eea400,0x1eea501,0x1eeaa00,0x1eeab01,0x1eebc00,0x1eef010,0x1eef200,
-0x1f00010,0x1f02c00,0x1f03010,0x1f09400,0x1f0a010,0x1f0af00,0x1f0b110,0x1f0c000,0x1f0c110,
-0x1f0d000,0x1f0d110,0x1f0f600,0x1f10002,0x1f10d10,0x1f1ae00,0x1f1e610,0x1f20300,0x1f21010,
-0x1f23c00,0x1f24010,0x1f24900,0x1f25010,0x1f25200,0x1f26010,0x1f26600,0x1f30010,0x1f6d800,
-0x1f6dc10,0x1f6ed00,0x1f6f010,0x1f6fd00,0x1f70010,0x1f77700,0x1f77b10,0x1f7da00,0x1f7e010,
-0x1f7ec00,0x1f7f010,0x1f7f100,0x1f80010,0x1f80c00,0x1f81010,0x1f84800,0x1f85010,0x1f85a00,
-0x1f86010,0x1f88800,0x1f89010,0x1f8ae00,0x1f8b010,0x1f8bc00,0x1f8c010,0x1f8c200,0x1f90010,
-0x1fa5400,0x1fa6010,0x1fa6e00,0x1fa7010,0x1fa7d00,0x1fa8010,0x1fa8a00,0x1fa8f10,0x1fac700,
-0x1face10,0x1fadd00,0x1fadf10,0x1faea00,0x1faf010,0x1faf900,0x1fb0010,0x1fb9300,0x1fb9410,
-0x1fbf002,0x1fbfa00,0x2000001,0x2a6e000,0x2a70001,0x2b73a00,0x2b74001,0x2b81e00,0x2b82001,
-0x2cea200,0x2ceb001,0x2ebe100,0x2ebf001,0x2ee5e00,0x2f80001,0x2fa1e00,0x3000001,0x3134b00,
-0x3135001,0x323b000,0xe010004,0xe01f000,
+0x11d9900,0x11da042,0x11daa00,0x11de040,0x11dea00,0x11ee001,0x11ef304,0x11ef708,0x11ef900,
+0x11f0004,0x11f0201,0x11f0304,0x11f0401,0x11f1100,0x11f1201,0x11f3404,0x11f3b00,0x11f3e04,
+0x11f4308,0x11f5042,0x11f5a04,0x11f5b00,0x11fb001,0x11fb100,0x11fc042,0x11fd510,0x11ff200,
+0x11fff08,0x1200001,0x1239a00,0x1240042,0x1246f00,0x1247008,0x1247500,0x1248001,0x1254400,
+0x12f9001,0x12ff108,0x12ff300,0x1300001,0x1343000,0x1344004,0x1344101,0x1344704,0x1345600,
+0x1346001,0x143fb00,0x1440001,0x1464700,0x1610001,0x1611e04,0x1613042,0x1613a00,0x1680001,
+0x16a3900,0x16a4001,0x16a5f00,0x16a6042,0x16a6a00,0x16a6e08,0x16a7001,0x16abf00,0x16ac042,
+0x16aca00,0x16ad001,0x16aee00,0x16af004,0x16af508,0x16af600,0x16b0001,0x16b3004,0x16b3708,
+0x16b3c10,0x16b4001,0x16b4408,0x16b4510,0x16b4600,0x16b5042,0x16b5a00,0x16b5b42,0x16b6200,
+0x16b6301,0x16b7800,0x16b7d01,0x16b9000,0x16d4001,0x16d6d08,0x16d7042,0x16d7a00,0x16e4001,
+0x16e8042,0x16e9708,0x16e9b00,0x16f0001,0x16f4b00,0x16f4f04,0x16f5001,0x16f5104,0x16f8800,
+0x16f8f04,0x16f9301,0x16fa000,0x16fe001,0x16fe208,0x16fe301,0x16fe404,0x16fe500,0x16ff004,
+0x16ff200,0x16ff440,0x16ff700,0x1700001,0x187f800,0x1880001,0x18cd600,0x18cff01,0x18d0900,
+0x1aff001,0x1aff400,0x1aff501,0x1affc00,0x1affd01,0x1afff00,0x1b00001,0x1b12300,0x1b13201,
+0x1b13300,0x1b15001,0x1b15300,0x1b15501,0x1b15600,0x1b16401,0x1b16800,0x1b17001,0x1b2fc00,
+0x1bc0001,0x1bc6b00,0x1bc7001,0x1bc7d00,0x1bc8001,0x1bc8900,0x1bc9001,0x1bc9a00,0x1bc9c10,
+0x1bc9d04,0x1bc9f08,0x1bca000,0x1cc0010,0x1ccf042,0x1ccfa00,0x1cd0010,0x1ceb400,0x1cf0004,
+0x1cf2e00,0x1cf3004,0x1cf4700,0x1cf5010,0x1cfc400,0x1d00010,0x1d0f600,0x1d10010,0x1d12700,
+0x1d12910,0x1d16504,0x1d16a10,0x1d16d04,0x1d17300,0x1d17b04,0x1d18310,0x1d18504,0x1d18c10,
+0x1d1aa04,0x1d1ae10,0x1d1eb00,0x1d20010,0x1d24204,0x1d24510,0x1d24600,0x1d2c042,0x1d2d400,
+0x1d2e042,0x1d2f400,0x1d30010,0x1d35700,0x1d36042,0x1d37900,0x1d40001,0x1d45500,0x1d45601,
+0x1d49d00,0x1d49e01,0x1d4a000,0x1d4a201,0x1d4a300,0x1d4a501,0x1d4a700,0x1d4a901,0x1d4ad00,
+0x1d4ae01,0x1d4ba00,0x1d4bb01,0x1d4bc00,0x1d4bd01,0x1d4c400,0x1d4c501,0x1d50600,0x1d50701,
+0x1d50b00,0x1d50d01,0x1d51500,0x1d51601,0x1d51d00,0x1d51e01,0x1d53a00,0x1d53b01,0x1d53f00,
+0x1d54001,0x1d54500,0x1d54601,0x1d54700,0x1d54a01,0x1d55100,0x1d55201,0x1d6a600,0x1d6a801,
+0x1d6c110,0x1d6c201,0x1d6db10,0x1d6dc01,0x1d6fb10,0x1d6fc01,0x1d71510,0x1d71601,0x1d73510,
+0x1d73601,0x1d74f10,0x1d75001,0x1d76f10,0x1d77001,0x1d78910,0x1d78a01,0x1d7a910,0x1d7aa01,
+0x1d7c310,0x1d7c401,0x1d7cc00,0x1d7ce42,0x1d80010,0x1da0004,0x1da3710,0x1da3b04,0x1da6d10,
+0x1da7504,0x1da7610,0x1da8404,0x1da8510,0x1da8708,0x1da8c00,0x1da9b04,0x1daa000,0x1daa104,
+0x1dab000,0x1df0001,0x1df1f00,0x1df2501,0x1df2b00,0x1e00004,0x1e00700,0x1e00804,0x1e01900,
+0x1e01b04,0x1e02200,0x1e02304,0x1e02500,0x1e02604,0x1e02b00,0x1e03001,0x1e06e00,0x1e08f04,
+0x1e09000,0x1e10001,0x1e12d00,0x1e13004,0x1e13701,0x1e13e00,0x1e14042,0x1e14a00,0x1e14e01,
+0x1e14f10,0x1e15000,0x1e29001,0x1e2ae04,0x1e2af00,0x1e2c001,0x1e2ec04,0x1e2f042,0x1e2fa00,
+0x1e2ff10,0x1e30000,0x1e4d001,0x1e4ec04,0x1e4f042,0x1e4fa00,0x1e5d001,0x1e5ee04,0x1e5f001,
+0x1e5f142,0x1e5fb00,0x1e5ff08,0x1e60000,0x1e7e001,0x1e7e700,0x1e7e801,0x1e7ec00,0x1e7ed01,
+0x1e7ef00,0x1e7f001,0x1e7ff00,0x1e80001,0x1e8c500,0x1e8c742,0x1e8d004,0x1e8d700,0x1e90001,
+0x1e94404,0x1e94b01,0x1e94c00,0x1e95042,0x1e95a00,0x1e95e08,0x1e96000,0x1ec7142,0x1ecac10,
+0x1ecad42,0x1ecb010,0x1ecb142,0x1ecb500,0x1ed0142,0x1ed2e10,0x1ed2f42,0x1ed3e00,0x1ee0001,
+0x1ee0400,0x1ee0501,0x1ee2000,0x1ee2101,0x1ee2300,0x1ee2401,0x1ee2500,0x1ee2701,0x1ee2800,
+0x1ee2901,0x1ee3300,0x1ee3401,0x1ee3800,0x1ee3901,0x1ee3a00,0x1ee3b01,0x1ee3c00,0x1ee4201,
+0x1ee4300,0x1ee4701,0x1ee4800,0x1ee4901,0x1ee4a00,0x1ee4b01,0x1ee4c00,0x1ee4d01,0x1ee5000,
+0x1ee5101,0x1ee5300,0x1ee5401,0x1ee5500,0x1ee5701,0x1ee5800,0x1ee5901,0x1ee5a00,0x1ee5b01,
+0x1ee5c00,0x1ee5d01,0x1ee5e00,0x1ee5f01,0x1ee6000,0x1ee6101,0x1ee6300,0x1ee6401,0x1ee6500,
+0x1ee6701,0x1ee6b00,0x1ee6c01,0x1ee7300,0x1ee7401,0x1ee7800,0x1ee7901,0x1ee7d00,0x1ee7e01,
+0x1ee7f00,0x1ee8001,0x1ee8a00,0x1ee8b01,0x1ee9c00,0x1eea101,0x1eea400,0x1eea501,0x1eeaa00,
+0x1eeab01,0x1eebc00,0x1eef010,0x1eef200,0x1f00010,0x1f02c00,0x1f03010,0x1f09400,0x1f0a010,
+0x1f0af00,0x1f0b110,0x1f0c000,0x1f0c110,0x1f0d000,0x1f0d110,0x1f0f600,0x1f10042,0x1f10d10,
+0x1f1ae00,0x1f1e610,0x1f20300,0x1f21010,0x1f23c00,0x1f24010,0x1f24900,0x1f25010,0x1f25200,
+0x1f26010,0x1f26600,0x1f30010,0x1f6d800,0x1f6dc10,0x1f6ed00,0x1f6f010,0x1f6fd00,0x1f70010,
+0x1f77700,0x1f77b10,0x1f7da00,0x1f7e010,0x1f7ec00,0x1f7f010,0x1f7f100,0x1f80010,0x1f80c00,
+0x1f81010,0x1f84800,0x1f85010,0x1f85a00,0x1f86010,0x1f88800,0x1f89010,0x1f8ae00,0x1f8b010,
+0x1f8bc00,0x1f8c010,0x1f8c200,0x1f90010,0x1fa5400,0x1fa6010,0x1fa6e00,0x1fa7010,0x1fa7d00,
+0x1fa8010,0x1fa8a00,0x1fa8f10,0x1fac700,0x1face10,0x1fadd00,0x1fadf10,0x1faea00,0x1faf010,
+0x1faf900,0x1fb0010,0x1fb9300,0x1fb9410,0x1fbf042,0x1fbfa00,0x2000001,0x2a6e000,0x2a70001,
+0x2b73a00,0x2b74001,0x2b81e00,0x2b82001,0x2cea200,0x2ceb001,0x2ebe100,0x2ebf001,0x2ee5e00,
+0x2f80001,0x2fa1e00,0x3000001,0x3134b00,0x3135001,0x323b000,0xe010004,0xe01f000,
 };
 // unicode-table:end
 
@@ -4752,6 +5064,8 @@ typedef struct ds__tok_run {
     uint32_t cache_mask, cache_used;
     ds__buf cache_keys, cache_ids;
     uint32_t *cache_ent;  /* 4 per entry: key offset, key length, ids offset, id count */
+    void (*on_piece)(struct ds__tok_run *r, const unsigned char *p, size_t n);  /* instead of BPE (training) */
+    void *user;
     int oom;
 } ds__tok_run;
 
@@ -4972,6 +5286,10 @@ static void ds__tok_piece(ds__tok_run *r, const unsigned char *piece, size_t n) 
     uint32_t h = 0, slot;
     size_t first = r->n;
     if (n == 0) return;
+    if (r->on_piece) {
+        r->on_piece(r, piece, n);
+        return;
+    }
     if (t->model == DS__TOK_BPE) {
         int32_t id;
         if (n == 1 && t->byte_tok[piece[0]] >= 0) {
@@ -5057,13 +5375,11 @@ static void ds__smollm_run(ds__tok_run *r, const unsigned char *s, size_t p, siz
     }
 }
 
-/* DeepSeek-V3 step 3 over a piece: matches and the gaps between them are pieces */
+/* DeepSeek-V3 step 3 over a piece of step 2 (a CJK run or the text between): matches and
+   the gaps between them are pieces */
 static void ds__dsv3_words(ds__tok_run *r, const unsigned char *s, size_t p, size_t end, int cjk) {
     size_t gap = p;
-    if (cjk) {
-        ds__tok_piece(r, s + p, end - p);
-        return;
-    }
+    (void)cjk;
     while (p < end) {
         size_t q = ds__pre_dsv3_word(r->t, s, p, end);
         if (q == p) {
@@ -5096,6 +5412,10 @@ static void ds__dsv3_digits(ds__tok_run *r, const unsigned char *s, size_t p, si
 static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
     ds__buf b;
     size_t i;
+    if (r->on_piece) {
+        r->on_piece(r, s, n);
+        return;
+    }
     memset(&b, 0, sizeof b);
     if (first && r->t->add_space_prefix) ds__buf_put(&b, "\xE2\x96\x81", 3);
     for (i = 0; i < n; i++) {
@@ -5110,7 +5430,7 @@ static void ds__spm_segment(ds__tok_run *r, const unsigned char *s, size_t n, in
 static void ds__tok_segment(ds__tok_run *r, const unsigned char *s, size_t n, int first) {
     switch (r->t->pre) {
     case DS__PRE_GPT2: case DS__PRE_LLAMA3: case DS__PRE_QWEN2: ds__pre_ascii_run(r, s, 0, n, r->t->pre); break;
-    case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_N, ds__smollm_run); break;
+    case DS__PRE_SMOLLM: ds__split_runs(r, s, 0, n, DS__UC_R, ds__smollm_run); break;
     case DS__PRE_DSV3: ds__split_runs(r, s, 0, n, DS__UC_N, ds__dsv3_digits); break;
     default: ds__spm_segment(r, s, n, first); break;
     }
@@ -5161,14 +5481,28 @@ static void ds__tok_run_free(ds__tok_run *r) {
     ds__buf_free(&r->cache_ids);
 }
 
-DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+/* records piece ends instead of encoding (ds_tokenizer_split) */
+typedef struct ds__split_out {
+    const unsigned char *base;
+    size_t *ends;
+    size_t cap, n;
+} ds__split_out;
+static void ds__split_piece(ds__tok_run *r, const unsigned char *p, size_t n) {
+    ds__split_out *o = DS__CAST(ds__split_out *, r->user);
+    if (o->n < o->cap) o->ends[o->n] = (size_t)(p + n - o->base);
+    o->n++;
+}
+
+/* the common path of ds_tokenize and ds_tokenizer_split: sanitize, split at added tokens,
+   pre-tokenize and encode (or report) each segment */
+static ds_status ds__tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, ds__split_out *split, size_t *n_out) {
     ds__tok_run r;
     char *clean = NULL;
     const unsigned char *s;
     size_t i = 0, seg = 0;
     int first = 1;
     if (n_out) *n_out = 0;
-    if (!t || (!text && len) || (!ids && cap) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
+    if (!t || (!text && len) || !n_out) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL argument");
     if (ds__utf8_valid_prefix(text, len) < len) {
         if (!(clean = ds__utf8_sanitize(text, len, &len))) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
         text = clean;
@@ -5178,23 +5512,30 @@ DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len
     r.t = t;
     r.ids = ids;
     r.cap = cap;
-    if (len >= 4096) {
+    if (split) {
+        split->base = s;
+        r.on_piece = ds__split_piece;
+        r.user = split;
+    } else if (len >= 4096) {
         r.cache_mask = (1u << 15) - 1;
         r.cache_slot = DS__CAST(uint32_t *, ds__calloc((size_t)r.cache_mask + 1, sizeof(uint32_t)));
         r.cache_ent = DS__CAST(uint32_t *, ds__calloc(((size_t)r.cache_mask + 1) / 2 + 1, 4 * sizeof(uint32_t)));
         if (!r.cache_slot || !r.cache_ent) r.oom = 1;
     }
-    if ((flags & DS_TOKENIZE_ADD_BOS) && t->bos >= 0) ds__emit(&r, t->bos);
+    if ((flags & DS_TOKENIZE_ADD_BOS) && t->bos >= 0 && !split) ds__emit(&r, t->bos);
     while (i < len && !r.oom) {
         int32_t id = -1;
-        if (t->n_special && t->special_start[s[i]] < t->special_start[s[i] + 1]) id = ds__special_at(t, s + i, len - i, flags & DS_TOKENIZE_PARSE_SPECIAL);
+        /* added tokens start on a character boundary */
+        if (t->n_special && (s[i] & 0xC0) != 0x80 && t->special_start[s[i]] < t->special_start[s[i] + 1])
+            id = ds__special_at(t, s + i, len - i, flags & DS_TOKENIZE_PARSE_SPECIAL);
         if (id < 0) {
             i++;
             continue;
         }
         if (seg < i) ds__tok_segment(&r, s + seg, i - seg, first);
         first = 0;
-        ds__emit(&r, id);
+        if (split) ds__split_piece(&r, s + i, t->off[id + 1] - t->off[id]);
+        else ds__emit(&r, id);
         i += t->off[id + 1] - t->off[id];
         seg = i;
     }
@@ -5202,9 +5543,24 @@ DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len
     ds__tok_run_free(&r);
     ds_free(clean);
     if (r.oom) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory");
-    *n_out = r.n;
-    if (r.n > cap) return ds__fail(DS_ERR_BOUNDS, "tokenize: %zu ids do not fit in %zu", r.n, cap);
+    *n_out = split ? split->n : r.n;
+    if (split) cap = split->cap;
+    if (*n_out > cap) return ds__fail(DS_ERR_BOUNDS, "tokenize: %zu results do not fit in %zu", *n_out, cap);
     return DS_OK;
+}
+
+DS_API ds_status ds_tokenize(const ds_tokenizer *t, const char *text, size_t len, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+    if (!ids && cap) return ds__fail(DS_ERR_INVALID_ARG, "tokenize: NULL ids");
+    return ds__tokenize(t, text, len, flags, ids, cap, NULL, n_out);
+}
+
+DS_API ds_status ds_tokenizer_split(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t *ends, size_t cap, size_t *n_out) {
+    ds__split_out o;
+    if (!ends && cap) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_split: NULL ends");
+    memset(&o, 0, sizeof o);
+    o.ends = ends;
+    o.cap = cap;
+    return ds__tokenize(t, text, len, flags, NULL, 0, &o, n_out);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -6131,6 +6487,697 @@ DS_API ds_status ds_tokenizer_from_gguf(const ds_gguf *g, ds_tokenizer **out) {
     return s;
 }
 
+/* ---- saving ------------------------------------------------------------------------------ */
+static void ds__json_write_split(ds__buf *b, const char *pattern) {
+    ds__buf_puts(b, "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
+    ds__json_write_str(b, pattern, strlen(pattern));
+    ds__buf_puts(b, "},\"behavior\":\"Isolated\",\"invert\":false},");
+}
+
+static void ds__json_write_pre(ds__buf *b, int pre) {
+    const char *bl = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":";
+    switch (pre) {
+    case DS__PRE_GPT2: ds__buf_printf(b, "%strue}", bl); break;
+    case DS__PRE_SMOLLM: ds__buf_printf(b, "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true},%strue}]}", bl); break;
+    case DS__PRE_LLAMA3: case DS__PRE_QWEN2: case DS__PRE_DSV3:
+        ds__buf_puts(b, "{\"type\":\"Sequence\",\"pretokenizers\":[");
+        if (pre == DS__PRE_DSV3) {
+            ds__json_write_split(b, ds__pat_dsv3_digits);
+            ds__json_write_split(b, ds__pat_dsv3_cjk);
+            ds__json_write_split(b, ds__pat_dsv3);
+        } else {
+            ds__json_write_split(b, pre == DS__PRE_LLAMA3 ? ds__pat_llama3 : ds__pat_qwen2);
+        }
+        ds__buf_printf(b, "%sfalse}]}", bl);
+        break;
+    default: ds__buf_puts(b, "null"); break;
+    }
+}
+
+DS_API ds_status ds_tokenizer_to_json(const ds_tokenizer *t, char **json, size_t *len) {
+    ds__buf b;
+    int32_t i;
+    int64_t m;
+    int first = 1;
+    if (!t || !json) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_json: NULL argument");
+    *json = NULL;
+    if (t->model != DS__TOK_BPE) return ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_json: only byte-level BPE vocabularies can be written as tokenizer.json");
+    memset(&b, 0, sizeof b);
+    ds__buf_puts(&b, "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (t->type[i] != DS__TT_CONTROL && t->type[i] != DS__TT_USER) continue;
+        ds__buf_printf(&b, "%s{\"id\":%d,\"content\":", first ? "" : ",", (int)i);
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,\"normalized\":false,\"special\":%s}", t->type[i] == DS__TT_CONTROL ? "true" : "false");
+        first = 0;
+    }
+    ds__buf_puts(&b, "],\"normalizer\":null,\"pre_tokenizer\":");
+    ds__json_write_pre(&b, t->pre);
+    ds__buf_puts(&b, ",\"post_processor\":");
+    if (t->add_bos && t->bos >= 0) {
+        size_t n;
+        const char *p = ds__tok_str(t, t->bos, &n);
+        ds__buf_puts(&b, "{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],\"pair\":[{\"SpecialToken\":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}},{\"Sequence\":{\"id\":\"B\",\"type_id\":1}}],\"special_tokens\":{");
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, ":{\"id\":");
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ",\"ids\":[%d],\"tokens\":[", (int)t->bos);
+        ds__json_write_str(&b, p, n);
+        ds__buf_puts(&b, "]}}}");
+    } else {
+        ds__buf_puts(&b, "null");
+    }
+    ds__buf_puts(&b, ",\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"trim_offsets\":true,\"use_regex\":true},");
+    ds__buf_printf(&b, "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
+                       "\"fuse_unk\":false,\"byte_fallback\":false,\"ignore_merges\":%s,\"vocab\":{", t->ignore_merges ? "true" : "false");
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        if (i) ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, p, n);
+        ds__buf_printf(&b, ":%d", (int)i);
+    }
+    ds__buf_puts(&b, "},\"merges\":[");
+    for (m = 0; m < t->n_merges; m++) {
+        size_t na, nb;
+        const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+        ds__buf_puts(&b, m ? ",[" : "[");
+        ds__json_write_str(&b, pa, na);
+        ds__buf_putc(&b, ',');
+        ds__json_write_str(&b, pb, nb);
+        ds__buf_putc(&b, ']');
+    }
+    ds__buf_puts(&b, "]}}\n");
+    if (b.oom) {
+        ds__buf_free(&b);
+        return ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_json: out of memory");
+    }
+    *json = b.p;
+    if (len) *len = b.n;
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_save_json(const ds_tokenizer *t, const char *path) {
+    char *json;
+    size_t n;
+    FILE *f;
+    ds_status s;
+    if (!path) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_save_json: NULL path");
+    if ((s = ds_tokenizer_to_json(t, &json, &n)) != DS_OK) return s;
+    f = fopen(path, "wb");
+    if (!f) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    if (fwrite(json, 1, n, f) != n || fclose(f) != 0) {
+        ds_free(json);
+        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+    }
+    ds_free(json);
+    return DS_OK;
+}
+
+DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w) {
+    static const char *const pre_gguf[DS__PRE_COUNT_] = {"gpt-2", "llama-bpe", "qwen2", "smollm", "deepseek-v3", "default"};
+    const char **strs = NULL;
+    char *merge_text = NULL;
+    int32_t *types = NULL, i;
+    int64_t m;
+    size_t total = 0;
+    ds_status s;
+    if (!t || !w) return ds__fail(DS_ERR_INVALID_ARG, "tokenizer_to_gguf: NULL argument");
+    strs = DS__CAST(const char **, ds__calloc((size_t)DS__MAX((int64_t)t->n_vocab, t->n_merges) + 1, sizeof(char *)));
+    types = DS__CAST(int32_t *, ds__calloc((size_t)t->n_vocab, sizeof(int32_t)));
+    for (m = 0; m < t->n_merges; m++) total += (t->off[(t->merge_key[m] >> 32) + 1] - t->off[t->merge_key[m] >> 32]) + (t->off[(t->merge_key[m] & 0xFFFFFFFFu) + 1] - t->off[t->merge_key[m] & 0xFFFFFFFFu]) + 2;
+    merge_text = DS__CAST(char *, ds_alloc(total + t->off[t->n_vocab] + (size_t)t->n_vocab + 1));  /* merges, then tokens */
+    if (!strs || !types || !merge_text) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "tokenizer_to_gguf: out of memory");
+        goto done;
+    }
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", t->model == DS__TOK_BPE ? "gpt2" : "llama")) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre_gguf[t->pre])) != DS_OK) goto done;
+    {   /* NUL-terminated copies of the tokens: the writer takes C strings */
+        char *p = merge_text + total;
+        for (i = 0; i < t->n_vocab; i++) {
+            size_t n;
+            const char *src = ds__tok_str(t, i, &n);
+            if (memchr(src, 0, n)) {
+                s = ds__fail(DS_ERR_UNSUPPORTED, "tokenizer_to_gguf: token %d contains a NUL byte", (int)i);
+                goto done;
+            }
+            memcpy(p, src, n);
+            p[n] = 0;
+            strs[i] = p;
+            p += n + 1;
+            types[i] = t->type[i];
+        }
+    }
+    if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", strs, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->score && (s = ds_gguf_writer_set_arr(w, "tokenizer.ggml.scores", DS_GGUF_F32, t->score, (uint64_t)t->n_vocab)) != DS_OK) goto done;
+    if (t->n_merges) {
+        char *p = merge_text;
+        for (m = 0; m < t->n_merges; m++) {
+            size_t na, nb;
+            const char *pa = ds__tok_str(t, (int32_t)(t->merge_key[m] >> 32), &na), *pb = ds__tok_str(t, (int32_t)(t->merge_key[m] & 0xFFFFFFFFu), &nb);
+            strs[m] = p;
+            memcpy(p, pa, na);
+            p[na] = ' ';
+            memcpy(p + na + 1, pb, nb);
+            p[na + 1 + nb] = 0;
+            p += na + nb + 2;
+        }
+        if ((s = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", strs, (uint64_t)t->n_merges)) != DS_OK) goto done;
+    }
+    if (t->bos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos)) != DS_OK) goto done;
+    if (t->eos >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos)) != DS_OK) goto done;
+    if (t->eot >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)t->eot)) != DS_OK) goto done;
+    if (t->unk >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk)) != DS_OK) goto done;
+    if (t->pad >= 0 && (s = ds_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos)) != DS_OK) goto done;
+    if ((s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos)) != DS_OK) goto done;
+    s = ds_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+done:
+    ds_free(strs);
+    ds_free(types);
+    ds_free(merge_text);
+    return s;
+}
+
+/* ---- BPE training ------------------------------------------------------------------------ */
+/* The algorithm of Hugging Face's BpeTrainer, reproduced so that the same words give the same
+   merges: pair counts over distinct words weighted by their counts; a max-heap of (count,
+   pair, words where it was formed) where equal counts put the smaller pair (left id, then
+   right id) first; a popped entry whose count went stale is pushed back with the current
+   count; merging a pair touches only the words its entry lists and updates the neighbouring
+   pairs' counts, each newly formed pair getting a fresh entry for the words it appeared in.
+   A pair merged twice (two merges can make the same string) keeps its last rank. */
+typedef struct ds__tw {
+    int32_t *sym;
+    int32_t n;
+    int64_t count;
+} ds__tw;
+
+typedef struct ds__th {
+    int64_t count;
+    uint64_t pair;
+    size_t pos, n_pos;   /* word indices in the trainer's pool */
+} ds__th;
+
+typedef struct ds__pc_slot {
+    uint64_t key;
+    int64_t count;
+    int used;
+} ds__pc_slot;
+
+typedef struct ds__tr_formed {
+    uint64_t pair;
+    uint32_t word;
+} ds__tr_formed;
+
+typedef struct ds__tr_merge {
+    uint64_t pair;
+    int32_t tok;
+} ds__tr_merge;
+
+typedef struct ds__trainer {
+    ds_tokenizer *pre;           /* scanners only */
+    /* distinct words: bytes -> count */
+    ds__buf word_bytes;
+    size_t *word_off;            /* n_words + 1 */
+    int64_t *word_count;
+    uint32_t *word_slot, word_mask;
+    size_t n_words, cap_words, cap_count;
+    /* training state */
+    ds__tw *w;
+    ds__pc_slot *pc;
+    uint32_t pc_mask;
+    size_t pc_used;
+    ds__th *heap;
+    size_t heap_n, heap_cap;
+    int32_t *pool;
+    size_t pool_n, pool_cap;
+    ds__tr_formed *chg;          /* pairs formed this round, with their word */
+    size_t chg_n, chg_cap;
+    /* vocabulary */
+    ds__buf text;
+    size_t *tok_off;
+    size_t n_tok, cap_tok;
+    uint32_t *tok_slot, tok_mask;
+    ds__tr_merge *merges;        /* in the order made */
+    size_t n_merges, cap_merges;
+    int oom;
+} ds__trainer;
+
+static int ds__tr_heap_before(const ds__th *a, const ds__th *b) {
+    if (a->count != b->count) return a->count > b->count;
+    return a->pair < b->pair;
+}
+
+static void ds__tr_push(ds__trainer *tr, ds__th e) {
+    size_t i;
+    if (!ds__grow(DS__CAST(void **, &tr->heap), &tr->heap_cap, tr->heap_n + 1, sizeof e)) {
+        tr->oom = 1;
+        return;
+    }
+    i = tr->heap_n++;
+    while (i > 0 && ds__tr_heap_before(&e, &tr->heap[(i - 1) / 2])) {
+        tr->heap[i] = tr->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    tr->heap[i] = e;
+}
+
+static ds__th ds__tr_pop(ds__trainer *tr) {
+    ds__th top = tr->heap[0], v = tr->heap[--tr->heap_n];
+    size_t i = 0, n = tr->heap_n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && ds__tr_heap_before(&tr->heap[c + 1], &tr->heap[c])) c++;
+        if (!ds__tr_heap_before(&tr->heap[c], &v)) break;
+        tr->heap[i] = tr->heap[c];
+        i = c;
+    }
+    if (n) tr->heap[i] = v;
+    return top;
+}
+
+/* pair count slot (created at 0 when absent) */
+static ds__pc_slot *ds__tr_pc(ds__trainer *tr, uint64_t key) {
+    uint32_t h;
+    if ((tr->pc_used + 1) * 2 > (size_t)tr->pc_mask + 1) {
+        uint32_t cap = (tr->pc_mask + 1) * 2, j;
+        ds__pc_slot *old = tr->pc, *nw = DS__CAST(ds__pc_slot *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return NULL;
+        }
+        for (j = 0; j <= tr->pc_mask; j++) {
+            if (!old[j].used) continue;
+            h = (uint32_t)ds__hash_u64(old[j].key) & (cap - 1);
+            while (nw[h].used) h = (h + 1) & (cap - 1);
+            nw[h] = old[j];
+        }
+        ds_free(old);
+        tr->pc = nw;
+        tr->pc_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_u64(key) & tr->pc_mask;
+    while (tr->pc[h].used && tr->pc[h].key != key) h = (h + 1) & tr->pc_mask;
+    if (!tr->pc[h].used) {
+        tr->pc[h].used = 1;
+        tr->pc[h].key = key;
+        tr->pc_used++;
+    }
+    return &tr->pc[h];
+}
+
+static int32_t ds__tr_find_tok(const ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask, slot;
+    while ((slot = tr->tok_slot[h]) != 0) {
+        size_t a = tr->tok_off[slot - 1], b = tr->tok_off[slot];
+        if (b - a == n && memcmp(tr->text.p + a, s, n) == 0) return (int32_t)(slot - 1);
+        h = (h + 1) & tr->tok_mask;
+    }
+    return -1;
+}
+
+/* appends a token (the table is sized for the final vocabulary up front) */
+static int32_t ds__tr_add_tok(ds__trainer *tr, const char *s, size_t n) {
+    uint32_t h = (uint32_t)ds__hash_bytes(s, n) & tr->tok_mask;
+    int32_t id = (int32_t)tr->n_tok;
+    if (!ds__grow(DS__CAST(void **, &tr->tok_off), &tr->cap_tok, tr->n_tok + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return -1;
+    }
+    ds__buf_put(&tr->text, s, n);
+    tr->tok_off[tr->n_tok + 1] = tr->text.n;
+    tr->n_tok++;
+    while (tr->tok_slot[h]) h = (h + 1) & tr->tok_mask;
+    tr->tok_slot[h] = (uint32_t)id + 1;
+    return id;
+}
+
+/* counts one pre-tokenized piece */
+static void ds__tr_word(ds__tok_run *r, const unsigned char *p, size_t n) {
+    ds__trainer *tr = DS__CAST(ds__trainer *, r->user);
+    uint32_t h, slot;
+    if (!n || tr->oom) return;
+    if ((tr->n_words + 1) * 2 > (size_t)tr->word_mask + 1) {
+        uint32_t cap = (tr->word_mask + 1) * 2, j;
+        uint32_t *nw = DS__CAST(uint32_t *, ds__calloc(cap, sizeof *nw));
+        if (!nw) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j <= tr->word_mask; j++) {
+            uint32_t s = tr->word_slot[j];
+            if (!s) continue;
+            h = (uint32_t)ds__hash_bytes(tr->word_bytes.p + tr->word_off[s - 1], tr->word_off[s] - tr->word_off[s - 1]) & (cap - 1);
+            while (nw[h]) h = (h + 1) & (cap - 1);
+            nw[h] = s;
+        }
+        ds_free(tr->word_slot);
+        tr->word_slot = nw;
+        tr->word_mask = cap - 1;
+    }
+    h = (uint32_t)ds__hash_bytes(p, n) & tr->word_mask;
+    while ((slot = tr->word_slot[h]) != 0) {
+        size_t a = tr->word_off[slot - 1], b = tr->word_off[slot];
+        if (b - a == n && memcmp(tr->word_bytes.p + a, p, n) == 0) {
+            tr->word_count[slot - 1]++;
+            return;
+        }
+        h = (h + 1) & tr->word_mask;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_off), &tr->cap_words, tr->n_words + 2, sizeof(size_t))) {
+        tr->oom = 1;
+        return;
+    }
+    if (!ds__grow(DS__CAST(void **, &tr->word_count), &tr->cap_count, tr->n_words + 1, sizeof(int64_t))) {
+        tr->oom = 1;
+        return;
+    }
+    ds__buf_put(&tr->word_bytes, p, n);
+    tr->word_off[tr->n_words + 1] = tr->word_bytes.n;
+    tr->word_count[tr->n_words] = 1;
+    tr->word_slot[h] = (uint32_t)++tr->n_words;
+}
+
+static int ds__tr_formed_cmp(const void *x, const void *y) {
+    const ds__tr_formed *a = (const ds__tr_formed *)x, *b = (const ds__tr_formed *)y;
+    if (a->pair != b->pair) return a->pair < b->pair ? -1 : 1;
+    return a->word < b->word ? -1 : a->word > b->word;
+}
+
+static void ds__tr_formed_add(ds__trainer *tr, uint64_t pair, uint32_t word) {
+    if (!ds__grow(DS__CAST(void **, &tr->chg), &tr->chg_cap, tr->chg_n + 1, sizeof *tr->chg)) {
+        tr->oom = 1;
+        return;
+    }
+    tr->chg[tr->chg_n].pair = pair;
+    tr->chg[tr->chg_n].word = word;
+    tr->chg_n++;
+}
+
+/* one heap entry per pair formed this round, listing the (distinct) words it formed in */
+static void ds__tr_push_formed(ds__trainer *tr) {
+    size_t i = 0;
+    qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);
+    while (i < tr->chg_n && !tr->oom) {
+        ds__th e;
+        size_t j = i;
+        ds__pc_slot *pc = ds__tr_pc(tr, tr->chg[i].pair);
+        if (!pc) return;
+        e.pair = tr->chg[i].pair;
+        e.count = pc->count;
+        e.pos = tr->pool_n;
+        for (; j < tr->chg_n && tr->chg[j].pair == e.pair; j++) {
+            if (j > i && tr->chg[j].word == tr->chg[j - 1].word) continue;
+            if (!ds__grow(DS__CAST(void **, &tr->pool), &tr->pool_cap, tr->pool_n + 1, sizeof(int32_t))) {
+                tr->oom = 1;
+                return;
+            }
+            tr->pool[tr->pool_n++] = (int32_t)tr->chg[j].word;
+        }
+        e.n_pos = tr->pool_n - e.pos;
+        if (e.count > 0) ds__tr_push(tr, e);
+        else tr->pool_n = e.pos;
+        i = j;
+    }
+    tr->chg_n = 0;
+}
+
+static uint64_t ds__pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+static void ds__tr_count(ds__trainer *tr, uint64_t pair, int64_t delta) {
+    ds__pc_slot *pc = ds__tr_pc(tr, pair);
+    if (pc) pc->count += delta;
+}
+
+/* merges (a, b) -> c throughout word wi, left to right without overlap, updating the
+   neighbouring pairs' counts */
+static void ds__tr_merge_word(ds__trainer *tr, uint32_t wi, int32_t a, int32_t b, int32_t c) {
+    ds__tw *w = &tr->w[wi];
+    int32_t i = 0, k;
+    while (i < w->n - 1) {
+        if (w->sym[i] != a || w->sym[i + 1] != b) {
+            i++;
+            continue;
+        }
+        if (i > 0) {
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], a), -w->count);
+            ds__tr_count(tr, ds__pair_key(w->sym[i - 1], c), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(w->sym[i - 1], c), wi);
+        }
+        w->sym[i] = c;
+        for (k = i + 1; k < w->n - 1; k++) w->sym[k] = w->sym[k + 1];
+        w->n--;
+        if (i < w->n - 1) {
+            ds__tr_count(tr, ds__pair_key(b, w->sym[i + 1]), -w->count);
+            ds__tr_count(tr, ds__pair_key(c, w->sym[i + 1]), w->count);
+            ds__tr_formed_add(tr, ds__pair_key(c, w->sym[i + 1]), wi);
+        }
+        i++;
+    }
+}
+
+/* the 256 byte symbols in code point order, after the special tokens */
+static ds_status ds__tr_alphabet(ds__trainer *tr, const ds_bpe_train_config *cfg, int32_t *byte_id) {
+    int i, cp;
+    for (i = 0; i < cfg->n_special; i++) {
+        const char *s = cfg->special_tokens[i];
+        if (!s || !*s) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: special token %d is empty", i);
+        if (ds__tr_find_tok(tr, s, strlen(s)) < 0) ds__tr_add_tok(tr, s, strlen(s));
+    }
+    for (cp = 0; cp < 324; cp++) {
+        char tmp[4];
+        int b = tr->pre->char_byte[cp];
+        if (b < 0) continue;
+        byte_id[b] = ds__tr_find_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+        if (byte_id[b] < 0) byte_id[b] = ds__tr_add_tok(tr, tmp, (size_t)ds__utf8_encode((uint32_t)cp, tmp));
+    }
+    return tr->oom || tr->text.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+/* words as byte symbols, and the first heap entries */
+static void ds__tr_words(ds__trainer *tr, const int32_t *byte_id) {
+    size_t i;
+    int32_t j;
+    tr->w = DS__CAST(ds__tw *, ds__calloc(tr->n_words + 1, sizeof(ds__tw)));
+    if (!tr->w) {
+        tr->oom = 1;
+        return;
+    }
+    for (i = 0; i < tr->n_words && !tr->oom; i++) {
+        const unsigned char *p = (const unsigned char *)tr->word_bytes.p + tr->word_off[i];
+        ds__tw *w = &tr->w[i];
+        w->n = (int32_t)(tr->word_off[i + 1] - tr->word_off[i]);
+        w->count = tr->word_count[i];
+        w->sym = DS__CAST(int32_t *, ds__calloc((size_t)w->n, sizeof(int32_t)));
+        if (!w->sym) {
+            tr->oom = 1;
+            return;
+        }
+        for (j = 0; j < w->n; j++) w->sym[j] = byte_id[p[j]];
+        for (j = 0; j + 1 < w->n; j++) {
+            uint64_t key = ds__pair_key(w->sym[j], w->sym[j + 1]);
+            ds__tr_count(tr, key, w->count);
+            ds__tr_formed_add(tr, key, (uint32_t)i);
+        }
+    }
+    ds__tr_push_formed(tr);
+}
+
+static void ds__tr_merges(ds__trainer *tr, const ds_bpe_train_config *cfg, size_t vocab_size) {
+    ds__buf cat;
+    memset(&cat, 0, sizeof cat);
+    while (tr->n_tok < vocab_size && tr->heap_n && !tr->oom) {
+        ds__th top = ds__tr_pop(tr);
+        ds__pc_slot *pc = ds__tr_pc(tr, top.pair);
+        int32_t a = (int32_t)(top.pair >> 32), b = (int32_t)(top.pair & 0xFFFFFFFFu), c;
+        size_t k;
+        if (!pc) break;
+        if (top.count != pc->count) {
+            top.count = pc->count;
+            ds__tr_push(tr, top);
+            continue;
+        }
+        if (top.count < 1 || (int64_t)cfg->min_frequency > top.count) break;
+        cat.n = 0;
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[a], tr->tok_off[a + 1] - tr->tok_off[a]);
+        ds__buf_put(&cat, tr->text.p + tr->tok_off[b], tr->tok_off[b + 1] - tr->tok_off[b]);
+        if (cat.oom) {
+            tr->oom = 1;
+            break;
+        }
+        if ((c = ds__tr_find_tok(tr, cat.p, cat.n)) < 0) c = ds__tr_add_tok(tr, cat.p, cat.n);
+        if (c < 0 || !ds__grow(DS__CAST(void **, &tr->merges), &tr->cap_merges, tr->n_merges + 1, sizeof *tr->merges)) {
+            tr->oom = 1;
+            break;
+        }
+        tr->merges[tr->n_merges].pair = top.pair;
+        tr->merges[tr->n_merges++].tok = c;
+        for (k = 0; k < top.n_pos; k++) ds__tr_merge_word(tr, (uint32_t)tr->pool[top.pos + k], a, b, c);
+        ds__tr_push_formed(tr);
+        if (cfg->progress && (tr->n_merges & 255) == 0) cfg->progress(cfg->user, "merges", (double)tr->n_tok / (double)vocab_size);
+    }
+    ds__buf_free(&cat);
+}
+
+static ds_status ds__tr_collect(ds__trainer *tr, const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts) {
+    ds__tok_run r;
+    int i;
+    memset(&r, 0, sizeof r);
+    r.t = tr->pre;
+    r.on_piece = ds__tr_word;
+    r.user = tr;
+    for (i = 0; i < n_texts && !tr->oom; i++) {
+        size_t len = lens ? lens[i] : strlen(texts[i]), at = 0, clean_len;
+        char *clean = NULL;
+        const char *text = texts[i];
+        if (ds__utf8_valid_prefix(text, len) < len) {
+            if (!(clean = ds__utf8_sanitize(text, len, &clean_len))) return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+            text = clean;
+            len = clean_len;
+        }
+        while (at < len && !tr->oom) {
+            const char *nl = DS__CAST(const char *, memchr(text + at, '\n', len - at));
+            size_t end = nl ? (size_t)(nl - text) + 1 : len;
+            ds__tok_segment(&r, (const unsigned char *)text + at, end - at, 1);
+            at = end;
+            if (cfg->progress && ((at >> 20) != ((at - (end - at)) >> 20))) cfg->progress(cfg->user, "words", ((double)i + (double)at / (double)len) / n_texts);
+        }
+        ds_free(clean);
+    }
+    ds__tok_run_free(&r);
+    return tr->oom || r.oom || tr->word_bytes.oom ? ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory") : DS_OK;
+}
+
+static void ds__tr_free(ds__trainer *tr) {
+    size_t i;
+    ds_tokenizer_free(tr->pre);
+    ds__buf_free(&tr->word_bytes);
+    ds_free(tr->word_off);
+    ds_free(tr->word_count);
+    ds_free(tr->word_slot);
+    for (i = 0; tr->w && i < tr->n_words; i++) ds_free(tr->w[i].sym);
+    ds_free(tr->w);
+    ds_free(tr->pc);
+    ds_free(tr->heap);
+    ds_free(tr->pool);
+    ds_free(tr->chg);
+    ds__buf_free(&tr->text);
+    ds_free(tr->tok_off);
+    ds_free(tr->tok_slot);
+    ds_free(tr->merges);
+}
+
+/* the trained vocabulary as a tokenizer: a pair merged twice keeps its last rank */
+static ds_status ds__tr_finish(ds__trainer *tr, const ds_bpe_train_config *cfg, ds_tokenizer **out) {
+    ds__tok_spec sp;
+    ds__span *tokens = DS__CAST(ds__span *, ds__calloc(tr->n_tok + 1, sizeof(ds__span)));
+    ds__span *merges = DS__CAST(ds__span *, ds__calloc(2 * tr->n_merges + 1, sizeof(ds__span)));
+    int32_t *types = DS__CAST(int32_t *, ds__calloc(tr->n_tok + 1, sizeof(int32_t)));
+    uint8_t *last = DS__CAST(uint8_t *, ds__calloc(tr->n_merges + 1, 1));
+    size_t i, j, nm = 0;
+    ds_status s;
+    if (!tokens || !merges || !types || !last) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+        goto done;
+    }
+    for (i = 0; i < tr->n_tok; i++) {
+        tokens[i].p = tr->text.p + tr->tok_off[i];
+        tokens[i].n = tr->tok_off[i + 1] - tr->tok_off[i];
+        types[i] = (int)i < cfg->n_special ? DS__TT_CONTROL : DS__TT_NORMAL;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        last[i] = 1;
+        for (j = i + 1; j < tr->n_merges && last[i]; j++)
+            if (tr->merges[j].pair == tr->merges[i].pair) last[i] = 0;
+    }
+    for (i = 0; i < tr->n_merges; i++) {
+        int32_t a = (int32_t)(tr->merges[i].pair >> 32), b = (int32_t)(tr->merges[i].pair & 0xFFFFFFFFu);
+        if (!last[i]) continue;
+        merges[2 * nm] = tokens[a];
+        merges[2 * nm + 1] = tokens[b];
+        nm++;
+    }
+    memset(&sp, 0, sizeof sp);
+    sp.model = DS__TOK_BPE;
+    sp.pre = tr->pre->pre;
+    sp.n_vocab = (int32_t)tr->n_tok;
+    sp.tokens = tokens;
+    sp.types = types;
+    sp.merges = merges;
+    sp.n_merges = (int64_t)nm;
+    sp.bos = sp.eos = sp.eot = sp.eom = sp.unk = sp.pad = -1;
+    sp.what = "bpe_train";
+    if ((s = ds__tok_build(&sp, out)) == DS_OK) ds__tok_guess_eos(*out);
+done:
+    ds_free(tokens);
+    ds_free(merges);
+    ds_free(types);
+    ds_free(last);
+    return s;
+}
+
+static int ds__pre_by_name(const char *name) {
+    int i;
+    if (!name) return DS__PRE_GPT2;
+    for (i = 0; i < DS__PRE_NONE; i++)
+        if (!strcmp(name, ds__pre_names[i])) return i;
+    return -1;
+}
+
+DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out) {
+    ds__trainer tr;
+    int32_t byte_id[256];
+    size_t vocab_size;
+    int pre;
+    ds_status s;
+    if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
+        return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
+    *out = NULL;
+    if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
+    vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
+    if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);
+    memset(&tr, 0, sizeof tr);
+    tr.pre = DS__CAST(ds_tokenizer *, ds__calloc(1, sizeof *tr.pre));
+    tr.word_mask = 1023;
+    tr.word_slot = DS__CAST(uint32_t *, ds__calloc(1024, sizeof(uint32_t)));
+    tr.pc_mask = 1023;
+    tr.pc = DS__CAST(ds__pc_slot *, ds__calloc(1024, sizeof(ds__pc_slot)));
+    tr.tok_mask = ds__pow2_slots(vocab_size + (size_t)cfg->n_special + 256) - 1;
+    tr.tok_slot = DS__CAST(uint32_t *, ds__calloc((size_t)tr.tok_mask + 1, sizeof(uint32_t)));
+    if (!tr.pre || !tr.word_slot || !tr.pc || !tr.tok_slot) {
+        ds__tr_free(&tr);
+        return ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    }
+    tr.pre->pre = pre;
+    tr.pre->model = DS__TOK_BPE;
+    ds__byte_map(tr.pre);
+    if ((s = ds__tok_unicode(tr.pre, "bpe_train")) != DS_OK || (s = ds__tr_collect(&tr, cfg, texts, lens, n_texts)) != DS_OK ||
+        (s = ds__tr_alphabet(&tr, cfg, byte_id)) != DS_OK) {
+        ds__tr_free(&tr);
+        return s;
+    }
+    ds__tr_words(&tr, byte_id);
+    ds__tr_merges(&tr, cfg, vocab_size);
+    if (tr.oom || tr.text.oom) s = ds__fail(DS_ERR_NO_MEMORY, "bpe_train: out of memory");
+    else s = ds__tr_finish(&tr, cfg, out);
+    if (cfg->progress) cfg->progress(cfg->user, "merges", 1.0);
+    ds__tr_free(&tr);
+    return s;
+}
+
 // >>model
 /* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
 typedef struct ds__mat {
@@ -6168,9 +7215,8 @@ static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const cha
     uint32_t v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     s = ds_gguf_get_u32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND && optional) return DS_OK;
-    if (s == DS_ERR_NOT_FOUND) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is missing", name);
     if (s != DS_OK || v == 0 || v > (1u << 24)) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [1, 2^24]", name);
     *out = (int)v;
     return DS_OK;
@@ -6181,8 +7227,8 @@ static ds_status ds__model_float_key(const ds_gguf *g, const char *arch, const c
     float v;
     ds_status s;
     snprintf(name, sizeof name, "%s.%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
     s = ds_gguf_get_f32(g, name, &v);
-    if (s == DS_ERR_NOT_FOUND) return DS_OK;
     if (s != DS_OK || !(v > 0) || v > 1e12f) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a positive float", name);
     *out = v;
     return DS_OK;
@@ -6300,7 +7346,7 @@ static int ds__str_has(ds_str s, const char *needle) {
 /* The chat template from tokenizer.chat_template, else from the special tokens present. */
 static int ds__model_detect_chat(const ds_model *m) {
     ds_str t;
-    if (ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
+    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
         if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
         if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
         return -1;
@@ -7174,6 +8220,7 @@ struct ds_session {
     float *q, *att;               /* (T, H*D) */
     float *k, *v;                 /* (T, Hkv*D) */
     float *gate, *up;             /* (T, F) */
+    float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
@@ -7199,11 +8246,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     return w;
 }
 
-/* one attention task's scratch: K and V blocks in f32, block scores, and for each query row
-   of a tile its running max, sum and output accumulator */
-static size_t ds__attn_stride(const ds_model_config *c) {
+/* one attention task's scratch: a K block transposed and a V block, in f32, and for each
+   query row of a tile its f16-rounded query and its scores over the context */
+static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return 2 * DS__ATTN_BLOCK * D + DS__ATTN_BLOCK + rows * (D + 2);
+    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -7217,24 +8264,27 @@ static ds_status ds__session_alloc(ds_session *s) {
         if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
     }
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
-    /* not zeroed: pages the context never reaches stay untouched, so unused context costs no RAM */
+    /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
+       or the chunk never reach stay untouched, so an unused context costs no RAM. */
     s->k_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
     s->v_cache = DS__CAST(uint16_t *, ds_alloc(cache * sizeof(uint16_t)));
-    s->x = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->xn = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->tmp = DS__CAST(float *, ds__calloc(T * C, sizeof(float)));
-    s->q = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->att = DS__CAST(float *, ds__calloc(T * QD, sizeof(float)));
-    s->k = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->v = DS__CAST(float *, ds__calloc(T * KD, sizeof(float)));
-    s->gate = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
-    s->up = DS__CAST(float *, ds__calloc(T * F, sizeof(float)));
+    s->x = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->xn = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->tmp = DS__CAST(float *, ds_alloc(T * C * sizeof(float)));
+    s->q = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->att = DS__CAST(float *, ds_alloc(T * QD * sizeof(float)));
+    s->k = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->v = DS__CAST(float *, ds_alloc(T * KD * sizeof(float)));
+    s->gate = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->up = DS__CAST(float *, ds_alloc(T * F * sizeof(float)));
+    s->rope_cs = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
+    s->rope_sn = DS__CAST(float *, ds__calloc(T * (size_t)(c->n_rot / 2), sizeof(float)));
     s->ws = ds_alloc(ds__session_ws_size(s->m, s->n_batch));
     s->n_attn_tasks = 4 * ds_pool_size(s->pool);
-    s->attn_stride = ds__attn_stride(c);
-    s->attn_scratch = DS__CAST(float *, ds__calloc((size_t)s->n_attn_tasks * s->attn_stride, sizeof(float)));
+    s->attn_stride = ds__attn_stride(c, s->n_ctx);
+    s->attn_scratch = DS__CAST(float *, ds_alloc((size_t)s->n_attn_tasks * s->attn_stride * sizeof(float)));
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
-        !s->gate || !s->up || !s->ws || !s->attn_scratch)
+        !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
     return DS_OK;
 }
@@ -7287,6 +8337,8 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->v);
     ds_free(s->gate);
     ds_free(s->up);
+    ds_free(s->rope_cs);
+    ds_free(s->rope_sn);
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s->mla_cache);
@@ -7307,76 +8359,162 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
 }
 
 /* ---- attention ------------------------------------------------------------------------------
-   Causal, grouped-query attention over the f16 cache, flash-style: keys and values are read a
-   block at a time, each query keeps a running max m, sum l and accumulator a, rescaled as the
-   max grows, so memory is O(block) whatever the context. A work item is one KV head and a tile
-   of query tokens: its G = H / Hkv query heads and tile tokens share each converted block. */
+   Causal, grouped-query attention over the f16 cache, with llama.cpp's roundings so logits
+   agree with it: queries rounded to f16 (its K.Q product runs in f16), softmax in f32, then
+   the probabilities rounded to f16 before they weigh V. That rounding needs each row's final
+   normaliser, so a row's scores are kept whole (O(n) per row, never O(n^2)) rather than folded
+   online. A work item is one KV head and a tile of query tokens: its G = H / Hkv query heads
+   and tile tokens share every K and V block converted from f16. */
 typedef struct ds__attn_job {
     ds_session *s;
     int layer, T, pos0;
 } ds__attn_job;
 
-static void ds__attn_f16_block(float *dst, const uint16_t *src, int n) {
+/* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
+#if defined(DS__X86_SIMD)
+#define DS__INFER_AVX2 __attribute__((target("avx2,fma,f16c")))
+DS__INFER_AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+DS__INFER_AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+DS__INFER_AVX2 static void ds__f16_round_f16c(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
+#define DS__INFER_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
+#else
+#define DS__INFER_F16C() 0
+#define ds__f16_to_f32_f16c(d, s, n) ((void)0)
+#define ds__f32_to_f16_f16c(d, s, n) ((void)0)
+#define ds__f16_round_f16c(x, n) ((void)0)
+#endif
+static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
     int i;
-    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+    if (DS__INFER_F16C()) ds__f16_to_f32_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f32_to_f16_f16c(dst, src, n);
+    else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+static void ds__f16_round_row(float *x, int n) {
+    int i;
+    if (DS__INFER_F16C()) ds__f16_round_f16c(x, n);
+    else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
-/* online-softmax update of one query row with the scores sc[0..n) of a block */
-static void ds__attn_row_update(float *acc, float *mx, float *sum, const float *sc, const float *vb, int n, int D) {
-    float m_new = *mx, corr;
+/* The two products of a tile, as small register-blocked GEMMs. Block scores: sc[j] =
+   scale * q . k_j for j < n, from kt, the block transposed (D rows of DS__ATTN_BLOCK keys), so
+   each query element multiplies a row of keys and no horizontal sums are needed. */
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    int j, d;
+    for (j = 0; j < n; j++) sc[j] = 0;
+    for (d = 0; d < D; d++)
+        for (j = 0; j < n; j++) sc[j] += q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j];
+    for (j = 0; j < n; j++) sc[j] *= scale;
+}
+/* o (D) += sum over j < n of p[j] * v_j, v the block's rows (DS__ATTN_BLOCK, D) */
+static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, int n) {
     int j;
-    for (j = 0; j < n; j++) m_new = DS__MAX(m_new, sc[j]);
-    corr = expf(*mx - m_new);   /* 0 on the first block, when *mx is -inf */
-    if (corr != 1.0f) {
-        for (j = 0; j < D; j++) acc[j] *= corr;
-        *sum *= corr;
+    for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
+}
+#if defined(DS__X86_SIMD)
+DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
+    __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
+    float all[DS__ATTN_BLOCK];
+    int i, d;
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_setzero_ps();
+    for (d = 0; d < D; d++) {
+        __m256 qd = _mm256_set1_ps(q[d]);
+        const float *row = kt + (size_t)d * DS__ATTN_BLOCK;
+        for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * i), acc[i]);
     }
-    for (j = 0; j < n; j++) {
-        float p = expf(sc[j] - m_new);
-        *sum += p;
-        ds__axpy_f32(acc, p, vb + (size_t)j * D, D);
+    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) _mm256_storeu_ps(all + 8 * i, _mm256_mul_ps(acc[i], sv));
+    memcpy(sc, all, (size_t)n * sizeof(float));
+}
+/* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
+DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
+    int d0, i, j;
+    for (d0 = 0; d0 < D; d0 += 64) {
+        int nv = DS__MIN(64, D - d0) / 8;
+        __m256 acc[8];
+        for (i = 0; i < nv; i++) acc[i] = _mm256_loadu_ps(o + d0 + 8 * i);
+        for (j = 0; j < n; j++) {
+            __m256 pj = _mm256_set1_ps(p[j]);
+            const float *v = vb + (size_t)j * D + d0;
+            for (i = 0; i < nv; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+        }
+        for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
     }
-    *mx = m_new;
+}
+#define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
+#else
+#define DS__INFER_FMA() 0
+#define ds__attn_scores_avx2 ds__attn_scores_ref
+#define ds__attn_pv_avx2 ds__attn_pv_ref
+#endif
+
+/* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
+static void ds__attn_softmax_f16(float *p, int n) {
+    ds__softmax(p, n);
+    ds__f16_round_row(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
-    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, t, g;
-    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA() && D % 8 == 0;
+    int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    float *kb = scratch, *vb = kb + (size_t)B * D, *sc = vb + (size_t)B * D, *acc = sc + B, *mx = acc + (size_t)rows * D, *sum = mx + rows;
+    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores */
+    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D;
     float scale = 1.0f / sqrtf((float)D);
-    for (r = 0; r < rows; r++) {
-        memset(acc + (size_t)r * D, 0, (size_t)D * sizeof(float));
-        mx[r] = -INFINITY;
-        sum[r] = 0;
-    }
-    for (j0 = 0; j0 < kend; j0 += B) {
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            r = (t - t0) * G + g;
+            memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
+            ds__f16_round_row(qh + (size_t)r * D, D);
+            memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
+        }
+    for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__attn_f16_block(kb, kc + (size_t)j0 * D, nb * D);
-        ds__attn_f16_block(vb, vc + (size_t)j0 * D, nb * D);
+        ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
+        for (j = 0; j < nb; j++)
+            for (d = 0; d < D; d++) kt[(size_t)d * B + j] = blk[(size_t)j * D + d];
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
-            if (nv <= 0) continue;
-            for (g = 0; g < G; g++) {
-                const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
-                int j;
+            for (g = 0; g < G && nv > 0; g++) {
                 r = (t - t0) * G + g;
-                for (j = 0; j < nv; j++) sc[j] = ds__dot_f32(q, kb + (size_t)j * D, D) * scale;
-                ds__attn_row_update(acc + (size_t)r * D, mx + r, sum + r, sc, vb, nv, D);
+                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
             }
         }
     }
     for (t = t0; t < t1; t++)
-        for (g = 0; g < G; g++) {
-            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, inv;
-            int d;
-            r = (t - t0) * G + g;
-            inv = 1.0f / sum[r];
-            for (d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
+    for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
+        int nb = DS__MIN(B, kend - j0);
+        ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
+        for (t = t0; t < t1; t++) {
+            int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
+            for (g = 0; g < G && nv > 0; g++) {
+                float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                r = (t - t0) * G + g;
+                if (simd) ds__attn_pv_avx2(o, sc + r * nctx + j0, blk, D, nv);
+                else ds__attn_pv_ref(o, sc + r * nctx + j0, blk, D, nv);
+            }
         }
+    }
 }
 
 /* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */
@@ -7403,63 +8541,108 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
-static void ds__store_kv(ds_session *s, int layer, int T, int pos0) {
+/* Per-token work between the matmuls, fused and split over the pool by tokens: a prefill
+   chunk of hundreds of tokens would otherwise run it on one thread. */
+typedef enum ds__tok_op {
+    DS__TOK_NORM,       /* x += tmp (when add), xn = rmsnorm(x) * w */
+    DS__TOK_QKV,        /* q, k, v biases; rope on q and k; k and v into the cache */
+    DS__TOK_SWIGLU      /* gate = silu(gate) * up */
+} ds__tok_op;
+typedef struct ds__tok_job {
+    ds_session *s;
+    const ds__layer *L;
+    ds__tok_op op;
+    const float *norm_w;
+    int add, il, T, pos0;
+} ds__tok_job;
+
+static void ds__tok_qkv(const ds__tok_job *j, int t) {
+    ds_session *s = j->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, Hkv = c->n_head_kv, t, h, d;
-    for (h = 0; h < Hkv; h++) {
-        size_t head = ((size_t)layer * Hkv + h) * (size_t)s->n_ctx * D;
-        for (t = 0; t < T; t++) {
-            uint16_t *kd = s->k_cache + head + (size_t)(pos0 + t) * D, *vd = s->v_cache + head + (size_t)(pos0 + t) * D;
-            const float *ks = s->k + ((size_t)t * Hkv + h) * D, *vs = s->v + ((size_t)t * Hkv + h) * D;
-            for (d = 0; d < D; d++) {
-                kd[d] = ds__f32_to_f16(ks[d]);
-                vd[d] = ds__f32_to_f16(vs[d]);
-            }
+    int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
+    float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
+    const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
+    if (j->L->bq) {
+        ds__axpy_f32(q, 1.0f, j->L->bq, QD);
+        ds__axpy_f32(k, 1.0f, j->L->bk, KD);
+        ds__axpy_f32(v, 1.0f, j->L->bv, KD);
+    }
+    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot, c->rope_neox, cs, sn);
+    for (h = 0; h < c->n_head_kv; h++) {
+        size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
+        ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
+        ds__f32_row_to_f16(s->v_cache + at, v + (size_t)h * D, D);
+    }
+}
+
+static void ds__tok_task(void *ctx, int i, int n) {
+    const ds__tok_job *j = DS__CAST(const ds__tok_job *, ctx);
+    ds_session *s = j->s;
+    const ds_model_config *c = &s->m->cfg;
+    int t, C = c->n_embd, F = c->n_ff;
+    for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
+        if (j->op == DS__TOK_NORM) {
+            float *x = s->x + (size_t)t * C;
+            if (j->add) ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+            ds__rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
+        } else if (j->op == DS__TOK_QKV) {
+            ds__tok_qkv(j, t);
+        } else {
+            ds__swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
         }
     }
 }
 
-static void ds__add_bias(float *y, const float *b, int T, int n) {
-    int t;
-    if (!b) return;
-    for (t = 0; t < T; t++) ds__axpy_f32(y + (size_t)t * n, 1.0f, b, n);
+static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int il, int T, int pos0, const float *norm_w, int add) {
+    ds__tok_job j;
+    int n = T < 8 ? 1 : DS__MIN(T / 4, 4 * ds_pool_size(s->pool));
+    j.s = s;
+    j.L = L;
+    j.op = op;
+    j.norm_w = norm_w;
+    j.add = add;
+    j.il = il;
+    j.T = T;
+    j.pos0 = pos0;
+    if (n == 1) ds__tok_task(&j, 0, 1);
+    else ds_pool_run(s->pool, ds__tok_task, &j, n);
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
     ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 
-/* x (T, C) += attention block of layer il over tokens at pos0.. */
-static void ds__attention_block(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+/* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
+   float recurrence (theta_{i+1} = theta_i * base^(-2/n_rot)) so the rotations agree with it to
+   the last bit; shared by every layer */
+static void ds__rope_tables(ds_session *s, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, QD = c->n_head * c->head_dim, KD = c->n_head_kv * c->head_dim, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    int half = c->n_rot / 2, t, i;
+    float step = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    for (t = 0; t < T; t++) {
+        float theta = (float)(pos0 + t);
+        for (i = 0; i < half; i++, theta *= step) {
+            s->rope_cs[(size_t)t * half + i] = cosf(theta);
+            s->rope_sn[(size_t)t * half + i] = sinf(theta);
+        }
+    }
+}
+
+/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
+   forward output still to be added (the next norm adds it) */
+static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     ds__matmul_w(s, s->q, s->xn, T, &L->wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->wv);
-    ds__add_bias(s->q, L->bq, T, QD);
-    ds__add_bias(s->k, L->bk, T, KD);
-    ds__add_bias(s->v, L->bv, T, KD);
-    for (t = 0; t < T; t++) {
-        ds__rope(s->q + (size_t)t * QD, c->n_head, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-        ds__rope(s->k + (size_t)t * KD, c->n_head_kv, c->head_dim, c->n_rot, pos0 + t, c->rope_base, c->rope_neox);
-    }
-    ds__store_kv(s, il, T, pos0);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
     ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
-}
-
-/* x (T, C) += SwiGLU feed-forward of layer L */
-static void ds__ffn_block(ds_session *s, const ds__layer *L, int T) {
-    const ds_model_config *c = &s->m->cfg;
-    int C = c->n_embd, t;
-    for (t = 0; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
     ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
-    ds__swiglu(s->gate, s->gate, s->up, T * c->n_ff);
+    ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
-    ds__axpy_f32(s->x, 1.0f, s->tmp, T * C);
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -7469,19 +8652,27 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
-    for (il = 0; il < c->n_layer; il++) {
-        if (m->dsk) {
+    ds__rope_tables(s, T, s->pos);
+    if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
+        for (il = 0; il < c->n_layer; il++)
             ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
-            continue;
+        memset(s->tmp, 0, (size_t)T * C * sizeof(float));
+    } else {
+        ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+        for (il = 0; il < c->n_layer; il++) {
+            ds__layer_forward(s, &m->layers[il], il, T, s->pos);
+            if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
         }
-        ds__attention_block(s, &m->layers[il], il, T, s->pos);
-        ds__ffn_block(s, &m->layers[il], T);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
     if (!logits) return;
     first = all ? 0 : T - 1;
-    for (t = first; t < T; t++) ds__rmsnorm(s->xn + (size_t)t * C, s->x + (size_t)t * C, m->output_norm, C, c->norm_eps);
+    for (t = first; t < T; t++) {
+        float *x = s->x + (size_t)t * C;
+        ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
+        ds__rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
+    }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
 }
 
@@ -7901,8 +9092,8 @@ DS_API ds_status ds_generator_step(ds_generator *g, int max_tokens, double max_s
         ds_status st;
         if (g->done < g->n_prompt) {
             int n = g->n_prompt - g->done;
-            if (max_seconds > 0) { /* as many tokens as the time left allows (4 to measure) */
-                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 4;
+            if (max_seconds > 0) { /* as many tokens as the time left allows (1 to measure) */
+                int fit = g->t_prefill_tok > 0 ? (int)(left / g->t_prefill_tok) : 1;
                 if (units > 0 && fit < 1) break;
                 n = DS__MIN(n, DS__MAX(fit, 1));
             }
@@ -8302,11 +9493,9 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
 }
 
 #if defined(DS__X86_SIMD)
-#define DS__AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-#define DS__AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
-#ifndef DS__AVX2   /* the kernels' definition (a superset) when both are present */
-#define DS__AVX2 __attribute__((target("avx2,fma")))
-#endif
+#define DS__TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define DS__TR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+#define DS__TR_AVX2 __attribute__((target("avx2,fma")))
 
 /* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
 #define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
@@ -8328,7 +9517,7 @@ static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int k
     } while (0)
 
 /* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
-DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     int k;
@@ -8348,7 +9537,7 @@ DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, i
 }
 
 /* the same tile with vdpbf16ps: each instruction adds two K steps */
-DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+DS__TR_AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
     const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -8370,7 +9559,7 @@ DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const flo
 }
 
 /* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
-DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
     int q;
     for (q = 0; q < 4; q++) {
         int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
@@ -8400,7 +9589,7 @@ DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int k
 }
 
 /* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
-DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     uint16_t *o = (uint16_t *)(void *)strip;
@@ -8718,7 +9907,7 @@ static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
 #if defined(DS__X86_SIMD)
-DS__AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
+DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
     __m512 s = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
@@ -8728,7 +9917,7 @@ DS__AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
     }
     return _mm512_reduce_add_ps(s);
 }
-DS__AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
+DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
     __m512 av = _mm512_set1_ps(a);
     int i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
@@ -9376,7 +10565,8 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
-        if (tr->tc.recompute) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        /* the shared activation set still holds the last layer from the forward */
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
     ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
@@ -9395,6 +10585,15 @@ DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const in
     if (!tr || !loss) return ds__fail(DS_ERR_INVALID_ARG, "trainer_loss: NULL argument");
     if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
     *loss = ds__tr_forward(tr, tokens, targets, B, T);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs) {
+    ds_status st;
+    if (!tr || !probs) return ds__fail(DS_ERR_INVALID_ARG, "trainer_next_probs: NULL argument");
+    if ((st = ds__tr_check_batch(tr, tokens, tokens, 1, T)) != DS_OK) return st;
+    ds__tr_forward(tr, tokens, tokens, 1, T);
+    memcpy(probs, tr->logits + (size_t)(T - 1) * tr->V, sizeof(float) * (size_t)tr->V);
     return DS_OK;
 }
 
@@ -9946,7 +11145,7 @@ static ds_status ds__tr_byte_vocab_kv(ds_gguf_writer *w, int V) {
         ptrs[i] = names[i];
     }
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
-    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt2");
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", ptrs, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", DS_GGUF_I32, types, (uint64_t)V);
     if (st == DS_OK) st = ds_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", ptrs, 0);
@@ -9981,7 +11180,7 @@ typedef struct ds__peak_args {
 
 #if defined(DS__X86_SIMD)
 /* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
-DS__AVX512 static double ds__peak_avx512(long iters) {
+DS__TR_AVX512 static double ds__peak_avx512(long iters) {
     /* distinct starting values: equal chains would be merged by the compiler */
     __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
     __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
@@ -10001,7 +11200,7 @@ DS__AVX512 static double ds__peak_avx512(long iters) {
     _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
     return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
 }
-DS__AVX2 static double ds__peak_avx2(long iters) {
+DS__TR_AVX2 static double ds__peak_avx2(long iters) {
     __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
     __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
     __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);

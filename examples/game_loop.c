@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     sp.n_ctx = 512;
+    sp.n_threads = 1;   /* the other cores stay the game's */
     if (ds_model_load(argv[1], NULL, &model) != DS_OK || ds_session_create(model, &sp, &session) != DS_OK) {
         fprintf(stderr, "error: %s\n", ds_last_error());
         return 1;

@@ -143,9 +143,47 @@ static double time_elementwise(int which, int reps) {
     return best / 1000 * 1e9;
 }
 
+/* every weight type on one 1536 x 1536 matrix (cache-resident: the kernels' own speed):
+   T=1 in GB/s of weights, T=64 in GFLOP/s, scalar against the best level */
+static void per_type(ds_pool *pool) {
+    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_F32};
+    enum { N = 1536, K = 1536, TP = 64 };
+    float *x = (float *)ds_alloc((size_t)TP * K * 4), *y = (float *)ds_alloc((size_t)TP * N * 4);
+    int i, j;
+    for (i = 0; i < TP * K; i++) x[i] = rndf();
+    printf("\nper weight type, %dx%d matrix (cache-resident), T=1 GB/s and T=%d GFLOP/s:\n", N, K, TP);
+    for (i = 0; i < 8; i++) {
+        mat mt;
+        void *ws = ds_alloc(ds__matmul_wsize(types[i], TP, K) + 64);
+        double res[2][2], bytes;
+        int l, T;
+        make_mat(&mt, types[i], N, K);
+        bytes = (double)ds__row_bytes(types[i], K) * N;
+        for (l = 0; l < 2; l++) {
+            ds_cpu_set_mask(l ? ~0u : 0u);
+            for (T = 0; T < 2; T++) {
+                double best = 1e30;
+                int r, reps = T ? (l ? 3 : 1) : (l ? 50 : 5);
+                for (r = 0; r < 3; r++) {
+                    double t0 = now();
+                    for (j = 0; j < reps; j++) ds__matmul(pool, y, x, T ? TP : 1, mt.w, mt.t, N, K, ws);
+                    best = DS__MIN(best, (now() - t0) / reps);
+                }
+                res[l][T] = T ? 2.0 * N * K * TP / best / 1e9 : bytes / best / 1e9;
+            }
+        }
+        printf("  %-5s T=1 scalar %6.2f GB/s  best %6.2f GB/s  %5.1fx    T=%d scalar %6.1f  best %6.1f GFLOP/s  %5.1fx\n", ds_type_name(types[i]), res[0][0], res[1][0],
+               res[1][0] / res[0][0], TP, res[0][1], res[1][1], res[1][1] / res[0][1]);
+        ds_free(mt.w);
+        ds_free(ws);
+    }
+    ds_free(x);
+    ds_free(y);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, l, i, n_mats = 0;
-    const char *only = argc > 2 ? argv[2] : "bdpe"; /* bandwidth, decode, prefill, element-wise */
+    const char *only = argc > 2 ? argv[2] : "bdpte"; /* bandwidth, decode, prefill, types, element-wise */
     ds_pool_config pc;
     ds_pool *pool;
     mat *ms = (mat *)calloc(N_LAYERS * 7 + 1, sizeof(mat));
@@ -190,6 +228,7 @@ int main(int argc, char **argv) {
         if (l == 0) { scalar_pf = fl / s; }
         printf("  %-8s %7.1f GFLOP/s  %5.1fx scalar%s\n", levels[l].name, fl / s / 1e9, fl / s / scalar_pf, l == 0 ? " (T=32)" : "");
     }
+    if (strchr(only, 't')) per_type(pool);
     printf("\nelement-wise kernels (ns per call, single thread):\n");
     for (i = 0; i < 7 && strchr(only, 'e'); i++) {
         double s0, s1;

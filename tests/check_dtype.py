@@ -178,6 +178,57 @@ def check_model():
     say("PASS", name, ", ".join(f"{k.name} x{v}" for k, v in seen.items()))
 
 
+def q8_numpy(x):
+    """x (T, K) quantized to Q8_0 / Q8_1 as ggml defines them, returned decoded, plus Q8_1's
+    f16-rounded d * sum(q) per block (written here from the format's definition)"""
+    b = x.reshape(x.shape[0], -1, 32)
+    d = np.abs(b).max(axis=-1, keepdims=True) / np.float32(127)
+    with np.errstate(divide="ignore"):
+        idv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
+    q = gq.np_roundf((b * idv).astype(np.float32))
+    d16 = d.astype(np.float16).astype(np.float64)
+    s16 = (q.sum(axis=-1, keepdims=True).astype(np.float32) * d).astype(np.float16).astype(np.float64)
+    return (q * d16).reshape(x.shape), s16[..., 0]
+
+
+def check_matmul_model():
+    """our matmul (best SIMD kernel, 2 threads) on real weights against numpy in float64"""
+    path = os.environ.get("DS_TEST_MODEL", "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    name = "kernels_matmul_model_tensors_vs_numpy"
+    if not os.path.exists(path):
+        say("SKIP", name, f"model {path} not found")
+        return
+    reader = gguf.GGUFReader(path)
+    tensors = {t.name: t for t in reader.tensors}
+    for tname, rows in (("blk.0.ffn_down.weight", None), ("blk.3.attn_k.weight", None), ("token_embd.weight", 2048)):
+        t = tensors[tname]
+        raw = np.asarray(t.data)
+        if rows:
+            raw = raw[:rows]
+        qt = t.tensor_type
+        w = gq.dequantize(raw, qt).astype(np.float64)
+        N, K = w.shape
+        x = (rng.standard_normal((5, K)) * 2).astype(np.float32)
+        x[1, ::37] *= 100
+        xd, s16 = q8_numpy(x)
+        ref = xd @ w.T
+        scale = np.abs(xd) @ np.abs(w).T
+        if qt == Q.Q4_1:  # the min term uses Q8_1's rounded block sums: m * s per block
+            m = raw.view(np.uint8).reshape(N, -1, 20)[:, :, 2:4].copy().view(np.float16)[..., 0].astype(np.float64)
+            ref += s16 @ m.T - (xd.reshape(5, -1, 32).sum(-1)) @ m.T
+        wf, xf, yf = (os.path.join(tmp, n) for n in ("w.bin", "x.bin", "y.bin"))
+        raw.tofile(wf)
+        x.tofile(xf)
+        subprocess.run([TOOL, "--matmul", qt.name, str(N), str(K), wf, xf, yf], check=True)
+        y = np.fromfile(yf, dtype=np.float32).reshape(5, N)
+        err = np.abs(y - ref) / (scale + 1e-30)
+        if err.max() > 1e-5:
+            i = np.unravel_index(err.argmax(), err.shape)
+            say("FAIL", name, f"{tname}: y{list(i)} = {y[i]:.7g}, numpy {ref[i]:.7g}")
+            return
+    say("PASS", name, "ffn_down (Q4_1), attn_k (Q4_1), token_embd (Q8_0)")
+
+
 check_f16_table()
 check_f32_to_f16()
 for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K):
@@ -185,3 +236,4 @@ for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K):
 for qt in (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K, Q.Q8_K):
     check_dequantize(qt)
 check_model()
+check_matmul_model()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The tiny random qwen2 model that build/test_qwen2_tiny writes with our GGUF writer, run by the
 live llama.cpp (llama-cpp-python): it must load there, and our top-1 must equal llama.cpp's at
-every one of the 256 positions (max |logit difference| <= 1e-3; both run in F32).
+every one of the 256 positions (max |logit difference| <= 0.02: F32 weights, f16 KV cache).
 
 The C test is run here in a temporary folder (DS_QWEN2_OUT) so the files compared are fresh.
 Prints PASS/FAIL/SKIP lines like the C tests. The file layouts are described in
@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAX_ABS_DIFF = 1e-3
+MAX_ABS_DIFF = 2e-2   # f16 KV cache on both sides (see tests/test_qwen2_tiny.c)
 
 
 def read_record(path, magic):

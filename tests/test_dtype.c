@@ -3,7 +3,8 @@
    properties. With arguments it is the helper tests/check_dtype.py drives:
        test_dtype --quantize TYPE in.f32 out.bin      (n floats -> blocks)
        test_dtype --dequantize TYPE in.bin out.f32
-       test_dtype --f16-table out.f32                  (all 65536 halves as floats) */
+       test_dtype --f16-table out.f32                  (all 65536 halves as floats)
+       test_dtype --matmul TYPE N K w.bin x.f32 y.f32  (y = x @ w^T, best kernels, 2 threads) */
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
 #include "ds_test.h"
@@ -230,6 +231,47 @@ static ds_type type_by_name(const char *s) {
         if (ds_type_block_elems((ds_type)i) && strcmp(ds_type_name((ds_type)i), s) == 0) return (ds_type)i;
     return DS_TYPE_COUNT_;
 }
+static void *read_all(const char *path, long *n) {
+    FILE *f = fopen(path, "rb");
+    void *p;
+    if (!f) return NULL;
+    *n = file_size(f);
+    p = malloc((size_t)*n + 64);
+    if (p && fread(p, 1, (size_t)*n, f) != (size_t)*n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    return p;
+}
+static int matmul_main(int argc, char **argv) {
+    ds_type ty;
+    int N, K, T;
+    long nw, nx;
+    void *w, *x, *ws;
+    float *y;
+    ds_pool *pool = NULL;
+    ds_pool_config pc;
+    FILE *out;
+    if (argc != 8 || (ty = type_by_name(argv[2])) == DS_TYPE_COUNT_) return 2;
+    N = atoi(argv[3]);
+    K = atoi(argv[4]);
+    if (!(w = read_all(argv[5], &nw)) || !(x = read_all(argv[6], &nx)) || (size_t)nw != ds__row_bytes(ty, K) * (size_t)N) return 2;
+    T = (int)(nx / 4 / K);
+    y = (float *)malloc((size_t)T * N * 4);
+    ws = ds_alloc(ds__matmul_wsize(ty, T, K) + 64);
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = 2;
+    ds_pool_create(&pc, &pool);
+    ds__matmul(pool, y, (const float *)x, T, w, ty, N, K, ws);
+    ds_pool_destroy(pool);
+    if (!(out = fopen(argv[7], "wb")) || fwrite(y, 4, (size_t)T * N, out) != (size_t)T * N) return 2;
+    free(w);
+    free(x);
+    free(y);
+    ds_free(ws);
+    return fclose(out) != 0;
+}
 static int tool_main(int argc, char **argv) {
     FILE *in = NULL, *out;
     void *src, *dst;
@@ -237,6 +279,7 @@ static int tool_main(int argc, char **argv) {
     size_t n_out, n;
     ds_type ty = DS_TYPE_F32;
     int quant = strcmp(argv[1], "--quantize") == 0, table = strcmp(argv[1], "--f16-table") == 0;
+    if (strcmp(argv[1], "--matmul") == 0) return matmul_main(argc, argv);
     if (table) {
         static float tab[65536];
         int i;

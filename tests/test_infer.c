@@ -168,8 +168,8 @@ static ds_status tiny_write(const tiny_model *m, const char *path) {
     return s;
 }
 
-/* ---- an independent reference forward (double precision, K and V rounded to f16 as the cache
-   stores them) ------------------------------------------------------------------------------- */
+/* ---- an independent reference forward: double precision, with llama.cpp's f16 roundings in
+   attention (K and V as its cache stores them, the query, and the softmax probabilities) ---- */
 static void ref_matvec(double *y, const float *w, const double *x, int rows, int cols) {
     int r, c;
     for (r = 0; r < rows; r++) {
@@ -216,6 +216,7 @@ static void ref_forward(const tiny_model *m, const int32_t *tok, int n, float *l
             ref_matvec(kc + t * KD, W("attn_k.weight"), h, KD, E);
             ref_matvec(vc + t * KD, W("attn_v.weight"), h, KD, E);
             ref_rope(q, TINY_HEAD, t);
+            for (i = 0; i < QD; i++) q[i] = ref_f16(q[i]);
             ref_rope(kc + t * KD, TINY_HEAD_KV, t);
             for (i = 0; i < KD; i++) {
                 kc[t * KD + i] = ref_f16(kc[t * KD + i]);
@@ -231,9 +232,10 @@ static void ref_forward(const tiny_model *m, const int32_t *tok, int n, float *l
                     if (sc[j] > mx) mx = sc[j];
                 }
                 for (j = 0; j <= t; j++) z += (sc[j] = exp(sc[j] - mx));
+                for (j = 0; j <= t; j++) sc[j] = ref_f16(sc[j] / z);
                 for (d = 0; d < D; d++) {
                     double a = 0;
-                    for (j = 0; j <= t; j++) a += sc[j] / z * vc[j * KD + kv * D + d];
+                    for (j = 0; j <= t; j++) a += sc[j] * vc[j * KD + kv * D + d];
                     o[hd * D + d] = a;
                 }
             }
@@ -379,7 +381,16 @@ static void check_against_reference(ds_test_ctx *t, ds_type type, float tol) {
     free(ours);
     free(ref);
 }
-static void test_forward_f32_matches_reference(ds_test_ctx *t) { check_against_reference(t, DS_TYPE_F32, 1e-3f); }
+/* F32 weights: the only loose ends are the f16 roundings, where a last-bit difference in a
+   probability before rounding moves it by one f16 step (5e-4 relative); such flips reach the
+   logits (range about 20) at up to ~2e-3. A wrong rope pairing or head mapping is off by O(1). */
+static void test_forward_f32_matches_reference(ds_test_ctx *t) { check_against_reference(t, DS_TYPE_F32, 5e-3f); }
+/* the same with every SIMD path off: the scalar attention products and conversions */
+static void test_forward_scalar_matches_reference(ds_test_ctx *t) {
+    ds_cpu_set_mask(0);
+    check_against_reference(t, DS_TYPE_F32, 5e-3f);
+    ds_cpu_set_mask(~0u);
+}
 /* Q8_0 weights: activations are quantized to 8 bits on the way into every matrix, so only
    close: within 5% of the logits' range (about 20); a miswired path is off by the whole range */
 static void test_forward_q8_0_close_to_reference(ds_test_ctx *t) { check_against_reference(t, DS_TYPE_Q8_0, 1.0f); }
@@ -592,6 +603,33 @@ static void test_generate_context_full(ds_test_ctx *t) {
     ds_model_free(m);
 }
 
+/* the cache's f16 row conversions: the F16C path gives the scalar reference's bits */
+static void test_f16_rows(ds_test_ctx *t) {
+    enum { N = 1003 };
+    static float x[N], a[N], b[N];
+    static uint16_t ha[N], hb[N];
+    int i;
+    tiny_rng = 99;
+    for (i = 0; i < N; i++) x[i] = (float)(tiny_uniform() * pow(2.0, 40.0 * tiny_uniform()));   /* subnormal to overflow */
+    x[0] = 65520.0f;   /* rounds to inf */
+    x[1] = -0.0f;
+    x[2] = 2.98023224e-08f;   /* half the smallest subnormal: ties to even, 0 */
+    ds__f32_row_to_f16(ha, x, N);
+    memcpy(a, x, sizeof x);
+    ds__f16_round_row(a, N);
+    ds_cpu_set_mask(0);
+    ds__f32_row_to_f16(hb, x, N);
+    memcpy(b, x, sizeof x);
+    ds__f16_round_row(b, N);
+    ds_cpu_set_mask(~0u);
+    DS_CHECK(t, memcmp(ha, hb, sizeof ha) == 0 && memcmp(a, b, sizeof a) == 0, "f32 -> f16 differs from the scalar path");
+    ds__f16_row_to_f32(a, ha, N);
+    ds_cpu_set_mask(0);
+    ds__f16_row_to_f32(b, ha, N);
+    ds_cpu_set_mask(~0u);
+    DS_CHECK(t, memcmp(a, b, sizeof a) == 0, "f16 -> f32 differs from the scalar path");
+}
+
 /* ---- chat templates ------------------------------------------------------------------------------ */
 static void test_chat_templates(ds_test_ctx *t) {
     ds_chat_message msgs[3] = {{"system", "Be brief."}, {"user", " Hi!\n"}, {"assistant", "Hello."}};
@@ -642,8 +680,8 @@ static void test_real_model(ds_test_ctx *t) {
     ds_model_free(m);
 }
 
-DS_TEST_MAIN(DS_T(test_tiny_config), DS_T(test_bad_tensors), DS_T(test_forward_f32_matches_reference),
+DS_TEST_MAIN(DS_T(test_tiny_config), DS_T(test_bad_tensors), DS_T(test_forward_f32_matches_reference), DS_T(test_forward_scalar_matches_reference),
              DS_T(test_forward_q8_0_close_to_reference), DS_T(test_batched_equals_one_by_one_f32),
              DS_T(test_batched_equals_one_by_one_q8_0), DS_T(test_rewind), DS_T(test_bad_inputs),
              DS_T(test_generate_stop_string), DS_T(test_generate_cancel_and_budget), DS_T(test_generate_context_full),
-             DS_T(test_chat_templates), DS_T(test_real_model))
+             DS_T(test_f16_rows), DS_T(test_chat_templates), DS_T(test_real_model))

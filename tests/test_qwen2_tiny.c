@@ -4,8 +4,9 @@
    Q, K and V, an output matrix of its own (not tied), grouped-query attention (4 query heads, 2
    KV heads), NEOX rope, and a byte-level BPE vocabulary llama.cpp accepts (the 256 byte tokens,
    63 merges, <|endoftext|>; pre-tokenizer "qwen2"). We evaluate a fixed 256-token sequence in
-   one batch and compare every position with llama.cpp's logits for the same file, committed in
-   tests/fixtures/qwen2/llama.bin by tests/make_ref_qwen2.py:
+   one batch and compare every position with llama.cpp's logits for the same file (same top-1
+   everywhere, max |logit difference| <= 0.02), committed in tests/fixtures/qwen2/llama.bin by
+   tests/make_ref_qwen2.py:
        char magic[8] = "DSQWREF1"; u64 content hash; u32 n_pos; u32 n_vocab;
        i32 tokens[n_pos]; f32 logits[n_pos * n_vocab]      (little-endian)
    The content hash (FNV-1a 64 over every tensor's bytes and the token ids, in write order)
@@ -30,7 +31,9 @@
 #define N_FF 128
 #define N_LAYER 2
 #define N_POS 256
-#define MAX_ABS_DIFF 1e-3
+/* Both sides keep K and V in f16 (llama.cpp also rounds Q and the attention weights to f16 for
+   its f16 products), so logits of std ~8 differ by a few 1e-3; top-1 margins here are >= 0.015. */
+#define MAX_ABS_DIFF 2e-2
 
 /* ---- deterministic generator ---------------------------------------------------------------- */
 #define SEED 3u   /* a seed whose top-1 margins in llama.cpp are all >= 0.015 */

@@ -9,6 +9,7 @@ static const char *tokenize_usage =
     "  --ids       the ids on one line, separated by spaces\n"
     "  --count     the number of tokens\n"
     "  --decode    the input is ids (whitespace separated): print the text they decode to\n"
+    "  --pieces    the pre-tokenizer's pieces: the end offset (bytes) of each, on one line\n"
     "  --bos       prepend BOS\n"
     "  --no-special  do not match control tokens (<|im_start|> ...) written in the text\n"
     "  --bench N   encode the input N times and report MB/s (one thread)\n"
@@ -134,6 +135,21 @@ static int tokenize_decode(const char *cmd, const ds_tokenizer *t, const char *t
     return 0;
 }
 
+static int tokenize_pieces(const char *cmd, const ds_tokenizer *t, const char *text, size_t len, int flags) {
+    size_t n = 0, k, *ends;
+    ds_status s = ds_tokenizer_split(t, text, len, flags, NULL, 0, &n);
+    if (s != DS_OK && s != DS_ERR_BOUNDS) return cli_fail(cmd, "split", s);
+    if (!(ends = (size_t *)malloc((n + 1) * sizeof(size_t)))) return cli_fail(cmd, "split", DS_ERR_NO_MEMORY);
+    if ((s = ds_tokenizer_split(t, text, len, flags, ends, n, &n)) != DS_OK) {
+        free(ends);
+        return cli_fail(cmd, "split", s);
+    }
+    for (k = 0; k < n; k++) printf(k ? " %zu" : "%zu", ends[k]);
+    printf("\n");
+    free(ends);
+    return 0;
+}
+
 static int tokenize_bench(const char *cmd, const ds_tokenizer *t, const char *text, size_t len, int flags, long reps) {
     double best = 1e30;
     size_t n = 0;
@@ -176,6 +192,8 @@ int ds_cmd_tokenize(int argc, char **argv) {
             mode = 2;
         } else if (!strcmp(a, "--decode")) {
             mode = 3;
+        } else if (!strcmp(a, "--pieces")) {
+            mode = 4;
         } else if (!strcmp(a, "--bos")) {
             flags |= DS_TOKENIZE_ADD_BOS;
         } else if (!strcmp(a, "--no-special")) {
@@ -200,6 +218,8 @@ int ds_cmd_tokenize(int argc, char **argv) {
     }
     if (mode == 3) {
         rc = tokenize_decode(cmd, t, text ? text : prompt);
+    } else if (mode == 4) {
+        rc = tokenize_pieces(cmd, t, text ? text : prompt, len, flags);
     } else if (bench) {
         rc = tokenize_bench(cmd, t, text ? text : prompt, len, flags, bench);
     } else {
