@@ -10667,19 +10667,23 @@ struct ds_train_data {
     ds__shard split[2];   /* train, validation */
 };
 
-static ds_status ds__shard_open(ds__shard *s, const char *path) {
-    ds_status st = ds_map_file(path, &s->file);
-    const uint8_t *p = s->file.data;
-    if (st != DS_OK) return st;
-    if (s->file.size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
+/* the header of a shard held in memory (data, size); `path` names it in messages */
+static ds_status ds__shard_parse(ds__shard *s, const uint8_t *p, size_t size, const char *path) {
+    if (size < DS__SHARD_HEADER || ds__get_u32(p) != DS__SHARD_MAGIC) return ds__fail(DS_ERR_FORMAT, "%s: not a token shard (bad magic)", path);
     if (ds__get_u32(p + 4) != 1) return ds__fail(DS_ERR_UNSUPPORTED, "%s: token shard version %u", path, ds__get_u32(p + 4));
     s->width = (int)ds__get_u32(p + 8);
     s->n_vocab = (int)ds__get_u32(p + 12);
     s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
     if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
-    if (s->n > (s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((s->file.size - DS__SHARD_HEADER) / (uint64_t)s->width));
+    if (s->n_vocab <= 0) return ds__fail(DS_ERR_FORMAT, "%s: vocabulary size %d", path, s->n_vocab);
+    if (s->n > (size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((size - DS__SHARD_HEADER) / (uint64_t)s->width));
     s->tok = p + DS__SHARD_HEADER;
     return DS_OK;
+}
+static ds_status ds__shard_open(ds__shard *s, const char *path) {
+    ds_status st = ds_map_file(path, &s->file);
+    if (st != DS_OK) return st;
+    return ds__shard_parse(s, s->file.data, s->file.size, path);
 }
 static uint32_t ds__shard_token(const ds__shard *s, uint64_t i) {
     const uint8_t *p = s->tok + i * (uint64_t)s->width;
@@ -10783,12 +10787,18 @@ static void ds__tr_sumsq_chunk(void *ctx, int t, int n) {
     a->partial[t] = s;
 }
 
+#if defined(DS__X86_SIMD)
+static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a);
+#endif
 /* AdamW as PyTorch does it: p *= 1 - lr wd (matrices only), p -= lr mhat / (sqrt(vhat) + eps) */
 static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, size_t i1, const ds__adam_args *a) {
     const ds_train_config *tc = &tr->tc;
     float decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
-    size_t i;
-    for (i = i0; i < i1; i++) {
+    size_t i = i0;
+#if defined(DS__X86_SIMD)
+    if (ds_cpu_features() & DS_CPU_AVX512F) i = ds__tr_adam_avx512(tr, i0, i1, decay, a);
+#endif
+    for (; i < i1; i++) {
         float g = tr->grads[i] * a->gscale, mh, vh;
         tr->m[i] = tc->beta1 * tr->m[i] + (1.0f - tc->beta1) * g;
         tr->v[i] = tc->beta2 * tr->v[i] + (1.0f - tc->beta2) * g * g;
@@ -10797,6 +10807,29 @@ static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, 
         tr->params[i] = tr->params[i] * decay - a->lr * mh / (sqrtf(vh) + tc->adam_eps);
     }
 }
+#if defined(DS__X86_SIMD)
+/* the same arithmetic as ds__tr_adam_tensor, operation for operation (so bit-identical) */
+DS__TR_AVX512 static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a) {
+    const ds_train_config *tc = &tr->tc;
+    __m512 b1 = _mm512_set1_ps(tc->beta1), b2 = _mm512_set1_ps(tc->beta2), c1 = _mm512_set1_ps(1.0f - tc->beta1);
+    __m512 c2 = _mm512_set1_ps(1.0f - tc->beta2), gs = _mm512_set1_ps(a->gscale), bc1 = _mm512_set1_ps(a->bc1);
+    __m512 bc2 = _mm512_set1_ps(a->bc2), dec = _mm512_set1_ps(decay), lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(tc->adam_eps);
+    size_t i;
+    for (i = i0; i + 16 <= i1; i += 16) {
+        __m512 g = _mm512_mul_ps(_mm512_loadu_ps(tr->grads + i), gs);
+        __m512 m = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(tr->m + i)), _mm512_mul_ps(c1, g));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(tr->v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, g), g));
+        __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(tr->params + i), dec);
+        p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(lr, mh), _mm512_add_ps(_mm512_sqrt_ps(vh), eps)));
+        _mm512_storeu_ps(tr->m + i, m);
+        _mm512_storeu_ps(tr->v + i, v);
+        _mm512_storeu_ps(tr->params + i, p);
+    }
+    return i;
+}
+#endif
+
 static void ds__tr_adam_chunk(void *ctx, int t, int n) {
     ds__adam_args *a = (ds__adam_args *)ctx;
     ds_trainer *tr = a->tr;

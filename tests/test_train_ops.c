@@ -14,13 +14,15 @@ static void fill(float *x, size_t n, double s) {
 
 /* relative error of analytic vs numeric gradients, as norms */
 static double rel_err(const float *a, const double *n, size_t len) {
-    double d = 0.0, s = 0.0;
+    double d = 0.0, s = 0.0, r;
     size_t i;
     for (i = 0; i < len; i++) {
         d += (a[i] - n[i]) * (a[i] - n[i]);
         s += n[i] * n[i];
     }
-    return sqrt(d) / (sqrt(s) + 1e-30);
+    r = sqrt(d) / (sqrt(s) + 1e-30);
+    if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  relative error %.2e over %zu values\n", r, len);
+    return r;
 }
 
 /* numeric gradient of f (a double function of the double copy of a parameter) */
@@ -240,6 +242,55 @@ static void test_embedding(ds_test_ctx *t) {
     DS_CHECK(t, rel_err(dw, expect, 15) < 1e-6, "dwte rel err %g", rel_err(dw, expect, 15));
 }
 
+
+/* ---- linear layer y = x W^T, through the trainer's precision dispatch (f32) ---- */
+enum { LN = 5, LI = 7, LO = 9 };
+typedef struct { double *x, *w, *r; } lin_ctx;
+static double lin_loss(void *p) {
+    lin_ctx *c = (lin_ctx *)p;
+    double s = 0;
+    int n, o, i;
+    for (n = 0; n < LN; n++)
+        for (o = 0; o < LO; o++) {
+            double y = 0;
+            for (i = 0; i < LI; i++) y += c->x[n * LI + i] * c->w[o * LI + i];
+            s += y * c->r[n * LO + o];
+        }
+    return s;
+}
+static void test_linear(ds_test_ctx *t) {
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_trainer *tr;
+    float x[LN * LI], w[LO * LI], r[LN * LO], y[LN * LO], dx[LN * LI], dw[LO * LI];
+    double nx[LN * LI], nw[LO * LI], e = 0;
+    lin_ctx c;
+    int n, o, i;
+    memset(&mc, 0, sizeof mc);
+    memset(&tc, 0, sizeof tc);
+    mc.n_vocab = 16; mc.n_embd = 8; mc.n_layer = 1; mc.n_head = 2;
+    tc.batch = 1; tc.seq_len = 4; tc.n_threads = 1;
+    DS_REQUIRE(t, ds_trainer_create(&mc, &tc, &tr) == DS_OK, "create: %s", ds_last_error());
+    fill(x, LN * LI, 1.0); fill(w, LO * LI, 1.0); fill(r, LN * LO, 1.0);
+    memset(dw, 0, sizeof dw);
+    c.x = to_double(x, LN * LI); c.w = to_double(w, LO * LI); c.r = to_double(r, LN * LO);
+    ds__linear_forward(tr, y, x, w, LN, LO, LI, 0);
+    for (n = 0; n < LN; n++)
+        for (o = 0; o < LO; o++) {
+            double ref = 0;
+            for (i = 0; i < LI; i++) ref += c.x[n * LI + i] * c.w[o * LI + i];
+            e = fmax(e, fabs(y[n * LO + o] - ref));
+        }
+    DS_CHECK(t, e < 1e-5, "forward differs by %g", e);
+    ds__linear_backward(tr, dx, 0, dw, r, x, w, LN, LO, LI);
+    numgrad(nx, c.x, LN * LI, lin_loss, &c);
+    numgrad(nw, c.w, LO * LI, lin_loss, &c);
+    DS_CHECK(t, rel_err(dx, nx, LN * LI) < 1e-3, "dx rel err %g", rel_err(dx, nx, LN * LI));
+    DS_CHECK(t, rel_err(dw, nw, LO * LI) < 1e-3, "dw rel err %g", rel_err(dw, nw, LO * LI));
+    free(c.x); free(c.w); free(c.r);
+    ds_trainer_free(tr);
+}
+
 /* ---- GEMM: every transpose combination, odd shapes, each SIMD path vs the naive product ---- */
 static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc) {
     float *A = (float *)malloc(sizeof(float) * M * K), *B = (float *)malloc(sizeof(float) * K * N);
@@ -255,7 +306,7 @@ static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc)
         ds__gemm(&ws, bf16, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, acc);
         for (i = 0; i < M; i++)
             for (j = 0; j < N; j++) {
-                double s = acc ? C0[i * N + j] : 0, scale = 0;
+                double s = acc ? C0[i * N + j] : 0, scale = fabs(s);
                 for (k = 0; k < K; k++) {
                     double a = ta ? A[k * M + i] : A[i * K + k], b = tb ? B[j * K + k] : B[k * N + j];
                     if (bf16) {
@@ -325,5 +376,5 @@ static void test_rounding(ds_test_ctx *t) {
     DS_CHECK(t, ds__tr_bf16_f32(ds__tr_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256, "bf16 rounds up");
 }
 
-DS_TEST_MAIN(DS_T(test_rmsnorm), DS_T(test_attention), DS_T(test_swiglu), DS_T(test_crossentropy), DS_T(test_embedding),
+DS_TEST_MAIN(DS_T(test_rmsnorm), DS_T(test_attention), DS_T(test_swiglu), DS_T(test_crossentropy), DS_T(test_embedding), DS_T(test_linear),
              DS_T(test_gemm_paths), DS_T(test_gemm_threads_deterministic), DS_T(test_rounding))
