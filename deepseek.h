@@ -8202,6 +8202,8 @@ static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tac
 static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
 static void ds__dsk_tr_after_step(ds_trainer *tr);
 static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
+static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
+static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
@@ -11041,22 +11043,26 @@ static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_mode
     uint32_t prec = 0;
     size_t i;
     memset(mc, 0, sizeof *mc);
-    strcpy(mc->arch, "llama");
+    if (ds__dsk_tr_read_model(g, path, mc, &st)) {   /* deepseek2 checkpoints (>>train:deepseek) */
+        if (st != DS_OK) return st;
+    } else {
+        strcpy(mc->arch, "llama");
 #define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
-    DS__R("llama.block_count", n_layer);
-    DS__R("llama.context_length", n_ctx);
-    DS__R("llama.embedding_length", n_embd);
-    DS__R("llama.feed_forward_length", n_ff);
-    DS__R("llama.attention.head_count", n_head);
-    DS__R("llama.attention.head_count_kv", n_head_kv);
-    DS__R("llama.attention.key_length", head_dim);
-    DS__R("llama.rope.dimension_count", n_rot);
-    DS__R("llama.vocab_size", n_vocab);
-    DS__R("llama.tied_output", tied_output);
+        DS__R("llama.block_count", n_layer);
+        DS__R("llama.context_length", n_ctx);
+        DS__R("llama.embedding_length", n_embd);
+        DS__R("llama.feed_forward_length", n_ff);
+        DS__R("llama.attention.head_count", n_head);
+        DS__R("llama.attention.head_count_kv", n_head_kv);
+        DS__R("llama.attention.key_length", head_dim);
+        DS__R("llama.rope.dimension_count", n_rot);
+        DS__R("llama.vocab_size", n_vocab);
+        DS__R("llama.tied_output", tied_output);
 #undef DS__R
-    if (st != DS_OK) return st;
-    if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
-        return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+        if (st != DS_OK) return st;
+        if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
+            return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+    }
     if (!tc) return DS_OK;
     memset(tc, 0, sizeof *tc);
     if (ds_gguf_get_u32(g, "train.cfg.precision", &prec) != DS_OK || prec > DS_PREC_FP8) return ds__fail(DS_ERR_FORMAT, "%s: not a training checkpoint (no train.cfg.precision)", path);
@@ -11099,7 +11105,7 @@ static ds_status ds__tr_load_tensors(const ds_trainer *tr, const ds_gguf *g, flo
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         gt = ds_gguf_find_tensor(g, name);
         if (!gt) return ds__fail(DS_ERR_NOT_FOUND, "%s: no tensor '%s'", path, name);
-        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
+        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] * gt->ne[2] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
             return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], expected F32 [%d, %d]", path, name, ds_type_name(gt->type), (long long)gt->ne[0], (long long)gt->ne[1], t->cols, t->rows);
         memcpy(buf + t->off, gt->data, (size_t)gt->nbytes);
     }
@@ -11135,6 +11141,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
         st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
     if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+    if (st == DS_OK) st = ds__dsk_tr_load_bias(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
     ds_gguf_close(g);
@@ -11745,6 +11752,38 @@ static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, co
         if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 1, ne, tr->dsk.bias + (size_t)l * tr->mc.n_expert)) != DS_OK) return st;
     }
     return DS_OK;
+}
+
+/* the selection biases back from a checkpoint */
+static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path) {
+    int l, E = tr->mc.n_expert;
+    for (l = 0; l < tr->L && tr->dsk.mem; l++) {
+        const ds_gguf_tensor *t;
+        char name[64];
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        snprintf(name, sizeof name, "blk.%d.exp_probs_b.bias", l);
+        t = ds_gguf_find_tensor(g, name);
+        if (!t || t->type != DS_TYPE_F32 || t->ne[0] != E || t->n_dims != 1) return ds__fail(DS_ERR_FORMAT, "%s: no F32 tensor '%s' of %d values", path, name, E);
+        memcpy(tr->dsk.bias + (size_t)l * E, t->data, (size_t)E * sizeof(float));
+    }
+    return DS_OK;
+}
+
+/* A deepseek2 checkpoint's model config: the file's metadata, the vocabulary from the
+   embedding, and the dense-attention sizes left to their defaults as a config file leaves
+   them. Returns 0 for other architectures. */
+static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st) {
+    ds_str arch;
+    const ds_gguf_tensor *emb = ds_gguf_find_tensor(g, "token_embd.weight");
+    if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK || arch.len != 9 || memcmp(arch.ptr, "deepseek2", 9)) return 0;
+    *st = ds__deepseek2_read_config(g, mc);
+    if (*st == DS_OK && (!emb || emb->ne[1] < 2 || emb->ne[1] > (1 << 24))) *st = ds__fail(DS_ERR_FORMAT, "%s: no token_embd.weight", path);
+    if (*st != DS_OK) return 1;
+    mc->n_vocab = (int)emb->ne[1];
+    mc->tied_output = ds_gguf_find_tensor(g, "output.weight") == NULL;
+    mc->n_head_kv = mc->head_dim = mc->n_rot = 0;
+    *st = ds_model_config_check(mc);
+    return 1;
 }
 
 DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {

@@ -459,6 +459,33 @@ static void check_export(ds_test_ctx *t, ds_trainer *tr, const int32_t *tok, con
     free(logits);
 }
 
+/* a checkpoint of an MLA + MoE trainer (a deepseek2 file) resumes bit-exactly, biases included */
+static void check_resume(ds_test_ctx *t, ds_trainer *tr, const ds_model_config *mc, const ds_train_config *tc, const int32_t *tok, const int32_t *tgt) {
+    const char *path = "build/deepseek_train_ckpt.gguf";
+    ds_trainer *tr2 = NULL;
+    ds_model_config mc2;
+    ds_train_config tc2;
+    ds_train_step_info info;
+    size_t n, n2;
+    int i;
+    (void)mc;
+    (void)tc;
+    DS_REQUIRE(t, ds_trainer_save_checkpoint(tr, path) == DS_OK, "save checkpoint: %s", ds_last_error());
+    DS_REQUIRE(t, ds_checkpoint_read_config(path, &mc2, &tc2) == DS_OK, "read config: %s", ds_last_error());
+    DS_CHECK(t, mc2.layers[0].attn == DS_ATTN_MLA && mc2.layers[1].ffn == DS_FFN_MOE && mc2.n_expert == 4 && mc2.gating == DS_GATING_SIGMOID && mc2.norm_topk == 1,
+             "config read back from the checkpoint");
+    DS_REQUIRE(t, ds_trainer_create(&mc2, &tc2, &tr2) == DS_OK, "create from the checkpoint's config: %s", ds_last_error());
+    DS_CHECK(t, ds_trainer_load_checkpoint(tr2, path) == DS_OK, "load checkpoint: %s", ds_last_error());
+    for (i = 0; i < 3 && !t->failed; i++) {
+        ds_trainer_step_tokens(tr, tok, tgt, &info);
+        ds_trainer_step_tokens(tr2, tok, tgt, &info);
+    }
+    DS_CHECK(t, t->failed || (ds_trainer_params(tr, &n) && ds_trainer_params(tr2, &n2) && n == n2 && !memcmp(ds_trainer_params(tr, &n), ds_trainer_params(tr2, &n2), n * sizeof(float)) &&
+                              !memcmp(tr->dsk.bias, tr2->dsk.bias, 8 * sizeof(float))),
+             "3 steps after resuming differ from 3 steps without the checkpoint");
+    ds_trainer_free(tr2);
+}
+
 /* a whole trainer with MLA and MoE layers learns a repeating sequence, its biases move, and
    the expert shares add up */
 static void trainer_with_mla_and_moe_learns(ds_test_ctx *t) {
@@ -489,6 +516,7 @@ static void trainer_with_mla_and_moe_learns(ds_test_ctx *t) {
         if (i == 0) first = info.loss;
         if (i == 4) check_export(t, tr, tok, tgt);   /* while the loss is far from 0 */
     }
+    check_resume(t, tr, &mc, &tc, tok, tgt);
     for (e = 0; e < 4; e++) bias_moved += fabsf(tr->dsk.bias[4 + e]);
     DS_CHECK(t, ds_trainer_expert_share(tr, 1, share) == 4 && ds_trainer_expert_share(tr, 0, NULL) == 0, "expert shares of the MoE layer only");
     for (e = 0; e < 4; e++) sum += share[e];
