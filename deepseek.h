@@ -26,8 +26,10 @@
        >>gguf         GGUF v3 read (validating) and write
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
+       >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward, sampler, generate, chat templates
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
+       >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
 
    ============================================================================================
    2. CONFIGURATION MACROS       (define before including the implementation)
@@ -645,6 +647,9 @@ typedef struct ds_train_config {
     int keep_checkpoints;   /* 0: 3 */
     int eval_every;         /* 0: 50 */
     int eval_batches;       /* 0: 8 */
+    /* MoE layers */
+    float moe_bias_rate;    /* auxiliary-loss-free balancing: selection-bias step per optimizer step (0: 1e-3; < 0: off) */
+    float moe_balance_alpha;/* weight of the sequence-level balance loss (0: off) */
 } ds_train_config;
 
 /* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
@@ -714,6 +719,10 @@ DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
 DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
 DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
+/* MoE layer `layer`: each expert's share of the routed choices made in forward passes since
+   the last call (share: n_expert doubles summing to 1), then starts counting anew. Returns
+   n_expert, or 0 when the layer is not MoE. */
+DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share);
 
 /* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
    as a GGUF file written atomically (temp file, fsync, rename). Loading restores all of it;
@@ -8011,7 +8020,12 @@ struct ds_model {
     ds__layer *layers;
     int chat;                                        /* a ds_chat_template, or -1 unknown */
     uint64_t weight_bytes;
+    struct ds__dsk_layer *dsk;                       /* deepseek2: MLA / MoE layers (>>deepseek), else NULL */
 };
+
+/* deepseek2 (>>deepseek) */
+static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c);
+static ds_status ds__deepseek2_load_layers(ds_model *m);
 
 /* <arch>.<key> as a positive int; absent keys keep *out when optional */
 static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
@@ -8044,8 +8058,9 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
     int key_len = 0, val_len = 0;
     memset(c, 0, sizeof *c);
     if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK) return ds__fail(DS_ERR_FORMAT, "model: general.architecture is missing");
+    if (arch.len == 9 && !memcmp(arch.ptr, "deepseek2", 9)) return ds__deepseek2_read_config(g, c);
     if (!((arch.len == 5 && !memcmp(arch.ptr, "llama", 5)) || (arch.len == 5 && !memcmp(arch.ptr, "qwen2", 5))))
-        return ds__fail(DS_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, qwen2)", (int)DS__MIN(arch.len, 64), arch.ptr);
+        return ds__fail(DS_ERR_UNSUPPORTED, "model: architecture '%.*s' is not supported (llama, qwen2, deepseek2)", (int)DS__MIN(arch.len, 64), arch.ptr);
     memcpy(c->arch, arch.ptr, arch.len);
     c->norm_eps = 1e-5f;
     c->rope_base = 10000.0f;
@@ -8178,6 +8193,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
     }
     m->layers = DS__CAST(ds__layer *, ds__calloc((size_t)c->n_layer, sizeof *m->layers));
     if (!m->layers) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+    if (!strcmp(c->arch, "deepseek2")) return ds__deepseek2_load_layers(m);
     for (il = 0; il < c->n_layer; il++) {
         c->layers[il].attn = DS_ATTN_DENSE;
         c->layers[il].ffn = DS_FFN_DENSE;
@@ -8223,6 +8239,7 @@ DS_API void ds_model_free(ds_model *m) {
     ds_tokenizer_free(m->tok);
     ds_gguf_close(m->gguf);
     ds_free(m->layers);
+    ds_free(m->dsk);
     ds_free(m);
 }
 
@@ -8236,57 +8253,49 @@ DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_
    (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
    K = n_expert_used, F = n_ff_expert, S shared experts. */
 
-/* A weight matrix of `rows` rows of `cols` elements (ggml's ne[1] x ne[0]); 3-D tensors are
-   seen as ne[2] * ne[1] rows. */
-typedef struct ds__wmat {
-    const void *data;
-    ds_type type;
-    int64_t rows, cols;
-} ds__wmat;
-
 typedef struct ds__mla_layer {
-    ds__wmat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
-    ds__wmat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
     const float *q_a_norm;        /* (Rq) */
-    ds__wmat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
     const float *kv_a_norm;       /* (R) */
-    ds__wmat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
-    ds__wmat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
-    ds__wmat wo;                  /* (C, H*Dv) */
+    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__mat wo;                  /* (C, H*Dv) */
 } ds__mla_layer;
 
 typedef struct ds__moe_layer {
-    ds__wmat gate_inp;            /* (E, C) router */
+    ds__mat gate_inp;            /* (E, C) router */
     const float *exp_bias;        /* (E) selection bias, or NULL */
-    ds__wmat gate_exps, up_exps;  /* (E*F, C) */
-    ds__wmat down_exps;           /* (E*C, F) */
-    ds__wmat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
-    ds__wmat down_sh;             /* (C, S*F) */
+    ds__mat gate_exps, up_exps;  /* (E*F, C) */
+    ds__mat down_exps;           /* (E*C, F) */
+    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__mat down_sh;             /* (C, S*F) */
 } ds__moe_layer;
 
 /* SwiGLU feed-forward weights (dense layers) */
 typedef struct ds__ffn_layer {
-    ds__wmat gate, up, down;      /* (F, C), (F, C), (C, F) */
+    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
 } ds__ffn_layer;
 
-static const void *ds__wmat_row(const ds__wmat *m, int64_t r) {
+static const void *ds__mat_row(const ds__mat *m, int64_t r) {
     return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
 }
 
 /* y (T, n) = x (T, cols) @ rows [r0, r0 + n) of m, transposed */
-static void ds__wmat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__wmat *m, int64_t r0, int n, void *ws) {
-    ds__matmul(pool, y, x, T, ds__wmat_row(m, r0), m->type, n, (int)m->cols, ws);
+static void ds__mat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__mat *m, int64_t r0, int n, void *ws) {
+    ds__matmul(pool, y, x, T, ds__mat_row(m, r0), m->type, n, (int)m->cols, ws);
 }
 
 /* y (cols) = rows [r0, r0 + n) of m, transposed, times x (n): sum_i x_i row_i. row: cols floats. */
-static void ds__wmat_mul_t(const ds__wmat *m, int64_t r0, int n, const float *x, float *y, float *row) {
+static void ds__mat_mul_t(const ds__mat *m, int64_t r0, int n, const float *x, float *y, float *row) {
     int i, C = (int)m->cols;
     memset(y, 0, (size_t)C * sizeof *y);
     for (i = 0; i < n; i++) {
         if (m->type == DS_TYPE_F32) {
-            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__wmat_row(m, r0 + i)), C);
+            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__mat_row(m, r0 + i)), C);
         } else {
-            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__wmat_row(m, r0 + i)), row, C);
+            ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__mat_row(m, r0 + i)), row, C);
             ds__axpy_f32(y, x[i], row, C);
         }
     }
@@ -8297,10 +8306,11 @@ static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_
 /* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
 static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
 
-/* softmax scale of MLA scores: YaRN's magnitude correction squared over sqrt(Dq) */
+/* softmax scale of MLA scores: YaRN's magnitude correction m = 1 + log_mul * ln(factor),
+   squared, over sqrt(Dq) (log_mul as deepseek2 files store it: 0.1 * mscale_all_dim) */
 static float ds__mla_scale(const ds_model_config *c) {
     float ms = 1.0f;
-    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + 0.1f * c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
+    if (c->rope_yarn_factor > 1.0f) ms = 1.0f + c->rope_yarn_log_mul * logf(c->rope_yarn_factor);
     return ms * ms / sqrtf((float)ds__mla_dq(c));
 }
 
@@ -8317,6 +8327,13 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
 }
 
 /* ---- scratch --------------------------------------------------------------------------------- */
+/* what one attention task needs to itself */
+typedef struct ds__mla_slot {
+    float *p;        /* (n_ctx) scores */
+    float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
+    void *ws;        /* matmul activation buffer for one row */
+} ds__mla_slot;
+
 /* Buffers of one forward call of up to T tokens over up to n_ctx cached positions. */
 typedef struct ds__dsk_scratch {
     float *q;        /* (T, H*Dq) */
@@ -8324,7 +8341,6 @@ typedef struct ds__dsk_scratch {
     float *att;      /* (T, H*Dv) */
     float *lat;      /* (n_ctx, R) latents gathered for the naive path */
     float *kv;       /* (n_ctx, H*(Dn+Dv)) decompressed keys and values (naive path) */
-    float *p;        /* (n_ctx) scores */
     float *vec;      /* (4 * max(R, C, Dn, Dv, F)) */
     float *logits;   /* (T, E) router */
     float *gw;       /* (T, K) routing weights */
@@ -8335,7 +8351,9 @@ typedef struct ds__dsk_scratch {
     float *h1, *h2;  /* (T, max(F*max(S,1), n_ff)) */
     float *yg;       /* (T, C) */
     void *ws;        /* matmul activation buffer */
-    void *mem;
+    ds__mla_slot *slots;   /* (n_slots) per attention task */
+    int n_slots;
+    void *mem, *slot_mem;
 } ds__dsk_scratch;
 
 static size_t ds__dsk_ws_bytes(int T, int K) {
@@ -8345,7 +8363,7 @@ static size_t ds__dsk_ws_bytes(int T, int K) {
     return b;
 }
 
-static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, ds__dsk_scratch *s) {
+static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
     int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
     int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
@@ -8360,7 +8378,7 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     nf[2] = (size_t)T * H * Dv;                                     /* att */
     nf[3] = naive ? (size_t)n_ctx * R : 0;                          /* lat */
     nf[4] = naive ? (size_t)n_ctx * H * (c->qk_nope_dim + Dv) : 0;  /* kv */
-    nf[5] = (size_t)n_ctx;                                          /* p */
+    nf[5] = 0;                                                      /* (scores: in the slots) */
     nf[6] = 4 * (size_t)wide;                                       /* vec */
     nf[7] = (size_t)T * E;                                          /* logits */
     nf[8] = nf[9] = nf[10] = (size_t)T * K;                         /* gw, gi, order */
@@ -8380,7 +8398,6 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     DS__TAKE(s->att, float, 2);
     DS__TAKE(s->lat, float, 3);
     DS__TAKE(s->kv, float, 4);
-    DS__TAKE(s->p, float, 5);
     DS__TAKE(s->vec, float, 6);
     DS__TAKE(s->logits, float, 7);
     DS__TAKE(s->gw, float, 8);
@@ -8393,12 +8410,27 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     DS__TAKE(s->yg, float, 15);
 #undef DS__TAKE
     s->ws = DS__CAST(void *, DS__CAST(uint8_t *, s->mem) + DS__A64(off * sizeof(float)));
+    {   /* slots: scores, vectors and a one-row matmul buffer each */
+        size_t fl = ((size_t)n_ctx + 15) / 16 * 16 + (nf[6] + 15) / 16 * 16, each = DS__A64(fl * sizeof(float)) + DS__A64(ds__dsk_ws_bytes(1, widest));
+        uint8_t *b;
+        s->n_slots = DS__MAX(n_slots, 1);
+        s->slot_mem = ds_alloc((size_t)s->n_slots * (each + sizeof(ds__mla_slot)));
+        if (!s->slot_mem) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for attention scratch");
+        b = DS__CAST(uint8_t *, s->slot_mem);
+        s->slots = DS__CAST(ds__mla_slot *, (void *)(b + (size_t)s->n_slots * each));
+        for (i = 0; i < s->n_slots; i++) {
+            s->slots[i].p = DS__CAST(float *, (void *)(b + (size_t)i * each));
+            s->slots[i].vec = s->slots[i].p + ((size_t)n_ctx + 15) / 16 * 16;
+            s->slots[i].ws = b + (size_t)i * each + DS__A64(fl * sizeof(float));
+        }
+    }
     return DS_OK;
 }
 
 static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
     ds_free(s->mem);
-    s->mem = NULL;
+    ds_free(s->slot_mem);
+    s->mem = s->slot_mem = NULL;
 }
 
 /* ---- MLA ------------------------------------------------------------------------------------- */
@@ -8406,43 +8438,71 @@ static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
 static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, ds__dsk_scratch *s) {
     int t, HDq = c->n_head * ds__mla_dq(c), Rq = c->q_lora_rank;
     if (!Rq) {
-        ds__wmat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
+        ds__mat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
         return;
     }
-    ds__wmat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
+    ds__mat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
     for (t = 0; t < T; t++) ds__rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
-    ds__wmat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+    ds__mat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+}
+
+/* RoPE of MLA queries and keys (n_heads heads, stride floats apart, the first Dr rotated):
+   plain, or YaRN when rope_yarn_factor > 1: each pair's angle blends the interpolated angle
+   (pos / factor) with the original one by a ramp over the pair index, from the pairs that turn
+   more than beta_fast = 32 times over the original context (kept) to those that turn less than
+   beta_slow = 1 time (interpolated). The magnitude correction goes into the softmax scale. */
+static void ds__mla_rope(const ds_model_config *c, float *x, int n_heads, int stride, int pos) {
+    float cs[256], sn[256];
+    int i, Dr = c->qk_rope_dim, half = DS__MIN(Dr / 2, 256);
+    double lo, hi, base = c->rope_base, pi2 = 6.283185307179586;
+    if (!(c->rope_yarn_factor > 1.0f)) {
+        ds__rope(x, n_heads, stride, Dr, pos, c->rope_base, 0);
+        return;
+    }
+    /* the pair dimension whose wavelength turns n_turns times over the original context */
+    lo = floor(Dr * log(c->rope_yarn_orig_ctx / (32.0 * pi2)) / (2.0 * log(base)));
+    hi = ceil(Dr * log(c->rope_yarn_orig_ctx / (1.0 * pi2)) / (2.0 * log(base)));
+    lo = DS__MAX(0.0, lo);
+    hi = DS__MIN(Dr - 1.0, hi);
+    for (i = 0; i < half; i++) {
+        double extrap = pos * pow(base, -2.0 * i / Dr), interp = extrap / c->rope_yarn_factor;
+        double keep = 1.0 - DS__MIN(1.0, DS__MAX(0.0, (i - lo) / DS__MAX(0.001, hi - lo)));
+        double theta = interp * (1.0 - keep) + extrap * keep;
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+    ds__rope_apply_scalar(x, n_heads, stride, 2 * half, 0, cs, sn);
 }
 
 /* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
 static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
     int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
-    ds__wmat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
+    ds__mat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
     for (t = 0; t < T; t++) {
         float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
         ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
         memcpy(dst + R, src + R, (size_t)Dr * sizeof *dst);
-        ds__rope(dst + R, 1, Dr, Dr, pos0 + t, c->rope_base, 0);
+        ds__mla_rope(c, dst + R, 1, Dr, pos0 + t);
     }
 }
 
 /* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
-static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, ds__dsk_scratch *s) {
+static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, const ds__mla_slot *s) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__wmat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
-    else ds__wmat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
+    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__mat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
+    else ds__mat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
 }
 
 static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
-    else ds__matmul(NULL, out, lat, 1, ds__wmat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
+    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
+    else ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
 }
 
 /* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
    latent space (q_lat = W_k^T q_nope), scores read the R + Dr cache floats of each position, and
    the latent mix is expanded by W_v once. out (Dv). */
-static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, row = R + Dr;
     float *q_lat = s->vec, *mix = s->vec + DS__MAX(R, Dn), scale = ds__mla_scale(c);
     ds__mla_key_absorb(c, L, h, qh, q_lat, s);
@@ -8462,57 +8522,82 @@ static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds
     int j, h, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     for (j = 0; j < n; j++) memcpy(s->lat + (size_t)j * R, cache + (size_t)j * (R + Dr), (size_t)R * sizeof(float));
     if (L->wkv_b.data) {
-        ds__wmat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
+        ds__mat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
         return;
     }
     for (j = 0; j < n; j++)
         for (h = 0; h < H; h++) {
             float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
-            ds__wmat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->vec);
-            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->ws);
+            ds__mat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->slots[0].vec);
+            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->slots[0].ws);
         }
 }
 
-static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, ds__dsk_scratch *s) {
+static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, const float *kv, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     float scale = ds__mla_scale(c);
     for (j = 0; j < n; j++) {
-        const float *kj = s->kv + ((size_t)j * H + h) * (Dn + Dv);
+        const float *kj = kv + ((size_t)j * H + h) * (Dn + Dv);
         s->p[j] = scale * (ds__dot_f32(qh, kj, Dn) + ds__dot_f32(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
     }
     ds__softmax(s->p, n);
     memset(out, 0, (size_t)Dv * sizeof *out);
-    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], s->kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+}
+
+/* one attention task: (token, head) items i, i + n, ... of the chunk */
+typedef struct ds__mla_job {
+    const ds_model_config *c;
+    const ds__mla_layer *L;
+    const float *cache;
+    int T, pos0, naive;
+    ds__dsk_scratch *s;
+} ds__mla_job;
+
+static void ds__mla_attend_task(void *ctx, int i, int n) {
+    const ds__mla_job *job = DS__CAST(const ds__mla_job *, ctx);
+    const ds_model_config *c = job->c;
+    const ds__mla_slot *slot = &job->s->slots[i];
+    int item, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    for (item = i; item < job->T * H; item += n) {
+        int t = item / H, h = item % H;
+        const float *qh = job->s->q + ((size_t)t * H + h) * Dq;
+        float *oh = job->s->att + ((size_t)t * H + h) * Dv;
+        if (job->naive) ds__mla_attend_naive(c, h, qh, job->cache, job->pos0 + t + 1, oh, job->s->kv, slot);
+        else ds__mla_attend_absorbed(c, job->L, h, qh, job->cache, job->pos0 + t + 1, oh, slot);
+    }
 }
 
 /* out (T, C) = MLA of the normed input x (T, C) of tokens at positions pos0.. pos0+T-1.
    cache (n_ctx, R + Dr) holds positions [0, pos0) and gets the new ones. naive: decompress
    keys and values instead of absorbing W_k and W_v (same result, more memory). */
 static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, int naive, float *out, ds__dsk_scratch *s) {
-    int t, h, H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim;
+    int t, H = c->n_head, Dq = ds__mla_dq(c);
+    ds__mla_job job;
     ds__mla_query(pool, c, L, x, T, s);
-    for (t = 0; t < T; t++) ds__rope(s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, c->qk_rope_dim, pos0 + t, c->rope_base, 0);
+    for (t = 0; t < T; t++) ds__mla_rope(c, s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, pos0 + t);
     ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
     if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
-    for (t = 0; t < T; t++)
-        for (h = 0; h < H; h++) {
-            const float *qh = s->q + ((size_t)t * H + h) * Dq;
-            float *oh = s->att + ((size_t)t * H + h) * Dv;
-            if (naive) ds__mla_attend_naive(c, h, qh, cache, pos0 + t + 1, oh, s);
-            else ds__mla_attend_absorbed(c, L, h, qh, cache, pos0 + t + 1, oh, s);
-        }
-    ds__wmat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
+    job.c = c;
+    job.L = L;
+    job.cache = cache;
+    job.T = T;
+    job.pos0 = pos0;
+    job.naive = naive;
+    job.s = s;
+    ds_pool_run(pool, ds__mla_attend_task, &job, DS__MIN(T * H, s->n_slots));
+    ds__mat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
 }
 
 /* ---- feed-forward ---------------------------------------------------------------------------- */
 /* y (T, C) = W_down (silu(W_gate x) * W_up x) over hidden rows [r0, r0+F) of gate/up and the
    down matrix rows [d0, d0+C). */
-static void ds__swiglu_ffn(ds_pool *pool, const ds__wmat *gate, const ds__wmat *up, const ds__wmat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
+static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up, const ds__mat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
     int t;
-    ds__wmat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
-    ds__wmat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
+    ds__mat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
+    ds__mat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
     for (t = 0; t < T; t++) ds__swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
-    ds__matmul(pool, y, s->h1, T, ds__wmat_row(down, d0), down->type, C, F, s->ws);
+    ds__matmul(pool, y, s->h1, T, ds__mat_row(down, d0), down->type, C, F, s->ws);
 }
 
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
@@ -8564,7 +8649,7 @@ static void ds__moe_route(const ds_model_config *c, const float *bias, float *lo
    each chosen expert runs one matmul over all its tokens. */
 static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, t, k, e, i;
-    ds__wmat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
+    ds__mat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
     for (t = 0; t < T; t++) ds__moe_route(c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
     if (L->gate_sh.data) ds__swiglu_ffn(pool, &L->gate_sh, &L->up_sh, &L->down_sh, 0, 0, F * c->n_expert_shared, C, x, T, out, s);
     else memset(out, 0, (size_t)T * C * sizeof *out);
@@ -8686,6 +8771,7 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds
     if (ds_gguf_get_bool(g, "deepseek2.expert_weights_norm", &norm) == DS_OK) c->norm_topk = norm != 0;
     if (ds_gguf_get_str(g, "deepseek2.rope.scaling.type", &st) == DS_OK && st.len == 4 && !memcmp(st.ptr, "yarn", 4)) {
         if ((s = ds__dsk_f32(g, "rope.scaling.factor", &c->rope_yarn_factor)) != DS_OK) return s;
+        if (c->rope_yarn_factor > 1.0f && c->rope_yarn_orig_ctx < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: YaRN scaling needs rope.scaling.original_context_length");
     }
     if (c->n_layer < 1 || c->n_layer > DS_MAX_LAYERS) return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: %d layers (1..%d)", c->n_layer, DS_MAX_LAYERS);
     if (c->n_embd < 1 || c->n_head < 1) return ds__fail(DS_ERR_FORMAT, "deepseek2: embedding_length and head_count must be positive");
@@ -8773,7 +8859,7 @@ static int ds__dsk_weight_type_ok(ds_type t) {
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
    (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */
-static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__wmat *out) {
+static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, int optional, ds__mat *out, uint64_t *bytes) {
     const ds_gguf_tensor *t = ds_gguf_find_tensor(g, name);
     memset(out, 0, sizeof *out);
     if (!t) return optional ? DS_OK : ds__fail(DS_ERR_FORMAT, "deepseek2: tensor '%s' is missing", name);
@@ -8784,8 +8870,9 @@ static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0,
         return ds__fail(DS_ERR_UNSUPPORTED, "deepseek2: tensor '%s' has type %s, which is not supported here", name, ds_type_name(t->type));
     out->data = t->data;
     out->type = t->type;
-    out->rows = ne1 * ne2;
+    out->rows = ne1 * ne2;   /* a 3-D tensor is ne[2] stacked matrices */
     out->cols = ne0;
+    *bytes += t->nbytes;
     return DS_OK;
 }
 
@@ -8796,16 +8883,17 @@ typedef struct ds__dsk_layer {
     ds__moe_layer moe;                   /* MoE layers */
 } ds__dsk_layer;
 
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L) {
+/* bytes: adds the bytes of the weights one token reads */
+static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
-    ds__wmat v;
+    ds__mat v;
     char n[96];
     ds_status s;
     memset(L, 0, sizeof *L);
 #define DS__T(dst, suffix, a, b, d, opt) \
     snprintf(n, sizeof n, "blk.%d.%s", il, suffix); \
-    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst)) != DS_OK) return s
+    if ((s = ds__dsk_tensor(g, n, a, b, d, opt, dst, bytes)) != DS_OK) return s
 #define DS__V(dst, suffix, len, opt) \
     DS__T(&v, suffix, len, 1, 1, opt); \
     dst = DS__CAST(const float *, v.data)
@@ -8835,9 +8923,15 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, con
     }
     DS__T(&L->moe.gate_inp, "ffn_gate_inp.weight", C, E, 1, 0);
     DS__V(L->moe.exp_bias, "exp_probs_b.bias", E, 1);
-    DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
-    DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
-    DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+    {   /* a token reads n_expert_used of the routed experts */
+        uint64_t *all = bytes, routed = 0;
+        bytes = &routed;
+        DS__T(&L->moe.gate_exps, "ffn_gate_exps.weight", C, F, E, 0);
+        DS__T(&L->moe.up_exps, "ffn_up_exps.weight", C, F, E, 0);
+        DS__T(&L->moe.down_exps, "ffn_down_exps.weight", F, C, E, 0);
+        bytes = all;
+        *bytes += routed / (uint64_t)E * (uint64_t)c->n_expert_used;
+    }
     if (SF) {
         DS__T(&L->moe.gate_sh, "ffn_gate_shexp.weight", C, SF, 1, 0);
         DS__T(&L->moe.up_sh, "ffn_up_shexp.weight", C, SF, 1, 0);
@@ -8846,6 +8940,24 @@ static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, con
 #undef DS__T
 #undef DS__V
     return DS_OK;
+}
+
+static ds_status ds__deepseek2_load_layers(ds_model *m) {
+    int il;
+    ds_status s;
+    m->dsk = DS__CAST(ds__dsk_layer *, ds__calloc((size_t)m->cfg.n_layer, sizeof *m->dsk));
+    if (!m->dsk) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory");
+    for (il = 0; il < m->cfg.n_layer; il++)
+        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->dsk[il], &m->weight_bytes)) != DS_OK) return s;
+    return DS_OK;
+}
+
+/* A session's compressed cache (L, n_ctx, R + Dr) and the scratch of T-token chunks. */
+static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, int n_ctx, int n_slots, float **cache, ds__dsk_scratch *s) {
+    size_t n = (size_t)c->n_layer * n_ctx * ds__mla_cache_row(c);
+    *cache = DS__CAST(float *, ds_alloc(n * sizeof(float)));
+    if (!*cache) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for a %zu-float MLA cache", n);
+    return ds__dsk_scratch_alloc(c, T, n_ctx, 0, n_slots, s);
 }
 
 /* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
@@ -8859,6 +8971,67 @@ static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_c
     else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
     for (t = 0; t < T * C; t++) x[t] += y[t];
 }
+
+/* ---- training state of these layers (functions in >>train:deepseek) ---------------------------
+   Parameters are offsets into the trainer's parameter and gradient buffers; N = B*T rows. */
+typedef struct ds__mla_tparams {
+    size_t wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wkv_b, wo;   /* wq when q_lora_rank == 0 */
+} ds__mla_tparams;
+
+/* saved forward values; the same layout holds their gradients in the backward */
+typedef struct ds__mla_tacts {
+    float *qa, *qan, *rstd_q;   /* (N, Rq) before and after its RMSNorm, (N) */
+    float *q;                   /* (N, H*Dq), RoPE applied to each head's last Dr */
+    float *kva;                 /* (N, R + Dr): the raw latent, then the roped shared key */
+    float *lat;                 /* (N, R) the raw latent, contiguous */
+    float *c, *rstd_c;          /* (N, R) normed latent, (N) */
+    float *kv;                  /* (N, H*(Dn+Dv)) decompressed keys and values */
+    float *probs;               /* (B, H, T, T) */
+    float *att;                 /* (N, H*Dv) */
+} ds__mla_tacts;
+
+typedef struct ds__moe_tparams {
+    size_t gate_inp, gate_exps, up_exps, down_exps, gate_sh, up_sh, down_sh;
+} ds__moe_tparams;
+
+typedef struct ds__moe_tacts {
+    float *probs;      /* (N, E) gate probabilities */
+    float *w;          /* (N, K) routing weights */
+    int *gi;           /* (N, K) chosen experts */
+    int *order;        /* (N*K) (token, slot) pairs sorted by expert */
+    int *count;        /* (E + 1) start of each expert's run in order */
+    float *xg;         /* (N*K, C) inputs in expert order */
+    float *g, *u, *h;  /* (N*K, F) */
+    float *y;          /* (N*K, C) expert outputs, unweighted */
+    float *sg, *su, *sh;   /* (N, S*F) shared experts */
+    float *sel;            /* (2E + 2) routing scratch */
+} ds__moe_tacts;
+
+/* what the trainer keeps for its MLA and MoE layers */
+typedef struct ds__dsk_train {
+    ds__mla_tacts dmla;   /* gradient scratch, shared by the layers */
+    ds__moe_tacts dmoe;
+    float *cs;            /* (T, Dr) RoPE table of the MLA keys */
+    float *bias;          /* (L, E) selection biases (not trained by gradients) */
+    double *load;         /* (L, E) routed choices per expert in backward passes since the last bias update */
+    double *seen;         /* (L, E) routed choices in forward passes since ds_trainer_expert_share */
+    float dscale;         /* the loss gradient's scale in this backward (loss scaling, accumulation) */
+    void *mem;
+} ds__dsk_train;
+
+struct ds__tacts;
+static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr);
+static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr);
+static ds_status ds__dsk_tr_alloc(ds_trainer *tr);
+static void ds__dsk_tr_layout(ds_trainer *tr, int l, int ffn);
+static void ds__dsk_tr_attn_forward(ds_trainer *tr, int l, struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, float *xo, int B, int T);
+static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T);
+static void ds__dsk_tr_after_step(ds_trainer *tr);
+static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
+static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
+static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
@@ -8882,6 +9055,8 @@ struct ds_session {
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
+    float *mla_cache;             /* deepseek2: (L, n_ctx, R + Dr) compressed cache (>>deepseek) */
+    ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
 };
 
 static size_t ds__session_ws_size(const ds_model *m, int T) {
@@ -8913,6 +9088,11 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
+    ds_status st;
+    if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+        cache = 1;
+        if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
+    }
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
     /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
        or the chunk never reach stay untouched, so an unused context costs no RAM. */
@@ -8991,6 +9171,8 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->rope_sn);
     ds_free(s->ws);
     ds_free(s->attn_scratch);
+    ds_free(s->mla_cache);
+    ds__dsk_scratch_free(&s->dsk);
     ds_free(s);
 }
 
@@ -9301,10 +9483,16 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
-    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
-    for (il = 0; il < c->n_layer; il++) {
-        ds__layer_forward(s, &m->layers[il], il, T, s->pos);
-        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
+    if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
+        for (il = 0; il < c->n_layer; il++)
+            ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
+        memset(s->tmp, 0, (size_t)T * C * sizeof(float));
+    } else {
+        ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+        for (il = 0; il < c->n_layer; il++) {
+            ds__layer_forward(s, &m->layers[il], il, T, s->pos);
+            if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
+        }
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
@@ -9840,6 +10028,14 @@ static const ds__cfg_key ds__cfg_keys[] = {
     DS__MK("head_dim", head_dim, DS__K_INT, 2, 4096), DS__MK("n_ff", n_ff, DS__K_INT, 1, 1 << 20),
     DS__MK("n_rot", n_rot, DS__K_INT, 2, 4096), DS__MK("norm_eps", norm_eps, DS__K_FLOAT, 1e-12, 1),
     DS__MK("rope_base", rope_base, DS__K_FLOAT, 1, 1e9), DS__MK("tied_output", tied_output, DS__K_INT, 0, 1),
+    DS__MK("q_lora_rank", q_lora_rank, DS__K_INT, 0, 1 << 16), DS__MK("kv_lora_rank", kv_lora_rank, DS__K_INT, 1, 1 << 16),
+    DS__MK("qk_nope_dim", qk_nope_dim, DS__K_INT, 1, 4096), DS__MK("qk_rope_dim", qk_rope_dim, DS__K_INT, 2, 512),
+    DS__MK("v_head_dim", v_head_dim, DS__K_INT, 1, 4096), DS__MK("n_expert", n_expert, DS__K_INT, 1, 4096),
+    DS__MK("n_expert_used", n_expert_used, DS__K_INT, 1, 4096), DS__MK("n_expert_shared", n_expert_shared, DS__K_INT, 0, 64),
+    DS__MK("n_ff_expert", n_ff_expert, DS__K_INT, 1, 1 << 20), DS__MK("n_expert_groups", n_expert_groups, DS__K_INT, 0, 4096),
+    DS__MK("n_groups_used", n_groups_used, DS__K_INT, 0, 4096), DS__MK("routed_scale", routed_scale, DS__K_FLOAT, 1e-6, 1e6),
+    DS__MK("norm_topk", norm_topk, DS__K_INT, 0, 1),
+    DS__TK("moe_bias_rate", moe_bias_rate, DS__K_FLOAT, -1, 1), DS__TK("moe_balance_alpha", moe_balance_alpha, DS__K_FLOAT, 0, 100),
     DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
     DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
     DS__TK("lr", lr, DS__K_FLOAT, 1e-12, 10), DS__TK("min_lr", min_lr, DS__K_FLOAT, -1, 1),
@@ -9859,6 +10055,7 @@ static const ds__cfg_key ds__cfg_keys[] = {
 static const char *const ds__attn_names[] = {"dense", "mla", "sda"};
 static const char *const ds__ffn_names[] = {"dense", "moe"};
 static const char *const ds__prec_names[] = {"f32", "bf16", "fp16", "fp8"};
+static const char *const ds__gating_names[] = {"softmax", "sigmoid"};
 
 static int ds__name_index(const char *v, const char *const *names, int n) {
     int i;
@@ -9922,6 +10119,12 @@ static ds_status ds__cfg_line(char *s, ds_model_config *mc, ds_train_config *tc,
     if (!strcmp(key, "arch")) {
         if (strlen(v) >= sizeof mc->arch) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: arch '%s' is too long", where, line, v);
         strcpy(mc->arch, v);
+        return DS_OK;
+    }
+    if (!strcmp(key, "gating")) {
+        int g = ds__name_index(v, ds__gating_names, 2);
+        if (g < 0) return ds__fail(DS_ERR_INVALID_ARG, "%s:%d: gating = '%s': need softmax or sigmoid", where, line, v);
+        mc->gating = (ds_gating)g;
         return DS_OK;
     }
     if (!strcmp(key, "precision")) {
@@ -10787,6 +10990,8 @@ static void ds__crossentropy_backward(ds_pool *pool, float *probs, const int32_t
 /* offsets of one dense layer's tensors in the parameter buffer */
 typedef struct ds__tlayer {
     size_t attn_norm, wq, wk, wv, wo, ffn_norm, wg, wu, wd;
+    ds__mla_tparams mla;   /* MLA layers (>>train:deepseek) */
+    ds__moe_tparams moe;   /* MoE layers */
 } ds__tlayer;
 
 /* one tensor of the parameter buffer: (rows, cols) = GGUF ne (cols, rows) */
@@ -10799,6 +11004,8 @@ typedef struct ds__ttensor {
 /* what one dense layer's backward needs from its forward */
 typedef struct ds__tacts {
     float *ln1, *rstd1, *q, *k, *v, *probs, *att, *xmid, *ln2, *rstd2, *g, *u, *h;
+    ds__mla_tacts mla;     /* MLA layers (>>train:deepseek) */
+    ds__moe_tacts moe;     /* MoE layers */
 } ds__tacts;
 
 #define DS__SCALE_HIST 16
@@ -10833,6 +11040,7 @@ struct ds_trainer {
     float amax_hist[DS__SCALE_HIST];
     float amax;          /* largest |value| rounded in this step's backward (scaled) */
     int scaling;
+    ds__dsk_train dsk;   /* MLA / MoE layers (>>train:deepseek) */
 };
 
 /* splitmix64: the trainer's one random source (init, data order) */
@@ -10868,7 +11076,8 @@ DS_API ds_status ds_model_config_check(ds_model_config *mc) {
     if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
     if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
     for (i = 0; i < mc->n_layer; i++)
-        if (mc->layers[i].attn != DS_ATTN_DENSE || mc->layers[i].ffn != DS_FFN_DENSE) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: only dense attention and dense FFN layers can be trained so far", i);
+        if (mc->layers[i].attn == DS_ATTN_SDA) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: SDA layers cannot be trained yet", i);
+    if (ds_model_config_check_deepseek(mc) != DS_OK) return DS_ERR_INVALID_ARG;
     if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
     return DS_OK;
 }
@@ -10913,14 +11122,22 @@ static void ds__tr_layout(ds_trainer *tr) {
         ds__tlayer *p = &tr->lp[l];
 #define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
         DS__T(attn_norm, "attn_norm", 1, tr->C)
-        DS__T(wq, "attn_q", tr->qd, tr->C)
-        DS__T(wk, "attn_k", tr->kvd, tr->C)
-        DS__T(wv, "attn_v", tr->kvd, tr->C)
-        DS__T(wo, "attn_output", tr->C, tr->qd)
+        if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+            ds__dsk_tr_layout(tr, l, 0);
+        } else {
+            DS__T(wq, "attn_q", tr->qd, tr->C)
+            DS__T(wk, "attn_k", tr->kvd, tr->C)
+            DS__T(wv, "attn_v", tr->kvd, tr->C)
+            DS__T(wo, "attn_output", tr->C, tr->qd)
+        }
         DS__T(ffn_norm, "ffn_norm", 1, tr->C)
-        DS__T(wg, "ffn_gate", tr->F, tr->C)
-        DS__T(wu, "ffn_up", tr->F, tr->C)
-        DS__T(wd, "ffn_down", tr->C, tr->F)
+        if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+            ds__dsk_tr_layout(tr, l, 1);
+        } else {
+            DS__T(wg, "ffn_gate", tr->F, tr->C)
+            DS__T(wu, "ffn_up", tr->F, tr->C)
+            DS__T(wd, "ffn_down", tr->C, tr->F)
+        }
 #undef DS__T
     }
     ds__tr_add_tensor(tr, "output_norm.weight", 1, tr->C, &tr->off_norm);
@@ -10950,7 +11167,8 @@ static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t ds__tr_layer_floats(const ds_trainer *tr) {
     size_t N = (size_t)tr->B * tr->T;
     return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
-           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F);
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F) +
+           ds__dsk_tr_layer_floats(tr);
 }
 
 static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
@@ -10968,6 +11186,7 @@ static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
     a->g = ds__tr_take(p, N * tr->F);
     a->u = ds__tr_take(p, N * tr->F);
     a->h = ds__tr_take(p, N * tr->F);
+    ds__dsk_tr_carve(a, p, tr);
 }
 
 static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
@@ -11028,7 +11247,7 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
     pc.n_threads = tr->tc.n_threads;
     if ((st = ds_pool_create(&pc, &tr->pool)) != DS_OK) goto fail;
     if ((st = ds__gemm_ws_init(&tr->ws, tr->pool)) != DS_OK) goto fail;
-    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 9 + 3, sizeof(ds__ttensor)));
+    tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 16 + 3, sizeof(ds__ttensor)));
     tr->lp = DS__CAST(ds__tlayer *, ds__calloc((size_t)tr->L, sizeof(ds__tlayer)));
     if (!tr->tensors || !tr->lp) {
         st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
@@ -11047,6 +11266,7 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         goto fail;
     }
     if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+    if ((st = ds__dsk_tr_alloc(tr)) != DS_OK) goto fail;
     if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
         biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
         biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
@@ -11075,6 +11295,7 @@ DS_API void ds_trainer_free(ds_trainer *tr) {
     ds_pool_destroy(tr->pool);
     ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
     ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
+    ds_free(tr->dsk.mem);
     ds_free(tr);
 }
 
@@ -11145,15 +11366,23 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
     int N = B * T;
     float *x = tr->x[l], *xo = tr->x[l + 1];
     ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
-    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
-    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
-    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
-    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
-    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
-    ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
-    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
-    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        ds__dsk_tr_attn_forward(tr, l, a, B, T);
+    } else {
+        ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+        ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+        ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+        ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+        ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+        ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+        memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+        ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    }
     ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
+        return;
+    }
     ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
@@ -11167,11 +11396,20 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T;
-    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
-    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
-    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
-    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
+    } else {
+        ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+        ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+        ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+        ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    }
     ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        ds__dsk_tr_attn_backward(tr, l, a, B, T);
+        ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
+        return;
+    }
     ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
     ds__attention_backward(tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
@@ -11201,6 +11439,7 @@ static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *t
 static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
     int l, N = B * T;
     float *G = tr->grads;
+    tr->dsk.dscale = dscale;
     ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
     ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
@@ -11568,6 +11807,7 @@ DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, c
         if (st != DS_OK) return st;
         sum += l;
     }
+    ds__dsk_tr_after_step(tr);
     return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
 }
 
@@ -11585,6 +11825,9 @@ DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step
    under train.cfg.*, so a run resumes exactly where it stopped. */
 static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
     ds_status st = DS_OK;
+    int l;
+    for (l = 0; l < mc->n_layer; l++)   /* MLA / MoE models are deepseek2 files */
+        if (mc->layers[l].attn == DS_ATTN_MLA || mc->layers[l].ffn == DS_FFN_MOE) return ds_model_config_write_deepseek2(mc, w);
 #define DS__W(call) if (st == DS_OK) st = (call)
     DS__W(ds_gguf_writer_set_str(w, "general.architecture", "llama"));
     DS__W(ds_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)mc->n_layer));
@@ -11609,13 +11852,19 @@ static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, con
     for (i = 0; i < tr->n_tensors; i++) {
         const ds__ttensor *t = &tr->tensors[i];
         char name[64];
-        int64_t ne[2];
+        int64_t ne[3];
+        int nd = t->rows == 1 ? 1 : 2;
         ne[0] = t->cols;
         ne[1] = t->rows;
+        if (strstr(t->name, "_exps.")) {   /* MoE experts: (E, rows / E, cols) */
+            ne[1] = t->rows / tr->mc.n_expert;
+            ne[2] = tr->mc.n_expert;
+            nd = 3;
+        }
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, t->rows == 1 ? 1 : 2, ne, buf + t->off)) != DS_OK) return st;
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, nd, ne, buf + t->off)) != DS_OK) return st;
     }
-    return DS_OK;
+    return ds__dsk_tr_add_bias(w, tr, prefix);
 }
 
 /* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
@@ -11672,22 +11921,26 @@ static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_mode
     uint32_t prec = 0;
     size_t i;
     memset(mc, 0, sizeof *mc);
-    strcpy(mc->arch, "llama");
+    if (ds__dsk_tr_read_model(g, path, mc, &st)) {   /* deepseek2 checkpoints (>>train:deepseek) */
+        if (st != DS_OK) return st;
+    } else {
+        strcpy(mc->arch, "llama");
 #define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
-    DS__R("llama.block_count", n_layer);
-    DS__R("llama.context_length", n_ctx);
-    DS__R("llama.embedding_length", n_embd);
-    DS__R("llama.feed_forward_length", n_ff);
-    DS__R("llama.attention.head_count", n_head);
-    DS__R("llama.attention.head_count_kv", n_head_kv);
-    DS__R("llama.attention.key_length", head_dim);
-    DS__R("llama.rope.dimension_count", n_rot);
-    DS__R("llama.vocab_size", n_vocab);
-    DS__R("llama.tied_output", tied_output);
+        DS__R("llama.block_count", n_layer);
+        DS__R("llama.context_length", n_ctx);
+        DS__R("llama.embedding_length", n_embd);
+        DS__R("llama.feed_forward_length", n_ff);
+        DS__R("llama.attention.head_count", n_head);
+        DS__R("llama.attention.head_count_kv", n_head_kv);
+        DS__R("llama.attention.key_length", head_dim);
+        DS__R("llama.rope.dimension_count", n_rot);
+        DS__R("llama.vocab_size", n_vocab);
+        DS__R("llama.tied_output", tied_output);
 #undef DS__R
-    if (st != DS_OK) return st;
-    if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
-        return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+        if (st != DS_OK) return st;
+        if (ds_gguf_get_f32(g, "llama.rope.freq_base", &mc->rope_base) != DS_OK || ds_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &mc->norm_eps) != DS_OK)
+            return ds__fail(DS_ERR_FORMAT, "%s: missing rope or norm settings", path);
+    }
     if (!tc) return DS_OK;
     memset(tc, 0, sizeof *tc);
     if (ds_gguf_get_u32(g, "train.cfg.precision", &prec) != DS_OK || prec > DS_PREC_FP8) return ds__fail(DS_ERR_FORMAT, "%s: not a training checkpoint (no train.cfg.precision)", path);
@@ -11730,7 +11983,7 @@ static ds_status ds__tr_load_tensors(const ds_trainer *tr, const ds_gguf *g, flo
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         gt = ds_gguf_find_tensor(g, name);
         if (!gt) return ds__fail(DS_ERR_NOT_FOUND, "%s: no tensor '%s'", path, name);
-        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
+        if (gt->type != DS_TYPE_F32 || gt->ne[0] != t->cols || gt->ne[1] * gt->ne[2] != t->rows || gt->nbytes != sizeof(float) * (size_t)t->rows * t->cols)
             return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is %s [%lld, %lld], expected F32 [%d, %d]", path, name, ds_type_name(gt->type), (long long)gt->ne[0], (long long)gt->ne[1], t->cols, t->rows);
         memcpy(buf + t->off, gt->data, (size_t)gt->nbytes);
     }
@@ -11766,6 +12019,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
         st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
     if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+    if (st == DS_OK) st = ds__dsk_tr_load_bias(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
     ds_gguf_close(g);
@@ -11938,6 +12192,491 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
     return total / t0 * 1e-9;
 }
 
+
+// >>train:deepseek
+/* ---- MLA and MoE layers for training ---------------------------------------------------------
+   Training runs MLA in its naive form: the latent is decompressed into per-head keys and values
+   and attended as multi-head attention, which is the form the gradients flow through (the
+   absorbed form is an inference rewrite of the same function). Shapes as in >>deepseek; N = B*T
+   rows, parameters are offsets into the trainer's parameter and gradient buffers. */
+
+
+static DS__MAYBE_UNUSED size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
+    return 2 * ds__tr_round16(N * c->q_lora_rank) + 2 * ds__tr_round16(N) + ds__tr_round16(N * H * ds__mla_dq(c)) +
+           ds__tr_round16(N * (R + c->qk_rope_dim)) + 2 * ds__tr_round16(N * R) + ds__tr_round16(N * H * (c->qk_nope_dim + c->v_head_dim)) +
+           ds__tr_round16((size_t)B * H * T * T) + ds__tr_round16(N * H * c->v_head_dim);
+}
+
+static DS__MAYBE_UNUSED void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
+    a->qa = ds__tr_take(p, N * c->q_lora_rank);
+    a->qan = ds__tr_take(p, N * c->q_lora_rank);
+    a->rstd_q = ds__tr_take(p, N);
+    a->q = ds__tr_take(p, N * H * ds__mla_dq(c));
+    a->kva = ds__tr_take(p, N * (R + c->qk_rope_dim));
+    a->lat = ds__tr_take(p, N * R);
+    a->c = ds__tr_take(p, N * R);
+    a->rstd_c = ds__tr_take(p, N);
+    a->kv = ds__tr_take(p, N * H * (c->qk_nope_dim + c->v_head_dim));
+    a->probs = ds__tr_take(p, (size_t)B * H * T * T);
+    a->att = ds__tr_take(p, N * H * c->v_head_dim);
+}
+
+typedef struct ds__mla_attn_args {
+    const ds_model_config *c;
+    const ds__mla_tacts *a;
+    ds__mla_tacts *d;   /* backward: gradients (q, kva, kv, att) */
+    int T;
+} ds__mla_attn_args;
+
+/* scores of one causal row: p[j] = softmax_j(scale * (q_nope . k_nope_j + q_pe . k_pe_j)), j <= i */
+static void ds__mla_attn_fwd_seq(void *ctx, int b, int n) {
+    const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
+    const ds_model_config *c = g->c;
+    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
+    int h, i, j, KV = Dn + Dv;
+    float scale = 1.0f / sqrtf((float)Dq);
+    (void)n;
+    for (h = 0; h < H; h++)
+        for (i = 0; i < T; i++) {
+            size_t ri = (size_t)b * T + i;
+            const float *q = g->a->q + (ri * H + h) * Dq;
+            float *p = g->a->probs + (((size_t)b * H + h) * T + i) * T, *o = g->a->att + (ri * H + h) * Dv;
+            for (j = 0; j <= i; j++) {
+                size_t rj = (size_t)b * T + j;
+                p[j] = scale * (ds__dot_f32(q, g->a->kv + (rj * H + h) * KV, Dn) + ds__dot_f32(q + Dn, g->a->kva + rj * (R + Dr) + R, Dr));
+            }
+            ds__softmax(p, i + 1);
+            memset(o, 0, (size_t)Dv * sizeof *o);
+            for (j = 0; j <= i; j++) ds__axpy_f32(o, p[j], g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+        }
+}
+
+/* d scores = p * (dp - sum p dp); gradients flow to q, k_nope, v and the shared k_pe */
+static void ds__mla_attn_bwd_seq(void *ctx, int b, int n) {
+    const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
+    const ds_model_config *c = g->c;
+    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
+    int h, i, j, KV = Dn + Dv;
+    float scale = 1.0f / sqrtf((float)Dq);
+    (void)n;
+    for (h = 0; h < H; h++)
+        for (i = 0; i < T; i++) {
+            size_t ri = (size_t)b * T + i;
+            const float *q = g->a->q + (ri * H + h) * Dq, *p = g->a->probs + (((size_t)b * H + h) * T + i) * T;
+            const float *dout = g->d->att + (ri * H + h) * Dv;
+            float *dq = g->d->q + (ri * H + h) * Dq, dot = 0.0f;
+            for (j = 0; j <= i; j++) dot += p[j] * ds__dot_f32(dout, g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+            for (j = 0; j <= i; j++) {
+                size_t rj = (size_t)b * T + j;
+                const float *kj = g->a->kv + (rj * H + h) * KV;
+                float *dkj = g->d->kv + (rj * H + h) * KV;
+                float ds = p[j] * (ds__dot_f32(dout, kj + Dn, Dv) - dot) * scale;
+                ds__axpy_f32(dkj + Dn, p[j], dout, Dv);
+                ds__axpy_f32(dq, ds, kj, Dn);
+                ds__axpy_f32(dq + Dn, ds, g->a->kva + rj * (R + Dr) + R, Dr);
+                ds__axpy_f32(dkj, ds, q, Dn);
+                ds__axpy_f32(g->d->kva + rj * (R + Dr) + R, ds, q + Dn, Dr);
+            }
+        }
+}
+
+/* y (N, C) (+= when acc) = MLA of the normed input x (N, C); cs: RoPE table (T, Dr) */
+static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
+    const float *W = tr->params;
+    int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
+    ds__mla_attn_args g;
+    if (Rq) {
+        ds__linear_forward(tr, a->qa, x, W + P->wq_a, N, Rq, C, 0);
+        ds__rmsnorm_forward(tr->pool, a->qan, a->rstd_q, a->qa, W + P->q_a_norm, N, Rq, c->norm_eps);
+        ds__linear_forward(tr, a->q, a->qan, W + P->wq_b, N, H * Dq, Rq, 0);
+    } else {
+        ds__linear_forward(tr, a->q, x, W + P->wq, N, H * Dq, C, 0);
+    }
+    ds__rope_apply(a->q + Dn, cs, N, T, H, Dq, Dr, 1.0f);
+    ds__linear_forward(tr, a->kva, x, W + P->wkv_a, N, R + Dr, C, 0);
+    ds__rope_apply(a->kva + R, cs, N, T, 1, R + Dr, Dr, 1.0f);
+    for (i = 0; i < N; i++) memcpy(a->lat + (size_t)i * R, a->kva + (size_t)i * (R + Dr), (size_t)R * sizeof(float));
+    ds__rmsnorm_forward(tr->pool, a->c, a->rstd_c, a->lat, W + P->kv_a_norm, N, R, c->norm_eps);
+    ds__linear_forward(tr, a->kv, a->c, W + P->wkv_b, N, H * (Dn + Dv), R, 0);
+    g.c = c;
+    g.a = a;
+    g.d = NULL;
+    g.T = T;
+    ds_pool_run(tr->pool, ds__mla_attn_fwd_seq, &g, B);
+    ds__linear_forward(tr, y, a->att, W + P->wo, N, C, H * Dv, acc);
+}
+
+/* dx (N, C) += gradient of the input from dy (N, C); parameter gradients are added to tr->grads.
+   d: scratch of the saved values' shape (its contents are overwritten). */
+static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
+    int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
+    ds__mla_attn_args g;
+    ds__linear_backward(tr, d->att, 0, G + P->wo, dy, a->att, W + P->wo, N, C, H * Dv);
+    memset(d->q, 0, sizeof(float) * (size_t)N * H * Dq);
+    memset(d->kv, 0, sizeof(float) * (size_t)N * H * (Dn + Dv));
+    memset(d->kva, 0, sizeof(float) * (size_t)N * (R + Dr));
+    g.c = c;
+    g.a = a;
+    g.d = d;
+    g.T = T;
+    ds_pool_run(tr->pool, ds__mla_attn_bwd_seq, &g, B);
+    ds__linear_backward(tr, d->c, 0, G + P->wkv_b, d->kv, a->c, W + P->wkv_b, N, H * (Dn + Dv), R);
+    memset(d->lat, 0, sizeof(float) * (size_t)N * R);
+    ds__rmsnorm_backward(tr->pool, d->lat, G + P->kv_a_norm, d->c, a->lat, W + P->kv_a_norm, a->rstd_c, N, R);
+    for (i = 0; i < N; i++) memcpy(d->kva + (size_t)i * (R + Dr), d->lat + (size_t)i * R, (size_t)R * sizeof(float));
+    ds__rope_apply(d->kva + R, cs, N, T, 1, R + Dr, Dr, -1.0f);
+    ds__linear_backward(tr, dx, 1, G + P->wkv_a, d->kva, x, W + P->wkv_a, N, R + Dr, C);
+    ds__rope_apply(d->q + Dn, cs, N, T, H, Dq, Dr, -1.0f);
+    if (Rq) {
+        ds__linear_backward(tr, d->qan, 0, G + P->wq_b, d->q, a->qan, W + P->wq_b, N, H * Dq, Rq);
+        memset(d->qa, 0, sizeof(float) * (size_t)N * Rq);
+        ds__rmsnorm_backward(tr->pool, d->qa, G + P->q_a_norm, d->qan, a->qa, W + P->q_a_norm, a->rstd_q, N, Rq);
+        ds__linear_backward(tr, dx, 1, G + P->wq_a, d->qa, x, W + P->wq_a, N, Rq, C);
+    } else {
+        ds__linear_backward(tr, dx, 1, G + P->wq, d->q, x, W + P->wq, N, H * Dq, C);
+    }
+}
+
+/* ---- MoE for training ------------------------------------------------------------------------
+   Routing as in inference (ds__moe_route); the chosen experts' weights are differentiable
+   functions of the router probabilities, so the router learns through them. The selection
+   bias is not a parameter: ds__moe_bias_update moves it against each expert's load after a
+   step (auxiliary-loss-free balancing). An optional sequence-level balance loss
+   alpha * sum_e f_e * P_e (f_e: the expert's share of a sequence's choices times E / K, P_e: its
+   mean normalised affinity) adds its gradient to the router. */
+
+
+static DS__MAYBE_UNUSED size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
+    return ds__tr_round16(N * E) + 3 * ds__tr_round16(N * K) + ds__tr_round16(E + 1) + 2 * ds__tr_round16(N * K * c->n_embd) +
+           3 * ds__tr_round16(N * K * F) + 3 * ds__tr_round16(N * SF) + ds__tr_round16(2 * E + 2);
+}
+
+static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+    size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
+    a->probs = ds__tr_take(p, N * E);
+    a->w = ds__tr_take(p, N * K);
+    a->gi = DS__CAST(int *, (void *)ds__tr_take(p, N * K));
+    a->order = DS__CAST(int *, (void *)ds__tr_take(p, N * K));
+    a->count = DS__CAST(int *, (void *)ds__tr_take(p, E + 1));
+    a->xg = ds__tr_take(p, N * K * c->n_embd);
+    a->y = ds__tr_take(p, N * K * c->n_embd);
+    a->g = ds__tr_take(p, N * K * F);
+    a->u = ds__tr_take(p, N * K * F);
+    a->h = ds__tr_take(p, N * K * F);
+    a->sg = ds__tr_take(p, N * SF);
+    a->su = ds__tr_take(p, N * SF);
+    a->sh = ds__tr_take(p, N * SF);
+    a->sel = ds__tr_take(p, 2 * E + 2);
+}
+
+/* y (N, C) (+= when acc) = routed + shared experts of x (N, C); bias: the selection bias or NULL */
+static DS__MAYBE_UNUSED void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
+    const float *W = tr->params;
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e;
+    ds__linear_forward(tr, a->probs, x, W + P->gate_inp, N, E, C, 0);
+    for (i = 0; i < N; i++) ds__moe_route(c, bias, a->probs + (size_t)i * E, a->gi + (size_t)i * K, a->w + (size_t)i * K, a->sel);
+    memset(a->count, 0, (size_t)(E + 1) * sizeof *a->count);
+    for (i = 0; i < N * K; i++) a->count[a->gi[i] + 1]++;
+    for (e = 0; e < E; e++) a->count[e + 1] += a->count[e];
+    for (i = 0; i < N * K; i++) a->order[a->count[a->gi[i]]++] = i;
+    for (e = E; e > 0; e--) a->count[e] = a->count[e - 1];
+    a->count[0] = 0;
+    for (i = 0; i < N * K; i++) memcpy(a->xg + (size_t)i * C, x + (size_t)(a->order[i] / K) * C, (size_t)C * sizeof(float));
+    for (e = 0; e < E; e++) {
+        int r0 = a->count[e], n = a->count[e + 1] - r0;
+        if (!n) continue;
+        ds__linear_forward(tr, a->g + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->gate_exps + (size_t)e * F * C, n, F, C, 0);
+        ds__linear_forward(tr, a->u + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->up_exps + (size_t)e * F * C, n, F, C, 0);
+        ds__swiglu_forward(tr->pool, a->h + (size_t)r0 * F, a->g + (size_t)r0 * F, a->u + (size_t)r0 * F, (size_t)n * F);
+        ds__linear_forward(tr, a->y + (size_t)r0 * C, a->h + (size_t)r0 * F, W + P->down_exps + (size_t)e * C * F, n, C, F, 0);
+    }
+    if (SF) {
+        ds__linear_forward(tr, a->sg, x, W + P->gate_sh, N, SF, C, 0);
+        ds__linear_forward(tr, a->su, x, W + P->up_sh, N, SF, C, 0);
+        ds__swiglu_forward(tr->pool, a->sh, a->sg, a->su, (size_t)N * SF);
+        ds__linear_forward(tr, y, a->sh, W + P->down_sh, N, C, SF, acc);
+    } else if (!acc) {
+        memset(y, 0, sizeof(float) * (size_t)N * C);
+    }
+    for (i = 0; i < N * K; i++) {
+        int slot = a->order[i];
+        ds__axpy_f32(y + (size_t)(slot / K) * C, a->w[slot], a->y + (size_t)i * C, C);
+    }
+}
+
+/* dp (E) += gradient of the sequence balance loss for one token's probabilities p (E), given
+   the sequence's f (E) and T; softmax probabilities are already normalised, sigmoid ones are
+   normalised over the experts first. Returns the token's share of the loss. */
+static float ds__moe_balance_grad(const ds_model_config *c, const float *p, const float *f, int T, float alpha, float *dp) {
+    int E = c->n_expert, e;
+    float sum = 0.0f, loss = 0.0f, dot = 0.0f;
+    for (e = 0; e < E; e++) sum += p[e];
+    if (c->gating != DS_GATING_SIGMOID) sum = 1.0f;
+    for (e = 0; e < E; e++) {
+        loss += alpha * f[e] * p[e] / sum / (float)T;
+        dot += alpha * f[e] / (float)T * p[e] / sum;
+    }
+    for (e = 0; e < E; e++) dp[e] += c->gating == DS_GATING_SIGMOID ? (alpha * f[e] / (float)T - dot) / sum : alpha * f[e] / (float)T;
+    return loss;
+}
+
+/* dx (N, C) += input gradient from dy (N, C); parameter gradients added to tr->grads.
+   d: scratch of the saved values' shape. alpha > 0 adds the sequence balance loss over
+   sequences of T tokens; returns that loss (mean over sequences). */
+static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
+    const float *W = tr->params;
+    float *G = tr->grads, scale = c->routed_scale > 0.0f ? c->routed_scale : 1.0f, bal = 0.0f;
+    int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e, k;
+    float *f = d->sel;
+    /* d->y: gradient of each expert output row (weighted); d->w: of the routing weights */
+    for (i = 0; i < N * K; i++) {
+        int slot = a->order[i];
+        const float *g = dy + (size_t)(slot / K) * C;
+        d->w[slot] = ds__dot_f32(g, a->y + (size_t)i * C, C);
+        memset(d->y + (size_t)i * C, 0, (size_t)C * sizeof(float));
+        ds__axpy_f32(d->y + (size_t)i * C, a->w[slot], g, C);
+    }
+    memset(d->xg, 0, sizeof(float) * (size_t)N * K * C);
+    for (e = 0; e < E; e++) {
+        int r0 = a->count[e], n = a->count[e + 1] - r0;
+        if (!n) continue;
+        ds__linear_backward(tr, d->h + (size_t)r0 * F, 0, G + P->down_exps + (size_t)e * C * F, d->y + (size_t)r0 * C, a->h + (size_t)r0 * F, W + P->down_exps + (size_t)e * C * F, n, C, F);
+        ds__swiglu_backward(tr->pool, d->g + (size_t)r0 * F, d->u + (size_t)r0 * F, d->h + (size_t)r0 * F, a->g + (size_t)r0 * F, a->u + (size_t)r0 * F, (size_t)n * F);
+        ds__linear_backward(tr, d->xg + (size_t)r0 * C, 0, G + P->gate_exps + (size_t)e * F * C, d->g + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->gate_exps + (size_t)e * F * C, n, F, C);
+        ds__linear_backward(tr, d->xg + (size_t)r0 * C, 1, G + P->up_exps + (size_t)e * F * C, d->u + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->up_exps + (size_t)e * F * C, n, F, C);
+    }
+    for (i = 0; i < N * K; i++) ds__axpy_f32(dx + (size_t)(a->order[i] / K) * C, 1.0f, d->xg + (size_t)i * C, C);
+    if (SF) {
+        ds__linear_backward(tr, d->sh, 0, G + P->down_sh, dy, a->sh, W + P->down_sh, N, C, SF);
+        ds__swiglu_backward(tr->pool, d->sg, d->su, d->sh, a->sg, a->su, (size_t)N * SF);
+        ds__linear_backward(tr, dx, 1, G + P->gate_sh, d->sg, x, W + P->gate_sh, N, SF, C);
+        ds__linear_backward(tr, dx, 1, G + P->up_sh, d->su, x, W + P->up_sh, N, SF, C);
+    }
+    /* routing weights w_k = scale * p_k (/ S, S = sum of the chosen p) -> probabilities -> logits */
+    memset(d->probs, 0, sizeof(float) * (size_t)N * E);
+    for (i = 0; i < N; i++) {
+        const float *p = a->probs + (size_t)i * E, *dw = d->w + (size_t)i * K;
+        const int *gi = a->gi + (size_t)i * K;
+        float *dp = d->probs + (size_t)i * E, S = 0.0f, dot = 0.0f;
+        for (k = 0; k < K; k++) S += p[gi[k]];
+        for (k = 0; k < K; k++) dot += dw[k] * p[gi[k]];
+        for (k = 0; k < K; k++) dp[gi[k]] += c->norm_topk ? scale * (dw[k] / S - dot / (S * S)) : scale * dw[k];
+    }
+    if (alpha > 0.0f) {
+        int b, nb = N / T;
+        for (b = 0; b < nb; b++) {
+            memset(f, 0, (size_t)E * sizeof *f);
+            for (i = b * T; i < (b + 1) * T; i++)
+                for (k = 0; k < K; k++) f[a->gi[(size_t)i * K + k]] += (float)E / ((float)K * T);
+            /* the mean over sequences: each sequence's loss weighs 1 / nb */
+            for (i = b * T; i < (b + 1) * T; i++) bal += ds__moe_balance_grad(c, a->probs + (size_t)i * E, f, T, alpha / (float)nb, d->probs + (size_t)i * E);
+        }
+    }
+    for (i = 0; i < N; i++) {
+        const float *p = a->probs + (size_t)i * E;
+        float *dl = d->probs + (size_t)i * E, dot = 0.0f;
+        if (c->gating == DS_GATING_SIGMOID) {
+            for (e = 0; e < E; e++) dl[e] *= p[e] * (1.0f - p[e]);
+            continue;
+        }
+        for (e = 0; e < E; e++) dot += p[e] * dl[e];
+        for (e = 0; e < E; e++) dl[e] = p[e] * (dl[e] - dot);
+    }
+    ds__linear_backward(tr, dx, 1, G + P->gate_inp, d->probs, x, W + P->gate_inp, N, E, C);
+    return bal;
+}
+
+/* Auxiliary-loss-free balancing: after a step, each expert's selection bias moves by rate
+   toward balance: up when it took fewer than the mean of the choices (load, E counts), down
+   when more. */
+static void ds__moe_bias_update(const double *load, float *bias, int E, float rate) {
+    int e;
+    double mean = 0.0;
+    for (e = 0; e < E; e++) mean += load[e] / E;
+    for (e = 0; e < E; e++) bias[e] += load[e] < mean ? rate : load[e] > mean ? -rate : 0.0f;
+}
+
+/* ---- the trainer's MLA and MoE layers --------------------------------------------------------- */
+static int ds__dsk_tr_has(const ds_trainer *tr, int moe) {
+    int l;
+    for (l = 0; l < tr->L; l++)
+        if (moe ? tr->mc.layers[l].ffn == DS_FFN_MOE : tr->mc.layers[l].attn == DS_ATTN_MLA) return 1;
+    return 0;
+}
+
+static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr) {
+    return (ds__dsk_tr_has(tr, 0) ? ds__mla_tacts_floats(&tr->mc, tr->B, tr->T) : 0) + (ds__dsk_tr_has(tr, 1) ? ds__moe_tacts_floats(&tr->mc, tr->B, tr->T) : 0);
+}
+
+static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr) {
+    if (ds__dsk_tr_has(tr, 0)) ds__mla_tacts_carve(&a->mla, p, &tr->mc, tr->B, tr->T);
+    if (ds__dsk_tr_has(tr, 1)) ds__moe_tacts_carve(&a->moe, p, &tr->mc, tr->B, tr->T);
+}
+
+/* gradient scratch, the MLA RoPE table, selection biases and load counters */
+static ds_status ds__dsk_tr_alloc(ds_trainer *tr) {
+    ds__dsk_train *d = &tr->dsk;
+    const ds_model_config *c = &tr->mc;
+    size_t E = (size_t)DS__MAX(c->n_expert, 1), L = (size_t)tr->L, n = ds__dsk_tr_layer_floats(tr) + ds__tr_round16((size_t)tr->T * c->qk_rope_dim) + ds__tr_round16(L * E) + 4 * L * E + 16;
+    float *p;
+    if (!ds__dsk_tr_has(tr, 0) && !ds__dsk_tr_has(tr, 1)) return DS_OK;
+    if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) return ds__fail(DS_ERR_UNSUPPORTED, "train: MLA and MoE layers train in f32 or bf16");
+    d->mem = ds__calloc(n, sizeof(float));
+    if (!d->mem) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for the MLA / MoE buffers");
+    p = DS__CAST(float *, d->mem);
+    if (ds__dsk_tr_has(tr, 0)) ds__mla_tacts_carve(&d->dmla, &p, c, tr->B, tr->T);
+    if (ds__dsk_tr_has(tr, 1)) ds__moe_tacts_carve(&d->dmoe, &p, c, tr->B, tr->T);
+    d->cs = ds__tr_take(&p, (size_t)tr->T * c->qk_rope_dim);
+    d->bias = ds__tr_take(&p, L * E);
+    d->load = DS__CAST(double *, (void *)p);
+    d->seen = d->load + L * E;
+    if (ds__dsk_tr_has(tr, 0)) ds__rope_table(d->cs, tr->T, c->qk_rope_dim, c->rope_base);
+    return DS_OK;
+}
+
+/* parameters of layer l's MLA block (ffn = 0) or MoE block (ffn = 1), deepseek2 tensor names */
+static void ds__dsk_tr_layout(ds_trainer *tr, int l, int ffn) {
+    const ds_model_config *c = &tr->mc;
+    ds__tlayer *p = &tr->lp[l];
+    int C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), R = c->kv_lora_rank, Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert;
+    int SF = F * c->n_expert_shared;
+    char nm[40];
+#define DS__T(off, suffix, r, cl) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), ds__tr_add_tensor(tr, nm, r, cl, &off))
+    if (!ffn) {
+        if (Rq) {
+            DS__T(p->mla.wq_a, "attn_q_a.weight", Rq, C);
+            DS__T(p->mla.q_a_norm, "attn_q_a_norm.weight", 1, Rq);
+            DS__T(p->mla.wq_b, "attn_q_b.weight", H * Dq, Rq);
+        } else {
+            DS__T(p->mla.wq, "attn_q.weight", H * Dq, C);
+        }
+        DS__T(p->mla.wkv_a, "attn_kv_a_mqa.weight", R + c->qk_rope_dim, C);
+        DS__T(p->mla.kv_a_norm, "attn_kv_a_norm.weight", 1, R);
+        DS__T(p->mla.wkv_b, "attn_kv_b.weight", H * (c->qk_nope_dim + c->v_head_dim), R);
+        DS__T(p->mla.wo, "attn_output.weight", C, H * c->v_head_dim);
+        return;
+    }
+    DS__T(p->moe.gate_inp, "ffn_gate_inp.weight", E, C);
+    DS__T(p->moe.gate_exps, "ffn_gate_exps.weight", E * F, C);
+    DS__T(p->moe.up_exps, "ffn_up_exps.weight", E * F, C);
+    DS__T(p->moe.down_exps, "ffn_down_exps.weight", E * C, F);
+    if (SF) {
+        DS__T(p->moe.gate_sh, "ffn_gate_shexp.weight", SF, C);
+        DS__T(p->moe.up_sh, "ffn_up_shexp.weight", SF, C);
+        DS__T(p->moe.down_sh, "ffn_down_shexp.weight", C, SF);
+    }
+#undef DS__T
+}
+
+/* a->xmid = x + MLA(ln1) */
+static void ds__dsk_tr_attn_forward(ds_trainer *tr, int l, struct ds__tacts *a, int B, int T) {
+    memcpy(a->xmid, tr->x[l], sizeof(float) * (size_t)B * T * tr->C);
+    ds__mla_train_forward(tr, &tr->mc, &tr->lp[l].mla, &a->mla, a->ln1, a->xmid, 1, tr->dsk.cs, B, T);
+}
+
+/* xo = xmid + MoE(ln2); counts the choices */
+static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, float *xo, int B, int T) {
+    int e, E = tr->mc.n_expert;
+    memcpy(xo, a->xmid, sizeof(float) * (size_t)B * T * tr->C);
+    ds__moe_train_forward(tr, &tr->mc, &tr->lp[l].moe, tr->dsk.bias + (size_t)l * E, &a->moe, a->ln2, xo, 1, B * T);
+    for (e = 0; e < E; e++) tr->dsk.seen[(size_t)l * E + e] += a->moe.count[e + 1] - a->moe.count[e];
+}
+
+/* tr->dln = d ln1 from tr->dres */
+static void ds__dsk_tr_attn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T) {
+    memset(tr->dln, 0, sizeof(float) * (size_t)B * T * tr->C);
+    ds__mla_train_backward(tr, &tr->mc, &tr->lp[l].mla, &a->mla, &tr->dsk.dmla, a->ln1, tr->dres, tr->dln, tr->dsk.cs, B, T);
+}
+
+/* tr->dln = d ln2 from tr->dres; the balance loss's gradient is scaled like the main loss's */
+static void ds__dsk_tr_ffn_backward(ds_trainer *tr, int l, const struct ds__tacts *a, int B, int T) {
+    int e, E = tr->mc.n_expert;
+    memset(tr->dln, 0, sizeof(float) * (size_t)B * T * tr->C);
+    ds__moe_train_backward(tr, &tr->mc, &tr->lp[l].moe, &a->moe, &tr->dsk.dmoe, a->ln2, tr->dres, tr->dln, B * T, T, tr->tc.moe_balance_alpha * tr->dsk.dscale);
+    for (e = 0; e < E; e++) tr->dsk.load[(size_t)l * E + e] += a->moe.count[e + 1] - a->moe.count[e];
+}
+
+/* after the gradients of a step: each MoE layer's biases move against its experts' loads */
+static void ds__dsk_tr_after_step(ds_trainer *tr) {
+    int l, e, E = tr->mc.n_expert;
+    float rate = tr->tc.moe_bias_rate == 0.0f ? 1e-3f : tr->tc.moe_bias_rate;
+    if (!tr->dsk.mem || !ds__dsk_tr_has(tr, 1)) return;
+    for (l = 0; l < tr->L; l++) {
+        double *load = tr->dsk.load + (size_t)l * E;
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        if (rate > 0.0f) ds__moe_bias_update(load, tr->dsk.bias + (size_t)l * E, E, rate);
+        for (e = 0; e < E; e++) load[e] = 0.0;
+    }
+}
+
+/* the MoE layers' selection biases, as deepseek2's exp_probs_b tensors */
+static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix) {
+    int l;
+    int64_t ne[1];
+    ds_status st;
+    ne[0] = tr->mc.n_expert;
+    if (*prefix) return DS_OK;   /* AdamW moments: the biases have none */
+    for (l = 0; l < tr->L && tr->dsk.mem; l++) {
+        char name[64];
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        snprintf(name, sizeof name, "%sblk.%d.exp_probs_b.bias", prefix, l);
+        if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 1, ne, tr->dsk.bias + (size_t)l * tr->mc.n_expert)) != DS_OK) return st;
+    }
+    return DS_OK;
+}
+
+/* the selection biases back from a checkpoint */
+static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path) {
+    int l, E = tr->mc.n_expert;
+    for (l = 0; l < tr->L && tr->dsk.mem; l++) {
+        const ds_gguf_tensor *t;
+        char name[64];
+        if (tr->mc.layers[l].ffn != DS_FFN_MOE) continue;
+        snprintf(name, sizeof name, "blk.%d.exp_probs_b.bias", l);
+        t = ds_gguf_find_tensor(g, name);
+        if (!t || t->type != DS_TYPE_F32 || t->ne[0] != E || t->n_dims != 1) return ds__fail(DS_ERR_FORMAT, "%s: no F32 tensor '%s' of %d values", path, name, E);
+        memcpy(tr->dsk.bias + (size_t)l * E, t->data, (size_t)E * sizeof(float));
+    }
+    return DS_OK;
+}
+
+/* A deepseek2 checkpoint's model config: the file's metadata, the vocabulary from the
+   embedding, and the dense-attention sizes left to their defaults as a config file leaves
+   them. Returns 0 for other architectures. */
+static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st) {
+    ds_str arch;
+    const ds_gguf_tensor *emb = ds_gguf_find_tensor(g, "token_embd.weight");
+    if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK || arch.len != 9 || memcmp(arch.ptr, "deepseek2", 9)) return 0;
+    *st = ds__deepseek2_read_config(g, mc);
+    if (*st == DS_OK && (!emb || emb->ne[1] < 2 || emb->ne[1] > (1 << 24))) *st = ds__fail(DS_ERR_FORMAT, "%s: no token_embd.weight", path);
+    if (*st != DS_OK) return 1;
+    mc->n_vocab = (int)emb->ne[1];
+    mc->tied_output = ds_gguf_find_tensor(g, "output.weight") == NULL;
+    mc->n_head_kv = mc->head_dim = mc->n_rot = 0;
+    *st = ds_model_config_check(mc);
+    return 1;
+}
+
+DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
+    int e, E;
+    double sum = 0.0, *seen;
+    if (!tr || layer < 0 || layer >= tr->L || tr->mc.layers[layer].ffn != DS_FFN_MOE || !tr->dsk.mem) return 0;
+    E = tr->mc.n_expert;
+    seen = tr->dsk.seen + (size_t)layer * E;
+    for (e = 0; e < E; e++) sum += seen[e];
+    for (e = 0; e < E; e++) {
+        if (share) share[e] = sum > 0.0 ? seen[e] / sum : 0.0;
+        seen[e] = 0.0;
+    }
+    return E;
+}
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ["v2_softmax", "lite_sigmoid_split", "v3_sigmoid"]
+VARIANTS = ["v2_softmax", "lite_sigmoid_split", "v3_sigmoid", "v2_yarn"]
 MAX_ABS_DIFF = 1e-2
 
 

@@ -36,13 +36,15 @@ typedef struct variant {
     int q_lora, split, gating, bias, groups, groups_used, norm, shared, lead;
     float scale;
     uint64_t seed;
+    float yarn;   /* YaRN factor (0: none), over an original context of 64 */
 } variant;
 
 /* 3 layers, width 64, 4 heads (Dn 16, Dr 8, Dv 16), latent 32; 8 experts of width 32, 2 used */
 static const variant VARIANTS[] = {
-    {"v2_softmax", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 0, 1, 1, 1.0f, 11},
-    {"lite_sigmoid_split", 0, 1, DS_GATING_SIGMOID, 1, 4, 2, 1, 2, 1, 2.5f, 12},
-    {"v3_sigmoid", 48, 0, DS_GATING_SIGMOID, 1, 0, 0, 1, 1, 0, 1.5f, 13},
+    {"v2_softmax", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 0, 1, 1, 1.0f, 11, 0.0f},
+    {"lite_sigmoid_split", 0, 1, DS_GATING_SIGMOID, 1, 4, 2, 1, 2, 1, 2.5f, 12, 0.0f},
+    {"v3_sigmoid", 48, 0, DS_GATING_SIGMOID, 1, 0, 0, 1, 1, 0, 1.5f, 13, 0.0f},
+    {"v2_yarn", 48, 0, DS_GATING_SOFTMAX, 0, 0, 0, 1, 1, 1, 1.0f, 14, 4.0f},
 };
 
 static void make_config(const variant *v, ds_model_config *c) {
@@ -73,6 +75,9 @@ static void make_config(const variant *v, ds_model_config *c) {
     c->routed_scale = v->scale;
     c->norm_topk = v->norm;
     c->mla_kv_b_split = v->split;
+    c->rope_yarn_factor = v->yarn;
+    c->rope_yarn_orig_ctx = v->yarn > 0 ? 64 : 0;
+    c->rope_yarn_log_mul = v->yarn > 0 ? 0.707f : 0.0f;
     for (i = 0; i < c->n_layer; i++) {
         c->layers[i].attn = DS_ATTN_MLA;
         c->layers[i].ffn = i < v->lead ? DS_FFN_DENSE : DS_FFN_MOE;
@@ -240,8 +245,28 @@ static ds_status write_gguf(const tiny_model *m, const ds_model_config *c, const
     return s;
 }
 
-/* ---- our forward: embeddings, deepseek2 blocks, output ------------------------------------- */
-/* logits (n, N_VOCAB) of the first n tokens fed `step` at a time (n: one batch). */
+/* ---- our forward ------------------------------------------------------------------------------ */
+/* The library's path: ds_model_load, a session, every position's logits in one batch. */
+static ds_status run_session(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
+    ds_model *model = NULL;
+    ds_session *s = NULL;
+    ds_session_params sp;
+    ds_status e = ds_model_load(path, NULL, &model);
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = N_POS;
+    sp.n_threads = 2;
+    if (e == DS_OK) {
+        *cfg = *ds_model_get_config(model);
+        e = ds_session_create(model, &sp, &s);
+    }
+    if (e == DS_OK) e = ds_session_eval_all(s, tokens, N_POS, logits);
+    ds_session_free(s);
+    ds_model_free(model);
+    return e;
+}
+
+/* The same blocks driven directly, to choose the MLA path: logits (n, N_VOCAB) of the first n
+   tokens fed `step` at a time (n: one batch), naive or absorbed. */
 static ds_status run_ours(const char *path, const int32_t *tokens, int n, int step, int naive, float *logits, ds_model_config *cfg) {
     ds_gguf *g = NULL;
     ds__dsk_layer layers[8];
@@ -251,15 +276,16 @@ static ds_status run_ours(const char *path, const int32_t *tokens, int n, int st
     const ds_gguf_tensor *emb, *out, *onorm;
     float *x = NULL, *xn = NULL, *y = NULL, *cache = NULL;
     int il, t, pos, C, row;
+    uint64_t bytes = 0;
     ds_status s = ds_gguf_open(path, &g);
     memset(&sc, 0, sizeof sc);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = 2;
     if (s == DS_OK) s = ds__deepseek2_read_config(g, cfg);
     if (s == DS_OK && cfg->n_layer > 8) s = DS_ERR_UNSUPPORTED;
-    for (il = 0; s == DS_OK && il < cfg->n_layer; il++) s = ds__deepseek2_load_layer(g, cfg, il, &layers[il]);
+    for (il = 0; s == DS_OK && il < cfg->n_layer; il++) s = ds__deepseek2_load_layer(g, cfg, il, &layers[il], &bytes);
     if (s == DS_OK) s = ds_pool_create(&pc, &pool);
-    if (s == DS_OK) s = ds__dsk_scratch_alloc(cfg, step, N_POS, naive, &sc);
+    if (s == DS_OK) s = ds__dsk_scratch_alloc(cfg, step, N_POS, naive, 8, &sc);
     if (s != DS_OK) goto done;
     C = cfg->n_embd;
     row = ds__mla_cache_row(cfg);
@@ -401,7 +427,7 @@ static void check_variant(ds_test_ctx *t, const variant *v) {
     why = make_variant(v, &c, tokens, &hash, gguf_path, sizeof gguf_path);
     DS_CHECK(t, !*why, "%s: %s", why, ds_last_error());
     if (!t->failed) {
-        e = run_ours(gguf_path, tokens, N_POS, N_POS, 0, ours, &got);
+        e = run_session(gguf_path, tokens, ours, &got);
         DS_CHECK(t, e == DS_OK, "running %s: %s", gguf_path, ds_last_error());
     }
     if (!t->failed) {
@@ -447,6 +473,7 @@ static void check_variant(ds_test_ctx *t, const variant *v) {
 static void deepseek2_v2_softmax_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[0]); }
 static void deepseek2_lite_sigmoid_split_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[1]); }
 static void deepseek2_v3_sigmoid_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[2]); }
+static void deepseek2_v2_yarn_matches_llama_cpp(ds_test_ctx *t) { check_variant(t, &VARIANTS[3]); }
 
 static double rel_diff(const float *a, const float *b, size_t n) {
     double d = 0, m = 0;
@@ -523,4 +550,5 @@ static void config_check_names_impossible_fields(ds_test_ctx *t) {
 }
 
 DS_TEST_MAIN(DS_T(deepseek2_v2_softmax_matches_llama_cpp), DS_T(deepseek2_lite_sigmoid_split_matches_llama_cpp), DS_T(deepseek2_v3_sigmoid_matches_llama_cpp),
+             DS_T(deepseek2_v2_yarn_matches_llama_cpp),
              DS_T(mla_absorbed_equals_naive), DS_T(kv_bytes_per_token_formula), DS_T(config_check_names_impossible_fields))

@@ -218,7 +218,7 @@ static void test_config_parse(ds_test_ctx *t) {
     DS_CHECK(t, mc.n_vocab == 256 && mc.n_embd == 64 && mc.n_layer == 4 && mc.n_head_kv == 2, "model keys");
     DS_CHECK(t, mc.layers[2].ffn == DS_FFN_MOE && mc.layers[1].ffn == DS_FFN_DENSE, "layer override");
     DS_CHECK(t, tc.precision == DS_PREC_BF16 && fabsf(tc.lr - 1e-3f) < 1e-9f && tc.seed == 99, "train keys");
-    DS_CHECK(t, ds_model_config_check(&mc) == DS_ERR_UNSUPPORTED, "an MoE layer must be rejected for training");
+    DS_CHECK(t, ds_model_config_check(&mc) == DS_ERR_INVALID_ARG && strstr(ds_last_error(), "n_expert"), "an MoE layer without experts must be rejected: %s", ds_last_error());
     st = ds_model_config_parse("n_layer = 2\nbogus = 3\n", &mc, &tc, "b.cfg");
     DS_CHECK(t, st == DS_ERR_INVALID_ARG && strstr(ds_last_error(), "b.cfg:2") && strstr(ds_last_error(), "bogus"), "unknown key: %s", ds_last_error());
     st = ds_model_config_parse("n_layer = 2\nlayer.5.attn = dense\n", &mc, &tc, "c.cfg");

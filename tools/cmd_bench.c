@@ -176,17 +176,32 @@ static double peak_rss_mib(void) {
     return kib / 1024;
 }
 
+/* KV-cache bytes per token as the session stores them (MLA layers: latent + RoPE key in f32;
+   dense layers: K and V in f16), and for dense multi-head attention of the same width */
+static void kv_bytes(const ds_model_config *c, double *ours, double *dense) {
+    ds_model_config d = *c;
+    int i, mla = 0;
+    for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) mla |= c->layers[i].attn == DS_ATTN_MLA;
+    *ours = (double)ds_model_kv_bytes_per_token(c, mla ? 4 : 2);
+    for (i = 0; i < d.n_layer && i < DS_MAX_LAYERS; i++) d.layers[i].attn = DS_ATTN_DENSE;
+    d.n_head_kv = d.n_head;
+    d.head_dim = d.n_embd / d.n_head;
+    *dense = (double)ds_model_kv_bytes_per_token(&d, 2);
+}
+
 static void report(const bench_args *a, const ds_model *m, int threads, const bench_result *pp, const bench_result *tg, double bw, double rss) {
     double macs_tok, macs_pair, gflops = 0, wbytes = (double)ds_model_weight_bytes(m), stream = tg->best * wbytes / 1e9;
-    double frac = bw > 0 ? stream / bw : 0;
+    double frac = bw > 0 ? stream / bw : 0, kv, kv_dense;
     model_macs(ds_model_get_config(m), &macs_tok, &macs_pair);
+    kv_bytes(ds_model_get_config(m), &kv, &kv_dense);
     /* causal attention over a batch of p: position i attends to i + 1 keys */
     if (a->p) gflops = pp->best * 2.0 * (macs_tok + macs_pair * (a->p + 1) / 2.0) / 1e9;
     if (a->json) {
         printf("{\"threads\": %d, \"p\": %d, \"n\": %d, \"reps\": %d, \"pp_tok_s\": %.3f, \"pp_tok_s_mean\": %.3f, "
                "\"tg_tok_s\": %.3f, \"tg_tok_s_mean\": %.3f, \"weight_bytes\": %.0f, \"tg_gb_s\": %.3f, \"pp_gflop_s\": %.3f, "
-               "\"read_bw_gb_s\": %.3f, \"tg_bw_fraction\": %.4f, \"peak_rss_mib\": %.1f}\n",
-               threads, a->p, a->n, a->reps, pp->best, pp->mean, tg->best, tg->mean, wbytes, stream, gflops, bw, frac, rss);
+               "\"read_bw_gb_s\": %.3f, \"tg_bw_fraction\": %.4f, \"peak_rss_mib\": %.1f, \"kv_bytes_per_token\": %.0f, "
+               "\"kv_bytes_per_token_dense_mha\": %.0f}\n",
+               threads, a->p, a->n, a->reps, pp->best, pp->mean, tg->best, tg->mean, wbytes, stream, gflops, bw, frac, rss, kv, kv_dense);
         return;
     }
     printf("model            %s (%.1f MiB of weights read per token)\n", a->model, wbytes / 1048576.0);
@@ -196,6 +211,7 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
     printf("read bandwidth   %9.2f GB/s (%d threads)\n", bw, threads);
     if (a->n) printf("tg x bytes/token / bandwidth = %.1f%%\n", 100 * frac);
     printf("peak memory      %9.1f MiB (VmHWM before the bandwidth test)\n", rss);
+    printf("KV cache         %9.0f bytes/token (dense multi-head attention of the same width: %.0f, %.2fx)\n", kv, kv_dense, kv_dense / kv);
 }
 
 static int run(const bench_args *a, ds_model *m) {
