@@ -8471,7 +8471,7 @@ static void ds__mla_rope(const ds_model_config *c, float *x, int n_heads, int st
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
-    ds__rope_apply_scalar(x, n_heads, stride, 2 * half, 0, cs, sn);
+    ds__rope_apply_scalar(x, n_heads, stride, half, half, 0, cs, sn);
 }
 
 /* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
@@ -9397,8 +9397,8 @@ static void ds__tok_qkv(const ds__tok_job *j, int t) {
         ds__axpy_f32(k, 1.0f, j->L->bk, KD);
         ds__axpy_f32(v, 1.0f, j->L->bv, KD);
     }
-    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot, c->rope_neox, cs, sn);
-    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
+    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
     for (h = 0; h < c->n_head_kv; h++) {
         size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
         ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
