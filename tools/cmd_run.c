@@ -120,6 +120,7 @@ int ds_cmd_run(int argc, char **argv) {
     st = o.n_predict == 0 ? DS_OK : ds_generate(s, prompt, &gc, &r);
     if (st == DS_OK && o.n_predict != 0) {
         printf("\n");
+        fflush(stdout);
         fprintf(stderr, "deepseek run: prompt %d tokens in %.2f s (%.1f tok/s), generated %d tokens in %.2f s (%.1f tok/s)\n",
                 r.n_prompt, r.prompt_seconds, r.n_prompt / (r.prompt_seconds + 1e-9), r.n_generated, r.gen_seconds,
                 r.n_generated / (r.gen_seconds + 1e-9));
