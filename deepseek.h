@@ -1102,15 +1102,22 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 }
 
 /* ---- thread pool ------------------------------------------------------------------------- */
-/* Every worker takes part in every loop and checks out when the loop's tasks run dry; the
-   caller returns only when all have checked out, so no worker can touch a loop's fields after
-   the next loop starts writing them. Workers spin briefly on a generation counter before
-   sleeping on a condition variable: a decode step runs hundreds of short parallel loops, and
-   a futex wake per loop would cost more than the loop itself. Tasks are claimed from a shared
-   atomic counter, so uneven tasks balance themselves. */
+/* A loop is published as one 64-bit ticket: generation (20 bits) | task count n (22 bits) |
+   next index (22 bits). Threads claim an index with a compare-and-swap on the whole ticket, so
+   a worker that wakes late, after its loop ended, fails the claim instead of touching the next
+   loop's fields, and the caller never waits for a worker that has nothing to do: it returns
+   as soon as every task has finished, whoever ran them (on a busy machine, often all by
+   itself). Workers spin briefly on the ticket before sleeping on a condition variable: a
+   decode step runs hundreds of short parallel loops, and a futex wake per loop would cost more
+   than the loop itself. */
 #define DS__ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define DS__ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define DS__ATOMIC_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define DS__TICKET_BITS 22
+#define DS__TICKET_MAX ((1 << DS__TICKET_BITS) - 1)
+#define DS__TICKET_GEN(t) ((unsigned)((t) >> (2 * DS__TICKET_BITS)))
+#define DS__TICKET_N(t) ((int)(((t) >> DS__TICKET_BITS) & DS__TICKET_MAX))
+#define DS__TICKET_I(t) ((int)((t) & DS__TICKET_MAX))
 
 static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
@@ -1131,21 +1138,29 @@ struct ds_pool {
     pthread_cond_t cv;
     int sleeping;
 #endif
-    /* the current loop: written by the caller only while no worker is inside a loop */
+    /* the current loop: written by the caller before it publishes the ticket, and not again
+       until every task of the loop has finished */
     ds_task_fn task;
     void *ctx;
-    int n;
-    int next;          /* next task index to claim (atomic) */
-    int checked_out;   /* workers that finished the current loop (atomic) */
-    unsigned gen;      /* bumped once per loop (atomic) */
+    uint64_t ticket;   /* gen | n | next (atomic) */
+    int done;          /* tasks of the current loop finished (atomic) */
     int quit;
 };
 
-static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p) {
+/* Claims the next index of the loop of generation gen; -1 when that loop has none left. */
+static DS__MAYBE_UNUSED int ds__pool_claim(ds_pool *p, unsigned gen) {
+    uint64_t t = DS__ATOMIC_LOAD(&p->ticket);
     for (;;) {
-        int i = DS__ATOMIC_ADD(&p->next, 1);
-        if (i >= p->n) break;
-        p->task(p->ctx, i, p->n);
+        if (DS__TICKET_GEN(t) != gen || DS__TICKET_I(t) >= DS__TICKET_N(t)) return -1;
+        if (__atomic_compare_exchange_n(&p->ticket, &t, t + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return DS__TICKET_I(t);
+    }
+}
+
+static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p, unsigned gen, int n) {
+    int i;
+    while ((i = ds__pool_claim(p, gen)) >= 0) {
+        p->task(p->ctx, i, n);
+        DS__ATOMIC_ADD(&p->done, 1);
     }
 }
 
@@ -1154,23 +1169,22 @@ static void *ds__pool_main(void *arg) {
     ds_pool *p = (ds_pool *)arg;
     unsigned seen = 0;
     for (;;) {
-        unsigned g;
+        uint64_t t;
         int spins = 0;
-        while ((g = DS__ATOMIC_LOAD(&p->gen)) == seen && !DS__ATOMIC_LOAD(&p->quit)) {
+        while (DS__TICKET_GEN(t = DS__ATOMIC_LOAD(&p->ticket)) == seen && !DS__ATOMIC_LOAD(&p->quit)) {
             if (++spins < 20000) {
                 ds__cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
             p->sleeping++;
-            while (DS__ATOMIC_LOAD(&p->gen) == seen && !DS__ATOMIC_LOAD(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            while (DS__TICKET_GEN(DS__ATOMIC_LOAD(&p->ticket)) == seen && !DS__ATOMIC_LOAD(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
             p->sleeping--;
             pthread_mutex_unlock(&p->mu);
         }
         if (DS__ATOMIC_LOAD(&p->quit)) return NULL;
-        seen = g;
-        ds__pool_work(p);
-        DS__ATOMIC_ADD(&p->checked_out, 1);
+        seen = DS__TICKET_GEN(t);
+        ds__pool_work(p, seen, DS__TICKET_N(t));
     }
 }
 #endif
@@ -1256,22 +1270,24 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n) {
         p->host_for(p->host, task, ctx, n);
         return;
     }
-    if (!p || p->n_threads <= 1 || n == 1) {
+    if (!p || p->n_threads <= 1 || n == 1 || n > DS__TICKET_MAX) { /* (over 4M tasks: inline) */
         for (i = 0; i < n; i++) task(ctx, i, n);
         return;
     }
 #if !defined(DS_NO_THREADS) && !defined(_WIN32)
-    p->task = task;
-    p->ctx = ctx;
-    p->n = n;
-    DS__ATOMIC_STORE(&p->next, 0);
-    DS__ATOMIC_STORE(&p->checked_out, 0);
-    pthread_mutex_lock(&p->mu);
-    DS__ATOMIC_ADD(&p->gen, 1u);
-    if (p->sleeping > 0) pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    ds__pool_work(p);
-    while (DS__ATOMIC_LOAD(&p->checked_out) < p->n_threads - 1) ds__cpu_relax();
+    {
+        uint64_t t = DS__ATOMIC_LOAD(&p->ticket);
+        unsigned gen = (DS__TICKET_GEN(t) + 1) & ((1u << (64 - 2 * DS__TICKET_BITS)) - 1);
+        p->task = task;
+        p->ctx = ctx;
+        DS__ATOMIC_STORE(&p->done, 0);
+        pthread_mutex_lock(&p->mu);
+        DS__ATOMIC_STORE(&p->ticket, ((uint64_t)gen << (2 * DS__TICKET_BITS)) | ((uint64_t)n << DS__TICKET_BITS));
+        if (p->sleeping > 0) pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        ds__pool_work(p, gen, n);
+        while (DS__ATOMIC_LOAD(&p->done) < n) ds__cpu_relax();
+    }
 #endif
 }
 
