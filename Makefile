@@ -4,6 +4,8 @@
 #   make run-smollm2  the same with SmolLM2-135M-Instruct (fetched into models/ the first time)
 #   make test     the whole test suite (plain + ASan/UBSan + C++ compile + short fuzz runs)
 #   make model    fetch SmolLM2-135M-Instruct Q4_1 into models/
+# build in parallel on every core by default (each test program compiles the whole header)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 CC      ?= cc
 CXX     ?= c++
 PYTHON  ?= python3
