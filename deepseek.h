@@ -20,10 +20,10 @@
 
        >>api          public declarations (types, enums, config structs, functions)
        >>platform     threads + pool, mmap, clock, cpuid, aligned alloc, allocator + logger hooks
-       >>util         arena, hash map, JSON read/write, UTF-8, RNG
+       >>util         growable byte buffer, JSON read/write, UTF-8
        >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts)
        >>kernels      scalar reference + AVX2 / AVX-512 / NEON; run-time dispatch
-       >>gguf         GGUF v3 read (validating) and write
+       >>gguf         GGUF v2/v3 read (validating) and v3 write
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
@@ -60,6 +60,28 @@
               and may be shared by threads; a ds_session belongs to one thread at a time.
    Thread safety of the global hooks: ds_set_allocator / ds_set_logger must be called before
               other threads use the library.
+
+   ============================================================================================
+   4. DESIGN NOTES               (where the code departs from the obvious, and why)
+   ============================================================================================
+
+   Thread pool   A parallel loop is one 64-bit ticket (generation | count | next index) that
+                 threads claim by compare-and-swap. A late worker fails its claim instead of
+                 touching the next loop, so the caller returns as soon as the tasks are done and
+                 never waits for a descheduled worker: on a busy machine decoding degrades to
+                 one thread's speed instead of stalling on every one of its ~200 loops a token.
+   llama.cpp's   Activations are quantized per 32-block as llama.cpp does (Q8_0 for Q4_0/Q8_0
+   numerics      weights, Q8_1 for Q4_1, Q8_K for K-quants) and the KV cache is f16, so logits
+                 agree with llama.cpp as closely as a different float summation order allows.
+                 Bit identity is not the goal: with 8-bit activations a last-bit difference
+                 moves a small model's logits by ~0.2 rms, and llama.cpp's own two attention
+                 paths disagree on ~4% of SmolLM2's top-1 tokens; the tests assert agreement at
+                 that floor (tests/test_smollm2.c says how it was measured).
+   Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
+                 loss-scaler state as tensors and keys), written through the same atomic writer
+                 as models, so one validating reader serves models, checkpoints and fuzzing.
+   MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
+                 path multiplies it straight into the latent-space scores.
 */
 #if defined(DEEPSEEK_IMPLEMENTATION) && !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 /* mmap, clock_gettime, pthreads under strict -std=c99: the implementation TU should include
