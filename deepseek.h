@@ -764,6 +764,11 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
    per_core (may be NULL) receives the rate per second of thread CPU time: one core's peak,
    which other programs sharing the machine do not distort. */
 DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core);
+/* The same for the bf16 dot-product instruction the bf16 matmuls use (vdpbf16ps, 2 FLOPs per
+   multiply-add); 0 where the CPU lacks AVX-512 BF16. Where it issues once per two cycles
+   against two FMAs per cycle (Sapphire and Emerald Rapids), this is half the f32 peak, and
+   bf16 matmuls cannot outrun f32 ones whatever the kernel. */
+DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per_core);
 
 
 #ifdef __cplusplus
@@ -11398,7 +11403,10 @@ static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw
 }
 
 /* ---- the model ---- */
-static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T) {
+/* `recomputing`: backward's second pass under activation checkpointing. The layer output
+   x[l + 1] is still stored, so a dense FFN stops before its down projection (about a fifth of
+   the layer's FLOPs): backward needs only that projection's input h. */
+static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
     const ds__tlayer *p = &tr->lp[l];
     const float *W = tr->params;
     int N = B * T;
@@ -11424,6 +11432,7 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
     ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
+    if (recomputing) return;
     memcpy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
     ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
 }
@@ -11466,7 +11475,7 @@ static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     double sum = 0.0;
     const float *W = tr->params;
     ds__embedding_forward(tr->x[0], tok, W + tr->off_embd, N, tr->C);
-    for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T);
+    for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T, 0);
     ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], W + tr->off_norm, N, tr->C, tr->mc.norm_eps);
     ds__linear_forward(tr, tr->logits, tr->lnf, W + tr->off_out, N, tr->V, tr->C, 0);
     ds__crossentropy_forward(tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
@@ -11484,7 +11493,7 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
         /* the shared activation set still holds the last layer from the forward */
-        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T);
+        if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T, 1);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
     ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
@@ -12132,6 +12141,7 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
 typedef struct ds__peak_args {
     double seconds;
     double *flops, *cpu;
+    int bf16; /* time vdpbf16ps instead of FMA */
 } ds__peak_args;
 
 #if defined(DS__X86_SIMD)
@@ -12155,6 +12165,26 @@ DS__TR_AVX512 static double ds__peak_avx512(long iters) {
     a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
     _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
     return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+/* the same with vdpbf16ps: each instruction is 32 multiply-adds (16 lanes x 2 pairs) */
+DS__TR_AVX512BF16 static double ds__peak_avx512bf16(long iters) {
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
+    __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    long i;
+    float out[16];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm512_dpbf16_ps(a0, m, c); a1 = _mm512_dpbf16_ps(a1, m, c); a2 = _mm512_dpbf16_ps(a2, m, c); a3 = _mm512_dpbf16_ps(a3, m, c);
+        a4 = _mm512_dpbf16_ps(a4, m, c); a5 = _mm512_dpbf16_ps(a5, m, c); a6 = _mm512_dpbf16_ps(a6, m, c); a7 = _mm512_dpbf16_ps(a7, m, c);
+        a8 = _mm512_dpbf16_ps(a8, m, c); a9 = _mm512_dpbf16_ps(a9, m, c); a10 = _mm512_dpbf16_ps(a10, m, c); a11 = _mm512_dpbf16_ps(a11, m, c);
+        a12 = _mm512_dpbf16_ps(a12, m, c); a13 = _mm512_dpbf16_ps(a13, m, c); a14 = _mm512_dpbf16_ps(a14, m, c); a15 = _mm512_dpbf16_ps(a15, m, c);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
+    return (double)iters * 16 * 32 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
 }
 DS__TR_AVX2 static double ds__peak_avx2(long iters) {
     __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
@@ -12189,7 +12219,8 @@ static void ds__peak_task(void *ctx, int t, int n) {
     (void)n;
     while (ds_time() - t0 < a->seconds) {
 #if defined(DS__X86_SIMD)
-        if ((feat & DS_CPU_AVX512F) && (feat & DS_CPU_FMA)) f += ds__peak_avx512(200000);
+        if (a->bf16) f += ds__peak_avx512bf16(200000);
+        else if ((feat & DS_CPU_AVX512F) && (feat & DS_CPU_FMA)) f += ds__peak_avx512(200000);
         else if ((feat & DS_CPU_AVX2) && (feat & DS_CPU_FMA)) f += ds__peak_avx2(200000);
         else
 #endif
@@ -12200,17 +12231,20 @@ static void ds__peak_task(void *ctx, int t, int n) {
     a->cpu[t] = ds__cpu_time(1) - c0;
 }
 
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) {
+static double ds__peak_gflops(int n_threads, double seconds, double *per_core, int bf16) {
     ds_pool *pool = NULL;
     ds_pool_config pc;
     ds__peak_args a;
     double t0, total = 0.0, cpu = 0.0;
     int i, n;
+    if (per_core) *per_core = 0.0;
+    if (bf16 && !(ds_cpu_features() & DS_CPU_AVX512BF16)) return 0.0;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = n_threads;
     if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
     n = ds_pool_size(pool);
     a.seconds = seconds > 0.0 ? seconds : 0.5;
+    a.bf16 = bf16;
     a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
     if (!a.flops) {
         ds_pool_destroy(pool);
@@ -12229,6 +12263,8 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
     ds_pool_destroy(pool);
     return total / t0 * 1e-9;
 }
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 0); }
+DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 1); }
 
 
 // >>train:deepseek

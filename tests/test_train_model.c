@@ -100,24 +100,35 @@ static void test_matches_numpy_reference(ds_test_ctx *t) {
     free_fixture(&fx);
 }
 
+/* the first step's gradients against numpy's, with and without activation checkpointing */
 static void test_whole_model_gradient(ds_test_ctx *t) {
     fixture fx;
     float losses[64];
-    ds_trainer *tr = NULL;
-    const float *g;
-    double d = 0, s = 0;
-    size_t n, i;
+    size_t act[2] = {0, 0};
+    int rec;
     DS_REQUIRE(t, read_fixture(&fx), "cannot read the fixture");
-    DS_REQUIRE(t, run_fixture(&fx, NULL, losses, &tr) == DS_OK && tr, "run: %s", ds_last_error());
-    g = ds_trainer_grads(tr, &n);
-    DS_REQUIRE(t, n == (size_t)fx.n_params, "%zu parameters, the reference has %d", n, fx.n_params);
-    for (i = 0; i < n; i++) {
-        d += (double)(g[i] - fx.grads[i]) * (g[i] - fx.grads[i]);
-        s += (double)fx.grads[i] * fx.grads[i];
+    for (rec = 0; rec < 2; rec++) {
+        ds_trainer *tr = NULL;
+        ds_train_config tc;
+        const float *g;
+        double d = 0, s = 0;
+        size_t n, i;
+        memset(&tc, 0, sizeof tc);
+        tc.n_threads = 2;
+        tc.recompute = rec;
+        DS_REQUIRE(t, run_fixture(&fx, &tc, losses, &tr) == DS_OK && tr, "run: %s", ds_last_error());
+        g = ds_trainer_grads(tr, &n);
+        DS_REQUIRE(t, n == (size_t)fx.n_params, "%zu parameters, the reference has %d", n, fx.n_params);
+        for (i = 0; i < n; i++) {
+            d += (double)(g[i] - fx.grads[i]) * (g[i] - fx.grads[i]);
+            s += (double)fx.grads[i] * fx.grads[i];
+        }
+        if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  whole-model gradient vs numpy (recompute %d): relative error %.2e\n", rec, sqrt(d / s));
+        DS_CHECK(t, sqrt(d / s) <= 1e-3, "recompute %d: gradient relative error %g", rec, sqrt(d / s));
+        act[rec] = ds_trainer_activation_bytes(tr);
+        ds_trainer_free(tr);
     }
-    if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  whole-model gradient vs numpy: relative error %.2e\n", sqrt(d / s));
-    DS_CHECK(t, sqrt(d / s) <= 1e-3, "gradient relative error %g", sqrt(d / s));
-    ds_trainer_free(tr);
+    DS_CHECK(t, fx.L < 2 || act[1] < act[0], "recompute keeps %zu activation bytes, without %zu", act[1], act[0]);
     free_fixture(&fx);
 }
 

@@ -21,7 +21,8 @@ static void train_usage(FILE *f) {
                "  --model PATH       where the final model goes (default DIR/model.gguf)\n"
                "  --KEY VALUE        any config key, overriding the file (--steps 500 --precision bf16)\n"
                "  --quiet            no progress line\n"
-               "  --bench            benchmark (default 12 layers x 768, sequence 256; f32, bf16, recompute)\n");
+               "  --bench            benchmark (default 12 layers x 768, sequence 256; f32, bf16, recompute;\n"
+               "                     --steps N timed steps per setting, default 5)\n");
 }
 
 typedef struct train_opts {
@@ -366,7 +367,7 @@ done:
 
 /* ---- benchmark ---- */
 typedef struct bench_result {
-    double step_s, tok_s, mm_gflops, mm_cpu_gflops, cpu_s;
+    double step_s, median_s, tok_s, mm_gflops, mm_cpu_gflops, cpu_s;
     size_t act_bytes;
 } bench_result;
 
@@ -376,13 +377,20 @@ static double process_cpu(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#define BENCH_MAX_STEPS 64
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int bench_one(const ds_model_config *mc, ds_train_config tc, int steps, bench_result *r) {
     ds_trainer *tr;
     int32_t *tok, *tgt;
     size_t n = (size_t)tc.batch * tc.seq_len, i;
     ds_train_step_info info;
-    double t0, mm0, mc0, c0, t;
+    double t0, mm0, mc0, c0, t, step_t[BENCH_MAX_STEPS];
     int s;
+    if (steps > BENCH_MAX_STEPS) steps = BENCH_MAX_STEPS;
     if (ds_trainer_create(mc, &tc, &tr) != DS_OK) return cli_fail("train", "bench", DS_ERR_NO_MEMORY);
     tok = (int32_t *)malloc(n * sizeof *tok);
     tgt = (int32_t *)malloc(n * sizeof *tgt);
@@ -395,8 +403,14 @@ static int bench_one(const ds_model_config *mc, ds_train_config tc, int steps, b
     c0 = process_cpu();
     mm0 = ds_trainer_matmul_seconds(tr);
     mc0 = ds_trainer_matmul_cpu_seconds(tr);
-    for (s = 0; s < steps; s++) ds_trainer_step_tokens(tr, tok, tgt, &info);
+    for (s = 0; s < steps; s++) {
+        double ts = ds_time();
+        ds_trainer_step_tokens(tr, tok, tgt, &info);
+        step_t[s] = ds_time() - ts;
+    }
     t = ds_time() - t0;
+    qsort(step_t, (size_t)steps, sizeof *step_t, cmp_double);
+    r->median_s = step_t[steps / 2];
     r->cpu_s = (process_cpu() - c0) / steps;
     r->mm_cpu_gflops = ds_trainer_matmul_flops(tr) * steps / (ds_trainer_matmul_cpu_seconds(tr) - mc0) * 1e-9;
     r->step_s = t / steps;
@@ -413,17 +427,21 @@ static int run_bench(const train_opts *o) {
     ds_model_config mc;
     ds_train_config tc;
     bench_result f32, bf16, rec;
-    double peak, core;
+    double peak, core, bpeak, bcore;
     ds_status st;
-    int steps = 3;
+    int steps;
     memset(&mc, 0, sizeof mc);
     memset(&tc, 0, sizeof tc);
     st = ds_model_config_parse("n_vocab = 8192\nn_embd = 768\nn_layer = 12\nn_head = 12\nn_ff = 2048\ntied_output = 1\n"
                                "batch = 2\nseq_len = 256\n", &mc, &tc, "bench");
     if (st == DS_OK) st = ds_model_config_parse(o->overrides, &mc, &tc, "command line");
     if (st != DS_OK) return cli_fail("train", "bench config", st);
+    steps = tc.steps > 0 ? (tc.steps < BENCH_MAX_STEPS ? tc.steps : BENCH_MAX_STEPS) : 5; /* timed steps per setting (--steps N) */
     peak = ds_cpu_f32_peak_gflops(tc.n_threads, 1.0, &core);
     printf("f32 FMA peak (register-only loop, %d threads): %.1f GFLOP/s wall-clock; %.1f GFLOP/s per CPU-second (one core)\n", tc.n_threads, peak, core);
+    bpeak = ds_cpu_bf16_peak_gflops(tc.n_threads, 1.0, &bcore);
+    if (bpeak > 0.0)
+        printf("bf16 dot-product (vdpbf16ps) peak: %.1f GFLOP/s wall-clock; %.1f per CPU-second = %.2fx the f32 FMA peak\n", bpeak, bcore, bcore / core);
     printf("model: %d layers x %d, %d heads, ffn %d, vocab %d; batch %d x sequence %d\n", mc.n_layer, mc.n_embd, mc.n_head, mc.n_ff, mc.n_vocab, tc.batch, tc.seq_len);
     tc.precision = DS_PREC_F32;
     if (bench_one(&mc, tc, steps, &f32)) return 1;
@@ -431,13 +449,16 @@ static int run_bench(const train_opts *o) {
            f32.tok_s, f32.step_s, f32.cpu_s, f32.mm_gflops, 100 * f32.mm_gflops / peak, f32.mm_cpu_gflops, 100 * f32.mm_cpu_gflops / core, f32.act_bytes / 1e6);
     tc.precision = DS_PREC_BF16;
     if (bench_one(&mc, tc, steps, &bf16)) return 1;
-    printf("bf16: %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of f32 peak; per CPU-second %.1f GFLOP/s; %.2fx f32 (wall), %.2fx (CPU time)\n",
-           bf16.tok_s, bf16.step_s, bf16.cpu_s, bf16.mm_gflops, 100 * bf16.mm_gflops / peak, bf16.mm_cpu_gflops, bf16.tok_s / f32.tok_s, f32.cpu_s / bf16.cpu_s);
+    printf("bf16: %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of f32 peak", bf16.tok_s, bf16.step_s, bf16.cpu_s,
+           bf16.mm_gflops, 100 * bf16.mm_gflops / peak);
+    if (bpeak > 0.0) printf(" = %.0f%% of bf16 peak", 100 * bf16.mm_gflops / bpeak);
+    printf("; per CPU-second %.1f GFLOP/s; %.2fx f32 (wall), %.2fx (CPU time)\n", bf16.mm_cpu_gflops, bf16.tok_s / f32.tok_s, f32.cpu_s / bf16.cpu_s);
     tc.precision = DS_PREC_F32;
     tc.recompute = 1;
     if (bench_one(&mc, tc, steps, &rec)) return 1;
-    printf("f32 + activation checkpointing: activations %.0f MB (%.0f%% less), step time %+.0f%% wall, %+.0f%% CPU time\n", rec.act_bytes / 1e6,
-           100.0 * (1.0 - (double)rec.act_bytes / f32.act_bytes), 100.0 * (rec.step_s / f32.step_s - 1.0), 100.0 * (rec.cpu_s / f32.cpu_s - 1.0));
+    printf("f32 + activation checkpointing: activations %.0f MB (%.0f%% less), step time %+.0f%% wall (median step %+.0f%%), %+.0f%% CPU time\n", rec.act_bytes / 1e6,
+           100.0 * (1.0 - (double)rec.act_bytes / f32.act_bytes), 100.0 * (rec.step_s / f32.step_s - 1.0),
+           100.0 * (rec.median_s / f32.median_s - 1.0), 100.0 * (rec.cpu_s / f32.cpu_s - 1.0));
     return 0;
 }
 
