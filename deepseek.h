@@ -70,13 +70,22 @@
                  touching the next loop, so the caller returns as soon as the tasks are done and
                  never waits for a descheduled worker: on a busy machine decoding degrades to
                  one thread's speed instead of stalling on every one of its ~200 loops a token.
-   llama.cpp's   Activations are quantized per 32-block as llama.cpp does (Q8_0 for Q4_0/Q8_0
-   numerics      weights, Q8_1 for Q4_1, Q8_K for K-quants) and the KV cache is f16, so logits
-                 agree with llama.cpp as closely as a different float summation order allows.
-                 Bit identity is not the goal: with 8-bit activations a last-bit difference
-                 moves a small model's logits by ~0.2 rms, and llama.cpp's own two attention
-                 paths disagree on ~4% of SmolLM2's top-1 tokens; the tests assert agreement at
-                 that floor (tests/test_smollm2.c says how it was measured).
+   llama.cpp's   Logits equal llama.cpp's bit for bit on the Llama path (SmolLM2 Q4_1: all
+   numerics      2,048 test positions, every logit). With 8-bit activations a last-bit
+                 difference anywhere moves a small model's logits by ~0.2 rms (llama.cpp's own
+                 two attention paths disagree on ~4% of SmolLM2's top-1 tokens), so anything
+                 short of identical arithmetic stays at that floor. Every kernel (scalar, AVX2,
+                 AVX-512) therefore computes in the float order of llama.cpp's x86 AVX-512
+                 build, one canonical order whatever this CPU has: activations quantized with
+                 127 / amax and halves to even; integer-dot blocks summed in 8 lanes of 4 terms
+                 by FMA, reduced as a vector unit halves them, Q4_1's m * s terms in a separate
+                 fused chain; RMSNorm's squares summed in double, scale 1.0f / sqrtf(mean + eps);
+                 RoPE's two products with llama.cpp's contraction; its polynomial e^x in softmax
+                 and SiLU, the softmax sum in double over chunks of 16; the f16 attention
+                 products in 16 lanes for a batch and 4 x 16 for a single token, queries and
+                 probabilities rounded to f16 first. tests/test_smollm2.c asserts >= 99.5% top-1
+                 and identical greedy text; each kernel's comment states its order.
+                 NEON and the K-quant and float-weight matmuls keep their own (close) order.
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
@@ -2012,6 +2021,33 @@ static void ds__quantize_q8_1(const float *x, ds__block_q8_1 *y, int64_t nb) {
     }
 }
 
+/* Activation rows for the integer dots: Q8_0 / Q8_1 blocks with the multiplier 127 / amax and
+   halves rounded to even, as llama.cpp's SIMD builds quantize activations at run time (its
+   file quantizers above use 1 / d and round halves away from zero). Matching this bit for bit
+   is what lets logits agree with llama.cpp's to the last bit (design notes, "numerics"). */
+static void ds__quantize_act_q8(const float *x, void *dst, int64_t nb, int q8_1) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, d, id;
+        int8_t *qs = q8_1 ? DS__CAST(ds__block_q8_1 *, dst)[i].qs : DS__CAST(ds__block_q8_0 *, dst)[i].qs;
+        int sum = 0;
+        for (j = 0; j < DS__QK; j++) amax = DS__MAX(amax, fabsf(x[j]));
+        d = amax / 127.0f;
+        id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (j = 0; j < DS__QK; j++) {
+            qs[j] = (int8_t)ds__round_even(x[j] * id);
+            sum += qs[j];
+        }
+        if (q8_1) {
+            DS__CAST(ds__block_q8_1 *, dst)[i].d = ds__f32_to_f16(d);
+            DS__CAST(ds__block_q8_1 *, dst)[i].s = ds__f32_to_f16((float)sum * d);
+        } else {
+            DS__CAST(ds__block_q8_0 *, dst)[i].d = ds__f32_to_f16(d);
+        }
+    }
+}
+
 static void ds__quantize_q4_0(const float *x, ds__block_q4_0 *y, int64_t nb) {
     int64_t i;
     int j;
@@ -2232,9 +2268,10 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
      ds__swiglu, ds__dot_f32, ds__axpy_f32
    Semantics are those of the scalar references below, which follow llama.cpp: x is quantized
    on the fly to Q8_0 (for Q4_0 / Q8_0 weights), Q8_1 (Q4_1) or Q8_K (Q4_K, Q6_K), or to BF16
-   for BF16 weights; each block's integer dot is exact and scaled in f32. The SIMD kernels give
-   the same integers and scales, so they differ from the references only in the order of float
-   additions. Every call picks its kernel from ds_cpu_features(): AVX2+FMA+F16C (maddubs),
+   for BF16 weights; each block's integer dot is exact and scaled in f32. For Q4_0 / Q4_1 / Q8_0
+   the references fix llama.cpp's float order too (ds__dot_block_lanes) and the x86 kernels
+   follow it bit for bit; the other SIMD kernels give the same integers and scales and differ
+   from their references only in the order of float additions. Every call picks its kernel from ds_cpu_features(): AVX2+FMA+F16C (maddubs),
    AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
    (vdpbf16ps), NEON (SDOT where compiled for it); tiles of 4 weight rows x up to 4 tokens keep
    unpacked weight blocks in registers across tokens for prefill, and decode prefetches the
@@ -2244,44 +2281,65 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
 /* Each returns sum_k w[k] * x[k] over one row of K elements: w in the weight type, x in the
    activation type the weight type pairs with (ds__act_type). Integer sums are exact; the float
    rounding is per block, as llama.cpp does it, so logits agree closely. */
+/* llama.cpp's float order for the 32-element integer-dot blocks, which every kernel here
+   reproduces: lane l (0..7) of a block is the exact integer sum of its elements 4l..4l+3; per
+   block, lane accumulator l += (d_w * d_x) * lane by one fused multiply-add; at the end the
+   lanes are summed as a vector unit halves them, ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)), then
+   Q4_1's m_w * s_x terms (fused into one running sum in block order) are added. */
+static DS__MAYBE_UNUSED float ds__hsum8_tree(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+
+/* qw: the block's 32 integer weights; lanes of the dot with qx accumulated as above */
+static void ds__dot_block_lanes(float *acc, const int *qw, const int8_t *qx, float dd) {
+    int l, e;
+    for (l = 0; l < 8; l++) {
+        int s = 0;
+        for (e = 4 * l; e < 4 * l + 4; e++) s += qw[e] * qx[e];
+        acc[l] = fmaf(dd, (float)s, acc[l]);
+    }
+}
+
 static float ds__dot_q4_0_q8_0_ref(int K, const void *wv, const void *xv) {
     const ds__block_q4_0 *w = DS__CAST(const ds__block_q4_0 *, wv);
     const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
-    float sum = 0.0f;
-    int i, j;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, j, q[DS__QK];
     for (i = 0; i < K / DS__QK; i++) {
-        int s = 0;
-        for (j = 0; j < 16; j++) s += ((w[i].qs[j] & 0xf) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
-        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+        for (j = 0; j < 16; j++) {
+            q[j] = (w[i].qs[j] & 0xf) - 8;
+            q[j + 16] = (w[i].qs[j] >> 4) - 8;
+        }
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
     }
-    return sum;
+    return ds__hsum8_tree(acc);
 }
 
 static float ds__dot_q4_1_q8_1_ref(int K, const void *wv, const void *xv) {
     const ds__block_q4_1 *w = DS__CAST(const ds__block_q4_1 *, wv);
     const ds__block_q8_1 *x = DS__CAST(const ds__block_q8_1 *, xv);
-    float sum = 0.0f;
-    int i, j;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ms = 0.0f;
+    int i, j, q[DS__QK];
     for (i = 0; i < K / DS__QK; i++) {
-        int s = 0;
-        for (j = 0; j < 16; j++) s += (w[i].qs[j] & 0xf) * x[i].qs[j] + (w[i].qs[j] >> 4) * x[i].qs[j + 16];
+        for (j = 0; j < 16; j++) {
+            q[j] = w[i].qs[j] & 0xf;
+            q[j + 16] = w[i].qs[j] >> 4;
+        }
         /* sum_j (d q_j + m) dx qx_j = d dx sum q qx + m (dx sum qx) */
-        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d)) + ds__f16_to_f32(w[i].m) * ds__f16_to_f32(x[i].s);
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+        ms = fmaf(ds__f16_to_f32(w[i].m), ds__f16_to_f32(x[i].s), ms);
     }
-    return sum;
+    return ds__hsum8_tree(acc) + ms;
 }
 
 static float ds__dot_q8_0_q8_0_ref(int K, const void *wv, const void *xv) {
     const ds__block_q8_0 *w = DS__CAST(const ds__block_q8_0 *, wv);
     const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
-    float sum = 0.0f;
-    int i, j;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, j, q[DS__QK];
     for (i = 0; i < K / DS__QK; i++) {
-        int s = 0;
-        for (j = 0; j < DS__QK; j++) s += w[i].qs[j] * x[i].qs[j];
-        sum += (float)s * (ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+        for (j = 0; j < DS__QK; j++) q[j] = w[i].qs[j];
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
     }
-    return sum;
+    return ds__hsum8_tree(acc);
 }
 
 static float ds__dot_q4_k_q8_k_ref(int K, const void *wv, const void *xv) {
@@ -2410,30 +2468,69 @@ static void ds__axpy_f32_scalar(float *y, float a, const float *x, int n) {
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static void ds__rmsnorm_scalar(float *y, const float *x, const float *w, int n, float eps) {
+/* 1 / rms(x) as llama.cpp computes it: float squares summed in order in double, the mean
+   rounded to float, then 1.0f / sqrtf(mean + eps) in float. The sum is a serial chain, but
+   it is one per row and tiny next to the matmuls; every kernel variant shares it. */
+static float ds__rms_scale(const float *x, int n, float eps) {
     double ss = 0.0;
-    float scale;
+    float mean;
     int i;
-    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (i = 0; i < n; i++) {
+        float sq = x[i] * x[i];
+        ss += (double)sq;
+    }
+    mean = (float)(ss / n);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+static void ds__rmsnorm_scalar(float *y, const float *x, const float *w, int n, float eps) {
+    float scale = ds__rms_scale(x, n, eps);
+    int i;
     for (i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
 }
 
-static void ds__softmax_scalar(float *x, int n) {
-    float max = -INFINITY, sum = 0.0f, inv;
+/* e^x by llama.cpp's vector algorithm (the form its AVX-512 build runs): n = x log2(e) rounded
+   by the 1.5 * 2^23 shift, b = x - n ln2 in two fused steps, a degree-5 polynomial j ~ e^b,
+   then j * 2^n; |n| > 192 gives 0 or inf. Softmax and SiLU use it, as llama.cpp's do, so
+   their results agree bit for bit (about 1.5 ulp from the true e^x). */
+static float ds__exp_ref(float x) {
+    const float r = 12582912.0f;
+    float z = fmaf(x, 1.44269502f, r), n = z - r;
+    float b = fmaf(-n, 1.42860677e-06f, fmaf(-n, 0.693145752f, x)), u = b * b;
+    float j = fmaf(fmaf(fmaf(0.00824739039f, b, 0.0418997668f), u, fmaf(0.166683957f, b, 0.499991268f)), u, fmaf(0.999999404f, b, 1.0f));
+    if (n != n) return x + x;
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    return ldexpf(j, (int)n);
+}
+
+/* sum of 16 floats as a 512-bit unit halves them: (i, i+8), then (i, i+4), (i, i+2), (0, 1) */
+static DS__MAYBE_UNUSED float ds__tree16(const float *a) {
+    float t[8];
     int i;
+    for (i = 0; i < 8; i++) t[i] = a[i] + a[i + 8];
+    return ds__hsum8_tree(t);
+}
+
+/* Softmax as llama.cpp's: e^(x - max) per element; the sum accumulated in double over chunks
+   of 16, each chunk summed by ds__tree16 (a short last chunk as if padded with zeros, which is
+   what llama.cpp's padded attention rows hold); then x * (float)(1 / sum). */
+static void ds__softmax_scalar(float *x, int n) {
+    float max = -INFINITY, inv;
+    double sum = 0.0;
+    int i, k;
     for (i = 0; i < n; i++) max = DS__MAX(max, x[i]);
-    for (i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
+    for (i = 0; i < n; i += 16) {
+        float e[16];
+        for (k = 0; k < 16; k++) e[k] = i + k < n ? (x[i + k] = ds__exp_ref(x[i + k] - max)) : 0.0f;
+        sum += (double)ds__tree16(e);
     }
-    inv = 1.0f / sum;
+    inv = (float)(1.0 / sum);
     for (i = 0; i < n; i++) x[i] *= inv;
 }
 
 static void ds__swiglu_scalar(float *y, const float *gate, const float *up, int n) {
     int i;
-    for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + ds__exp_ref(-gate[i])) * up[i];
 }
 
 /* rotate pair i < count of each head by (cs[i], sn[i]): (x[i], x[i + off]) with neox, else
@@ -2445,8 +2542,8 @@ static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int count
         for (i = 0; i < count; i++) {
             int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
+            v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+            v[b] = fmaf(x0, sn[i], x1 * cs[i]);
         }
     }
 }
@@ -2528,13 +2625,6 @@ DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
-/* roundf per lane (halves away from zero), as ds__round_away */
-DS__AVX2_INLINE __m256 ds__round_away_avx2(__m256 v) {
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC), r = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
-    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one));
-    return _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(r, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one));
-}
-
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
 DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
@@ -2552,11 +2642,16 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
         }
         m = ds__hmax8_avx2(amax);
         d = m / 127.0f;
-        id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-        for (j = 0; j < 4; j++) q[j] = _mm256_cvttps_epi32(ds__round_away_avx2(_mm256_mul_ps(v[j], id)));
+        id = _mm256_set1_ps(m != 0.0f ? 127.0f / m : 0.0f);
+        for (j = 0; j < 4; j++) q[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         _mm256_storeu_si256((__m256i *)(void *)(row + b * DS__QK), _mm256_permutevar8x32_epi32(p, order));
-        ds__qx_block_scales(row, K, b, d, ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]))));
+        { /* ds__qx_block_scales with F16C's conversions (the same rounding, to nearest even) */
+            ds__qx v = ds__qx_view(row, K);
+            int isum = ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+            DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+            DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = _cvtsh_ss(_cvtss_sh((float)isum * d, _MM_FROUND_TO_NEAREST_INT));
+        }
     }
     ds__qx_pad(row, K);
 }
@@ -2662,9 +2757,9 @@ DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-/* Block pairs (2p, 2p+1) fill the two 256-bit halves. With an odd block count the last pair's
-   second half re-reads the last weight block against the activation row's zero padding
-   (ds__quantize_qx_avx2 writes q = 0, d = s = 0 there), so it adds exactly 0. */
+/* Weight-row pairs (r, r + 1) fill the two 256-bit halves, so each half is one row's 8 lanes
+   and a block's dot still accumulates into them in block order: the float order of the
+   reference (and of the AVX2 tile), bit for bit. The activation block is broadcast to both. */
 #define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
     const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
@@ -2672,69 +2767,70 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i m_idx = _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
     const uint8_t *wr[4];
     ds__qx xr[4];
-    __m512 acc[4][4], macc[4];
-    int r, c, p;
+    __m512 acc[2][4];
+    __m128 macc[4];
+    int r, c, b, h;
     DS__UNROLL4 for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
     DS__UNROLL4 for (c = 0; c < 4; c++) { /* all 4 columns, so no compiler sees a partial array */
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
-        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = _mm512_setzero_ps();
+        acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+        macc[c] = _mm_setzero_ps();
     }
-    DS__UNROLL4 for (r = 0; r < 4; r++) macc[r] = _mm512_setzero_ps();
-    for (p = 0; p < nb; p += 2) {
-        const size_t o0 = (size_t)p * bsz, o1 = (size_t)DS__MIN(p + 1, nb - 1) * bsz;
-        __m512i wq[4];
-        __m512 dw[4], sx = _mm512_setzero_ps();
-        if (kind == DS__QK_Q4_1) { /* Q4_1's m * s terms of all CT tokens at once: lanes c, 8 + c */
-            __m128 s[4], lo, hi;
-            DS__UNROLL4 for (c = 0; c < 4; c++) s[c] = c < CT ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)(xr[c].s + p))) : _mm_setzero_ps();
-            lo = _mm_unpacklo_ps(s[0], s[1]);
-            hi = _mm_unpacklo_ps(s[2], s[3]);
-            sx = _mm512_insertf32x4(_mm512_zextps128_ps512(_mm_movelh_ps(lo, hi)), _mm_movehl_ps(hi, lo), 2);
-        }
-        DS__UNROLL4 for (r = 0; r < 4; r++) {
-            const uint8_t *b0 = wr[r] + o0, *b1 = wr[r] + o1;
-            if (CT == 1) DS__PREFETCH(b0 + 4 * m->w_row); /* decode streams weights: fetch the next tile's */
-            /* the f16 scales of both blocks: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
-            __m128 dm = kind == DS__QK_Q4_1
+    for (b = 0; b < nb; b++) {
+        const size_t o = (size_t)b * bsz;
+        __m512i wq[2];
+        __m512 dw[2];
+        __m128 dm[2], mw = _mm_setzero_ps();
+        DS__UNROLL4 for (h = 0; h < 2; h++) {
+            const uint8_t *b0 = wr[2 * h] + o, *b1 = wr[2 * h + 1] + o;
+            if (CT == 1 && !(b & 1)) { /* decode streams weights: fetch the next tile's, a line per two blocks */
+                DS__PREFETCH(b0 + 4 * m->w_row);
+                DS__PREFETCH(b1 + 4 * m->w_row);
+            }
+            /* the f16 scales of both rows: lanes d0, d1 (Q4_1: d0, m0, d1, m1) */
+            dm[h] = kind == DS__QK_Q4_1
                             ? _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128(*(const int32_t *)(const void *)b0), _mm_cvtsi32_si128(*(const int32_t *)(const void *)b1)))
                             : _mm_cvtph_ps(_mm_unpacklo_epi16(_mm_cvtsi32_si128(*(const uint16_t *)(const void *)b0), _mm_cvtsi32_si128(*(const uint16_t *)(const void *)b1)));
             if (kind == DS__QK_Q8_0) {
-                wq[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
-                dw[r] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm));
+                wq[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
+                dw[h] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm[h]));
             } else {
                 const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
                 __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
-                wq[r] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
-                dw[r] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm));
-                if (kind == DS__QK_Q4_1) macc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(m_idx, _mm512_castps128_ps512(dm)), sx, macc[r]);
+                wq[h] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
+                dw[h] = _mm512_permutexvar_ps(kind == DS__QK_Q4_1 ? half_idx : pair_idx, _mm512_castps128_ps512(dm[h]));
             }
         }
+        if (kind == DS__QK_Q4_1) mw = _mm_shuffle_ps(dm[0], dm[1], _MM_SHUFFLE(3, 1, 3, 1)); /* m of rows 0..3 */
         DS__UNROLL4 for (c = 0; c < CT; c++) {
-            const __m512i xq = _mm512_load_si512((const void *)(xr[c].q + p * DS__QK));
-            const __m512 dx = _mm512_permutexvar_ps(pair_idx, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double *)(const void *)(xr[c].d + p)))));
+            const __m512i xq = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(const void *)(xr[c].q + b * DS__QK)));
+            const __m512 dx = _mm512_set1_ps(xr[c].d[b]);
             __m512i start = _mm512_setzero_si512();
             if (kind == DS__QK_Q4_0) start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(start, _mm512_set1_epi8(8), xq));
-            DS__UNROLL4 for (r = 0; r < 4; r++) {
+            DS__UNROLL4 for (h = 0; h < 2; h++) {
                 __m512i pr;
                 if (kind == DS__QK_Q8_0) {
                     /* |w| as the unsigned operand, w's sign moved onto x (no vpsignb on zmm) */
-                    __mmask64 neg = _mm512_movepi8_mask(wq[r]);
-                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[r]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
+                    __mmask64 neg = _mm512_movepi8_mask(wq[h]);
+                    pr = _mm512_dpbusd_epi32(start, _mm512_abs_epi8(wq[h]), _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq));
                 } else {
-                    pr = _mm512_dpbusd_epi32(start, wq[r], xq);
+                    pr = _mm512_dpbusd_epi32(start, wq[h], xq);
                 }
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[r], dx), acc[r][c]);
+                acc[h][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pr), _mm512_mul_ps(dw[h], dx), acc[h][c]);
             }
+            if (kind == DS__QK_Q4_1) macc[c] = _mm_fmadd_ps(mw, _mm_set1_ps(xr[c].s[b]), macc[c]);
         }
     }
-    for (r = 0; r < nr; r++) {
-        float mm[16];
-        _mm512_storeu_ps(mm, macc[r]);
-        for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n + r] = _mm512_reduce_add_ps(acc[r][c]) + (mm[c] + mm[8 + c]);
+    for (c = 0; c < ct; c++) {
+        float mm[4];
+        _mm_storeu_ps(mm, macc[c]);
+        for (r = 0; r < nr; r++) {
+            __m256 a = r & 1 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r >> 1][c]), 1)) : _mm512_castps512_ps256(acc[r >> 1][c]);
+            m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_avx2(a) + mm[r];
+        }
     }
 }
 static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
@@ -2984,77 +3080,74 @@ DS__AVX2 static void ds__axpy_f32_avx2(float *y, float a, const float *x, int n)
 }
 
 DS__AVX2 static void ds__rmsnorm_avx2(float *y, const float *x, const float *w, int n, float eps) {
-    __m256 s0 = _mm256_setzero_ps(), sc;
-    float ss, scale;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i), s0);
-    ss = ds__hsum8_avx2(s0);
-    for (; i < n; i++) ss += x[i] * x[i];
-    scale = (float)(1.0 / sqrt((double)ss / n + eps));
-    sc = _mm256_set1_ps(scale);
+    float scale = ds__rms_scale(x, n, eps);
+    __m256 sc = _mm256_set1_ps(scale);
+    int i;
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc), _mm256_loadu_ps(w + i)));
     for (; i < n; i++) y[i] = x[i] * scale * w[i];
 }
 
-/* e^x to ~1 ulp: x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7, 2^k through the
-   exponent bits. Below -87.3 the result flushes to 0 (libm gives denormals there), above 88.7
-   it is inf; NaN stays NaN. */
+/* e^x as ds__exp_ref, 8 lanes; lanes whose 2^n is not a normal float (results near or past
+   the float range) take the scalar path */
 DS__AVX2_INLINE __m256 ds__exp_avx2(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.7228394f), lo = _mm256_set1_ps(-87.3365479f);
-    __m256 k, r, p, big = _mm256_cmp_ps(x, hi, _CMP_GT_OQ), small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    __m256i e;
-    x = _mm256_min_ps(x, hi);
-    x = _mm256_max_ps(x, lo);
-    k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693145752f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(1.42860677e-6f), r);
-    p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    e = _mm256_slli_epi32(_mm256_cvtps_epi32(k), 23);
-    p = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
-    p = _mm256_andnot_ps(small, p);
-    return _mm256_blendv_ps(p, _mm256_set1_ps(INFINITY), big);
+    const __m256 r = _mm256_set1_ps(12582912.0f);
+    __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269502f), r), n = _mm256_sub_ps(z, r);
+    __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-06f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x));
+    __m256 u = _mm256_mul_ps(b, b);
+    __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0.00824739039f), b, _mm256_set1_ps(0.0418997668f)), u,
+                                               _mm256_fmadd_ps(_mm256_set1_ps(0.166683957f), b, _mm256_set1_ps(0.499991268f))),
+                               u, _mm256_fmadd_ps(_mm256_set1_ps(0.999999404f), b, _mm256_set1_ps(1.0f)));
+    __m256 ok = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(126.0f), _CMP_LE_OQ);
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 res = _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+    if (_mm256_movemask_ps(ok) != 0xff) {
+        float xs[8], rs[8];
+        int l, m = _mm256_movemask_ps(ok);
+        _mm256_storeu_ps(xs, x);
+        _mm256_storeu_ps(rs, res);
+        for (l = 0; l < 8; l++)
+            if (!(m >> l & 1)) rs[l] = ds__exp_ref(xs[l]);
+        res = _mm256_loadu_ps(rs);
+    }
+    return res;
 }
 
 DS__AVX2 static void ds__softmax_avx2(float *x, int n) {
-    __m256 mx = _mm256_set1_ps(-INFINITY), s = _mm256_setzero_ps(), mv;
-    float max, sum, inv;
+    __m256 mx = _mm256_set1_ps(-INFINITY), mv;
+    float max, inv;
+    double sum = 0.0;
     int i = 0;
     for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
     max = ds__hmax8_avx2(mx);
     for (; i < n; i++) max = DS__MAX(max, x[i]);
     mv = _mm256_set1_ps(max);
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
-        _mm256_storeu_ps(x + i, e);
-        s = _mm256_add_ps(s, e);
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m256 e0 = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv)), e1 = ds__exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), mv));
+        _mm256_storeu_ps(x + i, e0);
+        _mm256_storeu_ps(x + i + 8, e1);
+        sum += (double)ds__hsum8_avx2(_mm256_add_ps(e0, e1)); /* = ds__tree16 */
     }
-    sum = ds__hsum8_avx2(s);
-    for (; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
+    if (i < n) {
+        float e[16];
+        int k;
+        for (k = 0; k < 16; k++) e[k] = i + k < n ? (x[i + k] = ds__exp_ref(x[i + k] - max)) : 0.0f;
+        sum += (double)ds__tree16(e);
     }
-    inv = 1.0f / sum;
+    inv = (float)(1.0 / sum);
     mv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), mv));
     for (; i < n; i++) x[i] *= inv;
 }
 
 DS__AVX2 static void ds__swiglu_avx2(float *y, const float *gate, const float *up, int n) {
-    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 g = _mm256_loadu_ps(gate + i);
-        __m256 e = ds__exp_avx2(_mm256_xor_ps(g, neg));
+        __m256 e = ds__exp_avx2(_mm256_sub_ps(zero, g));
         _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
     }
-    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + ds__exp_ref(-gate[i])) * up[i];
 }
 
 DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
@@ -3075,14 +3168,16 @@ DS__AVX2 static void ds__rope_apply_avx2(float *x, int n_heads, int head_dim, in
                 __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
                 __m256 cc = _mm256_permutevar8x32_ps(c, dup), ss = _mm256_permutevar8x32_ps(s, dup);
                 __m256 sw = _mm256_permute_ps(xv, 0xb1);                     /* (b, a) */
-                _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss))); /* (a c - b s, b c + a s) */
+                __m256 ra = _mm256_fmsub_ps(xv, cc, _mm256_mul_ps(sw, ss));  /* a c - b s, a c fused */
+                __m256 rb = _mm256_fmadd_ps(sw, ss, _mm256_mul_ps(xv, cc));  /* a s + b c, a s fused */
+                _mm256_storeu_ps(v + 2 * i, _mm256_blend_ps(ra, rb, 0xaa));
             }
         }
         for (; i < count; i++) {
             int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
+            v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+            v[b] = fmaf(x0, sn[i], x1 * cs[i]);
         }
     }
 }
@@ -3105,9 +3200,9 @@ static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
             amax = vmaxq_f32(amax, vabsq_f32(v[j]));
         }
         d = vmaxvq_f32(amax) / 127.0f;
-        id = d != 0.0f ? 1.0f / d : 0.0f;
+        id = d != 0.0f ? 127.0f / vmaxvq_f32(amax) : 0.0f;
         for (j = 0; j < 8; j++) {
-            q[j] = vcvtaq_s32_f32(vmulq_n_f32(v[j], id));
+            q[j] = vcvtnq_s32_f32(vmulq_n_f32(v[j], id));
             isum = vaddq_s32(isum, q[j]);
         }
         for (j = 0; j < 4; j++) h[j] = vcombine_s16(vmovn_s32(q[2 * j]), vmovn_s32(q[2 * j + 1]));
@@ -3217,13 +3312,8 @@ static void ds__axpy_f32_neon(float *y, float a, const float *x, int n) {
 }
 
 static void ds__rmsnorm_neon(float *y, const float *x, const float *w, int n, float eps) {
-    float32x4_t s0 = vdupq_n_f32(0.0f);
-    float ss, scale;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(x + i));
-    ss = vaddvq_f32(s0);
-    for (; i < n; i++) ss += x[i] * x[i];
-    scale = (float)(1.0 / sqrt((double)ss / n + eps));
+    float scale = ds__rms_scale(x, n, eps);
+    int i;
     for (i = 0; i + 4 <= n; i += 4) vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), scale), vld1q_f32(w + i)));
     for (; i < n; i++) y[i] = x[i] * scale * w[i];
 }
@@ -3432,7 +3522,10 @@ static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
 #define DS__F_VNNI512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI)
 #define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
 
-static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) { ds__quantize_row(at, x, dst, K); }
+static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
+    if (at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) ds__quantize_act_q8(x, dst, K / DS__QK, at == DS_TYPE_Q8_1);
+    else ds__quantize_row(at, x, dst, K);
+}
 
 /* the matmul kernel for weight type wt: fills m->gemm, m->quantize; returns the activation
    row bytes it needs */
@@ -9123,7 +9216,7 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
    query row of a tile its f16-rounded query and its scores over the context */
 static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
-    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx);
+    return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx) + DS__MAX(16 * rows, 64 * G) * D;
 }
 
 static ds_status ds__session_alloc(ds_session *s) {
@@ -9284,48 +9377,123 @@ static void ds__f16_round_row(float *x, int n) {
     else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
 }
 
-/* The two products of a tile, as small register-blocked GEMMs. Block scores: sc[j] =
-   scale * q . k_j for j < n, from kt, the block transposed (D rows of DS__ATTN_BLOCK keys), so
-   each query element multiplies a row of keys and no horizontal sums are needed. */
-static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale) {
-    int j, d;
-    for (j = 0; j < n; j++) sc[j] = 0;
-    for (d = 0; d < D; d++)
-        for (j = 0; j < n; j++) sc[j] += q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j];
-    for (j = 0; j < n; j++) sc[j] *= scale;
+/* The two products of a tile in llama.cpp's float order (its f16 matmuls), so that scores and
+   outputs agree with its bit for bit. With S = 16 slots (a batch of two or more tokens) term i
+   of a dot goes into slot i % 16 by fused multiply-add, in order, and the slots are summed by
+   ds__tree16. With S = 64 (one token, or a head size not a multiple of 16) term i goes into
+   slot i % 64 over whole 64-term steps; slots fold as (s + s+32) + (s+16 + s+48) into 16, then
+   ds__tree16, and terms past the last whole step are added after, in double. Keys past a row's
+   last one are zero probabilities there, so they add nothing and are skipped here. */
+static float ds__attn_fold(const float *a, int S) {
+    float f[16];
+    int l;
+    if (S == 16) return ds__tree16(a);
+    for (l = 0; l < 16; l++) f[l] = (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]);
+    return ds__tree16(f);
 }
-/* o (D) += sum over j < n of p[j] * v_j, v the block's rows (DS__ATTN_BLOCK, D) */
-static void ds__attn_pv_ref(float *o, const float *p, const float *vb, int D, int n) {
+/* score of key j: q . k (k[d] = kt[d * DS__ATTN_BLOCK + j]) times scale */
+static float ds__attn_dot_ref(const float *q, const float *kt, int j, int D, int S, float scale) {
+    float a[64];
+    double r;
+    int d, np = S == 16 ? D : D & ~63;
+    for (d = 0; d < S; d++) a[d] = 0.0f;
+    for (d = 0; d < np; d++) a[d % S] = fmaf(q[d], kt[(size_t)d * DS__ATTN_BLOCK + j], a[d % S]);
+    r = (double)ds__attn_fold(a, S);
+    for (; d < D; d++) r += (double)(q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j]);
+    return (float)r * scale;
+}
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
     int j;
-    for (j = 0; j < n; j++) ds__axpy_f32(o, p[j], vb + (size_t)j * D, D);
+    for (j = 0; j < n; j++) sc[j] = ds__attn_dot_ref(q, kt, j, D, S, scale);
+}
+/* acc (S, D): slot (j0 + j) % S += p[j] * v_j for j < n, v the block's rows (DS__ATTN_BLOCK, D).
+   A row's keys start at 0, so key J < S is its slot's first: written, not added (no zeroing). */
+static void ds__attn_pv_ref(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+    int j, d;
+    for (j = 0; j < n; j++) {
+        float *a = acc + (size_t)((j0 + j) % S) * D;
+        for (d = 0; d < D; d++) a[d] = j0 + j < S ? p[j] * vb[(size_t)j * D + d] : fmaf(p[j], vb[(size_t)j * D + d], a[d]);
+    }
+}
+/* o (D) = the slots of acc (S, D) summed per element; slots from `used` on were never written
+   (fewer keys than slots) and count as 0 */
+static void ds__attn_pv_sum_ref(float *o, const float *acc, int D, int S, int used) {
+    float a[64];
+    int d, l;
+    for (d = 0; d < D; d++) {
+        for (l = 0; l < S; l++) a[l] = l < used ? acc[(size_t)l * D + d] : 0.0f;
+        o[d] = ds__attn_fold(a, S);
+    }
 }
 #if defined(DS__X86_SIMD)
-DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale) {
-    __m256 acc[DS__ATTN_BLOCK / 8], sv = _mm256_set1_ps(scale);
-    float all[DS__ATTN_BLOCK];
-    int i, d;
-    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_setzero_ps();
-    for (d = 0; d < D; d++) {
-        __m256 qd = _mm256_set1_ps(q[d]);
-        const float *row = kt + (size_t)d * DS__ATTN_BLOCK;
-        for (i = 0; i < DS__ATTN_BLOCK / 8; i++) acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * i), acc[i]);
+/* 8 keys at a time; slot pairs (l, l + 8) together, the first level of ds__tree16 */
+DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
+    int j0, l, i, g;
+    if ((S == 16 && D % 16) || (S == 64 && D % 64)) {
+        ds__attn_scores_ref(sc, q, kt, D, n, scale, S);
+        return;
     }
-    for (i = 0; i < DS__ATTN_BLOCK / 8; i++) _mm256_storeu_ps(all + 8 * i, _mm256_mul_ps(acc[i], sv));
-    memcpy(sc, all, (size_t)n * sizeof(float));
-}
-/* D a multiple of 8: accumulators for up to 64 outputs stay in registers across the keys */
-DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const float *vb, int D, int n) {
-    int d0, i, j;
-    for (d0 = 0; d0 < D; d0 += 64) {
-        int nv = DS__MIN(64, D - d0) / 8;
-        __m256 acc[8];
-        for (i = 0; i < nv; i++) acc[i] = _mm256_loadu_ps(o + d0 + 8 * i);
-        for (j = 0; j < n; j++) {
-            __m256 pj = _mm256_set1_ps(p[j]);
-            const float *v = vb + (size_t)j * D + d0;
-            for (i = 0; i < nv; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+    for (j0 = 0; j0 < n; j0 += 8) {
+        __m256 t[8], u[4], r;
+        float out[8];
+        for (l = 0; l < 8; l++) {
+            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+            if (S == 16) {
+                for (i = 0; i < D; i += 16) {
+                    lo = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l]), _mm256_loadu_ps(kt + (size_t)(i + l) * DS__ATTN_BLOCK + j0), lo);
+                    hi = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l + 8]), _mm256_loadu_ps(kt + (size_t)(i + l + 8) * DS__ATTN_BLOCK + j0), hi);
+                }
+            } else {
+                __m256 s[2][4];
+                for (g = 0; g < 4; g++) s[0][g] = s[1][g] = _mm256_setzero_ps();
+                for (i = 0; i < D; i += 64)
+                    for (g = 0; g < 4; g++) {
+                        int d0 = i + 16 * g + l, d1 = d0 + 8;
+                        s[0][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d0]), _mm256_loadu_ps(kt + (size_t)d0 * DS__ATTN_BLOCK + j0), s[0][g]);
+                        s[1][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d1]), _mm256_loadu_ps(kt + (size_t)d1 * DS__ATTN_BLOCK + j0), s[1][g]);
+                    }
+                lo = _mm256_add_ps(_mm256_add_ps(s[0][0], s[0][2]), _mm256_add_ps(s[0][1], s[0][3]));
+                hi = _mm256_add_ps(_mm256_add_ps(s[1][0], s[1][2]), _mm256_add_ps(s[1][1], s[1][3]));
+            }
+            t[l] = _mm256_add_ps(lo, hi);
         }
-        for (i = 0; i < nv; i++) _mm256_storeu_ps(o + d0 + 8 * i, acc[i]);
+        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(t[l], t[l + 4]);
+        r = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
+        _mm256_storeu_ps(out, _mm256_mul_ps(r, _mm256_set1_ps(scale)));
+        memcpy(sc + j0, out, (size_t)DS__MIN(8, n - j0) * sizeof(float));
+    }
+}
+DS__INFER_AVX2 static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+    int j, d;
+    if (D % 8) {
+        ds__attn_pv_ref(acc, p, vb, D, n, j0, S);
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        float *a = acc + (size_t)((j0 + j) % S) * D;
+        const float *v = vb + (size_t)j * D;
+        __m256 pj = _mm256_set1_ps(p[j]);
+        if (j0 + j < S)
+            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_mul_ps(pj, _mm256_loadu_ps(v + d)));
+        else
+            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + d), _mm256_loadu_ps(a + d)));
+    }
+}
+DS__INFER_AVX2 static void ds__attn_pv_sum_avx2(float *o, const float *acc, int D, int S, int used) {
+    int d, l;
+    if (D % 8) {
+        ds__attn_pv_sum_ref(o, acc, D, S, used);
+        return;
+    }
+    for (d = 0; d < D; d += 8) {
+        __m256 f[16], u[4];
+#define DS__SLOT(i) ((i) < used ? _mm256_loadu_ps(acc + (size_t)(i) * D + d) : _mm256_setzero_ps())
+        for (l = 0; l < 16; l++)
+            f[l] = S == 16 ? DS__SLOT(l) : _mm256_add_ps(_mm256_add_ps(DS__SLOT(l), DS__SLOT(32 + l)), _mm256_add_ps(DS__SLOT(16 + l), DS__SLOT(48 + l)));
+#undef DS__SLOT
+        for (l = 0; l < 8; l++) f[l] = _mm256_add_ps(f[l], f[l + 8]);
+        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(f[l], f[l + 4]);
+        _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3])));
     }
 }
 #define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
@@ -9333,6 +9501,7 @@ DS__INFER_AVX2 static void ds__attn_pv_avx2(float *o, const float *p, const floa
 #define DS__INFER_FMA() 0
 #define ds__attn_scores_avx2 ds__attn_scores_ref
 #define ds__attn_pv_avx2 ds__attn_pv_ref
+#define ds__attn_pv_sum_avx2 ds__attn_pv_sum_ref
 #endif
 
 /* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
@@ -9344,12 +9513,15 @@ static void ds__attn_softmax_f16(float *p, int n) {
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA() && D % 8 == 0;
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA();
     int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
+    /* slots of the two products (see ds__attn_fold): llama.cpp's batch and single-token paths */
+    int s_kq = job->T >= 2 && D % 16 == 0 ? 16 : 64, s_pv = job->T >= 2 ? 16 : 64;
     size_t head = ((size_t)job->layer * c->n_head_kv + hk) * (size_t)s->n_ctx * D, nctx = (size_t)s->n_ctx;
     const uint16_t *kc = s->k_cache + head, *vc = s->v_cache + head;
-    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores */
-    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D;
+    /* (B, D) a block as stored, (D, B) K transposed, (rows, D) queries, (rows, n_ctx) scores,
+       (rows, s_pv, D) output slots */
+    float *blk = scratch, *kt = blk + (size_t)B * D, *qh = kt + (size_t)B * D, *sc = qh + (size_t)rows * D, *acc = sc + (size_t)rows * nctx;
     float scale = 1.0f / sqrtf((float)D);
     for (t = t0; t < t1; t++)
         for (g = 0; g < G; g++) {
@@ -9357,7 +9529,6 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
             r = (t - t0) * G + g;
             memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
             ds__f16_round_row(qh + (size_t)r * D, D);
-            memset(s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D, 0, (size_t)D * sizeof(float));
         }
     for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
@@ -9368,26 +9539,34 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
             for (g = 0; g < G && nv > 0; g++) {
                 r = (t - t0) * G + g;
-                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
-                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale);
+                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
+                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
             }
         }
     }
     for (t = t0; t < t1; t++)
         for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
-    for (j0 = 0; j0 < kend; j0 += B) { /* outputs, a V block at a time */
+    for (j0 = 0; j0 < kend; j0 += B) { /* output slots, a V block at a time */
         int nb = DS__MIN(B, kend - j0);
         ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
             for (g = 0; g < G && nv > 0; g++) {
-                float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+                float *a = acc + ((size_t)(t - t0) * G + g) * s_pv * D;
                 r = (t - t0) * G + g;
-                if (simd) ds__attn_pv_avx2(o, sc + r * nctx + j0, blk, D, nv);
-                else ds__attn_pv_ref(o, sc + r * nctx + j0, blk, D, nv);
+                if (simd) ds__attn_pv_avx2(a, sc + r * nctx + j0, blk, D, nv, j0, s_pv);
+                else ds__attn_pv_ref(a, sc + r * nctx + j0, blk, D, nv, j0, s_pv);
             }
         }
     }
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            const float *a = acc + ((size_t)(t - t0) * G + g) * s_pv * D;
+            int used = DS__MIN(s_pv, job->pos0 + t + 1);
+            if (simd) ds__attn_pv_sum_avx2(o, a, D, s_pv, used);
+            else ds__attn_pv_sum_ref(o, a, D, s_pv, used);
+        }
 }
 
 /* task i takes items i, i + n, ...: later tiles see more keys, striding evens the load */

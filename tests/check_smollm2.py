@@ -6,10 +6,13 @@ where only a lower bound of the KL can be computed (top-128 tokens + rest); this
 that gap when llama_cpp is installed, and SKIPs otherwise.
 
 Our logits come from deepseek.h itself, compiled here into a small shared library
-($BUILD/libds_check.so) and called through ctypes. Thresholds: mean KL <= 0.005, and top-1
-agreement at least llama.cpp's agreement with itself between its two attention paths (flash
-attention on vs off, recorded by llama.cpp in tests/fixtures/smollm2/meta.json); test_smollm2.c
-explains why bit-level agreement (99.5% top-1) is out of reach of any other arithmetic.
+($BUILD/libds_check.so) and called through ctypes. Thresholds: mean KL <= 0.005 and top-1
+agreement >= 99.5%. deepseek.h reproduces the float order of the llama.cpp build that made the
+fixtures (its x86 AVX-512 build; deepseek.h design notes, "numerics"), so against that build the
+logits are equal bit for bit. A llama.cpp built for other instructions (AVX2 only, say) orders
+its sums and its e^x differently; then only its agreement with ITSELF across its two attention
+paths (meta.json, llama_cpp_self_consistency) is a fair floor, and that floor is checked instead,
+saying so.
 """
 import ctypes
 import json
@@ -24,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
 FIX = os.path.join(ROOT, "tests", "fixtures", "smollm2")
 MAX_MEAN_KL = 0.005
+MIN_TOP1 = 0.995
 
 SHIM = r"""
 #define DEEPSEEK_IMPLEMENTATION
@@ -72,13 +76,13 @@ def read_tf(path):
     return tokens, n_vocab
 
 
-def self_consistency():
-    """llama.cpp's agreement with itself recorded by make_ref_smollm2.py, or None."""
+def fixture_meta():
+    """meta.json as make_ref_smollm2.py wrote it, or {}."""
     try:
         with open(os.path.join(FIX, "meta.json")) as f:
-            return json.load(f)["llama_cpp_self_consistency"]["teacher_forced"]
-    except (OSError, KeyError, ValueError):
-        return None
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def log_softmax(x):
@@ -91,6 +95,7 @@ def main():
     model = os.environ.get("DS_TEST_MODEL", os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     name = "smollm2_exact_kl_live_llama_cpp"
     try:
+        import llama_cpp
         from llama_cpp import Llama
     except ImportError:
         print(f"SKIP {name}: llama_cpp (llama-cpp-python) is not installed; test_smollm2 checks the committed fixture")
@@ -110,35 +115,41 @@ def main():
     n_chunks, chunk = tokens.shape
     llm = Llama(model_path=model, n_ctx=chunk, n_batch=chunk, n_ubatch=chunk, n_threads=2, n_threads_batch=2,
                 logits_all=True, verbose=False)
-    agree, n, kls = 0, 0, []
+    agree, n, kls, same_rows = 0, 0, [], 0
     for c in range(n_chunks):
         toks = np.ascontiguousarray(tokens[c], dtype=np.int32)
         llm.reset()
         llm.eval([int(t) for t in toks])
-        p = log_softmax(np.array(llm.scores[:chunk], dtype=np.float32))
+        ref = np.array(llm.scores[:chunk], dtype=np.float32)
         ours = np.zeros((chunk, n_vocab), np.float32)
         rc = lib.check_logits(model.encode(), toks.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), chunk,
                               ours.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
         if rc != 0:
             print(f"FAIL {name}: our evaluation failed: {lib.check_error().decode(errors='replace')}")
             return 1
-        q = log_softmax(ours)
+        p, q = log_softmax(ref), log_softmax(ours)
         kls.append((np.exp(p) * (p - q)).sum(axis=1))
         agree += int((p.argmax(1) == q.argmax(1)).sum())
+        same_rows += int((ref == ours).all(axis=1).sum())
         n += chunk
     kl = np.concatenate(kls)
     print(f"smollm2 (live llama.cpp): {n} positions, top-1 agreement {100 * agree / n:.2f}%, "
-          f"exact KL(llama.cpp || ours): mean {kl.mean():.6f}, max {kl.max():.6f}", file=sys.stderr)
-    floor = self_consistency()
-    if floor:
-        print(f"  for scale, llama.cpp vs itself (flash attention on vs off): top-1 agreement {100 * floor['top1_agreement']:.2f}%, "
-              f"mean KL {floor['mean_kl']:.6f}", file=sys.stderr)
+          f"exact KL(llama.cpp || ours): mean {kl.mean():.6f}, max {kl.max():.6f}; "
+          f"{same_rows}/{n} positions with all {n_vocab} logits bit-identical", file=sys.stderr)
+    meta = fixture_meta()
+    system = llama_cpp.llama_print_system_info().decode()
+    min_top1, why = MIN_TOP1, "99.5%"
+    if meta.get("llama_cpp_system") != system:
+        floor = meta.get("llama_cpp_self_consistency", {}).get("teacher_forced")
+        if not floor:
+            print(f"FAIL {name}: {FIX}/meta.json has no llama_cpp_self_consistency figures")
+            return 1
+        min_top1 = floor["top1_agreement"]
+        why = f"llama.cpp's self-agreement {100 * min_top1:.2f}% (this llama.cpp build, '{system.strip()}', is not the fixtures' one)"
+        print(f"  {why}", file=sys.stderr)
     bad = []
-    if not floor:
-        print(f"FAIL {name}: {FIX}/meta.json has no llama_cpp_self_consistency figures")
-        return 1
-    if agree / n < floor["top1_agreement"]:
-        bad.append(f"top-1 agreement {100 * agree / n:.2f}% < llama.cpp's self-agreement {100 * floor['top1_agreement']:.2f}%")
+    if agree / n < min_top1:
+        bad.append(f"top-1 agreement {100 * agree / n:.2f}% < {why}")
     if kl.mean() > MAX_MEAN_KL:
         bad.append(f"mean KL {kl.mean():.6f} > {MAX_MEAN_KL}")
     print(f"FAIL {name}: {'; '.join(bad)}" if bad else f"PASS {name}")
