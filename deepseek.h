@@ -2649,8 +2649,9 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
         { /* ds__qx_block_scales with F16C's conversions (the same rounding, to nearest even) */
             ds__qx v = ds__qx_view(row, K);
             int isum = ds__hsum8i_avx2(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-            DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
-            DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = _cvtsh_ss(_cvtss_sh((float)isum * d, _MM_FROUND_TO_NEAREST_INT));
+            __m128 ds = _mm_cvtph_ps(_mm_cvtps_ph(_mm_setr_ps(d, (float)isum * d, 0.0f, 0.0f), _MM_FROUND_TO_NEAREST_INT));
+            DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = _mm_cvtss_f32(ds);
+            DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = _mm_cvtss_f32(_mm_movehdup_ps(ds));
         }
     }
     ds__qx_pad(row, K);
