@@ -265,20 +265,20 @@ static void ref_forward(const tiny_model *m, const int32_t *tok, int n, float *l
 
 /* ---- fixtures -------------------------------------------------------------------------------- */
 static const char *tiny_path(ds_type t) {
-    static char path[2][512];
+    static char path[DS_TYPE_COUNT_][512];
     const char *dir = getenv("BUILD");
-    int i = t == DS_TYPE_F32 ? 0 : 1;
+    int i = (int)t;
     snprintf(path[i], sizeof path[i], "%s/infer_tiny_%s.gguf", dir && *dir ? dir : "build", ds_type_name(t));
     return path[i];
 }
 
 /* writes the tiny model of type t (once per run) and loads it; m may be NULL */
 static ds_model *tiny_load(ds_test_ctx *t, ds_type type, tiny_model *keep) {
-    static int written[2];
+    static int written[DS_TYPE_COUNT_];
     tiny_model m;
     ds_model *model = NULL;
     ds_status s;
-    int i = type == DS_TYPE_F32 ? 0 : 1;
+    int i = (int)type;
     tiny_make(&m, type, 1234);
     if (!written[i]) {
         s = tiny_write(&m, tiny_path(type));
@@ -428,6 +428,46 @@ static void check_batching(ds_test_ctx *t, ds_type type) {
     free(one);
     free(chunked);
 }
+/* Every x86 kernel level computes in one float order (llama.cpp's; deepseek.h design notes,
+   "numerics"), so logits are bit-identical whichever instructions run: a batch, then single
+   tokens (the two attention orders), for the integer-dot weight types */
+static void check_isa_identical(ds_test_ctx *t, ds_type type) {
+    enum { N = 29, D = 3 };
+    static const unsigned masks[] = {0u, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVXVNNI};
+    ds_model *m = tiny_load(t, type, NULL);
+    float *ref = (float *)malloc(sizeof(float) * (D + 1) * TINY_VOCAB), *got = (float *)malloc(sizeof(float) * (D + 1) * TINY_VOCAB);
+    int32_t tok[N + D];
+    unsigned k;
+    int i, levels = 0;
+    if (!m) return;
+    some_tokens(tok, N + D, 5);
+    for (k = 0; k <= sizeof masks / sizeof masks[0] && !t->failed; k++) {
+        unsigned mask = k == 0 ? ~0u : masks[k - 1];
+        float *out = k == 0 ? ref : got;
+        ds_session *s;
+        ds_cpu_set_mask(mask);
+        if (k > 0 && (ds_cpu_features() & ~DS_CPU_AVXVNNI) != (mask & ~DS_CPU_AVXVNNI)) continue; /* a level this CPU lacks */
+        if (ds_cpu_features() & DS_CPU_NEON) break;  /* NEON sums in its own order */
+        s = new_session(m, 64, 0, 2);
+        DS_REQUIRE(t, s != NULL, "session");
+        DS_CHECK(t, ds_session_eval(s, tok, N, out) == DS_OK, "eval");
+        for (i = 0; i < D; i++) DS_CHECK(t, ds_session_eval(s, tok + N + i, 1, out + (size_t)(i + 1) * TINY_VOCAB) == DS_OK, "eval %d", i);
+        ds_session_free(s);
+        if (k > 0) {
+            DS_CHECK(t, memcmp(ref, got, sizeof(float) * (D + 1) * TINY_VOCAB) == 0, "%s: logits with features %#x differ from all features' (max %g)",
+                     ds_type_name(type), mask, max_diff(ref, got, (size_t)(D + 1) * TINY_VOCAB));
+            levels++;
+        }
+    }
+    ds_cpu_set_mask(~0u);
+    if (!t->failed && !levels) DS_SKIP(t, "not an x86 CPU: nothing to compare");
+    ds_model_free(m);
+    free(ref);
+    free(got);
+}
+static void test_isa_identical_q4_1(ds_test_ctx *t) { check_isa_identical(t, DS_TYPE_Q4_1); }
+static void test_isa_identical_q8_0(ds_test_ctx *t) { check_isa_identical(t, DS_TYPE_Q8_0); }
+
 static void test_batched_equals_one_by_one_f32(ds_test_ctx *t) { check_batching(t, DS_TYPE_F32); }
 static void test_batched_equals_one_by_one_q8_0(ds_test_ctx *t) { check_batching(t, DS_TYPE_Q8_0); }
 
@@ -682,6 +722,6 @@ static void test_real_model(ds_test_ctx *t) {
 
 DS_TEST_MAIN(DS_T(test_tiny_config), DS_T(test_bad_tensors), DS_T(test_forward_f32_matches_reference), DS_T(test_forward_scalar_matches_reference),
              DS_T(test_forward_q8_0_close_to_reference), DS_T(test_batched_equals_one_by_one_f32),
-             DS_T(test_batched_equals_one_by_one_q8_0), DS_T(test_rewind), DS_T(test_bad_inputs),
+             DS_T(test_batched_equals_one_by_one_q8_0), DS_T(test_isa_identical_q4_1), DS_T(test_isa_identical_q8_0), DS_T(test_rewind), DS_T(test_bad_inputs),
              DS_T(test_generate_stop_string), DS_T(test_generate_cancel_and_budget), DS_T(test_generate_context_full),
              DS_T(test_f16_rows), DS_T(test_chat_templates), DS_T(test_real_model))
