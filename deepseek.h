@@ -3225,21 +3225,36 @@ static inline int32x4_t ds__dot32_neon(int32x4_t acc, int8x16_t w0, int8x16_t x0
     return vpadalq_s16(vpadalq_s16(acc, p0), p1);
 #endif
 }
+/* lane l of 16 int8 pairs: the sum of terms 4l..4l+3 (the integer-dot lanes of ds__dot_block_lanes) */
+static inline int32x4_t ds__dot16_lanes_neon(int8x16_t w, int8x16_t x) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(vdupq_n_s32(0), w, x);
+#else
+    int32x4_t lo = vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x))), hi = vpaddlq_s16(vmull_s8(vget_high_s8(w), vget_high_s8(x)));
+    return vpaddq_s32(lo, hi);
+#endif
+}
+/* ds__hsum8_tree of lanes (a0..a3, a4..a7) */
+static inline float ds__hsum8_neon(float32x4_t a, float32x4_t b) {
+    float32x4_t t = vaddq_f32(a, b);
+    t = vaddq_f32(t, vextq_f32(t, t, 2));
+    return vgetq_lane_f32(t, 0) + vgetq_lane_f32(t, 1);
+}
 
-/* the x86 tile's shape (see there): up to 4 rows x CT tokens, weights as signed int8 (Q4_0's
-   offset subtracted, so every lane is an exact partial sum of true terms) */
+/* the x86 tile's shape and float order (see there): up to 4 rows x CT tokens, weights as signed
+   int8 (Q4_0's offset subtracted), each row's 8 lanes in two vectors */
 static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
     const int nb = m->K / DS__QK;
     const uint8x16_t lo4 = vdupq_n_u8(0x0f);
     const uint8_t *wr[4];
     ds__qx xr[4];
-    float32x4_t acc[4][4], macc[4];
+    float32x4_t acc[4][4], acc1[4][4], macc[4];
     int r, c, b;
     for (r = 0; r < 4; r++) wr[r] = m->w + (size_t)(n + DS__MIN(r, nr - 1)) * m->w_row;
     DS__UNROLL4 for (c = 0; c < CT; c++) {
         xr[c] = ds__qx_view(m->xa + (size_t)(t + DS__MIN(c, ct - 1)) * m->xa_row, m->K);
         macc[c] = vdupq_n_f32(0.0f);
-        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = vdupq_n_f32(0.0f);
+        DS__UNROLL4 for (r = 0; r < 4; r++) acc[r][c] = acc1[r][c] = vdupq_n_f32(0.0f);
     }
     for (b = 0; b < nb; b++) {
         int8x16_t w0[4], w1[4];
@@ -3270,8 +3285,8 @@ static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m
             const int8x16_t x0 = vld1q_s8(xr[c].q + b * DS__QK), x1 = vld1q_s8(xr[c].q + b * DS__QK + 16);
             const float dx = xr[c].d[b];
             DS__UNROLL4 for (r = 0; r < 4; r++) {
-                int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), w0[r], x0, w1[r], x1);
-                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(p), dw[r] * dx);
+                acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(ds__dot16_lanes_neon(w0[r], x0)), dw[r] * dx);
+                acc1[r][c] = vfmaq_n_f32(acc1[r][c], vcvtq_f32_s32(ds__dot16_lanes_neon(w1[r], x1)), dw[r] * dx);
             }
             if (kind == DS__QK_Q4_1) macc[c] = vfmaq_n_f32(macc[c], vld1q_f32(mw), xr[c].s[b]);
         }
@@ -3279,7 +3294,7 @@ static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m
     for (c = 0; c < ct; c++) {
         float mm[4];
         vst1q_f32(mm, macc[c]);
-        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = vaddvq_f32(acc[r][c]) + mm[r];
+        for (r = 0; r < nr; r++) m->y[(size_t)(t + c) * m->N + n + r] = ds__hsum8_neon(acc[r][c], acc1[r][c]) + mm[r];
     }
 }
 static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
@@ -3319,46 +3334,56 @@ static void ds__rmsnorm_neon(float *y, const float *x, const float *w, int n, fl
     for (; i < n; i++) y[i] = x[i] * scale * w[i];
 }
 
-/* e^x as ds__exp_avx2 (same reduction and series) */
+/* e^x as ds__exp_ref, 4 lanes (lanes past the normal range of 2^n take the scalar path) */
 static inline float32x4_t ds__exp_neon(float32x4_t x) {
-    const float32x4_t hi = vdupq_n_f32(88.7228394f), lo = vdupq_n_f32(-87.3365479f);
-    uint32x4_t big = vcgtq_f32(x, hi), small = vcltq_f32(x, lo);
-    float32x4_t k, r, p;
-    x = vmaxq_f32(vminq_f32(x, hi), lo);
-    k = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
-    r = vfmsq_f32(x, k, vdupq_n_f32(0.693145752f));
-    r = vfmsq_f32(r, k, vdupq_n_f32(1.42860677e-6f));
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 720), r, vdupq_n_f32(1.0f / 5040));
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), r, p);
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), r, p);
-    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), r, p);
-    p = vfmaq_f32(vdupq_n_f32(0.5f), r, p);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), r, p);
-    p = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), vshlq_n_s32(vcvtq_s32_f32(k), 23)));
-    p = vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(p), small));
-    return vbslq_f32(big, vdupq_n_f32(INFINITY), p);
+    const float32x4_t r = vdupq_n_f32(12582912.0f);
+    float32x4_t z = vfmaq_f32(r, x, vdupq_n_f32(1.44269502f)), n = vsubq_f32(z, r);
+    float32x4_t b = vfmsq_f32(vfmsq_f32(x, n, vdupq_n_f32(0.693145752f)), n, vdupq_n_f32(1.42860677e-06f));
+    float32x4_t u = vmulq_f32(b, b);
+    float32x4_t j = vfmaq_f32(vfmaq_f32(vdupq_n_f32(1.0f), vdupq_n_f32(0.999999404f), b),
+                              vfmaq_f32(vfmaq_f32(vdupq_n_f32(0.499991268f), vdupq_n_f32(0.166683957f), b),
+                                        vfmaq_f32(vdupq_n_f32(0.0418997668f), vdupq_n_f32(0.00824739039f), b), u),
+                              u);
+    uint32x4_t ok = vcleq_f32(vabsq_f32(n), vdupq_n_f32(126.0f));
+    float32x4_t res = vmulq_f32(j, vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23)));
+    if (vminvq_u32(ok) == 0) {
+        float xs[4], rs[4];
+        uint32_t oks[4];
+        int l;
+        vst1q_f32(xs, x);
+        vst1q_f32(rs, res);
+        vst1q_u32(oks, ok);
+        for (l = 0; l < 4; l++)
+            if (!oks[l]) rs[l] = ds__exp_ref(xs[l]);
+        res = vld1q_f32(rs);
+    }
+    return res;
 }
 
+/* ds__softmax_scalar's sums: chunks of 16 by ds__tree16 (vectors e0..3, e4..7, e8..11, e12..15) */
 static void ds__softmax_neon(float *x, int n) {
-    float32x4_t mx = vdupq_n_f32(-INFINITY), s = vdupq_n_f32(0.0f), mv;
-    float max, sum, inv;
-    int i = 0;
+    float32x4_t mx = vdupq_n_f32(-INFINITY), mv;
+    float max, inv;
+    double sum = 0.0;
+    int i = 0, k;
     for (; i + 4 <= n; i += 4) mx = vmaxq_f32(mx, vld1q_f32(x + i));
     max = vmaxvq_f32(mx);
     for (; i < n; i++) max = DS__MAX(max, x[i]);
     mv = vdupq_n_f32(max);
-    for (i = 0; i + 4 <= n; i += 4) {
-        float32x4_t e = ds__exp_neon(vsubq_f32(vld1q_f32(x + i), mv));
-        vst1q_f32(x + i, e);
-        s = vaddq_f32(s, e);
+    for (i = 0; i + 16 <= n; i += 16) {
+        float32x4_t e[4];
+        for (k = 0; k < 4; k++) {
+            e[k] = ds__exp_neon(vsubq_f32(vld1q_f32(x + i + 4 * k), mv));
+            vst1q_f32(x + i + 4 * k, e[k]);
+        }
+        sum += (double)ds__hsum8_neon(vaddq_f32(e[0], e[2]), vaddq_f32(e[1], e[3]));
     }
-    sum = vaddvq_f32(s);
-    for (; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
+    if (i < n) {
+        float e[16];
+        for (k = 0; k < 16; k++) e[k] = i + k < n ? (x[i + k] = ds__exp_ref(x[i + k] - max)) : 0.0f;
+        sum += (double)ds__tree16(e);
     }
-    inv = 1.0f / sum;
+    inv = (float)(1.0 / sum);
     for (i = 0; i + 4 <= n; i += 4) vst1q_f32(x + i, vmulq_n_f32(vld1q_f32(x + i), inv));
     for (; i < n; i++) x[i] *= inv;
 }
@@ -3366,10 +3391,10 @@ static void ds__softmax_neon(float *x, int n) {
 static void ds__swiglu_neon(float *y, const float *gate, const float *up, int n) {
     int i = 0;
     for (; i + 4 <= n; i += 4) {
-        float32x4_t g = vld1q_f32(gate + i), e = ds__exp_neon(vnegq_f32(g));
+        float32x4_t g = vld1q_f32(gate + i), e = ds__exp_neon(vsubq_f32(vdupq_n_f32(0.0f), g));
         vst1q_f32(y + i, vmulq_f32(vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0f), e)), vld1q_f32(up + i)));
     }
-    for (; i < n; i++) y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    for (; i < n; i++) y[i] = gate[i] / (1.0f + ds__exp_ref(-gate[i])) * up[i];
 }
 
 static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
@@ -3382,22 +3407,22 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int count, 
             if (neox) {
                 a = vld1q_f32(v + i);
                 b = vld1q_f32(v + i + off);
-                vst1q_f32(v + i, vfmsq_f32(vmulq_f32(a, c), b, s));
-                vst1q_f32(v + i + off, vfmaq_f32(vmulq_f32(a, s), b, c));
+                vst1q_f32(v + i, vfmaq_f32(vnegq_f32(vmulq_f32(b, s)), a, c));
+                vst1q_f32(v + i + off, vfmaq_f32(vmulq_f32(b, c), a, s));
             } else { /* de-interleave the pairs, rotate, interleave back */
                 float32x4x2_t p = vld2q_f32(v + 2 * i);
                 a = p.val[0];
                 b = p.val[1];
-                p.val[0] = vfmsq_f32(vmulq_f32(a, c), b, s);
-                p.val[1] = vfmaq_f32(vmulq_f32(a, s), b, c);
+                p.val[0] = vfmaq_f32(vnegq_f32(vmulq_f32(b, s)), a, c); /* a c fused, as ds__rope_apply_scalar */
+                p.val[1] = vfmaq_f32(vmulq_f32(b, c), a, s);
                 vst2q_f32(v + 2 * i, p);
             }
         }
         for (; i < count; i++) {
             int a = neox ? i : 2 * i, b = neox ? i + off : 2 * i + 1;
             float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs[i] - x1 * sn[i];
-            v[b] = x0 * sn[i] + x1 * cs[i];
+            v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+            v[b] = fmaf(x0, sn[i], x1 * cs[i]);
         }
     }
 }

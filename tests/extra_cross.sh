@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Portability: the kernel and dtype tests cross-compiled for arm64 (static) and run under
+# Portability: the kernel, dtype and inference tests cross-compiled for arm64 (static) and run under
 # qemu-user, once for baseline NEON and once with the dot-product extension; the header and the
 # tests built with the MinGW-w64 cross-compiler (Windows code paths, warning-free).
 # Install the tools with: apt-get install -y gcc-aarch64-linux-gnu qemu-user gcc-mingw-w64-x86-64
@@ -11,7 +11,7 @@ warn="-Wall -Wextra -Wpedantic -Werror"
 
 run_arm() { # name, extra flags, qemu cpu
   local name=$1 flags=$2 cpu=$3 t bin res
-  for t in kernels dtype; do
+  for t in kernels dtype infer; do
     bin=$out/test_${t}_$name
     if ! res=$(aarch64-linux-gnu-gcc -std=c99 -O2 $warn $flags -static -I. -o "$bin" tests/test_$t.c -lm -lpthread 2>&1); then
       echo "FAIL cross_arm64_${name}_$t: does not compile: $(echo "$res" | head -3 | tr '\n' ' ')"; continue

@@ -413,8 +413,10 @@ static void check_batching(ds_test_ctx *t, ds_type type) {
     DS_CHECK(t, ds_session_eval_all(a, tok, N, all) == DS_OK, "eval_all");
     for (i = 0; i < N; i++) DS_CHECK(t, ds_session_eval(b, tok + i, 1, one + (size_t)i * TINY_VOCAB) == DS_OK, "eval %d", i);
     DS_CHECK(t, ds_session_eval_all(c, tok, N, chunked) == DS_OK, "chunked");
-    DS_CHECK(t, max_diff(all, one, (size_t)N * TINY_VOCAB) <= 1e-4f, "batched vs one by one: %g", max_diff(all, one, (size_t)N * TINY_VOCAB));
-    DS_CHECK(t, max_diff(all, chunked, (size_t)N * TINY_VOCAB) <= 1e-4f, "batched vs chunks of 5: %g", max_diff(all, chunked, (size_t)N * TINY_VOCAB));
+    /* a batch and a single token sum attention in different orders (as llama.cpp's do): logits
+       of magnitude ~20 agree to rounding, not to the bit */
+    DS_CHECK(t, max_diff(all, one, (size_t)N * TINY_VOCAB) <= 1e-3f, "batched vs one by one: %g", max_diff(all, one, (size_t)N * TINY_VOCAB));
+    DS_CHECK(t, max_diff(all, chunked, (size_t)N * TINY_VOCAB) <= 1e-3f, "batched vs chunks of 5: %g", max_diff(all, chunked, (size_t)N * TINY_VOCAB));
     DS_CHECK(t, ds_session_pos(a) == N && ds_session_pos(b) == N && ds_session_pos(c) == N, "positions");
     /* eval gives the last row of eval_all */
     ds_session_rewind(a, 0);
@@ -428,12 +430,12 @@ static void check_batching(ds_test_ctx *t, ds_type type) {
     free(one);
     free(chunked);
 }
-/* Every x86 kernel level computes in one float order (llama.cpp's; deepseek.h design notes,
+/* Every kernel level computes in one float order (llama.cpp's; deepseek.h design notes,
    "numerics"), so logits are bit-identical whichever instructions run: a batch, then single
    tokens (the two attention orders), for the integer-dot weight types */
 static void check_isa_identical(ds_test_ctx *t, ds_type type) {
     enum { N = 29, D = 3 };
-    static const unsigned masks[] = {0u, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVXVNNI};
+    static const unsigned masks[] = {0u, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C | DS_CPU_AVXVNNI, DS_CPU_NEON};
     ds_model *m = tiny_load(t, type, NULL);
     float *ref = (float *)malloc(sizeof(float) * (D + 1) * TINY_VOCAB), *got = (float *)malloc(sizeof(float) * (D + 1) * TINY_VOCAB);
     int32_t tok[N + D];
@@ -447,7 +449,6 @@ static void check_isa_identical(ds_test_ctx *t, ds_type type) {
         ds_session *s;
         ds_cpu_set_mask(mask);
         if (k > 0 && (ds_cpu_features() & ~DS_CPU_AVXVNNI) != (mask & ~DS_CPU_AVXVNNI)) continue; /* a level this CPU lacks */
-        if (ds_cpu_features() & DS_CPU_NEON) break;  /* NEON sums in its own order */
         s = new_session(m, 64, 0, 2);
         DS_REQUIRE(t, s != NULL, "session");
         DS_CHECK(t, ds_session_eval(s, tok, N, out) == DS_OK, "eval");
@@ -460,7 +461,7 @@ static void check_isa_identical(ds_test_ctx *t, ds_type type) {
         }
     }
     ds_cpu_set_mask(~0u);
-    if (!t->failed && !levels) DS_SKIP(t, "not an x86 CPU: nothing to compare");
+    if (!t->failed && !levels) DS_SKIP(t, "no kernel level below this CPU's best to compare with");
     ds_model_free(m);
     free(ref);
     free(got);

@@ -47,10 +47,8 @@ static int level_usable(int l) {
     return l >= 0 && (levels[l].mask & all_features) == levels[l].mask && (levels[l].mask & all_features) != 0;
 }
 static void use_level(int l) { ds_cpu_set_mask(l < 0 ? 0u : levels[l].mask); }
-/* the x86 levels follow the references' float order exactly (llama.cpp's, deepseek.h design
-   notes "numerics") for the integer-dot matmuls and the element-wise kernels; NEON sums in its
-   own order and is held to tolerances only */
-static int exact_level(int l) { return !(levels[l].mask & DS_CPU_NEON); }
+/* every level follows the references' float order exactly (llama.cpp's, deepseek.h design
+   notes "numerics") for the integer-dot matmuls and the element-wise kernels */
 static int bit_equal(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 /* ---- the references against double precision ------------------------------------------- */
@@ -250,7 +248,7 @@ static void check_matmul_case(ds_test_ctx *t, ds_pool *pool, ds_type wt, int T, 
             char what[96];
             snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d", ds_type_name(wt), T, N, K);
             check_close(t, what, l, y1, y0, sc, T * N, 1e-5);
-            if (exact_level(l) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0))
+            if ((wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0))
                 DS_CHECK(t, bit_equal(y1, y0, T * N), "%s [%s]: not bit-identical to the reference", what, levels[l].name);
         }
         n_levels_run++;
@@ -365,7 +363,7 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             memcpy(s, a, 4 * (size_t)n);
             ds__rmsnorm(s, s, w, n, 1e-6f);
             check_close(t, "rmsnorm", l, s, r, NULL, n, 1e-5);
-            if (exact_level(l)) DS_CHECK(t, bit_equal(s, r, n), "rmsnorm [%s] n=%d: not bit-identical", levels[l].name, n);
+            DS_CHECK(t, bit_equal(s, r, n), "rmsnorm [%s] n=%d: not bit-identical", levels[l].name, n);
             /* softmax with large logits and -inf (masked) entries */
             for (i = 0; i < n; i++) r[i] = a[i] * 20.0f;
             if (n > 3) r[1] = -INFINITY;
@@ -376,7 +374,7 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             ds__softmax(s, n);
             for (i = 0; i < n; i++) sc[i] = fabsf(r[i]) + 1e-7f;
             check_close(t, "softmax", l, s, r, sc, n, 2e-6);
-            if (exact_level(l)) DS_CHECK(t, bit_equal(s, r, n), "softmax [%s] n=%d: not bit-identical", levels[l].name, n);
+            DS_CHECK(t, bit_equal(s, r, n), "softmax [%s] n=%d: not bit-identical", levels[l].name, n);
             /* swiglu over a wide range of gates, including +-inf-producing ones */
             for (i = 0; i < n; i++) r[i] = a[i] * (i % 3 ? 4.0f : 40.0f);
             if (n > 5) r[5] = 200.0f;
@@ -389,7 +387,7 @@ static void test_elementwise_levels(ds_test_ctx *t) {
                 float *m = DS__CAST(float *, xmalloc(4 * (size_t)n));
                 for (i = 0; i < n; i++) m[i] = fabsf(s[i]) + 1e-30f;
                 check_close(t, "swiglu", l, sc, s, m, n, 4e-6);
-                if (exact_level(l)) DS_CHECK(t, bit_equal(sc, s, n), "swiglu [%s] n=%d: not bit-identical", levels[l].name, n);
+                DS_CHECK(t, bit_equal(sc, s, n), "swiglu [%s] n=%d: not bit-identical", levels[l].name, n);
                 ds_free(m);
             }
         }
@@ -404,7 +402,7 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             ds__rope(b, nh, hd, n_rot, pos, 10000.0f, neox);
             for (i = 0; i < nh * hd; i++) sc[i] = 4.0f;
             check_close(t, "rope", l, b, a, sc, nh * hd, 1e-6);
-            if (exact_level(l)) DS_CHECK(t, bit_equal(b, a, nh * hd), "rope [%s] hd=%d neox=%d: not bit-identical", levels[l].name, hd, neox);
+            DS_CHECK(t, bit_equal(b, a, nh * hd), "rope [%s] hd=%d neox=%d: not bit-identical", levels[l].name, hd, neox);
         }
         for (n = 0; n < 12 && !t->failed; n++) {
             static const ds_type wts[4] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q4_K, DS_TYPE_BF16};
