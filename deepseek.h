@@ -75,8 +75,8 @@
                  difference anywhere moves a small model's logits by ~0.2 rms (llama.cpp's own
                  two attention paths disagree on ~4% of SmolLM2's top-1 tokens), so anything
                  short of identical arithmetic stays at that floor. Every kernel (scalar, AVX2,
-                 AVX-512) therefore computes in the float order of llama.cpp's x86 AVX-512
-                 build, one canonical order whatever this CPU has: activations quantized with
+                 AVX-512, NEON) therefore computes in the float order of llama.cpp's x86
+                 AVX-512 build, one canonical order whatever the CPU: activations quantized with
                  127 / amax and halves to even; integer-dot blocks summed in 8 lanes of 4 terms
                  by FMA, reduced as a vector unit halves them, Q4_1's m * s terms in a separate
                  fused chain; RMSNorm's squares summed in double, scale 1.0f / sqrtf(mean + eps);
@@ -84,8 +84,9 @@
                  and SiLU, the softmax sum in double over chunks of 16; the f16 attention
                  products in 16 lanes for a batch and 4 x 16 for a single token, queries and
                  probabilities rounded to f16 first. tests/test_smollm2.c asserts >= 99.5% top-1
-                 and identical greedy text; each kernel's comment states its order.
-                 NEON and the K-quant and float-weight matmuls keep their own (close) order.
+                 and identical greedy text; tests/test_kernels.c and test_infer.c that every
+                 instruction set gives the same bits. The K-quant and float-weight matmuls
+                 keep their own (close) order.
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
