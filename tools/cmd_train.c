@@ -366,72 +366,44 @@ done:
 }
 
 /* ---- benchmark ---- */
-typedef struct bench_result {
-    double step_s, median_s, tok_s, mm_gflops, mm_cpu_gflops, cpu_s;
-    size_t act_bytes;
-} bench_result;
+/* The three settings (f32, bf16, f32 with activation checkpointing) run side by side, one step
+   of each in turn, so a machine whose speed drifts (shared hosts do) slows all three alike;
+   each reports the median of its steps and the totals of its own time. */
+#define BENCH_MAX_STEPS 64
+enum { B_F32, B_BF16, B_REC, B_N };
+typedef struct bench_run {
+    ds_trainer *tr;
+    double step_t[BENCH_MAX_STEPS], wall, cpu, mm0, mc0;
+} bench_run;
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+/* CPU time of this thread and the pool's workers: the process's, as nothing else runs */
 static double process_cpu(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#define BENCH_MAX_STEPS 64
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int bench_one(const ds_model_config *mc, ds_train_config tc, int steps, bench_result *r) {
-    ds_trainer *tr;
-    int32_t *tok, *tgt;
-    size_t n = (size_t)tc.batch * tc.seq_len, i;
-    ds_train_step_info info;
-    double t0, mm0, mc0, c0, t, step_t[BENCH_MAX_STEPS];
-    int s;
-    if (steps > BENCH_MAX_STEPS) steps = BENCH_MAX_STEPS;
-    if (ds_trainer_create(mc, &tc, &tr) != DS_OK) return cli_fail("train", "bench", DS_ERR_NO_MEMORY);
-    tok = (int32_t *)malloc(n * sizeof *tok);
-    tgt = (int32_t *)malloc(n * sizeof *tgt);
-    for (i = 0; i < n; i++) {
-        tok[i] = (int32_t)((i * 7919) % (size_t)mc->n_vocab);
-        tgt[i] = (int32_t)((i * 104729 + 1) % (size_t)mc->n_vocab);
-    }
-    ds_trainer_step_tokens(tr, tok, tgt, &info); /* warm-up: page in every buffer */
-    t0 = ds_time();
-    c0 = process_cpu();
-    mm0 = ds_trainer_matmul_seconds(tr);
-    mc0 = ds_trainer_matmul_cpu_seconds(tr);
-    for (s = 0; s < steps; s++) {
-        double ts = ds_time();
-        ds_trainer_step_tokens(tr, tok, tgt, &info);
-        step_t[s] = ds_time() - ts;
-    }
-    t = ds_time() - t0;
-    qsort(step_t, (size_t)steps, sizeof *step_t, cmp_double);
-    r->median_s = step_t[steps / 2];
-    r->cpu_s = (process_cpu() - c0) / steps;
-    r->mm_cpu_gflops = ds_trainer_matmul_flops(tr) * steps / (ds_trainer_matmul_cpu_seconds(tr) - mc0) * 1e-9;
-    r->step_s = t / steps;
-    r->tok_s = n * steps / t;
-    r->mm_gflops = ds_trainer_matmul_flops(tr) * steps / (ds_trainer_matmul_seconds(tr) - mm0) * 1e-9;
-    r->act_bytes = ds_trainer_activation_bytes(tr);
-    free(tok);
-    free(tgt);
-    ds_trainer_free(tr);
-    return 0;
-}
-
 static int run_bench(const train_opts *o) {
+    static const char *const names[B_N] = {"f32 ", "bf16", "f32 + activation checkpointing"};
     ds_model_config mc;
     ds_train_config tc;
-    bench_result f32, bf16, rec;
-    double peak, core, bpeak, bcore;
+    bench_run r[B_N];
+    double peak, core, bpeak, bcore, med[B_N];
+    int32_t *tok, *tgt;
+    size_t n, i;
     ds_status st;
-    int steps;
+    int steps, s, k;
     memset(&mc, 0, sizeof mc);
     memset(&tc, 0, sizeof tc);
+    memset(r, 0, sizeof r);
     st = ds_model_config_parse("n_vocab = 8192\nn_embd = 768\nn_layer = 12\nn_head = 12\nn_ff = 2048\ntied_output = 1\n"
                                "batch = 2\nseq_len = 256\n", &mc, &tc, "bench");
     if (st == DS_OK) st = ds_model_config_parse(o->overrides, &mc, &tc, "command line");
@@ -442,24 +414,58 @@ static int run_bench(const train_opts *o) {
     bpeak = ds_cpu_bf16_peak_gflops(tc.n_threads, 1.0, &bcore);
     if (bpeak > 0.0)
         printf("bf16 dot-product (vdpbf16ps) peak: %.1f GFLOP/s wall-clock; %.1f per CPU-second = %.2fx the f32 FMA peak\n", bpeak, bcore, bcore / core);
-    printf("model: %d layers x %d, %d heads, ffn %d, vocab %d; batch %d x sequence %d\n", mc.n_layer, mc.n_embd, mc.n_head, mc.n_ff, mc.n_vocab, tc.batch, tc.seq_len);
-    tc.precision = DS_PREC_F32;
-    if (bench_one(&mc, tc, steps, &f32)) return 1;
-    printf("f32 : %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of peak; per CPU-second %.1f GFLOP/s = %.0f%% of one core's peak; activations %.0f MB\n",
-           f32.tok_s, f32.step_s, f32.cpu_s, f32.mm_gflops, 100 * f32.mm_gflops / peak, f32.mm_cpu_gflops, 100 * f32.mm_cpu_gflops / core, f32.act_bytes / 1e6);
-    tc.precision = DS_PREC_BF16;
-    if (bench_one(&mc, tc, steps, &bf16)) return 1;
-    printf("bf16: %7.1f tokens/s, %.2f s/step (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of f32 peak", bf16.tok_s, bf16.step_s, bf16.cpu_s,
-           bf16.mm_gflops, 100 * bf16.mm_gflops / peak);
-    if (bpeak > 0.0) printf(" = %.0f%% of bf16 peak", 100 * bf16.mm_gflops / bpeak);
-    printf("; per CPU-second %.1f GFLOP/s; %.2fx f32 (wall), %.2fx (CPU time)\n", bf16.mm_cpu_gflops, bf16.tok_s / f32.tok_s, f32.cpu_s / bf16.cpu_s);
-    tc.precision = DS_PREC_F32;
-    tc.recompute = 1;
-    if (bench_one(&mc, tc, steps, &rec)) return 1;
-    printf("f32 + activation checkpointing: activations %.0f MB (%.0f%% less), step time %+.0f%% wall (median step %+.0f%%), %+.0f%% CPU time\n", rec.act_bytes / 1e6,
-           100.0 * (1.0 - (double)rec.act_bytes / f32.act_bytes), 100.0 * (rec.step_s / f32.step_s - 1.0),
-           100.0 * (rec.median_s / f32.median_s - 1.0), 100.0 * (rec.cpu_s / f32.cpu_s - 1.0));
-    return 0;
+    printf("model: %d layers x %d, %d heads, ffn %d, vocab %d; batch %d x sequence %d; %d steps of each setting, interleaved\n", mc.n_layer, mc.n_embd,
+           mc.n_head, mc.n_ff, mc.n_vocab, tc.batch, tc.seq_len, steps);
+    n = (size_t)tc.batch * tc.seq_len;
+    tok = (int32_t *)malloc(n * sizeof *tok);
+    tgt = (int32_t *)malloc(n * sizeof *tgt);
+    if (!tok || !tgt) {
+        free(tok);
+        free(tgt);
+        return cli_fail("train", "bench", DS_ERR_NO_MEMORY);
+    }
+    for (i = 0; i < n; i++) {
+        tok[i] = (int32_t)((i * 7919) % (size_t)mc.n_vocab);
+        tgt[i] = (int32_t)((i * 104729 + 1) % (size_t)mc.n_vocab);
+    }
+    for (k = 0; k < B_N; k++) {
+        ds_train_config c = tc;
+        ds_train_step_info info;
+        c.precision = k == B_BF16 ? DS_PREC_BF16 : DS_PREC_F32;
+        c.recompute = k == B_REC;
+        if ((st = ds_trainer_create(&mc, &c, &r[k].tr)) != DS_OK) break;
+        ds_trainer_step_tokens(r[k].tr, tok, tgt, &info); /* warm-up: page in every buffer */
+        r[k].mm0 = ds_trainer_matmul_seconds(r[k].tr);
+        r[k].mc0 = ds_trainer_matmul_cpu_seconds(r[k].tr);
+    }
+    for (s = 0; s < steps && st == DS_OK; s++)
+        for (k = 0; k < B_N; k++) {
+            ds_train_step_info info;
+            double t0 = ds_time(), c0 = process_cpu();
+            ds_trainer_step_tokens(r[k].tr, tok, tgt, &info);
+            r[k].step_t[s] = ds_time() - t0;
+            r[k].wall += r[k].step_t[s];
+            r[k].cpu += process_cpu() - c0;
+        }
+    if (st == DS_OK) {
+        for (k = 0; k < B_N; k++) {
+            double flops = ds_trainer_matmul_flops(r[k].tr) * steps;
+            double mm = flops / (ds_trainer_matmul_seconds(r[k].tr) - r[k].mm0) * 1e-9, mmc = flops / (ds_trainer_matmul_cpu_seconds(r[k].tr) - r[k].mc0) * 1e-9;
+            med[k] = median(r[k].step_t, steps);
+            printf("%s: %7.1f tokens/s, median step %.2f s (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of the f32 peak", names[k], (double)n / med[k], med[k],
+                   r[k].cpu / steps, mm, 100 * mm / peak);
+            if (k == B_BF16 && bpeak > 0.0) printf(" = %.0f%% of the bf16 peak", 100 * mm / bpeak);
+            printf("; per CPU-second %.1f GFLOP/s; activations %.0f MB\n", mmc, ds_trainer_activation_bytes(r[k].tr) / 1e6);
+        }
+        printf("bf16 vs f32: %.2fx the tokens/s (median steps), %.2fx (CPU time)\n", med[B_F32] / med[B_BF16], r[B_F32].cpu / r[B_BF16].cpu);
+        printf("activation checkpointing: activations %.0f%% less, step time %+.0f%% (median steps), %+.0f%% CPU time\n",
+               100.0 * (1.0 - (double)ds_trainer_activation_bytes(r[B_REC].tr) / ds_trainer_activation_bytes(r[B_F32].tr)),
+               100.0 * (med[B_REC] / med[B_F32] - 1.0), 100.0 * (r[B_REC].cpu / r[B_F32].cpu - 1.0));
+    }
+    for (k = 0; k < B_N; k++) ds_trainer_free(r[k].tr);
+    free(tok);
+    free(tgt);
+    return st == DS_OK ? 0 : cli_fail("train", "bench", st);
 }
 
 int ds_cmd_train(int argc, char **argv) {
