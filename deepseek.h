@@ -12351,46 +12351,37 @@ typedef struct ds__peak_args {
 } ds__peak_args;
 
 #if defined(DS__X86_SIMD)
-/* 16 independent FMA chains on zmm registers: enough to cover latency x ports */
+/* 16 independent chains of one zmm instruction, enough to cover latency x ports; they start
+   distinct (equal chains would be merged by the compiler) and are summed at the end. STEP(x)
+   updates accumulator x; each step is FLOPS floating-point operations. */
+#define DS__PEAK_ZMM(STEP, FLOPS)                                                                                          \
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);       \
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);       \
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);     \
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);   \
+    long i;                                                                                                                \
+    float out[16];                                                                                                         \
+    for (i = 0; i < iters; i++) {                                                                                          \
+        STEP(a0) STEP(a1) STEP(a2) STEP(a3) STEP(a4) STEP(a5) STEP(a6) STEP(a7)                                            \
+        STEP(a8) STEP(a9) STEP(a10) STEP(a11) STEP(a12) STEP(a13) STEP(a14) STEP(a15)                                      \
+    }                                                                                                                      \
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));     \
+    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))); \
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));                                                                          \
+    return (double)iters * 16 * (FLOPS) + (out[0] > 1e30f ? 1.0 : 0.0)
+
 DS__TR_AVX512 static double ds__peak_avx512(long iters) {
-    /* distinct starting values: equal chains would be merged by the compiler */
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
-    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
-    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
-    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
-    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-    long i;
-    float out[16];
-    for (i = 0; i < iters; i++) {
-        a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c); a3 = _mm512_fmadd_ps(a3, m, c);
-        a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c); a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c);
-        a8 = _mm512_fmadd_ps(a8, m, c); a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
-        a12 = _mm512_fmadd_ps(a12, m, c); a13 = _mm512_fmadd_ps(a13, m, c); a14 = _mm512_fmadd_ps(a14, m, c); a15 = _mm512_fmadd_ps(a15, m, c);
-    }
-    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
-    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
-    return (double)iters * 16 * 16 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+#define DS__STEP(x) x = _mm512_fmadd_ps(x, m, c);
+    DS__PEAK_ZMM(DS__STEP, 16 * 2);
+#undef DS__STEP
 }
-/* the same with vdpbf16ps: each instruction is 32 multiply-adds (16 lanes x 2 pairs) */
+/* vdpbf16ps: 16 lanes x 2 products each */
 DS__TR_AVX512BF16 static double ds__peak_avx512bf16(long iters) {
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);
-    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);
-    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
-    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);
-    __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
-    long i;
-    float out[16];
-    for (i = 0; i < iters; i++) {
-        a0 = _mm512_dpbf16_ps(a0, m, c); a1 = _mm512_dpbf16_ps(a1, m, c); a2 = _mm512_dpbf16_ps(a2, m, c); a3 = _mm512_dpbf16_ps(a3, m, c);
-        a4 = _mm512_dpbf16_ps(a4, m, c); a5 = _mm512_dpbf16_ps(a5, m, c); a6 = _mm512_dpbf16_ps(a6, m, c); a7 = _mm512_dpbf16_ps(a7, m, c);
-        a8 = _mm512_dpbf16_ps(a8, m, c); a9 = _mm512_dpbf16_ps(a9, m, c); a10 = _mm512_dpbf16_ps(a10, m, c); a11 = _mm512_dpbf16_ps(a11, m, c);
-        a12 = _mm512_dpbf16_ps(a12, m, c); a13 = _mm512_dpbf16_ps(a13, m, c); a14 = _mm512_dpbf16_ps(a14, m, c); a15 = _mm512_dpbf16_ps(a15, m, c);
-    }
-    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
-    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));
-    return (double)iters * 16 * 32 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+    const __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+#define DS__STEP(x) x = _mm512_dpbf16_ps(x, m, c);
+    DS__PEAK_ZMM(DS__STEP, 32 * 2);
+#undef DS__STEP
 }
 DS__TR_AVX2 static double ds__peak_avx2(long iters) {
     __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
