@@ -40,10 +40,10 @@ $(BUILD)/examples/%: examples/%.cpp deepseek.h
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++11 $(WARN) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
 
-$(BUILD)/test_%: tests/test_%.c tests/ds_test.h deepseek.h
+$(BUILD)/test_%: tests/test_%.c $(wildcard tests/*.h) deepseek.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
-$(BUILD)/san/test_%: tests/test_%.c tests/ds_test.h deepseek.h
+$(BUILD)/san/test_%: tests/test_%.c $(wildcard tests/*.h) deepseek.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -I. -o $@ $< $(LDLIBS)
 

@@ -318,69 +318,7 @@ done:
 }
 
 /* ---- files ------------------------------------------------------------------------------------ */
-typedef struct logits_file {
-    uint64_t hash;
-    int32_t tokens[N_POS];
-    float *logits;
-} logits_file;
-
-static uint32_t rd_u32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-static const char *read_logits(const char *path, const char *magic, logits_file *out) {
-    size_t want = 24 + 4 * (size_t)N_POS + 4 * (size_t)N_POS * N_VOCAB, i;
-    unsigned char *buf = (unsigned char *)malloc(want + 1);
-    FILE *f = fopen(path, "rb");
-    size_t got = f && buf ? fread(buf, 1, want + 1, f) : 0;
-    if (f) fclose(f);
-    out->logits = NULL;
-    if (got != want || memcmp(buf, magic, 8) || rd_u32(buf + 16) != N_POS || rd_u32(buf + 20) != N_VOCAB) {
-        free(buf);
-        return !f ? "cannot read the fixture (run from the repository root; make it with tests/make_ref_deepseek2.py)" : "fixture: wrong size, magic or shape";
-    }
-    out->hash = (uint64_t)rd_u32(buf + 8) | (uint64_t)rd_u32(buf + 12) << 32;
-    for (i = 0; i < N_POS; i++) out->tokens[i] = (int32_t)rd_u32(buf + 24 + 4 * i);
-    out->logits = (float *)malloc((size_t)N_POS * N_VOCAB * sizeof(float));
-    for (i = 0; out->logits && i < (size_t)N_POS * N_VOCAB; i++) {
-        uint32_t u = rd_u32(buf + 24 + 4 * (size_t)N_POS + 4 * i);
-        memcpy(&out->logits[i], &u, 4);
-    }
-    free(buf);
-    return out->logits ? "" : "out of memory";
-}
-
-static void put_u32(FILE *f, uint32_t v) {
-    unsigned char b[4];
-    b[0] = (unsigned char)v;
-    b[1] = (unsigned char)(v >> 8);
-    b[2] = (unsigned char)(v >> 16);
-    b[3] = (unsigned char)(v >> 24);
-    fwrite(b, 1, 4, f);
-}
-
-static int write_record(const char *path, const char *magic, uint64_t hash, const int32_t *tokens, const float *logits) {
-    FILE *f = fopen(path, "wb");
-    size_t i;
-    if (!f) return 0;
-    fwrite(magic, 1, 8, f);
-    put_u32(f, (uint32_t)hash);
-    put_u32(f, (uint32_t)(hash >> 32));
-    put_u32(f, N_POS);
-    put_u32(f, N_VOCAB);
-    for (i = 0; i < N_POS; i++) put_u32(f, (uint32_t)tokens[i]);
-    for (i = 0; logits && i < (size_t)N_POS * N_VOCAB; i++) {
-        uint32_t u;
-        memcpy(&u, &logits[i], 4);
-        put_u32(f, u);
-    }
-    return fclose(f) == 0;
-}
-
-static int argmax(const float *x, int n) {
-    int i, best = 0;
-    for (i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
+#include "logits_record.h"
 
 static void out_path(char *buf, size_t cap, const char *variant, const char *suffix) {
     const char *dir = getenv("DS_DEEPSEEK2_OUT");
@@ -443,7 +381,7 @@ static void check_variant(ds_test_ctx *t, const variant *v) {
         return;
     }
     snprintf(fixture, sizeof fixture, "tests/fixtures/deepseek2/%s.bin", v->name);
-    why = read_logits(fixture, "DSDKREF1", &ref);
+    why = read_logits(fixture, "DSDKREF1", &ref, "cannot read the fixture (run from the repository root; make it with tests/make_ref_deepseek2.py)");
     if (*why) {
         free(ours);
         DS_REQUIRE(t, 0, "%s: %s", fixture, why);
