@@ -8,34 +8,16 @@ Prints PASS/FAIL/SKIP lines like the C tests. The file layouts are described in
 tests/test_qwen2_tiny.c.
 """
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
+from logits_record import read_record, write_record  # noqa: F401  (make_ref_*.py import them from here)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_ABS_DIFF = 2e-2   # f16 KV cache on both sides (see tests/test_qwen2_tiny.c)
-
-
-def read_record(path, magic):
-    """(hash, tokens, logits or None) of a file in the fixture's layout."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:8] != magic:
-        raise ValueError(f"{path}: bad magic")
-    h, n_pos, n_vocab = struct.unpack_from("<QII", data, 8)
-    tokens = np.frombuffer(data, "<i4", n_pos, 24)
-    rest = len(data) - 24 - 4 * n_pos
-    logits = np.frombuffer(data, "<f4", n_pos * n_vocab, 24 + 4 * n_pos).reshape(n_pos, n_vocab) if rest else None
-    return h, tokens, logits
-
-
-def write_record(path, magic, h, tokens, logits):
-    with open(path, "wb") as f:
-        f.write(magic + struct.pack("<QII", h, logits.shape[0], logits.shape[1]))
-        f.write(np.asarray(tokens, "<i4").tobytes() + np.asarray(logits, "<f4").tobytes())
 
 
 def make_files(out_dir):
