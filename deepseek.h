@@ -2574,16 +2574,6 @@ static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, flo
     DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
     DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
 }
-/* an odd block count gets one zero block past the end (q = 0, d = s = 0; the parts' 64-byte
-   alignment leaves room), so kernels may read blocks in pairs */
-static DS__MAYBE_UNUSED void ds__qx_pad(uint8_t *row, int K) {
-    int nb = K / DS__QK;
-    ds__qx v = ds__qx_view(row, K);
-    if (!(nb & 1)) return;
-    memset(row + K, 0, DS__QK);
-    DS__CAST(float *, (void *)(uintptr_t)v.d)[nb] = 0.0f;
-    DS__CAST(float *, (void *)(uintptr_t)v.s)[nb] = 0.0f;
-}
 
 /* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
@@ -2655,7 +2645,6 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = _mm_cvtss_f32(_mm_movehdup_ps(ds));
         }
     }
-    ds__qx_pad(row, K);
 }
 
 /* ---- quantized matmul tiles -------------------------------------------------------------- */
@@ -3212,7 +3201,6 @@ static void ds__quantize_qx_neon(ds_type at, const float *x, void *dst, int K) {
         vst1q_s8((int8_t *)row + b * DS__QK + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
         ds__qx_block_scales(row, K, b, d, vaddvq_s32(isum));
     }
-    ds__qx_pad(row, K);
 }
 
 /* sum of 32 int8 products into 4 int32 lanes: SDOT where the compiler targets it, otherwise
