@@ -5850,34 +5850,41 @@ static int ds__grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 1;
 }
 
-static void ds__heap_push(ds__tok_run *r, uint64_t v) {
-    size_t i;
-    if (!ds__grow(DS__CAST(void **, &r->heap), &r->heap_cap, r->heap_n + 1, sizeof(uint64_t))) {
-        r->oom = 1;
-        return;
+/* A binary heap of T in owner->heap (heap_n elements of heap_cap; owner->oom is set when it
+   cannot grow), BEFORE(a, b) true when a leaves first: NAME##_push and NAME##_pop. One
+   definition serves the merge queue of encoding and the pair queue of BPE training. */
+#define DS__DEFINE_HEAP(NAME, OWNER, T, BEFORE)                                                   \
+    static void NAME##_push(OWNER *o, T v) {                                                      \
+        size_t i;                                                                                 \
+        if (!ds__grow(DS__CAST(void **, &o->heap), &o->heap_cap, o->heap_n + 1, sizeof(T))) {     \
+            o->oom = 1;                                                                           \
+            return;                                                                               \
+        }                                                                                         \
+        i = o->heap_n++;                                                                          \
+        while (i > 0 && BEFORE(v, o->heap[(i - 1) / 2])) {                                        \
+            o->heap[i] = o->heap[(i - 1) / 2];                                                    \
+            i = (i - 1) / 2;                                                                      \
+        }                                                                                         \
+        o->heap[i] = v;                                                                           \
+    }                                                                                             \
+    static T NAME##_pop(OWNER *o) {                                                               \
+        T top = o->heap[0], v = o->heap[--o->heap_n];                                             \
+        size_t i = 0, n = o->heap_n;                                                              \
+        for (;;) {                                                                                \
+            size_t c = 2 * i + 1;                                                                 \
+            if (c >= n) break;                                                                    \
+            if (c + 1 < n && BEFORE(o->heap[c + 1], o->heap[c])) c++;                             \
+            if (!BEFORE(o->heap[c], v)) break;                                                    \
+            o->heap[i] = o->heap[c];                                                              \
+            i = c;                                                                                \
+        }                                                                                         \
+        if (n) o->heap[i] = v;                                                                    \
+        return top;                                                                               \
     }
-    i = r->heap_n++;
-    while (i > 0 && r->heap[(i - 1) / 2] > v) {
-        r->heap[i] = r->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    r->heap[i] = v;
-}
 
-static uint64_t ds__heap_pop(ds__tok_run *r) {
-    uint64_t top = r->heap[0], v = r->heap[--r->heap_n];
-    size_t i = 0, n = r->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && r->heap[c + 1] < r->heap[c]) c++;
-        if (r->heap[c] >= v) break;
-        r->heap[i] = r->heap[c];
-        i = c;
-    }
-    if (n) r->heap[i] = v;
-    return top;
-}
+/* (rank << 32 | position): the lowest rank, then the leftmost position, merges first */
+#define DS__MERGE_BEFORE(a, b) ((a) < (b))
+DS__DEFINE_HEAP(ds__heap, ds__tok_run, uint64_t, DS__MERGE_BEFORE)
 
 /* rank of merging symbols a and b (lower merges first), -1 when they do not merge: the merge
    list's order, or for SentencePiece vocabularies the score of the joined text's token */
@@ -7709,34 +7716,8 @@ static int ds__tr_heap_before(const ds__th *a, const ds__th *b) {
     return a->pair < b->pair;
 }
 
-static void ds__tr_push(ds__trainer *tr, ds__th e) {
-    size_t i;
-    if (!ds__grow(DS__CAST(void **, &tr->heap), &tr->heap_cap, tr->heap_n + 1, sizeof e)) {
-        tr->oom = 1;
-        return;
-    }
-    i = tr->heap_n++;
-    while (i > 0 && ds__tr_heap_before(&e, &tr->heap[(i - 1) / 2])) {
-        tr->heap[i] = tr->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    tr->heap[i] = e;
-}
-
-static ds__th ds__tr_pop(ds__trainer *tr) {
-    ds__th top = tr->heap[0], v = tr->heap[--tr->heap_n];
-    size_t i = 0, n = tr->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && ds__tr_heap_before(&tr->heap[c + 1], &tr->heap[c])) c++;
-        if (!ds__tr_heap_before(&tr->heap[c], &v)) break;
-        tr->heap[i] = tr->heap[c];
-        i = c;
-    }
-    if (n) tr->heap[i] = v;
-    return top;
-}
+#define DS__TR_BEFORE(a, b) ds__tr_heap_before(&(a), &(b))
+DS__DEFINE_HEAP(ds__tr, ds__trainer, ds__th, DS__TR_BEFORE)
 
 /* pair count slot (created at 0 when absent) */
 static ds__pc_slot *ds__tr_pc(ds__trainer *tr, uint64_t key) {
@@ -9228,7 +9209,8 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
 }
 
 /* one attention task's scratch: a K block transposed and a V block, in f32, and for each
-   query row of a tile its f16-rounded query and its scores over the context */
+   query row of a tile its f16-rounded query, its scores over the context and its output
+   slots (16 for a batch, 64 for a single token: ds__attn_fold) */
 static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     size_t G = (size_t)(c->n_head / c->n_head_kv), rows = DS__ATTN_TILE * G, D = (size_t)c->head_dim;
     return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx) + DS__MAX(16 * rows, 64 * G) * D;

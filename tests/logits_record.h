@@ -1,8 +1,8 @@
-/* logits_record.h - the logits fixture record of the tiny-model tests (test_qwen2_tiny.c,
-   test_deepseek2_tiny.c), little-endian:
+/* logits_record.h - what the tiny-model tests (test_qwen2_tiny.c, test_deepseek2_tiny.c) share:
+   the logits fixture record, little-endian,
        char magic[8] | u64 model hash | u32 N_POS | u32 N_VOCAB | i32 tokens[N_POS] |
-       f32 logits[N_POS][N_VOCAB] (absent in a token-only record)
-   Include after defining N_POS and N_VOCAB. */
+       f32 logits[N_POS][N_VOCAB] (absent in a token-only record),
+   and the library's logits of a model file. Include after deepseek.h, N_POS and N_VOCAB. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +72,23 @@ static int argmax(const float *x, int n) {
     for (i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+/* the library's path: ds_model_load, a session, every position's logits in one batch */
+static ds_status run_session(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
+    ds_model *model = NULL;
+    ds_session *s = NULL;
+    ds_session_params sp;
+    ds_status e = ds_model_load(path, NULL, &model);
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = N_POS;
+    sp.n_threads = 2;
+    if (e == DS_OK) {
+        *cfg = *ds_model_get_config(model);
+        e = ds_session_create(model, &sp, &s);
+    }
+    if (e == DS_OK) e = ds_session_eval_all(s, tokens, N_POS, logits);
+    ds_session_free(s);
+    ds_model_free(model);
+    return e;
 }

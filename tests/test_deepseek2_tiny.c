@@ -246,26 +246,7 @@ static ds_status write_gguf(const tiny_model *m, const ds_model_config *c, const
 }
 
 /* ---- our forward ------------------------------------------------------------------------------ */
-/* The library's path: ds_model_load, a session, every position's logits in one batch. */
-static ds_status run_session(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
-    ds_model *model = NULL;
-    ds_session *s = NULL;
-    ds_session_params sp;
-    ds_status e = ds_model_load(path, NULL, &model);
-    memset(&sp, 0, sizeof sp);
-    sp.n_ctx = N_POS;
-    sp.n_threads = 2;
-    if (e == DS_OK) {
-        *cfg = *ds_model_get_config(model);
-        e = ds_session_create(model, &sp, &s);
-    }
-    if (e == DS_OK) e = ds_session_eval_all(s, tokens, N_POS, logits);
-    ds_session_free(s);
-    ds_model_free(model);
-    return e;
-}
-
-/* The same blocks driven directly, to choose the MLA path: logits (n, N_VOCAB) of the first n
+/* The library's path is run_session (logits_record.h). The same blocks driven directly, to choose the MLA path: logits (n, N_VOCAB) of the first n
    tokens fed `step` at a time (n: one batch), naive or absorbed. */
 static ds_status run_ours(const char *path, const int32_t *tokens, int n, int step, int naive, float *logits, ds_model_config *cfg) {
     ds_gguf *g = NULL;

@@ -148,26 +148,7 @@ static double mla_ref_loss(void *ctx) {
     return loss;
 }
 
-/* central differences of the reference loss over n doubles at v */
-static void numgrad(double *out, double *v, size_t n, double (*f)(void *), void *ctx) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double keep = v[i], h = 1e-6, lp, lm;
-        v[i] = keep + h;
-        lp = f(ctx);
-        v[i] = keep - h;
-        lm = f(ctx);
-        v[i] = keep;
-        out[i] = (lp - lm) / (2 * h);
-    }
-}
-
-static double *to_double(const float *x, size_t n) {
-    double *d = (double *)malloc(n * sizeof(double));
-    size_t i;
-    for (i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
+#include "numgrad.h"
 
 static void check_mla(ds_test_ctx *t, int q_lora) {
     mla_case m;

@@ -448,7 +448,7 @@ static void check_isa_identical(ds_test_ctx *t, ds_type type) {
         float *out = k == 0 ? ref : got;
         ds_session *s;
         ds_cpu_set_mask(mask);
-        if (k > 0 && (ds_cpu_features() & ~DS_CPU_AVXVNNI) != (mask & ~DS_CPU_AVXVNNI)) continue; /* a level this CPU lacks */
+        if (k > 0 && ds_cpu_features() != mask) continue; /* a level this CPU lacks */
         s = new_session(m, 64, 0, 2);
         DS_REQUIRE(t, s != NULL, "session");
         DS_CHECK(t, ds_session_eval(s, tok, N, out) == DS_OK, "eval");

@@ -198,23 +198,6 @@ static void out_path(char *buf, size_t cap, const char *file) {
 }
 
 /* ---- the test ----------------------------------------------------------------------------------- */
-static ds_status run_ours(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
-    ds_model *model = NULL;
-    ds_session *s = NULL;
-    ds_session_params sp;
-    ds_status e = ds_model_load(path, NULL, &model);
-    memset(&sp, 0, sizeof sp);
-    sp.n_ctx = N_POS;
-    sp.n_threads = 2;
-    if (e == DS_OK) {
-        *cfg = *ds_model_get_config(model);
-        e = ds_session_create(model, &sp, &s);
-    }
-    if (e == DS_OK) e = ds_session_eval_all(s, tokens, N_POS, logits);
-    ds_session_free(s);
-    ds_model_free(model);
-    return e;
-}
 
 static void qwen2_tiny_matches_llama_cpp(ds_test_ctx *t) {
     static tiny_model m;
@@ -243,7 +226,7 @@ static void qwen2_tiny_matches_llama_cpp(ds_test_ctx *t) {
         DS_CHECK(t, write_record(input_path, "DSQWIN01", m.hash, tokens, NULL), "cannot write %s", input_path);
     }
     if (!t->failed) {
-        e = run_ours(gguf_path, tokens, ours, &cfg);
+        e = run_session(gguf_path, tokens, ours, &cfg);
         DS_CHECK(t, e == DS_OK, "running %s: %s", gguf_path, ds_last_error());
     }
     free_model(&m);

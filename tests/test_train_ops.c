@@ -25,26 +25,7 @@ static double rel_err(const float *a, const double *n, size_t len) {
     return r;
 }
 
-/* numeric gradient of f (a double function of the double copy of a parameter) */
-typedef double (*loss_fn)(void *ctx);
-static void numgrad(double *out, double *param, size_t n, loss_fn f, void *ctx) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        double keep = param[i], h = 1e-6, lp, lm;
-        param[i] = keep + h;
-        lp = f(ctx);
-        param[i] = keep - h;
-        lm = f(ctx);
-        param[i] = keep;
-        out[i] = (lp - lm) / (2 * h);
-    }
-}
-static double *to_double(const float *x, size_t n) {
-    double *d = (double *)malloc(n * sizeof(double));
-    size_t i;
-    for (i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
+#include "numgrad.h"
 
 /* ---- RMSNorm ---- */
 enum { RN = 5, RC = 24 };

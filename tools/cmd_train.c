@@ -384,7 +384,7 @@ static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return v[n / 2];
 }
-/* CPU time of this thread and the pool's workers: the process's, as nothing else runs */
+/* CPU time of the whole process: this thread and the trainers' pool workers */
 static double process_cpu(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
