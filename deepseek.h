@@ -22,7 +22,8 @@
        >>platform     threads + pool, mmap, clock, cpuid, aligned alloc, allocator + logger hooks
        >>util         growable byte buffer, JSON read/write, UTF-8
        >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts)
-       >>kernels      scalar reference + AVX2 / AVX-512 / NEON; run-time dispatch
+       >>kernels      scalar reference + AVX2 / AVX-512 / NEON
+       >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
@@ -90,6 +91,13 @@
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
+   Op layer      Model and trainer code call operations, never kernels: a ds__ops table of
+                 function pointers (matmul tiles per weight type, norms, RoPE, softmax, SwiGLU,
+                 f16 rows, attention products, GEMM register tiles, AdamW) that a backend fills
+                 once when a session or trainer is created (>>backend). DS_BACKEND_CPU takes the
+                 best kernel the CPU (and the test mask) allows, DS_BACKEND_REF the scalar
+                 references; tests run the same model code on both. One pointer call per op per
+                 row or tile, as the old per-call dispatch did, so speed is unchanged.
    MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
                  path multiplies it straight into the latent-space scores.
 */
@@ -408,6 +416,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    the special tokens (ids 0..), the 256 byte symbols in code point order, then one token per
    merge. Deterministic. Single-threaded. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
+#if !defined(DS_NO_TOKENIZER_TRAIN)
 typedef struct ds_bpe_train_config {
     int vocab_size;                     /* 0: 30000 */
     const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
@@ -418,6 +427,7 @@ typedef struct ds_bpe_train_config {
     void *user;
 } ds_bpe_train_config;
 DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out);
+#endif
 
 // >>api:model
 /* The model's shape, shared by inference, training and the GGUF metadata. Each layer names its
@@ -703,6 +713,7 @@ typedef struct ds_train_config {
    again with "key = value". An unknown key, a bad value or an impossible shape is an error
    naming the line. `where` names the text in messages (a file name; NULL: "config"). */
 DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where);
+#if !defined(DS_NO_TRAIN)
 /* Fill defaults (0 fields) and check that the shape is trainable. */
 DS_API ds_status ds_model_config_check(ds_model_config *mc);
 
@@ -776,6 +787,7 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
    tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
    file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
+#endif /* DS_NO_TRAIN */
 
 /* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
    register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
@@ -2270,18 +2282,16 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
 }
 
 // >>kernels
-/* Kernels. Internal API (used by the model code):
-     ds__matmul(pool, y, x, T, w, wt, N, K, ws)   y (T, N) = x (T, K) @ w^T, w in any ds_type;
-                                                  ws holds ds__matmul_wsize(wt, T, K) bytes
-     ds__get_row, ds__rmsnorm, ds__rope (adjacent or half-split pairs), ds__softmax,
-     ds__swiglu, ds__dot_f32, ds__axpy_f32
+/* Kernels: one scalar reference per operation (name_ref) and its SIMD versions (name_avx2,
+   name_avx512, name_neon, ...), reached only through the ds__ops table (>>backend). Matmuls:
+   y (T, N) = x (T, K) @ w^T for w in any ds_type, as tiles of a task grid (ds__gemm_fn).
    Semantics are those of the scalar references below, which follow llama.cpp: x is quantized
    on the fly to Q8_0 (for Q4_0 / Q8_0 weights), Q8_1 (Q4_1) or Q8_K (Q4_K, Q6_K), or to BF16
    for BF16 weights; each block's integer dot is exact and scaled in f32. For Q4_0 / Q4_1 / Q8_0
    the references fix llama.cpp's float order too (ds__dot_block_lanes) and the x86 kernels
    follow it bit for bit; the other SIMD kernels give the same integers and scales and differ
-   from their references only in the order of float additions. Every call picks its kernel from ds_cpu_features(): AVX2+FMA+F16C (maddubs),
-   AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
+   from their references only in the order of float additions. The CPU backend picks, once per
+   session or trainer: AVX2+FMA+F16C (maddubs), AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
    (vdpbf16ps), NEON (SDOT where compiled for it); tiles of 4 weight rows x up to 4 tokens keep
    unpacked weight blocks in registers across tokens for prefill, and decode prefetches the
    weight stream. Threads share the work as tiles of tokens x rows through ds_pool_run. */
@@ -3545,6 +3555,7 @@ static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
 }
 #endif /* DS__NEON */
 
+#if !defined(DS_NO_TRAIN)
 /* ---- training GEMM register tiles ------------------------------------------------------------
    C tile (MR, NR) (+)= Ap^T Bp over a K slice of kc, from strips packed by the GEMM driver
    (>>backend): f32, or bf16 pairs for vdpbf16ps with f32 accumulation. */
@@ -3748,6 +3759,8 @@ DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) 
     }
 }
 #endif
+
+#endif /* DS_NO_TRAIN */
 
 /* ---- f32 / bf16 peak: dependent chains of multiply-adds, FLOPs per call returned ------------ */
 #if defined(DS__X86_SIMD)
@@ -3971,6 +3984,7 @@ typedef struct ds__adamw {
     const float *g;
     float gscale, beta1, beta2, bc1, bc2, lr, eps, decay;
 } ds__adamw;
+#if !defined(DS_NO_TRAIN)
 /* Each variant updates [i0, i1) in whole vectors and returns where it stopped; the reference
    (which does every element) finishes the rest, so the tail is the reference's arithmetic in
    the reference's code. */
@@ -4007,6 +4021,8 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
     return i;
 }
 #endif
+
+#endif /* DS_NO_TRAIN */
 
 // >>backend
 /* ---- the op layer ------------------------------------------------------------------------------
@@ -4105,10 +4121,12 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
     o->attn_scores = ds__attn_scores_ref;
     o->attn_pv = ds__attn_pv_ref;
     o->attn_pv_sum = ds__attn_pv_sum_ref;
+#if !defined(DS_NO_TRAIN)
     o->micro[0] = ds__gemm_micro_ref;
     o->micro[1] = ds__gemm_micro_bf16_ref;
     o->to_bf16 = ds__pack_to_bf16_ref;
     o->adamw = ds__adamw_ref;
+#endif
     o->peak[0] = ds__peak_ref;
     (void)wts;
     (void)f;
@@ -4141,18 +4159,24 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         o->attn_scores = ds__attn_scores_avx2;
         o->attn_pv = ds__attn_pv_avx2;
         o->attn_pv_sum = ds__attn_pv_sum_avx2;
+#if !defined(DS_NO_TRAIN)
         o->micro[0] = ds__gemm_micro_avx2;
+#endif
         o->peak[0] = ds__peak_avx2;
     }
     if (DS__HAS(f, DS__F_AVX512)) {
+#if !defined(DS_NO_TRAIN)
         o->micro[0] = ds__gemm_micro_avx512;
         o->pack_bt = ds__pack_bt_avx512;
         o->adamw = ds__adamw_avx512;
+#endif
         o->peak[0] = ds__peak_avx512;
     }
     if (DS__HAS(f, DS__F_BF16_512)) {
+#if !defined(DS_NO_TRAIN)
         o->micro[1] = ds__gemm_micro_avx512bf16;
         o->to_bf16 = ds__pack_to_bf16_avx512;
+#endif
         o->peak[1] = ds__peak_avx512bf16;
     }
 #elif defined(DS__NEON)
@@ -4239,9 +4263,11 @@ static void ds__matmul(const ds__ops *o, ds_pool *pool, float *y, const float *x
     ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * t_tiles);
 }
 
+#if !defined(DS_NO_TRAIN)
 /* ---- AdamW ------------------------------------------------------------------------------------ */
 /* elements [i0, i1): the backend's vectors, then the reference for the tail */
 static void ds__adamw_update(const ds__ops *o, const ds__adamw *a, size_t i0, size_t i1) { ds__adamw_ref(a, o->adamw(a, i0, i1), i1); }
+#endif /* DS_NO_TRAIN */
 
 /* ---- RoPE and embedding lookup ---------------------------------------------------------------- */
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
@@ -4265,6 +4291,20 @@ static void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float
     ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
 }
 
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+#if !defined(DS_NO_TRAIN)
 /* ---- training GEMM ---------------------------------------------------------------------------
    C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
    product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
@@ -4286,18 +4326,6 @@ typedef struct ds__gemm_ws {
     double cpu_seconds;   /* process CPU time spent in ds__gemm */
 } ds__gemm_ws;
 
-/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
-   platform has no such clock */
-static double ds__cpu_time(int who) {
-#if defined(_WIN32)
-    (void)who;
-    return ds_time();
-#else
-    struct timespec ts;
-    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#endif
-}
 
 /* one K slice x N block of a product */
 typedef struct ds__gemm_args {
@@ -4464,6 +4492,8 @@ static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, in
     ws->seconds += ds_time() - t0;
     ws->cpu_seconds += ds__cpu_time(0) - c0;
 }
+
+#endif /* DS_NO_TRAIN */
 
 /* ---- f32 FMA peak ------------------------------------------------------------------------- */
 typedef struct ds__peak_args {
@@ -8487,6 +8517,7 @@ done:
     return s;
 }
 
+#if !defined(DS_NO_TOKENIZER_TRAIN)
 /* ---- BPE training ------------------------------------------------------------------------ */
 /* The algorithm of Hugging Face's BpeTrainer, reproduced so that the same words give the same
    merges: pair counts over distinct words weighted by their counts; a max-heap of (count,
@@ -8969,6 +9000,7 @@ DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const 
     return s;
 }
 
+#endif /* DS_NO_TOKENIZER_TRAIN */
 // >>model
 /* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
 typedef struct ds__mat {
@@ -9947,6 +9979,7 @@ static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_c
     for (t = 0; t < T * C; t++) x[t] += y[t];
 }
 
+#if !defined(DS_NO_TRAIN)
 /* ---- training state of these layers (functions in >>train:deepseek) ---------------------------
    Parameters are offsets into the trainer's parameter and gradient buffers; N = B*T rows. */
 typedef struct ds__mla_tparams {
@@ -10007,6 +10040,7 @@ static void ds__dsk_tr_after_step(ds_trainer *tr);
 static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
 static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
 static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
+#endif /* DS_NO_TRAIN */
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
@@ -11062,6 +11096,7 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
     return DS_OK;
 }
 
+#if !defined(DS_NO_TRAIN)
 /* ---- reduced-precision emulation ---------------------------------------------------------- */
 /* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
    a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
@@ -12953,6 +12988,7 @@ DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
     return E;
 }
 
+#endif /* DS_NO_TRAIN */
 #ifdef __cplusplus
 }
 #endif
