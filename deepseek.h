@@ -4270,6 +4270,7 @@ static void ds__adamw_update(const ds__ops *o, const ds__adamw *a, size_t i0, si
 #endif /* DS_NO_TRAIN */
 
 /* ---- RoPE and embedding lookup ---------------------------------------------------------------- */
+#if !defined(DS_NO_DEEPSEEK2) /* MLA's RoPE without YaRN */
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
    (in chunks of 128 pairs, so any n_rot works with a stack buffer) */
 static void ds__rope(const ds__ops *o, float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
@@ -4285,6 +4286,7 @@ static void ds__rope(const ds__ops *o, float *x, int n_heads, int head_dim, int 
         o->rope(x + (neox ? i0 : 2 * i0), n_heads, head_dim, count, half, neox, cs, sn);
     }
 }
+#endif
 
 /* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
 static void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
@@ -9030,7 +9032,9 @@ struct ds_model {
 
 /* deepseek2 (>>deepseek) */
 static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c);
+#if !defined(DS_NO_DEEPSEEK2)
 static ds_status ds__deepseek2_load_layers(ds_model *m);
+#endif /* DS_NO_DEEPSEEK2 */
 
 /* <arch>.<key> as a positive int; absent keys keep *out when optional */
 static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
@@ -9198,7 +9202,11 @@ static ds_status ds__model_load_weights(ds_model *m) {
     }
     m->layers = DS__CAST(ds__layer *, ds__calloc((size_t)c->n_layer, sizeof *m->layers));
     if (!m->layers) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+#if !defined(DS_NO_DEEPSEEK2)
     if (!strcmp(c->arch, "deepseek2")) return ds__deepseek2_load_layers(m);
+#else
+    if (!strcmp(c->arch, "deepseek2")) return ds__fail(DS_ERR_UNSUPPORTED, "model: deepseek2 was left out of this build (DS_NO_DEEPSEEK2)");
+#endif
     for (il = 0; il < c->n_layer; il++) {
         c->layers[il].attn = DS_ATTN_DENSE;
         c->layers[il].ffn = DS_FFN_DENSE;
@@ -9283,6 +9291,7 @@ typedef struct ds__ffn_layer {
     ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
 } ds__ffn_layer;
 
+#if !defined(DS_NO_DEEPSEEK2)
 static const void *ds__mat_row(const ds__mat *m, int64_t r) {
     return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
 }
@@ -9306,11 +9315,13 @@ static void ds__mat_mul_t(const ds__ops *o, const ds__mat *m, int64_t r0, int n,
     }
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 /* ---- shapes and cache ------------------------------------------------------------------------ */
 static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_rope_dim; }
 /* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
 static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* softmax scale of MLA scores: YaRN's magnitude correction m = 1 + log_mul * ln(factor),
    squared, over sqrt(Dq) (log_mul as deepseek2 files store it: 0.1 * mscale_all_dim) */
 static float ds__mla_scale(const ds_model_config *c) {
@@ -9319,6 +9330,7 @@ static float ds__mla_scale(const ds_model_config *c) {
     return ms * ms / sqrtf((float)ds__mla_dq(c));
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size) {
     size_t n = 0;
     int i, hd;
@@ -9331,6 +9343,7 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
     return n * elem_size;
 }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* ---- scratch --------------------------------------------------------------------------------- */
 /* what one attention task needs to itself */
 typedef struct ds__mla_slot {
@@ -9607,6 +9620,8 @@ static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up
     ds__matmul(&s->ops, pool, y, s->h1, T, ds__mat_row(down, d0), down->type, C, F, s->ws);
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
+#if !defined(DS_NO_DEEPSEEK2) || !defined(DS_NO_TRAIN)
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
    sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
    n_groups_used groups whose two best experts score highest; weights are the chosen probs,
@@ -9651,7 +9666,9 @@ static void ds__moe_route(const ds__ops *o, const ds_model_config *c, const floa
     if (c->norm_topk) for (k = 0; k < K; k++) gw[k] /= DS__MAX(sum, 6.103515625e-5f);
     for (k = 0; k < K; k++) gw[k] *= c->routed_scale > 0.0f ? c->routed_scale : 1.0f;
 }
+#endif
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* out (T, C) = shared experts + routed experts of x (T, C). Tokens are grouped by expert so
    each chosen expert runs one matmul over all its tokens. */
 static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
@@ -9681,6 +9698,7 @@ static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__m
     }
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 /* ---- deepseek2 GGUF metadata ----------------------------------------------------------------- */
 static ds_status ds__dsk_u32(const ds_gguf *g, const char *key, int required, int *out) {
     char name[128];
@@ -9858,6 +9876,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
     return s;
 }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
 static int ds__dsk_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
@@ -9979,6 +9998,7 @@ static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_c
     for (t = 0; t < T * C; t++) x[t] += y[t];
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 #if !defined(DS_NO_TRAIN)
 /* ---- training state of these layers (functions in >>train:deepseek) ---------------------------
    Parameters are offsets into the trainer's parameter and gradient buffers; N = B*T rows. */
@@ -10065,7 +10085,9 @@ struct ds_session {
     size_t attn_stride;
     int n_attn_tasks;
     float *mla_cache;             /* deepseek2: (L, n_ctx, R + Dr) compressed cache (>>deepseek) */
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
+#endif
 };
 
 static size_t ds__session_ws_size(const ds_model *m, int T) {
@@ -10098,12 +10120,14 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
-    ds_status st;
+#if !defined(DS_NO_DEEPSEEK2)
     if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+        ds_status st;
         cache = 1;
         if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
         s->dsk.ops = s->ops;
     }
+#endif
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
     /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
        or the chunk never reach stay untouched, so an unused context costs no RAM. */
@@ -10185,7 +10209,9 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s->mla_cache);
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch_free(&s->dsk);
+#endif
     ds_free(s);
 }
 
@@ -10412,11 +10438,14 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
+#if !defined(DS_NO_DEEPSEEK2)
     if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
         for (il = 0; il < c->n_layer; il++)
             ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
         memset(s->tmp, 0, (size_t)T * C * sizeof(float));
-    } else {
+    } else
+#endif
+    {
         ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
         for (il = 0; il < c->n_layer; il++) {
             ds__layer_forward(s, &m->layers[il], il, T, s->pos);
