@@ -861,19 +861,16 @@ DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per
 #else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
 #endif
-#define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
 #define DS__LIKELY(x) (x)
 #define DS__UNLIKELY(x) (x)
 #define DS__FMT(a, b)
-#define DS__MAYBE_UNUSED
 #else
 #define DS__TLS
 #define DS__LIKELY(x) (x)
 #define DS__UNLIKELY(x) (x)
 #define DS__FMT(a, b)
-#define DS__MAYBE_UNUSED
 #endif
 
 #define DS__MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -934,7 +931,7 @@ static void ds__logv(ds_log_level level, const char *fmt, va_list ap) {
     ds__log_fn(level, buf, ds__log_user);
 }
 
-static DS__MAYBE_UNUSED void ds__log(ds_log_level level, const char *fmt, ...) DS__FMT(2, 3);
+static void ds__log(ds_log_level level, const char *fmt, ...) DS__FMT(2, 3);
 static void ds__log(ds_log_level level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -996,7 +993,7 @@ static void *ds__calloc(size_t n, size_t size) {
     if (p) memset(p, 0, n * size);
     return p;
 }
-static DS__MAYBE_UNUSED char *ds__strdup(const char *s) {
+static char *ds__strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = DS__CAST(char *, ds_alloc(n));
     if (d) memcpy(d, s, n);
@@ -1176,13 +1173,15 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__TICKET_N(t) ((int)(((t) >> DS__TICKET_BITS) & DS__TICKET_MAX))
 #define DS__TICKET_I(t) ((int)((t) & DS__TICKET_MAX))
 
-static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
+#if (!defined(DS_NO_THREADS) && !defined(_WIN32)) || !defined(DS_NO_TRAIN)   /* spin-waits: the pool, the GEMM's slots */
+static void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
     __asm__ volatile("yield");
 #endif
 }
+#endif
 
 struct ds_pool {
     int n_threads;
@@ -1204,8 +1203,9 @@ struct ds_pool {
     int quit;
 };
 
+#if !defined(DS_NO_THREADS) && !defined(_WIN32)
 /* Claims the next index of the loop of generation gen; -1 when that loop has none left. */
-static DS__MAYBE_UNUSED int ds__pool_claim(ds_pool *p, unsigned gen) {
+static int ds__pool_claim(ds_pool *p, unsigned gen) {
     uint64_t t = DS__ATOMIC_LOAD(&p->ticket);
     for (;;) {
         if (DS__TICKET_GEN(t) != gen || DS__TICKET_I(t) >= DS__TICKET_N(t)) return -1;
@@ -1213,7 +1213,7 @@ static DS__MAYBE_UNUSED int ds__pool_claim(ds_pool *p, unsigned gen) {
     }
 }
 
-static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p, unsigned gen, int n) {
+static void ds__pool_work(ds_pool *p, unsigned gen, int n) {
     int i;
     while ((i = ds__pool_claim(p, gen)) >= 0) {
         p->task(p->ctx, i, n);
@@ -1221,7 +1221,6 @@ static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p, unsigned gen, int n) {
     }
 }
 
-#if !defined(DS_NO_THREADS) && !defined(_WIN32)
 static void *ds__pool_main(void *arg) {
     ds_pool *p = (ds_pool *)arg;
     unsigned seen = 0;
@@ -1379,14 +1378,14 @@ static int ds__buf_reserve(ds__buf *b, size_t extra) {
     b->cap = cap;
     return 1;
 }
-static DS__MAYBE_UNUSED void ds__buf_put(ds__buf *b, const void *s, size_t n) {
+static void ds__buf_put(ds__buf *b, const void *s, size_t n) {
     if (!n || !ds__buf_reserve(b, n)) return;
     memcpy(b->p + b->n, s, n);
     b->n += n;
 }
-static DS__MAYBE_UNUSED void ds__buf_putc(ds__buf *b, char c) { ds__buf_put(b, &c, 1); }
-static DS__MAYBE_UNUSED void ds__buf_puts(ds__buf *b, const char *s) { ds__buf_put(b, s, strlen(s)); }
-static DS__MAYBE_UNUSED void ds__buf_printf(ds__buf *b, const char *fmt, ...) DS__FMT(2, 3);
+static void ds__buf_putc(ds__buf *b, char c) { ds__buf_put(b, &c, 1); }
+static void ds__buf_puts(ds__buf *b, const char *s) { ds__buf_put(b, s, strlen(s)); }
+static void ds__buf_printf(ds__buf *b, const char *fmt, ...) DS__FMT(2, 3);
 static void ds__buf_printf(ds__buf *b, const char *fmt, ...) {
     char tmp[256];
     int k;
@@ -1405,13 +1404,13 @@ static void ds__buf_printf(ds__buf *b, const char *fmt, ...) {
     va_end(ap);
     b->n += (size_t)k;
 }
-static DS__MAYBE_UNUSED void ds__buf_free(ds__buf *b) {
+static void ds__buf_free(ds__buf *b) {
     ds_free(b->p);
     memset(b, 0, sizeof *b);
 }
 
 /* 64-bit hash of a byte string (FNV-1a steps folded through a final mix). */
-static DS__MAYBE_UNUSED uint64_t ds__hash_bytes(const void *data, size_t n) {
+static uint64_t ds__hash_bytes(const void *data, size_t n) {
     const unsigned char *s = DS__CAST(const unsigned char *, data);
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     size_t i;
@@ -1420,7 +1419,7 @@ static DS__MAYBE_UNUSED uint64_t ds__hash_bytes(const void *data, size_t n) {
     h *= UINT64_C(0xd6e8feb86659fd93);
     return h ^ (h >> 32);
 }
-static DS__MAYBE_UNUSED uint64_t ds__hash_u64(uint64_t x) {
+static uint64_t ds__hash_u64(uint64_t x) {
     x ^= x >> 33;
     x *= UINT64_C(0xff51afd7ed558ccd);
     x ^= x >> 33;
@@ -1433,7 +1432,7 @@ static DS__MAYBE_UNUSED uint64_t ds__hash_u64(uint64_t x) {
    (shortest form, no surrogate, <= U+10FFFF). Otherwise sets *cp = U+FFFD and returns minus
    the length of the "maximal subpart" that one U+FFFD replaces, as Unicode's recommended
    practice counts it (and Python's and Rust's lossy decoders do). */
-static DS__MAYBE_UNUSED int ds__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+static int ds__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     unsigned b = s[0], lo = 0x80, hi = 0xBF;
     int len, i;
     uint32_t c;
@@ -1476,7 +1475,7 @@ static DS__MAYBE_UNUSED int ds__utf8_decode(const unsigned char *s, size_t n, ui
 }
 
 /* Writes cp (<= U+10FFFF) as UTF-8; returns the byte count (1..4). */
-static DS__MAYBE_UNUSED int ds__utf8_encode(uint32_t cp, char *out) {
+static int ds__utf8_encode(uint32_t cp, char *out) {
     if (cp < 0x80) {
         out[0] = (char)cp;
         return 1;
@@ -1500,7 +1499,7 @@ static DS__MAYBE_UNUSED int ds__utf8_encode(uint32_t cp, char *out) {
 }
 
 /* Length of the longest well-formed prefix of s[0..n). */
-static DS__MAYBE_UNUSED size_t ds__utf8_valid_prefix(const char *s, size_t n) {
+static size_t ds__utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *u = DS__CAST(const unsigned char *, s);
     size_t i = 0;
     while (i < n) {
@@ -1518,7 +1517,7 @@ static DS__MAYBE_UNUSED size_t ds__utf8_valid_prefix(const char *s, size_t n) {
 }
 
 /* The length of the sequence a lead byte starts (1..4), 0 for a byte no sequence starts with. */
-static DS__MAYBE_UNUSED int ds__utf8_seq_len(unsigned char b) {
+static int ds__utf8_seq_len(unsigned char b) {
     if (b < 0x80) return 1;
     if (b >= 0xC2 && b <= 0xDF) return 2;
     if (b >= 0xE0 && b <= 0xEF) return 3;
@@ -1771,13 +1770,13 @@ static ds_status ds__json_value(ds__json *d, size_t *pos, int depth, uint32_t *o
     return s;
 }
 
-static DS__MAYBE_UNUSED void ds__json_free(ds__json *d) {
+static void ds__json_free(ds__json *d) {
     ds_free(d->nodes);
     memset(d, 0, sizeof *d);
 }
 
 /* Parses src[0..len) (not NUL-terminated) into d; `what` names the document in messages. */
-static DS__MAYBE_UNUSED ds_status ds__json_parse(const char *src, size_t len, const char *what, ds__json *d) {
+static ds_status ds__json_parse(const char *src, size_t len, const char *what, ds__json *d) {
     size_t pos = 0, bad;
     uint32_t root;
     ds_status s;
@@ -1798,11 +1797,10 @@ static DS__MAYBE_UNUSED ds_status ds__json_parse(const char *src, size_t len, co
     return s;
 }
 
-static DS__MAYBE_UNUSED const ds__json_node *ds__json_at(const ds__json *d, uint32_t i) { return &d->nodes[i]; }
 
 /* Unescapes string node i into out (which needs the node's raw length n bytes); returns the
    length. Escapes were validated by the parser. */
-static DS__MAYBE_UNUSED size_t ds__json_str(const ds__json *d, uint32_t i, char *out) {
+static size_t ds__json_str(const ds__json *d, uint32_t i, char *out) {
     const ds__json_node *nd = &d->nodes[i];
     const char *s = d->src + nd->first;
     size_t k = 0, j = 0;
@@ -1836,7 +1834,7 @@ static DS__MAYBE_UNUSED size_t ds__json_str(const ds__json *d, uint32_t i, char 
 }
 
 /* 1 when string node i equals the NUL-terminated key */
-static DS__MAYBE_UNUSED int ds__json_str_eq(const ds__json *d, uint32_t i, const char *key) {
+static int ds__json_str_eq(const ds__json *d, uint32_t i, const char *key) {
     const ds__json_node *nd = &d->nodes[i];
     char tmp[256];
     size_t k = strlen(key), n;
@@ -1848,7 +1846,7 @@ static DS__MAYBE_UNUSED int ds__json_str_eq(const ds__json *d, uint32_t i, const
 }
 
 /* The value of member `key` of object node obj; 0 when obj is not an object or lacks it. */
-static DS__MAYBE_UNUSED uint32_t ds__json_get(const ds__json *d, uint32_t obj, const char *key) {
+static uint32_t ds__json_get(const ds__json *d, uint32_t obj, const char *key) {
     uint32_t k;
     if (d->nodes[obj].type != DS__JSON_OBJECT) return 0;
     for (k = d->nodes[obj].first; k; k = d->nodes[d->nodes[k].next].next)
@@ -1859,7 +1857,7 @@ static DS__MAYBE_UNUSED uint32_t ds__json_get(const ds__json *d, uint32_t obj, c
 /* ---- JSON writer ------------------------------------------------------------------------- */
 /* Appends s[0..n) as a quoted JSON string: escapes quotes, backslashes and control
    characters; other bytes (UTF-8) pass through. */
-static DS__MAYBE_UNUSED void ds__json_write_str(ds__buf *b, const char *s, size_t n) {
+static void ds__json_write_str(ds__buf *b, const char *s, size_t n) {
     size_t i, run = 0;
     ds__buf_putc(b, '"');
     for (i = 0; i < n; i++) {
@@ -1921,19 +1919,19 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out) {
 }
 
 /* ---- f16 / bf16 conversions -------------------------------------------------------------- */
-static DS__MAYBE_UNUSED uint32_t ds__f32_bits(float f) {
+static uint32_t ds__f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
-static DS__MAYBE_UNUSED float ds__bits_f32(uint32_t u) {
+static float ds__bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
 /* IEEE binary16 -> binary32, exact for every pattern (subnormals normalised, NaN payload kept) */
-static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
+static float ds__f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
     if (e == 0x1f) return ds__bits_f32(sign | 0x7f800000u | (m << 13));
     if (e == 0) {
@@ -1950,7 +1948,7 @@ static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
 
 /* binary32 -> binary16, round to nearest even; NaN stays NaN (quietened, top payload bits kept,
    as the F16C instruction does) */
-static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
+static uint16_t ds__f32_to_f16(float f) {
     uint32_t u = ds__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
     uint32_t e = a >> 23, m = a & 0x7fffffu, h, rem;
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((m >> 13) & 0x3ffu));
@@ -1971,10 +1969,10 @@ static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-static DS__MAYBE_UNUSED float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
+static float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
 
 /* round to nearest even; NaN is quietened so that truncation cannot turn it into inf */
-static DS__MAYBE_UNUSED uint16_t ds__f32_to_bf16(float f) {
+static uint16_t ds__f32_to_bf16(float f) {
     uint32_t u = ds__f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
@@ -1997,14 +1995,14 @@ typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__b
                                     sizeof(ds__block_q8_k) == 292) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
-static DS__MAYBE_UNUSED int ds__round_away(float v) {
+static int ds__round_away(float v) {
     float t = (float)(int)v, r = v - t; /* exact: |v| < 2^23 here */
     if (r >= 0.5f) t += 1.0f;
     else if (r <= -0.5f) t -= 1.0f;
     return (int)t;
 }
 /* nearest integer, halves to even (|v| < 2^22) */
-static DS__MAYBE_UNUSED int ds__round_even(float v) {
+static int ds__round_even(float v) {
     float s = v + 12582912.0f; /* 1.5 * 2^23: the sum's low mantissa bits are the rounded integer */
     return (int)(ds__f32_bits(s) & 0x007fffffu) - 0x00400000;
 }
@@ -2168,7 +2166,7 @@ static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
 }
 
 /* the 6-bit value (minus 32) of element l + 32 * k of a 128-element half (k = 0..3) */
-static DS__MAYBE_UNUSED int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
+static int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
     int lo = (k & 1) ? ql[l + 32] : ql[l];
     lo = (k & 2) ? lo >> 4 : lo & 0xf;
     return (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
@@ -2190,13 +2188,13 @@ static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
 }
 
 /* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
-static DS__MAYBE_UNUSED size_t ds__row_bytes(ds_type t, int64_t n) {
+static size_t ds__row_bytes(ds_type t, int64_t n) {
     ds__type_traits tr = ds__type_info(t);
     return tr.block_elems ? (size_t)(n / tr.block_elems) * tr.block_bytes : 0;
 }
 
 /* dst (n) = src (n elements of type t); n is a whole number of t's blocks */
-static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
+static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     int j;
     switch (t) {
@@ -2262,7 +2260,7 @@ static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, floa
 }
 
 /* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
-static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
+static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
     case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
@@ -2305,7 +2303,7 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
    block, lane accumulator l += (d_w * d_x) * lane by one fused multiply-add; at the end the
    lanes are summed as a vector unit halves them, ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)), then
    Q4_1's m_w * s_x terms (fused into one running sum in block order) are added. */
-static DS__MAYBE_UNUSED float ds__hsum8_tree(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+static float ds__hsum8_tree(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
 
 /* qw: the block's 32 integer weights; lanes of the dot with qx accumulated as above */
 static void ds__dot_block_lanes(float *acc, const int *qw, const int8_t *qx, float dd) {
@@ -2524,7 +2522,7 @@ static float ds__exp_ref(float x) {
 }
 
 /* sum of 16 floats as a 512-bit unit halves them: (i, i+8), then (i, i+4), (i, i+2), (0, 1) */
-static DS__MAYBE_UNUSED float ds__tree16(const float *a) {
+static float ds__tree16(const float *a) {
     float t[8];
     int i;
     for (i = 0; i < 8; i++) t[i] = a[i] + a[i + 8];
@@ -2578,8 +2576,9 @@ typedef struct ds__qx {
     const float *d, *s;
 } ds__qx;
 #define DS__A64(n) (((size_t)(n) + 63) & ~(size_t)63)
-static DS__MAYBE_UNUSED size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
-static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
+static size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
+#if defined(DS__X86_SIMD) || defined(DS__NEON)
+static ds__qx ds__qx_view(const uint8_t *row, int K) {
     ds__qx v;
     size_t a = DS__A64(4 * (size_t)(K / DS__QK));
     v.q = DS__CAST(const int8_t *, (const void *)row);
@@ -2587,21 +2586,26 @@ static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
     v.s = DS__CAST(const float *, (const void *)(row + DS__A64(K) + a));
     return v;
 }
+#endif
+#if defined(DS__NEON)
 /* the scales of one block from its max |x| and the sum of its quantized values */
-static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
+static void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
     ds__qx v = ds__qx_view(row, K);
     DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
     DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
 }
+#endif
 
 /* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
 enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
-static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+#if defined(DS__X86_SIMD) || defined(DS__NEON)
+static float ds__load1(const uint8_t *p, int i, const int kind) {
     if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
     if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
     return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
 }
+#endif
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
@@ -6474,7 +6478,7 @@ struct ds_tokenizer {
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
-static DS__MAYBE_UNUSED unsigned ds__uc_class(const ds_tokenizer *t, uint32_t cp) {
+static unsigned ds__uc_class(const ds_tokenizer *t, uint32_t cp) {
     return cp < 0x10000 ? t->ucls[cp] : ds__uc_class_search(cp);
 }
 
@@ -9319,7 +9323,7 @@ static void ds__mat_mul_t(const ds__ops *o, const ds__mat *m, int64_t r0, int n,
 /* ---- shapes and cache ------------------------------------------------------------------------ */
 static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_rope_dim; }
 /* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
-static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
+static int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
 
 #if !defined(DS_NO_DEEPSEEK2)
 /* softmax scale of MLA scores: YaRN's magnitude correction m = 1 + log_mul * ln(factor),
@@ -9382,7 +9386,7 @@ static size_t ds__dsk_ws_bytes(int T, int K) {
     return b;
 }
 
-static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
+static ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
     int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
     int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
@@ -9447,7 +9451,7 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     return DS_OK;
 }
 
-static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
+static void ds__dsk_scratch_free(ds__dsk_scratch *s) {
     ds_free(s->mem);
     ds_free(s->slot_mem);
     s->mem = s->slot_mem = NULL;
@@ -9754,7 +9758,7 @@ DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c) {
 /* The config of a deepseek2 file (llama.cpp's keys). Every layer is MLA; layers from
    leading_dense_block_count on are MoE. The split attn_k_b / attn_v_b layout stores the MLA
    head sizes in key_length_mla / value_length_mla. */
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
+static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
     ds_status s;
     int key_len = 0, val_len = 0, key_mla = 0, val_mla = 0, lead = 0, gating = 0, norm = 0, i;
     ds_str st;
@@ -9910,7 +9914,7 @@ typedef struct ds__dsk_layer {
 } ds__dsk_layer;
 
 /* bytes: adds the bytes of the weights one token reads */
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
+static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
     ds__mat v;
@@ -9987,7 +9991,7 @@ static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, in
 }
 
 /* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
-static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
+static void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
     int t, C = c->n_embd;
     for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
     ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
@@ -12537,14 +12541,14 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
    rows, parameters are offsets into the trainer's parameter and gradient buffers. */
 
 
-static DS__MAYBE_UNUSED size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
+static size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
     return 2 * ds__tr_round16(N * c->q_lora_rank) + 2 * ds__tr_round16(N) + ds__tr_round16(N * H * ds__mla_dq(c)) +
            ds__tr_round16(N * (R + c->qk_rope_dim)) + 2 * ds__tr_round16(N * R) + ds__tr_round16(N * H * (c->qk_nope_dim + c->v_head_dim)) +
            ds__tr_round16((size_t)B * H * T * T) + ds__tr_round16(N * H * c->v_head_dim);
 }
 
-static DS__MAYBE_UNUSED void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+static void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
     a->qa = ds__tr_take(p, N * c->q_lora_rank);
     a->qan = ds__tr_take(p, N * c->q_lora_rank);
@@ -12620,7 +12624,7 @@ static void ds__mla_attn_bwd_seq(void *ctx, int b, int n) {
 }
 
 /* y (N, C) (+= when acc) = MLA of the normed input x (N, C); cs: RoPE table (T, Dr) */
-static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
+static void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
     const float *W = tr->params;
     int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
@@ -12649,7 +12653,7 @@ static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_mode
 
 /* dx (N, C) += gradient of the input from dy (N, C); parameter gradients are added to tr->grads.
    d: scratch of the saved values' shape (its contents are overwritten). */
-static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
+static void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
@@ -12691,13 +12695,13 @@ static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_mod
    mean normalised affinity) adds its gradient to the router. */
 
 
-static DS__MAYBE_UNUSED size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
+static size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
     return ds__tr_round16(N * E) + 3 * ds__tr_round16(N * K) + ds__tr_round16(E + 1) + 2 * ds__tr_round16(N * K * c->n_embd) +
            3 * ds__tr_round16(N * K * F) + 3 * ds__tr_round16(N * SF) + ds__tr_round16(2 * E + 2);
 }
 
-static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+static void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
     a->probs = ds__tr_take(p, N * E);
     a->w = ds__tr_take(p, N * K);
@@ -12716,7 +12720,7 @@ static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, co
 }
 
 /* y (N, C) (+= when acc) = routed + shared experts of x (N, C); bias: the selection bias or NULL */
-static DS__MAYBE_UNUSED void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
+static void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
     const float *W = tr->params;
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e;
     ds__linear_forward(tr, a->probs, x, W + P->gate_inp, N, E, C, 0);
@@ -12769,7 +12773,7 @@ static float ds__moe_balance_grad(const ds_model_config *c, const float *p, cons
 /* dx (N, C) += input gradient from dy (N, C); parameter gradients added to tr->grads.
    d: scratch of the saved values' shape. alpha > 0 adds the sequence balance loss over
    sequences of T tokens; returns that loss (mean over sequences). */
-static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
+static float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
     const float *W = tr->params;
     float *G = tr->grads, scale = c->routed_scale > 0.0f ? c->routed_scale : 1.0f, bal = 0.0f;
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e, k;
