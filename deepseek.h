@@ -2598,6 +2598,9 @@ static void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
 
 /* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+/* bytes of one weight block of an integer-dot kind, and where its quants start (Q4_0 / Q4_1) */
+#define DS__QK_BYTES(kind) ((kind) == DS__QK_Q4_1 ? sizeof(ds__block_q4_1) : (kind) == DS__QK_Q4_0 ? sizeof(ds__block_q4_0) : sizeof(ds__block_q8_0))
+#define DS__QK_QS(kind) ((kind) == DS__QK_Q4_1 ? offsetof(ds__block_q4_1, qs) : offsetof(ds__block_q4_0, qs))
 enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
 #if defined(DS__X86_SIMD) || defined(DS__NEON)
 static float ds__load1(const uint8_t *p, int i, const int kind) {
@@ -2711,16 +2714,16 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             __m256 dw[4];                                                                              \
             __m128 mw = _mm_setzero_ps();                                                              \
             DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
-                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * DS__QK_BYTES(kind) + 4 * m->w_row); \
                 if (kind == DS__QK_Q8_0) {                                                             \
                     const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
                     wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
                     dw[r] = _mm256_set1_ps(_cvtsh_ss(bl->d));                                          \
                 } else {                                                                               \
-                    const uint8_t *qs = wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : 18) + (kind == DS__QK_Q4_1 ? 4 : 2); \
+                    const uint8_t *qs = wr[r] + (size_t)b * DS__QK_BYTES(kind) + DS__QK_QS(kind); \
                     __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs)); \
                     wq[r] = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), lo4);                      \
-                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - (kind == DS__QK_Q4_1 ? 4 : 2)))); \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - DS__QK_QS(kind)))); \
                 }                                                                                      \
             }                                                                                          \
             if (kind == DS__QK_Q4_1) {                                                                 \
@@ -2785,7 +2788,7 @@ DS__DEFINE_QTILES(avxvnni, DS__ISA_AVXVNNI, DS__DOT_U8S8_AVXVNNI)
    reference (and of the AVX2 tile), bit for bit. The activation block is broadcast to both. */
 static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__qtile_zmm(
     const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
-    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const int nb = m->K / DS__QK, bsz = (int)DS__QK_BYTES(kind);
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -2819,7 +2822,7 @@ static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__q
                 wq[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
                 dw[h] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm[h]));
             } else {
-                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                const int qo = (int)DS__QK_QS(kind);
                 __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
                 wq[h] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
@@ -3279,7 +3282,7 @@ static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m
         int8x16_t w0[4], w1[4];
         float dw[4], mw[4] = {0, 0, 0, 0};
         DS__UNROLL4 for (r = 0; r < 4; r++) {
-            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * DS__QK_BYTES(kind) + 4 * m->w_row);
             if (kind == DS__QK_Q8_0) {
                 const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
                 w0[r] = vld1q_s8(bl->qs);
