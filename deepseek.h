@@ -42,6 +42,14 @@
        DS_BUILD_SHARED           with DS_SHARED: this TU builds the shared library
        DS_NO_SIMD                use only the scalar reference kernels
        DS_NO_THREADS             no thread pool (everything runs on the calling thread)
+     Feature exclusion (a program that only runs a model compiles less; define them the same
+     way wherever deepseek.h is included, since they also remove declarations):
+       DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
+                                 training GEMM and AdamW (ds_model_config_parse stays)
+       DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
+       DS_NO_DEEPSEEK2           no deepseek2 inference (MLA and MoE layers, the deepseek2
+                                 loader: such files are refused); the trainer's MLA / MoE
+                                 layers stay unless DS_NO_TRAIN
 
    ============================================================================================
    3. CONVENTIONS
@@ -188,8 +196,9 @@ enum {
     DS_CPU_NEON_DOTPROD = 1 << 10
 };
 DS_API unsigned ds_cpu_features(void);
-/* Restrict the features the kernels may use (mask of DS_CPU_*). Tests use this to compare
-   each SIMD path with the scalar reference. Not thread-safe with running kernels. */
+/* Restrict the features the kernels may use (mask of DS_CPU_*): sessions and trainers created
+   afterwards choose their kernels within it. Tests use this to compare each SIMD path with the
+   scalar reference. Not thread-safe with sessions or trainers being created. */
 DS_API void ds_cpu_set_mask(unsigned mask);
 
 /* A read-only view of a whole file, memory-mapped where possible (read() otherwise). */
@@ -10161,6 +10170,13 @@ static ds_status ds__session_alloc(ds_session *s) {
     return DS_OK;
 }
 
+/* the 0 fields of a session's parameters, filled: the one place their defaults live */
+static void ds__session_defaults(ds_session_params *sp, const ds_model *m) {
+    if (sp->n_ctx == 0) sp->n_ctx = DS__MIN(m->cfg.n_ctx, 4096);
+    if (sp->n_batch == 0) sp->n_batch = 512;
+    sp->n_batch = DS__MIN(sp->n_batch, sp->n_ctx);
+}
+
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
     ds_session_params sp;
     ds_session *s;
@@ -10174,9 +10190,10 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p
     s = DS__CAST(ds_session *, ds__calloc(1, sizeof *s));
     if (!s) return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory");
     s->m = m;
+    ds__session_defaults(&sp, m);
     ds__ops_init(&s->ops, sp.backend);
-    s->n_ctx = sp.n_ctx ? sp.n_ctx : DS__MIN(m->cfg.n_ctx, 4096);
-    s->n_batch = DS__MIN(sp.n_batch ? sp.n_batch : 512, s->n_ctx);
+    s->n_ctx = sp.n_ctx;
+    s->n_batch = sp.n_batch;
     s->pool = sp.pool;
     if (!s->pool) {
         ds_pool_config pc;
