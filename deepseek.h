@@ -4113,6 +4113,25 @@ static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
     else ds__quantize_row(at, x, dst, K);
 }
 
+/* The kernels of one instruction set, found by the one naming scheme (name_ISA): the row ops,
+   the f16 rows and attention products, the float-weight and K-quant matmul tiles, and the
+   integer-dot tiles with their fast-path activation quantizer. */
+#define DS__OPS_ROWS(o, ISA)                                                                                   \
+    ((o)->dot = ds__dot_f32_##ISA, (o)->axpy = ds__axpy_f32_##ISA, (o)->rmsnorm = ds__rmsnorm_##ISA,          \
+     (o)->softmax = ds__softmax_##ISA, (o)->swiglu = ds__swiglu_##ISA, (o)->rope = ds__rope_apply_##ISA)
+#define DS__OPS_ATTN(o, ISA)                                                                                   \
+    ((o)->f16_to_f32 = ds__f16_row_to_f32_##ISA, (o)->f32_to_f16 = ds__f32_row_to_f16_##ISA,                 \
+     (o)->f16_round = ds__f16_round_row_##ISA, (o)->attn_scores = ds__attn_scores_##ISA,                      \
+     (o)->attn_pv = ds__attn_pv_##ISA, (o)->attn_pv_sum = ds__attn_pv_sum_##ISA)
+#define DS__OPS_FLOAT_KQUANT(o, ISA)                                                                           \
+    ((o)->gemm[DS_TYPE_F32] = ds__gemm_f32_##ISA, (o)->gemm[DS_TYPE_F16] = ds__gemm_f16_##ISA,                \
+     (o)->gemm[DS_TYPE_BF16] = ds__gemm_bf16_##ISA, (o)->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_##ISA,            \
+     (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
+#define DS__OPS_QX(o, Q4_0, Q4_1, Q8_0, QUANT)                                                                 \
+    ((o)->gemm[DS_TYPE_Q4_0] = (Q4_0), (o)->gemm[DS_TYPE_Q4_1] = (Q4_1), (o)->gemm[DS_TYPE_Q8_0] = (Q8_0),    \
+     (o)->quantize[DS_TYPE_Q4_0] = (o)->quantize[DS_TYPE_Q4_1] = (o)->quantize[DS_TYPE_Q8_0] = (QUANT),       \
+     (o)->qx[DS_TYPE_Q4_0] = (o)->qx[DS_TYPE_Q4_1] = (o)->qx[DS_TYPE_Q8_0] = 1)
+
 /* Fills o for backend b: the references first, then (CPU) each op's best kernel. This is the
    one place that reads the CPU's features. */
 static void ds__ops_init(ds__ops *o, ds_backend b) {
@@ -4125,18 +4144,8 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         o->gemm[i] = ds__gemm_ref;
         o->quantize[i] = ds__quantize_act_ref;
     }
-    o->dot = ds__dot_f32_ref;
-    o->axpy = ds__axpy_f32_ref;
-    o->rmsnorm = ds__rmsnorm_ref;
-    o->softmax = ds__softmax_ref;
-    o->swiglu = ds__swiglu_ref;
-    o->rope = ds__rope_apply_ref;
-    o->f16_to_f32 = ds__f16_row_to_f32_ref;
-    o->f32_to_f16 = ds__f32_row_to_f16_ref;
-    o->f16_round = ds__f16_round_row_ref;
-    o->attn_scores = ds__attn_scores_ref;
-    o->attn_pv = ds__attn_pv_ref;
-    o->attn_pv_sum = ds__attn_pv_sum_ref;
+    DS__OPS_ROWS(o, ref);
+    DS__OPS_ATTN(o, ref);
 #if !defined(DS_NO_TRAIN)
     o->micro[0] = ds__gemm_micro_ref;
     o->micro[1] = ds__gemm_micro_bf16_ref;
@@ -4153,28 +4162,11 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
         static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
         for (i = 0; i < sizeof wts / sizeof wts[0]; i++) o->quantize[wts[i]] = ds__quantize_act_avx2;
-        o->gemm[DS_TYPE_Q4_0] = q40[l];
-        o->gemm[DS_TYPE_Q4_1] = q41[l];
-        o->gemm[DS_TYPE_Q8_0] = q80[l];
-        o->quantize[DS_TYPE_Q4_0] = o->quantize[DS_TYPE_Q4_1] = o->quantize[DS_TYPE_Q8_0] = ds__quantize_qx_avx2;
-        o->qx[DS_TYPE_Q4_0] = o->qx[DS_TYPE_Q4_1] = o->qx[DS_TYPE_Q8_0] = 1;
-        o->gemm[DS_TYPE_F32] = ds__gemm_f32_avx2;
-        o->gemm[DS_TYPE_F16] = ds__gemm_f16_avx2;
-        o->gemm[DS_TYPE_BF16] = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2;
-        o->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_avx2;
-        o->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_avx2;
-        o->dot = ds__dot_f32_avx2;
-        o->axpy = ds__axpy_f32_avx2;
-        o->rmsnorm = ds__rmsnorm_avx2;
-        o->softmax = ds__softmax_avx2;
-        o->swiglu = ds__swiglu_avx2;
-        o->rope = ds__rope_apply_avx2;
-        o->f16_to_f32 = ds__f16_row_to_f32_avx2;
-        o->f32_to_f16 = ds__f32_row_to_f16_avx2;
-        o->f16_round = ds__f16_round_row_avx2;
-        o->attn_scores = ds__attn_scores_avx2;
-        o->attn_pv = ds__attn_pv_avx2;
-        o->attn_pv_sum = ds__attn_pv_sum_avx2;
+        DS__OPS_QX(o, q40[l], q41[l], q80[l], ds__quantize_qx_avx2);
+        DS__OPS_FLOAT_KQUANT(o, avx2);
+        if (f & DS_CPU_AVX512BF16) o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_zmm;
+        DS__OPS_ROWS(o, avx2);
+        DS__OPS_ATTN(o, avx2);
 #if !defined(DS_NO_TRAIN)
         o->micro[0] = ds__gemm_micro_avx2;
 #endif
@@ -4197,22 +4189,9 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
     }
 #elif defined(DS__NEON)
     if (f & DS_CPU_NEON) {
-        o->gemm[DS_TYPE_Q4_0] = ds__gemm_q4_0_neon;
-        o->gemm[DS_TYPE_Q4_1] = ds__gemm_q4_1_neon;
-        o->gemm[DS_TYPE_Q8_0] = ds__gemm_q8_0_neon;
-        o->quantize[DS_TYPE_Q4_0] = o->quantize[DS_TYPE_Q4_1] = o->quantize[DS_TYPE_Q8_0] = ds__quantize_qx_neon;
-        o->qx[DS_TYPE_Q4_0] = o->qx[DS_TYPE_Q4_1] = o->qx[DS_TYPE_Q8_0] = 1;
-        o->gemm[DS_TYPE_F32] = ds__gemm_f32_neon;
-        o->gemm[DS_TYPE_F16] = ds__gemm_f16_neon;
-        o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_neon;
-        o->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_neon;
-        o->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_neon;
-        o->dot = ds__dot_f32_neon;
-        o->axpy = ds__axpy_f32_neon;
-        o->rmsnorm = ds__rmsnorm_neon;
-        o->softmax = ds__softmax_neon;
-        o->swiglu = ds__swiglu_neon;
-        o->rope = ds__rope_apply_neon;
+        DS__OPS_QX(o, ds__gemm_q4_0_neon, ds__gemm_q4_1_neon, ds__gemm_q8_0_neon, ds__quantize_qx_neon);
+        DS__OPS_FLOAT_KQUANT(o, neon);
+        DS__OPS_ROWS(o, neon);
     }
 #endif
 }
