@@ -11701,6 +11701,10 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown precision %d", (int)tr->tc.precision);
         goto fail;
     }
+    if (tr->tc.backend != DS_BACKEND_CPU && tr->tc.backend != DS_BACKEND_REF) {
+        st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown backend %d", (int)tr->tc.backend);
+        goto fail;
+    }
     tr->C = tr->mc.n_embd; tr->H = tr->mc.n_head; tr->Hkv = tr->mc.n_head_kv; tr->hd = tr->mc.head_dim;
     tr->qd = tr->H * tr->hd; tr->kvd = tr->Hkv * tr->hd; tr->F = tr->mc.n_ff; tr->V = tr->mc.n_vocab;
     tr->L = tr->mc.n_layer; tr->B = tr->tc.batch; tr->T = tr->tc.seq_len; tr->n_rot = tr->mc.n_rot;

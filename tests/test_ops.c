@@ -207,5 +207,27 @@ static void smollm2_on_reference_backend(ds_test_ctx *t) {
     ds_model_free(m);
 }
 
-DS_TEST_MAIN(DS_T(model_code_calls_no_kernel), DS_T(dense_training_step_on_both_backends), DS_T(mla_moe_training_step_on_both_backends),
+/* a backend id neither backend knows is an error, not a silent default */
+static void unknown_backend_is_refused(ds_test_ctx *t) {
+    ds_model_config mc;
+    ds_train_config tc;
+    ds_trainer *tr = NULL;
+    ds_model *m = NULL;
+    ds_session *s = NULL;
+    ds_session_params sp;
+    float losses[1];
+    memset(&mc, 0, sizeof mc);
+    memset(&tc, 0, sizeof tc);
+    DS_REQUIRE(t, ds_model_config_parse(dense_cfg, &mc, &tc, "test") == DS_OK, "parse: %s", ds_last_error());
+    tc.backend = (ds_backend)7;
+    DS_CHECK(t, ds_trainer_create(&mc, &tc, &tr) == DS_ERR_INVALID_ARG && tr == NULL, "trainer with backend 7");
+    train_steps(t, dense_cfg, DS_BACKEND_CPU, 1, losses, "build/test_ops_backend.gguf");
+    DS_REQUIRE(t, ds_model_load("build/test_ops_backend.gguf", NULL, &m) == DS_OK, "load: %s", ds_last_error());
+    memset(&sp, 0, sizeof sp);
+    sp.backend = (ds_backend)7;
+    DS_CHECK(t, ds_session_create(m, &sp, &s) == DS_ERR_INVALID_ARG && s == NULL, "session with backend 7");
+    ds_model_free(m);
+}
+
+DS_TEST_MAIN(DS_T(model_code_calls_no_kernel), DS_T(unknown_backend_is_refused), DS_T(dense_training_step_on_both_backends), DS_T(mla_moe_training_step_on_both_backends),
              DS_T(llama_inference_on_both_backends), DS_T(deepseek2_inference_on_both_backends), DS_T(smollm2_on_reference_backend))
