@@ -4060,12 +4060,16 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
    the same logits on both backends for those weight types; the float-weight and K-quant
    matmuls, the f32 dot / axpy and the training GEMM keep their own (close) summation order.
 
-   A device backend (deepseek_cuda.h) registers itself the same way: its ds__ops_init_cuda()
-   fills a ds__ops whose entries launch its kernels, the session or trainer keeps the table, and
-   ds_backend gains DS_BACKEND_CUDA. Tensors handed to ops are ds__mat views (data, type, rows,
-   cols) plus plain activation pointers; a device backend keeps a layer's weights and
-   activations resident by owning those pointers (the session's buffers come from the backend
-   that fills the table), so one model walk runs a whole layer without copies. */
+   How deepseek_cuda.h will register: it compiles this implementation, defines
+   ds__ops_init_cuda() to fill a ds__ops, and ds_backend gains DS_BACKEND_CUDA, which
+   ds__ops_init hands to it; sessions and trainers keep the table as they keep the CPU's. What
+   that needs beyond this table (not here yet): entries at the granularity a device runs
+   well (a whole matmul, attention over a layer, a training forward / backward pair, rather
+   than this table's row and tile kernels under CPU drivers), an allocator entry so the
+   session's and trainer's buffers and the weights live where the backend computes, and a
+   `where` on ds__mat so weights say which memory they are in. The model walk itself
+   (>>infer, >>deepseek, >>train) already reaches arithmetic only through ds__ops and the
+   drivers below, which is the seam those entries replace. */
 #define DS__HAS(f, bits) (((f) & (bits)) == (bits))
 #define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
 #define DS__F_AVX512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL)
