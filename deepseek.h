@@ -22,7 +22,8 @@
        >>platform     threads + pool, mmap, clock, cpuid, aligned alloc, allocator + logger hooks
        >>util         growable byte buffer, JSON read/write, UTF-8
        >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts)
-       >>kernels      scalar reference + AVX2 / AVX-512 / NEON; run-time dispatch
+       >>kernels      scalar reference + AVX2 / AVX-512 / NEON
+       >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
@@ -41,6 +42,14 @@
        DS_BUILD_SHARED           with DS_SHARED: this TU builds the shared library
        DS_NO_SIMD                use only the scalar reference kernels
        DS_NO_THREADS             no thread pool (everything runs on the calling thread)
+     Feature exclusion (a program that only runs a model compiles less; define them the same
+     way wherever deepseek.h is included, since they also remove declarations):
+       DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
+                                 training GEMM and AdamW (ds_model_config_parse stays)
+       DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
+       DS_NO_DEEPSEEK2           no deepseek2 inference (MLA and MoE layers, the deepseek2
+                                 loader: such files are refused); the trainer's MLA / MoE
+                                 layers stay unless DS_NO_TRAIN
 
    ============================================================================================
    3. CONVENTIONS
@@ -90,6 +99,13 @@
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
+   Op layer      Model and trainer code call operations, never kernels: a ds__ops table of
+                 function pointers (matmul tiles per weight type, norms, RoPE, softmax, SwiGLU,
+                 f16 rows, attention products, GEMM register tiles, AdamW) that a backend fills
+                 once when a session or trainer is created (>>backend). DS_BACKEND_CPU takes the
+                 best kernel the CPU (and the test mask) allows, DS_BACKEND_REF the scalar
+                 references; tests run the same model code on both. One pointer call per op per
+                 row or tile, as the old per-call dispatch did, so speed is unchanged.
    MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
                  path multiplies it straight into the latent-space scores.
 */
@@ -180,8 +196,9 @@ enum {
     DS_CPU_NEON_DOTPROD = 1 << 10
 };
 DS_API unsigned ds_cpu_features(void);
-/* Restrict the features the kernels may use (mask of DS_CPU_*). Tests use this to compare
-   each SIMD path with the scalar reference. Not thread-safe with running kernels. */
+/* Restrict the features the kernels may use (mask of DS_CPU_*): sessions and trainers created
+   afterwards choose their kernels within it. Tests use this to compare each SIMD path with the
+   scalar reference. Not thread-safe with sessions or trainers being created. */
 DS_API void ds_cpu_set_mask(unsigned mask);
 
 /* A read-only view of a whole file, memory-mapped where possible (read() otherwise). */
@@ -233,6 +250,12 @@ DS_API const char *ds_type_name(ds_type t);   /* "Q4_1"; "?" for unknown ids */
 DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 
 // >>api:kernels
+/* Where a session or trainer runs its operations (ds_session_params.backend,
+   ds_train_config.backend). */
+typedef enum ds_backend {
+    DS_BACKEND_CPU = 0,   /* the fastest kernels this CPU has (and ds_cpu_set_mask allows) */
+    DS_BACKEND_REF = 1    /* the scalar reference kernels only: slow, the ground truth in tests */
+} ds_backend;
 
 // >>api:gguf
 /* GGUF v2/v3 files (little-endian), read with full validation and written atomically.
@@ -402,6 +425,7 @@ DS_API ds_status ds_tokenizer_to_gguf(const ds_tokenizer *t, ds_gguf_writer *w);
    the special tokens (ids 0..), the 256 byte symbols in code point order, then one token per
    merge. Deterministic. Single-threaded. */
 typedef void (*ds_progress_fn)(void *user, const char *stage, double done);  /* done in [0,1] */
+#if !defined(DS_NO_TOKENIZER_TRAIN)
 typedef struct ds_bpe_train_config {
     int vocab_size;                     /* 0: 30000 */
     const char *pre;                    /* "gpt2" (NULL), "smollm", "llama3", "qwen2", "deepseek-v3" */
@@ -412,6 +436,7 @@ typedef struct ds_bpe_train_config {
     void *user;
 } ds_bpe_train_config;
 DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out);
+#endif
 
 // >>api:model
 /* The model's shape, shared by inference, training and the GGUF metadata. Each layer names its
@@ -513,6 +538,7 @@ typedef struct ds_session_params {
     int n_threads;    /* 0: online CPUs (ignored when pool is given) */
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
     int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
+    ds_backend backend;   /* 0: DS_BACKEND_CPU */
 } ds_session_params;
 
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
@@ -670,6 +696,7 @@ typedef struct ds_train_config {
     float init_std;         /* weight init (0: 0.02) */
     int recompute;          /* 1: activation checkpointing (recompute each layer in backward) */
     int n_threads;          /* 0: all CPUs */
+    ds_backend backend;     /* 0: DS_BACKEND_CPU */
     /* dynamic loss scaling (used when precision != f32, or when loss_scale > 0 is given) */
     float loss_scale;       /* initial scale (0: 65536) */
     int loss_scale_window;  /* clean steps before doubling (0: 2000) */
@@ -695,6 +722,7 @@ typedef struct ds_train_config {
    again with "key = value". An unknown key, a bad value or an impossible shape is an error
    naming the line. `where` names the text in messages (a file name; NULL: "config"). */
 DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds_train_config *tc, const char *where);
+#if !defined(DS_NO_TRAIN)
 /* Fill defaults (0 fields) and check that the shape is trainable. */
 DS_API ds_status ds_model_config_check(ds_model_config *mc);
 
@@ -768,6 +796,7 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
    tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
    file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
+#endif /* DS_NO_TRAIN */
 
 /* Measured f32 FMA peak of this machine (GFLOP/s, wall-clock) with n_threads threads: a
    register-only FMA loop of the widest vector unit the kernels use, run for about `seconds`.
@@ -841,19 +870,16 @@ DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per
 #else
 #define DS__FMT(a, b) __attribute__((format(printf, a, b)))
 #endif
-#define DS__MAYBE_UNUSED __attribute__((unused))
 #elif defined(_MSC_VER)
 #define DS__TLS __declspec(thread)
 #define DS__LIKELY(x) (x)
 #define DS__UNLIKELY(x) (x)
 #define DS__FMT(a, b)
-#define DS__MAYBE_UNUSED
 #else
 #define DS__TLS
 #define DS__LIKELY(x) (x)
 #define DS__UNLIKELY(x) (x)
 #define DS__FMT(a, b)
-#define DS__MAYBE_UNUSED
 #endif
 
 #define DS__MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -914,7 +940,7 @@ static void ds__logv(ds_log_level level, const char *fmt, va_list ap) {
     ds__log_fn(level, buf, ds__log_user);
 }
 
-static DS__MAYBE_UNUSED void ds__log(ds_log_level level, const char *fmt, ...) DS__FMT(2, 3);
+static void ds__log(ds_log_level level, const char *fmt, ...) DS__FMT(2, 3);
 static void ds__log(ds_log_level level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -976,7 +1002,7 @@ static void *ds__calloc(size_t n, size_t size) {
     if (p) memset(p, 0, n * size);
     return p;
 }
-static DS__MAYBE_UNUSED char *ds__strdup(const char *s) {
+static char *ds__strdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = DS__CAST(char *, ds_alloc(n));
     if (d) memcpy(d, s, n);
@@ -1156,13 +1182,15 @@ DS_API void ds_unmap_file(ds_mapped_file *f) {
 #define DS__TICKET_N(t) ((int)(((t) >> DS__TICKET_BITS) & DS__TICKET_MAX))
 #define DS__TICKET_I(t) ((int)((t) & DS__TICKET_MAX))
 
-static DS__MAYBE_UNUSED void ds__cpu_relax(void) {
+#if (!defined(DS_NO_THREADS) && !defined(_WIN32)) || !defined(DS_NO_TRAIN)   /* spin-waits: the pool, the GEMM's slots */
+static void ds__cpu_relax(void) {
 #if defined(DS__X86_SIMD)
     _mm_pause();
 #elif defined(__aarch64__)
     __asm__ volatile("yield");
 #endif
 }
+#endif
 
 struct ds_pool {
     int n_threads;
@@ -1184,8 +1212,9 @@ struct ds_pool {
     int quit;
 };
 
+#if !defined(DS_NO_THREADS) && !defined(_WIN32)
 /* Claims the next index of the loop of generation gen; -1 when that loop has none left. */
-static DS__MAYBE_UNUSED int ds__pool_claim(ds_pool *p, unsigned gen) {
+static int ds__pool_claim(ds_pool *p, unsigned gen) {
     uint64_t t = DS__ATOMIC_LOAD(&p->ticket);
     for (;;) {
         if (DS__TICKET_GEN(t) != gen || DS__TICKET_I(t) >= DS__TICKET_N(t)) return -1;
@@ -1193,7 +1222,7 @@ static DS__MAYBE_UNUSED int ds__pool_claim(ds_pool *p, unsigned gen) {
     }
 }
 
-static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p, unsigned gen, int n) {
+static void ds__pool_work(ds_pool *p, unsigned gen, int n) {
     int i;
     while ((i = ds__pool_claim(p, gen)) >= 0) {
         p->task(p->ctx, i, n);
@@ -1201,7 +1230,6 @@ static DS__MAYBE_UNUSED void ds__pool_work(ds_pool *p, unsigned gen, int n) {
     }
 }
 
-#if !defined(DS_NO_THREADS) && !defined(_WIN32)
 static void *ds__pool_main(void *arg) {
     ds_pool *p = (ds_pool *)arg;
     unsigned seen = 0;
@@ -1359,14 +1387,14 @@ static int ds__buf_reserve(ds__buf *b, size_t extra) {
     b->cap = cap;
     return 1;
 }
-static DS__MAYBE_UNUSED void ds__buf_put(ds__buf *b, const void *s, size_t n) {
+static void ds__buf_put(ds__buf *b, const void *s, size_t n) {
     if (!n || !ds__buf_reserve(b, n)) return;
     memcpy(b->p + b->n, s, n);
     b->n += n;
 }
-static DS__MAYBE_UNUSED void ds__buf_putc(ds__buf *b, char c) { ds__buf_put(b, &c, 1); }
-static DS__MAYBE_UNUSED void ds__buf_puts(ds__buf *b, const char *s) { ds__buf_put(b, s, strlen(s)); }
-static DS__MAYBE_UNUSED void ds__buf_printf(ds__buf *b, const char *fmt, ...) DS__FMT(2, 3);
+static void ds__buf_putc(ds__buf *b, char c) { ds__buf_put(b, &c, 1); }
+static void ds__buf_puts(ds__buf *b, const char *s) { ds__buf_put(b, s, strlen(s)); }
+static void ds__buf_printf(ds__buf *b, const char *fmt, ...) DS__FMT(2, 3);
 static void ds__buf_printf(ds__buf *b, const char *fmt, ...) {
     char tmp[256];
     int k;
@@ -1385,13 +1413,13 @@ static void ds__buf_printf(ds__buf *b, const char *fmt, ...) {
     va_end(ap);
     b->n += (size_t)k;
 }
-static DS__MAYBE_UNUSED void ds__buf_free(ds__buf *b) {
+static void ds__buf_free(ds__buf *b) {
     ds_free(b->p);
     memset(b, 0, sizeof *b);
 }
 
 /* 64-bit hash of a byte string (FNV-1a steps folded through a final mix). */
-static DS__MAYBE_UNUSED uint64_t ds__hash_bytes(const void *data, size_t n) {
+static uint64_t ds__hash_bytes(const void *data, size_t n) {
     const unsigned char *s = DS__CAST(const unsigned char *, data);
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     size_t i;
@@ -1400,7 +1428,7 @@ static DS__MAYBE_UNUSED uint64_t ds__hash_bytes(const void *data, size_t n) {
     h *= UINT64_C(0xd6e8feb86659fd93);
     return h ^ (h >> 32);
 }
-static DS__MAYBE_UNUSED uint64_t ds__hash_u64(uint64_t x) {
+static uint64_t ds__hash_u64(uint64_t x) {
     x ^= x >> 33;
     x *= UINT64_C(0xff51afd7ed558ccd);
     x ^= x >> 33;
@@ -1413,7 +1441,7 @@ static DS__MAYBE_UNUSED uint64_t ds__hash_u64(uint64_t x) {
    (shortest form, no surrogate, <= U+10FFFF). Otherwise sets *cp = U+FFFD and returns minus
    the length of the "maximal subpart" that one U+FFFD replaces, as Unicode's recommended
    practice counts it (and Python's and Rust's lossy decoders do). */
-static DS__MAYBE_UNUSED int ds__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+static int ds__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
     unsigned b = s[0], lo = 0x80, hi = 0xBF;
     int len, i;
     uint32_t c;
@@ -1456,7 +1484,7 @@ static DS__MAYBE_UNUSED int ds__utf8_decode(const unsigned char *s, size_t n, ui
 }
 
 /* Writes cp (<= U+10FFFF) as UTF-8; returns the byte count (1..4). */
-static DS__MAYBE_UNUSED int ds__utf8_encode(uint32_t cp, char *out) {
+static int ds__utf8_encode(uint32_t cp, char *out) {
     if (cp < 0x80) {
         out[0] = (char)cp;
         return 1;
@@ -1480,7 +1508,7 @@ static DS__MAYBE_UNUSED int ds__utf8_encode(uint32_t cp, char *out) {
 }
 
 /* Length of the longest well-formed prefix of s[0..n). */
-static DS__MAYBE_UNUSED size_t ds__utf8_valid_prefix(const char *s, size_t n) {
+static size_t ds__utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *u = DS__CAST(const unsigned char *, s);
     size_t i = 0;
     while (i < n) {
@@ -1498,7 +1526,7 @@ static DS__MAYBE_UNUSED size_t ds__utf8_valid_prefix(const char *s, size_t n) {
 }
 
 /* The length of the sequence a lead byte starts (1..4), 0 for a byte no sequence starts with. */
-static DS__MAYBE_UNUSED int ds__utf8_seq_len(unsigned char b) {
+static int ds__utf8_seq_len(unsigned char b) {
     if (b < 0x80) return 1;
     if (b >= 0xC2 && b <= 0xDF) return 2;
     if (b >= 0xE0 && b <= 0xEF) return 3;
@@ -1751,13 +1779,13 @@ static ds_status ds__json_value(ds__json *d, size_t *pos, int depth, uint32_t *o
     return s;
 }
 
-static DS__MAYBE_UNUSED void ds__json_free(ds__json *d) {
+static void ds__json_free(ds__json *d) {
     ds_free(d->nodes);
     memset(d, 0, sizeof *d);
 }
 
 /* Parses src[0..len) (not NUL-terminated) into d; `what` names the document in messages. */
-static DS__MAYBE_UNUSED ds_status ds__json_parse(const char *src, size_t len, const char *what, ds__json *d) {
+static ds_status ds__json_parse(const char *src, size_t len, const char *what, ds__json *d) {
     size_t pos = 0, bad;
     uint32_t root;
     ds_status s;
@@ -1778,11 +1806,10 @@ static DS__MAYBE_UNUSED ds_status ds__json_parse(const char *src, size_t len, co
     return s;
 }
 
-static DS__MAYBE_UNUSED const ds__json_node *ds__json_at(const ds__json *d, uint32_t i) { return &d->nodes[i]; }
 
 /* Unescapes string node i into out (which needs the node's raw length n bytes); returns the
    length. Escapes were validated by the parser. */
-static DS__MAYBE_UNUSED size_t ds__json_str(const ds__json *d, uint32_t i, char *out) {
+static size_t ds__json_str(const ds__json *d, uint32_t i, char *out) {
     const ds__json_node *nd = &d->nodes[i];
     const char *s = d->src + nd->first;
     size_t k = 0, j = 0;
@@ -1816,7 +1843,7 @@ static DS__MAYBE_UNUSED size_t ds__json_str(const ds__json *d, uint32_t i, char 
 }
 
 /* 1 when string node i equals the NUL-terminated key */
-static DS__MAYBE_UNUSED int ds__json_str_eq(const ds__json *d, uint32_t i, const char *key) {
+static int ds__json_str_eq(const ds__json *d, uint32_t i, const char *key) {
     const ds__json_node *nd = &d->nodes[i];
     char tmp[256];
     size_t k = strlen(key), n;
@@ -1828,7 +1855,7 @@ static DS__MAYBE_UNUSED int ds__json_str_eq(const ds__json *d, uint32_t i, const
 }
 
 /* The value of member `key` of object node obj; 0 when obj is not an object or lacks it. */
-static DS__MAYBE_UNUSED uint32_t ds__json_get(const ds__json *d, uint32_t obj, const char *key) {
+static uint32_t ds__json_get(const ds__json *d, uint32_t obj, const char *key) {
     uint32_t k;
     if (d->nodes[obj].type != DS__JSON_OBJECT) return 0;
     for (k = d->nodes[obj].first; k; k = d->nodes[d->nodes[k].next].next)
@@ -1839,7 +1866,7 @@ static DS__MAYBE_UNUSED uint32_t ds__json_get(const ds__json *d, uint32_t obj, c
 /* ---- JSON writer ------------------------------------------------------------------------- */
 /* Appends s[0..n) as a quoted JSON string: escapes quotes, backslashes and control
    characters; other bytes (UTF-8) pass through. */
-static DS__MAYBE_UNUSED void ds__json_write_str(ds__buf *b, const char *s, size_t n) {
+static void ds__json_write_str(ds__buf *b, const char *s, size_t n) {
     size_t i, run = 0;
     ds__buf_putc(b, '"');
     for (i = 0; i < n; i++) {
@@ -1901,19 +1928,19 @@ DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out) {
 }
 
 /* ---- f16 / bf16 conversions -------------------------------------------------------------- */
-static DS__MAYBE_UNUSED uint32_t ds__f32_bits(float f) {
+static uint32_t ds__f32_bits(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return u;
 }
-static DS__MAYBE_UNUSED float ds__bits_f32(uint32_t u) {
+static float ds__bits_f32(uint32_t u) {
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
 /* IEEE binary16 -> binary32, exact for every pattern (subnormals normalised, NaN payload kept) */
-static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
+static float ds__f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
     if (e == 0x1f) return ds__bits_f32(sign | 0x7f800000u | (m << 13));
     if (e == 0) {
@@ -1930,7 +1957,7 @@ static DS__MAYBE_UNUSED float ds__f16_to_f32(uint16_t h) {
 
 /* binary32 -> binary16, round to nearest even; NaN stays NaN (quietened, top payload bits kept,
    as the F16C instruction does) */
-static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
+static uint16_t ds__f32_to_f16(float f) {
     uint32_t u = ds__f32_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
     uint32_t e = a >> 23, m = a & 0x7fffffu, h, rem;
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((m >> 13) & 0x3ffu));
@@ -1951,10 +1978,10 @@ static DS__MAYBE_UNUSED uint16_t ds__f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-static DS__MAYBE_UNUSED float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
+static float ds__bf16_to_f32(uint16_t b) { return ds__bits_f32((uint32_t)b << 16); }
 
 /* round to nearest even; NaN is quietened so that truncation cannot turn it into inf */
-static DS__MAYBE_UNUSED uint16_t ds__f32_to_bf16(float f) {
+static uint16_t ds__f32_to_bf16(float f) {
     uint32_t u = ds__f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
@@ -1977,14 +2004,14 @@ typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__b
                                     sizeof(ds__block_q8_k) == 292) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
-static DS__MAYBE_UNUSED int ds__round_away(float v) {
+static int ds__round_away(float v) {
     float t = (float)(int)v, r = v - t; /* exact: |v| < 2^23 here */
     if (r >= 0.5f) t += 1.0f;
     else if (r <= -0.5f) t -= 1.0f;
     return (int)t;
 }
 /* nearest integer, halves to even (|v| < 2^22) */
-static DS__MAYBE_UNUSED int ds__round_even(float v) {
+static int ds__round_even(float v) {
     float s = v + 12582912.0f; /* 1.5 * 2^23: the sum's low mantissa bits are the rounded integer */
     return (int)(ds__f32_bits(s) & 0x007fffffu) - 0x00400000;
 }
@@ -2148,7 +2175,7 @@ static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
 }
 
 /* the 6-bit value (minus 32) of element l + 32 * k of a 128-element half (k = 0..3) */
-static DS__MAYBE_UNUSED int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
+static int ds__q6_k_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
     int lo = (k & 1) ? ql[l + 32] : ql[l];
     lo = (k & 2) ? lo >> 4 : lo & 0xf;
     return (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
@@ -2170,13 +2197,13 @@ static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
 }
 
 /* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
-static DS__MAYBE_UNUSED size_t ds__row_bytes(ds_type t, int64_t n) {
+static size_t ds__row_bytes(ds_type t, int64_t n) {
     ds__type_traits tr = ds__type_info(t);
     return tr.block_elems ? (size_t)(n / tr.block_elems) * tr.block_bytes : 0;
 }
 
 /* dst (n) = src (n elements of type t); n is a whole number of t's blocks */
-static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
+static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     int j;
     switch (t) {
@@ -2242,7 +2269,7 @@ static DS__MAYBE_UNUSED void ds__dequantize_row(ds_type t, const void *src, floa
 }
 
 /* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
-static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
+static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
     case DS_TYPE_F32: memmove(dst, src, (size_t)n * sizeof(float)); break;
@@ -2262,18 +2289,16 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
 }
 
 // >>kernels
-/* Kernels. Internal API (used by the model code):
-     ds__matmul(pool, y, x, T, w, wt, N, K, ws)   y (T, N) = x (T, K) @ w^T, w in any ds_type;
-                                                  ws holds ds__matmul_wsize(wt, T, K) bytes
-     ds__get_row, ds__rmsnorm, ds__rope (adjacent or half-split pairs), ds__softmax,
-     ds__swiglu, ds__dot_f32, ds__axpy_f32
+/* Kernels: one scalar reference per operation (name_ref) and its SIMD versions (name_avx2,
+   name_avx512, name_neon, ...), reached only through the ds__ops table (>>backend). Matmuls:
+   y (T, N) = x (T, K) @ w^T for w in any ds_type, as tiles of a task grid (ds__gemm_fn).
    Semantics are those of the scalar references below, which follow llama.cpp: x is quantized
    on the fly to Q8_0 (for Q4_0 / Q8_0 weights), Q8_1 (Q4_1) or Q8_K (Q4_K, Q6_K), or to BF16
    for BF16 weights; each block's integer dot is exact and scaled in f32. For Q4_0 / Q4_1 / Q8_0
    the references fix llama.cpp's float order too (ds__dot_block_lanes) and the x86 kernels
    follow it bit for bit; the other SIMD kernels give the same integers and scales and differ
-   from their references only in the order of float additions. Every call picks its kernel from ds_cpu_features(): AVX2+FMA+F16C (maddubs),
-   AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
+   from their references only in the order of float additions. The CPU backend picks, once per
+   session or trainer: AVX2+FMA+F16C (maddubs), AVX-VNNI (vpdpbusd on 256 bits), AVX512-VNNI (two blocks per 512-bit vpdpbusd), AVX512-BF16
    (vdpbf16ps), NEON (SDOT where compiled for it); tiles of 4 weight rows x up to 4 tokens keep
    unpacked weight blocks in registers across tokens for prefill, and decode prefetches the
    weight stream. Threads share the work as tiles of tokens x rows through ds_pool_run. */
@@ -2287,7 +2312,7 @@ static DS__MAYBE_UNUSED void ds__quantize_row(ds_type t, const float *src, void 
    block, lane accumulator l += (d_w * d_x) * lane by one fused multiply-add; at the end the
    lanes are summed as a vector unit halves them, ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)), then
    Q4_1's m_w * s_x terms (fused into one running sum in block order) are added. */
-static DS__MAYBE_UNUSED float ds__hsum8_tree(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
+static float ds__hsum8_tree(const float *a) { return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])); }
 
 /* qw: the block's 32 integer weights; lanes of the dot with qx accumulated as above */
 static void ds__dot_block_lanes(float *acc, const int *qw, const int8_t *qx, float dd) {
@@ -2386,12 +2411,15 @@ static float ds__dot_q6_k_q8_k_ref(int K, const void *wv, const void *xv) {
     return sum;
 }
 
-static float ds__dot_f32_ref(int K, const void *wv, const void *xv) {
-    const float *w = DS__CAST(const float *, wv), *x = DS__CAST(const float *, xv);
+/* a . b summed in order (the F32 matmul's dot and the element-wise reference) */
+static float ds__dot_f32_ref(const float *a, const float *b, int n) {
     float sum = 0.0f;
     int k;
-    for (k = 0; k < K; k++) sum += w[k] * x[k];
+    for (k = 0; k < n; k++) sum += a[k] * b[k];
     return sum;
+}
+static float ds__dot_f32_f32_ref(int K, const void *wv, const void *xv) {
+    return ds__dot_f32_ref(DS__CAST(const float *, wv), DS__CAST(const float *, xv), K);
 }
 
 static float ds__dot_f16_f32_ref(int K, const void *wv, const void *xv) {
@@ -2435,7 +2463,7 @@ static ds__dot_fn ds__dot_ref(ds_type wt) {
     case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
     case DS_TYPE_F16: return ds__dot_f16_f32_ref;
     case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
-    default: return ds__dot_f32_ref;
+    default: return ds__dot_f32_f32_ref;
     }
 }
 
@@ -2462,9 +2490,7 @@ static void ds__gemm_ref(const ds__mm *m, int t0, int t1, int n0, int n1) {
 }
 
 /* ---- element-wise reference kernels ------------------------------------------------------ */
-static float ds__dot_f32_scalar(const float *a, const float *b, int n) { return ds__dot_f32_ref(n, a, b); }
-
-static void ds__axpy_f32_scalar(float *y, float a, const float *x, int n) {
+static void ds__axpy_f32_ref(float *y, float a, const float *x, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -2484,7 +2510,7 @@ static float ds__rms_scale(const float *x, int n, float eps) {
     return 1.0f / sqrtf(mean + eps);
 }
 
-static void ds__rmsnorm_scalar(float *y, const float *x, const float *w, int n, float eps) {
+static void ds__rmsnorm_ref(float *y, const float *x, const float *w, int n, float eps) {
     float scale = ds__rms_scale(x, n, eps);
     int i;
     for (i = 0; i < n; i++) y[i] = x[i] * scale * w[i];
@@ -2505,7 +2531,7 @@ static float ds__exp_ref(float x) {
 }
 
 /* sum of 16 floats as a 512-bit unit halves them: (i, i+8), then (i, i+4), (i, i+2), (0, 1) */
-static DS__MAYBE_UNUSED float ds__tree16(const float *a) {
+static float ds__tree16(const float *a) {
     float t[8];
     int i;
     for (i = 0; i < 8; i++) t[i] = a[i] + a[i + 8];
@@ -2515,7 +2541,7 @@ static DS__MAYBE_UNUSED float ds__tree16(const float *a) {
 /* Softmax as llama.cpp's: e^(x - max) per element; the sum accumulated in double over chunks
    of 16, each chunk summed by ds__tree16 (a short last chunk as if padded with zeros, which is
    what llama.cpp's padded attention rows hold); then x * (float)(1 / sum). */
-static void ds__softmax_scalar(float *x, int n) {
+static void ds__softmax_ref(float *x, int n) {
     float max = -INFINITY, inv;
     double sum = 0.0;
     int i, k;
@@ -2529,14 +2555,14 @@ static void ds__softmax_scalar(float *x, int n) {
     for (i = 0; i < n; i++) x[i] *= inv;
 }
 
-static void ds__swiglu_scalar(float *y, const float *gate, const float *up, int n) {
+static void ds__swiglu_ref(float *y, const float *gate, const float *up, int n) {
     int i;
     for (i = 0; i < n; i++) y[i] = gate[i] / (1.0f + ds__exp_ref(-gate[i])) * up[i];
 }
 
 /* rotate pair i < count of each head by (cs[i], sn[i]): (x[i], x[i + off]) with neox, else
    (x[2i], x[2i + 1]) */
-static void ds__rope_apply_scalar(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
+static void ds__rope_apply_ref(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn) {
     int h, i;
     for (h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
@@ -2559,8 +2585,9 @@ typedef struct ds__qx {
     const float *d, *s;
 } ds__qx;
 #define DS__A64(n) (((size_t)(n) + 63) & ~(size_t)63)
-static DS__MAYBE_UNUSED size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
-static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
+static size_t ds__qx_row_bytes(int K) { return DS__A64(K) + 2 * DS__A64(4 * (size_t)(K / DS__QK)); }
+#if defined(DS__X86_SIMD) || defined(DS__NEON)
+static ds__qx ds__qx_view(const uint8_t *row, int K) {
     ds__qx v;
     size_t a = DS__A64(4 * (size_t)(K / DS__QK));
     v.q = DS__CAST(const int8_t *, (const void *)row);
@@ -2568,21 +2595,29 @@ static DS__MAYBE_UNUSED ds__qx ds__qx_view(const uint8_t *row, int K) {
     v.s = DS__CAST(const float *, (const void *)(row + DS__A64(K) + a));
     return v;
 }
+#endif
+#if defined(DS__NEON)
 /* the scales of one block from its max |x| and the sum of its quantized values */
-static DS__MAYBE_UNUSED void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
+static void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
     ds__qx v = ds__qx_view(row, K);
     DS__CAST(float *, (void *)(uintptr_t)v.d)[b] = ds__f16_to_f32(ds__f32_to_f16(d));
     DS__CAST(float *, (void *)(uintptr_t)v.s)[b] = ds__f16_to_f32(ds__f32_to_f16((float)isum * d));
 }
+#endif
 
 /* the integer-dot weight kinds of the SIMD matmul tiles, and the float ones */
 enum { DS__QK_Q4_0, DS__QK_Q4_1, DS__QK_Q8_0 };
+/* bytes of one weight block of an integer-dot kind, and where its quants start (Q4_0 / Q4_1) */
+#define DS__QK_BYTES(kind) ((kind) == DS__QK_Q4_1 ? sizeof(ds__block_q4_1) : (kind) == DS__QK_Q4_0 ? sizeof(ds__block_q4_0) : sizeof(ds__block_q8_0))
+#define DS__QK_QS(kind) ((kind) == DS__QK_Q4_1 ? offsetof(ds__block_q4_1, qs) : offsetof(ds__block_q4_0, qs))
 enum { DS__FK_F32, DS__FK_F16, DS__FK_BF16 };
-static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind) {
+#if defined(DS__X86_SIMD) || defined(DS__NEON)
+static float ds__load1(const uint8_t *p, int i, const int kind) {
     if (kind == DS__FK_F32) return ((const float *)(const void *)p)[i];
     if (kind == DS__FK_F16) return ds__f16_to_f32(((const uint16_t *)(const void *)p)[i]);
     return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
 }
+#endif
 /* fully unrolled loops over a tile, so its accumulators live in registers */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
@@ -2594,8 +2629,17 @@ static DS__MAYBE_UNUSED float ds__load1(const uint8_t *p, int i, const int kind)
 
 #if defined(DS__X86_SIMD)
 /* ============================ x86: AVX2 + FMA + F16C, AVX-512 ============================ */
-#define DS__AVX2 __attribute__((target("avx2,fma,f16c")))
-#define DS__AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+/* the instruction sets of the x86 kernels: one target string per level (each implies the
+   one before), DS__<LEVEL> for a kernel, DS__<LEVEL>_INLINE for its always-inlined helpers */
+#define DS__ISA_AVX2 "avx2,fma,f16c"
+#define DS__ISA_AVXVNNI DS__ISA_AVX2 ",avxvnni"
+#define DS__ISA_AVX512 DS__ISA_AVX2 ",avx512f,avx512bw,avx512vl"
+#define DS__ISA_VNNI512 DS__ISA_AVX512 ",avx512vnni"
+#define DS__ISA_BF16_512 DS__ISA_AVX512 ",avx512bf16"
+#define DS__AVX2 __attribute__((target(DS__ISA_AVX2)))
+#define DS__AVX512 __attribute__((target(DS__ISA_AVX512)))
+#define DS__AVX512BF16 __attribute__((target(DS__ISA_BF16_512)))
+#define DS__AVX2_INLINE static inline __attribute__((always_inline, target(DS__ISA_AVX2)))
 
 DS__AVX2_INLINE float ds__hsum8_avx2(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -2679,16 +2723,16 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             __m256 dw[4];                                                                              \
             __m128 mw = _mm_setzero_ps();                                                              \
             DS__UNROLL4 for (r = 0; r < 4; r++) {                                                                  \
-                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row); \
+                if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * DS__QK_BYTES(kind) + 4 * m->w_row); \
                 if (kind == DS__QK_Q8_0) {                                                             \
                     const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b; \
                     wq[r] = _mm256_loadu_si256((const __m256i *)(const void *)bl->qs);                 \
                     dw[r] = _mm256_set1_ps(_cvtsh_ss(bl->d));                                          \
                 } else {                                                                               \
-                    const uint8_t *qs = wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : 18) + (kind == DS__QK_Q4_1 ? 4 : 2); \
+                    const uint8_t *qs = wr[r] + (size_t)b * DS__QK_BYTES(kind) + DS__QK_QS(kind); \
                     __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)qs)); \
                     wq[r] = _mm256_and_si256(_mm256_srlv_epi64(raw, shift), lo4);                      \
-                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - (kind == DS__QK_Q4_1 ? 4 : 2)))); \
+                    dw[r] = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(const void *)(qs - DS__QK_QS(kind)))); \
                 }                                                                                      \
             }                                                                                          \
             if (kind == DS__QK_Q4_1) {                                                                 \
@@ -2738,8 +2782,8 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
 /* u8 x s8 dot of 32 pairs into 8 int32 lanes, added to acc */
 #define DS__DOT_U8S8_AVX2(acc, u, s) _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
 #define DS__DOT_U8S8_AVXVNNI(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
-DS__DEFINE_QTILES(avx2, "avx2,fma,f16c", DS__DOT_U8S8_AVX2)
-DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
+DS__DEFINE_QTILES(avx2, DS__ISA_AVX2, DS__DOT_U8S8_AVX2)
+DS__DEFINE_QTILES(avxvnni, DS__ISA_AVXVNNI, DS__DOT_U8S8_AVXVNNI)
 
 /* ---- AVX512-VNNI: the same tile on 512-bit vectors, two blocks per instruction ------------ */
 /* GCC 12 in C++ mode reports its own AVX-512 intrinsics' undefined pass-through operands as
@@ -2751,10 +2795,9 @@ DS__DEFINE_QTILES(avxvnni, "avx2,fma,f16c,avxvnni", DS__DOT_U8S8_AVXVNNI)
 /* Weight-row pairs (r, r + 1) fill the two 256-bit halves, so each half is one row's 8 lanes
    and a block's dot still accumulates into them in block order: the float order of the
    reference (and of the AVX2 tile), bit for bit. The activation block is broadcast to both. */
-#define DS__VNNI512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
-static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile_zmm(
+static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__qtile_zmm(
     const ds__mm *m, const int kind, int n, int nr, int t, int ct, const int CT) {
-    const int nb = m->K / DS__QK, bsz = kind == DS__QK_Q4_0 ? 18 : kind == DS__QK_Q4_1 ? 20 : 34;
+    const int nb = m->K / DS__QK, bsz = (int)DS__QK_BYTES(kind);
     const __m512i lo4 = _mm512_set1_epi8(0x0f), shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i half_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
     const __m512i pair_idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -2788,7 +2831,7 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
                 wq[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 2))), _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 2)), 1);
                 dw[h] = _mm512_permutexvar_ps(pair_idx, _mm512_castps128_ps512(dm[h]));
             } else {
-                const int qo = kind == DS__QK_Q4_1 ? 4 : 2;
+                const int qo = (int)DS__QK_QS(kind);
                 __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b0 + qo)))),
                                                  _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(b1 + qo))), 1);
                 wq[h] = _mm512_and_si512(_mm512_srlv_epi64(raw, shift), lo4);
@@ -2824,16 +2867,16 @@ static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qtile
         }
     }
 }
-static inline __attribute__((always_inline, target(DS__VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
+static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__qgemm_zmm(const ds__mm *m, const int kind, int t0, int t1, int n0, int n1) {
     int n, t;
     for (n = n0; n < n1; n += 4) {
         for (t = t0; t + 4 <= t1; t += 4) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 4, 4);
         for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
-__attribute__((target(DS__VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
-__attribute__((target(DS__VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 /* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
 /* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
@@ -2883,8 +2926,7 @@ DS__AVX2 static void ds__gemm_bf16_avx2(const ds__mm *m, int t0, int t1, int n0,
 
 /* BF16 with AVX512_BF16: vdpbf16ps multiplies 32 bf16 pairs exactly and adds them in f32
    (it treats denormal bf16 inputs as zero: a difference below 1e-37 per term) */
-#define DS__BF16_512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16"
-__attribute__((target(DS__BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
+__attribute__((target(DS__ISA_BF16_512))) static void ds__gemm_bf16_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) {
     const int K = m->K;
     int n, t, k, r;
     for (n = n0; n < n1; n += 4) {
@@ -3249,7 +3291,7 @@ static inline __attribute__((always_inline)) void ds__qtile_neon(const ds__mm *m
         int8x16_t w0[4], w1[4];
         float dw[4], mw[4] = {0, 0, 0, 0};
         DS__UNROLL4 for (r = 0; r < 4; r++) {
-            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * (kind == DS__QK_Q4_1 ? 20 : kind == DS__QK_Q4_0 ? 18 : 34) + 4 * m->w_row);
+            if (CT == 1) DS__PREFETCH(wr[r] + (size_t)b * DS__QK_BYTES(kind) + 4 * m->w_row);
             if (kind == DS__QK_Q8_0) {
                 const ds__block_q8_0 *bl = DS__CAST(const ds__block_q8_0 *, (const void *)wr[r]) + b;
                 w0[r] = vld1q_s8(bl->qs);
@@ -3349,7 +3391,7 @@ static inline float32x4_t ds__exp_neon(float32x4_t x) {
     return res;
 }
 
-/* ds__softmax_scalar's sums: chunks of 16 by ds__tree16 (vectors e0..3, e4..7, e8..11, e12..15) */
+/* ds__softmax_ref's sums: chunks of 16 by ds__tree16 (vectors e0..3, e4..7, e8..11, e12..15) */
 static void ds__softmax_neon(float *x, int n) {
     float32x4_t mx = vdupq_n_f32(-INFINITY), mv;
     float max, inv;
@@ -3402,7 +3444,7 @@ static void ds__rope_apply_neon(float *x, int n_heads, int head_dim, int count, 
                 float32x4x2_t p = vld2q_f32(v + 2 * i);
                 a = p.val[0];
                 b = p.val[1];
-                p.val[0] = vfmaq_f32(vnegq_f32(vmulq_f32(b, s)), a, c); /* a c fused, as ds__rope_apply_scalar */
+                p.val[0] = vfmaq_f32(vnegq_f32(vmulq_f32(b, s)), a, c); /* a c fused, as ds__rope_apply_ref */
                 p.val[1] = vfmaq_f32(vmulq_f32(b, c), a, s);
                 vst2q_f32(v + 2 * i, p);
             }
@@ -3529,105 +3571,645 @@ static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
 }
 #endif /* DS__NEON */
 
-/* ---- dispatch ----------------------------------------------------------------------------- */
-/* Every call asks ds_cpu_features() (a load and a mask) and takes the best kernel the CPU and
-   the test mask allow; the scalar reference is always there. */
+#if !defined(DS_NO_TRAIN)
+/* ---- training GEMM register tiles ------------------------------------------------------------
+   C tile (MR, NR) (+)= Ap^T Bp over a K slice of kc, from strips packed by the GEMM driver
+   (>>backend): f32, or bf16 pairs for vdpbf16ps with f32 accumulation. */
+#define DS__GEMM_MR 8
+#define DS__GEMM_NR 32
+#define DS__GEMM_MC 128
+#define DS__GEMM_NC 1024
+#define DS__GEMM_KC 256
+
+/* f32 strip [k][w] -> bf16 pairs [k/2][w][2], in place (kc rounded up with a zero row) */
+static void ds__pack_to_bf16_ref(float *strip, int kc, int w) {
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        uint16_t pair[2 * DS__GEMM_NR];
+        for (c = 0; c < w; c++) {
+            pair[2 * c] = ds__f32_to_bf16(r0[c]);
+            pair[2 * c + 1] = k + 1 < kc ? ds__f32_to_bf16(r1[c]) : 0;
+        }
+        memcpy(o + (size_t)k * w, pair, sizeof(uint16_t) * 2 * (size_t)w);
+    }
+}
+
+/* C tile (MR, NR) (+)= Ap^T Bp over kc: the scalar reference micro-kernel */
+static void ds__gemm_micro_ref(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int k, r, j;
+    memset(acc, 0, sizeof acc);
+    for (k = 0; k < kc; k++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a = ap[k * DS__GEMM_MR + r];
+            for (j = 0; j < DS__GEMM_NR; j++) acc[r * DS__GEMM_NR + j] += a * bp[k * DS__GEMM_NR + j];
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+static void ds__gemm_micro_bf16_ref(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    float acc[DS__GEMM_MR * DS__GEMM_NR];
+    int p, r, j, np = (kc + 1) / 2;
+    memset(acc, 0, sizeof acc);
+    for (p = 0; p < np; p++)
+        for (r = 0; r < DS__GEMM_MR; r++) {
+            float a0 = ds__bf16_to_f32(ap[(p * DS__GEMM_MR + r) * 2]), a1 = ds__bf16_to_f32(ap[(p * DS__GEMM_MR + r) * 2 + 1]);
+            for (j = 0; j < DS__GEMM_NR; j++) {
+                const uint16_t *b = bp + (p * DS__GEMM_NR + j) * 2;
+                acc[r * DS__GEMM_NR + j] += a0 * ds__bf16_to_f32(b[0]) + a1 * ds__bf16_to_f32(b[1]);
+            }
+        }
+    for (r = 0; r < DS__GEMM_MR; r++)
+        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
+}
+
+#if defined(DS__X86_SIMD)
+
+/* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
+#define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
+    do {                                                                         \
+        float *row_ = (c) + (size_t)(r) * (ldc);                                 \
+        if (add) {                                                               \
+            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(row_));                       \
+            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(row_ + 16));                  \
+        }                                                                        \
+        _mm512_storeu_ps(row_, x0);                                              \
+        _mm512_storeu_ps(row_ + 16, x1);                                         \
+    } while (0)
+#define DS__ZMM_TILE_STORE(c, ldc, add)                                                                      \
+    do {                                                                                                     \
+        DS__ZMM_ROW_STORE(c, ldc, add, 0, c00, c01); DS__ZMM_ROW_STORE(c, ldc, add, 1, c10, c11);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 2, c20, c21); DS__ZMM_ROW_STORE(c, ldc, add, 3, c30, c31);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 4, c40, c41); DS__ZMM_ROW_STORE(c, ldc, add, 5, c50, c51);           \
+        DS__ZMM_ROW_STORE(c, ldc, add, 6, c60, c61); DS__ZMM_ROW_STORE(c, ldc, add, 7, c70, c71);           \
+    } while (0)
+
+/* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
+DS__AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int k;
+    for (k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
+#define DS__ROW(r, x0, x1)                 \
+    a = _mm512_set1_ps(ap[r]);             \
+    x0 = _mm512_fmadd_ps(a, b0, x0);       \
+    x1 = _mm512_fmadd_ps(a, b1, x1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += DS__GEMM_MR;
+        bp += DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* the same tile with vdpbf16ps: each instruction adds two K steps */
+DS__AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
+    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    int p, np = (kc + 1) / 2;
+    for (p = 0; p < np; p++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp), b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 32));
+        __m512bh a;
+#define DS__ROW(r, x0, x1)                                                   \
+    a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(((const float *)(const void *)ap)[r])); \
+    x0 = _mm512_dpbf16_ps(x0, a, b0);                    \
+    x1 = _mm512_dpbf16_ps(x1, a, b1);
+        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
+        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
+#undef DS__ROW
+        ap += 2 * DS__GEMM_MR;
+        bp += 2 * DS__GEMM_NR;
+    }
+    DS__ZMM_TILE_STORE(c, ldc, add);
+}
+
+/* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
+DS__AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
+    int q;
+    for (q = 0; q < 4; q++) {
+        int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
+        __m256 x[4][2];
+        const float *a = ap + r0, *b = bp + c0;
+        for (r = 0; r < 4; r++) x[r][0] = x[r][1] = _mm256_setzero_ps();
+        for (k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+            for (r = 0; r < 4; r++) {
+                __m256 av = _mm256_broadcast_ss(a + r);
+                x[r][0] = _mm256_fmadd_ps(av, b0, x[r][0]);
+                x[r][1] = _mm256_fmadd_ps(av, b1, x[r][1]);
+            }
+            a += DS__GEMM_MR;
+            b += DS__GEMM_NR;
+        }
+        for (r = 0; r < 4; r++) {
+            float *row = c + (size_t)(r0 + r) * ldc + c0;
+            if (add) {
+                x[r][0] = _mm256_add_ps(x[r][0], _mm256_loadu_ps(row));
+                x[r][1] = _mm256_add_ps(x[r][1], _mm256_loadu_ps(row + 8));
+            }
+            _mm256_storeu_ps(row, x[r][0]);
+            _mm256_storeu_ps(row + 8, x[r][1]);
+        }
+    }
+}
+
+/* out[k][16 * half + c] = B row (j0 + c), k in [0, kc16): 16 x 16 blocks transposed in registers */
+DS__AVX512 static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16) {
+    int half, k0, i;
+    for (half = 0; half < 2; half++)
+        for (k0 = 0; k0 < kc16; k0 += 16) {
+            __m512 r[16], t[16], u[16];
+            for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (size_t)(16 * half + i) * ldb + k0);
+            for (i = 0; i < 16; i += 2) { /* (r0[0] r1[0] r0[1] r1[1]) per 128-bit lane */
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (i = 0; i < 16; i += 4) { /* u[i + j]: rows i..i+3 at column 4 L + j of lane L */
+                u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+                u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            }
+            for (i = 0; i < 4; i++) { /* gather lane L of the four row groups into output row 4 L + i */
+                __m512 v0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0x44), w0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0xee);
+                __m512 v1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0x44), w1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0xee);
+                float *o = out + (size_t)(k0 + i) * DS__GEMM_NR + 16 * half;
+                _mm512_storeu_ps(o, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0x88));
+                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0xdd));
+                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0x88));
+                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0xdd));
+            }
+        }
+}
+
+/* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
+DS__AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    uint16_t *o = (uint16_t *)(void *)strip;
+    int k, c;
+    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
+        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+        for (k = 0; k < kc; k += 2) {
+            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
+            __m256bh y = _mm512_cvtneps_pbh(_mm512_maskz_permutexvar_ps((__mmask16)0xffff, il, x));
+            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
+        }
+        return;
+    }
+    for (k = 0; k < kc; k += 2) {
+        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
+        __m512i out[4];
+        for (c = 0; c < w; c += 16) {
+            __m512 a = _mm512_loadu_ps(r0 + c), b = k + 1 < kc ? _mm512_loadu_ps(r1 + c) : _mm512_setzero_ps();
+            /* (a0 b0 a1 b1 ...) as bf16: one 512-bit register per 16 columns */
+            out[c / 16] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, hi, b), _mm512_permutex2var_ps(a, lo, b));
+        }
+        for (c = 0; c < w; c += 16) _mm512_storeu_si512((void *)(o + (size_t)k * w + 2 * c), out[c / 16]);
+    }
+}
+#endif
+
+#endif /* DS_NO_TRAIN */
+
+/* ---- f32 / bf16 peak: dependent chains of multiply-adds, FLOPs per call returned ------------ */
+#if defined(DS__X86_SIMD)
+/* 16 independent chains of one zmm instruction, enough to cover latency x ports; they start
+   distinct (equal chains would be merged by the compiler) and are summed at the end. STEP(x)
+   updates accumulator x; each step is FLOPS floating-point operations. */
+#define DS__PEAK_ZMM(STEP, FLOPS)                                                                                          \
+    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);       \
+    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);       \
+    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);     \
+    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);   \
+    long i;                                                                                                                \
+    float out[16];                                                                                                         \
+    for (i = 0; i < iters; i++) {                                                                                          \
+        STEP(a0) STEP(a1) STEP(a2) STEP(a3) STEP(a4) STEP(a5) STEP(a6) STEP(a7)                                            \
+        STEP(a8) STEP(a9) STEP(a10) STEP(a11) STEP(a12) STEP(a13) STEP(a14) STEP(a15)                                      \
+    }                                                                                                                      \
+    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));     \
+    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))); \
+    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));                                                                          \
+    return (double)iters * 16 * (FLOPS) + (out[0] > 1e30f ? 1.0 : 0.0)
+
+DS__AVX512 static double ds__peak_avx512(long iters) {
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+#define DS__STEP(x) x = _mm512_fmadd_ps(x, m, c);
+    DS__PEAK_ZMM(DS__STEP, 16 * 2);
+#undef DS__STEP
+}
+/* vdpbf16ps: 16 lanes x 2 products each */
+DS__AVX512BF16 static double ds__peak_avx512bf16(long iters) {
+    const __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+#define DS__STEP(x) x = _mm512_dpbf16_ps(x, m, c);
+    DS__PEAK_ZMM(DS__STEP, 32 * 2);
+#undef DS__STEP
+}
+DS__AVX2 static double ds__peak_avx2(long iters) {
+    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
+    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
+    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    long i;
+    float out[8];
+    for (i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c); a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
+    }
+    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    _mm256_storeu_ps(out, _mm256_add_ps(a0, _mm256_add_ps(a8, a9)));
+    return (double)iters * 10 * 8 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
+}
+#endif
+static double ds__peak_ref(long iters) {
+    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
+    long i;
+    int k;
+    for (i = 0; i < iters; i++)
+        for (k = 0; k < 8; k++) a[k] = a[k] * 0.999999f + 1e-7f;
+    return (double)iters * 16 + (a[0] > 1e30f ? 1.0 : 0.0);
+}
+
+/* ---- dense attention products (the inference cache's f16 rows) ----------------------- */
+#define DS__ATTN_BLOCK 64    /* keys converted from f16 and scored at a time */
+/* f16 rows: the cache's conversions, round to nearest even (F16C gives the same bits) */
+static void ds__f16_row_to_f32_ref(float *dst, const uint16_t *src, int n) {
+    int i;
+    for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
+}
+static void ds__f32_row_to_f16_ref(uint16_t *dst, const float *src, int n) {
+    int i;
+    for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
+}
+static void ds__f16_round_row_ref(float *x, int n) {
+    int i;
+    for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
+}
+#if defined(DS__X86_SIMD)
+DS__AVX2 static void ds__f16_row_to_f32_avx2(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
+    ds__f16_row_to_f32_ref(dst + i, src + i, n - i);
+}
+DS__AVX2 static void ds__f32_row_to_f16_avx2(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    ds__f32_row_to_f16_ref(dst + i, src + i, n - i);
+}
+DS__AVX2 static void ds__f16_round_row_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    ds__f16_round_row_ref(x + i, n - i);
+}
+#endif
+
+/* The two products of a tile in llama.cpp's float order (its f16 matmuls), so that scores and
+   outputs agree with its bit for bit. With S = 16 slots (a batch of two or more tokens) term i
+   of a dot goes into slot i % 16 by fused multiply-add, in order, and the slots are summed by
+   ds__tree16. With S = 64 (one token, or a head size not a multiple of 16) term i goes into
+   slot i % 64 over whole 64-term steps; slots fold as (s + s+32) + (s+16 + s+48) into 16, then
+   ds__tree16, and terms past the last whole step are added after, in double. Keys past a row's
+   last one are zero probabilities there, so they add nothing and are skipped here. */
+static float ds__attn_fold(const float *a, int S) {
+    float f[16];
+    int l;
+    if (S == 16) return ds__tree16(a);
+    for (l = 0; l < 16; l++) f[l] = (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]);
+    return ds__tree16(f);
+}
+/* score of key j: q . k (k[d] = kt[d * DS__ATTN_BLOCK + j]) times scale */
+static float ds__attn_dot_ref(const float *q, const float *kt, int j, int D, int S, float scale) {
+    float a[64];
+    double r;
+    int d, np = S == 16 ? D : D & ~63;
+    for (d = 0; d < S; d++) a[d] = 0.0f;
+    for (d = 0; d < np; d++) a[d % S] = fmaf(q[d], kt[(size_t)d * DS__ATTN_BLOCK + j], a[d % S]);
+    r = (double)ds__attn_fold(a, S);
+    for (; d < D; d++) r += (double)(q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j]);
+    return (float)r * scale;
+}
+static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
+    int j;
+    for (j = 0; j < n; j++) sc[j] = ds__attn_dot_ref(q, kt, j, D, S, scale);
+}
+/* acc (S, D): slot (j0 + j) % S += p[j] * v_j for j < n, v the block's rows (DS__ATTN_BLOCK, D).
+   A row's keys start at 0, so key J < S is its slot's first: written, not added (no zeroing). */
+static void ds__attn_pv_ref(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+    int j, d;
+    for (j = 0; j < n; j++) {
+        float *a = acc + (size_t)((j0 + j) % S) * D;
+        for (d = 0; d < D; d++) a[d] = j0 + j < S ? p[j] * vb[(size_t)j * D + d] : fmaf(p[j], vb[(size_t)j * D + d], a[d]);
+    }
+}
+/* o (D) = the slots of acc (S, D) summed per element; slots from `used` on were never written
+   (fewer keys than slots) and count as 0 */
+static void ds__attn_pv_sum_ref(float *o, const float *acc, int D, int S, int used) {
+    float a[64];
+    int d, l;
+    for (d = 0; d < D; d++) {
+        for (l = 0; l < S; l++) a[l] = l < used ? acc[(size_t)l * D + d] : 0.0f;
+        o[d] = ds__attn_fold(a, S);
+    }
+}
+#if defined(DS__X86_SIMD)
+/* 8 keys at a time; slot pairs (l, l + 8) together, the first level of ds__tree16 */
+DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
+    int j0, l, i, g;
+    if ((S == 16 && D % 16) || (S == 64 && D % 64)) {
+        ds__attn_scores_ref(sc, q, kt, D, n, scale, S);
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += 8) {
+        __m256 t[8], u[4], r;
+        float out[8];
+        for (l = 0; l < 8; l++) {
+            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+            if (S == 16) {
+                for (i = 0; i < D; i += 16) {
+                    lo = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l]), _mm256_loadu_ps(kt + (size_t)(i + l) * DS__ATTN_BLOCK + j0), lo);
+                    hi = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l + 8]), _mm256_loadu_ps(kt + (size_t)(i + l + 8) * DS__ATTN_BLOCK + j0), hi);
+                }
+            } else {
+                __m256 s[2][4];
+                for (g = 0; g < 4; g++) s[0][g] = s[1][g] = _mm256_setzero_ps();
+                for (i = 0; i < D; i += 64)
+                    for (g = 0; g < 4; g++) {
+                        int d0 = i + 16 * g + l, d1 = d0 + 8;
+                        s[0][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d0]), _mm256_loadu_ps(kt + (size_t)d0 * DS__ATTN_BLOCK + j0), s[0][g]);
+                        s[1][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d1]), _mm256_loadu_ps(kt + (size_t)d1 * DS__ATTN_BLOCK + j0), s[1][g]);
+                    }
+                lo = _mm256_add_ps(_mm256_add_ps(s[0][0], s[0][2]), _mm256_add_ps(s[0][1], s[0][3]));
+                hi = _mm256_add_ps(_mm256_add_ps(s[1][0], s[1][2]), _mm256_add_ps(s[1][1], s[1][3]));
+            }
+            t[l] = _mm256_add_ps(lo, hi);
+        }
+        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(t[l], t[l + 4]);
+        r = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
+        _mm256_storeu_ps(out, _mm256_mul_ps(r, _mm256_set1_ps(scale)));
+        memcpy(sc + j0, out, (size_t)DS__MIN(8, n - j0) * sizeof(float));
+    }
+}
+DS__AVX2 static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+    int j, d;
+    if (D % 8) {
+        ds__attn_pv_ref(acc, p, vb, D, n, j0, S);
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        float *a = acc + (size_t)((j0 + j) % S) * D;
+        const float *v = vb + (size_t)j * D;
+        __m256 pj = _mm256_set1_ps(p[j]);
+        if (j0 + j < S)
+            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_mul_ps(pj, _mm256_loadu_ps(v + d)));
+        else
+            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + d), _mm256_loadu_ps(a + d)));
+    }
+}
+DS__AVX2 static void ds__attn_pv_sum_avx2(float *o, const float *acc, int D, int S, int used) {
+    int d, l;
+    if (D % 8) {
+        ds__attn_pv_sum_ref(o, acc, D, S, used);
+        return;
+    }
+    for (d = 0; d < D; d += 8) {
+        __m256 f[16], u[4];
+#define DS__SLOT(i) ((i) < used ? _mm256_loadu_ps(acc + (size_t)(i) * D + d) : _mm256_setzero_ps())
+        for (l = 0; l < 16; l++)
+            f[l] = S == 16 ? DS__SLOT(l) : _mm256_add_ps(_mm256_add_ps(DS__SLOT(l), DS__SLOT(32 + l)), _mm256_add_ps(DS__SLOT(16 + l), DS__SLOT(48 + l)));
+#undef DS__SLOT
+        for (l = 0; l < 8; l++) f[l] = _mm256_add_ps(f[l], f[l + 8]);
+        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(f[l], f[l + 4]);
+        _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3])));
+    }
+}
+#endif
+
+/* ---- AdamW ------------------------------------------------------------------------------- */
+/* AdamW as PyTorch does it, per element: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+   p = p decay - lr (m / bc1) / (sqrt(v / bc2) + eps), g = grad * gscale */
+typedef struct ds__adamw {
+    float *p, *m, *v;
+    const float *g;
+    float gscale, beta1, beta2, bc1, bc2, lr, eps, decay;
+} ds__adamw;
+#if !defined(DS_NO_TRAIN)
+/* Each variant updates [i0, i1) in whole vectors and returns where it stopped; the reference
+   (which does every element) finishes the rest, so the tail is the reference's arithmetic in
+   the reference's code. */
+static size_t ds__adamw_ref(const ds__adamw *a, size_t i0, size_t i1) {
+    size_t i;
+    for (i = i0; i < i1; i++) {
+        float g = a->g[i] * a->gscale, mh, vh;
+        a->m[i] = a->beta1 * a->m[i] + (1.0f - a->beta1) * g;
+        a->v[i] = a->beta2 * a->v[i] + (1.0f - a->beta2) * g * g;
+        mh = a->m[i] / a->bc1;
+        vh = a->v[i] / a->bc2;
+        a->p[i] = a->p[i] * a->decay - a->lr * mh / (sqrtf(vh) + a->eps);
+    }
+    return i1;
+}
+#if defined(DS__X86_SIMD)
+/* the reference's arithmetic, operation for operation (so bit-identical) */
+DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t i1) {
+    __m512 b1 = _mm512_set1_ps(a->beta1), b2 = _mm512_set1_ps(a->beta2), c1 = _mm512_set1_ps(1.0f - a->beta1);
+    __m512 c2 = _mm512_set1_ps(1.0f - a->beta2), gs = _mm512_set1_ps(a->gscale), bc1 = _mm512_set1_ps(a->bc1);
+    __m512 bc2 = _mm512_set1_ps(a->bc2), dec = _mm512_set1_ps(a->decay), lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(a->eps);
+    size_t i;
+    for (i = i0; i + 16 <= i1; i += 16) {
+        __m512 g = _mm512_mul_ps(_mm512_loadu_ps(a->g + i), gs);
+        __m512 m = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(a->m + i)), _mm512_mul_ps(c1, g));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(a->v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, g), g));
+        __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
+        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(a->p + i), dec);
+        p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(lr, mh), _mm512_add_ps(_mm512_sqrt_ps(vh), eps)));
+        _mm512_storeu_ps(a->m + i, m);
+        _mm512_storeu_ps(a->v + i, v);
+        _mm512_storeu_ps(a->p + i, p);
+    }
+    return i;
+}
+#endif
+
+#endif /* DS_NO_TRAIN */
+
+// >>backend
+/* ---- the op layer ------------------------------------------------------------------------------
+   Model and trainer code never calls a kernel or asks what the CPU has: every llama, qwen2 and
+   deepseek2 forward, and every training forward / backward, runs its arithmetic through a
+   ds__ops table that a backend filled once, when the session or trainer was created (as
+   sokol_gfx's generic layer calls whatever backend it was built with). The generic drivers
+   below (ds__matmul, ds__gemm, ds__rope) share the work over the pool and call the table's
+   kernels per tile or row; the model code calls them, or the table's entries, directly.
+
+   Backends (ds_backend, chosen by ds_session_params.backend / ds_train_config.backend, 0 =
+   the default):
+     DS_BACKEND_CPU  the fastest kernel of each op that ds_cpu_features() allows (so the test
+                     mask of ds_cpu_set_mask() applies to sessions and trainers created after it)
+     DS_BACKEND_REF  the scalar references (_ref) only: the ground truth, and the proof that
+                     model code depends on nothing but the table
+   Every x86 and NEON kernel of the integer-dot matmuls, RMSNorm, RoPE, softmax, SiLU, the f16
+   conversions, the attention products and AdamW gives its reference's bits, so a model gives
+   the same logits on both backends for those weight types; the float-weight and K-quant
+   matmuls, the f32 dot / axpy and the training GEMM keep their own (close) summation order.
+
+   How deepseek_cuda.h will register: it compiles this implementation, defines
+   ds__ops_init_cuda() to fill a ds__ops, and ds_backend gains DS_BACKEND_CUDA, which
+   ds__ops_init hands to it; sessions and trainers keep the table as they keep the CPU's. What
+   that needs beyond this table (not here yet): entries at the granularity a device runs
+   well (a whole matmul, attention over a layer, a training forward / backward pair, rather
+   than this table's row and tile kernels under CPU drivers), an allocator entry so the
+   session's and trainer's buffers and the weights live where the backend computes, and a
+   `where` on ds__mat so weights say which memory they are in. The model walk itself
+   (>>infer, >>deepseek, >>train) already reaches arithmetic only through ds__ops and the
+   drivers below, which is the seam those entries replace. */
 #define DS__HAS(f, bits) (((f) & (bits)) == (bits))
 #define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
-#define DS__F_VNNI512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL | DS_CPU_AVX512VNNI)
+#define DS__F_AVX512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL)
+#define DS__F_VNNI512 (DS__F_AVX512 | DS_CPU_AVX512VNNI)
+#define DS__F_BF16_512 (DS__F_AVX512 | DS_CPU_AVX512BF16)
 #define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
 
+typedef void (*ds__quantize_fn)(ds_type at, const float *x, void *dst, int K);
+typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
+
+typedef struct ds__ops {
+    ds_backend backend;
+    /* matmul y = x @ w^T, w of type wt: the tile kernel, x's conversion to ds__act_type(wt),
+       and 1 where that conversion writes the fast-path layout (ds__qx) */
+    ds__gemm_fn gemm[DS_TYPE_COUNT_];
+    ds__quantize_fn quantize[DS_TYPE_COUNT_];
+    unsigned char qx[DS_TYPE_COUNT_];
+    /* rows of floats */
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float a, const float *x, int n);                 /* y += a x */
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    void (*softmax)(float *x, int n);
+    void (*swiglu)(float *y, const float *gate, const float *up, int n);    /* silu(gate) * up */
+    void (*rope)(float *x, int n_heads, int head_dim, int count, int off, int neox, const float *cs, const float *sn);
+    /* f16 rows (the KV cache) */
+    void (*f16_to_f32)(float *dst, const uint16_t *src, int n);
+    void (*f32_to_f16)(uint16_t *dst, const float *src, int n);
+    void (*f16_round)(float *x, int n);
+    /* dense attention's two products over a block of cached keys (ds__attn_fold's order) */
+    void (*attn_scores)(float *sc, const float *q, const float *kt, int D, int n, float scale, int S);
+    void (*attn_pv)(float *acc, const float *p, const float *vb, int D, int n, int j0, int S);
+    void (*attn_pv_sum)(float *o, const float *acc, int D, int S, int used);
+    /* training: the GEMM's register tiles (f32, bf16 pairs), its packing, AdamW */
+    ds__micro_fn micro[2];
+    void (*pack_bt)(float *out, const float *b, int ldb, int kc16);          /* NULL: pack_b's loop does it */
+    void (*to_bf16)(float *strip, int kc, int w);
+    size_t (*adamw)(const ds__adamw *a, size_t i0, size_t i1);
+    /* the machine's peak: FLOPs of one call of f32 FMA chains, bf16 dot chains (NULL: none) */
+    double (*peak[2])(long iters);
+} ds__ops;
+
+/* the reference activation conversion: Q8_0 / Q8_1 blocks, or ds__quantize_row */
 static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
     if (at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) ds__quantize_act_q8(x, dst, K / DS__QK, at == DS_TYPE_Q8_1);
     else ds__quantize_row(at, x, dst, K);
 }
 
-/* the matmul kernel for weight type wt: fills m->gemm, m->quantize; returns the activation
-   row bytes it needs */
-static size_t ds__mm_pick(ds__mm *m, ds_type wt, int K) {
-    unsigned f = ds_cpu_features();
-    ds_type at = ds__act_type(wt);
-    m->gemm = ds__gemm_ref;
-    m->quantize = ds__quantize_act_ref;
+/* The kernels of one instruction set, found by the one naming scheme (name_ISA): the row ops,
+   the f16 rows and attention products, the float-weight and K-quant matmul tiles, and the
+   integer-dot tiles with their fast-path activation quantizer. */
+#define DS__OPS_ROWS(o, ISA)                                                                                   \
+    ((o)->dot = ds__dot_f32_##ISA, (o)->axpy = ds__axpy_f32_##ISA, (o)->rmsnorm = ds__rmsnorm_##ISA,          \
+     (o)->softmax = ds__softmax_##ISA, (o)->swiglu = ds__swiglu_##ISA, (o)->rope = ds__rope_apply_##ISA)
+#define DS__OPS_ATTN(o, ISA)                                                                                   \
+    ((o)->f16_to_f32 = ds__f16_row_to_f32_##ISA, (o)->f32_to_f16 = ds__f32_row_to_f16_##ISA,                 \
+     (o)->f16_round = ds__f16_round_row_##ISA, (o)->attn_scores = ds__attn_scores_##ISA,                      \
+     (o)->attn_pv = ds__attn_pv_##ISA, (o)->attn_pv_sum = ds__attn_pv_sum_##ISA)
+#define DS__OPS_FLOAT_KQUANT(o, ISA)                                                                           \
+    ((o)->gemm[DS_TYPE_F32] = ds__gemm_f32_##ISA, (o)->gemm[DS_TYPE_F16] = ds__gemm_f16_##ISA,                \
+     (o)->gemm[DS_TYPE_BF16] = ds__gemm_bf16_##ISA, (o)->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_##ISA,            \
+     (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
+#define DS__OPS_QX(o, Q4_0, Q4_1, Q8_0, QUANT)                                                                 \
+    ((o)->gemm[DS_TYPE_Q4_0] = (Q4_0), (o)->gemm[DS_TYPE_Q4_1] = (Q4_1), (o)->gemm[DS_TYPE_Q8_0] = (Q8_0),    \
+     (o)->quantize[DS_TYPE_Q4_0] = (o)->quantize[DS_TYPE_Q4_1] = (o)->quantize[DS_TYPE_Q8_0] = (QUANT),       \
+     (o)->qx[DS_TYPE_Q4_0] = (o)->qx[DS_TYPE_Q4_1] = (o)->qx[DS_TYPE_Q8_0] = 1)
+
+/* Fills o for backend b: the references first, then (CPU) each op's best kernel. This is the
+   one place that reads the CPU's features. */
+static void ds__ops_init(ds__ops *o, ds_backend b) {
+    static const ds_type wts[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K, DS_TYPE_BF16};
+    unsigned f = b == DS_BACKEND_CPU ? ds_cpu_features() : 0u;
+    size_t i;
+    memset(o, 0, sizeof *o);
+    o->backend = b;
+    for (i = 0; i < DS_TYPE_COUNT_; i++) {
+        o->gemm[i] = ds__gemm_ref;
+        o->quantize[i] = ds__quantize_act_ref;
+    }
+    DS__OPS_ROWS(o, ref);
+    DS__OPS_ATTN(o, ref);
+#if !defined(DS_NO_TRAIN)
+    o->micro[0] = ds__gemm_micro_ref;
+    o->micro[1] = ds__gemm_micro_bf16_ref;
+    o->to_bf16 = ds__pack_to_bf16_ref;
+    o->adamw = ds__adamw_ref;
+#endif
+    o->peak[0] = ds__peak_ref;
+    (void)wts;
     (void)f;
 #if defined(DS__X86_SIMD)
-    if (DS__HAS(f, DS__F_AVX2) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
+    if (DS__HAS(f, DS__F_AVX2)) {
         int l = DS__HAS(f, DS__F_VNNI512) ? 2 : DS__HAS(f, DS__F_AVXVNNI) ? 1 : 0;
         static const ds__gemm_fn q40[3] = {ds__gemm_q4_0_avx2, ds__gemm_q4_0_avxvnni, ds__gemm_q4_0_zmm};
         static const ds__gemm_fn q41[3] = {ds__gemm_q4_1_avx2, ds__gemm_q4_1_avxvnni, ds__gemm_q4_1_zmm};
         static const ds__gemm_fn q80[3] = {ds__gemm_q8_0_avx2, ds__gemm_q8_0_avxvnni, ds__gemm_q8_0_zmm};
-        m->gemm = wt == DS_TYPE_Q4_0 ? q40[l] : wt == DS_TYPE_Q4_1 ? q41[l] : q80[l];
-        m->quantize = ds__quantize_qx_avx2;
-        return ds__qx_row_bytes(K);
+        for (i = 0; i < sizeof wts / sizeof wts[0]; i++) o->quantize[wts[i]] = ds__quantize_act_avx2;
+        DS__OPS_QX(o, q40[l], q41[l], q80[l], ds__quantize_qx_avx2);
+        DS__OPS_FLOAT_KQUANT(o, avx2);
+        if (f & DS_CPU_AVX512BF16) o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_zmm;
+        DS__OPS_ROWS(o, avx2);
+        DS__OPS_ATTN(o, avx2);
+#if !defined(DS_NO_TRAIN)
+        o->micro[0] = ds__gemm_micro_avx2;
+#endif
+        o->peak[0] = ds__peak_avx2;
     }
-    if (DS__HAS(f, DS__F_AVX2)) {
-        m->quantize = ds__quantize_act_avx2;
-        switch (wt) {
-        case DS_TYPE_F32: m->gemm = ds__gemm_f32_avx2; break;
-        case DS_TYPE_F16: m->gemm = ds__gemm_f16_avx2; break;
-        case DS_TYPE_BF16: m->gemm = (f & DS_CPU_AVX512BF16) ? ds__gemm_bf16_zmm : ds__gemm_bf16_avx2; break;
-        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_avx2; break;
-        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_avx2; break;
-        default: break;
-        }
+    if (DS__HAS(f, DS__F_AVX512)) {
+#if !defined(DS_NO_TRAIN)
+        o->micro[0] = ds__gemm_micro_avx512;
+        o->pack_bt = ds__pack_bt_avx512;
+        o->adamw = ds__adamw_avx512;
+#endif
+        o->peak[0] = ds__peak_avx512;
+    }
+    if (DS__HAS(f, DS__F_BF16_512)) {
+#if !defined(DS_NO_TRAIN)
+        o->micro[1] = ds__gemm_micro_avx512bf16;
+        o->to_bf16 = ds__pack_to_bf16_avx512;
+#endif
+        o->peak[1] = ds__peak_avx512bf16;
     }
 #elif defined(DS__NEON)
-    if ((f & DS_CPU_NEON) && (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0)) {
-        m->gemm = wt == DS_TYPE_Q4_0 ? ds__gemm_q4_0_neon : wt == DS_TYPE_Q4_1 ? ds__gemm_q4_1_neon : ds__gemm_q8_0_neon;
-        m->quantize = ds__quantize_qx_neon;
-        return ds__qx_row_bytes(K);
-    }
     if (f & DS_CPU_NEON) {
-        switch (wt) {
-        case DS_TYPE_F32: m->gemm = ds__gemm_f32_neon; break;
-        case DS_TYPE_F16: m->gemm = ds__gemm_f16_neon; break;
-        case DS_TYPE_BF16: m->gemm = ds__gemm_bf16_neon; break;
-        case DS_TYPE_Q4_K: m->gemm = ds__gemm_q4_k_neon; break;
-        case DS_TYPE_Q6_K: m->gemm = ds__gemm_q6_k_neon; break;
-        default: break;
-        }
+        DS__OPS_QX(o, ds__gemm_q4_0_neon, ds__gemm_q4_1_neon, ds__gemm_q8_0_neon, ds__quantize_qx_neon);
+        DS__OPS_FLOAT_KQUANT(o, neon);
+        DS__OPS_ROWS(o, neon);
     }
 #endif
+}
+
+/* ---- matmul ----------------------------------------------------------------------------------- */
+/* bytes of one activation row converted for weights of type wt */
+static size_t ds__mm_act_row(const ds__ops *o, ds_type wt, int K) {
+    ds_type at = ds__act_type(wt);
+    if (o->qx[wt]) return ds__qx_row_bytes(K);
     return at == DS_TYPE_F32 ? (size_t)K * sizeof(float) : DS__A64(ds__row_bytes(at, K));
 }
 
-/* the element-wise kernel fn##_avx2 / fn##_neon where the CPU has it, else fn##_scalar */
-#if defined(DS__X86_SIMD)
-#define DS__EW(fn) (DS__HAS(ds_cpu_features(), DS__F_AVX2) ? fn##_avx2 : fn##_scalar)
-#elif defined(DS__NEON)
-#define DS__EW(fn) ((ds_cpu_features() & DS_CPU_NEON) ? fn##_neon : fn##_scalar)
-#else
-#define DS__EW(fn) fn##_scalar
-#endif
-static DS__MAYBE_UNUSED float ds__dot_f32(const float *a, const float *b, int n) { return DS__EW(ds__dot_f32)(a, b, n); }
-static DS__MAYBE_UNUSED void ds__axpy_f32(float *y, float a, const float *x, int n) { DS__EW(ds__axpy_f32)(y, a, x, n); }
-static DS__MAYBE_UNUSED void ds__rmsnorm(float *y, const float *x, const float *w, int n, float eps) { DS__EW(ds__rmsnorm)(y, x, w, n, eps); }
-static DS__MAYBE_UNUSED void ds__softmax(float *x, int n) { DS__EW(ds__softmax)(x, n); }
-static DS__MAYBE_UNUSED void ds__swiglu(float *y, const float *gate, const float *up, int n) { DS__EW(ds__swiglu)(y, gate, up, n); }
-
-/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
-   (in chunks of 128 pairs, so any n_rot works with a stack buffer) */
-static DS__MAYBE_UNUSED void ds__rope(float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
-    float cs[128], sn[128];
-    int i0, i, half = n_rot / 2;
-    for (i0 = 0; i0 < half; i0 += 128) {
-        int count = DS__MIN(128, half - i0);
-        for (i = 0; i < count; i++) {
-            double theta = (double)pos * pow((double)base, -2.0 * (i0 + i) / n_rot);
-            cs[i] = (float)cos(theta);
-            sn[i] = (float)sin(theta);
-        }
-        DS__EW(ds__rope_apply)(x + (neox ? i0 : 2 * i0), n_heads, head_dim, count, half, neox, cs, sn);
-    }
-}
-
-/* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
-static DS__MAYBE_UNUSED void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
-    ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
-}
-
-/* the largest activation buffer any kernel level needs, so a caller's buffer fits them all */
-static DS__MAYBE_UNUSED size_t ds__matmul_wsize(ds_type wt, int T, int K) {
+/* the largest activation buffer any backend needs, so a caller's buffer fits them all */
+static size_t ds__matmul_wsize(ds_type wt, int T, int K) {
     ds_type at = ds__act_type(wt);
     size_t row;
     if (at == DS_TYPE_F32) return 0;
@@ -3653,7 +4235,7 @@ static void ds__matmul_task(void *ctx, int i, int n) {
 /* y (T, N) = x (T, K) @ w^T with w (N, K) of type wt. wsbuf: ds__matmul_wsize bytes, 64-aligned.
    Tasks are tiles of up to 64 tokens x n_chunk rows; n_chunk shrinks until there are several
    tasks per thread (so two threads balance) but stays a multiple of 4 rows (the micro-tile). */
-static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
+static void ds__matmul(const ds__ops *o, ds_pool *pool, float *y, const float *x, int T, const void *w, ds_type wt, int N, int K, void *wsbuf) {
     ds__mm m;
     int n_threads = ds_pool_size(pool), t_tiles;
     memset(&m, 0, sizeof m);
@@ -3661,7 +4243,9 @@ static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x,
     m.x = x;
     m.w = DS__CAST(const uint8_t *, w);
     m.w_row = ds__row_bytes(wt, K);
-    m.xa_row = ds__mm_pick(&m, wt, K);
+    m.gemm = o->gemm[wt];
+    m.quantize = o->quantize[wt];
+    m.xa_row = ds__mm_act_row(o, wt, K);
     if (ds__act_type(wt) == DS_TYPE_F32) {
         m.xa = DS__CAST(const uint8_t *, (const void *)x);
     } else {
@@ -3677,6 +4261,294 @@ static DS__MAYBE_UNUSED void ds__matmul(ds_pool *pool, float *y, const float *x,
     m.n_tiles = (N + m.n_chunk - 1) / m.n_chunk;
     ds_pool_run(pool, ds__matmul_task, &m, m.n_tiles * t_tiles);
 }
+
+#if !defined(DS_NO_TRAIN)
+/* ---- AdamW ------------------------------------------------------------------------------------ */
+/* elements [i0, i1): the backend's vectors, then the reference for the tail */
+static void ds__adamw_update(const ds__ops *o, const ds__adamw *a, size_t i0, size_t i1) { ds__adamw_ref(a, o->adamw(a, i0, i1), i1); }
+#endif /* DS_NO_TRAIN */
+
+/* ---- RoPE and embedding lookup ---------------------------------------------------------------- */
+#if !defined(DS_NO_DEEPSEEK2) /* MLA's RoPE without YaRN */
+/* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
+   (in chunks of 128 pairs, so any n_rot works with a stack buffer) */
+static void ds__rope(const ds__ops *o, float *x, int n_heads, int head_dim, int n_rot, int pos, float base, int neox) {
+    float cs[128], sn[128];
+    int i0, i, half = n_rot / 2;
+    for (i0 = 0; i0 < half; i0 += 128) {
+        int count = DS__MIN(128, half - i0);
+        for (i = 0; i < count; i++) {
+            double theta = (double)pos * pow((double)base, -2.0 * (i0 + i) / n_rot);
+            cs[i] = (float)cos(theta);
+            sn[i] = (float)sin(theta);
+        }
+        o->rope(x + (neox ? i0 : 2 * i0), n_heads, head_dim, count, half, neox, cs, sn);
+    }
+}
+#endif
+
+/* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
+static void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
+    ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
+}
+
+/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
+   platform has no such clock */
+static double ds__cpu_time(int who) {
+#if defined(_WIN32)
+    (void)who;
+    return ds_time();
+#else
+    struct timespec ts;
+    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+
+#if !defined(DS_NO_TRAIN)
+/* ---- training GEMM ---------------------------------------------------------------------------
+   C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
+   product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
+   dW += dy^T @ x. The GotoBLAS loop order: for each KC slice of K and NC block of columns, the
+   pool packs that B block once into NR-column strips (shared), then each task packs an MC-row
+   block of A into MR-row strips (its own slot) and runs the MR x NR register-tile
+   micro-kernel over every strip pair. Each C element is written by one task per K slice in a
+   fixed order, so results do not depend on the thread count. bf16 packs K in pairs for
+   vdpbf16ps (f32 accumulation). */
+
+typedef struct ds__gemm_ws {
+    const ds__ops *ops;   /* the register tiles and packing kernels */
+    ds_pool *pool;
+    int n_slots;
+    float *pack_a;        /* n_slots * MC * KC floats */
+    float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
+    int *busy;            /* slot claimed by a running task (atomic) */
+    double seconds;       /* wall time spent in ds__gemm */
+    double cpu_seconds;   /* process CPU time spent in ds__gemm */
+} ds__gemm_ws;
+
+
+/* one K slice x N block of a product */
+typedef struct ds__gemm_args {
+    ds__gemm_ws *ws;
+    int ta, tb, M, N, K, lda, ldb, ldc, bf16, first;
+    const float *A, *B;
+    float *C;
+    int k0, kc, n0, nc, m_tasks, n_split;
+} ds__gemm_args;
+
+static int ds__slot_acquire(ds__gemm_ws *ws) {
+    for (;;) {
+        int s;
+        for (s = 0; s < ws->n_slots; s++) {
+            int expect = 0;
+            if (__atomic_compare_exchange_n(&ws->busy[s], &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return s;
+        }
+        ds__cpu_relax();
+    }
+}
+
+/* op(A) rows [i0, i0+MR) x the K slice -> out[k][r] (rows past M are zero) */
+static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
+    int r, k, kc = g->kc, mr = DS__MIN(DS__GEMM_MR, g->M - i0);
+    if (g->ta) {
+        for (k = 0; k < kc; k++) {
+            const float *a = g->A + (size_t)(g->k0 + k) * g->lda + i0;
+            float *o = out + k * DS__GEMM_MR;
+            for (r = 0; r < mr; r++) o[r] = a[r];
+            for (; r < DS__GEMM_MR; r++) o[r] = 0.0f;
+        }
+        return;
+    }
+    for (r = 0; r < DS__GEMM_MR; r++) {
+        const float *a = g->A + (size_t)(i0 + r) * g->lda + g->k0;
+        if (r >= mr)
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
+        else
+            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
+    }
+}
+
+/* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
+static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
+    int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
+    if (!g->tb) {
+        for (k = 0; k < kc; k++) {
+            const float *b = g->B + (size_t)(g->k0 + k) * g->ldb + j0;
+            float *o = out + k * DS__GEMM_NR;
+            for (c = 0; c < nr; c++) o[c] = b[c];
+            for (; c < DS__GEMM_NR; c++) o[c] = 0.0f;
+        }
+        return;
+    }
+    k = 0;
+    if (nr == DS__GEMM_NR && g->ws->ops->pack_bt) {
+        k = kc & ~15;
+        g->ws->ops->pack_bt(out, g->B + (size_t)j0 * g->ldb + g->k0, g->ldb, k);
+    }
+    for (c = 0; c < DS__GEMM_NR; c++) {
+        const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
+        int kk;
+        if (c >= nr)
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = 0.0f;
+        else
+            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = b[kk];
+    }
+}
+
+/* the strip stride: room for kc rounded up to even (bf16 pairs) */
+#define DS__GEMM_KC_PAD (DS__GEMM_KC + 2)
+
+static void ds__gemm_pack_b_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    float *strip = g->ws->pack_b + (size_t)t * DS__GEMM_NR * DS__GEMM_KC_PAD;
+    (void)n;
+    ds__pack_b(strip, g, g->n0 + t * DS__GEMM_NR);
+    if (g->bf16) g->ws->ops->to_bf16(strip, g->kc, DS__GEMM_NR);
+}
+
+static void ds__gemm_block_task(void *ctx, int t, int n) {
+    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
+    int slot = ds__slot_acquire(g->ws), mt = t % g->m_tasks, nt = t / g->m_tasks;
+    int strips = (g->nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+    int s0 = strips * nt / g->n_split, s1 = strips * (nt + 1) / g->n_split;
+    int m0 = mt * DS__GEMM_MC, m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), i, s;
+    float *pa = g->ws->pack_a + (size_t)slot * DS__GEMM_MC * DS__GEMM_KC_PAD;
+    ds__micro_fn micro = g->ws->ops->micro[g->bf16];
+    int add = !g->first;
+    (void)n;
+    for (i = m0; i < m1; i += DS__GEMM_MR) {
+        float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+        ds__pack_a(a, g, i);
+        if (g->bf16) g->ws->ops->to_bf16(a, g->kc, DS__GEMM_MR);
+    }
+    for (s = s0; s < s1; s++) {
+        const float *b = g->ws->pack_b + (size_t)s * DS__GEMM_NR * DS__GEMM_KC_PAD;
+        int j = g->n0 + s * DS__GEMM_NR, nr = DS__MIN(DS__GEMM_NR, g->N - j);
+        for (i = m0; i < m1; i += DS__GEMM_MR) {
+            const float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
+            int mr = DS__MIN(DS__GEMM_MR, g->M - i);
+            float *c = g->C + (size_t)i * g->ldc + j;
+            if (mr == DS__GEMM_MR && nr == DS__GEMM_NR) {
+                micro(a, b, g->kc, c, g->ldc, add);
+            } else { /* edge tile: through a local tile */
+                float tile[DS__GEMM_MR * DS__GEMM_NR];
+                int r, q;
+                micro(a, b, g->kc, tile, DS__GEMM_NR, 0);
+                for (r = 0; r < mr; r++)
+                    for (q = 0; q < nr; q++) c[(size_t)r * g->ldc + q] = (add ? c[(size_t)r * g->ldc + q] : 0.0f) + tile[r * DS__GEMM_NR + q];
+            }
+        }
+    }
+    DS__ATOMIC_STORE(&g->ws->busy[slot], 0);
+}
+
+static ds_status ds__gemm_ws_init(ds__gemm_ws *ws, const ds__ops *ops, ds_pool *pool) {
+    memset(ws, 0, sizeof *ws);
+    ws->ops = ops;
+    ws->pool = pool;
+    ws->n_slots = ds_pool_size(pool);
+    ws->pack_a = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * DS__GEMM_MC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->pack_b = DS__CAST(float *, ds__calloc((size_t)DS__GEMM_NC * DS__GEMM_KC_PAD, sizeof(float)));
+    ws->busy = DS__CAST(int *, ds__calloc((size_t)ws->n_slots, sizeof(int)));
+    if (!ws->pack_a || !ws->pack_b || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
+    return DS_OK;
+}
+static void ds__gemm_ws_free(ds__gemm_ws *ws) {
+    ds_free(ws->pack_a);
+    ds_free(ws->pack_b);
+    ds_free(ws->busy);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* C (M, N) (+)= op(A) @ op(B). ta: A is stored (K, M); tb: B is stored (N, K). */
+static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int acc) {
+    ds__gemm_args g;
+    double t0 = ds_time(), c0 = ds__cpu_time(0);
+    int want = 4 * ds_pool_size(ws->pool);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        int i;
+        if (!acc) for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    memset(&g, 0, sizeof g);
+    g.ws = ws; g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
+    g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
+    g.m_tasks = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
+    for (g.k0 = 0; g.k0 < K; g.k0 += DS__GEMM_KC) {
+        g.kc = DS__MIN(DS__GEMM_KC, K - g.k0);
+        g.first = g.k0 == 0 && !acc;
+        for (g.n0 = 0; g.n0 < N; g.n0 += DS__GEMM_NC) {
+            int strips;
+            g.nc = DS__MIN(DS__GEMM_NC, N - g.n0);
+            strips = (g.nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
+            /* few row blocks: split the columns too, so every thread has work */
+            g.n_split = DS__MAX(1, DS__MIN(strips, (want + g.m_tasks - 1) / g.m_tasks));
+            ds_pool_run(ws->pool, ds__gemm_pack_b_task, &g, strips);
+            ds_pool_run(ws->pool, ds__gemm_block_task, &g, g.m_tasks * g.n_split);
+        }
+    }
+    ws->seconds += ds_time() - t0;
+    ws->cpu_seconds += ds__cpu_time(0) - c0;
+}
+
+#endif /* DS_NO_TRAIN */
+
+/* ---- f32 FMA peak ------------------------------------------------------------------------- */
+typedef struct ds__peak_args {
+    double seconds;
+    double *flops, *cpu;
+    double (*peak)(long iters);   /* the CPU backend's peak[bf16] */
+} ds__peak_args;
+
+static void ds__peak_task(void *ctx, int t, int n) {
+    ds__peak_args *a = (ds__peak_args *)ctx;
+    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
+    (void)n;
+    while (ds_time() - t0 < a->seconds) f += a->peak(200000);
+    a->flops[t] = f;
+    a->cpu[t] = ds__cpu_time(1) - c0;
+}
+
+static double ds__peak_gflops(int n_threads, double seconds, double *per_core, int bf16) {
+    ds_pool *pool = NULL;
+    ds_pool_config pc;
+    ds__peak_args a;
+    ds__ops ops;
+    double t0, total = 0.0, cpu = 0.0;
+    int i, n;
+    if (per_core) *per_core = 0.0;
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    a.peak = ops.peak[bf16 ? 1 : 0];
+    if (!a.peak) return 0.0;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = n_threads;
+    if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
+    n = ds_pool_size(pool);
+    a.seconds = seconds > 0.0 ? seconds : 0.5;
+    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
+    if (!a.flops) {
+        ds_pool_destroy(pool);
+        return 0.0;
+    }
+    a.cpu = a.flops + n;
+    t0 = ds_time();
+    ds_pool_run(pool, ds__peak_task, &a, n);
+    t0 = ds_time() - t0;
+    for (i = 0; i < n; i++) {
+        total += a.flops[i];
+        cpu += a.cpu[i];
+    }
+    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
+    ds_free(a.flops);
+    ds_pool_destroy(pool);
+    return total / t0 * 1e-9;
+}
+DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 0); }
+DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 1); }
+
 
 // >>gguf
 /* Layout (all little-endian): "GGUF", u32 version, u64 n_tensors, u64 n_kv; n_kv times
@@ -5601,7 +6473,7 @@ struct ds_tokenizer {
     uint8_t *ucls;         /* class of every code point below U+10000 */
 };
 
-static DS__MAYBE_UNUSED unsigned ds__uc_class(const ds_tokenizer *t, uint32_t cp) {
+static unsigned ds__uc_class(const ds_tokenizer *t, uint32_t cp) {
     return cp < 0x10000 ? t->ucls[cp] : ds__uc_class_search(cp);
 }
 
@@ -7646,6 +8518,7 @@ done:
     return s;
 }
 
+#if !defined(DS_NO_TOKENIZER_TRAIN)
 /* ---- BPE training ------------------------------------------------------------------------ */
 /* The algorithm of Hugging Face's BpeTrainer, reproduced so that the same words give the same
    merges: pair counts over distinct words weighted by their counts; a max-heap of (count,
@@ -8128,6 +9001,7 @@ DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const 
     return s;
 }
 
+#endif /* DS_NO_TOKENIZER_TRAIN */
 // >>model
 /* A weight matrix as stored: rows of cols elements of type (ggml's ne[1] rows of ne[0]). */
 typedef struct ds__mat {
@@ -8157,7 +9031,9 @@ struct ds_model {
 
 /* deepseek2 (>>deepseek) */
 static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c);
+#if !defined(DS_NO_DEEPSEEK2)
 static ds_status ds__deepseek2_load_layers(ds_model *m);
+#endif /* DS_NO_DEEPSEEK2 */
 
 /* <arch>.<key> as a positive int; absent keys keep *out when optional */
 static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
@@ -8325,7 +9201,11 @@ static ds_status ds__model_load_weights(ds_model *m) {
     }
     m->layers = DS__CAST(ds__layer *, ds__calloc((size_t)c->n_layer, sizeof *m->layers));
     if (!m->layers) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
+#if !defined(DS_NO_DEEPSEEK2)
     if (!strcmp(c->arch, "deepseek2")) return ds__deepseek2_load_layers(m);
+#else
+    if (!strcmp(c->arch, "deepseek2")) return ds__fail(DS_ERR_UNSUPPORTED, "model: deepseek2 was left out of this build (DS_NO_DEEPSEEK2)");
+#endif
     for (il = 0; il < c->n_layer; il++) {
         c->layers[il].attn = DS_ATTN_DENSE;
         c->layers[il].ffn = DS_FFN_DENSE;
@@ -8410,34 +9290,37 @@ typedef struct ds__ffn_layer {
     ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
 } ds__ffn_layer;
 
+#if !defined(DS_NO_DEEPSEEK2)
 static const void *ds__mat_row(const ds__mat *m, int64_t r) {
     return DS__CAST(const uint8_t *, m->data) + (size_t)r * ds__row_bytes(m->type, m->cols);
 }
 
 /* y (T, n) = x (T, cols) @ rows [r0, r0 + n) of m, transposed */
-static void ds__mat_mul(ds_pool *pool, float *y, const float *x, int T, const ds__mat *m, int64_t r0, int n, void *ws) {
-    ds__matmul(pool, y, x, T, ds__mat_row(m, r0), m->type, n, (int)m->cols, ws);
+static void ds__mat_mul(const ds__ops *o, ds_pool *pool, float *y, const float *x, int T, const ds__mat *m, int64_t r0, int n, void *ws) {
+    ds__matmul(o, pool, y, x, T, ds__mat_row(m, r0), m->type, n, (int)m->cols, ws);
 }
 
 /* y (cols) = rows [r0, r0 + n) of m, transposed, times x (n): sum_i x_i row_i. row: cols floats. */
-static void ds__mat_mul_t(const ds__mat *m, int64_t r0, int n, const float *x, float *y, float *row) {
+static void ds__mat_mul_t(const ds__ops *o, const ds__mat *m, int64_t r0, int n, const float *x, float *y, float *row) {
     int i, C = (int)m->cols;
     memset(y, 0, (size_t)C * sizeof *y);
     for (i = 0; i < n; i++) {
         if (m->type == DS_TYPE_F32) {
-            ds__axpy_f32(y, x[i], DS__CAST(const float *, ds__mat_row(m, r0 + i)), C);
+            o->axpy(y, x[i], DS__CAST(const float *, ds__mat_row(m, r0 + i)), C);
         } else {
             ds__dequantize_row(m->type, DS__CAST(const uint8_t *, ds__mat_row(m, r0 + i)), row, C);
-            ds__axpy_f32(y, x[i], row, C);
+            o->axpy(y, x[i], row, C);
         }
     }
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 /* ---- shapes and cache ------------------------------------------------------------------------ */
 static int ds__mla_dq(const ds_model_config *c) { return c->qk_nope_dim + c->qk_rope_dim; }
 /* floats per token and MLA layer in the compressed cache: the normed latent and the RoPE key */
-static DS__MAYBE_UNUSED int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
+static int ds__mla_cache_row(const ds_model_config *c) { return c->kv_lora_rank + c->qk_rope_dim; }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* softmax scale of MLA scores: YaRN's magnitude correction m = 1 + log_mul * ln(factor),
    squared, over sqrt(Dq) (log_mul as deepseek2 files store it: 0.1 * mscale_all_dim) */
 static float ds__mla_scale(const ds_model_config *c) {
@@ -8446,6 +9329,7 @@ static float ds__mla_scale(const ds_model_config *c) {
     return ms * ms / sqrtf((float)ds__mla_dq(c));
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size) {
     size_t n = 0;
     int i, hd;
@@ -8458,6 +9342,7 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
     return n * elem_size;
 }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* ---- scratch --------------------------------------------------------------------------------- */
 /* what one attention task needs to itself */
 typedef struct ds__mla_slot {
@@ -8485,6 +9370,7 @@ typedef struct ds__dsk_scratch {
     void *ws;        /* matmul activation buffer */
     ds__mla_slot *slots;   /* (n_slots) per attention task */
     int n_slots;
+    ds__ops ops;           /* what the layers run on (the CPU backend unless the session says) */
     void *mem, *slot_mem;
 } ds__dsk_scratch;
 
@@ -8495,7 +9381,7 @@ static size_t ds__dsk_ws_bytes(int T, int K) {
     return b;
 }
 
-static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
+static ds_status ds__dsk_scratch_alloc(const ds_model_config *c, int T, int n_ctx, int naive, int n_slots, ds__dsk_scratch *s) {
     int H = c->n_head, Dq = ds__mla_dq(c), Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int E = DS__MAX(c->n_expert, 1), K = DS__MAX(c->n_expert_used, 1), G = DS__MAX(c->n_expert_groups, 1);
     int F = DS__MAX(c->n_ff, c->n_ff_expert * DS__MAX(c->n_expert_shared, 1));
@@ -8505,6 +9391,7 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     float *f;
     int i;
     memset(s, 0, sizeof *s);
+    ds__ops_init(&s->ops, DS_BACKEND_CPU);
     nf[0] = (size_t)T * H * Dq;                                     /* q */
     nf[1] = (size_t)T * DS__MAX(c->q_lora_rank, R + Dr);            /* qa */
     nf[2] = (size_t)T * H * Dv;                                     /* att */
@@ -8559,7 +9446,7 @@ static DS__MAYBE_UNUSED ds_status ds__dsk_scratch_alloc(const ds_model_config *c
     return DS_OK;
 }
 
-static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
+static void ds__dsk_scratch_free(ds__dsk_scratch *s) {
     ds_free(s->mem);
     ds_free(s->slot_mem);
     s->mem = s->slot_mem = NULL;
@@ -8570,12 +9457,12 @@ static DS__MAYBE_UNUSED void ds__dsk_scratch_free(ds__dsk_scratch *s) {
 static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, ds__dsk_scratch *s) {
     int t, HDq = c->n_head * ds__mla_dq(c), Rq = c->q_lora_rank;
     if (!Rq) {
-        ds__mat_mul(pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
+        ds__mat_mul(&s->ops, pool, s->q, x, T, &L->wq, 0, HDq, s->ws);
         return;
     }
-    ds__mat_mul(pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
-    for (t = 0; t < T; t++) ds__rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
-    ds__mat_mul(pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
+    ds__mat_mul(&s->ops, pool, s->qa, x, T, &L->wq_a, 0, Rq, s->ws);
+    for (t = 0; t < T; t++) s->ops.rmsnorm(s->qa + (size_t)t * Rq, s->qa + (size_t)t * Rq, L->q_a_norm, Rq, c->norm_eps);
+    ds__mat_mul(&s->ops, pool, s->q, s->qa, T, &L->wq_b, 0, HDq, s->ws);
 }
 
 /* RoPE of MLA queries and keys (n_heads heads, stride floats apart, the first Dr rotated):
@@ -8583,12 +9470,12 @@ static void ds__mla_query(ds_pool *pool, const ds_model_config *c, const ds__mla
    (pos / factor) with the original one by a ramp over the pair index, from the pairs that turn
    more than beta_fast = 32 times over the original context (kept) to those that turn less than
    beta_slow = 1 time (interpolated). The magnitude correction goes into the softmax scale. */
-static void ds__mla_rope(const ds_model_config *c, float *x, int n_heads, int stride, int pos) {
+static void ds__mla_rope(const ds__ops *o, const ds_model_config *c, float *x, int n_heads, int stride, int pos) {
     float cs[256], sn[256];
     int i, Dr = c->qk_rope_dim, half = DS__MIN(Dr / 2, 256);
     double lo, hi, base = c->rope_base, pi2 = 6.283185307179586;
     if (!(c->rope_yarn_factor > 1.0f)) {
-        ds__rope(x, n_heads, stride, Dr, pos, c->rope_base, 0);
+        ds__rope(o, x, n_heads, stride, Dr, pos, c->rope_base, 0);
         return;
     }
     /* the pair dimension whose wavelength turns n_turns times over the original context */
@@ -8603,49 +9490,49 @@ static void ds__mla_rope(const ds_model_config *c, float *x, int n_heads, int st
         cs[i] = (float)cos(theta);
         sn[i] = (float)sin(theta);
     }
-    ds__rope_apply_scalar(x, n_heads, stride, half, half, 0, cs, sn);
+    o->rope(x, n_heads, stride, half, half, 0, cs, sn);
 }
 
 /* Writes the compressed cache rows of the T new tokens: rmsnorm'd latent, roped shared key. */
 static void ds__mla_compress(ds_pool *pool, const ds_model_config *c, const ds__mla_layer *L, const float *x, int T, int pos0, float *cache, ds__dsk_scratch *s) {
     int t, R = c->kv_lora_rank, Dr = c->qk_rope_dim, row = R + Dr;
-    ds__mat_mul(pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
+    ds__mat_mul(&s->ops, pool, s->qa, x, T, &L->wkv_a, 0, row, s->ws);
     for (t = 0; t < T; t++) {
         float *src = s->qa + (size_t)t * row, *dst = cache + (size_t)(pos0 + t) * row;
-        ds__rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
+        s->ops.rmsnorm(dst, src, L->kv_a_norm, R, c->norm_eps);
         memcpy(dst + R, src + R, (size_t)Dr * sizeof *dst);
-        ds__mla_rope(c, dst + R, 1, Dr, pos0 + t);
+        ds__mla_rope(&s->ops, c, dst + R, 1, Dr, pos0 + t);
     }
 }
 
 /* key rows of head h: (Dn, R) as rows of wkv_b, or (R, Dn) transposed in wk_b */
-static void ds__mla_key_absorb(const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, const ds__mla_slot *s) {
+static void ds__mla_key_absorb(const ds__ops *o, const ds_model_config *c, const ds__mla_layer *L, int h, const float *q_nope, float *q_lat, const ds__mla_slot *s) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wk_b.data) ds__matmul(NULL, q_lat, q_nope, 1, ds__mat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
-    else ds__mat_mul_t(&L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
+    if (L->wk_b.data) ds__matmul(o, NULL, q_lat, q_nope, 1, ds__mat_row(&L->wk_b, (int64_t)h * R), L->wk_b.type, R, Dn, s->ws);
+    else ds__mat_mul_t(o, &L->wkv_b, (int64_t)h * (Dn + Dv), Dn, q_nope, q_lat, s->vec + 2 * DS__MAX(R, Dn));
 }
 
-static void ds__mla_value_expand(const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
+static void ds__mla_value_expand(const ds__ops *o, const ds_model_config *c, const ds__mla_layer *L, int h, const float *lat, float *out, void *ws) {
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank;
-    if (L->wv_b.data) ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
-    else ds__matmul(NULL, out, lat, 1, ds__mat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
+    if (L->wv_b.data) ds__matmul(o, NULL, out, lat, 1, ds__mat_row(&L->wv_b, (int64_t)h * Dv), L->wv_b.type, Dv, R, ws);
+    else ds__matmul(o, NULL, out, lat, 1, ds__mat_row(&L->wkv_b, (int64_t)h * (Dn + Dv) + Dn), L->wkv_b.type, Dv, R, ws);
 }
 
 /* Absorbed attention of one query head against n cached rows: the no-RoPE query is taken into
    latent space (q_lat = W_k^T q_nope), scores read the R + Dr cache floats of each position, and
    the latent mix is expanded by W_v once. out (Dv). */
-static void ds__mla_attend_absorbed(const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, const ds__mla_slot *s) {
+static void ds__mla_attend_absorbed(const ds__ops *o, const ds_model_config *c, const ds__mla_layer *L, int h, const float *qh, const float *cache, int n, float *out, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, row = R + Dr;
     float *q_lat = s->vec, *mix = s->vec + DS__MAX(R, Dn), scale = ds__mla_scale(c);
-    ds__mla_key_absorb(c, L, h, qh, q_lat, s);
+    ds__mla_key_absorb(o, c, L, h, qh, q_lat, s);
     for (j = 0; j < n; j++) {
         const float *cj = cache + (size_t)j * row;
-        s->p[j] = scale * (ds__dot_f32(q_lat, cj, R) + ds__dot_f32(qh + Dn, cj + R, Dr));
+        s->p[j] = scale * (o->dot(q_lat, cj, R) + o->dot(qh + Dn, cj + R, Dr));
     }
-    ds__softmax(s->p, n);
+    o->softmax(s->p, n);
     memset(mix, 0, (size_t)R * sizeof *mix);
-    for (j = 0; j < n; j++) ds__axpy_f32(mix, s->p[j], cache + (size_t)j * row, R);
-    ds__mla_value_expand(c, L, h, mix, out, s->ws);
+    for (j = 0; j < n; j++) o->axpy(mix, s->p[j], cache + (size_t)j * row, R);
+    ds__mla_value_expand(o, c, L, h, mix, out, s->ws);
 }
 
 /* Naive path: decompress every cached position into per-head keys and values
@@ -8654,27 +9541,27 @@ static void ds__mla_decompress(ds_pool *pool, const ds_model_config *c, const ds
     int j, h, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     for (j = 0; j < n; j++) memcpy(s->lat + (size_t)j * R, cache + (size_t)j * (R + Dr), (size_t)R * sizeof(float));
     if (L->wkv_b.data) {
-        ds__mat_mul(pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
+        ds__mat_mul(&s->ops, pool, s->kv, s->lat, n, &L->wkv_b, 0, H * (Dn + Dv), s->ws);
         return;
     }
     for (j = 0; j < n; j++)
         for (h = 0; h < H; h++) {
             float *kvh = s->kv + ((size_t)j * H + h) * (Dn + Dv);
-            ds__mat_mul_t(&L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->slots[0].vec);
-            ds__mla_value_expand(c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->slots[0].ws);
+            ds__mat_mul_t(&s->ops, &L->wk_b, (int64_t)h * R, R, s->lat + (size_t)j * R, kvh, s->slots[0].vec);
+            ds__mla_value_expand(&s->ops, c, L, h, s->lat + (size_t)j * R, kvh + Dn, s->slots[0].ws);
         }
 }
 
-static void ds__mla_attend_naive(const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, const float *kv, const ds__mla_slot *s) {
+static void ds__mla_attend_naive(const ds__ops *o, const ds_model_config *c, int h, const float *qh, const float *cache, int n, float *out, const float *kv, const ds__mla_slot *s) {
     int j, R = c->kv_lora_rank, Dn = c->qk_nope_dim, Dv = c->v_head_dim, Dr = c->qk_rope_dim, H = c->n_head;
     float scale = ds__mla_scale(c);
     for (j = 0; j < n; j++) {
         const float *kj = kv + ((size_t)j * H + h) * (Dn + Dv);
-        s->p[j] = scale * (ds__dot_f32(qh, kj, Dn) + ds__dot_f32(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
+        s->p[j] = scale * (o->dot(qh, kj, Dn) + o->dot(qh + Dn, cache + (size_t)j * (R + Dr) + R, Dr));
     }
-    ds__softmax(s->p, n);
+    o->softmax(s->p, n);
     memset(out, 0, (size_t)Dv * sizeof *out);
-    for (j = 0; j < n; j++) ds__axpy_f32(out, s->p[j], kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
+    for (j = 0; j < n; j++) o->axpy(out, s->p[j], kv + ((size_t)j * H + h) * (Dn + Dv) + Dn, Dv);
 }
 
 /* one attention task: (token, head) items i, i + n, ... of the chunk */
@@ -8695,8 +9582,8 @@ static void ds__mla_attend_task(void *ctx, int i, int n) {
         int t = item / H, h = item % H;
         const float *qh = job->s->q + ((size_t)t * H + h) * Dq;
         float *oh = job->s->att + ((size_t)t * H + h) * Dv;
-        if (job->naive) ds__mla_attend_naive(c, h, qh, job->cache, job->pos0 + t + 1, oh, job->s->kv, slot);
-        else ds__mla_attend_absorbed(c, job->L, h, qh, job->cache, job->pos0 + t + 1, oh, slot);
+        if (job->naive) ds__mla_attend_naive(&job->s->ops, c, h, qh, job->cache, job->pos0 + t + 1, oh, job->s->kv, slot);
+        else ds__mla_attend_absorbed(&job->s->ops, c, job->L, h, qh, job->cache, job->pos0 + t + 1, oh, slot);
     }
 }
 
@@ -8707,7 +9594,7 @@ static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__m
     int t, H = c->n_head, Dq = ds__mla_dq(c);
     ds__mla_job job;
     ds__mla_query(pool, c, L, x, T, s);
-    for (t = 0; t < T; t++) ds__mla_rope(c, s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, pos0 + t);
+    for (t = 0; t < T; t++) ds__mla_rope(&s->ops, c, s->q + (size_t)t * H * Dq + c->qk_nope_dim, H, Dq, pos0 + t);
     ds__mla_compress(pool, c, L, x, T, pos0, cache, s);
     if (naive) ds__mla_decompress(pool, c, L, cache, pos0 + T, s);
     job.c = c;
@@ -8718,7 +9605,7 @@ static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__m
     job.naive = naive;
     job.s = s;
     ds_pool_run(pool, ds__mla_attend_task, &job, DS__MIN(T * H, s->n_slots));
-    ds__mat_mul(pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
+    ds__mat_mul(&s->ops, pool, out, s->att, T, &L->wo, 0, c->n_embd, s->ws);
 }
 
 /* ---- feed-forward ---------------------------------------------------------------------------- */
@@ -8726,21 +9613,23 @@ static void ds__mla_forward(ds_pool *pool, const ds_model_config *c, const ds__m
    down matrix rows [d0, d0+C). */
 static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up, const ds__mat *down, int64_t r0, int64_t d0, int F, int C, const float *x, int T, float *y, ds__dsk_scratch *s) {
     int t;
-    ds__mat_mul(pool, s->h1, x, T, gate, r0, F, s->ws);
-    ds__mat_mul(pool, s->h2, x, T, up, r0, F, s->ws);
-    for (t = 0; t < T; t++) ds__swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
-    ds__matmul(pool, y, s->h1, T, ds__mat_row(down, d0), down->type, C, F, s->ws);
+    ds__mat_mul(&s->ops, pool, s->h1, x, T, gate, r0, F, s->ws);
+    ds__mat_mul(&s->ops, pool, s->h2, x, T, up, r0, F, s->ws);
+    for (t = 0; t < T; t++) s->ops.swiglu(s->h1 + (size_t)t * F, s->h1 + (size_t)t * F, s->h2 + (size_t)t * F, F);
+    ds__matmul(&s->ops, pool, y, s->h1, T, ds__mat_row(down, d0), down->type, C, F, s->ws);
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
+#if !defined(DS_NO_DEEPSEEK2) || !defined(DS_NO_TRAIN)
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
    sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
    n_groups_used groups whose two best experts score highest; weights are the chosen probs,
    optionally renormalised, times routed_scale. */
-static void ds__moe_route(const ds_model_config *c, const float *bias, float *logits, int *gi, float *gw, float *sel) {
+static void ds__moe_route(const ds__ops *o, const ds_model_config *c, const float *bias, float *logits, int *gi, float *gw, float *sel) {
     int E = c->n_expert, K = c->n_expert_used, G = c->n_expert_groups, e, k, g;
     float sum = 0.0f;
     if (c->gating == DS_GATING_SIGMOID) for (e = 0; e < E; e++) logits[e] = 1.0f / (1.0f + expf(-logits[e]));
-    else ds__softmax(logits, E);
+    else o->softmax(logits, E);
     for (e = 0; e < E; e++) sel[e] = logits[e] + (bias ? bias[e] : 0.0f);
     if (G > 1 && c->n_groups_used > 0 && c->n_groups_used < G) {
         int per = E / G, used;
@@ -8776,13 +9665,15 @@ static void ds__moe_route(const ds_model_config *c, const float *bias, float *lo
     if (c->norm_topk) for (k = 0; k < K; k++) gw[k] /= DS__MAX(sum, 6.103515625e-5f);
     for (k = 0; k < K; k++) gw[k] *= c->routed_scale > 0.0f ? c->routed_scale : 1.0f;
 }
+#endif
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* out (T, C) = shared experts + routed experts of x (T, C). Tokens are grouped by expert so
    each chosen expert runs one matmul over all its tokens. */
 static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__moe_layer *L, const float *x, int T, float *out, ds__dsk_scratch *s) {
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, t, k, e, i;
-    ds__mat_mul(pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
-    for (t = 0; t < T; t++) ds__moe_route(c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
+    ds__mat_mul(&s->ops, pool, s->logits, x, T, &L->gate_inp, 0, E, s->ws);
+    for (t = 0; t < T; t++) ds__moe_route(&s->ops, c, L->exp_bias, s->logits + (size_t)t * E, s->gi + (size_t)t * K, s->gw + (size_t)t * K, s->vec);
     if (L->gate_sh.data) ds__swiglu_ffn(pool, &L->gate_sh, &L->up_sh, &L->down_sh, 0, 0, F * c->n_expert_shared, C, x, T, out, s);
     else memset(out, 0, (size_t)T * C * sizeof *out);
     /* counting sort of the T*K (token, slot) pairs by expert */
@@ -8801,11 +9692,12 @@ static void ds__moe_forward(ds_pool *pool, const ds_model_config *c, const ds__m
         for (i = 0; i < n; i++) {
             t = slots[i] / K;
             k = slots[i] % K;
-            ds__axpy_f32(out + (size_t)t * C, s->gw[(size_t)t * K + k], s->yg + (size_t)i * C, C);
+            s->ops.axpy(out + (size_t)t * C, s->gw[(size_t)t * K + k], s->yg + (size_t)i * C, C);
         }
     }
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
 /* ---- deepseek2 GGUF metadata ----------------------------------------------------------------- */
 static ds_status ds__dsk_u32(const ds_gguf *g, const char *key, int required, int *out) {
     char name[128];
@@ -8861,7 +9753,7 @@ DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c) {
 /* The config of a deepseek2 file (llama.cpp's keys). Every layer is MLA; layers from
    leading_dense_block_count on are MoE. The split attn_k_b / attn_v_b layout stores the MLA
    head sizes in key_length_mla / value_length_mla. */
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
+static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c) {
     ds_status s;
     int key_len = 0, val_len = 0, key_mla = 0, val_mla = 0, lead = 0, gating = 0, norm = 0, i;
     ds_str st;
@@ -8983,6 +9875,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
     return s;
 }
 
+#if !defined(DS_NO_DEEPSEEK2)
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
 static int ds__dsk_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
@@ -9016,7 +9909,7 @@ typedef struct ds__dsk_layer {
 } ds__dsk_layer;
 
 /* bytes: adds the bytes of the weights one token reads */
-static DS__MAYBE_UNUSED ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
+static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
     ds__mat v;
@@ -9093,17 +9986,19 @@ static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, in
 }
 
 /* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
-static DS__MAYBE_UNUSED void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
+static void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
     int t, C = c->n_embd;
-    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
     ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
     for (t = 0; t < T * C; t++) x[t] += y[t];
-    for (t = 0; t < T; t++) ds__rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
     if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
     else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
     for (t = 0; t < T * C; t++) x[t] += y[t];
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
+#if !defined(DS_NO_TRAIN)
 /* ---- training state of these layers (functions in >>train:deepseek) ---------------------------
    Parameters are offsets into the trainer's parameter and gradient buffers; N = B*T rows. */
 typedef struct ds__mla_tparams {
@@ -9164,10 +10059,10 @@ static void ds__dsk_tr_after_step(ds_trainer *tr);
 static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
 static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
 static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
+#endif /* DS_NO_TRAIN */
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
-#define DS__ATTN_BLOCK 64    /* keys converted from f16 and scored at a time */
 #define DS__ATTN_TILE 16     /* query tokens sharing those converted keys */
 
 struct ds_session {
@@ -9184,11 +10079,14 @@ struct ds_session {
     float *gate, *up;             /* (T, F) */
     float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
+    ds__ops ops;                  /* the backend's kernels, chosen at creation */
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
     float *mla_cache;             /* deepseek2: (L, n_ctx, R + Dr) compressed cache (>>deepseek) */
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
+#endif
 };
 
 static size_t ds__session_ws_size(const ds_model *m, int T) {
@@ -9221,11 +10119,14 @@ static ds_status ds__session_alloc(ds_session *s) {
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
     size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
-    ds_status st;
+#if !defined(DS_NO_DEEPSEEK2)
     if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+        ds_status st;
         cache = 1;
         if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
+        s->dsk.ops = s->ops;
     }
+#endif
     s->tokens = DS__CAST(int32_t *, ds_alloc((size_t)s->n_ctx * sizeof(int32_t)));
     /* Nothing here is zeroed: every buffer is written before it is read, and pages the context
        or the chunk never reach stay untouched, so an unused context costs no RAM. */
@@ -9252,6 +10153,13 @@ static ds_status ds__session_alloc(ds_session *s) {
     return DS_OK;
 }
 
+/* the 0 fields of a session's parameters, filled: the one place their defaults live */
+static void ds__session_defaults(ds_session_params *sp, const ds_model *m) {
+    if (sp->n_ctx == 0) sp->n_ctx = DS__MIN(m->cfg.n_ctx, 4096);
+    if (sp->n_batch == 0) sp->n_batch = 512;
+    sp->n_batch = DS__MIN(sp->n_batch, sp->n_ctx);
+}
+
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
     ds_session_params sp;
     ds_session *s;
@@ -9261,11 +10169,14 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p
     memset(&sp, 0, sizeof sp);
     if (p) sp = *p;
     if (sp.n_ctx < 0 || sp.n_batch < 0 || sp.n_threads < 0) return ds__fail(DS_ERR_INVALID_ARG, "session: negative n_ctx, n_batch or n_threads");
+    if (sp.backend != DS_BACKEND_CPU && sp.backend != DS_BACKEND_REF) return ds__fail(DS_ERR_INVALID_ARG, "session: unknown backend %d", (int)sp.backend);
     s = DS__CAST(ds_session *, ds__calloc(1, sizeof *s));
     if (!s) return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory");
     s->m = m;
-    s->n_ctx = sp.n_ctx ? sp.n_ctx : DS__MIN(m->cfg.n_ctx, 4096);
-    s->n_batch = DS__MIN(sp.n_batch ? sp.n_batch : 512, s->n_ctx);
+    ds__session_defaults(&sp, m);
+    ds__ops_init(&s->ops, sp.backend);
+    s->n_ctx = sp.n_ctx;
+    s->n_batch = sp.n_batch;
     s->pool = sp.pool;
     if (!s->pool) {
         ds_pool_config pc;
@@ -9305,7 +10216,9 @@ DS_API void ds_session_free(ds_session *s) {
     ds_free(s->ws);
     ds_free(s->attn_scratch);
     ds_free(s->mla_cache);
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch_free(&s->dsk);
+#endif
     ds_free(s);
 }
 
@@ -9333,184 +10246,17 @@ typedef struct ds__attn_job {
     int layer, T, pos0;
 } ds__attn_job;
 
-/* f16 rows: the cache's conversions (F16C where present; the same round-to-nearest-even) */
-#if defined(DS__X86_SIMD)
-#define DS__INFER_AVX2 __attribute__((target("avx2,fma,f16c")))
-DS__INFER_AVX2 static void ds__f16_to_f32_f16c(float *dst, const uint16_t *src, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + i))));
-    for (; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
-}
-DS__INFER_AVX2 static void ds__f32_to_f16_f16c(uint16_t *dst, const float *src, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
-}
-DS__INFER_AVX2 static void ds__f16_round_f16c(float *x, int n) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
-    for (; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
-}
-#define DS__INFER_F16C() ((ds_cpu_features() & DS_CPU_F16C) != 0)
-#else
-#define DS__INFER_F16C() 0
-#define ds__f16_to_f32_f16c(d, s, n) ((void)0)
-#define ds__f32_to_f16_f16c(d, s, n) ((void)0)
-#define ds__f16_round_f16c(x, n) ((void)0)
-#endif
-static void ds__f16_row_to_f32(float *dst, const uint16_t *src, int n) {
-    int i;
-    if (DS__INFER_F16C()) ds__f16_to_f32_f16c(dst, src, n);
-    else for (i = 0; i < n; i++) dst[i] = ds__f16_to_f32(src[i]);
-}
-static void ds__f32_row_to_f16(uint16_t *dst, const float *src, int n) {
-    int i;
-    if (DS__INFER_F16C()) ds__f32_to_f16_f16c(dst, src, n);
-    else for (i = 0; i < n; i++) dst[i] = ds__f32_to_f16(src[i]);
-}
-static void ds__f16_round_row(float *x, int n) {
-    int i;
-    if (DS__INFER_F16C()) ds__f16_round_f16c(x, n);
-    else for (i = 0; i < n; i++) x[i] = ds__f16_to_f32(ds__f32_to_f16(x[i]));
-}
-
-/* The two products of a tile in llama.cpp's float order (its f16 matmuls), so that scores and
-   outputs agree with its bit for bit. With S = 16 slots (a batch of two or more tokens) term i
-   of a dot goes into slot i % 16 by fused multiply-add, in order, and the slots are summed by
-   ds__tree16. With S = 64 (one token, or a head size not a multiple of 16) term i goes into
-   slot i % 64 over whole 64-term steps; slots fold as (s + s+32) + (s+16 + s+48) into 16, then
-   ds__tree16, and terms past the last whole step are added after, in double. Keys past a row's
-   last one are zero probabilities there, so they add nothing and are skipped here. */
-static float ds__attn_fold(const float *a, int S) {
-    float f[16];
-    int l;
-    if (S == 16) return ds__tree16(a);
-    for (l = 0; l < 16; l++) f[l] = (a[l] + a[32 + l]) + (a[16 + l] + a[48 + l]);
-    return ds__tree16(f);
-}
-/* score of key j: q . k (k[d] = kt[d * DS__ATTN_BLOCK + j]) times scale */
-static float ds__attn_dot_ref(const float *q, const float *kt, int j, int D, int S, float scale) {
-    float a[64];
-    double r;
-    int d, np = S == 16 ? D : D & ~63;
-    for (d = 0; d < S; d++) a[d] = 0.0f;
-    for (d = 0; d < np; d++) a[d % S] = fmaf(q[d], kt[(size_t)d * DS__ATTN_BLOCK + j], a[d % S]);
-    r = (double)ds__attn_fold(a, S);
-    for (; d < D; d++) r += (double)(q[d] * kt[(size_t)d * DS__ATTN_BLOCK + j]);
-    return (float)r * scale;
-}
-static void ds__attn_scores_ref(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
-    int j;
-    for (j = 0; j < n; j++) sc[j] = ds__attn_dot_ref(q, kt, j, D, S, scale);
-}
-/* acc (S, D): slot (j0 + j) % S += p[j] * v_j for j < n, v the block's rows (DS__ATTN_BLOCK, D).
-   A row's keys start at 0, so key J < S is its slot's first: written, not added (no zeroing). */
-static void ds__attn_pv_ref(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
-    int j, d;
-    for (j = 0; j < n; j++) {
-        float *a = acc + (size_t)((j0 + j) % S) * D;
-        for (d = 0; d < D; d++) a[d] = j0 + j < S ? p[j] * vb[(size_t)j * D + d] : fmaf(p[j], vb[(size_t)j * D + d], a[d]);
-    }
-}
-/* o (D) = the slots of acc (S, D) summed per element; slots from `used` on were never written
-   (fewer keys than slots) and count as 0 */
-static void ds__attn_pv_sum_ref(float *o, const float *acc, int D, int S, int used) {
-    float a[64];
-    int d, l;
-    for (d = 0; d < D; d++) {
-        for (l = 0; l < S; l++) a[l] = l < used ? acc[(size_t)l * D + d] : 0.0f;
-        o[d] = ds__attn_fold(a, S);
-    }
-}
-#if defined(DS__X86_SIMD)
-/* 8 keys at a time; slot pairs (l, l + 8) together, the first level of ds__tree16 */
-DS__INFER_AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
-    int j0, l, i, g;
-    if ((S == 16 && D % 16) || (S == 64 && D % 64)) {
-        ds__attn_scores_ref(sc, q, kt, D, n, scale, S);
-        return;
-    }
-    for (j0 = 0; j0 < n; j0 += 8) {
-        __m256 t[8], u[4], r;
-        float out[8];
-        for (l = 0; l < 8; l++) {
-            __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-            if (S == 16) {
-                for (i = 0; i < D; i += 16) {
-                    lo = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l]), _mm256_loadu_ps(kt + (size_t)(i + l) * DS__ATTN_BLOCK + j0), lo);
-                    hi = _mm256_fmadd_ps(_mm256_set1_ps(q[i + l + 8]), _mm256_loadu_ps(kt + (size_t)(i + l + 8) * DS__ATTN_BLOCK + j0), hi);
-                }
-            } else {
-                __m256 s[2][4];
-                for (g = 0; g < 4; g++) s[0][g] = s[1][g] = _mm256_setzero_ps();
-                for (i = 0; i < D; i += 64)
-                    for (g = 0; g < 4; g++) {
-                        int d0 = i + 16 * g + l, d1 = d0 + 8;
-                        s[0][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d0]), _mm256_loadu_ps(kt + (size_t)d0 * DS__ATTN_BLOCK + j0), s[0][g]);
-                        s[1][g] = _mm256_fmadd_ps(_mm256_set1_ps(q[d1]), _mm256_loadu_ps(kt + (size_t)d1 * DS__ATTN_BLOCK + j0), s[1][g]);
-                    }
-                lo = _mm256_add_ps(_mm256_add_ps(s[0][0], s[0][2]), _mm256_add_ps(s[0][1], s[0][3]));
-                hi = _mm256_add_ps(_mm256_add_ps(s[1][0], s[1][2]), _mm256_add_ps(s[1][1], s[1][3]));
-            }
-            t[l] = _mm256_add_ps(lo, hi);
-        }
-        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(t[l], t[l + 4]);
-        r = _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3]));
-        _mm256_storeu_ps(out, _mm256_mul_ps(r, _mm256_set1_ps(scale)));
-        memcpy(sc + j0, out, (size_t)DS__MIN(8, n - j0) * sizeof(float));
-    }
-}
-DS__INFER_AVX2 static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
-    int j, d;
-    if (D % 8) {
-        ds__attn_pv_ref(acc, p, vb, D, n, j0, S);
-        return;
-    }
-    for (j = 0; j < n; j++) {
-        float *a = acc + (size_t)((j0 + j) % S) * D;
-        const float *v = vb + (size_t)j * D;
-        __m256 pj = _mm256_set1_ps(p[j]);
-        if (j0 + j < S)
-            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_mul_ps(pj, _mm256_loadu_ps(v + d)));
-        else
-            for (d = 0; d < D; d += 8) _mm256_storeu_ps(a + d, _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + d), _mm256_loadu_ps(a + d)));
-    }
-}
-DS__INFER_AVX2 static void ds__attn_pv_sum_avx2(float *o, const float *acc, int D, int S, int used) {
-    int d, l;
-    if (D % 8) {
-        ds__attn_pv_sum_ref(o, acc, D, S, used);
-        return;
-    }
-    for (d = 0; d < D; d += 8) {
-        __m256 f[16], u[4];
-#define DS__SLOT(i) ((i) < used ? _mm256_loadu_ps(acc + (size_t)(i) * D + d) : _mm256_setzero_ps())
-        for (l = 0; l < 16; l++)
-            f[l] = S == 16 ? DS__SLOT(l) : _mm256_add_ps(_mm256_add_ps(DS__SLOT(l), DS__SLOT(32 + l)), _mm256_add_ps(DS__SLOT(16 + l), DS__SLOT(48 + l)));
-#undef DS__SLOT
-        for (l = 0; l < 8; l++) f[l] = _mm256_add_ps(f[l], f[l + 8]);
-        for (l = 0; l < 4; l++) u[l] = _mm256_add_ps(f[l], f[l + 4]);
-        _mm256_storeu_ps(o + d, _mm256_add_ps(_mm256_add_ps(u[0], u[2]), _mm256_add_ps(u[1], u[3])));
-    }
-}
-#define DS__INFER_FMA() ((ds_cpu_features() & (DS_CPU_AVX2 | DS_CPU_FMA)) == (DS_CPU_AVX2 | DS_CPU_FMA))
-#else
-#define DS__INFER_FMA() 0
-#define ds__attn_scores_avx2 ds__attn_scores_ref
-#define ds__attn_pv_avx2 ds__attn_pv_ref
-#define ds__attn_pv_sum_avx2 ds__attn_pv_sum_ref
-#endif
-
 /* scores (n) -> probabilities rounded to f16, as llama.cpp's soft_max then f16 cast */
-static void ds__attn_softmax_f16(float *p, int n) {
-    ds__softmax(p, n);
-    ds__f16_round_row(p, n);
+static void ds__attn_softmax_f16(const ds__ops *o, float *p, int n) {
+    o->softmax(p, n);
+    o->f16_round(p, n);
 }
 
 static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float *scratch) {
     const ds_session *s = job->s;
     const ds_model_config *c = &s->m->cfg;
-    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK, simd = DS__INFER_FMA();
+    int D = c->head_dim, H = c->n_head, G = c->n_head / c->n_head_kv, B = DS__ATTN_BLOCK;
+    const ds__ops *o = &s->ops;
     int rows = (t1 - t0) * G, kend = job->pos0 + t1, r, j0, j, t, g, d;
     /* slots of the two products (see ds__attn_fold): llama.cpp's batch and single-token paths */
     int s_kq = job->T >= 2 && D % 16 == 0 ? 16 : 64, s_pv = job->T >= 2 ? 16 : 64;
@@ -9525,44 +10271,41 @@ static void ds__attn_tile(const ds__attn_job *job, int hk, int t0, int t1, float
             const float *q = s->q + (size_t)t * H * D + (size_t)(hk * G + g) * D;
             r = (t - t0) * G + g;
             memcpy(qh + (size_t)r * D, q, (size_t)D * sizeof(float));
-            ds__f16_round_row(qh + (size_t)r * D, D);
+            o->f16_round(qh + (size_t)r * D, D);
         }
     for (j0 = 0; j0 < kend; j0 += B) { /* scores, a K block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__f16_row_to_f32(blk, kc + (size_t)j0 * D, nb * D);
+        o->f16_to_f32(blk, kc + (size_t)j0 * D, nb * D);
         for (j = 0; j < nb; j++)
             for (d = 0; d < D; d++) kt[(size_t)d * B + j] = blk[(size_t)j * D + d];
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);   /* keys this token may see */
             for (g = 0; g < G && nv > 0; g++) {
                 r = (t - t0) * G + g;
-                if (simd) ds__attn_scores_avx2(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
-                else ds__attn_scores_ref(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
+                o->attn_scores(sc + r * nctx + j0, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
             }
         }
     }
     for (t = t0; t < t1; t++)
-        for (g = 0; g < G; g++) ds__attn_softmax_f16(sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(o, sc + ((size_t)(t - t0) * G + g) * nctx, job->pos0 + t + 1);
     for (j0 = 0; j0 < kend; j0 += B) { /* output slots, a V block at a time */
         int nb = DS__MIN(B, kend - j0);
-        ds__f16_row_to_f32(blk, vc + (size_t)j0 * D, nb * D);
+        o->f16_to_f32(blk, vc + (size_t)j0 * D, nb * D);
         for (t = t0; t < t1; t++) {
             int nv = DS__MIN(nb, job->pos0 + t + 1 - j0);
             for (g = 0; g < G && nv > 0; g++) {
                 float *a = acc + ((size_t)(t - t0) * G + g) * s_pv * D;
                 r = (t - t0) * G + g;
-                if (simd) ds__attn_pv_avx2(a, sc + r * nctx + j0, blk, D, nv, j0, s_pv);
-                else ds__attn_pv_ref(a, sc + r * nctx + j0, blk, D, nv, j0, s_pv);
+                o->attn_pv(a, sc + r * nctx + j0, blk, D, nv, j0, s_pv);
             }
         }
     }
     for (t = t0; t < t1; t++)
         for (g = 0; g < G; g++) {
-            float *o = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
+            float *out = s->att + (size_t)t * H * D + (size_t)(hk * G + g) * D;
             const float *a = acc + ((size_t)(t - t0) * G + g) * s_pv * D;
             int used = DS__MIN(s_pv, job->pos0 + t + 1);
-            if (simd) ds__attn_pv_sum_avx2(o, a, D, s_pv, used);
-            else ds__attn_pv_sum_ref(o, a, D, s_pv, used);
+            o->attn_pv_sum(out, a, D, s_pv, used);
         }
 }
 
@@ -9612,16 +10355,16 @@ static void ds__tok_qkv(const ds__tok_job *j, int t) {
     float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
     const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
     if (j->L->bq) {
-        ds__axpy_f32(q, 1.0f, j->L->bq, QD);
-        ds__axpy_f32(k, 1.0f, j->L->bk, KD);
-        ds__axpy_f32(v, 1.0f, j->L->bv, KD);
+        s->ops.axpy(q, 1.0f, j->L->bq, QD);
+        s->ops.axpy(k, 1.0f, j->L->bk, KD);
+        s->ops.axpy(v, 1.0f, j->L->bv, KD);
     }
-    DS__EW(ds__rope_apply)(q, c->n_head, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
-    DS__EW(ds__rope_apply)(k, c->n_head_kv, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
+    s->ops.rope(q, c->n_head, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
+    s->ops.rope(k, c->n_head_kv, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
     for (h = 0; h < c->n_head_kv; h++) {
         size_t at = (((size_t)j->il * c->n_head_kv + h) * (size_t)s->n_ctx + (size_t)(j->pos0 + t)) * D;
-        ds__f32_row_to_f16(s->k_cache + at, k + (size_t)h * D, D);
-        ds__f32_row_to_f16(s->v_cache + at, v + (size_t)h * D, D);
+        s->ops.f32_to_f16(s->k_cache + at, k + (size_t)h * D, D);
+        s->ops.f32_to_f16(s->v_cache + at, v + (size_t)h * D, D);
     }
 }
 
@@ -9633,12 +10376,12 @@ static void ds__tok_task(void *ctx, int i, int n) {
     for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
         if (j->op == DS__TOK_NORM) {
             float *x = s->x + (size_t)t * C;
-            if (j->add) ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
-            ds__rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
+            if (j->add) s->ops.axpy(x, 1.0f, s->tmp + (size_t)t * C, C);
+            s->ops.rmsnorm(s->xn + (size_t)t * C, x, j->norm_w, C, c->norm_eps);
         } else if (j->op == DS__TOK_QKV) {
             ds__tok_qkv(j, t);
         } else {
-            ds__swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
+            s->ops.swiglu(s->gate + (size_t)t * F, s->gate + (size_t)t * F, s->up + (size_t)t * F, F);
         }
     }
 }
@@ -9659,7 +10402,7 @@ static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int 
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
-    ds__matmul(s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
+    ds__matmul(&s->ops, s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 
 /* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
@@ -9702,11 +10445,14 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
+#if !defined(DS_NO_DEEPSEEK2)
     if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
         for (il = 0; il < c->n_layer; il++)
             ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
         memset(s->tmp, 0, (size_t)T * C * sizeof(float));
-    } else {
+    } else
+#endif
+    {
         ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
         for (il = 0; il < c->n_layer; il++) {
             ds__layer_forward(s, &m->layers[il], il, T, s->pos);
@@ -9719,8 +10465,8 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     first = all ? 0 : T - 1;
     for (t = first; t < T; t++) {
         float *x = s->x + (size_t)t * C;
-        ds__axpy_f32(x, 1.0f, s->tmp + (size_t)t * C, C);
-        ds__rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
+        s->ops.axpy(x, 1.0f, s->tmp + (size_t)t * C, C);
+        s->ops.rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
     }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
 }
@@ -10386,447 +11132,7 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
     return DS_OK;
 }
 
-/* ---- training GEMM ---------------------------------------------------------------------------
-   C (M, N) (+)= op(A) (M, K) @ op(B) (K, N), row-major, op = identity or transpose. Every
-   product the trainer needs is one call: forward y = x @ W^T, backward dx = dy @ W and
-   dW += dy^T @ x. The GotoBLAS loop order: for each KC slice of K and NC block of columns, the
-   pool packs that B block once into NR-column strips (shared), then each task packs an MC-row
-   block of A into MR-row strips (its own slot) and runs the MR x NR register-tile
-   micro-kernel over every strip pair. Each C element is written by one task per K slice in a
-   fixed order, so results do not depend on the thread count. bf16 packs K in pairs for
-   vdpbf16ps (f32 accumulation). */
-#define DS__GEMM_MR 8
-#define DS__GEMM_NR 32
-#define DS__GEMM_MC 128
-#define DS__GEMM_NC 1024
-#define DS__GEMM_KC 256
-
-typedef struct ds__gemm_ws {
-    ds_pool *pool;
-    int n_slots;
-    float *pack_a;        /* n_slots * MC * KC floats */
-    float *pack_b;        /* KC * NC floats (shared by the tasks of one block) */
-    int *busy;            /* slot claimed by a running task (atomic) */
-    double seconds;       /* wall time spent in ds__gemm */
-    double cpu_seconds;   /* process CPU time spent in ds__gemm */
-} ds__gemm_ws;
-
-/* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
-   platform has no such clock */
-static double ds__cpu_time(int who) {
-#if defined(_WIN32)
-    (void)who;
-    return ds_time();
-#else
-    struct timespec ts;
-    if (clock_gettime(who ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return ds_time();
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#endif
-}
-
-/* one K slice x N block of a product */
-typedef struct ds__gemm_args {
-    ds__gemm_ws *ws;
-    int ta, tb, M, N, K, lda, ldb, ldc, bf16, first;
-    const float *A, *B;
-    float *C;
-    int k0, kc, n0, nc, m_tasks, n_split;
-} ds__gemm_args;
-
-/* round to bfloat16, nearest-even (NaN stays NaN) */
-static uint16_t ds__tr_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-static float ds__tr_bf16_f32(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static int ds__slot_acquire(ds__gemm_ws *ws) {
-    for (;;) {
-        int s;
-        for (s = 0; s < ws->n_slots; s++) {
-            int expect = 0;
-            if (__atomic_compare_exchange_n(&ws->busy[s], &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return s;
-        }
-        ds__cpu_relax();
-    }
-}
-
-/* op(A) rows [i0, i0+MR) x the K slice -> out[k][r] (rows past M are zero) */
-static void ds__pack_a(float *out, const ds__gemm_args *g, int i0) {
-    int r, k, kc = g->kc, mr = DS__MIN(DS__GEMM_MR, g->M - i0);
-    if (g->ta) {
-        for (k = 0; k < kc; k++) {
-            const float *a = g->A + (size_t)(g->k0 + k) * g->lda + i0;
-            float *o = out + k * DS__GEMM_MR;
-            for (r = 0; r < mr; r++) o[r] = a[r];
-            for (; r < DS__GEMM_MR; r++) o[r] = 0.0f;
-        }
-        return;
-    }
-    for (r = 0; r < DS__GEMM_MR; r++) {
-        const float *a = g->A + (size_t)(i0 + r) * g->lda + g->k0;
-        if (r >= mr)
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = 0.0f;
-        else
-            for (k = 0; k < kc; k++) out[k * DS__GEMM_MR + r] = a[k];
-    }
-}
-
-#if defined(DS__X86_SIMD)
-static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16);
-#endif
-/* op(B) the K slice x cols [j0, j0+NR) -> out[k][c] (cols past N are zero) */
-static void ds__pack_b(float *out, const ds__gemm_args *g, int j0) {
-    int c, k, kc = g->kc, nr = DS__MIN(DS__GEMM_NR, g->N - j0);
-    if (!g->tb) {
-        for (k = 0; k < kc; k++) {
-            const float *b = g->B + (size_t)(g->k0 + k) * g->ldb + j0;
-            float *o = out + k * DS__GEMM_NR;
-            for (c = 0; c < nr; c++) o[c] = b[c];
-            for (; c < DS__GEMM_NR; c++) o[c] = 0.0f;
-        }
-        return;
-    }
-    k = 0;
-#if defined(DS__X86_SIMD)
-    if (nr == DS__GEMM_NR && (ds_cpu_features() & DS_CPU_AVX512F)) {
-        k = kc & ~15;
-        ds__pack_bt_avx512(out, g->B + (size_t)j0 * g->ldb + g->k0, g->ldb, k);
-    }
-#endif
-    for (c = 0; c < DS__GEMM_NR; c++) {
-        const float *b = g->B + (size_t)(j0 + c) * g->ldb + g->k0;
-        int kk;
-        if (c >= nr)
-            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = 0.0f;
-        else
-            for (kk = k; kk < kc; kk++) out[kk * DS__GEMM_NR + c] = b[kk];
-    }
-}
-
-/* f32 strip [k][w] -> bf16 pairs [k/2][w][2], in place (kc rounded up with a zero row) */
-static void ds__pack_to_bf16(float *strip, int kc, int w) {
-    uint16_t *o = (uint16_t *)(void *)strip;
-    int k, c;
-    for (k = 0; k < kc; k += 2) {
-        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
-        uint16_t pair[2 * DS__GEMM_NR];
-        for (c = 0; c < w; c++) {
-            pair[2 * c] = ds__tr_bf16(r0[c]);
-            pair[2 * c + 1] = k + 1 < kc ? ds__tr_bf16(r1[c]) : 0;
-        }
-        memcpy(o + (size_t)k * w, pair, sizeof(uint16_t) * 2 * (size_t)w);
-    }
-}
-
-/* C tile (MR, NR) (+)= Ap^T Bp over kc: the scalar reference micro-kernel */
-static void ds__gemm_micro_scalar(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
-    float acc[DS__GEMM_MR * DS__GEMM_NR];
-    int k, r, j;
-    memset(acc, 0, sizeof acc);
-    for (k = 0; k < kc; k++)
-        for (r = 0; r < DS__GEMM_MR; r++) {
-            float a = ap[k * DS__GEMM_MR + r];
-            for (j = 0; j < DS__GEMM_NR; j++) acc[r * DS__GEMM_NR + j] += a * bp[k * DS__GEMM_NR + j];
-        }
-    for (r = 0; r < DS__GEMM_MR; r++)
-        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
-}
-static void ds__gemm_micro_bf16_scalar(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
-    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
-    float acc[DS__GEMM_MR * DS__GEMM_NR];
-    int p, r, j, np = (kc + 1) / 2;
-    memset(acc, 0, sizeof acc);
-    for (p = 0; p < np; p++)
-        for (r = 0; r < DS__GEMM_MR; r++) {
-            float a0 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2]), a1 = ds__tr_bf16_f32(ap[(p * DS__GEMM_MR + r) * 2 + 1]);
-            for (j = 0; j < DS__GEMM_NR; j++) {
-                const uint16_t *b = bp + (p * DS__GEMM_NR + j) * 2;
-                acc[r * DS__GEMM_NR + j] += a0 * ds__tr_bf16_f32(b[0]) + a1 * ds__tr_bf16_f32(b[1]);
-            }
-        }
-    for (r = 0; r < DS__GEMM_MR; r++)
-        for (j = 0; j < DS__GEMM_NR; j++) c[(size_t)r * ldc + j] = (add ? c[(size_t)r * ldc + j] : 0.0f) + acc[r * DS__GEMM_NR + j];
-}
-
-#if defined(DS__X86_SIMD)
-#define DS__TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-#define DS__TR_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
-#define DS__TR_AVX2 __attribute__((target("avx2,fma")))
-
-/* row r of the tile: x0, x1 stored to (or added into) c + r * ldc */
-#define DS__ZMM_ROW_STORE(c, ldc, add, r, x0, x1)                                \
-    do {                                                                         \
-        float *row_ = (c) + (size_t)(r) * (ldc);                                 \
-        if (add) {                                                               \
-            x0 = _mm512_add_ps(x0, _mm512_loadu_ps(row_));                       \
-            x1 = _mm512_add_ps(x1, _mm512_loadu_ps(row_ + 16));                  \
-        }                                                                        \
-        _mm512_storeu_ps(row_, x0);                                              \
-        _mm512_storeu_ps(row_ + 16, x1);                                         \
-    } while (0)
-#define DS__ZMM_TILE_STORE(c, ldc, add)                                                                      \
-    do {                                                                                                     \
-        DS__ZMM_ROW_STORE(c, ldc, add, 0, c00, c01); DS__ZMM_ROW_STORE(c, ldc, add, 1, c10, c11);           \
-        DS__ZMM_ROW_STORE(c, ldc, add, 2, c20, c21); DS__ZMM_ROW_STORE(c, ldc, add, 3, c30, c31);           \
-        DS__ZMM_ROW_STORE(c, ldc, add, 4, c40, c41); DS__ZMM_ROW_STORE(c, ldc, add, 5, c50, c51);           \
-        DS__ZMM_ROW_STORE(c, ldc, add, 6, c60, c61); DS__ZMM_ROW_STORE(c, ldc, add, 7, c70, c71);           \
-    } while (0)
-
-/* 8 rows x 32 columns in 16 zmm accumulators; one broadcast per row and k */
-DS__TR_AVX512 static void ds__gemm_micro_avx512(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    int k;
-    for (k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), a;
-#define DS__ROW(r, x0, x1)                 \
-    a = _mm512_set1_ps(ap[r]);             \
-    x0 = _mm512_fmadd_ps(a, b0, x0);       \
-    x1 = _mm512_fmadd_ps(a, b1, x1);
-        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
-        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
-#undef DS__ROW
-        ap += DS__GEMM_MR;
-        bp += DS__GEMM_NR;
-    }
-    DS__ZMM_TILE_STORE(c, ldc, add);
-}
-
-/* the same tile with vdpbf16ps: each instruction adds two K steps */
-DS__TR_AVX512BF16 static void ds__gemm_micro_avx512bf16(const float *apf, const float *bpf, int kc, float *c, int ldc, int add) {
-    const uint16_t *ap = (const uint16_t *)(const void *)apf, *bp = (const uint16_t *)(const void *)bpf;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    int p, np = (kc + 1) / 2;
-    for (p = 0; p < np; p++) {
-        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp), b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 32));
-        __m512bh a;
-#define DS__ROW(r, x0, x1)                                                   \
-    a = (__m512bh)_mm512_castps_si512(_mm512_set1_ps(((const float *)(const void *)ap)[r])); \
-    x0 = _mm512_dpbf16_ps(x0, a, b0);                    \
-    x1 = _mm512_dpbf16_ps(x1, a, b1);
-        DS__ROW(0, c00, c01) DS__ROW(1, c10, c11) DS__ROW(2, c20, c21) DS__ROW(3, c30, c31)
-        DS__ROW(4, c40, c41) DS__ROW(5, c50, c51) DS__ROW(6, c60, c61) DS__ROW(7, c70, c71)
-#undef DS__ROW
-        ap += 2 * DS__GEMM_MR;
-        bp += 2 * DS__GEMM_NR;
-    }
-    DS__ZMM_TILE_STORE(c, ldc, add);
-}
-
-/* AVX2: the 8 x 32 tile as four 4 x 16 quarter tiles (8 ymm accumulators each) */
-DS__TR_AVX2 static void ds__gemm_micro_avx2(const float *ap, const float *bp, int kc, float *c, int ldc, int add) {
-    int q;
-    for (q = 0; q < 4; q++) {
-        int r0 = (q >> 1) * 4, c0 = (q & 1) * 16, k, r;
-        __m256 x[4][2];
-        const float *a = ap + r0, *b = bp + c0;
-        for (r = 0; r < 4; r++) x[r][0] = x[r][1] = _mm256_setzero_ps();
-        for (k = 0; k < kc; k++) {
-            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-            for (r = 0; r < 4; r++) {
-                __m256 av = _mm256_broadcast_ss(a + r);
-                x[r][0] = _mm256_fmadd_ps(av, b0, x[r][0]);
-                x[r][1] = _mm256_fmadd_ps(av, b1, x[r][1]);
-            }
-            a += DS__GEMM_MR;
-            b += DS__GEMM_NR;
-        }
-        for (r = 0; r < 4; r++) {
-            float *row = c + (size_t)(r0 + r) * ldc + c0;
-            if (add) {
-                x[r][0] = _mm256_add_ps(x[r][0], _mm256_loadu_ps(row));
-                x[r][1] = _mm256_add_ps(x[r][1], _mm256_loadu_ps(row + 8));
-            }
-            _mm256_storeu_ps(row, x[r][0]);
-            _mm256_storeu_ps(row + 8, x[r][1]);
-        }
-    }
-}
-
-/* out[k][16 * half + c] = B row (j0 + c), k in [0, kc16): 16 x 16 blocks transposed in registers */
-DS__TR_AVX512 static void ds__pack_bt_avx512(float *out, const float *b, int ldb, int kc16) {
-    int half, k0, i;
-    for (half = 0; half < 2; half++)
-        for (k0 = 0; k0 < kc16; k0 += 16) {
-            __m512 r[16], t[16], u[16];
-            for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(b + (size_t)(16 * half + i) * ldb + k0);
-            for (i = 0; i < 16; i += 2) { /* (r0[0] r1[0] r0[1] r1[1]) per 128-bit lane */
-                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-            }
-            for (i = 0; i < 16; i += 4) { /* u[i + j]: rows i..i+3 at column 4 L + j of lane L */
-                u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-                u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-                u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-                u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-            }
-            for (i = 0; i < 4; i++) { /* gather lane L of the four row groups into output row 4 L + i */
-                __m512 v0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0x44), w0 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[i], u[4 + i], 0xee);
-                __m512 v1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0x44), w1 = _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, u[8 + i], u[12 + i], 0xee);
-                float *o = out + (size_t)(k0 + i) * DS__GEMM_NR + 16 * half;
-                _mm512_storeu_ps(o, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0x88));
-                _mm512_storeu_ps(o + 4 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, v0, v1, 0xdd));
-                _mm512_storeu_ps(o + 8 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0x88));
-                _mm512_storeu_ps(o + 12 * DS__GEMM_NR, _mm512_maskz_shuffle_f32x4((__mmask16)0xffff, w0, w1, 0xdd));
-            }
-        }
-}
-
-/* f32 strip [k][w] -> bf16 pairs with vcvtne2ps2bf16 (both round to nearest-even) */
-DS__TR_AVX512BF16 static void ds__pack_to_bf16_avx512(float *strip, int kc, int w) {
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    uint16_t *o = (uint16_t *)(void *)strip;
-    int k, c;
-    if (w == 8) { /* rows k and k + 1 are one register: interleave and convert */
-        const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
-        for (k = 0; k < kc; k += 2) {
-            __m512 x = k + 1 < kc ? _mm512_loadu_ps(strip + (size_t)k * 8) : _mm512_maskz_loadu_ps(0xff, strip + (size_t)k * 8);
-            __m256bh y = _mm512_cvtneps_pbh(_mm512_maskz_permutexvar_ps((__mmask16)0xffff, il, x));
-            _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)k * 8), (__m256i)y);
-        }
-        return;
-    }
-    for (k = 0; k < kc; k += 2) {
-        const float *r0 = strip + (size_t)k * w, *r1 = r0 + w;
-        __m512i out[4];
-        for (c = 0; c < w; c += 16) {
-            __m512 a = _mm512_loadu_ps(r0 + c), b = k + 1 < kc ? _mm512_loadu_ps(r1 + c) : _mm512_setzero_ps();
-            /* (a0 b0 a1 b1 ...) as bf16: one 512-bit register per 16 columns */
-            out[c / 16] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, hi, b), _mm512_permutex2var_ps(a, lo, b));
-        }
-        for (c = 0; c < w; c += 16) _mm512_storeu_si512((void *)(o + (size_t)k * w + 2 * c), out[c / 16]);
-    }
-}
-#endif
-
-typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
-
-static ds__micro_fn ds__gemm_pick(int bf16) {
-#if defined(DS__X86_SIMD)
-    unsigned f = ds_cpu_features();
-    if (bf16) return (f & DS_CPU_AVX512BF16) ? ds__gemm_micro_avx512bf16 : ds__gemm_micro_bf16_scalar;
-    if ((f & DS_CPU_AVX512F) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx512;
-    if ((f & DS_CPU_AVX2) && (f & DS_CPU_FMA)) return ds__gemm_micro_avx2;
-#endif
-    return bf16 ? ds__gemm_micro_bf16_scalar : ds__gemm_micro_scalar;
-}
-static void ds__gemm_to_bf16(float *strip, int kc, int w) {
-#if defined(DS__X86_SIMD)
-    if ((ds_cpu_features() & DS_CPU_AVX512BF16) && (w % 16 == 0 || w == 8)) {
-        ds__pack_to_bf16_avx512(strip, kc, w);
-        return;
-    }
-#endif
-    ds__pack_to_bf16(strip, kc, w);
-}
-
-/* the strip stride: room for kc rounded up to even (bf16 pairs) */
-#define DS__GEMM_KC_PAD (DS__GEMM_KC + 2)
-
-static void ds__gemm_pack_b_task(void *ctx, int t, int n) {
-    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
-    float *strip = g->ws->pack_b + (size_t)t * DS__GEMM_NR * DS__GEMM_KC_PAD;
-    (void)n;
-    ds__pack_b(strip, g, g->n0 + t * DS__GEMM_NR);
-    if (g->bf16) ds__gemm_to_bf16(strip, g->kc, DS__GEMM_NR);
-}
-
-static void ds__gemm_block_task(void *ctx, int t, int n) {
-    const ds__gemm_args *g = (const ds__gemm_args *)ctx;
-    int slot = ds__slot_acquire(g->ws), mt = t % g->m_tasks, nt = t / g->m_tasks;
-    int strips = (g->nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
-    int s0 = strips * nt / g->n_split, s1 = strips * (nt + 1) / g->n_split;
-    int m0 = mt * DS__GEMM_MC, m1 = DS__MIN(g->M, m0 + DS__GEMM_MC), i, s;
-    float *pa = g->ws->pack_a + (size_t)slot * DS__GEMM_MC * DS__GEMM_KC_PAD;
-    ds__micro_fn micro = ds__gemm_pick(g->bf16);
-    int add = !g->first;
-    (void)n;
-    for (i = m0; i < m1; i += DS__GEMM_MR) {
-        float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
-        ds__pack_a(a, g, i);
-        if (g->bf16) ds__gemm_to_bf16(a, g->kc, DS__GEMM_MR);
-    }
-    for (s = s0; s < s1; s++) {
-        const float *b = g->ws->pack_b + (size_t)s * DS__GEMM_NR * DS__GEMM_KC_PAD;
-        int j = g->n0 + s * DS__GEMM_NR, nr = DS__MIN(DS__GEMM_NR, g->N - j);
-        for (i = m0; i < m1; i += DS__GEMM_MR) {
-            const float *a = pa + (size_t)(i - m0) * DS__GEMM_KC_PAD;
-            int mr = DS__MIN(DS__GEMM_MR, g->M - i);
-            float *c = g->C + (size_t)i * g->ldc + j;
-            if (mr == DS__GEMM_MR && nr == DS__GEMM_NR) {
-                micro(a, b, g->kc, c, g->ldc, add);
-            } else { /* edge tile: through a local tile */
-                float tile[DS__GEMM_MR * DS__GEMM_NR];
-                int r, q;
-                micro(a, b, g->kc, tile, DS__GEMM_NR, 0);
-                for (r = 0; r < mr; r++)
-                    for (q = 0; q < nr; q++) c[(size_t)r * g->ldc + q] = (add ? c[(size_t)r * g->ldc + q] : 0.0f) + tile[r * DS__GEMM_NR + q];
-            }
-        }
-    }
-    DS__ATOMIC_STORE(&g->ws->busy[slot], 0);
-}
-
-static ds_status ds__gemm_ws_init(ds__gemm_ws *ws, ds_pool *pool) {
-    memset(ws, 0, sizeof *ws);
-    ws->pool = pool;
-    ws->n_slots = ds_pool_size(pool);
-    ws->pack_a = DS__CAST(float *, ds__calloc((size_t)ws->n_slots * DS__GEMM_MC * DS__GEMM_KC_PAD, sizeof(float)));
-    ws->pack_b = DS__CAST(float *, ds__calloc((size_t)DS__GEMM_NC * DS__GEMM_KC_PAD, sizeof(float)));
-    ws->busy = DS__CAST(int *, ds__calloc((size_t)ws->n_slots, sizeof(int)));
-    if (!ws->pack_a || !ws->pack_b || !ws->busy) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory for GEMM buffers");
-    return DS_OK;
-}
-static void ds__gemm_ws_free(ds__gemm_ws *ws) {
-    ds_free(ws->pack_a);
-    ds_free(ws->pack_b);
-    ds_free(ws->busy);
-    memset(ws, 0, sizeof *ws);
-}
-
-/* C (M, N) (+)= op(A) @ op(B). ta: A is stored (K, M); tb: B is stored (N, K). */
-static void ds__gemm(ds__gemm_ws *ws, int bf16, int ta, int tb, int M, int N, int K, const float *A, int lda,
-                     const float *B, int ldb, float *C, int ldc, int acc) {
-    ds__gemm_args g;
-    double t0 = ds_time(), c0 = ds__cpu_time(0);
-    int want = 4 * ds_pool_size(ws->pool);
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        int i;
-        if (!acc) for (i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
-        return;
-    }
-    memset(&g, 0, sizeof g);
-    g.ws = ws; g.ta = ta; g.tb = tb; g.M = M; g.N = N; g.K = K; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
-    g.bf16 = bf16; g.A = A; g.B = B; g.C = C;
-    g.m_tasks = (M + DS__GEMM_MC - 1) / DS__GEMM_MC;
-    for (g.k0 = 0; g.k0 < K; g.k0 += DS__GEMM_KC) {
-        g.kc = DS__MIN(DS__GEMM_KC, K - g.k0);
-        g.first = g.k0 == 0 && !acc;
-        for (g.n0 = 0; g.n0 < N; g.n0 += DS__GEMM_NC) {
-            int strips;
-            g.nc = DS__MIN(DS__GEMM_NC, N - g.n0);
-            strips = (g.nc + DS__GEMM_NR - 1) / DS__GEMM_NR;
-            /* few row blocks: split the columns too, so every thread has work */
-            g.n_split = DS__MAX(1, DS__MIN(strips, (want + g.m_tasks - 1) / g.m_tasks));
-            ds_pool_run(ws->pool, ds__gemm_pack_b_task, &g, strips);
-            ds_pool_run(ws->pool, ds__gemm_block_task, &g, g.m_tasks * g.n_split);
-        }
-    }
-    ws->seconds += ds_time() - t0;
-    ws->cpu_seconds += ds__cpu_time(0) - c0;
-}
-
+#if !defined(DS_NO_TRAIN)
 /* ---- reduced-precision emulation ---------------------------------------------------------- */
 /* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
    a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
@@ -10983,72 +11289,11 @@ static void ds__rope_table(float *cs, int T, int n_rot, float base) {
         }
 }
 
-static float ds__dot_scalar(const float *a, const float *b, int n) {
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-static void ds__axpy_scalar(float *y, float a, const float *x, int n) {
-    int i;
-    for (i = 0; i < n; i++) y[i] += a * x[i];
-}
-#if defined(DS__X86_SIMD)
-DS__TR_AVX512 static float ds__dot_avx512(const float *a, const float *b, int n) {
-    __m512 s = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) s = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s);
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s);
-    }
-    {
-        float lanes[16], r = 0.0f;
-        int k;
-        _mm512_storeu_ps(lanes, s);
-        for (k = 0; k < 16; k++) r += lanes[k];
-        return r;
-    }
-}
-DS__TR_AVX512 static void ds__axpy_avx512(float *y, float a, const float *x, int n) {
-    __m512 av = _mm512_set1_ps(a);
-    int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
-    }
-}
-#endif
-/* the attention inner products: picked once per attention call */
-typedef struct ds__vec_fns {
-    float (*dot)(const float *a, const float *b, int n);
-    void (*axpy)(float *y, float a, const float *x, int n);
-} ds__vec_fns;
-static ds__vec_fns ds__vec_pick(void) {
-    ds__vec_fns f;
-    f.dot = ds__dot_scalar;
-    f.axpy = ds__axpy_scalar;
-#if defined(DS__X86_SIMD)
-    if (ds_cpu_features() & DS_CPU_AVX512F) {
-        f.dot = ds__dot_avx512;
-        f.axpy = ds__axpy_avx512;
-    }
-#endif
-    return f;
-}
-
 typedef struct ds__attn_args {
     float *y, *probs, *dq, *dk, *dv;
     const float *q, *k, *v, *dy, *yc, *pc;
     int B, T, H, Hkv, hd;
-    ds__vec_fns f;
+    const ds__ops *o;
 } ds__attn_args;
 
 /* one task per (batch, kv head): the query heads of its group, causal softmax(q k^T / sqrt(hd)) v.
@@ -11065,23 +11310,23 @@ static void ds__attention_rows(void *ctx, int task, int n) {
             float *p = a->probs + (((size_t)b * a->H + h) * a->T + t) * a->T;
             float *y = a->y + ((size_t)b * a->T + t) * qs + h * a->hd, mx = -FLT_MAX, sum = 0.0f;
             for (j = 0; j <= t; j++) {
-                p[j] = scale * a->f.dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                p[j] = scale * a->o->dot(q, a->k + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
                 mx = DS__MAX(mx, p[j]);
             }
             for (j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
             memset(y, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 p[j] /= sum;
-                a->f.axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
+                a->o->axpy(y, p[j], a->v + ((size_t)b * a->T + j) * ks + g * a->hd, a->hd);
             }
         }
 }
-static void ds__attention_forward(ds_pool *pool, float *y, float *probs, const float *q, const float *k, const float *v,
+static void ds__attention_forward(const ds__ops *o, ds_pool *pool, float *y, float *probs, const float *q, const float *k, const float *v,
                                   int B, int T, int H, int Hkv, int hd) {
     ds__attn_args a;
     memset(&a, 0, sizeof a);
     a.y = y; a.probs = probs; a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
-    a.f = ds__vec_pick();
+    a.o = o;
     ds_pool_run(pool, ds__attention_rows, &a, B * Hkv);
 }
 /* dp_j = dy . v_j; ds_j = p_j (dp_j - dy . y) (since sum_j p_j v_j = y); dq += scale sum ds_j k_j,
@@ -11102,25 +11347,25 @@ static void ds__attention_back_rows(void *ctx, int task, int n) {
             size_t r = (size_t)b * a->T + t;
             const float *q = a->q + r * qs + h * a->hd, *dy = a->dy + r * qs + h * a->hd;
             const float *p = a->pc + (((size_t)b * a->H + h) * a->T + t) * a->T;
-            float *dq = a->dq + r * qs + h * a->hd, dyy = a->f.dot(dy, a->yc + r * qs + h * a->hd, a->hd);
+            float *dq = a->dq + r * qs + h * a->hd, dyy = a->o->dot(dy, a->yc + r * qs + h * a->hd, a->hd);
             memset(dq, 0, sizeof(float) * (size_t)a->hd);
             for (j = 0; j <= t; j++) {
                 size_t rj = ((size_t)b * a->T + j) * ks + g * a->hd;
-                float ds = p[j] * (a->f.dot(dy, a->v + rj, a->hd) - dyy) * scale;
-                a->f.axpy(dq, ds, a->k + rj, a->hd);
-                a->f.axpy(a->dk + rj, ds, q, a->hd);
-                a->f.axpy(a->dv + rj, p[j], dy, a->hd);
+                float ds = p[j] * (a->o->dot(dy, a->v + rj, a->hd) - dyy) * scale;
+                a->o->axpy(dq, ds, a->k + rj, a->hd);
+                a->o->axpy(a->dk + rj, ds, q, a->hd);
+                a->o->axpy(a->dv + rj, p[j], dy, a->hd);
             }
         }
 }
-static void ds__attention_backward(ds_pool *pool, float *dq, float *dk, float *dv, const float *dy, const float *y,
+static void ds__attention_backward(const ds__ops *o, ds_pool *pool, float *dq, float *dk, float *dv, const float *dy, const float *y,
                                    const float *probs, const float *q, const float *k, const float *v, int B, int T, int H,
                                    int Hkv, int hd) {
     ds__attn_args a;
     memset(&a, 0, sizeof a);
     a.dq = dq; a.dk = dk; a.dv = dv; a.dy = dy; a.yc = y; a.pc = probs;
     a.q = q; a.k = k; a.v = v; a.B = B; a.T = T; a.H = H; a.Hkv = Hkv; a.hd = hd;
-    a.f = ds__vec_pick();
+    a.o = o;
     ds_pool_run(pool, ds__attention_back_rows, &a, B * Hkv);
 }
 
@@ -11233,6 +11478,7 @@ struct ds_trainer {
     ds_model_config mc;
     ds_train_config tc;
     ds_pool *pool;
+    ds__ops ops;         /* the backend's kernels, chosen at creation */
     ds__gemm_ws ws;
     int C, H, Hkv, hd, qd, kvd, F, V, L, B, T, n_rot;
     size_t n_params;
@@ -11459,13 +11705,18 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown precision %d", (int)tr->tc.precision);
         goto fail;
     }
+    if (tr->tc.backend != DS_BACKEND_CPU && tr->tc.backend != DS_BACKEND_REF) {
+        st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown backend %d", (int)tr->tc.backend);
+        goto fail;
+    }
     tr->C = tr->mc.n_embd; tr->H = tr->mc.n_head; tr->Hkv = tr->mc.n_head_kv; tr->hd = tr->mc.head_dim;
     tr->qd = tr->H * tr->hd; tr->kvd = tr->Hkv * tr->hd; tr->F = tr->mc.n_ff; tr->V = tr->mc.n_vocab;
     tr->L = tr->mc.n_layer; tr->B = tr->tc.batch; tr->T = tr->tc.seq_len; tr->n_rot = tr->mc.n_rot;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = tr->tc.n_threads;
     if ((st = ds_pool_create(&pc, &tr->pool)) != DS_OK) goto fail;
-    if ((st = ds__gemm_ws_init(&tr->ws, tr->pool)) != DS_OK) goto fail;
+    ds__ops_init(&tr->ops, tr->tc.backend);
+    if ((st = ds__gemm_ws_init(&tr->ws, &tr->ops, tr->pool)) != DS_OK) goto fail;
     tr->tensors = DS__CAST(ds__ttensor *, ds__calloc((size_t)tr->L * 16 + 3, sizeof(ds__ttensor)));
     tr->lp = DS__CAST(ds__tlayer *, ds__calloc((size_t)tr->L, sizeof(ds__tlayer)));
     if (!tr->tensors || !tr->lp) {
@@ -11596,7 +11847,7 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
         ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
         ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
         ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
-        ds__attention_forward(tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+        ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
         memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
         ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
     }
@@ -11634,7 +11885,7 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
         return;
     }
     ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
-    ds__attention_backward(tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    ds__attention_backward(&tr->ops, tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
     ds__rope_apply(tr->dk, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, -1.0f);
     ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
@@ -11890,48 +12141,24 @@ static void ds__tr_sumsq_chunk(void *ctx, int t, int n) {
     a->partial[t] = s;
 }
 
-#if defined(DS__X86_SIMD)
-static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a);
-#endif
-/* AdamW as PyTorch does it: p *= 1 - lr wd (matrices only), p -= lr mhat / (sqrt(vhat) + eps) */
+/* AdamW on elements [i0, i1) of one tensor: decay on matrices only */
 static void ds__tr_adam_tensor(ds_trainer *tr, const ds__ttensor *t, size_t i0, size_t i1, const ds__adam_args *a) {
     const ds_train_config *tc = &tr->tc;
-    float decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
-    size_t i = i0;
-#if defined(DS__X86_SIMD)
-    if (ds_cpu_features() & DS_CPU_AVX512F) i = ds__tr_adam_avx512(tr, i0, i1, decay, a);
-#endif
-    for (; i < i1; i++) {
-        float g = tr->grads[i] * a->gscale, mh, vh;
-        tr->m[i] = tc->beta1 * tr->m[i] + (1.0f - tc->beta1) * g;
-        tr->v[i] = tc->beta2 * tr->v[i] + (1.0f - tc->beta2) * g * g;
-        mh = tr->m[i] / a->bc1;
-        vh = tr->v[i] / a->bc2;
-        tr->params[i] = tr->params[i] * decay - a->lr * mh / (sqrtf(vh) + tc->adam_eps);
-    }
+    ds__adamw w;
+    w.p = tr->params;
+    w.m = tr->m;
+    w.v = tr->v;
+    w.g = tr->grads;
+    w.gscale = a->gscale;
+    w.beta1 = tc->beta1;
+    w.beta2 = tc->beta2;
+    w.bc1 = a->bc1;
+    w.bc2 = a->bc2;
+    w.lr = a->lr;
+    w.eps = tc->adam_eps;
+    w.decay = (t->rows > 1 && tc->weight_decay > 0.0f) ? 1.0f - a->lr * tc->weight_decay : 1.0f;
+    ds__adamw_update(&tr->ops, &w, i0, i1);
 }
-#if defined(DS__X86_SIMD)
-/* the same arithmetic as ds__tr_adam_tensor, operation for operation (so bit-identical) */
-DS__TR_AVX512 static size_t ds__tr_adam_avx512(ds_trainer *tr, size_t i0, size_t i1, float decay, const ds__adam_args *a) {
-    const ds_train_config *tc = &tr->tc;
-    __m512 b1 = _mm512_set1_ps(tc->beta1), b2 = _mm512_set1_ps(tc->beta2), c1 = _mm512_set1_ps(1.0f - tc->beta1);
-    __m512 c2 = _mm512_set1_ps(1.0f - tc->beta2), gs = _mm512_set1_ps(a->gscale), bc1 = _mm512_set1_ps(a->bc1);
-    __m512 bc2 = _mm512_set1_ps(a->bc2), dec = _mm512_set1_ps(decay), lr = _mm512_set1_ps(a->lr), eps = _mm512_set1_ps(tc->adam_eps);
-    size_t i;
-    for (i = i0; i + 16 <= i1; i += 16) {
-        __m512 g = _mm512_mul_ps(_mm512_loadu_ps(tr->grads + i), gs);
-        __m512 m = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(tr->m + i)), _mm512_mul_ps(c1, g));
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(tr->v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, g), g));
-        __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
-        __m512 p = _mm512_mul_ps(_mm512_loadu_ps(tr->params + i), dec);
-        p = _mm512_sub_ps(p, _mm512_div_ps(_mm512_mul_ps(lr, mh), _mm512_add_ps(_mm512_sqrt_ps(vh), eps)));
-        _mm512_storeu_ps(tr->m + i, m);
-        _mm512_storeu_ps(tr->v + i, v);
-        _mm512_storeu_ps(tr->params + i, p);
-    }
-    return i;
-}
-#endif
 
 static void ds__tr_adam_chunk(void *ctx, int t, int n) {
     ds__adam_args *a = (ds__adam_args *)ctx;
@@ -12313,127 +12540,6 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
     return st;
 }
 
-/* ---- f32 FMA peak ------------------------------------------------------------------------- */
-typedef struct ds__peak_args {
-    double seconds;
-    double *flops, *cpu;
-    int bf16; /* time vdpbf16ps instead of FMA */
-} ds__peak_args;
-
-#if defined(DS__X86_SIMD)
-/* 16 independent chains of one zmm instruction, enough to cover latency x ports; they start
-   distinct (equal chains would be merged by the compiler) and are summed at the end. STEP(x)
-   updates accumulator x; each step is FLOPS floating-point operations. */
-#define DS__PEAK_ZMM(STEP, FLOPS)                                                                                          \
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f), a3 = _mm512_set1_ps(1.03f);       \
-    __m512 a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f), a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f);       \
-    __m512 a8 = _mm512_set1_ps(1.08f), a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);     \
-    __m512 a12 = _mm512_set1_ps(1.12f), a13 = _mm512_set1_ps(1.13f), a14 = _mm512_set1_ps(1.14f), a15 = _mm512_set1_ps(1.15f);   \
-    long i;                                                                                                                \
-    float out[16];                                                                                                         \
-    for (i = 0; i < iters; i++) {                                                                                          \
-        STEP(a0) STEP(a1) STEP(a2) STEP(a3) STEP(a4) STEP(a5) STEP(a6) STEP(a7)                                            \
-        STEP(a8) STEP(a9) STEP(a10) STEP(a11) STEP(a12) STEP(a13) STEP(a14) STEP(a15)                                      \
-    }                                                                                                                      \
-    a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)), _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));     \
-    a8 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)), _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))); \
-    _mm512_storeu_ps(out, _mm512_add_ps(a0, a8));                                                                          \
-    return (double)iters * 16 * (FLOPS) + (out[0] > 1e30f ? 1.0 : 0.0)
-
-DS__TR_AVX512 static double ds__peak_avx512(long iters) {
-    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-#define DS__STEP(x) x = _mm512_fmadd_ps(x, m, c);
-    DS__PEAK_ZMM(DS__STEP, 16 * 2);
-#undef DS__STEP
-}
-/* vdpbf16ps: 16 lanes x 2 products each */
-DS__TR_AVX512BF16 static double ds__peak_avx512bf16(long iters) {
-    const __m512bh m = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), c = (__m512bh)_mm512_set1_epi32(0x33d633d6);
-#define DS__STEP(x) x = _mm512_dpbf16_ps(x, m, c);
-    DS__PEAK_ZMM(DS__STEP, 32 * 2);
-#undef DS__STEP
-}
-DS__TR_AVX2 static double ds__peak_avx2(long iters) {
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f), a3 = _mm256_set1_ps(1.03f);
-    __m256 a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f), a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f);
-    __m256 a8 = _mm256_set1_ps(1.08f), a9 = _mm256_set1_ps(1.09f);
-    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    long i;
-    float out[8];
-    for (i = 0; i < iters; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c); a3 = _mm256_fmadd_ps(a3, m, c);
-        a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c); a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c);
-        a8 = _mm256_fmadd_ps(a8, m, c); a9 = _mm256_fmadd_ps(a9, m, c);
-    }
-    a0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    _mm256_storeu_ps(out, _mm256_add_ps(a0, _mm256_add_ps(a8, a9)));
-    return (double)iters * 10 * 8 * 2 + (out[0] > 1e30f ? 1.0 : 0.0);
-}
-#endif
-static double ds__peak_scalar(long iters) {
-    float a[8] = {1.0f, 1.01f, 1.02f, 1.03f, 1.04f, 1.05f, 1.06f, 1.07f};
-    long i;
-    int k;
-    for (i = 0; i < iters; i++)
-        for (k = 0; k < 8; k++) a[k] = a[k] * 0.999999f + 1e-7f;
-    return (double)iters * 16 + (a[0] > 1e30f ? 1.0 : 0.0);
-}
-
-static void ds__peak_task(void *ctx, int t, int n) {
-    ds__peak_args *a = (ds__peak_args *)ctx;
-    double t0 = ds_time(), c0 = ds__cpu_time(1), f = 0.0;
-    unsigned feat = ds_cpu_features();
-    (void)n;
-    while (ds_time() - t0 < a->seconds) {
-#if defined(DS__X86_SIMD)
-        if (a->bf16) f += ds__peak_avx512bf16(200000);
-        else if ((feat & DS_CPU_AVX512F) && (feat & DS_CPU_FMA)) f += ds__peak_avx512(200000);
-        else if ((feat & DS_CPU_AVX2) && (feat & DS_CPU_FMA)) f += ds__peak_avx2(200000);
-        else
-#endif
-            f += ds__peak_scalar(200000);
-    }
-    (void)feat;
-    a->flops[t] = f;
-    a->cpu[t] = ds__cpu_time(1) - c0;
-}
-
-static double ds__peak_gflops(int n_threads, double seconds, double *per_core, int bf16) {
-    ds_pool *pool = NULL;
-    ds_pool_config pc;
-    ds__peak_args a;
-    double t0, total = 0.0, cpu = 0.0;
-    int i, n;
-    if (per_core) *per_core = 0.0;
-    if (bf16 && !(ds_cpu_features() & DS_CPU_AVX512BF16)) return 0.0;
-    memset(&pc, 0, sizeof pc);
-    pc.n_threads = n_threads;
-    if (ds_pool_create(&pc, &pool) != DS_OK) return 0.0;
-    n = ds_pool_size(pool);
-    a.seconds = seconds > 0.0 ? seconds : 0.5;
-    a.bf16 = bf16;
-    a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
-    if (!a.flops) {
-        ds_pool_destroy(pool);
-        return 0.0;
-    }
-    a.cpu = a.flops + n;
-    t0 = ds_time();
-    ds_pool_run(pool, ds__peak_task, &a, n);
-    t0 = ds_time() - t0;
-    for (i = 0; i < n; i++) {
-        total += a.flops[i];
-        cpu += a.cpu[i];
-    }
-    if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
-    ds_free(a.flops);
-    ds_pool_destroy(pool);
-    return total / t0 * 1e-9;
-}
-DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 0); }
-DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 1); }
-
-
 // >>train:deepseek
 /* ---- MLA and MoE layers for training ---------------------------------------------------------
    Training runs MLA in its naive form: the latent is decompressed into per-head keys and values
@@ -12442,14 +12548,14 @@ DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per
    rows, parameters are offsets into the trainer's parameter and gradient buffers. */
 
 
-static DS__MAYBE_UNUSED size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
+static size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
     return 2 * ds__tr_round16(N * c->q_lora_rank) + 2 * ds__tr_round16(N) + ds__tr_round16(N * H * ds__mla_dq(c)) +
            ds__tr_round16(N * (R + c->qk_rope_dim)) + 2 * ds__tr_round16(N * R) + ds__tr_round16(N * H * (c->qk_nope_dim + c->v_head_dim)) +
            ds__tr_round16((size_t)B * H * T * T) + ds__tr_round16(N * H * c->v_head_dim);
 }
 
-static DS__MAYBE_UNUSED void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+static void ds__mla_tacts_carve(ds__mla_tacts *a, float **p, const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, H = (size_t)c->n_head, R = (size_t)c->kv_lora_rank;
     a->qa = ds__tr_take(p, N * c->q_lora_rank);
     a->qan = ds__tr_take(p, N * c->q_lora_rank);
@@ -12468,6 +12574,7 @@ typedef struct ds__mla_attn_args {
     const ds_model_config *c;
     const ds__mla_tacts *a;
     ds__mla_tacts *d;   /* backward: gradients (q, kva, kv, att) */
+    const ds__ops *o;
     int T;
 } ds__mla_attn_args;
 
@@ -12486,11 +12593,11 @@ static void ds__mla_attn_fwd_seq(void *ctx, int b, int n) {
             float *p = g->a->probs + (((size_t)b * H + h) * T + i) * T, *o = g->a->att + (ri * H + h) * Dv;
             for (j = 0; j <= i; j++) {
                 size_t rj = (size_t)b * T + j;
-                p[j] = scale * (ds__dot_f32(q, g->a->kv + (rj * H + h) * KV, Dn) + ds__dot_f32(q + Dn, g->a->kva + rj * (R + Dr) + R, Dr));
+                p[j] = scale * (g->o->dot(q, g->a->kv + (rj * H + h) * KV, Dn) + g->o->dot(q + Dn, g->a->kva + rj * (R + Dr) + R, Dr));
             }
-            ds__softmax(p, i + 1);
+            g->o->softmax(p, i + 1);
             memset(o, 0, (size_t)Dv * sizeof *o);
-            for (j = 0; j <= i; j++) ds__axpy_f32(o, p[j], g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+            for (j = 0; j <= i; j++) g->o->axpy(o, p[j], g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
         }
 }
 
@@ -12508,23 +12615,23 @@ static void ds__mla_attn_bwd_seq(void *ctx, int b, int n) {
             const float *q = g->a->q + (ri * H + h) * Dq, *p = g->a->probs + (((size_t)b * H + h) * T + i) * T;
             const float *dout = g->d->att + (ri * H + h) * Dv;
             float *dq = g->d->q + (ri * H + h) * Dq, dot = 0.0f;
-            for (j = 0; j <= i; j++) dot += p[j] * ds__dot_f32(dout, g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+            for (j = 0; j <= i; j++) dot += p[j] * g->o->dot(dout, g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
             for (j = 0; j <= i; j++) {
                 size_t rj = (size_t)b * T + j;
                 const float *kj = g->a->kv + (rj * H + h) * KV;
                 float *dkj = g->d->kv + (rj * H + h) * KV;
-                float ds = p[j] * (ds__dot_f32(dout, kj + Dn, Dv) - dot) * scale;
-                ds__axpy_f32(dkj + Dn, p[j], dout, Dv);
-                ds__axpy_f32(dq, ds, kj, Dn);
-                ds__axpy_f32(dq + Dn, ds, g->a->kva + rj * (R + Dr) + R, Dr);
-                ds__axpy_f32(dkj, ds, q, Dn);
-                ds__axpy_f32(g->d->kva + rj * (R + Dr) + R, ds, q + Dn, Dr);
+                float ds = p[j] * (g->o->dot(dout, kj + Dn, Dv) - dot) * scale;
+                g->o->axpy(dkj + Dn, p[j], dout, Dv);
+                g->o->axpy(dq, ds, kj, Dn);
+                g->o->axpy(dq + Dn, ds, g->a->kva + rj * (R + Dr) + R, Dr);
+                g->o->axpy(dkj, ds, q, Dn);
+                g->o->axpy(g->d->kva + rj * (R + Dr) + R, ds, q + Dn, Dr);
             }
         }
 }
 
 /* y (N, C) (+= when acc) = MLA of the normed input x (N, C); cs: RoPE table (T, Dr) */
-static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
+static void ds__mla_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, ds__mla_tacts *a, const float *x, float *y, int acc, const float *cs, int B, int T) {
     const float *W = tr->params;
     int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int Dn = c->qk_nope_dim, Dv = c->v_head_dim, i;
@@ -12543,6 +12650,7 @@ static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_mode
     ds__rmsnorm_forward(tr->pool, a->c, a->rstd_c, a->lat, W + P->kv_a_norm, N, R, c->norm_eps);
     ds__linear_forward(tr, a->kv, a->c, W + P->wkv_b, N, H * (Dn + Dv), R, 0);
     g.c = c;
+    g.o = &tr->ops;
     g.a = a;
     g.d = NULL;
     g.T = T;
@@ -12552,7 +12660,7 @@ static DS__MAYBE_UNUSED void ds__mla_train_forward(ds_trainer *tr, const ds_mode
 
 /* dx (N, C) += gradient of the input from dy (N, C); parameter gradients are added to tr->grads.
    d: scratch of the saved values' shape (its contents are overwritten). */
-static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
+static void ds__mla_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__mla_tparams *P, const ds__mla_tacts *a, ds__mla_tacts *d, const float *x, const float *dy, float *dx, const float *cs, int B, int T) {
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T, C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Rq = c->q_lora_rank, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
@@ -12563,6 +12671,7 @@ static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_mod
     memset(d->kv, 0, sizeof(float) * (size_t)N * H * (Dn + Dv));
     memset(d->kva, 0, sizeof(float) * (size_t)N * (R + Dr));
     g.c = c;
+    g.o = &tr->ops;
     g.a = a;
     g.d = d;
     g.T = T;
@@ -12593,13 +12702,13 @@ static DS__MAYBE_UNUSED void ds__mla_train_backward(ds_trainer *tr, const ds_mod
    mean normalised affinity) adds its gradient to the router. */
 
 
-static DS__MAYBE_UNUSED size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
+static size_t ds__moe_tacts_floats(const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
     return ds__tr_round16(N * E) + 3 * ds__tr_round16(N * K) + ds__tr_round16(E + 1) + 2 * ds__tr_round16(N * K * c->n_embd) +
            3 * ds__tr_round16(N * K * F) + 3 * ds__tr_round16(N * SF) + ds__tr_round16(2 * E + 2);
 }
 
-static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
+static void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, const ds_model_config *c, int B, int T) {
     size_t N = (size_t)B * T, K = (size_t)c->n_expert_used, E = (size_t)c->n_expert, F = (size_t)c->n_ff_expert, SF = F * c->n_expert_shared;
     a->probs = ds__tr_take(p, N * E);
     a->w = ds__tr_take(p, N * K);
@@ -12618,11 +12727,11 @@ static DS__MAYBE_UNUSED void ds__moe_tacts_carve(ds__moe_tacts *a, float **p, co
 }
 
 /* y (N, C) (+= when acc) = routed + shared experts of x (N, C); bias: the selection bias or NULL */
-static DS__MAYBE_UNUSED void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
+static void ds__moe_train_forward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const float *bias, ds__moe_tacts *a, const float *x, float *y, int acc, int N) {
     const float *W = tr->params;
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e;
     ds__linear_forward(tr, a->probs, x, W + P->gate_inp, N, E, C, 0);
-    for (i = 0; i < N; i++) ds__moe_route(c, bias, a->probs + (size_t)i * E, a->gi + (size_t)i * K, a->w + (size_t)i * K, a->sel);
+    for (i = 0; i < N; i++) ds__moe_route(&tr->ops, c, bias, a->probs + (size_t)i * E, a->gi + (size_t)i * K, a->w + (size_t)i * K, a->sel);
     memset(a->count, 0, (size_t)(E + 1) * sizeof *a->count);
     for (i = 0; i < N * K; i++) a->count[a->gi[i] + 1]++;
     for (e = 0; e < E; e++) a->count[e + 1] += a->count[e];
@@ -12648,7 +12757,7 @@ static DS__MAYBE_UNUSED void ds__moe_train_forward(ds_trainer *tr, const ds_mode
     }
     for (i = 0; i < N * K; i++) {
         int slot = a->order[i];
-        ds__axpy_f32(y + (size_t)(slot / K) * C, a->w[slot], a->y + (size_t)i * C, C);
+        tr->ops.axpy(y + (size_t)(slot / K) * C, a->w[slot], a->y + (size_t)i * C, C);
     }
 }
 
@@ -12671,7 +12780,7 @@ static float ds__moe_balance_grad(const ds_model_config *c, const float *p, cons
 /* dx (N, C) += input gradient from dy (N, C); parameter gradients added to tr->grads.
    d: scratch of the saved values' shape. alpha > 0 adds the sequence balance loss over
    sequences of T tokens; returns that loss (mean over sequences). */
-static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
+static float ds__moe_train_backward(ds_trainer *tr, const ds_model_config *c, const ds__moe_tparams *P, const ds__moe_tacts *a, ds__moe_tacts *d, const float *x, const float *dy, float *dx, int N, int T, float alpha) {
     const float *W = tr->params;
     float *G = tr->grads, scale = c->routed_scale > 0.0f ? c->routed_scale : 1.0f, bal = 0.0f;
     int E = c->n_expert, K = c->n_expert_used, C = c->n_embd, F = c->n_ff_expert, SF = F * c->n_expert_shared, i, e, k;
@@ -12680,9 +12789,9 @@ static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_mo
     for (i = 0; i < N * K; i++) {
         int slot = a->order[i];
         const float *g = dy + (size_t)(slot / K) * C;
-        d->w[slot] = ds__dot_f32(g, a->y + (size_t)i * C, C);
+        d->w[slot] = tr->ops.dot(g, a->y + (size_t)i * C, C);
         memset(d->y + (size_t)i * C, 0, (size_t)C * sizeof(float));
-        ds__axpy_f32(d->y + (size_t)i * C, a->w[slot], g, C);
+        tr->ops.axpy(d->y + (size_t)i * C, a->w[slot], g, C);
     }
     memset(d->xg, 0, sizeof(float) * (size_t)N * K * C);
     for (e = 0; e < E; e++) {
@@ -12693,7 +12802,7 @@ static DS__MAYBE_UNUSED float ds__moe_train_backward(ds_trainer *tr, const ds_mo
         ds__linear_backward(tr, d->xg + (size_t)r0 * C, 0, G + P->gate_exps + (size_t)e * F * C, d->g + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->gate_exps + (size_t)e * F * C, n, F, C);
         ds__linear_backward(tr, d->xg + (size_t)r0 * C, 1, G + P->up_exps + (size_t)e * F * C, d->u + (size_t)r0 * F, a->xg + (size_t)r0 * C, W + P->up_exps + (size_t)e * F * C, n, F, C);
     }
-    for (i = 0; i < N * K; i++) ds__axpy_f32(dx + (size_t)(a->order[i] / K) * C, 1.0f, d->xg + (size_t)i * C, C);
+    for (i = 0; i < N * K; i++) tr->ops.axpy(dx + (size_t)(a->order[i] / K) * C, 1.0f, d->xg + (size_t)i * C, C);
     if (SF) {
         ds__linear_backward(tr, d->sh, 0, G + P->down_sh, dy, a->sh, W + P->down_sh, N, C, SF);
         ds__swiglu_backward(tr->pool, d->sg, d->su, d->sh, a->sg, a->su, (size_t)N * SF);
@@ -12919,6 +13028,7 @@ DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
     return E;
 }
 
+#endif /* DS_NO_TRAIN */
 #ifdef __cplusplus
 }
 #endif

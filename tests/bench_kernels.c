@@ -11,6 +11,12 @@
 /* with 1 thread the clock is the thread's CPU time: less disturbed by other processes on a
    shared machine; with more threads it is wall time */
 static int use_cpu_clock;
+/* the CPU backend's kernels under the feature mask in use */
+static ds__ops ops;
+static void use_mask(unsigned mask) {
+    ds_cpu_set_mask(mask);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+}
 static double now(void) {
     struct timespec ts;
     if (!use_cpu_clock) return ds_time();
@@ -101,7 +107,7 @@ static double decode_step(ds_pool *pool, mat *ms, int n_mats, float *x, float *y
     int r, i;
     for (r = 0; r < reps; r++) {
         double t0 = now();
-        for (i = 0; i < n_mats; i++) ds__matmul(pool, y, x, 1, ms[i].w, ms[i].t, ms[i].N, ms[i].K, ws);
+        for (i = 0; i < n_mats; i++) ds__matmul(&ops, pool, y, x, 1, ms[i].w, ms[i].t, ms[i].N, ms[i].K, ws);
         best = DS__MIN(best, now() - t0);
     }
     return best;
@@ -114,7 +120,7 @@ static double prefill_layer(ds_pool *pool, mat *ms, int T, float *x, float *y, v
     for (i = 0; i < 7; i++) *flops += 2.0 * T * ms[i].N * ms[i].K;
     for (r = 0; r < reps; r++) {
         double t0 = now();
-        for (i = 0; i < 7; i++) ds__matmul(pool, y, x, T, ms[i].w, ms[i].t, ms[i].N, ms[i].K, ws);
+        for (i = 0; i < 7; i++) ds__matmul(&ops, pool, y, x, T, ms[i].w, ms[i].t, ms[i].N, ms[i].K, ws);
         best = DS__MIN(best, now() - t0);
     }
     return best;
@@ -129,13 +135,13 @@ static double time_elementwise(int which, int reps) {
         double t0 = now();
         for (j = 0; j < 1000; j++) {
             switch (which) {
-            case 0: ds__rmsnorm(c, a, b, D, 1e-5f); break;
-            case 1: memcpy(c, a, 4 * 1024); ds__softmax(c, 1024); break;
-            case 2: ds__swiglu(c, a, b, F); break;
-            case 3: ds__rope(c, 9, 64, 64, j, 10000.0f, 0); break;
-            case 4: ds__rope(c, 9, 64, 64, j, 10000.0f, 1); break;
-            case 5: a[0] += ds__dot_f32(a, b, D) * 1e-30f; break;
-            case 6: ds__axpy_f32(c, 0.5f, a, D); break;
+            case 0: ops.rmsnorm(c, a, b, D, 1e-5f); break;
+            case 1: memcpy(c, a, 4 * 1024); ops.softmax(c, 1024); break;
+            case 2: ops.swiglu(c, a, b, F); break;
+            case 3: ds__rope(&ops, c, 9, 64, 64, j, 10000.0f, 0); break;
+            case 4: ds__rope(&ops, c, 9, 64, 64, j, 10000.0f, 1); break;
+            case 5: a[0] += ops.dot(a, b, D) * 1e-30f; break;
+            case 6: ops.axpy(c, 0.5f, a, D); break;
             }
         }
         best = DS__MIN(best, now() - t0);
@@ -160,13 +166,13 @@ static void per_type(ds_pool *pool) {
         make_mat(&mt, types[i], N, K);
         bytes = (double)ds__row_bytes(types[i], K) * N;
         for (l = 0; l < 2; l++) {
-            ds_cpu_set_mask(l ? ~0u : 0u);
+            use_mask(l ? ~0u : 0u);
             for (T = 0; T < 2; T++) {
                 double best = 1e30;
                 int r, reps = T ? (l ? 3 : 1) : (l ? 50 : 5);
                 for (r = 0; r < 3; r++) {
                     double t0 = now();
-                    for (j = 0; j < reps; j++) ds__matmul(pool, y, x, T ? TP : 1, mt.w, mt.t, N, K, ws);
+                    for (j = 0; j < reps; j++) ds__matmul(&ops, pool, y, x, T ? TP : 1, mt.w, mt.t, N, K, ws);
                     best = DS__MIN(best, (now() - t0) / reps);
                 }
                 res[l][T] = T ? 2.0 * N * K * TP / best / 1e9 : bytes / best / 1e9;
@@ -191,6 +197,7 @@ int main(int argc, char **argv) {
     void *ws = ds_alloc(ds__matmul_wsize(DS_TYPE_Q4_1, 512, F) + ds__matmul_wsize(DS_TYPE_Q8_0, 512, F));
     double bytes = 0, scalar_dec = 0, scalar_pf = 0;
     static const char *ew[] = {"rmsnorm 576", "softmax 1024", "swiglu 1536", "rope 9x64 adjacent", "rope 9x64 neox", "dot_f32 576", "axpy_f32 576"};
+    use_mask(~0u);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = threads;
     ds_pool_create(&pc, &pool);
@@ -213,7 +220,7 @@ int main(int argc, char **argv) {
     printf("\ndecode (T=1), SmolLM2-135M Q4_1 shapes, %.1f MB of weights per token:\n", bytes / 1e6);
     for (l = 0; l < 4 && strchr(only, 'd'); l++) {
         double s;
-        ds_cpu_set_mask(levels[l].mask);
+        use_mask(levels[l].mask);
         if (l > 0 && l < 3 && (ds_cpu_features() & levels[l].mask) != levels[l].mask) continue;
         s = decode_step(pool, ms, n_mats, x, y, ws, l == 0 ? 2 : 10);
         if (l == 0) scalar_dec = s;
@@ -222,7 +229,7 @@ int main(int argc, char **argv) {
     printf("\nprefill (T=512), one layer's 7 matmuls (Q4_1):\n");
     for (l = 0; l < 4 && strchr(only, 'p'); l++) {
         double s, fl;
-        ds_cpu_set_mask(levels[l].mask);
+        use_mask(levels[l].mask);
         if (l > 0 && l < 3 && (ds_cpu_features() & levels[l].mask) != levels[l].mask) continue;
         s = prefill_layer(pool, ms, l == 0 ? 32 : 512, x, y, ws, l == 0 ? 1 : 5, &fl);
         if (l == 0) { scalar_pf = fl / s; }
@@ -232,9 +239,9 @@ int main(int argc, char **argv) {
     printf("\nelement-wise kernels (ns per call, single thread):\n");
     for (i = 0; i < 7 && strchr(only, 'e'); i++) {
         double s0, s1;
-        ds_cpu_set_mask(0);
+        use_mask(0);
         s0 = time_elementwise(i, 5);
-        ds_cpu_set_mask(~0u);
+        use_mask(~0u);
         s1 = time_elementwise(i, 5);
         printf("  %-20s scalar %8.0f  best %8.0f  %5.1fx\n", ew[i], s0, s1, s0 / s1);
     }

@@ -31,7 +31,8 @@ static void bare_trainer(ds_trainer *tr, float *params, float *grads) {
     tr->params = params;
     tr->grads = grads;
     tr->tc.precision = DS_PREC_F32;
-    ds__gemm_ws_init(&tr->ws, NULL);
+    ds__ops_init(&tr->ops, DS_BACKEND_CPU);
+    ds__gemm_ws_init(&tr->ws, &tr->ops, NULL);
 }
 
 /* ---- double-precision reference pieces ---- */

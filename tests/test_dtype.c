@@ -251,6 +251,7 @@ static int matmul_main(int argc, char **argv) {
     void *w, *x, *ws;
     float *y;
     ds_pool *pool = NULL;
+    ds__ops ops;
     ds_pool_config pc;
     FILE *out;
     if (argc != 8 || (ty = type_by_name(argv[2])) == DS_TYPE_COUNT_) return 2;
@@ -263,7 +264,8 @@ static int matmul_main(int argc, char **argv) {
     memset(&pc, 0, sizeof pc);
     pc.n_threads = 2;
     ds_pool_create(&pc, &pool);
-    ds__matmul(pool, y, (const float *)x, T, w, ty, N, K, ws);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    ds__matmul(&ops, pool, y, (const float *)x, T, w, ty, N, K, ws);
     ds_pool_destroy(pool);
     if (!(out = fopen(argv[7], "wb")) || fwrite(y, 4, (size_t)T * N, out) != (size_t)T * N) return 2;
     free(w);

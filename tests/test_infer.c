@@ -649,25 +649,24 @@ static void test_f16_rows(ds_test_ctx *t) {
     enum { N = 1003 };
     static float x[N], a[N], b[N];
     static uint16_t ha[N], hb[N];
+    ds__ops cpu, ref;
     int i;
     tiny_rng = 99;
     for (i = 0; i < N; i++) x[i] = (float)(tiny_uniform() * pow(2.0, 40.0 * tiny_uniform()));   /* subnormal to overflow */
     x[0] = 65520.0f;   /* rounds to inf */
     x[1] = -0.0f;
     x[2] = 2.98023224e-08f;   /* half the smallest subnormal: ties to even, 0 */
-    ds__f32_row_to_f16(ha, x, N);
+    ds__ops_init(&cpu, DS_BACKEND_CPU);
+    ds__ops_init(&ref, DS_BACKEND_REF);
+    cpu.f32_to_f16(ha, x, N);
     memcpy(a, x, sizeof x);
-    ds__f16_round_row(a, N);
-    ds_cpu_set_mask(0);
-    ds__f32_row_to_f16(hb, x, N);
+    cpu.f16_round(a, N);
+    ref.f32_to_f16(hb, x, N);
     memcpy(b, x, sizeof x);
-    ds__f16_round_row(b, N);
-    ds_cpu_set_mask(~0u);
+    ref.f16_round(b, N);
     DS_CHECK(t, memcmp(ha, hb, sizeof ha) == 0 && memcmp(a, b, sizeof a) == 0, "f32 -> f16 differs from the scalar path");
-    ds__f16_row_to_f32(a, ha, N);
-    ds_cpu_set_mask(0);
-    ds__f16_row_to_f32(b, ha, N);
-    ds_cpu_set_mask(~0u);
+    cpu.f16_to_f32(a, ha, N);
+    ref.f16_to_f32(b, ha, N);
     DS_CHECK(t, memcmp(a, b, sizeof a) == 0, "f16 -> f32 differs from the scalar path");
 }
 

@@ -46,7 +46,12 @@ static int level_usable(int l) {
     }
     return l >= 0 && (levels[l].mask & all_features) == levels[l].mask && (levels[l].mask & all_features) != 0;
 }
-static void use_level(int l) { ds_cpu_set_mask(l < 0 ? 0u : levels[l].mask); }
+/* the CPU backend's kernels at the level in use (-1: none, the references) */
+static ds__ops ops;
+static void use_level(int l) {
+    ds_cpu_set_mask(l < 0 ? 0u : levels[l].mask);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+}
 /* every level follows the references' float order exactly (llama.cpp's, deepseek.h design
    notes "numerics") for the integer-dot matmuls and the element-wise kernels */
 static int bit_equal(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
@@ -97,7 +102,7 @@ static void test_matmul_ref_formulas(ds_test_ctx *t) {
             int n, tt, k;
             random_weights(wt, w, N, K);
             fill(x, T * K, 2.0f);
-            ds__matmul(NULL, y, x, T, w, wt, N, K, ws);
+            ds__matmul(&ops, NULL, y, x, T, w, wt, N, K, ws);
             for (tt = 0; tt < T; tt++) {
                 ds__quantize_row(at, x + (size_t)tt * K, xq, K);
                 ds__dequantize_row(at, xq, xd, K);
@@ -134,20 +139,20 @@ static void test_elementwise_ref(ds_test_ctx *t) {
     fill(x, n, 3.0f);
     fill(w, n, 1.0f);
     for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    ds__rmsnorm(y, x, w, n, 1e-5f);
+    ops.rmsnorm(y, x, w, n, 1e-5f);
     for (i = 0; i < n; i++) DS_CHECK(t, fabs(y[i] - x[i] * w[i] / sqrt(ss / n + 1e-5)) < 1e-5, "rmsnorm %d", i);
     memcpy(y, x, sizeof x);
-    ds__softmax(y, n);
+    ops.softmax(y, n);
     for (i = 0; i < n; i++) mx = DS__MAX(mx, x[i]);
     for (i = 0; i < n; i++) se += exp(x[i] - mx);
     for (i = 0; i < n; i++) DS_CHECK(t, fabs(y[i] - exp(x[i] - mx) / se) < 1e-6, "softmax %d", i);
     fill(g, n, 6.0f);
     fill(u, n, 2.0f);
-    ds__swiglu(y, g, u, n);
+    ops.swiglu(y, g, u, n);
     for (i = 0; i < n; i++) DS_CHECK(t, fabs(y[i] - g[i] / (1 + exp(-(double)g[i])) * u[i]) < 1e-5, "swiglu %d", i);
-    DS_CHECK(t, fabs(ds__dot_f32(x, w, n) - ss * 0 - ds__dot_f32_ref(n, x, w)) < 1e-3, "dot");
+    DS_CHECK(t, fabs(ops.dot(x, w, n) - ss * 0 - ds__dot_f32_ref(x, w, n)) < 1e-3, "dot");
     memcpy(y, w, sizeof w);
-    ds__axpy_f32(y, 0.5f, x, n);
+    ops.axpy(y, 0.5f, x, n);
     for (i = 0; i < n; i++) DS_CHECK(t, y[i] == w[i] + 0.5f * x[i], "axpy %d", i);
 }
 
@@ -163,7 +168,7 @@ static void test_rope_ref(ds_test_ctx *t) {
         for (neox = 0; neox < 2; neox++) {
             fill(x, nh * hd, 1.0f);
             memcpy(y, x, sizeof x);
-            ds__rope(y, nh, hd, n_rot, pos, 10000.0f, neox);
+            ds__rope(&ops, y, nh, hd, n_rot, pos, 10000.0f, neox);
             for (h = 0; h < nh; h++) {
                 for (i = 0; i < n_rot / 2; i++) {
                     int a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + n_rot / 2 : 2 * i + 1);
@@ -237,13 +242,13 @@ static void check_matmul_case(ds_test_ctx *t, ds_pool *pool, ds_type wt, int T, 
     for (i = 0; i < T * K; i += 97) x[i] *= 1000.0f; /* outliers stretch the activation scales */
     if (K > 7) x[K / 2] = 1e-40f;                    /* a denormal */
     use_level(-1);
-    ds__matmul(NULL, y0, x, T, w, wt, N, K, ws);
+    ds__matmul(&ops, NULL, y0, x, T, w, wt, N, K, ws);
     abs_terms(wt, w, x, T, N, K, sc);
     for (l = 0; l < N_LEVELS && !t->failed; l++) {
         if (!level_usable(l)) continue;
         use_level(l);
         memset(y1, 0xff, (size_t)T * N * 4);
-        ds__matmul(pool, y1, x, T, w, wt, N, K, ws);
+        ds__matmul(&ops, pool, y1, x, T, w, wt, N, K, ws);
         {
             char what[96];
             snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d", ds_type_name(wt), T, N, K);
@@ -295,7 +300,6 @@ static void check_quantizer(ds_test_ctx *t, int l, ds_type wt, float amp) {
     enum { K = 1024 };
     ds_type at = ds__act_type(wt);
     float x[K];
-    ds__mm mm;
     size_t rb;
     uint8_t *q0 = DS__CAST(uint8_t *, xmalloc(ds__row_bytes(at, K))), *q1 = DS__CAST(uint8_t *, xmalloc(ds__matmul_wsize(wt, 1, K)));
     int i, b;
@@ -309,8 +313,8 @@ static void check_quantizer(ds_test_ctx *t, int l, ds_type wt, float amp) {
     }
     ds__quantize_row(at, x, q0, K);
     use_level(l);
-    rb = ds__mm_pick(&mm, wt, K);
-    mm.quantize(at, x, q1, K);
+    rb = ds__mm_act_row(&ops, wt, K);
+    ops.quantize[wt](at, x, q1, K);
     use_level(-1);
     if ((at == DS_TYPE_Q8_0 || at == DS_TYPE_Q8_1) && rb == ds__qx_row_bytes(K)) { /* the SIMD layout */
         ds__qx v = ds__qx_view(q1, K);
@@ -343,25 +347,25 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             fill(w, n, 1.0f);
             /* dot and axpy */
             use_level(-1);
-            d0 = ds__dot_f32(a, b, n);
+            d0 = ops.dot(a, b, n);
             for (i = 0; i < n; i++) ad += fabsf(a[i] * b[i]);
             use_level(l);
-            d1 = ds__dot_f32(a, b, n);
+            d1 = ops.dot(a, b, n);
             check_close(t, "dot_f32", l, &d1, &d0, &ad, 1, 1e-6);
             memcpy(r, w, 4 * (size_t)n);
             memcpy(s, w, 4 * (size_t)n);
             use_level(-1);
-            ds__axpy_f32(r, 0.37f, a, n);
+            ops.axpy(r, 0.37f, a, n);
             use_level(l);
-            ds__axpy_f32(s, 0.37f, a, n);
+            ops.axpy(s, 0.37f, a, n);
             for (i = 0; i < n; i++) sc[i] = fabsf(w[i]) + fabsf(0.37f * a[i]);
             check_close(t, "axpy", l, s, r, sc, n, 1e-6);
             /* rmsnorm, y aliasing x in the fast path */
             use_level(-1);
-            ds__rmsnorm(r, a, w, n, 1e-6f);
+            ops.rmsnorm(r, a, w, n, 1e-6f);
             use_level(l);
             memcpy(s, a, 4 * (size_t)n);
-            ds__rmsnorm(s, s, w, n, 1e-6f);
+            ops.rmsnorm(s, s, w, n, 1e-6f);
             check_close(t, "rmsnorm", l, s, r, NULL, n, 1e-5);
             DS_CHECK(t, bit_equal(s, r, n), "rmsnorm [%s] n=%d: not bit-identical", levels[l].name, n);
             /* softmax with large logits and -inf (masked) entries */
@@ -369,9 +373,9 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             if (n > 3) r[1] = -INFINITY;
             memcpy(s, r, 4 * (size_t)n);
             use_level(-1);
-            ds__softmax(r, n);
+            ops.softmax(r, n);
             use_level(l);
-            ds__softmax(s, n);
+            ops.softmax(s, n);
             for (i = 0; i < n; i++) sc[i] = fabsf(r[i]) + 1e-7f;
             check_close(t, "softmax", l, s, r, sc, n, 2e-6);
             DS_CHECK(t, bit_equal(s, r, n), "softmax [%s] n=%d: not bit-identical", levels[l].name, n);
@@ -380,9 +384,9 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             if (n > 5) r[5] = 200.0f;
             if (n > 6) r[6] = -200.0f;
             use_level(-1);
-            ds__swiglu(s, r, b, n);
+            ops.swiglu(s, r, b, n);
             use_level(l);
-            ds__swiglu(sc, r, b, n);
+            ops.swiglu(sc, r, b, n);
             {
                 float *m = DS__CAST(float *, xmalloc(4 * (size_t)n));
                 for (i = 0; i < n; i++) m[i] = fabsf(s[i]) + 1e-30f;
@@ -397,9 +401,9 @@ static void test_elementwise_levels(ds_test_ctx *t) {
             fill(a, nh * hd, 2.0f);
             memcpy(b, a, 4 * (size_t)(nh * hd));
             use_level(-1);
-            ds__rope(a, nh, hd, n_rot, pos, 10000.0f, neox);
+            ds__rope(&ops, a, nh, hd, n_rot, pos, 10000.0f, neox);
             use_level(l);
-            ds__rope(b, nh, hd, n_rot, pos, 10000.0f, neox);
+            ds__rope(&ops, b, nh, hd, n_rot, pos, 10000.0f, neox);
             for (i = 0; i < nh * hd; i++) sc[i] = 4.0f;
             check_close(t, "rope", l, b, a, sc, nh * hd, 1e-6);
             DS_CHECK(t, bit_equal(b, a, nh * hd), "rope [%s] hd=%d neox=%d: not bit-identical", levels[l].name, hd, neox);

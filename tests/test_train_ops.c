@@ -26,6 +26,8 @@ static double rel_err(const float *a, const double *n, size_t len) {
 }
 
 #include "numgrad.h"
+/* the CPU backend's kernels at the current feature mask (filled before each use) */
+static ds__ops ops;
 
 /* ---- RMSNorm ---- */
 enum { RN = 5, RC = 24 };
@@ -128,11 +130,12 @@ static void test_attention(ds_test_ctx *t) {
     ds__rope_table(cs, AT, AD, 10000.0f);
     ds__rope_apply(q, cs, AB * AT, AT, AH, AD, AD, 1.0f);
     ds__rope_apply(k, cs, AB * AT, AT, AKV, AD, AD, 1.0f);
-    ds__attention_forward(NULL, y, probs, q, k, v, AB, AT, AH, AKV, AD);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    ds__attention_forward(&ops, NULL, y, probs, q, k, v, AB, AT, AH, AKV, AD);
     att_ref(c.q, c.k, c.v, ref);
     for (i = 0; i < NQ; i++) e = fmax(e, fabs(y[i] - ref[i]));
     DS_CHECK(t, e < 1e-5, "forward differs by %g", e);
-    ds__attention_backward(NULL, dq, dk, dv, r, y, probs, q, k, v, AB, AT, AH, AKV, AD);
+    ds__attention_backward(&ops, NULL, dq, dk, dv, r, y, probs, q, k, v, AB, AT, AH, AKV, AD);
     ds__rope_apply(dq, cs, AB * AT, AT, AH, AD, AD, -1.0f);
     ds__rope_apply(dk, cs, AB * AT, AT, AKV, AD, AD, -1.0f);
     numgrad(nq, c.q, NQ, att_loss, &c);
@@ -283,7 +286,8 @@ static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc)
     {
         float *C0 = (float *)malloc(sizeof(float) * M * N);
         memcpy(C0, C, sizeof(float) * M * N);
-        ds__gemm_ws_init(&ws, NULL);
+        ds__ops_init(&ops, DS_BACKEND_CPU);
+        ds__gemm_ws_init(&ws, &ops, NULL);
         ds__gemm(&ws, bf16, ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N, acc);
         for (i = 0; i < M; i++)
             for (j = 0; j < N; j++) {
@@ -291,8 +295,8 @@ static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc)
                 for (k = 0; k < K; k++) {
                     double a = ta ? A[k * M + i] : A[i * K + k], b = tb ? B[j * K + k] : B[k * N + j];
                     if (bf16) {
-                        a = ds__tr_bf16_f32(ds__tr_bf16((float)a));
-                        b = ds__tr_bf16_f32(ds__tr_bf16((float)b));
+                        a = ds__bf16_to_f32(ds__f32_to_bf16((float)a));
+                        b = ds__bf16_to_f32(ds__f32_to_bf16((float)b));
                     }
                     s += a * b;
                     scale += fabs(a * b);
@@ -306,7 +310,7 @@ static double gemm_check(int bf16, int ta, int tb, int M, int N, int K, int acc)
     return worst;
 }
 static void test_gemm_paths(ds_test_ctx *t) {
-    static const unsigned masks[] = {0, DS_CPU_AVX2 | DS_CPU_FMA, ~0u};
+    static const unsigned masks[] = {0, DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C, ~0u};
     static const int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {17, 70, 300}, {100, 260, 513}, {8, 32, 256}};
     int m, s, ta, tb, bf;
     for (m = 0; m < 3; m++) {
@@ -333,8 +337,9 @@ static void test_gemm_threads_deterministic(ds_test_ctx *t) {
     memset(&pc, 0, sizeof pc);
     pc.n_threads = 3;
     DS_REQUIRE(t, ds_pool_create(&pc, &pool) == DS_OK, "pool");
-    ds__gemm_ws_init(&w1, NULL);
-    ds__gemm_ws_init(&w2, pool);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    ds__gemm_ws_init(&w1, &ops, NULL);
+    ds__gemm_ws_init(&w2, &ops, pool);
     ds__gemm(&w1, 0, 0, 1, M, N, K, A, K, B, K, C1, N, 0);
     ds__gemm(&w2, 0, 0, 1, M, N, K, A, K, B, K, C2, N, 0);
     DS_CHECK(t, !memcmp(C1, C2, sizeof C1), "1 and 3 threads differ");
@@ -353,8 +358,8 @@ static void test_rounding(ds_test_ctx *t) {
     DS_CHECK(t, ds__tr_round_e4m3(448.0f) == 448.0f && ds__tr_round_e4m3(1000.0f) == 448.0f, "e4m3 max");
     DS_CHECK(t, ds__tr_round_e4m3(1.0625f) == 1.0f && ds__tr_round_e4m3(1.1875f) == 1.25f, "e4m3 mantissa");
     DS_CHECK(t, ds__tr_round_e4m3(ldexpf(3, -10)) == ldexpf(1, -8), "e4m3 subnormal %g", ds__tr_round_e4m3(ldexpf(3, -10)));
-    DS_CHECK(t, ds__tr_bf16_f32(ds__tr_bf16(1.0f + 1.0f / 256)) == 1.0f, "bf16 ties to even");
-    DS_CHECK(t, ds__tr_bf16_f32(ds__tr_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256, "bf16 rounds up");
+    DS_CHECK(t, ds__bf16_to_f32(ds__f32_to_bf16(1.0f + 1.0f / 256)) == 1.0f, "bf16 ties to even");
+    DS_CHECK(t, ds__bf16_to_f32(ds__f32_to_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256, "bf16 rounds up");
 }
 
 DS_TEST_MAIN(DS_T(test_rmsnorm), DS_T(test_attention), DS_T(test_swiglu), DS_T(test_crossentropy), DS_T(test_embedding), DS_T(test_linear),
