@@ -19,6 +19,7 @@ VENV    ?= $(BUILD)/venv
 SHIPPED  = examples/shakespeare-tiny.gguf
 MODEL    = models/SmolLM2-135M-Instruct.Q4_1.gguf
 PROMPT  ?= ROMEO:
+SMOL_PROMPT ?= Once upon a time,
 
 TOOL_SRC   = $(wildcard tools/*.c)
 TEST_SRC   = $(wildcard tests/test_*.c)
@@ -32,7 +33,7 @@ EXAMPLE_BINS = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLES_C)) \
 .PHONY: all run run-smollm2 test test-fast model clean
 all: deepseek $(EXAMPLE_BINS)
 
-deepseek: $(TOOL_SRC) tools/cli.h deepseek.h
+deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h deepseek.h
 	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_SRC) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c deepseek.h
@@ -48,6 +49,11 @@ $(BUILD)/test_%: tests/test_%.c $(wildcard tests/*.h) deepseek.h
 $(BUILD)/san/test_%: tests/test_%.c $(wildcard tests/*.h) deepseek.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -I. -o $@ $< $(LDLIBS)
+
+# the CLI under ASan+UBSan, for tests/extra_cli_hostile.sh
+$(BUILD)/san/deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h deepseek.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -I. -o $@ $(TOOL_SRC) $(LDLIBS)
 
 # the C side of tests/check_chat_template.py
 $(BUILD)/chat_render: tests/chat_render.c deepseek.h
@@ -65,7 +71,7 @@ run: deepseek
 	./deepseek run -m $(SHIPPED) -p "$(PROMPT)" -n 200
 
 run-smollm2: deepseek $(MODEL)
-	./deepseek run -m $(MODEL) -p "$(or $(SMOL_PROMPT),Once upon a time,)" -n 64
+	./deepseek run -m $(MODEL) -p "$(SMOL_PROMPT)" -n 64
 
 # The suite: every tests/test_*.c program, plain and under ASan+UBSan, plus the Python-driven
 # checks against the reference implementations. The last line is "N passed, N failed, N skipped".

@@ -7342,6 +7342,15 @@ DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out) {
         ds_gguf_close(g);
         return s;
     }
+    {
+        size_t i = 0;
+        const char *d = DS__CAST(const char *, f.data);
+        while (i < f.size && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) i++;
+        if (i == f.size || d[i] != '{') {
+            ds_unmap_file(&f);
+            return ds__fail(DS_ERR_FORMAT, "tokenizer_load: %s is neither a GGUF file (no 'GGUF' magic) nor a tokenizer.json (no JSON object)", path);
+        }
+    }
     s = ds_tokenizer_from_json((const char *)f.data, f.size, out);
     ds_unmap_file(&f);
     return s;
@@ -7860,7 +7869,7 @@ static void ds__tr_formed_add(ds__trainer *tr, uint64_t pair, uint32_t word) {
 /* one heap entry per pair formed this round, listing the (distinct) words it formed in */
 static void ds__tr_push_formed(ds__trainer *tr) {
     size_t i = 0;
-    qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);
+    if (tr->chg_n > 1) qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);   /* chg is NULL when empty */
     while (i < tr->chg_n && !tr->oom) {
         ds__th e;
         size_t j = i;
@@ -8110,12 +8119,14 @@ static int ds__pre_by_name(const char *name) {
 DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out) {
     ds__trainer tr;
     int32_t byte_id[256];
-    size_t vocab_size;
-    int pre;
+    size_t vocab_size, total;
+    int pre, i;
     ds_status s;
     if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
         return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
     *out = NULL;
+    for (i = 0, total = 0; i < n_texts; i++) total += !texts[i] ? 0 : lens ? lens[i] : strlen(texts[i]);
+    if (total == 0) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: the texts are empty: there is nothing to learn merges from");
     if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
     vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
     if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);

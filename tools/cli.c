@@ -19,6 +19,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
 int cli_int(const char *s, long lo, long hi, long *out) {
     char *end;
     long v;
+    if (!((*s >= '0' && *s <= '9') || *s == '-' || *s == '+')) return 0;   /* no blanks, no words */
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return 0;
@@ -29,6 +30,8 @@ int cli_int(const char *s, long lo, long hi, long *out) {
 int cli_float(const char *s, double lo, double hi, double *out) {
     char *end;
     double v;
+    const char *p = s + (*s == '-' || *s == '+');
+    if (!((*p >= '0' && *p <= '9') || *p == '.') || strchr(s, 'x') || strchr(s, 'X')) return 0;   /* decimal only */
     errno = 0;
     v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
