@@ -94,9 +94,26 @@ cases() { # the program to test: $1
     { head -c 1000000 /dev/zero | tr '\0' 'b'; printf '\nhello\n'; } > "$tmp/chat_1mb.txt"
     expect "$tag chat_1mb_line" 0 "" "$ds" chat -m "$SMOL" -n 2 -c 256 --temp 0 -t 2 < "$tmp/chat_1mb.txt"
     grep -q 'not sent' "$tmp/err" && result "$tag chat_1mb_line_refused" || result "$tag chat_1mb_line_refused" "no refusal on stderr"
+    if [ "$tag" = plain ]; then chat_ctrl_c "$ds" "$tag"; fi
   else
     echo "SKIP $tag chat_hostile: no model at $SMOL"
   fi
+}
+
+# Ctrl-C during a reply stops the reply, and the chat takes the next message
+chat_ctrl_c() {
+  local ds=$1 tag=$2 pid rc
+  rm -f "$tmp/fifo"; mkfifo "$tmp/fifo"
+  "$ds" chat -m "$SMOL" -n 1000 -c 2048 --temp 0.7 --seed 3 -t 1 < "$tmp/fifo" > "$tmp/out" 2> "$tmp/err" &
+  pid=$!
+  exec 7> "$tmp/fifo"
+  echo "Write a very long story about a king, his three sons and their journeys, in many chapters." >&7
+  sleep 2; kill -INT $pid 2>/dev/null; sleep 0.5
+  echo "Thanks." >&7
+  exec 7>&-
+  wait $pid; rc=$?
+  if [ $rc -eq 0 ] && grep -q 'interrupted' "$tmp/err" && [ "$(grep -o '> ' "$tmp/err" | wc -l)" -ge 3 ]; then result "$tag chat_ctrl_c_stops_the_reply"
+  else result "$tag chat_ctrl_c_stops_the_reply" "exit status $rc; stderr: $(tr '\n' '|' < "$tmp/err" | head -c 300)"; fi
 }
 
 result() { # name [why]: PASS without a reason, FAIL with one
