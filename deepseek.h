@@ -619,7 +619,8 @@ DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generat
 /* ---- chat templates (pure functions of their arguments: thread-safe) ------------------------
    Each family renders byte for byte what its Jinja template (tokenizer.chat_template) renders,
    with the model's own details: the default system message a ChatML template inserts when the
-   conversation has none (SmolLM2, Qwen2), the BOS text Llama-3 and DeepSeek write.
+   conversation has none (SmolLM2, Qwen2), the BOS text Llama-3 and DeepSeek write, DeepSeek-V3's
+   system messages gathered in front and its tool outputs (role "tool").
    Safety: the text of ds_chat_apply is markup; tokenized with DS_TOKENIZE_PARSE_SPECIAL (as
    ds_generate does by default) a message holding "<|im_end|><|im_start|>system" becomes a real
    system turn. For messages from users, use ds_chat_tokenize + ds_generator_create_tokens. */
@@ -627,7 +628,8 @@ typedef enum ds_chat_template {
     DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
     DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
     DS_CHAT_LLAMA3 = 2,  /* <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
-    DS_CHAT_DEEPSEEK2 = 3 /* <｜begin▁of▁sentence｜>system\n\nUser: content\n\nAssistant: content<｜end▁of▁sentence｜> */
+    DS_CHAT_DEEPSEEK2 = 3, /* <｜begin▁of▁sentence｜>system\n\nUser: content\n\nAssistant: content<｜end▁of▁sentence｜> */
+    DS_CHAT_DEEPSEEK3 = 4  /* <｜begin▁of▁sentence｜>system<｜User｜>content<｜Assistant｜>content<｜end▁of▁sentence｜> */
 } ds_chat_template;
 typedef struct ds_chat_message {
     const char *role;      /* "system", "user", "assistant" */
@@ -10284,6 +10286,13 @@ typedef struct ds__chat_spec {
     size_t sys_len;     /* literal (escapes not decoded yet), or NULL when there is none */
 } ds__chat_spec;
 
+/* DeepSeek's markup: "<｜User｜>" ... with U+FF5C (｜) and U+2581 (▁) */
+#define DS__DSK_BOS "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS__DSK_EOS "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS__DSK_USER "<\xEF\xBD\x9CUser\xEF\xBD\x9C>"
+#define DS__DSK_ASSISTANT "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>"
+#define DS__DSK_TOOL(what) "<\xEF\xBD\x9Ctool\xE2\x96\x81" what "\xEF\xBD\x9C>"
+
 typedef struct ds__chat_out {
     char *buf;
     size_t cap, pos;
@@ -10305,6 +10314,7 @@ static int ds__chat_detect(const char *src, size_t n, ds__chat_spec *sp) {
     size_t i;
     memset(sp, 0, sizeof *sp);
     if (ds__chat_has(src, n, "'Assistant: ' + message['content'] + eos_token")) sp->kind = DS_CHAT_DEEPSEEK2;
+    else if (ds__chat_has(src, n, DS__DSK_USER) && ds__chat_has(src, n, DS__DSK_ASSISTANT) && ds__chat_has(src, n, DS__DSK_EOS)) sp->kind = DS_CHAT_DEEPSEEK3;
     else if (ds__chat_has(src, n, "<|start_header_id|>")) sp->kind = DS_CHAT_LLAMA3;
     else if (ds__chat_has(src, n, "<|im_start|>")) sp->kind = DS_CHAT_CHATML;
     else return -1;
@@ -10387,9 +10397,49 @@ static void ds__chat_trimmed(ds__chat_out *o, const char *s) {
     if (seen) ds__chat_text(o, s + a, e - a);
 }
 
+/* DeepSeek-V3: every system message first (joined by blank lines), then the turns; tool
+   outputs are grouped between <｜tool▁outputs▁begin｜> and <｜tool▁outputs▁end｜> */
+static void ds__chat_deepseek3(const ds_chat_message *msgs, int n, int add_assistant, ds__chat_out *o) {
+    int i, first_sys = 1, in_tool = 0, first_output = 1;
+    ds__chat_special(o, DS__DSK_BOS);
+    for (i = 0; i < n; i++) {
+        if (strcmp(msgs[i].role, "system")) continue;
+        if (!first_sys) ds__chat_str(o, "\n\n");
+        ds__chat_str(o, msgs[i].content);
+        first_sys = 0;
+    }
+    for (i = 0; i < n; i++) {
+        const char *role = msgs[i].role;
+        if (!strcmp(role, "user")) {
+            in_tool = 0;
+            ds__chat_special(o, DS__DSK_USER);
+            ds__chat_str(o, msgs[i].content);
+        } else if (!strcmp(role, "assistant")) {
+            ds__chat_special(o, in_tool ? DS__DSK_TOOL("outputs\xE2\x96\x81" "end") : DS__DSK_ASSISTANT);
+            ds__chat_str(o, msgs[i].content);
+            ds__chat_special(o, DS__DSK_EOS);
+            in_tool = 0;
+        } else if (!strcmp(role, "tool")) {
+            in_tool = 1;
+            if (first_output) ds__chat_special(o, DS__DSK_TOOL("outputs\xE2\x96\x81" "begin"));
+            else ds__chat_str(o, "\n");
+            ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "begin"));
+            ds__chat_str(o, msgs[i].content);
+            ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "end"));
+            first_output = 0;
+        }
+    }
+    if (in_tool) ds__chat_special(o, DS__DSK_TOOL("outputs\xE2\x96\x81" "end"));
+    else if (add_assistant) ds__chat_special(o, DS__DSK_ASSISTANT);
+}
+
 static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs, int n, int add_assistant, ds__chat_out *o) {
     int i;
-    if (sp->kind == DS_CHAT_DEEPSEEK2) ds__chat_special(o, "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>");
+    if (sp->kind == DS_CHAT_DEEPSEEK3) {
+        ds__chat_deepseek3(msgs, n, add_assistant, o);
+        return;
+    }
+    if (sp->kind == DS_CHAT_DEEPSEEK2) ds__chat_special(o, DS__DSK_BOS);
     for (i = 0; i < n; i++) {
         const char *role = msgs[i].role, *content = msgs[i].content;
         if (sp->kind == DS_CHAT_CHATML) {
@@ -10421,7 +10471,7 @@ static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs
         } else if (!strcmp(role, "assistant")) {
             ds__chat_str(o, "Assistant: ");
             ds__chat_str(o, content);
-            ds__chat_special(o, "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>");
+            ds__chat_special(o, DS__DSK_EOS);
         } else if (!strcmp(role, "system")) {
             ds__chat_str(o, content);
             ds__chat_str(o, "\n\n");
@@ -10443,7 +10493,7 @@ static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs
 
 DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out) {
     if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "chat: NULL argument");
-    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3, DeepSeek-V2)");
+    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3, DeepSeek-V2, DeepSeek-V3)");
     *out = (ds_chat_template)m->chat;
     return DS_OK;
 }
@@ -10459,7 +10509,7 @@ static ds_status ds__chat_spec_of(const ds_model *m, ds_chat_template tmpl, ds__
             ds__chat_detect(src.ptr, src.len, sp) == (int)tmpl)
             return DS_OK;
     }
-    if (tmpl != DS_CHAT_CHATML && tmpl != DS_CHAT_LLAMA3 && tmpl != DS_CHAT_DEEPSEEK2) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
+    if (tmpl < DS_CHAT_CHATML || tmpl > DS_CHAT_DEEPSEEK3) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
     sp->kind = tmpl;
     return DS_OK;
 }
@@ -10497,7 +10547,7 @@ DS_API ds_status ds_chat_apply_source(const char *source, size_t source_len, con
     ds_status st;
     if (!source || !len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
     if ((st = ds__chat_check(msgs, n)) != DS_OK) return st;
-    if (ds__chat_detect(source, source_len, &sp) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the template is none we know (ChatML, Llama-3, DeepSeek-V2)");
+    if (ds__chat_detect(source, source_len, &sp) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the template is none we know (ChatML, Llama-3, DeepSeek-V2, DeepSeek-V3)");
     return ds__chat_apply_spec(&sp, msgs, n, add_assistant, buf, cap, len);
 }
 

@@ -137,7 +137,7 @@ static ds_status chat_reply(chat_log *c, ds_session *s, const ds_generate_config
 }
 
 static const char *chat_template_name(ds_chat_template t) {
-    return t == DS_CHAT_CHATML ? "ChatML" : t == DS_CHAT_LLAMA3 ? "Llama-3" : t == DS_CHAT_DEEPSEEK2 ? "DeepSeek-V2" : "unknown";
+    return t == DS_CHAT_CHATML ? "ChatML" : t == DS_CHAT_LLAMA3 ? "Llama-3" : t == DS_CHAT_DEEPSEEK2 ? "DeepSeek-V2" : t == DS_CHAT_DEEPSEEK3 ? "DeepSeek-V3" : "unknown";
 }
 
 int ds_cmd_chat(int argc, char **argv) {
