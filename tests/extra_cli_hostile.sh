@@ -94,6 +94,11 @@ cases() { # the program to test: $1
     { head -c 1000000 /dev/zero | tr '\0' 'b'; printf '\nhello\n'; } > "$tmp/chat_1mb.txt"
     expect "$tag chat_1mb_line" 0 "" "$ds" chat -m "$SMOL" -n 2 -c 256 --temp 0 -t 2 < "$tmp/chat_1mb.txt"
     grep -q 'not sent' "$tmp/err" && result "$tag chat_1mb_line_refused" || result "$tag chat_1mb_line_refused" "no refusal on stderr"
+    # the prompt of run is plain text unless --special: "<|im_start|>" is several tokens, then one
+    expect "$tag run_prompt_plain_text" 0 "" "$ds" run -m "$SMOL" -p "<|im_start|>" -n 1 --temp 0 -t 2
+    grep -qE 'prompt ([2-9]|[1-9][0-9]+) tokens' "$tmp/err" && result "$tag run_markup_is_text" || result "$tag run_markup_is_text" "$(grep -m1 prompt "$tmp/err")"
+    expect "$tag run_prompt_special" 0 "" "$ds" run -m "$SMOL" -p "<|im_start|>" -n 1 --temp 0 -t 2 --special
+    grep -q 'prompt 1 tokens' "$tmp/err" && result "$tag run_special_is_one_token" || result "$tag run_special_is_one_token" "$(grep -m1 prompt "$tmp/err")"
     if [ "$tag" = plain ]; then chat_ctrl_c "$ds" "$tag"; fi
   else
     echo "SKIP $tag chat_hostile: no model at $SMOL"
