@@ -75,7 +75,7 @@ run-smollm2: deepseek $(MODEL)
 
 # The suite: every tests/test_*.c program, plain and under ASan+UBSan, plus the Python-driven
 # checks against the reference implementations. The last line is "N passed, N failed, N skipped".
-test: all $(TEST_BINS) $(SAN_BINS) $(BUILD)/chat_render
+test: all $(TEST_BINS) $(SAN_BINS) $(BUILD)/chat_render $(BUILD)/san/deepseek
 	-@$(MAKE) --no-print-directory model >/dev/null 2>&1 || echo "note: could not fetch the model; real-model tests will be skipped"
 	@py="$(PYTHON)"; if [ -n "$(VENV)" ]; then py=$$(bash tests/refs.sh "$(PYTHON)" "$(VENV)"); fi; \
 	BUILD=$(BUILD) CC="$(CC)" CXX="$(CXX)" PYTHON="$$py" bash tests/run.sh

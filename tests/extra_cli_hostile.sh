@@ -5,7 +5,7 @@
 # numeric option; invalid UTF-8 and NUL bytes in every text input; empty inputs; context
 # lengths past the model's. Each case checks the exit status, that stderr names the problem in
 # one line "deepseek CMD: ...", and that an output file is never left half-written or
-# clobbered. All of it runs twice: with ./deepseek and with the CLI built with ASan+UBSan
+# clobbered (bit flips: the magic, the tensor count, the first key's length). All of it runs twice: with ./deepseek and with the CLI built with ASan+UBSan
 # ($BUILD/san/deepseek), where any sanitizer report is a failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ printf 'just some text, not a model\n' > "$tmp/text.txt"
 head -c 3000 "$TINY" > "$tmp/truncated.gguf"
 cp "$TINY" "$tmp/badmagic.gguf"; printf 'GGUX' | dd of="$tmp/badmagic.gguf" conv=notrunc 2>/dev/null
 cp "$TINY" "$tmp/badcount.gguf"; printf '\377\377\377\377\377\377\377\177' | dd of="$tmp/badcount.gguf" bs=1 seek=8 conv=notrunc 2>/dev/null
+cp "$TINY" "$tmp/badkey.gguf"; printf '\377\377\377\377\377\377\377\377' | dd of="$tmp/badkey.gguf" bs=1 seek=24 conv=notrunc 2>/dev/null
 printf 'caf\351 \377\376 ok \0 nul\0 and \300\200 more \355\240\200 text\n' > "$tmp/bad_utf8.txt"
 for i in $(seq 1 400); do printf 'The king \377 spoke \0 of night %d and day.\n' "$i"; done > "$tmp/ppl_bad.txt"
 : > "$tmp/empty.txt"
@@ -28,7 +29,7 @@ for i in $(seq 1 400); do printf 'The king \377 spoke \0 of night %d and day.\n'
 cases() { # the program to test: $1
   local ds=$1 tag=$2 f
   # file arguments of every subcommand that reads a model
-  for f in "$tmp/missing.gguf" "$tmp/dir" /dev/null "$tmp/text.txt" "$tmp/truncated.gguf" "$tmp/badmagic.gguf" "$tmp/badcount.gguf"; do
+  for f in "$tmp/missing.gguf" "$tmp/dir" /dev/null "$tmp/text.txt" "$tmp/truncated.gguf" "$tmp/badmagic.gguf" "$tmp/badcount.gguf" "$tmp/badkey.gguf"; do
     local what; what=$(basename "$f")
     expect "$tag run_model_$what" fail "" "$ds" run -m "$f" -p hi -n 1
     expect "$tag chat_model_$what" fail "" "$ds" chat -m "$f" -n 1
