@@ -57,6 +57,12 @@ cases() { # the program to test: $1
   expect "$tag run_prompt_bad_utf8" 0 "" "$ds" run -m "$TINY" -f "$tmp/bad_utf8.txt" -n 8 --temp 0
   expect "$tag run_prompt_stdin" 0 "" "$ds" run -m "$TINY" -f - -n 4 --temp 0 < "$tmp/bad_utf8.txt"
   expect "$tag run_prompt_arg_bad_utf8" 0 "" "$ds" run -m "$TINY" -p "$(printf 'caf\351 \377')" -n 4 --temp 0
+  expect "$tag run_prompt_arg_empty" fail "empty" "$ds" run -m "$TINY" -p "" -n 1
+  expect "$tag run_stop_bad_utf8" 0 "" "$ds" run -m "$TINY" -p hi -n 8 --stop "$(printf '\377x')" --stop "$(printf 'a\303')"
+  expect "$tag run_stop_empty" 2 "--stop" "$ds" run -m "$TINY" -p hi -n 8 --stop ""
+  expect "$tag tokenize_arg_bad_utf8" 0 "" "$ds" tokenize -m "$TINY" -p "$(printf 'caf\351 \377\376')"
+  expect "$tag tokenize_arg_empty" 0 "" "$ds" tokenize -m "$TINY" -p "" --ids
+  expect "$tag tokenize_decode_bad_ids" fail "token id" "$ds" tokenize -m "$TINY" -p "1 2 99999999999 x" --decode
   expect "$tag perplexity_bad_utf8" 0 "" "$ds" perplexity -m "$TINY" -f "$tmp/ppl_bad.txt" -c 64 --chunks 2
   expect "$tag tokenize_bad_utf8" 0 "" "$ds" tokenize -m "$TINY" -f "$tmp/bad_utf8.txt" --ids
   expect "$tag tokenize_stdin" 0 "" "$ds" tokenize -m "$TINY" -f - --count < "$tmp/bad_utf8.txt"
@@ -88,7 +94,8 @@ cases() { # the program to test: $1
   expect "$tag version" 0 "" "$ds" --version
   # chat (needs a model with a chat template)
   if [ -f "$SMOL" ]; then
-    { printf 'hi\n'; head -c 2100000 /dev/zero | tr '\0' 'a'; printf '\nnul \0 byte\ncaf\351 \377\nbye\n'; } > "$tmp/chat_in.txt"
+    expect "$tag chat_system_bad_utf8" 0 "" "$ds" chat -m "$SMOL" -n 1 -c 256 --temp 0 -t 2 --system "$(printf 'caf\351 \377')" < "$tmp/bad_utf8.txt"
+    { printf 'hi\n\n\n'; head -c 2100000 /dev/zero | tr '\0' 'a'; printf '\nnul \0 byte\ncaf\351 \377\nbye\n'; } > "$tmp/chat_in.txt"
     expect "$tag chat_long_nul_and_bad_utf8_lines" 0 "" "$ds" chat -m "$SMOL" -n 2 -c 256 --temp 0 -t 2 < "$tmp/chat_in.txt"
     if [ "$(grep -c 'not sent' "$tmp/err")" -ge 2 ] && [ "$(grep -o '> ' "$tmp/err" | wc -l)" -ge 5 ]; then result "$tag chat_refuses_and_goes_on"
     else result "$tag chat_refuses_and_goes_on" "the long and the NUL message were not both refused with the chat going on: $(tr '\n' '|' < "$tmp/err" | head -c 300)"; fi
