@@ -623,6 +623,9 @@ typedef struct ds_generator ds_generator;
 /* Tokenizes the prompt and prepares a completion; no model work happens yet. The session and
    the prompt's tokens stay the generator's until ds_generator_free. */
 DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out);
+/* The same with a prompt already tokenized (n ids, copied; BOS is not added): text with NUL
+   bytes, a conversation from ds_chat_tokenize. */
+DS_API ds_status ds_generator_create_tokens(ds_session *s, const int32_t *ids, int n, const ds_generate_config *cfg, ds_generator **out);
 /* Does work until max_tokens new tokens came out in this call (0: no limit) or the next piece
    of work would overrun max_seconds (0: no limit), or the generation ends. The prompt is
    evaluated in chunks sized to the time left. One piece of work always runs, so a call overruns
@@ -639,11 +642,20 @@ DS_API void ds_generator_free(ds_generator *g);
 /* Whole completion in one call. result may be NULL. */
 DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generate_result *result);
 
-/* ---- chat templates (pure functions of their arguments: thread-safe) ------------------------ */
+/* ---- chat templates (pure functions of their arguments: thread-safe) ------------------------
+   Each family renders byte for byte what its Jinja template (tokenizer.chat_template) renders,
+   with the model's own details: the default system message a ChatML template inserts when the
+   conversation has none (SmolLM2, Qwen2), the BOS text Llama-3 and DeepSeek write, DeepSeek-V3's
+   system messages gathered in front and its tool outputs (role "tool").
+   Safety: the text of ds_chat_apply is markup; tokenized with DS_TOKENIZE_PARSE_SPECIAL (as
+   ds_generate does by default) a message holding "<|im_end|><|im_start|>system" becomes a real
+   system turn. For messages from users, use ds_chat_tokenize + ds_generator_create_tokens. */
 typedef enum ds_chat_template {
     DS_CHAT_AUTO = 0,    /* from the model's tokenizer.chat_template metadata */
     DS_CHAT_CHATML = 1,  /* <|im_start|>role\ncontent<|im_end|>\n (SmolLM2, Qwen2) */
-    DS_CHAT_LLAMA3 = 2   /* <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
+    DS_CHAT_LLAMA3 = 2,  /* <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|> */
+    DS_CHAT_DEEPSEEK2 = 3, /* <｜begin▁of▁sentence｜>system\n\nUser: content\n\nAssistant: content<｜end▁of▁sentence｜> */
+    DS_CHAT_DEEPSEEK3 = 4  /* <｜begin▁of▁sentence｜>system<｜User｜>content<｜Assistant｜>content<｜end▁of▁sentence｜> */
 } ds_chat_template;
 typedef struct ds_chat_message {
     const char *role;      /* "system", "user", "assistant" */
@@ -654,8 +666,18 @@ DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out
 /* Formats n messages (and, with add_assistant, the opening of the assistant's turn) into buf
    as NUL-terminated text for a prompt with special-token markup. *len gets the length without
    the NUL; DS_ERR_BOUNDS with *len set to it when cap is too small. m may be NULL unless
-   tmpl is DS_CHAT_AUTO. */
+   tmpl is DS_CHAT_AUTO; with DS_CHAT_AUTO the model's template also gives its default system
+   message. */
 DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
+/* The same for a template given as its Jinja source (len bytes; a tokenizer_config.json's
+   chat_template): the family is recognised from it, with its default system message.
+   DS_ERR_UNSUPPORTED when it is none we know. */
+DS_API ds_status ds_chat_apply_source(const char *source, size_t source_len, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len);
+/* The conversation as token ids, safe for untrusted messages: only the template's own markup
+   becomes special tokens; roles and contents are plain text. flags: DS_TOKENIZE_PARSE_SPECIAL
+   also parses special tokens written in the messages (trusted input only). BOS comes first when
+   the template writes it or the vocabulary asks for it. Bounds as ds_tokenize. */
+DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, int flags, int32_t *ids, size_t cap, size_t *n_out);
 
 // >>api:train
 /* ---- training ----------------------------------------------------------------------------
@@ -8194,6 +8216,15 @@ DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out) {
         ds_gguf_close(g);
         return s;
     }
+    {
+        size_t i = 0;
+        const char *d = DS__CAST(const char *, f.data);
+        while (i < f.size && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) i++;
+        if (i == f.size || d[i] != '{') {
+            ds_unmap_file(&f);
+            return ds__fail(DS_ERR_FORMAT, "tokenizer_load: %s is neither a GGUF file (no 'GGUF' magic) nor a tokenizer.json (no JSON object)", path);
+        }
+    }
     s = ds_tokenizer_from_json((const char *)f.data, f.size, out);
     ds_unmap_file(&f);
     return s;
@@ -8713,7 +8744,7 @@ static void ds__tr_formed_add(ds__trainer *tr, uint64_t pair, uint32_t word) {
 /* one heap entry per pair formed this round, listing the (distinct) words it formed in */
 static void ds__tr_push_formed(ds__trainer *tr) {
     size_t i = 0;
-    qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);
+    if (tr->chg_n > 1) qsort(tr->chg, tr->chg_n, sizeof *tr->chg, ds__tr_formed_cmp);   /* chg is NULL when empty */
     while (i < tr->chg_n && !tr->oom) {
         ds__th e;
         size_t j = i;
@@ -8963,12 +8994,14 @@ static int ds__pre_by_name(const char *name) {
 DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const *texts, const size_t *lens, int n_texts, ds_tokenizer **out) {
     ds__trainer tr;
     int32_t byte_id[256];
-    size_t vocab_size;
-    int pre;
+    size_t vocab_size, total;
+    int pre, i;
     ds_status s;
     if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
         return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
     *out = NULL;
+    for (i = 0, total = 0; i < n_texts; i++) total += !texts[i] ? 0 : lens ? lens[i] : strlen(texts[i]);
+    if (total == 0) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: the texts are empty: there is nothing to learn merges from");
     if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
     vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
     if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);
@@ -9162,21 +9195,12 @@ static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
     return DS_OK;
 }
 
-static int ds__str_has(ds_str s, const char *needle) {
-    size_t n = strlen(needle), i;
-    for (i = 0; i + n <= s.len; i++)
-        if (!memcmp(s.ptr + i, needle, n)) return 1;
-    return 0;
-}
 
-/* The chat template from tokenizer.chat_template, else from the special tokens present. */
+/* The chat template from tokenizer.chat_template (>>infer), else from the special tokens present. */
+static int ds__chat_family(const char *src, size_t n);
 static int ds__model_detect_chat(const ds_model *m) {
     ds_str t;
-    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) {
-        if (ds__str_has(t, "<|im_start|>")) return DS_CHAT_CHATML;
-        if (ds__str_has(t, "<|start_header_id|>")) return DS_CHAT_LLAMA3;
-        return -1;
-    }
+    if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &t) == DS_OK) return ds__chat_family(t.ptr, t.len);
     if (ds_tokenizer_find(m->tok, "<|im_start|>", 12) >= 0) return DS_CHAT_CHATML;
     if (ds_tokenizer_find(m->tok, "<|start_header_id|>", 19) >= 0) return DS_CHAT_LLAMA3;
     return -1;
@@ -10705,21 +10729,29 @@ struct ds_generator {
     double t_prefill_tok;      /* running estimate of prefill seconds per token */
 };
 
-/* the tokens to evaluate after reusing what the session already holds */
-static ds_status ds__gen_prepare_prompt(ds_generator *g, const char *prompt) {
-    ds_session *s = g->s;
-    const ds_tokenizer *tok = s->m->tok;
-    size_t len = strlen(prompt);
-    int flags = g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, n, keep = 0;
-    size_t nt = 0;
+/* Text -> ids in a buffer of ds_alloc (free with ds_free), sized for any input: an ill-formed
+   byte becomes U+FFFD, up to 3 tokens. room extra ids are left free in front. */
+static ds_status ds__tokenize_alloc(const ds_tokenizer *t, const char *text, size_t len, int flags, size_t room, int32_t **out, size_t *n) {
+    size_t cap = len + 4;
     ds_status st;
-    if (g->cfg.append) keep = s->pos;
-    if (keep == 0 && ds_tokenizer_add_bos(tok)) flags |= DS_TOKENIZE_ADD_BOS;
-    g->prompt = DS__CAST(int32_t *, ds_alloc((len + 4) * sizeof(int32_t)));
-    if (!g->prompt) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
-    if ((st = ds_tokenize(tok, prompt, len, flags, g->prompt, len + 4, &nt)) != DS_OK) return st;
-    if (nt > INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
-    n = (int)nt;
+    for (;;) {
+        int32_t *ids = DS__CAST(int32_t *, ds_alloc((room + cap) * sizeof(int32_t)));
+        if (!ids) return ds__fail(DS_ERR_NO_MEMORY, "tokenize: out of memory for %zu tokens", cap);
+        st = ds_tokenize(t, text, len, flags, ids + room, cap, n);
+        if (st == DS_OK) {
+            *out = ids;
+            return DS_OK;
+        }
+        ds_free(ids);
+        if (st != DS_ERR_BOUNDS || *n <= cap) return st;
+        cap = *n;
+    }
+}
+
+/* the prompt's ids (g->prompt, n of them) less what the session already holds */
+static ds_status ds__gen_take_prompt(ds_generator *g, int n) {
+    ds_session *s = g->s;
+    int keep = g->cfg.append ? s->pos : 0;
     if (!g->cfg.append) { /* reuse the longest common start, but evaluate at least one token */
         while (keep < n - 1 && keep < s->pos && s->tokens[keep] == g->prompt[keep]) keep++;
         g->res.n_reused = keep;
@@ -10737,18 +10769,52 @@ static ds_status ds__gen_prepare_prompt(ds_generator *g, const char *prompt) {
     return DS_OK;
 }
 
-DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out) {
+/* text -> g->prompt: BOS in front when the vocabulary asks for it and the text does not
+   already start with it (a chat template may write it) */
+static ds_status ds__gen_tokenize(ds_generator *g, const char *prompt) {
+    const ds_tokenizer *tok = g->s->m->tok;
+    int32_t bos = ds_tokenizer_bos(tok);
+    size_t nt = 0;
+    int add = (!g->cfg.append || g->s->pos == 0) && ds_tokenizer_add_bos(tok) && bos >= 0;
+    ds_status st = ds__tokenize_alloc(tok, prompt, strlen(prompt), g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, 1, &g->prompt, &nt);
+    if (st != DS_OK) return st;
+    if (nt >= INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
+    if (add && !(nt > 0 && g->prompt[1] == bos)) {
+        g->prompt[0] = bos;
+        nt++;
+    } else {
+        memmove(g->prompt, g->prompt + 1, nt * sizeof(int32_t));
+    }
+    return ds__gen_take_prompt(g, (int)nt);
+}
+
+/* a generator for the text prompt, or for the n ids when prompt is NULL */
+static ds_status ds__generator_new(ds_session *s, const char *prompt, const int32_t *ids, int n, const ds_generate_config *cfg, ds_generator **out) {
     ds_generator *g;
     ds_status st;
     int i;
-    if (!s || !prompt || !out) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL argument");
+    if (!s || (!prompt && (!ids || n < 0)) || !out) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL argument");
     *out = NULL;
     g = DS__CAST(ds_generator *, ds__calloc(1, sizeof *g));
     if (!g) return ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
     g->s = s;
     if (cfg) g->cfg = *cfg;
-    if (g->cfg.n_stop < 0 || (g->cfg.n_stop > 0 && !g->cfg.stop)) st = ds__fail(DS_ERR_INVALID_ARG, "generate: n_stop %d with stop %p", g->cfg.n_stop, (const void *)g->cfg.stop);
-    else if ((st = ds__gen_prepare_prompt(g, prompt)) == DS_OK && (st = ds_sampler_create(&g->cfg.sampler, s->m->cfg.n_vocab, &g->smp)) == DS_OK) {
+    if (g->cfg.n_stop < 0 || (g->cfg.n_stop > 0 && !g->cfg.stop)) {
+        st = ds__fail(DS_ERR_INVALID_ARG, "generate: n_stop %d with stop %p", g->cfg.n_stop, (const void *)g->cfg.stop);
+    } else if (prompt) {
+        st = ds__gen_tokenize(g, prompt);
+    } else if (!(g->prompt = DS__CAST(int32_t *, ds_alloc(((size_t)n + 1) * sizeof(int32_t))))) {
+        st = ds__fail(DS_ERR_NO_MEMORY, "generate: out of memory");
+    } else {
+        for (i = 0; i < n; i++)
+            if (ids[i] < 0 || ids[i] >= s->m->cfg.n_vocab) break;
+        if (i < n) st = ds__fail(DS_ERR_INVALID_ARG, "generate: token %d at %d is outside the vocabulary of %d", (int)ids[i], i, s->m->cfg.n_vocab);
+        else {
+            if (n) memcpy(g->prompt, ids, (size_t)n * sizeof(int32_t));
+            st = ds__gen_take_prompt(g, n);
+        }
+    }
+    if (st == DS_OK && (st = ds_sampler_create(&g->cfg.sampler, s->m->cfg.n_vocab, &g->smp)) == DS_OK) {
         g->cap = 256;
         g->text = DS__CAST(char *, ds__calloc(g->cap, 1));
         g->logits = DS__CAST(float *, ds__calloc((size_t)s->m->cfg.n_vocab, sizeof(float)));
@@ -10762,6 +10828,15 @@ DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds
     for (i = 0; i < g->n_prompt; i++) ds_sampler_accept(g->smp, g->prompt[i]);
     *out = g;
     return DS_OK;
+}
+
+DS_API ds_status ds_generator_create(ds_session *s, const char *prompt, const ds_generate_config *cfg, ds_generator **out) {
+    if (!prompt) return ds__fail(DS_ERR_INVALID_ARG, "generate: NULL prompt");
+    return ds__generator_new(s, prompt, NULL, 0, cfg, out);
+}
+
+DS_API ds_status ds_generator_create_tokens(ds_session *s, const int32_t *ids, int n, const ds_generate_config *cfg, ds_generator **out) {
+    return ds__generator_new(s, NULL, ids, n, cfg, out);
 }
 
 DS_API void ds_generator_free(ds_generator *g) {
@@ -10794,6 +10869,32 @@ static ds_status ds__gen_append(ds_generator *g, const char *bytes, size_t n) {
     g->len += n;
     g->text[g->len] = 0;
     return DS_OK;
+}
+
+/* appends what the model produced, each ill-formed UTF-8 subpart as U+FFFD: the stream holds
+   back only a valid start of a sequence, so every piece is checked on its own */
+static ds_status ds__gen_append_utf8(ds_generator *g, const char *bytes, size_t n) {
+    size_t i = 0;
+    ds_status st = DS_OK;
+    while (i < n && st == DS_OK) {
+        size_t ok = ds__utf8_valid_prefix(bytes + i, n - i);
+        uint32_t cp;
+        st = ds__gen_append(g, bytes + i, ok);
+        i += ok;
+        if (i < n && st == DS_OK) {
+            int k = ds__utf8_decode(DS__CAST(const unsigned char *, bytes) + i, n - i, &cp);
+            st = ds__gen_append(g, "\xEF\xBF\xBD", 3);
+            i += (size_t)(k < 0 ? -k : k);
+        }
+    }
+    return st;
+}
+
+/* the end of the text: a sequence the model left unfinished becomes U+FFFD */
+static ds_status ds__gen_flush_utf8(ds_generator *g) {
+    if (!g->detok.n_pending) return DS_OK;
+    g->detok.n_pending = 0;
+    return ds__gen_append(g, "\xEF\xBF\xBD", 3);
 }
 
 /* Where the text may be emitted up to: the start of the first complete stop string (found:
@@ -10854,13 +10955,15 @@ static ds_status ds__gen_token(ds_generator *g) {
     g->res.n_generated++;
     if (ds_tokenizer_is_eog(tok, id)) {
         g->res.state = DS_GEN_EOS;
+        if ((st = ds__gen_flush_utf8(g)) != DS_OK) return st;
         if (g->emitted < g->len) ds__gen_emit(g, -1, g->len);
         g->res.gen_seconds += ds_time() - t0;
         return DS_OK;
     }
     ds_sampler_accept(g->smp, id);
     if ((st = ds_detok_stream_push(tok, &g->detok, id, piece, sizeof piece, &n)) != DS_OK) return st;
-    if ((st = ds__gen_append(g, piece, n)) != DS_OK) return st;
+    if ((st = ds__gen_append_utf8(g, piece, n)) != DS_OK) return st;
+    if (((g->cfg.max_tokens > 0 && g->res.n_generated >= g->cfg.max_tokens) || g->s->pos >= g->s->n_ctx) && (st = ds__gen_flush_utf8(g)) != DS_OK) return st;
     upto = ds__gen_stop_scan(g, &found);
     if (found) {
         g->res.state = DS_GEN_STOP_STRING;
@@ -10920,56 +11023,336 @@ DS_API ds_status ds_generate(ds_session *s, const char *prompt, const ds_generat
     return st;
 }
 
-/* ---- chat templates ------------------------------------------------------------------------ */
+/* ---- chat templates ------------------------------------------------------------------------
+   A template renders into a ds__chat_out: text, and the spans of it that are the template's own
+   special tokens (only those become special tokens in ds_chat_tokenize). */
+typedef struct ds__chat_spec {
+    ds_chat_template kind;
+    const char *sys;    /* ChatML: the default system message as the body of a Jinja string */
+    size_t sys_len;     /* literal (escapes not decoded yet), or NULL when there is none */
+} ds__chat_spec;
+
+/* DeepSeek's markup: "<｜User｜>" ... with U+FF5C (｜) and U+2581 (▁) */
+#define DS__DSK_BOS "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS__DSK_EOS "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"
+#define DS__DSK_USER "<\xEF\xBD\x9CUser\xEF\xBD\x9C>"
+#define DS__DSK_ASSISTANT "<\xEF\xBD\x9C" "Assistant\xEF\xBD\x9C>"
+#define DS__DSK_TOOL(what) "<\xEF\xBD\x9Ctool\xE2\x96\x81" what "\xEF\xBD\x9C>"
+
+typedef struct ds__chat_out {
+    char *buf;
+    size_t cap, pos;
+    size_t *marks;      /* (start, end) byte offsets of each template special token */
+    size_t mark_cap, n_marks;
+} ds__chat_out;
+
+static int ds__chat_has(const char *s, size_t n, const char *needle) {
+    size_t k = strlen(needle), i;
+    for (i = 0; i + k <= n; i++)
+        if (!memcmp(s + i, needle, k)) return 1;
+    return 0;
+}
+
+/* The family of a Jinja chat template, and for ChatML the default system message: the body of
+   a string literal '<|im_start|>system\n...<|im_end|>\n' written when messages[0] is no system
+   message (SmolLM2, Qwen2). -1 when the family is none we know. */
+static int ds__chat_detect(const char *src, size_t n, ds__chat_spec *sp) {
+    size_t i;
+    memset(sp, 0, sizeof *sp);
+    if (ds__chat_has(src, n, "'Assistant: ' + message['content'] + eos_token")) sp->kind = DS_CHAT_DEEPSEEK2;
+    else if (ds__chat_has(src, n, DS__DSK_USER) && ds__chat_has(src, n, DS__DSK_ASSISTANT) && ds__chat_has(src, n, DS__DSK_EOS)) sp->kind = DS_CHAT_DEEPSEEK3;
+    else if (ds__chat_has(src, n, "<|start_header_id|>")) sp->kind = DS_CHAT_LLAMA3;
+    else if (ds__chat_has(src, n, "<|im_start|>")) sp->kind = DS_CHAT_CHATML;
+    else return -1;
+    if (sp->kind != DS_CHAT_CHATML || !(ds__chat_has(src, n, "!= 'system'") || ds__chat_has(src, n, "!= \"system\""))) return sp->kind;
+    for (i = 0; i + 20 < n; i++) {
+        char q = src[i];
+        size_t b = i + 1, e;
+        if ((q != '\'' && q != '"') || memcmp(src + b, "<|im_start|>system", 18)) continue;
+        b += 18;
+        if (src[b] == '\n') b++;
+        else if (src[b] == '\\' && src[b + 1] == 'n') b += 2;
+        else continue;
+        for (e = b; e < n && src[e] != q; e++)
+            if (src[e] == '\\') e++;
+        if (e >= n) break;
+        if (e - b >= 11 && !memcmp(src + e - 11, "<|im_end|>\n", 11)) sp->sys_len = e - 11 - b;
+        else if (e - b >= 12 && !memcmp(src + e - 12, "<|im_end|>\\n", 12)) sp->sys_len = e - 12 - b;
+        else continue;
+        sp->sys = src + b;
+        break;
+    }
+    return sp->kind;
+}
+
+static int ds__chat_family(const char *src, size_t n) {
+    ds__chat_spec sp;
+    return ds__chat_detect(src, n, &sp);
+}
+
+/* appends n bytes if they fit (keeping room for the NUL); pos counts them either way */
+static void ds__chat_text(ds__chat_out *o, const char *s, size_t n) {
+    if (o->pos + n < o->cap) memcpy(o->buf + o->pos, s, n);
+    o->pos += n;
+}
+static void ds__chat_str(ds__chat_out *o, const char *s) { ds__chat_text(o, s, strlen(s)); }
+static void ds__chat_special(ds__chat_out *o, const char *s) {
+    if (o->n_marks + 2 <= o->mark_cap) {
+        o->marks[o->n_marks] = o->pos;
+        o->marks[o->n_marks + 1] = o->pos + strlen(s);
+    }
+    o->n_marks += 2;
+    ds__chat_str(o, s);
+}
+
+/* the body of a Jinja string literal with its escapes decoded */
+static void ds__chat_literal(ds__chat_out *o, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < n) {
+            c = s[++i];
+            c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+        }
+        ds__chat_text(o, &c, 1);
+    }
+}
+
+/* Python's str.isspace(), which Jinja's trim strips */
+static int ds__chat_is_space(uint32_t c) {
+    return (c >= 9 && c <= 13) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Llama-3's template trims the content (Jinja's trim: Unicode whitespace at both ends) */
+static void ds__chat_trimmed(ds__chat_out *o, const char *s) {
+    const unsigned char *u = DS__CAST(const unsigned char *, s);
+    size_t n = strlen(s), a = 0, e = 0, i = 0;
+    int seen = 0;
+    while (i < n) { /* a: first non-space; e: the end of the last non-space */
+        uint32_t cp;
+        int k = ds__utf8_decode(u + i, n - i, &cp);
+        size_t step = (size_t)(k < 0 ? -k : k);
+        if (k < 0 || !ds__chat_is_space(cp)) {
+            if (!seen) a = i;
+            seen = 1;
+            e = i + step;
+        }
+        i += step;
+    }
+    if (seen) ds__chat_text(o, s + a, e - a);
+}
+
+/* DeepSeek-V3: every system message first (joined by blank lines), then the turns; tool
+   outputs are grouped between <｜tool▁outputs▁begin｜> and <｜tool▁outputs▁end｜> */
+static void ds__chat_deepseek3(const ds_chat_message *msgs, int n, int add_assistant, ds__chat_out *o) {
+    int i, first_sys = 1, in_tool = 0, first_output = 1;
+    ds__chat_special(o, DS__DSK_BOS);
+    for (i = 0; i < n; i++) {
+        if (strcmp(msgs[i].role, "system")) continue;
+        if (!first_sys) ds__chat_str(o, "\n\n");
+        ds__chat_str(o, msgs[i].content);
+        first_sys = 0;
+    }
+    for (i = 0; i < n; i++) {
+        const char *role = msgs[i].role;
+        if (!strcmp(role, "user")) {
+            in_tool = 0;
+            ds__chat_special(o, DS__DSK_USER);
+            ds__chat_str(o, msgs[i].content);
+        } else if (!strcmp(role, "assistant")) {
+            ds__chat_special(o, in_tool ? DS__DSK_TOOL("outputs\xE2\x96\x81" "end") : DS__DSK_ASSISTANT);
+            ds__chat_str(o, msgs[i].content);
+            ds__chat_special(o, DS__DSK_EOS);
+            in_tool = 0;
+        } else if (!strcmp(role, "tool")) {
+            in_tool = 1;
+            if (first_output) ds__chat_special(o, DS__DSK_TOOL("outputs\xE2\x96\x81" "begin"));
+            else ds__chat_str(o, "\n");
+            ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "begin"));
+            ds__chat_str(o, msgs[i].content);
+            ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "end"));
+            first_output = 0;
+        }
+    }
+    if (in_tool) ds__chat_special(o, DS__DSK_TOOL("outputs\xE2\x96\x81" "end"));
+    else if (add_assistant) ds__chat_special(o, DS__DSK_ASSISTANT);
+}
+
+static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs, int n, int add_assistant, ds__chat_out *o) {
+    int i;
+    if (sp->kind == DS_CHAT_DEEPSEEK3) {
+        ds__chat_deepseek3(msgs, n, add_assistant, o);
+        return;
+    }
+    if (sp->kind == DS_CHAT_DEEPSEEK2) ds__chat_special(o, DS__DSK_BOS);
+    for (i = 0; i < n; i++) {
+        const char *role = msgs[i].role, *content = msgs[i].content;
+        if (sp->kind == DS_CHAT_CHATML) {
+            if (i == 0 && sp->sys && strcmp(role, "system")) {
+                ds__chat_special(o, "<|im_start|>");
+                ds__chat_str(o, "system\n");
+                ds__chat_literal(o, sp->sys, sp->sys_len);
+                ds__chat_special(o, "<|im_end|>");
+                ds__chat_str(o, "\n");
+            }
+            ds__chat_special(o, "<|im_start|>");
+            ds__chat_str(o, role);
+            ds__chat_str(o, "\n");
+            ds__chat_str(o, content);
+            ds__chat_special(o, "<|im_end|>");
+            ds__chat_str(o, "\n");
+        } else if (sp->kind == DS_CHAT_LLAMA3) {
+            if (i == 0) ds__chat_special(o, "<|begin_of_text|>");
+            ds__chat_special(o, "<|start_header_id|>");
+            ds__chat_str(o, role);
+            ds__chat_special(o, "<|end_header_id|>");
+            ds__chat_str(o, "\n\n");
+            ds__chat_trimmed(o, content);
+            ds__chat_special(o, "<|eot_id|>");
+        } else if (!strcmp(role, "user")) {
+            ds__chat_str(o, "User: ");
+            ds__chat_str(o, content);
+            ds__chat_str(o, "\n\n");
+        } else if (!strcmp(role, "assistant")) {
+            ds__chat_str(o, "Assistant: ");
+            ds__chat_str(o, content);
+            ds__chat_special(o, DS__DSK_EOS);
+        } else if (!strcmp(role, "system")) {
+            ds__chat_str(o, content);
+            ds__chat_str(o, "\n\n");
+        }
+    }
+    if (!add_assistant) return;
+    if (sp->kind == DS_CHAT_CHATML) {
+        ds__chat_special(o, "<|im_start|>");
+        ds__chat_str(o, "assistant\n");
+    } else if (sp->kind == DS_CHAT_LLAMA3) {
+        ds__chat_special(o, "<|start_header_id|>");
+        ds__chat_str(o, "assistant");
+        ds__chat_special(o, "<|end_header_id|>");
+        ds__chat_str(o, "\n\n");
+    } else {
+        ds__chat_str(o, "Assistant:");
+    }
+}
+
 DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out) {
     if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "chat: NULL argument");
-    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3)");
+    if (m->chat < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the model's chat template is none we know (ChatML, Llama-3, DeepSeek-V2, DeepSeek-V3)");
     *out = (ds_chat_template)m->chat;
     return DS_OK;
 }
 
-/* appends n bytes if they fit (keeping room for the NUL); *pos counts them either way */
-static void ds__put(char *buf, size_t cap, size_t *pos, const char *s, size_t n) {
-    if (*pos + n < cap) memcpy(buf + *pos, s, n);
-    *pos += n;
+/* the spec for tmpl (DS_CHAT_AUTO: the model's, with its template's details) */
+static ds_status ds__chat_spec_of(const ds_model *m, ds_chat_template tmpl, ds__chat_spec *sp) {
+    ds_str src;
+    ds_status st;
+    memset(sp, 0, sizeof *sp);
+    if (tmpl == DS_CHAT_AUTO) {
+        if ((st = ds_model_chat_template(m, &tmpl)) != DS_OK) return st;
+        if (ds_gguf_find(m->gguf, "tokenizer.chat_template") && ds_gguf_get_str(m->gguf, "tokenizer.chat_template", &src) == DS_OK &&
+            ds__chat_detect(src.ptr, src.len, sp) == (int)tmpl)
+            return DS_OK;
+    }
+    if (tmpl < DS_CHAT_CHATML || tmpl > DS_CHAT_DEEPSEEK3) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
+    sp->kind = tmpl;
+    return DS_OK;
 }
-static void ds__puts(char *buf, size_t cap, size_t *pos, const char *s) { ds__put(buf, cap, pos, s, strlen(s)); }
 
-/* Llama-3's template trims the content */
-static void ds__put_trimmed(char *buf, size_t cap, size_t *pos, const char *s) {
-    size_t n = strlen(s);
-    while (n && strchr(" \t\r\n", s[n - 1])) n--;
-    while (n && strchr(" \t\r\n", *s)) s++, n--;
-    ds__put(buf, cap, pos, s, n);
+static ds_status ds__chat_check(const ds_chat_message *msgs, int n) {
+    int i;
+    if ((n > 0 && !msgs) || n < 0) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    for (i = 0; i < n; i++)
+        if (!msgs[i].role || !msgs[i].content) return ds__fail(DS_ERR_INVALID_ARG, "chat: message %d has a NULL role or content", i);
+    return DS_OK;
+}
+
+static ds_status ds__chat_apply_spec(const ds__chat_spec *sp, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len) {
+    ds__chat_out o;
+    memset(&o, 0, sizeof o);
+    o.buf = buf;
+    o.cap = cap;
+    ds__chat_render(sp, msgs, n, add_assistant, &o);
+    *len = o.pos;
+    if (o.pos >= cap) return ds__fail(DS_ERR_BOUNDS, "chat: the text needs %zu bytes and a NUL, the buffer has %zu", o.pos, cap);
+    buf[o.pos] = 0;
+    return DS_OK;
 }
 
 DS_API ds_status ds_chat_apply(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len) {
-    size_t pos = 0;
+    ds__chat_spec sp;
     ds_status st;
-    int i;
-    if ((n > 0 && !msgs) || n < 0 || !len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
-    if (tmpl == DS_CHAT_AUTO && (st = ds_model_chat_template(m, &tmpl)) != DS_OK) return st;
-    if (tmpl != DS_CHAT_CHATML && tmpl != DS_CHAT_LLAMA3) return ds__fail(DS_ERR_INVALID_ARG, "chat: unknown template %d", (int)tmpl);
-    for (i = 0; i < n; i++) {
-        if (!msgs[i].role || !msgs[i].content) return ds__fail(DS_ERR_INVALID_ARG, "chat: message %d has a NULL role or content", i);
-        if (tmpl == DS_CHAT_CHATML) {
-            ds__puts(buf, cap, &pos, "<|im_start|>");
-            ds__puts(buf, cap, &pos, msgs[i].role);
-            ds__puts(buf, cap, &pos, "\n");
-            ds__puts(buf, cap, &pos, msgs[i].content);
-            ds__puts(buf, cap, &pos, "<|im_end|>\n");
-        } else {
-            ds__puts(buf, cap, &pos, "<|start_header_id|>");
-            ds__puts(buf, cap, &pos, msgs[i].role);
-            ds__puts(buf, cap, &pos, "<|end_header_id|>\n\n");
-            ds__put_trimmed(buf, cap, &pos, msgs[i].content);
-            ds__puts(buf, cap, &pos, "<|eot_id|>");
+    if (!len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    if ((st = ds__chat_check(msgs, n)) != DS_OK || (st = ds__chat_spec_of(m, tmpl, &sp)) != DS_OK) return st;
+    return ds__chat_apply_spec(&sp, msgs, n, add_assistant, buf, cap, len);
+}
+
+DS_API ds_status ds_chat_apply_source(const char *source, size_t source_len, const ds_chat_message *msgs, int n, int add_assistant, char *buf, size_t cap, size_t *len) {
+    ds__chat_spec sp;
+    ds_status st;
+    if (!source || !len || (cap && !buf)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    if ((st = ds__chat_check(msgs, n)) != DS_OK) return st;
+    if (ds__chat_detect(source, source_len, &sp) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "chat: the template is none we know (ChatML, Llama-3, DeepSeek-V2, DeepSeek-V3)");
+    return ds__chat_apply_spec(&sp, msgs, n, add_assistant, buf, cap, len);
+}
+
+/* appends the ids of text[0..len) (a template special token when special) to ids */
+static ds_status ds__chat_ids(const ds_tokenizer *t, const char *text, size_t len, int special, int flags, int32_t *ids, size_t cap, size_t *n) {
+    size_t got = 0;
+    int32_t id = special ? ds_tokenizer_find(t, text, len) : -1;
+    ds_status st;
+    if (id >= 0) {
+        if (*n < cap) ids[*n] = id;
+        *n += 1;
+        return DS_OK;
+    }
+    if (special) flags |= DS_TOKENIZE_PARSE_SPECIAL;  /* a vocabulary that spells it differently */
+    st = ds_tokenize(t, text, len, flags, *n < cap ? ids + *n : NULL, *n < cap ? cap - *n : 0, &got);
+    if (st != DS_OK && st != DS_ERR_BOUNDS) return st;
+    *n += got;
+    return DS_OK;
+}
+
+DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, int flags, int32_t *ids, size_t cap, size_t *n_out) {
+    ds__chat_spec sp;
+    ds__chat_out o;
+    const ds_tokenizer *t;
+    size_t k = 0, at = 0, i;
+    int32_t bos;
+    ds_status st = DS_OK;
+    if (!m || !n_out || (cap && !ids)) return ds__fail(DS_ERR_INVALID_ARG, "chat: bad arguments");
+    *n_out = 0;
+    if ((st = ds__chat_check(msgs, n)) != DS_OK || (st = ds__chat_spec_of(m, tmpl, &sp)) != DS_OK) return st;
+    t = m->tok;
+    bos = ds_tokenizer_bos(t);
+    memset(&o, 0, sizeof o);
+    ds__chat_render(&sp, msgs, n, add_assistant, &o);   /* measures */
+    o.cap = o.pos + 1;
+    o.mark_cap = o.n_marks;
+    o.buf = DS__CAST(char *, ds_alloc(o.cap));
+    o.marks = DS__CAST(size_t *, ds_alloc((o.mark_cap + 1) * sizeof(size_t)));
+    if (!o.buf || !o.marks) st = ds__fail(DS_ERR_NO_MEMORY, "chat: out of memory");
+    if (st == DS_OK) {
+        o.pos = o.n_marks = 0;
+        ds__chat_render(&sp, msgs, n, add_assistant, &o);
+        if (ds_tokenizer_add_bos(t) && bos >= 0 && !(o.n_marks && o.marks[0] == 0 && ds_tokenizer_find(t, o.buf, o.marks[1]) == bos)) {
+            if (k < cap) ids[k] = bos;
+            k++;
+        }
+        flags &= DS_TOKENIZE_PARSE_SPECIAL;
+        for (i = 0; i <= o.n_marks && st == DS_OK; i += 2) {
+            size_t end = i < o.n_marks ? o.marks[i] : o.pos;
+            if (end > at) st = ds__chat_ids(t, o.buf + at, end - at, 0, flags, ids, cap, &k);
+            if (i < o.n_marks && st == DS_OK) st = ds__chat_ids(t, o.buf + o.marks[i], o.marks[i + 1] - o.marks[i], 1, flags, ids, cap, &k);
+            if (i < o.n_marks) at = o.marks[i + 1];
         }
     }
-    if (add_assistant) ds__puts(buf, cap, &pos, tmpl == DS_CHAT_CHATML ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n");
-    *len = pos;
-    if (pos >= cap) return ds__fail(DS_ERR_BOUNDS, "chat: the text needs %zu bytes and a NUL, the buffer has %zu", pos, cap);
-    buf[pos] = 0;
+    ds_free(o.buf);
+    ds_free(o.marks);
+    if (st != DS_OK) return st;
+    *n_out = k;
+    if (k > cap) return ds__fail(DS_ERR_BOUNDS, "chat: %zu tokens do not fit in %zu", k, cap);
     return DS_OK;
 }
 

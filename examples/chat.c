@@ -1,6 +1,7 @@
 /* chat.c - a chat loop: each line you type is a user message; the model answers through its
    own chat template. The whole conversation is sent each turn: the session recognises the
-   tokens it already holds and evaluates only the new ones.
+   tokens it already holds and evaluates only the new ones. ds_chat_tokenize keeps what the user
+   types plain text: a line holding "<|im_end|><|im_start|>system" cannot open a turn.
 
        cc -O2 -I. examples/chat.c -o chat -lm -lpthread
        ./chat models/SmolLM2-135M-Instruct.Q4_1.gguf */
@@ -18,7 +19,8 @@ static int print_piece(void *user, int32_t token, const char *text, size_t len) 
 }
 
 int main(int argc, char **argv) {
-    static char lines[64][1024], replies[64][4096], prompt[1 << 17];
+    static char lines[64][1024], replies[64][4096];
+    static int32_t ids[1 << 15];
     ds_chat_message msgs[128] = {{"system", "You are a helpful assistant."}};
     int n = 1, turn;
     ds_model *model;
@@ -38,13 +40,13 @@ int main(int argc, char **argv) {
     cfg.on_token = print_piece;
     for (turn = 0; turn < 64 && (printf("> "), fgets(lines[turn], sizeof lines[turn], stdin)); turn++) {
         ds_generator *g;
-        size_t len;
+        size_t n_ids;
         lines[turn][strcspn(lines[turn], "\n")] = 0;
         msgs[n].role = "user";
         msgs[n++].content = lines[turn];
         /* the conversation as the model's template writes it, ending with the assistant's cue */
-        if (ds_chat_apply(model, DS_CHAT_AUTO, msgs, n, 1, prompt, sizeof prompt, &len) != DS_OK ||
-            ds_generator_create(session, prompt, &cfg, &g) != DS_OK || ds_generator_step(g, 0, 0) != DS_OK) {
+        if (ds_chat_tokenize(model, DS_CHAT_AUTO, msgs, n, 1, 0, ids, sizeof ids / sizeof ids[0], &n_ids) != DS_OK ||
+            ds_generator_create_tokens(session, ids, (int)n_ids, &cfg, &g) != DS_OK || ds_generator_step(g, 0, 0) != DS_OK) {
             fprintf(stderr, "error: %s\n", ds_last_error());
             break;
         }

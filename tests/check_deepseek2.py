@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """The tiny random deepseek2 models that build/test_deepseek2_tiny writes with our GGUF writer,
 run by the live llama.cpp (llama-cpp-python): each must load there, and our top-1 must equal
 llama.cpp's at every one of the 256 positions with max |logit difference| <= 1e-2 (F32 weights,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy gguf
 """Dtypes against the gguf package's numpy implementations (gguf.quants) and numpy's float16:
 bit-exact quantize/dequantize of random data, all 65536 halves, and real tensors of the
 SmolLM2 model. Drives build/test_dtype in its --quantize/--dequantize/--f16-table modes."""

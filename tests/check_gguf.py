@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy gguf
 """GGUF files cross-checked with the `gguf` Python package (the reference implementation's
 reader and writer):
   1. a file our writer made (build/test_gguf --write-sample) is read by gguf.GGUFReader and

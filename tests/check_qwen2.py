@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """The tiny random qwen2 model that build/test_qwen2_tiny writes with our GGUF writer, run by the
 live llama.cpp (llama-cpp-python): it must load there, and our top-1 must equal llama.cpp's at
 every one of the 256 positions (max |logit difference| <= 0.02: F32 weights, f16 KV cache).

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """SmolLM2-135M-Instruct Q4_1: the EXACT full-vocabulary KL(llama.cpp || ours) over the 2,048
 teacher-forced positions of tests/fixtures/smollm2/tf.bin, with the live llama.cpp
 (llama-cpp-python). build/test_smollm2 checks the same positions against the committed fixture,

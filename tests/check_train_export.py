@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy gguf
 """The trained model exported by tests/test_train_model.c (build/test_train_export.gguf) loads in
 llama.cpp (llama-cpp-python) and the gguf package, and llama.cpp's next-token probabilities for a
 sequence match the trainer's own (build/test_train_export.logits). This checks the tensor names,

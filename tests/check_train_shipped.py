@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# needs: numpy
 """The shipped model (examples/shakespeare-tiny.gguf, trained by deepseek train) loads in llama.cpp
 (llama-cpp-python) and has learned its corpus: its mean negative log-likelihood on Shakespeare's
 text, measured by llama.cpp, is far below a uniform guess over its 1024-token vocabulary

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# needs: gguf
 # A training run killed with SIGKILL at random moments (many of them while a checkpoint is being
 # written: one is written every step) and resumed each time logs the same losses, bit for bit,
 # as an uninterrupted run; every checkpoint file left behind is a valid GGUF (checked with the

@@ -678,7 +678,7 @@ static void test_chat_templates(ds_test_ctx *t) {
     DS_CHECK(t, ds_chat_apply(NULL, DS_CHAT_CHATML, msgs, 3, 1, buf, sizeof buf, &len) == DS_OK, "chatml");
     DS_CHECK(t, !strcmp(buf, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n Hi!\n<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>assistant\n") && len == strlen(buf), "chatml: %s", buf);
     DS_CHECK(t, ds_chat_apply(NULL, DS_CHAT_LLAMA3, msgs, 2, 1, buf, sizeof buf, &len) == DS_OK, "llama3");
-    DS_CHECK(t, !strcmp(buf, "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), "llama3: %s", buf);
+    DS_CHECK(t, !strcmp(buf, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), "llama3: %s", buf);
     DS_CHECK(t, ds_chat_apply(NULL, DS_CHAT_CHATML, msgs, 1, 0, buf, 10, &len) == DS_ERR_BOUNDS && len == strlen("<|im_start|>system\nBe brief.<|im_end|>\n"), "too small: len %zu", len);
     DS_CHECK(t, ds_chat_apply(NULL, DS_CHAT_AUTO, msgs, 1, 0, buf, sizeof buf, &len) == DS_ERR_INVALID_ARG, "auto needs a model");
 }

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 
 const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
@@ -18,6 +19,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
 int cli_int(const char *s, long lo, long hi, long *out) {
     char *end;
     long v;
+    if (!((*s >= '0' && *s <= '9') || *s == '-' || *s == '+')) return 0;   /* no blanks, no words */
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) return 0;
@@ -28,6 +30,8 @@ int cli_int(const char *s, long lo, long hi, long *out) {
 int cli_float(const char *s, double lo, double hi, double *out) {
     char *end;
     double v;
+    const char *p = s + (*s == '-' || *s == '+');
+    if (!((*p >= '0' && *p <= '9') || *p == '.') || strchr(s, 'x') || strchr(s, 'X')) return 0;   /* decimal only */
     errno = 0;
     v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= lo && v <= hi)) return 0;
@@ -35,11 +39,30 @@ int cli_float(const char *s, double lo, double hi, double *out) {
     return 1;
 }
 
+int cli_int_opt(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {
+    if (cli_int(s, lo, hi, out)) return 1;
+    cli_usage_error(cmd, "%s needs an integer in [%ld, %ld], not '%s'", opt, lo, hi, s);
+    return 0;
+}
+
+int cli_float_opt(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out) {
+    if (cli_float(s, lo, hi, out)) return 1;
+    cli_usage_error(cmd, "%s needs a number in [%g, %g], not '%s'", opt, lo, hi, s);
+    return 0;
+}
+
 char *cli_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
     char *buf = NULL;
     size_t cap = 0, n = 0;
+    struct stat st;
     if (!f) return NULL;
+    if (!is_stdin && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        errno = EISDIR;
+        return NULL;
+    }
     for (;;) {
         size_t r;
         if (n + 65536 + 1 > cap) {
@@ -48,7 +71,8 @@ char *cli_read_file(const char *path, size_t *len) {
             nb = (char *)realloc(buf, cap);
             if (!nb) {
                 free(buf);
-                fclose(f);
+                if (!is_stdin) fclose(f);
+                errno = ENOMEM;
                 return NULL;
             }
             buf = nb;
@@ -59,17 +83,40 @@ char *cli_read_file(const char *path, size_t *len) {
     }
     if (ferror(f)) {
         free(buf);
-        fclose(f);
+        if (!is_stdin) fclose(f);
+        errno = EIO;
         return NULL;
     }
-    fclose(f);
+    if (!is_stdin) fclose(f);
     buf[n] = 0;
     if (len) *len = n;
     return buf;
 }
 
+char *cli_read_input(const char *cmd, const char *path, size_t *len) {
+    char *text = cli_read_file(path, len);
+    if (!text) fprintf(stderr, "deepseek %s: %s: cannot read: %s\n", cmd, strcmp(path, "-") ? path : "standard input", strerror(errno));
+    return text;
+}
+
+int cli_check_output(const char *cmd, const char *path) {
+    struct stat st;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (!*path) return fprintf(stderr, "deepseek %s: the output path is empty\n", cmd), 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return fprintf(stderr, "deepseek %s: %s: is a directory, not a file to write\n", cmd, path), 0;
+    if (n >= sizeof dir) return fprintf(stderr, "deepseek %s: %s: the path is too long\n", cmd, path), 0;
+    memcpy(dir, slash ? path : ".", slash ? (n ? n : 1) : 1);
+    dir[slash ? (n ? n : 1) : 1] = 0;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return fprintf(stderr, "deepseek %s: %s: the folder %s does not exist\n", cmd, path, dir), 0;
+    return 1;
+}
+
 int cli_fail(const char *cmd, const char *what, ds_status s) {
-    fprintf(stderr, "deepseek %s: %s: %s (%s)\n", cmd, what, ds_last_error(), ds_status_str(s));
+    const char *e = ds_last_error();
+    if (what && *what && !strstr(e, what)) fprintf(stderr, "deepseek %s: %s: %s (%s)\n", cmd, what, e, ds_status_str(s));
+    else fprintf(stderr, "deepseek %s: %s (%s)\n", cmd, e, ds_status_str(s));
     return 1;
 }
 

@@ -14,11 +14,24 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd);
 /* Strict number parsing: the whole string must be a number in [lo, hi]. */
 int cli_int(const char *s, long lo, long hi, long *out);
 int cli_float(const char *s, double lo, double hi, double *out);
-/* Reads a whole file into a NUL-terminated buffer (free with free()); NULL on failure. */
+/* The same for the value of option opt, reporting "OPT needs an integer in [lo, hi], not 'v'"
+   on failure (1: parsed, 0: reported). */
+int cli_int_opt(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int cli_float_opt(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+/* Reads a whole file ("-": stdin) into a NUL-terminated buffer (free with free()); NULL on
+   failure, with the reason in errno (EISDIR for a directory). */
 char *cli_read_file(const char *path, size_t *len);
-/* Reports a library failure: "deepseek CMD: what: <ds_last_error()>" */
+/* cli_read_file, reporting "deepseek CMD: PATH: cannot read: reason" on failure */
+char *cli_read_input(const char *cmd, const char *path, size_t *len);
+/* Before long work: can path be written (its folder exists, it is no folder)? Reports why not. */
+int cli_check_output(const char *cmd, const char *path);
+/* Reports a library failure: "deepseek CMD: what: <ds_last_error()>", what left out when the
+   library's message already names it */
 int cli_fail(const char *cmd, const char *what, ds_status s);
 int cli_usage_error(const char *cmd, const char *fmt, ...);
+
+/* the most threads a -t option accepts */
+#define CLI_MAX_THREADS 512
 
 typedef struct cli_command {
     const char *name;

@@ -20,10 +20,10 @@ static void usage(FILE *f) {
             "bandwidth of this machine with the same thread count.\n"
             "\n"
             "  -m FILE   model (GGUF)\n"
-            "  -p N      prompt tokens (default 512; 0 skips pp)\n"
-            "  -n N      generated tokens (default 128; 0 skips tg)\n"
-            "  -t N      threads (default: all CPUs)\n"
-            "  -r N      repetitions (default 5)\n"
+            "  -p N      prompt tokens in [0, 65536] (default 512; 0 skips pp)\n"
+            "  -n N      generated tokens in [0, 65536] (default 128; 0 skips tg)\n"
+            "  -t N      threads in [1, 512] (default: all CPUs)\n"
+            "  -r N      repetitions in [1, 65536] (default 5)\n"
             "  --json    print one JSON object instead of the table\n");
 }
 
@@ -53,7 +53,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             a->model = val;
             continue;
         }
-        if (!cli_int(val, strcmp(o, "-p") && strcmp(o, "-n") ? 1 : 0, 1 << 16, &v)) return cli_usage_error("bench", "bad value '%s' for %s", val, o);
+        if (!cli_int_opt("bench", o, val, strcmp(o, "-p") && strcmp(o, "-n") ? 1 : 0, strcmp(o, "-t") ? 1 << 16 : CLI_MAX_THREADS, &v)) return 2;
         if (!strcmp(o, "-p")) a->p = (int)v;
         else if (!strcmp(o, "-n")) a->n = (int)v;
         else if (!strcmp(o, "-t")) a->threads = (int)v;

@@ -1,21 +1,36 @@
 /* cmd_chat.c - `deepseek chat`: talk with a model through its chat template. Each turn sends
    the whole conversation; the session reuses the tokens it already holds, so only the new
-   message is evaluated. */
+   message is evaluated. Messages are plain text: only the template's own markup becomes special
+   tokens (unless --special). Ctrl-C during a reply stops the reply; at the prompt it quits. */
 #include "cmd_run.h"
+#include <signal.h>
+
+#define CHAT_MAX_LINE ((size_t)1 << 20)   /* longer messages are refused (their bytes skipped) */
 
 static const char *chat_usage =
     "usage: deepseek chat -m FILE [--system TEXT] [options]\n"
     "Reads one message per line from stdin and streams the replies to stdout.\n"
-    "Type /reset to start over; end of input (Ctrl-D) quits.\n"
+    "Type /reset to start over; end of input (Ctrl-D) quits; Ctrl-C stops a reply.\n"
+    "Messages are plain text: special-token markup in them stays text unless --special is given.\n"
     "  --system TEXT       a system message opening the conversation\n"
-    GEN_OPTS_HELP;
+    GEN_OPTS_HELP("512");
 
 typedef struct chat_log {
     ds_chat_message *msgs;
     int n, cap;
-    char *buf;      /* the formatted conversation */
-    size_t buf_cap;
+    int32_t *ids;   /* the formatted conversation */
+    size_t ids_cap;
 } chat_log;
+
+static volatile sig_atomic_t chat_replying;
+static volatile int chat_cancel;
+
+static void chat_on_sigint(int sig) {
+    (void)sig;
+    if (!chat_replying) _Exit(130);
+    chat_cancel = 1;
+    signal(SIGINT, chat_on_sigint);
+}
 
 static char *chat_strdup(const char *s) {
     size_t n = strlen(s) + 1;
@@ -38,6 +53,8 @@ static int chat_add(chat_log *c, const char *role, const char *content) {
     return 1;
 }
 
+static void chat_drop_last(chat_log *c) { free((void *)c->msgs[--c->n].content); }
+
 /* drops the oldest exchange after the system message; 0 when none is left */
 static int chat_drop_oldest(chat_log *c, int first) {
     int i;
@@ -49,63 +66,78 @@ static int chat_drop_oldest(chat_log *c, int first) {
     return 1;
 }
 
-static ds_status chat_format(chat_log *c, const ds_model *m) {
-    size_t len;
-    ds_status st = ds_chat_apply(m, DS_CHAT_AUTO, c->msgs, c->n, 1, c->buf, c->buf_cap, &len);
+static ds_status chat_format(chat_log *c, const ds_model *m, int flags, size_t *n) {
+    ds_status st = ds_chat_tokenize(m, DS_CHAT_AUTO, c->msgs, c->n, 1, flags, c->ids, c->ids_cap, n);
     if (st == DS_ERR_BOUNDS) {
-        free(c->buf);
-        c->buf_cap = len + 1;
-        if (!(c->buf = (char *)malloc(c->buf_cap))) return DS_ERR_NO_MEMORY;
-        st = ds_chat_apply(m, DS_CHAT_AUTO, c->msgs, c->n, 1, c->buf, c->buf_cap, &len);
+        free(c->ids);
+        c->ids_cap = *n + 16;
+        if (!(c->ids = (int32_t *)malloc(c->ids_cap * sizeof(int32_t)))) return DS_ERR_NO_MEMORY;
+        st = ds_chat_tokenize(m, DS_CHAT_AUTO, c->msgs, c->n, 1, flags, c->ids, c->ids_cap, n);
     }
     return st;
 }
 
-static int chat_print(void *user, int32_t token, const char *text, size_t len) {
-    (void)user;
-    (void)token;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
-}
-
-/* reads a line of any length without its newline; NULL at end of input */
-static char *chat_read_line(void) {
+/* Reads a line without its newline into *out; 0 at end of input. *bad: 1 when it held a NUL
+   byte, 2 when it was longer than CHAT_MAX_LINE (the rest of it is skipped). */
+static int chat_read_line(char **out, int *bad) {
     size_t n = 0, cap = 256;
     char *s = (char *)malloc(cap);
     int ch;
-    if (!s) return NULL;
+    *bad = 0;
+    *out = NULL;
+    if (!s) return 0;
     while ((ch = getchar()) != EOF && ch != '\n') {
+        if (ch == 0 && !*bad) *bad = 1;
+        if (n == CHAT_MAX_LINE) *bad = 2;
+        if (*bad == 2) continue;
         if (n + 1 == cap) {
             char *t = (char *)realloc(s, cap *= 2);
-            if (!t) break;
+            if (!t) {
+                *bad = 2;
+                continue;
+            }
             s = t;
         }
         s[n++] = (char)ch;
     }
-    if (ch == EOF && n == 0) {
+    if (ch == EOF && n == 0 && !*bad) {
         free(s);
-        return NULL;
+        return 0;
     }
     if (n && s[n - 1] == '\r') n--;
     s[n] = 0;
-    return s;
+    *out = s;
+    return 1;
 }
 
-/* one reply to the conversation so far, appended to it */
-static ds_status chat_reply(chat_log *c, ds_session *s, const ds_generate_config *gc, int first) {
+/* one reply to the conversation so far, appended to it; DS_ERR_STATE: the last message alone
+   does not fit in the context (it is dropped) */
+static ds_status chat_reply(chat_log *c, ds_session *s, const ds_generate_config *gc, int first, int flags) {
     ds_generator *g = NULL;
     ds_status st;
+    size_t n = 0;
     for (;;) {
-        if ((st = chat_format(c, ds_session_model(s))) != DS_OK) return st;
-        st = ds_generator_create(s, c->buf, gc, &g);
-        if (st != DS_ERR_STATE || !chat_drop_oldest(c, first)) break;
+        if ((st = chat_format(c, ds_session_model(s), flags, &n)) != DS_OK) return st;
+        if (n <= (size_t)ds_session_n_ctx(s) - 1 && (st = ds_generator_create_tokens(s, c->ids, (int)n, gc, &g)) != DS_ERR_STATE) break;
+        if (!chat_drop_oldest(c, first)) {
+            fprintf(stderr, "deepseek chat: the message makes the conversation %zu tokens long; the context holds %d (-c); not sent\n", n, ds_session_n_ctx(s));
+            chat_drop_last(c);
+            return DS_ERR_STATE;
+        }
     }
-    if (st == DS_OK) st = ds_generator_step(g, 0, 0);
+    if (st != DS_OK) return st;
+    chat_replying = 1;
+    st = ds_generator_step(g, 0, 0);
+    chat_replying = 0;
     if (st == DS_OK && !chat_add(c, "assistant", ds_generator_text(g, NULL))) st = DS_ERR_NO_MEMORY;
     if (st == DS_OK && ds_generator_state(g) == DS_GEN_CONTEXT_FULL) fprintf(stderr, "\n[the context is full: older turns will be dropped]");
+    if (st == DS_OK && ds_generator_state(g) == DS_GEN_CANCELLED) fprintf(stderr, "\n[interrupted]");
     ds_generator_free(g);
     return st;
+}
+
+static const char *chat_template_name(ds_chat_template t) {
+    return t == DS_CHAT_CHATML ? "ChatML" : t == DS_CHAT_LLAMA3 ? "Llama-3" : t == DS_CHAT_DEEPSEEK2 ? "DeepSeek-V2" : t == DS_CHAT_DEEPSEEK3 ? "DeepSeek-V3" : "unknown";
 }
 
 int ds_cmd_chat(int argc, char **argv) {
@@ -118,7 +150,7 @@ int ds_cmd_chat(int argc, char **argv) {
     ds_chat_template tmpl;
     ds_status st = DS_OK;
     char *line;
-    int i, rc, first;
+    int i, rc, first, bad, flags;
     gen_opts_init(&o);
     o.n_predict = 512;
     for (i = 1; i < argc; i++) {
@@ -134,6 +166,7 @@ int ds_cmd_chat(int argc, char **argv) {
             return cli_usage_error("chat", "unknown option '%s'", argv[i]);
         }
     }
+    if (!o.model) return cli_usage_error("chat", "-m FILE is required");
     if ((rc = gen_opts_open(&o, "chat", &m, &s)) != 0) return rc;
     if ((st = ds_model_chat_template(m, &tmpl)) != DS_OK) {
         rc = cli_fail("chat", o.model, st);
@@ -141,21 +174,30 @@ int ds_cmd_chat(int argc, char **argv) {
         ds_model_free(m);
         return rc;
     }
+    flags = o.special ? DS_TOKENIZE_PARSE_SPECIAL : 0;
     memset(&c, 0, sizeof c);
     memset(&gc, 0, sizeof gc);
     gc.max_tokens = o.n_predict < 0 ? 0 : o.n_predict;
     gc.sampler = o.sampler;
-    gc.on_token = chat_print;
+    gc.on_token = gen_print;
+    gc.user = (void *)&chat_cancel;
     first = system ? 1 : 0;
     if (system && !chat_add(&c, "system", system)) st = DS_ERR_NO_MEMORY;
-    fprintf(stderr, "deepseek chat: %s template; /reset starts over, Ctrl-D quits\n> ", tmpl == DS_CHAT_CHATML ? "ChatML" : "Llama-3");
-    while (st == DS_OK && (line = chat_read_line()) != NULL) {
-        if (!strcmp(line, "/reset")) {
-            while (c.n > first) free((void *)c.msgs[--c.n].content);
+    signal(SIGINT, chat_on_sigint);
+    fprintf(stderr, "deepseek chat: %s template; /reset starts over, Ctrl-D quits, Ctrl-C stops a reply\n> ", chat_template_name(tmpl));
+    while (st == DS_OK && chat_read_line(&line, &bad)) {
+        if (bad == 1) {
+            fprintf(stderr, "deepseek chat: the message holds a NUL byte; not sent\n");
+        } else if (bad == 2) {
+            fprintf(stderr, "deepseek chat: the message is longer than %zu bytes; not sent\n", CHAT_MAX_LINE);
+        } else if (!strcmp(line, "/reset")) {
+            while (c.n > first) chat_drop_last(&c);
         } else if (line[0]) {
+            chat_cancel = 0;
             if (!chat_add(&c, "user", line)) st = DS_ERR_NO_MEMORY;
-            else st = chat_reply(&c, s, &gc, first);
-            printf("\n");
+            else if ((st = chat_reply(&c, s, &gc, first, flags)) == DS_ERR_STATE) st = DS_OK;
+            else printf("\n");
+            fflush(stdout);
         }
         free(line);
         fprintf(stderr, "> ");
@@ -163,7 +205,7 @@ int ds_cmd_chat(int argc, char **argv) {
     rc = st == DS_OK ? 0 : cli_fail("chat", "reply", st);
     for (i = 0; i < c.n; i++) free((void *)c.msgs[i].content);
     free(c.msgs);
-    free(c.buf);
+    free(c.ids);
     ds_session_free(s);
     ds_model_free(m);
     return rc;

@@ -18,10 +18,11 @@ static void usage(FILE *f) {
             "evaluated from an empty context, scoring the second half of each chunk.\n"
             "\n"
             "  -m FILE      model (GGUF)\n"
-            "  -f FILE      text file (needs at least 2*c tokens)\n"
-            "  -c N         chunk length in tokens (default 512)\n"
-            "  -t N         threads (default: all CPUs)\n"
-            "  --chunks N   score only the first N chunks\n"
+            "  -f FILE      text file (needs at least 2*c tokens; '-': standard input)\n"
+            "  -c N         chunk length in tokens, in [4, the model's context] (default 512 or the\n"
+            "               model's context when shorter)\n"
+            "  -t N         threads in [1, 512] (default: all CPUs)\n"
+            "  --chunks N   score only the first N chunks, N >= 1\n"
             "\n"
             "Progress goes to stderr; the last line on stdout is `perplexity: X`.\n");
 }
@@ -36,7 +37,7 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
     int i;
     long v;
     memset(a, 0, sizeof *a);
-    a->ctx = 512;
+    a->ctx = 0;   /* 512, or the model's context when shorter */
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *val;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
@@ -45,7 +46,7 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
         if (!(val = cli_value(argc, argv, &i, "perplexity"))) return 2;
         if (!strcmp(o, "-m")) a->model = val;
         else if (!strcmp(o, "-f")) a->text = val;
-        else if (!cli_int(val, !strcmp(o, "-c") ? 4 : 1, 1 << 20, &v)) return cli_usage_error("perplexity", "bad value '%s' for %s", val, o);
+        else if (!cli_int_opt("perplexity", o, val, !strcmp(o, "-c") ? 4 : 1, !strcmp(o, "-t") ? CLI_MAX_THREADS : 1 << 20, &v)) return 2;
         else if (!strcmp(o, "-c")) a->ctx = (int)v;
         else if (!strcmp(o, "-t")) a->threads = (int)v;
         else a->max_chunks = (int)v;
@@ -80,7 +81,7 @@ static int run(const ppl_args *a, ds_model *m) {
     const ds_tokenizer *tk = ds_model_tokenizer(m);
     int n_vocab = ds_model_get_config(m)->n_vocab, c = a->ctx, n_chunks, i, bos = ds_tokenizer_bos(tk), add_bos = ds_tokenizer_add_bos(tk);
     size_t len, n_tok = 0;
-    char *text = cli_read_file(a->text, &len);
+    char *text;
     int32_t *tok = NULL;
     float *logits = NULL;
     ds_session *s = NULL;
@@ -88,18 +89,26 @@ static int run(const ppl_args *a, ds_model *m) {
     ds_status e;
     double nll = 0, t0;
     long scored = 0;
-    if (!text) {
-        fprintf(stderr, "deepseek perplexity: cannot read %s\n", a->text);
-        return 1;
+    if (!c) c = ds_model_get_config(m)->n_ctx > 0 && ds_model_get_config(m)->n_ctx < 512 ? ds_model_get_config(m)->n_ctx : 512;
+    if (ds_model_get_config(m)->n_ctx > 0 && c > ds_model_get_config(m)->n_ctx) {
+        fprintf(stderr, "deepseek perplexity: -c %d is longer than the context the model was trained with (%d tokens)\n", c, ds_model_get_config(m)->n_ctx);
+        return 2;
     }
+    if (!(text = cli_read_input("perplexity", a->text, &len))) return 1;
     if (len && text[len - 1] == '\n') len--;
-    tok = (int32_t *)malloc((len + 2) * sizeof *tok);   /* byte-level BPE: at most one token per byte, plus BOS */
-    if (!tok) {
-        free(text);
-        fprintf(stderr, "deepseek perplexity: out of memory\n");
-        return 1;
+    /* byte-level BPE gives at most one token per valid byte, plus BOS; an invalid byte becomes
+       U+FFFD (up to 3 tokens): then the count ds_tokenize reports is used */
+    for (;;) {
+        size_t cap = n_tok ? n_tok : len + 2;
+        if (!(tok = (int32_t *)malloc(cap * sizeof *tok))) {
+            e = DS_ERR_NO_MEMORY;
+            break;
+        }
+        e = ds_tokenize(tk, text, len, add_bos ? DS_TOKENIZE_ADD_BOS : 0, tok, cap, &n_tok);
+        if (e != DS_ERR_BOUNDS || n_tok <= cap) break;
+        free(tok);
+        tok = NULL;
     }
-    e = ds_tokenize(tk, text, len, add_bos ? DS_TOKENIZE_ADD_BOS : 0, tok, len + 2, &n_tok);
     free(text);
     if (e != DS_OK) {
         free(tok);

@@ -4,6 +4,7 @@
 
 static const char *tokenize_usage =
     "usage: deepseek tokenize (-m MODEL.gguf | --tokenizer tokenizer.json) (-f FILE | -p TEXT)\n"
+    "  -f FILE     the input ('-': standard input)\n"
     "                         [--ids | --count | --decode] [--bos] [--no-special] [--bench N]\n"
     "  default     one line per token: id, then its bytes (escaped)\n"
     "  --ids       the ids on one line, separated by spaces\n"
@@ -200,17 +201,15 @@ int ds_cmd_tokenize(int argc, char **argv) {
             flags &= ~DS_TOKENIZE_PARSE_SPECIAL;
         } else if (!strcmp(a, "--bench")) {
             const char *v = cli_value(argc, argv, &i, cmd);
-            if (!v || !cli_int(v, 1, 1000, &bench)) return cli_usage_error(cmd, "--bench needs a count in [1, 1000]");
+            if (!v) return 2;
+            if (!cli_int_opt(cmd, a, v, 1, 1000, &bench)) return 2;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
     }
     if (!model) return cli_usage_error(cmd, "give a tokenizer with -m or --tokenizer");
     if (!file == !prompt) return cli_usage_error(cmd, "give the input with exactly one of -f and -p");
-    if (file && !(text = cli_read_file(file, &len))) {
-        fprintf(stderr, "deepseek %s: cannot read '%s'\n", cmd, file);
-        return 1;
-    }
+    if (file && !(text = cli_read_input(cmd, file, &len))) return 1;
     if (prompt) len = strlen(prompt);
     if ((s = ds_tokenizer_load(model, &t)) != DS_OK) {
         free(text);

@@ -3,6 +3,7 @@
 
 static const char *train_tokenizer_usage =
     "usage: deepseek train-tokenizer -f FILE [-f FILE ...] --vocab-size N -o OUT\n"
+    "  -f FILE: a text file ('-': standard input); --vocab-size in [257, 16777216]\n"
     "                                [--pre smollm|gpt2|llama3|qwen2|deepseek-v3] [--special TOKEN ...]\n"
     "                                [--min-frequency N]\n"
     "  OUT ending in .gguf gets the tokenizer.ggml.* keys; anything else a tokenizer.json.\n"
@@ -37,6 +38,7 @@ int ds_cmd_train_tokenizer(int argc, char **argv) {
     char **texts = (char **)calloc((size_t)argc + 1, sizeof(char *));
     size_t *lens = (size_t *)calloc((size_t)argc + 1, sizeof(size_t));
     int i, n_files = 0, n_special = 0, rc = 0;
+    size_t total = 0;
     long vocab = 0, minf = 0;
     ds_bpe_train_config cfg;
     ds_tokenizer *t = NULL;
@@ -54,9 +56,9 @@ int ds_cmd_train_tokenizer(int argc, char **argv) {
         } else if (!strcmp(a, "-o")) {
             if (!(out = cli_value(argc, argv, &i, cmd))) { rc = 2; goto done; }
         } else if (!strcmp(a, "--vocab-size")) {
-            if (!(v = cli_value(argc, argv, &i, cmd)) || !cli_int(v, 257, 1 << 24, &vocab)) { rc = cli_usage_error(cmd, "--vocab-size needs a number in [257, 16777216]"); goto done; }
+            if (!(v = cli_value(argc, argv, &i, cmd)) || !cli_int_opt(cmd, a, v, 257, 1 << 24, &vocab)) { rc = 2; goto done; }
         } else if (!strcmp(a, "--min-frequency")) {
-            if (!(v = cli_value(argc, argv, &i, cmd)) || !cli_int(v, 0, 1L << 30, &minf)) { rc = cli_usage_error(cmd, "--min-frequency needs a count"); goto done; }
+            if (!(v = cli_value(argc, argv, &i, cmd)) || !cli_int_opt(cmd, a, v, 0, 1L << 30, &minf)) { rc = 2; goto done; }
         } else if (!strcmp(a, "--pre")) {
             if (!(cfg.pre = cli_value(argc, argv, &i, cmd))) { rc = 2; goto done; }
         } else if (!strcmp(a, "--special")) {
@@ -71,12 +73,21 @@ int ds_cmd_train_tokenizer(int argc, char **argv) {
         rc = cli_usage_error(cmd, "give -f FILE, --vocab-size N and -o OUT");
         goto done;
     }
+    if (!cli_check_output(cmd, out)) {
+        rc = 1;
+        goto done;
+    }
     for (i = 0; i < n_files; i++) {
-        if (!(texts[i] = cli_read_file(files[i], &lens[i]))) {
-            fprintf(stderr, "deepseek %s: cannot read '%s'\n", cmd, files[i]);
+        if (!(texts[i] = cli_read_input(cmd, files[i], &lens[i]))) {
             rc = 1;
             goto done;
         }
+        total += lens[i];
+    }
+    if (total == 0) {
+        fprintf(stderr, "deepseek %s: the input is empty: nothing to learn merges from\n", cmd);
+        rc = 1;
+        goto done;
     }
     cfg.vocab_size = (int)vocab;
     cfg.min_frequency = (int)minf;

@@ -34,7 +34,7 @@ static const cli_command commands[] = {
 
 static void usage(FILE *f) {
     size_t i;
-    fprintf(f, "usage: deepseek COMMAND [options]   ('deepseek COMMAND --help' for each)\n\ncommands:\n");
+    fprintf(f, "usage: deepseek COMMAND [options]   ('deepseek COMMAND --help' for each; --version)\n\ncommands:\n");
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
 }
 
@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) return ds_cmd_version(argc - 1, argv + 1);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
