@@ -343,7 +343,7 @@ static int pick_tokenizer(const train_opts *o, const char *resume_from, const ds
     ds_status st;
     ds_train_data_vocab(data, &shard_vocab, &shard_fp);
     if (o->tokenizer) {
-        if ((st = ds_gguf_open(o->tokenizer, tok)) != DS_OK) return !cli_fail("train", o->tokenizer, st);
+        if ((st = ds_gguf_open(o->tokenizer, tok)) != DS_OK) return !cli_fail("train", "--tokenizer", st);
         if (ds_gguf_vocab_fingerprint(*tok, &fp, &n) != DS_OK) {
             fprintf(stderr, "deepseek train: %s has no tokenizer (no tokenizer.ggml.tokens)\n", o->tokenizer);
             return 0;
