@@ -90,6 +90,11 @@
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
+                 The validating reader checks structure, not bytes: a flipped bit inside a
+                 weight parses fine. So the files training writes carry an XXH64 of their whole
+                 data section in an ordinary key (llama.cpp ignores it), checked on resume and
+                 model load; XXH64 because it runs near memory speed, a whole-file pass being
+                 the cost of the check.
    MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
                  path multiplies it straight into the latent-space scores.
 */

@@ -56,6 +56,8 @@ try:
     lib.XXH64.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
 except OSError:
     lib = None
+errors = []
+print = errors.append
 for path in sys.argv[1:]:
     try:
         r = gguf.GGUFReader(path)
@@ -70,6 +72,8 @@ for path in sys.argv[1:]:
     for t in r.tensors:
         if t.tensor_type == gguf.GGMLQuantizationType.F32 and not np.isfinite(t.data).all():
             print(f"{path}: tensor {t.name} holds inf or NaN")
+if errors:
+    sys.stdout.write("; ".join(errors) + "\n")
 PY
 }
 
