@@ -808,8 +808,8 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
 
 /* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights with
    a data checksum, tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a
-   tokenizer or model file), else from the trainer's tokenizer (ds_trainer_set_tokenizer),
-   else a byte-level vocabulary (token i < 256 = byte i). The tokenizer's token count must
+   tokenizer or model file), else the tokenizer.* keys of the trainer's tokenizer
+   (ds_trainer_set_tokenizer), else a byte-level vocabulary (token i < 256 = byte i). The tokenizer's token count must
    equal n_vocab; non-finite weights are refused (DS_ERR_STATE). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
 
@@ -12588,13 +12588,13 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
     ds_gguf_writer *w;
     ds_status st;
     if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
-    if (!tokenizer) tokenizer = tr->vocab;
-    if (!tokenizer && tr->V < 256) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if (!tokenizer && tr->V < 256 && !tr->vocab) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
     if (tokenizer && (st = ds__tr_check_tokenizer(tokenizer, tr->V)) != DS_OK) return st;
     if (!ds__tr_finite(tr, tr->params)) return ds__fail(DS_ERR_STATE, "save_model: %s: the weights hold inf or NaN; not saved", path);
     if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
     ds_gguf_writer_set_checksum(w, 1);
     if (tokenizer) st = ds_gguf_writer_copy_kv(w, tokenizer);
+    else if (tr->vocab) st = ds__tr_tokenizer_kv(w, tr->vocab);   /* perhaps a checkpoint: its tokenizer keys alone */
     else st = ds__tr_byte_vocab_kv(w, tr->V);
     if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "model");

@@ -176,6 +176,8 @@ def toks(p):
 want = toks(sys.argv[1])
 for p in sys.argv[2:]:
     if toks(p) != want: print(f"{p} does not carry the tokenizer's tokens")
+if any(k.startswith("train.") for k in gguf.GGUFReader(sys.argv[2]).fields):
+    print("the model took the checkpoint's training keys along with its tokenizer")
 PY
 )
 fi

@@ -548,7 +548,11 @@ static int run_training(const train_opts *o) {
         fprintf(log, "%d,%.9g,", s, info.loss);
         if (vloss >= 0) fprintf(log, "%.9g", vloss);
         fprintf(log, ",%.6g,%.6g,%g,%d,%.1f\n", info.lr, info.grad_norm, info.loss_scale, info.skipped, info.tokens / dt);
-        fflush(log);
+        if (fflush(log) != 0 || ferror(log)) {
+            fprintf(stderr, "\ndeepseek train: writing %s failed at step %d: %s; stopped%s%s\n", logp, s, strerror(errno),
+                    last_ckpt[0] ? ", the last good checkpoint is " : "", last_ckpt);
+            goto done;
+        }
         fmt_eta(eta, sizeof eta, (tc.steps - s) * (ds_time() - t_start) / (s - first_step));
         if (!o->quiet) {
             fprintf(stderr, "\rstep %d/%d | loss %.4f", s, tc.steps, info.loss);
