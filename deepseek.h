@@ -99,6 +99,11 @@
    Checkpoints   Training checkpoints are GGUF files (weights, AdamW moments, RNG, data cursor,
                  loss-scaler state as tensors and keys), written through the same atomic writer
                  as models, so one validating reader serves models, checkpoints and fuzzing.
+                 The validating reader checks structure, not bytes: a flipped bit inside a
+                 weight parses fine. So the files training writes carry an XXH64 of their whole
+                 data section in an ordinary key (llama.cpp ignores it), checked on resume and
+                 model load; XXH64 because it runs near memory speed, a whole-file pass being
+                 the cost of the check.
    Op layer      Model and trainer code call operations, never kernels: a ds__ops table of
                  function pointers (matmul tiles per weight type, norms, RoPE, softmax, SwiGLU,
                  f16 rows, attention products, GEMM register tiles, AdamW) that a backend fills
@@ -209,6 +214,8 @@ typedef struct ds_mapped_file {
 } ds_mapped_file;
 DS_API ds_status ds_map_file(const char *path, ds_mapped_file *out);
 DS_API void ds_unmap_file(ds_mapped_file *f);
+/* XXH64 of data[0, n) (xxHash's 64-bit hash, the same value as its reference library). */
+DS_API uint64_t ds_xxh64(const void *data, size_t n, uint64_t seed);
 
 /* ---- thread pool ------------------------------------------------------------------------- */
 /* task(ctx, i, n) is called once for each i in [0, n). */
@@ -352,8 +359,19 @@ DS_API ds_status ds_gguf_writer_copy_kv(ds_gguf_writer *w, const ds_gguf *g);
 /* ne[0] is the contiguous dimension and a whole number of blocks of type; n_dims in 1..4.
    data is referenced, not copied: it must stay valid until ds_gguf_writer_write returns. */
 DS_API ds_status ds_gguf_writer_add_tensor(ds_gguf_writer *w, const char *name, ds_type type, int n_dims, const int64_t *ne, const void *data);
-/* atomic: writes PATH.tmp, fsyncs, renames over PATH (and fsyncs the folder) */
+/* atomic: writes PATH.tmp, fsyncs, renames over PATH (and fsyncs the folder); on failure
+   (a full disk, say) PATH is untouched and PATH.tmp removed */
 DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path);
+/* Data checksum: XXH64 (seed 0) of the whole data section, from ds_gguf_data_offset to the end
+   of the file, padding included, kept as an ordinary u64 key (llama.cpp and the gguf package
+   read past it). The files training writes carry it. */
+#define DS_GGUF_CHECKSUM_KEY "deepseek_h.data_xxh64"
+/* on != 0: ds_gguf_writer_write adds DS_GGUF_CHECKSUM_KEY */
+DS_API void ds_gguf_writer_set_checksum(ds_gguf_writer *w, int on);
+/* Checks DS_GGUF_CHECKSUM_KEY where the file has one (reading its whole data section): DS_OK
+   when it matches or is absent (*present, which may be NULL, says which), DS_ERR_FORMAT when
+   the data changed after it was written. */
+DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
 
 // >>api:tokenizer
 /* Tokenizers: byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM, DeepSeek-V3 pre-tokenizers) and
@@ -492,6 +510,8 @@ typedef struct ds_model_config {
 typedef struct ds_model ds_model;
 typedef struct ds_session ds_session;
 typedef struct ds_model_params {
+    int no_checksum; /* 1: skip checking DS_GGUF_CHECKSUM_KEY (0: a file that has one is verified,
+                        reading all its weights once) */
     int reserved_;   /* zero-initialise; future options go here */
 } ds_model_params;
 
@@ -748,13 +768,24 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
 /* Fill defaults (0 fields) and check that the shape is trainable. */
 DS_API ds_status ds_model_config_check(ds_model_config *mc);
 
-/* ---- token shards: magic "DSTK", version 1, bytes per token (2 or 4), count, tokens --------- */
+/* ---- token shards: magic "DSTK", version 1, bytes per token (2 or 4), n_vocab, count, the
+   vocabulary fingerprint (0: not recorded, as in shards from before it existed), tokens ------ */
 DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab);
+/* The same, recording the fingerprint of the vocabulary the tokens come from (0: none). */
+DS_API ds_status ds_token_shard_write_vocab(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab, uint64_t vocab_fp);
+/* A vocabulary's fingerprint: XXH64 (seed 0) of its token strings, each as GGUF stores it in
+   tokenizer.ggml.tokens (u64 length, bytes), so a tokenizer and any GGUF holding it agree.
+   The byte vocabulary ('deepseek data' without a tokenizer) is recorded as 0. */
+DS_API uint64_t ds_tokenizer_fingerprint(const ds_tokenizer *t);
+/* The fingerprint and size of g's tokenizer.ggml.tokens (DS_ERR_NOT_FOUND when absent). */
+DS_API ds_status ds_gguf_vocab_fingerprint(const ds_gguf *g, uint64_t *fp, int *n_vocab);
 typedef struct ds_train_data ds_train_data;
-/* val_path may be NULL (no validation). */
+/* val_path may be NULL (no validation). The two shards must agree on their vocabulary. */
 DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path, ds_train_data **out);
 DS_API void ds_train_data_free(ds_train_data *d);
 DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val);
+/* The vocabulary size and fingerprint (0: not recorded) the shards were written with. */
+DS_API void ds_train_data_vocab(const ds_train_data *d, int *n_vocab, uint64_t *vocab_fp);
 
 /* ---- the trainer --------------------------------------------------------------------------- */
 typedef struct ds_trainer ds_trainer;
@@ -764,7 +795,7 @@ typedef struct ds_train_step_info {
     float lr;
     float grad_norm;        /* before clipping, unscaled */
     float loss_scale;       /* scale used for this step (1 when scaling is off) */
-    int skipped;            /* 1: inf/NaN gradients, the update was skipped */
+    int skipped;            /* 1: inf/NaN loss or gradients, the update was skipped */
     int skipped_total;      /* steps skipped so far */
     double tokens;          /* tokens processed by the step */
 } ds_train_step_info;
@@ -777,7 +808,10 @@ DS_API const ds_train_config *ds_trainer_train_config(const ds_trainer *tr);
 DS_API float *ds_trainer_params(ds_trainer *tr, size_t *n);
 DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n);
 /* One optimizer step on the next grad_accum micro-batches of d (deterministic from the seed
-   and the step). */
+   and the step). A step whose loss or gradients are not finite changes no weight (info->
+   skipped; with loss scaling the scale halves). Should an update itself make a weight
+   non-finite, the step returns DS_ERR_STATE: the trainer's weights are then lost, and a
+   checkpoint is the way back. */
 DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info);
 /* One optimizer step on caller-given tokens: tokens and targets are grad_accum * batch *
    seq_len ids each. */
@@ -806,17 +840,27 @@ DS_API int ds_trainer_step_count(const ds_trainer *tr);
    n_expert, or 0 when the layer is not MoE. */
 DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share);
 
-/* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler and both configs,
-   as a GGUF file written atomically (temp file, fsync, rename). Loading restores all of it;
-   training then continues bit-identically to an uninterrupted run. */
+/* The tokenizer the model is trained for: its tokenizer.* keys go into every checkpoint and
+   (when save_model gets none) the model. Its token count must equal n_vocab. The trainer
+   keeps the pointer: g must stay open while the trainer uses it (NULL: none). */
+DS_API ds_status ds_trainer_set_tokenizer(ds_trainer *tr, const ds_gguf *g);
+
+/* Checkpoint: weights, AdamW moments, step, RNG, data cursor, loss scaler, both configs and
+   the tokenizer's keys, as a GGUF file written atomically (temp file, fsync, rename) with a
+   data checksum (DS_GGUF_CHECKSUM_KEY). Loading verifies the checksum (files without one, from
+   older versions, load unchecked) and restores all of it; training then continues
+   bit-identically to an uninterrupted run. Saving refuses non-finite weights or moments
+   (DS_ERR_STATE), so a checkpoint never holds a diverged run. */
 DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path);
 DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path);
 /* Read only the configs stored in a checkpoint (to create the trainer before loading). */
 DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc, ds_train_config *tc);
 
-/* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights,
-   tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a tokenizer or model
-   file), or, when NULL, a byte-level vocabulary (token i < 256 = byte i). */
+/* The trained model as a llama GGUF that `deepseek run` and llama.cpp load: F32 weights with
+   a data checksum, tokenizer metadata copied from `tokenizer` (every KV of that GGUF: a
+   tokenizer or model file), else the tokenizer.* keys of the trainer's tokenizer
+   (ds_trainer_set_tokenizer), else a byte-level vocabulary (token i < 256 = byte i). The tokenizer's token count must
+   equal n_vocab; non-finite weights are refused (DS_ERR_STATE). */
 DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const ds_gguf *tokenizer);
 #endif /* DS_NO_TRAIN */
 
@@ -1456,6 +1500,87 @@ static uint64_t ds__hash_u64(uint64_t x) {
     x ^= x >> 33;
     x *= UINT64_C(0xc4ceb9fe1a85ec53);
     return x ^ (x >> 33);
+}
+
+/* XXH64 (xxHash's 64-bit hash, fed in pieces): the data checksum of the GGUF files training
+   writes and the vocabulary fingerprint of token shards. 32-byte stripes in four lanes, then
+   the tail and a final avalanche, as the reference implementation does. */
+#define DS__XXP1 UINT64_C(11400714785074694791)
+#define DS__XXP2 UINT64_C(14029467366897019727)
+#define DS__XXP3 UINT64_C(1609587929392839161)
+#define DS__XXP4 UINT64_C(9650029242287828579)
+#define DS__XXP5 UINT64_C(2870177450012600261)
+typedef struct ds__xxh64 {
+    uint64_t v[4], total, seed;
+    uint8_t mem[32];
+    size_t n_mem;
+} ds__xxh64;
+static uint64_t ds__rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static uint64_t ds__xx_le64(const uint8_t *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static uint64_t ds__xx_round(uint64_t acc, uint64_t in) { return ds__rotl64(acc + in * DS__XXP2, 31) * DS__XXP1; }
+static void ds__xxh64_init(ds__xxh64 *h, uint64_t seed) {
+    memset(h, 0, sizeof *h);
+    h->seed = seed;
+    h->v[0] = seed + DS__XXP1 + DS__XXP2;
+    h->v[1] = seed + DS__XXP2;
+    h->v[2] = seed;
+    h->v[3] = seed - DS__XXP1;
+}
+static void ds__xxh64_stripe(ds__xxh64 *h, const uint8_t *p) {
+    int i;
+    for (i = 0; i < 4; i++) h->v[i] = ds__xx_round(h->v[i], ds__xx_le64(p + 8 * i));
+}
+static void ds__xxh64_update(ds__xxh64 *h, const void *data, size_t n) {
+    const uint8_t *p = DS__CAST(const uint8_t *, data);
+    if (!n) return;
+    h->total += n;
+    if (h->n_mem) {
+        size_t k = DS__MIN(n, 32 - h->n_mem);
+        memcpy(h->mem + h->n_mem, p, k);
+        h->n_mem += k;
+        p += k;
+        n -= k;
+        if (h->n_mem < 32) return;
+        ds__xxh64_stripe(h, h->mem);
+        h->n_mem = 0;
+    }
+    for (; n >= 32; p += 32, n -= 32) ds__xxh64_stripe(h, p);
+    if (n) memcpy(h->mem, p, n);
+    h->n_mem = n;
+}
+static uint64_t ds__xxh64_digest(const ds__xxh64 *h) {
+    const uint8_t *p = h->mem, *end = h->mem + h->n_mem;
+    uint64_t r;
+    int i;
+    if (h->total >= 32) {
+        r = ds__rotl64(h->v[0], 1) + ds__rotl64(h->v[1], 7) + ds__rotl64(h->v[2], 12) + ds__rotl64(h->v[3], 18);
+        for (i = 0; i < 4; i++) r = (r ^ ds__xx_round(0, h->v[i])) * DS__XXP1 + DS__XXP4;
+    } else {
+        r = h->seed + DS__XXP5;
+    }
+    r += h->total;
+    for (; p + 8 <= end; p += 8) r = ds__rotl64(r ^ ds__xx_round(0, ds__xx_le64(p)), 27) * DS__XXP1 + DS__XXP4;
+    if (p + 4 <= end) {
+        r = ds__rotl64(r ^ (uint64_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) * DS__XXP1, 23) * DS__XXP2 + DS__XXP3;
+        p += 4;
+    }
+    for (; p < end; p++) r = ds__rotl64(r ^ *p * DS__XXP5, 11) * DS__XXP1;
+    r ^= r >> 33;
+    r *= DS__XXP2;
+    r ^= r >> 29;
+    r *= DS__XXP3;
+    return r ^ (r >> 32);
+}
+DS_API uint64_t ds_xxh64(const void *data, size_t n, uint64_t seed) {
+    ds__xxh64 h;
+    ds__xxh64_init(&h, seed);
+    ds__xxh64_update(&h, data, n);
+    return ds__xxh64_digest(&h);
 }
 
 /* ---- UTF-8 ------------------------------------------------------------------------------- */
@@ -5207,6 +5332,7 @@ struct ds_gguf_writer {
     ds__gguf_wtensor *t;
     size_t n_t, cap_t;
     ds__gguf_index kv_index, t_index;
+    int checksum;   /* add DS_GGUF_CHECKSUM_KEY when writing */
 };
 #define DS__GGUF_MAX_NAME 63   /* longest tensor name llama.cpp accepts */
 
@@ -5648,6 +5774,45 @@ static int ds__gguf_replace(const char *from, const char *to) {
 #endif
 }
 
+DS_API void ds_gguf_writer_set_checksum(ds_gguf_writer *w, int on) {
+    if (w) w->checksum = on != 0;
+}
+
+/* XXH64 of the data section ds__gguf_writer_emit will write: each tensor, zero-padded */
+static uint64_t ds__gguf_writer_data_hash(const ds_gguf_writer *w, uint32_t align) {
+    static const uint8_t zeros[64] = {0};
+    ds__xxh64 h;
+    size_t i;
+    ds__xxh64_init(&h, 0);
+    for (i = 0; i < w->n_t; i++) {
+        const uint8_t *p = DS__CAST(const uint8_t *, w->t[i].data);
+        uint64_t left = w->t[i].nbytes, pad = (align - left % align) % align;
+        while (left) {   /* size_t pieces, as ds__gguf_emit does */
+            size_t k = (size_t)DS__MIN(left, (uint64_t)1 << 30);
+            ds__xxh64_update(&h, p, k);
+            p += k;
+            left -= k;
+        }
+        for (; pad; pad -= DS__MIN(pad, (uint64_t)sizeof zeros)) ds__xxh64_update(&h, zeros, (size_t)DS__MIN(pad, (uint64_t)sizeof zeros));
+    }
+    return ds__xxh64_digest(&h);
+}
+
+DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present) {
+    uint64_t want, got, n;
+    if (present) *present = 0;
+    if (!g) return ds__fail(DS_ERR_INVALID_ARG, "gguf: verify_checksum: NULL argument");
+    if (!ds_gguf_find(g, DS_GGUF_CHECKSUM_KEY)) return DS_OK;
+    if (ds_gguf_get_u64(g, DS_GGUF_CHECKSUM_KEY, &want) != DS_OK) return ds__fail(DS_ERR_FORMAT, "gguf: key '%s' is not a u64", DS_GGUF_CHECKSUM_KEY);
+    if (present) *present = 1;
+    n = g->size > g->data_offset ? g->size - g->data_offset : 0;
+    got = ds_xxh64(n ? g->base + g->data_offset : NULL, (size_t)n, 0);
+    if (got != want)
+        return ds__fail(DS_ERR_FORMAT, "gguf: the data section (%llu bytes) hashes to %016llx, the file says %016llx: the file was damaged after it was written",
+                        (unsigned long long)n, (unsigned long long)got, (unsigned long long)want);
+    return DS_OK;
+}
+
 DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
     ds__gguf_out o;
     uint32_t align;
@@ -5657,6 +5822,7 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
     int ok;
     if (!w || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
     if ((s = ds__gguf_writer_alignment(w, &align))) return s;
+    if (w->checksum && (s = ds_gguf_writer_set_u64(w, DS_GGUF_CHECKSUM_KEY, ds__gguf_writer_data_hash(w, align))) != DS_OK) return s;
     n = strlen(path);
     tmp = DS__CAST(char *, ds_alloc(n + 5));
     if (!tmp) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
@@ -9239,7 +9405,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
 }
 
 /* path, or else the image data[0, size) */
-static ds_status ds__model_load(const char *path, const void *data, size_t size, ds_model **out) {
+static ds_status ds__model_load(const char *path, const void *data, size_t size, const ds_model_params *p, ds_model **out) {
     ds_model *m;
     ds_status s;
     if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
@@ -9247,6 +9413,7 @@ static ds_status ds__model_load(const char *path, const void *data, size_t size,
     m = DS__CAST(ds_model *, ds__calloc(1, sizeof *m));
     if (!m) return ds__fail(DS_ERR_NO_MEMORY, "model: out of memory");
     s = path ? ds_gguf_open(path, &m->gguf) : ds_gguf_open_memory(data, size, &m->gguf);
+    if (s == DS_OK && !(p && p->no_checksum)) s = ds_gguf_verify_checksum(m->gguf, NULL);
     if (s == DS_OK && (s = ds__model_read_config(m->gguf, &m->cfg)) == DS_OK && (s = ds__model_load_weights(m)) == DS_OK &&
         (s = ds_tokenizer_from_gguf(m->gguf, &m->tok)) == DS_OK) {
         if (ds_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
@@ -9261,14 +9428,8 @@ static ds_status ds__model_load(const char *path, const void *data, size_t size,
     return DS_OK;
 }
 
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) {
-    (void)p;
-    return ds__model_load(path, NULL, 0, out);
-}
-DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) {
-    (void)p;
-    return ds__model_load(NULL, data, size, out);
-}
+DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) { return ds__model_load(path, NULL, 0, p, out); }
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) { return ds__model_load(NULL, data, size, p, out); }
 
 DS_API void ds_model_free(ds_model *m) {
     if (!m) return;
@@ -11889,6 +12050,7 @@ struct ds_trainer {
     float amax;          /* largest |value| rounded in this step's backward (scaled) */
     int scaling;
     ds__dsk_train dsk;   /* MLA / MoE layers (>>train:deepseek) */
+    const ds_gguf *vocab;   /* the tokenizer checkpoints and the model carry (not owned) */
 };
 
 /* splitmix64: the trainer's one random source (init, data order) */
@@ -12355,8 +12517,12 @@ static void ds__put_u32(uint8_t *p, uint32_t v) {
 }
 static uint32_t ds__get_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-/* header: magic, version 1, bytes per token, n_vocab (u32 each), count (u64), 8 zero bytes */
+/* header: magic, version 1, bytes per token, n_vocab (u32 each), count, vocabulary fingerprint
+   (u64 each; shards written before the fingerprint have 0 there) */
 DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab) {
+    return ds_token_shard_write_vocab(path, tokens, n, n_vocab, 0);
+}
+DS_API ds_status ds_token_shard_write_vocab(const char *path, const uint32_t *tokens, uint64_t n, int n_vocab, uint64_t vocab_fp) {
     uint8_t hdr[DS__SHARD_HEADER], buf[4096];
     uint32_t width = n_vocab > 65536 ? 4 : 2;
     uint64_t i;
@@ -12370,6 +12536,8 @@ DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, 
     ds__put_u32(hdr + 12, (uint32_t)n_vocab);
     ds__put_u32(hdr + 16, (uint32_t)n);
     ds__put_u32(hdr + 20, (uint32_t)(n >> 32));
+    ds__put_u32(hdr + 24, (uint32_t)vocab_fp);
+    ds__put_u32(hdr + 28, (uint32_t)(vocab_fp >> 32));
     f = fopen(path, "wb");
     if (!f) return ds__fail(DS_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     fwrite(hdr, 1, sizeof hdr, f);
@@ -12387,16 +12555,51 @@ DS_API ds_status ds_token_shard_write(const char *path, const uint32_t *tokens, 
     }
     if (fflush(f) != 0 || ferror(f)) {
         fclose(f);
-        return ds__fail(DS_ERR_IO, "%s: write failed", path);
+        remove(path);
+        return ds__fail(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     }
-    fclose(f);
+    if (fclose(f) != 0) {
+        remove(path);
+        return ds__fail(DS_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return DS_OK;
+}
+
+DS_API uint64_t ds_tokenizer_fingerprint(const ds_tokenizer *t) {
+    ds__xxh64 h;
+    int32_t i;
+    if (!t) return 0;
+    ds__xxh64_init(&h, 0);
+    for (i = 0; i < t->n_vocab; i++) {
+        size_t n;
+        const char *p = ds__tok_str(t, i, &n);
+        uint8_t len[8];
+        ds__gguf_enc64(len, (uint64_t)n);
+        ds__xxh64_update(&h, len, 8);
+        ds__xxh64_update(&h, p, n);
+    }
+    return ds__xxh64_digest(&h);
+}
+
+DS_API ds_status ds_gguf_vocab_fingerprint(const ds_gguf *g, uint64_t *fp, int *n_vocab) {
+    ds_gguf_type et;
+    uint64_t n, i, pos = 0;
+    const void *data;
+    const uint8_t *p;
+    if (!g) return ds__fail(DS_ERR_INVALID_ARG, "vocab_fingerprint: NULL argument");
+    if (ds_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data) != DS_OK || et != DS_GGUF_STRING || n > INT_MAX)
+        return ds__fail(DS_ERR_NOT_FOUND, "gguf: no tokenizer.ggml.tokens string array");
+    p = DS__CAST(const uint8_t *, data);
+    for (i = 0; i < n; i++) pos += 8 + ds__gguf_u64(p + pos);   /* the reader checked every length */
+    if (fp) *fp = ds_xxh64(p, (size_t)pos, 0);
+    if (n_vocab) *n_vocab = (int)n;
     return DS_OK;
 }
 
 typedef struct ds__shard {
     ds_mapped_file file;
     const uint8_t *tok;
-    uint64_t n;
+    uint64_t n, vocab_fp;
     int width, n_vocab;
 } ds__shard;
 
@@ -12411,6 +12614,7 @@ static ds_status ds__shard_parse(ds__shard *s, const uint8_t *p, size_t size, co
     s->width = (int)ds__get_u32(p + 8);
     s->n_vocab = (int)ds__get_u32(p + 12);
     s->n = (uint64_t)ds__get_u32(p + 16) | (uint64_t)ds__get_u32(p + 20) << 32;
+    s->vocab_fp = (uint64_t)ds__get_u32(p + 24) | (uint64_t)ds__get_u32(p + 28) << 32;
     if (s->width != 2 && s->width != 4) return ds__fail(DS_ERR_FORMAT, "%s: %d bytes per token", path, s->width);
     if (s->n_vocab <= 0) return ds__fail(DS_ERR_FORMAT, "%s: vocabulary size %d", path, s->n_vocab);
     if (s->n > (size - DS__SHARD_HEADER) / (uint64_t)s->width) return ds__fail(DS_ERR_BOUNDS, "%s: header says %llu tokens, the file holds %llu", path, (unsigned long long)s->n, (unsigned long long)((size - DS__SHARD_HEADER) / (uint64_t)s->width));
@@ -12438,6 +12642,11 @@ DS_API ds_status ds_train_data_open(const char *train_path, const char *val_path
         ds_train_data_free(d);
         return st;
     }
+    if (val_path && (d->split[1].n_vocab != d->split[0].n_vocab || d->split[1].vocab_fp != d->split[0].vocab_fp)) {
+        st = ds__fail(DS_ERR_FORMAT, "%s and %s were made with different vocabularies (%d and %d tokens)", train_path, val_path, d->split[0].n_vocab, d->split[1].n_vocab);
+        ds_train_data_free(d);
+        return st;
+    }
     *out = d;
     return DS_OK;
 }
@@ -12448,6 +12657,10 @@ DS_API void ds_train_data_free(ds_train_data *d) {
     ds_free(d);
 }
 DS_API uint64_t ds_train_data_count(const ds_train_data *d, int val) { return d ? d->split[val ? 1 : 0].n : 0; }
+DS_API void ds_train_data_vocab(const ds_train_data *d, int *n_vocab, uint64_t *vocab_fp) {
+    if (n_vocab) *n_vocab = d ? d->split[0].n_vocab : 0;
+    if (vocab_fp) *vocab_fp = d ? d->split[0].vocab_fp : 0;
+}
 
 /* one window of T + 1 tokens starting at `start` -> tokens / targets */
 static ds_status ds__tr_window(const ds_trainer *tr, const ds__shard *s, uint64_t start, int32_t *tok, int32_t *tgt) {
@@ -12584,6 +12797,38 @@ static void ds__tr_scaler_update(ds_trainer *tr, int overflow) {
     }
 }
 
+/* 1 when buf[0, n_params) holds no inf or NaN */
+typedef struct ds__finite_args {
+    const float *buf;
+    size_t n;
+    double *bad;
+} ds__finite_args;
+static void ds__tr_finite_chunk(void *ctx, int t, int n) {
+    ds__finite_args *a = (ds__finite_args *)ctx;
+    size_t i, i0 = (size_t)t * DS__ADAM_CHUNK, i1 = DS__MIN(a->n, i0 + DS__ADAM_CHUNK);
+    float acc = 0.0f;
+    (void)n;
+    for (i = i0; i < i1; i++) acc += a->buf[i] * 0.0f;   /* 0 unless some value is inf or NaN */
+    a->bad[t] = acc == 0.0f ? 0.0 : 1.0;
+}
+static int ds__tr_finite(ds_trainer *tr, const float *buf) {
+    ds__finite_args a;
+    int n_chunks = (int)((tr->n_params + DS__ADAM_CHUNK - 1) / DS__ADAM_CHUNK), i, ok = 1;
+    a.buf = buf;
+    a.n = tr->n_params;
+    a.bad = DS__CAST(double *, ds__calloc((size_t)n_chunks, sizeof(double)));
+    if (!a.bad) {   /* no memory for the flags: check on this thread */
+        size_t j;
+        for (j = 0; j < tr->n_params; j++)
+            if (!(fabsf(buf[j]) <= FLT_MAX)) return 0;
+        return 1;
+    }
+    ds_pool_run(tr->pool, ds__tr_finite_chunk, &a, n_chunks);
+    for (i = 0; i < n_chunks; i++) ok &= a.bad[i] == 0.0;
+    ds_free(a.bad);
+    return ok;
+}
+
 static ds_status ds__tr_apply(ds_trainer *tr, float loss, ds_train_step_info *info) {
     ds__adam_args a;
     int n_chunks = (int)((tr->n_params + DS__ADAM_CHUNK - 1) / DS__ADAM_CHUNK), i, overflow;
@@ -12596,7 +12841,7 @@ static ds_status ds__tr_apply(ds_trainer *tr, float loss, ds_train_step_info *in
     ds_pool_run(tr->pool, ds__tr_sumsq_chunk, &a, n_chunks);
     for (i = 0; i < n_chunks; i++) ss += a.partial[i];
     norm = sqrt(ss) / tr->scale;
-    overflow = !(norm < 1e300) || !(tr->amax < FLT_MAX) || tr->amax != tr->amax;
+    overflow = !(norm < 1e300) || !(tr->amax < FLT_MAX) || tr->amax != tr->amax || !(fabsf(loss) <= FLT_MAX);
     a.lr = ds__tr_lr(&tr->tc, tr->step);
     if (info) {
         memset(info, 0, sizeof *info);
@@ -12624,6 +12869,8 @@ static ds_status ds__tr_apply(ds_trainer *tr, float loss, ds_train_step_info *in
         info->skipped_total = tr->skipped_total;
     }
     ds_free(a.partial);
+    if (!overflow && !ds__tr_finite(tr, tr->params))
+        return ds__fail(DS_ERR_STATE, "train: step %d: the update made weights inf or NaN (learning rate %g too high?)", tr->step, (double)a.lr);
     return DS_OK;
 }
 
@@ -12717,12 +12964,47 @@ static ds_status ds__tr_config_kv(ds_gguf_writer *w, const ds_train_config *tc) 
     return st;
 }
 
+/* the tokenizer.* keys of g */
+static ds_status ds__tr_tokenizer_kv(ds_gguf_writer *w, const ds_gguf *g) {
+    int64_t i, n = ds_gguf_n_kv(g);
+    for (i = 0; i < n; i++) {
+        const ds_gguf_kv *kv = ds_gguf_kv_at(g, i);
+        const uint8_t *val;
+        size_t len;
+        ds_status st;
+        if (kv->key.len < 10 || memcmp(kv->key.ptr, "tokenizer.", 10)) continue;
+        val = ds__gguf_kv_encoded(kv, &len);
+        if ((st = ds__gguf_writer_put(w, kv->key.ptr, kv->key.len, kv->type, val, len)) != DS_OK) return st;
+    }
+    return DS_OK;
+}
+
+/* a tokenizer GGUF for a V-token model */
+static ds_status ds__tr_check_tokenizer(const ds_gguf *g, int V) {
+    int n = 0;
+    if (ds_gguf_vocab_fingerprint(g, NULL, &n) != DS_OK) return ds__fail(DS_ERR_NOT_FOUND, "train: the tokenizer GGUF has no tokenizer.ggml.tokens");
+    if (n != V) return ds__fail(DS_ERR_INVALID_ARG, "train: the tokenizer has %d tokens, the model's n_vocab is %d", n, V);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_set_tokenizer(ds_trainer *tr, const ds_gguf *g) {
+    ds_status st;
+    if (!tr) return ds__fail(DS_ERR_INVALID_ARG, "set_tokenizer: NULL trainer");
+    if (g && (st = ds__tr_check_tokenizer(g, tr->V)) != DS_OK) return st;
+    tr->vocab = g;
+    return DS_OK;
+}
+
 DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
     ds_gguf_writer *w;
     ds_status st;
     if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_checkpoint: NULL argument");
+    if (!ds__tr_finite(tr, tr->params) || !ds__tr_finite(tr, tr->m) || !ds__tr_finite(tr, tr->v))
+        return ds__fail(DS_ERR_STATE, "save_checkpoint: %s: the weights or optimizer moments hold inf or NaN; not saved", path);
     if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
-    st = ds__tr_model_kv(w, &tr->mc);
+    ds_gguf_writer_set_checksum(w, 1);
+    st = tr->vocab ? ds__tr_tokenizer_kv(w, tr->vocab) : DS_OK;
+    if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "checkpoint");
     if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.tied_output", (uint32_t)tr->mc.tied_output);
     if (st == DS_OK) st = ds__tr_config_kv(w, &tr->tc);
@@ -12845,6 +13127,12 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
     ds_status st;
     if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "load_checkpoint: NULL argument");
     if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    if ((st = ds_gguf_verify_checksum(g, NULL)) != DS_OK) {
+        char why[400];
+        snprintf(why, sizeof why, "%.399s", ds_last_error());
+        ds_gguf_close(g);
+        return ds__fail(st, "%s: %s", path, why);
+    }
     st = ds__tr_read_configs(g, path, &mc, NULL);
     if (st == DS_OK && (ds_model_config_check(&mc) != DS_OK || mc.n_layer != tr->mc.n_layer || mc.n_embd != tr->mc.n_embd ||
                         mc.n_vocab != tr->mc.n_vocab || mc.n_head != tr->mc.n_head || mc.n_head_kv != tr->mc.n_head_kv ||
@@ -12910,9 +13198,13 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
     ds_gguf_writer *w;
     ds_status st;
     if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
-    if (!tokenizer && tr->V < 256) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if (!tokenizer && tr->V < 256 && !tr->vocab) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
+    if (tokenizer && (st = ds__tr_check_tokenizer(tokenizer, tr->V)) != DS_OK) return st;
+    if (!ds__tr_finite(tr, tr->params)) return ds__fail(DS_ERR_STATE, "save_model: %s: the weights hold inf or NaN; not saved", path);
     if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    ds_gguf_writer_set_checksum(w, 1);
     if (tokenizer) st = ds_gguf_writer_copy_kv(w, tokenizer);
+    else if (tr->vocab) st = ds__tr_tokenizer_kv(w, tr->vocab);   /* perhaps a checkpoint: its tokenizer keys alone */
     else st = ds__tr_byte_vocab_kv(w, tr->V);
     if (st == DS_OK) st = ds__tr_model_kv(w, &tr->mc);
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "model");

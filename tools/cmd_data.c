@@ -1,17 +1,21 @@
 /* deepseek data: text files -> token shards (PREFIX.train.tok, PREFIX.val.tok) for training,
    with bytes, a given tokenizer, or a byte-level BPE vocabulary trained here on the text. */
 #include "cli.h"
+#include <errno.h>
 
 static void data_usage(FILE *f) {
     fprintf(f, "usage: deepseek data [options] -o PREFIX FILE...\n"
                "Tokenizes text files into token shards: PREFIX.train.tok and PREFIX.val.tok (the\n"
                "last part of the text is held out for validation).\n"
                "  -o PREFIX          output prefix (required)\n"
-               "  --val-frac X       fraction held out for validation (default 0.1)\n"
-               "  -t, --tokenizer F  tokenize with F (GGUF or tokenizer.json)\n"
-               "  --bpe N            train a byte-level BPE vocabulary of N tokens on the text first and\n"
-               "                     save it as PREFIX.tokenizer.gguf (for 'deepseek train --tokenizer')\n"
-               "  neither: one token per byte (vocabulary 256)\n");
+               "  --val-frac X       fraction held out for validation (0..0.9, default 0.1)\n"
+               "  -t, --tokenizer F  tokenize with F (GGUF or tokenizer.json); here -t is the tokenizer,\n"
+               "                     not a thread count as in other subcommands\n"
+               "  --bpe N            train a byte-level BPE vocabulary of N tokens (257..1048576) on the text\n"
+               "                     first and save it as PREFIX.tokenizer.gguf (for 'deepseek train --tokenizer')\n"
+               "  neither: one token per byte (vocabulary 256)\n"
+               "The shards record the vocabulary's size and fingerprint, so 'deepseek train' refuses a\n"
+               "tokenizer other than the one they were made with.\n");
 }
 
 static void data_progress(void *user, const char *stage, double done) {
@@ -63,6 +67,8 @@ int ds_cmd_data(int argc, char **argv) {
     uint32_t *tok = NULL;
     ds_tokenizer *t = NULL;
     int i, n_vocab = 256, rc = 1;
+    uint64_t fp = 0;
+    int probe_made = 0;   /* PREFIX.train.tok created empty by the probe: removed on failure */
     ds_status st;
     for (i = 1; i < argc; i++) {
         const char *v;
@@ -111,6 +117,23 @@ int ds_cmd_data(int argc, char **argv) {
         free(text);
         return cli_usage_error("data", "give -t or --bpe, not both");
     }
+    if (!len) {
+        free(text);
+        fprintf(stderr, "deepseek data: the input holds no text\n");
+        return 1;
+    }
+    {   /* the output must be writable before the long work; the probe is removed again */
+        FILE *f;
+        snprintf(path, sizeof path, "%s.train.tok", out);
+        if ((f = fopen(path, "rb")) != NULL) fclose(f);
+        else probe_made = 1;
+        if (!(f = fopen(path, "ab"))) {
+            fprintf(stderr, "deepseek data: cannot write %s: %s\n", path, strerror(errno));
+            free(text);
+            return 1;
+        }
+        fclose(f);
+    }
     n_val = (size_t)(len * val_frac);
     if (tok_path) {
         if ((st = ds_tokenizer_load(tok_path, &t)) != DS_OK) {
@@ -140,7 +163,10 @@ int ds_cmd_data(int argc, char **argv) {
         }
         fprintf(stderr, "deepseek data: %d-token vocabulary -> %s\n", ds_tokenizer_n_vocab(t), path);
     }
-    if (t) n_vocab = ds_tokenizer_n_vocab(t);
+    if (t) {
+        n_vocab = ds_tokenizer_n_vocab(t);
+        fp = ds_tokenizer_fingerprint(t);
+    }
     /* the split is on text, so no token straddles it */
     {
         uint32_t *vt = NULL;
@@ -149,11 +175,16 @@ int ds_cmd_data(int argc, char **argv) {
             cli_fail("data", "tokenizing", st);
             goto done;
         }
+        if (!n) {
+            free(vt);
+            fprintf(stderr, "deepseek data: the training part of the text gives no tokens\n");
+            goto done;
+        }
         snprintf(path, sizeof path, "%s.train.tok", out);
-        st = ds_token_shard_write(path, tok, n, n_vocab);
+        st = ds_token_shard_write_vocab(path, tok, n, n_vocab, fp);
         if (st == DS_OK && nv) {
             snprintf(path, sizeof path, "%s.val.tok", out);
-            st = ds_token_shard_write(path, vt, nv, n_vocab);
+            st = ds_token_shard_write_vocab(path, vt, nv, n_vocab, fp);
         }
         free(vt);
         if (st != DS_OK) {
@@ -164,6 +195,10 @@ int ds_cmd_data(int argc, char **argv) {
     }
     rc = 0;
 done:
+    if (rc && probe_made) {
+        snprintf(path, sizeof path, "%s.train.tok", out);
+        remove(path);
+    }
     free(text);
     free(tok);
     ds_tokenizer_free(t);

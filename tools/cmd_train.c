@@ -1,35 +1,71 @@
 /* deepseek train: train a Llama-family model from scratch on token shards, with checkpoints
    that resume bit-exactly, a CSV log, an SVG loss plot and a GGUF model at the end.
    deepseek train --bench: tokens/s and the fraction of the f32 FMA peak reached in the matmuls. */
-#define _POSIX_C_SOURCE 200809L /* strtok_r, opendir, mkdir */
+#define _POSIX_C_SOURCE 200809L /* strtok_r, opendir, mkdir, sigaction, access */
 #include "cli.h"
 #include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void train_usage(FILE *f) {
     fprintf(f, "usage: deepseek train -c CONFIG --data PREFIX [options]\n"
                "       deepseek train --bench [--KEY VALUE ...]\n"
                "Trains a model from scratch on PREFIX.train.tok (and PREFIX.val.tok when present; make them\n"
                "with 'deepseek data'). Every checkpoint_every steps a checkpoint goes to DIR; the run ends\n"
-               "with DIR/model.gguf, DIR/log.csv and DIR/loss.svg.\n"
+               "with DIR/model.gguf, DIR/log.csv and DIR/loss.svg. Checkpoints and the model carry a checksum\n"
+               "of their data, checked when they are loaded.\n"
                "  -c, --config F     key = value lines (see ds_model_config_parse in deepseek.h)\n"
                "  --data PREFIX      token shards\n"
-               "  -o, --out DIR      output folder (default train-out)\n"
-               "  --resume [CKPT]    continue from CKPT, or from the latest checkpoint in DIR\n"
-               "  --tokenizer F      GGUF whose tokenizer.* keys go into the model (default: bytes)\n"
+               "  -o, --out DIR      output folder (default train-out); a fresh run needs it empty or absent\n"
+               "  --overwrite        start afresh in a DIR that holds files: deletes its checkpoints, log,\n"
+               "                     plot and model\n"
+               "  --resume [CKPT]    continue from CKPT, or from the newest valid checkpoint in DIR (a damaged\n"
+               "                     one is skipped with a warning); fails when DIR holds checkpoints or a\n"
+               "                     model but none loads; a DIR with neither starts a fresh run\n"
+               "  --tokenizer F      GGUF whose tokenizer.* keys go into checkpoints and the model (default:\n"
+               "                     the resumed checkpoint's, else bytes); its size must equal n_vocab and\n"
+               "                     match the shards' vocabulary\n"
                "  --model PATH       where the final model goes (default DIR/model.gguf)\n"
-               "  --KEY VALUE        any config key, overriding the file (--steps 500 --precision bf16)\n"
+               "  -t, --threads N    threads (0..512, 0: all CPUs)\n"
+               "  --max-skips N      stop after N steps in a row with an inf/NaN loss or gradients (1..1000000;\n"
+               "                     default 5, or 40 with loss scaling, which skips while it finds its scale)\n"
+               "  --KEY VALUE        any config key, overriding the file, e.g. --steps 500 (1..1e9),\n"
+               "                     --lr 1e-3 (1e-12..10), --batch 8 (1..65536), --seq_len 128 (1..1048576),\n"
+               "                     --warmup 10 (0..1e9), --grad_clip 1 (-1: off), --precision f32|bf16|fp16|fp8\n"
                "  --quiet            no progress line\n"
                "  --bench            benchmark (default 12 layers x 768, sequence 256; f32, bf16, recompute;\n"
-               "                     --steps N timed steps per setting, default 5)\n");
+               "                     --steps N timed steps per setting, default 5)\n"
+               "Ctrl-C (SIGINT) or SIGTERM: the run finishes its step, writes a checkpoint and exits with\n"
+               "status 130 (143 for SIGTERM); '--resume' continues it. A run stopped by inf/NaN exits 1 and\n"
+               "writes no model; its last good checkpoint stays.\n");
 }
 
 typedef struct train_opts {
     const char *config, *data, *out, *resume, *tokenizer, *model;
-    int resume_latest, quiet, bench;
+    int resume_latest, quiet, bench, overwrite;
+    long max_skips;
     char overrides[8192];
 } train_opts;
+
+static int add_override(train_opts *o, size_t *used, const char *key_in, const char *v) {
+    char key[64];
+    size_t k;
+    int w;
+    snprintf(key, sizeof key, "%s", key_in);
+    for (k = 0; key[k]; k++)
+        if (key[k] == '-') key[k] = '_';
+    w = snprintf(o->overrides + *used, sizeof o->overrides - *used, "%s = %s\n", key, v);
+    if (w < 0 || (size_t)w >= sizeof o->overrides - *used) {
+        cli_usage_error("train", "too many options");
+        return 0;
+    }
+    *used += (size_t)w;
+    return 1;
+}
 
 static int parse_opts(int argc, char **argv, train_opts *o) {
     int i;
@@ -51,33 +87,35 @@ static int parse_opts(int argc, char **argv, train_opts *o) {
             if (!(o->tokenizer = cli_value(argc, argv, &i, "train"))) return 2;
         } else if (!strcmp(a, "--model")) {
             if (!(o->model = cli_value(argc, argv, &i, "train"))) return 2;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            const char *v = cli_value(argc, argv, &i, "train");
+            long n;
+            if (!v) return 2;
+            if (!cli_int(v, 0, 512, &n)) return cli_usage_error("train", "%s needs a number of threads in 0..512", a);
+            if (!add_override(o, &used, "threads", v)) return 2;
+        } else if (!strcmp(a, "--max-skips") || !strcmp(a, "--max_skips")) {
+            const char *v = cli_value(argc, argv, &i, "train");
+            if (!v) return 2;
+            if (!cli_int(v, 1, 1000000, &o->max_skips)) return cli_usage_error("train", "--max-skips needs a number in 1..1000000");
         } else if (!strcmp(a, "--resume")) {
             if (i + 1 < argc && argv[i + 1][0] != '-') o->resume = argv[++i];
             else o->resume_latest = 1;
+        } else if (!strcmp(a, "--overwrite")) {
+            o->overwrite = 1;
         } else if (!strcmp(a, "--quiet")) {
             o->quiet = 1;
         } else if (!strcmp(a, "--bench")) {
             o->bench = 1;
         } else if (!strncmp(a, "--", 2) && a[2]) {
             const char *v = cli_value(argc, argv, &i, "train");
-            char key[64];
-            size_t k;
-            int w;
             if (!v) return 2;
-            snprintf(key, sizeof key, "%s", a + 2);
-            for (k = 0; key[k]; k++)
-                if (key[k] == '-') key[k] = '_';
-            w = snprintf(o->overrides + used, sizeof o->overrides - used, "%s = %s\n", key, v);
-            if (w < 0 || (size_t)w >= sizeof o->overrides - used) {
-                cli_usage_error("train", "too many options");
-                return 2;
-            }
-            used += (size_t)w;
+            if (!add_override(o, &used, a + 2, v)) return 2;
         } else {
             cli_usage_error("train", "unknown argument %s", a);
             return 2;
         }
     }
+    if (o->overwrite && (o->resume || o->resume_latest)) return cli_usage_error("train", "--overwrite and --resume contradict each other");
     return 0;
 }
 
@@ -165,6 +203,8 @@ static void write_svg(const char *csv, const char *svg) {
         char vb[64] = "";
         if (sscanf(line, "%d,%lf,%63[^,]", &s, &l, vb) < 2) continue;
         if (vb[0]) v = atof(vb);
+        if (!isfinite(l)) l = NAN;   /* a skipped step's inf or NaN loss is no point on the plot */
+        if (!isfinite(v)) v = -1;
         if (n == cap) {
             cap = cap ? cap * 2 : 256;
             st = (double *)realloc(st, cap * sizeof *st);
@@ -175,16 +215,20 @@ static void write_svg(const char *csv, const char *svg) {
         st[n] = s;
         lo[n] = l;
         vl[n] = v;
-        if (l == l && l < 1e30) {
+        if (l == l) {
             lmin = l < lmin ? l : lmin;
             lmax = l > lmax ? l : lmax;
         }
-        if (v > 0) lmin = v < lmin ? v : lmin;
+        if (v > 0) {
+            lmin = v < lmin ? v : lmin;
+            lmax = v > lmax ? v : lmax;
+        }
         smax = s > smax ? s : smax;
         n++;
     }
     free(text);
     f = fopen(svg, "wb");
+    if (lmin > lmax) lmin = lmax = 0;   /* no finite loss at all */
     if (f && n > 0 && st && lo && vl) {
         double W = 800, H = 400, m = 50, span = lmax > lmin ? lmax - lmin : 1;
 #define X(s) (m + (s) / smax * (W - 2 * m))
@@ -216,16 +260,168 @@ static void fmt_eta(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
-/* the tokenizer.* keys of a GGUF (tokenizer or model file) */
-static ds_status open_tokenizer(const char *path, ds_gguf **g) {
-    ds_status st = ds_gguf_open(path, g);
-    if (st == DS_OK && !ds_gguf_find(*g, "tokenizer.ggml.tokens")) {
-        ds_gguf_close(*g);
-        *g = NULL;
-        fprintf(stderr, "deepseek train: %s has no tokenizer.ggml.tokens\n", path);
-        return DS_ERR_NOT_FOUND;
+/* ---- the run folder ---- */
+/* the files a run writes into DIR (besides its checkpoints) */
+static const char *const run_files[] = {"log.csv", "loss.svg", "model.gguf", "model.gguf.tmp"};
+
+static int is_checkpoint_name(const char *name) {
+    int s;
+    char tail[12];
+    return sscanf(name, "ckpt-%d.gg%11s", &s, tail) == 2 && (!strcmp(tail, "uf") || !strcmp(tail, "uf.tmp"));
+}
+
+/* what DIR holds: 0 absent or empty; else the count of entries, with the first named in `first` */
+static int folder_entries(const char *dir, char *first, size_t n) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int count = 0;
+    first[0] = 0;
+    if (!d) return 0;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!count++) snprintf(first, n, "%s", e->d_name);
     }
-    return st;
+    closedir(d);
+    return count;
+}
+
+/* --overwrite: deletes what an earlier run left (checkpoints, log, plot, model), nothing else */
+static void clear_run(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[1024];
+    size_t i;
+    if (!d) return;
+    while ((e = readdir(d)) != NULL)
+        if (is_checkpoint_name(e->d_name)) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove(p);
+        }
+    closedir(d);
+    for (i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, run_files[i]);
+        remove(p);
+    }
+}
+
+/* can a file be created at path? (checked before the long work, the probe removed again) */
+static int can_create(const char *path) {
+    char probe[1100];
+    FILE *f;
+    snprintf(probe, sizeof probe, "%s.tmp", path);
+    f = fopen(probe, "wb");
+    if (!f) {
+        fprintf(stderr, "deepseek train: cannot write %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    fclose(f);
+    remove(probe);
+    return 1;
+}
+
+/* ---- stopping on request ---- */
+static volatile sig_atomic_t stop_signal;
+static void on_stop_signal(int sig) { stop_signal = sig; }
+/* SIGINT / SIGTERM finish the step and checkpoint; a second one kills (SA_RESETHAND) */
+static void catch_stop_signals(int on) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
+    sa.sa_flags = on ? SA_RESTART | SA_RESETHAND : 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- tokenizer and shards ---- */
+/* The tokenizer for the run: --tokenizer, else the resumed checkpoint's (when it has one).
+   Checks it against the model's n_vocab and the shards' recorded vocabulary; with none, the
+   shards must be byte shards. 0 on a refusal (reported). */
+static int pick_tokenizer(const train_opts *o, const char *resume_from, const ds_model_config *mc, const ds_train_data *data, ds_gguf **tok) {
+    int shard_vocab = 0, n = 0;
+    uint64_t shard_fp = 0, fp = 0;
+    ds_status st;
+    ds_train_data_vocab(data, &shard_vocab, &shard_fp);
+    if (o->tokenizer) {
+        if ((st = ds_gguf_open(o->tokenizer, tok)) != DS_OK) return !cli_fail("train", "--tokenizer", st);
+        if (ds_gguf_vocab_fingerprint(*tok, &fp, &n) != DS_OK) {
+            fprintf(stderr, "deepseek train: %s has no tokenizer (no tokenizer.ggml.tokens)\n", o->tokenizer);
+            return 0;
+        }
+        if (resume_from) {   /* the checkpoint's own tokenizer, when it records one, must be the same */
+            ds_gguf *ck = NULL;
+            uint64_t cfp = 0;
+            int cn = 0;
+            if (ds_gguf_open(resume_from, &ck) == DS_OK && ds_gguf_vocab_fingerprint(ck, &cfp, &cn) == DS_OK && (cfp != fp || cn != n)) {
+                fprintf(stderr, "deepseek train: %s was trained with another tokenizer (%d tokens) than %s (%d tokens)\n", resume_from, cn, o->tokenizer, n);
+                ds_gguf_close(ck);
+                return 0;
+            }
+            if (ck) ds_gguf_close(ck);
+        }
+    } else if (resume_from && ds_gguf_open(resume_from, tok) == DS_OK && ds_gguf_vocab_fingerprint(*tok, &fp, &n) == DS_OK) {
+        fprintf(stderr, "deepseek train: the tokenizer comes from %s (%d tokens)\n", resume_from, n);
+    } else {
+        if (*tok) ds_gguf_close(*tok);
+        *tok = NULL;
+        if (shard_vocab > 256 || shard_fp) {
+            fprintf(stderr, "deepseek train: %s.train.tok was made with a %d-token tokenizer: give it with --tokenizer ('deepseek data --bpe' saves it as %s.tokenizer.gguf)\n",
+                    o->data, shard_vocab, o->data);
+            return 0;
+        }
+        return 1;
+    }
+    if (n != mc->n_vocab) {
+        fprintf(stderr, "deepseek train: the tokenizer has %d tokens, the model's n_vocab is %d: set n_vocab = %d\n", n, mc->n_vocab, n);
+        return 0;
+    }
+    if (shard_vocab != n || (shard_fp && shard_fp != fp)) {
+        fprintf(stderr, "deepseek train: %s.train.tok was made with another tokenizer (%d tokens%s) than this one (%d tokens)\n", o->data, shard_vocab,
+                shard_vocab == n ? ", other tokens" : "", n);
+        return 0;
+    }
+    return 1;
+}
+
+/* Resolves --resume: creates the trainer from the checkpoint it loads into resume_from.
+   Returns 1 when resuming, 0 for a fresh start, -1 on a refusal (reported). */
+static int resume_trainer(const train_opts *o, ds_model_config *mc, ds_train_config *tc, ds_trainer **tr, char *resume_from, size_t cap) {
+    int steps[4096], n, i, held;
+    char path[1024], first[256];
+    ds_status st;
+    if (o->resume) {
+        n = 1;
+        snprintf(path, sizeof path, "%s", o->resume);
+    } else if (!o->resume_latest) {
+        return 0;
+    } else {
+        n = list_checkpoints(o->out, steps, 4096);
+    }
+    for (i = 0; i < n; i++) {
+        if (o->resume_latest) ckpt_path(path, sizeof path, o->out, steps[i]);
+        st = ds_checkpoint_read_config(path, mc, tc);
+        if (st == DS_OK) st = ds_model_config_parse(o->overrides, mc, tc, "command line");
+        if (st == DS_OK) st = ds_trainer_create(mc, tc, tr);
+        if (st == DS_OK && (st = ds_trainer_load_checkpoint(*tr, path)) != DS_OK) {
+            ds_trainer_free(*tr);
+            *tr = NULL;
+        }
+        if (st == DS_OK) {
+            snprintf(resume_from, cap, "%s", path);
+            return 1;
+        }
+        fprintf(stderr, "deepseek train: %s %s: %s\n", o->resume ? "cannot resume from" : "warning: skipping", path, ds_last_error());
+    }
+    if (o->resume) return -1;
+    /* nothing loads: a folder that never got a checkpoint or a model holds nothing to lose */
+    snprintf(path, sizeof path, "%s/model.gguf", o->out);
+    held = n > 0 || access(path, F_OK) == 0;
+    if (held) {
+        fprintf(stderr, "deepseek train: no usable checkpoint in %s to resume from (%d found); '--overwrite' starts over\n", o->out, n);
+        return -1;
+    }
+    if (folder_entries(o->out, first, sizeof first)) fprintf(stderr, "deepseek train: no checkpoint in %s yet: starting the run afresh\n", o->out);
+    return 0;
 }
 
 static int run_training(const train_opts *o) {
@@ -235,30 +431,25 @@ static int run_training(const train_opts *o) {
     ds_train_data *data = NULL;
     ds_gguf *tok = NULL;
     ds_status st;
-    char path[1024], val[1024], logp[1024], svgp[1024], resume_from[1024] = "";
-    FILE *log;
+    char path[1024], val[1024], logp[1024], svgp[1024], modelp[1024], resume_from[1024] = "", last_ckpt[1024] = "", first[256];
+    FILE *log = NULL;
     double t_start, tokens_done = 0;
-    int first_step, rc = 1;
+    int first_step, rc = 1, resuming, scaling, skip_run = 0, last_saved = -1, made_dir = 0;
+    long max_skips;
     memset(&mc, 0, sizeof mc);
     memset(&tc, 0, sizeof tc);
     if (!o->data) return cli_usage_error("train", "need --data PREFIX (make shards with 'deepseek data')");
-    mkdir(o->out, 0777);
     snprintf(logp, sizeof logp, "%s/log.csv", o->out);
     snprintf(svgp, sizeof svgp, "%s/loss.svg", o->out);
-    remove_partial_checkpoints(o->out);
-    if (o->resume) snprintf(resume_from, sizeof resume_from, "%s", o->resume);
-    if (o->resume_latest) {
-        int steps[4096], n = list_checkpoints(o->out, steps, 4096), i;
-        for (i = 0; i < n && !resume_from[0]; i++) {
-            ckpt_path(path, sizeof path, o->out, steps[i]);
-            if (ds_checkpoint_read_config(path, &mc, &tc) == DS_OK) snprintf(resume_from, sizeof resume_from, "%s", path);
-            else fprintf(stderr, "deepseek train: skipping %s: %s\n", path, ds_last_error());
-        }
-        if (!resume_from[0]) fprintf(stderr, "deepseek train: no checkpoint in %s, starting fresh\n", o->out);
+    if (o->model) snprintf(modelp, sizeof modelp, "%s", o->model);
+    else snprintf(modelp, sizeof modelp, "%s/model.gguf", o->out);
+    if (!o->resume && !o->resume_latest && !o->overwrite && folder_entries(o->out, first, sizeof first)) {
+        fprintf(stderr, "deepseek train: %s is not empty (it holds %s): '--resume' continues the run there, '--overwrite' starts over\n", o->out, first);
+        return 1;
     }
-    if (resume_from[0]) {
-        if ((st = ds_checkpoint_read_config(resume_from, &mc, &tc)) != DS_OK) return cli_fail("train", "reading the checkpoint", st);
-    } else {
+    /* everything that can be refused is checked before DIR is touched */
+    if ((resuming = resume_trainer(o, &mc, &tc, &tr, resume_from, sizeof resume_from)) < 0) return 1;
+    if (!resuming) {
         size_t len;
         char *text;
         if (!o->config) return cli_usage_error("train", "need -c CONFIG");
@@ -269,38 +460,63 @@ static int run_training(const train_opts *o) {
         st = ds_model_config_parse(text, &mc, &tc, o->config);
         free(text);
         if (st != DS_OK) return cli_fail("train", "config", st);
+        if ((st = ds_model_config_parse(o->overrides, &mc, &tc, "command line")) != DS_OK) return cli_fail("train", "options", st);
     }
-    if ((st = ds_model_config_parse(o->overrides, &mc, &tc, "command line")) != DS_OK) return cli_fail("train", "options", st);
     snprintf(path, sizeof path, "%s.train.tok", o->data);
     snprintf(val, sizeof val, "%s.val.tok", o->data);
     {
         FILE *vf = fopen(val, "rb");
         if (vf) fclose(vf);
-        if ((st = ds_train_data_open(path, vf ? val : NULL, &data)) != DS_OK) return cli_fail("train", "data", st);
+        if ((st = ds_train_data_open(path, vf ? val : NULL, &data)) != DS_OK) {
+            cli_fail("train", "data", st);
+            goto done;
+        }
     }
-    if (o->tokenizer && open_tokenizer(o->tokenizer, &tok) != DS_OK) goto done;
-    if ((st = ds_trainer_create(&mc, &tc, &tr)) != DS_OK) {
+    if (!pick_tokenizer(o, resuming ? resume_from : NULL, &mc, data, &tok)) goto done;
+    if (!tr && (st = ds_trainer_create(&mc, &tc, &tr)) != DS_OK) {
         cli_fail("train", "creating the trainer", st);
         goto done;
     }
     tc = *ds_trainer_train_config(tr);
     mc = *ds_trainer_model_config(tr);
-    if (resume_from[0]) {
-        if ((st = ds_trainer_load_checkpoint(tr, resume_from)) != DS_OK) {
-            cli_fail("train", "loading the checkpoint", st);
+    {
+        int shard_vocab;
+        ds_train_data_vocab(data, &shard_vocab, NULL);
+        if (shard_vocab > mc.n_vocab) {
+            fprintf(stderr, "deepseek train: %s holds tokens of a %d-token vocabulary, the model's n_vocab is %d\n", path, shard_vocab, mc.n_vocab);
             goto done;
         }
+    }
+    if (tok && (st = ds_trainer_set_tokenizer(tr, tok)) != DS_OK) {
+        cli_fail("train", "tokenizer", st);
+        goto done;
+    }
+    /* the outputs: the folder, then probes of the log and the model path */
+    if (mkdir(o->out, 0777) == 0) made_dir = 1;
+    else if (errno != EEXIST) {
+        fprintf(stderr, "deepseek train: cannot create %s: %s\n", o->out, strerror(errno));
+        goto done;
+    }
+    if (!can_create(logp) || !can_create(modelp)) goto done;
+    if (o->overwrite) clear_run(o->out);
+    remove_partial_checkpoints(o->out);
+    if (resuming) {
         truncate_log(logp, ds_trainer_step_count(tr));
         fprintf(stderr, "deepseek train: resumed from %s at step %d\n", resume_from, ds_trainer_step_count(tr));
+        snprintf(last_ckpt, sizeof last_ckpt, "%s", resume_from);
+        last_saved = ds_trainer_step_count(tr);
     } else {
         remove(logp);
     }
+    made_dir = 0;   /* the run has begun: its folder stays */
     log = fopen(logp, "ab");
     if (!log) {
-        fprintf(stderr, "deepseek train: cannot write %s\n", logp);
+        fprintf(stderr, "deepseek train: cannot write %s: %s\n", logp, strerror(errno));
         goto done;
     }
     if (ftell(log) == 0) fprintf(log, "step,loss,val_loss,lr,grad_norm,loss_scale,skipped,tokens_per_s\n");
+    scaling = !tc.no_loss_scaling && (tc.precision != DS_PREC_F32 || tc.loss_scale > 0.0f);
+    max_skips = o->max_skips ? o->max_skips : scaling ? 40 : 5;
     {
         size_t np;
         ds_trainer_params(tr, &np);
@@ -310,26 +526,33 @@ static int run_training(const train_opts *o) {
     }
     first_step = ds_trainer_step_count(tr);
     t_start = ds_time();
-    while (ds_trainer_step_count(tr) < tc.steps) {
+    stop_signal = 0;
+    catch_stop_signals(1);
+    while (ds_trainer_step_count(tr) < tc.steps && !stop_signal) {
         ds_train_step_info info;
         double t0 = ds_time(), dt, rate;
         float vloss = -1;
         int s;
         char eta[32];
         if ((st = ds_trainer_step(tr, data, &info)) != DS_OK) {
-            cli_fail("train", "step", st);
-            fclose(log);
+            fprintf(stderr, "\ndeepseek train: step %d: %s; stopped, no model written%s%s\n", ds_trainer_step_count(tr), ds_last_error(),
+                    last_ckpt[0] ? "; the last good checkpoint is " : "", last_ckpt);
             goto done;
         }
         dt = ds_time() - t0;
         s = info.step;
         tokens_done += info.tokens;
         rate = tokens_done / (ds_time() - t_start);
-        if ((s % tc.eval_every == 0 || s == tc.steps) && ds_train_data_count(data, 1) > (uint64_t)tc.seq_len + 1) ds_trainer_eval(tr, data, &vloss);
+        skip_run = info.skipped ? skip_run + 1 : 0;
+        if (!info.skipped && (s % tc.eval_every == 0 || s == tc.steps) && ds_train_data_count(data, 1) > (uint64_t)tc.seq_len + 1) ds_trainer_eval(tr, data, &vloss);
         fprintf(log, "%d,%.9g,", s, info.loss);
         if (vloss >= 0) fprintf(log, "%.9g", vloss);
         fprintf(log, ",%.6g,%.6g,%g,%d,%.1f\n", info.lr, info.grad_norm, info.loss_scale, info.skipped, info.tokens / dt);
-        fflush(log);
+        if (fflush(log) != 0 || ferror(log)) {
+            fprintf(stderr, "\ndeepseek train: writing %s failed at step %d: %s; stopped%s%s\n", logp, s, strerror(errno),
+                    last_ckpt[0] ? ", the last good checkpoint is " : "", last_ckpt);
+            goto done;
+        }
         fmt_eta(eta, sizeof eta, (tc.steps - s) * (ds_time() - t_start) / (s - first_step));
         if (!o->quiet) {
             fprintf(stderr, "\rstep %d/%d | loss %.4f", s, tc.steps, info.loss);
@@ -337,28 +560,52 @@ static int run_training(const train_opts *o) {
             fprintf(stderr, " | lr %.2e | %.0f tok/s | ETA %s | scale %g | skipped %d   ", info.lr, rate, eta, info.loss_scale, info.skipped_total);
             if (vloss >= 0 || s == tc.steps) fprintf(stderr, "\n");
         }
-        if (s % tc.checkpoint_every == 0 || s == tc.steps) {
+        if (skip_run >= max_skips) {
+            write_svg(logp, svgp);
+            fprintf(stderr, "\ndeepseek train: %d steps in a row (to step %d) had an inf or NaN loss or gradients: stopped, no model written%s%s "
+                            "(a lower --lr, or --grad_clip 1, may help)\n", skip_run, s, last_ckpt[0] ? "; the last good checkpoint is " : "", last_ckpt);
+            goto done;
+        }
+        /* without loss scaling a skipped step means trouble: no checkpoint until a clean one */
+        if ((s % tc.checkpoint_every == 0 || s == tc.steps) && !(info.skipped && !scaling)) {
             ckpt_path(path, sizeof path, o->out, s);
             if ((st = ds_trainer_save_checkpoint(tr, path)) != DS_OK) {
-                cli_fail("train", "checkpoint", st);
-                fclose(log);
+                fprintf(stderr, "\ndeepseek train: checkpoint at step %d: %s; stopped%s%s\n", s, ds_last_error(), last_ckpt[0] ? ", the last good checkpoint is " : "", last_ckpt);
                 goto done;
             }
+            snprintf(last_ckpt, sizeof last_ckpt, "%s", path);
+            last_saved = s;
             prune_checkpoints(o->out, tc.keep_checkpoints);
             write_svg(logp, svgp);
         }
     }
-    fclose(log);
     write_svg(logp, svgp);
-    if (o->model) snprintf(path, sizeof path, "%s", o->model);
-    else snprintf(path, sizeof path, "%s/model.gguf", o->out);
-    if ((st = ds_trainer_save_model(tr, path, tok)) != DS_OK) {
+    if (stop_signal) {
+        int s = ds_trainer_step_count(tr);
+        const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+        if (s != last_saved && skip_run == 0) {
+            ckpt_path(path, sizeof path, o->out, s);
+            if ((st = ds_trainer_save_checkpoint(tr, path)) != DS_OK) {
+                fprintf(stderr, "\ndeepseek train: %s at step %d; the checkpoint failed: %s\n", name, s, ds_last_error());
+                goto done;
+            }
+            snprintf(last_ckpt, sizeof last_ckpt, "%s", path);
+            prune_checkpoints(o->out, tc.keep_checkpoints);
+        }
+        fprintf(stderr, "\ndeepseek train: %s: stopped at step %d%s%s; '--resume' continues\n", name, s, last_ckpt[0] ? ", checkpoint " : "", last_ckpt);
+        rc = 128 + stop_signal;
+        goto done;
+    }
+    if ((st = ds_trainer_save_model(tr, modelp, NULL)) != DS_OK) {
         cli_fail("train", "saving the model", st);
         goto done;
     }
-    fprintf(stderr, "deepseek train: model -> %s, log -> %s, plot -> %s\n", path, logp, svgp);
+    fprintf(stderr, "deepseek train: model -> %s, log -> %s, plot -> %s\n", modelp, logp, svgp);
     rc = 0;
 done:
+    catch_stop_signals(0);
+    if (log) fclose(log);
+    if (made_dir) rmdir(o->out);
     ds_trainer_free(tr);
     ds_train_data_free(data);
     if (tok) ds_gguf_close(tok);

@@ -25,7 +25,7 @@ checkpoint_every = $steps
 keep_checkpoints = 1
 CFG
 for p in f32 bf16 fp8; do
-  ./deepseek train -c "$out/model.cfg" --data "$out/data" -o "$out/$p" --precision "$p" --quiet "${@:4}"
+  ./deepseek train -c "$out/model.cfg" --data "$out/data" -o "$out/$p" --overwrite --precision "$p" --quiet "${@:4}"
 done
 ref=$(tail -1 "$out/f32/log.csv" | cut -d, -f3)
 for p in f32 bf16 fp8; do
