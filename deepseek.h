@@ -9166,9 +9166,9 @@ DS_API ds_status ds_bpe_train(const ds_bpe_train_config *cfg, const char *const 
     if (!cfg || !out || (n_texts > 0 && !texts) || n_texts < 0 || (cfg->n_special > 0 && !cfg->special_tokens) || cfg->n_special < 0)
         return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: bad argument");
     *out = NULL;
+    if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
     for (i = 0, total = 0; i < n_texts; i++) total += !texts[i] ? 0 : lens ? lens[i] : strlen(texts[i]);
     if (total == 0) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: the texts are empty: there is nothing to learn merges from");
-    if ((pre = ds__pre_by_name(cfg->pre)) < 0) return ds__fail(DS_ERR_UNSUPPORTED, "bpe_train: pre-tokenizer '%s' is not one of gpt2, llama3, qwen2, smollm, deepseek-v3", cfg->pre);
     vocab_size = cfg->vocab_size > 0 ? (size_t)cfg->vocab_size : 30000;
     if (vocab_size > (size_t)INT32_MAX / 4) return ds__fail(DS_ERR_INVALID_ARG, "bpe_train: vocabulary size %zu is too large", vocab_size);
     memset(&tr, 0, sizeof tr);

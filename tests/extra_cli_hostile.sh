@@ -52,6 +52,8 @@ cases() { # the program to test: $1
   expect "$tag run_prompt_empty" fail "empty" "$ds" run -m "$TINY" -f /dev/null -n 1
   expect "$tag perplexity_text_empty" fail "tokens" "$ds" perplexity -m "$TINY" -f /dev/null -c 16
   expect "$tag tokenize_text_empty" 0 "" "$ds" tokenize -m "$TINY" -f /dev/null
+  printf 'a\nb\n' > "$tmp/nopairs.txt"
+  expect "$tag train_tokenizer_no_pairs" 0 "" "$ds" train-tokenizer -f "$tmp/nopairs.txt" --vocab-size 300 -o "$tmp/tok_np.json"
   expect "$tag train_tokenizer_empty" fail "empty" "$ds" train-tokenizer -f "$tmp/empty.txt" --vocab-size 300 -o "$tmp/tok.json"
   # invalid UTF-8 and NUL bytes in every text input
   expect "$tag run_prompt_bad_utf8" 0 "" "$ds" run -m "$TINY" -f "$tmp/bad_utf8.txt" -n 8 --temp 0

@@ -305,6 +305,20 @@ static void test_train_deterministic(ds_test_ctx *t) {
     DS_CHECK(t, ds_bpe_train(&cfg, texts, NULL, 1, &b) == DS_ERR_UNSUPPORTED && strstr(ds_last_error(), "'nope'"), "bad pre: %s", ds_last_error());
 }
 
+/* nothing to learn from: a clear error, not a vocabulary of the 256 bytes */
+static void test_train_empty_input(ds_test_ctx *t) {
+    const char *texts[2] = {"", ""};
+    size_t lens[2] = {0, 0};
+    ds_bpe_train_config cfg;
+    ds_tokenizer *tok = NULL;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 300;
+    DS_CHECK(t, ds_bpe_train(&cfg, texts, lens, 2, &tok) == DS_ERR_INVALID_ARG && !tok && strstr(ds_last_error(), "empty"), "two empty texts: %s", ds_last_error());
+    DS_CHECK(t, ds_bpe_train(&cfg, texts, NULL, 0, &tok) == DS_ERR_INVALID_ARG && !tok, "no texts: %s", ds_last_error());
+    ds_tokenizer_free(tok);
+}
+
 DS_TEST_MAIN(DS_T(test_utf8_maximal_subparts), DS_T(test_json_reader), DS_T(test_json_errors), DS_T(test_json_writer),
              DS_T(test_tiny_encode), DS_T(test_tiny_decode_stream), DS_T(test_json_loader_errors), DS_T(test_real_model),
-             DS_T(test_shared_between_threads), DS_T(test_save_round_trip), DS_T(test_train_deterministic))
+             DS_T(test_shared_between_threads), DS_T(test_save_round_trip), DS_T(test_train_deterministic),
+             DS_T(test_train_empty_input))
