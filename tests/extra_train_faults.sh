@@ -148,6 +148,15 @@ if [ $rc -eq 0 ]; then fail $name "an impossible shape (n_embd 32, n_head 3) tra
 elif [ -e "$tmp/nofolder" ]; then fail $name "the refused run left $tmp/nofolder"
 else pass $name; fi
 
+# ---- 12: -t / --threads as in the other subcommands, checked
+name=train_threads_flag
+train -o "$tmp/th1" -t 1 --steps 2 2>"$tmp/th.err"; rc1=$?
+train -o "$tmp/th2" --threads 1 --steps 2 2>>"$tmp/th.err"; rc2=$?
+train -o "$tmp/th3" -t many --steps 2 2>>"$tmp/th.err"; rc3=$?
+if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then fail $name "-t 1 / --threads 1: exit $rc1 / $rc2: $(head -1 "$tmp/th.err")"
+elif [ $rc3 -eq 0 ] || [ -e "$tmp/th3" ]; then fail $name "-t many was accepted"
+else pass $name; fi
+
 # ---- 5: the tokenizer
 name=train_checks_tokenizer
 sed 's/n_vocab = 256/n_vocab = 300/' "$tmp/c.cfg" > "$tmp/c300.cfg"
