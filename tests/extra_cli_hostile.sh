@@ -23,6 +23,8 @@ cp "$TINY" "$tmp/badmagic.gguf"; printf 'GGUX' | dd of="$tmp/badmagic.gguf" conv
 cp "$TINY" "$tmp/badcount.gguf"; printf '\377\377\377\377\377\377\377\177' | dd of="$tmp/badcount.gguf" bs=1 seek=8 conv=notrunc 2>/dev/null
 cp "$TINY" "$tmp/badkey.gguf"; printf '\377\377\377\377\377\377\377\377' | dd of="$tmp/badkey.gguf" bs=1 seek=24 conv=notrunc 2>/dev/null
 printf 'caf\351 \377\376 ok \0 nul\0 and \300\200 more \355\240\200 text\n' > "$tmp/bad_utf8.txt"
+# every byte invalid: U+FFFD is three bytes, so more tokens than bytes
+head -c 3000 /dev/zero | tr '\0' '\377' > "$tmp/many_ff.txt"
 for i in $(seq 1 400); do printf 'The king \377 spoke \0 of night %d and day.\n' "$i"; done > "$tmp/ppl_bad.txt"
 : > "$tmp/empty.txt"
 
@@ -66,6 +68,7 @@ cases() { # the program to test: $1
   expect "$tag tokenize_arg_empty" 0 "" "$ds" tokenize -m "$TINY" -p "" --ids
   expect "$tag tokenize_decode_bad_ids" fail "token id" "$ds" tokenize -m "$TINY" -p "1 2 99999999999 x" --decode
   expect "$tag perplexity_bad_utf8" 0 "" "$ds" perplexity -m "$TINY" -f "$tmp/ppl_bad.txt" -c 64 --chunks 2
+  expect "$tag data_tokenizer_bad_utf8" 0 "" "$ds" data -t "$TINY" -o "$tmp/bad_shards" "$tmp/many_ff.txt"
   expect "$tag tokenize_bad_utf8" 0 "" "$ds" tokenize -m "$TINY" -f "$tmp/bad_utf8.txt" --ids
   expect "$tag tokenize_stdin" 0 "" "$ds" tokenize -m "$TINY" -f - --count < "$tmp/bad_utf8.txt"
   expect "$tag train_tokenizer_bad_utf8" 0 "" "$ds" train-tokenizer -f "$tmp/bad_utf8.txt" --vocab-size 270 -o "$tmp/tok_ok.json"

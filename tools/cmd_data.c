@@ -46,9 +46,20 @@ static ds_status encode(const ds_tokenizer *t, const char *text, size_t len, uin
         *n = len;
         return DS_OK;
     }
+    /* one id per byte is the usual bound, but an invalid byte becomes U+FFFD (up to 3 ids):
+       on DS_ERR_BOUNDS ds_tokenize says how many it needs, and the second try fits */
     ids = (int32_t *)malloc((len + 16) * sizeof *ids);
     if (!ids) return DS_ERR_NO_MEMORY;
     st = ds_tokenize(t, text, len, 0, ids, len + 16, &got);
+    if (st == DS_ERR_BOUNDS) {
+        int32_t *more = (int32_t *)realloc(ids, (got + 1) * sizeof *ids);
+        if (!more) {
+            free(ids);
+            return DS_ERR_NO_MEMORY;
+        }
+        ids = more;
+        st = ds_tokenize(t, text, len, 0, ids, got + 1, &got);
+    }
     if (st == DS_OK) {
         *out = (uint32_t *)(void *)ids; /* same width; ids are >= 0 */
         *n = got;
