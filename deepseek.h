@@ -29,6 +29,8 @@
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward, sampler, generate, chat templates
+       >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
+                      block-sparse attention over the f16 cache (kernel core; not wired yet)
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
        >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
 
@@ -10515,6 +10517,353 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
     job.T = T;
     job.pos0 = pos0;
     ds_pool_run(s->pool, ds__attn_task, &job, DS__MIN(items, s->n_attn_tasks));
+}
+
+// >>sda
+/* ---- SDA: sparse dynamic attention (issue #11; DESIGN.md section 8) -------------------------
+   Keys are cut into blocks of B tokens. For each query block, a gate (DSA's indexer: Hi small
+   heads of dimension Di, weights w_h) scores key blocks; a coarse-to-fine search over a tree of
+   block summaries keeps the best k; exact attention then runs over those blocks, the sink
+   blocks, and the blocks of a local window ending at the query's own block. Selection is per
+   query block and shared by every head of the layer (as DSA shares one indexer per layer).
+
+   Gate score of a node (a block, or a run of 2^l blocks) for a query block:
+       score = sum_h w_h relu(qbar_h . kbar)          qbar_h: mean of the block's gate queries
+                                                      kbar:   mean of the node's gate keys
+   Mean pooling, not max: q . mean(k) = mean(q . k) exactly, so a node's score is its keys'
+   average affinity, a parent's summary is exactly the count-weighted mean of its children
+   (a tree of sums, updated in O(Di log n) per appended token with the same bits as a bulk
+   build), and a partial last block is scored by what it holds. Per-dimension max pooling has
+   none of these and is not an upper bound of q . k either (MoBA pools by mean too).
+
+   Tree: level 0 holds per-block sums of gate keys, level l's node i = level l-1's nodes 2i and
+   2i+1. Search for blocks [0, nc): start at the coarsest level with at most `beam` nodes in
+   range, then at each level keep the best `beam` children of the survivors (the node that
+   straddles nc always survives: its mean holds later keys, so it is never scored), and at
+   level 0 the best k. Cost O(beam log n) node scores per query block, so O(n log n) for a
+   prefill and O(log n) per decoded token; with k fixed, attention itself is O(n k B).
+
+   Attention keeps the dense path's two passes and roundings (queries and probabilities
+   rounded to f16, the slot orders of ds__attn_fold), over the selected keys only: a row's
+   scores are kept for its selected keys (O(k B) per row), softmaxed, then weigh V. So with
+   every block selected it gives the dense path's bits, and its sparsity changes which keys
+   are read, never how a key is summed. */
+#define DS__SDA_MAX_LEVELS 40
+/* the entry points the layer walk will call; until it does (after the attention-kind refactor)
+   only the tests and tests/bench_sda.c call them, so they may go unused in a build */
+#if defined(__GNUC__)
+#define DS__SDA_ENTRY static __attribute__((unused))
+#else
+#define DS__SDA_ENTRY static
+#endif
+
+typedef struct ds__sda_params {
+    int block;       /* sda_block: tokens per key block (and per query block) */
+    int topk;        /* sda_topk: most blocks the gate keeps per query block */
+    int window;      /* sda_window: tokens before a query block always attended */
+    int sink;        /* sda_sink: leading blocks always attended */
+    int beam;        /* survivors per tree level (0: 4 * topk; at least topk) */
+    float sparsity;  /* sda_sparsity: fraction of earlier blocks kept, (0, 1]; 1 with a large topk = dense */
+} ds__sda_params;
+
+static ds_status ds__sda_check(const ds__sda_params *p) {
+    if (p->block < 1 || p->block > 4096) return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_block = %d, want 1..4096", p->block);
+    if (!(p->sparsity > 0.0f && p->sparsity <= 1.0f)) return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_sparsity = %g, want (0, 1]", (double)p->sparsity);
+    if (p->topk < 1) return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_topk = %d, want >= 1", p->topk);
+    if (p->window < 0) return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_window = %d, want >= 0", p->window);
+    if (p->sink < 0) return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_sink = %d, want >= 0", p->sink);
+    if (p->beam < 0) return ds__fail(DS_ERR_INVALID_ARG, "sda: beam = %d, want >= 0", p->beam);
+    return DS_OK;
+}
+
+/* the indexer's shape: Hi heads of Di dims, head weights w (Hi) */
+typedef struct ds__sda_gate {
+    int n_heads, dim;
+    const float *w;
+} ds__sda_gate;
+
+/* block-summary tree over one layer's gate keys: level l, node i sums the keys of blocks
+   [i 2^l, (i + 1) 2^l); sum + off[l] is (n_nodes[l], dim) */
+typedef struct ds__sda_tree {
+    int dim, block, n_levels, n_tok, cap_tok;
+    int n_nodes[DS__SDA_MAX_LEVELS];
+    size_t off[DS__SDA_MAX_LEVELS];
+    float *sum;
+} ds__sda_tree;
+
+DS__SDA_ENTRY ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, int cap_tok) {
+    size_t total = 0;
+    int l;
+    memset(t, 0, sizeof *t);
+    if (dim < 1 || block < 1 || cap_tok < 1) return ds__fail(DS_ERR_INVALID_ARG, "sda: tree of dim %d, sda_block %d, %d tokens", dim, block, cap_tok);
+    t->dim = dim;
+    t->block = block;
+    t->cap_tok = cap_tok;
+    t->n_nodes[0] = (cap_tok + block - 1) / block;
+    for (l = 0;; l++) {
+        t->off[l] = total;
+        total += (size_t)t->n_nodes[l] * (size_t)dim;
+        if (t->n_nodes[l] == 1) break;
+        t->n_nodes[l + 1] = (t->n_nodes[l] + 1) / 2;
+    }
+    t->n_levels = l + 1;
+    t->sum = DS__CAST(float *, ds__calloc(total, sizeof(float)));
+    return t->sum ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "sda: tree of %zu floats", total);
+}
+DS__SDA_ENTRY void ds__sda_tree_free(ds__sda_tree *t) {
+    ds_free(t->sum);
+    t->sum = NULL;
+}
+static float *ds__sda_node(const ds__sda_tree *t, int l, int i) { return t->sum + t->off[l] + (size_t)i * t->dim; }
+/* node i of level l (>= 1) = the sum of its two children (a missing right child is zero) */
+static void ds__sda_pull(ds__sda_tree *t, int l, int i) {
+    float *d = ds__sda_node(t, l, i);
+    const float *a = ds__sda_node(t, l - 1, 2 * i), *b = 2 * i + 1 < t->n_nodes[l - 1] ? a + t->dim : NULL;
+    int e;
+    for (e = 0; e < t->dim; e++) d[e] = b ? a[e] + b[e] : a[e];
+}
+/* n more tokens' gate keys k (n, dim): level 0 adds them in token order, then the touched
+   nodes above are recomputed from their children, so one call of n tokens and n calls of one
+   give the same bits */
+DS__SDA_ENTRY ds_status ds__sda_tree_append(ds__sda_tree *t, const float *k, int n) {
+    int j, e, l, lo, hi;
+    if (n < 0 || n > t->cap_tok - t->n_tok) return ds__fail(DS_ERR_INVALID_ARG, "sda: %d gate keys past the tree's %d tokens", n, t->cap_tok);
+    if (n == 0) return DS_OK;
+    for (j = 0; j < n; j++) {
+        float *d = ds__sda_node(t, 0, (t->n_tok + j) / t->block);
+        for (e = 0; e < t->dim; e++) d[e] += k[(size_t)j * t->dim + e];
+    }
+    lo = t->n_tok / t->block;
+    t->n_tok += n;
+    hi = (t->n_tok - 1) / t->block;
+    for (l = 1; l < t->n_levels; l++) {
+        lo /= 2;
+        hi /= 2;
+        for (j = lo; j <= hi; j++) ds__sda_pull(t, l, j);
+    }
+    return DS_OK;
+}
+
+/* gate score of node i at level l for pooled queries qbar (Hi, Di) */
+static float ds__sda_score(const ds__ops *o, const ds__sda_tree *t, const ds__sda_gate *g, const float *qbar, int l, int i) {
+    long lo = (long)i * t->block << l, hi = DS__MIN(((long)i + 1) * t->block << l, (long)t->n_tok);
+    const float *k = ds__sda_node(t, l, i);
+    float s = 0.0f, inv = hi > lo ? 1.0f / (float)(hi - lo) : 0.0f;
+    int h;
+    for (h = 0; h < g->n_heads; h++) s += g->w[h] * DS__MAX(0.0f, o->dot(qbar + (size_t)h * g->dim, k, g->dim) * inv);
+    return s;
+}
+
+typedef struct ds__sda_cand {
+    float s;
+    int i;
+} ds__sda_cand;
+/* best first; ties to the earlier block, so selections are deterministic */
+static int ds__sda_cand_cmp(const void *a, const void *b) {
+    const ds__sda_cand *x = DS__CAST(const ds__sda_cand *, a), *y = DS__CAST(const ds__sda_cand *, b);
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+static int ds__sda_int_cmp(const void *a, const void *b) {
+    int x = *DS__CAST(const int *, a), y = *DS__CAST(const int *, b);
+    return (x > y) - (x < y);
+}
+
+/* the k best of blocks [0, nc) by scoring every one (the tests' reference); out ascending;
+   work holds nc candidates */
+static int ds__sda_topk_flat(const ds__ops *o, const ds__sda_tree *t, const ds__sda_gate *g, const float *qbar, int nc, int k, int *out, ds__sda_cand *work) {
+    int i, n = DS__MIN(k, nc);
+    for (i = 0; i < nc; i++) {
+        work[i].s = ds__sda_score(o, t, g, qbar, 0, i);
+        work[i].i = i;
+    }
+    qsort(work, (size_t)nc, sizeof *work, ds__sda_cand_cmp);
+    for (i = 0; i < n; i++) out[i] = work[i].i;
+    qsort(out, (size_t)n, sizeof *out, ds__sda_int_cmp);
+    return n;
+}
+
+/* the k best of blocks [0, nc) by the coarse-to-fine beam (the header comment); out
+   ascending; beam >= k; work holds 3 beam + 2 candidates */
+static int ds__sda_topk_tree(const ds__ops *o, const ds__sda_tree *t, const ds__sda_gate *g, const float *qbar, int nc, int k, int beam, int *out, ds__sda_cand *work) {
+    ds__sda_cand *cur = work, *next = work + beam + 1;
+    int l = 0, n = 0, i, c;
+    if (k >= nc) {
+        for (i = 0; i < nc; i++) out[i] = i;
+        return nc;
+    }
+    while (((nc - 1) >> l) + 1 > beam) l++;
+    for (i = 0; i <= (nc - 1) >> l; i++, n++) {
+        cur[n].i = i;
+        cur[n].s = l == 0 ? ds__sda_score(o, t, g, qbar, 0, i) : 0.0f; /* levels above are expanded whole */
+    }
+    if (l == 0) { /* nc <= beam: the flat search */
+        qsort(cur, (size_t)n, sizeof *cur, ds__sda_cand_cmp);
+        n = k;
+    }
+    for (; l > 0; l--) {
+        int m = 0, keep = l == 1 ? k : beam;
+        for (i = 0; i < n; i++)
+            for (c = 2 * cur[i].i; c <= 2 * cur[i].i + 1; c++) {
+                if ((long)c << (l - 1) >= nc) continue;
+                next[m].i = c;
+                /* straddles nc: keeps later keys in its mean, so it is kept, never scored */
+                next[m].s = ((long)c + 1) << (l - 1) > nc ? HUGE_VALF : ds__sda_score(o, t, g, qbar, l - 1, c);
+                m++;
+            }
+        qsort(next, (size_t)m, sizeof *next, ds__sda_cand_cmp);
+        n = DS__MIN(m, keep);
+        memcpy(cur, next, (size_t)n * sizeof *cur);
+    }
+    for (i = 0; i < n; i++) out[i] = cur[i].i;
+    qsort(out, (size_t)n, sizeof *out, ds__sda_int_cmp);
+    return n;
+}
+
+/* ---- block-sparse attention over the f16 cache ---------------------------------------------- */
+typedef struct ds__sda_job {
+    const ds__ops *o;
+    ds__sda_params p;
+    const ds__sda_gate *g;
+    const ds__sda_tree *tree;           /* holds the gate keys of positions [0, pos0 + T) */
+    const uint16_t *k_cache, *v_cache;  /* one layer: (Hkv, n_ctx, D) f16 */
+    const float *q;                     /* (T, H, D) queries at positions pos0.. */
+    const float *gq;                    /* (T, Hi, Di) gate queries */
+    float *out;                         /* (T, H, D) */
+    int n_ctx, H, Hkv, D, T, pos0;
+    int flat;                           /* 1: brute-force top-k (tests) */
+    /* set by ds__sda_attention */
+    int n_groups, max_sel, *sel, *n_sel;
+    float *scratch;
+    size_t stride;
+} ds__sda_job;
+
+/* blocks a query block may read: topk + sink + the window's blocks + its own */
+static int ds__sda_max_sel(const ds__sda_params *p) { return p->topk + p->sink + (p->window + p->block - 1) / p->block + 2; }
+/* 4 k: on tests/test_sda.c's topic-run gate keys a beam of 2 k finds 89% of the flat top-k,
+   3 k 95.5%, 4 k 96.7% */
+static int ds__sda_beam(const ds__sda_params *p) { return DS__MAX(p->beam ? p->beam : 4 * p->topk, p->topk); }
+static int ds__sda_groups(const ds__sda_job *j) { return (j->pos0 + j->T - 1) / j->p.block - j->pos0 / j->p.block + 1; }
+/* floats of one task's scratch: the attention's (ds__sda_group) or the search's (pooled gate
+   queries and candidates), whichever is larger, in whole cache lines */
+static size_t ds__sda_stride(const ds__sda_job *j) {
+    size_t B = (size_t)j->p.block, D = (size_t)j->D, rows = (size_t)DS__MIN(j->p.block, j->T) * (size_t)(j->H / j->Hkv);
+    size_t attn = 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)ds__sda_max_sel(&j->p) * B + (j->T >= 2 ? 16 : 64) * D);
+    size_t cand = (size_t)DS__MAX(3 * ds__sda_beam(&j->p) + 2, j->flat ? (j->pos0 + j->T) / j->p.block + 1 : 0);
+    size_t search = (size_t)j->g->n_heads * j->g->dim + cand * (sizeof(ds__sda_cand) / sizeof(float));
+    return (DS__MAX(attn, search) + 15) & ~(size_t)15;
+}
+/* the selections' ints, then the tasks' scratch */
+static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(&j->p) + 1) * sizeof(int) + 63) & ~(size_t)63; }
+/* bytes of ds__sda_attention's work buffer for n_tasks tasks */
+DS__SDA_ENTRY size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
+
+/* group gi's selection: the gate's best among blocks before the window, then sink and window
+   blocks, ascending and unique; the last is the group's own block */
+static void ds__sda_select(ds__sda_job *j, int gi, void *work) {
+    const ds__sda_params *p = &j->p;
+    int B = p->block, qb = j->pos0 / B + gi, t0 = DS__MAX(j->pos0, qb * B) - j->pos0, t1 = DS__MIN(j->pos0 + j->T, (qb + 1) * B) - j->pos0;
+    int Hd = j->g->n_heads * j->g->dim, wlo = DS__MAX(0, qb * B - p->window) / B, *sel = j->sel + (size_t)gi * j->max_sel, n, i, t;
+    float *qbar = DS__CAST(float *, work);
+    ds__sda_cand *cand = DS__CAST(ds__sda_cand *, qbar + Hd);
+    int k = DS__MIN(p->topk, (int)ceil((double)p->sparsity * wlo));
+    for (i = 0; i < Hd; i++) qbar[i] = 0.0f;
+    for (t = t0; t < t1; t++) j->o->axpy(qbar, 1.0f / (float)(t1 - t0), j->gq + (size_t)t * Hd, Hd);
+    n = wlo == 0 ? 0 : j->flat ? ds__sda_topk_flat(j->o, j->tree, j->g, qbar, wlo, k, sel, cand) : ds__sda_topk_tree(j->o, j->tree, j->g, qbar, wlo, k, ds__sda_beam(p), sel, cand);
+    for (i = 0; i < DS__MIN(p->sink, wlo); i++) sel[n++] = i;
+    qsort(sel, (size_t)n, sizeof *sel, ds__sda_int_cmp);
+    for (i = t = 0; i < n; i++)
+        if (t == 0 || sel[t - 1] != sel[i]) sel[t++] = sel[i];
+    for (i = wlo; i <= qb; i++) sel[t++] = i;
+    j->n_sel[gi] = t;
+}
+
+/* one KV head over one query group: ds__attn_tile's passes over the selected keys, key J of
+   the selection in slot J % S as key J of a dense row */
+static void ds__sda_group(const ds__sda_job *j, int hk, int gi, float *scratch) {
+    const ds__ops *o = j->o;
+    int B = j->p.block, D = j->D, H = j->H, G = j->H / j->Hkv, qb = j->pos0 / B + gi;
+    int t0 = DS__MAX(j->pos0, qb * B) - j->pos0, t1 = DS__MIN(j->pos0 + j->T, (qb + 1) * B) - j->pos0;
+    int rows = (t1 - t0) * G, ns = j->n_sel[gi], si, c0, jj, r, t, g, d;
+    const int *sel = j->sel + (size_t)gi * j->max_sel;
+    int s_kq = j->T >= 2 && D % 16 == 0 ? 16 : 64, s_pv = j->T >= 2 ? 16 : 64;
+    size_t head = (size_t)hk * j->n_ctx * D, nk = (size_t)j->max_sel * B;
+    const uint16_t *kc = j->k_cache + head, *vc = j->v_cache + head;
+    /* (64, D) keys or values as stored, (D, 64) K transposed, (rows, D) queries, (rows, nk)
+       scores of the selected keys, (rows, s_pv, D) output slots */
+    float *blk = scratch, *kt = blk + (size_t)DS__ATTN_BLOCK * D, *qh = kt + (size_t)DS__ATTN_BLOCK * D, *sc = qh + (size_t)rows * D, *acc = sc + (size_t)rows * nk;
+    float scale = 1.0f / sqrtf((float)D);
+    int own = (ns - 1) * B; /* selected keys before the group's own block (all whole blocks) */
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            r = (t - t0) * G + g;
+            memcpy(qh + (size_t)r * D, j->q + (size_t)t * H * D + (size_t)(hk * G + g) * D, (size_t)D * sizeof(float));
+            o->f16_round(qh + (size_t)r * D, D);
+        }
+    for (jj = si = 0; si < ns; si++) /* scores; jj = selected keys so far */
+        for (c0 = sel[si] * B; c0 < DS__MIN((sel[si] + 1) * B, j->pos0 + t1); c0 += DS__ATTN_BLOCK) {
+            int nb = DS__MIN(DS__MIN(DS__ATTN_BLOCK, (sel[si] + 1) * B - c0), j->pos0 + t1 - c0), e;
+            o->f16_to_f32(blk, kc + (size_t)c0 * D, nb * D);
+            for (e = 0; e < nb; e++)
+                for (d = 0; d < D; d++) kt[(size_t)d * DS__ATTN_BLOCK + e] = blk[(size_t)e * D + d];
+            for (t = t0; t < t1; t++) {
+                int nv = DS__MIN(nb, j->pos0 + t + 1 - c0);
+                for (g = 0; g < G && nv > 0; g++) {
+                    r = (t - t0) * G + g;
+                    o->attn_scores(sc + r * nk + jj, qh + (size_t)r * D, kt, D, nv, scale, s_kq);
+                }
+            }
+            jj += nb;
+        }
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) ds__attn_softmax_f16(o, sc + ((size_t)(t - t0) * G + g) * nk, own + j->pos0 + t + 1 - qb * B);
+    for (jj = si = 0; si < ns; si++)
+        for (c0 = sel[si] * B; c0 < DS__MIN((sel[si] + 1) * B, j->pos0 + t1); c0 += DS__ATTN_BLOCK) {
+            int nb = DS__MIN(DS__MIN(DS__ATTN_BLOCK, (sel[si] + 1) * B - c0), j->pos0 + t1 - c0);
+            o->f16_to_f32(blk, vc + (size_t)c0 * D, nb * D);
+            for (t = t0; t < t1; t++) {
+                int nv = DS__MIN(nb, j->pos0 + t + 1 - c0);
+                for (g = 0; g < G && nv > 0; g++) {
+                    r = (t - t0) * G + g;
+                    o->attn_pv(acc + (size_t)r * s_pv * D, sc + r * nk + jj, blk, D, nv, jj, s_pv);
+                }
+            }
+            jj += nb;
+        }
+    for (t = t0; t < t1; t++)
+        for (g = 0; g < G; g++) {
+            r = (t - t0) * G + g;
+            o->attn_pv_sum(j->out + (size_t)t * H * D + (size_t)(hk * G + g) * D, acc + (size_t)r * s_pv * D, D, s_pv, DS__MIN(s_pv, own + j->pos0 + t + 1 - qb * B));
+        }
+}
+
+static void ds__sda_select_task(void *ctx, int i, int n) {
+    ds__sda_job *j = DS__CAST(ds__sda_job *, ctx);
+    int gi;
+    for (gi = i; gi < j->n_groups; gi += n) ds__sda_select(j, gi, j->scratch + (size_t)i * j->stride);
+}
+static void ds__sda_attn_task(void *ctx, int i, int n) {
+    const ds__sda_job *j = DS__CAST(const ds__sda_job *, ctx);
+    int item;
+    for (item = i; item < j->Hkv * j->n_groups; item += n) ds__sda_group(j, item % j->Hkv, item / j->Hkv, j->scratch + (size_t)i * j->stride);
+}
+
+/* SDA over T queries at pos0.. (prefill: T > 1; decode: T = 1), their keys and values already
+   in the cache and their gate keys in the tree. work: ds__sda_work_bytes(j, n_tasks) bytes. */
+DS__SDA_ENTRY ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, int n_tasks) {
+    ds_status st = ds__sda_check(&j->p);
+    if (st != DS_OK) return st;
+    if (j->T < 1 || j->pos0 < 0 || j->pos0 + j->T > j->n_ctx || j->Hkv < 1 || j->H % j->Hkv || j->tree->n_tok < j->pos0 + j->T || j->tree->block != j->p.block || j->g->dim != j->tree->dim)
+        return ds__fail(DS_ERR_INVALID_ARG, "sda: %d queries at %d over a cache of %d and a tree of %d tokens", j->T, j->pos0, j->n_ctx, j->tree->n_tok);
+    j->n_groups = ds__sda_groups(j);
+    j->max_sel = ds__sda_max_sel(&j->p);
+    j->stride = ds__sda_stride(j);
+    j->sel = DS__CAST(int *, work);
+    j->n_sel = j->sel + (size_t)j->n_groups * j->max_sel;
+    j->scratch = DS__CAST(float *, (void *)((char *)work + ds__sda_sel_bytes(j)));
+    ds_pool_run(pool, ds__sda_select_task, j, DS__MIN(n_tasks, j->n_groups));
+    ds_pool_run(pool, ds__sda_attn_task, j, DS__MIN(n_tasks, j->Hkv * j->n_groups));
+    return DS_OK;
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */

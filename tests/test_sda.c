@@ -1,0 +1,266 @@
+/* test_sda.c - sparse dynamic attention (>>sda): with every block selected it equals the dense
+   attention path; with a sparse selection it equals a double-precision masked softmax written
+   here over the same keys; the hierarchical top-k agrees with brute force on structured gate
+   keys; the tree's incremental and bulk builds agree; bad settings fail naming the key. */
+#define DEEPSEEK_IMPLEMENTATION
+#include "deepseek.h"
+#include "ds_test.h"
+
+static unsigned long long rng_state = 88172645463325252ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+/* one layer's f16 cache, queries and gate inputs: a fixture both paths read */
+typedef struct fix {
+    int H, Hkv, D, n_ctx, Hi, Di;
+    uint16_t *kc, *vc;   /* (Hkv, n_ctx, D) */
+    float *q, *gq, *gk;  /* (n_ctx, H, D), (n_ctx, Hi, Di), (n_ctx, Di) */
+    float w[4];
+    ds__ops ops;
+} fix;
+
+static void fix_init(fix *f, int H, int Hkv, int D, int n_ctx) {
+    size_t i, nkv = (size_t)Hkv * n_ctx * D;
+    float *tmp = (float *)malloc(nkv * sizeof(float));
+    f->H = H, f->Hkv = Hkv, f->D = D, f->n_ctx = n_ctx, f->Hi = 2, f->Di = 16;
+    f->kc = (uint16_t *)malloc(nkv * 2);
+    f->vc = (uint16_t *)malloc(nkv * 2);
+    f->q = (float *)malloc((size_t)n_ctx * H * D * sizeof(float));
+    f->gq = (float *)malloc((size_t)n_ctx * f->Hi * f->Di * sizeof(float));
+    f->gk = (float *)malloc((size_t)n_ctx * f->Di * sizeof(float));
+    ds__ops_init(&f->ops, DS_BACKEND_CPU);
+    for (i = 0; i < nkv; i++) tmp[i] = frand();
+    f->ops.f32_to_f16(f->kc, tmp, (int)nkv);
+    for (i = 0; i < nkv; i++) tmp[i] = frand();
+    f->ops.f32_to_f16(f->vc, tmp, (int)nkv);
+    for (i = 0; i < (size_t)n_ctx * H * D; i++) f->q[i] = 2.0f * frand();
+    for (i = 0; i < (size_t)n_ctx * f->Hi * f->Di; i++) f->gq[i] = frand();
+    for (i = 0; i < (size_t)n_ctx * f->Di; i++) f->gk[i] = frand();
+    f->w[0] = 1.0f, f->w[1] = 0.5f;
+    free(tmp);
+}
+static void fix_free(fix *f) {
+    free(f->kc), free(f->vc), free(f->q), free(f->gq), free(f->gk);
+}
+
+/* the dense path (ds__attention) on a session that holds just this layer */
+static void dense(const fix *f, int T, int pos0, float *out) {
+    ds_model m;
+    ds_session s;
+    memset(&m, 0, sizeof m);
+    memset(&s, 0, sizeof s);
+    m.cfg.n_head = f->H, m.cfg.n_head_kv = f->Hkv, m.cfg.head_dim = f->D;
+    s.m = &m;
+    s.n_ctx = f->n_ctx;
+    s.k_cache = f->kc, s.v_cache = f->vc;
+    s.q = f->q + (size_t)pos0 * f->H * f->D;
+    s.att = out;
+    s.ops = f->ops;
+    s.n_attn_tasks = 1;
+    s.attn_stride = ds__attn_stride(&m.cfg, f->n_ctx);
+    s.attn_scratch = (float *)malloc(s.attn_stride * sizeof(float));
+    ds__attention(&s, 0, T, pos0);
+    free(s.attn_scratch);
+}
+
+/* SDA over the same rows; sel (optional) gets each query group's selection, max_sel apart */
+static ds_status sda(const fix *f, const ds__sda_params *p, int T, int pos0, int flat, float *out, int *sel, int *n_sel, int *max_sel) {
+    ds__sda_gate g;
+    ds__sda_tree tree;
+    ds__sda_job j;
+    ds_status st;
+    void *work;
+    g.n_heads = f->Hi, g.dim = f->Di, g.w = f->w;
+    if ((st = ds__sda_tree_init(&tree, f->Di, p->block, f->n_ctx)) != DS_OK) return st;
+    ds__sda_tree_append(&tree, f->gk, pos0 + T);
+    memset(&j, 0, sizeof j);
+    j.o = &f->ops, j.p = *p, j.g = &g, j.tree = &tree;
+    j.k_cache = f->kc, j.v_cache = f->vc;
+    j.q = f->q + (size_t)pos0 * f->H * f->D, j.gq = f->gq + (size_t)pos0 * f->Hi * f->Di, j.out = out;
+    j.n_ctx = f->n_ctx, j.H = f->H, j.Hkv = f->Hkv, j.D = f->D, j.T = T, j.pos0 = pos0, j.flat = flat;
+    work = malloc(ds__sda_work_bytes(&j, 2));
+    st = ds__sda_attention(&j, NULL, work, 2);
+    if (st == DS_OK && sel) {
+        memcpy(sel, j.sel, (size_t)j.n_groups * j.max_sel * sizeof(int));
+        memcpy(n_sel, j.n_sel, (size_t)j.n_groups * sizeof(int));
+        *max_sel = j.max_sel;
+    }
+    free(work);
+    ds__sda_tree_free(&tree);
+    return st;
+}
+
+static double max_rel(const float *a, const float *b, size_t n) {
+    double m = 0.0, worst = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) m = fmax(m, fabs((double)b[i]));
+    for (i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - (double)b[i]) / (m > 0 ? m : 1.0));
+    return worst;
+}
+
+/* every block selected: sparsity 1 and a budget above the block count */
+static void check_dense_equal(ds_test_ctx *t, int H, int Hkv, int D, int n_ctx, int block, int T, int pos0) {
+    fix f;
+    ds__sda_params p;
+    size_t n = (size_t)T * H * D;
+    float *a = (float *)malloc(n * sizeof(float)), *b = (float *)malloc(n * sizeof(float));
+    ds_status st;
+    double e;
+    fix_init(&f, H, Hkv, D, n_ctx);
+    memset(&p, 0, sizeof p);
+    p.block = block, p.topk = n_ctx, p.window = 0, p.sink = 1, p.sparsity = 1.0f;
+    dense(&f, T, pos0, a);
+    st = sda(&f, &p, T, pos0, 0, b, NULL, NULL, NULL);
+    e = max_rel(b, a, n);
+    fix_free(&f);
+    free(a), free(b);
+    DS_REQUIRE(t, st == DS_OK, "sda: %s", ds_last_error());
+    DS_CHECK(t, e <= 1e-5, "max relative difference %.3g > 1e-5", e);
+}
+static void test_dense_equal_prefill_9x3x64(ds_test_ctx *t) { check_dense_equal(t, 9, 3, 64, 300, 32, 300, 0); }
+static void test_dense_equal_chunk_9x3x64(ds_test_ctx *t) { check_dense_equal(t, 9, 3, 64, 300, 48, 110, 190); }
+static void test_dense_equal_prefill_8x2x128(ds_test_ctx *t) { check_dense_equal(t, 8, 2, 128, 260, 64, 260, 0); }
+static void test_dense_equal_decode_9x3x64(ds_test_ctx *t) { check_dense_equal(t, 9, 3, 64, 300, 32, 1, 299); }
+static void test_dense_equal_decode_8x2x128(ds_test_ctx *t) { check_dense_equal(t, 8, 2, 128, 333, 64, 1, 301); }
+
+/* The independent reference: in double, each query against the keys of its group's selected
+   blocks up to its own position, with the cache's f16 keys / values and the query as given. */
+static void reference(const fix *f, const int *sel, int ns, int block, int pos, const float *q, float *out) {
+    int G = f->H / f->Hkv, h, i, j, d, n = 0;
+    double *s = (double *)malloc((size_t)f->n_ctx * sizeof(double)), *o = (double *)malloc((size_t)f->D * sizeof(double));
+    int *key = (int *)malloc((size_t)f->n_ctx * sizeof(int));
+    float kv[256];
+    for (i = 0; i < ns; i++)
+        for (j = sel[i] * block; j < (sel[i] + 1) * block && j <= pos; j++) key[n++] = j;
+    for (h = 0; h < f->H; h++) {
+        const uint16_t *kc = f->kc + (size_t)(h / G) * f->n_ctx * f->D, *vc = f->vc + (size_t)(h / G) * f->n_ctx * f->D;
+        double mx = -1e300, z = 0.0;
+        for (i = 0; i < n; i++) {
+            double acc = 0.0;
+            ds__f16_row_to_f32_ref(kv, kc + (size_t)key[i] * f->D, f->D);
+            for (d = 0; d < f->D; d++) acc += (double)q[h * f->D + d] * kv[d];
+            s[i] = acc / sqrt((double)f->D);
+            mx = fmax(mx, s[i]);
+        }
+        for (d = 0; d < f->D; d++) o[d] = 0.0;
+        for (i = 0; i < n; i++) {
+            double p = exp(s[i] - mx);
+            z += p;
+            ds__f16_row_to_f32_ref(kv, vc + (size_t)key[i] * f->D, f->D);
+            for (d = 0; d < f->D; d++) o[d] += p * kv[d];
+        }
+        for (d = 0; d < f->D; d++) out[h * f->D + d] = (float)(o[d] / z);
+    }
+    free(s), free(o), free(key);
+}
+
+/* a real sparse selection (3 gate blocks + sink + window) against the reference over exactly
+   the selected keys; f16 queries and probabilities bound the difference by ~1e-3 */
+static void check_sparse(ds_test_ctx *t, int H, int Hkv, int D, int T, int pos0) {
+    fix f;
+    ds__sda_params p;
+    int n_ctx = 400, block = 16, max_sel = 0, i, bad = -1, sparse = 0;
+    int *sel = (int *)malloc(4096 * sizeof(int)), *n_sel = (int *)malloc(256 * sizeof(int));
+    float *b = (float *)malloc((size_t)T * H * D * sizeof(float)), *r = (float *)malloc((size_t)H * D * sizeof(float));
+    double worst = 0.0;
+    ds_status st;
+    fix_init(&f, H, Hkv, D, n_ctx);
+    memset(&p, 0, sizeof p);
+    p.block = block, p.topk = 3, p.window = 40, p.sink = 1, p.sparsity = 0.5f;
+    st = sda(&f, &p, T, pos0, 0, b, sel, n_sel, &max_sel);
+    if (st == DS_OK)
+        for (i = 0; i < T; i++) {
+            int pos = pos0 + i, gi = pos / block - pos0 / block;
+            double e;
+            sparse |= n_sel[gi] * block < pos - block;
+            reference(&f, sel + (size_t)gi * max_sel, n_sel[gi], block, pos, f.q + (size_t)pos * H * D, r);
+            e = max_rel(b + (size_t)i * H * D, r, (size_t)H * D);
+            if (e > worst) worst = e, bad = pos;
+        }
+    fix_free(&f);
+    free(sel), free(n_sel), free(b), free(r);
+    DS_REQUIRE(t, st == DS_OK, "sda: %s", ds_last_error());
+    DS_CHECK(t, sparse, "no query had a sparse selection: the test would not test sparsity");
+    DS_CHECK(t, worst <= 4e-3, "position %d: max relative difference to the reference %.3g > 4e-3", bad, worst);
+}
+static void test_sparse_vs_reference_prefill_9x3x64(ds_test_ctx *t) { check_sparse(t, 9, 3, 64, 400, 0); }
+static void test_sparse_vs_reference_decode_8x2x128(ds_test_ctx *t) { check_sparse(t, 8, 2, 128, 1, 399); }
+
+/* Gate keys with structure: a document is runs of blocks on one topic (run lengths 1..16
+   blocks), each token its topic's vector plus noise; a query block asks about a few topics.
+   Agreement = |tree top-k n flat top-k| / k over every query block. To redo on SmolLM2
+   activations once an indexer is trained (the tree is meant for locality real text has). */
+static void test_tree_vs_flat_topk(ds_test_ctx *t) {
+    enum { DI = 16, HI = 2, BLK = 16, NB = 512, NT = 24, K = 8 };
+    ds__ops o;
+    ds__sda_tree tree;
+    ds__sda_gate g;
+    ds__sda_params p = {BLK, K, 0, 0, 0, 1.0f};
+    float topic[NT][DI], w[HI] = {1.0f, 0.7f}, qbar[HI * DI];
+    float *keys = (float *)malloc((size_t)NB * BLK * DI * sizeof(float));
+    ds__sda_cand *work = (ds__sda_cand *)malloc((size_t)NB * sizeof(ds__sda_cand));
+    int a[K], b[K], i, j, e, qb, tp = 0, run = 0, hit = 0, total = 0;
+    double agree;
+    ds__ops_init(&o, DS_BACKEND_CPU);
+    for (i = 0; i < NT; i++)
+        for (e = 0; e < DI; e++) topic[i][e] = frand();
+    for (i = 0; i < NB; i++) {
+        if (run-- <= 0) tp = (int)((frand() + 1.0f) * 0.5f * NT) % NT, run = (int)((frand() + 1.0f) * 8.0f);
+        for (j = 0; j < BLK; j++)
+            for (e = 0; e < DI; e++) keys[((size_t)i * BLK + j) * DI + e] = topic[tp][e] + 0.7f * frand();
+    }
+    g.n_heads = HI, g.dim = DI, g.w = w;
+    DS_REQUIRE(t, ds__sda_tree_init(&tree, DI, BLK, NB * BLK) == DS_OK, "tree: %s", ds_last_error());
+    ds__sda_tree_append(&tree, keys, NB * BLK);
+    for (qb = 64; qb < NB; qb += 7) {
+        int q1 = (int)((frand() + 1.0f) * 0.5f * NT) % NT, q2 = (int)((frand() + 1.0f) * 0.5f * NT) % NT;
+        for (e = 0; e < HI * DI; e++) qbar[e] = topic[e < DI ? q1 : q2][e % DI] + 0.3f * frand();
+        ds__sda_topk_flat(&o, &tree, &g, qbar, qb, K, a, work);
+        ds__sda_topk_tree(&o, &tree, &g, qbar, qb, K, ds__sda_beam(&p), b, work);
+        for (i = 0; i < K; i++)
+            for (j = 0; j < K; j++) hit += a[i] == b[j];
+        total += K;
+    }
+    agree = (double)hit / total;
+    ds__sda_tree_free(&tree);
+    free(keys), free(work);
+    printf("  tree (beam %d) vs flat top-%d agreement: %.1f%% of %d selections\n", ds__sda_beam(&p), K, 100.0 * agree, total);
+    DS_CHECK(t, agree >= 0.95, "agreement %.1f%% < 95%%", 100.0 * agree);
+}
+
+/* one bulk append and token-by-token appends leave the same bits in every node */
+static void test_tree_append_equals_build(ds_test_ctx *t) {
+    ds__sda_tree a, b;
+    float *k = (float *)malloc(1000 * 8 * sizeof(float));
+    int i, same;
+    for (i = 0; i < 8000; i++) k[i] = frand();
+    DS_REQUIRE(t, ds__sda_tree_init(&a, 8, 24, 1000) == DS_OK && ds__sda_tree_init(&b, 8, 24, 1000) == DS_OK, "tree: %s", ds_last_error());
+    ds__sda_tree_append(&a, k, 1000);
+    for (i = 0; i < 1000; i++) ds__sda_tree_append(&b, k + i * 8, 1);
+    same = !memcmp(a.sum, b.sum, (a.off[a.n_levels - 1] + 8) * sizeof(float));
+    DS_CHECK(t, ds__sda_tree_append(&a, k, 1) == DS_ERR_INVALID_ARG, "an append past capacity was accepted");
+    ds__sda_tree_free(&a), ds__sda_tree_free(&b);
+    free(k);
+    DS_CHECK(t, same, "incremental and bulk trees differ");
+}
+
+static void check_bad(ds_test_ctx *t, ds__sda_params p, const char *key) {
+    ds_status st = ds__sda_check(&p);
+    DS_CHECK(t, st == DS_ERR_INVALID_ARG && strstr(ds_last_error(), key), "%s: status %d, '%s'", key, (int)st, ds_last_error());
+}
+static void test_bad_params(ds_test_ctx *t) {
+    ds__sda_params ok = {64, 16, 128, 1, 0, 0.25f}, p;
+    DS_REQUIRE(t, ds__sda_check(&ok) == DS_OK, "valid params refused: %s", ds_last_error());
+    p = ok, p.block = 0, check_bad(t, p, "sda_block");
+    p = ok, p.sparsity = 0.0f, check_bad(t, p, "sda_sparsity");
+    p = ok, p.sparsity = 1.5f, check_bad(t, p, "sda_sparsity");
+    p = ok, p.topk = 0, check_bad(t, p, "sda_topk");
+    p = ok, p.window = -1, check_bad(t, p, "sda_window");
+    p = ok, p.sink = -2, check_bad(t, p, "sda_sink");
+}
+
+DS_TEST_MAIN(DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params))
