@@ -9209,11 +9209,47 @@ typedef struct ds__mat {
     int64_t rows, cols;
 } ds__mat;
 
-typedef struct ds__layer {
-    const float *attn_norm, *ffn_norm;              /* (C) */
+/* The weights of each attention kind and feed-forward kind. Shapes: C model width, H heads
+   (Hkv key-value heads) of D; MLA and MoE shapes as in >>deepseek. */
+typedef struct ds__gqa_layer {                       /* DS_ATTN_DENSE: grouped-query attention */
     ds__mat wq, wk, wv, wo;                          /* (H*D, C) (Hkv*D, C) (Hkv*D, C) (C, H*D) */
     const float *bq, *bk, *bv;                       /* qwen2 only, else NULL */
-    ds__mat w_gate, w_up, w_down;                    /* (F, C) (F, C) (C, F) */
+} ds__gqa_layer;
+
+typedef struct ds__mla_layer {
+    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    const float *q_a_norm;        /* (Rq) */
+    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    const float *kv_a_norm;       /* (R) */
+    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__mat wo;                  /* (C, H*Dv) */
+} ds__mla_layer;
+
+typedef struct ds__moe_layer {
+    ds__mat gate_inp;            /* (E, C) router */
+    const float *exp_bias;        /* (E) selection bias, or NULL */
+    ds__mat gate_exps, up_exps;  /* (E*F, C) */
+    ds__mat down_exps;           /* (E*C, F) */
+    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__mat down_sh;             /* (C, S*F) */
+} ds__moe_layer;
+
+/* DS_FFN_DENSE: SwiGLU */
+typedef struct ds__ffn_layer {
+    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
+} ds__ffn_layer;
+
+/* One layer as the forward walks it: norms, then the weights of the kinds that
+   ds_model_config.layers[il] names (the other kinds' weights stay zero). A new kind is one
+   member here, one loader case and one case in ds__layer_forward. */
+typedef struct ds__layer {
+    const float *attn_norm, *ffn_norm;              /* (C) */
+    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE */
+    ds__mla_layer mla;                               /* DS_ATTN_MLA */
+    ds__ffn_layer ffn;                               /* DS_FFN_DENSE */
+    ds__moe_layer moe;                               /* DS_FFN_MOE */
 } ds__layer;
 
 struct ds_model {
@@ -9222,10 +9258,9 @@ struct ds_model {
     ds_model_config cfg;
     ds__mat tok_embd, output;                        /* (V, C) each; the same when tied */
     const float *output_norm;
-    ds__layer *layers;
+    ds__layer *layers;                               /* (n_layer), kinds in cfg.layers */
     int chat;                                        /* a ds_chat_template, or -1 unknown */
     uint64_t weight_bytes;
-    struct ds__dsk_layer *dsk;                       /* deepseek2: MLA / MoE layers (>>deepseek), else NULL */
 };
 
 /* deepseek2 (>>deepseek) */
@@ -9345,17 +9380,17 @@ static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
     snprintf(n, sizeof n, "blk.%d." suffix, il); \
     if ((s = ds__model_vector(m, n, len, optional, &L->field)) != DS_OK) return s
     DS__LAYER_V(attn_norm, "attn_norm.weight", C, 0);
-    DS__LAYER_T(wq, "attn_q.weight", QD, C);
-    DS__LAYER_T(wk, "attn_k.weight", KD, C);
-    DS__LAYER_T(wv, "attn_v.weight", KD, C);
-    DS__LAYER_T(wo, "attn_output.weight", C, QD);
-    DS__LAYER_V(bq, "attn_q.bias", QD, !c->qkv_bias);
-    DS__LAYER_V(bk, "attn_k.bias", KD, !c->qkv_bias);
-    DS__LAYER_V(bv, "attn_v.bias", KD, !c->qkv_bias);
+    DS__LAYER_T(gqa.wq, "attn_q.weight", QD, C);
+    DS__LAYER_T(gqa.wk, "attn_k.weight", KD, C);
+    DS__LAYER_T(gqa.wv, "attn_v.weight", KD, C);
+    DS__LAYER_T(gqa.wo, "attn_output.weight", C, QD);
+    DS__LAYER_V(gqa.bq, "attn_q.bias", QD, !c->qkv_bias);
+    DS__LAYER_V(gqa.bk, "attn_k.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(gqa.bv, "attn_v.bias", KD, !c->qkv_bias);
     DS__LAYER_V(ffn_norm, "ffn_norm.weight", C, 0);
-    DS__LAYER_T(w_gate, "ffn_gate.weight", F, C);
-    DS__LAYER_T(w_up, "ffn_up.weight", F, C);
-    DS__LAYER_T(w_down, "ffn_down.weight", C, F);
+    DS__LAYER_T(ffn.gate, "ffn_gate.weight", F, C);
+    DS__LAYER_T(ffn.up, "ffn_up.weight", F, C);
+    DS__LAYER_T(ffn.down, "ffn_down.weight", C, F);
 #undef DS__LAYER_T
 #undef DS__LAYER_V
     return DS_OK;
@@ -9436,7 +9471,6 @@ DS_API void ds_model_free(ds_model *m) {
     ds_tokenizer_free(m->tok);
     ds_gguf_close(m->gguf);
     ds_free(m->layers);
-    ds_free(m->dsk);
     ds_free(m);
 }
 
@@ -9449,31 +9483,6 @@ DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_
    Shapes: C model width, H heads, Dn / Dr the no-RoPE / RoPE parts of a query-key head
    (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
    K = n_expert_used, F = n_ff_expert, S shared experts. */
-
-typedef struct ds__mla_layer {
-    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
-    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
-    const float *q_a_norm;        /* (Rq) */
-    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
-    const float *kv_a_norm;       /* (R) */
-    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
-    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
-    ds__mat wo;                  /* (C, H*Dv) */
-} ds__mla_layer;
-
-typedef struct ds__moe_layer {
-    ds__mat gate_inp;            /* (E, C) router */
-    const float *exp_bias;        /* (E) selection bias, or NULL */
-    ds__mat gate_exps, up_exps;  /* (E*F, C) */
-    ds__mat down_exps;           /* (E*C, F) */
-    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
-    ds__mat down_sh;             /* (C, S*F) */
-} ds__moe_layer;
-
-/* SwiGLU feed-forward weights (dense layers) */
-typedef struct ds__ffn_layer {
-    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
-} ds__ffn_layer;
 
 #if !defined(DS_NO_DEEPSEEK2)
 static const void *ds__mat_row(const ds__mat *m, int64_t r) {
@@ -10086,15 +10095,8 @@ static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0,
     return DS_OK;
 }
 
-typedef struct ds__dsk_layer {
-    const float *attn_norm, *ffn_norm;   /* (C) */
-    ds__mla_layer mla;
-    ds__ffn_layer ffn;                   /* dense layers */
-    ds__moe_layer moe;                   /* MoE layers */
-} ds__dsk_layer;
-
 /* bytes: adds the bytes of the weights one token reads */
-static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
+static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
     ds__mat v;
@@ -10155,10 +10157,8 @@ static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_confi
 static ds_status ds__deepseek2_load_layers(ds_model *m) {
     int il;
     ds_status s;
-    m->dsk = DS__CAST(ds__dsk_layer *, ds__calloc((size_t)m->cfg.n_layer, sizeof *m->dsk));
-    if (!m->dsk) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory");
     for (il = 0; il < m->cfg.n_layer; il++)
-        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->dsk[il], &m->weight_bytes)) != DS_OK) return s;
+        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->layers[il], &m->weight_bytes)) != DS_OK) return s;
     return DS_OK;
 }
 
@@ -10168,18 +10168,6 @@ static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, in
     *cache = DS__CAST(float *, ds_alloc(n * sizeof(float)));
     if (!*cache) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for a %zu-float MLA cache", n);
     return ds__dsk_scratch_alloc(c, T, n_ctx, 0, n_slots, s);
-}
-
-/* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
-static void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
-    int t, C = c->n_embd;
-    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
-    ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
-    for (t = 0; t < T * C; t++) x[t] += y[t];
-    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
-    if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
-    else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
-    for (t = 0; t < T * C; t++) x[t] += y[t];
 }
 
 #endif /* DS_NO_DEEPSEEK2 */
@@ -10279,14 +10267,18 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     size_t w = ds__matmul_wsize(m->output.type, T, c->n_embd);
     const ds__layer *L = m->layers;
     int il;
-    for (il = 0; il < c->n_layer; il++, L++) {
-        w = DS__MAX(w, ds__matmul_wsize(L->wq.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wk.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wv.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wo.type, T, c->n_head * c->head_dim));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_gate.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_up.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_down.type, T, c->n_ff));
+    for (il = 0; il < c->n_layer; il++, L++) {   /* MLA and MoE layers use the deepseek2 scratch's */
+        if (c->layers[il].attn == DS_ATTN_DENSE) {
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wq.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wk.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wv.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wo.type, T, c->n_head * c->head_dim));
+        }
+        if (c->layers[il].ffn == DS_FFN_DENSE) {
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.gate.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.up.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.down.type, T, c->n_ff));
+        }
     }
     return w;
 }
@@ -10299,15 +10291,22 @@ static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx) + DS__MAX(16 * rows, 64 * G) * D;
 }
 
+/* 1 when some layer's attention is of kind k */
+static int ds__has_attn(const ds_model_config *c, ds_attn_kind k) {
+    int il;
+    for (il = 0; il < c->n_layer; il++)
+        if (c->layers[il].attn == k) return 1;
+    return 0;
+}
+
 static ds_status ds__session_alloc(ds_session *s) {
     const ds_model_config *c = &s->m->cfg;
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
-    size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
+    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
 #if !defined(DS_NO_DEEPSEEK2)
-    if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+    if (ds__has_attn(c, DS_ATTN_MLA)) {   /* MLA layers keep their own compressed cache */
         ds_status st;
-        cache = 1;
         if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
         s->dsk.ops = s->ops;
     }
@@ -10539,10 +10538,10 @@ static void ds__tok_qkv(const ds__tok_job *j, int t) {
     int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
     float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
     const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
-    if (j->L->bq) {
-        s->ops.axpy(q, 1.0f, j->L->bq, QD);
-        s->ops.axpy(k, 1.0f, j->L->bk, KD);
-        s->ops.axpy(v, 1.0f, j->L->bv, KD);
+    if (j->L->gqa.bq) {
+        s->ops.axpy(q, 1.0f, j->L->gqa.bq, QD);
+        s->ops.axpy(k, 1.0f, j->L->gqa.bk, KD);
+        s->ops.axpy(v, 1.0f, j->L->gqa.bv, KD);
     }
     s->ops.rope(q, c->n_head, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
     s->ops.rope(k, c->n_head_kv, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
@@ -10606,20 +10605,51 @@ static void ds__rope_tables(ds_session *s, int T, int pos0) {
     }
 }
 
-/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
-   forward output still to be added (the next norm adds it) */
-static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
-    ds__matmul_w(s, s->q, s->xn, T, &L->wq);
-    ds__matmul_w(s, s->k, s->xn, T, &L->wk);
-    ds__matmul_w(s, s->v, s->xn, T, &L->wv);
+/* tmp (T, C) = grouped-query attention of xn; the new keys and values go into the cache */
+static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
-    ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
-    ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
-    ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+}
+
+/* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
+static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
+    ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up);
     ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
-    ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
+    ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down);
+}
+
+/* One layer on xn = attn_norm(x) (T, C), its attention and feed-forward those its config
+   names (the loaders accept only the kinds this build has): leaves x updated and tmp (T, C)
+   holding the feed-forward output still to be added (the next norm adds it). */
+static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    const ds__layer *L = &s->m->layers[il];
+    switch (c->layers[il].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__mla_forward(s->pool, c, &L->mla, s->xn, T, pos0, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, s->tmp, &s->dsk);
+        break;
+#endif
+    default:
+        ds__gqa_forward(s, L, il, T, pos0);
+        break;
+    }
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
+    switch (c->layers[il].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__moe_forward(s->pool, c, &L->moe, s->xn, T, s->tmp, &s->dsk);
+        break;
+#endif
+    default:
+        ds__ffn_forward(s, L, il, T, pos0);
+        break;
+    }
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -10630,19 +10660,10 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
-#if !defined(DS_NO_DEEPSEEK2)
-    if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
-        for (il = 0; il < c->n_layer; il++)
-            ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
-        memset(s->tmp, 0, (size_t)T * C * sizeof(float));
-    } else
-#endif
-    {
-        ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
-        for (il = 0; il < c->n_layer; il++) {
-            ds__layer_forward(s, &m->layers[il], il, T, s->pos);
-            if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
-        }
+    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+    for (il = 0; il < c->n_layer; il++) {
+        ds__layer_forward(s, il, T, s->pos);
+        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
