@@ -47,9 +47,9 @@
        DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
                                  training GEMM and AdamW (ds_model_config_parse stays)
        DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
-       DS_NO_DEEPSEEK2           no deepseek2 inference (MLA and MoE layers, the deepseek2
-                                 loader: such files are refused); the trainer's MLA / MoE
-                                 layers stay unless DS_NO_TRAIN
+       DS_NO_DEEPSEEK2           no MLA or MoE layers, in inference (the deepseek2 loader:
+                                 such files are refused) and in training (such configs are
+                                 refused)
 
    ============================================================================================
    3. CONVENTIONS
@@ -5470,44 +5470,27 @@ DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, d
     if (type == DS_GGUF_BOOL) v[0] = v[0] != 0;
     return ds__gguf_writer_put(w, key, strlen(key), type, v, n);
 }
-DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) {
-    uint8_t b[4];
-    ds__gguf_enc32(b, v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U32, b);
-}
-DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) {
-    uint8_t b[4];
-    ds__gguf_enc32(b, (uint32_t)v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I32, b);
-}
-DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) {
+/* a scalar of `type` from its bits: 8 bytes little-endian, of which set_scalar keeps the type's size */
+static ds_status ds__gguf_writer_set_bits(ds_gguf_writer *w, const char *key, ds_gguf_type type, uint64_t bits) {
     uint8_t b[8];
-    ds__gguf_enc64(b, v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U64, b);
+    ds__gguf_enc64(b, bits);
+    return ds_gguf_writer_set_scalar(w, key, type, b);
 }
-DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) {
-    uint8_t b[8];
-    ds__gguf_enc64(b, (uint64_t)v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I64, b);
-}
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_U32, v); }
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_I32, (uint32_t)v); }
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_U64, v); }
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_I64, (uint64_t)v); }
 DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v) {
     uint32_t u;
-    uint8_t b[4];
     memcpy(&u, &v, 4);
-    ds__gguf_enc32(b, u);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F32, b);
+    return ds__gguf_writer_set_bits(w, key, DS_GGUF_F32, u);
 }
 DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v) {
     uint64_t u;
-    uint8_t b[8];
     memcpy(&u, &v, 8);
-    ds__gguf_enc64(b, u);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F64, b);
+    return ds__gguf_writer_set_bits(w, key, DS_GGUF_F64, u);
 }
-DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) {
-    uint8_t b = v != 0;
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_BOOL, &b);
-}
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_BOOL, v != 0); }
 
 DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v) {
     size_t n;
@@ -9814,7 +9797,7 @@ static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up
 }
 
 #endif /* DS_NO_DEEPSEEK2 */
-#if !defined(DS_NO_DEEPSEEK2) || !defined(DS_NO_TRAIN)
+#if !defined(DS_NO_DEEPSEEK2)
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
    sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
    n_groups_used groups whose two best experts score highest; weights are the chosen probs,
@@ -10220,6 +10203,7 @@ typedef struct ds__dsk_train {
 } ds__dsk_train;
 
 struct ds__tacts;
+#if !defined(DS_NO_DEEPSEEK2)
 static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr);
 static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr);
 static ds_status ds__dsk_tr_alloc(ds_trainer *tr);
@@ -10232,6 +10216,7 @@ static void ds__dsk_tr_after_step(ds_trainer *tr);
 static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
 static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
 static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
+#endif /* DS_NO_DEEPSEEK2 */
 #endif /* DS_NO_TRAIN */
 
 // >>infer
@@ -12106,8 +12091,13 @@ DS_API ds_status ds_model_config_check(ds_model_config *mc) {
     if (mc->norm_eps == 0.0f) mc->norm_eps = 1e-5f;
     if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
     if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
-    for (i = 0; i < mc->n_layer; i++)
+    for (i = 0; i < mc->n_layer; i++) {
         if (mc->layers[i].attn == DS_ATTN_SDA) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: SDA layers cannot be trained yet", i);
+#if defined(DS_NO_DEEPSEEK2)
+        if (mc->layers[i].attn == DS_ATTN_MLA || mc->layers[i].ffn == DS_FFN_MOE)
+            return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: MLA and MoE layers were left out of this build (DS_NO_DEEPSEEK2)", i);
+#endif
+    }
     if (ds_model_config_check_deepseek(mc) != DS_OK) return DS_ERR_INVALID_ARG;
     if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
     return DS_OK;
@@ -12153,21 +12143,31 @@ static void ds__tr_layout(ds_trainer *tr) {
         ds__tlayer *p = &tr->lp[l];
 #define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
         DS__T(attn_norm, "attn_norm", 1, tr->C)
-        if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+        case DS_ATTN_MLA:
             ds__dsk_tr_layout(tr, l, 0);
-        } else {
+            break;
+#endif
+        default:
             DS__T(wq, "attn_q", tr->qd, tr->C)
             DS__T(wk, "attn_k", tr->kvd, tr->C)
             DS__T(wv, "attn_v", tr->kvd, tr->C)
             DS__T(wo, "attn_output", tr->C, tr->qd)
+            break;
         }
         DS__T(ffn_norm, "ffn_norm", 1, tr->C)
-        if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+        case DS_FFN_MOE:
             ds__dsk_tr_layout(tr, l, 1);
-        } else {
+            break;
+#endif
+        default:
             DS__T(wg, "ffn_gate", tr->F, tr->C)
             DS__T(wu, "ffn_up", tr->F, tr->C)
             DS__T(wd, "ffn_down", tr->C, tr->F)
+            break;
         }
 #undef DS__T
     }
@@ -12198,8 +12198,11 @@ static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t ds__tr_layer_floats(const ds_trainer *tr) {
     size_t N = (size_t)tr->B * tr->T;
     return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
-           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F) +
-           ds__dsk_tr_layer_floats(tr);
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F)
+#if !defined(DS_NO_DEEPSEEK2)
+           + ds__dsk_tr_layer_floats(tr)
+#endif
+        ;
 }
 
 static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
@@ -12217,7 +12220,9 @@ static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
     a->g = ds__tr_take(p, N * tr->F);
     a->u = ds__tr_take(p, N * tr->F);
     a->h = ds__tr_take(p, N * tr->F);
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_tr_carve(a, p, tr);
+#endif
 }
 
 static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
@@ -12302,7 +12307,9 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         goto fail;
     }
     if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+#if !defined(DS_NO_DEEPSEEK2)
     if ((st = ds__dsk_tr_alloc(tr)) != DS_OK) goto fail;
+#endif
     if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
         biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
         biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
@@ -12396,32 +12403,21 @@ static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw
 }
 
 /* ---- the model ---- */
-/* `recomputing`: backward's second pass under activation checkpointing. The layer output
-   x[l + 1] is still stored, so a dense FFN stops before its down projection (about a fifth of
-   the layer's FLOPs): backward needs only that projection's input h. */
-static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
-    const ds__tlayer *p = &tr->lp[l];
+static void ds__tr_gqa_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, const float *x, int B, int T) {
     const float *W = tr->params;
     int N = B * T;
-    float *x = tr->x[l], *xo = tr->x[l + 1];
-    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
-    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
-        ds__dsk_tr_attn_forward(tr, l, a, B, T);
-    } else {
-        ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
-        ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
-        ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
-        ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
-        ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
-        ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
-        memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
-        ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
-    }
-    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
-    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
-        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
-        return;
-    }
+    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+    ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+}
+
+static void ds__tr_ffn_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, float *xo, int N, int recomputing) {
+    const float *W = tr->params;
     ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
@@ -12430,26 +12426,53 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
     ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
 }
 
-/* tr->dres holds d(layer output) on entry and d(layer input) on return */
-static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+/* One layer, x[l] -> x[l + 1], its attention and feed-forward those its config names (as
+   the session's ds__layer_forward walks them). `recomputing`: backward's second pass under
+   activation checkpointing. The layer output x[l + 1] is still stored, so a dense FFN stops
+   before its down projection (about a fifth of the layer's FLOPs): backward needs only that
+   projection's input h. */
+static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
     const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    int N = B * T;
+    float *x = tr->x[l], *xo = tr->x[l + 1];
+    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
+    switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__dsk_tr_attn_forward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_gqa_forward(tr, p, a, x, B, T);
+        break;
+    }
+    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
+        break;
+#endif
+    default:
+        ds__tr_ffn_forward(tr, p, a, xo, N, recomputing);
+        break;
+    }
+}
+
+static void ds__tr_ffn_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int N) {
+    const float *W = tr->params;
+    float *G = tr->grads;
+    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+}
+
+static void ds__tr_gqa_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int B, int T) {
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T;
-    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
-        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
-    } else {
-        ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
-        ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
-        ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
-        ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
-    }
-    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
-    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
-        ds__dsk_tr_attn_backward(tr, l, a, B, T);
-        ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
-        return;
-    }
     ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
     ds__attention_backward(&tr->ops, tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
@@ -12457,6 +12480,35 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
     ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
     ds__linear_backward(tr, tr->dln, 1, G + p->wk, tr->dk, a->ln1, W + p->wk, N, tr->kvd, tr->C);
     ds__linear_backward(tr, tr->dln, 1, G + p->wv, tr->dv, a->ln1, W + p->wv, N, tr->kvd, tr->C);
+}
+
+/* tr->dres holds d(layer output) on entry and d(layer input) on return */
+static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T;
+    switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_ffn_backward(tr, p, a, N);
+        break;
+    }
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__dsk_tr_attn_backward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_gqa_backward(tr, p, a, B, T);
+        break;
+    }
     ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
 }
 
@@ -12908,7 +12960,9 @@ DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, c
         if (st != DS_OK) return st;
         sum += l;
     }
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_tr_after_step(tr);
+#endif
     return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
 }
 
@@ -12965,7 +13019,11 @@ static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, con
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, nd, ne, buf + t->off)) != DS_OK) return st;
     }
+#if !defined(DS_NO_DEEPSEEK2)
     return ds__dsk_tr_add_bias(w, tr, prefix);
+#else
+    return DS_OK;
+#endif
 }
 
 /* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
@@ -13057,9 +13115,12 @@ static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_mode
     uint32_t prec = 0;
     size_t i;
     memset(mc, 0, sizeof *mc);
+#if !defined(DS_NO_DEEPSEEK2)
     if (ds__dsk_tr_read_model(g, path, mc, &st)) {   /* deepseek2 checkpoints (>>train:deepseek) */
         if (st != DS_OK) return st;
-    } else {
+    } else
+#endif
+    {
         strcpy(mc->arch, "llama");
 #define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
         DS__R("llama.block_count", n_layer);
@@ -13161,7 +13222,9 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
         st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
     if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+#if !defined(DS_NO_DEEPSEEK2)
     if (st == DS_OK) st = ds__dsk_tr_load_bias(tr, g, path);
+#endif
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
     ds_gguf_close(g);
@@ -13242,6 +13305,7 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
    and attended as multi-head attention, which is the form the gradients flow through (the
    absorbed form is an inference rewrite of the same function). Shapes as in >>deepseek; N = B*T
    rows, parameters are offsets into the trainer's parameter and gradient buffers. */
+#if !defined(DS_NO_DEEPSEEK2)
 
 
 static size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
@@ -13710,6 +13774,9 @@ static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_co
     return 1;
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
+
+/* 0 for a layer that is not MoE, so also in a build without MoE (DS_NO_DEEPSEEK2) */
 DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
     int e, E;
     double sum = 0.0, *seen;
