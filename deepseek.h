@@ -1,4 +1,4 @@
-/* deepseek.h - run, quantize, fine-tune and train transformer language models in one C header.
+/* deepseek.h - run and train transformer language models in one C header.
 
    Public domain or MIT, at your choice (see LICENSE at the end of this file).
 
@@ -232,7 +232,7 @@ typedef struct ds_pool_config {
 typedef struct ds_pool ds_pool;
 
 DS_API ds_status ds_pool_create(const ds_pool_config *cfg, ds_pool **out);
-DS_API void ds_pool_destroy(ds_pool *p);
+DS_API void ds_pool_free(ds_pool *p);
 DS_API int ds_pool_size(const ds_pool *p);  /* how many tasks may run at once */
 /* Run task for i in [0, n) on the pool (the calling thread takes part). p may be NULL (runs
    inline). Not re-entrant: one loop at a time per pool. */
@@ -257,7 +257,7 @@ DS_API const char *ds_type_name(ds_type t);   /* "Q4_1"; "?" for unknown ids */
 DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 
 // >>api:kernels
-/* Where a session or trainer runs its operations (ds_session_params.backend,
+/* Where a session or trainer runs its operations (ds_session_config.backend,
    ds_train_config.backend). */
 typedef enum ds_backend {
     DS_BACKEND_CPU = 0,   /* the fastest kernels this CPU has (and ds_cpu_set_mask allows) */
@@ -272,7 +272,7 @@ typedef enum ds_backend {
    default 32), every tensor offset aligned and every tensor inside the file, no two tensors
    overlapping, no duplicate keys or tensor names. Any violation returns a DS_ERR_* with a
    message naming the key or tensor and the offsets. Everything returned points into the
-   file and lives until ds_gguf_close(). A ds_gguf is read-only: threads may share it.
+   file and lives until ds_gguf_free(). A ds_gguf is read-only: threads may share it.
    Errors: DS_ERR_FORMAT (malformed or inconsistent, a fixed-size field cut off),
    DS_ERR_BOUNDS (a length, count or offset reaches past the end of the file),
    DS_ERR_OVERFLOW (a size computation overflows), DS_ERR_TYPE (unknown type id),
@@ -305,7 +305,7 @@ typedef struct ds_gguf ds_gguf;
 
 DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out);            /* mmaps (ds_map_file) */
 DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out); /* data must outlive g */
-DS_API void ds_gguf_close(ds_gguf *g);
+DS_API void ds_gguf_free(ds_gguf *g);
 DS_API uint32_t ds_gguf_version(const ds_gguf *g);
 DS_API uint32_t ds_gguf_alignment(const ds_gguf *g);
 DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g);    /* where the data section starts */
@@ -396,7 +396,7 @@ DS_API void ds_tokenizer_free(ds_tokenizer *t);
 DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t);
 DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t);   /* -1 if none */
 DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t);   /* -1 if none */
-DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t);   /* the metadata says to prepend BOS */
+DS_API int ds_tokenizer_adds_bos(const ds_tokenizer *t);   /* the metadata says to prepend BOS */
 /* end of generation: eos, eot and the chat end markers (<|im_end|>, <|eot_id|>, ...) */
 DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id);
 /* exact vocabulary string (as stored, e.g. "Ġthe") -> id, or -1 */
@@ -509,18 +509,20 @@ typedef struct ds_model_config {
    with DS_ERR_FORMAT naming the tensor. */
 typedef struct ds_model ds_model;
 typedef struct ds_session ds_session;
-typedef struct ds_model_params {
+/* How ds_model_load reads a file (settings structs are all *_config; ds_model_config is the
+   architecture the file describes). */
+typedef struct ds_load_config {
     int no_checksum; /* 1: skip checking DS_GGUF_CHECKSUM_KEY (0: a file that has one is verified,
                         reading all its weights once) */
     int reserved_;   /* zero-initialise; future options go here */
-} ds_model_params;
+} ds_load_config;
 
 /* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
    DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+DS_API ds_status ds_model_load(const char *path, const ds_load_config *p, ds_model **out);
 /* The same from a GGUF image in memory (aligned to 32 bytes or more); data must outlive the
    model. */
-DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out);
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_load_config *p, ds_model **out);
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
@@ -553,15 +555,15 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
    A session holds one sequence's KV cache (f16, like llama.cpp's default) and the scratch of
    the forward, all allocated by ds_session_create: evaluation allocates nothing. A session is
    used by one thread at a time; sessions of the same model may run on different threads. */
-typedef struct ds_session_params {
+typedef struct ds_session_config {
     int n_ctx;        /* 0: min(model's context, 4096) */
     int n_threads;    /* 0: online CPUs (ignored when pool is given) */
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
     int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
     ds_backend backend;   /* 0: DS_BACKEND_CPU */
-} ds_session_params;
+} ds_session_config;
 
-DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out);
 DS_API void ds_session_free(ds_session *s);
 /* Appends n tokens at the current position and writes the logits (n_vocab floats) of the
    LAST token to logits when it is not NULL. Prompts longer than n_batch run in chunks.
@@ -826,14 +828,15 @@ DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const in
 DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
-/* Peak bytes of the activation arena (what recompute shrinks). */
-DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
-/* Matmul floating-point operations of one optimizer step (forward + backward). */
-DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
-/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
-   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
-DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
-DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
+/* What a trainer measures of itself, for profiling. */
+typedef struct ds_trainer_stats {
+    size_t activation_bytes;     /* peak bytes of the activation arena (what recompute shrinks) */
+    double matmul_flops;         /* matmul floating-point operations of one optimizer step (forward + backward) */
+    /* seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock,
+       and CPU time of the whole process (all threads; unaffected by other programs) */
+    double matmul_seconds, matmul_cpu_seconds;
+} ds_trainer_stats;
+DS_API ds_trainer_stats ds_trainer_get_stats(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
 /* MoE layer `layer`: each expert's share of the routed choices made in forward passes since
    the last call (share: n_expert doubles summing to 1), then starts counting anew. Returns
@@ -1374,7 +1377,7 @@ DS_API ds_status ds_pool_create(const ds_pool_config *cfg, ds_pool **out) {
     return DS_OK;
 }
 
-DS_API void ds_pool_destroy(ds_pool *p) {
+DS_API void ds_pool_free(ds_pool *p) {
     if (!p) return;
 #if !defined(DS_NO_THREADS) && !defined(_WIN32)
     if (p->threads) {
@@ -4196,7 +4199,7 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
    below (ds__matmul, ds__gemm, ds__rope) share the work over the pool and call the table's
    kernels per tile or row; the model code calls them, or the table's entries, directly.
 
-   Backends (ds_backend, chosen by ds_session_params.backend / ds_train_config.backend, 0 =
+   Backends (ds_backend, chosen by ds_session_config.backend / ds_train_config.backend, 0 =
    the default):
      DS_BACKEND_CPU  the fastest kernel of each op that ds_cpu_features() allows (so the test
                      mask of ds_cpu_set_mask() applies to sessions and trainers created after it)
@@ -4677,7 +4680,7 @@ static double ds__peak_gflops(int n_threads, double seconds, double *per_core, i
     a.seconds = seconds > 0.0 ? seconds : 0.5;
     a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
     if (!a.flops) {
-        ds_pool_destroy(pool);
+        ds_pool_free(pool);
         return 0.0;
     }
     a.cpu = a.flops + n;
@@ -4690,7 +4693,7 @@ static double ds__peak_gflops(int n_threads, double seconds, double *per_core, i
     }
     if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
     ds_free(a.flops);
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     return total / t0 * 1e-9;
 }
 DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 0); }
@@ -5105,7 +5108,7 @@ DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **ou
     g->size = size;
     s = ds__gguf_parse(g);
     if (s) {
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return s;
     }
     *out = g;
@@ -5126,7 +5129,7 @@ DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out) {
     return DS_OK;
 }
 
-DS_API void ds_gguf_close(ds_gguf *g) {
+DS_API void ds_gguf_free(ds_gguf *g) {
     if (!g) return;
     ds__gguf_index_free(&g->kv_index);
     ds__gguf_index_free(&g->tensor_index);
@@ -7983,7 +7986,7 @@ static void ds__tok_guess_eos(ds_tokenizer *t) {
 DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t) { return t ? t->n_vocab : 0; }
 DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t) { return t ? t->bos : -1; }
 DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t) { return t ? t->eos : -1; }
-DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t) { return t ? t->add_bos : 0; }
+DS_API int ds_tokenizer_adds_bos(const ds_tokenizer *t) { return t ? t->add_bos : 0; }
 DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id) {
     int i;
     if (!t) return 0;
@@ -8362,7 +8365,7 @@ DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out) {
         ds_unmap_file(&f);
         if ((s = ds_gguf_open(path, &g)) != DS_OK) return s;
         s = ds_tokenizer_from_gguf(g, out);
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return s;
     }
     {
@@ -9423,7 +9426,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
 }
 
 /* path, or else the image data[0, size) */
-static ds_status ds__model_load(const char *path, const void *data, size_t size, const ds_model_params *p, ds_model **out) {
+static ds_status ds__model_load(const char *path, const void *data, size_t size, const ds_load_config *p, ds_model **out) {
     ds_model *m;
     ds_status s;
     if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
@@ -9446,13 +9449,13 @@ static ds_status ds__model_load(const char *path, const void *data, size_t size,
     return DS_OK;
 }
 
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) { return ds__model_load(path, NULL, 0, p, out); }
-DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) { return ds__model_load(NULL, data, size, p, out); }
+DS_API ds_status ds_model_load(const char *path, const ds_load_config *p, ds_model **out) { return ds__model_load(path, NULL, 0, p, out); }
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_load_config *p, ds_model **out) { return ds__model_load(NULL, data, size, p, out); }
 
 DS_API void ds_model_free(ds_model *m) {
     if (!m) return;
     ds_tokenizer_free(m->tok);
-    ds_gguf_close(m->gguf);
+    ds_gguf_free(m->gguf);
     ds_free(m->layers);
     ds_free(m);
 }
@@ -10323,14 +10326,14 @@ static ds_status ds__session_alloc(ds_session *s) {
 }
 
 /* the 0 fields of a session's parameters, filled: the one place their defaults live */
-static void ds__session_defaults(ds_session_params *sp, const ds_model *m) {
+static void ds__session_defaults(ds_session_config *sp, const ds_model *m) {
     if (sp->n_ctx == 0) sp->n_ctx = DS__MIN(m->cfg.n_ctx, 4096);
     if (sp->n_batch == 0) sp->n_batch = 512;
     sp->n_batch = DS__MIN(sp->n_batch, sp->n_ctx);
 }
 
-DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
-    ds_session_params sp;
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out) {
+    ds_session_config sp;
     ds_session *s;
     ds_status st;
     if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
@@ -10367,7 +10370,7 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p
 
 DS_API void ds_session_free(ds_session *s) {
     if (!s) return;
-    if (s->own_pool) ds_pool_destroy(s->pool);
+    if (s->own_pool) ds_pool_free(s->pool);
     ds_free(s->tokens);
     ds_free(s->k_cache);
     ds_free(s->v_cache);
@@ -10942,7 +10945,7 @@ static ds_status ds__gen_tokenize(ds_generator *g, const char *prompt) {
     const ds_tokenizer *tok = g->s->m->tok;
     int32_t bos = ds_tokenizer_bos(tok);
     size_t nt = 0;
-    int add = (!g->cfg.append || g->s->pos == 0) && ds_tokenizer_add_bos(tok) && bos >= 0;
+    int add = (!g->cfg.append || g->s->pos == 0) && ds_tokenizer_adds_bos(tok) && bos >= 0;
     ds_status st = ds__tokenize_alloc(tok, prompt, strlen(prompt), g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, 1, &g->prompt, &nt);
     if (st != DS_OK) return st;
     if (nt >= INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
@@ -11503,7 +11506,7 @@ DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, cons
     if (st == DS_OK) {
         o.pos = o.n_marks = 0;
         ds__chat_render(&sp, msgs, n, add_assistant, &o);
-        if (ds_tokenizer_add_bos(t) && bos >= 0 && !(o.n_marks && o.marks[0] == 0 && ds_tokenizer_find(t, o.buf, o.marks[1]) == bos)) {
+        if (ds_tokenizer_adds_bos(t) && bos >= 0 && !(o.n_marks && o.marks[0] == 0 && ds_tokenizer_find(t, o.buf, o.marks[1]) == bos)) {
             if (k < cap) ids[k] = bos;
             k++;
         }
@@ -12335,7 +12338,7 @@ fail:
 DS_API void ds_trainer_free(ds_trainer *tr) {
     if (!tr) return;
     ds__gemm_ws_free(&tr->ws);
-    ds_pool_destroy(tr->pool);
+    ds_pool_free(tr->pool);
     ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
     ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
     ds_free(tr->dsk.mem);
@@ -12352,14 +12355,16 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
     if (n) *n = tr->n_params;
     return tr->grads;
 }
-DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
-DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
-DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
 DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
-DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
+DS_API ds_trainer_stats ds_trainer_get_stats(const ds_trainer *tr) {
     double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
     double per_layer = C * (tr->qd + 2.0 * tr->kvd) + (double)tr->qd * C + 3.0 * C * tr->F;
-    return 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+    ds_trainer_stats st;
+    st.activation_bytes = tr->arena_floats * sizeof(float);
+    st.matmul_flops = 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+    st.matmul_seconds = tr->ws.seconds;
+    st.matmul_cpu_seconds = tr->ws.cpu_seconds;
+    return st;
 }
 
 /* ---- linear layers in the compute precision ---- */
@@ -13167,7 +13172,7 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
     if (!path || !mc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_config: NULL argument");
     if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
     st = ds__tr_read_configs(g, path, mc, tc);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return st;
 }
 
@@ -13212,7 +13217,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
     if ((st = ds_gguf_verify_checksum(g, NULL)) != DS_OK) {
         char why[400];
         snprintf(why, sizeof why, "%.399s", ds_last_error());
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return ds__fail(st, "%s: %s", path, why);
     }
     st = ds__tr_read_configs(g, path, &mc, NULL);
@@ -13227,7 +13232,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
 #endif
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return st;
 }
 

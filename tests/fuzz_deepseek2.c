@@ -30,6 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             touch(&L.moe.gate_inp); touch(&L.moe.gate_exps); touch(&L.moe.down_exps); touch(&L.moe.down_sh);
         }
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return 0;
 }

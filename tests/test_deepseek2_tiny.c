@@ -306,8 +306,8 @@ done:
     free(y);
     free(cache);
     ds__dsk_scratch_free(&sc);
-    ds_pool_destroy(pool);
-    ds_gguf_close(g);
+    ds_pool_free(pool);
+    ds_gguf_free(g);
     return s;
 }
 

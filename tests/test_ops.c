@@ -83,7 +83,7 @@ static int argmax_of(const float *x, int n) {
 
 /* logits (n + 2 rows) of a batch of n tokens, then two single tokens (the decode path) */
 static ds_status eval_on(const ds_model *m, ds_backend b, const int32_t *tok, int n, float *logits) {
-    ds_session_params sp;
+    ds_session_config sp;
     ds_session *s = NULL;
     ds_status st;
     int V = ds_model_get_config(m)->n_vocab;
@@ -214,7 +214,7 @@ static void unknown_backend_is_refused(ds_test_ctx *t) {
     ds_trainer *tr = NULL;
     ds_model *m = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     float losses[1];
     memset(&mc, 0, sizeof mc);
     memset(&tc, 0, sizeof tc);
