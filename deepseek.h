@@ -1,4 +1,4 @@
-/* deepseek.h - run, quantize, fine-tune and train transformer language models in one C header.
+/* deepseek.h - run and train transformer language models in one C header.
 
    Public domain or MIT, at your choice (see LICENSE at the end of this file).
 
@@ -49,9 +49,9 @@
        DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
                                  training GEMM and AdamW (ds_model_config_parse stays)
        DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
-       DS_NO_DEEPSEEK2           no deepseek2 inference (MLA and MoE layers, the deepseek2
-                                 loader: such files are refused); the trainer's MLA / MoE
-                                 layers stay unless DS_NO_TRAIN
+       DS_NO_DEEPSEEK2           no MLA or MoE layers, in inference (the deepseek2 loader:
+                                 such files are refused) and in training (such configs are
+                                 refused)
 
    ============================================================================================
    3. CONVENTIONS
@@ -234,7 +234,7 @@ typedef struct ds_pool_config {
 typedef struct ds_pool ds_pool;
 
 DS_API ds_status ds_pool_create(const ds_pool_config *cfg, ds_pool **out);
-DS_API void ds_pool_destroy(ds_pool *p);
+DS_API void ds_pool_free(ds_pool *p);
 DS_API int ds_pool_size(const ds_pool *p);  /* how many tasks may run at once */
 /* Run task for i in [0, n) on the pool (the calling thread takes part). p may be NULL (runs
    inline). Not re-entrant: one loop at a time per pool. */
@@ -259,7 +259,7 @@ DS_API const char *ds_type_name(ds_type t);   /* "Q4_1"; "?" for unknown ids */
 DS_API ds_status ds_type_nbytes(ds_type t, int64_t n, uint64_t *out);
 
 // >>api:kernels
-/* Where a session or trainer runs its operations (ds_session_params.backend,
+/* Where a session or trainer runs its operations (ds_session_config.backend,
    ds_train_config.backend). */
 typedef enum ds_backend {
     DS_BACKEND_CPU = 0,   /* the fastest kernels this CPU has (and ds_cpu_set_mask allows) */
@@ -274,7 +274,7 @@ typedef enum ds_backend {
    default 32), every tensor offset aligned and every tensor inside the file, no two tensors
    overlapping, no duplicate keys or tensor names. Any violation returns a DS_ERR_* with a
    message naming the key or tensor and the offsets. Everything returned points into the
-   file and lives until ds_gguf_close(). A ds_gguf is read-only: threads may share it.
+   file and lives until ds_gguf_free(). A ds_gguf is read-only: threads may share it.
    Errors: DS_ERR_FORMAT (malformed or inconsistent, a fixed-size field cut off),
    DS_ERR_BOUNDS (a length, count or offset reaches past the end of the file),
    DS_ERR_OVERFLOW (a size computation overflows), DS_ERR_TYPE (unknown type id),
@@ -307,7 +307,7 @@ typedef struct ds_gguf ds_gguf;
 
 DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out);            /* mmaps (ds_map_file) */
 DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **out); /* data must outlive g */
-DS_API void ds_gguf_close(ds_gguf *g);
+DS_API void ds_gguf_free(ds_gguf *g);
 DS_API uint32_t ds_gguf_version(const ds_gguf *g);
 DS_API uint32_t ds_gguf_alignment(const ds_gguf *g);
 DS_API uint64_t ds_gguf_data_offset(const ds_gguf *g);    /* where the data section starts */
@@ -398,7 +398,7 @@ DS_API void ds_tokenizer_free(ds_tokenizer *t);
 DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t);
 DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t);   /* -1 if none */
 DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t);   /* -1 if none */
-DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t);   /* the metadata says to prepend BOS */
+DS_API int ds_tokenizer_adds_bos(const ds_tokenizer *t);   /* the metadata says to prepend BOS */
 /* end of generation: eos, eot and the chat end markers (<|im_end|>, <|eot_id|>, ...) */
 DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id);
 /* exact vocabulary string (as stored, e.g. "Ġthe") -> id, or -1 */
@@ -511,18 +511,20 @@ typedef struct ds_model_config {
    with DS_ERR_FORMAT naming the tensor. */
 typedef struct ds_model ds_model;
 typedef struct ds_session ds_session;
-typedef struct ds_model_params {
+/* How ds_model_load reads a file (settings structs are all *_config; ds_model_config is the
+   architecture the file describes). */
+typedef struct ds_load_config {
     int no_checksum; /* 1: skip checking DS_GGUF_CHECKSUM_KEY (0: a file that has one is verified,
                         reading all its weights once) */
     int reserved_;   /* zero-initialise; future options go here */
-} ds_model_params;
+} ds_load_config;
 
 /* p may be NULL. Errors: DS_ERR_IO, DS_ERR_FORMAT (missing or malformed tensor or key),
    DS_ERR_UNSUPPORTED (another architecture, a tensor type the kernels lack). */
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out);
+DS_API ds_status ds_model_load(const char *path, const ds_load_config *p, ds_model **out);
 /* The same from a GGUF image in memory (aligned to 32 bytes or more); data must outlive the
    model. */
-DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out);
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_load_config *p, ds_model **out);
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
@@ -555,15 +557,15 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
    A session holds one sequence's KV cache (f16, like llama.cpp's default) and the scratch of
    the forward, all allocated by ds_session_create: evaluation allocates nothing. A session is
    used by one thread at a time; sessions of the same model may run on different threads. */
-typedef struct ds_session_params {
+typedef struct ds_session_config {
     int n_ctx;        /* 0: min(model's context, 4096) */
     int n_threads;    /* 0: online CPUs (ignored when pool is given) */
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
     int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
     ds_backend backend;   /* 0: DS_BACKEND_CPU */
-} ds_session_params;
+} ds_session_config;
 
-DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out);
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out);
 DS_API void ds_session_free(ds_session *s);
 /* Appends n tokens at the current position and writes the logits (n_vocab floats) of the
    LAST token to logits when it is not NULL. Prompts longer than n_batch run in chunks.
@@ -828,14 +830,15 @@ DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const in
 DS_API ds_status ds_trainer_next_probs(ds_trainer *tr, const int32_t *tokens, int T, float *probs);
 /* Mean validation loss over eval_batches fixed windows of the validation shard. */
 DS_API ds_status ds_trainer_eval(ds_trainer *tr, ds_train_data *d, float *loss);
-/* Peak bytes of the activation arena (what recompute shrinks). */
-DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr);
-/* Matmul floating-point operations of one optimizer step (forward + backward). */
-DS_API double ds_trainer_matmul_flops(const ds_trainer *tr);
-/* Seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock, and
-   CPU time of the whole process (all threads; unaffected by other programs on the machine). */
-DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr);
-DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr);
+/* What a trainer measures of itself, for profiling. */
+typedef struct ds_trainer_stats {
+    size_t activation_bytes;     /* peak bytes of the activation arena (what recompute shrinks) */
+    double matmul_flops;         /* matmul floating-point operations of one optimizer step (forward + backward) */
+    /* seconds spent in matmuls since creation (for the fraction-of-peak figure): wall-clock,
+       and CPU time of the whole process (all threads; unaffected by other programs) */
+    double matmul_seconds, matmul_cpu_seconds;
+} ds_trainer_stats;
+DS_API ds_trainer_stats ds_trainer_get_stats(const ds_trainer *tr);
 DS_API int ds_trainer_step_count(const ds_trainer *tr);
 /* MoE layer `layer`: each expert's share of the routed choices made in forward passes since
    the last call (share: n_expert doubles summing to 1), then starts counting anew. Returns
@@ -1376,7 +1379,7 @@ DS_API ds_status ds_pool_create(const ds_pool_config *cfg, ds_pool **out) {
     return DS_OK;
 }
 
-DS_API void ds_pool_destroy(ds_pool *p) {
+DS_API void ds_pool_free(ds_pool *p) {
     if (!p) return;
 #if !defined(DS_NO_THREADS) && !defined(_WIN32)
     if (p->threads) {
@@ -4198,7 +4201,7 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
    below (ds__matmul, ds__gemm, ds__rope) share the work over the pool and call the table's
    kernels per tile or row; the model code calls them, or the table's entries, directly.
 
-   Backends (ds_backend, chosen by ds_session_params.backend / ds_train_config.backend, 0 =
+   Backends (ds_backend, chosen by ds_session_config.backend / ds_train_config.backend, 0 =
    the default):
      DS_BACKEND_CPU  the fastest kernel of each op that ds_cpu_features() allows (so the test
                      mask of ds_cpu_set_mask() applies to sessions and trainers created after it)
@@ -4679,7 +4682,7 @@ static double ds__peak_gflops(int n_threads, double seconds, double *per_core, i
     a.seconds = seconds > 0.0 ? seconds : 0.5;
     a.flops = DS__CAST(double *, ds__calloc((size_t)n * 2, sizeof(double)));
     if (!a.flops) {
-        ds_pool_destroy(pool);
+        ds_pool_free(pool);
         return 0.0;
     }
     a.cpu = a.flops + n;
@@ -4692,7 +4695,7 @@ static double ds__peak_gflops(int n_threads, double seconds, double *per_core, i
     }
     if (per_core) *per_core = cpu > 0.0 ? total / cpu * 1e-9 : 0.0;
     ds_free(a.flops);
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     return total / t0 * 1e-9;
 }
 DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_core) { return ds__peak_gflops(n_threads, seconds, per_core, 0); }
@@ -5107,7 +5110,7 @@ DS_API ds_status ds_gguf_open_memory(const void *data, size_t size, ds_gguf **ou
     g->size = size;
     s = ds__gguf_parse(g);
     if (s) {
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return s;
     }
     *out = g;
@@ -5128,7 +5131,7 @@ DS_API ds_status ds_gguf_open(const char *path, ds_gguf **out) {
     return DS_OK;
 }
 
-DS_API void ds_gguf_close(ds_gguf *g) {
+DS_API void ds_gguf_free(ds_gguf *g) {
     if (!g) return;
     ds__gguf_index_free(&g->kv_index);
     ds__gguf_index_free(&g->tensor_index);
@@ -5472,44 +5475,27 @@ DS_API ds_status ds_gguf_writer_set_scalar(ds_gguf_writer *w, const char *key, d
     if (type == DS_GGUF_BOOL) v[0] = v[0] != 0;
     return ds__gguf_writer_put(w, key, strlen(key), type, v, n);
 }
-DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) {
-    uint8_t b[4];
-    ds__gguf_enc32(b, v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U32, b);
-}
-DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) {
-    uint8_t b[4];
-    ds__gguf_enc32(b, (uint32_t)v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I32, b);
-}
-DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) {
+/* a scalar of `type` from its bits: 8 bytes little-endian, of which set_scalar keeps the type's size */
+static ds_status ds__gguf_writer_set_bits(ds_gguf_writer *w, const char *key, ds_gguf_type type, uint64_t bits) {
     uint8_t b[8];
-    ds__gguf_enc64(b, v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_U64, b);
+    ds__gguf_enc64(b, bits);
+    return ds_gguf_writer_set_scalar(w, key, type, b);
 }
-DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) {
-    uint8_t b[8];
-    ds__gguf_enc64(b, (uint64_t)v);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_I64, b);
-}
+DS_API ds_status ds_gguf_writer_set_u32(ds_gguf_writer *w, const char *key, uint32_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_U32, v); }
+DS_API ds_status ds_gguf_writer_set_i32(ds_gguf_writer *w, const char *key, int32_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_I32, (uint32_t)v); }
+DS_API ds_status ds_gguf_writer_set_u64(ds_gguf_writer *w, const char *key, uint64_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_U64, v); }
+DS_API ds_status ds_gguf_writer_set_i64(ds_gguf_writer *w, const char *key, int64_t v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_I64, (uint64_t)v); }
 DS_API ds_status ds_gguf_writer_set_f32(ds_gguf_writer *w, const char *key, float v) {
     uint32_t u;
-    uint8_t b[4];
     memcpy(&u, &v, 4);
-    ds__gguf_enc32(b, u);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F32, b);
+    return ds__gguf_writer_set_bits(w, key, DS_GGUF_F32, u);
 }
 DS_API ds_status ds_gguf_writer_set_f64(ds_gguf_writer *w, const char *key, double v) {
     uint64_t u;
-    uint8_t b[8];
     memcpy(&u, &v, 8);
-    ds__gguf_enc64(b, u);
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_F64, b);
+    return ds__gguf_writer_set_bits(w, key, DS_GGUF_F64, u);
 }
-DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) {
-    uint8_t b = v != 0;
-    return ds_gguf_writer_set_scalar(w, key, DS_GGUF_BOOL, &b);
-}
+DS_API ds_status ds_gguf_writer_set_bool(ds_gguf_writer *w, const char *key, int v) { return ds__gguf_writer_set_bits(w, key, DS_GGUF_BOOL, v != 0); }
 
 DS_API ds_status ds_gguf_writer_set_str(ds_gguf_writer *w, const char *key, const char *v) {
     size_t n;
@@ -8002,7 +7988,7 @@ static void ds__tok_guess_eos(ds_tokenizer *t) {
 DS_API int ds_tokenizer_n_vocab(const ds_tokenizer *t) { return t ? t->n_vocab : 0; }
 DS_API int32_t ds_tokenizer_bos(const ds_tokenizer *t) { return t ? t->bos : -1; }
 DS_API int32_t ds_tokenizer_eos(const ds_tokenizer *t) { return t ? t->eos : -1; }
-DS_API int ds_tokenizer_add_bos(const ds_tokenizer *t) { return t ? t->add_bos : 0; }
+DS_API int ds_tokenizer_adds_bos(const ds_tokenizer *t) { return t ? t->add_bos : 0; }
 DS_API int ds_tokenizer_is_eog(const ds_tokenizer *t, int32_t id) {
     int i;
     if (!t) return 0;
@@ -8381,7 +8367,7 @@ DS_API ds_status ds_tokenizer_load(const char *path, ds_tokenizer **out) {
         ds_unmap_file(&f);
         if ((s = ds_gguf_open(path, &g)) != DS_OK) return s;
         s = ds_tokenizer_from_gguf(g, out);
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return s;
     }
     {
@@ -9211,11 +9197,47 @@ typedef struct ds__mat {
     int64_t rows, cols;
 } ds__mat;
 
-typedef struct ds__layer {
-    const float *attn_norm, *ffn_norm;              /* (C) */
+/* The weights of each attention kind and feed-forward kind. Shapes: C model width, H heads
+   (Hkv key-value heads) of D; MLA and MoE shapes as in >>deepseek. */
+typedef struct ds__gqa_layer {                       /* DS_ATTN_DENSE: grouped-query attention */
     ds__mat wq, wk, wv, wo;                          /* (H*D, C) (Hkv*D, C) (Hkv*D, C) (C, H*D) */
     const float *bq, *bk, *bv;                       /* qwen2 only, else NULL */
-    ds__mat w_gate, w_up, w_down;                    /* (F, C) (F, C) (C, F) */
+} ds__gqa_layer;
+
+typedef struct ds__mla_layer {
+    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
+    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
+    const float *q_a_norm;        /* (Rq) */
+    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
+    const float *kv_a_norm;       /* (R) */
+    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
+    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
+    ds__mat wo;                  /* (C, H*Dv) */
+} ds__mla_layer;
+
+typedef struct ds__moe_layer {
+    ds__mat gate_inp;            /* (E, C) router */
+    const float *exp_bias;        /* (E) selection bias, or NULL */
+    ds__mat gate_exps, up_exps;  /* (E*F, C) */
+    ds__mat down_exps;           /* (E*C, F) */
+    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
+    ds__mat down_sh;             /* (C, S*F) */
+} ds__moe_layer;
+
+/* DS_FFN_DENSE: SwiGLU */
+typedef struct ds__ffn_layer {
+    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
+} ds__ffn_layer;
+
+/* One layer as the forward walks it: norms, then the weights of the kinds that
+   ds_model_config.layers[il] names (the other kinds' weights stay zero). A new kind is one
+   member here, one loader case and one case in ds__layer_forward. */
+typedef struct ds__layer {
+    const float *attn_norm, *ffn_norm;              /* (C) */
+    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE */
+    ds__mla_layer mla;                               /* DS_ATTN_MLA */
+    ds__ffn_layer ffn;                               /* DS_FFN_DENSE */
+    ds__moe_layer moe;                               /* DS_FFN_MOE */
 } ds__layer;
 
 struct ds_model {
@@ -9224,10 +9246,9 @@ struct ds_model {
     ds_model_config cfg;
     ds__mat tok_embd, output;                        /* (V, C) each; the same when tied */
     const float *output_norm;
-    ds__layer *layers;
+    ds__layer *layers;                               /* (n_layer), kinds in cfg.layers */
     int chat;                                        /* a ds_chat_template, or -1 unknown */
     uint64_t weight_bytes;
-    struct ds__dsk_layer *dsk;                       /* deepseek2: MLA / MoE layers (>>deepseek), else NULL */
 };
 
 /* deepseek2 (>>deepseek) */
@@ -9347,17 +9368,17 @@ static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
     snprintf(n, sizeof n, "blk.%d." suffix, il); \
     if ((s = ds__model_vector(m, n, len, optional, &L->field)) != DS_OK) return s
     DS__LAYER_V(attn_norm, "attn_norm.weight", C, 0);
-    DS__LAYER_T(wq, "attn_q.weight", QD, C);
-    DS__LAYER_T(wk, "attn_k.weight", KD, C);
-    DS__LAYER_T(wv, "attn_v.weight", KD, C);
-    DS__LAYER_T(wo, "attn_output.weight", C, QD);
-    DS__LAYER_V(bq, "attn_q.bias", QD, !c->qkv_bias);
-    DS__LAYER_V(bk, "attn_k.bias", KD, !c->qkv_bias);
-    DS__LAYER_V(bv, "attn_v.bias", KD, !c->qkv_bias);
+    DS__LAYER_T(gqa.wq, "attn_q.weight", QD, C);
+    DS__LAYER_T(gqa.wk, "attn_k.weight", KD, C);
+    DS__LAYER_T(gqa.wv, "attn_v.weight", KD, C);
+    DS__LAYER_T(gqa.wo, "attn_output.weight", C, QD);
+    DS__LAYER_V(gqa.bq, "attn_q.bias", QD, !c->qkv_bias);
+    DS__LAYER_V(gqa.bk, "attn_k.bias", KD, !c->qkv_bias);
+    DS__LAYER_V(gqa.bv, "attn_v.bias", KD, !c->qkv_bias);
     DS__LAYER_V(ffn_norm, "ffn_norm.weight", C, 0);
-    DS__LAYER_T(w_gate, "ffn_gate.weight", F, C);
-    DS__LAYER_T(w_up, "ffn_up.weight", F, C);
-    DS__LAYER_T(w_down, "ffn_down.weight", C, F);
+    DS__LAYER_T(ffn.gate, "ffn_gate.weight", F, C);
+    DS__LAYER_T(ffn.up, "ffn_up.weight", F, C);
+    DS__LAYER_T(ffn.down, "ffn_down.weight", C, F);
 #undef DS__LAYER_T
 #undef DS__LAYER_V
     return DS_OK;
@@ -9407,7 +9428,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
 }
 
 /* path, or else the image data[0, size) */
-static ds_status ds__model_load(const char *path, const void *data, size_t size, const ds_model_params *p, ds_model **out) {
+static ds_status ds__model_load(const char *path, const void *data, size_t size, const ds_load_config *p, ds_model **out) {
     ds_model *m;
     ds_status s;
     if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "model: NULL argument");
@@ -9430,15 +9451,14 @@ static ds_status ds__model_load(const char *path, const void *data, size_t size,
     return DS_OK;
 }
 
-DS_API ds_status ds_model_load(const char *path, const ds_model_params *p, ds_model **out) { return ds__model_load(path, NULL, 0, p, out); }
-DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_model_params *p, ds_model **out) { return ds__model_load(NULL, data, size, p, out); }
+DS_API ds_status ds_model_load(const char *path, const ds_load_config *p, ds_model **out) { return ds__model_load(path, NULL, 0, p, out); }
+DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_load_config *p, ds_model **out) { return ds__model_load(NULL, data, size, p, out); }
 
 DS_API void ds_model_free(ds_model *m) {
     if (!m) return;
     ds_tokenizer_free(m->tok);
-    ds_gguf_close(m->gguf);
+    ds_gguf_free(m->gguf);
     ds_free(m->layers);
-    ds_free(m->dsk);
     ds_free(m);
 }
 
@@ -9451,31 +9471,6 @@ DS_API uint64_t ds_model_weight_bytes(const ds_model *m) { return m ? m->weight_
    Shapes: C model width, H heads, Dn / Dr the no-RoPE / RoPE parts of a query-key head
    (Dq = Dn + Dr), Dv the value head, R = kv_lora_rank, Rq = q_lora_rank, E routed experts,
    K = n_expert_used, F = n_ff_expert, S shared experts. */
-
-typedef struct ds__mla_layer {
-    ds__mat wq;                  /* (H*Dq, C), when q_lora_rank == 0 */
-    ds__mat wq_a, wq_b;          /* (Rq, C), (H*Dq, Rq) */
-    const float *q_a_norm;        /* (Rq) */
-    ds__mat wkv_a;               /* (R + Dr, C): the latent, then the shared RoPE key */
-    const float *kv_a_norm;       /* (R) */
-    ds__mat wkv_b;               /* (H*(Dn+Dv), R): per head Dn key rows then Dv value rows */
-    ds__mat wk_b, wv_b;          /* split layout: (H*R, Dn) = each head's key rows transposed, (H*Dv, R) */
-    ds__mat wo;                  /* (C, H*Dv) */
-} ds__mla_layer;
-
-typedef struct ds__moe_layer {
-    ds__mat gate_inp;            /* (E, C) router */
-    const float *exp_bias;        /* (E) selection bias, or NULL */
-    ds__mat gate_exps, up_exps;  /* (E*F, C) */
-    ds__mat down_exps;           /* (E*C, F) */
-    ds__mat gate_sh, up_sh;      /* (S*F, C), absent when S == 0 */
-    ds__mat down_sh;             /* (C, S*F) */
-} ds__moe_layer;
-
-/* SwiGLU feed-forward weights (dense layers) */
-typedef struct ds__ffn_layer {
-    ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
-} ds__ffn_layer;
 
 #if !defined(DS_NO_DEEPSEEK2)
 static const void *ds__mat_row(const ds__mat *m, int64_t r) {
@@ -9807,7 +9802,7 @@ static void ds__swiglu_ffn(ds_pool *pool, const ds__mat *gate, const ds__mat *up
 }
 
 #endif /* DS_NO_DEEPSEEK2 */
-#if !defined(DS_NO_DEEPSEEK2) || !defined(DS_NO_TRAIN)
+#if !defined(DS_NO_DEEPSEEK2)
 /* Chooses n_expert_used experts for one token from router logits (E): probs by softmax or
    sigmoid; selection ranks probs + bias (the bias steers choice only), first keeping the
    n_groups_used groups whose two best experts score highest; weights are the chosen probs,
@@ -10088,15 +10083,8 @@ static ds_status ds__dsk_tensor(const ds_gguf *g, const char *name, int64_t ne0,
     return DS_OK;
 }
 
-typedef struct ds__dsk_layer {
-    const float *attn_norm, *ffn_norm;   /* (C) */
-    ds__mla_layer mla;
-    ds__ffn_layer ffn;                   /* dense layers */
-    ds__moe_layer moe;                   /* MoE layers */
-} ds__dsk_layer;
-
 /* bytes: adds the bytes of the weights one token reads */
-static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__dsk_layer *L, uint64_t *bytes) {
+static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_config *c, int il, ds__layer *L, uint64_t *bytes) {
     int64_t C = c->n_embd, H = c->n_head, Dq = ds__mla_dq(c), Dn = c->qk_nope_dim, Dv = c->v_head_dim, R = c->kv_lora_rank, Dr = c->qk_rope_dim;
     int64_t Rq = c->q_lora_rank, E = c->n_expert, F = c->n_ff_expert, SF = (int64_t)c->n_expert_shared * c->n_ff_expert;
     ds__mat v;
@@ -10157,10 +10145,8 @@ static ds_status ds__deepseek2_load_layer(const ds_gguf *g, const ds_model_confi
 static ds_status ds__deepseek2_load_layers(ds_model *m) {
     int il;
     ds_status s;
-    m->dsk = DS__CAST(ds__dsk_layer *, ds__calloc((size_t)m->cfg.n_layer, sizeof *m->dsk));
-    if (!m->dsk) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory");
     for (il = 0; il < m->cfg.n_layer; il++)
-        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->dsk[il], &m->weight_bytes)) != DS_OK) return s;
+        if ((s = ds__deepseek2_load_layer(m->gguf, &m->cfg, il, &m->layers[il], &m->weight_bytes)) != DS_OK) return s;
     return DS_OK;
 }
 
@@ -10170,18 +10156,6 @@ static ds_status ds__deepseek2_session_alloc(const ds_model_config *c, int T, in
     *cache = DS__CAST(float *, ds_alloc(n * sizeof(float)));
     if (!*cache) return ds__fail(DS_ERR_NO_MEMORY, "deepseek2: out of memory for a %zu-float MLA cache", n);
     return ds__dsk_scratch_alloc(c, T, n_ctx, 0, n_slots, s);
-}
-
-/* One transformer block on the residual stream x (T, C): MLA then the layer's FFN kind. */
-static void ds__deepseek2_block(ds_pool *pool, const ds_model_config *c, const ds__dsk_layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
-    int t, C = c->n_embd;
-    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
-    ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
-    for (t = 0; t < T * C; t++) x[t] += y[t];
-    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
-    if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
-    else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
-    for (t = 0; t < T * C; t++) x[t] += y[t];
 }
 
 #endif /* DS_NO_DEEPSEEK2 */
@@ -10234,6 +10208,7 @@ typedef struct ds__dsk_train {
 } ds__dsk_train;
 
 struct ds__tacts;
+#if !defined(DS_NO_DEEPSEEK2)
 static size_t ds__dsk_tr_layer_floats(const ds_trainer *tr);
 static void ds__dsk_tr_carve(struct ds__tacts *a, float **p, const ds_trainer *tr);
 static ds_status ds__dsk_tr_alloc(ds_trainer *tr);
@@ -10246,6 +10221,7 @@ static void ds__dsk_tr_after_step(ds_trainer *tr);
 static ds_status ds__dsk_tr_add_bias(ds_gguf_writer *w, const ds_trainer *tr, const char *prefix);
 static ds_status ds__dsk_tr_load_bias(ds_trainer *tr, const ds_gguf *g, const char *path);
 static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_config *mc, ds_status *st);
+#endif /* DS_NO_DEEPSEEK2 */
 #endif /* DS_NO_TRAIN */
 
 // >>infer
@@ -10281,14 +10257,18 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     size_t w = ds__matmul_wsize(m->output.type, T, c->n_embd);
     const ds__layer *L = m->layers;
     int il;
-    for (il = 0; il < c->n_layer; il++, L++) {
-        w = DS__MAX(w, ds__matmul_wsize(L->wq.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wk.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wv.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->wo.type, T, c->n_head * c->head_dim));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_gate.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_up.type, T, c->n_embd));
-        w = DS__MAX(w, ds__matmul_wsize(L->w_down.type, T, c->n_ff));
+    for (il = 0; il < c->n_layer; il++, L++) {   /* MLA and MoE layers use the deepseek2 scratch's */
+        if (c->layers[il].attn == DS_ATTN_DENSE) {
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wq.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wk.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wv.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->gqa.wo.type, T, c->n_head * c->head_dim));
+        }
+        if (c->layers[il].ffn == DS_FFN_DENSE) {
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.gate.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.up.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->ffn.down.type, T, c->n_ff));
+        }
     }
     return w;
 }
@@ -10301,15 +10281,22 @@ static size_t ds__attn_stride(const ds_model_config *c, int n_ctx) {
     return 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)n_ctx) + DS__MAX(16 * rows, 64 * G) * D;
 }
 
+/* 1 when some layer's attention is of kind k */
+static int ds__has_attn(const ds_model_config *c, ds_attn_kind k) {
+    int il;
+    for (il = 0; il < c->n_layer; il++)
+        if (c->layers[il].attn == k) return 1;
+    return 0;
+}
+
 static ds_status ds__session_alloc(ds_session *s) {
     const ds_model_config *c = &s->m->cfg;
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
-    size_t cache = (size_t)c->n_layer * KD * (size_t)s->n_ctx;
+    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
 #if !defined(DS_NO_DEEPSEEK2)
-    if (s->m->dsk) {   /* MLA layers keep their own compressed cache */
+    if (ds__has_attn(c, DS_ATTN_MLA)) {   /* MLA layers keep their own compressed cache */
         ds_status st;
-        cache = 1;
         if ((st = ds__deepseek2_session_alloc(c, s->n_batch, s->n_ctx, 4 * ds_pool_size(s->pool), &s->mla_cache, &s->dsk)) != DS_OK) return st;
         s->dsk.ops = s->ops;
     }
@@ -10341,14 +10328,14 @@ static ds_status ds__session_alloc(ds_session *s) {
 }
 
 /* the 0 fields of a session's parameters, filled: the one place their defaults live */
-static void ds__session_defaults(ds_session_params *sp, const ds_model *m) {
+static void ds__session_defaults(ds_session_config *sp, const ds_model *m) {
     if (sp->n_ctx == 0) sp->n_ctx = DS__MIN(m->cfg.n_ctx, 4096);
     if (sp->n_batch == 0) sp->n_batch = 512;
     sp->n_batch = DS__MIN(sp->n_batch, sp->n_ctx);
 }
 
-DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p, ds_session **out) {
-    ds_session_params sp;
+DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out) {
+    ds_session_config sp;
     ds_session *s;
     ds_status st;
     if (!m || !out) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
@@ -10385,7 +10372,7 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_params *p
 
 DS_API void ds_session_free(ds_session *s) {
     if (!s) return;
-    if (s->own_pool) ds_pool_destroy(s->pool);
+    if (s->own_pool) ds_pool_free(s->pool);
     ds_free(s->tokens);
     ds_free(s->k_cache);
     ds_free(s->v_cache);
@@ -10888,10 +10875,10 @@ static void ds__tok_qkv(const ds__tok_job *j, int t) {
     int D = c->head_dim, QD = c->n_head * D, KD = c->n_head_kv * D, half = c->n_rot / 2, h;
     float *q = s->q + (size_t)t * QD, *k = s->k + (size_t)t * KD, *v = s->v + (size_t)t * KD;
     const float *cs = s->rope_cs + (size_t)t * half, *sn = s->rope_sn + (size_t)t * half;
-    if (j->L->bq) {
-        s->ops.axpy(q, 1.0f, j->L->bq, QD);
-        s->ops.axpy(k, 1.0f, j->L->bk, KD);
-        s->ops.axpy(v, 1.0f, j->L->bv, KD);
+    if (j->L->gqa.bq) {
+        s->ops.axpy(q, 1.0f, j->L->gqa.bq, QD);
+        s->ops.axpy(k, 1.0f, j->L->gqa.bk, KD);
+        s->ops.axpy(v, 1.0f, j->L->gqa.bv, KD);
     }
     s->ops.rope(q, c->n_head, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
     s->ops.rope(k, c->n_head_kv, D, c->n_rot / 2, c->n_rot / 2, c->rope_neox, cs, sn);
@@ -10955,20 +10942,51 @@ static void ds__rope_tables(ds_session *s, int T, int pos0) {
     }
 }
 
-/* One layer on xn = attn_norm(x) (T, C): leaves x updated and tmp (T, C) holding the feed-
-   forward output still to be added (the next norm adds it) */
-static void ds__layer_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
-    ds__matmul_w(s, s->q, s->xn, T, &L->wq);
-    ds__matmul_w(s, s->k, s->xn, T, &L->wk);
-    ds__matmul_w(s, s->v, s->xn, T, &L->wv);
+/* tmp (T, C) = grouped-query attention of xn; the new keys and values go into the cache */
+static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     ds__attention(s, il, T, pos0);
-    ds__matmul_w(s, s->tmp, s->att, T, &L->wo);
-    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
-    ds__matmul_w(s, s->gate, s->xn, T, &L->w_gate);
-    ds__matmul_w(s, s->up, s->xn, T, &L->w_up);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+}
+
+/* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
+static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
+    ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up);
     ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
-    ds__matmul_w(s, s->tmp, s->gate, T, &L->w_down);
+    ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down);
+}
+
+/* One layer on xn = attn_norm(x) (T, C), its attention and feed-forward those its config
+   names (the loaders accept only the kinds this build has): leaves x updated and tmp (T, C)
+   holding the feed-forward output still to be added (the next norm adds it). */
+static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    const ds__layer *L = &s->m->layers[il];
+    switch (c->layers[il].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__mla_forward(s->pool, c, &L->mla, s->xn, T, pos0, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, s->tmp, &s->dsk);
+        break;
+#endif
+    default:
+        ds__gqa_forward(s, L, il, T, pos0);
+        break;
+    }
+    ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
+    switch (c->layers[il].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__moe_forward(s->pool, c, &L->moe, s->xn, T, s->tmp, &s->dsk);
+        break;
+#endif
+    default:
+        ds__ffn_forward(s, L, il, T, pos0);
+        break;
+    }
 }
 
 /* Runs T <= n_batch tokens at s->pos; logits gets the last row's (all = 0) or every row's
@@ -10979,19 +10997,10 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     int C = c->n_embd, t, il, first;
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
-#if !defined(DS_NO_DEEPSEEK2)
-    if (m->dsk) {   /* deepseek2 (>>deepseek): each block adds its outputs to x itself */
-        for (il = 0; il < c->n_layer; il++)
-            ds__deepseek2_block(s->pool, c, &m->dsk[il], il, s->x, s->xn, s->tmp, T, s->pos, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, &s->dsk);
-        memset(s->tmp, 0, (size_t)T * C * sizeof(float));
-    } else
-#endif
-    {
-        ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
-        for (il = 0; il < c->n_layer; il++) {
-            ds__layer_forward(s, &m->layers[il], il, T, s->pos);
-            if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
-        }
+    ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+    for (il = 0; il < c->n_layer; il++) {
+        ds__layer_forward(s, il, T, s->pos);
+        if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
@@ -11285,7 +11294,7 @@ static ds_status ds__gen_tokenize(ds_generator *g, const char *prompt) {
     const ds_tokenizer *tok = g->s->m->tok;
     int32_t bos = ds_tokenizer_bos(tok);
     size_t nt = 0;
-    int add = (!g->cfg.append || g->s->pos == 0) && ds_tokenizer_add_bos(tok) && bos >= 0;
+    int add = (!g->cfg.append || g->s->pos == 0) && ds_tokenizer_adds_bos(tok) && bos >= 0;
     ds_status st = ds__tokenize_alloc(tok, prompt, strlen(prompt), g->cfg.plain_text ? 0 : DS_TOKENIZE_PARSE_SPECIAL, 1, &g->prompt, &nt);
     if (st != DS_OK) return st;
     if (nt >= INT_MAX / 2) return ds__fail(DS_ERR_OVERFLOW, "generate: the prompt has %zu tokens", nt);
@@ -11846,7 +11855,7 @@ DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, cons
     if (st == DS_OK) {
         o.pos = o.n_marks = 0;
         ds__chat_render(&sp, msgs, n, add_assistant, &o);
-        if (ds_tokenizer_add_bos(t) && bos >= 0 && !(o.n_marks && o.marks[0] == 0 && ds_tokenizer_find(t, o.buf, o.marks[1]) == bos)) {
+        if (ds_tokenizer_adds_bos(t) && bos >= 0 && !(o.n_marks && o.marks[0] == 0 && ds_tokenizer_find(t, o.buf, o.marks[1]) == bos)) {
             if (k < cap) ids[k] = bos;
             k++;
         }
@@ -12434,8 +12443,13 @@ DS_API ds_status ds_model_config_check(ds_model_config *mc) {
     if (mc->norm_eps == 0.0f) mc->norm_eps = 1e-5f;
     if (mc->rope_base == 0.0f) mc->rope_base = 10000.0f;
     if (mc->n_ff < 0 || mc->n_ctx < 0 || !(mc->norm_eps > 0.0f) || !(mc->rope_base > 0.0f)) return ds__fail(DS_ERR_INVALID_ARG, "model config: n_ff, n_ctx, norm_eps and rope_base must be positive");
-    for (i = 0; i < mc->n_layer; i++)
+    for (i = 0; i < mc->n_layer; i++) {
         if (mc->layers[i].attn == DS_ATTN_SDA) return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: SDA layers cannot be trained yet", i);
+#if defined(DS_NO_DEEPSEEK2)
+        if (mc->layers[i].attn == DS_ATTN_MLA || mc->layers[i].ffn == DS_FFN_MOE)
+            return ds__fail(DS_ERR_UNSUPPORTED, "train: layer %d: MLA and MoE layers were left out of this build (DS_NO_DEEPSEEK2)", i);
+#endif
+    }
     if (ds_model_config_check_deepseek(mc) != DS_OK) return DS_ERR_INVALID_ARG;
     if (mc->rope_neox || mc->qkv_bias) return ds__fail(DS_ERR_UNSUPPORTED, "train: rope_neox and qkv_bias are not trainable yet");
     return DS_OK;
@@ -12481,21 +12495,31 @@ static void ds__tr_layout(ds_trainer *tr) {
         ds__tlayer *p = &tr->lp[l];
 #define DS__T(field, suffix, r, c) snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l); ds__tr_add_tensor(tr, nm, r, c, &p->field);
         DS__T(attn_norm, "attn_norm", 1, tr->C)
-        if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
+        switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+        case DS_ATTN_MLA:
             ds__dsk_tr_layout(tr, l, 0);
-        } else {
+            break;
+#endif
+        default:
             DS__T(wq, "attn_q", tr->qd, tr->C)
             DS__T(wk, "attn_k", tr->kvd, tr->C)
             DS__T(wv, "attn_v", tr->kvd, tr->C)
             DS__T(wo, "attn_output", tr->C, tr->qd)
+            break;
         }
         DS__T(ffn_norm, "ffn_norm", 1, tr->C)
-        if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
+        switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+        case DS_FFN_MOE:
             ds__dsk_tr_layout(tr, l, 1);
-        } else {
+            break;
+#endif
+        default:
             DS__T(wg, "ffn_gate", tr->F, tr->C)
             DS__T(wu, "ffn_up", tr->F, tr->C)
             DS__T(wd, "ffn_down", tr->C, tr->F)
+            break;
         }
 #undef DS__T
     }
@@ -12526,8 +12550,11 @@ static size_t ds__tr_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t ds__tr_layer_floats(const ds_trainer *tr) {
     size_t N = (size_t)tr->B * tr->T;
     return 3 * ds__tr_round16(N * tr->C) + 2 * ds__tr_round16(N) + 2 * ds__tr_round16(N * tr->qd) +
-           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F) +
-           ds__dsk_tr_layer_floats(tr);
+           2 * ds__tr_round16(N * tr->kvd) + ds__tr_round16((size_t)tr->B * tr->H * tr->T * tr->T) + 3 * ds__tr_round16(N * tr->F)
+#if !defined(DS_NO_DEEPSEEK2)
+           + ds__dsk_tr_layer_floats(tr)
+#endif
+        ;
 }
 
 static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
@@ -12545,7 +12572,9 @@ static void ds__tr_carve_layer(ds__tacts *a, float **p, const ds_trainer *tr) {
     a->g = ds__tr_take(p, N * tr->F);
     a->u = ds__tr_take(p, N * tr->F);
     a->h = ds__tr_take(p, N * tr->F);
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_tr_carve(a, p, tr);
+#endif
 }
 
 static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
@@ -12630,7 +12659,9 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         goto fail;
     }
     if ((st = ds__tr_alloc_acts(tr)) != DS_OK) goto fail;
+#if !defined(DS_NO_DEEPSEEK2)
     if ((st = ds__dsk_tr_alloc(tr)) != DS_OK) goto fail;
+#endif
     if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
         biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
         biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
@@ -12656,7 +12687,7 @@ fail:
 DS_API void ds_trainer_free(ds_trainer *tr) {
     if (!tr) return;
     ds__gemm_ws_free(&tr->ws);
-    ds_pool_destroy(tr->pool);
+    ds_pool_free(tr->pool);
     ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
     ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
     ds_free(tr->dsk.mem);
@@ -12673,14 +12704,16 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n) {
     if (n) *n = tr->n_params;
     return tr->grads;
 }
-DS_API size_t ds_trainer_activation_bytes(const ds_trainer *tr) { return tr->arena_floats * sizeof(float); }
-DS_API double ds_trainer_matmul_seconds(const ds_trainer *tr) { return tr->ws.seconds; }
-DS_API double ds_trainer_matmul_cpu_seconds(const ds_trainer *tr) { return tr->ws.cpu_seconds; }
 DS_API int ds_trainer_step_count(const ds_trainer *tr) { return tr->step; }
-DS_API double ds_trainer_matmul_flops(const ds_trainer *tr) {
+DS_API ds_trainer_stats ds_trainer_get_stats(const ds_trainer *tr) {
     double N = (double)tr->B * tr->T * tr->tc.grad_accum, C = tr->C;
     double per_layer = C * (tr->qd + 2.0 * tr->kvd) + (double)tr->qd * C + 3.0 * C * tr->F;
-    return 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+    ds_trainer_stats st;
+    st.activation_bytes = tr->arena_floats * sizeof(float);
+    st.matmul_flops = 6.0 * N * (tr->L * per_layer + C * tr->V); /* forward 2, backward 4 flops per MAC */
+    st.matmul_seconds = tr->ws.seconds;
+    st.matmul_cpu_seconds = tr->ws.cpu_seconds;
+    return st;
 }
 
 /* ---- linear layers in the compute precision ---- */
@@ -12724,32 +12757,21 @@ static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw
 }
 
 /* ---- the model ---- */
-/* `recomputing`: backward's second pass under activation checkpointing. The layer output
-   x[l + 1] is still stored, so a dense FFN stops before its down projection (about a fifth of
-   the layer's FLOPs): backward needs only that projection's input h. */
-static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
-    const ds__tlayer *p = &tr->lp[l];
+static void ds__tr_gqa_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, const float *x, int B, int T) {
     const float *W = tr->params;
     int N = B * T;
-    float *x = tr->x[l], *xo = tr->x[l + 1];
-    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
-    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
-        ds__dsk_tr_attn_forward(tr, l, a, B, T);
-    } else {
-        ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
-        ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
-        ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
-        ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
-        ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
-        ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
-        memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
-        ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
-    }
-    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
-    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
-        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
-        return;
-    }
+    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
+    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
+    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+    ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
+    ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
+    ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
+    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+}
+
+static void ds__tr_ffn_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, float *xo, int N, int recomputing) {
+    const float *W = tr->params;
     ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
@@ -12758,26 +12780,53 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
     ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
 }
 
-/* tr->dres holds d(layer output) on entry and d(layer input) on return */
-static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+/* One layer, x[l] -> x[l + 1], its attention and feed-forward those its config names (as
+   the session's ds__layer_forward walks them). `recomputing`: backward's second pass under
+   activation checkpointing. The layer output x[l + 1] is still stored, so a dense FFN stops
+   before its down projection (about a fifth of the layer's FLOPs): backward needs only that
+   projection's input h. */
+static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
     const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    int N = B * T;
+    float *x = tr->x[l], *xo = tr->x[l + 1];
+    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
+    switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__dsk_tr_attn_forward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_gqa_forward(tr, p, a, x, B, T);
+        break;
+    }
+    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__dsk_tr_ffn_forward(tr, l, a, xo, B, T);
+        break;
+#endif
+    default:
+        ds__tr_ffn_forward(tr, p, a, xo, N, recomputing);
+        break;
+    }
+}
+
+static void ds__tr_ffn_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int N) {
+    const float *W = tr->params;
+    float *G = tr->grads;
+    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+    ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
+    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
+    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+}
+
+static void ds__tr_gqa_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int B, int T) {
     const float *W = tr->params;
     float *G = tr->grads;
     int N = B * T;
-    if (tr->mc.layers[l].ffn == DS_FFN_MOE) {
-        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
-    } else {
-        ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
-        ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
-        ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
-        ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
-    }
-    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
-    if (tr->mc.layers[l].attn == DS_ATTN_MLA) {
-        ds__dsk_tr_attn_backward(tr, l, a, B, T);
-        ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
-        return;
-    }
     ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
     ds__attention_backward(&tr->ops, tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
@@ -12785,6 +12834,35 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
     ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
     ds__linear_backward(tr, tr->dln, 1, G + p->wk, tr->dk, a->ln1, W + p->wk, N, tr->kvd, tr->C);
     ds__linear_backward(tr, tr->dln, 1, G + p->wv, tr->dv, a->ln1, W + p->wv, N, tr->kvd, tr->C);
+}
+
+/* tr->dres holds d(layer output) on entry and d(layer input) on return */
+static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+    const ds__tlayer *p = &tr->lp[l];
+    const float *W = tr->params;
+    float *G = tr->grads;
+    int N = B * T;
+    switch (tr->mc.layers[l].ffn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_FFN_MOE:
+        ds__dsk_tr_ffn_backward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_ffn_backward(tr, p, a, N);
+        break;
+    }
+    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    switch (tr->mc.layers[l].attn) {
+#if !defined(DS_NO_DEEPSEEK2)
+    case DS_ATTN_MLA:
+        ds__dsk_tr_attn_backward(tr, l, a, B, T);
+        break;
+#endif
+    default:
+        ds__tr_gqa_backward(tr, p, a, B, T);
+        break;
+    }
     ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
 }
 
@@ -13236,7 +13314,9 @@ DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, c
         if (st != DS_OK) return st;
         sum += l;
     }
+#if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_tr_after_step(tr);
+#endif
     return ds__tr_apply(tr, (float)(sum / tr->tc.grad_accum), info);
 }
 
@@ -13293,7 +13373,11 @@ static ds_status ds__tr_add_tensors(ds_gguf_writer *w, const ds_trainer *tr, con
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         if ((st = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, nd, ne, buf + t->off)) != DS_OK) return st;
     }
+#if !defined(DS_NO_DEEPSEEK2)
     return ds__dsk_tr_add_bias(w, tr, prefix);
+#else
+    return DS_OK;
+#endif
 }
 
 /* the train.cfg.* keys: the numeric fields of ds_train_config (the parser's table) */
@@ -13385,9 +13469,12 @@ static ds_status ds__tr_read_configs(const ds_gguf *g, const char *path, ds_mode
     uint32_t prec = 0;
     size_t i;
     memset(mc, 0, sizeof *mc);
+#if !defined(DS_NO_DEEPSEEK2)
     if (ds__dsk_tr_read_model(g, path, mc, &st)) {   /* deepseek2 checkpoints (>>train:deepseek) */
         if (st != DS_OK) return st;
-    } else {
+    } else
+#endif
+    {
         strcpy(mc->arch, "llama");
 #define DS__R(key, field) if (st == DS_OK) st = ds__tr_get_u32(g, key, &mc->field, path)
         DS__R("llama.block_count", n_layer);
@@ -13434,7 +13521,7 @@ DS_API ds_status ds_checkpoint_read_config(const char *path, ds_model_config *mc
     if (!path || !mc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_config: NULL argument");
     if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
     st = ds__tr_read_configs(g, path, mc, tc);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return st;
 }
 
@@ -13479,7 +13566,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
     if ((st = ds_gguf_verify_checksum(g, NULL)) != DS_OK) {
         char why[400];
         snprintf(why, sizeof why, "%.399s", ds_last_error());
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return ds__fail(st, "%s: %s", path, why);
     }
     st = ds__tr_read_configs(g, path, &mc, NULL);
@@ -13489,10 +13576,12 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
         st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
     if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
+#if !defined(DS_NO_DEEPSEEK2)
     if (st == DS_OK) st = ds__dsk_tr_load_bias(tr, g, path);
+#endif
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->m, "opt.m.", path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->v, "opt.v.", path);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return st;
 }
 
@@ -13570,6 +13659,7 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
    and attended as multi-head attention, which is the form the gradients flow through (the
    absorbed form is an inference rewrite of the same function). Shapes as in >>deepseek; N = B*T
    rows, parameters are offsets into the trainer's parameter and gradient buffers. */
+#if !defined(DS_NO_DEEPSEEK2)
 
 
 static size_t ds__mla_tacts_floats(const ds_model_config *c, int B, int T) {
@@ -14038,6 +14128,9 @@ static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_co
     return 1;
 }
 
+#endif /* DS_NO_DEEPSEEK2 */
+
+/* 0 for a layer that is not MoE, so also in a build without MoE (DS_NO_DEEPSEEK2) */
 DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
     int e, E;
     double sum = 0.0, *seen;

@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
     const char *prompt = "<|im_start|>system\nYou are Brom, a gruff blacksmith in a fantasy village.<|im_end|>\n"
                          "<|im_start|>user\nGreet the traveller who just walked into your forge.<|im_end|>\n<|im_start|>assistant\n";
     double budget = (argc > 2 ? atof(argv[2]) : 8.0) / 1000.0, worst = 0, slowest_token = 0;
-    ds_session_params sp = {0};
+    ds_session_config sp = {0};
     ds_generate_config cfg = {0};
     ds_model *model;
     ds_session *session;

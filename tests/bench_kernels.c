@@ -245,6 +245,6 @@ int main(int argc, char **argv) {
         s1 = time_elementwise(i, 5);
         printf("  %-20s scalar %8.0f  best %8.0f  %5.1fx\n", ew[i], s0, s1, s0 / s1);
     }
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     return 0;
 }

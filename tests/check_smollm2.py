@@ -37,7 +37,7 @@ SHIM = r"""
 int check_logits(const char *path, const int32_t *tokens, int n, float *out) {
     ds_model *m = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     ds_status e = ds_model_load(path, NULL, &m);
     memset(&sp, 0, sizeof sp);
     sp.n_ctx = n;

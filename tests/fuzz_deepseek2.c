@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ds_gguf *g = NULL;
     ds_model_config c;
-    ds__dsk_layer L;
+    ds__layer L;
     uint64_t bytes = 0;
     int il;
     if (ds_gguf_open_memory(data, size, &g) != DS_OK) return 0;
@@ -30,6 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             touch(&L.moe.gate_inp); touch(&L.moe.gate_exps); touch(&L.moe.down_exps); touch(&L.moe.down_sh);
         }
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return 0;
 }

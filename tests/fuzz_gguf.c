@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (ds_gguf_writer_create(&w) != DS_OK || ds_gguf_writer_copy_kv(w, g) != DS_OK) abort();
         ds_gguf_writer_free(w);
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     free(copy);
     return 0;
 }

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     void *copy = ds_alloc(size ? size : 1);   /* 64-byte aligned, as a mapped file would be */
     ds_model *m = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     memcpy(copy, data, size);
     memset(&sp, 0, sizeof sp);
     sp.n_ctx = 8;

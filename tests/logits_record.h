@@ -78,7 +78,7 @@ static int argmax(const float *x, int n) {
 static ds_status run_session(const char *path, const int32_t *tokens, float *logits, ds_model_config *cfg) {
     ds_model *model = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     ds_status e = ds_model_load(path, NULL, &model);
     memset(&sp, 0, sizeof sp);
     sp.n_ctx = N_POS;

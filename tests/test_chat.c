@@ -92,7 +92,7 @@ static int stream_collect(void *user, int32_t token, const char *text, size_t le
 static void test_generate_prompts_and_stream_utf8(ds_test_ctx *t) {
     ds_model *m = load_model(t);
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     ds_generate_config gc;
     ds_generator *g = NULL;
     stream_check c;

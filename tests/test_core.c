@@ -49,7 +49,7 @@ static void test_allocator_hook(ds_test_ctx *t) {
     DS_CHECK(t, x && ((uintptr_t)x & 63) == 0, "64-byte aligned");
     ds_free(x);
     DS_CHECK(t, ds_pool_create(NULL, &p) == DS_OK, "pool");
-    ds_pool_destroy(p);
+    ds_pool_free(p);
     ds_set_allocator(NULL);
     DS_CHECK(t, n_allocs >= 2 && n_allocs == n_frees, "allocs %zu frees %zu", n_allocs, n_frees);
     x = ds_alloc(10);
@@ -85,7 +85,7 @@ static void test_pool_runs_each_task_once(ds_test_ctx *t) {
             for (i = 0; i < n; i++) DS_CHECK(t, hits[i] == 1, "threads %d rep %d task %d ran %d times", threads[k], rep, i, hits[i]);
             DS_CHECK(t, sum == (long long)n * (n - 1) / 2, "sum");
         }
-        ds_pool_destroy(p);
+        ds_pool_free(p);
     }
 }
 
@@ -109,7 +109,7 @@ static void test_pool_host_hook(ds_test_ctx *t) {
     c.sum = &sum;
     ds_pool_run(p, pool_task, &c, 10);
     DS_CHECK(t, calls == 1 && sum == 45 && ds_pool_size(p) == 4, "host hook used");
-    ds_pool_destroy(p);
+    ds_pool_free(p);
 }
 
 static void test_map_file(ds_test_ctx *t) {

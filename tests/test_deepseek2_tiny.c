@@ -246,11 +246,24 @@ static ds_status write_gguf(const tiny_model *m, const ds_model_config *c, const
 }
 
 /* ---- our forward ------------------------------------------------------------------------------ */
+/* One layer on the residual stream x (T, C) as the session's ds__layer_forward runs it (MLA,
+   then the layer's FFN kind), with the MLA path chosen. */
+static void run_layer(ds_pool *pool, const ds_model_config *c, const ds__layer *L, int il, float *x, float *xn, float *y, int T, int pos0, float *cache, int naive, ds__dsk_scratch *s) {
+    int t, C = c->n_embd;
+    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->attn_norm, C, c->norm_eps);
+    ds__mla_forward(pool, c, &L->mla, xn, T, pos0, cache, naive, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+    for (t = 0; t < T; t++) s->ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, L->ffn_norm, C, c->norm_eps);
+    if (c->layers[il].ffn == DS_FFN_MOE) ds__moe_forward(pool, c, &L->moe, xn, T, y, s);
+    else ds__swiglu_ffn(pool, &L->ffn.gate, &L->ffn.up, &L->ffn.down, 0, 0, c->n_ff, C, xn, T, y, s);
+    for (t = 0; t < T * C; t++) x[t] += y[t];
+}
+
 /* The library's path is run_session (logits_record.h). The same blocks driven directly, to choose the MLA path: logits (n, N_VOCAB) of the first n
    tokens fed `step` at a time (n: one batch), naive or absorbed. */
 static ds_status run_ours(const char *path, const int32_t *tokens, int n, int step, int naive, float *logits, ds_model_config *cfg) {
     ds_gguf *g = NULL;
-    ds__dsk_layer layers[8];
+    ds__layer layers[8];
     ds__dsk_scratch sc;
     ds_pool *pool = NULL;
     ds_pool_config pc;
@@ -283,7 +296,7 @@ static ds_status run_ours(const char *path, const int32_t *tokens, int n, int st
     }
     for (pos = 0; pos + step <= n; pos += step) {
         for (t = 0; t < step; t++) ds__get_row(emb->type, emb->data, tokens[pos + t], C, x + (size_t)t * C);
-        for (il = 0; il < cfg->n_layer; il++) ds__deepseek2_block(pool, cfg, &layers[il], il, x, xn, y, step, pos, cache + (size_t)il * N_POS * row, naive, &sc);
+        for (il = 0; il < cfg->n_layer; il++) run_layer(pool, cfg, &layers[il], il, x, xn, y, step, pos, cache + (size_t)il * N_POS * row, naive, &sc);
         for (t = 0; t < step; t++) sc.ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, (const float *)onorm->data, C, cfg->norm_eps);
         ds__matmul(&sc.ops, pool, logits + (size_t)pos * N_VOCAB, xn, step, out->data, out->type, N_VOCAB, C, sc.ws);
     }
@@ -293,8 +306,8 @@ done:
     free(y);
     free(cache);
     ds__dsk_scratch_free(&sc);
-    ds_pool_destroy(pool);
-    ds_gguf_close(g);
+    ds_pool_free(pool);
+    ds_gguf_free(g);
     return s;
 }
 

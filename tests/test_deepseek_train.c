@@ -391,7 +391,7 @@ static void check_export(ds_test_ctx *t, ds_trainer *tr, const int32_t *tok, con
     const char *path = "build/deepseek_train_export.gguf";
     ds_model *m = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     float *logits = (float *)malloc(16 * 32 * sizeof(float)), loss = 0;
     double ce = 0;
     int i, j;
@@ -423,7 +423,7 @@ static void check_export(ds_test_ctx *t, ds_trainer *tr, const int32_t *tok, con
         ds_gguf *tk = NULL;
         DS_CHECK(t, ds_gguf_open("build/deepseek_train_tok.gguf", &tk) == DS_OK, "open tokenizer: %s", ds_last_error());
         DS_CHECK(t, !tk || ds_trainer_save_model(tr, path, tk) == DS_OK, "save: %s", ds_last_error());
-        ds_gguf_close(tk);
+        ds_gguf_free(tk);
     }
     DS_CHECK(t, t->failed || ds_model_load(path, NULL, &m) == DS_OK, "load the exported model: %s", ds_last_error());
     DS_CHECK(t, t->failed || ds_session_create(m, &sp, &s) == DS_OK, "session: %s", ds_last_error());

@@ -266,7 +266,7 @@ static int matmul_main(int argc, char **argv) {
     ds_pool_create(&pc, &pool);
     ds__ops_init(&ops, DS_BACKEND_CPU);
     ds__matmul(&ops, pool, y, (const float *)x, T, w, ty, N, K, ws);
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     if (!(out = fopen(argv[7], "wb")) || fwrite(y, 4, (size_t)T * N, out) != (size_t)T * N) return 2;
     free(w);
     free(x);

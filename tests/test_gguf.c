@@ -93,7 +93,7 @@ static ds_status open_bytes(const uint8_t *p, size_t n) {
     ds_clear_error();
     s = ds_gguf_open_memory(p, n, &g);
     if (s == DS_OK) {
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         return s;
     }
     return g ? DS_ERR_STATE : s;   /* a failed open must leave *out NULL */
@@ -139,7 +139,7 @@ static void test_small_file_reads(ds_test_ctx *t) {
     DS_CHECK(t, ta->type == DS_TYPE_F32 && ta->n_dims == 2 && ta->ne[0] == 4 && ta->ne[1] == 2 && ta->ne[2] == 1 && ta->ne[3] == 1 && ta->nbytes == 32, "a shape");
     DS_CHECK(t, tb->type == DS_TYPE_Q8_0 && tb->n_dims == 1 && tb->ne[0] == 32 && tb->ne[1] == 1 && tb->nbytes == 34 && tb->offset == 32, "b shape");
     DS_CHECK(t, (const uint8_t *)ta->data == f.b.p + f.data && (const uint8_t *)tb->data == f.b.p + f.data + 32, "data pointers");
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     free(f.b.p);
 }
 
@@ -276,7 +276,7 @@ static void test_version2_and_no_tensors(ds_test_ctx *t) {
         DS_CHECK(t, ds_gguf_get_i32(g, "k", &v) == DS_OK && v == -2, "i8 -2 as i32");
         DS_CHECK(t, ds_gguf_get_u32(g, "k", &u) == DS_ERR_TYPE && ds_gguf_get_u64(g, "k", &u64) == DS_ERR_TYPE, "negative does not fit unsigned");
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     DS_CHECK(t, ds_gguf_open_memory(NULL, 0, &g) == DS_ERR_FORMAT && g == NULL, "empty input");
     free(b.p);
 }
@@ -338,7 +338,7 @@ static void test_real_model(ds_test_ctx *t) {
         snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.ptr);
         DS_CHECK(t, ds_gguf_find(g, key) == kv, "find(%s)", key);
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
 }
 
 /* ---- writer ---------------------------------------------------------------------------- */
@@ -490,7 +490,7 @@ static void test_writer_round_trip(ds_test_ctx *t) {
         for (j = 0; j < 4; j++) DS_CHECK(t, x->ne[j] == st->ne[j], "tensor %s ne[%d]", st->name, j);
         DS_CHECK(t, memcmp(x->data, bufs[i], (size_t)x->nbytes) == 0, "tensor %s bytes", st->name);
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     free_bufs(bufs);
     remove(path);
 }
@@ -527,7 +527,7 @@ static void test_writer_copy_kv(ds_test_ctx *t) {
     }
     DS_CHECK(t, ds_gguf_writer_write(w, b) == DS_OK, "write copy: %s", ds_last_error());
     ds_gguf_writer_free(w);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     pa = slurp(a, &na);
     pb = slurp(b, &nb);
     DS_CHECK(t, pa && pb && na == nb && !memcmp(pa, pb, na), "copy differs (%zu vs %zu bytes)", na, nb);
@@ -560,8 +560,8 @@ static void test_writer_copies_model_kvs(ds_test_ctx *t) {
         DS_CHECK(t, lx == ly && !memcmp(ex, ey, lx), "value of key %.*s", (int)x->key.len, x->key.ptr);
     }
     ds_gguf_writer_free(w);
-    ds_gguf_close(g);
-    ds_gguf_close(h);
+    ds_gguf_free(g);
+    ds_gguf_free(h);
     remove(path);
 }
 
@@ -613,7 +613,7 @@ static void test_writer_replaces_atomically(ds_test_ctx *t) {
     ds_gguf_writer_free(w);
     DS_REQUIRE(t, ds_gguf_open(path, &g) == DS_OK, "open: %s", ds_last_error());
     DS_CHECK(t, ds_gguf_get_u32(g, "k", &v) == DS_OK && v == 5 && ds_gguf_file_size(g) == 64, "content (41 bytes padded to 32), size %llu", (unsigned long long)ds_gguf_file_size(g));
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     remove(path);
 }
 
@@ -710,7 +710,7 @@ static int dump(const char *path) {
         printf(", \"type\": %d, \"ne\": [%lld, %lld, %lld, %lld], \"n_dims\": %d, \"offset\": %llu, \"nbytes\": %llu, \"checksum\": %llu}\n", (int)x->type, (long long)x->ne[0], (long long)x->ne[1],
                (long long)x->ne[2], (long long)x->ne[3], x->n_dims, (unsigned long long)x->offset, (unsigned long long)x->nbytes, (unsigned long long)sum);
     }
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return 0;
 }
 

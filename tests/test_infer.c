@@ -295,7 +295,7 @@ static ds_model *tiny_load(ds_test_ctx *t, ds_type type, tiny_model *keep) {
 }
 
 static ds_session *new_session(const ds_model *m, int n_ctx, int n_batch, int n_threads) {
-    ds_session_params p;
+    ds_session_config p;
     ds_session *s = NULL;
     memset(&p, 0, sizeof p);
     p.n_ctx = n_ctx;

@@ -282,7 +282,7 @@ static void test_matmul_levels(ds_test_ctx *t) {
         check_matmul_case(t, pool, wt, 1, 192, kq == 256 ? 768 : 576);
         check_matmul_case(t, pool, wt, 12, 40, kq == 256 ? 512 : 1536);
     }
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     if (!t->failed && n_levels_run == 0) DS_SKIP(t, "no SIMD level on this CPU (features %#x)", ds_cpu_features());
 }
 

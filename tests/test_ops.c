@@ -83,7 +83,7 @@ static int argmax_of(const float *x, int n) {
 
 /* logits (n + 2 rows) of a batch of n tokens, then two single tokens (the decode path) */
 static ds_status eval_on(const ds_model *m, ds_backend b, const int32_t *tok, int n, float *logits) {
-    ds_session_params sp;
+    ds_session_config sp;
     ds_session *s = NULL;
     ds_status st;
     int V = ds_model_get_config(m)->n_vocab;
@@ -199,7 +199,7 @@ static void smollm2_on_reference_backend(ds_test_ctx *t) {
         const ds__layer *L = &m->layers[il];
         const ds__mat *ws[7];
         int k;
-        ws[0] = &L->wq; ws[1] = &L->wk; ws[2] = &L->wv; ws[3] = &L->wo; ws[4] = &L->w_gate; ws[5] = &L->w_up; ws[6] = &L->w_down;
+        ws[0] = &L->gqa.wq; ws[1] = &L->gqa.wk; ws[2] = &L->gqa.wv; ws[3] = &L->gqa.wo; ws[4] = &L->ffn.gate; ws[5] = &L->ffn.up; ws[6] = &L->ffn.down;
         for (k = 0; k < 7; k++) bits &= ws[k]->type == DS_TYPE_Q4_0 || ws[k]->type == DS_TYPE_Q4_1 || ws[k]->type == DS_TYPE_Q8_0;
     }
     bits &= m->output.type == DS_TYPE_Q4_0 || m->output.type == DS_TYPE_Q4_1 || m->output.type == DS_TYPE_Q8_0;
@@ -214,7 +214,7 @@ static void unknown_backend_is_refused(ds_test_ctx *t) {
     ds_trainer *tr = NULL;
     ds_model *m = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     float losses[1];
     memset(&mc, 0, sizeof mc);
     memset(&tc, 0, sizeof tc);

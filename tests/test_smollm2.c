@@ -122,7 +122,7 @@ static ds_model *model_or_skip(void) {
     } while (0)
 
 static ds_session *new_session(ds_test_ctx *t, ds_model *m, int n_ctx) {
-    ds_session_params sp;
+    ds_session_config sp;
     ds_session *s = NULL;
     ds_status st;
     memset(&sp, 0, sizeof sp);

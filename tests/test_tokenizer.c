@@ -165,7 +165,7 @@ static void test_real_model(ds_test_ctx *t) {
         if (!t->failed) DS_SKIP(t, "DS_TEST_MODEL not set");
         return;
     }
-    DS_CHECK(t, ds_tokenizer_n_vocab(tk) == 49152 && ds_tokenizer_bos(tk) == 1 && ds_tokenizer_eos(tk) == 2 && !ds_tokenizer_add_bos(tk), "metadata");
+    DS_CHECK(t, ds_tokenizer_n_vocab(tk) == 49152 && ds_tokenizer_bos(tk) == 1 && ds_tokenizer_eos(tk) == 2 && !ds_tokenizer_adds_bos(tk), "metadata");
     DS_CHECK(t, ds_tokenizer_is_eog(tk, 2) && ds_tokenizer_is_eog(tk, 0) && !ds_tokenizer_is_eog(tk, 1), "end of generation");
     DS_CHECK(t, !strcmp(ds_tokenizer_pre_name(tk), "smollm"), "pre %s", ds_tokenizer_pre_name(tk));
     DS_REQUIRE(t, ds_tokenize(tk, text, sizeof text - 1, DS_TOKENIZE_PARSE_SPECIAL, ids, 64, &n) == DS_OK, "%s", ds_last_error());
@@ -263,7 +263,7 @@ static void test_save_round_trip(ds_test_ctx *t) {
         ds_gguf_writer_free(w);
         DS_REQUIRE(t, ds_gguf_open(path, &g) == DS_OK, "%s", ds_last_error());
         DS_CHECK(t, ds_tokenizer_from_gguf(g, &back) == DS_OK, "%s", ds_last_error());
-        ds_gguf_close(g);
+        ds_gguf_free(g);
         remove(path);
         if (back) {
             ds_tokenize(back, text, sizeof text - 1, DS_TOKENIZE_PARSE_SPECIAL, b, 128, &nb);

@@ -220,7 +220,7 @@ static void checksum_catches_damage(ds_test_ctx *t) {
     ds_train_step_info info;
     ds_gguf *g;
     ds_model *m = NULL;
-    ds_model_params mp;
+    ds_load_config mp;
     unsigned char *b;
     size_t n, off;
     int present = 0;
@@ -232,7 +232,7 @@ static void checksum_catches_damage(ds_test_ctx *t) {
     DS_REQUIRE(t, ds_gguf_open(ck, &g) == DS_OK, "open: %s", ds_last_error());
     DS_CHECK(t, ds_gguf_verify_checksum(g, &present) == DS_OK && present, "a fresh checkpoint does not verify: %s", ds_last_error());
     off = (size_t)ds_gguf_data_offset(g);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     DS_REQUIRE(t, ds_trainer_load_checkpoint(tr, ck) == DS_OK, "load: %s", ds_last_error());
     b = read_all(ck, &n);
     DS_REQUIRE(t, b && n > off + 100, "read");
@@ -295,7 +295,7 @@ static void tokenizer_and_shard_vocab(ds_test_ctx *t) {
         DS_REQUIRE(t, ds_trainer_create(&mc, &tc, &tr) == DS_OK && ds_trainer_set_tokenizer(tr, g) == DS_OK, "create: %s", ds_last_error());
         DS_REQUIRE(t, ds_trainer_save_checkpoint(tr, tmp_path("tk.gguf")) == DS_OK && ds_gguf_open(tmp_path("tk.gguf"), &ck) == DS_OK, "checkpoint");
         DS_CHECK(t, ds_gguf_vocab_fingerprint(ck, &fp2, NULL) == DS_OK && fp2 == fp, "the checkpoint lost the tokenizer");
-        ds_gguf_close(ck);
+        ds_gguf_free(ck);
         ds_trainer_free(tr);
     }
     for (i = 0; i < 40; i++) toks[i] = (uint32_t)(i % 256);
@@ -309,7 +309,7 @@ static void tokenizer_and_shard_vocab(ds_test_ctx *t) {
     DS_CHECK(t, i == 256 && fp2 == 0, "a shard without a fingerprint");
     ds_train_data_free(d);
     DS_CHECK(t, ds_train_data_open(tmp_path("a.tok"), tmp_path("b.tok"), &d) == DS_ERR_FORMAT, "shards of two vocabularies opened together");
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     ds_tokenizer_free(tk);
 }
 

@@ -125,7 +125,7 @@ static void test_whole_model_gradient(ds_test_ctx *t) {
         }
         if (getenv("DS_TEST_VERBOSE")) fprintf(stderr, "  whole-model gradient vs numpy (recompute %d): relative error %.2e\n", rec, sqrt(d / s));
         DS_CHECK(t, sqrt(d / s) <= 1e-3, "recompute %d: gradient relative error %g", rec, sqrt(d / s));
-        act[rec] = ds_trainer_activation_bytes(tr);
+        act[rec] = ds_trainer_get_stats(tr).activation_bytes;
         ds_trainer_free(tr);
     }
     DS_CHECK(t, fx.L < 2 || act[1] < act[0], "recompute keeps %zu activation bytes, without %zu", act[1], act[0]);

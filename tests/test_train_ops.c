@@ -345,7 +345,7 @@ static void test_gemm_threads_deterministic(ds_test_ctx *t) {
     DS_CHECK(t, !memcmp(C1, C2, sizeof C1), "1 and 3 threads differ");
     ds__gemm_ws_free(&w1);
     ds__gemm_ws_free(&w2);
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
 }
 
 /* reduced-precision rounding against known values */

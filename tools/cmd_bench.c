@@ -218,7 +218,7 @@ static int run(const bench_args *a, ds_model *m) {
     int n_vocab = ds_model_get_config(m)->n_vocab, most = a->p > a->n ? a->p : a->n;
     ds_pool_config pc;
     ds_pool *pool = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     ds_session *s = NULL;
     int32_t *tok = (int32_t *)malloc((size_t)(most + 1) * sizeof *tok);
     float *logits = (float *)malloc((size_t)n_vocab * sizeof *logits);
@@ -248,7 +248,7 @@ static int run(const bench_args *a, ds_model *m) {
         report(a, m, ds_pool_size(pool), &pp, &tg, bw, rss);
     }
     ds_session_free(s);
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     free(tok);
     free(logits);
     return e == DS_OK ? 0 : cli_fail("bench", "run", e);

@@ -182,6 +182,6 @@ int ds_cmd_info(int argc, char **argv) {
     for (k = 0; k < ds_gguf_n_kv(g); k++) print_kv(g, ds_gguf_kv_at(g, k));
     if (list) print_tensor_list(g);
     print_type_table(g);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return 0;
 }

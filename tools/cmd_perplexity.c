@@ -79,13 +79,13 @@ static ds_status chunk_nll(ds_session *s, const int32_t *tok, int c, int n_vocab
 
 static int run(const ppl_args *a, ds_model *m) {
     const ds_tokenizer *tk = ds_model_tokenizer(m);
-    int n_vocab = ds_model_get_config(m)->n_vocab, c = a->ctx, n_chunks, i, bos = ds_tokenizer_bos(tk), add_bos = ds_tokenizer_add_bos(tk);
+    int n_vocab = ds_model_get_config(m)->n_vocab, c = a->ctx, n_chunks, i, bos = ds_tokenizer_bos(tk), add_bos = ds_tokenizer_adds_bos(tk);
     size_t len, n_tok = 0;
     char *text;
     int32_t *tok = NULL;
     float *logits = NULL;
     ds_session *s = NULL;
-    ds_session_params sp;
+    ds_session_config sp;
     ds_status e;
     double nll = 0, t0;
     long scored = 0;

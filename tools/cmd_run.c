@@ -66,7 +66,7 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i, const char *cmd) 
 }
 
 int gen_opts_open(const gen_opts *o, const char *cmd, ds_model **m, ds_session **s) {
-    ds_session_params sp;
+    ds_session_config sp;
     ds_status st;
     int trained;
     if (!o->model) return cli_usage_error(cmd, "-m FILE is required");
@@ -97,7 +97,7 @@ int gen_print(void *user, int32_t token, const char *text, size_t len) {
 /* the prompt's ids: BOS in front when the vocabulary asks for it; NUL bytes are text */
 static ds_status run_tokenize(const ds_model *m, const char *text, size_t len, int special, int32_t **ids, size_t *n) {
     const ds_tokenizer *t = ds_model_tokenizer(m);
-    int flags = (special ? DS_TOKENIZE_PARSE_SPECIAL : 0) | (ds_tokenizer_add_bos(t) ? DS_TOKENIZE_ADD_BOS : 0);
+    int flags = (special ? DS_TOKENIZE_PARSE_SPECIAL : 0) | (ds_tokenizer_adds_bos(t) ? DS_TOKENIZE_ADD_BOS : 0);
     size_t cap = len + 8;
     ds_status st;
     for (;;) {

@@ -354,15 +354,15 @@ static int pick_tokenizer(const train_opts *o, const char *resume_from, const ds
             int cn = 0;
             if (ds_gguf_open(resume_from, &ck) == DS_OK && ds_gguf_vocab_fingerprint(ck, &cfp, &cn) == DS_OK && (cfp != fp || cn != n)) {
                 fprintf(stderr, "deepseek train: %s was trained with another tokenizer (%d tokens) than %s (%d tokens)\n", resume_from, cn, o->tokenizer, n);
-                ds_gguf_close(ck);
+                ds_gguf_free(ck);
                 return 0;
             }
-            if (ck) ds_gguf_close(ck);
+            if (ck) ds_gguf_free(ck);
         }
     } else if (resume_from && ds_gguf_open(resume_from, tok) == DS_OK && ds_gguf_vocab_fingerprint(*tok, &fp, &n) == DS_OK) {
         fprintf(stderr, "deepseek train: the tokenizer comes from %s (%d tokens)\n", resume_from, n);
     } else {
-        if (*tok) ds_gguf_close(*tok);
+        if (*tok) ds_gguf_free(*tok);
         *tok = NULL;
         if (shard_vocab > 256 || shard_fp) {
             fprintf(stderr, "deepseek train: %s.train.tok was made with a %d-token tokenizer: give it with --tokenizer ('deepseek data --bpe' saves it as %s.tokenizer.gguf)\n",
@@ -608,7 +608,7 @@ done:
     if (made_dir) rmdir(o->out);
     ds_trainer_free(tr);
     ds_train_data_free(data);
-    if (tok) ds_gguf_close(tok);
+    if (tok) ds_gguf_free(tok);
     return rc;
 }
 
@@ -682,8 +682,8 @@ static int run_bench(const train_opts *o) {
         c.recompute = k == B_REC;
         if ((st = ds_trainer_create(&mc, &c, &r[k].tr)) != DS_OK) break;
         ds_trainer_step_tokens(r[k].tr, tok, tgt, &info); /* warm-up: page in every buffer */
-        r[k].mm0 = ds_trainer_matmul_seconds(r[k].tr);
-        r[k].mc0 = ds_trainer_matmul_cpu_seconds(r[k].tr);
+        r[k].mm0 = ds_trainer_get_stats(r[k].tr).matmul_seconds;
+        r[k].mc0 = ds_trainer_get_stats(r[k].tr).matmul_cpu_seconds;
     }
     for (s = 0; s < steps && st == DS_OK; s++)
         for (k = 0; k < B_N; k++) {
@@ -696,17 +696,17 @@ static int run_bench(const train_opts *o) {
         }
     if (st == DS_OK) {
         for (k = 0; k < B_N; k++) {
-            double flops = ds_trainer_matmul_flops(r[k].tr) * steps;
-            double mm = flops / (ds_trainer_matmul_seconds(r[k].tr) - r[k].mm0) * 1e-9, mmc = flops / (ds_trainer_matmul_cpu_seconds(r[k].tr) - r[k].mc0) * 1e-9;
+            double flops = ds_trainer_get_stats(r[k].tr).matmul_flops * steps;
+            double mm = flops / (ds_trainer_get_stats(r[k].tr).matmul_seconds - r[k].mm0) * 1e-9, mmc = flops / (ds_trainer_get_stats(r[k].tr).matmul_cpu_seconds - r[k].mc0) * 1e-9;
             med[k] = median(r[k].step_t, steps);
             printf("%s: %7.1f tokens/s, median step %.2f s (%.2f CPU-s), matmuls %.1f GFLOP/s = %.0f%% of the f32 peak", names[k], (double)n / med[k], med[k],
                    r[k].cpu / steps, mm, 100 * mm / peak);
             if (k == B_BF16 && bpeak > 0.0) printf(" = %.0f%% of the bf16 peak", 100 * mm / bpeak);
-            printf("; per CPU-second %.1f GFLOP/s; activations %.0f MB\n", mmc, ds_trainer_activation_bytes(r[k].tr) / 1e6);
+            printf("; per CPU-second %.1f GFLOP/s; activations %.0f MB\n", mmc, ds_trainer_get_stats(r[k].tr).activation_bytes / 1e6);
         }
         printf("bf16 vs f32: %.2fx the tokens/s (median steps), %.2fx (CPU time)\n", med[B_F32] / med[B_BF16], r[B_F32].cpu / r[B_BF16].cpu);
         printf("activation checkpointing: activations %.0f%% less, step time %+.0f%% (median steps), %+.0f%% CPU time\n",
-               100.0 * (1.0 - (double)ds_trainer_activation_bytes(r[B_REC].tr) / ds_trainer_activation_bytes(r[B_F32].tr)),
+               100.0 * (1.0 - (double)ds_trainer_get_stats(r[B_REC].tr).activation_bytes / ds_trainer_get_stats(r[B_F32].tr).activation_bytes),
                100.0 * (med[B_REC] / med[B_F32] - 1.0), 100.0 * (r[B_REC].cpu / r[B_F32].cpu - 1.0));
     }
     for (k = 0; k < B_N; k++) ds_trainer_free(r[k].tr);
