@@ -221,6 +221,6 @@ int main(int argc, char **argv) {
         if (nn && ns[nn - 1] > dense_full) printf("~ dense prefill estimated: the last %d queries timed, scaled by the causal triangle\n", QTAIL);
     }
     printf("\nmem: peak attention working memory (dense: the session's attention scratch; sda: its work\nbuffer plus the gate tree). KV/tok: K and V bytes read for one decoded token.\n");
-    ds_pool_destroy(pool);
+    ds_pool_free(pool);
     return 0;
 }
