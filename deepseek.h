@@ -381,7 +381,7 @@ DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
    llama.cpp sets them. The conversions are ggml's reference quantizers bit for bit, so a file
    matches the one llama.cpp's quantizer writes from the same input. A tensor whose rows are not
    whole blocks of its type gets llama.cpp's fallback type (ds_quantize_event.fallback). Types:
-   F32 F16 BF16 Q8_0 Q5_1 Q5_0 Q4_1 Q4_0 (ds_quantize_type_names). Thread-safe for distinct
+   F32 F16 BF16 Q8_0 Q5_1 Q5_0 Q4_1 Q4_0 Q6_K (ds_quantize_type_names). Thread-safe for distinct
    output paths. */
 typedef struct ds_quantize_event {
     const char *name;           /* the tensor */
@@ -2388,6 +2388,88 @@ static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
     }
 }
 
+/* ---- K-quant quantizers (ggml's quantize_row_*_ref) -------------------------------------- */
+/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights x^2;
+   L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max, then 18
+   nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
+static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0.0f, amax = 0.0f, iscale, sumlx = 0.0f, suml2 = 0.0f, scale, best;
+    int i, is;
+    for (i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    if (amax < 1e-15f) {
+        for (i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    iscale = (float)-nmax / max;
+    for (i = 0; i < n; i++) {
+        int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
+        float w = x[i] * x[i];
+        L[i] = (int8_t)(l + nmax);
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    best = scale * sumlx;
+    for (is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0.0f;
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
+            for (i = 0; i < n; i++) L[i] = (int8_t)(nmax + DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d */
+static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
+    int64_t i;
+    int8_t L[DS__QK_K];
+    float scales[DS__QK_K / 16];
+    int ib, j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        float max_scale = 0.0f, max_abs = 0.0f, iscale;
+        for (ib = 0; ib < DS__QK_K / 16; ib++) {
+            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs) {
+                max_abs = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (max_abs < 1e-15f) continue;
+        iscale = -128.0f / max_scale;
+        y[i].d = ds__f32_to_f16(1.0f / iscale);
+        for (ib = 0; ib < DS__QK_K / 16; ib++) y[i].scales[ib] = (int8_t)DS__MIN(127, ds__round_even(iscale * scales[ib]));
+        for (j = 0; j < DS__QK_K / 16; j++) {
+            float d = ds__f16_to_f32(y[i].d) * (float)y[i].scales[j];
+            if (d == 0.0f) continue;
+            for (l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(DS__MAX(-32, DS__MIN(31, ds__round_even(x[16 * j + l] / d))) + 32);
+        }
+        for (j = 0; j < DS__QK_K; j += 128) { /* halves of 128: ql nibbles, qh 2-bit pairs */
+            uint8_t *ql = y[i].ql + j / 2, *qh = y[i].qh + j / 4;
+            for (l = 0; l < 32; l++) {
+                ql[l] = (uint8_t)((L[j + l] & 0xf) | (L[j + l + 64] & 0xf) << 4);
+                ql[l + 32] = (uint8_t)((L[j + l + 32] & 0xf) | (L[j + l + 96] & 0xf) << 4);
+                qh[l] = (uint8_t)((L[j + l] >> 4) | (L[j + l + 32] >> 4) << 2 | (L[j + l + 64] >> 4) << 4 | (L[j + l + 96] >> 4) << 6);
+            }
+        }
+    }
+}
+
 /* ---- dequantizers ------------------------------------------------------------------------ */
 /* the 6-bit scale and min of sub-block j (0..7), packed in 12 bytes */
 static void ds__q4_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
@@ -2533,7 +2615,7 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
     }
 }
 
-/* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
+/* dst = src (n floats) stored as type t. Q4_K has no quantizer here (dst untouched). */
 static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
@@ -2551,7 +2633,8 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
-    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: case DS_TYPE_COUNT_: break;
+    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
+    case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
     }
 }
 
@@ -6062,7 +6145,7 @@ typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; } ds_
 static const ds__qtype ds__qtypes[] = {
     {"F32", DS_TYPE_F32, 0}, {"F16", DS_TYPE_F16, 1}, {"BF16", DS_TYPE_BF16, 32},
     {"Q8_0", DS_TYPE_Q8_0, 7}, {"Q5_1", DS_TYPE_Q5_1, 9}, {"Q5_0", DS_TYPE_Q5_0, 8},
-    {"Q4_1", DS_TYPE_Q4_1, 3}, {"Q4_0", DS_TYPE_Q4_0, 2}};
+    {"Q4_1", DS_TYPE_Q4_1, 3}, {"Q4_0", DS_TYPE_Q4_0, 2}, {"Q6_K", DS_TYPE_Q6_K, 18}};
 #define DS__N_QTYPES ((int)(sizeof ds__qtypes / sizeof ds__qtypes[0]))
 
 DS_API const char *const *ds_quantize_type_names(void) {
@@ -6169,7 +6252,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         size_t len = DS__MIN(t->name.len, (size_t)DS__GGUF_MAX_NAME);
         memcpy(name, t->name.ptr, len);
         name[len] = '\0';
-        if (to == DS_TYPE_Q6_K || to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
+        if (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
             s = ds__fail(DS_ERR_UNSUPPORTED, "quantize: tensor '%s': no quantizer for %s yet", name, ds_type_name(to));
             goto done;
         }
