@@ -25,6 +25,7 @@
        >>kernels      scalar reference + AVX2 / AVX-512 / NEON
        >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
+       >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
@@ -243,7 +244,7 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n);
 /* ---- dtypes ------------------------------------------------------------------------------ */
 /* Tensor element types; the values are ggml's type ids as stored in GGUF files. */
 typedef enum ds_type {
-    DS_TYPE_F32 = 0, DS_TYPE_F16 = 1, DS_TYPE_Q4_0 = 2, DS_TYPE_Q4_1 = 3,
+    DS_TYPE_F32 = 0, DS_TYPE_F16 = 1, DS_TYPE_Q4_0 = 2, DS_TYPE_Q4_1 = 3, DS_TYPE_Q5_0 = 6, DS_TYPE_Q5_1 = 7,
     DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q6_K = 14,
     DS_TYPE_Q8_K = 15, DS_TYPE_BF16 = 30,
     DS_TYPE_COUNT_ = 40
@@ -374,6 +375,37 @@ DS_API void ds_gguf_writer_set_checksum(ds_gguf_writer *w, int on);
    when it matches or is absent (*present, which may be NULL, says which), DS_ERR_FORMAT when
    the data changed after it was written. */
 DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
+
+// >>api:quant
+/* Quantizing a model file (deepseek quantize): every weight matrix llama.cpp would quantize
+   (2-D tensors named *.weight, norms excepted) is converted to the requested type, the rest is
+   copied; all metadata is copied, general.file_type and general.quantization_version set as
+   llama.cpp sets them. The conversions are ggml's reference quantizers bit for bit, so a file
+   matches the one llama.cpp's quantizer writes from the same input. A tensor whose rows are not
+   whole blocks of its type gets llama.cpp's fallback type (ds_quantize_event.fallback). Types:
+   F32 F16 BF16 Q8_0 Q5_1 Q5_0 Q4_1 Q4_0 Q6_K (ds_quantize_type_names). Thread-safe for distinct
+   output paths. */
+typedef struct ds_quantize_event {
+    const char *name;           /* the tensor */
+    int64_t index, count;       /* this is tensor index (0-based) of count */
+    ds_type from, to;           /* its type in the input and in the output */
+    int fallback;               /* 1: rows are not whole blocks of the requested type */
+} ds_quantize_event;
+typedef struct ds_quantize_config {
+    const char *type;           /* a name from ds_quantize_type_names (NULL: "Q8_0") */
+    int threads;                /* 0: every CPU */
+    int keep_output;            /* 1: output.weight keeps its type (llama.cpp's --leave-output-tensor) */
+    int pure;                   /* 1: every quantized tensor in the requested type; 0: llama.cpp's
+                                   per-tensor rules (the tied or untied output matrix gets Q6_K,
+                                   or Q8_0 when its rows are not whole 256-blocks) */
+    void (*progress)(void *user, const ds_quantize_event *ev);  /* optional: after each tensor */
+    void *user;
+} ds_quantize_config;
+/* NULL-terminated list of the accepted ds_quantize_config.type names */
+DS_API const char *const *ds_quantize_type_names(void);
+/* Reads in_path (any type we load), writes out_path atomically (see ds_gguf_writer_write).
+   DS_ERR_INVALID_ARG for an unknown type name. */
+DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg);
 
 // >>api:tokenizer
 /* Tokenizers: byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM, DeepSeek-V3 pre-tokenizers) and
@@ -2045,7 +2077,8 @@ typedef struct ds__type_traits {
     uint16_t block_elems, block_bytes;
 } ds__type_traits;
 
-/* ggml's block layouts: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q8_0 {f16 d;
+/* ggml's block layouts: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d;
+   u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d;
    i8 qs[32]}, Q8_1 {f16 d, s; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
    Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
 static ds__type_traits ds__type_info(ds_type t) {
@@ -2056,6 +2089,8 @@ static ds__type_traits ds__type_info(ds_type t) {
     case DS_TYPE_BF16: r.name = "BF16"; r.block_elems = 1; r.block_bytes = 2; break;
     case DS_TYPE_Q4_0: r.name = "Q4_0"; r.block_elems = 32; r.block_bytes = 18; break;
     case DS_TYPE_Q4_1: r.name = "Q4_1"; r.block_elems = 32; r.block_bytes = 20; break;
+    case DS_TYPE_Q5_0: r.name = "Q5_0"; r.block_elems = 32; r.block_bytes = 22; break;
+    case DS_TYPE_Q5_1: r.name = "Q5_1"; r.block_elems = 32; r.block_bytes = 24; break;
     case DS_TYPE_Q8_0: r.name = "Q8_0"; r.block_elems = 32; r.block_bytes = 34; break;
     case DS_TYPE_Q8_1: r.name = "Q8_1"; r.block_elems = 32; r.block_bytes = 36; break;
     case DS_TYPE_Q4_K: r.name = "Q4_K"; r.block_elems = 256; r.block_bytes = 144; break;
@@ -2144,6 +2179,9 @@ static uint16_t ds__f32_to_bf16(float f) {
 #define DS__QK_K 256 /* elements per K-quant super-block */
 typedef struct { uint16_t d; uint8_t qs[16]; } ds__block_q4_0;          /* x = d * (q - 8) */
 typedef struct { uint16_t d, m; uint8_t qs[16]; } ds__block_q4_1;       /* x = d * q + m */
+/* Q5: element j's low 4 bits as in Q4 (qs[j % 16], low nibble for j < 16), bit 4 is bit j of qh */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } ds__block_q5_0;    /* x = d * (q - 16) */
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } ds__block_q5_1; /* x = d * q + m */
 typedef struct { uint16_t d; int8_t qs[32]; } ds__block_q8_0;           /* x = d * q */
 typedef struct { uint16_t d, s; int8_t qs[32]; } ds__block_q8_1;        /* s = d * sum(q) */
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__block_q4_k;
@@ -2153,7 +2191,8 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
 typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__block_q4_1) == 20 &&
                                     sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
                                     sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
-                                    sizeof(ds__block_q8_k) == 292) ? 1 : -1];
+                                    sizeof(ds__block_q8_k) == 292 && sizeof(ds__block_q5_0) == 22 &&
+                                    sizeof(ds__block_q5_1) == 24) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
 static int ds__round_away(float v) {
@@ -2271,6 +2310,65 @@ static void ds__quantize_q4_1(const float *x, ds__block_q4_1 *y, int64_t nb) {
     }
 }
 
+/* Q5 blocks from 32 values each: q (0..31) into the nibbles and the qh bits */
+static void ds__q5_pack(const int *q, uint8_t *qh, uint8_t *qs) {
+    uint32_t h = 0;
+    int j;
+    for (j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xf) | ((q[j + 16] & 0xf) << 4));
+        h |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
+    }
+    for (j = 0; j < 4; j++) qh[j] = (uint8_t)(h >> (8 * j));
+}
+
+/* q = d * x + 16 with d = max / -16, max the signed extreme (first one), truncated, at most 31 */
+static void ds__quantize_q5_0(const float *x, ds__block_q5_0 *y, int64_t nb) {
+    int64_t i;
+    int j, q[DS__QK];
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float amax = 0.0f, max = 0.0f, d, id;
+        for (j = 0; j < DS__QK; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        d = max / -16.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        for (j = 0; j < DS__QK; j++) q[j] = DS__MIN(31, (int)(x[j] * id + 16.5f));
+        ds__q5_pack(q, y[i].qh, y[i].qs);
+    }
+}
+
+static void ds__quantize_q5_1(const float *x, ds__block_q5_1 *y, int64_t nb) {
+    int64_t i;
+    int j, q[DS__QK];
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float min = FLT_MAX, max = -FLT_MAX, d, id;
+        for (j = 0; j < DS__QK; j++) {
+            min = DS__MIN(min, x[j]);
+            max = DS__MAX(max, x[j]);
+        }
+        d = (max - min) / 31.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = ds__f32_to_f16(d);
+        y[i].m = ds__f32_to_f16(min);
+        for (j = 0; j < DS__QK; j++) q[j] = DS__MIN(31, (int)((x[j] - min) * id + 0.5f));
+        ds__q5_pack(q, y[i].qh, y[i].qs);
+    }
+}
+
+/* the 32 values (0..31) of a Q5 block */
+static void ds__q5_unpack(const uint8_t *qh, const uint8_t *qs, int *q) {
+    uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    int j;
+    for (j = 0; j < 16; j++) {
+        q[j] = (qs[j] & 0xf) | (int)((h >> j) & 1) << 4;
+        q[j + 16] = (qs[j] >> 4) | (int)((h >> (j + 16)) & 1) << 4;
+    }
+}
+
 /* Q8_K: the signed extreme maps to -127; block sums of 16 serve the K-quants' min terms */
 static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
     int64_t i;
@@ -2292,6 +2390,88 @@ static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
             y[i].bsums[j / 16] = (int16_t)(y[i].bsums[j / 16] + q);
         }
         y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- K-quant quantizers (ggml's quantize_row_*_ref) -------------------------------------- */
+/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights x^2;
+   L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max, then 18
+   nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
+static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0.0f, amax = 0.0f, iscale, sumlx = 0.0f, suml2 = 0.0f, scale, best;
+    int i, is;
+    for (i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    if (amax < 1e-15f) {
+        for (i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    iscale = (float)-nmax / max;
+    for (i = 0; i < n; i++) {
+        int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
+        float w = x[i] * x[i];
+        L[i] = (int8_t)(l + nmax);
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    best = scale * sumlx;
+    for (is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -((float)nmax + 0.1f * (float)is) / max;
+        sumlx = suml2 = 0.0f;
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
+            for (i = 0; i < n; i++) L[i] = (int8_t)(nmax + DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d */
+static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
+    int64_t i;
+    int8_t L[DS__QK_K];
+    float scales[DS__QK_K / 16];
+    int ib, j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        float max_scale = 0.0f, max_abs = 0.0f, iscale;
+        for (ib = 0; ib < DS__QK_K / 16; ib++) {
+            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs) {
+                max_abs = fabsf(scales[ib]);
+                max_scale = scales[ib];
+            }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (max_abs < 1e-15f) continue;
+        iscale = -128.0f / max_scale;
+        y[i].d = ds__f32_to_f16(1.0f / iscale);
+        for (ib = 0; ib < DS__QK_K / 16; ib++) y[i].scales[ib] = (int8_t)DS__MIN(127, ds__round_even(iscale * scales[ib]));
+        for (j = 0; j < DS__QK_K / 16; j++) {
+            float d = ds__f16_to_f32(y[i].d) * (float)y[i].scales[j];
+            if (d == 0.0f) continue;
+            for (l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(DS__MAX(-32, DS__MIN(31, ds__round_even(x[16 * j + l] / d))) + 32);
+        }
+        for (j = 0; j < DS__QK_K; j += 128) { /* halves of 128: ql nibbles, qh 2-bit pairs */
+            uint8_t *ql = y[i].ql + j / 2, *qh = y[i].qh + j / 4;
+            for (l = 0; l < 32; l++) {
+                ql[l] = (uint8_t)((L[j + l] & 0xf) | (L[j + l + 64] & 0xf) << 4);
+                ql[l + 32] = (uint8_t)((L[j + l + 32] & 0xf) | (L[j + l + 96] & 0xf) << 4);
+                qh[l] = (uint8_t)((L[j + l] >> 4) | (L[j + l + 32] >> 4) << 2 | (L[j + l + 64] >> 4) << 4 | (L[j + l + 96] >> 4) << 6);
+            }
+        }
     }
 }
 
@@ -2392,6 +2572,26 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
         }
         break;
     }
+    case DS_TYPE_Q5_0: {
+        const ds__block_q5_0 *b = DS__CAST(const ds__block_q5_0 *, src);
+        int q[DS__QK];
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            ds__q5_unpack(b[i].qh, b[i].qs, q);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)(q[j] - 16);
+        }
+        break;
+    }
+    case DS_TYPE_Q5_1: {
+        const ds__block_q5_1 *b = DS__CAST(const ds__block_q5_1 *, src);
+        int q[DS__QK];
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d), m = ds__f16_to_f32(b[i].m);
+            ds__q5_unpack(b[i].qh, b[i].qs, q);
+            for (j = 0; j < DS__QK; j++) dst[j] = d * (float)q[j] + m;
+        }
+        break;
+    }
     case DS_TYPE_Q8_0: {
         const ds__block_q8_0 *b = DS__CAST(const ds__block_q8_0 *, src);
         for (i = 0; i < nb; i++, dst += DS__QK) {
@@ -2420,7 +2620,7 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
     }
 }
 
-/* dst = src (n floats) stored as type t. Q4_K and Q6_K have no quantizer here (dst untouched). */
+/* dst = src (n floats) stored as type t. Q4_K has no quantizer here (dst untouched). */
 static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
@@ -2433,10 +2633,13 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
         break;
     case DS_TYPE_Q4_0: ds__quantize_q4_0(src, DS__CAST(ds__block_q4_0 *, dst), nb); break;
     case DS_TYPE_Q4_1: ds__quantize_q4_1(src, DS__CAST(ds__block_q4_1 *, dst), nb); break;
+    case DS_TYPE_Q5_0: ds__quantize_q5_0(src, DS__CAST(ds__block_q5_0 *, dst), nb); break;
+    case DS_TYPE_Q5_1: ds__quantize_q5_1(src, DS__CAST(ds__block_q5_1 *, dst), nb); break;
     case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
-    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: case DS_TYPE_COUNT_: break;
+    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
+    case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
     }
 }
 
@@ -2502,6 +2705,32 @@ static float ds__dot_q4_1_q8_1_ref(int K, const void *wv, const void *xv) {
             q[j + 16] = w[i].qs[j] >> 4;
         }
         /* sum_j (d q_j + m) dx qx_j = d dx sum q qx + m (dx sum qx) */
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+        ms = fmaf(ds__f16_to_f32(w[i].m), ds__f16_to_f32(x[i].s), ms);
+    }
+    return ds__hsum8_tree(acc) + ms;
+}
+
+static float ds__dot_q5_0_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q5_0 *w = DS__CAST(const ds__block_q5_0 *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, j, q[DS__QK];
+    for (i = 0; i < K / DS__QK; i++) {
+        ds__q5_unpack(w[i].qh, w[i].qs, q);
+        for (j = 0; j < DS__QK; j++) q[j] -= 16;
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return ds__hsum8_tree(acc);
+}
+
+static float ds__dot_q5_1_q8_1_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q5_1 *w = DS__CAST(const ds__block_q5_1 *, wv);
+    const ds__block_q8_1 *x = DS__CAST(const ds__block_q8_1 *, xv);
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, ms = 0.0f;
+    int i, q[DS__QK];
+    for (i = 0; i < K / DS__QK; i++) {
+        ds__q5_unpack(w[i].qh, w[i].qs, q);
         ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
         ms = fmaf(ds__f16_to_f32(w[i].m), ds__f16_to_f32(x[i].s), ms);
     }
@@ -2597,8 +2826,8 @@ static float ds__dot_bf16_bf16_ref(int K, const void *wv, const void *xv) {
    (F32: x is used as it is). */
 static ds_type ds__act_type(ds_type wt) {
     switch (wt) {
-    case DS_TYPE_Q4_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
-    case DS_TYPE_Q4_1: return DS_TYPE_Q8_1;
+    case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
+    case DS_TYPE_Q4_1: case DS_TYPE_Q5_1: return DS_TYPE_Q8_1;
     case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
     case DS_TYPE_BF16: return DS_TYPE_BF16;
     default: return DS_TYPE_F32;
@@ -2610,6 +2839,8 @@ static ds__dot_fn ds__dot_ref(ds_type wt) {
     switch (wt) {
     case DS_TYPE_Q4_0: return ds__dot_q4_0_q8_0_ref;
     case DS_TYPE_Q4_1: return ds__dot_q4_1_q8_1_ref;
+    case DS_TYPE_Q5_0: return ds__dot_q5_0_q8_0_ref;
+    case DS_TYPE_Q5_1: return ds__dot_q5_1_q8_1_ref;
     case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
     case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
     case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
@@ -3102,6 +3333,59 @@ __attribute__((target(DS__ISA_BF16_512))) static void ds__gemm_bf16_zmm(const ds
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+/* ---- Q5_0 / Q5_1 matmuls (Q8_0 / Q8_1 activations) ------------------------------------------ */
+/* The reference's order (ds__dot_block_lanes): per block, 8 lanes of exact 4-element integer
+   sums scaled by one FMA each, Q5_1's m * s in its own fused chain. The 5-bit values are
+   unpacked once per weight block and reused for up to 4 tokens. */
+DS__AVX2_INLINE __m256i ds__q5_bytes_avx2(const uint8_t *qh, const uint8_t *qs, int q5_1) {
+    const __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)qs);
+    const __m256i nib = _mm256_and_si256(_mm256_insertf128_si256(_mm256_castsi128_si256(lo), _mm_srli_epi16(lo, 4), 1), _mm256_set1_epi8(0x0f));
+    uint32_t h;
+    __m256i bits;
+    memcpy(&h, qh, 4);
+    /* byte j = 0xff where bit j of h is set */
+    bits = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    bits = _mm256_cmpeq_epi8(_mm256_or_si256(bits, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+    if (q5_1) return _mm256_or_si256(nib, _mm256_and_si256(bits, _mm256_set1_epi8(0x10)));  /* 0..31 */
+    return _mm256_or_si256(nib, _mm256_andnot_si256(bits, _mm256_set1_epi8((char)0xf0))); /* q - 16 as i8 */
+}
+
+DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1, int n0, int n1) {
+    const int nb = m->K / DS__QK;
+    const size_t wb = q5_1 ? sizeof(ds__block_q5_1) : sizeof(ds__block_q5_0), xb = q5_1 ? sizeof(ds__block_q8_1) : sizeof(ds__block_q8_0);
+    const __m256i ones = _mm256_set1_epi16(1);
+    int n, t, i, c;
+    for (n = n0; n < n1; n++) {
+        const uint8_t *w = m->w + (size_t)n * m->w_row;
+        for (t = t0; t < t1; t += 4) {
+            const int ct = DS__MIN(4, t1 - t);
+            __m256 acc[4];
+            float ms[4] = {0, 0, 0, 0};
+            for (c = 0; c < 4; c++) acc[c] = _mm256_setzero_ps();
+            for (i = 0; i < nb; i++) {
+                const uint8_t *wi = w + (size_t)i * wb;
+                const ds__block_q5_1 *w1 = (const ds__block_q5_1 *)(const void *)wi;
+                const ds__block_q5_0 *w0 = (const ds__block_q5_0 *)(const void *)wi;
+                __m256i q = q5_1 ? ds__q5_bytes_avx2(w1->qh, w1->qs, 1) : ds__q5_bytes_avx2(w0->qh, w0->qs, 0);
+                __m256i aq = q5_1 ? q : _mm256_sign_epi8(q, q);
+                float dw = ds__f16_avx2(q5_1 ? w1->d : w0->d);
+                for (c = 0; c < ct; c++) {
+                    const uint8_t *xi = m->xa + (size_t)(t + c) * m->xa_row + (size_t)i * xb;
+                    const int8_t *xq = q5_1 ? ((const ds__block_q8_1 *)(const void *)xi)->qs : ((const ds__block_q8_0 *)(const void *)xi)->qs;
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)xq), s;
+                    if (!q5_1) xv = _mm256_sign_epi8(xv, q);
+                    s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, xv), ones);
+                    acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * ds__f16_avx2(((const ds__block_q8_1 *)(const void *)xi)->d)), _mm256_cvtepi32_ps(s), acc[c]);
+                    if (q5_1) ms[c] = fmaf(ds__f16_avx2(w1->m), ds__f16_avx2(((const ds__block_q8_1 *)(const void *)xi)->s), ms[c]);
+                }
+            }
+            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = ds__hsum8_avx2(acc[c]) + ms[c];
+        }
+    }
+}
+DS__AVX2 static void ds__gemm_q5_0_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_1_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 1, t0, t1, n0, n1); }
 
 /* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
 /* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
@@ -4320,6 +4604,8 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         for (i = 0; i < sizeof wts / sizeof wts[0]; i++) o->quantize[wts[i]] = ds__quantize_act_avx2;
         DS__OPS_QX(o, q40[l], q41[l], q80[l], ds__quantize_qx_avx2);
         DS__OPS_FLOAT_KQUANT(o, avx2);
+        o->gemm[DS_TYPE_Q5_0] = ds__gemm_q5_0_avx2;
+        o->gemm[DS_TYPE_Q5_1] = ds__gemm_q5_1_avx2;
         if (f & DS_CPU_AVX512BF16) o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_zmm;
         DS__OPS_ROWS(o, avx2);
         DS__OPS_ATTN(o, avx2);
@@ -5836,6 +6122,176 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
         ds__gguf_sync_dir(path);
     }
     ds_free(tmp);
+    return s;
+}
+
+// >>quant
+/* ---- model quantizer (ds_quantize_model) ------------------------------------------------------
+   llama.cpp's llama_model_quantize for the types we have: which tensors it quantizes, its
+   fallback when rows are not whole blocks, and its file_type ids (llama_ftype). */
+typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; } ds__qtype;
+static const ds__qtype ds__qtypes[] = {
+    {"F32", DS_TYPE_F32, 0}, {"F16", DS_TYPE_F16, 1}, {"BF16", DS_TYPE_BF16, 32},
+    {"Q8_0", DS_TYPE_Q8_0, 7}, {"Q5_1", DS_TYPE_Q5_1, 9}, {"Q5_0", DS_TYPE_Q5_0, 8},
+    {"Q4_1", DS_TYPE_Q4_1, 3}, {"Q4_0", DS_TYPE_Q4_0, 2}, {"Q6_K", DS_TYPE_Q6_K, 18}};
+#define DS__N_QTYPES ((int)(sizeof ds__qtypes / sizeof ds__qtypes[0]))
+
+DS_API const char *const *ds_quantize_type_names(void) {
+    static const char *names[DS__N_QTYPES + 1];
+    int i;
+    for (i = 0; i < DS__N_QTYPES; i++) names[i] = ds__qtypes[i].name;
+    names[DS__N_QTYPES] = NULL;
+    return names;
+}
+
+static int ds__str_is(ds_str s, const char *z) { return s.len == strlen(z) && memcmp(s.ptr, z, s.len) == 0; }
+static int ds__str_ends(ds_str s, const char *z) { size_t n = strlen(z); return s.len >= n && memcmp(s.ptr + s.len - n, z, n) == 0; }
+static int ds__str_has(ds_str s, const char *z) {
+    size_t n = strlen(z), i;
+    for (i = 0; i + n <= s.len; i++)
+        if (memcmp(s.ptr + i, z, n) == 0) return 1;
+    return 0;
+}
+
+/* llama.cpp's choice: the tensor's type in the output, or its own type when it stays */
+static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg) {
+    int n_dims = t->n_dims, is_output = ds__str_is(t->name, "output.weight");
+    ds_type nt = q->type;
+    while (n_dims > 1 && t->ne[n_dims - 1] == 1) n_dims--; /* ggml_n_dims */
+    if (!ds__str_ends(t->name, "weight") || n_dims < 2 || ds__str_has(t->name, "_norm.weight") ||
+        ds__str_has(t->name, "ffn_gate_inp.weight") || (is_output && cfg->keep_output))
+        return t->type;
+    if (!cfg->pure && ds_type_block_elems(nt) > 1 &&
+        (is_output || (!ds_gguf_find_tensor(g, "output.weight") && ds__str_is(t->name, "token_embd.weight"))))
+        nt = t->ne[0] % DS__QK_K ? DS_TYPE_Q8_0 : nt == DS_TYPE_Q8_0 ? nt : DS_TYPE_Q6_K;
+    return nt;
+}
+
+/* llama.cpp's replacement when ne0 is not a whole number of nt's blocks */
+static ds_type ds__quant_fallback(ds_type nt, int64_t ne0) {
+    if (ne0 % (int64_t)ds_type_block_elems(nt) == 0) return nt;
+    if (nt == DS_TYPE_Q4_K) nt = DS_TYPE_Q5_0;
+    else if (nt == DS_TYPE_Q6_K) nt = DS_TYPE_Q8_0;
+    return ne0 % (int64_t)ds_type_block_elems(nt) ? DS_TYPE_F16 : nt;
+}
+
+typedef struct ds__quant_job {
+    const uint8_t *src;
+    uint8_t *dst;
+    ds_type from, to;
+    int64_t ne0, rows, rows_per_task;
+    size_t src_row, dst_row;
+    float **scratch; /* one row of floats per pool slot */
+    int fail;
+} ds__quant_job;
+
+static void ds__quant_task(void *ctx, int i, int n) {
+    ds__quant_job *j = DS__CAST(ds__quant_job *, ctx);
+    int64_t r = (int64_t)i * j->rows_per_task, r1 = DS__MIN(j->rows, r + j->rows_per_task);
+    float *row = DS__CAST(float *, ds_alloc((size_t)j->ne0 * sizeof(float)));
+    (void)n;
+    if (!row) {
+        j->fail = 1;
+        return;
+    }
+    for (; r < r1; r++) {
+        ds__dequantize_row(j->from, j->src + (size_t)r * j->src_row, row, j->ne0);
+        ds__quantize_row(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0);
+    }
+    ds_free(row);
+}
+
+DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg_in) {
+    ds_quantize_config cfg;
+    const ds__qtype *q = NULL;
+    ds_gguf *g = NULL;
+    ds_gguf_writer *w = NULL;
+    ds_pool *pool = NULL;
+    ds_pool_config pc;
+    void **bufs = NULL;
+    int64_t i, nt = 0;
+    ds_status s;
+    int k;
+    if (!in_path || !out_path) return ds__fail(DS_ERR_INVALID_ARG, "quantize: NULL path");
+    memset(&cfg, 0, sizeof cfg);
+    if (cfg_in) cfg = *cfg_in;
+    if (!cfg.type) cfg.type = "Q8_0";
+    for (k = 0; k < DS__N_QTYPES; k++)
+        if (strcmp(ds__qtypes[k].name, cfg.type) == 0) q = &ds__qtypes[k];
+    if (!q) return ds__fail(DS_ERR_INVALID_ARG, "quantize: unknown type '%.32s'", cfg.type);
+    if ((s = ds_gguf_open(in_path, &g))) return s;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = cfg.threads;
+    nt = ds_gguf_n_tensors(g);
+    if ((s = ds_pool_create(&pc, &pool)) || (s = ds_gguf_writer_create(&w)) || (s = ds_gguf_writer_copy_kv(w, g)) ||
+        (s = ds_gguf_writer_set_u32(w, "general.quantization_version", 2)) || (s = ds_gguf_writer_set_u32(w, "general.file_type", q->ftype)))
+        goto done;
+    ds_gguf_writer_set_checksum(w, 1); /* replaces a copied checksum of the input's data */
+    if (!(bufs = DS__CAST(void **, ds__calloc((size_t)nt + 1, sizeof *bufs)))) {
+        s = ds__fail(DS_ERR_NO_MEMORY, "quantize: out of memory");
+        goto done;
+    }
+    for (i = 0; i < nt; i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
+        char name[DS__GGUF_MAX_NAME + 1];
+        ds_quantize_event ev;
+        ds_type want = ds__quant_choose(g, t, q, &cfg), to = ds__quant_fallback(want, t->ne[0]);
+        const void *data = t->data;
+        size_t len = DS__MIN(t->name.len, (size_t)DS__GGUF_MAX_NAME);
+        memcpy(name, t->name.ptr, len);
+        name[len] = '\0';
+        if (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
+            s = ds__fail(DS_ERR_UNSUPPORTED, "quantize: tensor '%s': no quantizer for %s yet", name, ds_type_name(to));
+            goto done;
+        }
+        if (to != t->type) {
+            ds__quant_job j;
+            int64_t n_elems = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+            uint64_t nbytes;
+            int tasks, p;
+            memset(&j, 0, sizeof j);
+            if ((s = ds_type_nbytes(to, n_elems, &nbytes))) goto done;
+            if (!(bufs[i] = ds_alloc((size_t)nbytes + 1))) {
+                s = ds__fail(DS_ERR_NO_MEMORY, "quantize: tensor '%s': out of memory for %llu bytes", name, (unsigned long long)nbytes);
+                goto done;
+            }
+            j.src = DS__CAST(const uint8_t *, t->data);
+            j.dst = DS__CAST(uint8_t *, bufs[i]);
+            j.from = t->type;
+            j.to = to;
+            j.ne0 = t->ne[0];
+            j.rows = n_elems / t->ne[0];
+            j.src_row = ds__row_bytes(t->type, t->ne[0]);
+            j.dst_row = ds__row_bytes(to, t->ne[0]);
+            p = ds_pool_size(pool);
+            j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
+            tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
+            ds_pool_run(pool, ds__quant_task, &j, tasks);
+            if (j.fail) {
+                s = ds__fail(DS_ERR_NO_MEMORY, "quantize: out of memory");
+                goto done;
+            }
+            data = bufs[i];
+        }
+        if ((s = ds_gguf_writer_add_tensor(w, name, to, t->n_dims, t->ne, data))) goto done;
+        if (cfg.progress) {
+            ev.name = name;
+            ev.index = i;
+            ev.count = nt;
+            ev.from = t->type;
+            ev.to = to;
+            ev.fallback = to != want;
+            cfg.progress(cfg.user, &ev);
+        }
+    }
+    s = ds_gguf_writer_write(w, out_path);
+done:
+    if (bufs)
+        for (i = 0; i < nt; i++) ds_free(bufs[i]);
+    ds_free(bufs);
+    ds_gguf_writer_free(w);
+    ds_pool_destroy(pool);
+    ds_gguf_close(g);
     return s;
 }
 

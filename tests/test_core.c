@@ -159,7 +159,8 @@ static void test_type_traits(ds_test_ctx *t) {
     DS_CHECK(t, ds_type_block_bytes(DS_TYPE_Q6_K) == 210 && ds_type_block_bytes(DS_TYPE_Q4_K) == 144, "K quants");
     DS_CHECK(t, ds_type_nbytes(DS_TYPE_Q8_0, 64, &n) == DS_OK && n == 68, "Q8_0 64 -> %llu", (unsigned long long)n);
     DS_CHECK(t, ds_type_nbytes(DS_TYPE_Q8_0, 33, &n) == DS_ERR_FORMAT, "partial block");
-    DS_CHECK(t, ds_type_nbytes((ds_type)7, 32, &n) == DS_ERR_TYPE, "unknown type");
+    DS_CHECK(t, ds_type_block_bytes(DS_TYPE_Q5_0) == 22 && ds_type_block_bytes(DS_TYPE_Q5_1) == 24 && ds_type_block_elems(DS_TYPE_Q5_1) == 32, "Q5");
+    DS_CHECK(t, ds_type_nbytes((ds_type)4, 32, &n) == DS_ERR_TYPE, "unknown type"); /* ggml's removed Q4_2 */
     DS_CHECK(t, ds_type_nbytes(DS_TYPE_F32, INT64_MAX, &n) == DS_ERR_OVERFLOW, "overflow");
     DS_CHECK(t, strcmp(ds_type_name(DS_TYPE_BF16), "BF16") == 0, "name");
 }

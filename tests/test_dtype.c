@@ -134,12 +134,13 @@ static void test_bf16_rounding(ds_test_ctx *t) {
 
 /* Each quantized type round-trips within its step size, and the block sizes match the traits. */
 static void test_quant_roundtrip(ds_test_ctx *t) {
-    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q8_1, DS_TYPE_Q8_K};
-    static const float tol[] = {1.0f / 8 * 1.05f, 1.0f / 15 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f};
+    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q8_1, DS_TYPE_Q8_K, DS_TYPE_Q5_0, DS_TYPE_Q5_1};
+    static const float tol[] = {1.0f / 8 * 1.05f, 1.0f / 15 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 1.0f / 16 * 1.05f, 1.0f / 31 * 1.05f};
+    const int n_types = (int)(sizeof types / sizeof types[0]);
     float x[512], y[512];
     uint8_t q[600];
     int ti, i, k;
-    for (ti = 0; ti < 5; ti++) {
+    for (ti = 0; ti < n_types; ti++) {
         for (k = 0; k < 20; k++) {
             float amp = k < 10 ? 1.0f : (float)ldexp(1.0, k - 15);
             float range = 0;
@@ -149,13 +150,13 @@ static void test_quant_roundtrip(ds_test_ctx *t) {
             ds__dequantize_row(types[ti], q, y, 512);
             /* max abs is per block; 2*range bounds Q4_1's (max - min); fp16 scales add ~1e-3 */
             for (i = 0; i < 512; i++) {
-                float lim = tol[ti] * range * (types[ti] == DS_TYPE_Q4_1 ? 2.0f : 1.0f) * 1.01f + 1e-3f * fabsf(x[i]);
+                float lim = tol[ti] * range * (types[ti] == DS_TYPE_Q4_1 || types[ti] == DS_TYPE_Q5_1 ? 2.0f : 1.0f) * 1.01f + 1e-3f * fabsf(x[i]);
                 DS_REQUIRE(t, fabsf(x[i] - y[i]) <= lim, "%s k=%d i=%d: %g -> %g", ds_type_name(types[ti]), k, i, x[i], y[i]);
             }
         }
     }
     memset(x, 0, sizeof x);
-    for (ti = 0; ti < 5; ti++) {
+    for (ti = 0; ti < n_types; ti++) {
         ds__quantize_row(types[ti], x, q, 256);
         ds__dequantize_row(types[ti], q, y, 256);
         for (i = 0; i < 256; i++) DS_REQUIRE(t, y[i] == 0.0f, "%s zeros", ds_type_name(types[ti]));

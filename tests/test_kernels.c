@@ -57,7 +57,7 @@ static void use_level(int l) {
 static int bit_equal(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 /* ---- the references against double precision ------------------------------------------- */
-static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q4_K, DS_TYPE_Q6_K};
+static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q6_K};
 #define N_MM_TYPES ((int)(sizeof mm_types / sizeof mm_types[0]))
 
 /* random weights: quantized from random floats, or random bytes with sane scales (K-quants) */
@@ -113,11 +113,15 @@ static void test_matmul_ref_formulas(ds_test_ctx *t) {
                         s += (double)wd[k] * xd[k];
                         sa += fabs((double)wd[k] * xd[k]);
                     }
-                    if (wt == DS_TYPE_Q4_1) { /* the min term uses Q8_1's rounded block sums */
-                        const ds__block_q4_1 *bw = (const ds__block_q4_1 *)((uint8_t *)w + (size_t)n * rb);
+                    if (wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q5_1) { /* the min term uses Q8_1's rounded block sums */
+                        const uint8_t *bw = (const uint8_t *)w + (size_t)n * rb;
                         const ds__block_q8_1 *bx = (const ds__block_q8_1 *)xq;
+                        size_t bsz = ds_type_block_bytes(wt);
                         for (k = 0; k < K / 32; k++) {
-                            double m = ds__f16_to_f32(bw[k].m), sx = 0;
+                            uint16_t mh;
+                            double m, sx = 0;
+                            memcpy(&mh, bw + (size_t)k * bsz + 2, 2); /* m follows d in both layouts */
+                            m = ds__f16_to_f32(mh);
                             int j;
                             for (j = 0; j < 32; j++) sx += xd[32 * k + j];
                             s += m * (ds__f16_to_f32(bx[k].s) - sx);
@@ -253,7 +257,7 @@ static void check_matmul_case(ds_test_ctx *t, ds_pool *pool, ds_type wt, int T, 
             char what[96];
             snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d", ds_type_name(wt), T, N, K);
             check_close(t, what, l, y1, y0, sc, T * N, 1e-5);
-            if ((wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q8_0))
+            if (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q5_0 || wt == DS_TYPE_Q5_1 || wt == DS_TYPE_Q8_0)
                 DS_CHECK(t, bit_equal(y1, y0, T * N), "%s [%s]: not bit-identical to the reference", what, levels[l].name);
         }
         n_levels_run++;

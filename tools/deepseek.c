@@ -18,6 +18,7 @@ int ds_cmd_tokenize(int argc, char **argv);
 int ds_cmd_run(int argc, char **argv);
 int ds_cmd_chat(int argc, char **argv);
 int ds_cmd_train_tokenizer(int argc, char **argv);
+int ds_cmd_quantize(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
@@ -27,6 +28,7 @@ static const cli_command commands[] = {
     {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
     {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
+    {"quantize", ds_cmd_quantize, "convert a model's weights to another type (llama.cpp's quantizer)"},
     {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
     {"data", ds_cmd_data, "turn text files into token shards for training"},
     {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},

@@ -1,0 +1,103 @@
+/* deepseek quantize - convert a model's weight matrices to another type, as llama.cpp's
+   llama-quantize does (the same bytes for the same input). */
+#include "cli.h"
+
+static const char *quantize_usage =
+    "usage: deepseek quantize IN.gguf OUT.gguf TYPE [--keep-output] [--pure] [-t N]\n"
+    "\n"
+    "Converts every weight matrix of IN (any type deepseek loads) to TYPE and writes OUT\n"
+    "atomically; norms and other 1-D tensors are copied. Without --pure, llama.cpp's rules give\n"
+    "the output matrix (or the tied token embedding) Q6_K, or Q8_0 when its rows are not whole\n"
+    "256-blocks. A tensor whose rows are not whole blocks of TYPE gets llama.cpp's fallback type\n"
+    "and is listed. Ends with the sizes and bits per weight.\n"
+    "\n"
+    "  TYPE             one of: %s\n"
+    "  --keep-output    output.weight keeps its type\n"
+    "  --pure           every matrix in TYPE (llama.cpp's --pure)\n"
+    "  -t N             threads in [1, 512] (default: all CPUs)\n"
+    "  -h, --help       this help\n";
+
+typedef struct quant_progress {
+    int64_t n_fallback;
+} quant_progress;
+
+static void on_tensor(void *user, const ds_quantize_event *ev) {
+    quant_progress *p = (quant_progress *)user;
+    if (ev->fallback) {
+        p->n_fallback++;
+        fprintf(stderr, "\n  %s: rows not whole blocks, kept as %s", ev->name, ds_type_name(ev->to));
+    }
+    fprintf(stderr, "\rquantize: [%lld/%lld] %-40s %s -> %s", (long long)(ev->index + 1), (long long)ev->count, ev->name,
+            ds_type_name(ev->from), ds_type_name(ev->to));
+    if (ev->index + 1 == ev->count) fputc('\n', stderr);
+}
+
+/* weights (elements of tensors of >= 2 dims) and bytes of all tensors */
+static ds_status file_sizes(const char *path, double *weights, double *bytes, uint64_t *file) {
+    ds_gguf *g;
+    int64_t i;
+    ds_status s = ds_gguf_open(path, &g);
+    if (s) return s;
+    *weights = *bytes = 0;
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
+        *weights += (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
+        *bytes += (double)t->nbytes;
+    }
+    *file = ds_gguf_file_size(g);
+    ds_gguf_close(g);
+    return DS_OK;
+}
+
+int ds_cmd_quantize(int argc, char **argv) {
+    const char *pos[3] = {NULL, NULL, NULL}, *const *names = ds_quantize_type_names();
+    char list[256] = "";
+    ds_quantize_config cfg;
+    quant_progress prog;
+    double w0, b0, w1, b1;
+    uint64_t f0, f1;
+    ds_status s;
+    int i, n_pos = 0, k;
+    long v;
+    for (k = 0; names[k]; k++) {
+        if (k) strcat(list, " ");
+        strcat(list, names[k]);
+    }
+    memset(&cfg, 0, sizeof cfg);
+    memset(&prog, 0, sizeof prog);
+    for (i = 1; i < argc; i++) {
+        const char *o = argv[i], *val;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            printf(quantize_usage, list);
+            return 0;
+        } else if (!strcmp(o, "--keep-output")) {
+            cfg.keep_output = 1;
+        } else if (!strcmp(o, "--pure")) {
+            cfg.pure = 1;
+        } else if (!strcmp(o, "-t")) {
+            if (!(val = cli_value(argc, argv, &i, "quantize"))) return 2;
+            if (!cli_int_opt("quantize", o, val, 1, CLI_MAX_THREADS, &v)) return 2;
+            cfg.threads = (int)v;
+        } else if (o[0] == '-' && o[1]) {
+            return cli_usage_error("quantize", "unknown option '%s'", o);
+        } else if (n_pos < 3) {
+            pos[n_pos++] = o;
+        } else {
+            return cli_usage_error("quantize", "unexpected argument '%s'", o);
+        }
+    }
+    if (n_pos != 3) return cli_usage_error("quantize", "needs IN.gguf OUT.gguf TYPE");
+    for (k = 0; names[k] && strcmp(names[k], pos[2]); k++) {}
+    if (!names[k]) return cli_usage_error("quantize", "unknown type '%s' (types: %s)", pos[2], list);
+    if (!cli_check_output("quantize", pos[1])) return 1;
+    cfg.type = pos[2];
+    cfg.progress = on_tensor;
+    cfg.user = &prog;
+    if ((s = ds_quantize_model(pos[0], pos[1], &cfg))) return cli_fail("quantize", NULL, s);
+    if ((s = file_sizes(pos[0], &w0, &b0, &f0)) || (s = file_sizes(pos[1], &w1, &b1, &f1))) return cli_fail("quantize", NULL, s);
+    printf("%s: %.2f MiB of tensors, %.2f bits per weight\n", pos[0], b0 / 1048576.0, 8.0 * b0 / w0);
+    printf("%s: %.2f MiB of tensors, %.2f bits per weight (%s, file %.2f MiB, %.1f%% of the input)\n", pos[1], b1 / 1048576.0,
+           8.0 * b1 / w1, pos[2], (double)f1 / 1048576.0, 100.0 * (double)f1 / (double)f0);
+    if (prog.n_fallback) printf("%lld tensors kept in a fallback type (rows not whole blocks)\n", (long long)prog.n_fallback);
+    return 0;
+}
