@@ -6290,8 +6290,8 @@ done:
         for (i = 0; i < nt; i++) ds_free(bufs[i]);
     ds_free(bufs);
     ds_gguf_writer_free(w);
-    ds_pool_destroy(pool);
-    ds_gguf_close(g);
+    ds_pool_free(pool);
+    ds_gguf_free(g);
     return s;
 }
 

@@ -45,7 +45,7 @@ static ds_status file_sizes(const char *path, double *weights, double *bytes, ui
         *bytes += (double)t->nbytes;
     }
     *file = ds_gguf_file_size(g);
-    ds_gguf_close(g);
+    ds_gguf_free(g);
     return DS_OK;
 }
 
