@@ -1,4 +1,4 @@
-/* deepseek.h - run and train transformer language models in one C header.
+/* deepseek.h - run, quantize and train transformer language models in one C header.
 
    Public domain or MIT, at your choice (see LICENSE at the end of this file).
 

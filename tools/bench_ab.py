@@ -63,6 +63,7 @@ def main():
     if "infer" in a.what and not os.path.exists(a.model):
         sys.exit(f"bench_ab: no model at {a.model} (make model)")
     res = {"before": {}, "after": {}}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     for rnd in range(a.rounds):
         order = ("before", "after") if rnd % 2 == 0 else ("after", "before")
         for what, fn in jobs:
@@ -70,12 +71,12 @@ def main():
                 print(f"round {rnd + 1}/{a.rounds}: {what}, {side} ...", file=sys.stderr)
                 for k, v in fn(a.before if side == "before" else a.after, a).items():
                     res[side].setdefault(k, []).append(v)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"{cpu}, {a.t} threads, median of {a.rounds} alternating rounds")
-    print(f"{'':34}{'before':>12}{'after':>12}{'ratio':>9}")
-    for k in res["before"]:
-        b, x = statistics.median(res["before"][k]), statistics.median(res["after"].get(k, [0.0]))
-        print(f"{k:34}{b:12.1f}{x:12.1f}{x / b if b else 0.0:9.3f}")
+        # the table so far after every round, so a run cut short still reports
+        print(f"{cpu}, {a.t} threads, median of {rnd + 1} alternating round(s)", flush=True)
+        print(f"{'':34}{'before':>12}{'after':>12}{'ratio':>9}")
+        for k in res["before"]:
+            b, x = statistics.median(res["before"][k]), statistics.median(res["after"].get(k, [0.0]))
+            print(f"{k:34}{b:12.1f}{x:12.1f}{x / b if b else 0.0:9.3f}", flush=True)
 
 
 if __name__ == "__main__":
