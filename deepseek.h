@@ -2267,18 +2267,34 @@ static void ds__quantize_act_q8(const float *x, void *dst, int64_t nb, int q8_1)
     }
 }
 
+/* the scans the 4- and 5-bit quantizers share: the signed value of largest magnitude in a
+   block (the first one, for the symmetric types) and the block's range (for the offset types) */
+static float ds__block_signed_max(const float *x) {
+    float amax = 0.0f, max = 0.0f;
+    int j;
+    for (j = 0; j < DS__QK; j++) {
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+static void ds__block_range(const float *x, float *min, float *max) {
+    int j;
+    *min = FLT_MAX;
+    *max = -FLT_MAX;
+    for (j = 0; j < DS__QK; j++) {
+        *min = DS__MIN(*min, x[j]);
+        *max = DS__MAX(*max, x[j]);
+    }
+}
+
 static void ds__quantize_q4_0(const float *x, ds__block_q4_0 *y, int64_t nb) {
     int64_t i;
     int j;
     for (i = 0; i < nb; i++, x += DS__QK) {
-        float amax = 0.0f, max = 0.0f, d, id;
-        for (j = 0; j < DS__QK; j++) { /* the signed value of largest magnitude (first one) */
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        d = max / -8.0f;
+        float d = ds__block_signed_max(x) / -8.0f, id;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = ds__f32_to_f16(d);
         for (j = 0; j < DS__QK / 2; j++) {
@@ -2293,11 +2309,8 @@ static void ds__quantize_q4_1(const float *x, ds__block_q4_1 *y, int64_t nb) {
     int64_t i;
     int j;
     for (i = 0; i < nb; i++, x += DS__QK) {
-        float min = FLT_MAX, max = -FLT_MAX, d, id;
-        for (j = 0; j < DS__QK; j++) {
-            min = DS__MIN(min, x[j]);
-            max = DS__MAX(max, x[j]);
-        }
+        float min, max, d, id;
+        ds__block_range(x, &min, &max);
         d = (max - min) / 15.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = ds__f32_to_f16(d);
@@ -2326,14 +2339,7 @@ static void ds__quantize_q5_0(const float *x, ds__block_q5_0 *y, int64_t nb) {
     int64_t i;
     int j, q[DS__QK];
     for (i = 0; i < nb; i++, x += DS__QK) {
-        float amax = 0.0f, max = 0.0f, d, id;
-        for (j = 0; j < DS__QK; j++) {
-            if (fabsf(x[j]) > amax) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
-        d = max / -16.0f;
+        float d = ds__block_signed_max(x) / -16.0f, id;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = ds__f32_to_f16(d);
         for (j = 0; j < DS__QK; j++) q[j] = DS__MIN(31, (int)(x[j] * id + 16.5f));
@@ -2345,11 +2351,8 @@ static void ds__quantize_q5_1(const float *x, ds__block_q5_1 *y, int64_t nb) {
     int64_t i;
     int j, q[DS__QK];
     for (i = 0; i < nb; i++, x += DS__QK) {
-        float min = FLT_MAX, max = -FLT_MAX, d, id;
-        for (j = 0; j < DS__QK; j++) {
-            min = DS__MIN(min, x[j]);
-            max = DS__MAX(max, x[j]);
-        }
+        float min, max, d, id;
+        ds__block_range(x, &min, &max);
         d = (max - min) / 31.0f;
         id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = ds__f32_to_f16(d);
