@@ -422,8 +422,8 @@ static void test_elementwise_levels(ds_test_ctx *t) {
     if (!any && !t->failed) DS_SKIP(t, "no SIMD level on this CPU");
 }
 
-/* the attention products in llama.cpp's order (ds__attn_fold): the AVX2 versions give the scalar
-   references' bits, for batch (16 slots) and single-token (64 slots) orders, head sizes with and
+/* the attention products in llama.cpp's order (ds__attn_fold): the CPU backend's versions (AVX2,
+   NEON) give the scalar references' bits, for batch (16 slots) and single-token (64 slots) orders, head sizes with and
    without whole 64-term steps, and partial key blocks */
 static void test_attention_orders(ds_test_ctx *t) {
     static const int Ds[] = {16, 48, 64, 80, 128};
@@ -433,8 +433,11 @@ static void test_attention_orders(ds_test_ctx *t) {
     float *a0 = DS__CAST(float *, xmalloc(4 * 64 * 128)), *a1 = DS__CAST(float *, xmalloc(4 * 64 * 128));
     float s0[DS__ATTN_BLOCK], s1[DS__ATTN_BLOCK], o0[128], o1[128];
     int di, ni, S, j0;
-    if (!level_usable(0)) {
-        DS_SKIP(t, "no AVX2 on this CPU: the scalar references are the only attention kernels");
+    ds__ops cpu;
+    ds_cpu_set_mask(~0u);   /* every level this CPU has: the backend's best */
+    ds__ops_init(&cpu, DS_BACKEND_CPU);
+    if (cpu.attn_scores == ds__attn_scores_ref && cpu.attn_pv == ds__attn_pv_ref && cpu.attn_pv_sum == ds__attn_pv_sum_ref) {
+        DS_SKIP(t, "no SIMD attention kernels on this CPU: the scalar references are the only ones");
     } else {
         for (di = 0; di < 5 && !t->failed; di++)
             for (ni = 0; ni < 4 && !t->failed; ni++)
@@ -445,15 +448,15 @@ static void test_attention_orders(ds_test_ctx *t) {
                     fill(vb, D * DS__ATTN_BLOCK, 1.0f);
                     fill(p, DS__ATTN_BLOCK, 1.0f);
                     ds__attn_scores_ref(s0, q, kt, D, n, 0.125f, S);
-                    ds__attn_scores_avx2(s1, q, kt, D, n, 0.125f, S);
+                    cpu.attn_scores(s1, q, kt, D, n, 0.125f, S);
                     DS_CHECK(t, bit_equal(s0, s1, n), "scores D=%d n=%d S=%d: not bit-identical", D, n, S);
                     /* a whole key block, then n keys of the next (past the first round of slots), then the sums */
                     for (j0 = 0; j0 < 2 * DS__ATTN_BLOCK; j0 += DS__ATTN_BLOCK) {
                         ds__attn_pv_ref(a0, p, vb, D, j0 ? n : DS__ATTN_BLOCK, j0, S);
-                        ds__attn_pv_avx2(a1, p, vb, D, j0 ? n : DS__ATTN_BLOCK, j0, S);
+                        cpu.attn_pv(a1, p, vb, D, j0 ? n : DS__ATTN_BLOCK, j0, S);
                     }
                     ds__attn_pv_sum_ref(o0, a0, D, S, DS__MIN(S, DS__ATTN_BLOCK + n));
-                    ds__attn_pv_sum_avx2(o1, a1, D, S, DS__MIN(S, DS__ATTN_BLOCK + n));
+                    cpu.attn_pv_sum(o1, a1, D, S, DS__MIN(S, DS__ATTN_BLOCK + n));
                     DS_CHECK(t, bit_equal(o0, o1, D), "outputs D=%d n=%d S=%d: not bit-identical", D, n, S);
                 }
     }
