@@ -124,6 +124,16 @@ elif [ "$md5_before" != "$md5_after" ]; then fail $name "log.csv or model.gguf c
 elif ! grep -q "no usable checkpoint" "$tmp/gone.err"; then fail $name "no reason given: $(tail -1 "$tmp/gone.err")"
 else pass $name; fi
 
+# ---- 4: --resume into a folder without a run fails and creates nothing (absent and empty folders)
+name=resume_into_no_run_fails
+mkdir -p "$tmp/nothing"
+train -o "$tmp/absent" --resume 2>"$tmp/nothing.err"; rc1=$?
+train -o "$tmp/nothing" --resume 2>>"$tmp/nothing.err"; rc2=$?
+if [ $rc1 -eq 0 ] || [ $rc2 -eq 0 ]; then fail $name "exit $rc1 / $rc2: '--resume' started a fresh run"
+elif [ -e "$tmp/absent" ] || [ -n "$(ls -A "$tmp/nothing")" ]; then fail $name "files were written: $(ls -A "$tmp/absent" "$tmp/nothing" 2>/dev/null | tr '\n' ' ')"
+elif [ "$(grep -c "no checkpoint to resume from" "$tmp/nothing.err")" -ne 2 ]; then fail $name "no reason given: $(tail -1 "$tmp/nothing.err")"
+else pass $name; fi
+
 # ---- 4: a fresh run refuses a folder holding an older run; --overwrite starts clean
 name=fresh_run_refuses_old_run_folder
 cp -r "$tmp/ref" "$tmp/old"

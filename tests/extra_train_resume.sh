@@ -42,7 +42,9 @@ run() { exec ./deepseek train -c "$tmp/c.cfg" --data "$tmp/d" --quiet "$@"; }
 (run -o "$tmp/ref") 2>/dev/null || { echo "FAIL $name: the uninterrupted run failed"; exit 0; }
 kills=0; in_write=0; bad=""
 for attempt in $(seq 1 40); do
-  run -o "$tmp/k" --resume 2>>"$tmp/k.err" &
+  # '--resume' once a checkpoint exists ('--resume' never starts a run); before that a fresh start
+  if ls "$tmp"/k/ckpt-*.gguf >/dev/null 2>&1; then how=--resume; else how=--overwrite; fi
+  run -o "$tmp/k" $how 2>>"$tmp/k.err" &
   pid=$!
   sleep "$("$PYTHON" -c "import random; print(random.uniform(0.05, 0.5))")"
   if ! kill -0 $pid 2>/dev/null; then wait $pid; break; fi

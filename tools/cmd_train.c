@@ -24,8 +24,8 @@ static void train_usage(FILE *f) {
                "  --overwrite        start afresh in a DIR that holds files: deletes its checkpoints, log,\n"
                "                     plot and model\n"
                "  --resume [CKPT]    continue from CKPT, or from the newest valid checkpoint in DIR (a damaged\n"
-               "                     one is skipped with a warning); fails when DIR holds checkpoints or a\n"
-               "                     model but none loads; a DIR with neither starts a fresh run\n"
+               "                     one is skipped with a warning); fails when no checkpoint there loads\n"
+               "                     (it never starts a fresh run)\n"
                "  --tokenizer F      GGUF whose tokenizer.* keys go into checkpoints and the model (default:\n"
                "                     the resumed checkpoint's, else bytes); its size must equal n_vocab and\n"
                "                     match the shards' vocabulary\n"
@@ -384,10 +384,10 @@ static int pick_tokenizer(const train_opts *o, const char *resume_from, const ds
 }
 
 /* Resolves --resume: creates the trainer from the checkpoint it loads into resume_from.
-   Returns 1 when resuming, 0 for a fresh start, -1 on a refusal (reported). */
+   Returns 1 when resuming, 0 when not asked to resume, -1 on a refusal (reported). */
 static int resume_trainer(const train_opts *o, ds_model_config *mc, ds_train_config *tc, ds_trainer **tr, char *resume_from, size_t cap) {
-    int steps[4096], n, i, held;
-    char path[1024], first[256];
+    int steps[4096], n, i;
+    char path[1024];
     ds_status st;
     if (o->resume) {
         n = 1;
@@ -413,15 +413,10 @@ static int resume_trainer(const train_opts *o, ds_model_config *mc, ds_train_con
         fprintf(stderr, "deepseek train: %s %s: %s\n", o->resume ? "cannot resume from" : "warning: skipping", path, ds_last_error());
     }
     if (o->resume) return -1;
-    /* nothing loads: a folder that never got a checkpoint or a model holds nothing to lose */
-    snprintf(path, sizeof path, "%s/model.gguf", o->out);
-    held = n > 0 || access(path, F_OK) == 0;
-    if (held) {
-        fprintf(stderr, "deepseek train: no usable checkpoint in %s to resume from (%d found); '--overwrite' starts over\n", o->out, n);
-        return -1;
-    }
-    if (folder_entries(o->out, first, sizeof first)) fprintf(stderr, "deepseek train: no checkpoint in %s yet: starting the run afresh\n", o->out);
-    return 0;
+    /* an explicit --resume never starts afresh: it would be a new run the user did not ask for */
+    if (n > 0) fprintf(stderr, "deepseek train: no usable checkpoint in %s to resume from (%d found); '--overwrite' starts over\n", o->out, n);
+    else fprintf(stderr, "deepseek train: '--resume': %s holds no checkpoint to resume from; run without '--resume' to start (with '--overwrite' if the folder holds files)\n", o->out);
+    return -1;
 }
 
 static int run_training(const train_opts *o) {
