@@ -716,6 +716,7 @@ typedef enum ds_chat_template {
 typedef struct ds_chat_message {
     const char *role;      /* "system", "user", "assistant" */
     const char *content;
+    size_t content_len;    /* bytes of content, NUL bytes included as text (0: strlen(content)) */
 } ds_chat_message;
 /* The template the model's metadata names; DS_ERR_UNSUPPORTED when it matches none we know. */
 DS_API ds_status ds_model_chat_template(const ds_model *m, ds_chat_template *out);
@@ -12103,9 +12104,13 @@ static int ds__chat_is_space(uint32_t c) {
 }
 
 /* Llama-3's template trims the content (Jinja's trim: Unicode whitespace at both ends) */
-static void ds__chat_trimmed(ds__chat_out *o, const char *s) {
+/* a message's content: content_len bytes (NUL bytes are text), or up to its NUL */
+static size_t ds__chat_len(const ds_chat_message *m) { return m->content_len ? m->content_len : strlen(m->content); }
+static void ds__chat_content(ds__chat_out *o, const ds_chat_message *m) { ds__chat_text(o, m->content, ds__chat_len(m)); }
+
+static void ds__chat_trimmed(ds__chat_out *o, const char *s, size_t n) {
     const unsigned char *u = DS__CAST(const unsigned char *, s);
-    size_t n = strlen(s), a = 0, e = 0, i = 0;
+    size_t a = 0, e = 0, i = 0;
     int seen = 0;
     while (i < n) { /* a: first non-space; e: the end of the last non-space */
         uint32_t cp;
@@ -12129,7 +12134,7 @@ static void ds__chat_deepseek3(const ds_chat_message *msgs, int n, int add_assis
     for (i = 0; i < n; i++) {
         if (strcmp(msgs[i].role, "system")) continue;
         if (!first_sys) ds__chat_str(o, "\n\n");
-        ds__chat_str(o, msgs[i].content);
+        ds__chat_content(o, &msgs[i]);
         first_sys = 0;
     }
     for (i = 0; i < n; i++) {
@@ -12137,10 +12142,10 @@ static void ds__chat_deepseek3(const ds_chat_message *msgs, int n, int add_assis
         if (!strcmp(role, "user")) {
             in_tool = 0;
             ds__chat_special(o, DS__DSK_USER);
-            ds__chat_str(o, msgs[i].content);
+            ds__chat_content(o, &msgs[i]);
         } else if (!strcmp(role, "assistant")) {
             ds__chat_special(o, in_tool ? DS__DSK_TOOL("outputs\xE2\x96\x81" "end") : DS__DSK_ASSISTANT);
-            ds__chat_str(o, msgs[i].content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_special(o, DS__DSK_EOS);
             in_tool = 0;
         } else if (!strcmp(role, "tool")) {
@@ -12148,7 +12153,7 @@ static void ds__chat_deepseek3(const ds_chat_message *msgs, int n, int add_assis
             if (first_output) ds__chat_special(o, DS__DSK_TOOL("outputs\xE2\x96\x81" "begin"));
             else ds__chat_str(o, "\n");
             ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "begin"));
-            ds__chat_str(o, msgs[i].content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_special(o, DS__DSK_TOOL("output\xE2\x96\x81" "end"));
             first_output = 0;
         }
@@ -12165,7 +12170,7 @@ static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs
     }
     if (sp->kind == DS_CHAT_DEEPSEEK2) ds__chat_special(o, DS__DSK_BOS);
     for (i = 0; i < n; i++) {
-        const char *role = msgs[i].role, *content = msgs[i].content;
+        const char *role = msgs[i].role;
         if (sp->kind == DS_CHAT_CHATML) {
             if (i == 0 && sp->sys && strcmp(role, "system")) {
                 ds__chat_special(o, "<|im_start|>");
@@ -12177,7 +12182,7 @@ static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs
             ds__chat_special(o, "<|im_start|>");
             ds__chat_str(o, role);
             ds__chat_str(o, "\n");
-            ds__chat_str(o, content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_special(o, "<|im_end|>");
             ds__chat_str(o, "\n");
         } else if (sp->kind == DS_CHAT_LLAMA3) {
@@ -12186,18 +12191,18 @@ static void ds__chat_render(const ds__chat_spec *sp, const ds_chat_message *msgs
             ds__chat_str(o, role);
             ds__chat_special(o, "<|end_header_id|>");
             ds__chat_str(o, "\n\n");
-            ds__chat_trimmed(o, content);
+            ds__chat_trimmed(o, msgs[i].content, ds__chat_len(&msgs[i]));
             ds__chat_special(o, "<|eot_id|>");
         } else if (!strcmp(role, "user")) {
             ds__chat_str(o, "User: ");
-            ds__chat_str(o, content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_str(o, "\n\n");
         } else if (!strcmp(role, "assistant")) {
             ds__chat_str(o, "Assistant: ");
-            ds__chat_str(o, content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_special(o, DS__DSK_EOS);
         } else if (!strcmp(role, "system")) {
-            ds__chat_str(o, content);
+            ds__chat_content(o, &msgs[i]);
             ds__chat_str(o, "\n\n");
         }
     }

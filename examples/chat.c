@@ -21,7 +21,7 @@ static int print_piece(void *user, int32_t token, const char *text, size_t len) 
 int main(int argc, char **argv) {
     static char lines[64][1024], replies[64][4096];
     static int32_t ids[1 << 15];
-    ds_chat_message msgs[128] = {{"system", "You are a helpful assistant."}};
+    ds_chat_message msgs[128] = {{"system", "You are a helpful assistant.", 0}};
     int n = 1, turn;
     ds_model *model;
     ds_session *session;

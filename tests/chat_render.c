@@ -46,6 +46,7 @@ int main(int argc, char **argv) {
         msgs[n].role = raw + at;
         at += strlen(raw + at) + 1;
         msgs[n].content = raw + at;
+        msgs[n].content_len = 0;
         at += strlen(raw + at) + 1;
         n++;
     }

@@ -672,7 +672,7 @@ static void test_f16_rows(ds_test_ctx *t) {
 
 /* ---- chat templates ------------------------------------------------------------------------------ */
 static void test_chat_templates(ds_test_ctx *t) {
-    ds_chat_message msgs[3] = {{"system", "Be brief."}, {"user", " Hi!\n"}, {"assistant", "Hello."}};
+    ds_chat_message msgs[3] = {{"system", "Be brief.", 0}, {"user", " Hi!\n", 0}, {"assistant", "Hello.", 0}};
     char buf[512];
     size_t len = 0;
     DS_CHECK(t, ds_chat_apply(NULL, DS_CHAT_CHATML, msgs, 3, 1, buf, sizeof buf, &len) == DS_OK, "chatml");

@@ -32,14 +32,17 @@ static void chat_on_sigint(int sig) {
     signal(SIGINT, chat_on_sigint);
 }
 
-static char *chat_strdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = (char *)malloc(n);
-    if (d) memcpy(d, s, n);
+/* a copy of s[0..n) with a NUL after it (s may hold NUL bytes: they are text) */
+static char *chat_memdup(const char *s, size_t n) {
+    char *d = (char *)malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
     return d;
 }
 
-static int chat_add(chat_log *c, const char *role, const char *content) {
+static int chat_add(chat_log *c, const char *role, const char *content, size_t len) {
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 16;
         ds_chat_message *m = (ds_chat_message *)realloc(c->msgs, (size_t)cap * sizeof *m);
@@ -48,7 +51,8 @@ static int chat_add(chat_log *c, const char *role, const char *content) {
         c->cap = cap;
     }
     c->msgs[c->n].role = role;
-    if (!(c->msgs[c->n].content = chat_strdup(content))) return 0;
+    c->msgs[c->n].content_len = len;
+    if (!(c->msgs[c->n].content = chat_memdup(content, len))) return 0;
     c->n++;
     return 1;
 }
@@ -77,9 +81,9 @@ static ds_status chat_format(chat_log *c, const ds_model *m, int flags, size_t *
     return st;
 }
 
-/* Reads a line without its newline into *out; 0 at end of input. *bad: 1 when it held a NUL
-   byte, 2 when it was longer than CHAT_MAX_LINE (the rest of it is skipped). */
-static int chat_read_line(char **out, int *bad) {
+/* Reads a line without its newline into *out (*len bytes; NUL bytes are kept as text); 0 at end
+   of input. *bad: 1 when it was longer than CHAT_MAX_LINE (the rest of it is skipped). */
+static int chat_read_line(char **out, size_t *len, int *bad) {
     size_t n = 0, cap = 256;
     char *s = (char *)malloc(cap);
     int ch;
@@ -87,13 +91,12 @@ static int chat_read_line(char **out, int *bad) {
     *out = NULL;
     if (!s) return 0;
     while ((ch = getchar()) != EOF && ch != '\n') {
-        if (ch == 0 && !*bad) *bad = 1;
-        if (n == CHAT_MAX_LINE) *bad = 2;
-        if (*bad == 2) continue;
+        if (n == CHAT_MAX_LINE) *bad = 1;
+        if (*bad) continue;
         if (n + 1 == cap) {
             char *t = (char *)realloc(s, cap *= 2);
             if (!t) {
-                *bad = 2;
+                *bad = 1;
                 continue;
             }
             s = t;
@@ -107,6 +110,7 @@ static int chat_read_line(char **out, int *bad) {
     if (n && s[n - 1] == '\r') n--;
     s[n] = 0;
     *out = s;
+    *len = n;
     return 1;
 }
 
@@ -129,7 +133,11 @@ static ds_status chat_reply(chat_log *c, ds_session *s, const ds_generate_config
     chat_replying = 1;
     st = ds_generator_step(g, 0, 0);
     chat_replying = 0;
-    if (st == DS_OK && !chat_add(c, "assistant", ds_generator_text(g, NULL))) st = DS_ERR_NO_MEMORY;
+    if (st == DS_OK) {
+        size_t reply_len = 0;
+        const char *reply = ds_generator_text(g, &reply_len);
+        if (!chat_add(c, "assistant", reply, reply_len)) st = DS_ERR_NO_MEMORY;
+    }
     if (st == DS_OK && ds_generator_state(g) == DS_GEN_CONTEXT_FULL) fprintf(stderr, "\n[the context is full: older turns will be dropped]");
     if (st == DS_OK && ds_generator_state(g) == DS_GEN_CANCELLED) fprintf(stderr, "\n[interrupted]");
     ds_generator_free(g);
@@ -151,6 +159,7 @@ int ds_cmd_chat(int argc, char **argv) {
     ds_status st = DS_OK;
     char *line;
     int i, rc, first, bad, flags;
+    size_t line_len = 0;
     gen_opts_init(&o);
     o.n_predict = 512;
     for (i = 1; i < argc; i++) {
@@ -182,19 +191,17 @@ int ds_cmd_chat(int argc, char **argv) {
     gc.on_token = gen_print;
     gc.user = (void *)&chat_cancel;
     first = system ? 1 : 0;
-    if (system && !chat_add(&c, "system", system)) st = DS_ERR_NO_MEMORY;
+    if (system && !chat_add(&c, "system", system, strlen(system))) st = DS_ERR_NO_MEMORY;
     signal(SIGINT, chat_on_sigint);
     fprintf(stderr, "deepseek chat: %s template; /reset starts over, Ctrl-D quits, Ctrl-C stops a reply\n> ", chat_template_name(tmpl));
-    while (st == DS_OK && chat_read_line(&line, &bad)) {
-        if (bad == 1) {
-            fprintf(stderr, "deepseek chat: the message holds a NUL byte; not sent\n");
-        } else if (bad == 2) {
+    while (st == DS_OK && chat_read_line(&line, &line_len, &bad)) {
+        if (bad) {
             fprintf(stderr, "deepseek chat: the message is longer than %zu bytes; not sent\n", CHAT_MAX_LINE);
         } else if (!strcmp(line, "/reset")) {
             while (c.n > first) chat_drop_last(&c);
-        } else if (line[0]) {
+        } else if (line_len) {
             chat_cancel = 0;
-            if (!chat_add(&c, "user", line)) st = DS_ERR_NO_MEMORY;
+            if (!chat_add(&c, "user", line, line_len)) st = DS_ERR_NO_MEMORY;
             else if ((st = chat_reply(&c, s, &gc, first, flags)) == DS_ERR_STATE) st = DS_OK;
             else printf("\n");
             fflush(stdout);
