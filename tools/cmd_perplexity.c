@@ -237,7 +237,7 @@ static int run(const ppl_args *a, ds_model *m, ds_model *base) {
         cli_score_stats(&r[1], &kld, &kerr, &top, &terr);
         printf("base perplexity: %.6f\n", p0);
         printf("ln(PPL/PPL(base)): %.6f\n", log(p1 / p0));
-        printf("mean KLD: %.6f +- %.6f\n", kld, kerr);
+        printf("mean KLD: %.8f +- %.8f\n", kld, kerr);
         printf("same top p: %.3f +- %.3f %%\n", 100 * top, 100 * terr);
     }
     printf("perplexity: %.6f\n", cli_score_ppl(&r[n - 1]));
