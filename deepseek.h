@@ -398,6 +398,10 @@ typedef struct ds_quantize_config {
     int pure;                   /* 1: every quantized tensor in the requested type; 0: llama.cpp's
                                    per-tensor rules (the tied or untied output matrix gets Q6_K,
                                    or Q8_0 when its rows are not whole 256-blocks) */
+    const char *imatrix;        /* optional: an importance matrix file (ds_imatrix_load) weighing
+                                   each column's rounding error in Q4_0 Q4_1 Q5_0 Q5_1 Q6_K, as
+                                   llama.cpp's --imatrix; DS_ERR_FORMAT when it names a tensor the
+                                   model lacks or of other width (an imatrix of another model) */
     void (*progress)(void *user, const ds_quantize_event *ev);  /* optional: after each tensor */
     void *user;
 } ds_quantize_config;
@@ -406,6 +410,32 @@ DS_API const char *const *ds_quantize_type_names(void);
 /* Reads in_path (any type we load), writes out_path atomically (see ds_gguf_writer_write).
    DS_ERR_INVALID_ARG for an unknown type name. */
 DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg);
+
+/* ---- importance matrix (deepseek imatrix; llama.cpp's llama-imatrix GGUF format) -------------
+   For every weight matrix of the blocks (blk.*), the sum over the evaluated tokens of each input
+   column's squared activation, tensor "<weight name>.in_sum2" (F32 [cols, 1]), and the number
+   of tokens, "<weight name>.counts" (F32 [1, 1]); keys general.type = "imatrix",
+   imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size. The quantizer weighs each column's
+   rounding error by the mean (in_sum2 / counts), as llama.cpp's --imatrix does. Dense layers
+   only (see ds_session_set_observer). One thread at a time. */
+typedef struct ds_imatrix ds_imatrix;
+DS_API ds_status ds_imatrix_create(ds_imatrix **out);             /* empty */
+DS_API void ds_imatrix_free(ds_imatrix *im);
+/* ds_imatrix_attach (>>api:infer) collects from a session's evaluations */
+/* Counts one more chunk of chunk_size tokens (the file's imatrix.chunk_* keys). */
+DS_API void ds_imatrix_count_chunk(ds_imatrix *im, int chunk_size);
+/* Writes atomically; dataset (may be NULL) names the calibration text. */
+DS_API ds_status ds_imatrix_write(const ds_imatrix *im, const char *path, const char *dataset);
+/* Reads an imatrix file (ours or llama-imatrix's GGUF), checking every entry: F32, in_sum2 of
+   shape [cols, n_mat] with its counts [1, n_mat], counts > 0, finite values. DS_ERR_FORMAT
+   naming the file and tensor otherwise. */
+DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out);
+DS_API int ds_imatrix_n_entries(const ds_imatrix *im);
+/* entry i: the weight's name, its columns, and the mean squared activation per column
+   (in_sum2 / counts; of the first matrix when n_mat > 1); NULL when i is out of range */
+DS_API const float *ds_imatrix_entry(const ds_imatrix *im, int i, const char **name, int64_t *cols);
+/* the same by weight name (NULL when absent) */
+DS_API const float *ds_imatrix_find(const ds_imatrix *im, const char *name, int64_t *cols);
 
 // >>api:tokenizer
 /* Tokenizers: byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM, DeepSeek-V3 pre-tokenizers) and
@@ -613,6 +643,17 @@ DS_API const int32_t *ds_session_tokens(const ds_session *s);
 DS_API const ds_model *ds_session_model(const ds_session *s);
 /* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
 DS_API ds_status ds_session_rewind(ds_session *s, int pos);
+/* Sees the input of every product with a weight matrix of the dense layers and the output head
+   during evaluation (importance matrices, activation statistics): x holds T rows of cols floats;
+   name (len bytes, not NUL-terminated) is the weight's GGUF tensor name. Called on the thread
+   that evaluates, before the product; must not touch the session. MLA and MoE layers
+   (deepseek2) are not observed. fn NULL: none (the default). */
+typedef void (*ds_matmul_observer)(void *user, const char *name, size_t len, const float *x, int T, int cols);
+DS_API void ds_session_set_observer(ds_session *s, ds_matmul_observer fn, void *user);
+/* Collects from s's evaluations from now on (sets s's observer; im must outlive them, or
+   detach with ds_session_set_observer(s, NULL, NULL)). An allocation failure while collecting
+   is reported by ds_imatrix_write. */
+DS_API void ds_imatrix_attach(ds_imatrix *im, ds_session *s);
 
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
@@ -6156,6 +6197,207 @@ static int ds__str_has(ds_str s, const char *z) {
     return 0;
 }
 
+/* ---- importance matrix --------------------------------------------------------------------- */
+typedef struct ds__imat_entry {
+    char name[DS__GGUF_MAX_NAME + 1];
+    int64_t cols;
+    double *sum;      /* (cols) sums of x^2 while collecting */
+    float *mean;      /* (cols) in_sum2 / counts once loaded */
+    double count;     /* tokens */
+} ds__imat_entry;
+
+struct ds_imatrix {
+    ds__imat_entry *e;
+    int n, cap, failed;
+    int chunk_count, chunk_size;
+};
+
+DS_API ds_status ds_imatrix_create(ds_imatrix **out) {
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    *out = DS__CAST(ds_imatrix *, ds__calloc(1, sizeof **out));
+    return *out ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory");
+}
+
+DS_API void ds_imatrix_free(ds_imatrix *im) {
+    int i;
+    if (!im) return;
+    for (i = 0; i < im->n; i++) {
+        ds_free(im->e[i].sum);
+        ds_free(im->e[i].mean);
+    }
+    ds_free(im->e);
+    ds_free(im);
+}
+
+static ds__imat_entry *ds__imat_get(ds_imatrix *im, const char *name, size_t len, int64_t cols, int add) {
+    int i;
+    ds__imat_entry *e;
+    for (i = 0; i < im->n; i++)
+        if (strlen(im->e[i].name) == len && memcmp(im->e[i].name, name, len) == 0) return &im->e[i];
+    if (!add || len > DS__GGUF_MAX_NAME) return NULL;
+    if (im->n == im->cap) {
+        int cap = im->cap ? 2 * im->cap : 64;
+        ds__imat_entry *ne = DS__CAST(ds__imat_entry *, ds_alloc((size_t)cap * sizeof *ne));
+        if (!ne) return NULL;
+        if (im->n) memcpy(ne, im->e, (size_t)im->n * sizeof *ne);
+        ds_free(im->e);
+        im->e = ne;
+        im->cap = cap;
+    }
+    e = &im->e[im->n];
+    memset(e, 0, sizeof *e);
+    memcpy(e->name, name, len);
+    e->name[len] = '\0';
+    e->cols = cols;
+    im->n++;
+    return e;
+}
+
+static void ds__imat_observe(void *user, const char *name, size_t len, const float *x, int T, int cols) {
+    ds_imatrix *im = DS__CAST(ds_imatrix *, user);
+    ds__imat_entry *e;
+    int t, j;
+    if (len < 4 || memcmp(name, "blk.", 4) != 0) return;   /* llama-imatrix's default: not the output head */
+    if (!(e = ds__imat_get(im, name, len, cols, 1)) || (!e->sum && !(e->sum = DS__CAST(double *, ds__calloc((size_t)cols, sizeof(double)))))) {
+        im->failed = 1;
+        return;
+    }
+    if (e->cols != cols) {
+        im->failed = 1;
+        return;
+    }
+    for (t = 0; t < T; t++, x += cols)
+        for (j = 0; j < cols; j++) e->sum[j] += (double)x[j] * (double)x[j];
+    e->count += T;
+}
+
+DS_API void ds_imatrix_attach(ds_imatrix *im, ds_session *s) { ds_session_set_observer(s, im ? ds__imat_observe : NULL, im); }
+
+DS_API void ds_imatrix_count_chunk(ds_imatrix *im, int chunk_size) {
+    if (!im) return;
+    im->chunk_count++;
+    im->chunk_size = chunk_size;
+}
+
+DS_API ds_status ds_imatrix_write(const ds_imatrix *im, const char *path, const char *dataset) {
+    ds_gguf_writer *w = NULL;
+    float *buf = NULL;
+    size_t total = 0, off = 0;
+    ds_status s;
+    int i;
+    if (!im || !path) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    if (im->failed) return ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory while collecting");
+    if (!im->n) return ds__fail(DS_ERR_STATE, "imatrix: nothing collected (no dense layer was evaluated)");
+    for (i = 0; i < im->n; i++) total += (size_t)im->e[i].cols + 1;
+    if (!(buf = DS__CAST(float *, ds_alloc(total * sizeof(float))))) return ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory");
+    if ((s = ds_gguf_writer_create(&w)) || (s = ds_gguf_writer_set_str(w, "general.type", "imatrix")) ||
+        (s = ds_gguf_writer_set_arr_str(w, "imatrix.datasets", &dataset, dataset ? 1 : 0)) ||
+        (s = ds_gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)im->chunk_count)) ||
+        (s = ds_gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)im->chunk_size)))
+        goto done;
+    for (i = 0; i < im->n && !s; i++) {
+        const ds__imat_entry *e = &im->e[i];
+        char name[DS__GGUF_MAX_NAME + 16];
+        int64_t ne_sum[2], ne_cnt[2] = {1, 1};
+        int64_t j;
+        ne_sum[0] = e->cols;
+        ne_sum[1] = 1;
+        for (j = 0; j < e->cols; j++) buf[off + (size_t)j] = e->sum ? (float)e->sum[j] : e->mean[j];
+        buf[off + (size_t)e->cols] = e->sum ? (float)e->count : 1.0f;
+        snprintf(name, sizeof name, "%s.in_sum2", e->name);
+        if ((s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne_sum, buf + off))) break;
+        snprintf(name, sizeof name, "%s.counts", e->name);
+        s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne_cnt, buf + off + (size_t)e->cols);
+        off += (size_t)e->cols + 1;
+    }
+    if (!s) s = ds_gguf_writer_write(w, path);
+done:
+    ds_gguf_writer_free(w);
+    ds_free(buf);
+    return s;
+}
+
+DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out) {
+    ds_gguf *g = NULL;
+    ds_imatrix *im = NULL;
+    ds_status s;
+    int64_t i, j;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    *out = NULL;
+    if ((s = ds_gguf_open(path, &g))) return s;
+    if ((s = ds_imatrix_create(&im))) goto done;
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i), *c;
+        char cname[DS__GGUF_MAX_NAME + 16];
+        const float *sum, *cnt;
+        size_t base;
+        ds__imat_entry *e;
+        if (ds__str_ends(t->name, ".counts")) {   /* each must belong to an in_sum2 */
+            base = t->name.len - 7;
+            snprintf(cname, sizeof cname, "%.*s.in_sum2", (int)DS__MIN(base, (size_t)DS__GGUF_MAX_NAME), t->name.ptr);
+            if (!ds_gguf_find_tensor(g, cname)) {
+                s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' has no in_sum2 tensor", path, (int)t->name.len, t->name.ptr);
+                goto done;
+            }
+            continue;
+        }
+        if (!ds__str_ends(t->name, ".in_sum2")) continue;   /* other tensors are ignored, as llama.cpp does */
+        base = t->name.len - 8;
+        snprintf(cname, sizeof cname, "%.*s.counts", (int)DS__MIN(base, (size_t)DS__GGUF_MAX_NAME), t->name.ptr);
+        c = ds_gguf_find_tensor(g, cname);
+        if (t->type != DS_TYPE_F32 || t->n_dims > 2 || t->ne[0] < 1 || !c || c->type != DS_TYPE_F32 || c->ne[0] != 1 || c->ne[1] != t->ne[1] ||
+            c->n_dims > 2) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' is not an F32 [cols, n] tensor with an F32 [1, n] '%s'", path, (int)t->name.len,
+                         t->name.ptr, cname);
+            goto done;
+        }
+        sum = DS__CAST(const float *, t->data);
+        cnt = DS__CAST(const float *, c->data);
+        if (!(cnt[0] > 0.0f) || !isfinite(cnt[0])) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%s' is %g, not a positive token count", path, cname, (double)cnt[0]);
+            goto done;
+        }
+        if (ds__imat_get(im, t->name.ptr, base, t->ne[0], 0)) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' appears twice", path, (int)t->name.len, t->name.ptr);
+            goto done;
+        }
+        if (!(e = ds__imat_get(im, t->name.ptr, base, t->ne[0], 1)) || !(e->mean = DS__CAST(float *, ds_alloc((size_t)t->ne[0] * sizeof(float))))) {
+            s = ds__fail(DS_ERR_NO_MEMORY, "imatrix %s: out of memory", path);
+            goto done;
+        }
+        for (j = 0; j < t->ne[0]; j++) {
+            if (!isfinite(sum[j]) || sum[j] < 0.0f) {
+                s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' holds %g at column %lld", path, (int)t->name.len, t->name.ptr, (double)sum[j], (long long)j);
+                goto done;
+            }
+            e->mean[j] = sum[j] / cnt[0];
+        }
+        e->count = cnt[0];
+    }
+    if (!im->n) s = ds__fail(DS_ERR_FORMAT, "imatrix %s: no '<weight>.in_sum2' tensors", path);
+done:
+    ds_gguf_free(g);
+    if (s) ds_imatrix_free(im);
+    else *out = im;
+    return s;
+}
+
+DS_API int ds_imatrix_n_entries(const ds_imatrix *im) { return im ? im->n : 0; }
+
+DS_API const float *ds_imatrix_entry(const ds_imatrix *im, int i, const char **name, int64_t *cols) {
+    if (!im || i < 0 || i >= im->n) return NULL;
+    if (name) *name = im->e[i].name;
+    if (cols) *cols = im->e[i].cols;
+    return im->e[i].mean;
+}
+
+DS_API const float *ds_imatrix_find(const ds_imatrix *im, const char *name, int64_t *cols) {
+    int i;
+    for (i = 0; im && name && i < im->n; i++)
+        if (strcmp(im->e[i].name, name) == 0) return ds_imatrix_entry(im, i, NULL, cols);
+    return NULL;
+}
+
 /* llama.cpp's choice: the tensor's type in the output, or its own type when it stays */
 static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg) {
     int n_dims = t->n_dims, is_output = ds__str_is(t->name, "output.weight");
@@ -9654,6 +9896,7 @@ typedef struct ds__mat {
     const void *data;
     ds_type type;
     int64_t rows, cols;
+    const ds_gguf_tensor *t;   /* its tensor (name for observers); NULL when built otherwise */
 } ds__mat;
 
 /* The weights of each attention kind and feed-forward kind. Shapes: C model width, H heads
@@ -9802,6 +10045,7 @@ static ds_status ds__model_tensor(ds_model *m, const char *name, int64_t rows, i
     }
     out->data = t->data;
     out->type = t->type;
+    out->t = t;
     out->rows = rows ? rows : 1;
     out->cols = cols;
     m->weight_bytes += t->nbytes;
@@ -10702,6 +10946,8 @@ struct ds_session {
     float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     ds__ops ops;                  /* the backend's kernels, chosen at creation */
+    ds_matmul_observer observer;  /* optional: sees each weight matmul's input */
+    void *observer_user;
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
@@ -10859,6 +11105,12 @@ DS_API int ds_session_pos(const ds_session *s) { return s ? s->pos : 0; }
 DS_API int ds_session_n_ctx(const ds_session *s) { return s ? s->n_ctx : 0; }
 DS_API const int32_t *ds_session_tokens(const ds_session *s) { return s ? s->tokens : NULL; }
 DS_API const ds_model *ds_session_model(const ds_session *s) { return s ? s->m : NULL; }
+
+DS_API void ds_session_set_observer(ds_session *s, ds_matmul_observer fn, void *user) {
+    if (!s) return;
+    s->observer = fn;
+    s->observer_user = user;
+}
 
 DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
     if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
@@ -11382,6 +11634,7 @@ static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int 
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
+    if (s->observer && w->t) s->observer(s->observer_user, w->t->name.ptr, w->t->name.len, x, T, (int)w->cols);
     ds__matmul(&s->ops, s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 

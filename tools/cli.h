@@ -30,6 +30,10 @@ int cli_check_output(const char *cmd, const char *path);
 int cli_fail(const char *cmd, const char *what, ds_status s);
 int cli_usage_error(const char *cmd, const char *fmt, ...);
 
+/* A text file's tokens as perplexity reads them (one trailing newline dropped, BOS in front
+   when the vocabulary adds one); NULL on failure, reported. free() them. */
+int32_t *cli_text_tokens(const char *cmd, const ds_tokenizer *tk, const char *path, size_t *n_tok);
+
 /* Scoring a text with llama.cpp's perplexity method (cmd_perplexity.c): per model, sums over
    the scored tokens. */
 typedef struct cli_score {

@@ -77,9 +77,7 @@ static int log_softmax(const float *logits, int n, double *lp) {
     return best;
 }
 
-/* The text's tokens as perplexity reads them (one trailing newline dropped, BOS in front when
-   the vocabulary adds one); NULL on failure, reported. */
-static int32_t *text_tokens(const char *cmd, const ds_tokenizer *tk, const char *path, size_t *n_tok) {
+int32_t *cli_text_tokens(const char *cmd, const ds_tokenizer *tk, const char *path, size_t *n_tok) {
     size_t len;
     char *text = cli_read_input(cmd, path, &len);
     int32_t *tok = NULL;
@@ -158,7 +156,7 @@ int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *
             return 2;
         }
     }
-    if (!(tok = text_tokens(cmd, tk, path, &n_tok))) return 1;
+    if (!(tok = cli_text_tokens(cmd, tk, path, &n_tok))) return 1;
     if ((long)n_tok < 2L * c) {
         fprintf(stderr, "deepseek %s: %s has %zu tokens; a context of %d needs at least %d\n", cmd, path, n_tok, c, 2 * c);
         free(tok);
