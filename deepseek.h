@@ -2438,10 +2438,10 @@ static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
 }
 
 /* ---- K-quant quantizers (ggml's quantize_row_*_ref) -------------------------------------- */
-/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights x^2;
-   L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max, then 18
-   nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
-static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights w
+   (NULL: x^2); L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max,
+   then 18 nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
+static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *w) {
     float max = 0.0f, amax = 0.0f, iscale, sumlx = 0.0f, suml2 = 0.0f, scale, best;
     int i, is;
     for (i = 0; i < n; i++) {
@@ -2457,10 +2457,10 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     iscale = (float)-nmax / max;
     for (i = 0; i < n; i++) {
         int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
-        float w = x[i] * x[i];
+        float wi = w ? w[i] : x[i] * x[i];
         L[i] = (int8_t)(l + nmax);
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        sumlx += wi * x[i] * (float)l;
+        suml2 += wi * (float)l * (float)l;
     }
     scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     best = scale * sumlx;
@@ -2470,9 +2470,9 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
         sumlx = suml2 = 0.0f;
         for (i = 0; i < n; i++) {
             int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
+            float wi = w ? w[i] : x[i] * x[i];
+            sumlx += wi * x[i] * (float)l;
+            suml2 += wi * (float)l * (float)l;
         }
         if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
             for (i = 0; i < n; i++) L[i] = (int8_t)(nmax + DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i]))));
@@ -2483,8 +2483,9 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     return scale;
 }
 
-/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d */
-static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
+/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d.
+   qw: optional importance per value (NULL: ggml's reference), then the weights themselves. */
+static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb, const float *qw) {
     int64_t i;
     int8_t L[DS__QK_K];
     float scales[DS__QK_K / 16];
@@ -2492,7 +2493,7 @@ static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
     for (i = 0; i < nb; i++, x += DS__QK_K) {
         float max_scale = 0.0f, max_abs = 0.0f, iscale;
         for (ib = 0; ib < DS__QK_K / 16; ib++) {
-            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + i * DS__QK_K + 16 * ib : NULL);
             if (fabsf(scales[ib]) > max_abs) {
                 max_abs = fabsf(scales[ib]);
                 max_scale = scales[ib];
@@ -2682,8 +2683,133 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
-    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
+    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb, NULL); break;
     case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
+    }
+}
+
+/* ---- importance-weighted quantizers (ggml's quantize_* with quant_weights) -----------------
+   Each value's squared error counts with weight qw[j] * sqrt(sigma2 + x[j]^2), sigma2 the
+   row's mean square (Q6_K: qw[j] alone), qw the importance matrix's mean squared activation
+   of the value's column. Instead of the reference's fixed rounding, a search over scales (and
+   minimums) minimises that weighted error per block. */
+
+/* levels L in [0, nmax] with x ~ scale * L - *the_min for n values, min <= 0: from the range,
+   then nstep + 1 stretches of the grid (nmax + rmin + rdelta * is levels over the range), each
+   refit by weighted least squares for scale and min, keeping the least weighted squared error
+   (ggml's make_qkx3_quants without its MAD option). Laux: scratch of n. */
+static float ds__make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
+                                  float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best = 0.0f;
+    int i, is;
+    for (i = 1; i < n; i++) {
+        min = DS__MIN(min, x[i]);
+        max = DS__MAX(max, x[i]);
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0.0f) min = 0.0f;
+    if (max <= min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.0f;
+    }
+    iscale = (float)nmax / (max - min);
+    scale = 1.0f / iscale;
+    for (i = 0; i < n; i++) {
+        float diff;
+        L[i] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+        diff = scale * (float)L[i] + min - x[i];
+        best += w[i] * (diff * diff);
+    }
+    for (is = 0; is <= nstep; is++) {
+        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * (float)l;
+            sum_l2 += w[i] * (float)l * (float)l;
+            sum_xl += w[i] * (float)l * x[i];
+        }
+        D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0.0f) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D, err = 0.0f;
+            if (this_min > 0.0f) {
+                this_min = 0.0f;
+                this_scale = sum_xl / sum_l2;
+            }
+            for (i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best) {
+                memcpy(L, Laux, (size_t)n);
+                best = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* dst = src (n floats) as type t, each value weighted by qw (n floats, NULL: ds__quantize_row).
+   Types without a weighted search (Q8_0, the float types) ignore qw, as ggml does. */
+static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n, const float *qw) {
+    int64_t i, nb = n / DS__QK;
+    float sigma2 = 0.0f, w[DS__QK], the_min;
+    int8_t L[DS__QK];
+    uint8_t U[DS__QK], Uaux[DS__QK];
+    int j, q[DS__QK];
+    if (!qw || (t != DS_TYPE_Q4_0 && t != DS_TYPE_Q4_1 && t != DS_TYPE_Q5_0 && t != DS_TYPE_Q5_1 && t != DS_TYPE_Q6_K)) {
+        ds__quantize_row(t, src, dst, n);
+        return;
+    }
+    if (t == DS_TYPE_Q6_K) {
+        ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), n / DS__QK_K, qw);
+        return;
+    }
+    for (i = 0; i < n; i++) sigma2 += src[i] * src[i];
+    sigma2 /= (float)n;
+    for (i = 0; i < nb; i++, src += DS__QK, qw += DS__QK) {
+        float d;
+        for (j = 0; j < DS__QK; j++) w[j] = qw[j] * sqrtf(sigma2 + src[j] * src[j]);
+        switch (t) {
+        case DS_TYPE_Q4_0: {
+            ds__block_q4_0 *y = DS__CAST(ds__block_q4_0 *, dst) + i;
+            d = ds__make_qx_quants(DS__QK, 8, src, L, w);
+            y->d = ds__f32_to_f16(d);
+            for (j = 0; j < DS__QK / 2; j++) y->qs[j] = (uint8_t)(L[j] | L[j + DS__QK / 2] << 4);
+            break;
+        }
+        case DS_TYPE_Q5_0: {
+            ds__block_q5_0 *y = DS__CAST(ds__block_q5_0 *, dst) + i;
+            d = ds__make_qx_quants(DS__QK, 16, src, L, w);
+            y->d = ds__f32_to_f16(d);
+            for (j = 0; j < DS__QK; j++) q[j] = L[j];
+            ds__q5_pack(q, y->qh, y->qs);
+            break;
+        }
+        case DS_TYPE_Q4_1: {
+            ds__block_q4_1 *y = DS__CAST(ds__block_q4_1 *, dst) + i;
+            d = ds__make_qkx3_quants(DS__QK, 15, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            y->d = ds__f32_to_f16(d);
+            y->m = ds__f32_to_f16(-the_min);
+            for (j = 0; j < DS__QK / 2; j++) y->qs[j] = (uint8_t)(U[j] | U[j + DS__QK / 2] << 4);
+            break;
+        }
+        default: { /* Q5_1 */
+            ds__block_q5_1 *y = DS__CAST(ds__block_q5_1 *, dst) + i;
+            d = ds__make_qkx3_quants(DS__QK, 31, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            y->d = ds__f32_to_f16(d);
+            y->m = ds__f32_to_f16(-the_min);
+            for (j = 0; j < DS__QK; j++) q[j] = U[j];
+            ds__q5_pack(q, y->qh, y->qs);
+            break;
+        }
+        }
     }
 }
 
@@ -6420,6 +6546,29 @@ static ds_type ds__quant_fallback(ds_type nt, int64_t ne0) {
     return ne0 % (int64_t)ds_type_block_elems(nt) ? DS_TYPE_F16 : nt;
 }
 
+/* the importance matrix at path, checked against the model g: every entry must name one of its
+   matrices and have its width (else it was made for another model) */
+static ds_status ds__quant_imatrix(const char *path, const char *model_path, const ds_gguf *g, ds_imatrix **out) {
+    ds_status s = ds_imatrix_load(path, out);
+    int i;
+    for (i = 0; s == DS_OK && i < ds_imatrix_n_entries(*out); i++) {
+        const char *name;
+        int64_t cols;
+        const ds_gguf_tensor *t;
+        ds_imatrix_entry(*out, i, &name, &cols);
+        if (!(t = ds_gguf_find_tensor(g, name)) || t->n_dims < 2)
+            s = ds__fail(DS_ERR_FORMAT, "quantize: imatrix %s has '%s', which %s has no matrix of: an imatrix of another model?", path, name, model_path);
+        else if (t->ne[0] != cols)
+            s = ds__fail(DS_ERR_FORMAT, "quantize: imatrix %s has %lld columns for '%s', %s has %lld: an imatrix of another model?", path,
+                         (long long)cols, name, model_path, (long long)t->ne[0]);
+    }
+    if (s) {
+        ds_imatrix_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 typedef struct ds__quant_job {
     const uint8_t *src;
     uint8_t *dst;
@@ -6427,6 +6576,7 @@ typedef struct ds__quant_job {
     int64_t ne0, rows, rows_per_task;
     size_t src_row, dst_row;
     float **scratch; /* one row of floats per pool slot */
+    const float *qw; /* importance per column (ne0), or NULL */
     int fail;
 } ds__quant_job;
 
@@ -6441,7 +6591,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
     }
     for (; r < r1; r++) {
         ds__dequantize_row(j->from, j->src + (size_t)r * j->src_row, row, j->ne0);
-        ds__quantize_row(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0);
+        ds__quantize_row_w(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0, j->qw);
     }
     ds_free(row);
 }
@@ -6453,6 +6603,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
     ds_gguf_writer *w = NULL;
     ds_pool *pool = NULL;
     ds_pool_config pc;
+    ds_imatrix *im = NULL;
     void **bufs = NULL;
     int64_t i, nt = 0;
     ds_status s;
@@ -6465,6 +6616,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         if (strcmp(ds__qtypes[k].name, cfg.type) == 0) q = &ds__qtypes[k];
     if (!q) return ds__fail(DS_ERR_INVALID_ARG, "quantize: unknown type '%.32s'", cfg.type);
     if ((s = ds_gguf_open(in_path, &g))) return s;
+    if (cfg.imatrix && (s = ds__quant_imatrix(cfg.imatrix, in_path, g, &im))) goto done;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = cfg.threads;
     nt = ds_gguf_n_tensors(g);
@@ -6508,6 +6660,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
             j.rows = n_elems / t->ne[0];
             j.src_row = ds__row_bytes(t->type, t->ne[0]);
             j.dst_row = ds__row_bytes(to, t->ne[0]);
+            j.qw = ds_imatrix_find(im, name, NULL);
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
@@ -6536,6 +6689,7 @@ done:
     ds_free(bufs);
     ds_gguf_writer_free(w);
     ds_pool_free(pool);
+    ds_imatrix_free(im);
     ds_gguf_free(g);
     return s;
 }

@@ -3,7 +3,7 @@
 #include "cli.h"
 
 static const char *quantize_usage =
-    "usage: deepseek quantize IN.gguf OUT.gguf TYPE [--keep-output] [--pure] [-t N]\n"
+    "usage: deepseek quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--keep-output] [--pure] [-t N]\n"
     "\n"
     "Converts every weight matrix of IN (any type deepseek loads) to TYPE and writes OUT\n"
     "atomically; norms and other 1-D tensors are copied. Without --pure, llama.cpp's rules give\n"
@@ -12,6 +12,9 @@ static const char *quantize_usage =
     "and is listed. Ends with the sizes and bits per weight.\n"
     "\n"
     "  TYPE             one of: %s\n"
+    "  --imatrix FILE   importance matrix (deepseek imatrix, or llama-imatrix's GGUF): Q4_0 Q4_1\n"
+    "                   Q5_0 Q5_1 Q6_K search scales minimising each block's error weighted by\n"
+    "                   its columns' mean squared activations, as llama-quantize --imatrix does\n"
     "  --keep-output    output.weight keeps its type\n"
     "  --pure           every matrix in TYPE (llama.cpp's --pure)\n"
     "  -t N             threads in [1, 512] (default: all CPUs)\n"
@@ -56,6 +59,8 @@ int ds_cmd_quantize(int argc, char **argv) {
             cfg.keep_output = 1;
         } else if (!strcmp(o, "--pure")) {
             cfg.pure = 1;
+        } else if (!strcmp(o, "--imatrix")) {
+            if (!(cfg.imatrix = cli_value(argc, argv, &i, "quantize"))) return 2;
         } else if (!strcmp(o, "-t")) {
             if (!(val = cli_value(argc, argv, &i, "quantize"))) return 2;
             if (!cli_int_opt("quantize", o, val, 1, CLI_MAX_THREADS, &v)) return 2;
