@@ -6443,15 +6443,13 @@ done:
     return s;
 }
 
-DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out) {
-    ds_gguf *g = NULL;
+/* the entries of an opened imatrix file (path names it in messages) */
+static ds_status ds__imatrix_read(const ds_gguf *g, const char *path, ds_imatrix **out) {
     ds_imatrix *im = NULL;
     ds_status s;
     int64_t i, j;
-    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
     *out = NULL;
-    if ((s = ds_gguf_open(path, &g))) return s;
-    if ((s = ds_imatrix_create(&im))) goto done;
+    if ((s = ds_imatrix_create(&im))) return s;
     for (i = 0; i < ds_gguf_n_tensors(g); i++) {
         const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i), *c;
         char cname[DS__GGUF_MAX_NAME + 16];
@@ -6502,9 +6500,19 @@ DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out) {
     }
     if (!im->n) s = ds__fail(DS_ERR_FORMAT, "imatrix %s: no '<weight>.in_sum2' tensors", path);
 done:
-    ds_gguf_free(g);
     if (s) ds_imatrix_free(im);
     else *out = im;
+    return s;
+}
+
+DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out) {
+    ds_gguf *g = NULL;
+    ds_status s;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    *out = NULL;
+    if ((s = ds_gguf_open(path, &g))) return s;
+    s = ds__imatrix_read(g, path, out);
+    ds_gguf_free(g);
     return s;
 }
 
@@ -6660,7 +6668,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
             j.rows = n_elems / t->ne[0];
             j.src_row = ds__row_bytes(t->type, t->ne[0]);
             j.dst_row = ds__row_bytes(to, t->ne[0]);
-            j.qw = ds_imatrix_find(im, name, NULL);
+            j.qw = t->ne[2] * t->ne[3] == 1 ? ds_imatrix_find(im, name, NULL) : NULL;   /* stacked experts: not observed */
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
