@@ -10187,7 +10187,7 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
 /* Types the matmul kernels take as weights. */
 static int ds__model_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
 }
 
 /* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
@@ -10926,7 +10926,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
 static int ds__dsk_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
 }
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
