@@ -21,15 +21,17 @@
        >>api          public declarations (types, enums, config structs, functions)
        >>platform     threads + pool, mmap, clock, cpuid, aligned alloc, allocator + logger hooks
        >>util         growable byte buffer, JSON read/write, UTF-8
-       >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts)
+       >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts), reference and
+                      importance-weighted quantizers
        >>kernels      scalar reference + AVX2 / AVX-512 / NEON
        >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
-       >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules
+       >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules;
+                      importance matrices (ds_imatrix: collect, llama.cpp's GGUF format, load)
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
-       >>infer        session, KV cache, forward, sampler, generate, chat templates
+       >>infer        session, KV cache, forward (matmul observer), sampler, generate, chat templates
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
                       block-sparse attention over the f16 cache (kernel core; not wired yet)
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
