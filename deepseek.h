@@ -21,15 +21,17 @@
        >>api          public declarations (types, enums, config structs, functions)
        >>platform     threads + pool, mmap, clock, cpuid, aligned alloc, allocator + logger hooks
        >>util         growable byte buffer, JSON read/write, UTF-8
-       >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts)
+       >>dtype        f16/bf16/fp8 conversion, quant block formats (ggml layouts), reference and
+                      importance-weighted quantizers
        >>kernels      scalar reference + AVX2 / AVX-512 / NEON
        >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
-       >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules
+       >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules;
+                      importance matrices (ds_imatrix: collect, llama.cpp's GGUF format, load)
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
-       >>infer        session, KV cache, forward, sampler, generate, chat templates
+       >>infer        session, KV cache, forward (matmul observer), sampler, generate, chat templates
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
                       block-sparse attention over the f16 cache (kernel core; not wired yet)
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
@@ -398,6 +400,10 @@ typedef struct ds_quantize_config {
     int pure;                   /* 1: every quantized tensor in the requested type; 0: llama.cpp's
                                    per-tensor rules (the tied or untied output matrix gets Q6_K,
                                    or Q8_0 when its rows are not whole 256-blocks) */
+    const char *imatrix;        /* optional: an importance matrix file (ds_imatrix_load) weighing
+                                   each column's rounding error in Q4_0 Q4_1 Q5_0 Q5_1 Q6_K, as
+                                   llama.cpp's --imatrix; DS_ERR_FORMAT when it names a tensor the
+                                   model lacks or of other width (an imatrix of another model) */
     void (*progress)(void *user, const ds_quantize_event *ev);  /* optional: after each tensor */
     void *user;
 } ds_quantize_config;
@@ -406,6 +412,32 @@ DS_API const char *const *ds_quantize_type_names(void);
 /* Reads in_path (any type we load), writes out_path atomically (see ds_gguf_writer_write).
    DS_ERR_INVALID_ARG for an unknown type name. */
 DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg);
+
+/* ---- importance matrix (deepseek imatrix; llama.cpp's llama-imatrix GGUF format) -------------
+   For every weight matrix of the blocks (blk.*), the sum over the evaluated tokens of each input
+   column's squared activation, tensor "<weight name>.in_sum2" (F32 [cols, 1]), and the number
+   of tokens, "<weight name>.counts" (F32 [1, 1]); keys general.type = "imatrix",
+   imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size. The quantizer weighs each column's
+   rounding error by the mean (in_sum2 / counts), as llama.cpp's --imatrix does. Dense layers
+   only (see ds_session_set_observer). One thread at a time. */
+typedef struct ds_imatrix ds_imatrix;
+DS_API ds_status ds_imatrix_create(ds_imatrix **out);             /* empty */
+DS_API void ds_imatrix_free(ds_imatrix *im);
+/* ds_imatrix_attach (>>api:infer) collects from a session's evaluations */
+/* Counts one more chunk of chunk_size tokens (the file's imatrix.chunk_* keys). */
+DS_API void ds_imatrix_count_chunk(ds_imatrix *im, int chunk_size);
+/* Writes atomically; dataset (may be NULL) names the calibration text. */
+DS_API ds_status ds_imatrix_write(const ds_imatrix *im, const char *path, const char *dataset);
+/* Reads an imatrix file (ours or llama-imatrix's GGUF), checking every entry: F32, in_sum2 of
+   shape [cols, n_mat] with its counts [1, n_mat], counts > 0, finite values. DS_ERR_FORMAT
+   naming the file and tensor otherwise. */
+DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out);
+DS_API int ds_imatrix_n_entries(const ds_imatrix *im);
+/* entry i: the weight's name, its columns, and the mean squared activation per column
+   (in_sum2 / counts; of the first matrix when n_mat > 1); NULL when i is out of range */
+DS_API const float *ds_imatrix_entry(const ds_imatrix *im, int i, const char **name, int64_t *cols);
+/* the same by weight name (NULL when absent) */
+DS_API const float *ds_imatrix_find(const ds_imatrix *im, const char *name, int64_t *cols);
 
 // >>api:tokenizer
 /* Tokenizers: byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM, DeepSeek-V3 pre-tokenizers) and
@@ -613,6 +645,17 @@ DS_API const int32_t *ds_session_tokens(const ds_session *s);
 DS_API const ds_model *ds_session_model(const ds_session *s);
 /* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
 DS_API ds_status ds_session_rewind(ds_session *s, int pos);
+/* Sees the input of every product with a weight matrix of the dense layers and the output head
+   during evaluation (importance matrices, activation statistics): x holds T rows of cols floats;
+   name (len bytes, not NUL-terminated) is the weight's GGUF tensor name. Called on the thread
+   that evaluates, before the product; must not touch the session. MLA and MoE layers
+   (deepseek2) are not observed. fn NULL: none (the default). */
+typedef void (*ds_matmul_observer)(void *user, const char *name, size_t len, const float *x, int T, int cols);
+DS_API void ds_session_set_observer(ds_session *s, ds_matmul_observer fn, void *user);
+/* Collects from s's evaluations from now on (sets s's observer; im must outlive them, or
+   detach with ds_session_set_observer(s, NULL, NULL)). An allocation failure while collecting
+   is reported by ds_imatrix_write. */
+DS_API void ds_imatrix_attach(ds_imatrix *im, ds_session *s);
 
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
@@ -2398,10 +2441,10 @@ static void ds__quantize_q8_k(const float *x, ds__block_q8_k *y, int64_t nb) {
 }
 
 /* ---- K-quant quantizers (ggml's quantize_row_*_ref) -------------------------------------- */
-/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights x^2;
-   L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max, then 18
-   nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
-static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
+/* weighted least-squares scale for n values on the signed grid [-nmax, nmax - 1], weights w
+   (NULL: x^2); L gets q + nmax. ggml's make_qx_quants with rmse_type 1: the scale -nmax / max,
+   then 18 nearby grid stretches, keeping the one with the best sum(w x l)^2 / sum(w l^2). */
+static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L, const float *w) {
     float max = 0.0f, amax = 0.0f, iscale, sumlx = 0.0f, suml2 = 0.0f, scale, best;
     int i, is;
     for (i = 0; i < n; i++) {
@@ -2417,10 +2460,10 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     iscale = (float)-nmax / max;
     for (i = 0; i < n; i++) {
         int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
-        float w = x[i] * x[i];
+        float wi = w ? w[i] : x[i] * x[i];
         L[i] = (int8_t)(l + nmax);
-        sumlx += w * x[i] * (float)l;
-        suml2 += w * (float)l * (float)l;
+        sumlx += wi * x[i] * (float)l;
+        suml2 += wi * (float)l * (float)l;
     }
     scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
     best = scale * sumlx;
@@ -2430,9 +2473,9 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
         sumlx = suml2 = 0.0f;
         for (i = 0; i < n; i++) {
             int l = DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i])));
-            float w = x[i] * x[i];
-            sumlx += w * x[i] * (float)l;
-            suml2 += w * (float)l * (float)l;
+            float wi = w ? w[i] : x[i] * x[i];
+            sumlx += wi * x[i] * (float)l;
+            suml2 += wi * (float)l * (float)l;
         }
         if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
             for (i = 0; i < n; i++) L[i] = (int8_t)(nmax + DS__MAX(-nmax, DS__MIN(nmax - 1, ds__round_even(iscale * x[i]))));
@@ -2443,8 +2486,9 @@ static float ds__make_qx_quants(int n, int nmax, const float *x, int8_t *L) {
     return scale;
 }
 
-/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d */
-static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
+/* Q6_K: a scale per 16 values by ds__make_qx_quants, the 16 scales as int8 of one f16 d.
+   qw: optional importance per value (NULL: ggml's reference), then the weights themselves. */
+static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb, const float *qw) {
     int64_t i;
     int8_t L[DS__QK_K];
     float scales[DS__QK_K / 16];
@@ -2452,7 +2496,7 @@ static void ds__quantize_q6_k(const float *x, ds__block_q6_k *y, int64_t nb) {
     for (i = 0; i < nb; i++, x += DS__QK_K) {
         float max_scale = 0.0f, max_abs = 0.0f, iscale;
         for (ib = 0; ib < DS__QK_K / 16; ib++) {
-            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+            scales[ib] = ds__make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, qw ? qw + i * DS__QK_K + 16 * ib : NULL);
             if (fabsf(scales[ib]) > max_abs) {
                 max_abs = fabsf(scales[ib]);
                 max_scale = scales[ib];
@@ -2642,8 +2686,133 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q8_0: ds__quantize_q8_0(src, DS__CAST(ds__block_q8_0 *, dst), nb); break;
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
-    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
+    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb, NULL); break;
     case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
+    }
+}
+
+/* ---- importance-weighted quantizers (ggml's quantize_* with quant_weights) -----------------
+   Each value's squared error counts with weight qw[j] * sqrt(sigma2 + x[j]^2), sigma2 the
+   row's mean square (Q6_K: qw[j] alone), qw the importance matrix's mean squared activation
+   of the value's column. Instead of the reference's fixed rounding, a search over scales (and
+   minimums) minimises that weighted error per block. */
+
+/* levels L in [0, nmax] with x ~ scale * L - *the_min for n values, min <= 0: from the range,
+   then nstep + 1 stretches of the grid (nmax + rmin + rdelta * is levels over the range), each
+   refit by weighted least squares for scale and min, keeping the least weighted squared error
+   (ggml's make_qkx3_quants without its MAD option). Laux: scratch of n. */
+static float ds__make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
+                                  float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best = 0.0f;
+    int i, is;
+    for (i = 1; i < n; i++) {
+        min = DS__MIN(min, x[i]);
+        max = DS__MAX(max, x[i]);
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0.0f) min = 0.0f;
+    if (max <= min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.0f;
+    }
+    iscale = (float)nmax / (max - min);
+    scale = 1.0f / iscale;
+    for (i = 0; i < n; i++) {
+        float diff;
+        L[i] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+        diff = scale * (float)L[i] + min - x[i];
+        best += w[i] * (diff * diff);
+    }
+    for (is = 0; is <= nstep; is++) {
+        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * (float)l;
+            sum_l2 += w[i] * (float)l * (float)l;
+            sum_xl += w[i] * (float)l * x[i];
+        }
+        D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0.0f) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D, err = 0.0f;
+            if (this_min > 0.0f) {
+                this_min = 0.0f;
+                this_scale = sum_xl / sum_l2;
+            }
+            for (i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best) {
+                memcpy(L, Laux, (size_t)n);
+                best = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* dst = src (n floats) as type t, each value weighted by qw (n floats, NULL: ds__quantize_row).
+   Types without a weighted search (Q8_0, the float types) ignore qw, as ggml does. */
+static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n, const float *qw) {
+    int64_t i, nb = n / DS__QK;
+    float sigma2 = 0.0f, w[DS__QK], the_min;
+    int8_t L[DS__QK];
+    uint8_t U[DS__QK], Uaux[DS__QK];
+    int j, q[DS__QK];
+    if (!qw || (t != DS_TYPE_Q4_0 && t != DS_TYPE_Q4_1 && t != DS_TYPE_Q5_0 && t != DS_TYPE_Q5_1 && t != DS_TYPE_Q6_K)) {
+        ds__quantize_row(t, src, dst, n);
+        return;
+    }
+    if (t == DS_TYPE_Q6_K) {
+        ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), n / DS__QK_K, qw);
+        return;
+    }
+    for (i = 0; i < n; i++) sigma2 += src[i] * src[i];
+    sigma2 /= (float)n;
+    for (i = 0; i < nb; i++, src += DS__QK, qw += DS__QK) {
+        float d;
+        for (j = 0; j < DS__QK; j++) w[j] = qw[j] * sqrtf(sigma2 + src[j] * src[j]);
+        switch (t) {
+        case DS_TYPE_Q4_0: {
+            ds__block_q4_0 *y = DS__CAST(ds__block_q4_0 *, dst) + i;
+            d = ds__make_qx_quants(DS__QK, 8, src, L, w);
+            y->d = ds__f32_to_f16(d);
+            for (j = 0; j < DS__QK / 2; j++) y->qs[j] = (uint8_t)(L[j] | L[j + DS__QK / 2] << 4);
+            break;
+        }
+        case DS_TYPE_Q5_0: {
+            ds__block_q5_0 *y = DS__CAST(ds__block_q5_0 *, dst) + i;
+            d = ds__make_qx_quants(DS__QK, 16, src, L, w);
+            y->d = ds__f32_to_f16(d);
+            for (j = 0; j < DS__QK; j++) q[j] = L[j];
+            ds__q5_pack(q, y->qh, y->qs);
+            break;
+        }
+        case DS_TYPE_Q4_1: {
+            ds__block_q4_1 *y = DS__CAST(ds__block_q4_1 *, dst) + i;
+            d = ds__make_qkx3_quants(DS__QK, 15, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            y->d = ds__f32_to_f16(d);
+            y->m = ds__f32_to_f16(-the_min);
+            for (j = 0; j < DS__QK / 2; j++) y->qs[j] = (uint8_t)(U[j] | U[j + DS__QK / 2] << 4);
+            break;
+        }
+        default: { /* Q5_1 */
+            ds__block_q5_1 *y = DS__CAST(ds__block_q5_1 *, dst) + i;
+            d = ds__make_qkx3_quants(DS__QK, 31, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            y->d = ds__f32_to_f16(d);
+            y->m = ds__f32_to_f16(-the_min);
+            for (j = 0; j < DS__QK; j++) q[j] = U[j];
+            ds__q5_pack(q, y->qh, y->qs);
+            break;
+        }
+        }
     }
 }
 
@@ -6157,6 +6326,215 @@ static int ds__str_has(ds_str s, const char *z) {
     return 0;
 }
 
+/* ---- importance matrix --------------------------------------------------------------------- */
+typedef struct ds__imat_entry {
+    char name[DS__GGUF_MAX_NAME + 1];
+    int64_t cols;
+    double *sum;      /* (cols) sums of x^2 while collecting */
+    float *mean;      /* (cols) in_sum2 / counts once loaded */
+    double count;     /* tokens */
+} ds__imat_entry;
+
+struct ds_imatrix {
+    ds__imat_entry *e;
+    int n, cap, failed;
+    int chunk_count, chunk_size;
+};
+
+DS_API ds_status ds_imatrix_create(ds_imatrix **out) {
+    if (!out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    *out = DS__CAST(ds_imatrix *, ds__calloc(1, sizeof **out));
+    return *out ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory");
+}
+
+DS_API void ds_imatrix_free(ds_imatrix *im) {
+    int i;
+    if (!im) return;
+    for (i = 0; i < im->n; i++) {
+        ds_free(im->e[i].sum);
+        ds_free(im->e[i].mean);
+    }
+    ds_free(im->e);
+    ds_free(im);
+}
+
+static ds__imat_entry *ds__imat_get(ds_imatrix *im, const char *name, size_t len, int64_t cols, int add) {
+    int i;
+    ds__imat_entry *e;
+    for (i = 0; i < im->n; i++)
+        if (strlen(im->e[i].name) == len && memcmp(im->e[i].name, name, len) == 0) return &im->e[i];
+    if (!add || len > DS__GGUF_MAX_NAME) return NULL;
+    if (im->n == im->cap) {
+        int cap = im->cap ? 2 * im->cap : 64;
+        ds__imat_entry *ne = DS__CAST(ds__imat_entry *, ds_alloc((size_t)cap * sizeof *ne));
+        if (!ne) return NULL;
+        if (im->n) memcpy(ne, im->e, (size_t)im->n * sizeof *ne);
+        ds_free(im->e);
+        im->e = ne;
+        im->cap = cap;
+    }
+    e = &im->e[im->n];
+    memset(e, 0, sizeof *e);
+    memcpy(e->name, name, len);
+    e->name[len] = '\0';
+    e->cols = cols;
+    im->n++;
+    return e;
+}
+
+static void ds__imat_observe(void *user, const char *name, size_t len, const float *x, int T, int cols) {
+    ds_imatrix *im = DS__CAST(ds_imatrix *, user);
+    ds__imat_entry *e;
+    int t, j;
+    if (len < 4 || memcmp(name, "blk.", 4) != 0) return;   /* llama-imatrix's default: not the output head */
+    if (!(e = ds__imat_get(im, name, len, cols, 1)) || (!e->sum && !(e->sum = DS__CAST(double *, ds__calloc((size_t)cols, sizeof(double)))))) {
+        im->failed = 1;
+        return;
+    }
+    if (e->cols != cols) {
+        im->failed = 1;
+        return;
+    }
+    for (t = 0; t < T; t++, x += cols)
+        for (j = 0; j < cols; j++) e->sum[j] += (double)x[j] * (double)x[j];
+    e->count += T;
+}
+
+DS_API void ds_imatrix_attach(ds_imatrix *im, ds_session *s) { ds_session_set_observer(s, im ? ds__imat_observe : NULL, im); }
+
+DS_API void ds_imatrix_count_chunk(ds_imatrix *im, int chunk_size) {
+    if (!im) return;
+    im->chunk_count++;
+    im->chunk_size = chunk_size;
+}
+
+DS_API ds_status ds_imatrix_write(const ds_imatrix *im, const char *path, const char *dataset) {
+    ds_gguf_writer *w = NULL;
+    float *buf = NULL;
+    size_t total = 0, off = 0;
+    ds_status s;
+    int i;
+    if (!im || !path) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    if (im->failed) return ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory while collecting");
+    if (!im->n) return ds__fail(DS_ERR_STATE, "imatrix: nothing collected (no dense layer was evaluated)");
+    for (i = 0; i < im->n; i++) total += (size_t)im->e[i].cols + 1;
+    if (!(buf = DS__CAST(float *, ds_alloc(total * sizeof(float))))) return ds__fail(DS_ERR_NO_MEMORY, "imatrix: out of memory");
+    if ((s = ds_gguf_writer_create(&w)) || (s = ds_gguf_writer_set_str(w, "general.type", "imatrix")) ||
+        (s = ds_gguf_writer_set_arr_str(w, "imatrix.datasets", &dataset, dataset ? 1 : 0)) ||
+        (s = ds_gguf_writer_set_u32(w, "imatrix.chunk_count", (uint32_t)im->chunk_count)) ||
+        (s = ds_gguf_writer_set_u32(w, "imatrix.chunk_size", (uint32_t)im->chunk_size)))
+        goto done;
+    for (i = 0; i < im->n && !s; i++) {
+        const ds__imat_entry *e = &im->e[i];
+        char name[DS__GGUF_MAX_NAME + 16];
+        int64_t ne_sum[2], ne_cnt[2] = {1, 1};
+        int64_t j;
+        ne_sum[0] = e->cols;
+        ne_sum[1] = 1;
+        for (j = 0; j < e->cols; j++) buf[off + (size_t)j] = e->sum ? (float)e->sum[j] : e->mean[j];
+        buf[off + (size_t)e->cols] = e->sum ? (float)e->count : 1.0f;
+        snprintf(name, sizeof name, "%s.in_sum2", e->name);
+        if ((s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne_sum, buf + off))) break;
+        snprintf(name, sizeof name, "%s.counts", e->name);
+        s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne_cnt, buf + off + (size_t)e->cols);
+        off += (size_t)e->cols + 1;
+    }
+    if (!s) s = ds_gguf_writer_write(w, path);
+done:
+    ds_gguf_writer_free(w);
+    ds_free(buf);
+    return s;
+}
+
+/* the entries of an opened imatrix file (path names it in messages) */
+static ds_status ds__imatrix_read(const ds_gguf *g, const char *path, ds_imatrix **out) {
+    ds_imatrix *im = NULL;
+    ds_status s;
+    int64_t i, j;
+    *out = NULL;
+    if ((s = ds_imatrix_create(&im))) return s;
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i), *c;
+        char cname[DS__GGUF_MAX_NAME + 16];
+        const float *sum, *cnt;
+        size_t base;
+        ds__imat_entry *e;
+        if (ds__str_ends(t->name, ".counts")) {   /* each must belong to an in_sum2 */
+            base = t->name.len - 7;
+            snprintf(cname, sizeof cname, "%.*s.in_sum2", (int)DS__MIN(base, (size_t)DS__GGUF_MAX_NAME), t->name.ptr);
+            if (!ds_gguf_find_tensor(g, cname)) {
+                s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' has no in_sum2 tensor", path, (int)t->name.len, t->name.ptr);
+                goto done;
+            }
+            continue;
+        }
+        if (!ds__str_ends(t->name, ".in_sum2")) continue;   /* other tensors are ignored, as llama.cpp does */
+        base = t->name.len - 8;
+        snprintf(cname, sizeof cname, "%.*s.counts", (int)DS__MIN(base, (size_t)DS__GGUF_MAX_NAME), t->name.ptr);
+        c = ds_gguf_find_tensor(g, cname);
+        if (t->type != DS_TYPE_F32 || t->n_dims > 2 || t->ne[0] < 1 || !c || c->type != DS_TYPE_F32 || c->ne[0] != 1 || c->ne[1] != t->ne[1] ||
+            c->n_dims > 2) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' is not an F32 [cols, n] tensor with an F32 [1, n] '%s'", path, (int)t->name.len,
+                         t->name.ptr, cname);
+            goto done;
+        }
+        sum = DS__CAST(const float *, t->data);
+        cnt = DS__CAST(const float *, c->data);
+        if (!(cnt[0] > 0.0f) || !isfinite(cnt[0])) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%s' is %g, not a positive token count", path, cname, (double)cnt[0]);
+            goto done;
+        }
+        if (ds__imat_get(im, t->name.ptr, base, t->ne[0], 0)) {
+            s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' appears twice", path, (int)t->name.len, t->name.ptr);
+            goto done;
+        }
+        if (!(e = ds__imat_get(im, t->name.ptr, base, t->ne[0], 1)) || !(e->mean = DS__CAST(float *, ds_alloc((size_t)t->ne[0] * sizeof(float))))) {
+            s = ds__fail(DS_ERR_NO_MEMORY, "imatrix %s: out of memory", path);
+            goto done;
+        }
+        for (j = 0; j < t->ne[0]; j++) {
+            if (!isfinite(sum[j]) || sum[j] < 0.0f) {
+                s = ds__fail(DS_ERR_FORMAT, "imatrix %s: '%.*s' holds %g at column %lld", path, (int)t->name.len, t->name.ptr, (double)sum[j], (long long)j);
+                goto done;
+            }
+            e->mean[j] = sum[j] / cnt[0];
+        }
+        e->count = cnt[0];
+    }
+    if (!im->n) s = ds__fail(DS_ERR_FORMAT, "imatrix %s: no '<weight>.in_sum2' tensors", path);
+done:
+    if (s) ds_imatrix_free(im);
+    else *out = im;
+    return s;
+}
+
+DS_API ds_status ds_imatrix_load(const char *path, ds_imatrix **out) {
+    ds_gguf *g = NULL;
+    ds_status s;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "imatrix: NULL argument");
+    *out = NULL;
+    if ((s = ds_gguf_open(path, &g))) return s;
+    s = ds__imatrix_read(g, path, out);
+    ds_gguf_free(g);
+    return s;
+}
+
+DS_API int ds_imatrix_n_entries(const ds_imatrix *im) { return im ? im->n : 0; }
+
+DS_API const float *ds_imatrix_entry(const ds_imatrix *im, int i, const char **name, int64_t *cols) {
+    if (!im || i < 0 || i >= im->n) return NULL;
+    if (name) *name = im->e[i].name;
+    if (cols) *cols = im->e[i].cols;
+    return im->e[i].mean;
+}
+
+DS_API const float *ds_imatrix_find(const ds_imatrix *im, const char *name, int64_t *cols) {
+    int i;
+    for (i = 0; im && name && i < im->n; i++)
+        if (strcmp(im->e[i].name, name) == 0) return ds_imatrix_entry(im, i, NULL, cols);
+    return NULL;
+}
+
 /* llama.cpp's choice: the tensor's type in the output, or its own type when it stays */
 static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg) {
     int n_dims = t->n_dims, is_output = ds__str_is(t->name, "output.weight");
@@ -6179,6 +6557,29 @@ static ds_type ds__quant_fallback(ds_type nt, int64_t ne0) {
     return ne0 % (int64_t)ds_type_block_elems(nt) ? DS_TYPE_F16 : nt;
 }
 
+/* the importance matrix at path, checked against the model g: every entry must name one of its
+   matrices and have its width (else it was made for another model) */
+static ds_status ds__quant_imatrix(const char *path, const char *model_path, const ds_gguf *g, ds_imatrix **out) {
+    ds_status s = ds_imatrix_load(path, out);
+    int i;
+    for (i = 0; s == DS_OK && i < ds_imatrix_n_entries(*out); i++) {
+        const char *name;
+        int64_t cols;
+        const ds_gguf_tensor *t;
+        ds_imatrix_entry(*out, i, &name, &cols);
+        if (!(t = ds_gguf_find_tensor(g, name)) || t->n_dims < 2)
+            s = ds__fail(DS_ERR_FORMAT, "quantize: imatrix %s has '%s', which %s has no matrix of: an imatrix of another model?", path, name, model_path);
+        else if (t->ne[0] != cols)
+            s = ds__fail(DS_ERR_FORMAT, "quantize: imatrix %s has %lld columns for '%s', %s has %lld: an imatrix of another model?", path,
+                         (long long)cols, name, model_path, (long long)t->ne[0]);
+    }
+    if (s) {
+        ds_imatrix_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
 typedef struct ds__quant_job {
     const uint8_t *src;
     uint8_t *dst;
@@ -6186,6 +6587,7 @@ typedef struct ds__quant_job {
     int64_t ne0, rows, rows_per_task;
     size_t src_row, dst_row;
     float **scratch; /* one row of floats per pool slot */
+    const float *qw; /* importance per column (ne0), or NULL */
     int fail;
 } ds__quant_job;
 
@@ -6200,7 +6602,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
     }
     for (; r < r1; r++) {
         ds__dequantize_row(j->from, j->src + (size_t)r * j->src_row, row, j->ne0);
-        ds__quantize_row(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0);
+        ds__quantize_row_w(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0, j->qw);
     }
     ds_free(row);
 }
@@ -6212,6 +6614,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
     ds_gguf_writer *w = NULL;
     ds_pool *pool = NULL;
     ds_pool_config pc;
+    ds_imatrix *im = NULL;
     void **bufs = NULL;
     int64_t i, nt = 0;
     ds_status s;
@@ -6224,6 +6627,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         if (strcmp(ds__qtypes[k].name, cfg.type) == 0) q = &ds__qtypes[k];
     if (!q) return ds__fail(DS_ERR_INVALID_ARG, "quantize: unknown type '%.32s'", cfg.type);
     if ((s = ds_gguf_open(in_path, &g))) return s;
+    if (cfg.imatrix && (s = ds__quant_imatrix(cfg.imatrix, in_path, g, &im))) goto done;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = cfg.threads;
     nt = ds_gguf_n_tensors(g);
@@ -6267,6 +6671,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
             j.rows = n_elems / t->ne[0];
             j.src_row = ds__row_bytes(t->type, t->ne[0]);
             j.dst_row = ds__row_bytes(to, t->ne[0]);
+            j.qw = t->ne[2] * t->ne[3] == 1 ? ds_imatrix_find(im, name, NULL) : NULL;   /* stacked experts: not observed */
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
@@ -6295,6 +6700,7 @@ done:
     ds_free(bufs);
     ds_gguf_writer_free(w);
     ds_pool_free(pool);
+    ds_imatrix_free(im);
     ds_gguf_free(g);
     return s;
 }
@@ -9655,6 +10061,7 @@ typedef struct ds__mat {
     const void *data;
     ds_type type;
     int64_t rows, cols;
+    const ds_gguf_tensor *t;   /* its tensor (name for observers); NULL when built otherwise */
 } ds__mat;
 
 /* The weights of each attention kind and feed-forward kind. Shapes: C model width, H heads
@@ -9783,7 +10190,7 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
 /* Types the matmul kernels take as weights. */
 static int ds__model_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
 }
 
 /* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
@@ -9803,6 +10210,7 @@ static ds_status ds__model_tensor(ds_model *m, const char *name, int64_t rows, i
     }
     out->data = t->data;
     out->type = t->type;
+    out->t = t;
     out->rows = rows ? rows : 1;
     out->cols = cols;
     m->weight_bytes += t->nbytes;
@@ -10521,7 +10929,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
 static int ds__dsk_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
 }
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
@@ -10703,6 +11111,8 @@ struct ds_session {
     float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     ds__ops ops;                  /* the backend's kernels, chosen at creation */
+    ds_matmul_observer observer;  /* optional: sees each weight matmul's input */
+    void *observer_user;
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
@@ -10860,6 +11270,12 @@ DS_API int ds_session_pos(const ds_session *s) { return s ? s->pos : 0; }
 DS_API int ds_session_n_ctx(const ds_session *s) { return s ? s->n_ctx : 0; }
 DS_API const int32_t *ds_session_tokens(const ds_session *s) { return s ? s->tokens : NULL; }
 DS_API const ds_model *ds_session_model(const ds_session *s) { return s ? s->m : NULL; }
+
+DS_API void ds_session_set_observer(ds_session *s, ds_matmul_observer fn, void *user) {
+    if (!s) return;
+    s->observer = fn;
+    s->observer_user = user;
+}
 
 DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
     if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
@@ -11383,6 +11799,7 @@ static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int 
 }
 
 static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
+    if (s->observer && w->t) s->observer(s->observer_user, w->t->name.ptr, w->t->name.len, x, T, (int)w->cols);
     ds__matmul(&s->ops, s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
 }
 

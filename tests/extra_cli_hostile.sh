@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The `deepseek` program under careless and hostile use: for each file argument of run, chat,
-# perplexity, tokenize, info, bench and train-tokenizer a missing file, a folder, /dev/null, a
+# perplexity (and its --kl-divergence-base), tokenize, info, bench, imatrix, quant-eval,
+# quantize --imatrix and train-tokenizer a missing file, a folder, /dev/null, a
 # text file, a truncated and a bit-flipped model; malformed and out-of-range numbers for each
 # numeric option; invalid UTF-8 and NUL bytes in every text input; empty inputs; context
 # lengths past the model's. Each case checks the exit status, that stderr names the problem in
@@ -39,7 +40,16 @@ cases() { # the program to test: $1
     expect "$tag tokenize_model_$what" fail "" "$ds" tokenize -m "$f" -p hi
     expect "$tag info_model_$what" fail "" "$ds" info -m "$f"
     expect "$tag bench_model_$what" fail "" "$ds" bench -m "$f" -p 1 -n 1 -r 1
+    expect "$tag imatrix_model_$what" fail "" "$ds" imatrix -m "$f" -f "$tmp/text.txt" -o "$tmp/im.gguf"
+    expect "$tag quant_eval_base_$what" fail "" "$ds" quant-eval -m "$f" --quant "$TINY" -f "$tmp/text.txt" --no-speed
+    expect "$tag quant_eval_quant_$what" fail "" "$ds" quant-eval -m "$TINY" --quant "$f" -f "$tmp/text.txt" --no-speed
+    expect "$tag perplexity_kl_base_$what" fail "" "$ds" perplexity -m "$TINY" --kl-divergence-base "$f" -f "$tmp/text.txt"
+    expect "$tag quantize_imatrix_$what" fail "" "$ds" quantize "$TINY" "$tmp/q.gguf" Q4_0 --imatrix "$f"
+    if [ -e "$tmp/q.gguf" ] || [ -e "$tmp/im.gguf" ]; then result "$tag imatrix_no_output_$what" "an output was left behind"; fi
   done
+  expect "$tag quant_eval_no_quant" fail "--quant" "$ds" quant-eval -m "$TINY" --quant -f "$tmp/text.txt"
+  expect "$tag imatrix_text_too_short" fail "tokens" "$ds" imatrix -m "$TINY" -f "$tmp/text.txt" -o "$tmp/im.gguf" -c 64
+  expect "$tag quantize_imatrix_of_a_model" fail "in_sum2" "$ds" quantize "$TINY" "$tmp/q.gguf" Q4_0 --imatrix "$TINY"
   expect "$tag tokenize_badmagic_not_json" fail "neither a GGUF" "$ds" tokenize -m "$tmp/badmagic.gguf" -p hi
   expect "$tag run_missing_not_doubled" fail "" "$ds" run -m "$tmp/missing.gguf" -p hi
   if grep -q "missing.gguf.*missing.gguf" "$tmp/err"; then result "$tag run_error_prefix_once" "the path is named twice: $(head -n 1 "$tmp/err")"; else result "$tag run_error_prefix_once"; fi

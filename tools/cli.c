@@ -129,3 +129,25 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see 'deepseek %s --help')\n", cmd);
     return 2;
 }
+
+ds_status cli_file_info_get(const char *path, cli_file_info *out) {
+    double per_type[DS_TYPE_COUNT_] = {0}, most = -1;
+    ds_gguf *g;
+    int64_t i;
+    int k;
+    ds_status s = ds_gguf_open(path, &g);
+    memset(out, 0, sizeof *out);
+    if (s) return s;
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
+        double n = (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
+        out->weights += n;
+        out->bytes += (double)t->nbytes;
+        if (t->n_dims >= 2 && (int)t->type >= 0 && (int)t->type < DS_TYPE_COUNT_) per_type[t->type] += n;
+    }
+    for (k = 0; k < DS_TYPE_COUNT_; k++)
+        if (per_type[k] > most) most = per_type[k], out->main_type = (ds_type)k;
+    out->file = ds_gguf_file_size(g);
+    ds_gguf_free(g);
+    return DS_OK;
+}

@@ -30,6 +30,39 @@ int cli_check_output(const char *cmd, const char *path);
 int cli_fail(const char *cmd, const char *what, ds_status s);
 int cli_usage_error(const char *cmd, const char *fmt, ...);
 
+/* A text file's tokens as perplexity reads them (one trailing newline dropped, BOS in front
+   when the vocabulary adds one); NULL on failure, reported. free() them. */
+int32_t *cli_text_tokens(const char *cmd, const ds_tokenizer *tk, const char *path, size_t *n_tok);
+
+/* Scoring a text with llama.cpp's perplexity method (cmd_perplexity.c): per model, sums over
+   the scored tokens. */
+typedef struct cli_score {
+    double nll;        /* negative log-likelihoods of the next tokens */
+    double kld, kld2;  /* KL(base || model) and its square (models after the first) */
+    long same_top;     /* positions where the model's most likely token is the base's */
+    long scored;
+} cli_score;
+/* Runs the n models (same vocabulary; the first is the base the others are compared with) on
+   the same chunks of the text at path: ctx tokens each (0: 512 or the model's context), the
+   first max_chunks of them (0: all). out gets n scores. 0, or an exit status (reported). */
+int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *path, int ctx, int max_chunks, int threads, cli_score *out);
+double cli_score_ppl(const cli_score *r);
+/* mean KLD and top-token agreement (a fraction), with their standard errors */
+void cli_score_stats(const cli_score *r, double *kld, double *kld_err, double *top, double *top_err);
+
+/* Speed as `deepseek bench` measures it (cmd_bench.c): best tokens/s of reps runs of one
+   batch of p tokens and of n single-token decodes (p or n 0: skipped, left 0). */
+ds_status cli_bench_speed(ds_model *m, ds_pool *pool, int p, int n, int reps, double *pp_tok_s, double *tg_tok_s);
+
+/* A GGUF file's size, its tensors' bytes and elements (bits per weight = 8 bytes / elements)
+   and the type holding most elements of its matrices (tensors of >= 2 dimensions). */
+typedef struct cli_file_info {
+    uint64_t file;
+    double bytes, weights;
+    ds_type main_type;
+} cli_file_info;
+ds_status cli_file_info_get(const char *path, cli_file_info *out);
+
 /* the most threads a -t option accepts */
 #define CLI_MAX_THREADS 512
 

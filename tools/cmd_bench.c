@@ -189,6 +189,37 @@ static void kv_bytes(const ds_model_config *c, double *ours, double *dense) {
     *dense = (double)ds_model_kv_bytes_per_token(&d, 2);
 }
 
+/* pp (p tokens) then tg (n decodes), reps runs each; p or n 0 skips that one */
+static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, bench_result *pp, bench_result *tg) {
+    int n_vocab = ds_model_get_config(m)->n_vocab, most = p > n ? p : n;
+    ds_session_config sp;
+    ds_session *s = NULL;
+    int32_t *tok = (int32_t *)malloc((size_t)(most + 1) * sizeof *tok);
+    float *logits = (float *)malloc((size_t)n_vocab * sizeof *logits);
+    ds_status e = tok && logits ? DS_OK : DS_ERR_NO_MEMORY;
+    memset(pp, 0, sizeof *pp);
+    memset(tg, 0, sizeof *tg);
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = most + 1;
+    sp.pool = pool;
+    sp.n_batch = p > 0 ? p : 0;
+    if (e == DS_OK) e = ds_session_create(m, &sp, &s);
+    if (e == DS_OK && p) e = measure(s, n_vocab, p, 0, reps, tok, logits, pp);
+    if (e == DS_OK && n) e = measure(s, n_vocab, n, 1, reps, tok, logits, tg);
+    ds_session_free(s);
+    free(tok);
+    free(logits);
+    return e;
+}
+
+ds_status cli_bench_speed(ds_model *m, ds_pool *pool, int p, int n, int reps, double *pp_tok_s, double *tg_tok_s) {
+    bench_result pp, tg;
+    ds_status e = speed(m, pool, p, n, reps, &pp, &tg);
+    *pp_tok_s = pp.best;
+    *tg_tok_s = tg.best;
+    return e;
+}
+
 static void report(const bench_args *a, const ds_model *m, int threads, const bench_result *pp, const bench_result *tg, double bw, double rss) {
     double macs_tok, macs_pair, gflops = 0, wbytes = (double)ds_model_weight_bytes(m), stream = tg->best * wbytes / 1e9;
     double frac = bw > 0 ? stream / bw : 0, kv, kv_dense;
@@ -215,42 +246,23 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
 }
 
 static int run(const bench_args *a, ds_model *m) {
-    int n_vocab = ds_model_get_config(m)->n_vocab, most = a->p > a->n ? a->p : a->n;
     ds_pool_config pc;
     ds_pool *pool = NULL;
-    ds_session_config sp;
-    ds_session *s = NULL;
-    int32_t *tok = (int32_t *)malloc((size_t)(most + 1) * sizeof *tok);
-    float *logits = (float *)malloc((size_t)n_vocab * sizeof *logits);
     bench_result pp = {0, 0}, tg = {0, 0};
     double bw = 0, rss = 0;
-    ds_status e = tok && logits ? DS_OK : DS_ERR_NO_MEMORY;
+    ds_status e;
     memset(&pc, 0, sizeof pc);
     pc.n_threads = a->threads;
-    if (e == DS_OK) e = ds_pool_create(&pc, &pool);
-    memset(&sp, 0, sizeof sp);
-    sp.n_ctx = most + 1;
-    sp.pool = pool;
-    sp.n_batch = a->p > 0 ? a->p : 0;
-    if (e == DS_OK) e = ds_session_create(m, &sp, &s);
-    if (e == DS_OK && a->p) {
-        if (!a->json) fprintf(stderr, "bench: pp%d x %d ...\n", a->p, a->reps);
-        e = measure(s, n_vocab, a->p, 0, a->reps, tok, logits, &pp);
-    }
-    if (e == DS_OK && a->n) {
-        if (!a->json) fprintf(stderr, "bench: tg%d x %d ...\n", a->n, a->reps);
-        e = measure(s, n_vocab, a->n, 1, a->reps, tok, logits, &tg);
-    }
+    e = ds_pool_create(&pc, &pool);
+    if (e == DS_OK && !a->json) fprintf(stderr, "bench: pp%d then tg%d, %d runs each ...\n", a->p, a->n, a->reps);
+    if (e == DS_OK) e = speed(m, pool, a->p, a->n, a->reps, &pp, &tg);
     if (e == DS_OK) {
         rss = peak_rss_mib();   /* before the bandwidth test's own buffer */
         if (!a->json) fprintf(stderr, "bench: read bandwidth ...\n");
         bw = read_bandwidth(pool);
         report(a, m, ds_pool_size(pool), &pp, &tg, bw, rss);
     }
-    ds_session_free(s);
     ds_pool_free(pool);
-    free(tok);
-    free(logits);
     return e == DS_OK ? 0 : cli_fail("bench", "run", e);
 }
 

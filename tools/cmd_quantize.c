@@ -3,7 +3,7 @@
 #include "cli.h"
 
 static const char *quantize_usage =
-    "usage: deepseek quantize IN.gguf OUT.gguf TYPE [--keep-output] [--pure] [-t N]\n"
+    "usage: deepseek quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--keep-output] [--pure] [-t N]\n"
     "\n"
     "Converts every weight matrix of IN (any type deepseek loads) to TYPE and writes OUT\n"
     "atomically; norms and other 1-D tensors are copied. Without --pure, llama.cpp's rules give\n"
@@ -12,6 +12,9 @@ static const char *quantize_usage =
     "and is listed. Ends with the sizes and bits per weight.\n"
     "\n"
     "  TYPE             one of: %s\n"
+    "  --imatrix FILE   importance matrix (deepseek imatrix, or llama-imatrix's GGUF): Q4_0 Q4_1\n"
+    "                   Q5_0 Q5_1 Q6_K search scales minimising each block's error weighted by\n"
+    "                   its columns' mean squared activations, as llama-quantize --imatrix does\n"
     "  --keep-output    output.weight keeps its type\n"
     "  --pure           every matrix in TYPE (llama.cpp's --pure)\n"
     "  -t N             threads in [1, 512] (default: all CPUs)\n"
@@ -32,30 +35,12 @@ static void on_tensor(void *user, const ds_quantize_event *ev) {
     if (ev->index + 1 == ev->count) fputc('\n', stderr);
 }
 
-/* weights (elements of tensors of >= 2 dims) and bytes of all tensors */
-static ds_status file_sizes(const char *path, double *weights, double *bytes, uint64_t *file) {
-    ds_gguf *g;
-    int64_t i;
-    ds_status s = ds_gguf_open(path, &g);
-    if (s) return s;
-    *weights = *bytes = 0;
-    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
-        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
-        *weights += (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
-        *bytes += (double)t->nbytes;
-    }
-    *file = ds_gguf_file_size(g);
-    ds_gguf_free(g);
-    return DS_OK;
-}
-
 int ds_cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL}, *const *names = ds_quantize_type_names();
     char list[256] = "";
     ds_quantize_config cfg;
     quant_progress prog;
-    double w0, b0, w1, b1;
-    uint64_t f0, f1;
+    cli_file_info f0, f1;
     ds_status s;
     int i, n_pos = 0, k;
     long v;
@@ -74,6 +59,8 @@ int ds_cmd_quantize(int argc, char **argv) {
             cfg.keep_output = 1;
         } else if (!strcmp(o, "--pure")) {
             cfg.pure = 1;
+        } else if (!strcmp(o, "--imatrix")) {
+            if (!(cfg.imatrix = cli_value(argc, argv, &i, "quantize"))) return 2;
         } else if (!strcmp(o, "-t")) {
             if (!(val = cli_value(argc, argv, &i, "quantize"))) return 2;
             if (!cli_int_opt("quantize", o, val, 1, CLI_MAX_THREADS, &v)) return 2;
@@ -94,10 +81,10 @@ int ds_cmd_quantize(int argc, char **argv) {
     cfg.progress = on_tensor;
     cfg.user = &prog;
     if ((s = ds_quantize_model(pos[0], pos[1], &cfg))) return cli_fail("quantize", NULL, s);
-    if ((s = file_sizes(pos[0], &w0, &b0, &f0)) || (s = file_sizes(pos[1], &w1, &b1, &f1))) return cli_fail("quantize", NULL, s);
-    printf("%s: %.2f MiB of tensors, %.2f bits per weight\n", pos[0], b0 / 1048576.0, 8.0 * b0 / w0);
-    printf("%s: %.2f MiB of tensors, %.2f bits per weight (%s, file %.2f MiB, %.1f%% of the input)\n", pos[1], b1 / 1048576.0,
-           8.0 * b1 / w1, pos[2], (double)f1 / 1048576.0, 100.0 * (double)f1 / (double)f0);
+    if ((s = cli_file_info_get(pos[0], &f0)) || (s = cli_file_info_get(pos[1], &f1))) return cli_fail("quantize", NULL, s);
+    printf("%s: %.2f MiB of tensors, %.2f bits per weight\n", pos[0], f0.bytes / 1048576.0, 8.0 * f0.bytes / f0.weights);
+    printf("%s: %.2f MiB of tensors, %.2f bits per weight (%s, file %.2f MiB, %.1f%% of the input)\n", pos[1], f1.bytes / 1048576.0,
+           8.0 * f1.bytes / f1.weights, pos[2], (double)f1.file / 1048576.0, 100.0 * (double)f1.file / (double)f0.file);
     if (prog.n_fallback) printf("%lld tensors kept in a fallback type (rows not whole blocks)\n", (long long)prog.n_fallback);
     return 0;
 }
