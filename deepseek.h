@@ -595,6 +595,7 @@ typedef struct ds_session_config {
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
     int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
     ds_backend backend;   /* 0: DS_BACKEND_CPU */
+    int profile;          /* 1: time each kind of op of the forward (ds_session_get_stats) */
 } ds_session_config;
 
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out);
@@ -613,6 +614,30 @@ DS_API const int32_t *ds_session_tokens(const ds_session *s);
 DS_API const ds_model *ds_session_model(const ds_session *s);
 /* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
 DS_API ds_status ds_session_rewind(ds_session *s, int pos);
+/* Where a session's forward spends its time, by kind of op: wall-clock seconds of each (the
+   whole pool's work on it), counted while ds_session_config.profile is 1 since creation or the
+   last ds_session_reset_stats. The matmuls are split by the weights they read. */
+typedef enum ds_op_kind {
+    DS_OP_EMBED,        /* embedding rows, the RoPE tables of the positions */
+    DS_OP_NORM,         /* residual add + RMSNorm */
+    DS_OP_QKV,          /* matmuls of the attention's inputs (q, k, v; MLA's projections) */
+    DS_OP_ROPE_CACHE,   /* biases, RoPE, keys and values into the cache */
+    DS_OP_ATTENTION,    /* attention over the cache (MLA: the whole attention block) */
+    DS_OP_ATTN_OUT,     /* the attention's output matmul */
+    DS_OP_FFN_UP,       /* gate and up matmuls (MoE: the whole expert block) */
+    DS_OP_SWIGLU,
+    DS_OP_FFN_DOWN,     /* the down matmul */
+    DS_OP_OUTPUT,       /* final norm and the vocabulary matmul */
+    DS_OP_KIND_COUNT
+} ds_op_kind;
+typedef struct ds_session_stats {
+    double seconds[DS_OP_KIND_COUNT];
+    int64_t tokens;     /* tokens evaluated */
+    int64_t forwards;   /* forward passes (a prompt chunk or a decoded token each) */
+} ds_session_stats;
+DS_API ds_session_stats ds_session_get_stats(const ds_session *s);
+DS_API void ds_session_reset_stats(ds_session *s);
+DS_API const char *ds_op_kind_name(ds_op_kind k);   /* "matmul qkv", ...; "?" when out of range */
 
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
@@ -10702,6 +10727,8 @@ struct ds_session {
     float *rope_cs, *rope_sn;     /* (T, n_rot / 2) rotation of each token's position */
     void *ws;                     /* matmul workspace (activations quantized) */
     ds__ops ops;                  /* the backend's kernels, chosen at creation */
+    int profile;                  /* ds_session_config.profile */
+    ds_session_stats stats;
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
@@ -10810,6 +10837,7 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p
     ds__ops_init(&s->ops, sp.backend);
     s->n_ctx = sp.n_ctx;
     s->n_batch = sp.n_batch;
+    s->profile = sp.profile != 0;
     s->pool = sp.pool;
     if (!s->pool) {
         ds_pool_config pc;
@@ -11401,22 +11429,43 @@ static void ds__rope_tables(ds_session *s, int T, int pos0) {
     }
 }
 
+/* profiling (ds_session_config.profile): ds__prof_now is the start of an op, 0 when the
+   session does not profile; ds__prof_lap adds the time since t0 to kind k and returns the
+   start of the next op */
+static double ds__prof_now(const ds_session *s) { return s->profile ? ds_time() : 0.0; }
+static double ds__prof_lap(ds_session *s, ds_op_kind k, double t0) {
+    double t;
+    if (!s->profile) return 0.0;
+    t = ds_time();
+    s->stats.seconds[k] += t - t0;
+    return t;
+}
+
 /* tmp (T, C) = grouped-query attention of xn; the new keys and values go into the cache */
 static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    double t = ds__prof_now(s);
     ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    t = ds__prof_lap(s, DS_OP_QKV, t);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
+    t = ds__prof_lap(s, DS_OP_ROPE_CACHE, t);
     ds__attention(s, il, T, pos0);
+    t = ds__prof_lap(s, DS_OP_ATTENTION, t);
     ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+    ds__prof_lap(s, DS_OP_ATTN_OUT, t);
 }
 
 /* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
 static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    double t = ds__prof_now(s);
     ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up);
+    t = ds__prof_lap(s, DS_OP_FFN_UP, t);
     ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
+    t = ds__prof_lap(s, DS_OP_SWIGLU, t);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down);
+    ds__prof_lap(s, DS_OP_FFN_DOWN, t);
 }
 
 /* One layer on xn = attn_norm(x) (T, C), its attention and feed-forward those its config
@@ -11425,21 +11474,26 @@ static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, in
 static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
     const ds__layer *L = &s->m->layers[il];
+    double t = ds__prof_now(s);
     switch (c->layers[il].attn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_ATTN_MLA:
         ds__mla_forward(s->pool, c, &L->mla, s->xn, T, pos0, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, s->tmp, &s->dsk);
+        ds__prof_lap(s, DS_OP_ATTENTION, t);
         break;
 #endif
     default:
         ds__gqa_forward(s, L, il, T, pos0);
         break;
     }
+    t = ds__prof_now(s);
     ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
+    t = ds__prof_lap(s, DS_OP_NORM, t);
     switch (c->layers[il].ffn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_FFN_MOE:
         ds__moe_forward(s->pool, c, &L->moe, s->xn, T, s->tmp, &s->dsk);
+        ds__prof_lap(s, DS_OP_FFN_UP, t);
         break;
 #endif
     default:
@@ -11454,16 +11508,24 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model *m = s->m;
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
+    double t0 = ds__prof_now(s);
     for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
     ds__rope_tables(s, T, s->pos);
+    t0 = ds__prof_lap(s, DS_OP_EMBED, t0);
     ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+    ds__prof_lap(s, DS_OP_NORM, t0);
     for (il = 0; il < c->n_layer; il++) {
         ds__layer_forward(s, il, T, s->pos);
+        t0 = ds__prof_now(s);
         if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
+        ds__prof_lap(s, DS_OP_NORM, t0);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
+    s->stats.tokens += T;
+    s->stats.forwards++;
     if (!logits) return;
+    t0 = ds__prof_now(s);
     first = all ? 0 : T - 1;
     for (t = first; t < T; t++) {
         float *x = s->x + (size_t)t * C;
@@ -11471,6 +11533,7 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
         s->ops.rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
     }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
+    ds__prof_lap(s, DS_OP_OUTPUT, t0);
 }
 
 static ds_status ds__session_check(const ds_session *s, const int32_t *tokens, int n) {
@@ -11492,6 +11555,21 @@ static ds_status ds__session_eval(ds_session *s, const int32_t *tokens, int n, f
         ds__forward(s, tokens + i, T, logits ? out : NULL, all);
     }
     return DS_OK;
+}
+
+DS_API ds_session_stats ds_session_get_stats(const ds_session *s) {
+    ds_session_stats st;
+    if (s) return s->stats;
+    memset(&st, 0, sizeof st);
+    return st;
+}
+DS_API void ds_session_reset_stats(ds_session *s) {
+    if (s) memset(&s->stats, 0, sizeof s->stats);
+}
+DS_API const char *ds_op_kind_name(ds_op_kind k) {
+    static const char *const names[DS_OP_KIND_COUNT] = {"embedding", "norm", "matmul qkv", "rope + kv cache", "attention", "matmul attn out",
+                                                        "matmul ffn gate+up", "swiglu", "matmul ffn down", "output"};
+    return (int)k >= 0 && k < DS_OP_KIND_COUNT ? names[k] : "?";
 }
 
 DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits) {
