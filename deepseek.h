@@ -3053,13 +3053,17 @@ static float ds__load1(const uint8_t *p, int i, const int kind) {
     return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
 }
 #endif
-/* fully unrolled loops over a tile, so its accumulators live in registers */
+/* fully unrolled loops over a tile, so its accumulators live in registers; DS__HOT: the hot
+   kernels start on a 64-byte line, so where their loops fall in the fetch and decoded-op cache
+   windows stays put when unrelated code above them grows or shrinks */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
 #define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#define DS__HOT __attribute__((aligned(64)))
 #else
 #define DS__UNROLL4
 #define DS__PREFETCH(p) ((void)0)
+#define DS__HOT
 #endif
 
 #if defined(DS__X86_SIMD)
@@ -3096,7 +3100,7 @@ DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
 }
 DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
-DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__AVX2 DS__HOT static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -3204,13 +3208,13 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             for (; t < t1; t++) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);              \
         }                                                                                              \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q4_0, t0, t1, n0, n1);                                               \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q4_1, t0, t1, n0, n1);                                               \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q8_0, t0, t1, n0, n1);                                               \
     }
 
@@ -3309,9 +3313,9 @@ static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__q
         for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 /* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
 /* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
@@ -3809,9 +3813,9 @@ static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m
         for (; t < t1; t++) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
-static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
-static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 static float ds__dot_f32_neon(const float *a, const float *b, int n) {
     float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
@@ -4378,7 +4382,7 @@ static void ds__attn_pv_sum_ref(float *o, const float *acc, int D, int S, int us
 }
 #if defined(DS__X86_SIMD)
 /* 8 keys at a time; slot pairs (l, l + 8) together, the first level of ds__tree16 */
-DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
+DS__AVX2 DS__HOT static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
     int j0, l, i, g;
     if ((S == 16 && D % 16) || (S == 64 && D % 64)) {
         ds__attn_scores_ref(sc, q, kt, D, n, scale, S);
@@ -4414,7 +4418,7 @@ DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float
         memcpy(sc + j0, out, (size_t)DS__MIN(8, n - j0) * sizeof(float));
     }
 }
-DS__AVX2 static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+DS__AVX2 DS__HOT static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
     int j, d;
     if (D % 8) {
         ds__attn_pv_ref(acc, p, vb, D, n, j0, S);
