@@ -627,6 +627,7 @@ typedef struct ds_session_config {
     ds_pool *pool;    /* optional: run on this pool (not shared by two running sessions) */
     int n_batch;      /* tokens per forward chunk in prefill (0: 512) */
     ds_backend backend;   /* 0: DS_BACKEND_CPU */
+    int profile;          /* 1: time each kind of op of the forward (ds_session_get_stats) */
 } ds_session_config;
 
 DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p, ds_session **out);
@@ -656,6 +657,30 @@ DS_API void ds_session_set_observer(ds_session *s, ds_matmul_observer fn, void *
    detach with ds_session_set_observer(s, NULL, NULL)). An allocation failure while collecting
    is reported by ds_imatrix_write. */
 DS_API void ds_imatrix_attach(ds_imatrix *im, ds_session *s);
+/* Where a session's forward spends its time, by kind of op: wall-clock seconds of each (the
+   whole pool's work on it), counted while ds_session_config.profile is 1 since creation or the
+   last ds_session_reset_stats. The matmuls are split by the weights they read. */
+typedef enum ds_op_kind {
+    DS_OP_EMBED,        /* embedding rows, the RoPE tables of the positions */
+    DS_OP_NORM,         /* residual add + RMSNorm */
+    DS_OP_QKV,          /* matmuls of the attention's inputs (q, k, v; MLA's projections) */
+    DS_OP_ROPE_CACHE,   /* biases, RoPE, keys and values into the cache */
+    DS_OP_ATTENTION,    /* attention over the cache (MLA: the whole attention block) */
+    DS_OP_ATTN_OUT,     /* the attention's output matmul */
+    DS_OP_FFN_UP,       /* gate and up matmuls (MoE: the whole expert block) */
+    DS_OP_SWIGLU,
+    DS_OP_FFN_DOWN,     /* the down matmul */
+    DS_OP_OUTPUT,       /* final norm and the vocabulary matmul */
+    DS_OP_KIND_COUNT
+} ds_op_kind;
+typedef struct ds_session_stats {
+    double seconds[DS_OP_KIND_COUNT];
+    int64_t tokens;     /* tokens evaluated */
+    int64_t forwards;   /* forward passes (a prompt chunk or a decoded token each) */
+} ds_session_stats;
+DS_API ds_session_stats ds_session_get_stats(const ds_session *s);
+DS_API void ds_session_reset_stats(ds_session *s);
+DS_API const char *ds_op_kind_name(ds_op_kind k);   /* "matmul qkv", ...; "?" when out of range */
 
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
@@ -3152,6 +3177,30 @@ static ds__qx ds__qx_view(const uint8_t *row, int K) {
     return v;
 }
 #endif
+#if defined(DS__X86_SIMD) || defined(DS__NEON)
+/* The K-quant matmul loop every instruction set shares: one weight row at a time against up
+   to 4 tokens; each super-block is unpacked once into an ST (UNPACK) and then dotted with each
+   token's Q8_K block (DOT returns that super-block's float term of the sum). */
+#define DS__DEFINE_KQ_GEMM(NAME, ATTR, BLOCK, ST, UNPACK, DOT)                                                   \
+    ATTR static void NAME(const ds__mm *m, int t0, int t1, int n0, int n1) {                                   \
+        const int nbk = m->K / DS__QK_K;                                                                       \
+        int n, t, i, c;                                                                                        \
+        for (n = n0; n < n1; n++) {                                                                            \
+            const BLOCK *w = (const BLOCK *)(const void *)(m->w + (size_t)n * m->w_row);                       \
+            for (t = t0; t < t1; t += 4) {                                                                     \
+                const int ct = DS__MIN(4, t1 - t);                                                             \
+                float sum[4] = {0, 0, 0, 0};                                                                   \
+                for (i = 0; i < nbk; i++) {                                                                    \
+                    ST st;                                                                                     \
+                    UNPACK(&st, w + i);                                                                        \
+                    for (c = 0; c < ct; c++)                                                                   \
+                        sum[c] += DOT(&st, w + i, (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i); \
+                }                                                                                              \
+                for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];                            \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+#endif
 #if defined(DS__NEON)
 /* the scales of one block from its max |x| and the sum of its quantized values */
 static void ds__qx_block_scales(uint8_t *row, int K, int b, float d, int isum) {
@@ -3174,13 +3223,17 @@ static float ds__load1(const uint8_t *p, int i, const int kind) {
     return ds__bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
 }
 #endif
-/* fully unrolled loops over a tile, so its accumulators live in registers */
+/* fully unrolled loops over a tile, so its accumulators live in registers; DS__HOT: the hot
+   kernels start on a 64-byte line, so where their loops fall in the fetch and decoded-op cache
+   windows stays put when unrelated code above them grows or shrinks */
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__UNROLL4 _Pragma("GCC unroll 4")
 #define DS__PREFETCH(p) __builtin_prefetch((const void *)(p))
+#define DS__HOT __attribute__((aligned(64)))
 #else
 #define DS__UNROLL4
 #define DS__PREFETCH(p) ((void)0)
+#define DS__HOT
 #endif
 
 #if defined(DS__X86_SIMD)
@@ -3217,7 +3270,7 @@ DS__AVX2_INLINE int ds__hsum8i_avx2(__m256i v) {
 }
 DS__AVX2_INLINE float ds__f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
 /* x (K) -> a fast-path activation row, the reference's values bit for bit */
-DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
+DS__AVX2 DS__HOT static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst, int K) {
     uint8_t *row = DS__CAST(uint8_t *, dst);
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -3325,13 +3378,13 @@ DS__AVX2 static void ds__quantize_qx_avx2(ds_type at, const float *x, void *dst,
             for (; t < t1; t++) ds__qtile_##ISA(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);              \
         }                                                                                              \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q4_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q4_0, t0, t1, n0, n1);                                               \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q4_1_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q4_1, t0, t1, n0, n1);                                               \
     }                                                                                                  \
-    __attribute__((target(TARGET))) static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
+    __attribute__((target(TARGET))) DS__HOT static void ds__gemm_q8_0_##ISA(const ds__mm *m, int t0, int t1, int n0, int n1) { \
         ds__qgemm_##ISA(m, DS__QK_Q8_0, t0, t1, n0, n1);                                               \
     }
 
@@ -3430,9 +3483,9 @@ static inline __attribute__((always_inline, target(DS__ISA_VNNI512))) void ds__q
         for (; t < t1; t++) ds__qtile_zmm(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
-__attribute__((target(DS__ISA_VNNI512))) static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q4_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q4_1_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+__attribute__((target(DS__ISA_VNNI512))) DS__HOT static void ds__gemm_q8_0_zmm(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_zmm(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 /* ---- float-weight matmul tiles (F32, F16 via F16C, BF16) ---------------------------------- */
 /* 4 weight rows x CT tokens, 8 columns per step; the K % 8 tail is summed in scalar. x is F32,
@@ -3569,83 +3622,69 @@ DS__AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scal
     return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
 }
 
-DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
-    const int nbk = m->K / DS__QK_K;
+typedef struct ds__q4_k_avx2 {
+    __m256i q[8], sc16[8];
+    int mn[8];
+    float d, dmin;
+} ds__q4_k_avx2;
+DS__AVX2_INLINE void ds__q4_k_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q4_k *w) {
     const __m256i lo4 = _mm256_set1_epi8(0x0f);
-    int n, t, i, j, c;
-    for (n = n0; n < n1; n++) {
-        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
-        for (t = t0; t < t1; t += 4) {
-            const int ct = DS__MIN(4, t1 - t);
-            float sum[4] = {0, 0, 0, 0};
-            for (i = 0; i < nbk; i++) {
-                __m256i q[8], sc16[8];
-                int mn[8];
-                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
-                for (j = 0; j < 8; j++) {
-                    int sc;
-                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
-                    sc16[j] = _mm256_set1_epi16((short)sc);
-                }
-                for (j = 0; j < 4; j++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
-                    q[2 * j] = _mm256_and_si256(v, lo4);
-                    q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-                }
-                for (c = 0; c < ct; c++) {
-                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
-                    int sq = 0, sm = 0;
-                    for (j = 0; j < 8; j++) {
-                        sq += ds__dot_scaled_avx2(q[j], x->qs + 32 * j, sc16[j]);
-                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-                    }
-                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
-                }
-            }
-            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
-        }
+    int j;
+    st->d = ds__f16_avx2(w->d);
+    st->dmin = ds__f16_avx2(w->dmin);
+    for (j = 0; j < 8; j++) {
+        int sc;
+        ds__q4_k_scale_min(w->scales, j, &sc, &st->mn[j]);
+        st->sc16[j] = _mm256_set1_epi16((short)sc);
+    }
+    for (j = 0; j < 4; j++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w->qs + 32 * j));
+        st->q[2 * j] = _mm256_and_si256(v, lo4);
+        st->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
     }
 }
+DS__AVX2_INLINE float ds__q4_k_dot_avx2(const ds__q4_k_avx2 *st, const ds__block_q4_k *w, const ds__block_q8_k *x) {
+    int sq = 0, sm = 0, j;
+    (void)w;
+    for (j = 0; j < 8; j++) {
+        sq += ds__dot_scaled_avx2(st->q[j], x->qs + 32 * j, st->sc16[j]);
+        sm += st->mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (st->d * (float)sq - st->dmin * (float)sm);
+}
+DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_avx2, DS__AVX2, ds__block_q4_k, ds__q4_k_avx2, ds__q4_k_unpack_avx2, ds__q4_k_dot_avx2)
 
 /* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
    part comes off through Q8_K's block sums */
-DS__AVX2 static void ds__gemm_q6_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
-    const int nbk = m->K / DS__QK_K;
+typedef struct ds__q6_k_avx2 {
+    __m256i q[8], sc16[8];
+    float d;
+} ds__q6_k_avx2;
+DS__AVX2_INLINE void ds__q6_k_unpack_avx2(ds__q6_k_avx2 *st, const ds__block_q6_k *w) {
     const __m256i lo4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
-    int n, t, i, h, k, c;
-    for (n = n0; n < n1; n++) {
-        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
-        for (t = t0; t < t1; t += 4) {
-            const int ct = DS__MIN(4, t1 - t);
-            float sum[4] = {0, 0, 0, 0};
-            for (i = 0; i < nbk; i++) {
-                __m256i q[8], sc16[8];
-                float d = ds__f16_avx2(w[i].d);
-                for (h = 0; h < 2; h++) {
-                    const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h));
-                    const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].ql + 64 * h + 32));
-                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qh + 32 * h));
-                    for (k = 0; k < 4; k++) {
-                        __m256i lo = k & 1 ? lb : la, hi2;
-                        const int8_t *sc = w[i].scales + 8 * h + 2 * k;
-                        lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
-                        hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
-                        q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
-                        sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
-                    }
-                }
-                for (c = 0; c < ct; c++) {
-                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
-                    int sq = 0, so = 0;
-                    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(q[k], x->qs + 32 * k, sc16[k]);
-                    for (k = 0; k < 16; k++) so += w[i].scales[k] * x->bsums[k];
-                    sum[c] += d * x->d * (float)(sq - 32 * so);
-                }
-            }
-            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
+    int h, k;
+    st->d = ds__f16_avx2(w->d);
+    for (h = 0; h < 2; h++) {
+        const __m256i la = _mm256_loadu_si256((const __m256i *)(const void *)(w->ql + 64 * h));
+        const __m256i lb = _mm256_loadu_si256((const __m256i *)(const void *)(w->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(w->qh + 32 * h));
+        for (k = 0; k < 4; k++) {
+            __m256i lo = k & 1 ? lb : la, hi2;
+            const int8_t *sc = w->scales + 8 * h + 2 * k;
+            lo = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(lo, 4), lo4) : _mm256_and_si256(lo, lo4);
+            hi2 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * k), three);
+            st->q[4 * h + k] = _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+            st->sc16[4 * h + k] = _mm256_setr_m128i(_mm_set1_epi16(sc[0]), _mm_set1_epi16(sc[1]));
         }
     }
 }
+DS__AVX2_INLINE float ds__q6_k_dot_avx2(const ds__q6_k_avx2 *st, const ds__block_q6_k *w, const ds__block_q8_k *x) {
+    int sq = 0, so = 0, k;
+    for (k = 0; k < 8; k++) sq += ds__dot_scaled_avx2(st->q[k], x->qs + 32 * k, st->sc16[k]);
+    for (k = 0; k < 16; k++) so += w->scales[k] * x->bsums[k];
+    return st->d * x->d * (float)(sq - 32 * so);
+}
+DS__DEFINE_KQ_GEMM(ds__gemm_q6_k_avx2, DS__AVX2, ds__block_q6_k, ds__q6_k_avx2, ds__q6_k_unpack_avx2, ds__q6_k_dot_avx2)
 
 /* x -> BF16 activations, as ds__f32_to_bf16 (round to nearest even, NaN quietened) */
 DS__AVX2 static void ds__quantize_bf16_avx2(const float *x, uint16_t *y, int K) {
@@ -3944,9 +3983,9 @@ static inline __attribute__((always_inline)) void ds__qgemm_neon(const ds__mm *m
         for (; t < t1; t++) ds__qtile_neon(m, kind, n, DS__MIN(4, n1 - n), t, 1, 1);
     }
 }
-static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
-static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
-static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q4_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_0, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q4_1_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q4_1, t0, t1, n0, n1); }
+DS__HOT static void ds__gemm_q8_0_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__qgemm_neon(m, DS__QK_Q8_0, t0, t1, n0, n1); }
 
 static float ds__dot_f32_neon(const float *a, const float *b, int n) {
     float32x4_t s0 = vdupq_n_f32(0.0f), s1 = vdupq_n_f32(0.0f);
@@ -4115,69 +4154,52 @@ static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
 static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
     return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
 }
-static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
-    const int nbk = m->K / DS__QK_K;
+typedef struct ds__kq_neon {
+    int8x16_t q[16];
+    int sc[8], mn[8];
+    float d, dmin;
+} ds__kq_neon;
+static inline __attribute__((always_inline)) void ds__q4_k_unpack_neon(ds__kq_neon *st, const ds__block_q4_k *w) {
     const uint8x16_t lo4 = vdupq_n_u8(0x0f);
-    int n, t, i, j, c;
-    for (n = n0; n < n1; n++) {
-        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
-        for (t = t0; t < t1; t += 4) {
-            const int ct = DS__MIN(4, t1 - t);
-            float sum[4] = {0, 0, 0, 0};
-            for (i = 0; i < nbk; i++) {
-                int8x16_t q[16];
-                int sc[8], mn[8];
-                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
-                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
-                for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
-                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
-                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
-                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
-                }
-                for (c = 0; c < ct; c++) {
-                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
-                    int sq = 0, sm = 0;
-                    for (j = 0; j < 8; j++) {
-                        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), q[2 * j], vld1q_s8(x->qs + 32 * j), q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
-                        sq += sc[j] * vaddvq_s32(p);
-                        sm += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-                    }
-                    sum[c] += x->d * (d * (float)sq - dmin * (float)sm);
-                }
-            }
-            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
-        }
+    int j;
+    st->d = ds__f16_to_f32(w->d);
+    st->dmin = ds__f16_to_f32(w->dmin);
+    for (j = 0; j < 8; j++) ds__q4_k_scale_min(w->scales, j, &st->sc[j], &st->mn[j]);
+    for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
+        uint8x16_t a = vld1q_u8(w->qs + 32 * (j / 2)), b = vld1q_u8(w->qs + 32 * (j / 2) + 16);
+        st->q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
+        st->q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
     }
 }
-static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
-    const int nbk = m->K / DS__QK_K;
-    int n, t, i, g, c;
-    for (n = n0; n < n1; n++) {
-        const ds__block_q6_k *w = (const ds__block_q6_k *)(const void *)(m->w + (size_t)n * m->w_row);
-        for (t = t0; t < t1; t += 4) {
-            const int ct = DS__MIN(4, t1 - t);
-            float sum[4] = {0, 0, 0, 0};
-            for (i = 0; i < nbk; i++) {
-                int8x16_t q[16];
-                float d = ds__f16_to_f32(w[i].d);
-                for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
-                    const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
-                    uint8x16_t lo = vld1q_u8(w[i].ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w[i].qh + 32 * h + l);
-                    lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
-                    hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
-                    q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
-                }
-                for (c = 0; c < ct; c++) {
-                    const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
-                    int sq = 0;
-                    for (g = 0; g < 16; g++) sq += w[i].scales[g] * ds__dot16_neon(q[g], x->qs + 16 * g);
-                    sum[c] += d * x->d * (float)sq;
-                }
-            }
-            for (c = 0; c < ct; c++) m->y[(size_t)(t + c) * m->N + n] = sum[c];
-        }
+static inline __attribute__((always_inline)) float ds__q4_k_dot_neon(const ds__kq_neon *st, const ds__block_q4_k *w, const ds__block_q8_k *x) {
+    int sq = 0, sm = 0, j;
+    (void)w;
+    for (j = 0; j < 8; j++) {
+        int32x4_t p = ds__dot32_neon(vdupq_n_s32(0), st->q[2 * j], vld1q_s8(x->qs + 32 * j), st->q[2 * j + 1], vld1q_s8(x->qs + 32 * j + 16));
+        sq += st->sc[j] * vaddvq_s32(p);
+        sm += st->mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (st->d * (float)sq - st->dmin * (float)sm);
+}
+DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_neon, , ds__block_q4_k, ds__kq_neon, ds__q4_k_unpack_neon, ds__q4_k_dot_neon)
+
+static inline __attribute__((always_inline)) void ds__q6_k_unpack_neon(ds__kq_neon *st, const ds__block_q6_k *w) {
+    int g;
+    st->d = ds__f16_to_f32(w->d);
+    for (g = 0; g < 16; g++) { /* 16 values per scale: half g/8, k = (g/2)%4, l from 16 (g%2) */
+        const int h = g / 8, k = (g / 2) % 4, l = 16 * (g % 2);
+        uint8x16_t lo = vld1q_u8(w->ql + 64 * h + l + 32 * (k & 1)), hb = vld1q_u8(w->qh + 32 * h + l);
+        lo = k & 2 ? vshrq_n_u8(lo, 4) : vandq_u8(lo, vdupq_n_u8(0x0f));
+        hb = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(-2 * k))), vdupq_n_u8(3));
+        st->q[g] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hb, 4))), vdupq_n_s8(32));
     }
 }
+static inline __attribute__((always_inline)) float ds__q6_k_dot_neon(const ds__kq_neon *st, const ds__block_q6_k *w, const ds__block_q8_k *x) {
+    int sq = 0, g;
+    for (g = 0; g < 16; g++) sq += w->scales[g] * ds__dot16_neon(st->q[g], x->qs + 16 * g);
+    return st->d * x->d * (float)sq;
+}
+DS__DEFINE_KQ_GEMM(ds__gemm_q6_k_neon, , ds__block_q6_k, ds__kq_neon, ds__q6_k_unpack_neon, ds__q6_k_dot_neon)
 #endif /* DS__NEON */
 
 #if !defined(DS_NO_TRAIN)
@@ -4530,7 +4552,7 @@ static void ds__attn_pv_sum_ref(float *o, const float *acc, int D, int S, int us
 }
 #if defined(DS__X86_SIMD)
 /* 8 keys at a time; slot pairs (l, l + 8) together, the first level of ds__tree16 */
-DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
+DS__AVX2 DS__HOT static void ds__attn_scores_avx2(float *sc, const float *q, const float *kt, int D, int n, float scale, int S) {
     int j0, l, i, g;
     if ((S == 16 && D % 16) || (S == 64 && D % 64)) {
         ds__attn_scores_ref(sc, q, kt, D, n, scale, S);
@@ -4566,7 +4588,7 @@ DS__AVX2 static void ds__attn_scores_avx2(float *sc, const float *q, const float
         memcpy(sc + j0, out, (size_t)DS__MIN(8, n - j0) * sizeof(float));
     }
 }
-DS__AVX2 static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
+DS__AVX2 DS__HOT static void ds__attn_pv_avx2(float *acc, const float *p, const float *vb, int D, int n, int j0, int S) {
     int j, d;
     if (D % 8) {
         ds__attn_pv_ref(acc, p, vb, D, n, j0, S);
@@ -4647,7 +4669,82 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
 }
 #endif
 
+/* ---- reduced-precision emulation ---------------------------------------------------------- */
+/* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
+   a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
+static float ds__round_mant(float x, int mant, int emin) {
+    int e;
+    float a = fabsf(x);
+    if (a == 0.0f || !(a < FLT_MAX)) return x;
+    frexpf(a, &e);            /* a in [2^(e-1), 2^e) */
+    if (e - 1 < emin) e = emin + 1;
+    return ldexpf(rintf(ldexpf(x, mant - e + 1)), e - 1 - mant);
+}
+static float ds__round_f16_emul(float x) {
+    float r = ds__round_mant(x, 10, -14);
+    return fabsf(r) > 65504.0f ? (x > 0 ? INFINITY : -INFINITY) : r;
+}
+static float ds__round_e4m3(float x) {
+    float r = ds__round_mant(x, 3, -6);
+    return r > 448.0f ? 448.0f : r < -448.0f ? -448.0f : r;
+}
+
+/* dst = src rounded as the compute precision would store it. FP8 scales each (br, bc) block
+   by 448 / amax first (DeepSeek-V3's fine-grained scaling) and divides again after the
+   rounding; FP16 rounds as is, so values past 65504 become inf (what loss scaling guards). */
+static void ds__round_prec_ref(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc) {
+    int r0, c0, r, c;
+    if (p == DS_PREC_FP16) {
+        for (r = 0; r < rows; r++)
+            for (c = 0; c < cols; c++) dst[(size_t)r * ld + c] = ds__round_f16_emul(src[(size_t)r * ld + c]);
+        return;
+    }
+    for (r0 = 0; r0 < rows; r0 += br)
+        for (c0 = 0; c0 < cols; c0 += bc) {
+            int r1 = DS__MIN(rows, r0 + br), c1 = DS__MIN(cols, c0 + bc);
+            float amax = 0.0f, s;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) amax = DS__MAX(amax, fabsf(src[(size_t)r * ld + c]));
+            if (!(amax < FLT_MAX)) { /* inf / NaN pass through for the loss scaler to see */
+                for (r = r0; r < r1; r++)
+                    for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * INFINITY;
+                continue;
+            }
+            s = amax > 0.0f ? 448.0f / amax : 1.0f;
+            for (r = r0; r < r1; r++)
+                for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = ds__round_e4m3(src[(size_t)r * ld + c] * s) / s;
+        }
+}
+
+/* ---- cross-entropy rows ------------------------------------------------------------------ */
+/* logits (V) become probabilities in place; returns -log p[target] (the sum in double) */
+static float ds__xent_ref(float *l, int target, int V) {
+    float mx = -FLT_MAX;
+    double sum = 0.0;
+    int j;
+    for (j = 0; j < V; j++) mx = DS__MAX(mx, l[j]);
+    for (j = 0; j < V; j++) sum += (l[j] = expf(l[j] - mx));
+    mx = (float)(log(sum) - (double)logf(l[target]));
+    for (j = 0; j < V; j++) l[j] = (float)(l[j] / sum);
+    return mx;
+}
+/* probabilities (V) become dlogits = (p - onehot(target)) * scale, in place */
+static void ds__xent_back_ref(float *p, int target, int V, float scale) {
+    int j;
+    p[target] -= 1.0f;
+    for (j = 0; j < V; j++) p[j] *= scale;
+}
+
 #endif /* DS_NO_TRAIN */
+
+/* ---- embedding rows, copies ---------------------------------------------------------------- */
+/* out (n, K) = the rows ids of a (rows, K) table of type t, dequantized */
+static void ds__embed_ref(float *out, ds_type t, const void *table, const int32_t *ids, int n, int K) {
+    size_t row = ds__row_bytes(t, K);
+    int i;
+    for (i = 0; i < n; i++) ds__dequantize_row(t, DS__CAST(const uint8_t *, table) + (size_t)ids[i] * row, out + (size_t)i * K, K);
+}
+static void ds__copy_ref(void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
 
 // >>backend
 /* ---- the op layer ------------------------------------------------------------------------------
@@ -4669,16 +4766,27 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
    the same logits on both backends for those weight types; the float-weight and K-quant
    matmuls, the f32 dot / axpy and the training GEMM keep their own (close) summation order.
 
+   Besides the arithmetic, the table carries what moves data: embedding rows (a session's
+   token lookup, the trainer's), copies of activations (the trainer's residual saves), the
+   cross-entropy rows and the reduced-precision casts (fp16, E4M3 with per-block scaling; bf16
+   and f16 rows are the GEMM's packing and the cache's conversions), so a device backend sees
+   every access to a tensor's data.
+
+   Where data lives: ds__where on every weight (ds__mat.where) and trainer tensor
+   (ds__ttensor.where), and on the table (ds__ops.where: the memory its kernels read and
+   write). Today all are DS__HOST (zero): the loaders map weights into host memory and the
+   CPU and reference backends compute there.
+
    How deepseek_cuda.h will register: it compiles this implementation, defines
-   ds__ops_init_cuda() to fill a ds__ops, and ds_backend gains DS_BACKEND_CUDA, which
-   ds__ops_init hands to it; sessions and trainers keep the table as they keep the CPU's. What
-   that needs beyond this table (not here yet): entries at the granularity a device runs
-   well (a whole matmul, attention over a layer, a training forward / backward pair, rather
-   than this table's row and tile kernels under CPU drivers), an allocator entry so the
-   session's and trainer's buffers and the weights live where the backend computes, and a
-   `where` on ds__mat so weights say which memory they are in. The model walk itself
-   (>>infer, >>deepseek, >>train) already reaches arithmetic only through ds__ops and the
-   drivers below, which is the seam those entries replace. */
+   ds__ops_init_cuda() to fill a ds__ops (where = DS__DEVICE), and ds_backend gains
+   DS_BACKEND_CUDA, which ds__ops_init hands to it; sessions and trainers keep the table as
+   they keep the CPU's. What that needs beyond this table (not here yet): entries at the
+   granularity a device runs well (a whole matmul, attention over a layer, a training forward
+   / backward pair, rather than this table's row and tile kernels under CPU drivers), and an
+   allocator entry that uploads weights whose `where` differs from the table's and places the
+   session's and trainer's buffers where the backend computes. The model walk itself (>>infer,
+   >>deepseek, >>train) already reaches arithmetic and data movement only through ds__ops and
+   the drivers below, which is the seam those entries replace. */
 #define DS__HAS(f, bits) (((f) & (bits)) == (bits))
 #define DS__F_AVX2 (DS_CPU_AVX2 | DS_CPU_FMA | DS_CPU_F16C)
 #define DS__F_AVX512 (DS__F_AVX2 | DS_CPU_AVX512F | DS_CPU_AVX512BW | DS_CPU_AVX512VL)
@@ -4689,8 +4797,14 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
 typedef void (*ds__quantize_fn)(ds_type at, const float *x, void *dst, int K);
 typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
 
+/* Where a tensor's data lives: host memory, or the memory of the device a backend computes on.
+   Weights (ds__mat) and the trainer's tensors say which; zero (host) is what every CPU-loaded
+   tensor is. */
+typedef enum ds__where { DS__HOST = 0, DS__DEVICE = 1 } ds__where;
+
 typedef struct ds__ops {
     ds_backend backend;
+    ds__where where;   /* the memory the kernels read and write */
     /* matmul y = x @ w^T, w of type wt: the tile kernel, x's conversion to ds__act_type(wt),
        and 1 where that conversion writes the fast-path layout (ds__qx) */
     ds__gemm_fn gemm[DS_TYPE_COUNT_];
@@ -4711,6 +4825,15 @@ typedef struct ds__ops {
     void (*attn_scores)(float *sc, const float *q, const float *kt, int D, int n, float scale, int S);
     void (*attn_pv)(float *acc, const float *p, const float *vb, int D, int n, int j0, int S);
     void (*attn_pv_sum)(float *o, const float *acc, int D, int S, int used);
+    /* embedding rows: out (n, K) = rows ids of a (rows, K) table of type t */
+    void (*embed)(float *out, ds_type t, const void *table, const int32_t *ids, int n, int K);
+    void (*copy)(void *dst, const void *src, size_t bytes);   /* within the backend's memory */
+    /* training: cross-entropy rows (logits -> probabilities, returning -log p[target]; then
+       probabilities -> (p - onehot) * scale), the reduced-precision casts (f32 rounded to fp16
+       or to E4M3 in (br, bc) blocks scaled by 448 / amax, as ds_precision says) */
+    float (*xent)(float *logits, int target, int V);
+    void (*xent_back)(float *p, int target, int V, float scale);
+    void (*round_prec)(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc);
     /* training: the GEMM's register tiles (f32, bf16 pairs), its packing, AdamW */
     ds__micro_fn micro[2];
     void (*pack_bt)(float *out, const float *b, int ldb, int kc16);          /* NULL: pack_b's loop does it */
@@ -4759,7 +4882,12 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
     }
     DS__OPS_ROWS(o, ref);
     DS__OPS_ATTN(o, ref);
+    o->embed = ds__embed_ref;
+    o->copy = ds__copy_ref;
 #if !defined(DS_NO_TRAIN)
+    o->xent = ds__xent_ref;
+    o->xent_back = ds__xent_back_ref;
+    o->round_prec = ds__round_prec_ref;
     o->micro[0] = ds__gemm_micro_ref;
     o->micro[1] = ds__gemm_micro_bf16_ref;
     o->to_bf16 = ds__pack_to_bf16_ref;
@@ -4879,7 +5007,7 @@ static void ds__matmul(const ds__ops *o, ds_pool *pool, float *y, const float *x
 static void ds__adamw_update(const ds__ops *o, const ds__adamw *a, size_t i0, size_t i1) { ds__adamw_ref(a, o->adamw(a, i0, i1), i1); }
 #endif /* DS_NO_TRAIN */
 
-/* ---- RoPE and embedding lookup ---------------------------------------------------------------- */
+/* ---- RoPE ---------------------------------------------------------------- */
 #if !defined(DS_NO_DEEPSEEK2) /* MLA's RoPE without YaRN */
 /* theta_i = pos * base^(-2i/n_rot), computed in double once per call and shared by the heads
    (in chunks of 128 pairs, so any n_rot works with a stack buffer) */
@@ -4898,10 +5026,6 @@ static void ds__rope(const ds__ops *o, float *x, int n_heads, int head_dim, int 
 }
 #endif
 
-/* embedding lookup: out (K) = row `row` of a (rows, K) matrix of type t */
-static void ds__get_row(ds_type t, const void *matrix, int64_t row, int K, float *out) {
-    ds__dequantize_row(t, DS__CAST(const uint8_t *, matrix) + (size_t)row * ds__row_bytes(t, K), out, K);
-}
 
 /* CPU time of the process (who = 0) or of the calling thread (who = 1); wall time where the
    platform has no such clock */
@@ -10062,6 +10186,7 @@ typedef struct ds__mat {
     ds_type type;
     int64_t rows, cols;
     const ds_gguf_tensor *t;   /* its tensor (name for observers); NULL when built otherwise */
+    ds__where where;   /* the loaders map weights into host memory */
 } ds__mat;
 
 /* The weights of each attention kind and feed-forward kind. Shapes: C model width, H heads
@@ -11113,6 +11238,8 @@ struct ds_session {
     ds__ops ops;                  /* the backend's kernels, chosen at creation */
     ds_matmul_observer observer;  /* optional: sees each weight matmul's input */
     void *observer_user;
+    int profile;                  /* ds_session_config.profile */
+    ds_session_stats stats;
     float *attn_scratch;          /* (n_attn_tasks, attn_stride) */
     size_t attn_stride;
     int n_attn_tasks;
@@ -11221,6 +11348,7 @@ DS_API ds_status ds_session_create(const ds_model *m, const ds_session_config *p
     ds__ops_init(&s->ops, sp.backend);
     s->n_ctx = sp.n_ctx;
     s->n_batch = sp.n_batch;
+    s->profile = sp.profile != 0;
     s->pool = sp.pool;
     if (!s->pool) {
         ds_pool_config pc;
@@ -11819,22 +11947,43 @@ static void ds__rope_tables(ds_session *s, int T, int pos0) {
     }
 }
 
+/* profiling (ds_session_config.profile): ds__prof_now is the start of an op, 0 when the
+   session does not profile; ds__prof_lap adds the time since t0 to kind k and returns the
+   start of the next op */
+static double ds__prof_now(const ds_session *s) { return s->profile ? ds_time() : 0.0; }
+static double ds__prof_lap(ds_session *s, ds_op_kind k, double t0) {
+    double t;
+    if (!s->profile) return 0.0;
+    t = ds_time();
+    s->stats.seconds[k] += t - t0;
+    return t;
+}
+
 /* tmp (T, C) = grouped-query attention of xn; the new keys and values go into the cache */
 static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    double t = ds__prof_now(s);
     ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
     ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
     ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    t = ds__prof_lap(s, DS_OP_QKV, t);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
+    t = ds__prof_lap(s, DS_OP_ROPE_CACHE, t);
     ds__attention(s, il, T, pos0);
+    t = ds__prof_lap(s, DS_OP_ATTENTION, t);
     ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+    ds__prof_lap(s, DS_OP_ATTN_OUT, t);
 }
 
 /* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
 static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    double t = ds__prof_now(s);
     ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
     ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up);
+    t = ds__prof_lap(s, DS_OP_FFN_UP, t);
     ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
+    t = ds__prof_lap(s, DS_OP_SWIGLU, t);
     ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down);
+    ds__prof_lap(s, DS_OP_FFN_DOWN, t);
 }
 
 /* One layer on xn = attn_norm(x) (T, C), its attention and feed-forward those its config
@@ -11843,21 +11992,26 @@ static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, in
 static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
     const ds_model_config *c = &s->m->cfg;
     const ds__layer *L = &s->m->layers[il];
+    double t = ds__prof_now(s);
     switch (c->layers[il].attn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_ATTN_MLA:
         ds__mla_forward(s->pool, c, &L->mla, s->xn, T, pos0, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, s->tmp, &s->dsk);
+        ds__prof_lap(s, DS_OP_ATTENTION, t);
         break;
 #endif
     default:
         ds__gqa_forward(s, L, il, T, pos0);
         break;
     }
+    t = ds__prof_now(s);
     ds__per_token(s, DS__TOK_NORM, L, il, T, pos0, L->ffn_norm, 1);
+    t = ds__prof_lap(s, DS_OP_NORM, t);
     switch (c->layers[il].ffn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_FFN_MOE:
         ds__moe_forward(s->pool, c, &L->moe, s->xn, T, s->tmp, &s->dsk);
+        ds__prof_lap(s, DS_OP_FFN_UP, t);
         break;
 #endif
     default:
@@ -11872,16 +12026,24 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
     const ds_model *m = s->m;
     const ds_model_config *c = &m->cfg;
     int C = c->n_embd, t, il, first;
-    for (t = 0; t < T; t++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tokens[t], C, s->x + (size_t)t * C);
+    double t0 = ds__prof_now(s);
+    s->ops.embed(s->x, m->tok_embd.type, m->tok_embd.data, tokens, T, C);
     ds__rope_tables(s, T, s->pos);
+    t0 = ds__prof_lap(s, DS_OP_EMBED, t0);
     ds__per_token(s, DS__TOK_NORM, NULL, 0, T, s->pos, m->layers[0].attn_norm, 0);
+    ds__prof_lap(s, DS_OP_NORM, t0);
     for (il = 0; il < c->n_layer; il++) {
         ds__layer_forward(s, il, T, s->pos);
+        t0 = ds__prof_now(s);
         if (il + 1 < c->n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, s->pos, m->layers[il + 1].attn_norm, 1);
+        ds__prof_lap(s, DS_OP_NORM, t0);
     }
     memcpy(s->tokens + s->pos, tokens, (size_t)T * sizeof(int32_t));
     s->pos += T;
+    s->stats.tokens += T;
+    s->stats.forwards++;
     if (!logits) return;
+    t0 = ds__prof_now(s);
     first = all ? 0 : T - 1;
     for (t = first; t < T; t++) {
         float *x = s->x + (size_t)t * C;
@@ -11889,6 +12051,7 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
         s->ops.rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
     }
     ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
+    ds__prof_lap(s, DS_OP_OUTPUT, t0);
 }
 
 static ds_status ds__session_check(const ds_session *s, const int32_t *tokens, int n) {
@@ -11910,6 +12073,21 @@ static ds_status ds__session_eval(ds_session *s, const int32_t *tokens, int n, f
         ds__forward(s, tokens + i, T, logits ? out : NULL, all);
     }
     return DS_OK;
+}
+
+DS_API ds_session_stats ds_session_get_stats(const ds_session *s) {
+    ds_session_stats st;
+    if (s) return s->stats;
+    memset(&st, 0, sizeof st);
+    return st;
+}
+DS_API void ds_session_reset_stats(ds_session *s) {
+    if (s) memset(&s->stats, 0, sizeof s->stats);
+}
+DS_API const char *ds_op_kind_name(ds_op_kind k) {
+    static const char *const names[DS_OP_KIND_COUNT] = {"embedding", "norm", "matmul qkv", "rope + kv cache", "attention", "matmul attn out",
+                                                        "matmul ffn gate+up", "swiglu", "matmul ffn down", "output"};
+    return (int)k >= 0 && k < DS_OP_KIND_COUNT ? names[k] : "?";
 }
 
 DS_API ds_status ds_session_eval(ds_session *s, const int32_t *tokens, int n, float *logits) {
@@ -12916,53 +13094,6 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
 }
 
 #if !defined(DS_NO_TRAIN)
-/* ---- reduced-precision emulation ---------------------------------------------------------- */
-/* x rounded to the nearest value with `mant` mantissa bits, smallest normal 2^emin (below it
-   a fixed quantum, as subnormals): the shared rule of IEEE half and E4M3 */
-static float ds__tr_round_mant(float x, int mant, int emin) {
-    int e;
-    float a = fabsf(x);
-    if (a == 0.0f || !(a < FLT_MAX)) return x;
-    frexpf(a, &e);            /* a in [2^(e-1), 2^e) */
-    if (e - 1 < emin) e = emin + 1;
-    return ldexpf(rintf(ldexpf(x, mant - e + 1)), e - 1 - mant);
-}
-static float ds__tr_round_f16(float x) {
-    float r = ds__tr_round_mant(x, 10, -14);
-    return fabsf(r) > 65504.0f ? (x > 0 ? INFINITY : -INFINITY) : r;
-}
-static float ds__tr_round_e4m3(float x) {
-    float r = ds__tr_round_mant(x, 3, -6);
-    return r > 448.0f ? 448.0f : r < -448.0f ? -448.0f : r;
-}
-
-/* dst = src rounded as the compute precision would store it. FP8 scales each (br, bc) block
-   by 448 / amax first (DeepSeek-V3's fine-grained scaling) and divides again after the
-   rounding; FP16 rounds as is, so values past 65504 become inf (what loss scaling guards). */
-static void ds__tr_quantize(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc) {
-    int r0, c0, r, c;
-    if (p == DS_PREC_FP16) {
-        for (r = 0; r < rows; r++)
-            for (c = 0; c < cols; c++) dst[(size_t)r * ld + c] = ds__tr_round_f16(src[(size_t)r * ld + c]);
-        return;
-    }
-    for (r0 = 0; r0 < rows; r0 += br)
-        for (c0 = 0; c0 < cols; c0 += bc) {
-            int r1 = DS__MIN(rows, r0 + br), c1 = DS__MIN(cols, c0 + bc);
-            float amax = 0.0f, s;
-            for (r = r0; r < r1; r++)
-                for (c = c0; c < c1; c++) amax = DS__MAX(amax, fabsf(src[(size_t)r * ld + c]));
-            if (!(amax < FLT_MAX)) { /* inf / NaN pass through for the loss scaler to see */
-                for (r = r0; r < r1; r++)
-                    for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = src[(size_t)r * ld + c] * INFINITY;
-                continue;
-            }
-            s = amax > 0.0f ? 448.0f / amax : 1.0f;
-            for (r = r0; r < r1; r++)
-                for (c = c0; c < c1; c++) dst[(size_t)r * ld + c] = ds__tr_round_e4m3(src[(size_t)r * ld + c] * s) / s;
-        }
-}
-
 /* ---- forward / backward pairs -------------------------------------------------------------
    N = B * T rows; every buffer is contiguous row-major. A backward ADDS into parameter
    gradients, and into input gradients where the name says so (residual streams). Row loops
@@ -12970,10 +13101,6 @@ static void ds__tr_quantize(float *dst, const float *src, int rows, int cols, in
    never depend on the number of threads. */
 #define DS__ROWS_PER_TASK 16
 
-static void ds__embedding_forward(float *out, const int32_t *tok, const float *wte, int N, int C) {
-    int i;
-    for (i = 0; i < N; i++) memcpy(out + (size_t)i * C, wte + (size_t)tok[i] * C, sizeof(float) * (size_t)C);
-}
 /* dwte (V, C) += dout rows scattered by token */
 static void ds__embedding_backward(float *dwte, const float *dout, const int32_t *tok, int N, int C) {
     int i, c;
@@ -13190,6 +13317,7 @@ static void ds__swiglu_backward(ds_pool *pool, float *dg, float *du, const float
 }
 
 typedef struct ds__ce_args {
+    const ds__ops *ops;
     float *logits, *losses;
     const int32_t *targets;
     int N, V;
@@ -13198,37 +13326,28 @@ typedef struct ds__ce_args {
 /* logits (N, V) become probabilities; losses[i] = -log p[target] */
 static void ds__ce_rows(void *ctx, int t, int n) {
     const ds__ce_args *a = (const ds__ce_args *)ctx;
-    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    int i, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
     (void)n;
-    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
-        float *l = a->logits + (size_t)i * a->V, mx = -FLT_MAX;
-        double sum = 0.0;
-        for (j = 0; j < a->V; j++) mx = DS__MAX(mx, l[j]);
-        for (j = 0; j < a->V; j++) sum += (l[j] = expf(l[j] - mx));
-        a->losses[i] = (float)(log(sum) - (double)logf(l[a->targets[i]]));
-        for (j = 0; j < a->V; j++) l[j] = (float)(l[j] / sum);
-    }
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) a->losses[i] = a->ops->xent(a->logits + (size_t)i * a->V, a->targets[i], a->V);
 }
-static void ds__crossentropy_forward(ds_pool *pool, float *logits, float *losses, const int32_t *targets, int N, int V) {
+static void ds__crossentropy_forward(const ds__ops *o, ds_pool *pool, float *logits, float *losses, const int32_t *targets, int N, int V) {
     ds__ce_args a;
     memset(&a, 0, sizeof a);
+    a.ops = o;
     a.logits = logits; a.losses = losses; a.targets = targets; a.N = N; a.V = V;
     ds_pool_run(pool, ds__ce_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
 }
 /* probs (N, V) become dlogits = (p - onehot(target)) * dscale, in place */
 static void ds__ce_back_rows(void *ctx, int t, int n) {
     const ds__ce_args *a = (const ds__ce_args *)ctx;
-    int i, j, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
+    int i, i1 = DS__MIN(a->N, (t + 1) * DS__ROWS_PER_TASK);
     (void)n;
-    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
-        float *l = a->logits + (size_t)i * a->V;
-        l[a->targets[i]] -= 1.0f;
-        for (j = 0; j < a->V; j++) l[j] *= a->dscale;
-    }
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++) a->ops->xent_back(a->logits + (size_t)i * a->V, a->targets[i], a->V, a->dscale);
 }
-static void ds__crossentropy_backward(ds_pool *pool, float *probs, const int32_t *targets, int N, int V, float dscale) {
+static void ds__crossentropy_backward(const ds__ops *o, ds_pool *pool, float *probs, const int32_t *targets, int N, int V, float dscale) {
     ds__ce_args a;
     memset(&a, 0, sizeof a);
+    a.ops = o;
     a.logits = probs; a.targets = targets; a.N = N; a.V = V; a.dscale = dscale;
     ds_pool_run(pool, ds__ce_back_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
 }
@@ -13246,6 +13365,7 @@ typedef struct ds__ttensor {
     char name[40];
     size_t off;
     int rows, cols;
+    ds__where where;   /* of the parameter buffer (the trainer's buffers are host memory) */
 } ds__ttensor;
 
 /* what one dense layer's backward needs from its forward */
@@ -13621,8 +13741,8 @@ static void ds__tr_matmul(ds_trainer *tr, int ta, int tb, int M, int N, int K, c
         return;
     }
     /* K runs along columns when the operand is not transposed: tiles 1 x 128 there, else 128 x 1 */
-    ds__tr_quantize(tr->qa, A, arows, acols, lda, p, wa ? 128 : (ta ? 128 : 1), wa ? 128 : (ta ? 1 : 128));
-    ds__tr_quantize(tr->qb, B, brows, bcols, ldb, p, wb ? 128 : (tb ? 1 : 128), wb ? 128 : (tb ? 128 : 1));
+    tr->ops.round_prec(tr->qa, A, arows, acols, lda, p, wa ? 128 : (ta ? 128 : 1), wa ? 128 : (ta ? 1 : 128));
+    tr->ops.round_prec(tr->qb, B, brows, bcols, ldb, p, wb ? 128 : (tb ? 1 : 128), wb ? 128 : (tb ? 128 : 1));
     ds__gemm(&tr->ws, 0, ta, tb, M, N, K, tr->qa, lda, tr->qb, ldb, C, N, acc);
 }
 
@@ -13647,7 +13767,7 @@ static void ds__tr_gqa_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a
     ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
     ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
     ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
-    memcpy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
+    tr->ops.copy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
     ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
 }
 
@@ -13657,7 +13777,7 @@ static void ds__tr_ffn_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a
     ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
     if (recomputing) return;
-    memcpy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
+    tr->ops.copy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
     ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
 }
 
@@ -13754,11 +13874,11 @@ static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     int l, N = B * T, i;
     double sum = 0.0;
     const float *W = tr->params;
-    ds__embedding_forward(tr->x[0], tok, W + tr->off_embd, N, tr->C);
+    tr->ops.embed(tr->x[0], DS_TYPE_F32, W + tr->off_embd, tok, N, tr->C);
     for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T, 0);
     ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], W + tr->off_norm, N, tr->C, tr->mc.norm_eps);
     ds__linear_forward(tr, tr->logits, tr->lnf, W + tr->off_out, N, tr->V, tr->C, 0);
-    ds__crossentropy_forward(tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
+    ds__crossentropy_forward(&tr->ops, tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
     for (i = 0; i < N; i++) sum += tr->losses[i];
     return (float)(sum / N);
 }
@@ -13767,7 +13887,7 @@ static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     int l, N = B * T;
     float *G = tr->grads;
     tr->dsk.dscale = dscale;
-    ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
+    ds__crossentropy_backward(&tr->ops, tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
     ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
@@ -14573,54 +14693,69 @@ typedef struct ds__mla_attn_args {
     int T;
 } ds__mla_attn_args;
 
+/* the shapes one sequence's MLA attention works with */
+typedef struct ds__mla_dims {
+    int H, Dn, Dr, Dv, Dq, R, T, KV;   /* heads; nope, rope, value and query head sizes; latent rank; tokens; k_nope + v */
+    float scale;
+} ds__mla_dims;
+static ds__mla_dims ds__mla_attn_dims(const ds_model_config *c, int T) {
+    ds__mla_dims d;
+    d.H = c->n_head;
+    d.Dn = c->qk_nope_dim;
+    d.Dr = c->qk_rope_dim;
+    d.Dv = c->v_head_dim;
+    d.Dq = d.Dn + d.Dr;
+    d.R = c->kv_lora_rank;
+    d.T = T;
+    d.KV = d.Dn + d.Dv;
+    d.scale = 1.0f / sqrtf((float)d.Dq);
+    return d;
+}
+
 /* scores of one causal row: p[j] = softmax_j(scale * (q_nope . k_nope_j + q_pe . k_pe_j)), j <= i */
 static void ds__mla_attn_fwd_seq(void *ctx, int b, int n) {
     const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
-    const ds_model_config *c = g->c;
-    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
-    int h, i, j, KV = Dn + Dv;
-    float scale = 1.0f / sqrtf((float)Dq);
+    const ds__mla_dims dim = ds__mla_attn_dims(g->c, g->T);
+    int h, i, j;
     (void)n;
-    for (h = 0; h < H; h++)
-        for (i = 0; i < T; i++) {
-            size_t ri = (size_t)b * T + i;
-            const float *q = g->a->q + (ri * H + h) * Dq;
-            float *p = g->a->probs + (((size_t)b * H + h) * T + i) * T, *o = g->a->att + (ri * H + h) * Dv;
+    for (h = 0; h < dim.H; h++)
+        for (i = 0; i < dim.T; i++) {
+            size_t ri = (size_t)b * dim.T + i;
+            const float *q = g->a->q + (ri * dim.H + h) * dim.Dq;
+            float *p = g->a->probs + (((size_t)b * dim.H + h) * dim.T + i) * dim.T, *o = g->a->att + (ri * dim.H + h) * dim.Dv;
             for (j = 0; j <= i; j++) {
-                size_t rj = (size_t)b * T + j;
-                p[j] = scale * (g->o->dot(q, g->a->kv + (rj * H + h) * KV, Dn) + g->o->dot(q + Dn, g->a->kva + rj * (R + Dr) + R, Dr));
+                size_t rj = (size_t)b * dim.T + j;
+                p[j] = dim.scale * (g->o->dot(q, g->a->kv + (rj * dim.H + h) * dim.KV, dim.Dn) + g->o->dot(q + dim.Dn, g->a->kva + rj * (dim.R + dim.Dr) + dim.R, dim.Dr));
             }
             g->o->softmax(p, i + 1);
-            memset(o, 0, (size_t)Dv * sizeof *o);
-            for (j = 0; j <= i; j++) g->o->axpy(o, p[j], g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+            memset(o, 0, (size_t)dim.Dv * sizeof *o);
+            for (j = 0; j <= i; j++) g->o->axpy(o, p[j], g->a->kv + (((size_t)b * dim.T + j) * dim.H + h) * dim.KV + dim.Dn, dim.Dv);
         }
 }
 
 /* d scores = p * (dp - sum p dp); gradients flow to q, k_nope, v and the shared k_pe */
 static void ds__mla_attn_bwd_seq(void *ctx, int b, int n) {
     const ds__mla_attn_args *g = DS__CAST(const ds__mla_attn_args *, ctx);
-    const ds_model_config *c = g->c;
-    int H = c->n_head, Dn = c->qk_nope_dim, Dr = c->qk_rope_dim, Dv = c->v_head_dim, Dq = Dn + Dr, R = c->kv_lora_rank, T = g->T;
-    int h, i, j, KV = Dn + Dv;
-    float scale = 1.0f / sqrtf((float)Dq);
+    const ds__mla_dims dim = ds__mla_attn_dims(g->c, g->T);
+    int h, i, j;
     (void)n;
-    for (h = 0; h < H; h++)
-        for (i = 0; i < T; i++) {
-            size_t ri = (size_t)b * T + i;
-            const float *q = g->a->q + (ri * H + h) * Dq, *p = g->a->probs + (((size_t)b * H + h) * T + i) * T;
-            const float *dout = g->d->att + (ri * H + h) * Dv;
-            float *dq = g->d->q + (ri * H + h) * Dq, dot = 0.0f;
-            for (j = 0; j <= i; j++) dot += p[j] * g->o->dot(dout, g->a->kv + (((size_t)b * T + j) * H + h) * KV + Dn, Dv);
+    for (h = 0; h < dim.H; h++)
+        for (i = 0; i < dim.T; i++) {
+            size_t ri = (size_t)b * dim.T + i;
+            const float *q = g->a->q + (ri * dim.H + h) * dim.Dq, *p = g->a->probs + (((size_t)b * dim.H + h) * dim.T + i) * dim.T;
+            const float *dout = g->d->att + (ri * dim.H + h) * dim.Dv;
+            float *dq = g->d->q + (ri * dim.H + h) * dim.Dq, dot = 0.0f;
+            for (j = 0; j <= i; j++) dot += p[j] * g->o->dot(dout, g->a->kv + (((size_t)b * dim.T + j) * dim.H + h) * dim.KV + dim.Dn, dim.Dv);
             for (j = 0; j <= i; j++) {
-                size_t rj = (size_t)b * T + j;
-                const float *kj = g->a->kv + (rj * H + h) * KV;
-                float *dkj = g->d->kv + (rj * H + h) * KV;
-                float ds = p[j] * (g->o->dot(dout, kj + Dn, Dv) - dot) * scale;
-                g->o->axpy(dkj + Dn, p[j], dout, Dv);
-                g->o->axpy(dq, ds, kj, Dn);
-                g->o->axpy(dq + Dn, ds, g->a->kva + rj * (R + Dr) + R, Dr);
-                g->o->axpy(dkj, ds, q, Dn);
-                g->o->axpy(g->d->kva + rj * (R + Dr) + R, ds, q + Dn, Dr);
+                size_t rj = (size_t)b * dim.T + j;
+                const float *kj = g->a->kv + (rj * dim.H + h) * dim.KV;
+                float *dkj = g->d->kv + (rj * dim.H + h) * dim.KV;
+                float ds = p[j] * (g->o->dot(dout, kj + dim.Dn, dim.Dv) - dot) * dim.scale;
+                g->o->axpy(dkj + dim.Dn, p[j], dout, dim.Dv);
+                g->o->axpy(dq, ds, kj, dim.Dn);
+                g->o->axpy(dq + dim.Dn, ds, g->a->kva + rj * (dim.R + dim.Dr) + dim.R, dim.Dr);
+                g->o->axpy(dkj, ds, q, dim.Dn);
+                g->o->axpy(g->d->kva + rj * (dim.R + dim.Dr) + dim.R, ds, q + dim.Dn, dim.Dr);
             }
         }
 }
@@ -14922,14 +15057,14 @@ static void ds__dsk_tr_layout(ds_trainer *tr, int l, int ffn) {
 
 /* a->xmid = x + MLA(ln1) */
 static void ds__dsk_tr_attn_forward(ds_trainer *tr, int l, struct ds__tacts *a, int B, int T) {
-    memcpy(a->xmid, tr->x[l], sizeof(float) * (size_t)B * T * tr->C);
+    tr->ops.copy(a->xmid, tr->x[l], sizeof(float) * (size_t)B * T * tr->C);
     ds__mla_train_forward(tr, &tr->mc, &tr->lp[l].mla, &a->mla, a->ln1, a->xmid, 1, tr->dsk.cs, B, T);
 }
 
 /* xo = xmid + MoE(ln2); counts the choices */
 static void ds__dsk_tr_ffn_forward(ds_trainer *tr, int l, struct ds__tacts *a, float *xo, int B, int T) {
     int e, E = tr->mc.n_expert;
-    memcpy(xo, a->xmid, sizeof(float) * (size_t)B * T * tr->C);
+    tr->ops.copy(xo, a->xmid, sizeof(float) * (size_t)B * T * tr->C);
     ds__moe_train_forward(tr, &tr->mc, &tr->lp[l].moe, tr->dsk.bias + (size_t)l * E, &a->moe, a->ln2, xo, 1, B * T);
     for (e = 0; e < E; e++) tr->dsk.seen[(size_t)l * E + e] += a->moe.count[e + 1] - a->moe.count[e];
 }

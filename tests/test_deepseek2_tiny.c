@@ -295,7 +295,7 @@ static ds_status run_ours(const char *path, const int32_t *tokens, int n, int st
         goto done;
     }
     for (pos = 0; pos + step <= n; pos += step) {
-        for (t = 0; t < step; t++) ds__get_row(emb->type, emb->data, tokens[pos + t], C, x + (size_t)t * C);
+        sc.ops.embed(x, emb->type, emb->data, tokens + pos, step, C);
         for (il = 0; il < cfg->n_layer; il++) run_layer(pool, cfg, &layers[il], il, x, xn, y, step, pos, cache + (size_t)il * N_POS * row, naive, &sc);
         for (t = 0; t < step; t++) sc.ops.rmsnorm(xn + (size_t)t * C, x + (size_t)t * C, (const float *)onorm->data, C, cfg->norm_eps);
         ds__matmul(&sc.ops, pool, logits + (size_t)pos * N_VOCAB, xn, step, out->data, out->type, N_VOCAB, C, sc.ws);

@@ -196,7 +196,10 @@ static void test_get_row(ds_test_ctx *t) {
         void *w = xmalloc(rb * 4);
         float a[256], b[256];
         random_weights(wt, w, 4, k2);
-        ds__get_row(wt, w, 2, k2, a);
+        {
+            int32_t id = 2;
+            ds__embed_ref(a, wt, w, &id, 1, k2);
+        }
         ds__dequantize_row(wt, (uint8_t *)w + 2 * rb, b, k2);
         DS_CHECK(t, memcmp(a, b, (size_t)k2 * 4) == 0, "%s", ds_type_name(wt));
         ds_free(w);

@@ -198,10 +198,11 @@ static void test_crossentropy(ds_test_ctx *t) {
     int i;
     fill(l, CN * CV, 3.0);
     c.l = to_double(l, CN * CV); c.tg = tg;
-    ds__crossentropy_forward(NULL, l, losses, tg, CN, CV);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    ds__crossentropy_forward(&ops, NULL, l, losses, tg, CN, CV);
     for (i = 0; i < CN; i++) mean += losses[i] / CN;
     DS_CHECK(t, fabs(mean - ce_loss(&c)) < 1e-5, "loss %g vs %g", mean, ce_loss(&c));
-    ds__crossentropy_backward(NULL, l, tg, CN, CV, 1.0f / CN);
+    ds__crossentropy_backward(&ops, NULL, l, tg, CN, CV, 1.0f / CN);
     numgrad(nl, c.l, CN * CV, ce_loss, &c);
     DS_CHECK(t, rel_err(l, nl, CN * CV) < 1e-3, "dlogits rel err %g", rel_err(l, nl, CN * CV));
     free(c.l);
@@ -216,7 +217,8 @@ static void test_embedding(ds_test_ctx *t) {
     fill(wte, 15, 1.0); fill(dout, 12, 1.0);
     memset(dw, 0, sizeof dw);
     memset(expect, 0, sizeof expect);
-    ds__embedding_forward(out, tok, wte, 4, 3);
+    ds__ops_init(&ops, DS_BACKEND_CPU);
+    ops.embed(out, DS_TYPE_F32, wte, tok, 4, 3);
     for (i = 0; i < 4; i++)
         for (c = 0; c < 3; c++) {
             DS_CHECK(t, out[i * 3 + c] == wte[tok[i] * 3 + c], "row %d", i);
@@ -350,14 +352,14 @@ static void test_gemm_threads_deterministic(ds_test_ctx *t) {
 
 /* reduced-precision rounding against known values */
 static void test_rounding(ds_test_ctx *t) {
-    DS_CHECK(t, ds__tr_round_f16(1.0f + 1.0f / 4096) == 1.0f, "f16 ties to even");
-    DS_CHECK(t, ds__tr_round_f16(1.0f + 3.0f / 2048) == 1.0f + 2.0f / 1024, "f16 rounds up");
-    DS_CHECK(t, isinf(ds__tr_round_f16(70000.0f)), "f16 overflow");
-    DS_CHECK(t, ds__tr_round_f16(65504.0f) == 65504.0f, "f16 max");
-    DS_CHECK(t, ds__tr_round_f16(3e-8f) == ldexpf(1, -24), "f16 subnormal %g", ds__tr_round_f16(3e-8f));
-    DS_CHECK(t, ds__tr_round_e4m3(448.0f) == 448.0f && ds__tr_round_e4m3(1000.0f) == 448.0f, "e4m3 max");
-    DS_CHECK(t, ds__tr_round_e4m3(1.0625f) == 1.0f && ds__tr_round_e4m3(1.1875f) == 1.25f, "e4m3 mantissa");
-    DS_CHECK(t, ds__tr_round_e4m3(ldexpf(3, -10)) == ldexpf(1, -8), "e4m3 subnormal %g", ds__tr_round_e4m3(ldexpf(3, -10)));
+    DS_CHECK(t, ds__round_f16_emul(1.0f + 1.0f / 4096) == 1.0f, "f16 ties to even");
+    DS_CHECK(t, ds__round_f16_emul(1.0f + 3.0f / 2048) == 1.0f + 2.0f / 1024, "f16 rounds up");
+    DS_CHECK(t, isinf(ds__round_f16_emul(70000.0f)), "f16 overflow");
+    DS_CHECK(t, ds__round_f16_emul(65504.0f) == 65504.0f, "f16 max");
+    DS_CHECK(t, ds__round_f16_emul(3e-8f) == ldexpf(1, -24), "f16 subnormal %g", ds__round_f16_emul(3e-8f));
+    DS_CHECK(t, ds__round_e4m3(448.0f) == 448.0f && ds__round_e4m3(1000.0f) == 448.0f, "e4m3 max");
+    DS_CHECK(t, ds__round_e4m3(1.0625f) == 1.0f && ds__round_e4m3(1.1875f) == 1.25f, "e4m3 mantissa");
+    DS_CHECK(t, ds__round_e4m3(ldexpf(3, -10)) == ldexpf(1, -8), "e4m3 subnormal %g", ds__round_e4m3(ldexpf(3, -10)));
     DS_CHECK(t, ds__bf16_to_f32(ds__f32_to_bf16(1.0f + 1.0f / 256)) == 1.0f, "bf16 ties to even");
     DS_CHECK(t, ds__bf16_to_f32(ds__f32_to_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256, "bf16 rounds up");
 }

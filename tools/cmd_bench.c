@@ -7,12 +7,14 @@
      - GFLOP/s during pp (2 x matmul parameters x tokens, plus causal attention),
      - the machine's read bandwidth, measured here with the same thread count, and
        tg tokens/s x bytes per token / bandwidth: how close decoding is to the memory limit,
-     - peak resident memory of this process (VmHWM, Linux), taken before the bandwidth test. */
+     - peak resident memory of this process (VmHWM, Linux), taken before the bandwidth test;
+     - with --profile, where pp and tg spend their time: wall milliseconds per token of each
+       kind of op (ds_session_get_stats) over the timed runs. */
 #include "cli.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--profile] [--json]\n"
             "\n"
             "Prompt processing (pp: one batch of p tokens from an empty context) and generation\n"
             "(tg: n single-token decodes) in tokens/s, as llama-bench's pp512 / tg128, best of r\n"
@@ -24,12 +26,14 @@ static void usage(FILE *f) {
             "  -n N      generated tokens in [0, 65536] (default 128; 0 skips tg)\n"
             "  -t N      threads in [1, 512] (default: all CPUs)\n"
             "  -r N      repetitions in [1, 65536] (default 5)\n"
+            "  --profile also print the time per token of each kind of op (matmuls by weight,\n"
+            "            attention, norms, ...) over the timed runs\n"
             "  --json    print one JSON object instead of the table\n");
 }
 
 typedef struct bench_args {
     const char *model;
-    int p, n, threads, reps, json;
+    int p, n, threads, reps, json, profile;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
@@ -42,8 +46,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *val;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
-        if (!strcmp(o, "--json")) {
-            a->json = 1;
+        if (!strcmp(o, "--json") || !strcmp(o, "--profile")) {
+            *(o[2] == 'j' ? &a->json : &a->profile) = 1;
             continue;
         }
         if (strcmp(o, "-m") && strcmp(o, "-p") && strcmp(o, "-n") && strcmp(o, "-t") && strcmp(o, "-r"))
@@ -129,7 +133,9 @@ static void model_macs(const ds_model_config *c, double *per_token, double *per_
 
 /* ---- timing ---------------------------------------------------------------------------------- */
 typedef struct bench_result {
-    double best, mean;   /* tokens/s */
+    double best, mean;        /* tokens/s */
+    double seconds;           /* of the timed runs */
+    ds_session_stats prof;    /* of the timed runs (--profile) */
 } bench_result;
 
 static uint32_t next_rand(uint32_t *state) {
@@ -156,12 +162,15 @@ static ds_status measure(ds_session *s, int n_vocab, int n, int gen, int reps, i
     int i;
     ds_status e = time_run(s, n_vocab, gen ? 1 : n, gen, tok, logits, &secs);   /* warm-up */
     r->best = r->mean = 0;
+    ds_session_reset_stats(s);
     for (i = 0; i < reps && e == DS_OK; i++) {
         e = time_run(s, n_vocab, n, gen, tok, logits, &secs);
         if (secs > 0 && n / secs > r->best) r->best = n / secs;
         sum += secs;
     }
     if (e == DS_OK && sum > 0) r->mean = n * reps / sum;
+    r->seconds = sum;
+    r->prof = ds_session_get_stats(s);
     return e;
 }
 
@@ -189,8 +198,8 @@ static void kv_bytes(const ds_model_config *c, double *ours, double *dense) {
     *dense = (double)ds_model_kv_bytes_per_token(&d, 2);
 }
 
-/* pp (p tokens) then tg (n decodes), reps runs each; p or n 0 skips that one */
-static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, bench_result *pp, bench_result *tg) {
+/* pp (p tokens) then tg (n decodes), reps runs each; p or n 0 skips that one; profile: time the ops */
+static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, int profile, bench_result *pp, bench_result *tg) {
     int n_vocab = ds_model_get_config(m)->n_vocab, most = p > n ? p : n;
     ds_session_config sp;
     ds_session *s = NULL;
@@ -203,6 +212,7 @@ static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, bench
     sp.n_ctx = most + 1;
     sp.pool = pool;
     sp.n_batch = p > 0 ? p : 0;
+    sp.profile = profile;
     if (e == DS_OK) e = ds_session_create(m, &sp, &s);
     if (e == DS_OK && p) e = measure(s, n_vocab, p, 0, reps, tok, logits, pp);
     if (e == DS_OK && n) e = measure(s, n_vocab, n, 1, reps, tok, logits, tg);
@@ -214,10 +224,27 @@ static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, bench
 
 ds_status cli_bench_speed(ds_model *m, ds_pool *pool, int p, int n, int reps, double *pp_tok_s, double *tg_tok_s) {
     bench_result pp, tg;
-    ds_status e = speed(m, pool, p, n, reps, &pp, &tg);
+    ds_status e = speed(m, pool, p, n, reps, 0, &pp, &tg);
     *pp_tok_s = pp.best;
     *tg_tok_s = tg.best;
     return e;
+}
+
+/* --profile: milliseconds per token of each kind of op over a phase's timed runs, and the rest
+   of their time (outside the forward's ops: the call, the pool's hand-offs between them) */
+static void print_profile(const bench_args *a, const char *phase, const bench_result *r) {
+    double tok = r->prof.tokens > 0 ? (double)r->prof.tokens : 1, sum = 0;
+    int k;
+    if (a->json) printf(", \"%s_profile_ms_per_token\": {", phase);
+    else printf("%s per token:\n", phase);
+    for (k = 0; k < DS_OP_KIND_COUNT; k++) {
+        double ms = 1e3 * r->prof.seconds[k] / tok;
+        sum += ms;
+        if (a->json) printf("%s\"%s\": %.5f", k ? ", " : "", ds_op_kind_name((ds_op_kind)k), ms);
+        else printf("  %-20s %9.4f ms %6.1f%%\n", ds_op_kind_name((ds_op_kind)k), ms, r->seconds > 0 ? 100 * ms * tok / 1e3 / r->seconds : 0);
+    }
+    if (a->json) printf(", \"other\": %.5f}", 1e3 * r->seconds / tok - sum);
+    else printf("  %-20s %9.4f ms %6.1f%%\n", "other", 1e3 * r->seconds / tok - sum, r->seconds > 0 ? 100 * (1 - sum * tok / 1e3 / r->seconds) : 0);
 }
 
 static void report(const bench_args *a, const ds_model *m, int threads, const bench_result *pp, const bench_result *tg, double bw, double rss) {
@@ -231,8 +258,11 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
         printf("{\"threads\": %d, \"p\": %d, \"n\": %d, \"reps\": %d, \"pp_tok_s\": %.3f, \"pp_tok_s_mean\": %.3f, "
                "\"tg_tok_s\": %.3f, \"tg_tok_s_mean\": %.3f, \"weight_bytes\": %.0f, \"tg_gb_s\": %.3f, \"pp_gflop_s\": %.3f, "
                "\"read_bw_gb_s\": %.3f, \"tg_bw_fraction\": %.4f, \"peak_rss_mib\": %.1f, \"kv_bytes_per_token\": %.0f, "
-               "\"kv_bytes_per_token_dense_mha\": %.0f}\n",
+               "\"kv_bytes_per_token_dense_mha\": %.0f",
                threads, a->p, a->n, a->reps, pp->best, pp->mean, tg->best, tg->mean, wbytes, stream, gflops, bw, frac, rss, kv, kv_dense);
+        if (a->profile && a->p) print_profile(a, "pp", pp);
+        if (a->profile && a->n) print_profile(a, "tg", tg);
+        printf("}\n");
         return;
     }
     printf("model            %s (%.1f MiB of weights read per token)\n", a->model, wbytes / 1048576.0);
@@ -243,19 +273,23 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
     if (a->n) printf("tg x bytes/token / bandwidth = %.1f%%\n", 100 * frac);
     printf("peak memory      %9.1f MiB (VmHWM before the bandwidth test)\n", rss);
     printf("KV cache         %9.0f bytes/token (dense multi-head attention of the same width: %.0f, %.2fx)\n", kv, kv_dense, kv_dense / kv);
+    if (a->profile && a->p) print_profile(a, "pp", pp);
+    if (a->profile && a->n) print_profile(a, "tg", tg);
 }
 
 static int run(const bench_args *a, ds_model *m) {
     ds_pool_config pc;
     ds_pool *pool = NULL;
-    bench_result pp = {0, 0}, tg = {0, 0};
+    bench_result pp, tg;
     double bw = 0, rss = 0;
     ds_status e;
+    memset(&pp, 0, sizeof pp);
+    memset(&tg, 0, sizeof tg);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = a->threads;
     e = ds_pool_create(&pc, &pool);
     if (e == DS_OK && !a->json) fprintf(stderr, "bench: pp%d then tg%d, %d runs each ...\n", a->p, a->n, a->reps);
-    if (e == DS_OK) e = speed(m, pool, a->p, a->n, a->reps, &pp, &tg);
+    if (e == DS_OK) e = speed(m, pool, a->p, a->n, a->reps, a->profile, &pp, &tg);
     if (e == DS_OK) {
         rss = peak_rss_mib();   /* before the bandwidth test's own buffer */
         if (!a->json) fprintf(stderr, "bench: read bandwidth ...\n");
