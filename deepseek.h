@@ -534,6 +534,15 @@ typedef struct ds_model_config {
     int rope_yarn_orig_ctx;
     float rope_yarn_log_mul;
     int mla_kv_b_split;   /* deepseek2 files: attn_k_b + attn_v_b instead of attn_kv_b */
+    /* SDA (DS_ATTN_SDA layers, >>sda; 0: the default in brackets) */
+    int sda_block;        /* tokens per key block [64] */
+    int sda_topk;         /* most blocks the gate picks per query block [16] */
+    int sda_window;       /* tokens before a query block always attended [64]; -1: none */
+    int sda_sink;         /* leading blocks always attended [1]; -1: none */
+    float sda_sparsity;   /* fraction of earlier blocks a query block may pick, (0, 1] [0.3];
+                             1: every block (dense attention; sda_topk does not apply) */
+    int sda_index_heads;  /* learned gate: heads and dims of its indexer [0: none, the layer's */
+    int sda_index_dim;    /*   own keys and queries score the blocks, MoBA-style] */
 } ds_model_config;
 
 /* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
@@ -581,7 +590,9 @@ DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c);
    dense FFN layers first, MoE layers after (DS_ERR_UNSUPPORTED otherwise). */
 DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w);
 /* KV-cache bytes one token takes over all layers with elem_size-byte elements: MLA layers
-   cache kv_lora_rank + qk_rope_dim values, dense layers 2 * n_head_kv * head_dim. */
+   cache kv_lora_rank + qk_rope_dim values, dense and SDA layers 2 * n_head_kv * head_dim (SDA
+   layers with a learned gate add its sda_index_dim gate key; the block tree of gate keys,
+   about 2 / sda_block of that again in f32, is not counted). */
 DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size);
 
 // >>api:infer
@@ -791,7 +802,9 @@ typedef struct ds_train_config {
 
 /* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
    n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, norm_eps, rope_base, tied_output,
-   arch, layers.attn = dense, layers.ffn = dense, layer.N.attn / layer.N.ffn) fill mc;
+   arch, layers.attn = dense | mla | sda, layers.ffn = dense | moe, layer.N.attn / layer.N.ffn,
+   the MLA / MoE sizes, sda_block, sda_topk, sda_window, sda_sink, sda_sparsity,
+   sda_index_heads, sda_index_dim) fill mc;
    training keys (precision, batch, seq_len, grad_accum, steps, lr, min_lr, warmup,
    weight_decay, beta1, beta2, adam_eps, grad_clip, seed, init_std, recompute, threads,
    loss_scale, loss_scale_window, checkpoint_every, keep_checkpoints, eval_every,
@@ -4517,6 +4530,8 @@ DS__AVX512 static size_t ds__adamw_avx512(const ds__adamw *a, size_t i0, size_t 
 #define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
 
 typedef void (*ds__quantize_fn)(ds_type at, const float *x, void *dst, int K);
+struct ds__sda_job;   /* >>sda */
+static ds_status ds__sda_attention(struct ds__sda_job *j, ds_pool *pool, void *work, int n_tasks);
 typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
 
 typedef struct ds__ops {
@@ -4541,6 +4556,8 @@ typedef struct ds__ops {
     void (*attn_scores)(float *sc, const float *q, const float *kt, int D, int n, float scale, int S);
     void (*attn_pv)(float *acc, const float *p, const float *vb, int D, int n, int j0, int S);
     void (*attn_pv_sum)(float *o, const float *acc, int D, int S, int used);
+    /* SDA over one layer (>>sda), prefill or decode: block-sparse attention by the products above */
+    ds_status (*sda_attention)(struct ds__sda_job *j, ds_pool *pool, void *work, int n_tasks);
     /* training: the GEMM's register tiles (f32, bf16 pairs), its packing, AdamW */
     ds__micro_fn micro[2];
     void (*pack_bt)(float *out, const float *b, int ldb, int kc16);          /* NULL: pack_b's loop does it */
@@ -4589,6 +4606,7 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
     }
     DS__OPS_ROWS(o, ref);
     DS__OPS_ATTN(o, ref);
+    o->sda_attention = ds__sda_attention;
 #if !defined(DS_NO_TRAIN)
     o->micro[0] = ds__gemm_micro_ref;
     o->micro[1] = ds__gemm_micro_bf16_ref;
@@ -9683,6 +9701,12 @@ typedef struct ds__moe_layer {
     ds__mat down_sh;             /* (C, S*F) */
 } ds__moe_layer;
 
+/* DS_ATTN_SDA: the gqa weights, plus a learned gate when sda_index_dim > 0 (>>sda) */
+typedef struct ds__sda_layer {
+    ds__mat gate_q, gate_k;      /* (Hi*Di, C), (Di, C) indexer query and key projections */
+    const float *gate_w;          /* (Hi) indexer head weights */
+} ds__sda_layer;
+
 /* DS_FFN_DENSE: SwiGLU */
 typedef struct ds__ffn_layer {
     ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
@@ -9693,8 +9717,9 @@ typedef struct ds__ffn_layer {
    member here, one loader case and one case in ds__layer_forward. */
 typedef struct ds__layer {
     const float *attn_norm, *ffn_norm;              /* (C) */
-    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE */
+    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE and DS_ATTN_SDA */
     ds__mla_layer mla;                               /* DS_ATTN_MLA */
+    ds__sda_layer sda;                               /* DS_ATTN_SDA: its gate */
     ds__ffn_layer ffn;                               /* DS_FFN_DENSE */
     ds__moe_layer moe;                               /* DS_FFN_MOE */
 } ds__layer;
@@ -9715,6 +9740,9 @@ static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c)
 #if !defined(DS_NO_DEEPSEEK2)
 static ds_status ds__deepseek2_load_layers(ds_model *m);
 #endif /* DS_NO_DEEPSEEK2 */
+/* SDA (>>sda): the <arch>.attention.sda.* keys, a layer's gate tensors */
+static ds_status ds__sda_read_config(const ds_gguf *g, ds_model_config *c);
+static ds_status ds__sda_load_layer(ds_model *m, int il, ds__layer *L);
 
 /* <arch>.<key> as a positive int; absent keys keep *out when optional */
 static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
@@ -9776,7 +9804,7 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
     if (c->n_rot > c->head_dim || c->n_rot % 2) return ds__fail(DS_ERR_FORMAT, "model: rope.dimension_count %d (even, at most the head size %d)", c->n_rot, c->head_dim);
     c->rope_neox = !strcmp(c->arch, "qwen2");
     c->qkv_bias = c->rope_neox;
-    return DS_OK;
+    return ds__sda_read_config(g, c);
 }
 
 /* Types the matmul kernels take as weights. */
@@ -9840,7 +9868,7 @@ static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
     DS__LAYER_T(ffn.down, "ffn_down.weight", C, F);
 #undef DS__LAYER_T
 #undef DS__LAYER_V
-    return DS_OK;
+    return c->layers[il].attn == DS_ATTN_SDA ? ds__sda_load_layer(m, il, L) : DS_OK;
 }
 
 
@@ -9878,8 +9906,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
 #else
     if (!strcmp(c->arch, "deepseek2")) return ds__fail(DS_ERR_UNSUPPORTED, "model: deepseek2 was left out of this build (DS_NO_DEEPSEEK2)");
 #endif
-    for (il = 0; il < c->n_layer; il++) {
-        c->layers[il].attn = DS_ATTN_DENSE;
+    for (il = 0; il < c->n_layer; il++) {   /* attn: dense, or SDA where the file says */
         c->layers[il].ffn = DS_FFN_DENSE;
         if ((s = ds__model_load_layer(m, il, &m->layers[il])) != DS_OK) return s;
     }
@@ -9979,6 +10006,7 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
     for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
         if (c->layers[i].attn == DS_ATTN_MLA) n += (size_t)ds__mla_cache_row(c);
         else n += 2 * (size_t)(c->n_head_kv ? c->n_head_kv : c->n_head) * (size_t)hd;
+        if (c->layers[i].attn == DS_ATTN_SDA && c->sda_index_heads > 0) n += (size_t)DS__MAX(c->sda_index_dim, 0);
     }
     return n * elem_size;
 }
@@ -10709,7 +10737,19 @@ struct ds_session {
 #if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
 #endif
+    /* SDA layers (>>sda) */
+    struct ds__sda_tree *sda_tree; /* (L) block tree of each SDA layer's gate keys */
+    uint16_t *sda_keys;           /* learned gates: (L, n_ctx, Di) f16 gate keys, to rebuild a tree */
+    float *sda_gq, *sda_gk;       /* (T, Hi*Di) gate queries, (T, Di) gate keys */
+    void *sda_work;               /* ds__sda_attention's selections and scratch */
+    int n_sda_tasks;
 };
+
+/* >>sda: the SDA layers' state beside the KV cache, allocated with the session; rewinding
+   rebuilds their trees from the cached gate keys */
+static ds_status ds__sda_session_alloc(ds_session *s);
+static void ds__sda_session_free(ds_session *s);
+static void ds__sda_session_rewind(ds_session *s);
 
 static size_t ds__session_ws_size(const ds_model *m, int T) {
     const ds_model_config *c = &m->cfg;
@@ -10717,7 +10757,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     const ds__layer *L = m->layers;
     int il;
     for (il = 0; il < c->n_layer; il++, L++) {   /* MLA and MoE layers use the deepseek2 scratch's */
-        if (c->layers[il].attn == DS_ATTN_DENSE) {
+        if (c->layers[il].attn == DS_ATTN_SDA && L->sda.gate_q.data) {
+            w = DS__MAX(w, ds__matmul_wsize(L->sda.gate_q.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->sda.gate_k.type, T, c->n_embd));
+        }
+        if (c->layers[il].attn != DS_ATTN_MLA) {
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wq.type, T, c->n_embd));
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wk.type, T, c->n_embd));
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wv.type, T, c->n_embd));
@@ -10752,7 +10796,7 @@ static ds_status ds__session_alloc(ds_session *s) {
     const ds_model_config *c = &s->m->cfg;
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
-    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
+    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) || ds__has_attn(c, DS_ATTN_SDA) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
 #if !defined(DS_NO_DEEPSEEK2)
     if (ds__has_attn(c, DS_ATTN_MLA)) {   /* MLA layers keep their own compressed cache */
         ds_status st;
@@ -10783,7 +10827,7 @@ static ds_status ds__session_alloc(ds_session *s) {
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
         !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
-    return DS_OK;
+    return ds__has_attn(c, DS_ATTN_SDA) ? ds__sda_session_alloc(s) : DS_OK;
 }
 
 /* the 0 fields of a session's parameters, filled: the one place their defaults live */
@@ -10852,6 +10896,7 @@ DS_API void ds_session_free(ds_session *s) {
 #if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch_free(&s->dsk);
 #endif
+    ds__sda_session_free(s);
     ds_free(s);
 }
 
@@ -10864,6 +10909,7 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
     if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
     if (pos < 0 || pos > s->pos) return ds__fail(DS_ERR_INVALID_ARG, "session: cannot rewind to %d (the cache holds %d tokens)", pos, s->pos);
     s->pos = pos;
+    if (s->sda_tree) ds__sda_session_rewind(s);
     return DS_OK;
 }
 
@@ -11022,9 +11068,11 @@ static ds_status ds__sda_check(const ds__sda_params *p) {
     return DS_OK;
 }
 
-/* the indexer's shape: Hi heads of Di dims, head weights w (Hi) */
+/* the indexer's shape: Hi heads of Di dims, head weights w (Hi); linear: no relu (the
+   untrained gate of a dense model, whose block affinities are mostly negative: relu would tie
+   them all at zero) */
 typedef struct ds__sda_gate {
-    int n_heads, dim;
+    int n_heads, dim, linear;
     const float *w;
 } ds__sda_gate;
 
@@ -11096,7 +11144,10 @@ static float ds__sda_score(const ds__ops *o, const ds__sda_tree *t, const ds__sd
     const float *k = ds__sda_node(t, l, i);
     float s = 0.0f, inv = hi > lo ? 1.0f / (float)(hi - lo) : 0.0f;
     int h;
-    for (h = 0; h < g->n_heads; h++) s += g->w[h] * DS__MAX(0.0f, o->dot(qbar + (size_t)h * g->dim, k, g->dim) * inv);
+    for (h = 0; h < g->n_heads; h++) {
+        float a = o->dot(qbar + (size_t)h * g->dim, k, g->dim) * inv;
+        s += g->w[h] * (g->linear ? a : DS__MAX(0.0f, a));
+    }
     return s;
 }
 
@@ -11212,7 +11263,7 @@ static void ds__sda_select(ds__sda_job *j, int gi, void *work) {
     int Hd = j->g->n_heads * j->g->dim, wlo = DS__MAX(0, qb * B - p->window) / B, *sel = j->sel + (size_t)gi * j->max_sel, n, i, t;
     float *qbar = DS__CAST(float *, work);
     ds__sda_cand *cand = DS__CAST(ds__sda_cand *, qbar + Hd);
-    int k = DS__MIN(p->topk, (int)ceil((double)p->sparsity * wlo));
+    int k = p->sparsity >= 1.0f ? wlo : DS__MIN(p->topk, (int)ceil((double)p->sparsity * wlo));
     for (i = 0; i < Hd; i++) qbar[i] = 0.0f;
     for (t = t0; t < t1; t++) j->o->axpy(qbar, 1.0f / (float)(t1 - t0), j->gq + (size_t)t * Hd, Hd);
     n = wlo == 0 ? 0 : j->flat ? ds__sda_topk_flat(j->o, j->tree, j->g, qbar, wlo, k, sel, cand) : ds__sda_topk_tree(j->o, j->tree, j->g, qbar, wlo, k, ds__sda_beam(p), sel, cand);
@@ -11296,7 +11347,7 @@ static void ds__sda_attn_task(void *ctx, int i, int n) {
 
 /* SDA over T queries at pos0.. (prefill: T > 1; decode: T = 1), their keys and values already
    in the cache and their gate keys in the tree. work: ds__sda_work_bytes(j, n_tasks) bytes. */
-DS__SDA_ENTRY ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, int n_tasks) {
+static ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, int n_tasks) {
     ds_status st = ds__sda_check(&j->p);
     if (st != DS_OK) return st;
     if (j->T < 1 || j->pos0 < 0 || j->pos0 + j->T > j->n_ctx || j->Hkv < 1 || j->H % j->Hkv || j->tree->n_tok < j->pos0 + j->T || j->tree->block != j->p.block || j->g->dim != j->tree->dim)
@@ -11310,6 +11361,226 @@ DS__SDA_ENTRY ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *w
     ds_pool_run(pool, ds__sda_select_task, j, DS__MIN(n_tasks, j->n_groups));
     ds_pool_run(pool, ds__sda_attn_task, j, DS__MIN(n_tasks, j->Hkv * j->n_groups));
     return DS_OK;
+}
+
+/* ---- SDA as a model's attention kind -------------------------------------------------------
+   An SDA layer has a dense layer's weights and KV cache; only its attention reads fewer keys.
+   Its gate is either learned (sda_index_heads Hi heads of sda_index_dim Di dims: per token a
+   query (Hi, Di) and a key (Di) projected from the normed input, head weights w, the scores'
+   relu as in DSA) or, without gate tensors, the layer's own: the gate key of a token is its
+   Hkv cached keys side by side (Di = Hkv D) and the gate query of a query block is, per KV
+   head, the sum of that head's G queries, with no relu. So an untrained gate scores a block by
+   the mean q . k of all heads over it (MoBA's mean-pooled keys, one selection for the layer),
+   and a dense model runs as SDA as it is. Gate keys are read back as cached (f16), so a tree
+   rebuilt on rewind has the bits of one grown token by token.
+
+   GGUF (llama and qwen2 files): <arch>.attention.sda.layers (bool array, one per layer: 1 =
+   SDA), .block_size, .top_k, .window (tokens), .sink (blocks), .sparsity (f32), and for a
+   learned gate .index_head_count and .index_key_length, with tensors blk.N.sda_gate_q.weight
+   (Hi*Di, C), blk.N.sda_gate_k.weight (Di, C), blk.N.sda_gate_w.weight (Hi, F32). */
+#define DS__SDA_KEY "attention.sda."
+
+/* the ds__sda_params of a model config, defaults filled in */
+static void ds__sda_params_of(const ds_model_config *c, ds__sda_params *p) {
+    memset(p, 0, sizeof *p);
+    p->block = c->sda_block ? c->sda_block : 64;
+    p->topk = c->sda_topk ? c->sda_topk : 16;
+    p->window = c->sda_window < 0 ? 0 : c->sda_window ? c->sda_window : 64;
+    p->sink = c->sda_sink < 0 ? 0 : c->sda_sink ? c->sda_sink : 1;
+    p->sparsity = c->sda_sparsity != 0.0f ? c->sda_sparsity : 0.3f;
+}
+static int ds__sda_learned(const ds_model_config *c) { return c->sda_index_heads > 0 && c->sda_index_dim > 0; }
+/* the gate's heads and dims: the learned indexer's, or the layer's own keys side by side */
+static void ds__sda_gate_dims(const ds_model_config *c, int *Hi, int *Di) {
+    *Hi = ds__sda_learned(c) ? c->sda_index_heads : 1;
+    *Di = ds__sda_learned(c) ? c->sda_index_dim : c->n_head_kv * c->head_dim;
+}
+
+/* Checks the SDA settings of a config with SDA layers, naming the key. */
+static ds_status ds__sda_config_check(const ds_model_config *c) {
+    ds__sda_params p;
+    ds__sda_params_of(c, &p);
+    if (c->sda_window < -1 || c->sda_sink < -1) return ds__fail(DS_ERR_INVALID_ARG, "sda: %s = %d, want >= -1 (-1: none)", c->sda_window < -1 ? "sda_window" : "sda_sink", c->sda_window < -1 ? c->sda_window : c->sda_sink);
+    if (c->sda_index_heads < 0 || c->sda_index_heads > 64 || c->sda_index_dim < 0 || c->sda_index_dim > 4096 || (c->sda_index_heads > 0) != (c->sda_index_dim > 0))
+        return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_index_heads = %d, sda_index_dim = %d: want both 0 (no learned gate) or 1..64 and 1..4096", c->sda_index_heads, c->sda_index_dim);
+    return ds__sda_check(&p);
+}
+
+/* <arch>.attention.sda.<key> as a u32 in [lo, hi] into *out (absent: kept) */
+static ds_status ds__sda_u32_key(const ds_gguf *g, const char *arch, const char *key, uint32_t lo, uint32_t hi, int *out) {
+    char name[128];
+    uint32_t v;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
+    if (ds_gguf_get_u32(g, name, &v) != DS_OK || v < lo || v > hi) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [%u, %u]", name, lo, hi);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__sda_read_config(const ds_gguf *g, ds_model_config *c) {
+    char name[128];
+    const ds_gguf_kv *kv;
+    const uint8_t *on;
+    ds_status st;
+    int il, n = 0, win = -1, sink = -1;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "layers", c->arch);
+    if (!(kv = ds_gguf_find(g, name))) return DS_OK;
+    if (kv->type != DS_GGUF_ARRAY || (kv->arr_type != DS_GGUF_BOOL && kv->arr_type != DS_GGUF_U8) || kv->arr_len != (uint64_t)c->n_layer)
+        return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a bool array of %d layers", name, c->n_layer);
+    on = kv->data;
+    for (il = 0; il < c->n_layer; il++) {
+        if (on[il] > 1) return ds__fail(DS_ERR_FORMAT, "model: key '%s': layer %d is %u, want 0 or 1", name, il, on[il]);
+        c->layers[il].attn = on[il] ? DS_ATTN_SDA : DS_ATTN_DENSE;
+    }
+    if ((st = ds__sda_u32_key(g, c->arch, "block_size", 1, 4096, &c->sda_block)) != DS_OK || (st = ds__sda_u32_key(g, c->arch, "top_k", 1, 1u << 24, &c->sda_topk)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "window", 0, 1u << 24, &win)) != DS_OK || (st = ds__sda_u32_key(g, c->arch, "sink", 0, 1u << 24, &sink)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "index_head_count", 1, 64, &c->sda_index_heads)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "index_key_length", 1, 4096, &c->sda_index_dim)) != DS_OK)
+        return st;
+    if (win >= 0) c->sda_window = win ? win : -1;
+    if (sink >= 0) c->sda_sink = sink ? sink : -1;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "sparsity", c->arch);
+    if (ds_gguf_find(g, name) && (ds_gguf_get_f32(g, name, &c->sda_sparsity) != DS_OK || !(c->sda_sparsity > 0.0f && c->sda_sparsity <= 1.0f)))
+        return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a number in (0, 1]", name);
+    if ((c->sda_index_heads > 0) != (c->sda_index_dim > 0))
+        return ds__fail(DS_ERR_FORMAT, "model: keys '%s." DS__SDA_KEY "index_head_count' and 'index_key_length' come together", c->arch);
+    for (il = 0; il < c->n_layer; il++) n += c->layers[il].attn == DS_ATTN_SDA;
+    return n ? ds__sda_config_check(c) : DS_OK;
+}
+
+static ds_status ds__sda_load_layer(ds_model *m, int il, ds__layer *L) {
+    const ds_model_config *c = &m->cfg;
+    char n[96];
+    ds__mat w;
+    ds_status st;
+    if (!ds__sda_learned(c)) {   /* no gate: its tensors would be ignored, so say so */
+        snprintf(n, sizeof n, "blk.%d.sda_gate_q.weight", il);
+        if (ds_gguf_find_tensor(m->gguf, n)) return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' without the keys %s." DS__SDA_KEY "index_head_count / index_key_length", n, c->arch);
+        return DS_OK;
+    }
+    snprintf(n, sizeof n, "blk.%d.sda_gate_q.weight", il);
+    if ((st = ds__model_tensor(m, n, (int64_t)c->sda_index_heads * c->sda_index_dim, c->n_embd, 0, &L->sda.gate_q)) != DS_OK) return st;
+    snprintf(n, sizeof n, "blk.%d.sda_gate_k.weight", il);
+    if ((st = ds__model_tensor(m, n, c->sda_index_dim, c->n_embd, 0, &L->sda.gate_k)) != DS_OK) return st;
+    snprintf(n, sizeof n, "blk.%d.sda_gate_w.weight", il);
+    st = ds__model_tensor(m, n, 0, c->sda_index_heads, 0, &w);
+    L->sda.gate_w = DS__CAST(const float *, w.data);
+    return st;
+}
+
+/* the <arch>.attention.sda.* keys of a config with SDA layers (none: nothing written) */
+DS__SDA_ENTRY ds_status ds__sda_write_config(ds_gguf_writer *w, const char *arch, const ds_model_config *c) {
+    char name[128];
+    uint8_t on[DS_MAX_LAYERS];
+    ds__sda_params p;
+    ds_status st = DS_OK;
+    int il, n = 0;
+    for (il = 0; il < c->n_layer; il++) n += on[il] = c->layers[il].attn == DS_ATTN_SDA;
+    if (!n) return DS_OK;
+    ds__sda_params_of(c, &p);
+#define DS__W(key, call) \
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY key, arch); \
+    if (st == DS_OK) st = (call)
+    DS__W("layers", ds_gguf_writer_set_arr(w, name, DS_GGUF_BOOL, on, (uint64_t)c->n_layer));
+    DS__W("block_size", ds_gguf_writer_set_u32(w, name, (uint32_t)p.block));
+    DS__W("top_k", ds_gguf_writer_set_u32(w, name, (uint32_t)p.topk));
+    DS__W("window", ds_gguf_writer_set_u32(w, name, (uint32_t)p.window));
+    DS__W("sink", ds_gguf_writer_set_u32(w, name, (uint32_t)p.sink));
+    DS__W("sparsity", ds_gguf_writer_set_f32(w, name, p.sparsity));
+    if (ds__sda_learned(c)) {
+        DS__W("index_head_count", ds_gguf_writer_set_u32(w, name, (uint32_t)c->sda_index_heads));
+        DS__W("index_key_length", ds_gguf_writer_set_u32(w, name, (uint32_t)c->sda_index_dim));
+    }
+#undef DS__W
+    return st;
+}
+
+/* the job of layer il's SDA over T queries at pos0 (the session's buffers) */
+static void ds__sda_session_job(ds_session *s, int il, int T, int pos0, ds__sda_gate *g, ds__sda_job *j) {
+    const ds_model_config *c = &s->m->cfg;
+    memset(j, 0, sizeof *j);
+    ds__sda_params_of(c, &j->p);
+    j->o = &s->ops;
+    j->g = g;
+    j->tree = s->sda_tree ? &s->sda_tree[il] : NULL;
+    j->k_cache = s->k_cache + (size_t)il * c->n_head_kv * s->n_ctx * c->head_dim;
+    j->v_cache = s->v_cache + (size_t)il * c->n_head_kv * s->n_ctx * c->head_dim;
+    j->q = s->q;
+    j->gq = s->sda_gq;
+    j->out = s->att;
+    j->n_ctx = s->n_ctx, j->H = c->n_head, j->Hkv = c->n_head_kv, j->D = c->head_dim, j->T = T, j->pos0 = pos0;
+}
+
+static ds_status ds__sda_session_alloc(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    ds__sda_gate g;
+    ds__sda_job j;
+    size_t bytes = 0;
+    int il, Hi, Di, pos0;
+    ds_status st;
+    if ((st = ds__sda_config_check(c)) != DS_OK) return st;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    memset(&g, 0, sizeof g);
+    g.n_heads = Hi, g.dim = Di;
+    s->n_sda_tasks = 4 * ds_pool_size(s->pool);
+    ds__sda_session_job(s, 0, 1, 0, &g, &j);   /* a decode step, then a chunk at every offset in a block */
+    bytes = ds__sda_work_bytes(&j, s->n_sda_tasks);
+    for (pos0 = 0; pos0 < j.p.block; pos0++) {
+        ds__sda_session_job(s, 0, s->n_batch, pos0, &g, &j);
+        bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+    }
+    bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+    s->sda_tree = DS__CAST(ds__sda_tree *, ds__calloc((size_t)c->n_layer, sizeof(ds__sda_tree)));
+    s->sda_gq = DS__CAST(float *, ds_alloc((size_t)s->n_batch * Hi * Di * sizeof(float)));
+    s->sda_gk = DS__CAST(float *, ds_alloc((size_t)s->n_batch * Di * sizeof(float)));
+    s->sda_work = ds_alloc(bytes);
+    if (ds__sda_learned(c)) s->sda_keys = DS__CAST(uint16_t *, ds_alloc((size_t)c->n_layer * s->n_ctx * Di * sizeof(uint16_t)));
+    if (!s->sda_tree || !s->sda_gq || !s->sda_gk || !s->sda_work || (ds__sda_learned(c) && !s->sda_keys))
+        return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory for the SDA state (n_ctx %d)", s->n_ctx);
+    for (il = 0; il < c->n_layer; il++)
+        if (c->layers[il].attn == DS_ATTN_SDA && (st = ds__sda_tree_init(&s->sda_tree[il], Di, j.p.block, s->n_ctx)) != DS_OK) return st;
+    return DS_OK;
+}
+
+static void ds__sda_session_free(ds_session *s) {
+    int il;
+    if (s->sda_tree)
+        for (il = 0; il < s->m->cfg.n_layer; il++) ds__sda_tree_free(&s->sda_tree[il]);
+    ds_free(s->sda_tree);
+    ds_free(s->sda_keys);
+    ds_free(s->sda_gq);
+    ds_free(s->sda_gk);
+    ds_free(s->sda_work);
+}
+
+/* gk (T, Di) = layer il's gate keys of positions pos0.. as cached */
+static void ds__sda_gate_keys(const ds_session *s, int il, int pos0, int T, float *gk) {
+    const ds_model_config *c = &s->m->cfg;
+    int Hi, Di, D = c->head_dim, t, h;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    if (s->sda_keys) {
+        s->ops.f16_to_f32(gk, s->sda_keys + ((size_t)il * s->n_ctx + (size_t)pos0) * Di, T * Di);
+        return;
+    }
+    for (t = 0; t < T; t++)
+        for (h = 0; h < c->n_head_kv; h++)
+            s->ops.f16_to_f32(gk + (size_t)t * Di + (size_t)h * D, s->k_cache + (((size_t)il * c->n_head_kv + h) * s->n_ctx + (size_t)(pos0 + t)) * D, D);
+}
+
+static void ds__sda_session_rewind(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    int il, p0, n;
+    for (il = 0; il < c->n_layer; il++) {
+        ds__sda_tree *t = &s->sda_tree[il];
+        if (c->layers[il].attn != DS_ATTN_SDA) continue;
+        memset(t->sum, 0, (t->off[t->n_levels - 1] + (size_t)t->dim) * sizeof(float));
+        t->n_tok = 0;
+        for (p0 = 0; p0 < s->pos; p0 += n) {
+            n = DS__MIN(s->n_batch, s->pos - p0);
+            ds__sda_gate_keys(s, il, p0, n, s->sda_gk);
+            (void)ds__sda_tree_append(t, s->sda_gk, n);
+        }
+    }
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
@@ -11411,6 +11682,43 @@ static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, in
     ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
 }
 
+/* tmp (T, C) = SDA of xn: the projections, RoPE and cache of grouped-query attention, the
+   gate's keys into the layer's tree, then attention over the blocks the gate picks */
+static void ds__sda_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int Hi, Di, D = c->head_dim, G = c->n_head / c->n_head_kv, t, h, e;
+    float one = 1.0f;
+    ds__sda_gate g;
+    ds__sda_job j;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
+    memset(&g, 0, sizeof g);
+    g.n_heads = Hi, g.dim = Di;
+    if (L->sda.gate_q.data) {   /* the indexer's projections; its keys cached in f16 */
+        ds__matmul_w(s, s->sda_gq, s->xn, T, &L->sda.gate_q);
+        ds__matmul_w(s, s->sda_gk, s->xn, T, &L->sda.gate_k);
+        s->ops.f32_to_f16(s->sda_keys + ((size_t)il * s->n_ctx + (size_t)pos0) * Di, s->sda_gk, T * Di);
+        g.w = L->sda.gate_w;
+    } else {   /* per KV head, the sum of its G queries (RoPE'd, as its keys are) */
+        for (t = 0; t < T; t++)
+            for (h = 0; h < c->n_head_kv; h++) {
+                float *gq = s->sda_gq + (size_t)t * Di + (size_t)h * D;
+                memset(gq, 0, (size_t)D * sizeof(float));
+                for (e = 0; e < G; e++) s->ops.axpy(gq, 1.0f, s->q + ((size_t)t * c->n_head + (size_t)(h * G + e)) * D, D);
+            }
+        g.w = &one;
+        g.linear = 1;
+    }
+    ds__sda_gate_keys(s, il, pos0, T, s->sda_gk);
+    (void)ds__sda_tree_append(&s->sda_tree[il], s->sda_gk, T);   /* holds [0, pos0) already */
+    ds__sda_session_job(s, il, T, pos0, &g, &j);
+    (void)s->ops.sda_attention(&j, s->pool, s->sda_work, s->n_sda_tasks);   /* settings checked at session creation */
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+}
+
 /* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
 static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
@@ -11431,6 +11739,9 @@ static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
         ds__mla_forward(s->pool, c, &L->mla, s->xn, T, pos0, s->mla_cache + (size_t)il * s->n_ctx * ds__mla_cache_row(c), 0, s->tmp, &s->dsk);
         break;
 #endif
+    case DS_ATTN_SDA:
+        ds__sda_forward(s, L, il, T, pos0);
+        break;
     default:
         ds__gqa_forward(s, L, il, T, pos0);
         break;
@@ -12361,6 +12672,10 @@ static const ds__cfg_key ds__cfg_keys[] = {
     DS__MK("n_ff_expert", n_ff_expert, DS__K_INT, 1, 1 << 20), DS__MK("n_expert_groups", n_expert_groups, DS__K_INT, 0, 4096),
     DS__MK("n_groups_used", n_groups_used, DS__K_INT, 0, 4096), DS__MK("routed_scale", routed_scale, DS__K_FLOAT, 1e-6, 1e6),
     DS__MK("norm_topk", norm_topk, DS__K_INT, 0, 1),
+    DS__MK("sda_block", sda_block, DS__K_INT, 1, 4096), DS__MK("sda_topk", sda_topk, DS__K_INT, 1, 1 << 24),
+    DS__MK("sda_window", sda_window, DS__K_INT, -1, 1 << 24), DS__MK("sda_sink", sda_sink, DS__K_INT, -1, 1 << 24),
+    DS__MK("sda_sparsity", sda_sparsity, DS__K_FLOAT, 1e-6, 1), DS__MK("sda_index_heads", sda_index_heads, DS__K_INT, 1, 64),
+    DS__MK("sda_index_dim", sda_index_dim, DS__K_INT, 1, 4096),
     DS__TK("moe_bias_rate", moe_bias_rate, DS__K_FLOAT, -1, 1), DS__TK("moe_balance_alpha", moe_balance_alpha, DS__K_FLOAT, 0, 100),
     DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
     DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
@@ -12490,6 +12805,7 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
     }
     if (mc->n_head_kv && mc->n_head && mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_head = %d is not a multiple of n_head_kv = %d", where, mc->n_head, mc->n_head_kv);
     if (mc->n_embd && mc->n_head && !mc->head_dim && mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_embd = %d is not a multiple of n_head = %d (set head_dim)", where, mc->n_embd, mc->n_head);
+    if ((mc->sda_index_heads > 0) != (mc->sda_index_dim > 0)) return ds__fail(DS_ERR_INVALID_ARG, "%s: sda_index_heads and sda_index_dim go together (a learned SDA gate)", where);
     return DS_OK;
 }
 
@@ -13810,6 +14126,7 @@ static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
     DS__W(ds_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)mc->n_rot));
     DS__W(ds_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", mc->norm_eps));
     DS__W(ds_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)mc->n_vocab));
+    DS__W(ds__sda_write_config(w, "llama", mc));
 #undef DS__W
     return st;
 }

@@ -69,7 +69,7 @@ static void dense(const fix *f, int T, int pos0, float *out) {
 
 /* SDA over the same rows; sel (optional) gets each query group's selection, max_sel apart */
 static ds_status sda(const fix *f, const ds__sda_params *p, int T, int pos0, int flat, float *out, int *sel, int *n_sel, int *max_sel) {
-    ds__sda_gate g;
+    ds__sda_gate g = {0, 0, 0, NULL};
     ds__sda_tree tree;
     ds__sda_job j;
     ds_status st;
@@ -198,7 +198,7 @@ static void test_tree_vs_flat_topk(ds_test_ctx *t) {
     enum { DI = 16, HI = 2, BLK = 16, NB = 512, NT = 24, K = 8 };
     ds__ops o;
     ds__sda_tree tree;
-    ds__sda_gate g;
+    ds__sda_gate g = {0, 0, 0, NULL};
     ds__sda_params p = {BLK, K, 0, 0, 0, 1.0f};
     float topic[NT][DI], w[HI] = {1.0f, 0.7f}, qbar[HI * DI];
     float *keys = (float *)malloc((size_t)NB * BLK * DI * sizeof(float));
