@@ -11235,8 +11235,13 @@ typedef struct ds__sda_job {
     size_t stride;
 } ds__sda_job;
 
-/* blocks a query block may read: topk + sink + the window's blocks + its own */
-static int ds__sda_max_sel(const ds__sda_params *p) { return p->topk + p->sink + (p->window + p->block - 1) / p->block + 2; }
+/* blocks a query block of the job may read: the gate's (topk, or at sparsity 1 every block
+   up to the job's last) + sink + the window's blocks + its own */
+static int ds__sda_max_sel(const ds__sda_job *j) {
+    const ds__sda_params *p = &j->p;
+    int gate = p->sparsity >= 1.0f ? (j->pos0 + j->T + p->block - 1) / p->block : p->topk;
+    return gate + p->sink + (p->window + p->block - 1) / p->block + 2;
+}
 /* 4 k: on tests/test_sda.c's topic-run gate keys a beam of 2 k finds 89% of the flat top-k,
    3 k 95.5%, 4 k 96.7% */
 static int ds__sda_beam(const ds__sda_params *p) { return DS__MAX(p->beam ? p->beam : 4 * p->topk, p->topk); }
@@ -11245,13 +11250,13 @@ static int ds__sda_groups(const ds__sda_job *j) { return (j->pos0 + j->T - 1) / 
    queries and candidates), whichever is larger, in whole cache lines */
 static size_t ds__sda_stride(const ds__sda_job *j) {
     size_t B = (size_t)j->p.block, D = (size_t)j->D, rows = (size_t)DS__MIN(j->p.block, j->T) * (size_t)(j->H / j->Hkv);
-    size_t attn = 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)ds__sda_max_sel(&j->p) * B + (j->T >= 2 ? 16 : 64) * D);
+    size_t attn = 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)ds__sda_max_sel(j) * B + (j->T >= 2 ? 16 : 64) * D);
     size_t cand = (size_t)DS__MAX(3 * ds__sda_beam(&j->p) + 2, j->flat ? (j->pos0 + j->T) / j->p.block + 1 : 0);
     size_t search = (size_t)j->g->n_heads * j->g->dim + cand * (sizeof(ds__sda_cand) / sizeof(float));
     return (DS__MAX(attn, search) + 15) & ~(size_t)15;
 }
 /* the selections' ints, then the tasks' scratch */
-static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(&j->p) + 1) * sizeof(int) + 63) & ~(size_t)63; }
+static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(j) + 1) * sizeof(int) + 63) & ~(size_t)63; }
 /* bytes of ds__sda_attention's work buffer for n_tasks tasks */
 DS__SDA_ENTRY size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
 
@@ -11353,7 +11358,7 @@ static ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, in
     if (j->T < 1 || j->pos0 < 0 || j->pos0 + j->T > j->n_ctx || j->Hkv < 1 || j->H % j->Hkv || j->tree->n_tok < j->pos0 + j->T || j->tree->block != j->p.block || j->g->dim != j->tree->dim)
         return ds__fail(DS_ERR_INVALID_ARG, "sda: %d queries at %d over a cache of %d and a tree of %d tokens", j->T, j->pos0, j->n_ctx, j->tree->n_tok);
     j->n_groups = ds__sda_groups(j);
-    j->max_sel = ds__sda_max_sel(&j->p);
+    j->max_sel = ds__sda_max_sel(j);
     j->stride = ds__sda_stride(j);
     j->sel = DS__CAST(int *, work);
     j->n_sel = j->sel + (size_t)j->n_groups * j->max_sel;
@@ -11523,10 +11528,14 @@ static ds_status ds__sda_session_alloc(ds_session *s) {
     memset(&g, 0, sizeof g);
     g.n_heads = Hi, g.dim = Di;
     s->n_sda_tasks = 4 * ds_pool_size(s->pool);
-    ds__sda_session_job(s, 0, 1, 0, &g, &j);   /* a decode step, then a chunk at every offset in a block */
+    /* the last decode step, then a chunk at every offset in a block, first and last (at
+       sparsity 1 a query block may read every block before it) */
+    ds__sda_session_job(s, 0, 1, s->n_ctx - 1, &g, &j);
     bytes = ds__sda_work_bytes(&j, s->n_sda_tasks);
     for (pos0 = 0; pos0 < j.p.block; pos0++) {
         ds__sda_session_job(s, 0, s->n_batch, pos0, &g, &j);
+        bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+        ds__sda_session_job(s, 0, s->n_batch, DS__MAX(0, s->n_ctx - s->n_batch - pos0), &g, &j);
         bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
     }
     bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
