@@ -464,5 +464,89 @@ static void test_smollm2_tree_vs_flat(ds_test_ctx *t) {
     DS_CHECK(t, hit >= 0.95 * total, "tree vs flat: %.2f%% < 95%% of %d blocks", 100.0 * hit / total, total);
 }
 
+/* A one-layer SmolLM2 as a GGUF file with SDA metadata and a learned gate (random, F32), and
+   `bad` breaking one thing: 1 the gate query's shape, 2 sda.block_size = 0, 3 sda.sparsity =
+   1.5, 4 a layers array of the wrong length, 5 gate tensors without the index keys */
+static ds_status write_gate_model(const ds_model *m, const char *path, int bad) {
+    enum { HI = 2, DI = 16 };
+    ds_gguf_writer *w = NULL;
+    ds_model_config c = m->cfg;
+    const ds_gguf *g = m->gguf;
+    ds_status st;
+    int64_t i, C = c.n_embd, ne[2];
+    float *gq = (float *)malloc(sizeof(float) * (size_t)C * HI * DI * 2), *gk = (float *)malloc(sizeof(float) * (size_t)C * DI), gw[HI] = {1.0f, 0.5f};
+    uint8_t on[2] = {1, 1};
+    for (i = 0; i < C * HI * DI * 2; i++) gq[i] = 0.05f * frand();
+    for (i = 0; i < C * DI; i++) gk[i] = 0.05f * frand();
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    st = ds_gguf_writer_copy_kv(w, g);
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.block_count", 1);
+    for (i = 0; i < ds_gguf_n_tensors(g) && st == DS_OK; i++) {
+        const ds_gguf_tensor *tt = ds_gguf_tensor_at(g, i);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)tt->name.len, tt->name.ptr);
+        if (strncmp(name, "blk.", 4) || !strncmp(name, "blk.0.", 6)) st = ds_gguf_writer_add_tensor(w, name, tt->type, tt->n_dims, tt->ne, tt->data);
+    }
+    memset(c.layers, 0, sizeof c.layers);
+    c.n_layer = 1, c.layers[0].attn = DS_ATTN_SDA, c.sda_block = 32, c.sda_topk = 4, c.sda_index_heads = HI, c.sda_index_dim = DI;
+    if (bad != 5 && st == DS_OK) st = ds__sda_write_config(w, "llama", &c);
+    if (bad == 5 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 1);
+    if (bad == 2 && st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.attention.sda.block_size", 0);
+    if (bad == 3 && st == DS_OK) st = ds_gguf_writer_set_f32(w, "llama.attention.sda.sparsity", 1.5f);
+    if (bad == 4 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 2);
+    ne[0] = C, ne[1] = (int64_t)HI * DI * (bad == 1 ? 2 : 1);
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_q.weight", DS_TYPE_F32, 2, ne, gq);
+    ne[1] = DI;
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_k.weight", DS_TYPE_F32, 2, ne, gk);
+    ne[0] = HI;
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_w.weight", DS_TYPE_F32, 1, ne, gw);
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    free(gq), free(gk);
+    return st;
+}
+
+/* SDA settings and a learned gate go into a GGUF file and come back; the model runs (at
+   sparsity 1 equal to its dense self; sparse, a rewound step equal to the first); broken
+   files fail naming the key or tensor */
+static void test_gguf_learned_gate(ds_test_ctx *t) {
+    static const char *const want[] = {"", "blk.0.sda_gate_q.weight", "attention.sda.block_size", "attention.sda.sparsity", "attention.sda.layers", "blk.0.sda_gate_q.weight"};
+    const char *path = "build/test_sda_gate.gguf";
+    ds_model *m, *g = NULL;
+    int32_t *tok;
+    float *a, *b;
+    int bad, V;
+    ds_status st;
+    NEED_SMOLLM2(t, m);
+    V = m->cfg.n_vocab;
+    DS_REQUIRE(t, write_gate_model(m, path, 0) == DS_OK, "writing %s: %s", path, ds_last_error());
+    DS_REQUIRE(t, ds_model_load(path, NULL, &g) == DS_OK, "loading %s: %s", path, ds_last_error());
+    DS_CHECK(t, g->cfg.n_layer == 1 && g->cfg.layers[0].attn == DS_ATTN_SDA && g->cfg.sda_block == 32 && g->cfg.sda_topk == 4 && g->cfg.sda_window == 64 && g->cfg.sda_sink == 1 &&
+                    g->cfg.sda_sparsity == 0.3f && g->cfg.sda_index_heads == 2 && g->cfg.sda_index_dim == 16 && g->layers[0].sda.gate_q.data && g->layers[0].sda.gate_w,
+             "config read back: kind %d block %d topk %d window %d sink %d sparsity %g index %d x %d", g->cfg.layers[0].attn, g->cfg.sda_block, g->cfg.sda_topk, g->cfg.sda_window,
+             g->cfg.sda_sink, (double)g->cfg.sda_sparsity, g->cfg.sda_index_heads, g->cfg.sda_index_dim);
+    DS_CHECK(t, ds_model_kv_bytes_per_token(&g->cfg, 2) == (2 * 3 * 64 + 16) * 2, "kv bytes per token %zu", ds_model_kv_bytes_per_token(&g->cfg, 2));
+    tok = text_tokens(m, 402);
+    a = (float *)malloc(sizeof(float) * 403 * V), b = (float *)malloc(sizeof(float) * 403 * V);
+    DS_REQUIRE(t, tok && a && b, "setup");
+    DS_CHECK(t, run_rows(g, tok, 400, 128, b) == DS_OK, "sparse run: %s", ds_last_error());
+    DS_CHECK(t, !memcmp(b + (size_t)401 * V, b + (size_t)402 * V, sizeof(float) * V), "a rewound step differs from the first");
+    g->cfg.sda_sparsity = 1.0f;
+    DS_CHECK(t, run_rows(g, tok, 400, 128, b) == DS_OK, "sparsity 1: %s", ds_last_error());
+    g->cfg.layers[0].attn = DS_ATTN_DENSE;
+    DS_CHECK(t, run_rows(g, tok, 400, 128, a) == DS_OK, "dense: %s", ds_last_error());
+    DS_CHECK(t, !memcmp(a, b, sizeof(float) * 403 * V), "sparsity 1 differs from dense: %g", max_rel(a, b, (size_t)403 * V));
+    ds_model_free(g);
+    free(a), free(b), free(tok);
+    for (bad = 1; bad <= 5; bad++) {
+        g = NULL;
+        DS_REQUIRE(t, write_gate_model(m, path, bad) == DS_OK, "writing variant %d: %s", bad, ds_last_error());
+        st = ds_model_load(path, NULL, &g);
+        DS_CHECK(t, st == DS_ERR_FORMAT && strstr(ds_last_error(), want[bad]), "variant %d: status %d, '%s' (want '%s')", bad, (int)st, ds_last_error(), want[bad]);
+        ds_model_free(g);
+    }
+    remove(path);
+}
+
 DS_TEST_MAIN(DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params), DS_T(test_config_keys),
-             DS_T(test_smollm2_sparsity1_equals_dense), DS_T(test_smollm2_tree_vs_flat))
+             DS_T(test_smollm2_sparsity1_equals_dense), DS_T(test_smollm2_tree_vs_flat), DS_T(test_gguf_learned_gate))
