@@ -466,7 +466,8 @@ static void test_smollm2_tree_vs_flat(ds_test_ctx *t) {
 
 /* A one-layer SmolLM2 as a GGUF file with SDA metadata and a learned gate (random, F32), and
    `bad` breaking one thing: 1 the gate query's shape, 2 sda.block_size = 0, 3 sda.sparsity =
-   1.5, 4 a layers array of the wrong length, 5 gate tensors without the index keys */
+   1.5, 4 a layers array of the wrong length, 5 gate tensors without the index keys; 6 is
+   valid, without a learned gate (the fuzz seeds: tests/extra_fuzz_infer.sh) */
 static ds_status write_gate_model(const ds_model *m, const char *path, int bad) {
     enum { HI = 2, DI = 16 };
     ds_gguf_writer *w = NULL;
@@ -489,17 +490,20 @@ static ds_status write_gate_model(const ds_model *m, const char *path, int bad) 
     }
     memset(c.layers, 0, sizeof c.layers);
     c.n_layer = 1, c.layers[0].attn = DS_ATTN_SDA, c.sda_block = 32, c.sda_topk = 4, c.sda_index_heads = HI, c.sda_index_dim = DI;
+    if (bad == 6) c.sda_block = 2, c.sda_index_heads = c.sda_index_dim = 0;
     if (bad != 5 && st == DS_OK) st = ds__sda_write_config(w, "llama", &c);
     if (bad == 5 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 1);
     if (bad == 2 && st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.attention.sda.block_size", 0);
     if (bad == 3 && st == DS_OK) st = ds_gguf_writer_set_f32(w, "llama.attention.sda.sparsity", 1.5f);
     if (bad == 4 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 2);
     ne[0] = C, ne[1] = (int64_t)HI * DI * (bad == 1 ? 2 : 1);
+    if (bad == 6) goto write;
     if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_q.weight", DS_TYPE_F32, 2, ne, gq);
     ne[1] = DI;
     if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_k.weight", DS_TYPE_F32, 2, ne, gk);
     ne[0] = HI;
     if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_w.weight", DS_TYPE_F32, 1, ne, gw);
+write:
     if (st == DS_OK) st = ds_gguf_writer_write(w, path);
     ds_gguf_writer_free(w);
     free(gq), free(gk);
@@ -548,5 +552,23 @@ static void test_gguf_learned_gate(ds_test_ctx *t) {
     remove(path);
 }
 
-DS_TEST_MAIN(DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params), DS_T(test_config_keys),
-             DS_T(test_smollm2_sparsity1_equals_dense), DS_T(test_smollm2_tree_vs_flat), DS_T(test_gguf_learned_gate))
+static const ds_test_case cases[] = {DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params), DS_T(test_config_keys),
+             DS_T(test_smollm2_sparsity1_equals_dense), DS_T(test_smollm2_tree_vs_flat), DS_T(test_gguf_learned_gate)};
+
+/* test_sda --write-seeds MODEL OUT: OUT-gate.gguf and OUT-own.gguf, MODEL's first layer as
+   an SDA layer with and without a learned gate (tests/extra_fuzz_infer.sh's seeds) */
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--write-seeds")) {
+        ds_model *m = NULL;
+        char path[1024];
+        ds_status st = ds_model_load(argv[2], NULL, &m);
+        snprintf(path, sizeof path, "%s-gate.gguf", argv[3]);
+        if (st == DS_OK) st = write_gate_model(m, path, 0);
+        snprintf(path, sizeof path, "%s-own.gguf", argv[3]);
+        if (st == DS_OK) st = write_gate_model(m, path, 6);
+        ds_model_free(m);
+        if (st != DS_OK) fprintf(stderr, "%s\n", ds_last_error());
+        return st != DS_OK;
+    }
+    return ds_test_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);
+}
