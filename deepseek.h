@@ -31,7 +31,8 @@
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward, sampler, generate, chat templates
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
-                      block-sparse attention over the f16 cache (kernel core; not wired yet)
+                      block-sparse attention over the f16 cache, the SDA layer (config, GGUF
+                      keys, gate tensors, session state); then the forward's layer walk
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
        >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
 
@@ -11041,8 +11042,8 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
    every block selected it gives the dense path's bits, and its sparsity changes which keys
    are read, never how a key is summed. */
 #define DS__SDA_MAX_LEVELS 40
-/* the entry points the layer walk will call; until it does (after the attention-kind refactor)
-   only the tests and tests/bench_sda.c call them, so they may go unused in a build */
+/* entry points only the tests, tests/bench_sda.c or one build flavour call, so they may go
+   unused in a build */
 #if defined(__GNUC__)
 #define DS__SDA_ENTRY static __attribute__((unused))
 #else

@@ -8,7 +8,7 @@
    The deepseek CLI links only the public API, so this is the `deepseek bench --attn` stand-in.
    Build: cc -O2 -I. tests/bench_sda.c -o build/bench_sda -lm -lpthread
    Run:   build/bench_sda [-t THREADS] [-n 4096,16384,65536] [-r REPS] [--dense-full N]
-          [--block 64] [--topk 16] [--window 64] [--sink 1] */
+          [--block 64] [--topk 16] [--window 64] [--sink 1] [--sparsity 0.3] */
 #define DEEPSEEK_IMPLEMENTATION
 #include "../deepseek.h"
 #include <stdio.h>
@@ -146,7 +146,7 @@ static double slope(const double *x, const double *y, int n) {
 int main(int argc, char **argv) {
     static const layout lays[2] = {{9, 3, 64}, {8, 2, 128}};
     int ns[16], nn = 0, threads = 2, reps = 2, dense_full = 16384, a, li, k, rep;
-    ds__sda_params p = {64, 16, 64, 1, 0, 1.0f};
+    ds__sda_params p = {64, 16, 64, 1, 0, 0.3f};   /* the model defaults (sparsity 1 would read every block) */
     ds_pool_config pc;
     ds_pool *pool;
     const char *list = "4096,16384,65536";
@@ -159,6 +159,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--topk")) p.topk = atoi(argv[a + 1]);
         else if (!strcmp(argv[a], "--window")) p.window = atoi(argv[a + 1]);
         else if (!strcmp(argv[a], "--sink")) p.sink = atoi(argv[a + 1]);
+        else if (!strcmp(argv[a], "--sparsity")) p.sparsity = (float)atof(argv[a + 1]);
         else {
             fprintf(stderr, "bench_sda: unknown option '%s'\n", argv[a]);
             return 2;
