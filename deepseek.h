@@ -626,6 +626,23 @@ DS_API const ds_model *ds_session_model(const ds_session *s);
 /* Forgets the tokens from pos on (0 resets). DS_ERR_INVALID_ARG if pos > ds_session_pos(). */
 DS_API ds_status ds_session_rewind(ds_session *s, int pos);
 
+/* ---- attention benchmark -----------------------------------------------------------------------
+   One layer's attention alone (no projections) over a synthetic f16 cache of n tokens, dense
+   (the session's attention) or SDA (>>sda), for `deepseek bench --attn`. Keys come in runs of
+   1..16 blocks on one of 64 random topics, each query asks about the topic of a random earlier
+   token, and the gate's keys and queries (4 heads of 32 dims) follow the same topics, so the
+   gate has something to find. Memory: about n (H + 2 Hkv) D 6 bytes. */
+typedef struct ds_attn_bench ds_attn_bench;
+/* sda: its sda_* fields set SDA's settings (NULL or 0 fields: the defaults). */
+DS_API ds_status ds_attn_bench_create(int n_head, int n_head_kv, int head_dim, int n, const ds_model_config *sda, ds_pool *pool, ds_attn_bench **out);
+/* Runs T queries at positions pos0.. (T = 1: a decode step at depth pos0 + 1), dense (sda = 0)
+   or SDA. seconds: its wall time; bytes_read (may be NULL): bytes of the cache one query reads
+   on average, K and V rows of every KV head in f16, SDA adding a bound on the gate-tree nodes
+   its query block scores (f32); work_bytes (may be NULL): its attention scratch (SDA: with the
+   gate tree). */
+DS_API ds_status ds_attn_bench_run(ds_attn_bench *b, int sda, int T, int pos0, double *seconds, double *bytes_read, size_t *work_bytes);
+DS_API void ds_attn_bench_free(ds_attn_bench *b);
+
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
    from what is left (probabilities renormalised). A zero-initialised config is greedy. */
@@ -11042,7 +11059,7 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
    every block selected it gives the dense path's bits, and its sparsity changes which keys
    are read, never how a key is summed. */
 #define DS__SDA_MAX_LEVELS 40
-/* entry points only the tests, tests/bench_sda.c or one build flavour call, so they may go
+/* what only the tests or one build flavour (DS_NO_TRAIN) calls, so it may go
    unused in a build */
 #if defined(__GNUC__)
 #define DS__SDA_ENTRY static __attribute__((unused))
@@ -11086,7 +11103,7 @@ typedef struct ds__sda_tree {
     float *sum;
 } ds__sda_tree;
 
-DS__SDA_ENTRY ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, int cap_tok) {
+static ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, int cap_tok) {
     size_t total = 0;
     int l;
     memset(t, 0, sizeof *t);
@@ -11105,7 +11122,7 @@ DS__SDA_ENTRY ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, i
     t->sum = DS__CAST(float *, ds__calloc(total, sizeof(float)));
     return t->sum ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "sda: tree of %zu floats", total);
 }
-DS__SDA_ENTRY void ds__sda_tree_free(ds__sda_tree *t) {
+static void ds__sda_tree_free(ds__sda_tree *t) {
     ds_free(t->sum);
     t->sum = NULL;
 }
@@ -11120,7 +11137,7 @@ static void ds__sda_pull(ds__sda_tree *t, int l, int i) {
 /* n more tokens' gate keys k (n, dim): level 0 adds them in token order, then the touched
    nodes above are recomputed from their children, so one call of n tokens and n calls of one
    give the same bits */
-DS__SDA_ENTRY ds_status ds__sda_tree_append(ds__sda_tree *t, const float *k, int n) {
+static ds_status ds__sda_tree_append(ds__sda_tree *t, const float *k, int n) {
     int j, e, l, lo, hi;
     if (n < 0 || n > t->cap_tok - t->n_tok) return ds__fail(DS_ERR_INVALID_ARG, "sda: %d gate keys past the tree's %d tokens", n, t->cap_tok);
     if (n == 0) return DS_OK;
@@ -11259,7 +11276,7 @@ static size_t ds__sda_stride(const ds__sda_job *j) {
 /* the selections' ints, then the tasks' scratch */
 static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(j) + 1) * sizeof(int) + 63) & ~(size_t)63; }
 /* bytes of ds__sda_attention's work buffer for n_tasks tasks */
-DS__SDA_ENTRY size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
+static size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
 
 /* group gi's selection: the gate's best among blocks before the window, then sink and window
    blocks, ascending and unique; the last is the group's own block */
@@ -11591,6 +11608,156 @@ static void ds__sda_session_rewind(ds_session *s) {
             (void)ds__sda_tree_append(t, s->sda_gk, n);
         }
     }
+}
+
+/* ---- attention benchmark (ds_attn_bench_*) -------------------------------------------------- */
+#define DS__AB_HI 4
+#define DS__AB_DI 32
+#define DS__AB_TOPICS 64
+struct ds_attn_bench {
+    ds_pool *pool;
+    ds__ops ops;
+    ds__sda_params p;
+    ds__sda_gate g;
+    ds__sda_tree tree;
+    float w[DS__AB_HI];
+    int H, Hkv, D, n, tasks;
+    uint16_t *kc, *vc;          /* (Hkv, n, D) */
+    float *q, *gq, *out;        /* (n, H, D), (n, Hi, Di), (n, H, D) */
+};
+
+static float ds__ab_rand(uint64_t *s) { /* [-1, 1) */
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((*s >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+/* the topics: keys' and gate keys' (tk, tg), one run per key block; queries ask about an earlier token's */
+static void ds__ab_fill(ds_attn_bench *b, float *gk) {
+    float *tk = DS__CAST(float *, ds__calloc((size_t)DS__AB_TOPICS * b->D, sizeof(float))), tg[DS__AB_TOPICS][DS__AB_DI];
+    float *row = DS__CAST(float *, ds__calloc((size_t)b->D, sizeof(float)));
+    int *topic = DS__CAST(int *, ds__calloc((size_t)b->n, sizeof(int))), i, h, e, tp = 0, run = 0;
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (i = 0; i < DS__AB_TOPICS; i++) {
+        for (e = 0; e < b->D; e++) tk[(size_t)i * b->D + e] = 2.0f * ds__ab_rand(&r);
+        for (e = 0; e < DS__AB_DI; e++) tg[i][e] = ds__ab_rand(&r);
+    }
+    for (i = 0; i < b->n; i++) {
+        if (i % b->p.block == 0 && run-- <= 0) tp = (int)((ds__ab_rand(&r) + 1.0f) * 0.5f * DS__AB_TOPICS) % DS__AB_TOPICS, run = (int)((ds__ab_rand(&r) + 1.0f) * 8.0f);
+        topic[i] = tp;
+        for (h = 0; h < b->Hkv; h++) {
+            for (e = 0; e < b->D; e++) row[e] = tk[(size_t)tp * b->D + e] + ds__ab_rand(&r);
+            b->ops.f32_to_f16(b->kc + ((size_t)h * b->n + i) * b->D, row, b->D);
+            for (e = 0; e < b->D; e++) row[e] = ds__ab_rand(&r);
+            b->ops.f32_to_f16(b->vc + ((size_t)h * b->n + i) * b->D, row, b->D);
+        }
+        for (e = 0; e < DS__AB_DI; e++) gk[(size_t)i * DS__AB_DI + e] = tg[tp][e] + 0.5f * ds__ab_rand(&r);
+    }
+    for (i = 0; i < b->n; i++) {
+        int want = topic[(int)((ds__ab_rand(&r) + 1.0f) * 0.5f * (float)i) % (i + 1)];
+        for (h = 0; h < b->H; h++)
+            for (e = 0; e < b->D; e++) b->q[((size_t)i * b->H + h) * b->D + e] = tk[(size_t)want * b->D + e] + ds__ab_rand(&r);
+        for (h = 0; h < DS__AB_HI; h++)
+            for (e = 0; e < DS__AB_DI; e++) b->gq[((size_t)i * DS__AB_HI + h) * DS__AB_DI + e] = tg[want][e] + 0.5f * ds__ab_rand(&r);
+    }
+    ds_free(tk), ds_free(row), ds_free(topic);
+}
+
+DS_API void ds_attn_bench_free(ds_attn_bench *b) {
+    if (!b) return;
+    ds__sda_tree_free(&b->tree);
+    ds_free(b->kc), ds_free(b->vc), ds_free(b->q), ds_free(b->gq), ds_free(b->out);
+    ds_free(b);
+}
+
+DS_API ds_status ds_attn_bench_create(int n_head, int n_head_kv, int head_dim, int n, const ds_model_config *sda, ds_pool *pool, ds_attn_bench **out) {
+    ds_model_config c;
+    ds_attn_bench *b;
+    float *gk;
+    ds_status st;
+    int i;
+    if (!out || !pool) return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: NULL argument");
+    *out = NULL;
+    if (n_head < 1 || n_head_kv < 1 || n_head % n_head_kv || head_dim < 2 || head_dim > 512 || head_dim % 2 || n < 2)
+        return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: %d heads, %d KV heads of %d, %d tokens", n_head, n_head_kv, head_dim, n);
+    memset(&c, 0, sizeof c);
+    if (sda) c = *sda;
+    if ((st = ds__sda_config_check(&c)) != DS_OK) return st;
+    if (!(b = DS__CAST(ds_attn_bench *, ds__calloc(1, sizeof *b)))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+    ds__sda_params_of(&c, &b->p);
+    ds__ops_init(&b->ops, DS_BACKEND_CPU);
+    b->pool = pool, b->H = n_head, b->Hkv = n_head_kv, b->D = head_dim, b->n = n, b->tasks = 4 * ds_pool_size(pool);
+    for (i = 0; i < DS__AB_HI; i++) b->w[i] = 1.0f;
+    b->g.n_heads = DS__AB_HI, b->g.dim = DS__AB_DI, b->g.w = b->w;
+    b->kc = DS__CAST(uint16_t *, ds_alloc((size_t)n_head_kv * n * head_dim * 2));
+    b->vc = DS__CAST(uint16_t *, ds_alloc((size_t)n_head_kv * n * head_dim * 2));
+    b->q = DS__CAST(float *, ds_alloc((size_t)n * n_head * head_dim * sizeof(float)));
+    b->out = DS__CAST(float *, ds_alloc((size_t)n * n_head * head_dim * sizeof(float)));
+    b->gq = DS__CAST(float *, ds_alloc((size_t)n * DS__AB_HI * DS__AB_DI * sizeof(float)));
+    gk = DS__CAST(float *, ds_alloc((size_t)n * DS__AB_DI * sizeof(float)));
+    st = b->kc && b->vc && b->q && b->out && b->gq && gk ? ds__sda_tree_init(&b->tree, DS__AB_DI, b->p.block, n) : ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory for %d tokens", n);
+    if (st == DS_OK) {   /* the whole tree first: a prefill appends its gate keys before attention */
+        ds__ab_fill(b, gk);
+        st = ds__sda_tree_append(&b->tree, gk, n);
+    }
+    ds_free(gk);
+    if (st != DS_OK) {
+        ds_attn_bench_free(b);
+        return st;
+    }
+    *out = b;
+    return DS_OK;
+}
+
+DS_API ds_status ds_attn_bench_run(ds_attn_bench *b, int sda, int T, int pos0, double *seconds, double *bytes_read, size_t *work_bytes) {
+    double t0, keys = 0.0, row = 2.0 * 2.0 * b->Hkv * b->D;   /* K and V, f16, every KV head */
+    size_t bytes;
+    void *work;
+    ds_status st = DS_OK;
+    int gi, i, t;
+    if (!b || !seconds || T < 1 || pos0 < 0 || pos0 + T > b->n) return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: %d queries at %d of %d", T, pos0, b ? b->n : 0);
+    if (!sda) {
+        ds_model m;
+        ds_session s;
+        memset(&m, 0, sizeof m);
+        memset(&s, 0, sizeof s);
+        m.cfg.n_head = b->H, m.cfg.n_head_kv = b->Hkv, m.cfg.head_dim = b->D;
+        s.m = &m, s.pool = b->pool, s.n_ctx = b->n, s.ops = b->ops, s.k_cache = b->kc, s.v_cache = b->vc;
+        s.q = b->q + (size_t)pos0 * b->H * b->D, s.att = b->out;
+        s.n_attn_tasks = b->tasks;
+        s.attn_stride = ds__attn_stride(&m.cfg, b->n);
+        bytes = (size_t)s.n_attn_tasks * s.attn_stride * sizeof(float);
+        if (!(s.attn_scratch = DS__CAST(float *, ds_alloc(bytes)))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+        t0 = ds_time();
+        ds__attention(&s, 0, T, pos0);
+        *seconds = ds_time() - t0;
+        ds_free(s.attn_scratch);
+        for (t = 0; t < T; t++) keys += pos0 + t + 1;
+    } else {
+        ds__sda_job j;
+        memset(&j, 0, sizeof j);
+        j.o = &b->ops, j.p = b->p, j.g = &b->g, j.tree = &b->tree, j.k_cache = b->kc, j.v_cache = b->vc;
+        j.q = b->q + (size_t)pos0 * b->H * b->D, j.gq = b->gq + (size_t)pos0 * DS__AB_HI * DS__AB_DI, j.out = b->out;
+        j.n_ctx = b->n, j.H = b->H, j.Hkv = b->Hkv, j.D = b->D, j.T = T, j.pos0 = pos0;
+        bytes = ds__sda_work_bytes(&j, b->tasks);
+        if (!(work = ds_alloc(bytes))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+        t0 = ds_time();
+        st = b->ops.sda_attention(&j, b->pool, work, b->tasks);
+        *seconds = ds_time() - t0;
+        if (st == DS_OK)   /* keys of the selected blocks each query may see; a bound on the nodes scored */
+            for (gi = 0; gi < j.n_groups; gi++) {
+                int qb = pos0 / b->p.block + gi, t0q = DS__MAX(pos0, qb * b->p.block), t1q = DS__MIN(pos0 + T, (qb + 1) * b->p.block);
+                for (t = t0q; t < t1q; t++)
+                    for (i = 0; i < j.n_sel[gi]; i++) keys += DS__MIN(b->p.block, t + 1 - j.sel[(size_t)gi * j.max_sel + i] * b->p.block);
+                keys += (double)(2 * ds__sda_beam(&b->p)) * b->tree.n_levels * DS__AB_DI * 4 / row;
+            }
+        ds_free(work);
+        bytes += (b->tree.off[b->tree.n_levels - 1] + DS__AB_DI) * sizeof(float);
+    }
+    if (bytes_read) *bytes_read = keys * row / T;
+    if (work_bytes) *work_bytes = bytes;
+    return st;
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
