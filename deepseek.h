@@ -570,6 +570,13 @@ DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_lo
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
+/* Changes a loaded model's attention between dense and SDA (>>sda): `lines` are model config
+   lines (ds_model_config_parse) among layers.attn / layer.N.attn = dense | sda and sda_block,
+   sda_topk, sda_sparsity, sda_window, sda_sink, applied on top of the file's. A dense llama or
+   qwen2 model runs as SDA with its own keys as the gate (no training). Call before creating
+   sessions. Errors (DS_ERR_INVALID_ARG, naming the line or key): another key, an MLA layer,
+   a learned gate's keys, an out-of-range value; the model is then unchanged. */
+DS_API ds_status ds_model_configure(ds_model *m, const char *lines);
 /* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
    tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
@@ -11516,6 +11523,29 @@ DS__SDA_ENTRY ds_status ds__sda_write_config(ds_gguf_writer *w, const char *arch
     }
 #undef DS__W
     return st;
+}
+
+DS_API ds_status ds_model_configure(ds_model *m, const char *lines) {
+    ds_model_config c, a, b;
+    ds_status st;
+    int il;
+    if (!m || !lines) return ds__fail(DS_ERR_INVALID_ARG, "model_configure: NULL argument");
+    c = m->cfg;
+    if ((st = ds_model_config_parse(lines, &c, NULL, "model_configure")) != DS_OK) return st;
+    a = m->cfg, b = c;   /* nothing but the attention kinds and the SDA settings may differ */
+    a.sda_block = b.sda_block, a.sda_topk = b.sda_topk, a.sda_window = b.sda_window, a.sda_sink = b.sda_sink, a.sda_sparsity = b.sda_sparsity;
+    for (il = 0; il < DS_MAX_LAYERS; il++) {
+        int was = m->cfg.layers[il].attn, now = c.layers[il].attn;
+        if (il >= m->cfg.n_layer ? was != now : was != now && (was == DS_ATTN_MLA || now == DS_ATTN_MLA))
+            return ds__fail(DS_ERR_INVALID_ARG, "model_configure: layer %d: only dense and SDA layers of the model can change kind", il);
+        a.layers[il].attn = b.layers[il].attn;
+        if (now == DS_ATTN_SDA && il < m->cfg.n_layer && (!m->layers[il].gqa.wq.data || (ds__sda_learned(&c) && !m->layers[il].sda.gate_q.data)))
+            return ds__fail(DS_ERR_INVALID_ARG, "model_configure: layer %d has no %s to run as SDA", il, m->layers[il].gqa.wq.data ? "learned gate" : "grouped-query weights");
+    }
+    if (memcmp(&a, &b, sizeof a)) return ds__fail(DS_ERR_INVALID_ARG, "model_configure: only layers.attn, layer.N.attn and sda_block, sda_topk, sda_sparsity, sda_window, sda_sink can change");
+    if (ds__has_attn(&c, DS_ATTN_SDA) && (st = ds__sda_config_check(&c)) != DS_OK) return st;
+    m->cfg = c;
+    return DS_OK;
 }
 
 /* the job of layer il's SDA over T queries at pos0 (the session's buffers) */

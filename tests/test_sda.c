@@ -382,7 +382,9 @@ static void test_smollm2_sparsity1_equals_dense(ds_test_ctx *t) {
     a = (float *)malloc(sizeof(float) * (size_t)(N + 3) * V), b = (float *)malloc(sizeof(float) * (size_t)(N + 3) * V);
     set_attn(m, DS_ATTN_DENSE, 0, 0, 0.0f);
     DS_REQUIRE(t, run_rows(m, tok, N, 256, a) == DS_OK, "dense: %s", ds_last_error());
-    set_attn(m, DS_ATTN_SDA, 32, 0, 1.0f);
+    DS_CHECK(t, ds_model_configure(m, "layers.attn = sda\nn_embd = 8") == DS_ERR_INVALID_ARG && m->cfg.layers[0].attn == DS_ATTN_DENSE, "ds_model_configure took n_embd");
+    DS_CHECK(t, ds_model_configure(m, "layers.attn = sda\nsda_sparsity = 0") == DS_ERR_INVALID_ARG && strstr(ds_last_error(), "sda_sparsity") && m->cfg.layers[0].attn == DS_ATTN_DENSE, "sda_sparsity = 0: %s", ds_last_error());
+    DS_REQUIRE(t, ds_model_configure(m, "layers.attn = sda\nsda_block = 32\nsda_sparsity = 1\n") == DS_OK, "ds_model_configure: %s", ds_last_error());
     DS_REQUIRE(t, run_rows(m, tok, N, 256, b) == DS_OK, "SDA: %s", ds_last_error());
     rel = max_rel(a, b, (size_t)(N + 3) * V);
     for (r = 0; r < N + 3; r++) same += argmax(a + (size_t)r * V, V) == argmax(b + (size_t)r * V, V);

@@ -14,7 +14,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json]\n"
+            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--json] [--sda LINE]...\n"
             "\n"
             "Prompt processing (pp: one batch of p tokens from an empty context) and generation\n"
             "(tg: n single-token decodes) in tokens/s, as llama-bench's pp512 / tg128, best of r\n"
@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "  -t N      threads in [1, 512] (default: all CPUs)\n"
             "  -r N      repetitions in [1, 65536] (default 5)\n"
             "  --json    print one JSON object instead of the table\n"
+            "  --sda LINE  run the model with sparse dynamic attention: a model config line on top of\n"
+            "            the file's, e.g. --sda 'layers.attn = sda' --sda 'sda_topk = 8'\n"
             "\n"
             "usage: deepseek bench --attn [--attn-n 4096,16384,65536,131072] [-t THREADS] [-r REPS]\n"
             "                      [--dense-full N] [--sda 'KEY = VALUE']...\n"
@@ -40,7 +42,7 @@ static void usage(FILE *f) {
             "  --attn-n LIST   context lengths, comma-separated (default 4096,16384,65536)\n"
             "  --dense-full N  above N tokens, dense prefill is timed on its last 512 queries and\n"
             "                  scaled by the causal triangle, marked ~ (default 16384)\n"
-            "  --sda LINE      an SDA setting as a model config line, e.g. --sda 'sda_topk = 8'\n"
+            "  --sda LINE      (with --attn) an SDA setting, e.g. --sda 'sda_topk = 8'\n"
             "                  (sda_block, sda_topk, sda_sparsity, sda_window, sda_sink)\n");
 }
 
@@ -386,6 +388,10 @@ int ds_cmd_bench(int argc, char **argv) {
     if (a.attn) return run_attn(&a);
     e = ds_model_load(a.model, NULL, &m);
     if (e != DS_OK) return cli_fail("bench", a.model, e);
+    if (a.sda[0] && (e = ds_model_configure(m, a.sda)) != DS_OK) {
+        ds_model_free(m);
+        return cli_fail("bench", "--sda", e);
+    }
     r = run(&a, m);
     ds_model_free(m);
     return r;
