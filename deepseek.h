@@ -11535,8 +11535,10 @@ DS_API ds_status ds_model_configure(ds_model *m, const char *lines) {
     a = m->cfg, b = c;   /* nothing but the attention kinds and the SDA settings may differ */
     a.sda_block = b.sda_block, a.sda_topk = b.sda_topk, a.sda_window = b.sda_window, a.sda_sink = b.sda_sink, a.sda_sparsity = b.sda_sparsity;
     for (il = 0; il < DS_MAX_LAYERS; il++) {
-        int was = m->cfg.layers[il].attn, now = c.layers[il].attn;
-        if (il >= m->cfg.n_layer ? was != now : was != now && (was == DS_ATTN_MLA || now == DS_ATTN_MLA))
+        int was = m->cfg.layers[il].attn, now;
+        if (il >= m->cfg.n_layer) c.layers[il] = m->cfg.layers[il];   /* layers.attn names them too */
+        now = c.layers[il].attn;
+        if (was != now && (was == DS_ATTN_MLA || now == DS_ATTN_MLA))
             return ds__fail(DS_ERR_INVALID_ARG, "model_configure: layer %d: only dense and SDA layers of the model can change kind", il);
         a.layers[il].attn = b.layers[il].attn;
         if (now == DS_ATTN_SDA && il < m->cfg.n_layer && (!m->layers[il].gqa.wq.data || (ds__sda_learned(&c) && !m->layers[il].sda.gate_q.data)))
