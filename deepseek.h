@@ -33,7 +33,8 @@
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward (matmul observer), sampler, generate, chat templates
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
-                      block-sparse attention over the f16 cache (kernel core; not wired yet)
+                      block-sparse attention over the f16 cache, the SDA layer (config, GGUF
+                      keys, gate tensors, session state); then the forward's layer walk
        >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
        >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
 
@@ -566,6 +567,15 @@ typedef struct ds_model_config {
     int rope_yarn_orig_ctx;
     float rope_yarn_log_mul;
     int mla_kv_b_split;   /* deepseek2 files: attn_k_b + attn_v_b instead of attn_kv_b */
+    /* SDA (DS_ATTN_SDA layers, >>sda; 0: the default in brackets) */
+    int sda_block;        /* tokens per key block [64] */
+    int sda_topk;         /* most blocks the gate picks per query block [16] */
+    int sda_window;       /* tokens before a query block always attended [64]; -1: none */
+    int sda_sink;         /* leading blocks always attended [1]; -1: none */
+    float sda_sparsity;   /* fraction of earlier blocks a query block may pick, (0, 1] [0.3];
+                             1: every block (dense attention; sda_topk does not apply) */
+    int sda_index_heads;  /* learned gate: heads and dims of its indexer [0: none, the layer's */
+    int sda_index_dim;    /*   own keys and queries score the blocks, MoBA-style] */
 } ds_model_config;
 
 /* ---- model: llama and qwen2 weights from a GGUF file --------------------------------------
@@ -592,6 +602,13 @@ DS_API ds_status ds_model_load_memory(const void *data, size_t size, const ds_lo
 DS_API void ds_model_free(ds_model *m);   /* after every session of it is freed */
 DS_API const ds_model_config *ds_model_get_config(const ds_model *m);
 DS_API const ds_tokenizer *ds_model_tokenizer(const ds_model *m);
+/* Changes a loaded model's attention between dense and SDA (>>sda): `lines` are model config
+   lines (ds_model_config_parse) among layers.attn / layer.N.attn = dense | sda and sda_block,
+   sda_topk, sda_sparsity, sda_window, sda_sink, applied on top of the file's. A dense llama or
+   qwen2 model runs as SDA with its own keys as the gate (no training). Call before creating
+   sessions. Errors (DS_ERR_INVALID_ARG, naming the line or key): another key, an MLA layer,
+   a learned gate's keys, an out-of-range value; the model is then unchanged. */
+DS_API ds_status ds_model_configure(ds_model *m, const char *lines);
 /* Bytes of weights read per decoded token (every matrix once, the embedding row aside):
    tokens/s times this over the memory bandwidth says how close decoding runs to the limit. */
 DS_API uint64_t ds_model_weight_bytes(const ds_model *m);
@@ -613,7 +630,9 @@ DS_API ds_status ds_model_config_check_deepseek(const ds_model_config *c);
    dense FFN layers first, MoE layers after (DS_ERR_UNSUPPORTED otherwise). */
 DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gguf_writer *w);
 /* KV-cache bytes one token takes over all layers with elem_size-byte elements: MLA layers
-   cache kv_lora_rank + qk_rope_dim values, dense layers 2 * n_head_kv * head_dim. */
+   cache kv_lora_rank + qk_rope_dim values, dense and SDA layers 2 * n_head_kv * head_dim (SDA
+   layers with a learned gate add its sda_index_dim gate key; the block tree of gate keys,
+   about 2 / sda_block of that again in f32, is not counted). */
 DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_size);
 
 // >>api:infer
@@ -681,6 +700,23 @@ typedef struct ds_session_stats {
 DS_API ds_session_stats ds_session_get_stats(const ds_session *s);
 DS_API void ds_session_reset_stats(ds_session *s);
 DS_API const char *ds_op_kind_name(ds_op_kind k);   /* "matmul qkv", ...; "?" when out of range */
+
+/* ---- attention benchmark -----------------------------------------------------------------------
+   One layer's attention alone (no projections) over a synthetic f16 cache of n tokens, dense
+   (the session's attention) or SDA (>>sda), for `deepseek bench --attn`. Keys come in runs of
+   1..16 blocks on one of 64 random topics, each query asks about the topic of a random earlier
+   token, and the gate's keys and queries (4 heads of 32 dims) follow the same topics, so the
+   gate has something to find. Memory: about n (H + 2 Hkv) D 6 bytes. */
+typedef struct ds_attn_bench ds_attn_bench;
+/* sda: its sda_* fields set SDA's settings (NULL or 0 fields: the defaults). */
+DS_API ds_status ds_attn_bench_create(int n_head, int n_head_kv, int head_dim, int n, const ds_model_config *sda, ds_pool *pool, ds_attn_bench **out);
+/* Runs T queries at positions pos0.. (T = 1: a decode step at depth pos0 + 1), dense (sda = 0)
+   or SDA. seconds: its wall time; bytes_read (may be NULL): bytes of the cache one query reads
+   on average, K and V rows of every KV head in f16, SDA adding a bound on the gate-tree nodes
+   its query block scores (f32); work_bytes (may be NULL): its attention scratch (SDA: with the
+   gate tree). */
+DS_API ds_status ds_attn_bench_run(ds_attn_bench *b, int sda, int T, int pos0, double *seconds, double *bytes_read, size_t *work_bytes);
+DS_API void ds_attn_bench_free(ds_attn_bench *b);
 
 /* ---- sampler ---------------------------------------------------------------------------------
    Applied in this order: repetition penalty, temperature, top-k, top-p, min-p, then a draw
@@ -860,7 +896,9 @@ typedef struct ds_train_config {
 
 /* Parse a config file: "key = value" lines, '#' comments. Model keys (n_vocab, n_embd,
    n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, norm_eps, rope_base, tied_output,
-   arch, layers.attn = dense, layers.ffn = dense, layer.N.attn / layer.N.ffn) fill mc;
+   arch, layers.attn = dense | mla | sda, layers.ffn = dense | moe, layer.N.attn / layer.N.ffn,
+   the MLA / MoE sizes, sda_block, sda_topk, sda_window, sda_sink, sda_sparsity,
+   sda_index_heads, sda_index_dim) fill mc;
    training keys (precision, batch, seq_len, grad_accum, steps, lr, min_lr, warmup,
    weight_decay, beta1, beta2, adam_eps, grad_clip, seed, init_std, recompute, threads,
    loss_scale, loss_scale_window, checkpoint_every, keep_checkpoints, eval_every,
@@ -4795,6 +4833,8 @@ static void ds__copy_ref(void *dst, const void *src, size_t bytes) { memmove(dst
 #define DS__F_AVXVNNI (DS__F_AVX2 | DS_CPU_AVXVNNI)
 
 typedef void (*ds__quantize_fn)(ds_type at, const float *x, void *dst, int K);
+struct ds__sda_job;   /* >>sda */
+static ds_status ds__sda_attention(struct ds__sda_job *j, ds_pool *pool, void *work, int n_tasks);
 typedef void (*ds__micro_fn)(const float *ap, const float *bp, int kc, float *c, int ldc, int add);
 
 /* Where a tensor's data lives: host memory, or the memory of the device a backend computes on.
@@ -4834,6 +4874,8 @@ typedef struct ds__ops {
     float (*xent)(float *logits, int target, int V);
     void (*xent_back)(float *p, int target, int V, float scale);
     void (*round_prec)(float *dst, const float *src, int rows, int cols, int ld, ds_precision p, int br, int bc);
+    /* SDA over one layer (>>sda), prefill or decode: block-sparse attention by the products above */
+    ds_status (*sda_attention)(struct ds__sda_job *j, ds_pool *pool, void *work, int n_tasks);
     /* training: the GEMM's register tiles (f32, bf16 pairs), its packing, AdamW */
     ds__micro_fn micro[2];
     void (*pack_bt)(float *out, const float *b, int ldb, int kc16);          /* NULL: pack_b's loop does it */
@@ -4884,6 +4926,7 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
     DS__OPS_ATTN(o, ref);
     o->embed = ds__embed_ref;
     o->copy = ds__copy_ref;
+    o->sda_attention = ds__sda_attention;
 #if !defined(DS_NO_TRAIN)
     o->xent = ds__xent_ref;
     o->xent_back = ds__xent_back_ref;
@@ -10216,6 +10259,12 @@ typedef struct ds__moe_layer {
     ds__mat down_sh;             /* (C, S*F) */
 } ds__moe_layer;
 
+/* DS_ATTN_SDA: the gqa weights, plus a learned gate when sda_index_dim > 0 (>>sda) */
+typedef struct ds__sda_layer {
+    ds__mat gate_q, gate_k;      /* (Hi*Di, C), (Di, C) indexer query and key projections */
+    const float *gate_w;          /* (Hi) indexer head weights */
+} ds__sda_layer;
+
 /* DS_FFN_DENSE: SwiGLU */
 typedef struct ds__ffn_layer {
     ds__mat gate, up, down;      /* (F, C), (F, C), (C, F) */
@@ -10226,8 +10275,9 @@ typedef struct ds__ffn_layer {
    member here, one loader case and one case in ds__layer_forward. */
 typedef struct ds__layer {
     const float *attn_norm, *ffn_norm;              /* (C) */
-    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE */
+    ds__gqa_layer gqa;                               /* DS_ATTN_DENSE and DS_ATTN_SDA */
     ds__mla_layer mla;                               /* DS_ATTN_MLA */
+    ds__sda_layer sda;                               /* DS_ATTN_SDA: its gate */
     ds__ffn_layer ffn;                               /* DS_FFN_DENSE */
     ds__moe_layer moe;                               /* DS_FFN_MOE */
 } ds__layer;
@@ -10248,6 +10298,9 @@ static ds_status ds__deepseek2_read_config(const ds_gguf *g, ds_model_config *c)
 #if !defined(DS_NO_DEEPSEEK2)
 static ds_status ds__deepseek2_load_layers(ds_model *m);
 #endif /* DS_NO_DEEPSEEK2 */
+/* SDA (>>sda): the <arch>.attention.sda.* keys, a layer's gate tensors */
+static ds_status ds__sda_read_config(const ds_gguf *g, ds_model_config *c);
+static ds_status ds__sda_load_layer(ds_model *m, int il, ds__layer *L);
 
 /* <arch>.<key> as a positive int; absent keys keep *out when optional */
 static ds_status ds__model_int_key(const ds_gguf *g, const char *arch, const char *key, int optional, int *out) {
@@ -10309,7 +10362,7 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
     if (c->n_rot > c->head_dim || c->n_rot % 2) return ds__fail(DS_ERR_FORMAT, "model: rope.dimension_count %d (even, at most the head size %d)", c->n_rot, c->head_dim);
     c->rope_neox = !strcmp(c->arch, "qwen2");
     c->qkv_bias = c->rope_neox;
-    return DS_OK;
+    return ds__sda_read_config(g, c);
 }
 
 /* Types the matmul kernels take as weights. */
@@ -10374,7 +10427,7 @@ static ds_status ds__model_load_layer(ds_model *m, int il, ds__layer *L) {
     DS__LAYER_T(ffn.down, "ffn_down.weight", C, F);
 #undef DS__LAYER_T
 #undef DS__LAYER_V
-    return DS_OK;
+    return c->layers[il].attn == DS_ATTN_SDA ? ds__sda_load_layer(m, il, L) : DS_OK;
 }
 
 
@@ -10412,8 +10465,7 @@ static ds_status ds__model_load_weights(ds_model *m) {
 #else
     if (!strcmp(c->arch, "deepseek2")) return ds__fail(DS_ERR_UNSUPPORTED, "model: deepseek2 was left out of this build (DS_NO_DEEPSEEK2)");
 #endif
-    for (il = 0; il < c->n_layer; il++) {
-        c->layers[il].attn = DS_ATTN_DENSE;
+    for (il = 0; il < c->n_layer; il++) {   /* attn: dense, or SDA where the file says */
         c->layers[il].ffn = DS_FFN_DENSE;
         if ((s = ds__model_load_layer(m, il, &m->layers[il])) != DS_OK) return s;
     }
@@ -10513,6 +10565,7 @@ DS_API size_t ds_model_kv_bytes_per_token(const ds_model_config *c, size_t elem_
     for (i = 0; i < c->n_layer && i < DS_MAX_LAYERS; i++) {
         if (c->layers[i].attn == DS_ATTN_MLA) n += (size_t)ds__mla_cache_row(c);
         else n += 2 * (size_t)(c->n_head_kv ? c->n_head_kv : c->n_head) * (size_t)hd;
+        if (c->layers[i].attn == DS_ATTN_SDA && c->sda_index_heads > 0) n += (size_t)DS__MAX(c->sda_index_dim, 0);
     }
     return n * elem_size;
 }
@@ -11247,7 +11300,19 @@ struct ds_session {
 #if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch dsk;          /* deepseek2: scratch of the MLA / MoE layers */
 #endif
+    /* SDA layers (>>sda) */
+    struct ds__sda_tree *sda_tree; /* (L) block tree of each SDA layer's gate keys */
+    uint16_t *sda_keys;           /* learned gates: (L, n_ctx, Di) f16 gate keys, to rebuild a tree */
+    float *sda_gq, *sda_gk;       /* (T, Hi*Di) gate queries, (T, Di) gate keys */
+    void *sda_work;               /* ds__sda_attention's selections and scratch */
+    int n_sda_tasks;
 };
+
+/* >>sda: the SDA layers' state beside the KV cache, allocated with the session; rewinding
+   rebuilds their trees from the cached gate keys */
+static ds_status ds__sda_session_alloc(ds_session *s);
+static void ds__sda_session_free(ds_session *s);
+static void ds__sda_session_rewind(ds_session *s);
 
 static size_t ds__session_ws_size(const ds_model *m, int T) {
     const ds_model_config *c = &m->cfg;
@@ -11255,7 +11320,11 @@ static size_t ds__session_ws_size(const ds_model *m, int T) {
     const ds__layer *L = m->layers;
     int il;
     for (il = 0; il < c->n_layer; il++, L++) {   /* MLA and MoE layers use the deepseek2 scratch's */
-        if (c->layers[il].attn == DS_ATTN_DENSE) {
+        if (c->layers[il].attn == DS_ATTN_SDA && L->sda.gate_q.data) {
+            w = DS__MAX(w, ds__matmul_wsize(L->sda.gate_q.type, T, c->n_embd));
+            w = DS__MAX(w, ds__matmul_wsize(L->sda.gate_k.type, T, c->n_embd));
+        }
+        if (c->layers[il].attn != DS_ATTN_MLA) {
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wq.type, T, c->n_embd));
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wk.type, T, c->n_embd));
             w = DS__MAX(w, ds__matmul_wsize(L->gqa.wv.type, T, c->n_embd));
@@ -11290,7 +11359,7 @@ static ds_status ds__session_alloc(ds_session *s) {
     const ds_model_config *c = &s->m->cfg;
     size_t T = (size_t)s->n_batch, C = (size_t)c->n_embd, QD = (size_t)c->n_head * c->head_dim;
     size_t KD = (size_t)c->n_head_kv * c->head_dim, F = (size_t)c->n_ff;
-    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
+    size_t cache = ds__has_attn(c, DS_ATTN_DENSE) || ds__has_attn(c, DS_ATTN_SDA) ? (size_t)c->n_layer * KD * (size_t)s->n_ctx : 1;
 #if !defined(DS_NO_DEEPSEEK2)
     if (ds__has_attn(c, DS_ATTN_MLA)) {   /* MLA layers keep their own compressed cache */
         ds_status st;
@@ -11321,7 +11390,7 @@ static ds_status ds__session_alloc(ds_session *s) {
     if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xn || !s->tmp || !s->q || !s->att || !s->k || !s->v ||
         !s->gate || !s->up || !s->rope_cs || !s->rope_sn || !s->ws || !s->attn_scratch)
         return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory (n_ctx %d, n_batch %d)", s->n_ctx, s->n_batch);
-    return DS_OK;
+    return ds__has_attn(c, DS_ATTN_SDA) ? ds__sda_session_alloc(s) : DS_OK;
 }
 
 /* the 0 fields of a session's parameters, filled: the one place their defaults live */
@@ -11391,6 +11460,7 @@ DS_API void ds_session_free(ds_session *s) {
 #if !defined(DS_NO_DEEPSEEK2)
     ds__dsk_scratch_free(&s->dsk);
 #endif
+    ds__sda_session_free(s);
     ds_free(s);
 }
 
@@ -11409,6 +11479,7 @@ DS_API ds_status ds_session_rewind(ds_session *s, int pos) {
     if (!s) return ds__fail(DS_ERR_INVALID_ARG, "session: NULL argument");
     if (pos < 0 || pos > s->pos) return ds__fail(DS_ERR_INVALID_ARG, "session: cannot rewind to %d (the cache holds %d tokens)", pos, s->pos);
     s->pos = pos;
+    if (s->sda_tree) ds__sda_session_rewind(s);
     return DS_OK;
 }
 
@@ -11540,8 +11611,8 @@ static void ds__attention(ds_session *s, int layer, int T, int pos0) {
    every block selected it gives the dense path's bits, and its sparsity changes which keys
    are read, never how a key is summed. */
 #define DS__SDA_MAX_LEVELS 40
-/* the entry points the layer walk will call; until it does (after the attention-kind refactor)
-   only the tests and tests/bench_sda.c call them, so they may go unused in a build */
+/* what only the tests or one build flavour (DS_NO_TRAIN) calls, so it may go
+   unused in a build */
 #if defined(__GNUC__)
 #define DS__SDA_ENTRY static __attribute__((unused))
 #else
@@ -11567,9 +11638,11 @@ static ds_status ds__sda_check(const ds__sda_params *p) {
     return DS_OK;
 }
 
-/* the indexer's shape: Hi heads of Di dims, head weights w (Hi) */
+/* the indexer's shape: Hi heads of Di dims, head weights w (Hi); linear: no relu (the
+   untrained gate of a dense model, whose block affinities are mostly negative: relu would tie
+   them all at zero) */
 typedef struct ds__sda_gate {
-    int n_heads, dim;
+    int n_heads, dim, linear;
     const float *w;
 } ds__sda_gate;
 
@@ -11582,7 +11655,7 @@ typedef struct ds__sda_tree {
     float *sum;
 } ds__sda_tree;
 
-DS__SDA_ENTRY ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, int cap_tok) {
+static ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, int cap_tok) {
     size_t total = 0;
     int l;
     memset(t, 0, sizeof *t);
@@ -11601,7 +11674,7 @@ DS__SDA_ENTRY ds_status ds__sda_tree_init(ds__sda_tree *t, int dim, int block, i
     t->sum = DS__CAST(float *, ds__calloc(total, sizeof(float)));
     return t->sum ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "sda: tree of %zu floats", total);
 }
-DS__SDA_ENTRY void ds__sda_tree_free(ds__sda_tree *t) {
+static void ds__sda_tree_free(ds__sda_tree *t) {
     ds_free(t->sum);
     t->sum = NULL;
 }
@@ -11616,7 +11689,7 @@ static void ds__sda_pull(ds__sda_tree *t, int l, int i) {
 /* n more tokens' gate keys k (n, dim): level 0 adds them in token order, then the touched
    nodes above are recomputed from their children, so one call of n tokens and n calls of one
    give the same bits */
-DS__SDA_ENTRY ds_status ds__sda_tree_append(ds__sda_tree *t, const float *k, int n) {
+static ds_status ds__sda_tree_append(ds__sda_tree *t, const float *k, int n) {
     int j, e, l, lo, hi;
     if (n < 0 || n > t->cap_tok - t->n_tok) return ds__fail(DS_ERR_INVALID_ARG, "sda: %d gate keys past the tree's %d tokens", n, t->cap_tok);
     if (n == 0) return DS_OK;
@@ -11641,7 +11714,10 @@ static float ds__sda_score(const ds__ops *o, const ds__sda_tree *t, const ds__sd
     const float *k = ds__sda_node(t, l, i);
     float s = 0.0f, inv = hi > lo ? 1.0f / (float)(hi - lo) : 0.0f;
     int h;
-    for (h = 0; h < g->n_heads; h++) s += g->w[h] * DS__MAX(0.0f, o->dot(qbar + (size_t)h * g->dim, k, g->dim) * inv);
+    for (h = 0; h < g->n_heads; h++) {
+        float a = o->dot(qbar + (size_t)h * g->dim, k, g->dim) * inv;
+        s += g->w[h] * (g->linear ? a : DS__MAX(0.0f, a));
+    }
     return s;
 }
 
@@ -11729,8 +11805,13 @@ typedef struct ds__sda_job {
     size_t stride;
 } ds__sda_job;
 
-/* blocks a query block may read: topk + sink + the window's blocks + its own */
-static int ds__sda_max_sel(const ds__sda_params *p) { return p->topk + p->sink + (p->window + p->block - 1) / p->block + 2; }
+/* blocks a query block of the job may read: the gate's (topk, or at sparsity 1 every block
+   up to the job's last) + sink + the window's blocks + its own */
+static int ds__sda_max_sel(const ds__sda_job *j) {
+    const ds__sda_params *p = &j->p;
+    int gate = p->sparsity >= 1.0f ? (j->pos0 + j->T + p->block - 1) / p->block : p->topk;
+    return gate + p->sink + (p->window + p->block - 1) / p->block + 2;
+}
 /* 4 k: on tests/test_sda.c's topic-run gate keys a beam of 2 k finds 89% of the flat top-k,
    3 k 95.5%, 4 k 96.7% */
 static int ds__sda_beam(const ds__sda_params *p) { return DS__MAX(p->beam ? p->beam : 4 * p->topk, p->topk); }
@@ -11739,15 +11820,15 @@ static int ds__sda_groups(const ds__sda_job *j) { return (j->pos0 + j->T - 1) / 
    queries and candidates), whichever is larger, in whole cache lines */
 static size_t ds__sda_stride(const ds__sda_job *j) {
     size_t B = (size_t)j->p.block, D = (size_t)j->D, rows = (size_t)DS__MIN(j->p.block, j->T) * (size_t)(j->H / j->Hkv);
-    size_t attn = 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)ds__sda_max_sel(&j->p) * B + (j->T >= 2 ? 16 : 64) * D);
+    size_t attn = 2 * DS__ATTN_BLOCK * D + rows * (D + (size_t)ds__sda_max_sel(j) * B + (j->T >= 2 ? 16 : 64) * D);
     size_t cand = (size_t)DS__MAX(3 * ds__sda_beam(&j->p) + 2, j->flat ? (j->pos0 + j->T) / j->p.block + 1 : 0);
     size_t search = (size_t)j->g->n_heads * j->g->dim + cand * (sizeof(ds__sda_cand) / sizeof(float));
     return (DS__MAX(attn, search) + 15) & ~(size_t)15;
 }
 /* the selections' ints, then the tasks' scratch */
-static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(&j->p) + 1) * sizeof(int) + 63) & ~(size_t)63; }
+static size_t ds__sda_sel_bytes(const ds__sda_job *j) { return ((size_t)ds__sda_groups(j) * (ds__sda_max_sel(j) + 1) * sizeof(int) + 63) & ~(size_t)63; }
 /* bytes of ds__sda_attention's work buffer for n_tasks tasks */
-DS__SDA_ENTRY size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
+static size_t ds__sda_work_bytes(const ds__sda_job *j, int n_tasks) { return ds__sda_sel_bytes(j) + (size_t)n_tasks * ds__sda_stride(j) * sizeof(float); }
 
 /* group gi's selection: the gate's best among blocks before the window, then sink and window
    blocks, ascending and unique; the last is the group's own block */
@@ -11757,7 +11838,7 @@ static void ds__sda_select(ds__sda_job *j, int gi, void *work) {
     int Hd = j->g->n_heads * j->g->dim, wlo = DS__MAX(0, qb * B - p->window) / B, *sel = j->sel + (size_t)gi * j->max_sel, n, i, t;
     float *qbar = DS__CAST(float *, work);
     ds__sda_cand *cand = DS__CAST(ds__sda_cand *, qbar + Hd);
-    int k = DS__MIN(p->topk, (int)ceil((double)p->sparsity * wlo));
+    int k = p->sparsity >= 1.0f ? wlo : DS__MIN(p->topk, (int)ceil((double)p->sparsity * wlo));
     for (i = 0; i < Hd; i++) qbar[i] = 0.0f;
     for (t = t0; t < t1; t++) j->o->axpy(qbar, 1.0f / (float)(t1 - t0), j->gq + (size_t)t * Hd, Hd);
     n = wlo == 0 ? 0 : j->flat ? ds__sda_topk_flat(j->o, j->tree, j->g, qbar, wlo, k, sel, cand) : ds__sda_topk_tree(j->o, j->tree, j->g, qbar, wlo, k, ds__sda_beam(p), sel, cand);
@@ -11841,13 +11922,13 @@ static void ds__sda_attn_task(void *ctx, int i, int n) {
 
 /* SDA over T queries at pos0.. (prefill: T > 1; decode: T = 1), their keys and values already
    in the cache and their gate keys in the tree. work: ds__sda_work_bytes(j, n_tasks) bytes. */
-DS__SDA_ENTRY ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, int n_tasks) {
+static ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *work, int n_tasks) {
     ds_status st = ds__sda_check(&j->p);
     if (st != DS_OK) return st;
     if (j->T < 1 || j->pos0 < 0 || j->pos0 + j->T > j->n_ctx || j->Hkv < 1 || j->H % j->Hkv || j->tree->n_tok < j->pos0 + j->T || j->tree->block != j->p.block || j->g->dim != j->tree->dim)
         return ds__fail(DS_ERR_INVALID_ARG, "sda: %d queries at %d over a cache of %d and a tree of %d tokens", j->T, j->pos0, j->n_ctx, j->tree->n_tok);
     j->n_groups = ds__sda_groups(j);
-    j->max_sel = ds__sda_max_sel(&j->p);
+    j->max_sel = ds__sda_max_sel(j);
     j->stride = ds__sda_stride(j);
     j->sel = DS__CAST(int *, work);
     j->n_sel = j->sel + (size_t)j->n_groups * j->max_sel;
@@ -11855,6 +11936,405 @@ DS__SDA_ENTRY ds_status ds__sda_attention(ds__sda_job *j, ds_pool *pool, void *w
     ds_pool_run(pool, ds__sda_select_task, j, DS__MIN(n_tasks, j->n_groups));
     ds_pool_run(pool, ds__sda_attn_task, j, DS__MIN(n_tasks, j->Hkv * j->n_groups));
     return DS_OK;
+}
+
+/* ---- SDA as a model's attention kind -------------------------------------------------------
+   An SDA layer has a dense layer's weights and KV cache; only its attention reads fewer keys.
+   Its gate is either learned (sda_index_heads Hi heads of sda_index_dim Di dims: per token a
+   query (Hi, Di) and a key (Di) projected from the normed input, head weights w, the scores'
+   relu as in DSA) or, without gate tensors, the layer's own: the gate key of a token is its
+   Hkv cached keys side by side (Di = Hkv D) and the gate query of a query block is, per KV
+   head, the sum of that head's G queries, with no relu. So an untrained gate scores a block by
+   the mean q . k of all heads over it (MoBA's mean-pooled keys, one selection for the layer),
+   and a dense model runs as SDA as it is. Gate keys are read back as cached (f16), so a tree
+   rebuilt on rewind has the bits of one grown token by token.
+
+   GGUF (llama and qwen2 files): <arch>.attention.sda.layers (bool array, one per layer: 1 =
+   SDA), .block_size, .top_k, .window (tokens), .sink (blocks), .sparsity (f32), and for a
+   learned gate .index_head_count and .index_key_length, with tensors blk.N.sda_gate_q.weight
+   (Hi*Di, C), blk.N.sda_gate_k.weight (Di, C), blk.N.sda_gate_w.weight (Hi, F32). */
+#define DS__SDA_KEY "attention.sda."
+
+/* the ds__sda_params of a model config, defaults filled in */
+static void ds__sda_params_of(const ds_model_config *c, ds__sda_params *p) {
+    memset(p, 0, sizeof *p);
+    p->block = c->sda_block ? c->sda_block : 64;
+    p->topk = c->sda_topk ? c->sda_topk : 16;
+    p->window = c->sda_window < 0 ? 0 : c->sda_window ? c->sda_window : 64;
+    p->sink = c->sda_sink < 0 ? 0 : c->sda_sink ? c->sda_sink : 1;
+    p->sparsity = c->sda_sparsity != 0.0f ? c->sda_sparsity : 0.3f;
+}
+static int ds__sda_learned(const ds_model_config *c) { return c->sda_index_heads > 0 && c->sda_index_dim > 0; }
+/* the gate's heads and dims: the learned indexer's, or the layer's own keys side by side */
+static void ds__sda_gate_dims(const ds_model_config *c, int *Hi, int *Di) {
+    *Hi = ds__sda_learned(c) ? c->sda_index_heads : 1;
+    *Di = ds__sda_learned(c) ? c->sda_index_dim : c->n_head_kv * c->head_dim;
+}
+
+/* Checks the SDA settings of a config with SDA layers, naming the key. */
+static ds_status ds__sda_config_check(const ds_model_config *c) {
+    ds__sda_params p;
+    ds__sda_params_of(c, &p);
+    if (c->sda_window < -1 || c->sda_sink < -1) return ds__fail(DS_ERR_INVALID_ARG, "sda: %s = %d, want >= -1 (-1: none)", c->sda_window < -1 ? "sda_window" : "sda_sink", c->sda_window < -1 ? c->sda_window : c->sda_sink);
+    if (c->sda_index_heads < 0 || c->sda_index_heads > 64 || c->sda_index_dim < 0 || c->sda_index_dim > 4096 || (c->sda_index_heads > 0) != (c->sda_index_dim > 0))
+        return ds__fail(DS_ERR_INVALID_ARG, "sda: sda_index_heads = %d, sda_index_dim = %d: want both 0 (no learned gate) or 1..64 and 1..4096", c->sda_index_heads, c->sda_index_dim);
+    return ds__sda_check(&p);
+}
+
+/* <arch>.attention.sda.<key> as a u32 in [lo, hi] into *out (absent: kept) */
+static ds_status ds__sda_u32_key(const ds_gguf *g, const char *arch, const char *key, uint32_t lo, uint32_t hi, int *out) {
+    char name[128];
+    uint32_t v;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "%s", arch, key);
+    if (!ds_gguf_find(g, name)) return DS_OK;
+    if (ds_gguf_get_u32(g, name, &v) != DS_OK || v < lo || v > hi) return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not an integer in [%u, %u]", name, lo, hi);
+    *out = (int)v;
+    return DS_OK;
+}
+
+static ds_status ds__sda_read_config(const ds_gguf *g, ds_model_config *c) {
+    char name[128];
+    const ds_gguf_kv *kv;
+    const uint8_t *on;
+    ds_status st;
+    int il, n = 0, win = -1, sink = -1;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "layers", c->arch);
+    if (!(kv = ds_gguf_find(g, name))) return DS_OK;
+    if (kv->type != DS_GGUF_ARRAY || (kv->arr_type != DS_GGUF_BOOL && kv->arr_type != DS_GGUF_U8) || kv->arr_len != (uint64_t)c->n_layer)
+        return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a bool array of %d layers", name, c->n_layer);
+    on = kv->data;
+    for (il = 0; il < c->n_layer; il++) {
+        if (on[il] > 1) return ds__fail(DS_ERR_FORMAT, "model: key '%s': layer %d is %u, want 0 or 1", name, il, on[il]);
+        c->layers[il].attn = on[il] ? DS_ATTN_SDA : DS_ATTN_DENSE;
+    }
+    if ((st = ds__sda_u32_key(g, c->arch, "block_size", 1, 4096, &c->sda_block)) != DS_OK || (st = ds__sda_u32_key(g, c->arch, "top_k", 1, 1u << 24, &c->sda_topk)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "window", 0, 1u << 24, &win)) != DS_OK || (st = ds__sda_u32_key(g, c->arch, "sink", 0, 1u << 24, &sink)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "index_head_count", 1, 64, &c->sda_index_heads)) != DS_OK ||
+        (st = ds__sda_u32_key(g, c->arch, "index_key_length", 1, 4096, &c->sda_index_dim)) != DS_OK)
+        return st;
+    if (win >= 0) c->sda_window = win ? win : -1;
+    if (sink >= 0) c->sda_sink = sink ? sink : -1;
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY "sparsity", c->arch);
+    if (ds_gguf_find(g, name) && (ds_gguf_get_f32(g, name, &c->sda_sparsity) != DS_OK || !(c->sda_sparsity > 0.0f && c->sda_sparsity <= 1.0f)))
+        return ds__fail(DS_ERR_FORMAT, "model: key '%s' is not a number in (0, 1]", name);
+    if ((c->sda_index_heads > 0) != (c->sda_index_dim > 0))
+        return ds__fail(DS_ERR_FORMAT, "model: keys '%s." DS__SDA_KEY "index_head_count' and 'index_key_length' come together", c->arch);
+    for (il = 0; il < c->n_layer; il++) n += c->layers[il].attn == DS_ATTN_SDA;
+    return n ? ds__sda_config_check(c) : DS_OK;
+}
+
+static ds_status ds__sda_load_layer(ds_model *m, int il, ds__layer *L) {
+    const ds_model_config *c = &m->cfg;
+    char n[96];
+    ds__mat w;
+    ds_status st;
+    if (!ds__sda_learned(c)) {   /* no gate: its tensors would be ignored, so say so */
+        snprintf(n, sizeof n, "blk.%d.sda_gate_q.weight", il);
+        if (ds_gguf_find_tensor(m->gguf, n)) return ds__fail(DS_ERR_FORMAT, "model: tensor '%s' without the keys %s." DS__SDA_KEY "index_head_count / index_key_length", n, c->arch);
+        return DS_OK;
+    }
+    snprintf(n, sizeof n, "blk.%d.sda_gate_q.weight", il);
+    if ((st = ds__model_tensor(m, n, (int64_t)c->sda_index_heads * c->sda_index_dim, c->n_embd, 0, &L->sda.gate_q)) != DS_OK) return st;
+    snprintf(n, sizeof n, "blk.%d.sda_gate_k.weight", il);
+    if ((st = ds__model_tensor(m, n, c->sda_index_dim, c->n_embd, 0, &L->sda.gate_k)) != DS_OK) return st;
+    snprintf(n, sizeof n, "blk.%d.sda_gate_w.weight", il);
+    st = ds__model_tensor(m, n, 0, c->sda_index_heads, 0, &w);
+    L->sda.gate_w = DS__CAST(const float *, w.data);
+    return st;
+}
+
+/* the <arch>.attention.sda.* keys of a config with SDA layers (none: nothing written) */
+DS__SDA_ENTRY ds_status ds__sda_write_config(ds_gguf_writer *w, const char *arch, const ds_model_config *c) {
+    char name[128];
+    uint8_t on[DS_MAX_LAYERS];
+    ds__sda_params p;
+    ds_status st = DS_OK;
+    int il, n = 0;
+    for (il = 0; il < c->n_layer; il++) n += on[il] = c->layers[il].attn == DS_ATTN_SDA;
+    if (!n) return DS_OK;
+    ds__sda_params_of(c, &p);
+#define DS__W(key, call) \
+    snprintf(name, sizeof name, "%s." DS__SDA_KEY key, arch); \
+    if (st == DS_OK) st = (call)
+    DS__W("layers", ds_gguf_writer_set_arr(w, name, DS_GGUF_BOOL, on, (uint64_t)c->n_layer));
+    DS__W("block_size", ds_gguf_writer_set_u32(w, name, (uint32_t)p.block));
+    DS__W("top_k", ds_gguf_writer_set_u32(w, name, (uint32_t)p.topk));
+    DS__W("window", ds_gguf_writer_set_u32(w, name, (uint32_t)p.window));
+    DS__W("sink", ds_gguf_writer_set_u32(w, name, (uint32_t)p.sink));
+    DS__W("sparsity", ds_gguf_writer_set_f32(w, name, p.sparsity));
+    if (ds__sda_learned(c)) {
+        DS__W("index_head_count", ds_gguf_writer_set_u32(w, name, (uint32_t)c->sda_index_heads));
+        DS__W("index_key_length", ds_gguf_writer_set_u32(w, name, (uint32_t)c->sda_index_dim));
+    }
+#undef DS__W
+    return st;
+}
+
+DS_API ds_status ds_model_configure(ds_model *m, const char *lines) {
+    ds_model_config c, a, b;
+    ds_status st;
+    int il;
+    if (!m || !lines) return ds__fail(DS_ERR_INVALID_ARG, "model_configure: NULL argument");
+    c = m->cfg;
+    if ((st = ds_model_config_parse(lines, &c, NULL, "model_configure")) != DS_OK) return st;
+    a = m->cfg, b = c;   /* nothing but the attention kinds and the SDA settings may differ */
+    a.sda_block = b.sda_block, a.sda_topk = b.sda_topk, a.sda_window = b.sda_window, a.sda_sink = b.sda_sink, a.sda_sparsity = b.sda_sparsity;
+    for (il = 0; il < DS_MAX_LAYERS; il++) {
+        int was = m->cfg.layers[il].attn, now;
+        if (il >= m->cfg.n_layer) c.layers[il] = m->cfg.layers[il];   /* layers.attn names them too */
+        now = c.layers[il].attn;
+        if (was != now && (was == DS_ATTN_MLA || now == DS_ATTN_MLA))
+            return ds__fail(DS_ERR_INVALID_ARG, "model_configure: layer %d: only dense and SDA layers of the model can change kind", il);
+        a.layers[il].attn = b.layers[il].attn;
+        if (now == DS_ATTN_SDA && il < m->cfg.n_layer && (!m->layers[il].gqa.wq.data || (ds__sda_learned(&c) && !m->layers[il].sda.gate_q.data)))
+            return ds__fail(DS_ERR_INVALID_ARG, "model_configure: layer %d has no %s to run as SDA", il, m->layers[il].gqa.wq.data ? "learned gate" : "grouped-query weights");
+    }
+    if (memcmp(&a, &b, sizeof a)) return ds__fail(DS_ERR_INVALID_ARG, "model_configure: only layers.attn, layer.N.attn and sda_block, sda_topk, sda_sparsity, sda_window, sda_sink can change");
+    if (ds__has_attn(&c, DS_ATTN_SDA) && (st = ds__sda_config_check(&c)) != DS_OK) return st;
+    m->cfg = c;
+    return DS_OK;
+}
+
+/* the job of layer il's SDA over T queries at pos0 (the session's buffers) */
+static void ds__sda_session_job(ds_session *s, int il, int T, int pos0, ds__sda_gate *g, ds__sda_job *j) {
+    const ds_model_config *c = &s->m->cfg;
+    memset(j, 0, sizeof *j);
+    ds__sda_params_of(c, &j->p);
+    j->o = &s->ops;
+    j->g = g;
+    j->tree = s->sda_tree ? &s->sda_tree[il] : NULL;
+    j->k_cache = s->k_cache + (size_t)il * c->n_head_kv * s->n_ctx * c->head_dim;
+    j->v_cache = s->v_cache + (size_t)il * c->n_head_kv * s->n_ctx * c->head_dim;
+    j->q = s->q;
+    j->gq = s->sda_gq;
+    j->out = s->att;
+    j->n_ctx = s->n_ctx, j->H = c->n_head, j->Hkv = c->n_head_kv, j->D = c->head_dim, j->T = T, j->pos0 = pos0;
+}
+
+static ds_status ds__sda_session_alloc(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    ds__sda_gate g;
+    ds__sda_job j;
+    size_t bytes = 0;
+    int il, Hi, Di, pos0;
+    ds_status st;
+    if ((st = ds__sda_config_check(c)) != DS_OK) return st;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    memset(&g, 0, sizeof g);
+    g.n_heads = Hi, g.dim = Di;
+    s->n_sda_tasks = 4 * ds_pool_size(s->pool);
+    /* the last decode step, then a chunk at every offset in a block, first and last (at
+       sparsity 1 a query block may read every block before it) */
+    ds__sda_session_job(s, 0, 1, s->n_ctx - 1, &g, &j);
+    bytes = ds__sda_work_bytes(&j, s->n_sda_tasks);
+    for (pos0 = 0; pos0 < j.p.block; pos0++) {
+        ds__sda_session_job(s, 0, s->n_batch, pos0, &g, &j);
+        bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+        ds__sda_session_job(s, 0, s->n_batch, DS__MAX(0, s->n_ctx - s->n_batch - pos0), &g, &j);
+        bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+    }
+    bytes = DS__MAX(bytes, ds__sda_work_bytes(&j, s->n_sda_tasks));
+    s->sda_tree = DS__CAST(ds__sda_tree *, ds__calloc((size_t)c->n_layer, sizeof(ds__sda_tree)));
+    s->sda_gq = DS__CAST(float *, ds_alloc((size_t)s->n_batch * Hi * Di * sizeof(float)));
+    s->sda_gk = DS__CAST(float *, ds_alloc((size_t)s->n_batch * Di * sizeof(float)));
+    s->sda_work = ds_alloc(bytes);
+    if (ds__sda_learned(c)) s->sda_keys = DS__CAST(uint16_t *, ds_alloc((size_t)c->n_layer * s->n_ctx * Di * sizeof(uint16_t)));
+    if (!s->sda_tree || !s->sda_gq || !s->sda_gk || !s->sda_work || (ds__sda_learned(c) && !s->sda_keys))
+        return ds__fail(DS_ERR_NO_MEMORY, "session: out of memory for the SDA state (n_ctx %d)", s->n_ctx);
+    for (il = 0; il < c->n_layer; il++)
+        if (c->layers[il].attn == DS_ATTN_SDA && (st = ds__sda_tree_init(&s->sda_tree[il], Di, j.p.block, s->n_ctx)) != DS_OK) return st;
+    return DS_OK;
+}
+
+static void ds__sda_session_free(ds_session *s) {
+    int il;
+    if (s->sda_tree)
+        for (il = 0; il < s->m->cfg.n_layer; il++) ds__sda_tree_free(&s->sda_tree[il]);
+    ds_free(s->sda_tree);
+    ds_free(s->sda_keys);
+    ds_free(s->sda_gq);
+    ds_free(s->sda_gk);
+    ds_free(s->sda_work);
+}
+
+/* gk (T, Di) = layer il's gate keys of positions pos0.. as cached */
+static void ds__sda_gate_keys(const ds_session *s, int il, int pos0, int T, float *gk) {
+    const ds_model_config *c = &s->m->cfg;
+    int Hi, Di, D = c->head_dim, t, h;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    if (s->sda_keys) {
+        s->ops.f16_to_f32(gk, s->sda_keys + ((size_t)il * s->n_ctx + (size_t)pos0) * Di, T * Di);
+        return;
+    }
+    for (t = 0; t < T; t++)
+        for (h = 0; h < c->n_head_kv; h++)
+            s->ops.f16_to_f32(gk + (size_t)t * Di + (size_t)h * D, s->k_cache + (((size_t)il * c->n_head_kv + h) * s->n_ctx + (size_t)(pos0 + t)) * D, D);
+}
+
+static void ds__sda_session_rewind(ds_session *s) {
+    const ds_model_config *c = &s->m->cfg;
+    int il, p0, n;
+    for (il = 0; il < c->n_layer; il++) {
+        ds__sda_tree *t = &s->sda_tree[il];
+        if (c->layers[il].attn != DS_ATTN_SDA) continue;
+        memset(t->sum, 0, (t->off[t->n_levels - 1] + (size_t)t->dim) * sizeof(float));
+        t->n_tok = 0;
+        for (p0 = 0; p0 < s->pos; p0 += n) {
+            n = DS__MIN(s->n_batch, s->pos - p0);
+            ds__sda_gate_keys(s, il, p0, n, s->sda_gk);
+            (void)ds__sda_tree_append(t, s->sda_gk, n);
+        }
+    }
+}
+
+/* ---- attention benchmark (ds_attn_bench_*) -------------------------------------------------- */
+#define DS__AB_HI 4
+#define DS__AB_DI 32
+#define DS__AB_TOPICS 64
+struct ds_attn_bench {
+    ds_pool *pool;
+    ds__ops ops;
+    ds__sda_params p;
+    ds__sda_gate g;
+    ds__sda_tree tree;
+    float w[DS__AB_HI];
+    int H, Hkv, D, n, tasks;
+    uint16_t *kc, *vc;          /* (Hkv, n, D) */
+    float *q, *gq, *out;        /* (n, H, D), (n, Hi, Di), (n, H, D) */
+};
+
+static float ds__ab_rand(uint64_t *s) { /* [-1, 1) */
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)((*s >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+/* the topics: keys' and gate keys' (tk, tg), one run per key block; queries ask about an earlier token's */
+static void ds__ab_fill(ds_attn_bench *b, float *gk) {
+    float *tk = DS__CAST(float *, ds__calloc((size_t)DS__AB_TOPICS * b->D, sizeof(float))), tg[DS__AB_TOPICS][DS__AB_DI];
+    float *row = DS__CAST(float *, ds__calloc((size_t)b->D, sizeof(float)));
+    int *topic = DS__CAST(int *, ds__calloc((size_t)b->n, sizeof(int))), i, h, e, tp = 0, run = 0;
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (i = 0; i < DS__AB_TOPICS; i++) {
+        for (e = 0; e < b->D; e++) tk[(size_t)i * b->D + e] = 2.0f * ds__ab_rand(&r);
+        for (e = 0; e < DS__AB_DI; e++) tg[i][e] = ds__ab_rand(&r);
+    }
+    for (i = 0; i < b->n; i++) {
+        if (i % b->p.block == 0 && run-- <= 0) tp = (int)((ds__ab_rand(&r) + 1.0f) * 0.5f * DS__AB_TOPICS) % DS__AB_TOPICS, run = (int)((ds__ab_rand(&r) + 1.0f) * 8.0f);
+        topic[i] = tp;
+        for (h = 0; h < b->Hkv; h++) {
+            for (e = 0; e < b->D; e++) row[e] = tk[(size_t)tp * b->D + e] + ds__ab_rand(&r);
+            b->ops.f32_to_f16(b->kc + ((size_t)h * b->n + i) * b->D, row, b->D);
+            for (e = 0; e < b->D; e++) row[e] = ds__ab_rand(&r);
+            b->ops.f32_to_f16(b->vc + ((size_t)h * b->n + i) * b->D, row, b->D);
+        }
+        for (e = 0; e < DS__AB_DI; e++) gk[(size_t)i * DS__AB_DI + e] = tg[tp][e] + 0.5f * ds__ab_rand(&r);
+    }
+    for (i = 0; i < b->n; i++) {
+        int want = topic[(int)((ds__ab_rand(&r) + 1.0f) * 0.5f * (float)i) % (i + 1)];
+        for (h = 0; h < b->H; h++)
+            for (e = 0; e < b->D; e++) b->q[((size_t)i * b->H + h) * b->D + e] = tk[(size_t)want * b->D + e] + ds__ab_rand(&r);
+        for (h = 0; h < DS__AB_HI; h++)
+            for (e = 0; e < DS__AB_DI; e++) b->gq[((size_t)i * DS__AB_HI + h) * DS__AB_DI + e] = tg[want][e] + 0.5f * ds__ab_rand(&r);
+    }
+    ds_free(tk), ds_free(row), ds_free(topic);
+}
+
+DS_API void ds_attn_bench_free(ds_attn_bench *b) {
+    if (!b) return;
+    ds__sda_tree_free(&b->tree);
+    ds_free(b->kc), ds_free(b->vc), ds_free(b->q), ds_free(b->gq), ds_free(b->out);
+    ds_free(b);
+}
+
+DS_API ds_status ds_attn_bench_create(int n_head, int n_head_kv, int head_dim, int n, const ds_model_config *sda, ds_pool *pool, ds_attn_bench **out) {
+    ds_model_config c;
+    ds_attn_bench *b;
+    float *gk;
+    ds_status st;
+    int i;
+    if (!out || !pool) return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: NULL argument");
+    *out = NULL;
+    if (n_head < 1 || n_head_kv < 1 || n_head % n_head_kv || head_dim < 2 || head_dim > 512 || head_dim % 2 || n < 2)
+        return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: %d heads, %d KV heads of %d, %d tokens", n_head, n_head_kv, head_dim, n);
+    memset(&c, 0, sizeof c);
+    if (sda) c = *sda;
+    if ((st = ds__sda_config_check(&c)) != DS_OK) return st;
+    if (!(b = DS__CAST(ds_attn_bench *, ds__calloc(1, sizeof *b)))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+    ds__sda_params_of(&c, &b->p);
+    ds__ops_init(&b->ops, DS_BACKEND_CPU);
+    b->pool = pool, b->H = n_head, b->Hkv = n_head_kv, b->D = head_dim, b->n = n, b->tasks = 4 * ds_pool_size(pool);
+    for (i = 0; i < DS__AB_HI; i++) b->w[i] = 1.0f;
+    b->g.n_heads = DS__AB_HI, b->g.dim = DS__AB_DI, b->g.w = b->w;
+    b->kc = DS__CAST(uint16_t *, ds_alloc((size_t)n_head_kv * n * head_dim * 2));
+    b->vc = DS__CAST(uint16_t *, ds_alloc((size_t)n_head_kv * n * head_dim * 2));
+    b->q = DS__CAST(float *, ds_alloc((size_t)n * n_head * head_dim * sizeof(float)));
+    b->out = DS__CAST(float *, ds_alloc((size_t)n * n_head * head_dim * sizeof(float)));
+    b->gq = DS__CAST(float *, ds_alloc((size_t)n * DS__AB_HI * DS__AB_DI * sizeof(float)));
+    gk = DS__CAST(float *, ds_alloc((size_t)n * DS__AB_DI * sizeof(float)));
+    st = b->kc && b->vc && b->q && b->out && b->gq && gk ? ds__sda_tree_init(&b->tree, DS__AB_DI, b->p.block, n) : ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory for %d tokens", n);
+    if (st == DS_OK) {   /* the whole tree first: a prefill appends its gate keys before attention */
+        ds__ab_fill(b, gk);
+        st = ds__sda_tree_append(&b->tree, gk, n);
+    }
+    ds_free(gk);
+    if (st != DS_OK) {
+        ds_attn_bench_free(b);
+        return st;
+    }
+    *out = b;
+    return DS_OK;
+}
+
+DS_API ds_status ds_attn_bench_run(ds_attn_bench *b, int sda, int T, int pos0, double *seconds, double *bytes_read, size_t *work_bytes) {
+    double t0, keys = 0.0, row = 2.0 * 2.0 * b->Hkv * b->D;   /* K and V, f16, every KV head */
+    size_t bytes;
+    void *work;
+    ds_status st = DS_OK;
+    int gi, i, t;
+    if (!b || !seconds || T < 1 || pos0 < 0 || pos0 + T > b->n) return ds__fail(DS_ERR_INVALID_ARG, "attn_bench: %d queries at %d of %d", T, pos0, b ? b->n : 0);
+    if (!sda) {
+        ds_model m;
+        ds_session s;
+        memset(&m, 0, sizeof m);
+        memset(&s, 0, sizeof s);
+        m.cfg.n_head = b->H, m.cfg.n_head_kv = b->Hkv, m.cfg.head_dim = b->D;
+        s.m = &m, s.pool = b->pool, s.n_ctx = b->n, s.ops = b->ops, s.k_cache = b->kc, s.v_cache = b->vc;
+        s.q = b->q + (size_t)pos0 * b->H * b->D, s.att = b->out;
+        s.n_attn_tasks = b->tasks;
+        s.attn_stride = ds__attn_stride(&m.cfg, b->n);
+        bytes = (size_t)s.n_attn_tasks * s.attn_stride * sizeof(float);
+        if (!(s.attn_scratch = DS__CAST(float *, ds_alloc(bytes)))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+        t0 = ds_time();
+        ds__attention(&s, 0, T, pos0);
+        *seconds = ds_time() - t0;
+        ds_free(s.attn_scratch);
+        for (t = 0; t < T; t++) keys += pos0 + t + 1;
+    } else {
+        ds__sda_job j;
+        memset(&j, 0, sizeof j);
+        j.o = &b->ops, j.p = b->p, j.g = &b->g, j.tree = &b->tree, j.k_cache = b->kc, j.v_cache = b->vc;
+        j.q = b->q + (size_t)pos0 * b->H * b->D, j.gq = b->gq + (size_t)pos0 * DS__AB_HI * DS__AB_DI, j.out = b->out;
+        j.n_ctx = b->n, j.H = b->H, j.Hkv = b->Hkv, j.D = b->D, j.T = T, j.pos0 = pos0;
+        bytes = ds__sda_work_bytes(&j, b->tasks);
+        if (!(work = ds_alloc(bytes))) return ds__fail(DS_ERR_NO_MEMORY, "attn_bench: out of memory");
+        t0 = ds_time();
+        st = b->ops.sda_attention(&j, b->pool, work, b->tasks);
+        *seconds = ds_time() - t0;
+        if (st == DS_OK)   /* keys of the selected blocks each query may see; a bound on the nodes scored */
+            for (gi = 0; gi < j.n_groups; gi++) {
+                int qb = pos0 / b->p.block + gi, t0q = DS__MAX(pos0, qb * b->p.block), t1q = DS__MIN(pos0 + T, (qb + 1) * b->p.block);
+                for (t = t0q; t < t1q; t++)
+                    for (i = 0; i < j.n_sel[gi]; i++) keys += DS__MIN(b->p.block, t + 1 - j.sel[(size_t)gi * j.max_sel + i] * b->p.block);
+                keys += (double)(2 * ds__sda_beam(&b->p)) * b->tree.n_levels * DS__AB_DI * 4 / row;
+            }
+        ds_free(work);
+        bytes += (b->tree.off[b->tree.n_levels - 1] + DS__AB_DI) * sizeof(float);
+    }
+    if (bytes_read) *bytes_read = keys * row / T;
+    if (work_bytes) *work_bytes = bytes;
+    return st;
 }
 
 /* ---- forward ------------------------------------------------------------------------------- */
@@ -11974,6 +12454,43 @@ static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, in
     ds__prof_lap(s, DS_OP_ATTN_OUT, t);
 }
 
+/* tmp (T, C) = SDA of xn: the projections, RoPE and cache of grouped-query attention, the
+   gate's keys into the layer's tree, then attention over the blocks the gate picks */
+static void ds__sda_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
+    const ds_model_config *c = &s->m->cfg;
+    int Hi, Di, D = c->head_dim, G = c->n_head / c->n_head_kv, t, h, e;
+    float one = 1.0f;
+    ds__sda_gate g;
+    ds__sda_job j;
+    ds__sda_gate_dims(c, &Hi, &Di);
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
+    memset(&g, 0, sizeof g);
+    g.n_heads = Hi, g.dim = Di;
+    if (L->sda.gate_q.data) {   /* the indexer's projections; its keys cached in f16 */
+        ds__matmul_w(s, s->sda_gq, s->xn, T, &L->sda.gate_q);
+        ds__matmul_w(s, s->sda_gk, s->xn, T, &L->sda.gate_k);
+        s->ops.f32_to_f16(s->sda_keys + ((size_t)il * s->n_ctx + (size_t)pos0) * Di, s->sda_gk, T * Di);
+        g.w = L->sda.gate_w;
+    } else {   /* per KV head, the sum of its G queries (RoPE'd, as its keys are) */
+        for (t = 0; t < T; t++)
+            for (h = 0; h < c->n_head_kv; h++) {
+                float *gq = s->sda_gq + (size_t)t * Di + (size_t)h * D;
+                memset(gq, 0, (size_t)D * sizeof(float));
+                for (e = 0; e < G; e++) s->ops.axpy(gq, 1.0f, s->q + ((size_t)t * c->n_head + (size_t)(h * G + e)) * D, D);
+            }
+        g.w = &one;
+        g.linear = 1;
+    }
+    ds__sda_gate_keys(s, il, pos0, T, s->sda_gk);
+    (void)ds__sda_tree_append(&s->sda_tree[il], s->sda_gk, T);   /* holds [0, pos0) already */
+    ds__sda_session_job(s, il, T, pos0, &g, &j);
+    (void)s->ops.sda_attention(&j, s->pool, s->sda_work, s->n_sda_tasks);   /* settings checked at session creation */
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+}
+
 /* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
 static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     double t = ds__prof_now(s);
@@ -12000,6 +12517,9 @@ static void ds__layer_forward(ds_session *s, int il, int T, int pos0) {
         ds__prof_lap(s, DS_OP_ATTENTION, t);
         break;
 #endif
+    case DS_ATTN_SDA:
+        ds__sda_forward(s, L, il, T, pos0);
+        break;
     default:
         ds__gqa_forward(s, L, il, T, pos0);
         break;
@@ -12961,6 +13481,10 @@ static const ds__cfg_key ds__cfg_keys[] = {
     DS__MK("n_ff_expert", n_ff_expert, DS__K_INT, 1, 1 << 20), DS__MK("n_expert_groups", n_expert_groups, DS__K_INT, 0, 4096),
     DS__MK("n_groups_used", n_groups_used, DS__K_INT, 0, 4096), DS__MK("routed_scale", routed_scale, DS__K_FLOAT, 1e-6, 1e6),
     DS__MK("norm_topk", norm_topk, DS__K_INT, 0, 1),
+    DS__MK("sda_block", sda_block, DS__K_INT, 1, 4096), DS__MK("sda_topk", sda_topk, DS__K_INT, 1, 1 << 24),
+    DS__MK("sda_window", sda_window, DS__K_INT, -1, 1 << 24), DS__MK("sda_sink", sda_sink, DS__K_INT, -1, 1 << 24),
+    DS__MK("sda_sparsity", sda_sparsity, DS__K_FLOAT, 1e-6, 1), DS__MK("sda_index_heads", sda_index_heads, DS__K_INT, 1, 64),
+    DS__MK("sda_index_dim", sda_index_dim, DS__K_INT, 1, 4096),
     DS__TK("moe_bias_rate", moe_bias_rate, DS__K_FLOAT, -1, 1), DS__TK("moe_balance_alpha", moe_balance_alpha, DS__K_FLOAT, 0, 100),
     DS__TK("batch", batch, DS__K_INT, 1, 1 << 16), DS__TK("seq_len", seq_len, DS__K_INT, 1, 1 << 20),
     DS__TK("grad_accum", grad_accum, DS__K_INT, 1, 1 << 16), DS__TK("steps", steps, DS__K_INT, 1, 1e9),
@@ -13090,6 +13614,7 @@ DS_API ds_status ds_model_config_parse(const char *text, ds_model_config *mc, ds
     }
     if (mc->n_head_kv && mc->n_head && mc->n_head % mc->n_head_kv) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_head = %d is not a multiple of n_head_kv = %d", where, mc->n_head, mc->n_head_kv);
     if (mc->n_embd && mc->n_head && !mc->head_dim && mc->n_embd % mc->n_head) return ds__fail(DS_ERR_INVALID_ARG, "%s: n_embd = %d is not a multiple of n_head = %d (set head_dim)", where, mc->n_embd, mc->n_head);
+    if ((mc->sda_index_heads > 0) != (mc->sda_index_dim > 0)) return ds__fail(DS_ERR_INVALID_ARG, "%s: sda_index_heads and sda_index_dim go together (a learned SDA gate)", where);
     return DS_OK;
 }
 
@@ -14352,6 +14877,7 @@ static ds_status ds__tr_model_kv(ds_gguf_writer *w, const ds_model_config *mc) {
     DS__W(ds_gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)mc->n_rot));
     DS__W(ds_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", mc->norm_eps));
     DS__W(ds_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)mc->n_vocab));
+    DS__W(ds__sda_write_config(w, "llama", mc));
 #undef DS__W
     return st;
 }

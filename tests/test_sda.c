@@ -69,7 +69,7 @@ static void dense(const fix *f, int T, int pos0, float *out) {
 
 /* SDA over the same rows; sel (optional) gets each query group's selection, max_sel apart */
 static ds_status sda(const fix *f, const ds__sda_params *p, int T, int pos0, int flat, float *out, int *sel, int *n_sel, int *max_sel) {
-    ds__sda_gate g;
+    ds__sda_gate g = {0, 0, 0, NULL};
     ds__sda_tree tree;
     ds__sda_job j;
     ds_status st;
@@ -198,7 +198,7 @@ static void test_tree_vs_flat_topk(ds_test_ctx *t) {
     enum { DI = 16, HI = 2, BLK = 16, NB = 512, NT = 24, K = 8 };
     ds__ops o;
     ds__sda_tree tree;
-    ds__sda_gate g;
+    ds__sda_gate g = {0, 0, 0, NULL};
     ds__sda_params p = {BLK, K, 0, 0, 0, 1.0f};
     float topic[NT][DI], w[HI] = {1.0f, 0.7f}, qbar[HI * DI];
     float *keys = (float *)malloc((size_t)NB * BLK * DI * sizeof(float));
@@ -263,4 +263,314 @@ static void test_bad_params(ds_test_ctx *t) {
     p = ok, p.sink = -2, check_bad(t, p, "sda_sink");
 }
 
-DS_TEST_MAIN(DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params))
+
+/* ---- SDA as a model's attention kind --------------------------------------------------------- */
+static void check_parse_bad(ds_test_ctx *t, const char *line, const char *key) {
+    ds_model_config mc;
+    ds_status st;
+    memset(&mc, 0, sizeof mc);
+    st = ds_model_config_parse(line, &mc, NULL, "cfg");
+    DS_CHECK(t, st == DS_ERR_INVALID_ARG && strstr(ds_last_error(), key), "'%s': status %d, '%s'", line, (int)st, ds_last_error());
+}
+static void test_config_keys(ds_test_ctx *t) {
+    ds_model_config mc;
+    ds__sda_params p;
+    memset(&mc, 0, sizeof mc);
+    DS_REQUIRE(t, ds_model_config_parse("n_layer = 3\nlayers.attn = sda\nlayer.1.attn = dense\nsda_block = 32\nsda_topk = 8\nsda_window = -1\nsda_sparsity = 0.5\n", &mc, NULL, "cfg") == DS_OK, "%s", ds_last_error());
+    DS_CHECK(t, mc.layers[0].attn == DS_ATTN_SDA && mc.layers[1].attn == DS_ATTN_DENSE && mc.layers[2].attn == DS_ATTN_SDA, "layer kinds %d %d %d", mc.layers[0].attn, mc.layers[1].attn, mc.layers[2].attn);
+    ds__sda_params_of(&mc, &p);
+    DS_CHECK(t, p.block == 32 && p.topk == 8 && p.window == 0 && p.sink == 1 && p.sparsity == 0.5f, "params %d %d %d %d %g", p.block, p.topk, p.window, p.sink, (double)p.sparsity);
+    memset(&mc, 0, sizeof mc);
+    ds__sda_params_of(&mc, &p);
+    DS_CHECK(t, ds__sda_check(&p) == DS_OK && p.block == 64 && p.topk == 16 && p.window == 64 && p.sink == 1 && p.sparsity == 0.3f, "defaults %d %d %d %d %g", p.block, p.topk, p.window, p.sink, (double)p.sparsity);
+    check_parse_bad(t, "sda_block = 0", "sda_block");
+    check_parse_bad(t, "sda_sparsity = 0", "sda_sparsity");
+    check_parse_bad(t, "sda_sparsity = 1.5", "sda_sparsity");
+    check_parse_bad(t, "sda_sparsity = -0.1", "sda_sparsity");
+    check_parse_bad(t, "sda_topk = 0", "sda_topk");
+    check_parse_bad(t, "sda_window = -2", "sda_window");
+    check_parse_bad(t, "sda_index_heads = 4", "sda_index_dim");
+    check_parse_bad(t, "layers.attn = sparse", "layers.attn");
+}
+
+/* SmolLM2 (DS_TEST_MODEL), whose layers the tests below turn into SDA layers */
+static ds_model *g_model;
+static int g_model_tried;
+static void free_model(void) { ds_model_free(g_model); }
+static ds_model *smollm2(void) {
+    const char *path = ds_test_env_file("DS_TEST_MODEL");
+    if (!g_model_tried && path) {
+        g_model_tried = 1;
+        atexit(free_model);
+        if (ds_model_load(path, NULL, &g_model) != DS_OK) g_model = NULL;
+    }
+    return g_model;
+}
+#define NEED_SMOLLM2(t, m) \
+    if (!((m) = smollm2())) DS_SKIP(t, "DS_TEST_MODEL is unset, missing or does not load (run `make model`)")
+
+/* every layer of m: dense, or SDA with these settings (0: defaults) */
+static void set_attn(ds_model *m, ds_attn_kind k, int block, int topk, float sparsity) {
+    int il;
+    for (il = 0; il < m->cfg.n_layer; il++) m->cfg.layers[il].attn = k;
+    m->cfg.sda_block = block, m->cfg.sda_topk = topk, m->cfg.sda_sparsity = sparsity;
+}
+
+/* the text of DS_TEST_DATA (tinyshakespeare), else a fixed prose sample, as n tokens */
+static int32_t *text_tokens(const ds_model *m, int n) {
+    const char *path = getenv("DS_TEST_DATA");
+    static const char *fallback = "The quick brown fox jumps over the lazy dog. Once upon a time, in a land far away, there lived a king who loved numbers. ";
+    char *text = NULL;
+    size_t len = 0, got = 0, cap = (size_t)n * 16 + 64, i;
+    int32_t *ids = (int32_t *)malloc(((size_t)n + 64) * sizeof(int32_t));
+    FILE *f = path && *path ? fopen(path, "rb") : NULL;
+    text = (char *)malloc(cap + 1);
+    if (f) {
+        len = fread(text, 1, cap, f);
+        fclose(f);
+    }
+    for (i = len; i < cap; i++) text[i] = fallback[(i - len) % strlen(fallback)];
+    text[cap] = 0;
+    if (ds_tokenize(ds_model_tokenizer(m), text, cap, 0, ids, (size_t)n + 64, &got) != DS_OK && got < (size_t)n) got = 0;
+    free(text);
+    if (got < (size_t)n) {
+        free(ids);
+        return NULL;
+    }
+    return ids;
+}
+
+/* logits of n tokens in chunks of n_batch, then two single-token steps, then the last step
+   again after a rewind: (n + 3) rows */
+static ds_status run_rows(const ds_model *m, const int32_t *tok, int n, int n_batch, float *logits) {
+    ds_session_config sp;
+    ds_session *s = NULL;
+    ds_status st;
+    int V = m->cfg.n_vocab;
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = n + 2, sp.n_batch = n_batch, sp.n_threads = 2;
+    if ((st = ds_session_create(m, &sp, &s)) != DS_OK) return st;
+    st = ds_session_eval_all(s, tok, n, logits);
+    if (st == DS_OK) st = ds_session_eval(s, tok + n, 1, logits + (size_t)n * V);
+    if (st == DS_OK) st = ds_session_eval(s, tok + n + 1, 1, logits + (size_t)(n + 1) * V);
+    if (st == DS_OK) st = ds_session_rewind(s, n + 1);
+    if (st == DS_OK) st = ds_session_eval(s, tok + n + 1, 1, logits + (size_t)(n + 2) * V);
+    ds_session_free(s);
+    return st;
+}
+static int argmax(const float *x, int n) {
+    int i, b = 0;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* SDA with every block selected (sparsity 1) through the real layer walk equals dense attention:
+   SmolLM2 on 700 tokens in chunks of 256 (150 in chunks of 64 under the sanitizers), two
+   decode steps and a rewind; then the default sparse settings, reported (top-1 agreement with dense) */
+static void test_smollm2_sparsity1_equals_dense(ds_test_ctx *t) {
+    int light = getenv("DS_TEST_SANITIZED") != NULL, N = light ? 150 : 700, chunk = light ? 64 : 256;
+    ds_model *m;
+    int32_t *tok;
+    float *a, *b;
+    int V, r, same = 0, sparse_same = 0;
+    double rel = 0.0;
+    NEED_SMOLLM2(t, m);
+    V = m->cfg.n_vocab;
+    tok = text_tokens(m, N + 2);
+    DS_REQUIRE(t, tok != NULL, "tokenizing the text failed");
+    a = (float *)malloc(sizeof(float) * (size_t)(N + 3) * V), b = (float *)malloc(sizeof(float) * (size_t)(N + 3) * V);
+    set_attn(m, DS_ATTN_DENSE, 0, 0, 0.0f);
+    DS_REQUIRE(t, run_rows(m, tok, N, chunk, a) == DS_OK, "dense: %s", ds_last_error());
+    DS_CHECK(t, ds_model_configure(m, "layers.attn = sda\nn_embd = 8") == DS_ERR_INVALID_ARG && m->cfg.layers[0].attn == DS_ATTN_DENSE, "ds_model_configure took n_embd");
+    DS_CHECK(t, ds_model_configure(m, "layers.attn = sda\nsda_sparsity = 0") == DS_ERR_INVALID_ARG && strstr(ds_last_error(), "sda_sparsity") && m->cfg.layers[0].attn == DS_ATTN_DENSE, "sda_sparsity = 0: %s", ds_last_error());
+    DS_REQUIRE(t, ds_model_configure(m, "layers.attn = sda\nsda_block = 32\nsda_sparsity = 1\n") == DS_OK, "ds_model_configure: %s", ds_last_error());
+    DS_REQUIRE(t, run_rows(m, tok, N, chunk, b) == DS_OK, "SDA: %s", ds_last_error());
+    rel = max_rel(a, b, (size_t)(N + 3) * V);
+    for (r = 0; r < N + 3; r++) same += argmax(a + (size_t)r * V, V) == argmax(b + (size_t)r * V, V);
+    DS_CHECK(t, rel <= 1e-5, "sparsity 1: max relative logit difference %g", rel);
+    DS_CHECK(t, same == N + 3, "sparsity 1: top-1 differs in %d of %d rows", N + 3 - same, N + 3);
+    DS_CHECK(t, !memcmp(a + (size_t)(N + 1) * V, a + (size_t)(N + 2) * V, sizeof(float) * V) && !memcmp(b + (size_t)(N + 1) * V, b + (size_t)(N + 2) * V, sizeof(float) * V), "a rewound step differs from the first");
+    set_attn(m, DS_ATTN_SDA, 32, 4, 0.3f);
+    DS_REQUIRE(t, run_rows(m, tok, N, chunk, b) == DS_OK, "sparse SDA: %s", ds_last_error());
+    for (r = 0; r < N + 3; r++) sparse_same += argmax(a + (size_t)r * V, V) == argmax(b + (size_t)r * V, V);
+    DS_CHECK(t, !memcmp(b + (size_t)(N + 1) * V, b + (size_t)(N + 2) * V, sizeof(float) * V), "sparse: a rewound step differs from the first (the tree was not rebuilt)");
+    printf("  sparsity 1: max relative difference %g, top-1 same in %d/%d rows; untrained gate, block 32, top-4 of 30%%: top-1 same as dense in %d/%d rows\n", rel, same, N + 3, sparse_same, N + 3);
+    set_attn(m, DS_ATTN_DENSE, 0, 0, 0.0f);
+    free(a), free(b), free(tok);
+}
+
+/* The hierarchical search returns the flat top-k blocks on real activations: SmolLM2 as SDA
+   (its own keys as the gate) over 4096 tokens of DS_TEST_DATA, block 32, top-16 of 30 %,
+   the default beam; after each layer of each chunk, every query block's gate top-k by tree
+   and by brute force over the same tree */
+static void test_smollm2_tree_vs_flat(ds_test_ctx *t) {
+    enum { N = 4096, CHUNK = 512 };
+    ds_model *m;
+    ds_session_config sp;
+    ds_session *s = NULL;
+    int32_t *tok;
+    int pos, il, hit = 0, total = 0, sets = 0, exact = 0, Hi, Di;
+    float one = 1.0f;
+    ds__sda_cand *cand;
+    float *qbar;
+    int *a, *b;
+    NEED_SMOLLM2(t, m);
+    if (getenv("DS_TEST_SANITIZED")) DS_SKIP(t, "4096 tokens of SmolLM2: too slow under the sanitizers");
+    tok = text_tokens(m, N);
+    DS_REQUIRE(t, tok != NULL, "tokenizing the text failed");
+    set_attn(m, DS_ATTN_SDA, 32, 16, 0.3f);
+    memset(&sp, 0, sizeof sp);
+    sp.n_ctx = N, sp.n_batch = CHUNK, sp.n_threads = 2;
+    DS_REQUIRE(t, ds_session_create(m, &sp, &s) == DS_OK, "session: %s", ds_last_error());
+    ds__sda_gate_dims(&m->cfg, &Hi, &Di);
+    cand = (ds__sda_cand *)malloc(sizeof(ds__sda_cand) * (N / 32 + 1) * 4);
+    qbar = (float *)malloc(sizeof(float) * (size_t)Hi * Di);
+    a = (int *)malloc(sizeof(int) * 64), b = (int *)malloc(sizeof(int) * 64);
+    for (pos = 0; pos < N; pos += CHUNK) { /* ds__forward's walk, stopping after each layer */
+        const int C = m->cfg.n_embd;
+        int T = CHUNK, tt;
+        for (tt = 0; tt < T; tt++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tok[pos + tt], C, s->x + (size_t)tt * C);
+        ds__rope_tables(s, T, pos);
+        ds__per_token(s, DS__TOK_NORM, NULL, 0, T, pos, m->layers[0].attn_norm, 0);
+        for (il = 0; il < m->cfg.n_layer; il++) {
+            ds__sda_gate g = {1, 0, 1, NULL};
+            ds__sda_job j;
+            int gi, e;
+            g.dim = Di, g.w = &one;
+            ds__layer_forward(s, il, T, pos);
+            ds__sda_session_job(s, il, T, pos, &g, &j);
+            for (gi = 0; gi < T / 32; gi++) { /* ds__sda_select's gate part */
+                int qb = pos / 32 + gi, wlo = DS__MAX(0, qb * 32 - j.p.window) / 32, k = DS__MIN(j.p.topk, (int)ceil((double)j.p.sparsity * wlo)), na, nb, x, y;
+                if (k < 1 || wlo <= ds__sda_beam(&j.p)) continue; /* at most beam blocks: the tree search is the flat one */
+                memset(qbar, 0, sizeof(float) * (size_t)Hi * Di);
+                for (e = 0; e < 32; e++) s->ops.axpy(qbar, 1.0f / 32, s->sda_gq + (size_t)(gi * 32 + e) * Hi * Di, Hi * Di);
+                na = ds__sda_topk_flat(&s->ops, j.tree, &g, qbar, wlo, k, a, cand);
+                nb = ds__sda_topk_tree(&s->ops, j.tree, &g, qbar, wlo, k, ds__sda_beam(&j.p), b, cand);
+                for (x = 0; x < na; x++)
+                    for (y = 0; y < nb; y++) hit += a[x] == b[y];
+                total += na;
+                sets++;
+                exact += na == nb && !memcmp(a, b, sizeof(int) * (size_t)na);
+            }
+            if (il + 1 < m->cfg.n_layer) ds__per_token(s, DS__TOK_NORM, NULL, il, T, pos, m->layers[il + 1].attn_norm, 1);
+        }
+        s->pos += T;
+    }
+    ds_session_free(s);
+    set_attn(m, DS_ATTN_DENSE, 0, 0, 0.0f);
+    free(cand), free(qbar), free(a), free(b), free(tok);
+    DS_REQUIRE(t, sets > 0, "no selection went through the tree search");
+    printf("  SmolLM2, %d tokens, %d layers: tree (beam %d) returns %.2f%% of the flat top-16 blocks; %.1f%% of %d selections identical\n", N, m->cfg.n_layer, 64,
+           100.0 * hit / total, 100.0 * exact / sets, sets);
+    DS_CHECK(t, hit >= 0.95 * total, "tree vs flat: %.2f%% < 95%% of %d blocks", 100.0 * hit / total, total);
+}
+
+/* A one-layer SmolLM2 as a GGUF file with SDA metadata and a learned gate (random, F32), and
+   `bad` breaking one thing: 1 the gate query's shape, 2 sda.block_size = 0, 3 sda.sparsity =
+   1.5, 4 a layers array of the wrong length, 5 gate tensors without the index keys; 6 is
+   valid, without a learned gate (the fuzz seeds: tests/extra_fuzz_infer.sh) */
+static ds_status write_gate_model(const ds_model *m, const char *path, int bad) {
+    enum { HI = 2, DI = 16 };
+    ds_gguf_writer *w = NULL;
+    ds_model_config c = m->cfg;
+    const ds_gguf *g = m->gguf;
+    ds_status st;
+    int64_t i, C = c.n_embd, ne[2];
+    float *gq = (float *)malloc(sizeof(float) * (size_t)C * HI * DI * 2), *gk = (float *)malloc(sizeof(float) * (size_t)C * DI), gw[HI] = {1.0f, 0.5f};
+    uint8_t on[2] = {1, 1};
+    for (i = 0; i < C * HI * DI * 2; i++) gq[i] = 0.05f * frand();
+    for (i = 0; i < C * DI; i++) gk[i] = 0.05f * frand();
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    st = ds_gguf_writer_copy_kv(w, g);
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.block_count", 1);
+    for (i = 0; i < ds_gguf_n_tensors(g) && st == DS_OK; i++) {
+        const ds_gguf_tensor *tt = ds_gguf_tensor_at(g, i);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)tt->name.len, tt->name.ptr);
+        if (strncmp(name, "blk.", 4) || !strncmp(name, "blk.0.", 6)) st = ds_gguf_writer_add_tensor(w, name, tt->type, tt->n_dims, tt->ne, tt->data);
+    }
+    memset(c.layers, 0, sizeof c.layers);
+    c.n_layer = 1, c.layers[0].attn = DS_ATTN_SDA, c.sda_block = 32, c.sda_topk = 4, c.sda_index_heads = HI, c.sda_index_dim = DI;
+    if (bad == 6) c.sda_block = 2, c.sda_index_heads = c.sda_index_dim = 0;
+    if (bad != 5 && st == DS_OK) st = ds__sda_write_config(w, "llama", &c);
+    if (bad == 5 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 1);
+    if (bad == 2 && st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.attention.sda.block_size", 0);
+    if (bad == 3 && st == DS_OK) st = ds_gguf_writer_set_f32(w, "llama.attention.sda.sparsity", 1.5f);
+    if (bad == 4 && st == DS_OK) st = ds_gguf_writer_set_arr(w, "llama.attention.sda.layers", DS_GGUF_BOOL, on, 2);
+    ne[0] = C, ne[1] = (int64_t)HI * DI * (bad == 1 ? 2 : 1);
+    if (bad == 6) goto write;
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_q.weight", DS_TYPE_F32, 2, ne, gq);
+    ne[1] = DI;
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_k.weight", DS_TYPE_F32, 2, ne, gk);
+    ne[0] = HI;
+    if (st == DS_OK) st = ds_gguf_writer_add_tensor(w, "blk.0.sda_gate_w.weight", DS_TYPE_F32, 1, ne, gw);
+write:
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    free(gq), free(gk);
+    return st;
+}
+
+/* SDA settings and a learned gate go into a GGUF file and come back; the model runs (at
+   sparsity 1 equal to its dense self; sparse, a rewound step equal to the first); broken
+   files fail naming the key or tensor */
+static void test_gguf_learned_gate(ds_test_ctx *t) {
+    static const char *const want[] = {"", "blk.0.sda_gate_q.weight", "attention.sda.block_size", "attention.sda.sparsity", "attention.sda.layers", "blk.0.sda_gate_q.weight"};
+    const char *path = "build/test_sda_gate.gguf";
+    ds_model *m, *g = NULL;
+    int32_t *tok;
+    float *a, *b;
+    int bad, V;
+    ds_status st;
+    NEED_SMOLLM2(t, m);
+    V = m->cfg.n_vocab;
+    DS_REQUIRE(t, write_gate_model(m, path, 0) == DS_OK, "writing %s: %s", path, ds_last_error());
+    DS_REQUIRE(t, ds_model_load(path, NULL, &g) == DS_OK, "loading %s: %s", path, ds_last_error());
+    DS_CHECK(t, g->cfg.n_layer == 1 && g->cfg.layers[0].attn == DS_ATTN_SDA && g->cfg.sda_block == 32 && g->cfg.sda_topk == 4 && g->cfg.sda_window == 64 && g->cfg.sda_sink == 1 &&
+                    g->cfg.sda_sparsity == 0.3f && g->cfg.sda_index_heads == 2 && g->cfg.sda_index_dim == 16 && g->layers[0].sda.gate_q.data && g->layers[0].sda.gate_w,
+             "config read back: kind %d block %d topk %d window %d sink %d sparsity %g index %d x %d", g->cfg.layers[0].attn, g->cfg.sda_block, g->cfg.sda_topk, g->cfg.sda_window,
+             g->cfg.sda_sink, (double)g->cfg.sda_sparsity, g->cfg.sda_index_heads, g->cfg.sda_index_dim);
+    DS_CHECK(t, ds_model_kv_bytes_per_token(&g->cfg, 2) == (2 * 3 * 64 + 16) * 2, "kv bytes per token %zu", ds_model_kv_bytes_per_token(&g->cfg, 2));
+    tok = text_tokens(m, 402);
+    a = (float *)malloc(sizeof(float) * 403 * V), b = (float *)malloc(sizeof(float) * 403 * V);
+    DS_REQUIRE(t, tok && a && b, "setup");
+    DS_CHECK(t, run_rows(g, tok, 400, 128, b) == DS_OK, "sparse run: %s", ds_last_error());
+    DS_CHECK(t, !memcmp(b + (size_t)401 * V, b + (size_t)402 * V, sizeof(float) * V), "a rewound step differs from the first");
+    g->cfg.sda_sparsity = 1.0f;
+    DS_CHECK(t, run_rows(g, tok, 400, 128, b) == DS_OK, "sparsity 1: %s", ds_last_error());
+    g->cfg.layers[0].attn = DS_ATTN_DENSE;
+    DS_CHECK(t, run_rows(g, tok, 400, 128, a) == DS_OK, "dense: %s", ds_last_error());
+    DS_CHECK(t, !memcmp(a, b, sizeof(float) * 403 * V), "sparsity 1 differs from dense: %g", max_rel(a, b, (size_t)403 * V));
+    ds_model_free(g);
+    free(a), free(b), free(tok);
+    for (bad = 1; bad <= 5; bad++) {
+        g = NULL;
+        DS_REQUIRE(t, write_gate_model(m, path, bad) == DS_OK, "writing variant %d: %s", bad, ds_last_error());
+        st = ds_model_load(path, NULL, &g);
+        DS_CHECK(t, st == DS_ERR_FORMAT && strstr(ds_last_error(), want[bad]), "variant %d: status %d, '%s' (want '%s')", bad, (int)st, ds_last_error(), want[bad]);
+        ds_model_free(g);
+    }
+    remove(path);
+}
+
+static const ds_test_case cases[] = {DS_T(test_dense_equal_prefill_9x3x64), DS_T(test_dense_equal_chunk_9x3x64), DS_T(test_dense_equal_prefill_8x2x128), DS_T(test_dense_equal_decode_9x3x64), DS_T(test_dense_equal_decode_8x2x128), DS_T(test_sparse_vs_reference_prefill_9x3x64), DS_T(test_sparse_vs_reference_decode_8x2x128), DS_T(test_tree_vs_flat_topk), DS_T(test_tree_append_equals_build), DS_T(test_bad_params), DS_T(test_config_keys),
+             DS_T(test_smollm2_sparsity1_equals_dense), DS_T(test_smollm2_tree_vs_flat), DS_T(test_gguf_learned_gate)};
+
+/* test_sda --write-seeds MODEL OUT: OUT-gate.gguf and OUT-own.gguf, MODEL's first layer as
+   an SDA layer with and without a learned gate (tests/extra_fuzz_infer.sh's seeds) */
+int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--write-seeds")) {
+        ds_model *m = NULL;
+        char path[1024];
+        ds_status st = ds_model_load(argv[2], NULL, &m);
+        snprintf(path, sizeof path, "%s-gate.gguf", argv[3]);
+        if (st == DS_OK) st = write_gate_model(m, path, 0);
+        snprintf(path, sizeof path, "%s-own.gguf", argv[3]);
+        if (st == DS_OK) st = write_gate_model(m, path, 6);
+        ds_model_free(m);
+        if (st != DS_OK) fprintf(stderr, "%s\n", ds_last_error());
+        return st != DS_OK;
+    }
+    return ds_test_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);
+}

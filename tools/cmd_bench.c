@@ -9,12 +9,14 @@
        tg tokens/s x bytes per token / bandwidth: how close decoding is to the memory limit,
      - peak resident memory of this process (VmHWM, Linux), taken before the bandwidth test;
      - with --profile, where pp and tg spend their time: wall milliseconds per token of each
-       kind of op (ds_session_get_stats) over the timed runs. */
+       kind of op (ds_session_get_stats) over the timed runs.
+   With --attn it times attention alone instead (ds_attn_bench_*): dense against SDA. */
 #include "cli.h"
+#include <math.h>
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--profile] [--json]\n"
+            "usage: deepseek bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r REPS] [--profile] [--json] [--sda LINE]...\n"
             "\n"
             "Prompt processing (pp: one batch of p tokens from an empty context) and generation\n"
             "(tg: n single-token decodes) in tokens/s, as llama-bench's pp512 / tg128, best of r\n"
@@ -28,12 +30,32 @@ static void usage(FILE *f) {
             "  -r N      repetitions in [1, 65536] (default 5)\n"
             "  --profile also print the time per token of each kind of op (matmuls by weight,\n"
             "            attention, norms, ...) over the timed runs\n"
-            "  --json    print one JSON object instead of the table\n");
+            "  --json    print one JSON object instead of the table\n"
+            "  --sda LINE  run the model with sparse dynamic attention: a model config line on top of\n"
+            "            the file's, e.g. --sda 'layers.attn = sda' --sda 'sda_topk = 8'\n"
+            "\n"
+            "usage: deepseek bench --attn [--attn-n 4096,16384,65536,131072] [-t THREADS] [-r REPS]\n"
+            "                      [--dense-full N] [--sda 'KEY = VALUE']...\n"
+            "\n"
+            "Attention alone, no model: dense against SDA (sparse dynamic attention) on a synthetic\n"
+            "f16 cache, SmolLM2's head layout (9 q heads, 3 KV heads, 64 dims) and a 128-dim one\n"
+            "(8 q, 2 KV), best of r interleaved runs: a prefill of n tokens and one decode step at\n"
+            "depth n, their ratios, the log-log slope of time against n, the KV bytes one decoded\n"
+            "token reads and the peak attention working memory.\n"
+            "\n"
+            "  --attn-n LIST   context lengths, comma-separated (default 4096,16384,65536)\n"
+            "  --dense-full N  above N tokens, dense prefill is timed on its last 512 queries and\n"
+            "                  scaled by the causal triangle, marked ~ (default 16384)\n"
+            "  --sda LINE      (with --attn) an SDA setting, e.g. --sda 'sda_topk = 8'\n"
+            "                  (sda_block, sda_topk, sda_sparsity, sda_window, sda_sink)\n");
 }
 
 typedef struct bench_args {
     const char *model;
     int p, n, threads, reps, json, profile;
+    int attn, dense_full, reps_given;   /* --attn */
+    const char *attn_n;
+    char sda[1024];                     /* --sda lines */
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
@@ -50,21 +72,120 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             *(o[2] == 'j' ? &a->json : &a->profile) = 1;
             continue;
         }
-        if (strcmp(o, "-m") && strcmp(o, "-p") && strcmp(o, "-n") && strcmp(o, "-t") && strcmp(o, "-r"))
+        if (!strcmp(o, "--attn")) {
+            a->attn = 1;
+            continue;
+        }
+        if (strcmp(o, "-m") && strcmp(o, "-p") && strcmp(o, "-n") && strcmp(o, "-t") && strcmp(o, "-r") && strcmp(o, "--attn-n") && strcmp(o, "--dense-full") && strcmp(o, "--sda"))
             return cli_usage_error("bench", "unknown option '%s'", o);
         if (!(val = cli_value(argc, argv, &i, "bench"))) return 2;
         if (!strcmp(o, "-m")) {
             a->model = val;
             continue;
         }
+        if (!strcmp(o, "--attn-n")) {
+            a->attn_n = val;
+            continue;
+        }
+        if (!strcmp(o, "--sda")) {
+            if (strlen(a->sda) + strlen(val) + 2 > sizeof a->sda) return cli_usage_error("bench", "too many --sda settings");
+            strcat(strcat(a->sda, val), "\n");
+            continue;
+        }
+        if (!strcmp(o, "--dense-full")) {
+            if (!cli_int_opt("bench", o, val, 512, 1 << 24, &v)) return 2;
+            a->dense_full = (int)v;
+            continue;
+        }
+        a->reps_given |= !strcmp(o, "-r");
         if (!cli_int_opt("bench", o, val, strcmp(o, "-p") && strcmp(o, "-n") ? 1 : 0, strcmp(o, "-t") ? 1 << 16 : CLI_MAX_THREADS, &v)) return 2;
         if (!strcmp(o, "-p")) a->p = (int)v;
         else if (!strcmp(o, "-n")) a->n = (int)v;
         else if (!strcmp(o, "-t")) a->threads = (int)v;
         else a->reps = (int)v;
     }
-    if (!a->model) return cli_usage_error("bench", "-m MODEL is required");
+    if (!a->model && !a->attn) return cli_usage_error("bench", "-m MODEL is required (or --attn)");
     return 0;
+}
+
+/* ---- attention alone (--attn) ----------------------------------------------------------------- */
+#define ATTN_TAIL 512   /* queries timed of a long dense prefill */
+
+static double loglog_slope(const double *x, const double *y, int n) {
+    double mx = 0, my = 0, sxy = 0, sxx = 0;
+    int i;
+    for (i = 0; i < n; i++) mx += log(x[i]) / n, my += log(y[i]) / n;
+    for (i = 0; i < n; i++) sxy += (log(x[i]) - mx) * (log(y[i]) - my), sxx += (log(x[i]) - mx) * (log(x[i]) - mx);
+    return n > 1 && sxx > 0 ? sxy / sxx : 0.0;
+}
+
+/* one layout: per n, best of reps of the four runs interleaved; the table row */
+static ds_status attn_layout(const bench_args *a, ds_pool *pool, const ds_model_config *sda, const int *ns, int nn, int H, int Hkv, int D) {
+    double xs[32], pds[32], pss[32], tds[32], tss[32];
+    int k, rep;
+    printf("\nlayout %d q heads, %d KV heads, head %d\n", H, Hkv, D);
+    printf("%7s | %10s %10s %6s | %9s %9s %6s | %9s %9s %5s | %8s %8s\n", "n", "pp dense s", "pp sda s", "ratio", "tg dense", "tg sda", "ratio", "KV/tok d", "KV/tok s", "less", "mem d", "mem s");
+    for (k = 0; k < nn; k++) {
+        ds_attn_bench *b = NULL;
+        int n = ns[k], est = n > a->dense_full;
+        double pd = 1e30, ps = 1e30, td = 1e30, ts = 1e30, sec, kvd = 0, kvs = 0, scale = 1.0;
+        size_t md = 0, ms = 0;
+        ds_status e = ds_attn_bench_create(H, Hkv, D, n, sda, pool, &b);
+        if (e != DS_OK) return e;
+        if (est) /* keys seen by all n rows over those seen by the last ATTN_TAIL */
+            scale = ((double)n * (n + 1) / 2) / ((double)ATTN_TAIL * (n - ATTN_TAIL) + (double)ATTN_TAIL * (ATTN_TAIL + 1) / 2);
+        for (rep = 0; rep < a->reps && e == DS_OK; rep++) {
+            if ((e = ds_attn_bench_run(b, 0, est ? ATTN_TAIL : n, est ? n - ATTN_TAIL : 0, &sec, NULL, &md)) == DS_OK) pd = fmin(pd, scale * sec);
+            if (e == DS_OK && (e = ds_attn_bench_run(b, 1, n, 0, &sec, NULL, &ms)) == DS_OK) ps = fmin(ps, sec);
+            if (e == DS_OK && (e = ds_attn_bench_run(b, 0, 1, n - 1, &sec, &kvd, NULL)) == DS_OK) td = fmin(td, sec);
+            if (e == DS_OK && (e = ds_attn_bench_run(b, 1, 1, n - 1, &sec, &kvs, NULL)) == DS_OK) ts = fmin(ts, sec);
+        }
+        ds_attn_bench_free(b);
+        if (e != DS_OK) return e;
+        printf("%7d | %s%9.3f %10.3f %5.1fx | %7.2fms %7.2fms %5.1fx | %8.0fK %8.0fK %4.0f%% | %7.1fM %7.1fM\n", n, est ? "~" : " ", pd, ps, pd / ps, td * 1e3, ts * 1e3, td / ts, kvd / 1024,
+               kvs / 1024, 100.0 * (1.0 - kvs / kvd), md / 1048576.0, ms / 1048576.0);
+        fflush(stdout);
+        xs[k] = n, pds[k] = pd, pss[k] = ps, tds[k] = td, tss[k] = ts;
+    }
+    printf("log-log slope of time vs n: prefill dense %.2f, sda %.2f; decode dense %.2f, sda %.2f\n", loglog_slope(xs, pds, nn), loglog_slope(xs, pss, nn), loglog_slope(xs, tds, nn),
+           loglog_slope(xs, tss, nn));
+    return DS_OK;
+}
+
+static int run_attn(bench_args *a) {
+    ds_model_config sda;
+    ds_pool_config pc;
+    ds_pool *pool = NULL;
+    const char *list = a->attn_n ? a->attn_n : "4096,16384,65536";
+    int ns[32], nn = 0;
+    long v;
+    ds_status e;
+    memset(&sda, 0, sizeof sda);
+    if (ds_model_config_parse(a->sda, &sda, NULL, "--sda") != DS_OK) return cli_usage_error("bench", "%s", ds_last_error());
+    while (*list) {
+        char num[32];
+        size_t len = strcspn(list, ",");
+        if (nn == 32 || len == 0 || len >= sizeof num) return cli_usage_error("bench", "--attn-n: want up to 32 comma-separated lengths");
+        memcpy(num, list, len);
+        num[len] = 0;
+        if (!cli_int_opt("bench", "--attn-n", num, 1024, 1 << 22, &v)) return 2;
+        ns[nn++] = (int)v;
+        list += len + (list[len] == ',');
+    }
+    if (!a->reps_given) a->reps = 2;
+    if (!a->dense_full) a->dense_full = 16384;
+    memset(&pc, 0, sizeof pc);
+    pc.n_threads = a->threads;
+    if ((e = ds_pool_create(&pc, &pool)) != DS_OK) return cli_fail("bench", "pool", e);
+    printf("attention alone: dense vs SDA (%s); %d threads, best of %d, interleaved\n", a->sda[0] ? "settings from --sda, the rest default" : "default settings", ds_pool_size(pool), a->reps);
+    e = attn_layout(a, pool, &sda, ns, nn, 9, 3, 64);
+    if (e == DS_OK) e = attn_layout(a, pool, &sda, ns, nn, 8, 2, 128);
+    if (e == DS_OK && ns[nn - 1] > a->dense_full) printf("~ dense prefill estimated: its last %d queries timed, scaled by the causal triangle\n", ATTN_TAIL);
+    if (e == DS_OK)
+        printf("KV/tok: K and V bytes one decoded token reads (SDA: with a bound on the gate-tree nodes scored).\n"
+               "mem: peak attention working memory (dense: the attention scratch; SDA: its work buffer and gate tree).\n");
+    ds_pool_free(pool);
+    return e == DS_OK ? 0 : cli_fail("bench", "attention", e);
 }
 
 /* ---- read bandwidth ------------------------------------------------------------------------ */
@@ -310,8 +431,13 @@ int ds_cmd_bench(int argc, char **argv) {
         return 0;
     }
     if (r) return r;
+    if (a.attn) return run_attn(&a);
     e = ds_model_load(a.model, NULL, &m);
     if (e != DS_OK) return cli_fail("bench", a.model, e);
+    if (a.sda[0] && (e = ds_model_configure(m, a.sda)) != DS_OK) {
+        ds_model_free(m);
+        return cli_fail("bench", "--sda", e);
+    }
     r = run(&a, m);
     ds_model_free(m);
     return r;

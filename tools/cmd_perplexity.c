@@ -15,7 +15,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: deepseek perplexity -m MODEL.gguf -f TEXT [-c 512] [-t THREADS] [--chunks N]\n"
+            "usage: deepseek perplexity -m MODEL.gguf -f TEXT [-c 512] [-t THREADS] [--chunks N] [--sda LINE]...\n"
             "\n"
             "Perplexity of a text with llama.cpp's method: non-overlapping chunks of c tokens, each\n"
             "evaluated from an empty context, scoring the second half of each chunk.\n"
@@ -31,6 +31,8 @@ static void usage(FILE *f) {
             "               print its perplexity, ln(PPL / PPL(base)), the mean KL divergence\n"
             "               KL(base || model) over the scored tokens and how often both models rank the\n"
             "               same token first (llama.cpp's \"same top p\"), with standard errors\n"
+            "  --sda LINE   run with sparse dynamic attention: a model config line applied on top of\n"
+            "               the file's, e.g. --sda 'layers.attn = sda' --sda 'sda_topk = 8'\n"
             "\n"
             "Progress goes to stderr; the last line on stdout is `perplexity: X`.\n");
 }
@@ -38,6 +40,7 @@ static void usage(FILE *f) {
 typedef struct ppl_args {
     const char *model, *text, *base;
     int ctx, threads, max_chunks;
+    char sda[1024];   /* --sda lines */
 } ppl_args;
 
 /* 0: run; 1: --help; 2: bad usage (already reported) */
@@ -49,12 +52,16 @@ static int parse_args(int argc, char **argv, ppl_args *a) {
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *val;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
-        if (strcmp(o, "-m") && strcmp(o, "-f") && strcmp(o, "-c") && strcmp(o, "-t") && strcmp(o, "--chunks") && strcmp(o, "--kl-divergence-base"))
+        if (strcmp(o, "-m") && strcmp(o, "-f") && strcmp(o, "-c") && strcmp(o, "-t") && strcmp(o, "--chunks") && strcmp(o, "--kl-divergence-base") && strcmp(o, "--sda"))
             return cli_usage_error("perplexity", "unknown option '%s'", o);
         if (!(val = cli_value(argc, argv, &i, "perplexity"))) return 2;
         if (!strcmp(o, "-m")) a->model = val;
         else if (!strcmp(o, "-f")) a->text = val;
         else if (!strcmp(o, "--kl-divergence-base")) a->base = val;
+        else if (!strcmp(o, "--sda")) {
+            if (strlen(a->sda) + strlen(val) + 2 > sizeof a->sda) return cli_usage_error("perplexity", "too many --sda settings");
+            strcat(strcat(a->sda, val), "\n");
+        }
         else if (!cli_int_opt("perplexity", o, val, !strcmp(o, "-c") ? 4 : 1, !strcmp(o, "-t") ? CLI_MAX_THREADS : 1 << 20, &v)) return 2;
         else if (!strcmp(o, "-c")) a->ctx = (int)v;
         else if (!strcmp(o, "-t")) a->threads = (int)v;
@@ -254,6 +261,10 @@ int ds_cmd_perplexity(int argc, char **argv) {
     if (r) return r;
     e = ds_model_load(a.model, NULL, &m);
     if (e != DS_OK) return cli_fail("perplexity", a.model, e);
+    if (a.sda[0] && (e = ds_model_configure(m, a.sda)) != DS_OK) {
+        ds_model_free(m);
+        return cli_fail("perplexity", "--sda", e);
+    }
     if (a.base && (e = ds_model_load(a.base, NULL, &base)) != DS_OK) {
         ds_model_free(m);
         return cli_fail("perplexity", a.base, e);

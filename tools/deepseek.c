@@ -29,7 +29,7 @@ static const cli_command commands[] = {
     {"chat", ds_cmd_chat, "talk with a model through its chat template"},
     {"tokenize", ds_cmd_tokenize, "text to token ids and back (GGUF or tokenizer.json)"},
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
-    {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
+    {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s; --attn: dense vs SDA attention"},
     {"quantize", ds_cmd_quantize, "convert a model's weights to another type (llama.cpp's quantizer)"},
     {"imatrix", ds_cmd_imatrix, "importance matrix (mean squared activations) for weighted quantizing"},
     {"quant-eval", ds_cmd_quant_eval, "what quantizing cost: size, perplexity, KL divergence, top-1, speed"},
