@@ -429,8 +429,8 @@ static void test_smollm2_tree_vs_flat(ds_test_ctx *t) {
     a = (int *)malloc(sizeof(int) * 64), b = (int *)malloc(sizeof(int) * 64);
     for (pos = 0; pos < N; pos += CHUNK) { /* ds__forward's walk, stopping after each layer */
         const int C = m->cfg.n_embd;
-        int T = CHUNK, tt;
-        for (tt = 0; tt < T; tt++) ds__get_row(m->tok_embd.type, m->tok_embd.data, tok[pos + tt], C, s->x + (size_t)tt * C);
+        int T = CHUNK;
+        s->ops.embed(s->x, m->tok_embd.type, m->tok_embd.data, tok + pos, T, C);
         ds__rope_tables(s, T, pos);
         ds__per_token(s, DS__TOK_NORM, NULL, 0, T, pos, m->layers[0].attn_norm, 0);
         for (il = 0; il < m->cfg.n_layer; il++) {
