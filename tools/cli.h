@@ -33,6 +33,24 @@ int cli_usage_error(const char *cmd, const char *fmt, ...);
 /* the most threads a -t option accepts */
 #define CLI_MAX_THREADS 512
 
+/* --lora FILE[:S] (repeatable): LoRA adapters loaded for the model and attached to its session */
+#define CLI_MAX_LORA 16
+#define CLI_LORA_HELP                                                                                      \
+    "  --lora FILE[:S]     apply a LoRA adapter at scale S (default 1): llama.cpp GGUF, or PEFT (a folder\n" \
+    "                      with adapter_model.safetensors + adapter_config.json); repeatable, up to 16\n"
+typedef struct cli_lora {
+    const char *path[CLI_MAX_LORA];
+    float scale[CLI_MAX_LORA];
+    ds_lora_adapter *a[CLI_MAX_LORA];
+    int n;
+} cli_lora;
+/* 1: argv[*i] was --lora (consumed), 0: it is not, -1: a bad value (reported) */
+int cli_lora_parse(cli_lora *l, int argc, char **argv, int *i, const char *cmd);
+/* Loads the adapters for m (the first time) and attaches them to s; reports the reason and
+   returns nonzero on failure. Nothing to do without --lora. */
+int cli_lora_attach(cli_lora *l, const char *cmd, const ds_model *m, ds_session *s);
+void cli_lora_free(cli_lora *l);
+
 typedef struct cli_command {
     const char *name;
     int (*fn)(int argc, char **argv);

@@ -24,16 +24,18 @@ static void usage(FILE *f) {
             "  -n N      generated tokens in [0, 65536] (default 128; 0 skips tg)\n"
             "  -t N      threads in [1, 512] (default: all CPUs)\n"
             "  -r N      repetitions in [1, 65536] (default 5)\n"
-            "  --json    print one JSON object instead of the table\n");
+            "  --json    print one JSON object instead of the table\n"
+            CLI_LORA_HELP);
 }
 
 typedef struct bench_args {
     const char *model;
     int p, n, threads, reps, json;
+    cli_lora lora;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    int i;
+    int i, r;
     long v;
     memset(a, 0, sizeof *a);
     a->p = 512;
@@ -44,6 +46,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
         if (!strcmp(o, "--json")) {
             a->json = 1;
+            continue;
+        }
+        if ((r = cli_lora_parse(&a->lora, argc, argv, &i, "bench")) != 0) {
+            if (r < 0) return 2;
             continue;
         }
         if (strcmp(o, "-m") && strcmp(o, "-p") && strcmp(o, "-n") && strcmp(o, "-t") && strcmp(o, "-r"))
@@ -214,7 +220,7 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
     printf("KV cache         %9.0f bytes/token (dense multi-head attention of the same width: %.0f, %.2fx)\n", kv, kv_dense, kv_dense / kv);
 }
 
-static int run(const bench_args *a, ds_model *m) {
+static int run(bench_args *a, ds_model *m) {
     int n_vocab = ds_model_get_config(m)->n_vocab, most = a->p > a->n ? a->p : a->n;
     ds_pool_config pc;
     ds_pool *pool = NULL;
@@ -233,6 +239,7 @@ static int run(const bench_args *a, ds_model *m) {
     sp.pool = pool;
     sp.n_batch = a->p > 0 ? a->p : 0;
     if (e == DS_OK) e = ds_session_create(m, &sp, &s);
+    if (e == DS_OK && cli_lora_attach(&a->lora, "bench", m, s) != 0) e = DS_ERR_CANCELLED;   /* reported */
     if (e == DS_OK && a->p) {
         if (!a->json) fprintf(stderr, "bench: pp%d x %d ...\n", a->p, a->reps);
         e = measure(s, n_vocab, a->p, 0, a->reps, tok, logits, &pp);
@@ -251,7 +258,7 @@ static int run(const bench_args *a, ds_model *m) {
     ds_pool_free(pool);
     free(tok);
     free(logits);
-    return e == DS_OK ? 0 : cli_fail("bench", "run", e);
+    return e == DS_OK ? 0 : e == DS_ERR_CANCELLED ? 1 : cli_fail("bench", "run", e);
 }
 
 int ds_cmd_bench(int argc, char **argv) {
@@ -267,6 +274,7 @@ int ds_cmd_bench(int argc, char **argv) {
     e = ds_model_load(a.model, NULL, &m);
     if (e != DS_OK) return cli_fail("bench", a.model, e);
     r = run(&a, m);
+    cli_lora_free(&a.lora);
     ds_model_free(m);
     return r;
 }

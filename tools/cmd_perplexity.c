@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "               model's context when shorter)\n"
             "  -t N         threads in [1, 512] (default: all CPUs)\n"
             "  --chunks N   score only the first N chunks, N >= 1\n"
+            CLI_LORA_HELP
             "\n"
             "Progress goes to stderr; the last line on stdout is `perplexity: X`.\n");
 }
@@ -30,17 +31,22 @@ static void usage(FILE *f) {
 typedef struct ppl_args {
     const char *model, *text;
     int ctx, threads, max_chunks;
+    cli_lora lora;
 } ppl_args;
 
 /* 0: run; 1: --help; 2: bad usage (already reported) */
 static int parse_args(int argc, char **argv, ppl_args *a) {
-    int i;
+    int i, r;
     long v;
     memset(a, 0, sizeof *a);
     a->ctx = 0;   /* 512, or the model's context when shorter */
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *val;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
+        if ((r = cli_lora_parse(&a->lora, argc, argv, &i, "perplexity")) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
         if (strcmp(o, "-m") && strcmp(o, "-f") && strcmp(o, "-c") && strcmp(o, "-t") && strcmp(o, "--chunks"))
             return cli_usage_error("perplexity", "unknown option '%s'", o);
         if (!(val = cli_value(argc, argv, &i, "perplexity"))) return 2;
@@ -77,7 +83,7 @@ static ds_status chunk_nll(ds_session *s, const int32_t *tok, int c, int n_vocab
     return DS_OK;
 }
 
-static int run(const ppl_args *a, ds_model *m) {
+static int run(ppl_args *a, ds_model *m) {
     const ds_tokenizer *tk = ds_model_tokenizer(m);
     int n_vocab = ds_model_get_config(m)->n_vocab, c = a->ctx, n_chunks, i, bos = ds_tokenizer_bos(tk), add_bos = ds_tokenizer_adds_bos(tk);
     size_t len, n_tok = 0;
@@ -127,6 +133,12 @@ static int run(const ppl_args *a, ds_model *m) {
     sp.n_threads = a->threads;
     logits = (float *)malloc((size_t)(c - c / 2) * n_vocab * sizeof *logits);
     e = logits ? ds_session_create(m, &sp, &s) : DS_ERR_NO_MEMORY;
+    if (e == DS_OK && cli_lora_attach(&a->lora, "perplexity", m, s) != 0) {
+        ds_session_free(s);
+        free(logits);
+        free(tok);
+        return 1;
+    }
     t0 = ds_time();
     for (i = 0; i < n_chunks && e == DS_OK; i++) {
         int32_t *chunk = tok + (size_t)i * c, first = chunk[0];
@@ -160,6 +172,7 @@ int ds_cmd_perplexity(int argc, char **argv) {
     e = ds_model_load(a.model, NULL, &m);
     if (e != DS_OK) return cli_fail("perplexity", a.model, e);
     r = run(&a, m);
+    cli_lora_free(&a.lora);
     ds_model_free(m);
     return r;
 }

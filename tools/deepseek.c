@@ -19,6 +19,8 @@ int ds_cmd_run(int argc, char **argv);
 int ds_cmd_chat(int argc, char **argv);
 int ds_cmd_train_tokenizer(int argc, char **argv);
 int ds_cmd_quantize(int argc, char **argv);
+int ds_cmd_export_lora(int argc, char **argv);
+int ds_cmd_lora_convert(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
@@ -29,6 +31,8 @@ static const cli_command commands[] = {
     {"train-tokenizer", ds_cmd_train_tokenizer, "train a byte-level BPE vocabulary from text files"},
     {"bench", ds_cmd_bench, "prompt and generation speed (pp512 / tg128), GB/s, GFLOP/s"},
     {"quantize", ds_cmd_quantize, "convert a model's weights to another type (llama.cpp's quantizer)"},
+    {"export-lora", ds_cmd_export_lora, "merge LoRA adapters into a model file (re-quantized)"},
+    {"lora-convert", ds_cmd_lora_convert, "a LoRA adapter between llama.cpp GGUF and Hugging Face PEFT"},
     {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
     {"data", ds_cmd_data, "turn text files into token shards for training"},
     {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
