@@ -13184,7 +13184,11 @@ DS_API ds_status ds_lora_adapter_load(const char *path, const ds_model *base, ds
     *out = NULL;
     if (!(a = DS__CAST(ds_lora_adapter *, ds__calloc(1, sizeof *a)))) return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
     snprintf(a->what, sizeof a->what, "lora '%.140s'", path);
-    if (!ds__is_dir(path) && (f = fopen(path, "rb")) != NULL) {
+    if (!ds__is_dir(path)) {
+        if (!(f = fopen(path, "rb"))) {
+            ds_lora_adapter_free(a);
+            return ds__fail(DS_ERR_IO, "lora '%s': cannot open: %s", path, strerror(errno));
+        }
         if (fread(magic, 1, 4, f) != 4) magic[0] = 0;
         fclose(f);
     }
