@@ -17,13 +17,12 @@ import ctypes
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_smollm2 import BUILD, FIX, MAX_MEAN_KL, MIN_TOP1, ROOT, log_softmax, read_tf  # noqa: E402
+from check_smollm2 import BUILD, FIX, MAX_MEAN_KL, MIN_TOP1, ROOT, build_shim, log_softmax, read_tf  # noqa: E402
 
 R, ALPHA, N_TOK = 8, 16.0, 128
 TARGETS = [("attn_q", "self_attn.q_proj"), ("attn_k", "self_attn.k_proj"), ("attn_v", "self_attn.v_proj"),
@@ -67,21 +66,6 @@ const char *lora_error(void) { return ds_last_error(); }
 """
 
 
-def build_shim():
-    lib = os.path.join(BUILD, "libds_lora_check.so")
-    hdr = os.path.join(ROOT, "deepseek.h")
-    if os.path.exists(lib) and os.path.getmtime(lib) >= os.path.getmtime(hdr):
-        return lib
-    os.makedirs(BUILD, exist_ok=True)
-    src = os.path.join(BUILD, "libds_lora_check.c")
-    with open(src, "w") as f:
-        f.write(SHIM)
-    cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", "-I", ROOT, "-o", lib, src, "-lm", "-lpthread"],
-                   check=True, capture_output=True, text=True)
-    return lib
-
-
 def hf_to_gguf_rows(w, n_head):
     """llama.cpp's converter's q / k permutation of a (out, ...) matrix's rows."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -97,7 +81,7 @@ def main():
         for n in ("lora_llama_cpp_logits", "lora_peft_read", "lora_peft_export"):
             print(f"SKIP {n}: no model at {model} (make model)")
         return 0
-    lib = ctypes.CDLL(build_shim())
+    lib = ctypes.CDLL(build_shim(SHIM, "libds_lora_check"))
     lib.lora_logits.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_float, ctypes.POINTER(ctypes.c_int32),
                                 ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
     lib.lora_convert.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
