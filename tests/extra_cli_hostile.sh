@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The `deepseek` program under careless and hostile use: for each file argument of run, chat,
-# perplexity, tokenize, info, bench and train-tokenizer a missing file, a folder, /dev/null, a
+# perplexity, tokenize, info, bench, train-tokenizer and the --lora / export-lora / lora-convert
+# adapters a missing file, a folder, /dev/null, a
 # text file, a truncated and a bit-flipped model; malformed and out-of-range numbers for each
 # numeric option; invalid UTF-8 and NUL bytes in every text input; empty inputs; context
 # lengths past the model's. Each case checks the exit status, that stderr names the problem in
@@ -39,7 +40,13 @@ cases() { # the program to test: $1
     expect "$tag tokenize_model_$what" fail "" "$ds" tokenize -m "$f" -p hi
     expect "$tag info_model_$what" fail "" "$ds" info -m "$f"
     expect "$tag bench_model_$what" fail "" "$ds" bench -m "$f" -p 1 -n 1 -r 1
+    expect "$tag run_lora_$what" fail "" "$ds" run -m "$TINY" --lora "$f" -p hi -n 1
+    expect "$tag export_lora_$what" fail "" "$ds" export-lora -m "$TINY" --lora "$f" -o "$tmp/merged.gguf"
+    expect "$tag lora_convert_$what" fail "" "$ds" lora-convert "$f" "$tmp/converted.gguf"
   done
+  expect "$tag run_lora_is_a_model" fail "not \"adapter\"" "$ds" run -m "$TINY" --lora "$TINY" -p hi -n 1
+  expect "$tag run_lora_empty_scale" fail "" "$ds" run -m "$TINY" --lora "$TINY:" -p hi -n 1
+  if [ -e "$tmp/merged.gguf" ] || [ -e "$tmp/converted.gguf" ]; then result "$tag lora_no_output_on_failure" "an output file was left behind"; else result "$tag lora_no_output_on_failure"; fi
   expect "$tag tokenize_badmagic_not_json" fail "neither a GGUF" "$ds" tokenize -m "$tmp/badmagic.gguf" -p hi
   expect "$tag run_missing_not_doubled" fail "" "$ds" run -m "$tmp/missing.gguf" -p hi
   if grep -q "missing.gguf.*missing.gguf" "$tmp/err"; then result "$tag run_error_prefix_once" "the path is named twice: $(head -n 1 "$tmp/err")"; else result "$tag run_error_prefix_once"; fi
