@@ -12825,7 +12825,7 @@ static int ds__lora_parse_gguf(const char *name, const char *suffix, int *layer,
     int k, n = 0;
     long l;
     char *end;
-    if (strncmp(name, "blk.", 4)) return 0;
+    if (strncmp(name, "blk.", 4) || name[4] < '0' || name[4] > '9') return 0;
     l = strtol(name + 4, &end, 10);
     if (end == name + 4 || *end != '.' || l < 0 || l >= DS_MAX_LAYERS || (name[4] == '0' && end != name + 5)) return 0;
     for (end++; end[n] && end[n] != '.' && n < (int)sizeof w - 1; n++) w[n] = end[n];
@@ -12845,7 +12845,7 @@ static int ds__lora_parse_peft(const char *name, const char *suffix, int *layer,
     long l;
     char *end;
     int k;
-    if (n < np + ns || strncmp(name, pre, np) || strcmp(name + n - ns, suffix)) return 0;
+    if (n < np + ns || strncmp(name, pre, np) || strcmp(name + n - ns, suffix) || name[np] < '0' || name[np] > '9') return 0;
     l = strtol(name + np, &end, 10);
     if (end == name + np || *end != '.' || l < 0 || l >= DS_MAX_LAYERS) return 0;
     end++;

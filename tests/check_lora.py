@@ -12,6 +12,9 @@
 3. Our loader reads the Python-written PEFT folder: its logits equal the GGUF twin's.
 4. Our PEFT export of the GGUF adapter, read by the safetensors package: names, shapes, dtype,
    values (B back in Hugging Face row order) and the adapter_config.json fields PEFT expects.
+5. The adapter merged by ds_lora_merge into the Q4_1 file (re-quantized to Q4_1) loads in
+   llama.cpp, whose logits on it stay close to its own base + adapter: top-1 >= 90% (the
+   re-quantization of W + BA is the difference).
 """
 import ctypes
 import json
@@ -62,6 +65,14 @@ int lora_convert(const char *path, const char *in, const char *out, int format) 
     ds_model_free(m);
     return (int)e;
 }
+/* merges the adapter into the model file, each tensor keeping its type */
+int lora_merge(const char *path, const char *in, const char *out) {
+    ds_lora_adapter *a = NULL;
+    ds_status e = ds_lora_adapter_load(in, NULL, &a);
+    if (e == DS_OK) e = ds_lora_merge(path, &a, NULL, 1, out, NULL);
+    ds_lora_adapter_free(a);
+    return (int)e;
+}
 const char *lora_error(void) { return ds_last_error(); }
 """
 
@@ -78,13 +89,14 @@ def main():
 
     model = os.environ.get("DS_TEST_MODEL", os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     if not os.path.exists(model):
-        for n in ("lora_llama_cpp_logits", "lora_peft_read", "lora_peft_export"):
+        for n in ("lora_llama_cpp_logits", "lora_peft_read", "lora_peft_export", "lora_merged_in_llama_cpp"):
             print(f"SKIP {n}: no model at {model} (make model)")
         return 0
     lib = ctypes.CDLL(build_shim(SHIM, "libds_lora_check"))
     lib.lora_logits.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_float, ctypes.POINTER(ctypes.c_int32),
                                 ctypes.c_int, ctypes.POINTER(ctypes.c_float)]
     lib.lora_convert.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int]
+    lib.lora_merge.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
     lib.lora_error.restype = ctypes.c_char_p
 
     base = gguf.GGUFReader(model)
@@ -213,7 +225,25 @@ def main():
             if k not in cfg:
                 why.append(f"adapter_config.json lacks {k}")
     print(f"FAIL lora_peft_export: {'; '.join(why)}" if why else "PASS lora_peft_export")
-    return 1 if bad or not ok or why else 0
+
+    # 5. our merged Q4_1 file in llama.cpp
+    merged = os.path.join(work, "merged_q4_1.gguf")
+    merge_bad = ""
+    if lib.lora_merge(model.encode(), gguf_path.encode(), merged.encode()) != 0:
+        merge_bad = lib.lora_error().decode(errors="replace")
+    else:
+        llm = Llama(model_path=merged, n_ctx=N_TOK, n_batch=N_TOK, n_ubatch=N_TOK, n_threads=2, n_threads_batch=2,
+                    logits_all=True, verbose=False)
+        llm.eval([int(t) for t in toks])
+        ref_merged = np.array(llm.scores[:N_TOK], dtype=np.float32)
+        del llm
+        top_m, kl_m = agreement(ref_lora, ref_merged)
+        print(f"lora merged into Q4_1 (llama.cpp on our file vs llama.cpp base + adapter): top-1 {100 * top_m:.2f}%, "
+              f"mean KL {kl_m:.6f}", file=sys.stderr)
+        if top_m < 0.9:
+            merge_bad = f"top-1 {100 * top_m:.2f}% < 90%"
+    print(f"FAIL lora_merged_in_llama_cpp: {merge_bad}" if merge_bad else "PASS lora_merged_in_llama_cpp")
+    return 1 if bad or not ok or why or merge_bad else 0
 
 
 if __name__ == "__main__":
