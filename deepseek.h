@@ -117,6 +117,13 @@
                  best kernel the CPU (and the test mask) allows, DS_BACKEND_REF the scalar
                  references; tests run the same model code on both. One pointer call per op per
                  row or tile, as the old per-call dispatch did, so speed is unchanged.
+   LoRA          An adapter's update is never folded into the weights at run time: the session's
+                 matmul by an adapted weight adds s * (alpha / r) * B (A x) beside the base
+                 product (r dots for A x, then r axpys along B stored transposed), so a quantized
+                 base stays quantized in memory, sessions of one model run different adapters,
+                 and B = 0 or s = 0 leaves the base's bits. Hugging Face orders each head's rows
+                 of a llama's q / k projections (half, i), GGUF (i, half): converting a PEFT
+                 adapter permutes B's rows, which needs the base's head counts.
    MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
                  path multiplies it straight into the latent-space scores.
 */
