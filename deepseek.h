@@ -26,12 +26,15 @@
        >>kernels      scalar reference + AVX2 / AVX-512 / NEON
        >>backend      the op layer: ds__ops, the CPU and reference backends, matmul / GEMM drivers
        >>gguf         GGUF v2/v3 read (validating) and v3 write
+       >>safetensors  safetensors read (validating) and write
        >>quant        the model quantizer (ds_quantize_model): llama.cpp's per-tensor rules;
                       importance matrices (ds_imatrix: collect, llama.cpp's GGUF format, load)
        >>tokenizer    unicode tables, pre-tokenizers, byte-level BPE, SPM, trainer
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward (matmul observer), sampler, generate, chat templates
+       >>lora         LoRA adapters: llama.cpp GGUF and PEFT formats, applied in a session's
+                      matmuls, merged into a model file
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
                       block-sparse attention over the f16 cache, the SDA layer (config, GGUF
                       keys, gate tensors, session state); then the forward's layer walk
@@ -117,6 +120,13 @@
                  best kernel the CPU (and the test mask) allows, DS_BACKEND_REF the scalar
                  references; tests run the same model code on both. One pointer call per op per
                  row or tile, as the old per-call dispatch did, so speed is unchanged.
+   LoRA          An adapter's update is never folded into the weights at run time: the session's
+                 matmul by an adapted weight adds s * (alpha / r) * B (A x) beside the base
+                 product (r dots for A x, then r axpys along B stored transposed), so a quantized
+                 base stays quantized in memory, sessions of one model run different adapters,
+                 and B = 0 or s = 0 leaves the base's bits. Hugging Face orders each head's rows
+                 of a llama's q / k projections (half, i), GGUF (i, half): converting a PEFT
+                 adapter permutes B's rows, which needs the base's head counts.
    MLA cache     The MLA latent cache is f32 (dense attention's is f16): the absorbed decode
                  path multiplies it straight into the latent-space scores.
 */
@@ -378,6 +388,45 @@ DS_API void ds_gguf_writer_set_checksum(ds_gguf_writer *w, int on);
    when it matches or is absent (*present, which may be NULL, says which), DS_ERR_FORMAT when
    the data changed after it was written. */
 DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
+
+// >>api:safetensors
+/* Safetensors files (Hugging Face): an 8-byte little-endian header length N, N bytes of JSON
+   {"NAME": {"dtype": "F32", "shape": [..], "data_offsets": [BEGIN, END]}, ...,
+   "__metadata__": {"KEY": "VALUE", ...}}, then the data section the offsets count from.
+   ds_safetensors_open() checks everything before returning: N inside the file and at most
+   100 MB, the JSON well-formed (UTF-8, RFC 8259), each entry an object with a known dtype, at
+   most 8 non-negative integer dims, offsets inside the data section with END - BEGIN equal to
+   the elements times the dtype's size (no overflow), no two tensors overlapping, no duplicate
+   names, metadata values strings. Errors name the file and the tensor: DS_ERR_FORMAT,
+   DS_ERR_BOUNDS, DS_ERR_OVERFLOW, DS_ERR_UNSUPPORTED (an unknown dtype). Read-only once open:
+   threads may share it. */
+typedef struct ds_st_tensor {
+    const char *name;       /* NUL-terminated (JSON escapes undone) */
+    const char *dtype;      /* "F32", "BF16", "I64", ... */
+    ds_type type;           /* F32 / F16 / BF16, or DS_TYPE_COUNT_ for the other dtypes */
+    int n_dims;
+    int64_t shape[8];       /* row-major: shape[n_dims - 1] is contiguous */
+    const void *data;       /* inside the file (may be unaligned) */
+    uint64_t nbytes;
+} ds_st_tensor;
+typedef struct ds_safetensors ds_safetensors;
+DS_API ds_status ds_safetensors_open(const char *path, ds_safetensors **out);  /* mmaps */
+DS_API ds_status ds_safetensors_open_memory(const void *data, size_t size, ds_safetensors **out); /* data must outlive it */
+DS_API void ds_safetensors_free(ds_safetensors *st);
+DS_API int64_t ds_safetensors_n_tensors(const ds_safetensors *st);
+DS_API const ds_st_tensor *ds_safetensors_tensor_at(const ds_safetensors *st, int64_t i);  /* sorted by name */
+DS_API const ds_st_tensor *ds_safetensors_find(const ds_safetensors *st, const char *name);  /* NULL if absent */
+DS_API const char *ds_safetensors_meta(const ds_safetensors *st, const char *key);       /* NULL if absent */
+/* Writes n tensors (type F32, F16 or BF16; shape[0..n_dims) row-major, data referenced) and
+   n_meta metadata pairs meta[2k] = key, meta[2k + 1] = value, atomically (PATH.tmp, rename). */
+typedef struct ds_st_write {
+    const char *name;
+    ds_type type;
+    int n_dims;
+    int64_t shape[8];
+    const void *data;
+} ds_st_write;
+DS_API ds_status ds_safetensors_write(const char *path, const ds_st_write *t, int n, const char *const *meta, int n_meta);
 
 // >>api:quant
 /* Quantizing a model file (deepseek quantize): every weight matrix llama.cpp would quantize
@@ -839,6 +888,58 @@ DS_API ds_status ds_chat_apply_source(const char *source, size_t source_len, con
    also parses special tokens written in the messages (trusted input only). BOS comes first when
    the template writes it or the vocabulary asks for it. Bounds as ds_tokenize. */
 DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, const ds_chat_message *msgs, int n, int add_assistant, int flags, int32_t *ids, size_t cap, size_t *n_out);
+
+// >>api:lora
+/* ---- LoRA adapters at inference -------------------------------------------------------------
+   An adapter adds a low-rank update to some weight matrices: W' = W + scale * (alpha / r) * B A,
+   A (r, in), B (out, r). Two file formats, both read and written:
+   - llama.cpp's LoRA GGUF: general.type = "adapter", adapter.type = "lora", adapter.lora.alpha
+     (f32; absent: alpha = r), general.architecture = the base's; tensors blk.N.W.weight.lora_a
+     (ggml ne [in, r]) and .lora_b (ne [r, out]) in F32, F16, BF16 or Q8_0, W one of attn_q,
+     attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down (and deepseek2's attn_q_a,
+     attn_q_b, attn_kv_a_mqa, attn_kv_b, ffn_{gate,up,down}_shexp, which only merging applies).
+   - Hugging Face PEFT: a folder with adapter_model.safetensors and adapter_config.json (or the
+     .safetensors path, the JSON beside it); tensors
+     base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight (r, in) / lora_B (out, r),
+     likewise k_proj v_proj o_proj and mlp.gate_proj up_proj down_proj; r and lora_alpha from the
+     JSON (use_rslora: alpha * sqrt(r)). Hugging Face orders a llama's q_proj / k_proj rows
+     differently from GGUF (each head's rotary pairs): converting between the two needs the
+     head counts, so a PEFT adapter for a llama, or a GGUF adapter to be saved as PEFT, is loaded
+     with its base model.
+   An adapter is read-only after loading: sessions and threads may share it. */
+typedef struct ds_lora_adapter ds_lora_adapter;
+typedef enum ds_lora_format { DS_LORA_GGUF = 0, DS_LORA_PEFT = 1 } ds_lora_format;
+/* Reads a GGUF adapter or a PEFT folder / .safetensors file (told apart by content). base may
+   be NULL; when given, the adapter is checked against it (ds_lora_adapter_check) and takes its
+   head counts. Every name, shape, rank and alpha is validated: errors name the file and the
+   tensor or key (DS_ERR_FORMAT, DS_ERR_UNSUPPORTED for a target or feature we do not apply). */
+DS_API ds_status ds_lora_adapter_load(const char *path, const ds_model *base, ds_lora_adapter **out);
+/* GGUF: one file, atomic. PEFT: path is a folder (created if absent) that gets
+   adapter_model.safetensors (F32) and adapter_config.json, each written atomically. */
+DS_API ds_status ds_lora_adapter_save(const ds_lora_adapter *a, const char *path, ds_lora_format format);
+DS_API void ds_lora_adapter_free(ds_lora_adapter *a);
+DS_API float ds_lora_adapter_alpha(const ds_lora_adapter *a);
+DS_API int ds_lora_adapter_rank(const ds_lora_adapter *a);       /* the largest r of its pairs */
+DS_API int ds_lora_adapter_n_pairs(const ds_lora_adapter *a);    /* adapted matrices */
+/* DS_OK when every pair names a matrix m has with matching shapes and the architectures agree
+   (DS_ERR_FORMAT naming the tensor otherwise). */
+DS_API ds_status ds_lora_adapter_check(const ds_lora_adapter *a, const ds_model *m);
+/* Applies n adapters (n = 0 detaches them all), adapter i with strength scales[i] (NULL: all
+   1): every matmul by an adapted weight adds sum_i scales[i] * (alpha_i / r_i) * B_i (A_i x);
+   the model's weights are untouched, so sessions of one model may use different adapters.
+   The adapters must outlive their use by s. Changing the adapters or a scale changes what the
+   cached keys and values would have been, so the session is rewound to 0 (the next
+   ds_generate re-evaluates its prompt); setting the same adapters and scales again keeps the
+   cache. Errors leave the session's adapters as they were. */
+DS_API ds_status ds_session_set_lora(ds_session *s, ds_lora_adapter *const *a, const float *scales, int n);
+/* Merges n adapters into the model file base_path, writing out_path atomically:
+   W + sum_i scales[i] * (alpha_i / r_i) B_i A_i for each adapted matrix (in f32, from the
+   dequantized weight), then every tensor in its original type, or with cfg->type given,
+   quantized as ds_quantize_model would (cfg may be NULL; cfg->progress reports each tensor).
+   From an F32 base the merged model's logits equal the adapted session's within f32 rounding;
+   a quantized base is re-quantized, so the merged weights differ from W + BA by that type's
+   rounding. */
+DS_API ds_status ds_lora_merge(const char *base_path, ds_lora_adapter *const *a, const float *scales, int n, const char *out_path, const ds_quantize_config *cfg);
 
 // >>api:train
 /* ---- training ----------------------------------------------------------------------------
@@ -6427,41 +6528,323 @@ DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present) {
     return DS_OK;
 }
 
-DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
+/* Writes path atomically: emit(o, ctx) fills PATH.tmp, which is synced and renamed over path;
+   on failure path is untouched and PATH.tmp removed. `what` names the writer in messages. */
+typedef void (*ds__emit_fn)(ds__gguf_out *o, void *ctx);
+static ds_status ds__write_atomic(const char *path, const char *what, ds__emit_fn emit, void *ctx) {
     ds__gguf_out o;
-    uint32_t align;
-    size_t n;
+    size_t n = strlen(path);
     char *tmp;
-    ds_status s;
+    ds_status s = DS_OK;
     int ok;
-    if (!w || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
-    if ((s = ds__gguf_writer_alignment(w, &align))) return s;
-    if (w->checksum && (s = ds_gguf_writer_set_u64(w, DS_GGUF_CHECKSUM_KEY, ds__gguf_writer_data_hash(w, align))) != DS_OK) return s;
-    n = strlen(path);
     tmp = DS__CAST(char *, ds_alloc(n + 5));
-    if (!tmp) return ds__fail(DS_ERR_NO_MEMORY, "gguf writer: out of memory");
+    if (!tmp) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", what);
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmp", 5);
     memset(&o, 0, sizeof o);
     o.f = fopen(tmp, "wb");
     if (!o.f) {
-        s = ds__fail(DS_ERR_IO, "gguf writer: cannot create '%s': %s", tmp, strerror(errno));
+        s = ds__fail(DS_ERR_IO, "%s: cannot create '%s': %s", what, tmp, strerror(errno));
         ds_free(tmp);
         return s;
     }
-    ds__gguf_writer_emit(w, &o, align);
+    emit(&o, ctx);
     ok = !o.failed && ds__gguf_sync_file(o.f);
     ok = fclose(o.f) == 0 && ok;
     if (!ok) {
-        s = ds__fail(DS_ERR_IO, "gguf writer: writing '%s' failed at byte %llu: %s", tmp, (unsigned long long)o.pos, strerror(errno));
+        s = ds__fail(DS_ERR_IO, "%s: writing '%s' failed at byte %llu: %s", what, tmp, (unsigned long long)o.pos, strerror(errno));
         remove(tmp);
     } else if (!ds__gguf_replace(tmp, path)) {
-        s = ds__fail(DS_ERR_IO, "gguf writer: cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        s = ds__fail(DS_ERR_IO, "%s: cannot rename '%s' to '%s': %s", what, tmp, path, strerror(errno));
         remove(tmp);
     } else {
         ds__gguf_sync_dir(path);
     }
     ds_free(tmp);
+    return s;
+}
+
+typedef struct ds__gguf_emit_job { ds_gguf_writer *w; uint32_t align; } ds__gguf_emit_job;
+static void ds__gguf_writer_emit_cb(ds__gguf_out *o, void *ctx) {
+    ds__gguf_emit_job *j = DS__CAST(ds__gguf_emit_job *, ctx);
+    ds__gguf_writer_emit(j->w, o, j->align);
+}
+
+DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
+    ds__gguf_emit_job j;
+    ds_status s;
+    if (!w || !path) return ds__fail(DS_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    if ((s = ds__gguf_writer_alignment(w, &j.align))) return s;
+    if (w->checksum && (s = ds_gguf_writer_set_u64(w, DS_GGUF_CHECKSUM_KEY, ds__gguf_writer_data_hash(w, j.align))) != DS_OK) return s;
+    j.w = w;
+    return ds__write_atomic(path, "gguf writer", ds__gguf_writer_emit_cb, &j);
+}
+
+// >>safetensors
+/* ---- safetensors read (validating) and write ------------------------------------------------ */
+#define DS__ST_MAX_HEADER ((uint64_t)100 << 20)   /* the format's own bound on the JSON header */
+
+static const struct { const char *name; int size; ds_type type; } ds__st_dtypes[] = {
+    {"F32", 4, DS_TYPE_F32}, {"F16", 2, DS_TYPE_F16}, {"BF16", 2, DS_TYPE_BF16}, {"F64", 8, DS_TYPE_COUNT_},
+    {"I64", 8, DS_TYPE_COUNT_}, {"I32", 4, DS_TYPE_COUNT_}, {"I16", 2, DS_TYPE_COUNT_}, {"I8", 1, DS_TYPE_COUNT_},
+    {"U64", 8, DS_TYPE_COUNT_}, {"U32", 4, DS_TYPE_COUNT_}, {"U16", 2, DS_TYPE_COUNT_}, {"U8", 1, DS_TYPE_COUNT_},
+    {"BOOL", 1, DS_TYPE_COUNT_}, {"F8_E4M3", 1, DS_TYPE_COUNT_}, {"F8_E5M2", 1, DS_TYPE_COUNT_}};
+#define DS__ST_N_DTYPES ((int)(sizeof ds__st_dtypes / sizeof ds__st_dtypes[0]))
+
+struct ds_safetensors {
+    ds_mapped_file map;        /* when opened from a path */
+    const uint8_t *data;       /* the data section */
+    uint64_t data_size;
+    ds_st_tensor *t;           /* sorted by name */
+    int64_t n;
+    char *strs;                /* every name, metadata key and value, NUL-terminated */
+    const char **meta;         /* (n_meta, 2) key, value */
+    int64_t n_meta;
+    char what[160];            /* the file, for messages */
+};
+
+DS_API void ds_safetensors_free(ds_safetensors *st) {
+    if (!st) return;
+    ds_unmap_file(&st->map);
+    ds_free(st->t);
+    ds_free(st->strs);
+    ds_free(st->meta);
+    ds_free(st);
+}
+
+/* a JSON number that is a whole number in [0, 2^53] */
+static int ds__st_uint(const ds__json *d, uint32_t i, uint64_t *out) {
+    double v = d->nodes[i].num;
+    if (d->nodes[i].type != DS__JSON_NUMBER || !(v >= 0) || v > 9007199254740992.0 || v != floor(v)) return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+/* string node i copied to *p (NUL-terminated), advancing *p */
+static const char *ds__st_copy(const ds__json *d, uint32_t i, char **p) {
+    char *s = *p;
+    size_t n = ds__json_str(d, i, s);
+    s[n] = 0;
+    *p = s + n + 1;
+    return s;
+}
+
+static int ds__st_by_name(const void *a, const void *b) {
+    return strcmp(DS__CAST(const ds_st_tensor *, a)->name, DS__CAST(const ds_st_tensor *, b)->name);
+}
+static int ds__st_by_offset(const void *a, const void *b) {
+    const ds_st_tensor *x = DS__CAST(const ds_st_tensor *, a), *y = DS__CAST(const ds_st_tensor *, b);
+    return x->data < y->data ? -1 : x->data > y->data;
+}
+
+/* one tensor entry: value node v of member name */
+static ds_status ds__st_entry(ds_safetensors *st, const ds__json *d, uint32_t v, ds_st_tensor *t) {
+    uint32_t dt = ds__json_get(d, v, "dtype"), sh = ds__json_get(d, v, "shape"), off = ds__json_get(d, v, "data_offsets"), e;
+    uint64_t begin, end, n = 1, dim, size;
+    int k;
+    if (d->nodes[v].type != DS__JSON_OBJECT || !dt || !sh || !off || d->nodes[dt].type != DS__JSON_STRING ||
+        d->nodes[sh].type != DS__JSON_ARRAY || d->nodes[off].type != DS__JSON_ARRAY || d->nodes[off].n != 2)
+        return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': needs \"dtype\", \"shape\" and two \"data_offsets\"", st->what, t->name);
+    for (k = 0; k < DS__ST_N_DTYPES; k++)
+        if (ds__json_str_eq(d, dt, ds__st_dtypes[k].name)) break;
+    if (k == DS__ST_N_DTYPES) return ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype", st->what, t->name);
+    t->dtype = ds__st_dtypes[k].name;
+    t->type = ds__st_dtypes[k].type;
+    size = (uint64_t)ds__st_dtypes[k].size;
+    if (d->nodes[sh].n > 8) return ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%s': %u dims (at most 8)", st->what, t->name, d->nodes[sh].n);
+    t->n_dims = (int)d->nodes[sh].n;
+    for (k = 0, e = d->nodes[sh].first; e; e = d->nodes[e].next, k++) {
+        if (!ds__st_uint(d, e, &dim) || dim > (uint64_t)INT64_MAX) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': shape[%d] is not a non-negative integer", st->what, t->name, k);
+        t->shape[k] = (int64_t)dim;
+        if (dim && n > UINT64_MAX / dim) return ds__fail(DS_ERR_OVERFLOW, "%s: tensor '%s': its element count overflows", st->what, t->name);
+        n *= dim;
+    }
+    e = d->nodes[off].first;
+    if (!ds__st_uint(d, e, &begin) || !ds__st_uint(d, d->nodes[e].next, &end) || end < begin)
+        return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': data_offsets are not two ordered non-negative integers", st->what, t->name);
+    if (end > st->data_size)
+        return ds__fail(DS_ERR_BOUNDS, "%s: tensor '%s': data ends at %llu, the data section has %llu bytes", st->what, t->name, (unsigned long long)end, (unsigned long long)st->data_size);
+    if (n > UINT64_MAX / size) return ds__fail(DS_ERR_OVERFLOW, "%s: tensor '%s': its byte size overflows", st->what, t->name);
+    if (end - begin != n * size)
+        return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': %llu bytes of data for %llu %s elements", st->what, t->name, (unsigned long long)(end - begin), (unsigned long long)n, t->dtype);
+    t->data = st->data + begin;
+    t->nbytes = end - begin;
+    return DS_OK;
+}
+
+static ds_status ds__st_parse(ds_safetensors *st, const uint8_t *file, size_t size) {
+    ds__json d;
+    uint64_t hl = 0, strs = 0;
+    uint32_t k, v, mk, root = 0, md = 0;
+    int64_t i, nt = 0, nm = 0;
+    char *p;
+    ds_status s;
+    int b;
+    if (size < 8) return ds__fail(DS_ERR_FORMAT, "%s: %llu bytes, shorter than the 8-byte header length", st->what, (unsigned long long)size);
+    for (b = 7; b >= 0; b--) hl = hl << 8 | file[b];
+    if (hl > size - 8) return ds__fail(DS_ERR_BOUNDS, "%s: header of %llu bytes, the file has %llu after the length", st->what, (unsigned long long)hl, (unsigned long long)(size - 8));
+    if (hl > DS__ST_MAX_HEADER) return ds__fail(DS_ERR_FORMAT, "%s: header of %llu bytes (at most 100 MB)", st->what, (unsigned long long)hl);
+    st->data = file + 8 + hl;
+    st->data_size = size - 8 - hl;
+    if ((s = ds__json_parse(DS__CAST(const char *, file + 8), (size_t)hl, st->what, &d)) != DS_OK) return s;
+    if (d.nodes[root].type != DS__JSON_OBJECT) {
+        ds__json_free(&d);
+        return ds__fail(DS_ERR_FORMAT, "%s: the header is not a JSON object", st->what);
+    }
+    for (k = d.nodes[root].first; k; k = d.nodes[v].next) {   /* count, size the strings */
+        v = d.nodes[k].next;
+        strs += d.nodes[k].n + 1;
+        if (!ds__json_str_eq(&d, k, "__metadata__")) {
+            nt++;
+            continue;
+        }
+        md = v;
+        if (d.nodes[v].type != DS__JSON_OBJECT) {
+            ds__json_free(&d);
+            return ds__fail(DS_ERR_FORMAT, "%s: __metadata__ is not an object", st->what);
+        }
+        for (mk = d.nodes[v].first; mk; mk = d.nodes[d.nodes[mk].next].next) {
+            uint32_t mv = d.nodes[mk].next;
+            if (d.nodes[mv].type != DS__JSON_STRING) {
+                ds__json_free(&d);
+                return ds__fail(DS_ERR_FORMAT, "%s: __metadata__ value %lld is not a string", st->what, (long long)nm);
+            }
+            strs += d.nodes[mk].n + d.nodes[mv].n + 2;
+            nm++;
+        }
+    }
+    st->t = DS__CAST(ds_st_tensor *, ds__calloc((size_t)nt + 1, sizeof *st->t));
+    st->meta = DS__CAST(const char **, ds__calloc(2 * (size_t)nm + 1, sizeof *st->meta));
+    st->strs = DS__CAST(char *, ds_alloc((size_t)strs + 1));
+    if (!st->t || !st->meta || !st->strs) {
+        ds__json_free(&d);
+        return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", st->what);
+    }
+    p = st->strs;
+    s = DS_OK;
+    for (k = d.nodes[root].first; k && s == DS_OK; k = d.nodes[v].next) {
+        v = d.nodes[k].next;
+        if (ds__json_str_eq(&d, k, "__metadata__")) continue;
+        st->t[st->n].name = ds__st_copy(&d, k, &p);
+        s = ds__st_entry(st, &d, v, &st->t[st->n++]);
+    }
+    if (md)
+        for (k = d.nodes[md].first; k; k = d.nodes[d.nodes[k].next].next) {
+            st->meta[2 * st->n_meta] = ds__st_copy(&d, k, &p);
+            st->meta[2 * st->n_meta++ + 1] = ds__st_copy(&d, d.nodes[k].next, &p);
+        }
+    ds__json_free(&d);
+    if (s != DS_OK) return s;
+    qsort(st->t, (size_t)st->n, sizeof *st->t, ds__st_by_offset);
+    for (i = 1; i < st->n; i++)
+        if (DS__CAST(const uint8_t *, st->t[i].data) < DS__CAST(const uint8_t *, st->t[i - 1].data) + st->t[i - 1].nbytes)
+            return ds__fail(DS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", st->what, st->t[i - 1].name, st->t[i].name);
+    qsort(st->t, (size_t)st->n, sizeof *st->t, ds__st_by_name);
+    for (i = 1; i < st->n; i++)
+        if (!strcmp(st->t[i].name, st->t[i - 1].name)) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' appears twice", st->what, st->t[i].name);
+    return DS_OK;
+}
+
+static ds_status ds__st_open(const char *path, const void *data, size_t size, ds_safetensors **out) {
+    ds_safetensors *st;
+    ds_status s;
+    if ((!path && !data) || !out) return ds__fail(DS_ERR_INVALID_ARG, "safetensors: NULL argument");
+    *out = NULL;
+    if (!(st = DS__CAST(ds_safetensors *, ds__calloc(1, sizeof *st)))) return ds__fail(DS_ERR_NO_MEMORY, "safetensors: out of memory");
+    snprintf(st->what, sizeof st->what, "safetensors '%.140s'", path ? path : "(memory)");
+    if (path && (s = ds_map_file(path, &st->map)) != DS_OK) {
+        ds_free(st);
+        return s;
+    }
+    s = path ? ds__st_parse(st, st->map.data, st->map.size) : ds__st_parse(st, DS__CAST(const uint8_t *, data), size);
+    if (s != DS_OK) {
+        ds_safetensors_free(st);
+        return s;
+    }
+    *out = st;
+    return DS_OK;
+}
+
+DS_API ds_status ds_safetensors_open(const char *path, ds_safetensors **out) { return ds__st_open(path, NULL, 0, out); }
+DS_API ds_status ds_safetensors_open_memory(const void *data, size_t size, ds_safetensors **out) { return ds__st_open(NULL, data, size, out); }
+DS_API int64_t ds_safetensors_n_tensors(const ds_safetensors *st) { return st ? st->n : 0; }
+DS_API const ds_st_tensor *ds_safetensors_tensor_at(const ds_safetensors *st, int64_t i) {
+    return st && i >= 0 && i < st->n ? &st->t[i] : NULL;
+}
+DS_API const ds_st_tensor *ds_safetensors_find(const ds_safetensors *st, const char *name) {
+    ds_st_tensor key;
+    if (!st || !name || !st->n) return NULL;
+    memset(&key, 0, sizeof key);
+    key.name = name;
+    return DS__CAST(const ds_st_tensor *, bsearch(&key, st->t, (size_t)st->n, sizeof *st->t, ds__st_by_name));
+}
+DS_API const char *ds_safetensors_meta(const ds_safetensors *st, const char *key) {
+    int64_t i;
+    for (i = 0; st && key && i < st->n_meta; i++)
+        if (!strcmp(st->meta[2 * i], key)) return st->meta[2 * i + 1];
+    return NULL;
+}
+
+typedef struct ds__st_emit_job {
+    const ds_st_write *t;
+    const uint64_t *nbytes;
+    int n;
+    ds__buf header;
+} ds__st_emit_job;
+static void ds__st_emit(ds__gguf_out *o, void *ctx) {
+    ds__st_emit_job *j = DS__CAST(ds__st_emit_job *, ctx);
+    int i;
+    ds__gguf_emit64(o, (uint64_t)j->header.n);
+    ds__gguf_emit(o, j->header.p, j->header.n);
+    for (i = 0; i < j->n; i++) ds__gguf_emit(o, j->t[i].data, j->nbytes[i]);
+}
+
+DS_API ds_status ds_safetensors_write(const char *path, const ds_st_write *t, int n, const char *const *meta, int n_meta) {
+    ds__st_emit_job j;
+    uint64_t *nbytes, off = 0;
+    ds_status s = DS_OK;
+    int i, k;
+    if (!path || n < 0 || n_meta < 0 || (n && !t) || (n_meta && !meta)) return ds__fail(DS_ERR_INVALID_ARG, "safetensors writer: bad argument");
+    if (!(nbytes = DS__CAST(uint64_t *, ds__calloc((size_t)n + 1, sizeof *nbytes)))) return ds__fail(DS_ERR_NO_MEMORY, "safetensors writer: out of memory");
+    memset(&j, 0, sizeof j);
+    ds__buf_putc(&j.header, '{');
+    if (n_meta) {
+        ds__buf_puts(&j.header, "\"__metadata__\":{");
+        for (i = 0; i < n_meta; i++) {
+            if (i) ds__buf_putc(&j.header, ',');
+            ds__json_write_str(&j.header, meta[2 * i], strlen(meta[2 * i]));
+            ds__buf_putc(&j.header, ':');
+            ds__json_write_str(&j.header, meta[2 * i + 1], strlen(meta[2 * i + 1]));
+        }
+        ds__buf_putc(&j.header, '}');
+    }
+    for (i = 0; i < n && s == DS_OK; i++) {
+        int64_t elems = 1;
+        const char *dt = t[i].type == DS_TYPE_F32 ? "F32" : t[i].type == DS_TYPE_F16 ? "F16" : t[i].type == DS_TYPE_BF16 ? "BF16" : NULL;
+        if (!dt || !t[i].name || t[i].n_dims < 0 || t[i].n_dims > 8) {
+            s = ds__fail(DS_ERR_INVALID_ARG, "safetensors writer: tensor %d: type %s or %d dims not supported", i, ds_type_name(t[i].type), t[i].n_dims);
+            break;
+        }
+        for (k = 0; k < t[i].n_dims; k++) elems *= t[i].shape[k];
+        nbytes[i] = (uint64_t)elems * (t[i].type == DS_TYPE_F32 ? 4u : 2u);
+        if (n_meta || i) ds__buf_putc(&j.header, ',');
+        ds__json_write_str(&j.header, t[i].name, strlen(t[i].name));
+        ds__buf_printf(&j.header, ":{\"dtype\":\"%s\",\"shape\":[", dt);
+        for (k = 0; k < t[i].n_dims; k++) ds__buf_printf(&j.header, "%s%lld", k ? "," : "", (long long)t[i].shape[k]);
+        ds__buf_printf(&j.header, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + nbytes[i]));
+        off += nbytes[i];
+    }
+    ds__buf_putc(&j.header, '}');
+    while (j.header.n % 8) ds__buf_putc(&j.header, ' ');   /* the data section starts 8-aligned */
+    if (s == DS_OK && j.header.oom) s = ds__fail(DS_ERR_NO_MEMORY, "safetensors writer: out of memory");
+    if (s == DS_OK) {
+        j.t = t;
+        j.nbytes = nbytes;
+        j.n = n;
+        s = ds__write_atomic(path, "safetensors writer", ds__st_emit, &j);
+    }
+    ds__buf_free(&j.header);
+    ds_free(nbytes);
     return s;
 }
 
@@ -6746,6 +7129,16 @@ static ds_status ds__quant_imatrix(const char *path, const char *model_path, con
     }
     return s;
 }
+/* A low-rank update added to a tensor's rows before they are re-quantized (ds_lora_merge):
+   row j += c * sum_i bt[i * out + j] * a[i * in ...] */
+typedef struct ds__row_delta {
+    const float *a, *bt;   /* (r, in), (r, out) */
+    int r;
+    int64_t out;
+    float c;
+} ds__row_delta;
+/* the deltas of tensor `name` (count, *out valid until the next call) */
+typedef int (*ds__delta_fn)(void *ctx, const char *name, const ds__row_delta **out);
 
 typedef struct ds__quant_job {
     const uint8_t *src;
@@ -6755,13 +7148,16 @@ typedef struct ds__quant_job {
     size_t src_row, dst_row;
     float **scratch; /* one row of floats per pool slot */
     const float *qw; /* importance per column (ne0), or NULL */
+    const ds__row_delta *delta;
+    int n_delta;
     int fail;
 } ds__quant_job;
 
 static void ds__quant_task(void *ctx, int i, int n) {
     ds__quant_job *j = DS__CAST(ds__quant_job *, ctx);
-    int64_t r = (int64_t)i * j->rows_per_task, r1 = DS__MIN(j->rows, r + j->rows_per_task);
+    int64_t r = (int64_t)i * j->rows_per_task, r1 = DS__MIN(j->rows, r + j->rows_per_task), c;
     float *row = DS__CAST(float *, ds_alloc((size_t)j->ne0 * sizeof(float)));
+    int k, q;
     (void)n;
     if (!row) {
         j->fail = 1;
@@ -6769,12 +7165,21 @@ static void ds__quant_task(void *ctx, int i, int n) {
     }
     for (; r < r1; r++) {
         ds__dequantize_row(j->from, j->src + (size_t)r * j->src_row, row, j->ne0);
+        for (k = 0; k < j->n_delta; k++) {
+            const ds__row_delta *d = &j->delta[k];
+            for (q = 0; q < d->r; q++) {
+                float f = d->c * d->bt[(size_t)q * (size_t)d->out + (size_t)r];
+                const float *a = d->a + (size_t)q * (size_t)j->ne0;
+                for (c = 0; c < j->ne0; c++) row[c] += f * a[c];
+            }
+        }
         ds__quantize_row_w(j->to, row, j->dst + (size_t)r * j->dst_row, j->ne0, j->qw);
     }
     ds_free(row);
 }
 
-DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg_in) {
+/* ds_quantize_model, and with `deltas` ds_lora_merge: keep = 1 leaves every tensor its type */
+static ds_status ds__quantize_file(const char *in_path, const char *out_path, const ds_quantize_config *cfg_in, int keep, ds__delta_fn deltas, void *dctx) {
     ds_quantize_config cfg;
     const ds__qtype *q = NULL;
     ds_gguf *g = NULL;
@@ -6799,7 +7204,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
     pc.n_threads = cfg.threads;
     nt = ds_gguf_n_tensors(g);
     if ((s = ds_pool_create(&pc, &pool)) || (s = ds_gguf_writer_create(&w)) || (s = ds_gguf_writer_copy_kv(w, g)) ||
-        (s = ds_gguf_writer_set_u32(w, "general.quantization_version", 2)) || (s = ds_gguf_writer_set_u32(w, "general.file_type", q->ftype)))
+        (!keep && ((s = ds_gguf_writer_set_u32(w, "general.quantization_version", 2)) || (s = ds_gguf_writer_set_u32(w, "general.file_type", q->ftype)))))
         goto done;
     ds_gguf_writer_set_checksum(w, 1); /* replaces a copied checksum of the input's data */
     if (!(bufs = DS__CAST(void **, ds__calloc((size_t)nt + 1, sizeof *bufs)))) {
@@ -6810,16 +7215,19 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
         char name[DS__GGUF_MAX_NAME + 1];
         ds_quantize_event ev;
-        ds_type want = ds__quant_choose(g, t, q, &cfg), to = ds__quant_fallback(want, t->ne[0]);
+        ds_type want = keep ? t->type : ds__quant_choose(g, t, q, &cfg), to = keep ? want : ds__quant_fallback(want, t->ne[0]);
         const void *data = t->data;
         size_t len = DS__MIN(t->name.len, (size_t)DS__GGUF_MAX_NAME);
+        const ds__row_delta *delta = NULL;
+        int n_delta;
         memcpy(name, t->name.ptr, len);
         name[len] = '\0';
-        if (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
+        n_delta = deltas ? deltas(dctx, name, &delta) : 0;
+        if ((to != t->type || n_delta) && (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K)) {
             s = ds__fail(DS_ERR_UNSUPPORTED, "quantize: tensor '%s': no quantizer for %s yet", name, ds_type_name(to));
             goto done;
         }
-        if (to != t->type) {
+        if (to != t->type || n_delta) {
             ds__quant_job j;
             int64_t n_elems = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
             uint64_t nbytes;
@@ -6839,6 +7247,8 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
             j.src_row = ds__row_bytes(t->type, t->ne[0]);
             j.dst_row = ds__row_bytes(to, t->ne[0]);
             j.qw = t->ne[2] * t->ne[3] == 1 ? ds_imatrix_find(im, name, NULL) : NULL;   /* stacked experts: not observed */
+            j.delta = delta;
+            j.n_delta = n_delta;
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
@@ -6870,6 +7280,10 @@ done:
     ds_imatrix_free(im);
     ds_gguf_free(g);
     return s;
+}
+
+DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg) {
+    return ds__quantize_file(in_path, out_path, cfg, 0, NULL, NULL);
 }
 
 // >>tokenizer
@@ -11272,6 +11686,8 @@ static int ds__dsk_tr_read_model(const ds_gguf *g, const char *path, ds_model_co
 
 // >>infer
 /* ---- session ------------------------------------------------------------------------------- */
+typedef struct ds__lora_use ds__lora_use;   /* >>lora */
+#define DS__LORA_SLOTS 7   /* per layer: the dense matrices a session adds adapters to (q k v o gate up down) */
 #define DS__ATTN_TILE 16     /* query tokens sharing those converted keys */
 
 struct ds_session {
@@ -11306,7 +11722,17 @@ struct ds_session {
     float *sda_gq, *sda_gk;       /* (T, Hi*Di) gate queries, (T, Di) gate keys */
     void *sda_work;               /* ds__sda_attention's selections and scratch */
     int n_sda_tasks;
+    /* LoRA adapters (>>lora): uses of (layer, matrix) slot k are lora[lora_at[k] .. lora_at[k + 1]) */
+    ds__lora_use *lora;
+    int *lora_at;                 /* (n_layer * DS__LORA_SLOTS + 1), NULL: none */
+    float *lora_u;                /* (n_batch, lora_r) each token's A x */
+    int lora_r;
+    ds_lora_adapter **lora_src;   /* (lora_n) what ds_session_set_lora was given */
+    float *lora_scales;
+    int lora_n;
 };
+static void ds__session_lora_free(ds_session *s);
+static void ds__lora_apply(ds_session *s, float *y, const float *x, int T, int k, const ds__mat *w);
 
 /* >>sda: the SDA layers' state beside the KV cache, allocated with the session; rewinding
    rebuilds their trees from the cached gate keys */
@@ -11461,6 +11887,7 @@ DS_API void ds_session_free(ds_session *s) {
     ds__dsk_scratch_free(&s->dsk);
 #endif
     ds__sda_session_free(s);
+    ds__session_lora_free(s);
     ds_free(s);
 }
 
@@ -12406,9 +12833,12 @@ static void ds__per_token(ds_session *s, ds__tok_op op, const ds__layer *L, int 
     else ds_pool_run(s->pool, ds__tok_task, &j, n);
 }
 
-static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w) {
+/* y (T, rows) = x (T, cols) @ w^T, plus the low-rank products of the adapters the session
+   attached to layer il's matrix `slot` (one of DS__LORA_SLOTS; il < 0: none) */
+static void ds__matmul_w(ds_session *s, float *y, const float *x, int T, const ds__mat *w, int il, int slot) {
     if (s->observer && w->t) s->observer(s->observer_user, w->t->name.ptr, w->t->name.len, x, T, (int)w->cols);
     ds__matmul(&s->ops, s->pool, y, x, T, w->data, w->type, (int)w->rows, (int)w->cols, s->ws);
+    if (il >= 0) ds__lora_apply(s, y, x, T, il * DS__LORA_SLOTS + slot, w);
 }
 
 /* cos and sin of theta_i = pos * base^(-2i/n_rot) for the chunk's positions, with llama.cpp's
@@ -12442,15 +12872,15 @@ static double ds__prof_lap(ds_session *s, ds_op_kind k, double t0) {
 /* tmp (T, C) = grouped-query attention of xn; the new keys and values go into the cache */
 static void ds__gqa_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     double t = ds__prof_now(s);
-    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
-    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
-    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq, il, 0);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk, il, 1);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv, il, 2);
     t = ds__prof_lap(s, DS_OP_QKV, t);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     t = ds__prof_lap(s, DS_OP_ROPE_CACHE, t);
     ds__attention(s, il, T, pos0);
     t = ds__prof_lap(s, DS_OP_ATTENTION, t);
-    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo, il, 3);
     ds__prof_lap(s, DS_OP_ATTN_OUT, t);
 }
 
@@ -12463,15 +12893,15 @@ static void ds__sda_forward(ds_session *s, const ds__layer *L, int il, int T, in
     ds__sda_gate g;
     ds__sda_job j;
     ds__sda_gate_dims(c, &Hi, &Di);
-    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq);
-    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk);
-    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv);
+    ds__matmul_w(s, s->q, s->xn, T, &L->gqa.wq, il, 0);
+    ds__matmul_w(s, s->k, s->xn, T, &L->gqa.wk, il, 1);
+    ds__matmul_w(s, s->v, s->xn, T, &L->gqa.wv, il, 2);
     ds__per_token(s, DS__TOK_QKV, L, il, T, pos0, NULL, 0);
     memset(&g, 0, sizeof g);
     g.n_heads = Hi, g.dim = Di;
     if (L->sda.gate_q.data) {   /* the indexer's projections; its keys cached in f16 */
-        ds__matmul_w(s, s->sda_gq, s->xn, T, &L->sda.gate_q);
-        ds__matmul_w(s, s->sda_gk, s->xn, T, &L->sda.gate_k);
+        ds__matmul_w(s, s->sda_gq, s->xn, T, &L->sda.gate_q, -1, 0);
+        ds__matmul_w(s, s->sda_gk, s->xn, T, &L->sda.gate_k, -1, 0);
         s->ops.f32_to_f16(s->sda_keys + ((size_t)il * s->n_ctx + (size_t)pos0) * Di, s->sda_gk, T * Di);
         g.w = L->sda.gate_w;
     } else {   /* per KV head, the sum of its G queries (RoPE'd, as its keys are) */
@@ -12488,18 +12918,18 @@ static void ds__sda_forward(ds_session *s, const ds__layer *L, int il, int T, in
     (void)ds__sda_tree_append(&s->sda_tree[il], s->sda_gk, T);   /* holds [0, pos0) already */
     ds__sda_session_job(s, il, T, pos0, &g, &j);
     (void)s->ops.sda_attention(&j, s->pool, s->sda_work, s->n_sda_tasks);   /* settings checked at session creation */
-    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo);
+    ds__matmul_w(s, s->tmp, s->att, T, &L->gqa.wo, il, 3);
 }
 
 /* tmp (T, C) = W_down (silu(W_gate xn) * W_up xn) */
 static void ds__ffn_forward(ds_session *s, const ds__layer *L, int il, int T, int pos0) {
     double t = ds__prof_now(s);
-    ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate);
-    ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up);
+    ds__matmul_w(s, s->gate, s->xn, T, &L->ffn.gate, il, 4);
+    ds__matmul_w(s, s->up, s->xn, T, &L->ffn.up, il, 5);
     t = ds__prof_lap(s, DS_OP_FFN_UP, t);
     ds__per_token(s, DS__TOK_SWIGLU, L, il, T, pos0, NULL, 0);
     t = ds__prof_lap(s, DS_OP_SWIGLU, t);
-    ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down);
+    ds__matmul_w(s, s->tmp, s->gate, T, &L->ffn.down, il, 6);
     ds__prof_lap(s, DS_OP_FFN_DOWN, t);
 }
 
@@ -12570,7 +13000,7 @@ static void ds__forward(ds_session *s, const int32_t *tokens, int T, float *logi
         s->ops.axpy(x, 1.0f, s->tmp + (size_t)t * C, C);
         s->ops.rmsnorm(s->xn + (size_t)t * C, x, m->output_norm, C, c->norm_eps);
     }
-    ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output);
+    ds__matmul_w(s, logits, s->xn + (size_t)first * C, T - first, &m->output, -1, 0);
     ds__prof_lap(s, DS_OP_OUTPUT, t0);
 }
 
@@ -13452,6 +13882,773 @@ DS_API ds_status ds_chat_tokenize(const ds_model *m, ds_chat_template tmpl, cons
     *n_out = k;
     if (k > cap) return ds__fail(DS_ERR_BOUNDS, "chat: %zu tokens do not fit in %zu", k, cap);
     return DS_OK;
+}
+
+// >>lora
+/* ---- LoRA adapters: the two formats, validation, the session's low-rank products, merging --- */
+typedef struct ds__lora_target {
+    const char *gguf;   /* blk.N.<gguf>.weight */
+    const char *hf;     /* model.layers.N.<hf> */
+    int slot;           /* its place in a session's per-layer table; -1: only merging applies it */
+} ds__lora_target;
+static const ds__lora_target ds__lora_targets[] = {
+    {"attn_q", "self_attn.q_proj", 0}, {"attn_k", "self_attn.k_proj", 1}, {"attn_v", "self_attn.v_proj", 2},
+    {"attn_output", "self_attn.o_proj", 3}, {"ffn_gate", "mlp.gate_proj", 4}, {"ffn_up", "mlp.up_proj", 5},
+    {"ffn_down", "mlp.down_proj", 6}, {"attn_q_a", "self_attn.q_a_proj", -1}, {"attn_q_b", "self_attn.q_b_proj", -1},
+    {"attn_kv_a_mqa", "self_attn.kv_a_proj_with_mqa", -1}, {"attn_kv_b", "self_attn.kv_b_proj", -1},
+    {"ffn_gate_shexp", "mlp.shared_experts.gate_proj", -1}, {"ffn_up_shexp", "mlp.shared_experts.up_proj", -1},
+    {"ffn_down_shexp", "mlp.shared_experts.down_proj", -1}};
+#define DS__LORA_N_TARGETS ((int)(sizeof ds__lora_targets / sizeof ds__lora_targets[0]))
+enum { DS__LORA_Q = 0, DS__LORA_K = 1 };   /* the targets whose rows a llama's conversion permutes */
+
+typedef struct ds__lora_pair {
+    int layer, target;    /* blk.layer, ds__lora_targets[target] */
+    int r;
+    int64_t in, out;
+    float *a;             /* (r, in) */
+    float *bt;            /* (r, out): B transposed, so applying it is r axpys */
+} ds__lora_pair;
+
+struct ds_lora_adapter {
+    char arch[32];        /* the base's architecture ("": a PEFT adapter loaded without its base) */
+    float alpha;          /* 0: alpha = r (no alpha key: llama.cpp's scale of 1) */
+    int n_head, n_head_kv;    /* of the base it was loaded with (0: not known) */
+    int hf_rows;          /* 1: attn_q / attn_k rows of B in Hugging Face order */
+    char base_name[256];  /* PEFT base_model_name_or_path */
+    ds__lora_pair *p;
+    int n, cap;
+    char what[160];       /* the file, for messages */
+};
+
+struct ds__lora_use {
+    const ds__lora_pair *p;
+    float scale;          /* the session's scale times alpha / r */
+};
+
+DS_API void ds_lora_adapter_free(ds_lora_adapter *a) {
+    int i;
+    if (!a) return;
+    for (i = 0; i < a->n; i++) {
+        ds_free(a->p[i].a);
+        ds_free(a->p[i].bt);
+    }
+    ds_free(a->p);
+    ds_free(a);
+}
+DS_API float ds_lora_adapter_alpha(const ds_lora_adapter *a) { return a ? a->alpha : 0.0f; }
+DS_API int ds_lora_adapter_n_pairs(const ds_lora_adapter *a) { return a ? a->n : 0; }
+DS_API int ds_lora_adapter_rank(const ds_lora_adapter *a) {
+    int i, r = 0;
+    for (i = 0; a && i < a->n; i++) r = DS__MAX(r, a->p[i].r);
+    return r;
+}
+
+static float ds__lora_factor(const ds_lora_adapter *a, const ds__lora_pair *p) { return (a->alpha > 0 ? a->alpha : (float)p->r) / (float)p->r; }
+static int ds__lora_is_llama(const char *arch) { return !strcmp(arch, "llama"); }
+
+/* "blk.N.W.weight" + suffix: the layer and target, or 0 when name is not of that form */
+static int ds__lora_parse_gguf(const char *name, const char *suffix, int *layer, int *target) {
+    char w[40];
+    int k, n = 0;
+    long l;
+    char *end;
+    if (strncmp(name, "blk.", 4) || name[4] < '0' || name[4] > '9') return 0;
+    l = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || l < 0 || l >= DS_MAX_LAYERS || (name[4] == '0' && end != name + 5)) return 0;
+    for (end++; end[n] && end[n] != '.' && n < (int)sizeof w - 1; n++) w[n] = end[n];
+    w[n] = 0;
+    if (strncmp(end + n, ".weight", 7) || strcmp(end + n + 7, suffix)) return 0;
+    for (k = 0; k < DS__LORA_N_TARGETS; k++)
+        if (!strcmp(w, ds__lora_targets[k].gguf)) break;
+    *layer = (int)l;
+    *target = k;   /* DS__LORA_N_TARGETS: well-formed, unknown matrix */
+    return 1;
+}
+
+/* "base_model.model.model.layers.N.<hf>.lora_X.weight" */
+static int ds__lora_parse_peft(const char *name, const char *suffix, int *layer, int *target) {
+    static const char pre[] = "base_model.model.model.layers.";
+    size_t np = sizeof pre - 1, ns = strlen(suffix), n = strlen(name), m;
+    long l;
+    char *end;
+    int k;
+    if (n < np + ns || strncmp(name, pre, np) || strcmp(name + n - ns, suffix) || name[np] < '0' || name[np] > '9') return 0;
+    l = strtol(name + np, &end, 10);
+    if (end == name + np || *end != '.' || l < 0 || l >= DS_MAX_LAYERS) return 0;
+    end++;
+    m = (size_t)(name + n - ns - end);
+    *layer = (int)l;
+    *target = DS__LORA_N_TARGETS;
+    for (k = 0; k < DS__LORA_N_TARGETS; k++)
+        if (strlen(ds__lora_targets[k].hf) == m && !strncmp(end, ds__lora_targets[k].hf, m)) *target = k;
+    return 1;
+}
+
+/* A (r, in) and B (out, r) of type t (maybe unaligned) into a new pair */
+static ds_status ds__lora_add(ds_lora_adapter *ad, const char *name, int layer, int target, int64_t r, int64_t in, int64_t out, ds_type t, const void *a, const void *b) {
+    ds__lora_pair *p;
+    float *tmp;
+    void *raw;
+    uint64_t na, nb;
+    int64_t i, q;
+    if (r < 1) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': rank 0", ad->what, name);
+    if (r > 65536 || in < 1 || out < 1 || in > INT_MAX || out > INT_MAX) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': shape out of range (r %lld, in %lld, out %lld)", ad->what, name, (long long)r, (long long)in, (long long)out);
+    if (t != DS_TYPE_F32 && t != DS_TYPE_F16 && t != DS_TYPE_BF16 && t != DS_TYPE_Q8_0) return ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%s': type %s (F32, F16, BF16 or Q8_0)", ad->what, name, ds_type_name(t));
+    if (ds_type_nbytes(t, r * in, &na) != DS_OK || ds_type_nbytes(t, r * out, &nb) != DS_OK) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': rows are not whole %s blocks", ad->what, name, ds_type_name(t));
+    for (i = 0; i < ad->n; i++)
+        if (ad->p[i].layer == layer && ad->p[i].target == target) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': its matrix is adapted twice", ad->what, name);
+    if (ad->n == ad->cap) {
+        int cap = ad->cap ? 2 * ad->cap : 16;
+        ds__lora_pair *np = DS__CAST(ds__lora_pair *, ds__calloc((size_t)cap, sizeof *np));
+        if (!np) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", ad->what);
+        if (ad->n) memcpy(np, ad->p, (size_t)ad->n * sizeof *np);
+        ds_free(ad->p);
+        ad->p = np;
+        ad->cap = cap;
+    }
+    p = &ad->p[ad->n];
+    memset(p, 0, sizeof *p);
+    p->layer = layer;
+    p->target = target;
+    p->r = (int)r;
+    p->in = in;
+    p->out = out;
+    p->a = DS__CAST(float *, ds_alloc((size_t)(r * in) * sizeof(float)));
+    p->bt = DS__CAST(float *, ds_alloc((size_t)(r * out) * sizeof(float)));
+    tmp = DS__CAST(float *, ds_alloc((size_t)(r * out) * sizeof(float)));
+    raw = ds_alloc((size_t)DS__MAX(na, nb));
+    if (p->a && p->bt) ad->n++;   /* owned from here on */
+    if (!p->a || !p->bt || !tmp || !raw) {
+        if (!(p->a && p->bt)) {
+            ds_free(p->a);
+            ds_free(p->bt);
+        }
+        ds_free(tmp);
+        ds_free(raw);
+        return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", ad->what);
+    }
+    memcpy(raw, a, (size_t)na);   /* aligned copies: safetensors data need not be */
+    ds__dequantize_row(t, raw, p->a, r * in);
+    memcpy(raw, b, (size_t)nb);
+    ds__dequantize_row(t, raw, tmp, r * out);
+    for (i = 0; i < out; i++)
+        for (q = 0; q < r; q++) p->bt[q * out + i] = tmp[i * r + q];
+    ds_free(tmp);
+    ds_free(raw);
+    for (i = 0; i < r * (in + out); i++)
+        if (!isfinite(i < r * in ? p->a[i] : p->bt[i - r * in])) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': holds a NaN or infinity", ad->what, name);
+    return DS_OK;
+}
+
+static ds_status ds__lora_load_gguf(ds_lora_adapter *ad, const char *path) {
+    ds_gguf *g = NULL;
+    ds_str str;
+    ds_status s;
+    int64_t i;
+    if ((s = ds_gguf_open(path, &g)) != DS_OK) {   /* the reader's message lacks the path */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", ds_last_error());
+        return ds__fail(s, "%s: %s", ad->what, msg);
+    }
+    if (ds_gguf_get_str(g, "general.type", &str) != DS_OK || !ds__str_is(str, "adapter"))
+        s = ds__fail(DS_ERR_FORMAT, "%s: key 'general.type' is not \"adapter\" (a model, not a LoRA adapter?)", ad->what);
+    else if (ds_gguf_get_str(g, "adapter.type", &str) != DS_OK || !ds__str_is(str, "lora"))
+        s = ds__fail(DS_ERR_UNSUPPORTED, "%s: key 'adapter.type' is not \"lora\"", ad->what);
+    else if (ds_gguf_get_str(g, "general.architecture", &str) != DS_OK || str.len == 0 || str.len >= sizeof ad->arch)
+        s = ds__fail(DS_ERR_FORMAT, "%s: key 'general.architecture' is missing or too long", ad->what);
+    if (s == DS_OK) {
+        memcpy(ad->arch, str.ptr, str.len);
+        if (ds_gguf_find(g, "adapter.lora.alpha") &&
+            (ds_gguf_get_f32(g, "adapter.lora.alpha", &ad->alpha) != DS_OK || !(ad->alpha > 0) || !(ad->alpha < 1e30f)))
+            s = ds__fail(DS_ERR_FORMAT, "%s: key 'adapter.lora.alpha' is not a positive float", ad->what);
+    }
+    for (i = 0; s == DS_OK && i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i), *b;
+        char name[DS__GGUF_MAX_NAME + 8];
+        int layer, target, is_a;
+        size_t len = DS__MIN(t->name.len, sizeof name - 1);
+        memcpy(name, t->name.ptr, len);
+        name[len] = 0;
+        is_a = ds__lora_parse_gguf(name, ".lora_a", &layer, &target);
+        if (!is_a && !ds__lora_parse_gguf(name, ".lora_b", &layer, &target)) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' is not blk.N.W.weight.lora_a or .lora_b", ad->what, name);
+            break;
+        }
+        if (target == DS__LORA_N_TARGETS) {
+            s = ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%s': unknown target matrix", ad->what, name);
+            break;
+        }
+        memcpy(name + len - 1, is_a ? "b" : "a", 2);   /* the partner */
+        b = ds_gguf_find_tensor(g, name);
+        name[len - 1] = is_a ? 'a' : 'b';
+        if (!b) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' has no .lora_%c partner", ad->what, name, is_a ? 'b' : 'a');
+            break;
+        }
+        if (!is_a) continue;   /* pairs are read from their A */
+        if (t->n_dims != 2 || b->n_dims != 2) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': lora_a and lora_b must be matrices", ad->what, name);
+            break;
+        }
+        if (t->ne[1] != b->ne[0]) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': r mismatch: lora_a has r = %lld, lora_b %lld", ad->what, name, (long long)t->ne[1], (long long)b->ne[0]);
+            break;
+        }
+        if (t->type != b->type) {
+            s = ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%s': lora_a is %s, lora_b %s", ad->what, name, ds_type_name(t->type), ds_type_name(b->type));
+            break;
+        }
+        s = ds__lora_add(ad, name, layer, target, t->ne[1], t->ne[0], b->ne[1], t->type, t->data, b->data);
+    }
+    ds_gguf_free(g);
+    return s;
+}
+
+static int ds__is_dir(const char *path) {
+#if defined(_WIN32)
+    DWORD at = GetFileAttributesA(path);
+    return at != INVALID_FILE_ATTRIBUTES && (at & FILE_ATTRIBUTE_DIRECTORY);
+#else
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+#endif
+}
+static int ds__make_dir(const char *path) {
+    if (ds__is_dir(path)) return 1;
+#if defined(_WIN32)
+    return CreateDirectoryA(path, NULL) != 0;
+#else
+    return mkdir(path, 0777) == 0;
+#endif
+}
+
+/* dir/file, or the file beside path (a file) */
+static void ds__lora_sibling(char *out, size_t cap, const char *path, int is_dir, const char *file) {
+    const char *slash = strrchr(path, '/');
+    int n = is_dir ? (int)strlen(path) : slash ? (int)(slash - path) : 0;
+    if (n) snprintf(out, cap, "%.*s/%s", n, path, file);
+    else snprintf(out, cap, "%s", file);
+}
+
+/* adapter_config.json: r, lora_alpha and the options we must refuse */
+static ds_status ds__lora_peft_config(ds_lora_adapter *ad, const char *path, int *r) {
+    ds_mapped_file f;
+    ds__json d;
+    uint32_t v;
+    ds_status s;
+    double x;
+    if ((s = ds_map_file(path, &f)) != DS_OK) return s;
+    if ((s = ds__json_parse(DS__CAST(const char *, f.data), f.size, path, &d)) != DS_OK) {
+        ds_unmap_file(&f);
+        return s;
+    }
+    if (d.nodes[0].type != DS__JSON_OBJECT) s = ds__fail(DS_ERR_FORMAT, "%s: not a JSON object", path);
+    else if ((v = ds__json_get(&d, 0, "peft_type")) && !ds__json_str_eq(&d, v, "LORA")) s = ds__fail(DS_ERR_UNSUPPORTED, "%s: key 'peft_type' is not \"LORA\"", path);
+    else if (!(v = ds__json_get(&d, 0, "r")) || d.nodes[v].type != DS__JSON_NUMBER || (x = d.nodes[v].num, x != floor(x) || x < 0 || x > 65536))
+        s = ds__fail(DS_ERR_FORMAT, "%s: key 'r' is missing or not an integer in [1, 65536]", path);
+    else if (x == 0) s = ds__fail(DS_ERR_FORMAT, "%s: key 'r': rank 0", path);
+    else {
+        *r = (int)x;
+        if (!(v = ds__json_get(&d, 0, "lora_alpha")) || d.nodes[v].type != DS__JSON_NUMBER || !(d.nodes[v].num > 0) || d.nodes[v].num > 1e30)
+            s = ds__fail(DS_ERR_FORMAT, "%s: key 'lora_alpha' is missing or not a positive number", path);
+        else ad->alpha = (float)d.nodes[v].num;
+    }
+    if (s == DS_OK && (v = ds__json_get(&d, 0, "use_rslora")) && d.nodes[v].type == DS__JSON_TRUE) ad->alpha *= sqrtf((float)*r);   /* scale alpha / sqrt(r) */
+    if (s == DS_OK && (v = ds__json_get(&d, 0, "use_dora")) && d.nodes[v].type == DS__JSON_TRUE) s = ds__fail(DS_ERR_UNSUPPORTED, "%s: key 'use_dora': DoRA adapters are not supported", path);
+    if (s == DS_OK && (v = ds__json_get(&d, 0, "fan_in_fan_out")) && d.nodes[v].type == DS__JSON_TRUE) s = ds__fail(DS_ERR_UNSUPPORTED, "%s: key 'fan_in_fan_out' (transposed Conv1D weights) is not supported", path);
+    if (s == DS_OK && (((v = ds__json_get(&d, 0, "rank_pattern")) && d.nodes[v].n) || ((v = ds__json_get(&d, 0, "alpha_pattern")) && d.nodes[v].n)))
+        s = ds__fail(DS_ERR_UNSUPPORTED, "%s: per-module rank_pattern / alpha_pattern are not supported", path);
+    if (s == DS_OK && (v = ds__json_get(&d, 0, "base_model_name_or_path")) && d.nodes[v].type == DS__JSON_STRING && d.nodes[v].n < sizeof ad->base_name)
+        ad->base_name[ds__json_str(&d, v, ad->base_name)] = 0;
+    ds__json_free(&d);
+    ds_unmap_file(&f);
+    return s;
+}
+
+static ds_status ds__lora_load_peft(ds_lora_adapter *ad, const char *path) {
+    char st_path[4096], cfg_path[4096];
+    int is_dir = ds__is_dir(path), r = 0;
+    ds_safetensors *st = NULL;
+    ds_status s;
+    int64_t i;
+    if (is_dir) ds__lora_sibling(st_path, sizeof st_path, path, 1, "adapter_model.safetensors");
+    else snprintf(st_path, sizeof st_path, "%s", path);
+    ds__lora_sibling(cfg_path, sizeof cfg_path, path, is_dir, "adapter_config.json");
+    if ((s = ds__lora_peft_config(ad, cfg_path, &r)) != DS_OK) return s;
+    if ((s = ds_safetensors_open(st_path, &st)) != DS_OK) return s;
+    snprintf(ad->what, sizeof ad->what, "lora '%.140s'", st_path);
+    ad->hf_rows = 1;
+    for (i = 0; s == DS_OK && i < ds_safetensors_n_tensors(st); i++) {
+        const ds_st_tensor *t = ds_safetensors_tensor_at(st, i), *b;
+        char name[512];
+        int layer, target;
+        size_t len = strlen(t->name);
+        if (ds__lora_parse_peft(t->name, ".lora_B.weight", &layer, &target)) continue;   /* read with its A */
+        if (!ds__lora_parse_peft(t->name, ".lora_A.weight", &layer, &target)) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%.200s' is not base_model.model.model.layers.N.MODULE.lora_A/B.weight", ad->what, t->name);
+            break;
+        }
+        if (target == DS__LORA_N_TARGETS) {
+            s = ds__fail(DS_ERR_UNSUPPORTED, "%s: tensor '%.200s': unknown target module", ad->what, t->name);
+            break;
+        }
+        if (len >= sizeof name) continue;   /* cannot parse as a known target this long */
+        memcpy(name, t->name, len + 1);
+        name[len - 8] = 'B';   /* ...lora_B.weight */
+        if (!(b = ds_safetensors_find(st, name))) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' has no lora_B partner", ad->what, t->name);
+            break;
+        }
+        if (t->n_dims != 2 || b->n_dims != 2 || t->type != b->type || t->type == DS_TYPE_COUNT_) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': lora_A and lora_B must be F32, F16 or BF16 matrices of one dtype", ad->what, t->name);
+            break;
+        }
+        if (t->shape[0] != r || b->shape[1] != r) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s': r mismatch: adapter_config.json says r = %d, lora_A has %lld, lora_B %lld", ad->what, t->name, r, (long long)t->shape[0], (long long)b->shape[1]);
+            break;
+        }
+        s = ds__lora_add(ad, t->name, layer, target, r, t->shape[1], b->shape[0], t->type, t->data, b->data);
+    }
+    /* every B must have had its A */
+    for (i = 0; s == DS_OK && i < ds_safetensors_n_tensors(st); i++) {
+        const ds_st_tensor *t = ds_safetensors_tensor_at(st, i);
+        char name[512];
+        int layer, target;
+        size_t len = strlen(t->name);
+        if (!ds__lora_parse_peft(t->name, ".lora_B.weight", &layer, &target)) continue;
+        if (len >= sizeof name) {
+            s = ds__fail(DS_ERR_FORMAT, "%s: tensor name of %zu bytes is too long", ad->what, len);
+            break;
+        }
+        memcpy(name, t->name, len + 1);
+        name[len - 8] = 'A';
+        if (!ds_safetensors_find(st, name)) s = ds__fail(DS_ERR_FORMAT, "%s: tensor '%s' has no lora_A partner", ad->what, t->name);
+    }
+    ds_safetensors_free(st);
+    return s;
+}
+
+/* Rows of a llama's q or k projection between Hugging Face's order and GGUF's: within each head
+   of D rows, Hugging Face row h * D / 2 + i (h the half) is GGUF row 2 i + h. Works on the
+   columns of bt (r, out). */
+static void ds__lora_permute(float *dst, const float *src, int r, int64_t out, int n_head, int to_gguf) {
+    int64_t D = out / n_head, half = D / 2, hd, i, q;
+    int h;
+    for (q = 0; q < r; q++)
+        for (hd = 0; hd < n_head; hd++)
+            for (i = 0; i < half; i++)
+                for (h = 0; h < 2; h++) {
+                    int64_t g = q * out + hd * D + 2 * i + h, f = q * out + hd * D + h * half + i;
+                    if (to_gguf) dst[g] = src[f];
+                    else dst[f] = src[g];
+                }
+}
+
+/* the head count whose rows target t permutes (0: none) */
+static int ds__lora_heads(const ds_lora_adapter *a, int target) {
+    return target == DS__LORA_Q ? a->n_head : target == DS__LORA_K ? a->n_head_kv : 0;
+}
+static int ds__lora_has_qk(const ds_lora_adapter *a) {
+    int i;
+    for (i = 0; i < a->n; i++)
+        if (a->p[i].target == DS__LORA_Q || a->p[i].target == DS__LORA_K) return 1;
+    return 0;
+}
+
+/* The pairs against a base file g of architecture arch (shapes, names, row order). */
+static ds_status ds__lora_check_gguf(const ds_lora_adapter *a, const ds_gguf *g, const char *arch) {
+    int i;
+    if (a->arch[0] && strcmp(a->arch, arch)) return ds__fail(DS_ERR_FORMAT, "%s: the adapter is for a %s model, the base is %s", a->what, a->arch, arch);
+    if (a->hf_rows && ds__lora_is_llama(arch) && ds__lora_has_qk(a))
+        return ds__fail(DS_ERR_STATE, "%s: a PEFT adapter's q_proj / k_proj rows need the llama base's head counts: load it with its base model", a->what);
+    for (i = 0; i < a->n; i++) {
+        const ds__lora_pair *p = &a->p[i];
+        char name[96];
+        const ds_gguf_tensor *t;
+        snprintf(name, sizeof name, "blk.%d.%s.weight", p->layer, ds__lora_targets[p->target].gguf);
+        t = ds_gguf_find_tensor(g, name);
+        if (!t) return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s.lora_a': the base has no '%s'", a->what, name, name);
+        if (t->n_dims != 2 || t->ne[0] != p->in || t->ne[1] != p->out)
+            return ds__fail(DS_ERR_FORMAT, "%s: tensor '%s.lora_a': adapts a [%lld, %lld] matrix, the base's is [%lld, %lld]", a->what, name, (long long)p->in, (long long)p->out,
+                            (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1));
+    }
+    return DS_OK;
+}
+
+DS_API ds_status ds_lora_adapter_check(const ds_lora_adapter *a, const ds_model *m) {
+    if (!a || !m) return ds__fail(DS_ERR_INVALID_ARG, "lora: NULL argument");
+    return ds__lora_check_gguf(a, m->gguf, m->cfg.arch);
+}
+
+/* takes base's architecture and head counts; a llama PEFT adapter's q / k rows go to GGUF order */
+static ds_status ds__lora_bind(ds_lora_adapter *a, const ds_model *m) {
+    int i;
+    if (!a->arch[0]) snprintf(a->arch, sizeof a->arch, "%s", m->cfg.arch);
+    a->n_head = m->cfg.n_head;
+    a->n_head_kv = m->cfg.n_head_kv;
+    if (a->hf_rows && ds__lora_is_llama(a->arch))
+        for (i = 0; i < a->n; i++) {
+            ds__lora_pair *p = &a->p[i];
+            int nh = ds__lora_heads(a, p->target);
+            float *bt;
+            if (!nh) continue;
+            if (p->out % (2 * nh)) return ds__fail(DS_ERR_FORMAT, "%s: %s of layer %d: %lld rows do not split into %d heads", a->what, ds__lora_targets[p->target].hf, p->layer, (long long)p->out, nh);
+            if (!(bt = DS__CAST(float *, ds_alloc((size_t)(p->r * p->out) * sizeof(float))))) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", a->what);
+            ds__lora_permute(bt, p->bt, p->r, p->out, nh, 1);
+            ds_free(p->bt);
+            p->bt = bt;
+        }
+    a->hf_rows = 0;
+    return ds_lora_adapter_check(a, m);
+}
+
+DS_API ds_status ds_lora_adapter_load(const char *path, const ds_model *base, ds_lora_adapter **out) {
+    ds_lora_adapter *a;
+    ds_status s;
+    uint8_t magic[4] = {0, 0, 0, 0};
+    FILE *f;
+    if (!path || !out) return ds__fail(DS_ERR_INVALID_ARG, "lora: NULL argument");
+    *out = NULL;
+    if (!(a = DS__CAST(ds_lora_adapter *, ds__calloc(1, sizeof *a)))) return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    snprintf(a->what, sizeof a->what, "lora '%.140s'", path);
+    if (!ds__is_dir(path)) {
+        if (!(f = fopen(path, "rb"))) {
+            ds_lora_adapter_free(a);
+            return ds__fail(DS_ERR_IO, "lora '%s': cannot open: %s", path, strerror(errno));
+        }
+        if (fread(magic, 1, 4, f) != 4) magic[0] = 0;
+        fclose(f);
+    }
+    s = !memcmp(magic, "GGUF", 4) ? ds__lora_load_gguf(a, path) : ds__lora_load_peft(a, path);
+    if (s == DS_OK && a->n == 0) s = ds__fail(DS_ERR_FORMAT, "%s: no LoRA tensors", a->what);
+    if (s == DS_OK && base) s = ds__lora_bind(a, base);
+    if (s != DS_OK) {
+        ds_lora_adapter_free(a);
+        return s;
+    }
+    *out = a;
+    return DS_OK;
+}
+
+/* B (out, r) of pair p in the order a file of the given format stores, into a new buffer */
+static float *ds__lora_b_rows(const ds_lora_adapter *a, const ds__lora_pair *p, int peft) {
+    size_t n = (size_t)(p->r * p->out);
+    float *bt = DS__CAST(float *, ds_alloc(n * sizeof(float))), *b = DS__CAST(float *, ds_alloc(n * sizeof(float)));
+    int nh = ds__lora_heads(a, p->target);
+    int64_t i, q;
+    if (!bt || !b) {
+        ds_free(bt);
+        ds_free(b);
+        return NULL;
+    }
+    if (nh && ds__lora_is_llama(a->arch) && peft != a->hf_rows) ds__lora_permute(bt, p->bt, p->r, p->out, nh, !peft);
+    else memcpy(bt, p->bt, n * sizeof(float));
+    for (i = 0; i < p->out; i++)
+        for (q = 0; q < p->r; q++) b[i * p->r + q] = bt[q * p->out + i];
+    ds_free(bt);
+    return b;
+}
+
+typedef struct ds__bytes_job { const void *p; size_t n; } ds__bytes_job;
+static void ds__emit_bytes(ds__gguf_out *o, void *ctx) {
+    ds__bytes_job *j = DS__CAST(ds__bytes_job *, ctx);
+    ds__gguf_emit(o, j->p, j->n);
+}
+
+static ds_status ds__lora_save_peft(const ds_lora_adapter *a, const char *path, float **bs) {
+    ds_st_write *t = DS__CAST(ds_st_write *, ds__calloc(2 * (size_t)a->n, sizeof *t));
+    char (*names)[160] = DS__CAST(char (*)[160], ds__calloc(2 * (size_t)a->n, 160));
+    char file[4096];
+    const char *meta[2] = {"format", "pt"};
+    ds__buf js;
+    ds__bytes_job bj;
+    ds_status s = DS_OK;
+    int i, k, seen[DS__LORA_N_TARGETS];
+    memset(&js, 0, sizeof js);
+    memset(seen, 0, sizeof seen);
+    if (!t || !names) s = ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    for (i = 0; s == DS_OK && i < a->n; i++) {
+        const ds__lora_pair *p = &a->p[i];
+        if (p->r != a->p[0].r) s = ds__fail(DS_ERR_UNSUPPORTED, "%s: PEFT files have one rank; pairs have %d and %d", a->what, a->p[0].r, p->r);
+        for (k = 0; k < 2; k++) {
+            ds_st_write *w = &t[2 * i + k];
+            snprintf(names[2 * i + k], 160, "base_model.model.model.layers.%d.%s.lora_%c.weight", p->layer, ds__lora_targets[p->target].hf, k ? 'B' : 'A');
+            w->name = names[2 * i + k];
+            w->type = DS_TYPE_F32;
+            w->n_dims = 2;
+            w->shape[0] = k ? p->out : p->r;
+            w->shape[1] = k ? p->r : p->in;
+            w->data = k ? bs[i] : p->a;
+        }
+        seen[p->target] = 1;
+    }
+    if (s == DS_OK && !ds__make_dir(path)) s = ds__fail(DS_ERR_IO, "lora: cannot create the folder '%s': %s", path, strerror(errno));
+    if (s == DS_OK) {
+        ds__lora_sibling(file, sizeof file, path, 1, "adapter_model.safetensors");
+        s = ds_safetensors_write(file, t, 2 * a->n, meta, 1);
+    }
+    if (s == DS_OK) {
+        const char *mod;
+        int first = 1;
+        ds__buf_puts(&js, "{\n  \"base_model_name_or_path\": ");
+        ds__json_write_str(&js, a->base_name, strlen(a->base_name));
+        ds__buf_printf(&js, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": 0.0,\n",
+                       (double)(a->alpha > 0 ? a->alpha : (float)a->p[0].r));
+        ds__buf_printf(&js, "  \"peft_type\": \"LORA\",\n  \"r\": %d,\n  \"target_modules\": [", a->p[0].r);
+        for (k = 0; k < DS__LORA_N_TARGETS; k++) {
+            if (!seen[k]) continue;
+            mod = strrchr(ds__lora_targets[k].hf, '.') + 1;
+            for (i = 0; i < k; i++)   /* shared experts repeat the dense names */
+                if (seen[i] && !strcmp(strrchr(ds__lora_targets[i].hf, '.') + 1, mod)) break;
+            if (i < k) continue;
+            ds__buf_printf(&js, "%s\"%s\"", first ? "" : ", ", mod);
+            first = 0;
+        }
+        ds__buf_puts(&js, "],\n  \"task_type\": \"CAUSAL_LM\",\n  \"use_dora\": false,\n  \"use_rslora\": false\n}\n");
+        if (js.oom) s = ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    }
+    if (s == DS_OK) {
+        ds__lora_sibling(file, sizeof file, path, 1, "adapter_config.json");
+        bj.p = js.p;
+        bj.n = js.n;
+        s = ds__write_atomic(file, "lora", ds__emit_bytes, &bj);
+    }
+    ds__buf_free(&js);
+    ds_free(t);
+    ds_free(names);
+    return s;
+}
+
+static ds_status ds__lora_save_gguf(const ds_lora_adapter *a, const char *path, float **bs) {
+    ds_gguf_writer *w = NULL;
+    ds_status s;
+    int i;
+    if ((s = ds_gguf_writer_create(&w)) != DS_OK) return s;
+    if (!(s = ds_gguf_writer_set_str(w, "general.architecture", a->arch)) && !(s = ds_gguf_writer_set_str(w, "general.type", "adapter")) &&
+        !(s = ds_gguf_writer_set_str(w, "adapter.type", "lora")) && a->alpha > 0)
+        s = ds_gguf_writer_set_f32(w, "adapter.lora.alpha", a->alpha);
+    for (i = 0; s == DS_OK && i < a->n; i++) {
+        const ds__lora_pair *p = &a->p[i];
+        char name[96];
+        int64_t ne[2];
+        snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", p->layer, ds__lora_targets[p->target].gguf);
+        ne[0] = p->in;
+        ne[1] = p->r;
+        if ((s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne, p->a)) != DS_OK) break;
+        name[strlen(name) - 1] = 'b';
+        ne[0] = p->r;
+        ne[1] = p->out;
+        s = ds_gguf_writer_add_tensor(w, name, DS_TYPE_F32, 2, ne, bs[i]);
+    }
+    if (s == DS_OK) s = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return s;
+}
+
+DS_API ds_status ds_lora_adapter_save(const ds_lora_adapter *a, const char *path, ds_lora_format format) {
+    float **bs;
+    ds_status s = DS_OK;
+    int i, peft = format == DS_LORA_PEFT;
+    if (!a || !path || (format != DS_LORA_GGUF && !peft)) return ds__fail(DS_ERR_INVALID_ARG, "lora: bad argument to save");
+    if (!peft && !a->arch[0]) return ds__fail(DS_ERR_STATE, "%s: the base architecture is not known: load the adapter with its base model", a->what);
+    if (ds__lora_is_llama(a->arch) && !a->n_head && ds__lora_has_qk(a) && peft != a->hf_rows)
+        return ds__fail(DS_ERR_STATE, "%s: converting a llama's q / k rows needs its head counts: load the adapter with its base model", a->what);
+    if (!(bs = DS__CAST(float **, ds__calloc((size_t)a->n + 1, sizeof *bs)))) return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    for (i = 0; i < a->n && s == DS_OK; i++)
+        if (!(bs[i] = ds__lora_b_rows(a, &a->p[i], peft))) s = ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    if (s == DS_OK) s = peft ? ds__lora_save_peft(a, path, bs) : ds__lora_save_gguf(a, path, bs);
+    for (i = 0; i < a->n; i++) ds_free(bs[i]);
+    ds_free(bs);
+    return s;
+}
+
+/* ---- the session's low-rank products ----------------------------------------------------------
+   Uses of slot k = layer * DS__LORA_SLOTS + slot are lora[lora_at[k] .. lora_at[k + 1]). */
+DS_API ds_status ds_session_set_lora(ds_session *s, ds_lora_adapter *const *a, const float *scales, int n) {
+    const ds_model_config *c;
+    int i, j, k, n_slots, n_use = 0, max_r = 1, same;
+    int *at;
+    ds__lora_use *use;
+    float *u, *sc;
+    ds_lora_adapter **src;
+    ds_status st;
+    if (!s || n < 0 || (n && !a)) return ds__fail(DS_ERR_INVALID_ARG, "lora: bad argument to ds_session_set_lora");
+    c = &s->m->cfg;
+    n_slots = c->n_layer * DS__LORA_SLOTS;
+    for (i = 0; i < n; i++) {
+        float f = scales ? scales[i] : 1.0f;
+        if (!a[i] || !isfinite(f)) return ds__fail(DS_ERR_INVALID_ARG, "lora: adapter %d is NULL or its scale not finite", i);
+        if ((st = ds_lora_adapter_check(a[i], s->m)) != DS_OK) return st;
+        for (j = 0; j < a[i]->n; j++) {
+            const ds__lora_pair *p = &a[i]->p[j];
+            int slot = ds__lora_targets[p->target].slot;
+            ds_layer_config lc = c->layers[p->layer];
+            if (slot < 0 || (slot < 4 && lc.attn != DS_ATTN_DENSE) || (slot >= 4 && lc.ffn != DS_FFN_DENSE))
+                return ds__fail(DS_ERR_UNSUPPORTED, "%s: blk.%d.%s: only merging applies adapters to this layer's matrices (ds_lora_merge)", a[i]->what, p->layer, ds__lora_targets[p->target].gguf);
+            if (f != 0) n_use++;
+            max_r = DS__MAX(max_r, p->r);
+        }
+    }
+    same = n == s->lora_n;
+    for (i = 0; same && i < n; i++) same = a[i] == s->lora_src[i] && (scales ? scales[i] : 1.0f) == s->lora_scales[i];
+    if (same) return DS_OK;
+    at = DS__CAST(int *, ds__calloc((size_t)n_slots + 1, sizeof *at));
+    use = DS__CAST(ds__lora_use *, ds__calloc((size_t)n_use + 1, sizeof *use));
+    u = DS__CAST(float *, ds_alloc((size_t)s->n_batch * (size_t)max_r * sizeof(float)));
+    src = DS__CAST(ds_lora_adapter **, ds__calloc((size_t)n + 1, sizeof *src));
+    sc = DS__CAST(float *, ds__calloc((size_t)n + 1, sizeof *sc));
+    if (!at || !use || !u || !src || !sc) {
+        ds_free(at);
+        ds_free(use);
+        ds_free(u);
+        ds_free(src);
+        ds_free(sc);
+        return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    }
+    for (i = 0; i < n; i++) {   /* count per slot, then place (adapter order kept within a slot) */
+        src[i] = a[i];
+        sc[i] = scales ? scales[i] : 1.0f;
+        for (j = 0; j < a[i]->n && sc[i] != 0; j++) at[a[i]->p[j].layer * DS__LORA_SLOTS + ds__lora_targets[a[i]->p[j].target].slot + 1]++;
+    }
+    for (k = 0; k < n_slots; k++) at[k + 1] += at[k];
+    {
+        int *fill = DS__CAST(int *, ds__calloc((size_t)n_slots + 1, sizeof *fill));
+        if (!fill) {
+            ds_free(at);
+            ds_free(use);
+            ds_free(u);
+            ds_free(src);
+            ds_free(sc);
+            return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < a[i]->n && sc[i] != 0; j++) {
+                const ds__lora_pair *p = &a[i]->p[j];
+                k = p->layer * DS__LORA_SLOTS + ds__lora_targets[p->target].slot;
+                use[at[k] + fill[k]].p = p;
+                use[at[k] + fill[k]++].scale = sc[i] * ds__lora_factor(a[i], p);
+            }
+        ds_free(fill);
+    }
+    ds__session_lora_free(s);
+    s->lora = use;
+    s->lora_at = n_use ? at : NULL;
+    if (!n_use) ds_free(at);
+    s->lora_u = u;
+    s->lora_r = max_r;
+    s->lora_src = src;
+    s->lora_scales = sc;
+    s->lora_n = n;
+    s->pos = 0;   /* the cached keys and values came from other weights */
+    return DS_OK;
+}
+
+typedef struct ds__lora_job {
+    ds_session *s;
+    float *y;
+    const float *x;
+    int T, k, in, out;
+} ds__lora_job;
+
+/* y (T, out) += scale * B (A x) for each use of slot k; u (T, lora_r) holds each token's A x */
+static void ds__lora_task(void *ctx, int i, int n) {
+    const ds__lora_job *j = DS__CAST(const ds__lora_job *, ctx);
+    const ds_session *s = j->s;
+    int t, e, q;
+    for (t = j->T * i / n; t < j->T * (i + 1) / n; t++) {
+        const float *x = j->x + (size_t)t * j->in;
+        float *y = j->y + (size_t)t * j->out, *u = s->lora_u + (size_t)t * s->lora_r;
+        for (e = s->lora_at[j->k]; e < s->lora_at[j->k + 1]; e++) {
+            const ds__lora_pair *p = s->lora[e].p;
+            for (q = 0; q < p->r; q++) u[q] = s->lora[e].scale * s->ops.dot(p->a + (size_t)q * j->in, x, j->in);
+            for (q = 0; q < p->r; q++) s->ops.axpy(y, u[q], p->bt + (size_t)q * j->out, j->out);
+        }
+    }
+}
+
+static void ds__lora_apply(ds_session *s, float *y, const float *x, int T, int k, const ds__mat *w) {
+    ds__lora_job j;
+    int n = T < 8 ? 1 : DS__MIN(T, 4 * ds_pool_size(s->pool));
+    if (!s->lora_at || k < 0 || s->lora_at[k] == s->lora_at[k + 1]) return;
+    j.s = s;
+    j.y = y;
+    j.x = x;
+    j.T = T;
+    j.k = k;
+    j.in = (int)w->cols;
+    j.out = (int)w->rows;
+    if (n == 1) ds__lora_task(&j, 0, 1);
+    else ds_pool_run(s->pool, ds__lora_task, &j, n);
+}
+
+static void ds__session_lora_free(ds_session *s) {
+    ds_free(s->lora);
+    ds_free(s->lora_at);
+    ds_free(s->lora_u);
+    ds_free(s->lora_src);
+    ds_free(s->lora_scales);
+    s->lora = NULL;
+    s->lora_at = NULL;
+    s->lora_u = NULL;
+    s->lora_src = NULL;
+    s->lora_scales = NULL;
+    s->lora_n = 0;
+}
+
+/* ---- merging -------------------------------------------------------------------------------- */
+typedef struct ds__lora_merge_ctx {
+    ds_lora_adapter *const *a;
+    const float *scales;
+    int n;
+    ds__row_delta *d;   /* (n) */
+} ds__lora_merge_ctx;
+
+static int ds__lora_deltas(void *ctx, const char *name, const ds__row_delta **out) {
+    ds__lora_merge_ctx *m = DS__CAST(ds__lora_merge_ctx *, ctx);
+    int layer, target, i, j, k = 0;
+    if (!ds__lora_parse_gguf(name, "", &layer, &target) || target == DS__LORA_N_TARGETS) return 0;
+    for (i = 0; i < m->n; i++) {
+        float f = m->scales ? m->scales[i] : 1.0f;
+        for (j = 0; j < m->a[i]->n && f != 0; j++) {
+            const ds__lora_pair *p = &m->a[i]->p[j];
+            if (p->layer != layer || p->target != target) continue;
+            m->d[k].a = p->a;
+            m->d[k].bt = p->bt;
+            m->d[k].r = p->r;
+            m->d[k].out = p->out;
+            m->d[k++].c = f * ds__lora_factor(m->a[i], p);
+        }
+    }
+    *out = m->d;
+    return k;
+}
+
+DS_API ds_status ds_lora_merge(const char *base_path, ds_lora_adapter *const *a, const float *scales, int n, const char *out_path, const ds_quantize_config *cfg) {
+    ds__lora_merge_ctx m;
+    ds_gguf *g = NULL;
+    ds_str arch;
+    char arch_z[32];
+    ds_status s;
+    int i;
+    if (!base_path || !out_path || n < 0 || (n && !a)) return ds__fail(DS_ERR_INVALID_ARG, "lora merge: bad argument");
+    for (i = 0; i < n; i++)
+        if (!a[i] || (scales && !isfinite(scales[i]))) return ds__fail(DS_ERR_INVALID_ARG, "lora merge: adapter %d is NULL or its scale not finite", i);
+    if ((s = ds_gguf_open(base_path, &g)) != DS_OK) return s;
+    if (ds_gguf_get_str(g, "general.architecture", &arch) != DS_OK || arch.len >= sizeof arch_z) s = ds__fail(DS_ERR_FORMAT, "lora merge: '%s': general.architecture is missing", base_path);
+    if (s == DS_OK) {
+        memcpy(arch_z, arch.ptr, arch.len);
+        arch_z[arch.len] = 0;
+    }
+    for (i = 0; s == DS_OK && i < n; i++) s = ds__lora_check_gguf(a[i], g, arch_z);
+    ds_gguf_free(g);
+    if (s != DS_OK) return s;
+    m.a = a;
+    m.scales = scales;
+    m.n = n;
+    if (!(m.d = DS__CAST(ds__row_delta *, ds__calloc((size_t)n + 1, sizeof *m.d)))) return ds__fail(DS_ERR_NO_MEMORY, "lora merge: out of memory");
+    s = ds__quantize_file(base_path, out_path, cfg, !(cfg && cfg->type), ds__lora_deltas, &m);
+    ds_free(m.d);
+    return s;
 }
 
 // >>train

@@ -52,16 +52,18 @@ const char *check_error(void) { return ds_last_error(); }
 """
 
 
-def build_shim():
-    """Path of the shared library holding deepseek.h, rebuilt when the header is newer."""
-    lib = os.path.join(BUILD, "libds_check.so")
+def build_shim(shim=SHIM, name="libds_check"):
+    """Path of the shared library holding deepseek.h and the C source shim, rebuilt when the
+    header is newer or the shim changed."""
+    lib = os.path.join(BUILD, name + ".so")
     hdr = os.path.join(ROOT, "deepseek.h")
-    if os.path.exists(lib) and os.path.getmtime(lib) >= os.path.getmtime(hdr):
+    src = os.path.join(BUILD, name + ".c")
+    same = os.path.exists(src) and open(src).read() == shim
+    if same and os.path.exists(lib) and os.path.getmtime(lib) >= os.path.getmtime(hdr):
         return lib
     os.makedirs(BUILD, exist_ok=True)
-    src = os.path.join(BUILD, "libds_check.c")
     with open(src, "w") as f:
-        f.write(SHIM)
+        f.write(shim)
     cc = os.environ.get("CC", "cc")
     subprocess.run([cc, "-std=c99", "-O2", "-shared", "-fPIC", "-I", ROOT, "-o", lib, src, "-lm", "-lpthread"],
                    check=True, capture_output=True, text=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The `deepseek` program under careless and hostile use: for each file argument of run, chat,
 # perplexity (and its --kl-divergence-base), tokenize, info, bench, imatrix, quant-eval,
-# quantize --imatrix and train-tokenizer a missing file, a folder, /dev/null, a
+# quantize --imatrix, train-tokenizer and the --lora / export-lora / lora-convert
+# adapters a missing file, a folder, /dev/null, a
 # text file, a truncated and a bit-flipped model; malformed and out-of-range numbers for each
 # numeric option; invalid UTF-8 and NUL bytes in every text input; empty inputs; context
 # lengths past the model's. Each case checks the exit status, that stderr names the problem in
@@ -46,10 +47,16 @@ cases() { # the program to test: $1
     expect "$tag perplexity_kl_base_$what" fail "" "$ds" perplexity -m "$TINY" --kl-divergence-base "$f" -f "$tmp/text.txt"
     expect "$tag quantize_imatrix_$what" fail "" "$ds" quantize "$TINY" "$tmp/q.gguf" Q4_0 --imatrix "$f"
     if [ -e "$tmp/q.gguf" ] || [ -e "$tmp/im.gguf" ]; then result "$tag imatrix_no_output_$what" "an output was left behind"; fi
+    expect "$tag run_lora_$what" fail "" "$ds" run -m "$TINY" --lora "$f" -p hi -n 1
+    expect "$tag export_lora_$what" fail "" "$ds" export-lora -m "$TINY" --lora "$f" -o "$tmp/merged.gguf"
+    expect "$tag lora_convert_$what" fail "" "$ds" lora-convert "$f" "$tmp/converted.gguf"
   done
   expect "$tag quant_eval_no_quant" fail "--quant" "$ds" quant-eval -m "$TINY" --quant -f "$tmp/text.txt"
   expect "$tag imatrix_text_too_short" fail "tokens" "$ds" imatrix -m "$TINY" -f "$tmp/text.txt" -o "$tmp/im.gguf" -c 64
   expect "$tag quantize_imatrix_of_a_model" fail "in_sum2" "$ds" quantize "$TINY" "$tmp/q.gguf" Q4_0 --imatrix "$TINY"
+  expect "$tag run_lora_is_a_model" fail "not \"adapter\"" "$ds" run -m "$TINY" --lora "$TINY" -p hi -n 1
+  expect "$tag run_lora_empty_scale" fail "" "$ds" run -m "$TINY" --lora "$TINY:" -p hi -n 1
+  if [ -e "$tmp/merged.gguf" ] || [ -e "$tmp/converted.gguf" ]; then result "$tag lora_no_output_on_failure" "an output file was left behind"; else result "$tag lora_no_output_on_failure"; fi
   expect "$tag tokenize_badmagic_not_json" fail "neither a GGUF" "$ds" tokenize -m "$tmp/badmagic.gguf" -p hi
   expect "$tag run_missing_not_doubled" fail "" "$ds" run -m "$tmp/missing.gguf" -p hi
   if grep -q "missing.gguf.*missing.gguf" "$tmp/err"; then result "$tag run_error_prefix_once" "the path is named twice: $(head -n 1 "$tmp/err")"; else result "$tag run_error_prefix_once"; fi

@@ -26,7 +26,7 @@ fi
 VPY=$VENV/bin/python
 pipi() { "$VPY" -m pip install --quiet --disable-pip-version-check --retries 1 --timeout 20 "$@"; }
 missing=""
-for m in numpy gguf tokenizers jinja2; do
+for m in numpy gguf tokenizers jinja2 safetensors; do
   "$VPY" -c "import $m" >/dev/null 2>&1 || missing="$missing $m"
 done
 if [ -n "$missing" ]; then

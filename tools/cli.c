@@ -120,6 +120,42 @@ int cli_fail(const char *cmd, const char *what, ds_status s) {
     return 1;
 }
 
+int cli_lora_parse(cli_lora *l, int argc, char **argv, int *i, const char *cmd) {
+    char *v, *colon;
+    double d = 1.0;
+    if (strcmp(argv[*i], "--lora")) return 0;
+    if (!(v = (char *)cli_value(argc, argv, i, cmd))) return -1;
+    if (l->n == CLI_MAX_LORA) return cli_usage_error(cmd, "at most %d --lora adapters", CLI_MAX_LORA), -1;
+    colon = strrchr(v, ':');
+    if (colon && cli_float(colon + 1 + (colon[1] == '-'), 0, 1e6, &d)) {   /* FILE:S; a bare FILE may hold ':' */
+        if (colon[1] == '-') d = -d;
+        *colon = 0;
+    } else {
+        d = 1.0;
+    }
+    if (!*v) return cli_usage_error(cmd, "--lora needs a file"), -1;
+    l->path[l->n] = v;
+    l->scale[l->n++] = (float)d;
+    return 1;
+}
+
+int cli_lora_attach(cli_lora *l, const char *cmd, const ds_model *m, ds_session *s) {
+    ds_status e;
+    int k;
+    for (k = 0; k < l->n; k++)
+        if (!l->a[k] && (e = ds_lora_adapter_load(l->path[k], m, &l->a[k])) != DS_OK) return cli_fail(cmd, l->path[k], e);
+    if (l->n && (e = ds_session_set_lora(s, l->a, l->scale, l->n)) != DS_OK) return cli_fail(cmd, "--lora", e);
+    return 0;
+}
+
+void cli_lora_free(cli_lora *l) {
+    int k;
+    for (k = 0; k < l->n; k++) {
+        ds_lora_adapter_free(l->a[k]);
+        l->a[k] = NULL;
+    }
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "deepseek %s: ", cmd);

@@ -42,10 +42,6 @@ typedef struct cli_score {
     long same_top;     /* positions where the model's most likely token is the base's */
     long scored;
 } cli_score;
-/* Runs the n models (same vocabulary; the first is the base the others are compared with) on
-   the same chunks of the text at path: ctx tokens each (0: 512 or the model's context), the
-   first max_chunks of them (0: all). out gets n scores. 0, or an exit status (reported). */
-int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *path, int ctx, int max_chunks, int threads, cli_score *out);
 double cli_score_ppl(const cli_score *r);
 /* mean KLD and top-token agreement (a fraction), with their standard errors */
 void cli_score_stats(const cli_score *r, double *kld, double *kld_err, double *top, double *top_err);
@@ -65,6 +61,30 @@ ds_status cli_file_info_get(const char *path, cli_file_info *out);
 
 /* the most threads a -t option accepts */
 #define CLI_MAX_THREADS 512
+
+/* --lora FILE[:S] (repeatable): LoRA adapters loaded for the model and attached to its session */
+#define CLI_MAX_LORA 16
+#define CLI_LORA_HELP                                                                                      \
+    "  --lora FILE[:S]     apply a LoRA adapter at scale S (default 1): llama.cpp GGUF, or PEFT (a folder\n" \
+    "                      with adapter_model.safetensors + adapter_config.json); repeatable, up to 16\n"
+typedef struct cli_lora {
+    const char *path[CLI_MAX_LORA];
+    float scale[CLI_MAX_LORA];
+    ds_lora_adapter *a[CLI_MAX_LORA];
+    int n;
+} cli_lora;
+/* 1: argv[*i] was --lora (consumed), 0: it is not, -1: a bad value (reported) */
+int cli_lora_parse(cli_lora *l, int argc, char **argv, int *i, const char *cmd);
+/* Loads the adapters for m (the first time) and attaches them to s; reports the reason and
+   returns nonzero on failure. Nothing to do without --lora. */
+int cli_lora_attach(cli_lora *l, const char *cmd, const ds_model *m, ds_session *s);
+void cli_lora_free(cli_lora *l);
+
+/* Runs the n models (same vocabulary; the first is the base the others are compared with) on
+   the same chunks of the text at path: ctx tokens each (0: 512 or the model's context), the
+   first max_chunks of them (0: all). out gets n scores; lora (NULL: none) is
+   attached to the last model. 0, or an exit status (reported). */
+int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *path, int ctx, int max_chunks, int threads, cli_lora *lora, cli_score *out);
 
 typedef struct cli_command {
     const char *name;

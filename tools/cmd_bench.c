@@ -33,6 +33,7 @@ static void usage(FILE *f) {
             "  --json    print one JSON object instead of the table\n"
             "  --sda LINE  run the model with sparse dynamic attention: a model config line on top of\n"
             "            the file's, e.g. --sda 'layers.attn = sda' --sda 'sda_topk = 8'\n"
+            CLI_LORA_HELP
             "\n"
             "usage: deepseek bench --attn [--attn-n 4096,16384,65536,131072] [-t THREADS] [-r REPS]\n"
             "                      [--dense-full N] [--sda 'KEY = VALUE']...\n"
@@ -56,10 +57,11 @@ typedef struct bench_args {
     int attn, dense_full, reps_given;   /* --attn */
     const char *attn_n;
     char sda[1024];                     /* --sda lines */
+    cli_lora lora;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
-    int i;
+    int i, r;
     long v;
     memset(a, 0, sizeof *a);
     a->p = 512;
@@ -70,6 +72,10 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
         if (!strcmp(o, "--json") || !strcmp(o, "--profile")) {
             *(o[2] == 'j' ? &a->json : &a->profile) = 1;
+            continue;
+        }
+        if ((r = cli_lora_parse(&a->lora, argc, argv, &i, "bench")) != 0) {
+            if (r < 0) return 2;
             continue;
         }
         if (!strcmp(o, "--attn")) {
@@ -319,8 +325,9 @@ static void kv_bytes(const ds_model_config *c, double *ours, double *dense) {
     *dense = (double)ds_model_kv_bytes_per_token(&d, 2);
 }
 
-/* pp (p tokens) then tg (n decodes), reps runs each; p or n 0 skips that one; profile: time the ops */
-static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, int profile, bench_result *pp, bench_result *tg) {
+/* pp (p tokens) then tg (n decodes), reps runs each; p or n 0 skips that one; profile: time the
+   ops; lora: adapters to attach (NULL: none) */
+static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, int profile, cli_lora *lora, bench_result *pp, bench_result *tg) {
     int n_vocab = ds_model_get_config(m)->n_vocab, most = p > n ? p : n;
     ds_session_config sp;
     ds_session *s = NULL;
@@ -335,6 +342,7 @@ static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, int p
     sp.n_batch = p > 0 ? p : 0;
     sp.profile = profile;
     if (e == DS_OK) e = ds_session_create(m, &sp, &s);
+    if (e == DS_OK && lora && cli_lora_attach(lora, "bench", m, s) != 0) e = DS_ERR_CANCELLED;   /* reported */
     if (e == DS_OK && p) e = measure(s, n_vocab, p, 0, reps, tok, logits, pp);
     if (e == DS_OK && n) e = measure(s, n_vocab, n, 1, reps, tok, logits, tg);
     ds_session_free(s);
@@ -345,7 +353,7 @@ static ds_status speed(ds_model *m, ds_pool *pool, int p, int n, int reps, int p
 
 ds_status cli_bench_speed(ds_model *m, ds_pool *pool, int p, int n, int reps, double *pp_tok_s, double *tg_tok_s) {
     bench_result pp, tg;
-    ds_status e = speed(m, pool, p, n, reps, 0, &pp, &tg);
+    ds_status e = speed(m, pool, p, n, reps, 0, NULL, &pp, &tg);
     *pp_tok_s = pp.best;
     *tg_tok_s = tg.best;
     return e;
@@ -398,7 +406,7 @@ static void report(const bench_args *a, const ds_model *m, int threads, const be
     if (a->profile && a->n) print_profile(a, "tg", tg);
 }
 
-static int run(const bench_args *a, ds_model *m) {
+static int run(bench_args *a, ds_model *m) {
     ds_pool_config pc;
     ds_pool *pool = NULL;
     bench_result pp, tg;
@@ -410,7 +418,7 @@ static int run(const bench_args *a, ds_model *m) {
     pc.n_threads = a->threads;
     e = ds_pool_create(&pc, &pool);
     if (e == DS_OK && !a->json) fprintf(stderr, "bench: pp%d then tg%d, %d runs each ...\n", a->p, a->n, a->reps);
-    if (e == DS_OK) e = speed(m, pool, a->p, a->n, a->reps, a->profile, &pp, &tg);
+    if (e == DS_OK) e = speed(m, pool, a->p, a->n, a->reps, a->profile, &a->lora, &pp, &tg);
     if (e == DS_OK) {
         rss = peak_rss_mib();   /* before the bandwidth test's own buffer */
         if (!a->json) fprintf(stderr, "bench: read bandwidth ...\n");
@@ -418,7 +426,7 @@ static int run(const bench_args *a, ds_model *m) {
         report(a, m, ds_pool_size(pool), &pp, &tg, bw, rss);
     }
     ds_pool_free(pool);
-    return e == DS_OK ? 0 : cli_fail("bench", "run", e);
+    return e == DS_OK ? 0 : e == DS_ERR_CANCELLED ? 1 : cli_fail("bench", "run", e);
 }
 
 int ds_cmd_bench(int argc, char **argv) {
@@ -439,6 +447,7 @@ int ds_cmd_bench(int argc, char **argv) {
         return cli_fail("bench", "--sda", e);
     }
     r = run(&a, m);
+    cli_lora_free(&a.lora);
     ds_model_free(m);
     return r;
 }

@@ -179,8 +179,7 @@ int ds_cmd_chat(int argc, char **argv) {
     if ((rc = gen_opts_open(&o, "chat", &m, &s)) != 0) return rc;
     if ((st = ds_model_chat_template(m, &tmpl)) != DS_OK) {
         rc = cli_fail("chat", o.model, st);
-        ds_session_free(s);
-        ds_model_free(m);
+        gen_opts_close(&o, m, s);
         return rc;
     }
     flags = o.special ? DS_TOKENIZE_PARSE_SPECIAL : 0;
@@ -213,7 +212,6 @@ int ds_cmd_chat(int argc, char **argv) {
     for (i = 0; i < c.n; i++) free((void *)c.msgs[i].content);
     free(c.msgs);
     free(c.ids);
-    ds_session_free(s);
-    ds_model_free(m);
+    gen_opts_close(&o, m, s);
     return rc;
 }

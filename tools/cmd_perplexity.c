@@ -33,6 +33,7 @@ static void usage(FILE *f) {
             "               same token first (llama.cpp's \"same top p\"), with standard errors\n"
             "  --sda LINE   run with sparse dynamic attention: a model config line applied on top of\n"
             "               the file's, e.g. --sda 'layers.attn = sda' --sda 'sda_topk = 8'\n"
+            CLI_LORA_HELP
             "\n"
             "Progress goes to stderr; the last line on stdout is `perplexity: X`.\n");
 }
@@ -41,17 +42,22 @@ typedef struct ppl_args {
     const char *model, *text, *base;
     int ctx, threads, max_chunks;
     char sda[1024];   /* --sda lines */
+    cli_lora lora;
 } ppl_args;
 
 /* 0: run; 1: --help; 2: bad usage (already reported) */
 static int parse_args(int argc, char **argv, ppl_args *a) {
-    int i;
+    int i, r;
     long v;
     memset(a, 0, sizeof *a);
     a->ctx = 0;   /* 512, or the model's context when shorter */
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *val;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) return 1;
+        if ((r = cli_lora_parse(&a->lora, argc, argv, &i, "perplexity")) != 0) {
+            if (r < 0) return 2;
+            continue;
+        }
         if (strcmp(o, "-m") && strcmp(o, "-f") && strcmp(o, "-c") && strcmp(o, "-t") && strcmp(o, "--chunks") && strcmp(o, "--kl-divergence-base") && strcmp(o, "--sda"))
             return cli_usage_error("perplexity", "unknown option '%s'", o);
         if (!(val = cli_value(argc, argv, &i, "perplexity"))) return 2;
@@ -135,11 +141,11 @@ static void score_rows(const float *logits, const int32_t *tok, int c, int n_voc
     }
 }
 
-int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *path, int ctx, int max_chunks, int threads, cli_score *out) {
+int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *path, int ctx, int max_chunks, int threads, cli_lora *lora, cli_score *out) {
     const ds_tokenizer *tk = ds_model_tokenizer(models[0]);
     const ds_model_config *mc = ds_model_get_config(models[0]);
     int n_vocab = mc->n_vocab, c = ctx, n_chunks, i, k, bos = ds_tokenizer_bos(tk), add_bos = ds_tokenizer_adds_bos(tk);
-    int rows, *btop = NULL;
+    int rows, *btop = NULL, rc = 0;
     size_t n_tok = 0;
     int32_t *tok;
     float *logits = NULL;
@@ -188,8 +194,10 @@ int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *
     if (e == DS_OK) e = ds_pool_create(&pc, &pool);
     sp.pool = pool;   /* the sessions run one after another */
     for (k = 0; k < n && e == DS_OK; k++) e = ds_session_create(models[k], &sp, &s[k]);
+    /* the adapters belong to the model evaluated, the last one (not to a base it is compared with) */
+    if (e == DS_OK && lora && cli_lora_attach(lora, cmd, models[n - 1], s[n - 1]) != 0) rc = 1;
     t0 = ds_time();
-    for (i = 0; i < n_chunks && e == DS_OK; i++) {
+    for (i = 0; i < n_chunks && e == DS_OK && !rc; i++) {
         int32_t *chunk = tok + (size_t)i * c, first = chunk[0];
         if (add_bos && bos >= 0) chunk[0] = bos;   /* each chunk starts as a text does */
         for (k = 0; k < n && e == DS_OK; k++) {
@@ -217,7 +225,7 @@ int cli_score_text(const char *cmd, ds_model *const *models, int n, const char *
     free(btop);
     free(tok);
     if (e != DS_OK) return cli_fail(cmd, "evaluate", e);
-    return 0;
+    return rc;
 }
 
 double cli_score_ppl(const cli_score *r) { return r->scored ? exp(r->nll / (double)r->scored) : 0; }
@@ -230,13 +238,13 @@ void cli_score_stats(const cli_score *r, double *kld, double *kld_err, double *t
     *top_err = n > 1 ? sqrt(p * (1 - p) / (n - 1)) : 0;
 }
 
-static int run(const ppl_args *a, ds_model *m, ds_model *base) {
+static int run(ppl_args *a, ds_model *m, ds_model *base) {
     ds_model *models[2];
     cli_score r[2];
     int n = 0, rc;
     if (base) models[n++] = base;
     models[n++] = m;
-    if ((rc = cli_score_text("perplexity", models, n, a->text, a->ctx, a->max_chunks, a->threads, r))) return rc;
+    if ((rc = cli_score_text("perplexity", models, n, a->text, a->ctx, a->max_chunks, a->threads, &a->lora, r))) return rc;
     if (base) {
         double kld, kerr, top, terr, p0 = cli_score_ppl(&r[0]), p1 = cli_score_ppl(&r[1]);
         cli_score_stats(&r[1], &kld, &kerr, &top, &terr);
@@ -271,6 +279,7 @@ int ds_cmd_perplexity(int argc, char **argv) {
     }
     r = run(&a, m, base);
     ds_model_free(base);
+    cli_lora_free(&a.lora);
     ds_model_free(m);
     return r;
 }

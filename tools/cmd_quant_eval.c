@@ -180,7 +180,7 @@ static int run(const qe_args *a, ds_model **models, qe_row *rows) {
     ds_pool_config pc;
     ds_status e;
     if (!sc) return fprintf(stderr, "deepseek quant-eval: out of memory\n"), 1;
-    if ((rc = cli_score_text("quant-eval", models, n, a->text, a->ctx, a->chunks, a->threads, sc))) {
+    if ((rc = cli_score_text("quant-eval", models, n, a->text, a->ctx, a->chunks, a->threads, NULL, sc))) {
         free(sc);
         return rc;
     }

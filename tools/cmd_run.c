@@ -43,6 +43,7 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i, const char *cmd) 
         if (!(o->model = cli_value(argc, argv, i, cmd))) return -1;
         return 1;
     }
+    if (!strcmp(a, "--lora")) return cli_lora_parse(&o->lora, argc, argv, i, cmd);
     for (k = 0; k < sizeof floats / sizeof floats[0]; k++) {
         if (strcmp(a, floats[k].name)) continue;
         if (!(v = cli_value(argc, argv, i, cmd)) || !cli_float_opt(cmd, a, v, 0.0, floats[k].hi, &d)) return -1;
@@ -65,7 +66,7 @@ int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i, const char *cmd) 
     return 0;
 }
 
-int gen_opts_open(const gen_opts *o, const char *cmd, ds_model **m, ds_session **s) {
+int gen_opts_open(gen_opts *o, const char *cmd, ds_model **m, ds_session **s) {
     ds_session_config sp;
     ds_status st;
     int trained;
@@ -84,7 +85,17 @@ int gen_opts_open(const gen_opts *o, const char *cmd, ds_model **m, ds_session *
         ds_model_free(*m);
         return cli_fail(cmd, "session", st);
     }
+    if (cli_lora_attach(&o->lora, cmd, *m, *s) != 0) {
+        gen_opts_close(o, *m, *s);
+        return 1;
+    }
     return 0;
+}
+
+void gen_opts_close(gen_opts *o, ds_model *m, ds_session *s) {
+    ds_session_free(s);
+    cli_lora_free(&o->lora);
+    ds_model_free(m);
 }
 
 int gen_print(void *user, int32_t token, const char *text, size_t len) {
@@ -178,8 +189,7 @@ int ds_cmd_run(int argc, char **argv) {
         ds_generator_free(g);
     }
     if (st != DS_OK) rc = cli_fail("run", "generate", st);
-    ds_session_free(s);
-    ds_model_free(m);
+    gen_opts_close(&o, m, s);
     free(ids);
     free(text);
     return rc;

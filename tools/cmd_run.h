@@ -9,6 +9,7 @@ typedef struct gen_opts {
     int n_threads, n_ctx;
     int special;                /* --special: the text may hold special tokens (trusted input) */
     ds_sampler_config sampler;
+    cli_lora lora;              /* --lora adapters */
 } gen_opts;
 
 /* the help of these options; N_DEFAULT is the command's default for -n, as a string */
@@ -24,13 +25,17 @@ typedef struct gen_opts {
     "  --seed S            random seed, S >= 0 (default: from the clock)\n"                                   \
     "  -t N                threads in [1, 512] (default: all CPUs)\n"                                         \
     "  -c N                context length in [1, the model's] (default: the model's, at most 4096)\n"         \
-    "  --special           the text may hold special tokens (<|im_start|> ...); only for trusted input\n"
+    "  --special           the text may hold special tokens (<|im_start|> ...); only for trusted input\n" \
+    CLI_LORA_HELP
 
 void gen_opts_init(gen_opts *o);
 /* 1: argv[*i] was one of these options (consumed), 0: it is not, -1: a bad value (reported) */
 int gen_opts_parse(gen_opts *o, int argc, char **argv, int *i, const char *cmd);
-/* loads the model and makes a session; prints the reason and returns nonzero on failure */
-int gen_opts_open(const gen_opts *o, const char *cmd, ds_model **m, ds_session **s);
+/* loads the model and makes a session with the --lora adapters attached; prints the reason and
+   returns nonzero on failure (nothing is left to free then) */
+int gen_opts_open(gen_opts *o, const char *cmd, ds_model **m, ds_session **s);
+/* frees what gen_opts_open made */
+void gen_opts_close(gen_opts *o, ds_model *m, ds_session *s);
 /* A streaming callback that writes the text to stdout; returns nonzero (cancel) once
    *(volatile int *)user is set, when user is not NULL. */
 int gen_print(void *user, int32_t token, const char *text, size_t len);

@@ -21,6 +21,8 @@ int ds_cmd_train_tokenizer(int argc, char **argv);
 int ds_cmd_quantize(int argc, char **argv);
 int ds_cmd_quant_eval(int argc, char **argv);
 int ds_cmd_imatrix(int argc, char **argv);
+int ds_cmd_export_lora(int argc, char **argv);
+int ds_cmd_lora_convert(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"info", ds_cmd_info, "what a GGUF file holds: architecture, hyper-parameters, tensors"},
@@ -33,6 +35,8 @@ static const cli_command commands[] = {
     {"quantize", ds_cmd_quantize, "convert a model's weights to another type (llama.cpp's quantizer)"},
     {"imatrix", ds_cmd_imatrix, "importance matrix (mean squared activations) for weighted quantizing"},
     {"quant-eval", ds_cmd_quant_eval, "what quantizing cost: size, perplexity, KL divergence, top-1, speed"},
+    {"export-lora", ds_cmd_export_lora, "merge LoRA adapters into a model file (re-quantized)"},
+    {"lora-convert", ds_cmd_lora_convert, "a LoRA adapter between llama.cpp GGUF and Hugging Face PEFT"},
     {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
     {"data", ds_cmd_data, "turn text files into token shards for training"},
     {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
