@@ -850,7 +850,9 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n);
    checkpoint is the way back. */
 DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info);
 /* One optimizer step on caller-given tokens: tokens and targets are grad_accum * batch *
-   seq_len ids each. */
+   seq_len ids each. A target of DS_TARGET_IGNORE leaves its position out of the loss (the
+   mean runs over the other positions of each micro-batch), as for a prompt's tokens. */
+#define DS_TARGET_IGNORE (-1)
 DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info);
 /* Mean loss over (B, T) tokens / targets without touching gradients; B <= batch, T <= seq_len. */
 DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss);
@@ -959,6 +961,32 @@ DS_API const ds_lora_config *ds_trainer_lora_config(const ds_trainer *tr);
 DS_API ds_status ds_trainer_save_lora(ds_trainer *tr, const char *path);
 /* The LoRA config a checkpoint was written with (DS_ERR_NOT_FOUND: a whole-model checkpoint). */
 DS_API ds_status ds_checkpoint_read_lora(const char *path, ds_lora_config *lc);
+
+/* ---- fine-tuning data: JSONL examples ------------------------------------------------------
+   One JSON object per line (blank lines skipped), one of:
+       {"text": "..."}                                   every token is learnt
+       {"prompt": "...", "completion": "..."}            only the completion's tokens
+       {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]}
+                                                         rendered with the model's chat template
+                                                         (ds_chat_apply); only the assistant
+                                                         turns' tokens (content and end marker)
+   text and completion end with the vocabulary's EOS (learnt), so the model learns to stop; BOS
+   comes first where the vocabulary asks for it. Other keys are ignored. Errors name the file
+   and line (a malformed line, a missing or non-string field, an example with nothing to learn,
+   a file with no examples). */
+typedef struct ds_sft_data ds_sft_data;
+DS_API ds_status ds_sft_data_load(const ds_model *m, const char *path, ds_sft_data **out);
+/* The same from text in memory (len bytes); `name` stands for the file in messages. */
+DS_API ds_status ds_sft_data_load_memory(const ds_model *m, const char *text, size_t len, const char *name, ds_sft_data **out);
+DS_API void ds_sft_data_free(ds_sft_data *d);
+DS_API int64_t ds_sft_data_examples(const ds_sft_data *d);
+/* Tokens over all examples, and how many of them are learnt (may be NULL). */
+DS_API int64_t ds_sft_data_tokens(const ds_sft_data *d, int64_t *learnt);
+/* Packs the examples into windows of seq_len tokens for ds_trainer_step_tokens: the examples
+   are concatenated in an order shuffled from (seed, epoch) (epoch < 0: file order), then cut
+   into n windows; targets[i] is the next token, or DS_TARGET_IGNORE where that token is not
+   learnt or past the end. *tokens and *targets (n * seq_len each) are freed with ds_free. */
+DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t seed, int epoch, int32_t **tokens, int32_t **targets, int64_t *n);
 #endif /* DS_NO_TRAIN */
 
 
@@ -12833,7 +12861,7 @@ static void ds__ce_rows(void *ctx, int t, int n) {
         double sum = 0.0;
         for (j = 0; j < a->V; j++) mx = DS__MAX(mx, l[j]);
         for (j = 0; j < a->V; j++) sum += (l[j] = expf(l[j] - mx));
-        a->losses[i] = (float)(log(sum) - (double)logf(l[a->targets[i]]));
+        a->losses[i] = a->targets[i] < 0 ? 0.0f : (float)(log(sum) - (double)logf(l[a->targets[i]]));   /* < 0: ignored */
         for (j = 0; j < a->V; j++) l[j] = (float)(l[j] / sum);
     }
 }
@@ -12850,6 +12878,10 @@ static void ds__ce_back_rows(void *ctx, int t, int n) {
     (void)n;
     for (i = t * DS__ROWS_PER_TASK; i < i1; i++) {
         float *l = a->logits + (size_t)i * a->V;
+        if (a->targets[i] < 0) {   /* an ignored position sends no gradient */
+            memset(l, 0, sizeof(float) * (size_t)a->V);
+            continue;
+        }
         l[a->targets[i]] -= 1.0f;
         for (j = 0; j < a->V; j++) l[j] *= a->dscale;
     }
@@ -13593,7 +13625,15 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
 
 static ds__tacts *ds__tr_acts(ds_trainer *tr, int l) { return tr->tc.recompute ? &tr->la[0] : &tr->la[l]; }
 
-/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss. */
+/* positions whose target counts (targets < 0 are ignored); at least 1 */
+static int ds__tr_counted(const int32_t *tgt, int N) {
+    int i, n = 0;
+    for (i = 0; i < N; i++) n += tgt[i] >= 0;
+    return DS__MAX(n, 1);
+}
+
+/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss over
+   the counted positions. */
 static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
     int l, N = B * T, i;
     double sum = 0.0;
@@ -13608,14 +13648,14 @@ static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *t
     ds__tw_forward(tr, tr->logits, tr->lnf, &wout, N, tr->V, tr->C, 0);
     ds__crossentropy_forward(tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
     for (i = 0; i < N; i++) sum += tr->losses[i];
-    return (float)(sum / N);
+    return (float)(sum / ds__tr_counted(tgt, N));
 }
 
 static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
     int l, N = B * T;
     ds__wview wout = ds__tr_out(tr);
     tr->dsk.dscale = dscale;
-    ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
+    ds__crossentropy_backward(tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)ds__tr_counted(tgt, N));
     ds__tw_backward(tr, tr->dln, 0, tr->logits, tr->lnf, &wout, N, tr->V, tr->C);
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
     ds__rmsnorm_backward(tr->pool, tr->dres, ds__tr_normg(tr, -1, 0), tr->dln, tr->x[tr->L], ds__tr_normw(tr, -1, 0), tr->rstdf, N, tr->C);
@@ -13631,7 +13671,7 @@ static ds_status ds__tr_check_batch(const ds_trainer *tr, const int32_t *tok, co
     int i;
     if (!tok || !tgt || B <= 0 || T <= 0 || B > tr->B || T > tr->T) return ds__fail(DS_ERR_INVALID_ARG, "train: batch %d x %d does not fit the trainer's %d x %d", B, T, tr->B, tr->T);
     for (i = 0; i < B * T; i++)
-        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < 0 || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
+        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < DS_TARGET_IGNORE || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
     return DS_OK;
 }
 
@@ -15085,6 +15125,322 @@ DS_API ds_status ds_checkpoint_read_lora(const char *path, ds_lora_config *lc) {
     st = ds__lora_read(g, lc, &id, &size, path);
     ds_gguf_free(g);
     return st;
+}
+
+/* ---- fine-tuning data ------------------------------------------------------------------------ */
+struct ds_sft_data {
+    int32_t *tok;        /* every example's tokens, one after another */
+    uint8_t *learn;      /* 1: the token is a target */
+    int64_t *start;      /* n + 1 offsets into tok */
+    int64_t n, n_tok, n_learn, cap_tok, cap_ex;
+};
+
+typedef struct ds__sft_ctx {
+    ds_sft_data *d;
+    const ds_model *m;
+    const ds_tokenizer *tk;
+    const char *where;   /* "file:line" */
+    int32_t *ids;
+    size_t ids_cap;
+    char *buf, *buf2;    /* chat renderings */
+    size_t buf_cap, buf2_cap;
+} ds__sft_ctx;
+
+/* p (n items of elem bytes) copied into room for cap items; NULL when out of memory (p kept) */
+static void *ds__sft_grow(void *p, size_t n, size_t cap, size_t elem) {
+    void *np = ds__calloc(cap, elem);
+    if (!np) return NULL;
+    if (p) memcpy(np, p, n * elem);
+    ds_free(p);
+    return np;
+}
+
+static ds_status ds__sft_push(ds__sft_ctx *c, const int32_t *ids, size_t n, int learn) {
+    ds_sft_data *d = c->d;
+    size_t i;
+    if ((int64_t)n > d->cap_tok - d->n_tok) {
+        int64_t cap = DS__MAX(d->cap_tok * 2, d->n_tok + (int64_t)n + 1024);
+        int32_t *t = DS__CAST(int32_t *, ds__sft_grow(d->tok, (size_t)d->n_tok, (size_t)cap, sizeof *t));
+        uint8_t *l;
+        if (!t) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+        d->tok = t;
+        l = DS__CAST(uint8_t *, ds__sft_grow(d->learn, (size_t)d->n_tok, (size_t)cap, 1));
+        if (!l) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+        d->learn = l;
+        d->cap_tok = cap;
+    }
+    for (i = 0; i < n; i++) {
+        d->tok[d->n_tok] = ids[i];
+        d->learn[d->n_tok++] = (uint8_t)learn;
+    }
+    d->n_learn += learn ? (int64_t)n : 0;
+    return DS_OK;
+}
+
+/* tokenize text (special markup parsed when `special`) and append it */
+static ds_status ds__sft_text(ds__sft_ctx *c, const char *text, size_t len, int flags, int learn) {
+    size_t n = 0;
+    ds_status st;
+    for (;;) {
+        st = ds_tokenize(c->tk, text, len, flags, c->ids, c->ids_cap, &n);
+        if (st != DS_ERR_BOUNDS) break;
+        ds_free(c->ids);
+        c->ids_cap = n + 16;
+        c->ids = DS__CAST(int32_t *, ds__calloc(c->ids_cap, sizeof(int32_t)));
+        if (!c->ids) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    }
+    if (st != DS_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%.299s", ds_last_error());
+        return ds__fail(st, "%s: %s", c->where, why);
+    }
+    return ds__sft_push(c, c->ids, n, learn);
+}
+static ds_status ds__sft_token(ds__sft_ctx *c, int32_t id, int learn) { return id < 0 ? DS_OK : ds__sft_push(c, &id, 1, learn); }
+
+/* the value of `key` in object node obj, or 0 */
+static uint32_t ds__json_member(const ds__json *d, uint32_t obj, const char *key) {
+    uint32_t k;
+    size_t kl = strlen(key);
+    for (k = d->nodes[obj].first; k; k = d->nodes[d->nodes[k].next].next) {
+        const ds__json_node *kn = &d->nodes[k];
+        if (!kn->escaped && kn->n == kl && !memcmp(d->src + kn->first, key, kl)) return kn->next;
+        if (!kn->next) break;
+    }
+    return 0;
+}
+/* string node i unescaped into a NUL-terminated ds__malloc'd copy (NULL: not a string / no memory) */
+static char *ds__json_strdup(const ds__json *d, uint32_t i, size_t *len) {
+    char *s;
+    if (!i || d->nodes[i].type != DS__JSON_STRING) return NULL;
+    s = DS__CAST(char *, ds__calloc((size_t)d->nodes[i].n + 1, 1));
+    if (!s) return NULL;
+    *len = ds__json_str(d, i, s);
+    s[*len] = 0;
+    return s;
+}
+
+/* renders msgs[0..n) (+ the assistant opening) into *buf */
+static ds_status ds__sft_render(ds__sft_ctx *c, const ds_chat_message *msgs, int n, int add, char **buf, size_t *cap, size_t *len) {
+    ds_status st;
+    for (;;) {
+        st = *buf ? ds_chat_apply(c->m, DS_CHAT_AUTO, msgs, n, add, *buf, *cap, len) : DS_ERR_BOUNDS;
+        if (st != DS_ERR_BOUNDS) break;
+        ds_free(*buf);
+        *cap = DS__MAX(*cap * 2, (*buf ? *len : 0) + 256);
+        *buf = DS__CAST(char *, ds__calloc(*cap, 1));
+        if (!*buf) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    }
+    if (st != DS_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%.299s", ds_last_error());
+        return ds__fail(st, "%s: chat template: %s", c->where, why);
+    }
+    return DS_OK;
+}
+
+/* a conversation: each turn is the difference between the renderings of the conversation
+   up to it and up to the one before; an assistant turn's opening (what add_assistant adds) is
+   context, its content and end marker are learnt */
+static ds_status ds__sft_messages(ds__sft_ctx *c, const ds__json *d, uint32_t arr) {
+    ds_chat_message *msgs = NULL;
+    char **own = NULL;
+    uint32_t e;
+    int n = 0, i, learnt = 0;
+    size_t prev = 0, len = 0, glen = 0, k;
+    ds_status st = DS_OK;
+    if (d->nodes[arr].type != DS__JSON_ARRAY || !d->nodes[arr].n) return ds__fail(DS_ERR_FORMAT, "%s: \"messages\" must be a non-empty array", c->where);
+    msgs = DS__CAST(ds_chat_message *, ds__calloc(d->nodes[arr].n, sizeof *msgs));
+    own = DS__CAST(char **, ds__calloc((size_t)d->nodes[arr].n * 2, sizeof *own));
+    if (!msgs || !own) st = ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    for (e = d->nodes[arr].first; st == DS_OK && e; e = d->nodes[e].next, n++) {
+        size_t l1, l2;
+        if (d->nodes[e].type != DS__JSON_OBJECT) {
+            st = ds__fail(DS_ERR_FORMAT, "%s: messages[%d] is not an object", c->where, n);
+            break;
+        }
+        own[2 * n] = ds__json_strdup(d, ds__json_member(d, e, "role"), &l1);
+        own[2 * n + 1] = ds__json_strdup(d, ds__json_member(d, e, "content"), &l2);
+        if (!own[2 * n] || !own[2 * n + 1]) {
+            st = ds__fail(DS_ERR_FORMAT, "%s: messages[%d] needs string \"role\" and \"content\"", c->where, n);
+            break;
+        }
+        msgs[n].role = own[2 * n];
+        msgs[n].content = own[2 * n + 1];
+    }
+    for (i = 0; st == DS_OK && i < n; i++) {
+        int asst = !strcmp(msgs[i].role, "assistant");
+        glen = prev;
+        if (asst && (st = ds__sft_render(c, msgs, i, 1, &c->buf2, &c->buf2_cap, &glen)) != DS_OK) break;
+        if ((st = ds__sft_render(c, msgs, i + 1, 0, &c->buf, &c->buf_cap, &len)) != DS_OK) break;
+        if (glen < prev || len < glen || (asst && memcmp(c->buf2, c->buf, glen))) {
+            st = ds__fail(DS_ERR_UNSUPPORTED, "%s: messages[%d]: the chat template does not render turn by turn", c->where, i);
+            break;
+        }
+        /* buf[prev, glen): context (earlier turns' markup, the assistant opening); buf[glen, len): the turn */
+        if (glen > prev && (st = ds__sft_text(c, c->buf + prev, glen - prev, DS_TOKENIZE_PARSE_SPECIAL, 0)) != DS_OK) break;
+        if (len > glen && (st = ds__sft_text(c, c->buf + glen, len - glen, DS_TOKENIZE_PARSE_SPECIAL, asst)) != DS_OK) break;
+        learnt |= asst && len > glen;
+        prev = len;
+    }
+    if (st == DS_OK && !learnt) st = ds__fail(DS_ERR_FORMAT, "%s: no assistant turn to learn", c->where);
+    for (k = 0; own && k < (size_t)d->nodes[arr].n * 2; k++) ds_free(own[k]);
+    ds_free(own);
+    ds_free(msgs);
+    return st;
+}
+
+/* one line: an example appended to c->d */
+static ds_status ds__sft_line(ds__sft_ctx *c, const char *line, size_t len) {
+    ds__json d;
+    ds_status st;
+    uint32_t v;
+    int bos = ds_tokenizer_adds_bos(c->tk) ? DS_TOKENIZE_ADD_BOS : 0;
+    int64_t learn0 = c->d->n_learn;
+    if ((st = ds__json_parse(line, len, c->where, &d)) != DS_OK) return st;
+    if (d.nodes[0].type != DS__JSON_OBJECT) {
+        ds__json_free(&d);
+        return ds__fail(DS_ERR_FORMAT, "%s: not a JSON object", c->where);
+    }
+    if ((v = ds__json_member(&d, 0, "messages")) != 0) {
+        st = ds__sft_messages(c, &d, v);
+    } else if ((v = ds__json_member(&d, 0, "text")) != 0 || ds__json_member(&d, 0, "completion")) {
+        uint32_t pr = v ? 0 : ds__json_member(&d, 0, "prompt"), co = v ? v : ds__json_member(&d, 0, "completion");
+        char *p = NULL, *s;
+        size_t pl = 0, sl = 0;
+        if (!v && !pr) st = ds__fail(DS_ERR_FORMAT, "%s: \"completion\" without \"prompt\"", c->where);
+        if (st == DS_OK && pr && !(p = ds__json_strdup(&d, pr, &pl))) st = ds__fail(DS_ERR_FORMAT, "%s: \"prompt\" must be a string", c->where);
+        s = st == DS_OK ? ds__json_strdup(&d, co, &sl) : NULL;
+        if (st == DS_OK && !s) st = ds__fail(DS_ERR_FORMAT, "%s: \"%s\" must be a string", c->where, v ? "text" : "completion");
+        if (st == DS_OK && p) st = ds__sft_text(c, p, pl, bos, 0);
+        if (st == DS_OK) st = ds__sft_text(c, s, sl, p ? 0 : bos, 1);
+        if (st == DS_OK) st = ds__sft_token(c, ds_tokenizer_eos(c->tk), 1);
+        if (st == DS_OK && c->d->n_learn == learn0) st = ds__fail(DS_ERR_FORMAT, "%s: nothing to learn (empty %s)", c->where, v ? "text" : "completion");
+        ds_free(p);
+        ds_free(s);
+    } else {
+        st = ds__fail(DS_ERR_FORMAT, "%s: need \"text\", \"prompt\" + \"completion\", or \"messages\"", c->where);
+    }
+    ds__json_free(&d);
+    return st;
+}
+
+DS_API ds_status ds_sft_data_load_memory(const ds_model *m, const char *text, size_t len, const char *name, ds_sft_data **out) {
+    ds__sft_ctx c;
+    ds_sft_data *d;
+    ds_status st = DS_OK;
+    size_t pos = 0;
+    int line = 0;
+    char where[300];
+    if (!m || (!text && len) || !out) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_load: NULL argument");
+    *out = NULL;
+    if (!name) name = "data";
+    memset(&c, 0, sizeof c);
+    d = DS__CAST(ds_sft_data *, ds__calloc(1, sizeof *d));
+    if (!d) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", name);
+    c.d = d;
+    c.m = m;
+    c.tk = ds_model_tokenizer(m);
+    c.where = where;
+    if (!c.tk) st = ds__fail(DS_ERR_INVALID_ARG, "%s: the model has no tokenizer", name);
+    while (st == DS_OK && pos < len) {
+        const char *nl = DS__CAST(const char *, memchr(text + pos, '\n', len - pos));
+        size_t end = nl ? (size_t)(nl - text) : len, a = pos, b = end;
+        line++;
+        pos = end + 1;
+        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
+        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
+        if (a == b) continue;
+        snprintf(where, sizeof where, "%.280s:%d", name, line);
+        if (d->n + 2 > d->cap_ex) {
+            int64_t cap = DS__MAX(2 * d->cap_ex, 64);
+            int64_t *s = DS__CAST(int64_t *, ds__sft_grow(d->start, (size_t)d->n + 1, (size_t)cap, sizeof *s));
+            if (!s) {
+                st = ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", where);
+                break;
+            }
+            d->start = s;
+            d->cap_ex = cap;
+        }
+        d->start[d->n] = d->n_tok;
+        if ((st = ds__sft_line(&c, text + a, b - a)) != DS_OK) break;
+        d->start[++d->n] = d->n_tok;
+    }
+    if (st == DS_OK && !d->n) st = ds__fail(DS_ERR_INVALID_ARG, "%s: no examples (an empty dataset)", name);
+    ds_free(c.ids);
+    ds_free(c.buf);
+    ds_free(c.buf2);
+    if (st != DS_OK) {
+        ds_sft_data_free(d);
+        return st;
+    }
+    *out = d;
+    return DS_OK;
+}
+
+DS_API ds_status ds_sft_data_load(const ds_model *m, const char *path, ds_sft_data **out) {
+    ds_mapped_file f;
+    ds_status st;
+    if (!m || !path || !out) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_load: NULL argument");
+    *out = NULL;
+    if ((st = ds_map_file(path, &f)) != DS_OK) return st;
+    st = ds_sft_data_load_memory(m, DS__CAST(const char *, f.data), f.size, path, out);
+    ds_unmap_file(&f);
+    return st;
+}
+
+DS_API void ds_sft_data_free(ds_sft_data *d) {
+    if (!d) return;
+    ds_free(d->tok);
+    ds_free(d->learn);
+    ds_free(d->start);
+    ds_free(d);
+}
+DS_API int64_t ds_sft_data_examples(const ds_sft_data *d) { return d ? d->n : 0; }
+DS_API int64_t ds_sft_data_tokens(const ds_sft_data *d, int64_t *learnt) {
+    if (learnt) *learnt = d ? d->n_learn : 0;
+    return d ? d->n_tok : 0;
+}
+
+DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t seed, int epoch, int32_t **tokens, int32_t **targets, int64_t *n) {
+    int64_t *order, i, nw, pos = 0;
+    int32_t *tok, *tgt;
+    if (!d || !tokens || !targets || !n || seq_len <= 0) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_pack: bad arguments");
+    *tokens = *targets = NULL;
+    *n = 0;
+    nw = (d->n_tok - 1 + seq_len - 1) / seq_len;
+    if (nw < 1) nw = 1;
+    order = DS__CAST(int64_t *, ds__calloc((size_t)d->n, sizeof *order));
+    tok = DS__CAST(int32_t *, ds__calloc((size_t)(nw * seq_len), sizeof *tok));
+    tgt = DS__CAST(int32_t *, ds__calloc((size_t)(nw * seq_len), sizeof *tgt));
+    if (!order || !tok || !tgt) {
+        ds_free(order); ds_free(tok); ds_free(tgt);
+        return ds__fail(DS_ERR_NO_MEMORY, "sft_data_pack: out of memory for %lld windows", (long long)nw);
+    }
+    for (i = 0; i < d->n; i++) order[i] = i;
+    if (epoch >= 0) {   /* Fisher-Yates from (seed, epoch) */
+        uint64_t s = seed ^ (UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(epoch + 1));
+        for (i = d->n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(ds__tr_next(&s) % (uint64_t)(i + 1)), k = order[i];
+            order[i] = order[j];
+            order[j] = k;
+        }
+    }
+    for (i = 0; i < nw * seq_len; i++) tgt[i] = DS_TARGET_IGNORE;
+    /* the stream position p feeds tok[p] (p < nw * T) and tgt[p - 1] (p >= 1), the windows
+       being consecutive slices with the next window's first token as the last target */
+    for (i = 0; i < d->n; i++) {
+        int64_t e = order[i], k;
+        for (k = d->start[e]; k < d->start[e + 1]; k++, pos++) {
+            if (pos < nw * seq_len) tok[pos] = d->tok[k];
+            if (pos >= 1 && pos - 1 < nw * seq_len && d->learn[k]) tgt[pos - 1] = d->tok[k];
+        }
+    }
+    ds_free(order);
+    *tokens = tok;
+    *targets = tgt;
+    *n = nw;
+    return DS_OK;
 }
 
 #endif /* DS_NO_TRAIN */

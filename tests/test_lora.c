@@ -533,6 +533,132 @@ static void lora_bad_config(ds_test_ctx *t) {
     ds_model_free(m);
 }
 
+
+/* ---- JSONL datasets ---- */
+static const char *smol(void) { return ds_test_env_file("DS_TEST_MODEL"); }
+
+/* the learnt tokens of example e, detokenized */
+static void learnt_text(const ds_model *m, const ds_sft_data *d, int64_t e, char *out, size_t cap) {
+    int32_t ids[512];
+    size_t n = 0, len = 0;
+    int64_t k;
+    for (k = d->start[e]; k < d->start[e + 1]; k++)
+        if (d->learn[k] && n < 512) ids[n++] = d->tok[k];
+    out[0] = 0;
+    if (ds_detokenize(ds_model_tokenizer(m), ids, n, out, cap - 1, &len) == DS_OK) out[len] = 0;
+}
+
+/* prompt / completion: only the completion and EOS are learnt; chat: only each assistant turn's
+   content and end marker, as the model's template (ChatML) renders them */
+static void sft_masks(ds_test_ctx *t) {
+    const char *path = smol();
+    ds_model *m = NULL;
+    ds_sft_data *d = NULL;
+    char got[1024], want[256];
+    int32_t ids[256];
+    size_t n = 0;
+    int64_t learnt = 0, k;
+    const char *jl = "{\"prompt\": \"Convert 2024-03-05 to US style: \", \"completion\": \"03/05/2024\"}\n"
+                     "\n"
+                     "{\"text\": \"Just some text.\", \"id\": 7}\n"
+                     "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi!\"}, {\"role\": \"assistant\", \"content\": \"Hello \\u00e9\"},"
+                     " {\"role\": \"user\", \"content\": \"Bye\"}, {\"role\": \"assistant\", \"content\": \"See you\"}]}\n";
+    if (!path) DS_SKIP(t, "DS_TEST_MODEL is unset or missing (run `make model`)");
+    DS_REQUIRE(t, ds_model_load(path, NULL, &m) == DS_OK, "load: %s", ds_last_error());
+    DS_CHECK(t, ds_sft_data_load_memory(m, jl, strlen(jl), "mem.jsonl", &d) == DS_OK, "load data: %s", ds_last_error());
+    if (t->failed) goto done;
+    DS_CHECK(t, ds_sft_data_examples(d) == 3, "%lld examples, expected 3", (long long)ds_sft_data_examples(d));
+    ds_sft_data_tokens(d, &learnt);
+    learnt_text(m, d, 0, got, sizeof got);
+    DS_CHECK(t, !strcmp(got, "03/05/2024<|im_end|>"), "completion learnt as '%s' (SmolLM2's EOS is <|im_end|>)", got);
+    /* the prompt's tokens are there, unlearnt, and are the prompt's own tokenization */
+    DS_CHECK(t, ds_tokenize(ds_model_tokenizer(m), "Convert 2024-03-05 to US style: ", 32, 0, ids, 256, &n) == DS_OK, "tokenize");
+    for (k = 0; k < (int64_t)n && !t->failed; k++) DS_CHECK(t, d->tok[d->start[0] + k] == ids[k] && !d->learn[d->start[0] + k], "prompt token %lld", (long long)k);
+    learnt_text(m, d, 1, got, sizeof got);
+    DS_CHECK(t, !strcmp(got, "Just some text.<|im_end|>"), "text learnt as '%s'", got);
+    learnt_text(m, d, 2, got, sizeof got);
+    snprintf(want, sizeof want, "Hello \xc3\xa9<|im_end|>\nSee you<|im_end|>\n");
+    DS_CHECK(t, !strcmp(got, want), "chat learnt as '%s', expected '%s'", got, want);
+    {   /* the whole conversation is the template's rendering, tokenized */
+        ds_chat_message msgs[4] = {{"user", "Hi!"}, {"assistant", "Hello \xc3\xa9"}, {"user", "Bye"}, {"assistant", "See you"}};
+        size_t len = 0, i;
+        int32_t all[512];
+        size_t na = 0;
+        DS_CHECK(t, ds_chat_apply(m, DS_CHAT_AUTO, msgs, 4, 0, got, sizeof got, &len) == DS_OK, "render");
+        DS_CHECK(t, ds_tokenize(ds_model_tokenizer(m), got, len, DS_TOKENIZE_PARSE_SPECIAL, all, 512, &na) == DS_OK, "tokenize");
+        DS_CHECK(t, (int64_t)na == d->start[3] - d->start[2], "chat example has %lld tokens, the rendering %zu", (long long)(d->start[3] - d->start[2]), na);
+        for (i = 0; i < na && !t->failed; i++) DS_CHECK(t, all[i] == d->tok[d->start[2] + (int64_t)i], "chat token %zu", i);
+    }
+done:
+    ds_sft_data_free(d);
+    ds_model_free(m);
+}
+
+/* bad lines are refused with file:line; an empty dataset is refused */
+static void sft_errors(ds_test_ctx *t) {
+    char path[128];
+    ds_model *m = NULL;
+    ds_sft_data *d = NULL;
+    static const struct { const char *text, *msg; } cases[] = {
+        {"{\"text\": \"a\"}\n{\"text\": \"b\"\n", "bad.jsonl:2"},
+        {"{\"text\": \"a\"}\n\n[1, 2]\n", "bad.jsonl:3: not a JSON object"},
+        {"{\"prompt\": \"a\"}\n", "bad.jsonl:1: need"},
+        {"{\"prompt\": \"a\", \"completion\": 5}\n", "bad.jsonl:1: \"completion\" must be a string"},
+        {"{\"text\": \"\"}\n", "bad.jsonl:1: nothing to learn"},
+        {"{\"messages\": [{\"role\": \"user\"}]}\n", "bad.jsonl:1: messages[0] needs"},
+        {"{\"messages\": []}\n", "bad.jsonl:1: \"messages\" must be a non-empty array"},
+        {"", "bad.jsonl: no examples"},
+        {"\n  \n\r\n", "bad.jsonl: no examples"},
+        {"{\"text\": \"\\ud800\"}\n", "bad.jsonl:1"},
+    };
+    size_t i;
+    if (!make_base(t, "F32", path, sizeof path)) return;
+    DS_REQUIRE(t, ds_model_load(path, NULL, &m) == DS_OK, "load: %s", ds_last_error());
+    for (i = 0; i < sizeof cases / sizeof cases[0] && !t->failed; i++) {
+        ds_status st = ds_sft_data_load_memory(m, cases[i].text, strlen(cases[i].text), "bad.jsonl", &d);
+        DS_CHECK(t, st != DS_OK && d == NULL && strstr(ds_last_error(), cases[i].msg), "case %zu: status %d, message '%s', expected '%s'", i, (int)st, ds_last_error(), cases[i].msg);
+    }
+    DS_CHECK(t, t->failed || ds_sft_data_load(m, "build/no_such_file.jsonl", &d) == DS_ERR_IO, "a missing file");
+    ds_model_free(m);
+}
+
+/* packing: every learnt token is a target exactly once, at the position before it; the order
+   is shuffled per epoch, the same for the same (seed, epoch) */
+static void sft_pack(ds_test_ctx *t) {
+    char path[128];
+    ds_model *m = NULL;
+    ds_sft_data *d = NULL;
+    int32_t *tok = NULL, *tgt = NULL, *tok2 = NULL, *tgt2 = NULL, *tok3 = NULL, *tgt3 = NULL;
+    int64_t n = 0, n2 = 0, n3 = 0, learnt = 0, counted = 0, i;
+    char jl[4096];
+    size_t len = 0;
+    int e;
+    for (e = 0; e < 40; e++) len += (size_t)snprintf(jl + len, sizeof jl - len, "{\"prompt\": \"q%d \", \"completion\": \"a%d\"}\n", e, e * 7);
+    if (!make_base(t, "F32", path, sizeof path)) return;
+    DS_REQUIRE(t, ds_model_load(path, NULL, &m) == DS_OK, "load: %s", ds_last_error());
+    DS_CHECK(t, ds_sft_data_load_memory(m, jl, len, "pack.jsonl", &d) == DS_OK, "load: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_sft_data_pack(d, 16, 3, 0, &tok, &tgt, &n) == DS_OK, "pack: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_sft_data_pack(d, 16, 3, 0, &tok2, &tgt2, &n2) == DS_OK, "pack: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_sft_data_pack(d, 16, 3, 1, &tok3, &tgt3, &n3) == DS_OK, "pack: %s", ds_last_error());
+    if (t->failed) goto done;
+    ds_sft_data_tokens(d, &learnt);
+    DS_CHECK(t, n == (d->n_tok - 1 + 15) / 16 && n == n2 && n == n3, "%lld windows for %lld tokens", (long long)n, (long long)d->n_tok);
+    for (i = 0; i < n * 16; i++) {
+        counted += tgt[i] >= 0;
+        /* a counted target is the next position's token (the stream is consecutive) */
+        if (tgt[i] >= 0 && i + 1 < n * 16) DS_CHECK(t, tgt[i] == tok[i + 1], "target %lld is %d, the next token %d", (long long)i, tgt[i], tok[i + 1]);
+    }
+    /* the first example's first token is never a target (nothing precedes it): one learnt token
+       can be lost only if the first example in the order starts with a learnt token */
+    DS_CHECK(t, counted == learnt, "%lld counted targets, %lld learnt tokens", (long long)counted, (long long)learnt);
+    DS_CHECK(t, !memcmp(tok, tok2, (size_t)n * 16 * sizeof *tok) && !memcmp(tgt, tgt2, (size_t)n * 16 * sizeof *tgt), "the same seed and epoch packed differently");
+    DS_CHECK(t, memcmp(tok, tok3, (size_t)n * 16 * sizeof *tok), "epochs 0 and 1 packed the same order");
+done:
+    ds_free(tok); ds_free(tgt); ds_free(tok2); ds_free(tgt2); ds_free(tok3); ds_free(tgt3);
+    ds_sft_data_free(d);
+    ds_model_free(m);
+}
+
 DS_TEST_MAIN(DS_T(lora_grad_fd_f32), DS_T(lora_grad_fd_f16), DS_T(lora_grad_fd_q4_1), DS_T(lora_grad_fd_q8_0), DS_T(lora_zero_b_is_base_f32),
              DS_T(lora_zero_b_is_base_q8_0), DS_T(lora_deterministic), DS_T(lora_loss_decreases), DS_T(lora_checkpoint_resume),
-             DS_T(lora_adapter_file), DS_T(lora_bad_config))
+             DS_T(lora_adapter_file), DS_T(lora_bad_config), DS_T(sft_masks), DS_T(sft_errors), DS_T(sft_pack))
