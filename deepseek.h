@@ -987,6 +987,29 @@ DS_API int64_t ds_sft_data_tokens(const ds_sft_data *d, int64_t *learnt);
    into n windows; targets[i] is the next token, or DS_TARGET_IGNORE where that token is not
    learnt or past the end. *tokens and *targets (n * seq_len each) are freed with ds_free. */
 DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t seed, int epoch, int32_t **tokens, int32_t **targets, int64_t *n);
+/* The tokens and targets (grad_accum * batch * seq_len each) of optimizer step `step` (0-based,
+   over all epochs) of tr's settings: epoch step / steps_per_epoch, that epoch's windows in order
+   (ds_sft_data_pack with tr's seed), empty windows (no target) after the last. A function of
+   the step alone, so a resumed run sees the same batches. steps_per_epoch may be NULL. */
+DS_API ds_status ds_sft_data_step(const ds_sft_data *d, const ds_trainer *tr, int step, int32_t *tokens, int32_t *targets, int *steps_per_epoch);
+
+/* ---- fine-tuning in one call ------------------------------------------------------------------ */
+typedef struct ds_finetune_config {
+    int epochs;             /* passes over the data (0: 3) */
+    ds_train_config train;  /* zero fields: ds_train_config's defaults, except lr 1e-3, seq_len 256,
+                               no weight decay, warm-up over 5% of the steps; steps follows from
+                               the data and the epochs */
+    /* optional, after each step: non-zero stops early (the trainer is returned as it is) */
+    int (*on_step)(void *user, const ds_train_step_info *info, int epoch);
+    void *user;
+} ds_finetune_config;
+/* The seed's quick start: LoRA over m trained on d for fc->epochs passes (fc may be NULL);
+   *out receives the trainer (save the adapter with ds_trainer_save_lora, free it after).
+
+       ds_lora_config lc = {16, 32.0f, 0.1f};         (r, alpha, dropout)
+       ds_finetune_config fc = {3};                   (epochs)
+       ds_finetune(model, &lc, data, &fc, &tr);  ds_trainer_save_lora(tr, "adapter.gguf"); */
+DS_API ds_status ds_finetune(const ds_model *m, const ds_lora_config *lc, const ds_sft_data *d, const ds_finetune_config *fc, ds_trainer **out);
 #endif /* DS_NO_TRAIN */
 
 
@@ -15440,6 +15463,82 @@ DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t se
     *tokens = tok;
     *targets = tgt;
     *n = nw;
+    return DS_OK;
+}
+
+/* windows per optimizer step, and the steps of one epoch over d */
+static int ds__sft_spe(const ds_sft_data *d, const ds_trainer *tr) {
+    int64_t nw = DS__MAX(1, (d->n_tok - 1 + tr->T - 1) / tr->T), per = (int64_t)tr->B * tr->tc.grad_accum;
+    return (int)((nw + per - 1) / per);
+}
+
+DS_API ds_status ds_sft_data_step(const ds_sft_data *d, const ds_trainer *tr, int step, int32_t *tokens, int32_t *targets, int *steps_per_epoch) {
+    int32_t *tok = NULL, *tgt = NULL;
+    int64_t nw = 0, per, w0, j;
+    size_t T;
+    int spe;
+    ds_status st;
+    if (!d || !tr || !tokens || !targets || step < 0) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_step: bad arguments");
+    T = (size_t)tr->T;
+    per = (int64_t)tr->B * tr->tc.grad_accum;
+    spe = ds__sft_spe(d, tr);
+    if (steps_per_epoch) *steps_per_epoch = spe;
+    if ((st = ds_sft_data_pack(d, tr->T, tr->tc.seed, step / spe, &tok, &tgt, &nw)) != DS_OK) return st;
+    w0 = (int64_t)(step % spe) * per;
+    for (j = 0; j < per; j++) {
+        size_t k;
+        if (w0 + j < nw) {
+            memcpy(tokens + (size_t)j * T, tok + (size_t)(w0 + j) * T, T * sizeof *tok);
+            memcpy(targets + (size_t)j * T, tgt + (size_t)(w0 + j) * T, T * sizeof *tgt);
+        } else {
+            for (k = 0; k < T; k++) {
+                tokens[(size_t)j * T + k] = 0;
+                targets[(size_t)j * T + k] = DS_TARGET_IGNORE;
+            }
+        }
+    }
+    ds_free(tok);
+    ds_free(tgt);
+    return DS_OK;
+}
+
+DS_API ds_status ds_finetune(const ds_model *m, const ds_lora_config *lc, const ds_sft_data *d, const ds_finetune_config *fc, ds_trainer **out) {
+    ds_finetune_config c;
+    ds_trainer *tr = NULL;
+    int32_t *tok = NULL, *tgt = NULL;
+    int spe, s;
+    size_t n;
+    ds_status st;
+    if (!m || !d || !out) return ds__fail(DS_ERR_INVALID_ARG, "finetune: NULL argument");
+    *out = NULL;
+    memset(&c, 0, sizeof c);
+    if (fc) c = *fc;
+    if (c.epochs <= 0) c.epochs = 3;
+    if (c.train.lr == 0.0f) c.train.lr = 1e-3f;
+    if (c.train.seq_len <= 0) c.train.seq_len = 256;
+    if (c.train.weight_decay == 0.0f) c.train.weight_decay = -1.0f;
+    c.train.steps = 1;   /* a first trainer to learn the schedule from its batch settings */
+    if ((st = ds_trainer_create_lora(m, lc, &c.train, &tr)) != DS_OK) return st;
+    spe = ds__sft_spe(d, tr);
+    tr->tc.steps = spe * c.epochs;
+    if (!c.train.warmup) tr->tc.warmup = tr->tc.steps / 20;
+    n = (size_t)tr->B * tr->T * tr->tc.grad_accum;
+    tok = DS__CAST(int32_t *, ds__calloc(n, sizeof *tok));
+    tgt = DS__CAST(int32_t *, ds__calloc(n, sizeof *tgt));
+    st = tok && tgt ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "finetune: out of memory");
+    for (s = 0; st == DS_OK && s < tr->tc.steps; s++) {
+        ds_train_step_info info;
+        if ((st = ds_sft_data_step(d, tr, s, tok, tgt, NULL)) != DS_OK) break;
+        if ((st = ds_trainer_step_tokens(tr, tok, tgt, &info)) != DS_OK) break;
+        if (c.on_step && c.on_step(c.user, &info, s / spe)) break;
+    }
+    ds_free(tok);
+    ds_free(tgt);
+    if (st != DS_OK) {
+        ds_trainer_free(tr);
+        return st;
+    }
+    *out = tr;
     return DS_OK;
 }
 

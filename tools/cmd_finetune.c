@@ -178,7 +178,7 @@ static int run(const ft_opts *o) {
     ds_status st;
     int32_t *tok = NULL, *tgt = NULL, *etok = NULL, *etgt = NULL, *btok = NULL, *btgt = NULL;
     int64_t nw = 0, enw = 0, learnt;
-    int spe, per_step, steps, packed_epoch = -1, rc = 1, first_step, last_saved = -1, made_dir = 0;
+    int spe, per_step, steps, rc = 1, first_step, last_saved = -1, made_dir = 0;
     char logp[1100], svgp[1100], path[1100], last_ckpt[1100] = "", first_name[256];
     FILE *log = NULL;
     double t_start, tokens_done = 0;
@@ -255,7 +255,6 @@ static int run(const ft_opts *o) {
     lc = *ds_trainer_lora_config(tr);
     per_step = tc.batch * tc.grad_accum;
     steps = tc.steps;
-    packed_epoch = 0;
     if (evd && (st = ds_sft_data_pack(evd, tc.seq_len, 0, -1, &etok, &etgt, &enw)) != DS_OK) {
         cli_fail("finetune", "packing --eval", st);
         goto done;
@@ -311,34 +310,14 @@ static int run(const ft_opts *o) {
     run_catch_stop_signals(1);
     while (ds_trainer_step_count(tr) < steps && !run_stop_signal) {
         ds_train_step_info info;
-        int s0 = ds_trainer_step_count(tr), epoch = s0 / spe, j, end_of_epoch;
-        int64_t w0 = (int64_t)(s0 % spe) * per_step;
+        int s0 = ds_trainer_step_count(tr), epoch = s0 / spe, end_of_epoch;
         double t0 = ds_time(), rate;
         float eloss = -1;
         char eta[32], bar[31];
-        if (epoch != packed_epoch) {   /* a new shuffle each epoch, from (seed, epoch) */
-            ds_free(tok);
-            ds_free(tgt);
-            tok = tgt = NULL;
-            if ((st = ds_sft_data_pack(data, tc.seq_len, tc.seed, epoch, &tok, &tgt, &nw)) != DS_OK) {
-                cli_fail("finetune", "packing", st);
-                goto done;
-            }
-            packed_epoch = epoch;
-        }
-        /* the step's windows; past the last window, empty ones (no target counts) */
-        for (j = 0; j < per_step; j++) {
-            int32_t *dt = btok + (size_t)j * tc.seq_len, *dg = btgt + (size_t)j * tc.seq_len;
-            int k;
-            if (w0 + j < nw) {
-                memcpy(dt, tok + (w0 + j) * tc.seq_len, sizeof(int32_t) * (size_t)tc.seq_len);
-                memcpy(dg, tgt + (w0 + j) * tc.seq_len, sizeof(int32_t) * (size_t)tc.seq_len);
-            } else {
-                for (k = 0; k < tc.seq_len; k++) {
-                    dt[k] = 0;
-                    dg[k] = DS_TARGET_IGNORE;
-                }
-            }
+        /* the step's windows: a function of the step (a new shuffle each epoch) */
+        if ((st = ds_sft_data_step(data, tr, s0, btok, btgt, NULL)) != DS_OK) {
+            cli_fail("finetune", "batch", st);
+            goto done;
         }
         if ((st = ds_trainer_step_tokens(tr, btok, btgt, &info)) != DS_OK) {
             fprintf(stderr, "\ndeepseek finetune: step %d: %s; stopped%s%s\n", s0 + 1, ds_last_error(), last_ckpt[0] ? "; the last good checkpoint is " : "", last_ckpt);
