@@ -32,8 +32,11 @@
        >>infer        session, KV cache, forward, sampler, generate, chat templates
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
                       block-sparse attention over the f16 cache (kernel core; not wired yet)
-       >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
+       >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints; the
+                      matmul op over trainable or frozen (quantized) weights with LoRA pairs
        >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
+       >>lora         LoRA / QLoRA: pair layout and init, adapter GGUF, JSONL fine-tuning data,
+                      packing, ds_finetune
 
    ============================================================================================
    2. CONFIGURATION MACROS       (define before including the implementation)
@@ -48,7 +51,8 @@
      Feature exclusion (a program that only runs a model compiles less; define them the same
      way wherever deepseek.h is included, since they also remove declarations):
        DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
-                                 training GEMM and AdamW (ds_model_config_parse stays)
+                                 training GEMM and AdamW, LoRA fine-tuning (ds_model_config_parse
+                                 stays)
        DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
        DS_NO_DEEPSEEK2           no MLA or MoE layers, in inference (the deepseek2 loader:
                                  such files are refused) and in training (such configs are
