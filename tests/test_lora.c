@@ -534,6 +534,45 @@ static void lora_bad_config(ds_test_ctx *t) {
 }
 
 
+/* For tests/check_lora.py: an adapter with non-zero pairs over the F32 and Q4_1 bases and the
+   trainer's next-token probabilities with it after each prefix of a sequence, which llama.cpp
+   must reproduce when it loads base and adapter (build/test_lora_export_<type>.{gguf,probs}). */
+static void lora_export_for_llama_cpp(ds_test_ctx *t) {
+    static const char *const types[] = {"F32", "Q4_1"};
+    int k;
+    for (k = 0; k < 2 && !t->failed; k++) {
+        char path[128], out[128], probs_path[128];
+        ds_model *m = NULL;
+        ds_trainer *tr = NULL;
+        int32_t tok[T];
+        float probs[V];
+        size_t n = 0;
+        int i;
+        FILE *f = NULL;
+        if (!make_base(t, types[k], path, sizeof path)) return;
+        DS_REQUIRE(t, ds_model_load(path, NULL, &m) == DS_OK, "load: %s", ds_last_error());
+        DS_CHECK(t, lora_trainer(m, 0.0f, 0, 0, &tr) == DS_OK, "create: %s", ds_last_error());
+        if (!t->failed) {
+            float *p = ds_trainer_params(tr, &n);
+            fill(p, n, 0.15f);
+        }
+        snprintf(out, sizeof out, "build/test_lora_export_%s.gguf", types[k]);
+        snprintf(probs_path, sizeof probs_path, "build/test_lora_export_%s.probs", types[k]);
+        DS_CHECK(t, t->failed || ds_trainer_save_lora(tr, out) == DS_OK, "save: %s", ds_last_error());
+        for (i = 0; i < T; i++) tok[i] = (int32_t)(ds__tr_next(&rs) % V);
+        if (!t->failed) f = fopen(probs_path, "wb");
+        DS_CHECK(t, t->failed || f, "cannot write %s", probs_path);
+        if (f) fwrite(tok, sizeof tok[0], T, f);
+        for (i = 1; i <= T && f && !t->failed; i++) {
+            DS_CHECK(t, ds_trainer_next_probs(tr, tok, i, probs) == DS_OK, "probs: %s", ds_last_error());
+            fwrite(probs, sizeof probs[0], V, f);
+        }
+        if (f) fclose(f);
+        ds_trainer_free(tr);
+        ds_model_free(m);
+    }
+}
+
 /* ---- JSONL datasets ---- */
 static const char *smol(void) { return ds_test_env_file("DS_TEST_MODEL"); }
 
@@ -661,4 +700,4 @@ done:
 
 DS_TEST_MAIN(DS_T(lora_grad_fd_f32), DS_T(lora_grad_fd_f16), DS_T(lora_grad_fd_q4_1), DS_T(lora_grad_fd_q8_0), DS_T(lora_zero_b_is_base_f32),
              DS_T(lora_zero_b_is_base_q8_0), DS_T(lora_deterministic), DS_T(lora_loss_decreases), DS_T(lora_checkpoint_resume),
-             DS_T(lora_adapter_file), DS_T(lora_bad_config), DS_T(sft_masks), DS_T(sft_errors), DS_T(sft_pack))
+             DS_T(lora_adapter_file), DS_T(lora_bad_config), DS_T(lora_export_for_llama_cpp), DS_T(sft_masks), DS_T(sft_errors), DS_T(sft_pack))
