@@ -698,6 +698,58 @@ done:
     ds_model_free(m);
 }
 
+/* ds_finetune: epochs x steps-per-epoch steps, the loss falls over the epochs, on_step can stop */
+typedef struct ft_seen { int steps, stop_at; float first, last; int last_epoch; } ft_seen;
+static int ft_step(void *user, const ds_train_step_info *info, int epoch) {
+    ft_seen *s = (ft_seen *)user;
+    if (!s->steps++) s->first = info->loss;
+    s->last = info->loss;
+    s->last_epoch = epoch;
+    return s->stop_at && s->steps >= s->stop_at;
+}
+static void sft_finetune(ds_test_ctx *t) {
+    char path[128], jl[4096];
+    ds_model *m = NULL;
+    ds_sft_data *d = NULL;
+    ds_trainer *tr = NULL;
+    ds_lora_config lc;
+    ds_finetune_config fc;
+    ft_seen seen;
+    size_t len = 0;
+    int e, spe = 0;
+    int32_t tok[64], tgt[64];
+    for (e = 0; e < 12; e++) len += (size_t)snprintf(jl + len, sizeof jl - len, "{\"prompt\": \"%c%c=\", \"completion\": \"%c\"}\n", 'a' + e, 'b' + e, 'c' + e);
+    if (!make_base(t, "Q4_1", path, sizeof path)) return;
+    DS_REQUIRE(t, ds_model_load(path, NULL, &m) == DS_OK, "load: %s", ds_last_error());
+    DS_CHECK(t, ds_sft_data_load_memory(m, jl, len, "ft.jsonl", &d) == DS_OK, "data: %s", ds_last_error());
+    memset(&lc, 0, sizeof lc);
+    memset(&fc, 0, sizeof fc);
+    memset(&seen, 0, sizeof seen);
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.dropout = -1;
+    fc.epochs = 20;
+    fc.train.batch = 2;
+    fc.train.seq_len = 8;
+    fc.train.lr = 1e-2f;
+    fc.train.n_threads = 2;
+    fc.on_step = ft_step;
+    fc.user = &seen;
+    DS_CHECK(t, t->failed || ds_finetune(m, &lc, d, &fc, &tr) == DS_OK, "finetune: %s", ds_last_error());
+    DS_CHECK(t, t->failed || ds_sft_data_step(d, tr, 0, tok, tgt, &spe) == DS_OK, "step: %s", ds_last_error());
+    DS_CHECK(t, t->failed || (seen.steps == 20 * spe && ds_trainer_step_count(tr) == seen.steps && seen.last_epoch == 19), "%d steps (%d per epoch), last epoch %d", seen.steps, spe, seen.last_epoch);
+    if (!t->failed) fprintf(stderr, "ds_finetune: %d steps, loss %.4f -> %.4f\n", seen.steps, seen.first, seen.last);
+    DS_CHECK(t, t->failed || seen.last < 0.5f * seen.first, "loss %g -> %g", seen.first, seen.last);
+    ds_trainer_free(tr);
+    tr = NULL;
+    memset(&seen, 0, sizeof seen);
+    seen.stop_at = 3;
+    DS_CHECK(t, t->failed || (ds_finetune(m, &lc, d, &fc, &tr) == DS_OK && seen.steps == 3 && ds_trainer_step_count(tr) == 3), "stop after 3 steps: %d", seen.steps);
+    ds_trainer_free(tr);
+    ds_sft_data_free(d);
+    ds_model_free(m);
+}
+
 DS_TEST_MAIN(DS_T(lora_grad_fd_f32), DS_T(lora_grad_fd_f16), DS_T(lora_grad_fd_q4_1), DS_T(lora_grad_fd_q8_0), DS_T(lora_zero_b_is_base_f32),
              DS_T(lora_zero_b_is_base_q8_0), DS_T(lora_deterministic), DS_T(lora_loss_decreases), DS_T(lora_checkpoint_resume),
-             DS_T(lora_adapter_file), DS_T(lora_bad_config), DS_T(lora_export_for_llama_cpp), DS_T(sft_masks), DS_T(sft_errors), DS_T(sft_pack))
+             DS_T(lora_adapter_file), DS_T(lora_bad_config), DS_T(lora_export_for_llama_cpp), DS_T(sft_masks), DS_T(sft_errors), DS_T(sft_pack), DS_T(sft_finetune))
