@@ -33,7 +33,7 @@ EXAMPLE_BINS = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLES_C)) \
 .PHONY: all run run-smollm2 test test-fast model clean
 all: deepseek $(EXAMPLE_BINS)
 
-deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h deepseek.h
+deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h tools/run_dir.h deepseek.h
 	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_SRC) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c deepseek.h
@@ -51,7 +51,7 @@ $(BUILD)/san/test_%: tests/test_%.c $(wildcard tests/*.h) deepseek.h
 	$(CC) -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -I. -o $@ $< $(LDLIBS)
 
 # the CLI under ASan+UBSan, for tests/extra_cli_hostile.sh
-$(BUILD)/san/deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h deepseek.h
+$(BUILD)/san/deepseek: $(TOOL_SRC) tools/cli.h tools/cmd_run.h tools/run_dir.h deepseek.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 $(WARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -I. -o $@ $(TOOL_SRC) $(LDLIBS)
 

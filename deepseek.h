@@ -33,13 +33,16 @@
        >>model        config, architectures (llama, qwen2)
        >>deepseek     deepseek2: MLA (latent KV cache, absorbed decode, YaRN), DeepSeekMoE
        >>infer        session, KV cache, forward (matmul observer), sampler, generate, chat templates
-       >>lora         LoRA adapters: llama.cpp GGUF and PEFT formats, applied in a session's
-                      matmuls, merged into a model file
        >>sda          sparse dynamic attention: gate block-summary tree, hierarchical top-k,
                       block-sparse attention over the f16 cache, the SDA layer (config, GGUF
                       keys, gate tensors, session state); then the forward's layer walk
-       >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints
+       >>lora         LoRA adapters: llama.cpp GGUF and PEFT formats, applied in a session's
+                      matmuls, merged into a model file
+       >>train        forward/backward pairs, loss, AdamW, mixed precision, checkpoints; the
+                      matmul op over trainable or frozen (quantized) weights with LoRA pairs
        >>train:deepseek  MLA and MoE forward/backward, bias balancing, balance loss
+       >>finetune     LoRA / QLoRA training: pair layout and init, adapter GGUF, JSONL
+                      fine-tuning data, packing, ds_finetune
 
    ============================================================================================
    2. CONFIGURATION MACROS       (define before including the implementation)
@@ -54,7 +57,8 @@
      Feature exclusion (a program that only runs a model compiles less; define them the same
      way wherever deepseek.h is included, since they also remove declarations):
        DS_NO_TRAIN               no trainer: ds_trainer_*, token shards, checkpoints, the
-                                 training GEMM and AdamW (ds_model_config_parse stays)
+                                 training GEMM and AdamW, LoRA fine-tuning (ds_model_config_parse
+                                 stays)
        DS_NO_TOKENIZER_TRAIN     no BPE trainer (ds_bpe_train)
        DS_NO_DEEPSEEK2           no MLA or MoE layers, in inference (the deepseek2 loader:
                                  such files are refused) and in training (such configs are
@@ -1058,7 +1062,9 @@ DS_API float *ds_trainer_grads(ds_trainer *tr, size_t *n);
    checkpoint is the way back. */
 DS_API ds_status ds_trainer_step(ds_trainer *tr, ds_train_data *d, ds_train_step_info *info);
 /* One optimizer step on caller-given tokens: tokens and targets are grad_accum * batch *
-   seq_len ids each. */
+   seq_len ids each. A target of DS_TARGET_IGNORE leaves its position out of the loss (the
+   mean runs over the other positions of each micro-batch), as for a prompt's tokens. */
+#define DS_TARGET_IGNORE (-1)
 DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, ds_train_step_info *info);
 /* Mean loss over (B, T) tokens / targets without touching gradients; B <= batch, T <= seq_len. */
 DS_API ds_status ds_trainer_loss(ds_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T, float *loss);
@@ -1119,6 +1125,105 @@ DS_API double ds_cpu_f32_peak_gflops(int n_threads, double seconds, double *per_
    against two FMAs per cycle (Sapphire and Emerald Rapids), this is half the f32 peak, and
    bf16 matmuls cannot outrun f32 ones whatever the kernel. */
 DS_API double ds_cpu_bf16_peak_gflops(int n_threads, double seconds, double *per_core);
+
+#if !defined(DS_NO_TRAIN)
+// >>api:finetune
+/* ---- LoRA and QLoRA fine-tuning --------------------------------------------------------------
+   Fine-tune a loaded llama-family model through low-rank updates: each targeted projection
+   W (out, in) acts as W + (alpha / r) B A, where A (r, in) and B (out, r) are trained and W stays
+   frozen in the type it was loaded in (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: a quantized
+   base stays quantized, which is QLoRA; the matmuls dequantize a block of rows at a time and
+   no float copy of the base is ever made). Norms, embeddings and the output projection stay
+   frozen. The trainer's parameter buffer holds only the A / B pairs; AdamW, gradient clipping,
+   loss scaling, accumulation, recompute and checkpoints work as for ds_trainer_create.
+
+       ds_model *m; ds_model_load("base.gguf", NULL, &m);
+       ds_lora_config lc = {0};                       (r 16, alpha 32, dropout 0.1, all targets)
+       ds_trainer *tr; ds_trainer_create_lora(m, &lc, &tc, &tr);
+       ... ds_trainer_step_tokens(tr, tokens, targets, &info) ...
+       ds_trainer_save_lora(tr, "adapter.gguf");     (llama.cpp loads it with --lora)
+
+   Init as PEFT: A uniform in +-1/sqrt(in) (Kaiming with a = sqrt 5), B zero, so a fresh
+   adapter leaves the model's outputs unchanged. */
+#define DS_LORA_Q 0x01u
+#define DS_LORA_K 0x02u
+#define DS_LORA_V 0x04u
+#define DS_LORA_O 0x08u        /* attn_output */
+#define DS_LORA_GATE 0x10u
+#define DS_LORA_UP 0x20u
+#define DS_LORA_DOWN 0x40u
+#define DS_LORA_ALL 0x7fu      /* every linear projection of the layers */
+typedef struct ds_lora_config {
+    int r;              /* rank (0: 16) */
+    float alpha;        /* the update's scale is alpha / r (0: 32) */
+    float dropout;      /* dropout on the LoRA input while training (0: 0.1; < 0: off) */
+    unsigned targets;   /* DS_LORA_* bits (0: DS_LORA_ALL) */
+    uint64_t seed;      /* A's init and the dropout masks (0: the train config's seed) */
+} ds_lora_config;
+
+/* A trainer of LoRA pairs over `base`, which must stay loaded while the trainer lives.
+   Errors: DS_ERR_INVALID_ARG (r <= 0 after defaults, alpha <= 0, dropout >= 1, unknown target
+   bits), DS_ERR_UNSUPPORTED (MLA / MoE / SDA layers, qwen2's biases and NeoX RoPE). */
+DS_API ds_status ds_trainer_create_lora(const ds_model *base, const ds_lora_config *lc, const ds_train_config *tc, ds_trainer **out);
+/* The trainer's LoRA config with defaults filled, or NULL for a trainer of a whole model. */
+DS_API const ds_lora_config *ds_trainer_lora_config(const ds_trainer *tr);
+/* The adapter as llama.cpp's LoRA GGUF, written atomically: general.type = adapter,
+   adapter.type = lora, adapter.lora.alpha, and F32 tensors blk.N.<w>.weight.lora_a
+   (ne [in, r]) and .lora_b (ne [r, out]). */
+DS_API ds_status ds_trainer_save_lora(ds_trainer *tr, const char *path);
+/* The LoRA config a checkpoint was written with (DS_ERR_NOT_FOUND: a whole-model checkpoint). */
+DS_API ds_status ds_checkpoint_read_lora(const char *path, ds_lora_config *lc);
+
+/* ---- fine-tuning data: JSONL examples ------------------------------------------------------
+   One JSON object per line (blank lines skipped), one of:
+       {"text": "..."}                                   every token is learnt
+       {"prompt": "...", "completion": "..."}            only the completion's tokens
+       {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", ...}, ...]}
+                                                         rendered with the model's chat template
+                                                         (ds_chat_apply); only the assistant
+                                                         turns' tokens (content and end marker)
+   text and completion end with the vocabulary's EOS (learnt), so the model learns to stop; BOS
+   comes first where the vocabulary asks for it. Other keys are ignored. Errors name the file
+   and line (a malformed line, a missing or non-string field, an example with nothing to learn,
+   a file with no examples). */
+typedef struct ds_sft_data ds_sft_data;
+DS_API ds_status ds_sft_data_load(const ds_model *m, const char *path, ds_sft_data **out);
+/* The same from text in memory (len bytes); `name` stands for the file in messages. */
+DS_API ds_status ds_sft_data_load_memory(const ds_model *m, const char *text, size_t len, const char *name, ds_sft_data **out);
+DS_API void ds_sft_data_free(ds_sft_data *d);
+DS_API int64_t ds_sft_data_examples(const ds_sft_data *d);
+/* Tokens over all examples, and how many of them are learnt (may be NULL). */
+DS_API int64_t ds_sft_data_tokens(const ds_sft_data *d, int64_t *learnt);
+/* Packs the examples into windows of seq_len tokens for ds_trainer_step_tokens: the examples
+   are concatenated in an order shuffled from (seed, epoch) (epoch < 0: file order), then cut
+   into n windows; targets[i] is the next token, or DS_TARGET_IGNORE where that token is not
+   learnt or past the end. *tokens and *targets (n * seq_len each) are freed with ds_free. */
+DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t seed, int epoch, int32_t **tokens, int32_t **targets, int64_t *n);
+/* The tokens and targets (grad_accum * batch * seq_len each) of optimizer step `step` (0-based,
+   over all epochs) of tr's settings: epoch step / steps_per_epoch, that epoch's windows in order
+   (ds_sft_data_pack with tr's seed), empty windows (no target) after the last. A function of
+   the step alone, so a resumed run sees the same batches. steps_per_epoch may be NULL. */
+DS_API ds_status ds_sft_data_step(const ds_sft_data *d, const ds_trainer *tr, int step, int32_t *tokens, int32_t *targets, int *steps_per_epoch);
+
+/* ---- fine-tuning in one call ------------------------------------------------------------------ */
+typedef struct ds_finetune_config {
+    int epochs;             /* passes over the data (0: 3) */
+    ds_train_config train;  /* zero fields: ds_train_config's defaults, except lr 1e-3, seq_len 256,
+                               no weight decay, warm-up over 5% of the steps; steps follows from
+                               the data and the epochs */
+    /* optional, after each step: non-zero stops early (the trainer is returned as it is) */
+    int (*on_step)(void *user, const ds_train_step_info *info, int epoch);
+    void *user;
+} ds_finetune_config;
+/* The seed's quick start: LoRA over m trained on d for fc->epochs passes (fc may be NULL);
+   *out receives the trainer (save the adapter with ds_trainer_save_lora, free it after).
+
+       ds_lora_config lc = {16, 32.0f, 0.1f};         (r, alpha, dropout)
+       ds_finetune_config fc = {3};                   (epochs)
+       ds_finetune(model, &lc, data, &fc, &tr);  ds_trainer_save_lora(tr, "adapter.gguf"); */
+DS_API ds_status ds_finetune(const ds_model *m, const ds_lora_config *lc, const ds_sft_data *d, const ds_finetune_config *fc, ds_trainer **out);
+#endif /* DS_NO_TRAIN */
+
 
 
 #ifdef __cplusplus
@@ -4856,20 +4961,26 @@ static void ds__round_prec_ref(float *dst, const float *src, int rows, int cols,
 }
 
 /* ---- cross-entropy rows ------------------------------------------------------------------ */
-/* logits (V) become probabilities in place; returns -log p[target] (the sum in double) */
+/* logits (V) become probabilities in place; returns -log p[target] (the sum in double), 0 for
+   an ignored position (target < 0, DS_TARGET_IGNORE) */
 static float ds__xent_ref(float *l, int target, int V) {
     float mx = -FLT_MAX;
     double sum = 0.0;
     int j;
     for (j = 0; j < V; j++) mx = DS__MAX(mx, l[j]);
     for (j = 0; j < V; j++) sum += (l[j] = expf(l[j] - mx));
-    mx = (float)(log(sum) - (double)logf(l[target]));
+    mx = target < 0 ? 0.0f : (float)(log(sum) - (double)logf(l[target]));
     for (j = 0; j < V; j++) l[j] = (float)(l[j] / sum);
     return mx;
 }
-/* probabilities (V) become dlogits = (p - onehot(target)) * scale, in place */
+/* probabilities (V) become dlogits = (p - onehot(target)) * scale, in place; an ignored
+   position (target < 0) sends no gradient */
 static void ds__xent_back_ref(float *p, int target, int V, float scale) {
     int j;
+    if (target < 0) {
+        memset(p, 0, sizeof(float) * (size_t)V);
+        return;
+    }
     p[target] -= 1.0f;
     for (j = 0; j < V; j++) p[j] *= scale;
 }
@@ -14891,7 +15002,7 @@ static void ds__rmsnorm_backward(ds_pool *pool, float *dx, float *dw, const floa
     memset(&a, 0, sizeof a);
     a.dx = dx; a.dw = dw; a.dout = dout; a.x = x; a.w = w; a.rs = rstd; a.N = N; a.C = C;
     ds_pool_run(pool, ds__rmsnorm_dx_rows, &a, (N + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
-    ds_pool_run(pool, ds__rmsnorm_dw_cols, &a, DS__MAX(1, DS__MIN(16, C / 16)));
+    if (dw) ds_pool_run(pool, ds__rmsnorm_dw_cols, &a, DS__MAX(1, DS__MIN(16, C / 16)));   /* NULL: a frozen norm */
 }
 
 /* RoPE on adjacent pairs (x[2i], x[2i+1]) of the first n_rot dims of each head, by angle
@@ -15084,7 +15195,7 @@ typedef struct ds__tlayer {
 
 /* one tensor of the parameter buffer: (rows, cols) = GGUF ne (cols, rows) */
 typedef struct ds__ttensor {
-    char name[40];
+    char name[48];
     size_t off;
     int rows, cols;
     ds__where where;   /* of the parameter buffer (the trainer's buffers are host memory) */
@@ -15098,6 +15209,9 @@ typedef struct ds__tacts {
 } ds__tacts;
 
 #define DS__SCALE_HIST 16
+
+/* the projections LoRA can target, in DS_LORA_* bit order */
+enum { DS__LW_Q, DS__LW_K, DS__LW_V, DS__LW_O, DS__LW_GATE, DS__LW_UP, DS__LW_DOWN, DS__LW_COUNT };
 
 struct ds_trainer {
     ds_model_config mc;
@@ -15132,6 +15246,16 @@ struct ds_trainer {
     int scaling;
     ds__dsk_train dsk;   /* MLA / MoE layers (>>train:deepseek) */
     const ds_gguf *vocab;   /* the tokenizer checkpoints and the model carry (not owned) */
+    /* LoRA over a frozen base (>>lora): the parameter buffer then holds only the A / B pairs */
+    const ds_model *base;   /* not owned; NULL: every weight is trainable */
+    ds_lora_config lc;
+    size_t *lora;           /* L * DS__LW_COUNT pairs of offsets (A, B); (0, 0): not targeted */
+    float *lora_x, *lora_h, *lora_dh;   /* scratch: the dropped-out input (N, widest in), (N, r) twice */
+    float *wblk;            /* one dequantized row block of a frozen weight */
+    size_t wblk_floats;
+    int lora_train;         /* 1 inside ds_trainer_grad: dropout applies */
+    int lora_mb;            /* micro-batch of the current step: the dropout masks' stream */
+    uint64_t base_id, base_size;   /* the base's identity, kept in checkpoints */
 };
 
 /* splitmix64: the trainer's one random source (init, data order) */
@@ -15334,18 +15458,25 @@ static ds_status ds__tr_alloc_acts(ds_trainer *tr) {
     return DS_OK;
 }
 
-DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out) {
+static ds_status ds__lora_layout(ds_trainer *tr);
+static void ds__lora_init(ds_trainer *tr);
+static ds_status ds__lora_alloc(ds_trainer *tr);
+
+/* a trainer of the whole model (base NULL), or of LoRA pairs over base with lc's settings
+   (defaults filled) */
+static ds_status ds__tr_create(const ds_model_config *mc, const ds_train_config *tc, const ds_model *base, const ds_lora_config *lc, ds_trainer **out) {
     ds_trainer *tr;
     ds_pool_config pc;
     ds_status st;
     size_t N, biggest;
-    if (!mc || !out) return ds__fail(DS_ERR_INVALID_ARG, "trainer_create: NULL argument");
     *out = NULL;
     tr = DS__CAST(ds_trainer *, ds__calloc(1, sizeof *tr));
     if (!tr) return ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
     tr->mc = *mc;
     if (tc) tr->tc = *tc;
     ds__train_defaults(&tr->tc);
+    tr->base = base;
+    if (lc) tr->lc = *lc;
     if ((st = ds_model_config_check(&tr->mc)) != DS_OK) goto fail;
     if ((unsigned)tr->tc.precision > DS_PREC_FP8) {
         st = ds__fail(DS_ERR_INVALID_ARG, "train: unknown precision %d", (int)tr->tc.precision);
@@ -15369,7 +15500,8 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
         st = ds__fail(DS_ERR_NO_MEMORY, "train: out of memory");
         goto fail;
     }
-    ds__tr_layout(tr);
+    if (!base) ds__tr_layout(tr);
+    else if ((st = ds__lora_layout(tr)) != DS_OK) goto fail;
     tr->params = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
     tr->grads = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
     tr->m = DS__CAST(float *, ds__calloc(tr->n_params, sizeof(float)));
@@ -15385,6 +15517,7 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
 #if !defined(DS_NO_DEEPSEEK2)
     if ((st = ds__dsk_tr_alloc(tr)) != DS_OK) goto fail;
 #endif
+    if (base && (st = ds__lora_alloc(tr)) != DS_OK) goto fail;
     if (tr->tc.precision == DS_PREC_FP16 || tr->tc.precision == DS_PREC_FP8) {
         biggest = DS__MAX(DS__MAX(N * tr->V, N * tr->F), (size_t)tr->V * tr->C);
         biggest = DS__MAX(biggest, (size_t)tr->F * tr->C);
@@ -15396,7 +15529,8 @@ DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_con
             goto fail;
         }
     }
-    ds__tr_init_weights(tr);
+    if (base) ds__lora_init(tr);
+    else ds__tr_init_weights(tr);
     tr->rng = tr->tc.seed;
     tr->scaling = !tr->tc.no_loss_scaling && (tr->tc.precision != DS_PREC_F32 || tr->tc.loss_scale > 0.0f);
     tr->scale = tr->scaling ? (tr->tc.loss_scale > 0.0f ? tr->tc.loss_scale : 65536.0f) : 1.0f;
@@ -15407,6 +15541,11 @@ fail:
     return st;
 }
 
+DS_API ds_status ds_trainer_create(const ds_model_config *mc, const ds_train_config *tc, ds_trainer **out) {
+    if (!mc || !out) return ds__fail(DS_ERR_INVALID_ARG, "trainer_create: NULL argument");
+    return ds__tr_create(mc, tc, NULL, NULL, out);
+}
+
 DS_API void ds_trainer_free(ds_trainer *tr) {
     if (!tr) return;
     ds__gemm_ws_free(&tr->ws);
@@ -15414,6 +15553,7 @@ DS_API void ds_trainer_free(ds_trainer *tr) {
     ds_free(tr->tensors); ds_free(tr->lp); ds_free(tr->params); ds_free(tr->grads); ds_free(tr->m); ds_free(tr->v);
     ds_free(tr->tok); ds_free(tr->tgt); ds_free(tr->arena); ds_free(tr->x); ds_free(tr->la); ds_free(tr->qa); ds_free(tr->qb);
     ds_free(tr->dsk.mem);
+    ds_free(tr->lora); ds_free(tr->lora_x); ds_free(tr->lora_h); ds_free(tr->lora_dh); ds_free(tr->wblk);
     ds_free(tr);
 }
 
@@ -15453,19 +15593,23 @@ static float ds__tr_amax(const float *x, size_t n) {
 /* C = op(A) @ op(B) as the compute precision rounds it. kind_a / kind_b: 0 an activation
    (1 x 128 tiles along K), 1 a weight (128 x 128 blocks); `grad_a`: A is a scaled gradient
    whose largest value the loss scaler watches. */
-static void ds__tr_matmul(ds_trainer *tr, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-                          int ldb, float *C, int acc, int wa, int wb, int grad_a) {
+static void ds__tr_matmul_ld(ds_trainer *tr, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                             int ldb, float *C, int ldc, int acc, int wa, int wb, int grad_a) {
     ds_precision p = tr->tc.precision;
     int arows = ta ? K : M, acols = ta ? M : K, brows = tb ? N : K, bcols = tb ? K : N;
     if (grad_a && tr->scaling && p == DS_PREC_FP16) tr->amax = DS__MAX(tr->amax, ds__tr_amax(A, (size_t)arows * acols));
     if (p == DS_PREC_F32 || p == DS_PREC_BF16) {
-        ds__gemm(&tr->ws, p == DS_PREC_BF16, ta, tb, M, N, K, A, lda, B, ldb, C, N, acc);
+        ds__gemm(&tr->ws, p == DS_PREC_BF16, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
         return;
     }
     /* K runs along columns when the operand is not transposed: tiles 1 x 128 there, else 128 x 1 */
     tr->ops.round_prec(tr->qa, A, arows, acols, lda, p, wa ? 128 : (ta ? 128 : 1), wa ? 128 : (ta ? 1 : 128));
     tr->ops.round_prec(tr->qb, B, brows, bcols, ldb, p, wb ? 128 : (tb ? 1 : 128), wb ? 128 : (tb ? 128 : 1));
-    ds__gemm(&tr->ws, 0, ta, tb, M, N, K, tr->qa, lda, tr->qb, ldb, C, N, acc);
+    ds__gemm(&tr->ws, 0, ta, tb, M, N, K, tr->qa, lda, tr->qb, ldb, C, ldc, acc);
+}
+static void ds__tr_matmul(ds_trainer *tr, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                          int ldb, float *C, int acc, int wa, int wb, int grad_a) {
+    ds__tr_matmul_ld(tr, ta, tb, M, N, K, A, lda, B, ldb, C, N, acc, wa, wb, grad_a);
 }
 
 /* y (N, O) (+)= x (N, I) @ w (O, I)^T */
@@ -15479,28 +15623,218 @@ static void ds__linear_backward(ds_trainer *tr, float *dx, int dx_acc, float *dw
     ds__tr_matmul(tr, 1, 0, O, I, N, dy, O, x, I, dw, 1, 0, 0, 1);
 }
 
+/* ---- weight views: the matmul op over a trainable f32 weight, or over a frozen one in its
+   stored type, plus an optional low-rank update ----
+   A frozen weight is dequantized a block of rows at a time into the trainer's scratch and
+   multiplied with the f32 GEMM, in forward (y = x W^T) and backward (dx = dy W) alike, so
+   both see the same weights and finite differences hold. A frozen F32 weight is used in
+   place. The LoRA update adds y += s (drop(x) A^T) B^T, s = alpha / r; its backward adds
+   dB += s dy^T h, dA += (s dy B)^T drop(x), dx += drop'(s dy B A), with h = drop(x) A^T
+   recomputed (r is small) and the dropout mask regenerated from a counter-based hash, so
+   nothing of it is stored between forward and backward. */
+typedef struct ds__wview {
+    const float *w;        /* trainable (O, I), or NULL: `mat` is the frozen weight */
+    float *dw;             /* w's gradient */
+    const ds__mat *mat;
+    size_t la, lb;         /* the A (r, I) and B (O, r) offsets in the parameter buffer */
+    int lora;              /* 1: the low-rank update applies */
+    int tag;               /* the dropout stream: layer * DS__LW_COUNT + projection */
+} ds__wview;
+
+typedef struct ds__deq_args {
+    const ds__mat *m;
+    float *dst;
+    int64_t r0;
+    int n;
+} ds__deq_args;
+static void ds__tr_deq_rows(void *ctx, int t, int n) {
+    const ds__deq_args *a = (const ds__deq_args *)ctx;
+    int i, i1 = DS__MIN(a->n, (t + 1) * DS__ROWS_PER_TASK);
+    size_t rb = ds__row_bytes(a->m->type, a->m->cols);
+    (void)n;
+    for (i = t * DS__ROWS_PER_TASK; i < i1; i++)
+        ds__dequantize_row(a->m->type, DS__CAST(const uint8_t *, a->m->data) + (size_t)(a->r0 + i) * rb, a->dst + (size_t)i * a->m->cols, a->m->cols);
+}
+/* rows [r0, r0 + n) of m as f32: in place for F32, else dequantized into tr->wblk */
+static const float *ds__tr_rows(ds_trainer *tr, const ds__mat *m, int64_t r0, int n) {
+    ds__deq_args a;
+    if (m->type == DS_TYPE_F32) return DS__CAST(const float *, m->data) + (size_t)r0 * m->cols;
+    a.m = m; a.dst = tr->wblk; a.r0 = r0; a.n = n;
+    ds_pool_run(tr->pool, ds__tr_deq_rows, &a, (n + DS__ROWS_PER_TASK - 1) / DS__ROWS_PER_TASK);
+    return tr->wblk;
+}
+/* rows per block: the scratch's worth (F32 weights: all of them) */
+static int ds__tr_block_rows(const ds_trainer *tr, const ds__mat *m) {
+    if (m->type == DS_TYPE_F32) return (int)m->rows;
+    return (int)DS__MAX(1, DS__MIN((size_t)m->rows, tr->wblk_floats / (size_t)m->cols));
+}
+
+/* the dropout keep factor of element i of stream (tag, micro-batch): 0 or 1 / (1 - p) */
+static uint64_t ds__lora_hash(uint64_t x) {
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return x ^ (x >> 33);
+}
+typedef struct ds__drop_args {
+    float *dst;
+    const float *src;
+    size_t n;
+    uint64_t key;
+    uint32_t cut;          /* 16-bit draws below it are dropped */
+    float keep;            /* 1 / (1 - p) */
+    int acc;               /* 1: dst += masked src */
+} ds__drop_args;
+static void ds__lora_drop_chunk(void *ctx, int t, int n) {
+    const ds__drop_args *a = (const ds__drop_args *)ctx;
+    size_t i, i1 = DS__MIN(a->n, (size_t)(t + 1) * DS__ELEMS_PER_TASK);
+    (void)n;
+    for (i = (size_t)t * DS__ELEMS_PER_TASK; i < i1; i++) {   /* four 16-bit draws per hash */
+        uint32_t u = (uint32_t)(ds__lora_hash(a->key + (i >> 2)) >> (16 * (i & 3))) & 0xffffu;
+        float v = u < a->cut ? 0.0f : a->src[i] * a->keep;
+        a->dst[i] = a->acc ? a->dst[i] + v : v;
+    }
+}
+static void ds__lora_dropout(ds_trainer *tr, int tag, float *dst, const float *src, size_t n, int acc) {
+    ds__drop_args a;
+    a.dst = dst; a.src = src; a.n = n; a.acc = acc;
+    a.key = ds__lora_hash(tr->lc.seed ^ ds__lora_hash(((uint64_t)tr->step << 24) ^ ((uint64_t)tr->lora_mb << 20) ^ (uint64_t)tag)) ;
+    a.cut = (uint32_t)(tr->lc.dropout * 65536.0f + 0.5f);
+    a.keep = 1.0f / (1.0f - tr->lc.dropout);
+    ds_pool_run(tr->pool, ds__lora_drop_chunk, &a, (int)((n + DS__ELEMS_PER_TASK - 1) / DS__ELEMS_PER_TASK));
+}
+static int ds__lora_dropping(const ds_trainer *tr) { return tr->lora_train && tr->lc.dropout > 0.0f; }
+
+/* tr->lora_x = drop(x) when dropout applies, else x itself; tr->lora_h = that @ A^T (N, r) */
+static const float *ds__lora_down(ds_trainer *tr, const ds__wview *w, const float *x, int N, int I) {
+    const float *xd = x;
+    if (ds__lora_dropping(tr)) {
+        ds__lora_dropout(tr, w->tag, tr->lora_x, x, (size_t)N * I, 0);
+        xd = tr->lora_x;
+    }
+    ds__tr_matmul(tr, 0, 1, N, tr->lc.r, I, xd, I, tr->params + w->la, I, tr->lora_h, 0, 0, 1, 0);
+    return xd;
+}
+static void ds__tr_scale(float *x, size_t n, float s) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] *= s;
+}
+
+/* y (N, O) (+)= x (N, I) @ W^T (+ the LoRA update) */
+static void ds__tw_forward(ds_trainer *tr, float *y, const float *x, const ds__wview *w, int N, int O, int I, int acc) {
+    if (w->w) {
+        ds__linear_forward(tr, y, x, w->w, N, O, I, acc);
+    } else {
+        int r0, nb = ds__tr_block_rows(tr, w->mat);
+        for (r0 = 0; r0 < O; r0 += nb) {
+            int n = DS__MIN(nb, O - r0);
+            ds__tr_matmul_ld(tr, 0, 1, N, n, I, x, I, ds__tr_rows(tr, w->mat, r0, n), I, y + r0, O, acc, 0, 1, 0);
+        }
+    }
+    if (w->lora) {
+        int r = tr->lc.r;
+        ds__lora_down(tr, w, x, N, I);
+        ds__tr_scale(tr->lora_h, (size_t)N * r, tr->lc.alpha / (float)r);
+        ds__tr_matmul(tr, 0, 1, N, O, r, tr->lora_h, r, tr->params + w->lb, r, y, 1, 0, 1, 0);
+    }
+}
+
+/* dx (N, I) (+)= dy (N, O) @ W (+ the LoRA path); parameter gradients are added */
+static void ds__tw_backward(ds_trainer *tr, float *dx, int dx_acc, const float *dy, const float *x, const ds__wview *w, int N, int O, int I) {
+    if (w->w) {
+        ds__linear_backward(tr, dx, dx_acc, w->dw, dy, x, w->w, N, O, I);
+    } else {
+        int r0, nb = ds__tr_block_rows(tr, w->mat);
+        for (r0 = 0; r0 < O; r0 += nb) {
+            int n = DS__MIN(nb, O - r0);
+            ds__tr_matmul_ld(tr, 0, 0, N, I, n, dy + r0, O, ds__tr_rows(tr, w->mat, r0, n), I, dx, I, dx_acc || r0 > 0, 0, 1, 1);
+        }
+    }
+    if (w->lora) {
+        int r = tr->lc.r;
+        float s = tr->lc.alpha / (float)r;
+        const float *xd = ds__lora_down(tr, w, x, N, I);
+        ds__tr_scale(tr->lora_h, (size_t)N * r, s);
+        ds__tr_matmul(tr, 1, 0, O, r, N, dy, O, tr->lora_h, r, tr->grads + w->lb, 1, 0, 0, 1);      /* dB += dy^T (s h) */
+        ds__tr_matmul(tr, 0, 0, N, r, O, dy, O, tr->params + w->lb, r, tr->lora_dh, 0, 0, 1, 1);    /* dh = s dy B */
+        ds__tr_scale(tr->lora_dh, (size_t)N * r, s);
+        ds__tr_matmul(tr, 1, 0, r, I, N, tr->lora_dh, r, xd, I, tr->grads + w->la, 1, 0, 0, 1);     /* dA += dh^T drop(x) */
+        if (ds__lora_dropping(tr)) {   /* dx += mask * (dh A) */
+            ds__tr_matmul(tr, 0, 0, N, I, r, tr->lora_dh, r, tr->params + w->la, I, tr->lora_x, 0, 0, 1, 1);
+            ds__lora_dropout(tr, w->tag, dx, tr->lora_x, (size_t)N * I, 1);
+        } else {
+            ds__tr_matmul(tr, 0, 0, N, I, r, tr->lora_dh, r, tr->params + w->la, I, dx, 1, 0, 1, 1);
+        }
+    }
+}
+
+/* projection k of layer l: the trainable weight, or the base's frozen one with its LoRA pair */
+static ds__wview ds__tr_w(ds_trainer *tr, int l, int k) {
+    ds__wview w;
+    memset(&w, 0, sizeof w);
+    if (!tr->base) {
+        const ds__tlayer *p = &tr->lp[l];
+        size_t off = k == DS__LW_Q ? p->wq : k == DS__LW_K ? p->wk : k == DS__LW_V ? p->wv : k == DS__LW_O ? p->wo :
+                     k == DS__LW_GATE ? p->wg : k == DS__LW_UP ? p->wu : p->wd;
+        w.w = tr->params + off;
+        w.dw = tr->grads + off;
+    } else {
+        const ds__layer *L = &tr->base->layers[l];
+        const size_t *ab = tr->lora + 2 * ((size_t)l * DS__LW_COUNT + k);
+        w.mat = k == DS__LW_Q ? &L->gqa.wq : k == DS__LW_K ? &L->gqa.wk : k == DS__LW_V ? &L->gqa.wv : k == DS__LW_O ? &L->gqa.wo :
+                k == DS__LW_GATE ? &L->ffn.gate : k == DS__LW_UP ? &L->ffn.up : &L->ffn.down;
+        w.lora = ab[0] != (size_t)-1;
+        w.la = ab[0];
+        w.lb = ab[1];
+        w.tag = l * DS__LW_COUNT + k;
+    }
+    return w;
+}
+/* a norm weight: the trainer's, or the base's (frozen: no gradient) */
+static const float *ds__tr_normw(const ds_trainer *tr, int l, int ffn) {
+    if (!tr->base) return tr->params + (l < 0 ? tr->off_norm : ffn ? tr->lp[l].ffn_norm : tr->lp[l].attn_norm);
+    return l < 0 ? tr->base->output_norm : ffn ? tr->base->layers[l].ffn_norm : tr->base->layers[l].attn_norm;
+}
+static float *ds__tr_normg(const ds_trainer *tr, int l, int ffn) {
+    if (tr->base) return NULL;
+    return tr->grads + (l < 0 ? tr->off_norm : ffn ? tr->lp[l].ffn_norm : tr->lp[l].attn_norm);
+}
+/* the output projection (tied or not): trainable, or the base's frozen one */
+static ds__wview ds__tr_out(ds_trainer *tr) {
+    ds__wview w;
+    memset(&w, 0, sizeof w);
+    if (tr->base) {
+        w.mat = &tr->base->output;
+    } else {
+        w.w = tr->params + tr->off_out;
+        w.dw = tr->grads + tr->off_out;
+    }
+    return w;
+}
+
 /* ---- the model ---- */
-static void ds__tr_gqa_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, const float *x, int B, int T) {
-    const float *W = tr->params;
+static void ds__tr_gqa_forward(ds_trainer *tr, int l, ds__tacts *a, const float *x, int B, int T) {
+    ds__wview wq = ds__tr_w(tr, l, DS__LW_Q), wk = ds__tr_w(tr, l, DS__LW_K), wv = ds__tr_w(tr, l, DS__LW_V), wo = ds__tr_w(tr, l, DS__LW_O);
     int N = B * T;
-    ds__linear_forward(tr, a->q, a->ln1, W + p->wq, N, tr->qd, tr->C, 0);
-    ds__linear_forward(tr, a->k, a->ln1, W + p->wk, N, tr->kvd, tr->C, 0);
-    ds__linear_forward(tr, a->v, a->ln1, W + p->wv, N, tr->kvd, tr->C, 0);
+    ds__tw_forward(tr, a->q, a->ln1, &wq, N, tr->qd, tr->C, 0);
+    ds__tw_forward(tr, a->k, a->ln1, &wk, N, tr->kvd, tr->C, 0);
+    ds__tw_forward(tr, a->v, a->ln1, &wv, N, tr->kvd, tr->C, 0);
     ds__rope_apply(a->q, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, 1.0f);
     ds__rope_apply(a->k, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, 1.0f);
     ds__attention_forward(&tr->ops, tr->pool, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     tr->ops.copy(a->xmid, x, sizeof(float) * (size_t)N * tr->C);
-    ds__linear_forward(tr, a->xmid, a->att, W + p->wo, N, tr->C, tr->qd, 1);
+    ds__tw_forward(tr, a->xmid, a->att, &wo, N, tr->C, tr->qd, 1);
 }
 
-static void ds__tr_ffn_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a, float *xo, int N, int recomputing) {
-    const float *W = tr->params;
-    ds__linear_forward(tr, a->g, a->ln2, W + p->wg, N, tr->F, tr->C, 0);
-    ds__linear_forward(tr, a->u, a->ln2, W + p->wu, N, tr->F, tr->C, 0);
+static void ds__tr_ffn_forward(ds_trainer *tr, int l, ds__tacts *a, float *xo, int N, int recomputing) {
+    ds__wview wg = ds__tr_w(tr, l, DS__LW_GATE), wu = ds__tr_w(tr, l, DS__LW_UP), wd = ds__tr_w(tr, l, DS__LW_DOWN);
+    ds__tw_forward(tr, a->g, a->ln2, &wg, N, tr->F, tr->C, 0);
+    ds__tw_forward(tr, a->u, a->ln2, &wu, N, tr->F, tr->C, 0);
     ds__swiglu_forward(tr->pool, a->h, a->g, a->u, (size_t)N * tr->F);
     if (recomputing) return;
     tr->ops.copy(xo, a->xmid, sizeof(float) * (size_t)N * tr->C);
-    ds__linear_forward(tr, xo, a->h, W + p->wd, N, tr->C, tr->F, 1);
+    ds__tw_forward(tr, xo, a->h, &wd, N, tr->C, tr->F, 1);
 }
 
 /* One layer, x[l] -> x[l + 1], its attention and feed-forward those its config names (as
@@ -15509,11 +15843,9 @@ static void ds__tr_ffn_forward(ds_trainer *tr, const ds__tlayer *p, ds__tacts *a
    before its down projection (about a fifth of the layer's FLOPs): backward needs only that
    projection's input h. */
 static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int T, int recomputing) {
-    const ds__tlayer *p = &tr->lp[l];
-    const float *W = tr->params;
     int N = B * T;
     float *x = tr->x[l], *xo = tr->x[l + 1];
-    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, W + p->attn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__rmsnorm_forward(tr->pool, a->ln1, a->rstd1, x, ds__tr_normw(tr, l, 0), N, tr->C, tr->mc.norm_eps);
     switch (tr->mc.layers[l].attn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_ATTN_MLA:
@@ -15521,10 +15853,10 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
         break;
 #endif
     default:
-        ds__tr_gqa_forward(tr, p, a, x, B, T);
+        ds__tr_gqa_forward(tr, l, a, x, B, T);
         break;
     }
-    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, W + p->ffn_norm, N, tr->C, tr->mc.norm_eps);
+    ds__rmsnorm_forward(tr->pool, a->ln2, a->rstd2, a->xmid, ds__tr_normw(tr, l, 1), N, tr->C, tr->mc.norm_eps);
     switch (tr->mc.layers[l].ffn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_FFN_MOE:
@@ -15532,38 +15864,33 @@ static void ds__tr_layer_forward(ds_trainer *tr, int l, ds__tacts *a, int B, int
         break;
 #endif
     default:
-        ds__tr_ffn_forward(tr, p, a, xo, N, recomputing);
+        ds__tr_ffn_forward(tr, l, a, xo, N, recomputing);
         break;
     }
 }
 
-static void ds__tr_ffn_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int N) {
-    const float *W = tr->params;
-    float *G = tr->grads;
-    ds__linear_backward(tr, tr->dh, 0, G + p->wd, tr->dres, a->h, W + p->wd, N, tr->C, tr->F);
+static void ds__tr_ffn_backward(ds_trainer *tr, int l, const ds__tacts *a, int N) {
+    ds__wview wg = ds__tr_w(tr, l, DS__LW_GATE), wu = ds__tr_w(tr, l, DS__LW_UP), wd = ds__tr_w(tr, l, DS__LW_DOWN);
+    ds__tw_backward(tr, tr->dh, 0, tr->dres, a->h, &wd, N, tr->C, tr->F);
     ds__swiglu_backward(tr->pool, tr->dg, tr->du, tr->dh, a->g, a->u, (size_t)N * tr->F);
-    ds__linear_backward(tr, tr->dln, 0, G + p->wg, tr->dg, a->ln2, W + p->wg, N, tr->F, tr->C);
-    ds__linear_backward(tr, tr->dln, 1, G + p->wu, tr->du, a->ln2, W + p->wu, N, tr->F, tr->C);
+    ds__tw_backward(tr, tr->dln, 0, tr->dg, a->ln2, &wg, N, tr->F, tr->C);
+    ds__tw_backward(tr, tr->dln, 1, tr->du, a->ln2, &wu, N, tr->F, tr->C);
 }
 
-static void ds__tr_gqa_backward(ds_trainer *tr, const ds__tlayer *p, const ds__tacts *a, int B, int T) {
-    const float *W = tr->params;
-    float *G = tr->grads;
+static void ds__tr_gqa_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
+    ds__wview wq = ds__tr_w(tr, l, DS__LW_Q), wk = ds__tr_w(tr, l, DS__LW_K), wv = ds__tr_w(tr, l, DS__LW_V), wo = ds__tr_w(tr, l, DS__LW_O);
     int N = B * T;
-    ds__linear_backward(tr, tr->datt, 0, G + p->wo, tr->dres, a->att, W + p->wo, N, tr->C, tr->qd);
+    ds__tw_backward(tr, tr->datt, 0, tr->dres, a->att, &wo, N, tr->C, tr->qd);
     ds__attention_backward(&tr->ops, tr->pool, tr->dq, tr->dk, tr->dv, tr->datt, a->att, a->probs, a->q, a->k, a->v, B, T, tr->H, tr->Hkv, tr->hd);
     ds__rope_apply(tr->dq, tr->cs, N, T, tr->H, tr->hd, tr->n_rot, -1.0f);
     ds__rope_apply(tr->dk, tr->cs, N, T, tr->Hkv, tr->hd, tr->n_rot, -1.0f);
-    ds__linear_backward(tr, tr->dln, 0, G + p->wq, tr->dq, a->ln1, W + p->wq, N, tr->qd, tr->C);
-    ds__linear_backward(tr, tr->dln, 1, G + p->wk, tr->dk, a->ln1, W + p->wk, N, tr->kvd, tr->C);
-    ds__linear_backward(tr, tr->dln, 1, G + p->wv, tr->dv, a->ln1, W + p->wv, N, tr->kvd, tr->C);
+    ds__tw_backward(tr, tr->dln, 0, tr->dq, a->ln1, &wq, N, tr->qd, tr->C);
+    ds__tw_backward(tr, tr->dln, 1, tr->dk, a->ln1, &wk, N, tr->kvd, tr->C);
+    ds__tw_backward(tr, tr->dln, 1, tr->dv, a->ln1, &wv, N, tr->kvd, tr->C);
 }
 
 /* tr->dres holds d(layer output) on entry and d(layer input) on return */
 static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int B, int T) {
-    const ds__tlayer *p = &tr->lp[l];
-    const float *W = tr->params;
-    float *G = tr->grads;
     int N = B * T;
     switch (tr->mc.layers[l].ffn) {
 #if !defined(DS_NO_DEEPSEEK2)
@@ -15572,10 +15899,10 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
         break;
 #endif
     default:
-        ds__tr_ffn_backward(tr, p, a, N);
+        ds__tr_ffn_backward(tr, l, a, N);
         break;
     }
-    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->ffn_norm, tr->dln, a->xmid, W + p->ffn_norm, a->rstd2, N, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, ds__tr_normg(tr, l, 1), tr->dln, a->xmid, ds__tr_normw(tr, l, 1), a->rstd2, N, tr->C);
     switch (tr->mc.layers[l].attn) {
 #if !defined(DS_NO_DEEPSEEK2)
     case DS_ATTN_MLA:
@@ -15583,49 +15910,58 @@ static void ds__tr_layer_backward(ds_trainer *tr, int l, const ds__tacts *a, int
         break;
 #endif
     default:
-        ds__tr_gqa_backward(tr, p, a, B, T);
+        ds__tr_gqa_backward(tr, l, a, B, T);
         break;
     }
-    ds__rmsnorm_backward(tr->pool, tr->dres, G + p->attn_norm, tr->dln, tr->x[l], W + p->attn_norm, a->rstd1, N, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, ds__tr_normg(tr, l, 0), tr->dln, tr->x[l], ds__tr_normw(tr, l, 0), a->rstd1, N, tr->C);
 }
 
 static ds__tacts *ds__tr_acts(ds_trainer *tr, int l) { return tr->tc.recompute ? &tr->la[0] : &tr->la[l]; }
 
-/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss. */
+/* positions whose target counts (targets < 0 are ignored); at least 1 */
+static int ds__tr_counted(const int32_t *tgt, int N) {
+    int i, n = 0;
+    for (i = 0; i < N; i++) n += tgt[i] >= 0;
+    return DS__MAX(n, 1);
+}
+
+/* forward through the loss; tr->logits then holds probabilities. Returns the mean loss over
+   the counted positions. */
 static float ds__tr_forward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
     int l, N = B * T, i;
     double sum = 0.0;
-    const float *W = tr->params;
-    tr->ops.embed(tr->x[0], DS_TYPE_F32, W + tr->off_embd, tok, N, tr->C);
+    ds__wview wout = ds__tr_out(tr);
+    if (tr->base) tr->ops.embed(tr->x[0], tr->base->tok_embd.type, tr->base->tok_embd.data, tok, N, tr->C);   /* the frozen table, in its stored type */
+    else tr->ops.embed(tr->x[0], DS_TYPE_F32, tr->params + tr->off_embd, tok, N, tr->C);
     for (l = 0; l < tr->L; l++) ds__tr_layer_forward(tr, l, ds__tr_acts(tr, l), B, T, 0);
-    ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], W + tr->off_norm, N, tr->C, tr->mc.norm_eps);
-    ds__linear_forward(tr, tr->logits, tr->lnf, W + tr->off_out, N, tr->V, tr->C, 0);
+    ds__rmsnorm_forward(tr->pool, tr->lnf, tr->rstdf, tr->x[tr->L], ds__tr_normw(tr, -1, 0), N, tr->C, tr->mc.norm_eps);
+    ds__tw_forward(tr, tr->logits, tr->lnf, &wout, N, tr->V, tr->C, 0);
     ds__crossentropy_forward(&tr->ops, tr->pool, tr->logits, tr->losses, tgt, N, tr->V);
     for (i = 0; i < N; i++) sum += tr->losses[i];
-    return (float)(sum / N);
+    return (float)(sum / ds__tr_counted(tgt, N));
 }
 
 static void ds__tr_backward(ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T, float dscale) {
     int l, N = B * T;
-    float *G = tr->grads;
+    ds__wview wout = ds__tr_out(tr);
     tr->dsk.dscale = dscale;
-    ds__crossentropy_backward(&tr->ops, tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)N);
-    ds__linear_backward(tr, tr->dln, 0, G + tr->off_out, tr->logits, tr->lnf, tr->params + tr->off_out, N, tr->V, tr->C);
+    ds__crossentropy_backward(&tr->ops, tr->pool, tr->logits, tgt, N, tr->V, dscale / (float)ds__tr_counted(tgt, N));
+    ds__tw_backward(tr, tr->dln, 0, tr->logits, tr->lnf, &wout, N, tr->V, tr->C);
     memset(tr->dres, 0, sizeof(float) * (size_t)N * tr->C);
-    ds__rmsnorm_backward(tr->pool, tr->dres, G + tr->off_norm, tr->dln, tr->x[tr->L], tr->params + tr->off_norm, tr->rstdf, N, tr->C);
+    ds__rmsnorm_backward(tr->pool, tr->dres, ds__tr_normg(tr, -1, 0), tr->dln, tr->x[tr->L], ds__tr_normw(tr, -1, 0), tr->rstdf, N, tr->C);
     for (l = tr->L - 1; l >= 0; l--) {
         /* the shared activation set still holds the last layer from the forward */
         if (tr->tc.recompute && l < tr->L - 1) ds__tr_layer_forward(tr, l, &tr->la[0], B, T, 1);
         ds__tr_layer_backward(tr, l, ds__tr_acts(tr, l), B, T);
     }
-    ds__embedding_backward(G + tr->off_embd, tr->dres, tok, N, tr->C);
+    if (!tr->base) ds__embedding_backward(tr->grads + tr->off_embd, tr->dres, tok, N, tr->C);
 }
 
 static ds_status ds__tr_check_batch(const ds_trainer *tr, const int32_t *tok, const int32_t *tgt, int B, int T) {
     int i;
     if (!tok || !tgt || B <= 0 || T <= 0 || B > tr->B || T > tr->T) return ds__fail(DS_ERR_INVALID_ARG, "train: batch %d x %d does not fit the trainer's %d x %d", B, T, tr->B, tr->T);
     for (i = 0; i < B * T; i++)
-        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < 0 || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
+        if (tok[i] < 0 || tok[i] >= tr->V || tgt[i] < DS_TARGET_IGNORE || tgt[i] >= tr->V) return ds__fail(DS_ERR_BOUNDS, "train: token %d at %d is outside the vocabulary of %d", tok[i] < 0 || tok[i] >= tr->V ? tok[i] : tgt[i], i, tr->V);
     return DS_OK;
 }
 
@@ -15651,8 +15987,10 @@ DS_API ds_status ds_trainer_grad(ds_trainer *tr, const int32_t *tokens, const in
     float l;
     if (!tr) return ds__fail(DS_ERR_INVALID_ARG, "trainer_grad: NULL trainer");
     if ((st = ds__tr_check_batch(tr, tokens, targets, B, T)) != DS_OK) return st;
+    tr->lora_train = 1;   /* LoRA dropout: training passes only */
     l = ds__tr_forward(tr, tokens, targets, B, T);
     ds__tr_backward(tr, tokens, targets, B, T, scale);
+    tr->lora_train = 0;
     if (loss) *loss = l;
     return DS_OK;
 }
@@ -16033,7 +16371,9 @@ DS_API ds_status ds_trainer_step_tokens(ds_trainer *tr, const int32_t *tokens, c
     tr->amax = 0.0f;
     for (k = 0; k < tr->tc.grad_accum; k++) {
         float l;
+        tr->lora_mb = k;
         st = ds_trainer_grad(tr, tokens + (size_t)k * n, targets + (size_t)k * n, tr->B, tr->T, tr->scale / (float)tr->tc.grad_accum, &l);
+        tr->lora_mb = 0;
         if (st != DS_OK) return st;
         sum += l;
     }
@@ -16152,6 +16492,9 @@ DS_API ds_status ds_trainer_set_tokenizer(ds_trainer *tr, const ds_gguf *g) {
     return DS_OK;
 }
 
+static ds_status ds__lora_ckpt_kv(ds_gguf_writer *w, const ds_trainer *tr);
+static ds_status ds__lora_ckpt_check(const ds_trainer *tr, const ds_gguf *g, const char *path);
+
 DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
     ds_gguf_writer *w;
     ds_status st;
@@ -16165,6 +16508,7 @@ DS_API ds_status ds_trainer_save_checkpoint(ds_trainer *tr, const char *path) {
     if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "checkpoint");
     if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "llama.tied_output", (uint32_t)tr->mc.tied_output);
     if (st == DS_OK) st = ds__tr_config_kv(w, &tr->tc);
+    if (st == DS_OK && tr->base) st = ds__lora_ckpt_kv(w, tr);
     if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.step", tr->step);
     if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.adam_t", tr->adam_t);
     if (st == DS_OK) st = ds_gguf_writer_set_i32(w, "train.skipped_total", tr->skipped_total);
@@ -16298,6 +16642,7 @@ DS_API ds_status ds_trainer_load_checkpoint(ds_trainer *tr, const char *path) {
                         mc.n_vocab != tr->mc.n_vocab || mc.n_head != tr->mc.n_head || mc.n_head_kv != tr->mc.n_head_kv ||
                         mc.n_ff != tr->mc.n_ff || mc.head_dim != tr->mc.head_dim || mc.tied_output != tr->mc.tied_output))
         st = ds__fail(DS_ERR_INVALID_ARG, "%s: the checkpoint's model shape differs from the trainer's", path);
+    if (st == DS_OK) st = ds__lora_ckpt_check(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_state(tr, g, path);
     if (st == DS_OK) st = ds__tr_load_tensors(tr, g, tr->params, "", path);
 #if !defined(DS_NO_DEEPSEEK2)
@@ -16360,6 +16705,7 @@ DS_API ds_status ds_trainer_save_model(ds_trainer *tr, const char *path, const d
     ds_gguf_writer *w;
     ds_status st;
     if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_model: NULL argument");
+    if (tr->base) return ds__fail(DS_ERR_STATE, "save_model: %s: a LoRA trainer holds an adapter, not a model (ds_trainer_save_lora)", path);
     if (!tokenizer && tr->V < 256 && !tr->vocab) return ds__fail(DS_ERR_INVALID_ARG, "save_model: a %d-token model needs a tokenizer", tr->V);
     if (tokenizer && (st = ds__tr_check_tokenizer(tokenizer, tr->V)) != DS_OK) return st;
     if (!ds__tr_finite(tr, tr->params)) return ds__fail(DS_ERR_STATE, "save_model: %s: the weights hold inf or NaN; not saved", path);
@@ -16882,6 +17228,602 @@ DS_API int ds_trainer_expert_share(ds_trainer *tr, int layer, double *share) {
         seen[e] = 0.0;
     }
     return E;
+}
+
+
+// >>finetune
+/* ---- LoRA over a frozen base ------------------------------------------------------------------
+   The trainer's matmul op (ds__tw_forward / ds__tw_backward in >>train) runs the frozen base
+   weights and the low-rank update; this part lays out and initialises the A / B pairs, checks
+   the base and writes the adapter. */
+static const char *const ds__lora_names[DS__LW_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+/* (in, out) of projection k */
+static void ds__lora_dims(const ds_trainer *tr, int k, int *in, int *out) {
+    *in = k == DS__LW_O ? tr->qd : k == DS__LW_DOWN ? tr->F : tr->C;
+    *out = k == DS__LW_Q ? tr->qd : k == DS__LW_K || k == DS__LW_V ? tr->kvd : k == DS__LW_O || k == DS__LW_DOWN ? tr->C : tr->F;
+}
+
+/* blk.N.<w>.weight.lora_a (r, in), then .lora_b (out, r), per layer in projection order */
+static ds_status ds__lora_layout(ds_trainer *tr) {
+    int l, k, in, out;
+    char nm[48];
+    tr->lora = DS__CAST(size_t *, ds__calloc((size_t)tr->L * DS__LW_COUNT * 2, sizeof(size_t)));
+    if (!tr->lora) return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory");
+    for (l = 0; l < tr->L; l++)
+        for (k = 0; k < DS__LW_COUNT; k++) {
+            size_t *ab = tr->lora + 2 * ((size_t)l * DS__LW_COUNT + k);
+            if (!(tr->lc.targets & (1u << k))) {
+                ab[0] = ab[1] = (size_t)-1;
+                continue;
+            }
+            ds__lora_dims(tr, k, &in, &out);
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight.lora_a", l, ds__lora_names[k]);
+            ds__tr_add_tensor(tr, nm, tr->lc.r, in, &ab[0]);
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight.lora_b", l, ds__lora_names[k]);
+            ds__tr_add_tensor(tr, nm, out, tr->lc.r, &ab[1]);
+        }
+    return DS_OK;
+}
+
+/* PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (Kaiming uniform, a = sqrt 5), B = 0 */
+static void ds__lora_init(ds_trainer *tr) {
+    uint64_t s = tr->lc.seed ^ UINT64_C(0x10a);
+    int i;
+    size_t j;
+    for (i = 0; i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        float bound = 1.0f / sqrtf((float)t->cols);
+        size_t n = (size_t)t->rows * t->cols;
+        if (strstr(t->name, ".lora_b")) continue;   /* calloc'd: zero */
+        for (j = 0; j < n; j++) tr->params[t->off + j] = (float)(2.0 * ds__tr_uniform(&s) - 1.0) * bound;
+    }
+}
+
+/* scratch: the dropped-out input, h and dh, and the dequantized row block (at most 4 MiB, at
+   least one row) */
+static ds_status ds__lora_alloc(ds_trainer *tr) {
+    size_t N = (size_t)tr->B * tr->T, widest = (size_t)DS__MAX(DS__MAX(tr->C, tr->F), tr->qd);
+    size_t largest = DS__MAX((size_t)tr->V * tr->C, widest * (size_t)DS__MAX(DS__MAX(tr->C, tr->F), tr->qd));
+    tr->wblk_floats = DS__MIN(largest, DS__MAX((size_t)1 << 20, widest));
+    tr->lora_x = DS__CAST(float *, ds__calloc(N * widest, sizeof(float)));
+    tr->lora_h = DS__CAST(float *, ds__calloc(N * (size_t)tr->lc.r, sizeof(float)));
+    tr->lora_dh = DS__CAST(float *, ds__calloc(N * (size_t)tr->lc.r, sizeof(float)));
+    tr->wblk = DS__CAST(float *, ds__calloc(tr->wblk_floats, sizeof(float)));
+    if (!tr->lora_x || !tr->lora_h || !tr->lora_dh || !tr->wblk) return ds__fail(DS_ERR_NO_MEMORY, "lora: out of memory for scratch");
+    return DS_OK;
+}
+
+/* the base's identity for checkpoints: XXH64 over every tensor's name, type, shape and data,
+   and the file's size */
+static void ds__lora_base_id(const ds_model *m, uint64_t *id, uint64_t *size) {
+    ds__xxh64 h;
+    int64_t i, n = ds_gguf_n_tensors(m->gguf);
+    ds__xxh64_init(&h, 0);
+    for (i = 0; i < n; i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(m->gguf, i);
+        uint8_t meta[40];
+        int d;
+        ds__gguf_enc64(meta, (uint64_t)t->type);
+        for (d = 0; d < 4; d++) ds__gguf_enc64(meta + 8 + 8 * d, (uint64_t)t->ne[d]);
+        ds__xxh64_update(&h, t->name.ptr, t->name.len);
+        ds__xxh64_update(&h, meta, sizeof meta);
+        ds__xxh64_update(&h, t->data, (size_t)t->nbytes);
+    }
+    *id = ds__xxh64_digest(&h);
+    *size = ds_gguf_file_size(m->gguf);
+}
+
+/* lc with the defaults filled; errors name the field */
+static ds_status ds__lora_config_fill(ds_lora_config *c, uint64_t train_seed) {
+    if (c->r == 0) c->r = 16;
+    if (c->alpha == 0.0f) c->alpha = 32.0f;
+    if (c->dropout == 0.0f) c->dropout = 0.1f;
+    if (!c->targets) c->targets = DS_LORA_ALL;
+    if (!c->seed) c->seed = train_seed;
+    if (c->r < 0 || c->r > 65536) return ds__fail(DS_ERR_INVALID_ARG, "lora: rank %d: need 1..65536", c->r);
+    if (!(c->alpha > 0.0f) || !(c->alpha <= FLT_MAX)) return ds__fail(DS_ERR_INVALID_ARG, "lora: alpha %g: need a positive number", (double)c->alpha);
+    if (!(c->dropout < 1.0f)) return ds__fail(DS_ERR_INVALID_ARG, "lora: dropout %g: need < 1 (< 0: off)", (double)c->dropout);
+    if (c->targets & ~DS_LORA_ALL) return ds__fail(DS_ERR_INVALID_ARG, "lora: unknown target bits 0x%x", c->targets & ~DS_LORA_ALL);
+    return DS_OK;
+}
+
+DS_API ds_status ds_trainer_create_lora(const ds_model *base, const ds_lora_config *lc, const ds_train_config *tc, ds_trainer **out) {
+    ds_lora_config c;
+    ds_train_config t;
+    ds_status st;
+    int l;
+    if (!base || !out) return ds__fail(DS_ERR_INVALID_ARG, "trainer_create_lora: NULL argument");
+    *out = NULL;
+    memset(&c, 0, sizeof c);
+    memset(&t, 0, sizeof t);
+    if (lc) c = *lc;
+    if (tc) t = *tc;
+    ds__train_defaults(&t);
+    if ((st = ds__lora_config_fill(&c, t.seed)) != DS_OK) return st;
+    for (l = 0; l < base->cfg.n_layer; l++)
+        if (base->cfg.layers[l].attn != DS_ATTN_DENSE || base->cfg.layers[l].ffn != DS_FFN_DENSE)
+            return ds__fail(DS_ERR_UNSUPPORTED, "lora: layer %d of the %s base is %s / %s; LoRA trains dense attention and SwiGLU layers only", l, base->cfg.arch,
+                            ds__attn_names[base->cfg.layers[l].attn], ds__ffn_names[base->cfg.layers[l].ffn]);
+    if ((st = ds__tr_create(&base->cfg, &t, base, &c, out)) != DS_OK) return st;
+    ds__lora_base_id(base, &(*out)->base_id, &(*out)->base_size);
+    return DS_OK;
+}
+
+DS_API const ds_lora_config *ds_trainer_lora_config(const ds_trainer *tr) { return tr && tr->base ? &tr->lc : NULL; }
+
+DS_API ds_status ds_trainer_save_lora(ds_trainer *tr, const char *path) {
+    ds_gguf_writer *w;
+    ds_status st;
+    int i;
+    if (!tr || !path) return ds__fail(DS_ERR_INVALID_ARG, "save_lora: NULL argument");
+    if (!tr->base) return ds__fail(DS_ERR_STATE, "save_lora: %s: the trainer trains a whole model, not LoRA pairs", path);
+    if (!ds__tr_finite(tr, tr->params)) return ds__fail(DS_ERR_STATE, "save_lora: %s: the adapter holds inf or NaN; not saved", path);
+    if ((st = ds_gguf_writer_create(&w)) != DS_OK) return st;
+    ds_gguf_writer_set_checksum(w, 1);
+    st = ds_gguf_writer_set_str(w, "general.architecture", tr->mc.arch);
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.type", "adapter");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "general.name", "deepseek.h LoRA adapter");
+    if (st == DS_OK) st = ds_gguf_writer_set_str(w, "adapter.type", "lora");
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "adapter.lora.alpha", tr->lc.alpha);
+    for (i = 0; st == DS_OK && i < tr->n_tensors; i++) {
+        const ds__ttensor *t = &tr->tensors[i];
+        int64_t ne[2];
+        ne[0] = t->cols;   /* lora_a: [in, r]; lora_b: [r, out] */
+        ne[1] = t->rows;
+        st = ds_gguf_writer_add_tensor(w, t->name, DS_TYPE_F32, 2, ne, tr->params + t->off);
+    }
+    if (st == DS_OK) st = ds_gguf_writer_write(w, path);
+    ds_gguf_writer_free(w);
+    return st;
+}
+
+/* checkpoints of a LoRA trainer record its config and the base's identity */
+static ds_status ds__lora_ckpt_kv(ds_gguf_writer *w, const ds_trainer *tr) {
+    ds_status st = ds_gguf_writer_set_i32(w, "lora.r", tr->lc.r);
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "lora.alpha", tr->lc.alpha);
+    if (st == DS_OK) st = ds_gguf_writer_set_f32(w, "lora.dropout", tr->lc.dropout);
+    if (st == DS_OK) st = ds_gguf_writer_set_u32(w, "lora.targets", tr->lc.targets);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "lora.seed", tr->lc.seed);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "lora.base_xxh64", tr->base_id);
+    if (st == DS_OK) st = ds_gguf_writer_set_u64(w, "lora.base_size", tr->base_size);
+    return st;
+}
+
+static ds_status ds__lora_read(const ds_gguf *g, ds_lora_config *lc, uint64_t *id, uint64_t *size, const char *path) {
+    int32_t r;
+    memset(lc, 0, sizeof *lc);
+    if (!ds_gguf_find(g, "lora.r")) return ds__fail(DS_ERR_NOT_FOUND, "%s: not a LoRA checkpoint (no lora.r)", path);
+    if (ds_gguf_get_i32(g, "lora.r", &r) != DS_OK || ds_gguf_get_f32(g, "lora.alpha", &lc->alpha) != DS_OK ||
+        ds_gguf_get_f32(g, "lora.dropout", &lc->dropout) != DS_OK || ds_gguf_get_u32(g, "lora.targets", &lc->targets) != DS_OK ||
+        ds_gguf_get_u64(g, "lora.seed", &lc->seed) != DS_OK || ds_gguf_get_u64(g, "lora.base_xxh64", id) != DS_OK ||
+        ds_gguf_get_u64(g, "lora.base_size", size) != DS_OK)
+        return ds__fail(DS_ERR_FORMAT, "%s: missing or bad lora.* keys", path);
+    lc->r = r;
+    if (r <= 0 || !(lc->alpha > 0.0f) || !(lc->dropout < 1.0f) || !lc->targets || (lc->targets & ~DS_LORA_ALL))
+        return ds__fail(DS_ERR_FORMAT, "%s: impossible LoRA config (r %d, alpha %g, dropout %g, targets 0x%x)", path, r, (double)lc->alpha, (double)lc->dropout, lc->targets);
+    return DS_OK;
+}
+
+static ds_status ds__lora_ckpt_check(const ds_trainer *tr, const ds_gguf *g, const char *path) {
+    ds_lora_config lc;
+    uint64_t id = 0, size = 0;
+    ds_status st;
+    int has = ds_gguf_find(g, "lora.r") != NULL;
+    if (!tr->base) return has ? ds__fail(DS_ERR_INVALID_ARG, "%s: a LoRA checkpoint; resume it with a LoRA trainer over its base", path) : DS_OK;
+    if (!has) return ds__fail(DS_ERR_INVALID_ARG, "%s: a whole-model checkpoint, not a LoRA one", path);
+    if ((st = ds__lora_read(g, &lc, &id, &size, path)) != DS_OK) return st;
+    if (id != tr->base_id || size != tr->base_size)
+        return ds__fail(DS_ERR_INVALID_ARG, "%s: made over another base model (%llu bytes, data hash %016llx; this base: %llu bytes, %016llx)", path,
+                        (unsigned long long)size, (unsigned long long)id, (unsigned long long)tr->base_size, (unsigned long long)tr->base_id);
+    if (lc.r != tr->lc.r || lc.targets != tr->lc.targets || lc.alpha != tr->lc.alpha || lc.dropout != tr->lc.dropout || lc.seed != tr->lc.seed)
+        return ds__fail(DS_ERR_INVALID_ARG, "%s: LoRA config r %d alpha %g dropout %g targets 0x%x differs from the trainer's (r %d alpha %g dropout %g targets 0x%x)", path,
+                        lc.r, (double)lc.alpha, (double)lc.dropout, lc.targets, tr->lc.r, (double)tr->lc.alpha, (double)tr->lc.dropout, tr->lc.targets);
+    return DS_OK;
+}
+
+DS_API ds_status ds_checkpoint_read_lora(const char *path, ds_lora_config *lc) {
+    ds_gguf *g;
+    ds_status st;
+    uint64_t id, size;
+    if (!path || !lc) return ds__fail(DS_ERR_INVALID_ARG, "checkpoint_read_lora: NULL argument");
+    if ((st = ds_gguf_open(path, &g)) != DS_OK) return st;
+    st = ds__lora_read(g, lc, &id, &size, path);
+    ds_gguf_free(g);
+    return st;
+}
+
+/* ---- fine-tuning data ------------------------------------------------------------------------ */
+struct ds_sft_data {
+    int32_t *tok;        /* every example's tokens, one after another */
+    uint8_t *learn;      /* 1: the token is a target */
+    int64_t *start;      /* n + 1 offsets into tok */
+    int64_t n, n_tok, n_learn, cap_tok, cap_ex;
+};
+
+typedef struct ds__sft_ctx {
+    ds_sft_data *d;
+    const ds_model *m;
+    const ds_tokenizer *tk;
+    const char *where;   /* "file:line" */
+    int32_t *ids;
+    size_t ids_cap;
+    char *buf, *buf2;    /* chat renderings */
+    size_t buf_cap, buf2_cap;
+} ds__sft_ctx;
+
+/* p (n items of elem bytes) copied into room for cap items; NULL when out of memory (p kept) */
+static void *ds__sft_grow(void *p, size_t n, size_t cap, size_t elem) {
+    void *np = ds__calloc(cap, elem);
+    if (!np) return NULL;
+    if (p) memcpy(np, p, n * elem);
+    ds_free(p);
+    return np;
+}
+
+static ds_status ds__sft_push(ds__sft_ctx *c, const int32_t *ids, size_t n, int learn) {
+    ds_sft_data *d = c->d;
+    size_t i;
+    if ((int64_t)n > d->cap_tok - d->n_tok) {
+        int64_t cap = DS__MAX(d->cap_tok * 2, d->n_tok + (int64_t)n + 1024);
+        int32_t *t = DS__CAST(int32_t *, ds__sft_grow(d->tok, (size_t)d->n_tok, (size_t)cap, sizeof *t));
+        uint8_t *l;
+        if (!t) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+        d->tok = t;
+        l = DS__CAST(uint8_t *, ds__sft_grow(d->learn, (size_t)d->n_tok, (size_t)cap, 1));
+        if (!l) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+        d->learn = l;
+        d->cap_tok = cap;
+    }
+    for (i = 0; i < n; i++) {
+        d->tok[d->n_tok] = ids[i];
+        d->learn[d->n_tok++] = (uint8_t)learn;
+    }
+    d->n_learn += learn ? (int64_t)n : 0;
+    return DS_OK;
+}
+
+/* tokenize text (special markup parsed when `special`) and append it */
+static ds_status ds__sft_text(ds__sft_ctx *c, const char *text, size_t len, int flags, int learn) {
+    size_t n = 0;
+    ds_status st;
+    for (;;) {
+        st = ds_tokenize(c->tk, text, len, flags, c->ids, c->ids_cap, &n);
+        if (st != DS_ERR_BOUNDS) break;
+        ds_free(c->ids);
+        c->ids_cap = n + 16;
+        c->ids = DS__CAST(int32_t *, ds__calloc(c->ids_cap, sizeof(int32_t)));
+        if (!c->ids) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    }
+    if (st != DS_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%.299s", ds_last_error());
+        return ds__fail(st, "%s: %s", c->where, why);
+    }
+    return ds__sft_push(c, c->ids, n, learn);
+}
+static ds_status ds__sft_token(ds__sft_ctx *c, int32_t id, int learn) { return id < 0 ? DS_OK : ds__sft_push(c, &id, 1, learn); }
+
+/* the value of `key` in object node obj, or 0 */
+static uint32_t ds__json_member(const ds__json *d, uint32_t obj, const char *key) {
+    uint32_t k;
+    size_t kl = strlen(key);
+    for (k = d->nodes[obj].first; k; k = d->nodes[d->nodes[k].next].next) {
+        const ds__json_node *kn = &d->nodes[k];
+        if (!kn->escaped && kn->n == kl && !memcmp(d->src + kn->first, key, kl)) return kn->next;
+        if (!kn->next) break;
+    }
+    return 0;
+}
+/* string node i unescaped into a NUL-terminated ds__malloc'd copy (NULL: not a string / no memory) */
+static char *ds__json_strdup(const ds__json *d, uint32_t i, size_t *len) {
+    char *s;
+    if (!i || d->nodes[i].type != DS__JSON_STRING) return NULL;
+    s = DS__CAST(char *, ds__calloc((size_t)d->nodes[i].n + 1, 1));
+    if (!s) return NULL;
+    *len = ds__json_str(d, i, s);
+    s[*len] = 0;
+    return s;
+}
+
+/* renders msgs[0..n) (+ the assistant opening) into *buf */
+static ds_status ds__sft_render(ds__sft_ctx *c, const ds_chat_message *msgs, int n, int add, char **buf, size_t *cap, size_t *len) {
+    ds_status st;
+    for (;;) {
+        st = *buf ? ds_chat_apply(c->m, DS_CHAT_AUTO, msgs, n, add, *buf, *cap, len) : DS_ERR_BOUNDS;
+        if (st != DS_ERR_BOUNDS) break;
+        ds_free(*buf);
+        *cap = DS__MAX(*cap * 2, (*buf ? *len : 0) + 256);
+        *buf = DS__CAST(char *, ds__calloc(*cap, 1));
+        if (!*buf) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    }
+    if (st != DS_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%.299s", ds_last_error());
+        return ds__fail(st, "%s: chat template: %s", c->where, why);
+    }
+    return DS_OK;
+}
+
+/* a conversation: each turn is the difference between the renderings of the conversation
+   up to it and up to the one before; an assistant turn's opening (what add_assistant adds) is
+   context, its content and end marker are learnt */
+static ds_status ds__sft_messages(ds__sft_ctx *c, const ds__json *d, uint32_t arr) {
+    ds_chat_message *msgs = NULL;
+    char **own = NULL;
+    uint32_t e;
+    int n = 0, i, learnt = 0;
+    size_t prev = 0, len = 0, glen = 0, k;
+    ds_status st = DS_OK;
+    if (d->nodes[arr].type != DS__JSON_ARRAY || !d->nodes[arr].n) return ds__fail(DS_ERR_FORMAT, "%s: \"messages\" must be a non-empty array", c->where);
+    msgs = DS__CAST(ds_chat_message *, ds__calloc(d->nodes[arr].n, sizeof *msgs));
+    own = DS__CAST(char **, ds__calloc((size_t)d->nodes[arr].n * 2, sizeof *own));
+    if (!msgs || !own) st = ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", c->where);
+    for (e = d->nodes[arr].first; st == DS_OK && e; e = d->nodes[e].next, n++) {
+        size_t l1, l2;
+        if (d->nodes[e].type != DS__JSON_OBJECT) {
+            st = ds__fail(DS_ERR_FORMAT, "%s: messages[%d] is not an object", c->where, n);
+            break;
+        }
+        own[2 * n] = ds__json_strdup(d, ds__json_member(d, e, "role"), &l1);
+        own[2 * n + 1] = ds__json_strdup(d, ds__json_member(d, e, "content"), &l2);
+        if (!own[2 * n] || !own[2 * n + 1]) {
+            st = ds__fail(DS_ERR_FORMAT, "%s: messages[%d] needs string \"role\" and \"content\"", c->where, n);
+            break;
+        }
+        msgs[n].role = own[2 * n];
+        msgs[n].content = own[2 * n + 1];
+        msgs[n].content_len = l2;   /* a \u0000 in the text stays text */
+    }
+    for (i = 0; st == DS_OK && i < n; i++) {
+        int asst = !strcmp(msgs[i].role, "assistant");
+        glen = prev;
+        if (asst && (st = ds__sft_render(c, msgs, i, 1, &c->buf2, &c->buf2_cap, &glen)) != DS_OK) break;
+        if ((st = ds__sft_render(c, msgs, i + 1, 0, &c->buf, &c->buf_cap, &len)) != DS_OK) break;
+        if (glen < prev || len < glen || (asst && memcmp(c->buf2, c->buf, glen))) {
+            st = ds__fail(DS_ERR_UNSUPPORTED, "%s: messages[%d]: the chat template does not render turn by turn", c->where, i);
+            break;
+        }
+        /* buf[prev, glen): context (earlier turns' markup, the assistant opening); buf[glen, len): the turn */
+        if (glen > prev && (st = ds__sft_text(c, c->buf + prev, glen - prev, DS_TOKENIZE_PARSE_SPECIAL, 0)) != DS_OK) break;
+        if (len > glen && (st = ds__sft_text(c, c->buf + glen, len - glen, DS_TOKENIZE_PARSE_SPECIAL, asst)) != DS_OK) break;
+        learnt |= asst && len > glen;
+        prev = len;
+    }
+    if (st == DS_OK && !learnt) st = ds__fail(DS_ERR_FORMAT, "%s: no assistant turn to learn", c->where);
+    for (k = 0; own && k < (size_t)d->nodes[arr].n * 2; k++) ds_free(own[k]);
+    ds_free(own);
+    ds_free(msgs);
+    return st;
+}
+
+/* one line: an example appended to c->d */
+static ds_status ds__sft_line(ds__sft_ctx *c, const char *line, size_t len) {
+    ds__json d;
+    ds_status st;
+    uint32_t v;
+    int bos = ds_tokenizer_adds_bos(c->tk) ? DS_TOKENIZE_ADD_BOS : 0;
+    int64_t learn0 = c->d->n_learn;
+    if ((st = ds__json_parse(line, len, c->where, &d)) != DS_OK) return st;
+    if (d.nodes[0].type != DS__JSON_OBJECT) {
+        ds__json_free(&d);
+        return ds__fail(DS_ERR_FORMAT, "%s: not a JSON object", c->where);
+    }
+    if ((v = ds__json_member(&d, 0, "messages")) != 0) {
+        st = ds__sft_messages(c, &d, v);
+    } else if ((v = ds__json_member(&d, 0, "text")) != 0 || ds__json_member(&d, 0, "completion")) {
+        uint32_t pr = v ? 0 : ds__json_member(&d, 0, "prompt"), co = v ? v : ds__json_member(&d, 0, "completion");
+        char *p = NULL, *s;
+        size_t pl = 0, sl = 0;
+        if (!v && !pr) st = ds__fail(DS_ERR_FORMAT, "%s: \"completion\" without \"prompt\"", c->where);
+        if (st == DS_OK && pr && !(p = ds__json_strdup(&d, pr, &pl))) st = ds__fail(DS_ERR_FORMAT, "%s: \"prompt\" must be a string", c->where);
+        s = st == DS_OK ? ds__json_strdup(&d, co, &sl) : NULL;
+        if (st == DS_OK && !s) st = ds__fail(DS_ERR_FORMAT, "%s: \"%s\" must be a string", c->where, v ? "text" : "completion");
+        if (st == DS_OK && p) st = ds__sft_text(c, p, pl, bos, 0);
+        if (st == DS_OK) st = ds__sft_text(c, s, sl, p ? 0 : bos, 1);
+        if (st == DS_OK) st = ds__sft_token(c, ds_tokenizer_eos(c->tk), 1);
+        if (st == DS_OK && c->d->n_learn == learn0) st = ds__fail(DS_ERR_FORMAT, "%s: nothing to learn (empty %s)", c->where, v ? "text" : "completion");
+        ds_free(p);
+        ds_free(s);
+    } else {
+        st = ds__fail(DS_ERR_FORMAT, "%s: need \"text\", \"prompt\" + \"completion\", or \"messages\"", c->where);
+    }
+    ds__json_free(&d);
+    return st;
+}
+
+DS_API ds_status ds_sft_data_load_memory(const ds_model *m, const char *text, size_t len, const char *name, ds_sft_data **out) {
+    ds__sft_ctx c;
+    ds_sft_data *d;
+    ds_status st = DS_OK;
+    size_t pos = 0;
+    int line = 0;
+    char where[300];
+    if (!m || (!text && len) || !out) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_load: NULL argument");
+    *out = NULL;
+    if (!name) name = "data";
+    memset(&c, 0, sizeof c);
+    d = DS__CAST(ds_sft_data *, ds__calloc(1, sizeof *d));
+    if (!d) return ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", name);
+    c.d = d;
+    c.m = m;
+    c.tk = ds_model_tokenizer(m);
+    c.where = where;
+    if (!c.tk) st = ds__fail(DS_ERR_INVALID_ARG, "%s: the model has no tokenizer", name);
+    while (st == DS_OK && pos < len) {
+        const char *nl = DS__CAST(const char *, memchr(text + pos, '\n', len - pos));
+        size_t end = nl ? (size_t)(nl - text) : len, a = pos, b = end;
+        line++;
+        pos = end + 1;
+        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
+        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
+        if (a == b) continue;
+        snprintf(where, sizeof where, "%.280s:%d", name, line);
+        if (d->n + 2 > d->cap_ex) {
+            int64_t cap = DS__MAX(2 * d->cap_ex, 64);
+            int64_t *s = DS__CAST(int64_t *, ds__sft_grow(d->start, (size_t)d->n + 1, (size_t)cap, sizeof *s));
+            if (!s) {
+                st = ds__fail(DS_ERR_NO_MEMORY, "%s: out of memory", where);
+                break;
+            }
+            d->start = s;
+            d->cap_ex = cap;
+        }
+        d->start[d->n] = d->n_tok;
+        if ((st = ds__sft_line(&c, text + a, b - a)) != DS_OK) break;
+        d->start[++d->n] = d->n_tok;
+    }
+    if (st == DS_OK && !d->n) st = ds__fail(DS_ERR_INVALID_ARG, "%s: no examples (an empty dataset)", name);
+    ds_free(c.ids);
+    ds_free(c.buf);
+    ds_free(c.buf2);
+    if (st != DS_OK) {
+        ds_sft_data_free(d);
+        return st;
+    }
+    *out = d;
+    return DS_OK;
+}
+
+DS_API ds_status ds_sft_data_load(const ds_model *m, const char *path, ds_sft_data **out) {
+    ds_mapped_file f;
+    ds_status st;
+    if (!m || !path || !out) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_load: NULL argument");
+    *out = NULL;
+    if ((st = ds_map_file(path, &f)) != DS_OK) return st;
+    st = ds_sft_data_load_memory(m, DS__CAST(const char *, f.data), f.size, path, out);
+    ds_unmap_file(&f);
+    return st;
+}
+
+DS_API void ds_sft_data_free(ds_sft_data *d) {
+    if (!d) return;
+    ds_free(d->tok);
+    ds_free(d->learn);
+    ds_free(d->start);
+    ds_free(d);
+}
+DS_API int64_t ds_sft_data_examples(const ds_sft_data *d) { return d ? d->n : 0; }
+DS_API int64_t ds_sft_data_tokens(const ds_sft_data *d, int64_t *learnt) {
+    if (learnt) *learnt = d ? d->n_learn : 0;
+    return d ? d->n_tok : 0;
+}
+
+DS_API ds_status ds_sft_data_pack(const ds_sft_data *d, int seq_len, uint64_t seed, int epoch, int32_t **tokens, int32_t **targets, int64_t *n) {
+    int64_t *order, i, nw, pos = 0;
+    int32_t *tok, *tgt;
+    if (!d || !tokens || !targets || !n || seq_len <= 0) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_pack: bad arguments");
+    *tokens = *targets = NULL;
+    *n = 0;
+    nw = (d->n_tok - 1 + seq_len - 1) / seq_len;
+    if (nw < 1) nw = 1;
+    order = DS__CAST(int64_t *, ds__calloc((size_t)d->n, sizeof *order));
+    tok = DS__CAST(int32_t *, ds__calloc((size_t)(nw * seq_len), sizeof *tok));
+    tgt = DS__CAST(int32_t *, ds__calloc((size_t)(nw * seq_len), sizeof *tgt));
+    if (!order || !tok || !tgt) {
+        ds_free(order); ds_free(tok); ds_free(tgt);
+        return ds__fail(DS_ERR_NO_MEMORY, "sft_data_pack: out of memory for %lld windows", (long long)nw);
+    }
+    for (i = 0; i < d->n; i++) order[i] = i;
+    if (epoch >= 0) {   /* Fisher-Yates from (seed, epoch) */
+        uint64_t s = seed ^ (UINT64_C(0x9E3779B97F4A7C15) * (uint64_t)(epoch + 1));
+        for (i = d->n - 1; i > 0; i--) {
+            int64_t j = (int64_t)(ds__tr_next(&s) % (uint64_t)(i + 1)), k = order[i];
+            order[i] = order[j];
+            order[j] = k;
+        }
+    }
+    for (i = 0; i < nw * seq_len; i++) tgt[i] = DS_TARGET_IGNORE;
+    /* the stream position p feeds tok[p] (p < nw * T) and tgt[p - 1] (p >= 1), the windows
+       being consecutive slices with the next window's first token as the last target */
+    for (i = 0; i < d->n; i++) {
+        int64_t e = order[i], k;
+        for (k = d->start[e]; k < d->start[e + 1]; k++, pos++) {
+            if (pos < nw * seq_len) tok[pos] = d->tok[k];
+            if (pos >= 1 && pos - 1 < nw * seq_len && d->learn[k]) tgt[pos - 1] = d->tok[k];
+        }
+    }
+    ds_free(order);
+    *tokens = tok;
+    *targets = tgt;
+    *n = nw;
+    return DS_OK;
+}
+
+/* windows per optimizer step, and the steps of one epoch over d */
+static int ds__sft_spe(const ds_sft_data *d, const ds_trainer *tr) {
+    int64_t nw = DS__MAX(1, (d->n_tok - 1 + tr->T - 1) / tr->T), per = (int64_t)tr->B * tr->tc.grad_accum;
+    return (int)((nw + per - 1) / per);
+}
+
+DS_API ds_status ds_sft_data_step(const ds_sft_data *d, const ds_trainer *tr, int step, int32_t *tokens, int32_t *targets, int *steps_per_epoch) {
+    int32_t *tok = NULL, *tgt = NULL;
+    int64_t nw = 0, per, w0, j;
+    size_t T;
+    int spe;
+    ds_status st;
+    if (!d || !tr || !tokens || !targets || step < 0) return ds__fail(DS_ERR_INVALID_ARG, "sft_data_step: bad arguments");
+    T = (size_t)tr->T;
+    per = (int64_t)tr->B * tr->tc.grad_accum;
+    spe = ds__sft_spe(d, tr);
+    if (steps_per_epoch) *steps_per_epoch = spe;
+    if ((st = ds_sft_data_pack(d, tr->T, tr->tc.seed, step / spe, &tok, &tgt, &nw)) != DS_OK) return st;
+    w0 = (int64_t)(step % spe) * per;
+    for (j = 0; j < per; j++) {
+        size_t k;
+        if (w0 + j < nw) {
+            memcpy(tokens + (size_t)j * T, tok + (size_t)(w0 + j) * T, T * sizeof *tok);
+            memcpy(targets + (size_t)j * T, tgt + (size_t)(w0 + j) * T, T * sizeof *tgt);
+        } else {
+            for (k = 0; k < T; k++) {
+                tokens[(size_t)j * T + k] = 0;
+                targets[(size_t)j * T + k] = DS_TARGET_IGNORE;
+            }
+        }
+    }
+    ds_free(tok);
+    ds_free(tgt);
+    return DS_OK;
+}
+
+DS_API ds_status ds_finetune(const ds_model *m, const ds_lora_config *lc, const ds_sft_data *d, const ds_finetune_config *fc, ds_trainer **out) {
+    ds_finetune_config c;
+    ds_trainer *tr = NULL;
+    int32_t *tok = NULL, *tgt = NULL;
+    int spe, s;
+    size_t n;
+    ds_status st;
+    if (!m || !d || !out) return ds__fail(DS_ERR_INVALID_ARG, "finetune: NULL argument");
+    *out = NULL;
+    memset(&c, 0, sizeof c);
+    if (fc) c = *fc;
+    if (c.epochs <= 0) c.epochs = 3;
+    if (c.train.lr == 0.0f) c.train.lr = 1e-3f;
+    if (c.train.seq_len <= 0) c.train.seq_len = 256;
+    if (c.train.weight_decay == 0.0f) c.train.weight_decay = -1.0f;
+    c.train.steps = 1;   /* a first trainer to learn the schedule from its batch settings */
+    if ((st = ds_trainer_create_lora(m, lc, &c.train, &tr)) != DS_OK) return st;
+    spe = ds__sft_spe(d, tr);
+    tr->tc.steps = spe * c.epochs;
+    if (!c.train.warmup) tr->tc.warmup = tr->tc.steps / 20;
+    n = (size_t)tr->B * tr->T * tr->tc.grad_accum;
+    tok = DS__CAST(int32_t *, ds__calloc(n, sizeof *tok));
+    tgt = DS__CAST(int32_t *, ds__calloc(n, sizeof *tgt));
+    st = tok && tgt ? DS_OK : ds__fail(DS_ERR_NO_MEMORY, "finetune: out of memory");
+    for (s = 0; st == DS_OK && s < tr->tc.steps; s++) {
+        ds_train_step_info info;
+        if ((st = ds_sft_data_step(d, tr, s, tok, tgt, NULL)) != DS_OK) break;
+        if ((st = ds_trainer_step_tokens(tr, tok, tgt, &info)) != DS_OK) break;
+        if (c.on_step && c.on_step(c.user, &info, s / spe)) break;
+    }
+    ds_free(tok);
+    ds_free(tgt);
+    if (st != DS_OK) {
+        ds_trainer_free(tr);
+        return st;
+    }
+    *out = tr;
+    return DS_OK;
 }
 
 #endif /* DS_NO_TRAIN */

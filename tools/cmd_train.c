@@ -3,6 +3,7 @@
    deepseek train --bench: tokens/s and the fraction of the f32 FMA peak reached in the matmuls. */
 #define _POSIX_C_SOURCE 200809L /* strtok_r, opendir, mkdir, sigaction, access */
 #include "cli.h"
+#include "run_dir.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -119,147 +120,6 @@ static int parse_opts(int argc, char **argv, train_opts *o) {
     return 0;
 }
 
-/* checkpoint files are DIR/ckpt-<step>.gguf; returns the steps found, newest first */
-static int list_checkpoints(const char *dir, int *steps, int cap) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0, i, j;
-    if (!d) return 0;
-    while ((e = readdir(d)) != NULL && n < cap) {
-        int s;
-        char tail[8];
-        if (sscanf(e->d_name, "ckpt-%d.gg%7s", &s, tail) == 2 && !strcmp(tail, "uf") && s >= 0) steps[n++] = s;
-    }
-    closedir(d);
-    for (i = 1; i < n; i++)
-        for (j = i; j > 0 && steps[j] > steps[j - 1]; j--) {
-            int t = steps[j];
-            steps[j] = steps[j - 1];
-            steps[j - 1] = t;
-        }
-    return n;
-}
-
-/* a run killed while writing a checkpoint leaves DIR/ckpt-<step>.gguf.tmp: never a checkpoint */
-static void remove_partial_checkpoints(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-    if (!d) return;
-    while ((e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name);
-        if (!strncmp(e->d_name, "ckpt-", 5) && n > 9 && !strcmp(e->d_name + n - 9, ".gguf.tmp")) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove(p);
-        }
-    }
-    closedir(d);
-}
-
-static void ckpt_path(char *buf, size_t n, const char *dir, int step) { snprintf(buf, n, "%s/ckpt-%08d.gguf", dir, step); }
-
-/* keep the newest `keep` checkpoints */
-static void prune_checkpoints(const char *dir, int keep) {
-    int steps[4096], n = list_checkpoints(dir, steps, 4096), i;
-    char p[1024];
-    for (i = keep; i < n; i++) {
-        ckpt_path(p, sizeof p, dir, steps[i]);
-        remove(p);
-    }
-}
-
-/* log.csv keeps the rows up to `step` (a resumed run rewrites what follows) */
-static int truncate_log(const char *path, int step) {
-    size_t len;
-    char *text = cli_read_file(path, &len), *line, *save = NULL;
-    FILE *f;
-    if (!text) return 1;
-    f = fopen(path, "wb");
-    if (!f) {
-        free(text);
-        return 0;
-    }
-    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        int s;
-        if (sscanf(line, "%d,", &s) == 1 && s > step) continue;
-        fprintf(f, "%s\n", line);
-    }
-    fclose(f);
-    free(text);
-    return 1;
-}
-
-/* loss.svg: training loss (line) and validation loss (dots) against the step */
-static void write_svg(const char *csv, const char *svg) {
-    size_t len;
-    char *text = cli_read_file(csv, &len), *line, *save = NULL;
-    double *st = NULL, *lo = NULL, *vl = NULL, lmin = 1e30, lmax = -1e30, smax = 1;
-    int n = 0, cap = 0, i;
-    FILE *f;
-    if (!text) return;
-    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        int s;
-        double l, v = -1;
-        char vb[64] = "";
-        if (sscanf(line, "%d,%lf,%63[^,]", &s, &l, vb) < 2) continue;
-        if (vb[0]) v = atof(vb);
-        if (!isfinite(l)) l = NAN;   /* a skipped step's inf or NaN loss is no point on the plot */
-        if (!isfinite(v)) v = -1;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            st = (double *)realloc(st, cap * sizeof *st);
-            lo = (double *)realloc(lo, cap * sizeof *lo);
-            vl = (double *)realloc(vl, cap * sizeof *vl);
-            if (!st || !lo || !vl) break;
-        }
-        st[n] = s;
-        lo[n] = l;
-        vl[n] = v;
-        if (l == l) {
-            lmin = l < lmin ? l : lmin;
-            lmax = l > lmax ? l : lmax;
-        }
-        if (v > 0) {
-            lmin = v < lmin ? v : lmin;
-            lmax = v > lmax ? v : lmax;
-        }
-        smax = s > smax ? s : smax;
-        n++;
-    }
-    free(text);
-    f = fopen(svg, "wb");
-    if (lmin > lmax) lmin = lmax = 0;   /* no finite loss at all */
-    if (f && n > 0 && st && lo && vl) {
-        double W = 800, H = 400, m = 50, span = lmax > lmin ? lmax - lmin : 1;
-#define X(s) (m + (s) / smax * (W - 2 * m))
-#define Y(l) (H - m - ((l) - lmin) / span * (H - 2 * m))
-        fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-        fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<path d=\"M%g %g V%g H%g\" stroke=\"black\" fill=\"none\"/>\n", m, m, H - m, W - m);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">%.3f</text><text x=\"5\" y=\"%g\">%.3f</text>\n", 5.0, m, lmax, H - m, lmin);
-        fprintf(f, "<text x=\"%g\" y=\"%g\">step %g</text>\n", W - m - 60, H - m + 20, smax);
-        fprintf(f, "<text x=\"%g\" y=\"20\" fill=\"steelblue\">training loss</text><text x=\"%g\" y=\"20\" fill=\"darkred\">validation loss</text>\n", m, m + 120);
-        fprintf(f, "<polyline fill=\"none\" stroke=\"steelblue\" points=\"");
-        for (i = 0; i < n; i++)
-            if (lo[i] == lo[i]) fprintf(f, "%.1f,%.1f ", X(st[i]), Y(lo[i]));
-        fprintf(f, "\"/>\n");
-        for (i = 0; i < n; i++)
-            if (vl[i] > 0) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"darkred\"/>\n", X(st[i]), Y(vl[i]));
-        fprintf(f, "</svg>\n");
-#undef X
-#undef Y
-    }
-    if (f) fclose(f);
-    free(st);
-    free(lo);
-    free(vl);
-}
-
-static void fmt_eta(char *buf, size_t n, double s) {
-    if (s < 0 || s > 1e7) snprintf(buf, n, "?");
-    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-}
-
 /* ---- the run folder ---- */
 /* the files a run writes into DIR (besides its checkpoints) */
 static const char *const run_files[] = {"log.csv", "loss.svg", "model.gguf", "model.gguf.tmp"};
@@ -302,35 +162,6 @@ static void clear_run(const char *dir) {
         snprintf(p, sizeof p, "%s/%s", dir, run_files[i]);
         remove(p);
     }
-}
-
-/* can a file be created at path? (checked before the long work, the probe removed again) */
-static int can_create(const char *path) {
-    char probe[1100];
-    FILE *f;
-    snprintf(probe, sizeof probe, "%s.tmp", path);
-    f = fopen(probe, "wb");
-    if (!f) {
-        fprintf(stderr, "deepseek train: cannot write %s: %s\n", path, strerror(errno));
-        return 0;
-    }
-    fclose(f);
-    remove(probe);
-    return 1;
-}
-
-/* ---- stopping on request ---- */
-static volatile sig_atomic_t stop_signal;
-static void on_stop_signal(int sig) { stop_signal = sig; }
-/* SIGINT / SIGTERM finish the step and checkpoint; a second one kills (SA_RESETHAND) */
-static void catch_stop_signals(int on) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on ? on_stop_signal : SIG_DFL;
-    sa.sa_flags = on ? SA_RESTART | SA_RESETHAND : 0;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 /* ---- tokenizer and shards ---- */
@@ -395,10 +226,10 @@ static int resume_trainer(const train_opts *o, ds_model_config *mc, ds_train_con
     } else if (!o->resume_latest) {
         return 0;
     } else {
-        n = list_checkpoints(o->out, steps, 4096);
+        n = run_list_checkpoints(o->out, steps, 4096);
     }
     for (i = 0; i < n; i++) {
-        if (o->resume_latest) ckpt_path(path, sizeof path, o->out, steps[i]);
+        if (o->resume_latest) run_ckpt_path(path, sizeof path, o->out, steps[i]);
         st = ds_checkpoint_read_config(path, mc, tc);
         if (st == DS_OK) st = ds_model_config_parse(o->overrides, mc, tc, "command line");
         if (st == DS_OK) st = ds_trainer_create(mc, tc, tr);
@@ -492,11 +323,11 @@ static int run_training(const train_opts *o) {
         fprintf(stderr, "deepseek train: cannot create %s: %s\n", o->out, strerror(errno));
         goto done;
     }
-    if (!can_create(logp) || !can_create(modelp)) goto done;
+    if (!run_can_create("train", logp) || !run_can_create("train", modelp)) goto done;
     if (o->overwrite) clear_run(o->out);
-    remove_partial_checkpoints(o->out);
+    run_remove_partial_checkpoints(o->out);
     if (resuming) {
-        truncate_log(logp, ds_trainer_step_count(tr));
+        run_truncate_log(logp, ds_trainer_step_count(tr));
         fprintf(stderr, "deepseek train: resumed from %s at step %d\n", resume_from, ds_trainer_step_count(tr));
         snprintf(last_ckpt, sizeof last_ckpt, "%s", resume_from);
         last_saved = ds_trainer_step_count(tr);
@@ -521,9 +352,9 @@ static int run_training(const train_opts *o) {
     }
     first_step = ds_trainer_step_count(tr);
     t_start = ds_time();
-    stop_signal = 0;
-    catch_stop_signals(1);
-    while (ds_trainer_step_count(tr) < tc.steps && !stop_signal) {
+    run_stop_signal = 0;
+    run_catch_stop_signals(1);
+    while (ds_trainer_step_count(tr) < tc.steps && !run_stop_signal) {
         ds_train_step_info info;
         double t0 = ds_time(), dt, rate;
         float vloss = -1;
@@ -548,7 +379,7 @@ static int run_training(const train_opts *o) {
                     last_ckpt[0] ? ", the last good checkpoint is " : "", last_ckpt);
             goto done;
         }
-        fmt_eta(eta, sizeof eta, (tc.steps - s) * (ds_time() - t_start) / (s - first_step));
+        run_fmt_eta(eta, sizeof eta, (tc.steps - s) * (ds_time() - t_start) / (s - first_step));
         if (!o->quiet) {
             fprintf(stderr, "\rstep %d/%d | loss %.4f", s, tc.steps, info.loss);
             if (vloss >= 0) fprintf(stderr, " | val %.4f", vloss);
@@ -556,39 +387,39 @@ static int run_training(const train_opts *o) {
             if (vloss >= 0 || s == tc.steps) fprintf(stderr, "\n");
         }
         if (skip_run >= max_skips) {
-            write_svg(logp, svgp);
+            run_write_svg(logp, svgp);
             fprintf(stderr, "\ndeepseek train: %d steps in a row (to step %d) had an inf or NaN loss or gradients: stopped, no model written%s%s "
                             "(a lower --lr, or --grad_clip 1, may help)\n", skip_run, s, last_ckpt[0] ? "; the last good checkpoint is " : "", last_ckpt);
             goto done;
         }
         /* without loss scaling a skipped step means trouble: no checkpoint until a clean one */
         if ((s % tc.checkpoint_every == 0 || s == tc.steps) && !(info.skipped && !scaling)) {
-            ckpt_path(path, sizeof path, o->out, s);
+            run_ckpt_path(path, sizeof path, o->out, s);
             if ((st = ds_trainer_save_checkpoint(tr, path)) != DS_OK) {
                 fprintf(stderr, "\ndeepseek train: checkpoint at step %d: %s; stopped%s%s\n", s, ds_last_error(), last_ckpt[0] ? ", the last good checkpoint is " : "", last_ckpt);
                 goto done;
             }
             snprintf(last_ckpt, sizeof last_ckpt, "%s", path);
             last_saved = s;
-            prune_checkpoints(o->out, tc.keep_checkpoints);
-            write_svg(logp, svgp);
+            run_prune_checkpoints(o->out, tc.keep_checkpoints);
+            run_write_svg(logp, svgp);
         }
     }
-    write_svg(logp, svgp);
-    if (stop_signal) {
+    run_write_svg(logp, svgp);
+    if (run_stop_signal) {
         int s = ds_trainer_step_count(tr);
-        const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+        const char *name = run_stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
         if (s != last_saved && skip_run == 0) {
-            ckpt_path(path, sizeof path, o->out, s);
+            run_ckpt_path(path, sizeof path, o->out, s);
             if ((st = ds_trainer_save_checkpoint(tr, path)) != DS_OK) {
                 fprintf(stderr, "\ndeepseek train: %s at step %d; the checkpoint failed: %s\n", name, s, ds_last_error());
                 goto done;
             }
             snprintf(last_ckpt, sizeof last_ckpt, "%s", path);
-            prune_checkpoints(o->out, tc.keep_checkpoints);
+            run_prune_checkpoints(o->out, tc.keep_checkpoints);
         }
         fprintf(stderr, "\ndeepseek train: %s: stopped at step %d%s%s; '--resume' continues\n", name, s, last_ckpt[0] ? ", checkpoint " : "", last_ckpt);
-        rc = 128 + stop_signal;
+        rc = 128 + run_stop_signal;
         goto done;
     }
     if ((st = ds_trainer_save_model(tr, modelp, NULL)) != DS_OK) {
@@ -598,7 +429,7 @@ static int run_training(const train_opts *o) {
     fprintf(stderr, "deepseek train: model -> %s, log -> %s, plot -> %s\n", modelp, logp, svgp);
     rc = 0;
 done:
-    catch_stop_signals(0);
+    run_catch_stop_signals(0);
     if (log) fclose(log);
     if (made_dir) rmdir(o->out);
     ds_trainer_free(tr);

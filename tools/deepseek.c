@@ -6,6 +6,7 @@ int ds_cmd_bench(int argc, char **argv);
 int ds_cmd_perplexity(int argc, char **argv);
 int ds_cmd_data(int argc, char **argv);
 int ds_cmd_train(int argc, char **argv);
+int ds_cmd_finetune(int argc, char **argv);
 
 static int ds_cmd_version(int argc, char **argv) {
     (void)argc;
@@ -40,6 +41,7 @@ static const cli_command commands[] = {
     {"perplexity", ds_cmd_perplexity, "perplexity of a text (llama.cpp's method)"},
     {"data", ds_cmd_data, "turn text files into token shards for training"},
     {"train", ds_cmd_train, "train a model from scratch (or benchmark training)"},
+    {"finetune", ds_cmd_finetune, "LoRA / QLoRA fine-tuning on JSONL examples, writing a llama.cpp adapter"},
 };
 
 static void usage(FILE *f) {
