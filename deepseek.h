@@ -245,7 +245,7 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n);
 /* Tensor element types; the values are ggml's type ids as stored in GGUF files. */
 typedef enum ds_type {
     DS_TYPE_F32 = 0, DS_TYPE_F16 = 1, DS_TYPE_Q4_0 = 2, DS_TYPE_Q4_1 = 3, DS_TYPE_Q5_0 = 6, DS_TYPE_Q5_1 = 7,
-    DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q6_K = 14,
+    DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q5_K = 13, DS_TYPE_Q6_K = 14,
     DS_TYPE_Q8_K = 15, DS_TYPE_BF16 = 30,
     DS_TYPE_COUNT_ = 40
 } ds_type;
@@ -2080,6 +2080,7 @@ typedef struct ds__type_traits {
 /* ggml's block layouts: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d;
    u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d;
    i8 qs[32]}, Q8_1 {f16 d, s; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
+   Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]},
    Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
 static ds__type_traits ds__type_info(ds_type t) {
     ds__type_traits r = {"?", 0, 0};
@@ -2094,6 +2095,7 @@ static ds__type_traits ds__type_info(ds_type t) {
     case DS_TYPE_Q8_0: r.name = "Q8_0"; r.block_elems = 32; r.block_bytes = 34; break;
     case DS_TYPE_Q8_1: r.name = "Q8_1"; r.block_elems = 32; r.block_bytes = 36; break;
     case DS_TYPE_Q4_K: r.name = "Q4_K"; r.block_elems = 256; r.block_bytes = 144; break;
+    case DS_TYPE_Q5_K: r.name = "Q5_K"; r.block_elems = 256; r.block_bytes = 176; break;
     case DS_TYPE_Q6_K: r.name = "Q6_K"; r.block_elems = 256; r.block_bytes = 210; break;
     case DS_TYPE_Q8_K: r.name = "Q8_K"; r.block_elems = 256; r.block_bytes = 292; break;
     case DS_TYPE_COUNT_: break;
@@ -2185,6 +2187,9 @@ typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } ds__block_q5_1;
 typedef struct { uint16_t d; int8_t qs[32]; } ds__block_q8_0;           /* x = d * q */
 typedef struct { uint16_t d, s; int8_t qs[32]; } ds__block_q8_1;        /* s = d * sum(q) */
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__block_q4_k;
+/* Q5_K: Q4_K's scales and nibbles; bit 4 of element 64 * k + l is bit 2k of qh[l] (l < 32),
+   of element 64 * k + 32 + l bit 2k + 1 */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } ds__block_q5_k;
 typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ds__block_q6_k;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
 /* compile-time size checks: a negative array size fails the build */
@@ -2192,7 +2197,7 @@ typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__b
                                     sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
                                     sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
                                     sizeof(ds__block_q8_k) == 292 && sizeof(ds__block_q5_0) == 22 &&
-                                    sizeof(ds__block_q5_1) == 24) ? 1 : -1];
+                                    sizeof(ds__block_q5_1) == 24 && sizeof(ds__block_q5_k) == 176) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
 static int ds__round_away(float v) {
@@ -2531,6 +2536,169 @@ static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
     }
 }
 
+/* ---- Q4_K / Q5_K quantizers (ggml's quantize_row_q4_K_ref / q5_K_ref) --------------------- */
+/* ggml's make_qkx2_quants: levels L in [0, nmax] with x ~ scale * L - *the_min (the min is
+   kept <= 0 in x, so *the_min >= 0), minimising the w-weighted squared error. Starts from the
+   range's grid, then tries nstep + 1 stretched grids (nmax + rmin + rdelta * is levels over the
+   range), each refit by weighted least squares; the first strictly better one wins. */
+static float ds__make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux,
+                                  float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best_error = 0.0f;
+    int i, is;
+    for (i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0.0f) min = 0.0f;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.0f;
+    }
+    iscale = (float)nmax / (max - min);
+    scale = 1.0f / iscale;
+    for (i = 0; i < n; i++) {
+        float diff;
+        L[i] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+        diff = scale * (float)L[i] + min - x[i];
+        best_error += w[i] * (diff * diff);
+    }
+    for (is = 0; is <= nstep; is++) {
+        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * (float)l;
+            sum_l2 += w[i] * (float)l * (float)l;
+            sum_xl += w[i] * (float)l * x[i];
+        }
+        D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0.0f) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D, err = 0.0f;
+            if (this_min > 0.0f) {
+                this_min = 0.0f;
+                this_scale = sum_xl / sum_l2;
+            }
+            for (i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* Q4_K (nmax 15) and Q5_K (nmax 31) share everything but the level search's parameters and the
+   packing: per 32-value sub-block a scale and min (ds__make_qkx2_quants, weights av + |x| with
+   av the sub-block's RMS, or with an importance row qw: qw * sqrt(sigma2 + x^2) as ggml weighs
+   imatrix rows), both sets as 6 bits of the super-block's f16 d and dmin, then every value
+   re-rounded against the stored scale and min. L gets the 256 levels. */
+static void ds__quantize_k4_block(const float *x, const float *qw, int nmax, uint16_t *d, uint16_t *dmin, uint8_t *scales_out, uint8_t *L) {
+    float w[32], scales[8], mins[8], max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min, sigma2 = 0.0f;
+    uint8_t Laux[32];
+    int j, l;
+    if (qw) {
+        for (l = 0; l < DS__QK_K; l++) sigma2 += x[l] * x[l];
+        sigma2 = 2.0f * sigma2 / DS__QK_K;
+    }
+    for (j = 0; j < 8; j++) {
+        const float *xj = x + 32 * j;
+        float sum_x2 = 0.0f, av;
+        for (l = 0; l < 32; l++) sum_x2 += xj[l] * xj[l];
+        av = sqrtf(sum_x2 / 32.0f);
+        for (l = 0; l < 32; l++) w[l] = qw ? qw[32 * j + l] * sqrtf(sigma2 + xj[l] * xj[l]) : av + fabsf(xj[l]);
+        scales[j] = nmax == 15 ? ds__make_qkx2_quants(32, 15, xj, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20)
+                               : ds__make_qkx2_quants(32, 31, xj, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+    inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+    memset(scales_out, 0, 12);
+    for (j = 0; j < 8; j++) {
+        /* ggml stores the rounded value in a byte before clamping: a negative one wraps high */
+        int ls = DS__MIN(63, (uint8_t)ds__round_even(inv_scale * scales[j]));
+        int lm = DS__MIN(63, (uint8_t)ds__round_even(inv_min * mins[j]));
+        if (j < 4) {
+            scales_out[j] = (uint8_t)ls;
+            scales_out[j + 4] = (uint8_t)lm;
+        } else {
+            scales_out[j + 4] = (uint8_t)((ls & 0xf) | ((lm & 0xf) << 4));
+            scales_out[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            scales_out[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *d = ds__f32_to_f16(max_scale / 63.0f);
+    *dmin = ds__f32_to_f16(max_min / 63.0f);
+    for (j = 0; j < 8; j++) {
+        int sc, mn;
+        float dj, mj;
+        ds__q4_k_scale_min(scales_out, j, &sc, &mn);
+        dj = ds__f16_to_f32(*d) * (float)sc;
+        if (dj == 0.0f) continue;
+        mj = ds__f16_to_f32(*dmin) * (float)mn;
+        for (l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even((x[32 * j + l] + mj) / dj)));
+    }
+}
+
+/* qw: optional importance weights, one per value (NULL: ggml's unweighted reference) */
+static void ds__quantize_q4_k(const float *x, ds__block_q4_k *y, int64_t nb, const float *qw) {
+    uint8_t L[DS__QK_K];
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        ds__quantize_k4_block(x, qw ? qw + i * DS__QK_K : NULL, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        for (j = 0; j < 4; j++) /* 64 values per 32 bytes: low nibbles, then high nibbles */
+            for (l = 0; l < 32; l++) y[i].qs[32 * j + l] = (uint8_t)(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+    }
+}
+
+static void ds__quantize_q5_k(const float *x, ds__block_q5_k *y, int64_t nb, const float *qw) {
+    uint8_t L[DS__QK_K];
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        ds__quantize_k4_block(x, qw ? qw + i * DS__QK_K : NULL, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        for (j = 0; j < 4; j++) {
+            for (l = 0; l < 32; l++) {
+                int a = L[64 * j + l], b = L[64 * j + 32 + l];
+                y[i].qs[32 * j + l] = (uint8_t)((a & 0xf) | ((b & 0xf) << 4));
+                y[i].qh[l] |= (uint8_t)(((a >> 4) << (2 * j)) | ((b >> 4) << (2 * j + 1)));
+            }
+        }
+    }
+}
+
+static void ds__dequantize_q5_k(const ds__block_q5_k *b, float *y, int64_t nb) {
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, b++) {
+        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
+        for (j = 0; j < 4; j++) {
+            const uint8_t *q = b->qs + 32 * j;
+            int sc0, m0, sc1, m1;
+            float d0, d1, n0, n1;
+            ds__q4_k_scale_min(b->scales, 2 * j, &sc0, &m0);
+            ds__q4_k_scale_min(b->scales, 2 * j + 1, &sc1, &m1);
+            d0 = d * (float)sc0; n0 = dmin * (float)m0;
+            d1 = d * (float)sc1; n1 = dmin * (float)m1;
+            for (l = 0; l < 32; l++) *y++ = d0 * (float)((q[l] & 0xf) | (((b->qh[l] >> (2 * j)) & 1) << 4)) - n0;
+            for (l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] >> 4) | (((b->qh[l] >> (2 * j + 1)) & 1) << 4)) - n1;
+        }
+    }
+}
+
 /* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
 static size_t ds__row_bytes(ds_type t, int64_t n) {
     ds__type_traits tr = ds__type_info(t);
@@ -2612,6 +2780,7 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
         break;
     }
     case DS_TYPE_Q4_K: ds__dequantize_q4_k(DS__CAST(const ds__block_q4_k *, src), dst, nb); break;
+    case DS_TYPE_Q5_K: ds__dequantize_q5_k(DS__CAST(const ds__block_q5_k *, src), dst, nb); break;
     case DS_TYPE_Q6_K: ds__dequantize_q6_k(DS__CAST(const ds__block_q6_k *, src), dst, nb); break;
     case DS_TYPE_Q8_K: {
         const ds__block_q8_k *b = DS__CAST(const ds__block_q8_k *, src);
@@ -2623,7 +2792,7 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
     }
 }
 
-/* dst = src (n floats) stored as type t. Q4_K has no quantizer here (dst untouched). */
+/* dst = src (n floats) stored as type t */
 static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
@@ -2642,7 +2811,9 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
     case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
-    case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
+    case DS_TYPE_Q4_K: ds__quantize_q4_k(src, DS__CAST(ds__block_q4_k *, dst), nb, NULL); break;
+    case DS_TYPE_Q5_K: ds__quantize_q5_k(src, DS__CAST(ds__block_q5_k *, dst), nb, NULL); break;
+    case DS_TYPE_COUNT_: break;
     }
 }
 
@@ -6131,12 +6302,17 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
 // >>quant
 /* ---- model quantizer (ds_quantize_model) ------------------------------------------------------
    llama.cpp's llama_model_quantize for the types we have: which tensors it quantizes, its
-   fallback when rows are not whole blocks, and its file_type ids (llama_ftype). */
-typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; } ds__qtype;
+   per-tensor mixes, its fallback when rows are not whole blocks, and its file_type ids
+   (llama_ftype). A mix names its base type; Q4_K and Q5_K are llama-quantize's aliases of the
+   _M mixes. */
+enum { DS__MIX_NONE, DS__MIX_Q4_K_S, DS__MIX_Q4_K_M, DS__MIX_Q5_K_S, DS__MIX_Q5_K_M };
+typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; int mix; } ds__qtype;
 static const ds__qtype ds__qtypes[] = {
-    {"F32", DS_TYPE_F32, 0}, {"F16", DS_TYPE_F16, 1}, {"BF16", DS_TYPE_BF16, 32},
-    {"Q8_0", DS_TYPE_Q8_0, 7}, {"Q5_1", DS_TYPE_Q5_1, 9}, {"Q5_0", DS_TYPE_Q5_0, 8},
-    {"Q4_1", DS_TYPE_Q4_1, 3}, {"Q4_0", DS_TYPE_Q4_0, 2}, {"Q6_K", DS_TYPE_Q6_K, 18}};
+    {"F32", DS_TYPE_F32, 0, 0}, {"F16", DS_TYPE_F16, 1, 0}, {"BF16", DS_TYPE_BF16, 32, 0},
+    {"Q8_0", DS_TYPE_Q8_0, 7, 0}, {"Q6_K", DS_TYPE_Q6_K, 18, 0}, {"Q5_1", DS_TYPE_Q5_1, 9, 0}, {"Q5_0", DS_TYPE_Q5_0, 8, 0},
+    {"Q5_K_M", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M}, {"Q5_K_S", DS_TYPE_Q5_K, 16, DS__MIX_Q5_K_S}, {"Q5_K", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M},
+    {"Q4_1", DS_TYPE_Q4_1, 3, 0}, {"Q4_0", DS_TYPE_Q4_0, 2, 0},
+    {"Q4_K_M", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}, {"Q4_K_S", DS_TYPE_Q4_K, 14, DS__MIX_Q4_K_S}, {"Q4_K", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}};
 #define DS__N_QTYPES ((int)(sizeof ds__qtypes / sizeof ds__qtypes[0]))
 
 DS_API const char *const *ds_quantize_type_names(void) {
@@ -6156,17 +6332,61 @@ static int ds__str_has(ds_str s, const char *z) {
     return 0;
 }
 
-/* llama.cpp's choice: the tensor's type in the output, or its own type when it stays */
-static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg) {
+/* what the mixes count: the layer of a blk.N. tensor (-1 for others), the attn_v matrices
+   (llama.cpp counts them in the file) and the layers (its ffn_down count is n_layer) */
+typedef struct ds__quant_plan { int64_t n_attn_v, n_layer; } ds__quant_plan;
+static int64_t ds__tensor_layer(ds_str name) {
+    int64_t v = 0;
+    size_t i = 4;
+    if (name.len < 6 || memcmp(name.ptr, "blk.", 4) != 0) return -1;
+    for (; i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && v < 1000000; i++) v = v * 10 + (name.ptr[i] - '0');
+    return i > 4 && i < name.len && name.ptr[i] == '.' ? v : -1;
+}
+static void ds__quant_plan_init(const ds_gguf *g, ds__quant_plan *p) {
+    char key[96];
+    ds_str arch;
+    uint32_t n = 0;
+    int64_t i;
+    memset(p, 0, sizeof p[0]);
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
+        if (ds__str_has(t->name, "attn_v.weight") || ds__str_has(t->name, "attn_qkv.weight") || ds__str_has(t->name, "attn_kv_b.weight"))
+            p->n_attn_v++;
+        if (ds__str_has(t->name, "ffn_down")) p->n_layer = DS__MAX(p->n_layer, ds__tensor_layer(t->name) + 1);
+    }
+    if (ds_gguf_get_str(g, "general.architecture", &arch) == DS_OK && arch.len < 64) {
+        snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len, arch.ptr);
+        if (ds_gguf_get_u32(g, key, &n) == DS_OK) p->n_layer = n;
+    }
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between */
+static int ds__more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* llama.cpp's choice (llama_tensor_get_type): the tensor's type in the output, or its own type
+   when it stays */
+static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg,
+                                const ds__quant_plan *p) {
     int n_dims = t->n_dims, is_output = ds__str_is(t->name, "output.weight");
+    int64_t layer = ds__tensor_layer(t->name);
     ds_type nt = q->type;
     while (n_dims > 1 && t->ne[n_dims - 1] == 1) n_dims--; /* ggml_n_dims */
     if (!ds__str_ends(t->name, "weight") || n_dims < 2 || ds__str_has(t->name, "_norm.weight") ||
         ds__str_has(t->name, "ffn_gate_inp.weight") || (is_output && cfg->keep_output))
         return t->type;
-    if (!cfg->pure && ds_type_block_elems(nt) > 1 &&
-        (is_output || (!ds_gguf_find_tensor(g, "output.weight") && ds__str_is(t->name, "token_embd.weight"))))
-        nt = t->ne[0] % DS__QK_K ? DS_TYPE_Q8_0 : nt == DS_TYPE_Q8_0 ? nt : DS_TYPE_Q6_K;
+    if (cfg->pure || ds_type_block_elems(nt) == 1) return nt;
+    if (is_output || (!ds_gguf_find_tensor(g, "output.weight") && ds__str_is(t->name, "token_embd.weight")))
+        return t->ne[0] % DS__QK_K ? DS_TYPE_Q8_0 : nt == DS_TYPE_Q8_0 ? nt : DS_TYPE_Q6_K;
+    if (ds__str_has(t->name, "attn_v.weight")) {
+        if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_attn_v)) nt = DS_TYPE_Q6_K;
+        else if (q->mix == DS__MIX_Q4_K_S && layer < 4) nt = DS_TYPE_Q5_K;
+    } else if (ds__str_has(t->name, "ffn_down")) {
+        if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_layer)) nt = DS_TYPE_Q6_K;
+        else if (q->mix == DS__MIX_Q4_K_S && layer < p->n_layer / 8) nt = DS_TYPE_Q5_K;
+    } else if (ds__str_has(t->name, "attn_qkv.weight")) {
+        if (q->mix == DS__MIX_Q4_K_M) nt = DS_TYPE_Q5_K;
+        else if (q->mix == DS__MIX_Q5_K_M) nt = DS_TYPE_Q6_K;
+    }
     return nt;
 }
 
@@ -6174,6 +6394,7 @@ static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const
 static ds_type ds__quant_fallback(ds_type nt, int64_t ne0) {
     if (ne0 % (int64_t)ds_type_block_elems(nt) == 0) return nt;
     if (nt == DS_TYPE_Q4_K) nt = DS_TYPE_Q5_0;
+    else if (nt == DS_TYPE_Q5_K) nt = DS_TYPE_Q5_1;
     else if (nt == DS_TYPE_Q6_K) nt = DS_TYPE_Q8_0;
     return ne0 % (int64_t)ds_type_block_elems(nt) ? DS_TYPE_F16 : nt;
 }
@@ -6184,8 +6405,7 @@ typedef struct ds__quant_job {
     ds_type from, to;
     int64_t ne0, rows, rows_per_task;
     size_t src_row, dst_row;
-    float **scratch; /* one row of floats per pool slot */
-    int fail;
+    unsigned char *fail; /* one flag per task: tasks run on several threads */
 } ds__quant_job;
 
 static void ds__quant_task(void *ctx, int i, int n) {
@@ -6194,7 +6414,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
     float *row = DS__CAST(float *, ds_alloc((size_t)j->ne0 * sizeof(float)));
     (void)n;
     if (!row) {
-        j->fail = 1;
+        j->fail[i] = 1;
         return;
     }
     for (; r < r1; r++) {
@@ -6206,6 +6426,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
 
 DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, const ds_quantize_config *cfg_in) {
     ds_quantize_config cfg;
+    ds__quant_plan plan;
     const ds__qtype *q = NULL;
     ds_gguf *g = NULL;
     ds_gguf_writer *w = NULL;
@@ -6223,6 +6444,7 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         if (strcmp(ds__qtypes[k].name, cfg.type) == 0) q = &ds__qtypes[k];
     if (!q) return ds__fail(DS_ERR_INVALID_ARG, "quantize: unknown type '%.32s'", cfg.type);
     if ((s = ds_gguf_open(in_path, &g))) return s;
+    ds__quant_plan_init(g, &plan);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = cfg.threads;
     nt = ds_gguf_n_tensors(g);
@@ -6238,12 +6460,12 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
         const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
         char name[DS__GGUF_MAX_NAME + 1];
         ds_quantize_event ev;
-        ds_type want = ds__quant_choose(g, t, q, &cfg), to = ds__quant_fallback(want, t->ne[0]);
+        ds_type want = ds__quant_choose(g, t, q, &cfg, &plan), to = ds__quant_fallback(want, t->ne[0]);
         const void *data = t->data;
         size_t len = DS__MIN(t->name.len, (size_t)DS__GGUF_MAX_NAME);
         memcpy(name, t->name.ptr, len);
         name[len] = '\0';
-        if (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
+        if (!ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K) {
             s = ds__fail(DS_ERR_UNSUPPORTED, "quantize: tensor '%s': no quantizer for %s yet", name, ds_type_name(to));
             goto done;
         }
@@ -6269,9 +6491,15 @@ DS_API ds_status ds_quantize_model(const char *in_path, const char *out_path, co
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
-            ds_pool_run(pool, ds__quant_task, &j, tasks);
-            if (j.fail) {
+            if (!(j.fail = DS__CAST(unsigned char *, ds__calloc((size_t)tasks, 1)))) {
                 s = ds__fail(DS_ERR_NO_MEMORY, "quantize: out of memory");
+                goto done;
+            }
+            ds_pool_run(pool, ds__quant_task, &j, tasks);
+            for (p = 0; p < tasks && !j.fail[p]; p++) {}
+            ds_free(j.fail);
+            if (p < tasks) {
+                s = ds__fail(DS_ERR_NO_MEMORY, "quantize: tensor '%s': out of memory", name);
                 goto done;
             }
             data = bufs[i];

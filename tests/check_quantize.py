@@ -95,11 +95,12 @@ say("FAIL" if diff else "PASS", "quantize_f32_base_vs_llama_cpp", diff or info)
 
 CASES = [("Q8_0", "LLAMA_FTYPE_MOSTLY_Q8_0"), ("Q4_0", "LLAMA_FTYPE_MOSTLY_Q4_0"), ("Q4_1", "LLAMA_FTYPE_MOSTLY_Q4_1"),
          ("Q5_0", "LLAMA_FTYPE_MOSTLY_Q5_0"), ("Q5_1", "LLAMA_FTYPE_MOSTLY_Q5_1"), ("F16", "LLAMA_FTYPE_MOSTLY_F16"),
-         ("BF16", "LLAMA_FTYPE_MOSTLY_BF16"), ("Q4_K", "LLAMA_FTYPE_MOSTLY_Q4_K_S"), ("Q5_K", "LLAMA_FTYPE_MOSTLY_Q5_K_S"),
-         ("Q6_K", "LLAMA_FTYPE_MOSTLY_Q6_K"), ("Q4_K_M", "LLAMA_FTYPE_MOSTLY_Q4_K_M")]
+         ("BF16", "LLAMA_FTYPE_MOSTLY_BF16"), ("Q4_K_S", "LLAMA_FTYPE_MOSTLY_Q4_K_S"), ("Q5_K_S", "LLAMA_FTYPE_MOSTLY_Q5_K_S"),
+         ("Q6_K", "LLAMA_FTYPE_MOSTLY_Q6_K"), ("Q4_K_M", "LLAMA_FTYPE_MOSTLY_Q4_K_M"), ("Q5_K_M", "LLAMA_FTYPE_MOSTLY_Q5_K_M"),
+         ("Q4_K", "LLAMA_FTYPE_MOSTLY_Q4_K_M"), ("Q5_K", "LLAMA_FTYPE_MOSTLY_Q5_K_M")]
 names = set(subprocess.run([CLI, "quantize", "--help"], capture_output=True, text=True).stdout.split("one of:")[1].split("\n")[0].split())
 for qt, ft in CASES:
-    for pure in ((True, False) if qt in ("Q4_0", "Q5_0", "Q4_K") else (False,)):
+    for pure in ((True, False) if qt in ("Q4_0", "Q5_0", "Q4_K_S", "Q5_K_S") else (False,)):
         name = f"quantize_{qt}{'_pure' if pure else ''}_vs_llama_cpp"
         if qt not in names:
             say("SKIP", name, f"{qt} not implemented yet")
