@@ -2495,22 +2495,29 @@ static void ds__q4_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
     }
 }
 
-static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
-    int64_t i;
+/* the 256 levels of a Q4_K super-block (qh NULL) or a Q5_K one, in element order: 32 bytes of
+   nibbles hold 64 values (low nibbles first); Q5_K's bit 4 comes from qh */
+static void ds__k4_levels(const uint8_t *qs, const uint8_t *qh, uint8_t *L) {
     int j, l;
-    for (i = 0; i < nb; i++, b++) {
-        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
-        const uint8_t *q = b->qs;
-        for (j = 0; j < 8; j += 2, q += 32) { /* 64 values: low nibbles, then high nibbles */
-            int sc0, m0, sc1, m1;
-            float d0, d1, n0, n1;
-            ds__q4_k_scale_min(b->scales, j, &sc0, &m0);
-            ds__q4_k_scale_min(b->scales, j + 1, &sc1, &m1);
-            d0 = d * (float)sc0; n0 = dmin * (float)m0;
-            d1 = d * (float)sc1; n1 = dmin * (float)m1;
-            for (l = 0; l < 32; l++) *y++ = d0 * (float)(q[l] & 0xf) - n0;
-            for (l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] >> 4) - n1;
+    for (j = 0; j < 4; j++) {
+        for (l = 0; l < 32; l++) {
+            L[64 * j + l] = (uint8_t)((qs[32 * j + l] & 0xf) | (qh ? ((qh[l] >> (2 * j)) & 1) << 4 : 0));
+            L[64 * j + 32 + l] = (uint8_t)((qs[32 * j + l] >> 4) | (qh ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0));
         }
+    }
+}
+
+/* x = d * scale_j * L - dmin * min_j per 32-value sub-block j */
+static void ds__dequantize_k4(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *L, float *y) {
+    float d = ds__f16_to_f32(d16), dmin = ds__f16_to_f32(dmin16);
+    int j, l;
+    for (j = 0; j < 8; j++) {
+        int sc, mn;
+        float dj, mj;
+        ds__q4_k_scale_min(scales, j, &sc, &mn);
+        dj = d * (float)sc;
+        mj = dmin * (float)mn;
+        for (l = 0; l < 32; l++) y[32 * j + l] = dj * (float)L[32 * j + l] - mj;
     }
 }
 
@@ -2680,25 +2687,6 @@ static void ds__quantize_q5_k(const float *x, ds__block_q5_k *y, int64_t nb, con
     }
 }
 
-static void ds__dequantize_q5_k(const ds__block_q5_k *b, float *y, int64_t nb) {
-    int64_t i;
-    int j, l;
-    for (i = 0; i < nb; i++, b++) {
-        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
-        for (j = 0; j < 4; j++) {
-            const uint8_t *q = b->qs + 32 * j;
-            int sc0, m0, sc1, m1;
-            float d0, d1, n0, n1;
-            ds__q4_k_scale_min(b->scales, 2 * j, &sc0, &m0);
-            ds__q4_k_scale_min(b->scales, 2 * j + 1, &sc1, &m1);
-            d0 = d * (float)sc0; n0 = dmin * (float)m0;
-            d1 = d * (float)sc1; n1 = dmin * (float)m1;
-            for (l = 0; l < 32; l++) *y++ = d0 * (float)((q[l] & 0xf) | (((b->qh[l] >> (2 * j)) & 1) << 4)) - n0;
-            for (l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] >> 4) | (((b->qh[l] >> (2 * j + 1)) & 1) << 4)) - n1;
-        }
-    }
-}
-
 /* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
 static size_t ds__row_bytes(ds_type t, int64_t n) {
     ds__type_traits tr = ds__type_info(t);
@@ -2779,8 +2767,24 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
         }
         break;
     }
-    case DS_TYPE_Q4_K: ds__dequantize_q4_k(DS__CAST(const ds__block_q4_k *, src), dst, nb); break;
-    case DS_TYPE_Q5_K: ds__dequantize_q5_k(DS__CAST(const ds__block_q5_k *, src), dst, nb); break;
+    case DS_TYPE_Q4_K: {
+        const ds__block_q4_k *b = DS__CAST(const ds__block_q4_k *, src);
+        uint8_t L[DS__QK_K];
+        for (i = 0; i < nb; i++, dst += DS__QK_K) {
+            ds__k4_levels(b[i].qs, NULL, L);
+            ds__dequantize_k4(b[i].d, b[i].dmin, b[i].scales, L, dst);
+        }
+        break;
+    }
+    case DS_TYPE_Q5_K: {
+        const ds__block_q5_k *b = DS__CAST(const ds__block_q5_k *, src);
+        uint8_t L[DS__QK_K];
+        for (i = 0; i < nb; i++, dst += DS__QK_K) {
+            ds__k4_levels(b[i].qs, b[i].qh, L);
+            ds__dequantize_k4(b[i].d, b[i].dmin, b[i].scales, L, dst);
+        }
+        break;
+    }
     case DS_TYPE_Q6_K: ds__dequantize_q6_k(DS__CAST(const ds__block_q6_k *, src), dst, nb); break;
     case DS_TYPE_Q8_K: {
         const ds__block_q8_k *b = DS__CAST(const ds__block_q8_k *, src);
@@ -2923,23 +2927,40 @@ static float ds__dot_q8_0_q8_0_ref(int K, const void *wv, const void *xv) {
     return ds__hsum8_tree(acc);
 }
 
+/* one Q4_K / Q5_K super-block (its levels L) against a Q8_K block: integer sums of
+   scale * (L . x) and min * (x's block sums), then the two float scales */
+static float ds__dot_k4_block_ref(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *L, const ds__block_q8_k *x) {
+    int sq = 0, sm = 0, j, l;
+    for (j = 0; j < 8; j++) {
+        int sc, mn, s = 0;
+        ds__q4_k_scale_min(scales, j, &sc, &mn);
+        for (l = 0; l < 32; l++) s += L[32 * j + l] * x->qs[32 * j + l];
+        sq += sc * s;
+        sm += mn * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (ds__f16_to_f32(d) * (float)sq - ds__f16_to_f32(dmin) * (float)sm);
+}
 static float ds__dot_q4_k_q8_k_ref(int K, const void *wv, const void *xv) {
     const ds__block_q4_k *w = DS__CAST(const ds__block_q4_k *, wv);
     const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    uint8_t L[DS__QK_K];
     float sum = 0.0f;
-    int i, j, l;
+    int i;
     for (i = 0; i < K / DS__QK_K; i++) {
-        int sq = 0, sm = 0; /* sum scale * (q . qx), sum min * (sum of qx) over 8 sub-blocks */
-        for (j = 0; j < 8; j++) {
-            const uint8_t *q = w[i].qs + 32 * (j / 2);
-            const int8_t *a = x[i].qs + 32 * j;
-            int sc, mn, s = 0, shift = 4 * (j & 1);
-            ds__q4_k_scale_min(w[i].scales, j, &sc, &mn);
-            for (l = 0; l < 32; l++) s += ((q[l] >> shift) & 0xf) * a[l];
-            sq += sc * s;
-            sm += mn * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-        }
-        sum += x[i].d * (ds__f16_to_f32(w[i].d) * (float)sq - ds__f16_to_f32(w[i].dmin) * (float)sm);
+        ds__k4_levels(w[i].qs, NULL, L);
+        sum += ds__dot_k4_block_ref(w[i].d, w[i].dmin, w[i].scales, L, x + i);
+    }
+    return sum;
+}
+static float ds__dot_q5_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q5_k *w = DS__CAST(const ds__block_q5_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    uint8_t L[DS__QK_K];
+    float sum = 0.0f;
+    int i;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        ds__k4_levels(w[i].qs, w[i].qh, L);
+        sum += ds__dot_k4_block_ref(w[i].d, w[i].dmin, w[i].scales, L, x + i);
     }
     return sum;
 }
@@ -3002,7 +3023,7 @@ static ds_type ds__act_type(ds_type wt) {
     switch (wt) {
     case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
     case DS_TYPE_Q4_1: case DS_TYPE_Q5_1: return DS_TYPE_Q8_1;
-    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q5_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
     case DS_TYPE_BF16: return DS_TYPE_BF16;
     default: return DS_TYPE_F32;
     }
@@ -3017,6 +3038,7 @@ static ds__dot_fn ds__dot_ref(ds_type wt) {
     case DS_TYPE_Q5_1: return ds__dot_q5_1_q8_1_ref;
     case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
     case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
+    case DS_TYPE_Q5_K: return ds__dot_q5_k_q8_k_ref;
     case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
     case DS_TYPE_F16: return ds__dot_f16_f32_ref;
     case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
@@ -3570,28 +3592,39 @@ DS__AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scal
     return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
 }
 
-DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) {
+/* Q4_K and Q5_K (q5: bit 4 of each level from qh); the two blocks begin alike (d, dmin,
+   scales) */
+DS__AVX2_INLINE void ds__gemm_k4_avx2(const ds__mm *m, const int q5, int t0, int t1, int n0, int n1) {
     const int nbk = m->K / DS__QK_K;
-    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    const size_t bb = q5 ? sizeof(ds__block_q5_k) : sizeof(ds__block_q4_k);
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     int n, t, i, j, c;
     for (n = n0; n < n1; n++) {
-        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
         for (t = t0; t < t1; t += 4) {
             const int ct = DS__MIN(4, t1 - t);
             float sum[4] = {0, 0, 0, 0};
             for (i = 0; i < nbk; i++) {
-                __m256i q[8], sc16[8];
+                const uint8_t *blk = m->w + (size_t)n * m->w_row + (size_t)i * bb;
+                const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)blk;
+                const ds__block_q5_k *w5 = (const ds__block_q5_k *)(const void *)blk;
+                const uint8_t *qs = q5 ? w5->qs : w->qs;
+                __m256i q[8], sc16[8], hb = _mm256_setzero_si256();
                 int mn[8];
-                float d = ds__f16_avx2(w[i].d), dmin = ds__f16_avx2(w[i].dmin);
+                float d = ds__f16_avx2(w->d), dmin = ds__f16_avx2(w->dmin);
                 for (j = 0; j < 8; j++) {
                     int sc;
-                    ds__q4_k_scale_min(w[i].scales, j, &sc, &mn[j]);
+                    ds__q4_k_scale_min(w->scales, j, &sc, &mn[j]);
                     sc16[j] = _mm256_set1_epi16((short)sc);
                 }
+                if (q5) hb = _mm256_loadu_si256((const __m256i *)(const void *)w5->qh);
                 for (j = 0; j < 4; j++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w[i].qs + 32 * j));
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * j));
                     q[2 * j] = _mm256_and_si256(v, lo4);
                     q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                    if (q5) { /* bits 2j and 2j + 1 of each qh byte, moved to bit 4 */
+                        q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+                        q[2 * j + 1] = _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+                    }
                 }
                 for (c = 0; c < ct; c++) {
                     const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
@@ -3607,6 +3640,8 @@ DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0,
         }
     }
 }
+DS__AVX2 static void ds__gemm_q4_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_k4_avx2(m, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_k_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_k4_avx2(m, 1, t0, t1, n0, n1); }
 
 /* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
    part comes off through Q8_K's block sums */
@@ -4116,24 +4151,36 @@ static void ds__gemm_bf16_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
 static int ds__dot16_neon(int8x16_t w, const int8_t *x) {
     return vaddvq_s32(ds__dot32_neon(vdupq_n_s32(0), w, vld1q_s8(x), vdupq_n_s8(0), vdupq_n_s8(0)));
 }
-static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
+/* Q4_K and Q5_K (q5: bit 4 of sub-block j's levels is bit j of the qh bytes) */
+static inline __attribute__((always_inline)) void ds__gemm_k4_neon(const ds__mm *m, const int q5, int t0, int t1, int n0, int n1) {
     const int nbk = m->K / DS__QK_K;
-    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+    const size_t bb = q5 ? sizeof(ds__block_q5_k) : sizeof(ds__block_q4_k);
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
     int n, t, i, j, c;
     for (n = n0; n < n1; n++) {
-        const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)(m->w + (size_t)n * m->w_row);
         for (t = t0; t < t1; t += 4) {
             const int ct = DS__MIN(4, t1 - t);
             float sum[4] = {0, 0, 0, 0};
             for (i = 0; i < nbk; i++) {
+                const uint8_t *blk = m->w + (size_t)n * m->w_row + (size_t)i * bb;
+                const ds__block_q4_k *w = (const ds__block_q4_k *)(const void *)blk;
+                const ds__block_q5_k *w5 = (const ds__block_q5_k *)(const void *)blk;
+                const uint8_t *qs = q5 ? w5->qs : w->qs;
                 int8x16_t q[16];
                 int sc[8], mn[8];
-                float d = ds__f16_to_f32(w[i].d), dmin = ds__f16_to_f32(w[i].dmin);
-                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w[i].scales, j, &sc[j], &mn[j]);
+                float d = ds__f16_to_f32(w->d), dmin = ds__f16_to_f32(w->dmin);
+                for (j = 0; j < 8; j++) ds__q4_k_scale_min(w->scales, j, &sc[j], &mn[j]);
                 for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
-                    uint8x16_t a = vld1q_u8(w[i].qs + 32 * (j / 2)), b = vld1q_u8(w[i].qs + 32 * (j / 2) + 16);
-                    q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
-                    q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+                    uint8x16_t a = vld1q_u8(qs + 32 * (j / 2)), b = vld1q_u8(qs + 32 * (j / 2) + 16);
+                    a = j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4);
+                    b = j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4);
+                    if (q5) {
+                        const int8x16_t sh = vdupq_n_s8((int8_t)-j);
+                        a = vorrq_u8(a, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(w5->qh), sh), one), 4));
+                        b = vorrq_u8(b, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(w5->qh + 16), sh), one), 4));
+                    }
+                    q[2 * j] = vreinterpretq_s8_u8(a);
+                    q[2 * j + 1] = vreinterpretq_s8_u8(b);
                 }
                 for (c = 0; c < ct; c++) {
                     const ds__block_q8_k *x = (const ds__block_q8_k *)(const void *)(m->xa + (size_t)(t + c) * m->xa_row) + i;
@@ -4150,6 +4197,8 @@ static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) 
         }
     }
 }
+static void ds__gemm_q4_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_k4_neon(m, 0, t0, t1, n0, n1); }
+static void ds__gemm_q5_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_k4_neon(m, 1, t0, t1, n0, n1); }
 static void ds__gemm_q6_k_neon(const ds__mm *m, int t0, int t1, int n0, int n1) {
     const int nbk = m->K / DS__QK_K;
     int n, t, i, g, c;
@@ -4740,7 +4789,7 @@ static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
 #define DS__OPS_FLOAT_KQUANT(o, ISA)                                                                           \
     ((o)->gemm[DS_TYPE_F32] = ds__gemm_f32_##ISA, (o)->gemm[DS_TYPE_F16] = ds__gemm_f16_##ISA,                \
      (o)->gemm[DS_TYPE_BF16] = ds__gemm_bf16_##ISA, (o)->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_##ISA,            \
-     (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
+     (o)->gemm[DS_TYPE_Q5_K] = ds__gemm_q5_k_##ISA, (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
 #define DS__OPS_QX(o, Q4_0, Q4_1, Q8_0, QUANT)                                                                 \
     ((o)->gemm[DS_TYPE_Q4_0] = (Q4_0), (o)->gemm[DS_TYPE_Q4_1] = (Q4_1), (o)->gemm[DS_TYPE_Q8_0] = (Q8_0),    \
      (o)->quantize[DS_TYPE_Q4_0] = (o)->quantize[DS_TYPE_Q4_1] = (o)->quantize[DS_TYPE_Q8_0] = (QUANT),       \
@@ -4749,7 +4798,7 @@ static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
 /* Fills o for backend b: the references first, then (CPU) each op's best kernel. This is the
    one place that reads the CPU's features. */
 static void ds__ops_init(ds__ops *o, ds_backend b) {
-    static const ds_type wts[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K, DS_TYPE_BF16};
+    static const ds_type wts[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K, DS_TYPE_BF16};
     unsigned f = b == DS_BACKEND_CPU ? ds_cpu_features() : 0u;
     size_t i;
     memset(o, 0, sizeof *o);
@@ -10010,7 +10059,8 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
 /* Types the matmul kernels take as weights. */
 static int ds__model_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q5_K ||
+           t == DS_TYPE_Q6_K;
 }
 
 /* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
@@ -10746,10 +10796,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
 
 #if !defined(DS_NO_DEEPSEEK2)
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
-static int ds__dsk_weight_type_ok(ds_type t) {
-    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
-}
+static int ds__dsk_weight_type_ok(ds_type t) { return ds__model_weight_type_ok(t); }
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
    (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */
