@@ -129,7 +129,7 @@ def random_blocks(qt, n_blocks):
     elif qt in (Q.Q4_1, Q.Q5_1):
         put_f16(0, 0, 0.1)
         put_f16(2, -1, 1)
-    elif qt == Q.Q4_K:
+    elif qt in (Q.Q4_K, Q.Q5_K):
         put_f16(0, 0, 0.01)
         put_f16(2, 0, 0.01)
     elif qt == Q.Q6_K:
@@ -232,9 +232,9 @@ def check_matmul_model():
 
 check_f16_table()
 check_f32_to_f16()
-for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K):
+for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q5_K, Q.Q6_K):
     check_quantize(qt)
-for qt in (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K, Q.Q8_K):
+for qt in (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q8_K):
     check_dequantize(qt)
 check_model()
 check_matmul_model()
