@@ -383,8 +383,9 @@ DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
    llama.cpp sets them. The conversions are ggml's reference quantizers bit for bit, so a file
    matches the one llama.cpp's quantizer writes from the same input. A tensor whose rows are not
    whole blocks of its type gets llama.cpp's fallback type (ds_quantize_event.fallback). Types:
-   F32 F16 BF16 Q8_0 Q5_1 Q5_0 Q4_1 Q4_0 Q6_K (ds_quantize_type_names). Thread-safe for distinct
-   output paths. */
+   F32 F16 BF16 Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0, and llama.cpp's K mixes Q5_K_M Q5_K_S Q4_K_M
+   Q4_K_S (Q5_K and Q4_K: the _M mixes), which give some tensors more bits as llama-quantize
+   does (ds_quantize_type_names). Thread-safe for distinct output paths. */
 typedef struct ds_quantize_event {
     const char *name;           /* the tensor */
     int64_t index, count;       /* this is tensor index (0-based) of count */
@@ -395,9 +396,10 @@ typedef struct ds_quantize_config {
     const char *type;           /* a name from ds_quantize_type_names (NULL: "Q8_0") */
     int threads;                /* 0: every CPU */
     int keep_output;            /* 1: output.weight keeps its type (llama.cpp's --leave-output-tensor) */
-    int pure;                   /* 1: every quantized tensor in the requested type; 0: llama.cpp's
-                                   per-tensor rules (the tied or untied output matrix gets Q6_K,
-                                   or Q8_0 when its rows are not whole 256-blocks) */
+    int pure;                   /* 1: every quantized tensor in the requested type (the mix's base
+                                   type); 0: llama.cpp's per-tensor rules (the tied or untied
+                                   output matrix gets Q6_K, or Q8_0 when its rows are not whole
+                                   256-blocks; the mixes' attn_v / ffn_down choices) */
     void (*progress)(void *user, const ds_quantize_event *ev);  /* optional: after each tensor */
     void *user;
 } ds_quantize_config;

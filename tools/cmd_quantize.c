@@ -8,8 +8,11 @@ static const char *quantize_usage =
     "Converts every weight matrix of IN (any type deepseek loads) to TYPE and writes OUT\n"
     "atomically; norms and other 1-D tensors are copied. Without --pure, llama.cpp's rules give\n"
     "the output matrix (or the tied token embedding) Q6_K, or Q8_0 when its rows are not whole\n"
-    "256-blocks. A tensor whose rows are not whole blocks of TYPE gets llama.cpp's fallback type\n"
-    "and is listed. Ends with the sizes and bits per weight.\n"
+    "256-blocks, and the mixes (Q4_K_M, Q4_K_S, Q5_K_M, Q5_K_S; Q4_K and Q5_K are the _M ones)\n"
+    "give attn_v and ffn_down more bits in some layers, as llama-quantize does. A tensor whose\n"
+    "rows are not whole blocks of its type gets llama.cpp's fallback type (Q4_K -> Q5_0,\n"
+    "Q5_K -> Q5_1, Q6_K -> Q8_0, else F16) and is listed. Without an importance matrix the\n"
+    "output is byte for byte llama.cpp's. Ends with the sizes and bits per weight, per type.\n"
     "\n"
     "  TYPE             one of: %s\n"
     "  --keep-output    output.weight keeps its type\n"
@@ -32,26 +35,41 @@ static void on_tensor(void *user, const ds_quantize_event *ev) {
     if (ev->index + 1 == ev->count) fputc('\n', stderr);
 }
 
-/* weights (elements of tensors of >= 2 dims) and bytes of all tensors */
-static ds_status file_sizes(const char *path, double *weights, double *bytes, uint64_t *file) {
+/* elements and bytes of all tensors; with per_type, a line per tensor type */
+static ds_status file_sizes(const char *path, double *weights, double *bytes, uint64_t *file, int per_type) {
+    double tw[DS_TYPE_COUNT_], tb[DS_TYPE_COUNT_];
+    int tn[DS_TYPE_COUNT_], k;
     ds_gguf *g;
     int64_t i;
     ds_status s = ds_gguf_open(path, &g);
     if (s) return s;
     *weights = *bytes = 0;
+    memset(tw, 0, sizeof tw);
+    memset(tb, 0, sizeof tb);
+    memset(tn, 0, sizeof tn);
     for (i = 0; i < ds_gguf_n_tensors(g); i++) {
         const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
-        *weights += (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
+        double n = (double)t->ne[0] * (double)t->ne[1] * (double)t->ne[2] * (double)t->ne[3];
+        *weights += n;
         *bytes += (double)t->nbytes;
+        if ((unsigned)t->type < DS_TYPE_COUNT_) {
+            tw[t->type] += n;
+            tb[t->type] += (double)t->nbytes;
+            tn[t->type]++;
+        }
     }
     *file = ds_gguf_file_size(g);
     ds_gguf_free(g);
+    for (k = 0; per_type && k < DS_TYPE_COUNT_; k++)
+        if (tn[k])
+            printf("  %-5s %4d tensors %12.0f weights %9.2f MiB %6.2f bits per weight\n", ds_type_name((ds_type)k), tn[k], tw[k],
+                   tb[k] / 1048576.0, 8.0 * tb[k] / tw[k]);
     return DS_OK;
 }
 
 int ds_cmd_quantize(int argc, char **argv) {
     const char *pos[3] = {NULL, NULL, NULL}, *const *names = ds_quantize_type_names();
-    char list[256] = "";
+    char list[512] = "";
     ds_quantize_config cfg;
     quant_progress prog;
     double w0, b0, w1, b1;
@@ -94,7 +112,9 @@ int ds_cmd_quantize(int argc, char **argv) {
     cfg.progress = on_tensor;
     cfg.user = &prog;
     if ((s = ds_quantize_model(pos[0], pos[1], &cfg))) return cli_fail("quantize", NULL, s);
-    if ((s = file_sizes(pos[0], &w0, &b0, &f0)) || (s = file_sizes(pos[1], &w1, &b1, &f1))) return cli_fail("quantize", NULL, s);
+    if ((s = file_sizes(pos[0], &w0, &b0, &f0, 0))) return cli_fail("quantize", NULL, s);
+    printf("%s: per type\n", pos[1]);
+    if ((s = file_sizes(pos[1], &w1, &b1, &f1, 1))) return cli_fail("quantize", NULL, s);
     printf("%s: %.2f MiB of tensors, %.2f bits per weight\n", pos[0], b0 / 1048576.0, 8.0 * b0 / w0);
     printf("%s: %.2f MiB of tensors, %.2f bits per weight (%s, file %.2f MiB, %.1f%% of the input)\n", pos[1], b1 / 1048576.0,
            8.0 * b1 / w1, pos[2], (double)f1 / 1048576.0, 100.0 * (double)f1 / (double)f0);
