@@ -246,7 +246,7 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n);
 typedef enum ds_type {
     DS_TYPE_F32 = 0, DS_TYPE_F16 = 1, DS_TYPE_Q4_0 = 2, DS_TYPE_Q4_1 = 3, DS_TYPE_Q5_0 = 6, DS_TYPE_Q5_1 = 7,
     DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q5_K = 13, DS_TYPE_Q6_K = 14,
-    DS_TYPE_Q8_K = 15, DS_TYPE_BF16 = 30,
+    DS_TYPE_Q8_K = 15, DS_TYPE_IQ4_NL = 20, DS_TYPE_BF16 = 30,
     DS_TYPE_COUNT_ = 40
 } ds_type;
 
@@ -383,7 +383,7 @@ DS_API ds_status ds_gguf_verify_checksum(const ds_gguf *g, int *present);
    llama.cpp sets them. The conversions are ggml's reference quantizers bit for bit, so a file
    matches the one llama.cpp's quantizer writes from the same input. A tensor whose rows are not
    whole blocks of its type gets llama.cpp's fallback type (ds_quantize_event.fallback). Types:
-   F32 F16 BF16 Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0, and llama.cpp's K mixes Q5_K_M Q5_K_S Q4_K_M
+   F32 F16 BF16 Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0 IQ4_NL, and llama.cpp's K mixes Q5_K_M Q5_K_S Q4_K_M
    Q4_K_S (Q5_K and Q4_K: the _M mixes), which give some tensors more bits as llama-quantize
    does (ds_quantize_type_names). Thread-safe for distinct output paths. */
 typedef struct ds_quantize_event {
@@ -2083,7 +2083,8 @@ typedef struct ds__type_traits {
    u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d;
    i8 qs[32]}, Q8_1 {f16 d, s; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
    Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]},
-   Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
+   Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]},
+   IQ4_NL {f16 d; u8 qs[16]} */
 static ds__type_traits ds__type_info(ds_type t) {
     ds__type_traits r = {"?", 0, 0};
     switch (t) {
@@ -2100,6 +2101,7 @@ static ds__type_traits ds__type_info(ds_type t) {
     case DS_TYPE_Q5_K: r.name = "Q5_K"; r.block_elems = 256; r.block_bytes = 176; break;
     case DS_TYPE_Q6_K: r.name = "Q6_K"; r.block_elems = 256; r.block_bytes = 210; break;
     case DS_TYPE_Q8_K: r.name = "Q8_K"; r.block_elems = 256; r.block_bytes = 292; break;
+    case DS_TYPE_IQ4_NL: r.name = "IQ4_NL"; r.block_elems = 32; r.block_bytes = 18; break;
     case DS_TYPE_COUNT_: break;
     }
     return r;
@@ -2194,12 +2196,16 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__bl
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } ds__block_q5_k;
 typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ds__block_q6_k;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
+/* IQ4_NL: Q4_0's nibble order, x = d * ds__iq4nl_values[q] (a non-uniform 4-bit grid) */
+typedef struct { uint16_t d; uint8_t qs[16]; } ds__block_iq4_nl;
+static const int8_t ds__iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 /* compile-time size checks: a negative array size fails the build */
 typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__block_q4_1) == 20 &&
                                     sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
                                     sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
                                     sizeof(ds__block_q8_k) == 292 && sizeof(ds__block_q5_0) == 22 &&
-                                    sizeof(ds__block_q5_1) == 24 && sizeof(ds__block_q5_k) == 176) ? 1 : -1];
+                                    sizeof(ds__block_q5_1) == 24 && sizeof(ds__block_q5_k) == 176 &&
+                                    sizeof(ds__block_iq4_nl) == 18) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
 static int ds__round_away(float v) {
@@ -2689,6 +2695,70 @@ static void ds__quantize_q5_k(const float *x, ds__block_q5_k *y, int64_t nb, con
     }
 }
 
+/* ---- IQ4_NL quantizer (ggml's quantize_iq4_nl, blocks of 32) ------------------------------ */
+/* the grid index nearest to v (the lower one on a tie) */
+static int ds__iq4nl_index(float v) {
+    int lo = 0, hi = 15;
+    if (v <= ds__iq4nl_values[0]) return 0;
+    if (v >= ds__iq4nl_values[15]) return 15;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (v < ds__iq4nl_values[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - ds__iq4nl_values[hi - 1] < ds__iq4nl_values[hi] - v ? hi - 1 : hi;
+}
+
+/* the scale: -max / -127 first (the extreme on the grid's end), refit by weighted least squares,
+   then 15 stretched starts (-7..7 grid steps), keeping the best sum(w q x)^2 / sum(w q^2); weights
+   x^2, or qw * sqrt(sigma2 + x^2) with an importance row. Values re-rounded with the f16 scale. */
+static void ds__quantize_iq4_nl(const float *x, ds__block_iq4_nl *y, int64_t nb, const float *qw) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float w[DS__QK], sigma2 = 0.0f, amax = 0.0f, max = 0.0f, d, id, sumqx = 0.0f, sumq2 = 0.0f, best;
+        int L[DS__QK], itry;
+        for (j = 0; j < DS__QK; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.0f / DS__QK;
+        for (j = 0; j < DS__QK; j++) w[j] = qw ? qw[i * DS__QK + j] * sqrtf(sigma2 + x[j] * x[j]) : x[j] * x[j];
+        for (j = 0; j < DS__QK; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        d = 0.0f;
+        if (amax < 1e-15f) goto store; /* scale 0; the values still get the grid's nearest to 0 */
+        d = -max / ds__iq4nl_values[0];
+        id = 1.0f / d;
+        for (j = 0; j < DS__QK; j++) {
+            float q = ds__iq4nl_values[ds__iq4nl_index(id * x[j])];
+            sumqx += w[j] * q * x[j];
+            sumq2 += w[j] * q * q;
+        }
+        d = sumqx / sumq2;
+        best = d * sumqx;
+        for (itry = -7; itry <= 7; itry++) {
+            id = ((float)itry + ds__iq4nl_values[0]) / max;
+            sumqx = sumq2 = 0.0f;
+            for (j = 0; j < DS__QK; j++) {
+                float q = ds__iq4nl_values[ds__iq4nl_index(id * x[j])];
+                sumqx += w[j] * q * x[j];
+                sumq2 += w[j] * q * q;
+            }
+            if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+    store:
+        y[i].d = ds__f32_to_f16(d);
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < DS__QK; j++) L[j] = ds__iq4nl_index(id * x[j]);
+        for (j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+    }
+}
+
 /* Bytes of one row of n elements (n a whole number of blocks: callers checked). */
 static size_t ds__row_bytes(ds_type t, int64_t n) {
     ds__type_traits tr = ds__type_info(t);
@@ -2794,6 +2864,17 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
             for (j = 0; j < DS__QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
         break;
     }
+    case DS_TYPE_IQ4_NL: {
+        const ds__block_iq4_nl *b = DS__CAST(const ds__block_iq4_nl *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)ds__iq4nl_values[b[i].qs[j] & 0xf];
+                dst[j + 16] = d * (float)ds__iq4nl_values[b[i].qs[j] >> 4];
+            }
+        }
+        break;
+    }
     case DS_TYPE_COUNT_: break;
     }
 }
@@ -2819,6 +2900,7 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb); break;
     case DS_TYPE_Q4_K: ds__quantize_q4_k(src, DS__CAST(ds__block_q4_k *, dst), nb, NULL); break;
     case DS_TYPE_Q5_K: ds__quantize_q5_k(src, DS__CAST(ds__block_q5_k *, dst), nb, NULL); break;
+    case DS_TYPE_IQ4_NL: ds__quantize_iq4_nl(src, DS__CAST(ds__block_iq4_nl *, dst), nb, NULL); break;
     case DS_TYPE_COUNT_: break;
     }
 }
@@ -2899,6 +2981,21 @@ static float ds__dot_q5_0_q8_0_ref(int K, const void *wv, const void *xv) {
     for (i = 0; i < K / DS__QK; i++) {
         ds__q5_unpack(w[i].qh, w[i].qs, q);
         for (j = 0; j < DS__QK; j++) q[j] -= 16;
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return ds__hsum8_tree(acc);
+}
+
+static float ds__dot_iq4_nl_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_iq4_nl *w = DS__CAST(const ds__block_iq4_nl *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, j, q[DS__QK];
+    for (i = 0; i < K / DS__QK; i++) {
+        for (j = 0; j < 16; j++) {
+            q[j] = ds__iq4nl_values[w[i].qs[j] & 0xf];
+            q[j + 16] = ds__iq4nl_values[w[i].qs[j] >> 4];
+        }
         ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
     }
     return ds__hsum8_tree(acc);
@@ -3023,7 +3120,7 @@ static float ds__dot_bf16_bf16_ref(int K, const void *wv, const void *xv) {
    (F32: x is used as it is). */
 static ds_type ds__act_type(ds_type wt) {
     switch (wt) {
-    case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
+    case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: case DS_TYPE_IQ4_NL: return DS_TYPE_Q8_0;
     case DS_TYPE_Q4_1: case DS_TYPE_Q5_1: return DS_TYPE_Q8_1;
     case DS_TYPE_Q4_K: case DS_TYPE_Q5_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
     case DS_TYPE_BF16: return DS_TYPE_BF16;
@@ -3041,6 +3138,7 @@ static ds__dot_fn ds__dot_ref(ds_type wt) {
     case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
     case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
     case DS_TYPE_Q5_K: return ds__dot_q5_k_q8_k_ref;
+    case DS_TYPE_IQ4_NL: return ds__dot_iq4_nl_q8_0_ref;
     case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
     case DS_TYPE_F16: return ds__dot_f16_f32_ref;
     case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
@@ -3549,10 +3647,13 @@ DS__AVX2_INLINE __m256i ds__q5_bytes_avx2(const uint8_t *qh, const uint8_t *qs, 
     return _mm256_or_si256(nib, _mm256_andnot_si256(bits, _mm256_set1_epi8((char)0xf0))); /* q - 16 as i8 */
 }
 
-DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1, int n0, int n1) {
+/* Q5_0, Q5_1 and (nl) IQ4_NL, whose signed values come from its grid by a byte shuffle */
+DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int nl, int t0, int t1, int n0, int n1) {
     const int nb = m->K / DS__QK;
-    const size_t wb = q5_1 ? sizeof(ds__block_q5_1) : sizeof(ds__block_q5_0), xb = q5_1 ? sizeof(ds__block_q8_1) : sizeof(ds__block_q8_0);
-    const __m256i ones = _mm256_set1_epi16(1);
+    const size_t wb = nl ? sizeof(ds__block_iq4_nl) : q5_1 ? sizeof(ds__block_q5_1) : sizeof(ds__block_q5_0);
+    const size_t xb = q5_1 ? sizeof(ds__block_q8_1) : sizeof(ds__block_q8_0);
+    const __m256i ones = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(0x0f);
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ds__iq4nl_values));
     int n, t, i, c;
     for (n = n0; n < n1; n++) {
         const uint8_t *w = m->w + (size_t)n * m->w_row;
@@ -3565,9 +3666,18 @@ DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1,
                 const uint8_t *wi = w + (size_t)i * wb;
                 const ds__block_q5_1 *w1 = (const ds__block_q5_1 *)(const void *)wi;
                 const ds__block_q5_0 *w0 = (const ds__block_q5_0 *)(const void *)wi;
-                __m256i q = q5_1 ? ds__q5_bytes_avx2(w1->qh, w1->qs, 1) : ds__q5_bytes_avx2(w0->qh, w0->qs, 0);
-                __m256i aq = q5_1 ? q : _mm256_sign_epi8(q, q);
-                float dw = ds__f16_avx2(q5_1 ? w1->d : w0->d);
+                const ds__block_iq4_nl *wn = (const ds__block_iq4_nl *)(const void *)wi;
+                __m256i q, aq;
+                float dw;
+                if (nl) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)wn->qs);
+                    q = _mm256_and_si256(_mm256_setr_m128i(v, _mm_srli_epi16(v, 4)), lo4);
+                    q = _mm256_shuffle_epi8(grid, q);
+                } else {
+                    q = q5_1 ? ds__q5_bytes_avx2(w1->qh, w1->qs, 1) : ds__q5_bytes_avx2(w0->qh, w0->qs, 0);
+                }
+                aq = q5_1 ? q : _mm256_sign_epi8(q, q);
+                dw = ds__f16_avx2(nl ? wn->d : q5_1 ? w1->d : w0->d);
                 for (c = 0; c < ct; c++) {
                     const uint8_t *xi = m->xa + (size_t)(t + c) * m->xa_row + (size_t)i * xb;
                     const int8_t *xq = q5_1 ? ((const ds__block_q8_1 *)(const void *)xi)->qs : ((const ds__block_q8_0 *)(const void *)xi)->qs;
@@ -3582,8 +3692,9 @@ DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1,
         }
     }
 }
-DS__AVX2 static void ds__gemm_q5_0_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, t0, t1, n0, n1); }
-DS__AVX2 static void ds__gemm_q5_1_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 1, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_0_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_1_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 1, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_iq4_nl_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, 1, t0, t1, n0, n1); }
 
 /* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
 /* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
@@ -4831,6 +4942,7 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         DS__OPS_FLOAT_KQUANT(o, avx2);
         o->gemm[DS_TYPE_Q5_0] = ds__gemm_q5_0_avx2;
         o->gemm[DS_TYPE_Q5_1] = ds__gemm_q5_1_avx2;
+        o->gemm[DS_TYPE_IQ4_NL] = ds__gemm_iq4_nl_avx2;
         if (f & DS_CPU_AVX512BF16) o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_zmm;
         DS__OPS_ROWS(o, avx2);
         DS__OPS_ATTN(o, avx2);
@@ -6356,13 +6468,13 @@ DS_API ds_status ds_gguf_writer_write(ds_gguf_writer *w, const char *path) {
    per-tensor mixes, its fallback when rows are not whole blocks, and its file_type ids
    (llama_ftype). A mix names its base type; Q4_K and Q5_K are llama-quantize's aliases of the
    _M mixes. */
-enum { DS__MIX_NONE, DS__MIX_Q4_K_S, DS__MIX_Q4_K_M, DS__MIX_Q5_K_S, DS__MIX_Q5_K_M };
+enum { DS__MIX_NONE, DS__MIX_Q4_K_S, DS__MIX_Q4_K_M, DS__MIX_Q5_K_S, DS__MIX_Q5_K_M, DS__MIX_IQ4_NL };
 typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; int mix; } ds__qtype;
 static const ds__qtype ds__qtypes[] = {
     {"F32", DS_TYPE_F32, 0, 0}, {"F16", DS_TYPE_F16, 1, 0}, {"BF16", DS_TYPE_BF16, 32, 0},
     {"Q8_0", DS_TYPE_Q8_0, 7, 0}, {"Q6_K", DS_TYPE_Q6_K, 18, 0}, {"Q5_1", DS_TYPE_Q5_1, 9, 0}, {"Q5_0", DS_TYPE_Q5_0, 8, 0},
     {"Q5_K_M", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M}, {"Q5_K_S", DS_TYPE_Q5_K, 16, DS__MIX_Q5_K_S}, {"Q5_K", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M},
-    {"Q4_1", DS_TYPE_Q4_1, 3, 0}, {"Q4_0", DS_TYPE_Q4_0, 2, 0},
+    {"Q4_1", DS_TYPE_Q4_1, 3, 0}, {"Q4_0", DS_TYPE_Q4_0, 2, 0}, {"IQ4_NL", DS_TYPE_IQ4_NL, 25, DS__MIX_IQ4_NL},
     {"Q4_K_M", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}, {"Q4_K_S", DS_TYPE_Q4_K, 14, DS__MIX_Q4_K_S}, {"Q4_K", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}};
 #define DS__N_QTYPES ((int)(sizeof ds__qtypes / sizeof ds__qtypes[0]))
 
@@ -6385,7 +6497,7 @@ static int ds__str_has(ds_str s, const char *z) {
 
 /* what the mixes count: the layer of a blk.N. tensor (-1 for others), the attn_v matrices
    (llama.cpp counts them in the file) and the layers (its ffn_down count is n_layer) */
-typedef struct ds__quant_plan { int64_t n_attn_v, n_layer; } ds__quant_plan;
+typedef struct ds__quant_plan { int64_t n_attn_v, n_layer, n_gqa; } ds__quant_plan;
 static int64_t ds__tensor_layer(ds_str name) {
     int64_t v = 0;
     size_t i = 4;
@@ -6408,6 +6520,13 @@ static void ds__quant_plan_init(const ds_gguf *g, ds__quant_plan *p) {
     if (ds_gguf_get_str(g, "general.architecture", &arch) == DS_OK && arch.len < 64) {
         snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len, arch.ptr);
         if (ds_gguf_get_u32(g, key, &n) == DS_OK) p->n_layer = n;
+        snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+        if (ds_gguf_get_u32(g, key, &n) == DS_OK) {
+            uint32_t kv = 0;
+            snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+            if (ds_gguf_get_u32(g, key, &kv) != DS_OK) kv = n;
+            p->n_gqa = kv ? n / kv : 0;
+        }
     }
 }
 
@@ -6431,9 +6550,10 @@ static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const
     if (ds__str_has(t->name, "attn_v.weight")) {
         if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_attn_v)) nt = DS_TYPE_Q6_K;
         else if (q->mix == DS__MIX_Q4_K_S && layer < 4) nt = DS_TYPE_Q5_K;
+        else if (q->mix == DS__MIX_IQ4_NL && p->n_gqa >= 4) nt = DS_TYPE_Q5_K;
     } else if (ds__str_has(t->name, "ffn_down")) {
         if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_layer)) nt = DS_TYPE_Q6_K;
-        else if (q->mix == DS__MIX_Q4_K_S && layer < p->n_layer / 8) nt = DS_TYPE_Q5_K;
+        else if ((q->mix == DS__MIX_Q4_K_S || q->mix == DS__MIX_IQ4_NL) && layer < p->n_layer / 8) nt = DS_TYPE_Q5_K;
     } else if (ds__str_has(t->name, "attn_qkv.weight")) {
         if (q->mix == DS__MIX_Q4_K_M) nt = DS_TYPE_Q5_K;
         else if (q->mix == DS__MIX_Q5_K_M) nt = DS_TYPE_Q6_K;
@@ -10062,7 +10182,7 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
 static int ds__model_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
            t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q5_K ||
-           t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q6_K || t == DS_TYPE_IQ4_NL;
 }
 
 /* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent

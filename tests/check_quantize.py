@@ -6,7 +6,7 @@ tensor's type, shape and bytes must be identical (read with the gguf package). M
 differ: we add deepseek_h.data_xxh64 and keep the input's key order; the keys are listed.
 Also: our Q8_0 file loads in llama.cpp and gives the same greedy text as `deepseek run`; our
 K-quant mixes (Q4_K_M, Q5_K_M: Q4_K, Q5_K, Q5_0, Q5_1, Q6_K matrices) give within 0.5% of
-llama.cpp's perplexity of the same file (tests/fixtures/smollm2/text.txt, 2 chunks of 256).
+llama.cpp's perplexity of the same file (tests/fixtures/smollm2/text.txt, 13 chunks of 256).
 Greedy text is not compared there: llama.cpp's K-quant and Q5 dot products round in another
 order, and a 135M model's greedy choice flips on such differences within a few dozen tokens."""
 import ctypes
@@ -101,7 +101,7 @@ CASES = [("Q8_0", "LLAMA_FTYPE_MOSTLY_Q8_0"), ("Q4_0", "LLAMA_FTYPE_MOSTLY_Q4_0"
          ("Q5_0", "LLAMA_FTYPE_MOSTLY_Q5_0"), ("Q5_1", "LLAMA_FTYPE_MOSTLY_Q5_1"), ("F16", "LLAMA_FTYPE_MOSTLY_F16"),
          ("BF16", "LLAMA_FTYPE_MOSTLY_BF16"), ("Q4_K_S", "LLAMA_FTYPE_MOSTLY_Q4_K_S"), ("Q5_K_S", "LLAMA_FTYPE_MOSTLY_Q5_K_S"),
          ("Q6_K", "LLAMA_FTYPE_MOSTLY_Q6_K"), ("Q4_K_M", "LLAMA_FTYPE_MOSTLY_Q4_K_M"), ("Q5_K_M", "LLAMA_FTYPE_MOSTLY_Q5_K_M"),
-         ("Q4_K", "LLAMA_FTYPE_MOSTLY_Q4_K_M"), ("Q5_K", "LLAMA_FTYPE_MOSTLY_Q5_K_M")]
+         ("Q4_K", "LLAMA_FTYPE_MOSTLY_Q4_K_M"), ("Q5_K", "LLAMA_FTYPE_MOSTLY_Q5_K_M"), ("IQ4_NL", "LLAMA_FTYPE_MOSTLY_IQ4_NL")]
 GREEDY = ("Q8_0",)  # our file in llama.cpp gives deepseek run's greedy text
 PPL = ("Q4_K_M", "Q5_K_M")  # ... and its perplexity
 
@@ -111,7 +111,7 @@ def ppl_check(qt, path):
     import make_ref_smollm2 as mr
     name = f"quantize_{qt}_perplexity_llama_cpp_vs_ours"
     text = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "smollm2", "text.txt")
-    n_ctx, chunks = 256, 2
+    n_ctx, chunks = 256, 13  # the whole text, as check_perplexity.py
     r = subprocess.run([CLI, "perplexity", "-m", path, "-f", text, "-c", str(n_ctx), "--chunks", str(chunks), "-t", "2"],
                        capture_output=True, text=True)
     lines = r.stdout.strip().splitlines()
@@ -130,7 +130,7 @@ def ppl_check(qt, path):
 
 names = set(subprocess.run([CLI, "quantize", "--help"], capture_output=True, text=True).stdout.split("one of:")[1].split("\n")[0].split())
 for qt, ft in CASES:
-    for pure in ((True, False) if qt in ("Q4_0", "Q5_0", "Q4_K_S", "Q5_K_S") else (False,)):
+    for pure in ((True, False) if qt in ("Q4_0", "Q5_0", "Q4_K_S", "Q5_K_S", "IQ4_NL") else (False,)):
         name = f"quantize_{qt}{'_pure' if pure else ''}_vs_llama_cpp"
         if qt not in names:
             say("SKIP", name, f"{qt} not implemented yet")

@@ -57,7 +57,7 @@ static void use_level(int l) {
 static int bit_equal(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 /* ---- the references against double precision ------------------------------------------- */
-static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K};
+static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K, DS_TYPE_IQ4_NL};
 #define N_MM_TYPES ((int)(sizeof mm_types / sizeof mm_types[0]))
 
 /* random weights: quantized from random floats, or random bytes with sane scales (K-quants) */
@@ -259,7 +259,7 @@ static void check_matmul_case(ds_test_ctx *t, ds_pool *pool, ds_type wt, int T, 
             snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d", ds_type_name(wt), T, N, K);
             check_close(t, what, l, y1, y0, sc, T * N, 1e-5);
             if (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q5_0 || wt == DS_TYPE_Q5_1 || wt == DS_TYPE_Q8_0 ||
-                wt == DS_TYPE_Q4_K || wt == DS_TYPE_Q5_K)
+                wt == DS_TYPE_Q4_K || wt == DS_TYPE_Q5_K || wt == DS_TYPE_IQ4_NL)
                 DS_CHECK(t, bit_equal(y1, y0, T * N), "%s [%s]: not bit-identical to the reference", what, levels[l].name);
         }
         n_levels_run++;
