@@ -262,8 +262,8 @@ DS_API void ds_pool_run(ds_pool *p, ds_task_fn task, void *ctx, int n);
 /* Tensor element types; the values are ggml's type ids as stored in GGUF files. */
 typedef enum ds_type {
     DS_TYPE_F32 = 0, DS_TYPE_F16 = 1, DS_TYPE_Q4_0 = 2, DS_TYPE_Q4_1 = 3, DS_TYPE_Q5_0 = 6, DS_TYPE_Q5_1 = 7,
-    DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q6_K = 14,
-    DS_TYPE_Q8_K = 15, DS_TYPE_BF16 = 30,
+    DS_TYPE_Q8_0 = 8, DS_TYPE_Q8_1 = 9, DS_TYPE_Q4_K = 12, DS_TYPE_Q5_K = 13, DS_TYPE_Q6_K = 14,
+    DS_TYPE_Q8_K = 15, DS_TYPE_IQ4_NL = 20, DS_TYPE_BF16 = 30,
     DS_TYPE_COUNT_ = 40
 } ds_type;
 
@@ -439,8 +439,9 @@ DS_API ds_status ds_safetensors_write(const char *path, const ds_st_write *t, in
    llama.cpp sets them. The conversions are ggml's reference quantizers bit for bit, so a file
    matches the one llama.cpp's quantizer writes from the same input. A tensor whose rows are not
    whole blocks of its type gets llama.cpp's fallback type (ds_quantize_event.fallback). Types:
-   F32 F16 BF16 Q8_0 Q5_1 Q5_0 Q4_1 Q4_0 Q6_K (ds_quantize_type_names). Thread-safe for distinct
-   output paths. */
+   F32 F16 BF16 Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_0 IQ4_NL, and llama.cpp's K mixes Q5_K_M Q5_K_S Q4_K_M
+   Q4_K_S (Q5_K and Q4_K: the _M mixes), which give some tensors more bits as llama-quantize
+   does (ds_quantize_type_names). Thread-safe for distinct output paths. */
 typedef struct ds_quantize_event {
     const char *name;           /* the tensor */
     int64_t index, count;       /* this is tensor index (0-based) of count */
@@ -451,12 +452,13 @@ typedef struct ds_quantize_config {
     const char *type;           /* a name from ds_quantize_type_names (NULL: "Q8_0") */
     int threads;                /* 0: every CPU */
     int keep_output;            /* 1: output.weight keeps its type (llama.cpp's --leave-output-tensor) */
-    int pure;                   /* 1: every quantized tensor in the requested type; 0: llama.cpp's
-                                   per-tensor rules (the tied or untied output matrix gets Q6_K,
-                                   or Q8_0 when its rows are not whole 256-blocks) */
+    int pure;                   /* 1: every quantized tensor in the requested type (the mix's base
+                                   type); 0: llama.cpp's per-tensor rules (the tied or untied
+                                   output matrix gets Q6_K, or Q8_0 when its rows are not whole
+                                   256-blocks; the mixes' attn_v / ffn_down choices) */
     const char *imatrix;        /* optional: an importance matrix file (ds_imatrix_load) weighing
-                                   each column's rounding error in Q4_0 Q4_1 Q5_0 Q5_1 Q6_K, as
-                                   llama.cpp's --imatrix; DS_ERR_FORMAT when it names a tensor the
+                                   each column's rounding error in Q4_0 Q4_1 Q5_0 Q5_1 Q6_K (and
+                                   Q4_K Q5_K IQ4_NL), as llama.cpp's --imatrix; DS_ERR_FORMAT when it names a tensor the
                                    model lacks or of other width (an imatrix of another model) */
     void (*progress)(void *user, const ds_quantize_event *ev);  /* optional: after each tensor */
     void *user;
@@ -2393,7 +2395,9 @@ typedef struct ds__type_traits {
 /* ggml's block layouts: Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d;
    u8 qh[4]; u8 qs[16]}, Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d;
    i8 qs[32]}, Q8_1 {f16 d, s; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
-   Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]} */
+   Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]},
+   Q6_K {u8 ql[128], qh[64]; i8 scales[16]; f16 d}, Q8_K {f32 d; i8 qs[256]; i16 bsums[16]},
+   IQ4_NL {f16 d; u8 qs[16]} */
 static ds__type_traits ds__type_info(ds_type t) {
     ds__type_traits r = {"?", 0, 0};
     switch (t) {
@@ -2407,8 +2411,10 @@ static ds__type_traits ds__type_info(ds_type t) {
     case DS_TYPE_Q8_0: r.name = "Q8_0"; r.block_elems = 32; r.block_bytes = 34; break;
     case DS_TYPE_Q8_1: r.name = "Q8_1"; r.block_elems = 32; r.block_bytes = 36; break;
     case DS_TYPE_Q4_K: r.name = "Q4_K"; r.block_elems = 256; r.block_bytes = 144; break;
+    case DS_TYPE_Q5_K: r.name = "Q5_K"; r.block_elems = 256; r.block_bytes = 176; break;
     case DS_TYPE_Q6_K: r.name = "Q6_K"; r.block_elems = 256; r.block_bytes = 210; break;
     case DS_TYPE_Q8_K: r.name = "Q8_K"; r.block_elems = 256; r.block_bytes = 292; break;
+    case DS_TYPE_IQ4_NL: r.name = "IQ4_NL"; r.block_elems = 32; r.block_bytes = 18; break;
     case DS_TYPE_COUNT_: break;
     }
     return r;
@@ -2498,14 +2504,21 @@ typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } ds__block_q5_1;
 typedef struct { uint16_t d; int8_t qs[32]; } ds__block_q8_0;           /* x = d * q */
 typedef struct { uint16_t d, s; int8_t qs[32]; } ds__block_q8_1;        /* s = d * sum(q) */
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } ds__block_q4_k;
+/* Q5_K: Q4_K's scales and nibbles; bit 4 of element 64 * k + l is bit 2k of qh[l] (l < 32),
+   of element 64 * k + 32 + l bit 2k + 1 */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } ds__block_q5_k;
 typedef struct { uint8_t ql[128], qh[64]; int8_t scales[16]; uint16_t d; } ds__block_q6_k;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } ds__block_q8_k;
+/* IQ4_NL: Q4_0's nibble order, x = d * ds__iq4nl_values[q] (a non-uniform 4-bit grid) */
+typedef struct { uint16_t d; uint8_t qs[16]; } ds__block_iq4_nl;
+static const int8_t ds__iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 /* compile-time size checks: a negative array size fails the build */
 typedef char ds__check_block_sizes[(sizeof(ds__block_q4_0) == 18 && sizeof(ds__block_q4_1) == 20 &&
                                     sizeof(ds__block_q8_0) == 34 && sizeof(ds__block_q8_1) == 36 &&
                                     sizeof(ds__block_q4_k) == 144 && sizeof(ds__block_q6_k) == 210 &&
                                     sizeof(ds__block_q8_k) == 292 && sizeof(ds__block_q5_0) == 22 &&
-                                    sizeof(ds__block_q5_1) == 24) ? 1 : -1];
+                                    sizeof(ds__block_q5_1) == 24 && sizeof(ds__block_q5_k) == 176 &&
+                                    sizeof(ds__block_iq4_nl) == 18) ? 1 : -1];
 
 /* C's roundf (halves away from zero) without libm's rounding-mode subtleties */
 static int ds__round_away(float v) {
@@ -2804,22 +2817,29 @@ static void ds__q4_k_scale_min(const uint8_t *s, int j, int *sc, int *mn) {
     }
 }
 
-static void ds__dequantize_q4_k(const ds__block_q4_k *b, float *y, int64_t nb) {
-    int64_t i;
+/* the 256 levels of a Q4_K super-block (qh NULL) or a Q5_K one, in element order: 32 bytes of
+   nibbles hold 64 values (low nibbles first); Q5_K's bit 4 comes from qh */
+static void ds__k4_levels(const uint8_t *qs, const uint8_t *qh, uint8_t *L) {
     int j, l;
-    for (i = 0; i < nb; i++, b++) {
-        float d = ds__f16_to_f32(b->d), dmin = ds__f16_to_f32(b->dmin);
-        const uint8_t *q = b->qs;
-        for (j = 0; j < 8; j += 2, q += 32) { /* 64 values: low nibbles, then high nibbles */
-            int sc0, m0, sc1, m1;
-            float d0, d1, n0, n1;
-            ds__q4_k_scale_min(b->scales, j, &sc0, &m0);
-            ds__q4_k_scale_min(b->scales, j + 1, &sc1, &m1);
-            d0 = d * (float)sc0; n0 = dmin * (float)m0;
-            d1 = d * (float)sc1; n1 = dmin * (float)m1;
-            for (l = 0; l < 32; l++) *y++ = d0 * (float)(q[l] & 0xf) - n0;
-            for (l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] >> 4) - n1;
+    for (j = 0; j < 4; j++) {
+        for (l = 0; l < 32; l++) {
+            L[64 * j + l] = (uint8_t)((qs[32 * j + l] & 0xf) | (qh ? ((qh[l] >> (2 * j)) & 1) << 4 : 0));
+            L[64 * j + 32 + l] = (uint8_t)((qs[32 * j + l] >> 4) | (qh ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0));
         }
+    }
+}
+
+/* x = d * scale_j * L - dmin * min_j per 32-value sub-block j */
+static void ds__dequantize_k4(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *L, float *y) {
+    float d = ds__f16_to_f32(d16), dmin = ds__f16_to_f32(dmin16);
+    int j, l;
+    for (j = 0; j < 8; j++) {
+        int sc, mn;
+        float dj, mj;
+        ds__q4_k_scale_min(scales, j, &sc, &mn);
+        dj = d * (float)sc;
+        mj = dmin * (float)mn;
+        for (l = 0; l < 32; l++) y[32 * j + l] = dj * (float)L[32 * j + l] - mj;
     }
 }
 
@@ -2842,6 +2862,214 @@ static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
                 for (l = 0; l < 32; l++) y[128 * h + 32 * k + l] = d * (float)sc[l / 16 + 2 * k] * (float)ds__q6_k_value(ql, qh, l, k);
         }
         y += DS__QK_K;
+    }
+}
+
+/* ---- Q4_K / Q5_K quantizers (ggml's quantize_row_q4_K_ref / q5_K_ref) --------------------- */
+/* ggml's make_qkx2_quants: levels L in [0, nmax] with x ~ scale * L - *the_min (the min is
+   kept <= 0 in x, so *the_min >= 0), minimising the w-weighted squared error. Starts from the
+   range's grid, then tries nstep + 1 stretched grids (nmax + rmin + rdelta * is levels over the
+   range), each refit by weighted least squares; the first strictly better one wins. */
+static float ds__make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux,
+                                  float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best_error = 0.0f;
+    int i, is;
+    for (i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (min > 0.0f) min = 0.0f;
+    if (max == min) {
+        memset(L, 0, (size_t)n);
+        *the_min = -min;
+        return 0.0f;
+    }
+    iscale = (float)nmax / (max - min);
+    scale = 1.0f / iscale;
+    for (i = 0; i < n; i++) {
+        float diff;
+        L[i] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+        diff = scale * (float)L[i] + min - x[i];
+        best_error += w[i] * (diff * diff);
+    }
+    for (is = 0; is <= nstep; is++) {
+        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
+        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
+        for (i = 0; i < n; i++) {
+            int l = DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * (float)l;
+            sum_l2 += w[i] * (float)l * (float)l;
+            sum_xl += w[i] * (float)l * x[i];
+        }
+        D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0.0f) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D, err = 0.0f;
+            if (this_min > 0.0f) {
+                this_min = 0.0f;
+                this_scale = sum_xl / sum_l2;
+            }
+            for (i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if (err < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* Q4_K (nmax 15) and Q5_K (nmax 31) share everything but the level search's parameters and the
+   packing: per 32-value sub-block a scale and min (ds__make_qkx2_quants, weights av + |x| with
+   av the sub-block's RMS, or with an importance row qw: qw * sqrt(sigma2 + x^2) as ggml weighs
+   imatrix rows), both sets as 6 bits of the super-block's f16 d and dmin, then every value
+   re-rounded against the stored scale and min. L gets the 256 levels. */
+static void ds__quantize_k4_block(const float *x, const float *qw, int nmax, uint16_t *d, uint16_t *dmin, uint8_t *scales_out, uint8_t *L) {
+    float w[32], scales[8], mins[8], max_scale = 0.0f, max_min = 0.0f, inv_scale, inv_min, sigma2 = 0.0f;
+    uint8_t Laux[32];
+    int j, l;
+    if (qw) {
+        for (l = 0; l < DS__QK_K; l++) sigma2 += x[l] * x[l];
+        sigma2 = 2.0f * sigma2 / DS__QK_K;
+    }
+    for (j = 0; j < 8; j++) {
+        const float *xj = x + 32 * j;
+        float sum_x2 = 0.0f, av;
+        for (l = 0; l < 32; l++) sum_x2 += xj[l] * xj[l];
+        av = sqrtf(sum_x2 / 32.0f);
+        for (l = 0; l < 32; l++) w[l] = qw ? qw[32 * j + l] * sqrtf(sigma2 + xj[l] * xj[l]) : av + fabsf(xj[l]);
+        scales[j] = nmax == 15 ? ds__make_qkx2_quants(32, 15, xj, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20)
+                               : ds__make_qkx2_quants(32, 31, xj, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+    inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+    memset(scales_out, 0, 12);
+    for (j = 0; j < 8; j++) {
+        /* ggml stores the rounded value in a byte before clamping: a negative one wraps high */
+        int ls = DS__MIN(63, (uint8_t)ds__round_even(inv_scale * scales[j]));
+        int lm = DS__MIN(63, (uint8_t)ds__round_even(inv_min * mins[j]));
+        if (j < 4) {
+            scales_out[j] = (uint8_t)ls;
+            scales_out[j + 4] = (uint8_t)lm;
+        } else {
+            scales_out[j + 4] = (uint8_t)((ls & 0xf) | ((lm & 0xf) << 4));
+            scales_out[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            scales_out[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *d = ds__f32_to_f16(max_scale / 63.0f);
+    *dmin = ds__f32_to_f16(max_min / 63.0f);
+    for (j = 0; j < 8; j++) {
+        int sc, mn;
+        float dj, mj;
+        ds__q4_k_scale_min(scales_out, j, &sc, &mn);
+        dj = ds__f16_to_f32(*d) * (float)sc;
+        if (dj == 0.0f) continue;
+        mj = ds__f16_to_f32(*dmin) * (float)mn;
+        for (l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even((x[32 * j + l] + mj) / dj)));
+    }
+}
+
+/* qw: optional importance weights, one per value (NULL: ggml's unweighted reference) */
+static void ds__quantize_q4_k(const float *x, ds__block_q4_k *y, int64_t nb, const float *qw) {
+    uint8_t L[DS__QK_K];
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        ds__quantize_k4_block(x, qw ? qw + i * DS__QK_K : NULL, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        for (j = 0; j < 4; j++) /* 64 values per 32 bytes: low nibbles, then high nibbles */
+            for (l = 0; l < 32; l++) y[i].qs[32 * j + l] = (uint8_t)(L[64 * j + l] | (L[64 * j + 32 + l] << 4));
+    }
+}
+
+static void ds__quantize_q5_k(const float *x, ds__block_q5_k *y, int64_t nb, const float *qw) {
+    uint8_t L[DS__QK_K];
+    int64_t i;
+    int j, l;
+    for (i = 0; i < nb; i++, x += DS__QK_K) {
+        ds__quantize_k4_block(x, qw ? qw + i * DS__QK_K : NULL, 31, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, sizeof y[i].qh);
+        for (j = 0; j < 4; j++) {
+            for (l = 0; l < 32; l++) {
+                int a = L[64 * j + l], b = L[64 * j + 32 + l];
+                y[i].qs[32 * j + l] = (uint8_t)((a & 0xf) | ((b & 0xf) << 4));
+                y[i].qh[l] |= (uint8_t)(((a >> 4) << (2 * j)) | ((b >> 4) << (2 * j + 1)));
+            }
+        }
+    }
+}
+
+/* ---- IQ4_NL quantizer (ggml's quantize_iq4_nl, blocks of 32) ------------------------------ */
+/* the grid index nearest to v (the lower one on a tie) */
+static int ds__iq4nl_index(float v) {
+    int lo = 0, hi = 15;
+    if (v <= ds__iq4nl_values[0]) return 0;
+    if (v >= ds__iq4nl_values[15]) return 15;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (v < ds__iq4nl_values[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - ds__iq4nl_values[hi - 1] < ds__iq4nl_values[hi] - v ? hi - 1 : hi;
+}
+
+/* the scale: -max / -127 first (the extreme on the grid's end), refit by weighted least squares,
+   then 15 stretched starts (-7..7 grid steps), keeping the best sum(w q x)^2 / sum(w q^2); weights
+   x^2, or qw * sqrt(sigma2 + x^2) with an importance row. Values re-rounded with the f16 scale. */
+static void ds__quantize_iq4_nl(const float *x, ds__block_iq4_nl *y, int64_t nb, const float *qw) {
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++, x += DS__QK) {
+        float w[DS__QK], sigma2 = 0.0f, amax = 0.0f, max = 0.0f, d, id, sumqx = 0.0f, sumq2 = 0.0f, best;
+        int L[DS__QK], itry;
+        for (j = 0; j < DS__QK; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.0f / DS__QK;
+        for (j = 0; j < DS__QK; j++) w[j] = qw ? qw[i * DS__QK + j] * sqrtf(sigma2 + x[j] * x[j]) : x[j] * x[j];
+        for (j = 0; j < DS__QK; j++) {
+            if (fabsf(x[j]) > amax) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        d = 0.0f;
+        if (amax < 1e-15f) goto store; /* scale 0; the values still get the grid's nearest to 0 */
+        d = -max / ds__iq4nl_values[0];
+        id = 1.0f / d;
+        for (j = 0; j < DS__QK; j++) {
+            float q = ds__iq4nl_values[ds__iq4nl_index(id * x[j])];
+            sumqx += w[j] * q * x[j];
+            sumq2 += w[j] * q * q;
+        }
+        d = sumqx / sumq2;
+        best = d * sumqx;
+        for (itry = -7; itry <= 7; itry++) {
+            id = ((float)itry + ds__iq4nl_values[0]) / max;
+            sumqx = sumq2 = 0.0f;
+            for (j = 0; j < DS__QK; j++) {
+                float q = ds__iq4nl_values[ds__iq4nl_index(id * x[j])];
+                sumqx += w[j] * q * x[j];
+                sumq2 += w[j] * q * q;
+            }
+            if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+    store:
+        y[i].d = ds__f32_to_f16(d);
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (j = 0; j < DS__QK; j++) L[j] = ds__iq4nl_index(id * x[j]);
+        for (j = 0; j < 16; j++) y[i].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
     }
 }
 
@@ -2925,7 +3153,24 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
         }
         break;
     }
-    case DS_TYPE_Q4_K: ds__dequantize_q4_k(DS__CAST(const ds__block_q4_k *, src), dst, nb); break;
+    case DS_TYPE_Q4_K: {
+        const ds__block_q4_k *b = DS__CAST(const ds__block_q4_k *, src);
+        uint8_t L[DS__QK_K];
+        for (i = 0; i < nb; i++, dst += DS__QK_K) {
+            ds__k4_levels(b[i].qs, NULL, L);
+            ds__dequantize_k4(b[i].d, b[i].dmin, b[i].scales, L, dst);
+        }
+        break;
+    }
+    case DS_TYPE_Q5_K: {
+        const ds__block_q5_k *b = DS__CAST(const ds__block_q5_k *, src);
+        uint8_t L[DS__QK_K];
+        for (i = 0; i < nb; i++, dst += DS__QK_K) {
+            ds__k4_levels(b[i].qs, b[i].qh, L);
+            ds__dequantize_k4(b[i].d, b[i].dmin, b[i].scales, L, dst);
+        }
+        break;
+    }
     case DS_TYPE_Q6_K: ds__dequantize_q6_k(DS__CAST(const ds__block_q6_k *, src), dst, nb); break;
     case DS_TYPE_Q8_K: {
         const ds__block_q8_k *b = DS__CAST(const ds__block_q8_k *, src);
@@ -2933,11 +3178,22 @@ static void ds__dequantize_row(ds_type t, const void *src, float *dst, int64_t n
             for (j = 0; j < DS__QK_K; j++) dst[j] = b[i].d * (float)b[i].qs[j];
         break;
     }
+    case DS_TYPE_IQ4_NL: {
+        const ds__block_iq4_nl *b = DS__CAST(const ds__block_iq4_nl *, src);
+        for (i = 0; i < nb; i++, dst += DS__QK) {
+            float d = ds__f16_to_f32(b[i].d);
+            for (j = 0; j < 16; j++) {
+                dst[j] = d * (float)ds__iq4nl_values[b[i].qs[j] & 0xf];
+                dst[j + 16] = d * (float)ds__iq4nl_values[b[i].qs[j] >> 4];
+            }
+        }
+        break;
+    }
     case DS_TYPE_COUNT_: break;
     }
 }
 
-/* dst = src (n floats) stored as type t. Q4_K has no quantizer here (dst untouched). */
+/* dst = src (n floats) stored as type t */
 static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) {
     int64_t i, nb = n / (int64_t)DS__MAX(1, ds__type_info(t).block_elems);
     switch (t) {
@@ -2956,7 +3212,10 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
     case DS_TYPE_Q8_1: ds__quantize_q8_1(src, DS__CAST(ds__block_q8_1 *, dst), nb); break;
     case DS_TYPE_Q8_K: ds__quantize_q8_k(src, DS__CAST(ds__block_q8_k *, dst), nb); break;
     case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), nb, NULL); break;
-    case DS_TYPE_Q4_K: case DS_TYPE_COUNT_: break;
+    case DS_TYPE_Q4_K: ds__quantize_q4_k(src, DS__CAST(ds__block_q4_k *, dst), nb, NULL); break;
+    case DS_TYPE_Q5_K: ds__quantize_q5_k(src, DS__CAST(ds__block_q5_k *, dst), nb, NULL); break;
+    case DS_TYPE_IQ4_NL: ds__quantize_iq4_nl(src, DS__CAST(ds__block_iq4_nl *, dst), nb, NULL); break;
+    case DS_TYPE_COUNT_: break;
     }
 }
 
@@ -3035,13 +3294,17 @@ static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n
     int8_t L[DS__QK];
     uint8_t U[DS__QK], Uaux[DS__QK];
     int j, q[DS__QK];
-    if (!qw || (t != DS_TYPE_Q4_0 && t != DS_TYPE_Q4_1 && t != DS_TYPE_Q5_0 && t != DS_TYPE_Q5_1 && t != DS_TYPE_Q6_K)) {
+    if (!qw || (t != DS_TYPE_Q4_0 && t != DS_TYPE_Q4_1 && t != DS_TYPE_Q5_0 && t != DS_TYPE_Q5_1 && t != DS_TYPE_Q6_K &&
+                t != DS_TYPE_Q4_K && t != DS_TYPE_Q5_K && t != DS_TYPE_IQ4_NL)) {
         ds__quantize_row(t, src, dst, n);
         return;
     }
-    if (t == DS_TYPE_Q6_K) {
-        ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), n / DS__QK_K, qw);
-        return;
+    switch (t) { /* the K and non-linear quantizers take the importance row themselves */
+    case DS_TYPE_Q6_K: ds__quantize_q6_k(src, DS__CAST(ds__block_q6_k *, dst), n / DS__QK_K, qw); return;
+    case DS_TYPE_Q4_K: ds__quantize_q4_k(src, DS__CAST(ds__block_q4_k *, dst), n / DS__QK_K, qw); return;
+    case DS_TYPE_Q5_K: ds__quantize_q5_k(src, DS__CAST(ds__block_q5_k *, dst), n / DS__QK_K, qw); return;
+    case DS_TYPE_IQ4_NL: ds__quantize_iq4_nl(src, DS__CAST(ds__block_iq4_nl *, dst), n / DS__QK, qw); return;
+    default: break;
     }
     for (i = 0; i < n; i++) sigma2 += src[i] * src[i];
     sigma2 /= (float)n;
@@ -3166,6 +3429,21 @@ static float ds__dot_q5_0_q8_0_ref(int K, const void *wv, const void *xv) {
     return ds__hsum8_tree(acc);
 }
 
+static float ds__dot_iq4_nl_q8_0_ref(int K, const void *wv, const void *xv) {
+    const ds__block_iq4_nl *w = DS__CAST(const ds__block_iq4_nl *, wv);
+    const ds__block_q8_0 *x = DS__CAST(const ds__block_q8_0 *, xv);
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i, j, q[DS__QK];
+    for (i = 0; i < K / DS__QK; i++) {
+        for (j = 0; j < 16; j++) {
+            q[j] = ds__iq4nl_values[w[i].qs[j] & 0xf];
+            q[j + 16] = ds__iq4nl_values[w[i].qs[j] >> 4];
+        }
+        ds__dot_block_lanes(acc, q, x[i].qs, ds__f16_to_f32(w[i].d) * ds__f16_to_f32(x[i].d));
+    }
+    return ds__hsum8_tree(acc);
+}
+
 static float ds__dot_q5_1_q8_1_ref(int K, const void *wv, const void *xv) {
     const ds__block_q5_1 *w = DS__CAST(const ds__block_q5_1 *, wv);
     const ds__block_q8_1 *x = DS__CAST(const ds__block_q8_1 *, xv);
@@ -3191,23 +3469,40 @@ static float ds__dot_q8_0_q8_0_ref(int K, const void *wv, const void *xv) {
     return ds__hsum8_tree(acc);
 }
 
+/* one Q4_K / Q5_K super-block (its levels L) against a Q8_K block: integer sums of
+   scale * (L . x) and min * (x's block sums), then the two float scales */
+static float ds__dot_k4_block_ref(uint16_t d, uint16_t dmin, const uint8_t *scales, const uint8_t *L, const ds__block_q8_k *x) {
+    int sq = 0, sm = 0, j, l;
+    for (j = 0; j < 8; j++) {
+        int sc, mn, s = 0;
+        ds__q4_k_scale_min(scales, j, &sc, &mn);
+        for (l = 0; l < 32; l++) s += L[32 * j + l] * x->qs[32 * j + l];
+        sq += sc * s;
+        sm += mn * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
+    }
+    return x->d * (ds__f16_to_f32(d) * (float)sq - ds__f16_to_f32(dmin) * (float)sm);
+}
 static float ds__dot_q4_k_q8_k_ref(int K, const void *wv, const void *xv) {
     const ds__block_q4_k *w = DS__CAST(const ds__block_q4_k *, wv);
     const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    uint8_t L[DS__QK_K];
     float sum = 0.0f;
-    int i, j, l;
+    int i;
     for (i = 0; i < K / DS__QK_K; i++) {
-        int sq = 0, sm = 0; /* sum scale * (q . qx), sum min * (sum of qx) over 8 sub-blocks */
-        for (j = 0; j < 8; j++) {
-            const uint8_t *q = w[i].qs + 32 * (j / 2);
-            const int8_t *a = x[i].qs + 32 * j;
-            int sc, mn, s = 0, shift = 4 * (j & 1);
-            ds__q4_k_scale_min(w[i].scales, j, &sc, &mn);
-            for (l = 0; l < 32; l++) s += ((q[l] >> shift) & 0xf) * a[l];
-            sq += sc * s;
-            sm += mn * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
-        }
-        sum += x[i].d * (ds__f16_to_f32(w[i].d) * (float)sq - ds__f16_to_f32(w[i].dmin) * (float)sm);
+        ds__k4_levels(w[i].qs, NULL, L);
+        sum += ds__dot_k4_block_ref(w[i].d, w[i].dmin, w[i].scales, L, x + i);
+    }
+    return sum;
+}
+static float ds__dot_q5_k_q8_k_ref(int K, const void *wv, const void *xv) {
+    const ds__block_q5_k *w = DS__CAST(const ds__block_q5_k *, wv);
+    const ds__block_q8_k *x = DS__CAST(const ds__block_q8_k *, xv);
+    uint8_t L[DS__QK_K];
+    float sum = 0.0f;
+    int i;
+    for (i = 0; i < K / DS__QK_K; i++) {
+        ds__k4_levels(w[i].qs, w[i].qh, L);
+        sum += ds__dot_k4_block_ref(w[i].d, w[i].dmin, w[i].scales, L, x + i);
     }
     return sum;
 }
@@ -3268,9 +3563,9 @@ static float ds__dot_bf16_bf16_ref(int K, const void *wv, const void *xv) {
    (F32: x is used as it is). */
 static ds_type ds__act_type(ds_type wt) {
     switch (wt) {
-    case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: return DS_TYPE_Q8_0;
+    case DS_TYPE_Q4_0: case DS_TYPE_Q5_0: case DS_TYPE_Q8_0: case DS_TYPE_IQ4_NL: return DS_TYPE_Q8_0;
     case DS_TYPE_Q4_1: case DS_TYPE_Q5_1: return DS_TYPE_Q8_1;
-    case DS_TYPE_Q4_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
+    case DS_TYPE_Q4_K: case DS_TYPE_Q5_K: case DS_TYPE_Q6_K: return DS_TYPE_Q8_K;
     case DS_TYPE_BF16: return DS_TYPE_BF16;
     default: return DS_TYPE_F32;
     }
@@ -3285,6 +3580,8 @@ static ds__dot_fn ds__dot_ref(ds_type wt) {
     case DS_TYPE_Q5_1: return ds__dot_q5_1_q8_1_ref;
     case DS_TYPE_Q8_0: return ds__dot_q8_0_q8_0_ref;
     case DS_TYPE_Q4_K: return ds__dot_q4_k_q8_k_ref;
+    case DS_TYPE_Q5_K: return ds__dot_q5_k_q8_k_ref;
+    case DS_TYPE_IQ4_NL: return ds__dot_iq4_nl_q8_0_ref;
     case DS_TYPE_Q6_K: return ds__dot_q6_k_q8_k_ref;
     case DS_TYPE_F16: return ds__dot_f16_f32_ref;
     case DS_TYPE_BF16: return ds__dot_bf16_bf16_ref;
@@ -3821,10 +4118,13 @@ DS__AVX2_INLINE __m256i ds__q5_bytes_avx2(const uint8_t *qh, const uint8_t *qs, 
     return _mm256_or_si256(nib, _mm256_andnot_si256(bits, _mm256_set1_epi8((char)0xf0))); /* q - 16 as i8 */
 }
 
-DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1, int n0, int n1) {
+/* Q5_0, Q5_1 and (nl) IQ4_NL, whose signed values come from its grid by a byte shuffle */
+DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int nl, int t0, int t1, int n0, int n1) {
     const int nb = m->K / DS__QK;
-    const size_t wb = q5_1 ? sizeof(ds__block_q5_1) : sizeof(ds__block_q5_0), xb = q5_1 ? sizeof(ds__block_q8_1) : sizeof(ds__block_q8_0);
-    const __m256i ones = _mm256_set1_epi16(1);
+    const size_t wb = nl ? sizeof(ds__block_iq4_nl) : q5_1 ? sizeof(ds__block_q5_1) : sizeof(ds__block_q5_0);
+    const size_t xb = q5_1 ? sizeof(ds__block_q8_1) : sizeof(ds__block_q8_0);
+    const __m256i ones = _mm256_set1_epi16(1), lo4 = _mm256_set1_epi8(0x0f);
+    const __m256i grid = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)ds__iq4nl_values));
     int n, t, i, c;
     for (n = n0; n < n1; n++) {
         const uint8_t *w = m->w + (size_t)n * m->w_row;
@@ -3837,9 +4137,18 @@ DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1,
                 const uint8_t *wi = w + (size_t)i * wb;
                 const ds__block_q5_1 *w1 = (const ds__block_q5_1 *)(const void *)wi;
                 const ds__block_q5_0 *w0 = (const ds__block_q5_0 *)(const void *)wi;
-                __m256i q = q5_1 ? ds__q5_bytes_avx2(w1->qh, w1->qs, 1) : ds__q5_bytes_avx2(w0->qh, w0->qs, 0);
-                __m256i aq = q5_1 ? q : _mm256_sign_epi8(q, q);
-                float dw = ds__f16_avx2(q5_1 ? w1->d : w0->d);
+                const ds__block_iq4_nl *wn = (const ds__block_iq4_nl *)(const void *)wi;
+                __m256i q, aq;
+                float dw;
+                if (nl) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)wn->qs);
+                    q = _mm256_and_si256(_mm256_setr_m128i(v, _mm_srli_epi16(v, 4)), lo4);
+                    q = _mm256_shuffle_epi8(grid, q);
+                } else {
+                    q = q5_1 ? ds__q5_bytes_avx2(w1->qh, w1->qs, 1) : ds__q5_bytes_avx2(w0->qh, w0->qs, 0);
+                }
+                aq = q5_1 ? q : _mm256_sign_epi8(q, q);
+                dw = ds__f16_avx2(nl ? wn->d : q5_1 ? w1->d : w0->d);
                 for (c = 0; c < ct; c++) {
                     const uint8_t *xi = m->xa + (size_t)(t + c) * m->xa_row + (size_t)i * xb;
                     const int8_t *xq = q5_1 ? ((const ds__block_q8_1 *)(const void *)xi)->qs : ((const ds__block_q8_0 *)(const void *)xi)->qs;
@@ -3854,8 +4163,9 @@ DS__AVX2_INLINE void ds__gemm_q5_avx2(const ds__mm *m, int q5_1, int t0, int t1,
         }
     }
 }
-DS__AVX2 static void ds__gemm_q5_0_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, t0, t1, n0, n1); }
-DS__AVX2 static void ds__gemm_q5_1_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 1, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_0_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_q5_1_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 1, 0, t0, t1, n0, n1); }
+DS__AVX2 static void ds__gemm_iq4_nl_avx2(const ds__mm *m, int t0, int t1, int n0, int n1) { ds__gemm_q5_avx2(m, 0, 1, t0, t1, n0, n1); }
 
 /* ---- K-quant matmuls (Q4_K, Q6_K with Q8_K activations) ----------------------------------- */
 /* One weight row at a time against up to 4 tokens: the super-block's 6-bit scales are unpacked
@@ -3866,13 +4176,16 @@ DS__AVX2_INLINE int ds__dot_scaled_avx2(__m256i u, const int8_t *x, __m256i scal
     return ds__hsum8i_avx2(_mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(const void *)x)), scales16));
 }
 
+/* Q4_K and Q5_K (qh: bit 4 of sub-block j's levels is bit j of the qh bytes; NULL for Q4_K):
+   the two blocks begin alike (d, dmin, scales), so one unpacking and one dot serve both */
 typedef struct ds__q4_k_avx2 {
     __m256i q[8], sc16[8];
     int mn[8];
     float d, dmin;
 } ds__q4_k_avx2;
-DS__AVX2_INLINE void ds__q4_k_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q4_k *w) {
-    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+DS__AVX2_INLINE void ds__k4_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q4_k *w, const uint8_t *qs, const uint8_t *qh) {
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256i hb = _mm256_setzero_si256();
     int j;
     st->d = ds__f16_avx2(w->d);
     st->dmin = ds__f16_avx2(w->dmin);
@@ -3881,13 +4194,22 @@ DS__AVX2_INLINE void ds__q4_k_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q4_
         ds__q4_k_scale_min(w->scales, j, &sc, &st->mn[j]);
         st->sc16[j] = _mm256_set1_epi16((short)sc);
     }
+    if (qh) hb = _mm256_loadu_si256((const __m256i *)(const void *)qh);
     for (j = 0; j < 4; j++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(w->qs + 32 * j));
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * j));
         st->q[2 * j] = _mm256_and_si256(v, lo4);
         st->q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+        if (qh) { /* bits 2j and 2j + 1 of each qh byte, moved to bit 4 */
+            st->q[2 * j] = _mm256_or_si256(st->q[2 * j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+            st->q[2 * j + 1] = _mm256_or_si256(st->q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+        }
     }
 }
-DS__AVX2_INLINE float ds__q4_k_dot_avx2(const ds__q4_k_avx2 *st, const ds__block_q4_k *w, const ds__block_q8_k *x) {
+DS__AVX2_INLINE void ds__q4_k_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q4_k *w) { ds__k4_unpack_avx2(st, w, w->qs, NULL); }
+DS__AVX2_INLINE void ds__q5_k_unpack_avx2(ds__q4_k_avx2 *st, const ds__block_q5_k *w) {
+    ds__k4_unpack_avx2(st, (const ds__block_q4_k *)(const void *)w, w->qs, w->qh);
+}
+DS__AVX2_INLINE float ds__k4_dot_avx2(const ds__q4_k_avx2 *st, const void *w, const ds__block_q8_k *x) {
     int sq = 0, sm = 0, j;
     (void)w;
     for (j = 0; j < 8; j++) {
@@ -3896,7 +4218,8 @@ DS__AVX2_INLINE float ds__q4_k_dot_avx2(const ds__q4_k_avx2 *st, const ds__block
     }
     return x->d * (st->d * (float)sq - st->dmin * (float)sm);
 }
-DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_avx2, DS__AVX2, ds__block_q4_k, ds__q4_k_avx2, ds__q4_k_unpack_avx2, ds__q4_k_dot_avx2)
+DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_avx2, DS__AVX2, ds__block_q4_k, ds__q4_k_avx2, ds__q4_k_unpack_avx2, ds__k4_dot_avx2)
+DS__DEFINE_KQ_GEMM(ds__gemm_q5_k_avx2, DS__AVX2, ds__block_q5_k, ds__q4_k_avx2, ds__q5_k_unpack_avx2, ds__k4_dot_avx2)
 
 /* Q6_K: the 6-bit values as unsigned q + 32 (maddubs needs an unsigned operand); the 32 * x
    part comes off through Q8_K's block sums */
@@ -4403,19 +4726,31 @@ typedef struct ds__kq_neon {
     int sc[8], mn[8];
     float d, dmin;
 } ds__kq_neon;
-static inline __attribute__((always_inline)) void ds__q4_k_unpack_neon(ds__kq_neon *st, const ds__block_q4_k *w) {
-    const uint8x16_t lo4 = vdupq_n_u8(0x0f);
+/* Q4_K and Q5_K (qh: bit 4 of sub-block j's levels is bit j of the qh bytes; NULL for Q4_K) */
+static inline __attribute__((always_inline)) void ds__k4_unpack_neon(ds__kq_neon *st, const ds__block_q4_k *w, const uint8_t *qs, const uint8_t *qh) {
+    const uint8x16_t lo4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
     int j;
     st->d = ds__f16_to_f32(w->d);
     st->dmin = ds__f16_to_f32(w->dmin);
     for (j = 0; j < 8; j++) ds__q4_k_scale_min(w->scales, j, &st->sc[j], &st->mn[j]);
     for (j = 0; j < 8; j++) { /* sub-block j: 32 values, nibbles of qs[32 (j / 2)...] */
-        uint8x16_t a = vld1q_u8(w->qs + 32 * (j / 2)), b = vld1q_u8(w->qs + 32 * (j / 2) + 16);
-        st->q[2 * j] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4));
-        st->q[2 * j + 1] = vreinterpretq_s8_u8(j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4));
+        uint8x16_t a = vld1q_u8(qs + 32 * (j / 2)), b = vld1q_u8(qs + 32 * (j / 2) + 16);
+        a = j & 1 ? vshrq_n_u8(a, 4) : vandq_u8(a, lo4);
+        b = j & 1 ? vshrq_n_u8(b, 4) : vandq_u8(b, lo4);
+        if (qh) {
+            const int8x16_t sh = vdupq_n_s8((int8_t)-j);
+            a = vorrq_u8(a, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(qh), sh), one), 4));
+            b = vorrq_u8(b, vshlq_n_u8(vandq_u8(vshlq_u8(vld1q_u8(qh + 16), sh), one), 4));
+        }
+        st->q[2 * j] = vreinterpretq_s8_u8(a);
+        st->q[2 * j + 1] = vreinterpretq_s8_u8(b);
     }
 }
-static inline __attribute__((always_inline)) float ds__q4_k_dot_neon(const ds__kq_neon *st, const ds__block_q4_k *w, const ds__block_q8_k *x) {
+static inline __attribute__((always_inline)) void ds__q4_k_unpack_neon(ds__kq_neon *st, const ds__block_q4_k *w) { ds__k4_unpack_neon(st, w, w->qs, NULL); }
+static inline __attribute__((always_inline)) void ds__q5_k_unpack_neon(ds__kq_neon *st, const ds__block_q5_k *w) {
+    ds__k4_unpack_neon(st, (const ds__block_q4_k *)(const void *)w, w->qs, w->qh);
+}
+static inline __attribute__((always_inline)) float ds__k4_dot_neon(const ds__kq_neon *st, const void *w, const ds__block_q8_k *x) {
     int sq = 0, sm = 0, j;
     (void)w;
     for (j = 0; j < 8; j++) {
@@ -4425,7 +4760,8 @@ static inline __attribute__((always_inline)) float ds__q4_k_dot_neon(const ds__k
     }
     return x->d * (st->d * (float)sq - st->dmin * (float)sm);
 }
-DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_neon, , ds__block_q4_k, ds__kq_neon, ds__q4_k_unpack_neon, ds__q4_k_dot_neon)
+DS__DEFINE_KQ_GEMM(ds__gemm_q4_k_neon, , ds__block_q4_k, ds__kq_neon, ds__q4_k_unpack_neon, ds__k4_dot_neon)
+DS__DEFINE_KQ_GEMM(ds__gemm_q5_k_neon, , ds__block_q5_k, ds__kq_neon, ds__q5_k_unpack_neon, ds__k4_dot_neon)
 
 static inline __attribute__((always_inline)) void ds__q6_k_unpack_neon(ds__kq_neon *st, const ds__block_q6_k *w) {
     int g;
@@ -5116,7 +5452,7 @@ static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
 #define DS__OPS_FLOAT_KQUANT(o, ISA)                                                                           \
     ((o)->gemm[DS_TYPE_F32] = ds__gemm_f32_##ISA, (o)->gemm[DS_TYPE_F16] = ds__gemm_f16_##ISA,                \
      (o)->gemm[DS_TYPE_BF16] = ds__gemm_bf16_##ISA, (o)->gemm[DS_TYPE_Q4_K] = ds__gemm_q4_k_##ISA,            \
-     (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
+     (o)->gemm[DS_TYPE_Q5_K] = ds__gemm_q5_k_##ISA, (o)->gemm[DS_TYPE_Q6_K] = ds__gemm_q6_k_##ISA)
 #define DS__OPS_QX(o, Q4_0, Q4_1, Q8_0, QUANT)                                                                 \
     ((o)->gemm[DS_TYPE_Q4_0] = (Q4_0), (o)->gemm[DS_TYPE_Q4_1] = (Q4_1), (o)->gemm[DS_TYPE_Q8_0] = (Q8_0),    \
      (o)->quantize[DS_TYPE_Q4_0] = (o)->quantize[DS_TYPE_Q4_1] = (o)->quantize[DS_TYPE_Q8_0] = (QUANT),       \
@@ -5125,7 +5461,7 @@ static void ds__quantize_act_ref(ds_type at, const float *x, void *dst, int K) {
 /* Fills o for backend b: the references first, then (CPU) each op's best kernel. This is the
    one place that reads the CPU's features. */
 static void ds__ops_init(ds__ops *o, ds_backend b) {
-    static const ds_type wts[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K, DS_TYPE_BF16};
+    static const ds_type wts[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K, DS_TYPE_BF16};
     unsigned f = b == DS_BACKEND_CPU ? ds_cpu_features() : 0u;
     size_t i;
     memset(o, 0, sizeof *o);
@@ -5162,6 +5498,7 @@ static void ds__ops_init(ds__ops *o, ds_backend b) {
         DS__OPS_FLOAT_KQUANT(o, avx2);
         o->gemm[DS_TYPE_Q5_0] = ds__gemm_q5_0_avx2;
         o->gemm[DS_TYPE_Q5_1] = ds__gemm_q5_1_avx2;
+        o->gemm[DS_TYPE_IQ4_NL] = ds__gemm_iq4_nl_avx2;
         if (f & DS_CPU_AVX512BF16) o->gemm[DS_TYPE_BF16] = ds__gemm_bf16_zmm;
         DS__OPS_ROWS(o, avx2);
         DS__OPS_ATTN(o, avx2);
@@ -6962,12 +7299,17 @@ DS_API ds_status ds_safetensors_write(const char *path, const ds_st_write *t, in
 // >>quant
 /* ---- model quantizer (ds_quantize_model) ------------------------------------------------------
    llama.cpp's llama_model_quantize for the types we have: which tensors it quantizes, its
-   fallback when rows are not whole blocks, and its file_type ids (llama_ftype). */
-typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; } ds__qtype;
+   per-tensor mixes, its fallback when rows are not whole blocks, and its file_type ids
+   (llama_ftype). A mix names its base type; Q4_K and Q5_K are llama-quantize's aliases of the
+   _M mixes. */
+enum { DS__MIX_NONE, DS__MIX_Q4_K_S, DS__MIX_Q4_K_M, DS__MIX_Q5_K_S, DS__MIX_Q5_K_M, DS__MIX_IQ4_NL };
+typedef struct ds__qtype { const char *name; ds_type type; uint32_t ftype; int mix; } ds__qtype;
 static const ds__qtype ds__qtypes[] = {
-    {"F32", DS_TYPE_F32, 0}, {"F16", DS_TYPE_F16, 1}, {"BF16", DS_TYPE_BF16, 32},
-    {"Q8_0", DS_TYPE_Q8_0, 7}, {"Q5_1", DS_TYPE_Q5_1, 9}, {"Q5_0", DS_TYPE_Q5_0, 8},
-    {"Q4_1", DS_TYPE_Q4_1, 3}, {"Q4_0", DS_TYPE_Q4_0, 2}, {"Q6_K", DS_TYPE_Q6_K, 18}};
+    {"F32", DS_TYPE_F32, 0, 0}, {"F16", DS_TYPE_F16, 1, 0}, {"BF16", DS_TYPE_BF16, 32, 0},
+    {"Q8_0", DS_TYPE_Q8_0, 7, 0}, {"Q6_K", DS_TYPE_Q6_K, 18, 0}, {"Q5_1", DS_TYPE_Q5_1, 9, 0}, {"Q5_0", DS_TYPE_Q5_0, 8, 0},
+    {"Q5_K_M", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M}, {"Q5_K_S", DS_TYPE_Q5_K, 16, DS__MIX_Q5_K_S}, {"Q5_K", DS_TYPE_Q5_K, 17, DS__MIX_Q5_K_M},
+    {"Q4_1", DS_TYPE_Q4_1, 3, 0}, {"Q4_0", DS_TYPE_Q4_0, 2, 0}, {"IQ4_NL", DS_TYPE_IQ4_NL, 25, DS__MIX_IQ4_NL},
+    {"Q4_K_M", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}, {"Q4_K_S", DS_TYPE_Q4_K, 14, DS__MIX_Q4_K_S}, {"Q4_K", DS_TYPE_Q4_K, 15, DS__MIX_Q4_K_M}};
 #define DS__N_QTYPES ((int)(sizeof ds__qtypes / sizeof ds__qtypes[0]))
 
 DS_API const char *const *ds_quantize_type_names(void) {
@@ -7196,17 +7538,69 @@ DS_API const float *ds_imatrix_find(const ds_imatrix *im, const char *name, int6
     return NULL;
 }
 
-/* llama.cpp's choice: the tensor's type in the output, or its own type when it stays */
-static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg) {
+/* what the mixes count: the layer of a blk.N. tensor (-1 for others), the attn_v matrices
+   (llama.cpp counts them in the file) and the layers (its ffn_down count is n_layer) */
+typedef struct ds__quant_plan { int64_t n_attn_v, n_layer, n_gqa; } ds__quant_plan;
+static int64_t ds__tensor_layer(ds_str name) {
+    int64_t v = 0;
+    size_t i = 4;
+    if (name.len < 6 || memcmp(name.ptr, "blk.", 4) != 0) return -1;
+    for (; i < name.len && name.ptr[i] >= '0' && name.ptr[i] <= '9' && v < 1000000; i++) v = v * 10 + (name.ptr[i] - '0');
+    return i > 4 && i < name.len && name.ptr[i] == '.' ? v : -1;
+}
+static void ds__quant_plan_init(const ds_gguf *g, ds__quant_plan *p) {
+    char key[96];
+    ds_str arch;
+    uint32_t n = 0;
+    int64_t i;
+    memset(p, 0, sizeof p[0]);
+    for (i = 0; i < ds_gguf_n_tensors(g); i++) {
+        const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
+        if (ds__str_has(t->name, "attn_v.weight") || ds__str_has(t->name, "attn_qkv.weight") || ds__str_has(t->name, "attn_kv_b.weight"))
+            p->n_attn_v++;
+        if (ds__str_has(t->name, "ffn_down")) p->n_layer = DS__MAX(p->n_layer, ds__tensor_layer(t->name) + 1);
+    }
+    if (ds_gguf_get_str(g, "general.architecture", &arch) == DS_OK && arch.len < 64) {
+        snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len, arch.ptr);
+        if (ds_gguf_get_u32(g, key, &n) == DS_OK) p->n_layer = n;
+        snprintf(key, sizeof key, "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+        if (ds_gguf_get_u32(g, key, &n) == DS_OK) {
+            uint32_t kv = 0;
+            snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+            if (ds_gguf_get_u32(g, key, &kv) != DS_OK) kv = n;
+            p->n_gqa = kv ? n / kv : 0;
+        }
+    }
+}
+
+/* llama.cpp's use_more_bits: the first and last eighth of the layers and every third between */
+static int ds__more_bits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+/* llama.cpp's choice (llama_tensor_get_type): the tensor's type in the output, or its own type
+   when it stays */
+static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const ds__qtype *q, const ds_quantize_config *cfg,
+                                const ds__quant_plan *p) {
     int n_dims = t->n_dims, is_output = ds__str_is(t->name, "output.weight");
+    int64_t layer = ds__tensor_layer(t->name);
     ds_type nt = q->type;
     while (n_dims > 1 && t->ne[n_dims - 1] == 1) n_dims--; /* ggml_n_dims */
     if (!ds__str_ends(t->name, "weight") || n_dims < 2 || ds__str_has(t->name, "_norm.weight") ||
         ds__str_has(t->name, "ffn_gate_inp.weight") || (is_output && cfg->keep_output))
         return t->type;
-    if (!cfg->pure && ds_type_block_elems(nt) > 1 &&
-        (is_output || (!ds_gguf_find_tensor(g, "output.weight") && ds__str_is(t->name, "token_embd.weight"))))
-        nt = t->ne[0] % DS__QK_K ? DS_TYPE_Q8_0 : nt == DS_TYPE_Q8_0 ? nt : DS_TYPE_Q6_K;
+    if (cfg->pure || ds_type_block_elems(nt) == 1) return nt;
+    if (is_output || (!ds_gguf_find_tensor(g, "output.weight") && ds__str_is(t->name, "token_embd.weight")))
+        return t->ne[0] % DS__QK_K ? DS_TYPE_Q8_0 : nt == DS_TYPE_Q8_0 ? nt : DS_TYPE_Q6_K;
+    if (ds__str_has(t->name, "attn_v.weight")) {
+        if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_attn_v)) nt = DS_TYPE_Q6_K;
+        else if (q->mix == DS__MIX_Q4_K_S && layer < 4) nt = DS_TYPE_Q5_K;
+        else if (q->mix == DS__MIX_IQ4_NL && p->n_gqa >= 4) nt = DS_TYPE_Q5_K;
+    } else if (ds__str_has(t->name, "ffn_down")) {
+        if ((q->mix == DS__MIX_Q4_K_M || q->mix == DS__MIX_Q5_K_M) && ds__more_bits(layer, p->n_layer)) nt = DS_TYPE_Q6_K;
+        else if ((q->mix == DS__MIX_Q4_K_S || q->mix == DS__MIX_IQ4_NL) && layer < p->n_layer / 8) nt = DS_TYPE_Q5_K;
+    } else if (ds__str_has(t->name, "attn_qkv.weight")) {
+        if (q->mix == DS__MIX_Q4_K_M) nt = DS_TYPE_Q5_K;
+        else if (q->mix == DS__MIX_Q5_K_M) nt = DS_TYPE_Q6_K;
+    }
     return nt;
 }
 
@@ -7214,6 +7608,7 @@ static ds_type ds__quant_choose(const ds_gguf *g, const ds_gguf_tensor *t, const
 static ds_type ds__quant_fallback(ds_type nt, int64_t ne0) {
     if (ne0 % (int64_t)ds_type_block_elems(nt) == 0) return nt;
     if (nt == DS_TYPE_Q4_K) nt = DS_TYPE_Q5_0;
+    else if (nt == DS_TYPE_Q5_K) nt = DS_TYPE_Q5_1;
     else if (nt == DS_TYPE_Q6_K) nt = DS_TYPE_Q8_0;
     return ne0 % (int64_t)ds_type_block_elems(nt) ? DS_TYPE_F16 : nt;
 }
@@ -7261,7 +7656,7 @@ typedef struct ds__quant_job {
     const float *qw; /* importance per column (ne0), or NULL */
     const ds__row_delta *delta;
     int n_delta;
-    int fail;
+    unsigned char *fail; /* one flag per task: tasks run on several threads */
 } ds__quant_job;
 
 static void ds__quant_task(void *ctx, int i, int n) {
@@ -7271,7 +7666,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
     int k, q;
     (void)n;
     if (!row) {
-        j->fail = 1;
+        j->fail[i] = 1;
         return;
     }
     for (; r < r1; r++) {
@@ -7292,6 +7687,7 @@ static void ds__quant_task(void *ctx, int i, int n) {
 /* ds_quantize_model, and with `deltas` ds_lora_merge: keep = 1 leaves every tensor its type */
 static ds_status ds__quantize_file(const char *in_path, const char *out_path, const ds_quantize_config *cfg_in, int keep, ds__delta_fn deltas, void *dctx) {
     ds_quantize_config cfg;
+    ds__quant_plan plan;
     const ds__qtype *q = NULL;
     ds_gguf *g = NULL;
     ds_gguf_writer *w = NULL;
@@ -7311,6 +7707,7 @@ static ds_status ds__quantize_file(const char *in_path, const char *out_path, co
     if (!q) return ds__fail(DS_ERR_INVALID_ARG, "quantize: unknown type '%.32s'", cfg.type);
     if ((s = ds_gguf_open(in_path, &g))) return s;
     if (cfg.imatrix && (s = ds__quant_imatrix(cfg.imatrix, in_path, g, &im))) goto done;
+    ds__quant_plan_init(g, &plan);
     memset(&pc, 0, sizeof pc);
     pc.n_threads = cfg.threads;
     nt = ds_gguf_n_tensors(g);
@@ -7326,7 +7723,7 @@ static ds_status ds__quantize_file(const char *in_path, const char *out_path, co
         const ds_gguf_tensor *t = ds_gguf_tensor_at(g, i);
         char name[DS__GGUF_MAX_NAME + 1];
         ds_quantize_event ev;
-        ds_type want = keep ? t->type : ds__quant_choose(g, t, q, &cfg), to = keep ? want : ds__quant_fallback(want, t->ne[0]);
+        ds_type want = keep ? t->type : ds__quant_choose(g, t, q, &cfg, &plan), to = keep ? want : ds__quant_fallback(want, t->ne[0]);
         const void *data = t->data;
         size_t len = DS__MIN(t->name.len, (size_t)DS__GGUF_MAX_NAME);
         const ds__row_delta *delta = NULL;
@@ -7334,7 +7731,7 @@ static ds_status ds__quantize_file(const char *in_path, const char *out_path, co
         memcpy(name, t->name.ptr, len);
         name[len] = '\0';
         n_delta = deltas ? deltas(dctx, name, &delta) : 0;
-        if ((to != t->type || n_delta) && (to == DS_TYPE_Q4_K || !ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K)) {
+        if ((to != t->type || n_delta) && (!ds_type_block_elems(to) || to == DS_TYPE_Q8_1 || to == DS_TYPE_Q8_K)) {
             s = ds__fail(DS_ERR_UNSUPPORTED, "quantize: tensor '%s': no quantizer for %s yet", name, ds_type_name(to));
             goto done;
         }
@@ -7363,9 +7760,15 @@ static ds_status ds__quantize_file(const char *in_path, const char *out_path, co
             p = ds_pool_size(pool);
             j.rows_per_task = DS__MAX(1, j.rows / (8 * p));
             tasks = (int)((j.rows + j.rows_per_task - 1) / j.rows_per_task);
-            ds_pool_run(pool, ds__quant_task, &j, tasks);
-            if (j.fail) {
+            if (!(j.fail = DS__CAST(unsigned char *, ds__calloc((size_t)tasks, 1)))) {
                 s = ds__fail(DS_ERR_NO_MEMORY, "quantize: out of memory");
+                goto done;
+            }
+            ds_pool_run(pool, ds__quant_task, &j, tasks);
+            for (p = 0; p < tasks && !j.fail[p]; p++) {}
+            ds_free(j.fail);
+            if (p < tasks) {
+                s = ds__fail(DS_ERR_NO_MEMORY, "quantize: tensor '%s': out of memory", name);
                 goto done;
             }
             data = bufs[i];
@@ -10893,7 +11296,8 @@ static ds_status ds__model_read_config(const ds_gguf *g, ds_model_config *c) {
 /* Types the matmul kernels take as weights. */
 static int ds__model_weight_type_ok(ds_type t) {
     return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
+           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q5_K ||
+           t == DS_TYPE_Q6_K || t == DS_TYPE_IQ4_NL;
 }
 
 /* A (rows, cols) matrix in a kernel type, or with rows == 0 a (cols) F32 vector. Absent
@@ -11630,10 +12034,7 @@ DS_API ds_status ds_model_config_write_deepseek2(const ds_model_config *c, ds_gg
 
 #if !defined(DS_NO_DEEPSEEK2)
 /* ---- deepseek2 weights ----------------------------------------------------------------------- */
-static int ds__dsk_weight_type_ok(ds_type t) {
-    return t == DS_TYPE_F32 || t == DS_TYPE_F16 || t == DS_TYPE_BF16 || t == DS_TYPE_Q4_0 || t == DS_TYPE_Q4_1 ||
-           t == DS_TYPE_Q5_0 || t == DS_TYPE_Q5_1 || t == DS_TYPE_Q8_0 || t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K;
-}
+static int ds__dsk_weight_type_ok(ds_type t) { return ds__model_weight_type_ok(t); }
 
 /* Tensor `name` of shape [ne0, ne1, ne2] (trailing 1s may be omitted in the file); a vector
    (ne1 == 1, ne2 == 1) must be F32. Absent: an error unless optional (data stays NULL). */

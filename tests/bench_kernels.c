@@ -152,7 +152,7 @@ static double time_elementwise(int which, int reps) {
 /* every weight type on one 1536 x 1536 matrix (cache-resident: the kernels' own speed):
    T=1 in GB/s of weights, T=64 in GFLOP/s, scalar against the best level */
 static void per_type(ds_pool *pool) {
-    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q6_K, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_F32};
+    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_F32};
     enum { N = 1536, K = 1536, TP = 64 };
     float *x = (float *)ds_alloc((size_t)TP * K * 4), *y = (float *)ds_alloc((size_t)TP * N * 4);
     int i, j;

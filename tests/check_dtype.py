@@ -124,12 +124,12 @@ def random_blocks(qt, n_blocks):
     raw = rng.integers(0, 256, (n_blocks, tsz), dtype=np.uint8)
     def put_f16(col, lo, hi):
         raw[:, col:col + 2] = rng.uniform(lo, hi, n_blocks).astype(np.float16).view(np.uint8).reshape(-1, 2)
-    if qt in (Q.Q4_0, Q.Q8_0, Q.Q5_0):
+    if qt in (Q.Q4_0, Q.Q8_0, Q.Q5_0, Q.IQ4_NL):
         put_f16(0, -0.1, 0.1)
     elif qt in (Q.Q4_1, Q.Q5_1):
         put_f16(0, 0, 0.1)
         put_f16(2, -1, 1)
-    elif qt == Q.Q4_K:
+    elif qt in (Q.Q4_K, Q.Q5_K):
         put_f16(0, 0, 0.01)
         put_f16(2, 0, 0.01)
     elif qt == Q.Q6_K:
@@ -232,9 +232,9 @@ def check_matmul_model():
 
 check_f16_table()
 check_f32_to_f16()
-for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K):
+for qt in (Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_NL):
     check_quantize(qt)
-for qt in (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q6_K, Q.Q8_K):
+for qt in (Q.F32, Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q8_1, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.Q8_K, Q.IQ4_NL):
     check_dequantize(qt)
 check_model()
 check_matmul_model()

@@ -134,8 +134,10 @@ static void test_bf16_rounding(ds_test_ctx *t) {
 
 /* Each quantized type round-trips within its step size, and the block sizes match the traits. */
 static void test_quant_roundtrip(ds_test_ctx *t) {
-    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q8_1, DS_TYPE_Q8_K, DS_TYPE_Q5_0, DS_TYPE_Q5_1};
-    static const float tol[] = {1.0f / 8 * 1.05f, 1.0f / 15 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 1.0f / 16 * 1.05f, 1.0f / 31 * 1.05f};
+    static const ds_type types[] = {DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q8_0, DS_TYPE_Q8_1, DS_TYPE_Q8_K, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q5_K};
+    /* the K types also round their sub-block scales and mins to 6 bits of the block's */
+    static const float tol[] = {1.0f / 8 * 1.05f, 1.0f / 15 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 0.5f / 127 * 1.05f, 1.0f / 16 * 1.05f, 1.0f / 31 * 1.05f,
+                                1.0f / 15 * 1.5f, 1.0f / 31 * 1.5f};
     const int n_types = (int)(sizeof types / sizeof types[0]);
     float x[512], y[512];
     uint8_t q[600];
@@ -150,7 +152,8 @@ static void test_quant_roundtrip(ds_test_ctx *t) {
             ds__dequantize_row(types[ti], q, y, 512);
             /* max abs is per block; 2*range bounds Q4_1's (max - min); fp16 scales add ~1e-3 */
             for (i = 0; i < 512; i++) {
-                float lim = tol[ti] * range * (types[ti] == DS_TYPE_Q4_1 || types[ti] == DS_TYPE_Q5_1 ? 2.0f : 1.0f) * 1.01f + 1e-3f * fabsf(x[i]);
+                int offset = types[ti] == DS_TYPE_Q4_1 || types[ti] == DS_TYPE_Q5_1 || types[ti] == DS_TYPE_Q4_K || types[ti] == DS_TYPE_Q5_K;
+                float lim = tol[ti] * range * (offset ? 2.0f : 1.0f) * 1.01f + 1e-3f * fabsf(x[i]);
                 DS_REQUIRE(t, fabsf(x[i] - y[i]) <= lim, "%s k=%d i=%d: %g -> %g", ds_type_name(types[ti]), k, i, x[i], y[i]);
             }
         }

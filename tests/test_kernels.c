@@ -57,7 +57,7 @@ static void use_level(int l) {
 static int bit_equal(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof(float)) == 0; }
 
 /* ---- the references against double precision ------------------------------------------- */
-static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q6_K};
+static const ds_type mm_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16, DS_TYPE_Q8_0, DS_TYPE_Q4_0, DS_TYPE_Q4_1, DS_TYPE_Q5_0, DS_TYPE_Q5_1, DS_TYPE_Q4_K, DS_TYPE_Q5_K, DS_TYPE_Q6_K, DS_TYPE_IQ4_NL};
 #define N_MM_TYPES ((int)(sizeof mm_types / sizeof mm_types[0]))
 
 /* random weights: quantized from random floats, or random bytes with sane scales (K-quants) */
@@ -66,13 +66,14 @@ static void random_weights(ds_type t, void *w, int N, int K) {
     uint8_t *p = DS__CAST(uint8_t *, w);
     float *row = DS__CAST(float *, xmalloc((size_t)K * sizeof(float)));
     int n;
-    if (t == DS_TYPE_Q4_K || t == DS_TYPE_Q6_K) {
+    if (t == DS_TYPE_Q4_K || t == DS_TYPE_Q5_K || t == DS_TYPE_Q6_K) {
         for (i = 0; i < rb * (size_t)N; i++) p[i] = (uint8_t)rnd();
         for (i = 0; i < (size_t)N * (size_t)K / 256; i++) {
-            if (t == DS_TYPE_Q4_K) {
-                ds__block_q4_k *b = DS__CAST(ds__block_q4_k *, w) + i;
-                b->d = ds__f32_to_f16(0.01f * (1 + rnd() % 100) / 100.0f);
-                b->dmin = ds__f32_to_f16(0.01f * (1 + rnd() % 100) / 100.0f);
+            if (t != DS_TYPE_Q6_K) { /* Q4_K and Q5_K begin with f16 d, dmin */
+                uint16_t h[2];
+                h[0] = ds__f32_to_f16(0.01f * (1 + rnd() % 100) / 100.0f);
+                h[1] = ds__f32_to_f16(0.01f * (1 + rnd() % 100) / 100.0f);
+                memcpy(p + i * ds_type_block_bytes(t), h, sizeof h);
             } else {
                 DS__CAST(ds__block_q6_k *, w)[i].d = ds__f32_to_f16(0.001f * (1 + rnd() % 100) / 100.0f);
             }
@@ -191,7 +192,7 @@ static void test_get_row(ds_test_ctx *t) {
     use_level(-1);
     for (ti = 0; ti < N_MM_TYPES; ti++) {
         ds_type wt = mm_types[ti];
-        int k2 = (wt == DS_TYPE_Q4_K || wt == DS_TYPE_Q6_K) ? 256 : K;
+        int k2 = ds_type_block_elems(wt) == 256 ? 256 : K;
         size_t rb = ds__row_bytes(wt, k2);
         void *w = xmalloc(rb * 4);
         float a[256], b[256];
@@ -260,7 +261,8 @@ static void check_matmul_case(ds_test_ctx *t, ds_pool *pool, ds_type wt, int T, 
             char what[96];
             snprintf(what, sizeof what, "matmul %s T=%d N=%d K=%d", ds_type_name(wt), T, N, K);
             check_close(t, what, l, y1, y0, sc, T * N, 1e-5);
-            if (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q5_0 || wt == DS_TYPE_Q5_1 || wt == DS_TYPE_Q8_0)
+            if (wt == DS_TYPE_Q4_0 || wt == DS_TYPE_Q4_1 || wt == DS_TYPE_Q5_0 || wt == DS_TYPE_Q5_1 || wt == DS_TYPE_Q8_0 ||
+                wt == DS_TYPE_Q4_K || wt == DS_TYPE_Q5_K || wt == DS_TYPE_IQ4_NL)
                 DS_CHECK(t, bit_equal(y1, y0, T * N), "%s [%s]: not bit-identical to the reference", what, levels[l].name);
         }
         n_levels_run++;
