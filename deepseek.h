@@ -2869,7 +2869,9 @@ static void ds__dequantize_q6_k(const ds__block_q6_k *b, float *y, int64_t nb) {
 /* ggml's make_qkx2_quants: levels L in [0, nmax] with x ~ scale * L - *the_min (the min is
    kept <= 0 in x, so *the_min >= 0), minimising the w-weighted squared error. Starts from the
    range's grid, then tries nstep + 1 stretched grids (nmax + rmin + rdelta * is levels over the
-   range), each refit by weighted least squares; the first strictly better one wins. */
+   range), each refit by weighted least squares; the first strictly better one wins. Laux:
+   scratch of n. The importance-weighted Q4_1 / Q5_1 searches (ggml's make_qkx3_quants without
+   its MAD option) are the same search with their own weights and grid. */
 static float ds__make_qkx2_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux,
                                   float rmin, float rdelta, int nstep) {
     float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best_error = 0.0f;
@@ -3225,67 +3227,6 @@ static void ds__quantize_row(ds_type t, const float *src, void *dst, int64_t n) 
    of the value's column. Instead of the reference's fixed rounding, a search over scales (and
    minimums) minimises that weighted error per block. */
 
-/* levels L in [0, nmax] with x ~ scale * L - *the_min for n values, min <= 0: from the range,
-   then nstep + 1 stretches of the grid (nmax + rmin + rdelta * is levels over the range), each
-   refit by weighted least squares for scale and min, keeping the least weighted squared error
-   (ggml's make_qkx3_quants without its MAD option). Laux: scratch of n. */
-static float ds__make_qkx3_quants(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min, uint8_t *Laux, float rmin,
-                                  float rdelta, int nstep) {
-    float min = x[0], max = x[0], sum_w = w[0], sum_x = w[0] * x[0], iscale, scale, best = 0.0f;
-    int i, is;
-    for (i = 1; i < n; i++) {
-        min = DS__MIN(min, x[i]);
-        max = DS__MAX(max, x[i]);
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0.0f) min = 0.0f;
-    if (max <= min) {
-        memset(L, 0, (size_t)n);
-        *the_min = -min;
-        return 0.0f;
-    }
-    iscale = (float)nmax / (max - min);
-    scale = 1.0f / iscale;
-    for (i = 0; i < n; i++) {
-        float diff;
-        L[i] = (uint8_t)DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
-        diff = scale * (float)L[i] + min - x[i];
-        best += w[i] * (diff * diff);
-    }
-    for (is = 0; is <= nstep; is++) {
-        float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f, D;
-        iscale = (rmin + rdelta * (float)is + (float)nmax) / (max - min);
-        for (i = 0; i < n; i++) {
-            int l = DS__MAX(0, DS__MIN(nmax, ds__round_even(iscale * (x[i] - min))));
-            Laux[i] = (uint8_t)l;
-            sum_l += w[i] * (float)l;
-            sum_l2 += w[i] * (float)l * (float)l;
-            sum_xl += w[i] * (float)l * x[i];
-        }
-        D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0.0f) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D, this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D, err = 0.0f;
-            if (this_min > 0.0f) {
-                this_min = 0.0f;
-                this_scale = sum_xl / sum_l2;
-            }
-            for (i = 0; i < n; i++) {
-                float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                err += w[i] * (diff * diff);
-            }
-            if (err < best) {
-                memcpy(L, Laux, (size_t)n);
-                best = err;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
-
 /* dst = src (n floats) as type t, each value weighted by qw (n floats, NULL: ds__quantize_row).
    Types without a weighted search (Q8_0, the float types) ignore qw, as ggml does. */
 static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n, const float *qw) {
@@ -3329,7 +3270,7 @@ static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n
         }
         case DS_TYPE_Q4_1: {
             ds__block_q4_1 *y = DS__CAST(ds__block_q4_1 *, dst) + i;
-            d = ds__make_qkx3_quants(DS__QK, 15, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            d = ds__make_qkx2_quants(DS__QK, 15, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
             y->d = ds__f32_to_f16(d);
             y->m = ds__f32_to_f16(-the_min);
             for (j = 0; j < DS__QK / 2; j++) y->qs[j] = (uint8_t)(U[j] | U[j + DS__QK / 2] << 4);
@@ -3337,7 +3278,7 @@ static void ds__quantize_row_w(ds_type t, const float *src, void *dst, int64_t n
         }
         default: { /* Q5_1 */
             ds__block_q5_1 *y = DS__CAST(ds__block_q5_1 *, dst) + i;
-            d = ds__make_qkx3_quants(DS__QK, 31, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
+            d = ds__make_qkx2_quants(DS__QK, 31, src, w, U, &the_min, Uaux, -0.9f, 0.05f, 36);
             y->d = ds__f32_to_f16(d);
             y->m = ds__f32_to_f16(-the_min);
             for (j = 0; j < DS__QK; j++) q[j] = U[j];
