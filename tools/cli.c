@@ -115,6 +115,8 @@ int cli_check_output(const char *cmd, const char *path) {
 
 int cli_fail(const char *cmd, const char *what, ds_status s) {
     const char *e = ds_last_error();
+    size_t n = strlen(cmd);
+    if (!strncmp(e, cmd, n) && e[n] == ':' && e[n + 1] == ' ') e += n + 2;   /* the library names the command too */
     if (what && *what && !strstr(e, what)) fprintf(stderr, "deepseek %s: %s: %s (%s)\n", cmd, what, e, ds_status_str(s));
     else fprintf(stderr, "deepseek %s: %s (%s)\n", cmd, e, ds_status_str(s));
     return 1;
