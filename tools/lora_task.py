@@ -10,6 +10,7 @@
         independent check that our adapter files load and do what we trained), and the share
         that equals the expected answer exactly.
 """
+import os
 import argparse, datetime, json, random, sys
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
@@ -39,6 +40,7 @@ def gen(args):
                 seen.add(q)
                 out.append((q, a))
         return out
+    os.makedirs(args.dir, exist_ok=True)
     for name, n in (("train", args.train), ("eval", args.eval)):
         with open(f"{args.dir}/{name}.jsonl", "w") as f:
             for q, a in unique(n):
