@@ -10,8 +10,7 @@
         independent check that our adapter files load and do what we trained), and the share
         that equals the expected answer exactly.
 """
-import os
-import argparse, datetime, json, random, sys
+import argparse, datetime, json, os, random, sys
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
